@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what xlb's build, tests, demo and benchmarks need on Debian/Ubuntu.
+# Does nothing when everything is already present.
+set -euo pipefail
+
+need=()
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
+
+have_cmd clang-19   || need+=(clang-19)
+have_cmd llvm-strip-19 || need+=(llvm-19)
+have_pkg libbpf-dev || need+=(libbpf-dev)
+have_cmd bpftool    || need+=(bpftool)
+have_cmd ip         || need+=(iproute2)
+have_cmd ethtool    || need+=(ethtool)
+have_cmd wrk        || need+=(wrk)
+have_cmd haproxy    || need+=(haproxy)
+have_cmd nginx      || need+=(nginx)
+have_cmd curl       || need+=(curl)
+
+if [ "${#need[@]}" -eq 0 ]; then
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing ${need[*]}; run as root (sudo make ...) to install them" >&2
+	exit 1
+fi
+if ! have_cmd apt-get; then
+	echo "deps: missing ${need[*]} and no apt-get here; install them by hand" >&2
+	exit 1
+fi
+echo "deps: installing ${need[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The benchmark peers are run by hand, not as services.
+for svc in haproxy nginx; do
+	if have_cmd systemctl; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
+	if have_cmd service; then service "$svc" stop >/dev/null 2>&1 || true; fi
+done
