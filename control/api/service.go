@@ -1,0 +1,44 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+)
+
+// Service is what the daemon offers its operators. The daemon implements it
+// (control/daemon), the HTTP handler serves it, and Client implements it on
+// the CLI side.
+//
+// Every mutating method returns only after the change is persisted, so an
+// acknowledged change survives a crash. Errors wrap ErrNotFound, ErrInvalid,
+// ErrConflict or ErrUnavailable where one applies; the handler turns those
+// into 404, 400, 409 and 503, anything else into 500.
+type Service interface {
+	ListVIPs(ctx context.Context) ([]VIP, error)
+	GetVIP(ctx context.Context, key VIPKey) (VIP, error)
+	AddVIP(ctx context.Context, spec VIPSpec) error
+	DeleteVIP(ctx context.Context, key VIPKey) error
+
+	AddBackend(ctx context.Context, vip VIPKey, spec BackendSpec) error
+	DeleteBackend(ctx context.Context, vip VIPKey, backend netip.Addr) error
+	// SetBackendState drains (drain=true) or undrains a backend.
+	SetBackendState(ctx context.Context, vip VIPKey, backend netip.Addr, drain bool) error
+	SetBackendWeight(ctx context.Context, vip VIPKey, backend netip.Addr, weight uint32) error
+
+	Status(ctx context.Context) (Status, error)
+	Stats(ctx context.Context) (Stats, error)
+	Flow(ctx context.Context, q FlowQuery) (FlowAnswer, error)
+	// Reload re-reads the config file and applies the difference; a bad
+	// config returns ErrInvalid and leaves the running state unchanged.
+	Reload(ctx context.Context) error
+}
+
+// Sentinel errors shared by the daemon, the handler and the client. Wrap them
+// with context: fmt.Errorf("vip %s: %w", key, ErrNotFound).
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrInvalid     = errors.New("invalid request")
+	ErrConflict    = errors.New("conflict")
+	ErrUnavailable = errors.New("unavailable")
+)
