@@ -1,0 +1,647 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/xlbproject/xlb/maglev"
+)
+
+// Defaults. The health-check defaults are chosen so that a dead L7 host
+// leaves the data path in well under one second: a killed proxy refuses the
+// connection at once, so detection takes Fall probes, i.e. at most
+// Fall × (Interval + jitter) + Timeout ≈ 2 × 220 ms + 150 ms ≈ 0.6 s, and the
+// reconcile that follows takes milliseconds.
+const (
+	DefaultHealthType         = "http"
+	DefaultHealthPort         = 9901
+	DefaultHealthPath         = "/ready"
+	DefaultHealthStatus       = 200
+	DefaultHealthInterval     = 200 * time.Millisecond
+	DefaultHealthTimeout      = 150 * time.Millisecond
+	DefaultHealthRise         = 2
+	DefaultHealthFall         = 2
+	DefaultSocket             = "/run/xlb/xlb.sock"
+	DefaultMetricsListen      = "127.0.0.1:9724"
+	DefaultStatePath          = "/var/lib/xlb/state.json"
+	DefaultPinPath            = "/sys/fs/bpf/xlb"
+	DefaultConntrackEntries   = 262144
+	DefaultConntrackUDPIdle   = 30 * time.Second
+	DefaultMaxVIPs            = 512
+	DefaultMaxBackends        = 4096
+	DefaultAttachMode         = "auto"
+	DefaultForwarding         = "ipip"
+	DefaultBackendWeight      = 1
+	maxBackendWeight          = 65535
+	minHealthInterval         = 10 * time.Millisecond
+	maxHealthRiseFall         = 100
+	DefaultSocketMode         = 0o660
+	defaultSocketModeAsString = "0660"
+)
+
+// Config is a validated daemon configuration.
+type Config struct {
+	// File is the path the configuration was read from, kept for reloads
+	// and error messages.
+	File        string
+	Interfaces  []Interface
+	OuterSource OuterSource
+	Dataplane   Dataplane
+	Health      Health
+	API         API
+	Metrics     Metrics
+	StatePath   string
+	PinPath     string
+	VIPs        []VIP
+}
+
+// Interface is a NIC the balancer's XDP program is attached to.
+type Interface struct {
+	Name string
+	// Mode is "native", "generic" or "auto" (native, falling back to generic
+	// when the driver has no XDP support).
+	Mode string
+	// NextHopMAC is the destination MAC of encapsulated packets leaving this
+	// interface (the router or the L7 hosts' segment); nil lets the data path
+	// decide.
+	NextHopMAC net.HardwareAddr
+}
+
+// OuterSource holds the host's own addresses, used as the source of the
+// IP-in-IP outer header so that anti-spoofing filters and rp_filter accept
+// the packets.
+type OuterSource struct {
+	IPv4 netip.Addr
+	IPv6 netip.Addr
+}
+
+// Dataplane sizes the BPF maps; they are fixed when the maps are created.
+type Dataplane struct {
+	MaxVIPs          int
+	MaxBackends      int
+	ConntrackEntries int
+	UDPIdleTimeout   time.Duration
+}
+
+// Health configures the active checks of every L7 host.
+type Health struct {
+	// Type is "http" (GET Path, expect Status) or "tcp" (connect only).
+	Type string
+	// Port is the port probed on the backend; 0 means the VIP's own port
+	// (not allowed for port-wildcard VIPs).
+	Port     uint16
+	Path     string
+	Status   int
+	Interval time.Duration
+	Timeout  time.Duration
+	Rise     int
+	Fall     int
+}
+
+// API configures the unix socket the CLI talks to.
+type API struct {
+	Socket string
+	Mode   os.FileMode
+	// Group, when set, owns the socket so that its members can use the CLI
+	// without sudo.
+	Group string
+}
+
+// Metrics configures the Prometheus listener.
+type Metrics struct {
+	Listen string
+}
+
+// VIP is one virtual service.
+type VIP struct {
+	Addr netip.Addr
+	// Port 0 means "any port" (a port-wildcard VIP).
+	Port       uint16
+	Proto      string
+	Forwarding string
+	TableSize  uint32
+	Backends   []Backend
+}
+
+// Backend is one L7 host of a VIP.
+type Backend struct {
+	Addr   netip.Addr
+	Weight uint32
+	// State is "active" or "draining".
+	State string
+}
+
+// The file's shape. Scalars that need parsing are strings here so that a bad
+// value is reported with its line instead of a decoder panic message.
+type fileConfig struct {
+	Interfaces  []fileInterface `yaml:"interfaces"`
+	OuterSource struct {
+		IPv4 string `yaml:"ipv4"`
+		IPv6 string `yaml:"ipv6"`
+	} `yaml:"outer_source"`
+	Dataplane struct {
+		MaxVIPs          *int    `yaml:"max_vips"`
+		MaxBackends      *int    `yaml:"max_backends"`
+		ConntrackEntries *int    `yaml:"conntrack_entries"`
+		UDPIdleTimeout   *string `yaml:"udp_idle_timeout"`
+	} `yaml:"dataplane"`
+	Health struct {
+		Type     *string `yaml:"type"`
+		Port     *int    `yaml:"port"`
+		Path     *string `yaml:"path"`
+		Status   *int    `yaml:"expect_status"`
+		Interval *string `yaml:"interval"`
+		Timeout  *string `yaml:"timeout"`
+		Rise     *int    `yaml:"rise"`
+		Fall     *int    `yaml:"fall"`
+	} `yaml:"health"`
+	API struct {
+		Socket *string `yaml:"socket"`
+		Mode   *string `yaml:"mode"`
+		Group  string  `yaml:"group"`
+	} `yaml:"api"`
+	Metrics struct {
+		Listen *string `yaml:"listen"`
+	} `yaml:"metrics"`
+	State struct {
+		Path *string `yaml:"path"`
+	} `yaml:"state"`
+	BPF struct {
+		PinPath *string `yaml:"pin_path"`
+	} `yaml:"bpf"`
+	VIPs []fileVIP `yaml:"vips"`
+}
+
+type fileInterface struct {
+	Name       string `yaml:"name"`
+	Mode       string `yaml:"mode"`
+	NextHopMAC string `yaml:"next_hop_mac"`
+}
+
+type fileVIP struct {
+	Address    string        `yaml:"address"`
+	Port       *string       `yaml:"port"`
+	Protocol   string        `yaml:"protocol"`
+	Forwarding string        `yaml:"forwarding"`
+	TableSize  *int          `yaml:"table_size"`
+	Backends   []fileBackend `yaml:"backends"`
+}
+
+type fileBackend struct {
+	Address string `yaml:"address"`
+	Weight  *int   `yaml:"weight"`
+	State   string `yaml:"state"`
+}
+
+// Error is one problem found in a configuration file.
+type Error struct {
+	File   string
+	Line   int // 0 when the problem has no position (empty file)
+	Field  string
+	Reason string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":")
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Reason)
+	return b.String()
+}
+
+// Load reads and validates the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+var yamlLineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// Parse validates a configuration; name is used in error messages. All
+// problems found are returned together (errors.Join of *Error), so one run
+// of `xlb daemon` or `xlb reload` lists everything to fix.
+func Parse(name string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlError(name, err)
+	}
+	if root.Kind == 0 || len(root.Content) == 0 {
+		return nil, &Error{File: name, Reason: "empty configuration"}
+	}
+	var fc fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil {
+		return nil, yamlError(name, err)
+	}
+	v := &validator{file: name, root: &root}
+	cfg := v.config(&fc)
+	if len(v.errs) > 0 {
+		return nil, errors.Join(v.errs...)
+	}
+	cfg.File = name
+	return cfg, nil
+}
+
+// yamlError turns the decoder's "line N: reason" messages into *Error
+// values; unknown fields come out as `unknown field "x"`.
+func yamlError(file string, err error) error {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	var errs []error
+	for _, m := range msgs {
+		e := &Error{File: file, Reason: strings.TrimPrefix(m, "yaml: ")}
+		if sm := yamlLineRe.FindStringSubmatch(m); sm != nil {
+			e.Line, _ = strconv.Atoi(sm[1])
+			e.Reason = sm[2]
+		}
+		if f, ok := strings.CutPrefix(e.Reason, "field "); ok {
+			if name, _, ok := strings.Cut(f, " not found in type"); ok {
+				e.Reason = fmt.Sprintf("unknown field %q", name)
+			}
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+type validator struct {
+	file string
+	root *yaml.Node
+	errs []error
+}
+
+// errorf records a problem at the YAML path (map keys and sequence indices).
+func (v *validator) errorf(path []any, format string, args ...any) {
+	v.errs = append(v.errs, &Error{
+		File:   v.file,
+		Line:   lineOf(v.root, path),
+		Field:  pathString(path),
+		Reason: fmt.Sprintf(format, args...),
+	})
+}
+
+func p(elems ...any) []any { return elems }
+
+func (v *validator) config(fc *fileConfig) *Config {
+	cfg := &Config{}
+	if len(fc.Interfaces) == 0 {
+		v.errorf(p("interfaces"), "at least one interface is required")
+	}
+	seenIf := map[string]bool{}
+	for i, fi := range fc.Interfaces {
+		it := Interface{Name: fi.Name, Mode: fi.Mode}
+		switch {
+		case fi.Name == "":
+			v.errorf(p("interfaces", i), "name is required")
+		case len(fi.Name) > 15 || strings.ContainsAny(fi.Name, "/ \t"):
+			v.errorf(p("interfaces", i, "name"), "%q is not a valid interface name", fi.Name)
+		case seenIf[fi.Name]:
+			v.errorf(p("interfaces", i, "name"), "interface %q is listed twice", fi.Name)
+		}
+		seenIf[fi.Name] = true
+		if it.Mode == "" {
+			it.Mode = DefaultAttachMode
+		}
+		switch it.Mode {
+		case "auto", "native", "generic":
+		default:
+			v.errorf(p("interfaces", i, "mode"), "unknown attach mode %q (want auto, native or generic)", fi.Mode)
+		}
+		if fi.NextHopMAC != "" {
+			mac, err := net.ParseMAC(fi.NextHopMAC)
+			if err != nil || len(mac) != 6 {
+				v.errorf(p("interfaces", i, "next_hop_mac"), "%q is not an Ethernet MAC address", fi.NextHopMAC)
+			}
+			it.NextHopMAC = mac
+		}
+		cfg.Interfaces = append(cfg.Interfaces, it)
+	}
+
+	cfg.OuterSource.IPv4 = v.addr(p("outer_source", "ipv4"), fc.OuterSource.IPv4, 4)
+	cfg.OuterSource.IPv6 = v.addr(p("outer_source", "ipv6"), fc.OuterSource.IPv6, 6)
+
+	d := &fc.Dataplane
+	cfg.Dataplane.MaxVIPs = v.intRange(p("dataplane", "max_vips"), d.MaxVIPs, DefaultMaxVIPs, 1, 1<<20)
+	cfg.Dataplane.MaxBackends = v.intRange(p("dataplane", "max_backends"), d.MaxBackends, DefaultMaxBackends, 1, 1<<20)
+	cfg.Dataplane.ConntrackEntries = v.intRange(p("dataplane", "conntrack_entries"), d.ConntrackEntries, DefaultConntrackEntries, 1024, 1<<26)
+	cfg.Dataplane.UDPIdleTimeout = v.duration(p("dataplane", "udp_idle_timeout"), d.UDPIdleTimeout, DefaultConntrackUDPIdle, time.Second)
+
+	h := &fc.Health
+	cfg.Health.Type = DefaultHealthType
+	if h.Type != nil {
+		cfg.Health.Type = *h.Type
+	}
+	switch cfg.Health.Type {
+	case "http", "tcp":
+	default:
+		v.errorf(p("health", "type"), "unknown check type %q (want http or tcp)", cfg.Health.Type)
+	}
+	cfg.Health.Port = uint16(v.intRange(p("health", "port"), h.Port, DefaultHealthPort, 0, 65535))
+	cfg.Health.Path = DefaultHealthPath
+	if h.Path != nil {
+		cfg.Health.Path = *h.Path
+		if !strings.HasPrefix(*h.Path, "/") {
+			v.errorf(p("health", "path"), "%q must start with /", *h.Path)
+		}
+	}
+	cfg.Health.Status = v.intRange(p("health", "expect_status"), h.Status, DefaultHealthStatus, 100, 599)
+	cfg.Health.Interval = v.duration(p("health", "interval"), h.Interval, DefaultHealthInterval, minHealthInterval)
+	cfg.Health.Timeout = v.duration(p("health", "timeout"), h.Timeout, DefaultHealthTimeout, time.Millisecond)
+	if cfg.Health.Timeout > cfg.Health.Interval {
+		v.errorf(p("health", "timeout"), "timeout %v is longer than the interval %v: probes would overlap", cfg.Health.Timeout, cfg.Health.Interval)
+	}
+	cfg.Health.Rise = v.intRange(p("health", "rise"), h.Rise, DefaultHealthRise, 1, maxHealthRiseFall)
+	cfg.Health.Fall = v.intRange(p("health", "fall"), h.Fall, DefaultHealthFall, 1, maxHealthRiseFall)
+
+	cfg.API.Socket = DefaultSocket
+	if fc.API.Socket != nil {
+		cfg.API.Socket = *fc.API.Socket
+		if !strings.HasPrefix(*fc.API.Socket, "/") {
+			v.errorf(p("api", "socket"), "%q must be an absolute path", *fc.API.Socket)
+		}
+	}
+	cfg.API.Mode = DefaultSocketMode
+	if fc.API.Mode != nil {
+		m, err := strconv.ParseUint(*fc.API.Mode, 8, 32)
+		if err != nil || m > 0o777 {
+			v.errorf(p("api", "mode"), "%q is not an octal file mode like %s", *fc.API.Mode, defaultSocketModeAsString)
+		}
+		cfg.API.Mode = os.FileMode(m)
+	}
+	cfg.API.Group = fc.API.Group
+
+	cfg.Metrics.Listen = DefaultMetricsListen
+	if fc.Metrics.Listen != nil {
+		cfg.Metrics.Listen = *fc.Metrics.Listen
+		if *fc.Metrics.Listen != "" {
+			if _, _, err := net.SplitHostPort(*fc.Metrics.Listen); err != nil {
+				v.errorf(p("metrics", "listen"), "%q is not host:port (use \"\" to disable metrics)", *fc.Metrics.Listen)
+			}
+		}
+	}
+	cfg.StatePath = DefaultStatePath
+	if fc.State.Path != nil {
+		cfg.StatePath = *fc.State.Path
+		if !strings.HasPrefix(*fc.State.Path, "/") {
+			v.errorf(p("state", "path"), "%q must be an absolute path", *fc.State.Path)
+		}
+	}
+	cfg.PinPath = DefaultPinPath
+	if fc.BPF.PinPath != nil {
+		cfg.PinPath = *fc.BPF.PinPath
+		if !strings.HasPrefix(*fc.BPF.PinPath, "/") {
+			v.errorf(p("bpf", "pin_path"), "%q must be an absolute path on a bpffs mount", *fc.BPF.PinPath)
+		}
+	}
+
+	type key struct {
+		addr  netip.Addr
+		port  uint16
+		proto string
+	}
+	seen := map[key]int{}
+	for i := range fc.VIPs {
+		vip, ok := v.vip(i, &fc.VIPs[i], cfg)
+		if !ok {
+			continue
+		}
+		k := key{vip.Addr, vip.Port, vip.Proto}
+		if j, dup := seen[k]; dup {
+			v.errorf(p("vips", i), "duplicate of vips[%d] (same address, port and protocol)", j)
+			continue
+		}
+		seen[k] = i
+		cfg.VIPs = append(cfg.VIPs, vip)
+	}
+	if len(cfg.VIPs) > cfg.Dataplane.MaxVIPs {
+		v.errorf(p("vips"), "%d VIPs exceed dataplane.max_vips %d", len(cfg.VIPs), cfg.Dataplane.MaxVIPs)
+	}
+	return cfg
+}
+
+func (v *validator) vip(i int, fv *fileVIP, cfg *Config) (VIP, bool) {
+	nerr := len(v.errs)
+	vip := VIP{Proto: fv.Protocol, Forwarding: fv.Forwarding}
+	if fv.Address == "" {
+		v.errorf(p("vips", i), "address is required")
+	} else {
+		a, err := netip.ParseAddr(fv.Address)
+		switch {
+		case err != nil || a.Zone() != "":
+			v.errorf(p("vips", i, "address"), "%q is not an IP address", fv.Address)
+		case a.Is4In6():
+			v.errorf(p("vips", i, "address"), "%q is an IPv4-mapped IPv6 address: write the IPv4 form", fv.Address)
+		case a.IsUnspecified() || a.IsMulticast():
+			v.errorf(p("vips", i, "address"), "%q cannot be a VIP", fv.Address)
+		default:
+			vip.Addr = a
+			if a.Is4() && !cfg.OuterSource.IPv4.IsValid() {
+				v.errorf(p("vips", i, "address"), "IPv4 VIP needs outer_source.ipv4 (the host's address for the IP-in-IP outer header)")
+			}
+			if a.Is6() && !cfg.OuterSource.IPv6.IsValid() {
+				v.errorf(p("vips", i, "address"), "IPv6 VIP needs outer_source.ipv6 (the host's address for the IP-in-IP outer header)")
+			}
+		}
+	}
+	if fv.Port == nil {
+		v.errorf(p("vips", i), "port is required (a number, or \"*\" for any port)")
+	} else if *fv.Port == "*" || *fv.Port == "any" {
+		vip.Port = 0
+	} else if n, err := strconv.Atoi(*fv.Port); err != nil || n < 1 || n > 65535 {
+		v.errorf(p("vips", i, "port"), "%q is not a port 1..65535 or \"*\"", *fv.Port)
+	} else {
+		vip.Port = uint16(n)
+	}
+	switch fv.Protocol {
+	case "tcp", "udp":
+	case "":
+		v.errorf(p("vips", i), "protocol is required (tcp or udp)")
+	default:
+		v.errorf(p("vips", i, "protocol"), "unknown protocol %q (want tcp or udp)", fv.Protocol)
+	}
+	if vip.Forwarding == "" {
+		vip.Forwarding = DefaultForwarding
+	}
+	if vip.Forwarding != "ipip" {
+		v.errorf(p("vips", i, "forwarding"), "unknown forwarding mode %q (want ipip)", fv.Forwarding)
+	}
+	vip.TableSize = maglev.DefaultSize
+	if fv.TableSize != nil {
+		n := *fv.TableSize
+		switch {
+		case n < 1 || n > maglev.MaxSize:
+			v.errorf(p("vips", i, "table_size"), "%d is out of range 1..%d", n, maglev.MaxSize)
+		case !maglev.IsPrime(n):
+			v.errorf(p("vips", i, "table_size"), "%d is not prime (Maglev needs a prime; the default is %d)", n, maglev.DefaultSize)
+		default:
+			vip.TableSize = uint32(n)
+		}
+	}
+	if cfg.Health.Port == 0 && fv.Port != nil && vip.Port == 0 {
+		v.errorf(p("vips", i, "port"), "health.port 0 means \"the VIP's port\", which a port-wildcard VIP does not have: set health.port")
+	}
+	seen := map[netip.Addr]int{}
+	for j, fb := range fv.Backends {
+		b := Backend{Weight: DefaultBackendWeight, State: fb.State}
+		a, err := netip.ParseAddr(fb.Address)
+		switch {
+		case fb.Address == "":
+			v.errorf(p("vips", i, "backends", j), "address is required")
+			continue
+		case err != nil || a.Zone() != "":
+			v.errorf(p("vips", i, "backends", j, "address"), "%q is not an IP address", fb.Address)
+			continue
+		case a.IsUnspecified() || a.IsMulticast() || a.Is4In6():
+			v.errorf(p("vips", i, "backends", j, "address"), "%q cannot be a backend", fb.Address)
+			continue
+		case vip.Addr.IsValid() && a.Is4() != vip.Addr.Is4():
+			v.errorf(p("vips", i, "backends", j, "address"), "%s and the VIP %s are of different IP families (IP-in-IP needs the same family)", a, vip.Addr)
+			continue
+		}
+		b.Addr = a
+		if k, dup := seen[a]; dup {
+			v.errorf(p("vips", i, "backends", j, "address"), "%s is already backends[%d] of this VIP", a, k)
+			continue
+		}
+		seen[a] = j
+		if fb.Weight != nil {
+			if *fb.Weight < 0 || *fb.Weight > maxBackendWeight {
+				v.errorf(p("vips", i, "backends", j, "weight"), "%d is out of range 0..%d", *fb.Weight, maxBackendWeight)
+			} else {
+				b.Weight = uint32(*fb.Weight)
+			}
+		}
+		switch b.State {
+		case "":
+			b.State = "active"
+		case "active", "draining":
+		default:
+			v.errorf(p("vips", i, "backends", j, "state"), "unknown state %q (want active or draining)", fb.State)
+		}
+		vip.Backends = append(vip.Backends, b)
+	}
+	if len(vip.Backends) > int(vip.TableSize) {
+		v.errorf(p("vips", i, "backends"), "%d backends do not fit a table of %d slots", len(vip.Backends), vip.TableSize)
+	}
+	return vip, len(v.errs) == nerr
+}
+
+func (v *validator) addr(path []any, s string, family int) netip.Addr {
+	if s == "" {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" || (family == 4) != a.Is4() || a.IsUnspecified() {
+		v.errorf(path, "%q is not a unicast IPv%d address", s, family)
+		return netip.Addr{}
+	}
+	return a
+}
+
+func (v *validator) intRange(path []any, val *int, def, lo, hi int) int {
+	if val == nil {
+		return def
+	}
+	if *val < lo || *val > hi {
+		v.errorf(path, "%d is out of range %d..%d", *val, lo, hi)
+		return def
+	}
+	return *val
+}
+
+func (v *validator) duration(path []any, val *string, def, lo time.Duration) time.Duration {
+	if val == nil {
+		return def
+	}
+	d, err := time.ParseDuration(*val)
+	if err != nil {
+		v.errorf(path, "%q is not a duration like 200ms or 1s", *val)
+		return def
+	}
+	if d < lo {
+		v.errorf(path, "%v is shorter than the minimum %v", d, lo)
+		return def
+	}
+	return d
+}
+
+// lineOf walks the YAML tree along path and returns the line of the deepest
+// node found, so that a missing field is reported at its parent.
+func lineOf(root *yaml.Node, path []any) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, elem := range path {
+		var next *yaml.Node
+		switch e := elem.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for k := 0; k+1 < len(n.Content); k += 2 {
+					if n.Content[k].Value == e {
+						next = n.Content[k+1]
+						// A null or empty value sits on the key's line.
+						if next.Line == 0 {
+							next.Line = n.Content[k].Line
+						}
+						break
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && e < len(n.Content) {
+				next = n.Content[e]
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+		line = n.Line
+	}
+	return line
+}
+
+func pathString(path []any) string {
+	var b strings.Builder
+	for _, e := range path {
+		switch e := e.(type) {
+		case string:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(e)
+		case int:
+			fmt.Fprintf(&b, "[%d]", e)
+		}
+	}
+	return b.String()
+}
