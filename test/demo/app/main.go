@@ -1,0 +1,46 @@
+// Command app is the demo's stand-in for the shop's app servers: it answers
+// every request with its own name, the path and the client address it saw,
+// so the demo can show which tier chose what.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	addr := flag.String("listen", "127.0.0.1:8080", "address to listen on")
+	name := flag.String("name", "app", "name reported in every answer")
+	flag.Parse()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-App", *name)
+		fmt.Fprintf(w, "app=%s path=%s xff=%q\n", *name, r.URL.Path, r.Header.Get("X-Forwarded-For"))
+	})
+	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		slog.Error("serve", "addr", *addr, "err", err)
+		os.Exit(1)
+	}
+}
