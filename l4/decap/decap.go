@@ -1,0 +1,247 @@
+package decap
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultMaxAddrs is the capacity of the local address map when
+// Config.MaxAddrs is zero: a host rarely has more than a handful.
+const DefaultMaxAddrs = 64
+
+// Config sizes and wires a Decap.
+type Config struct {
+	// MaxAddrs is the number of local addresses SetAddrs accepts
+	// (default DefaultMaxAddrs).
+	MaxAddrs uint32
+	// Logger receives attach/detach and address-set transitions
+	// (default: discard).
+	Logger *slog.Logger
+}
+
+// Mode selects how the program is attached to an interface.
+type Mode int
+
+const (
+	// ModeAuto lets the kernel pick native XDP when the driver has it and
+	// generic XDP otherwise.
+	ModeAuto Mode = iota
+	// ModeNative requires the driver's XDP hook (fails where it is missing).
+	ModeNative
+	// ModeGeneric uses the driver-independent hook after skb allocation:
+	// works everywhere, costs more per packet.
+	ModeGeneric
+)
+
+// String returns the name ParseMode accepts.
+func (m Mode) String() string {
+	switch m {
+	case ModeAuto:
+		return "auto"
+	case ModeNative:
+		return "native"
+	case ModeGeneric:
+		return "generic"
+	default:
+		return fmt.Sprintf("Mode(%d)", int(m))
+	}
+}
+
+// ParseMode parses "auto", "native" or "generic".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "auto", "":
+		return ModeAuto, nil
+	case "native", "driver":
+		return ModeNative, nil
+	case "generic", "skb":
+		return ModeGeneric, nil
+	default:
+		return 0, fmt.Errorf("parse xdp mode %q: want auto, native or generic", s)
+	}
+}
+
+// Decap is a loaded decapsulator, attached to at most one interface. It is
+// safe for concurrent use.
+type Decap struct {
+	log  *slog.Logger
+	objs decapObjects
+
+	mu     sync.Mutex
+	link   link.Link
+	iface  string
+	addrs  map[netip.Addr]struct{}
+	closed bool
+}
+
+// Open loads the decapsulator into the kernel. It does not attach it.
+func Open(cfg Config) (*Decap, error) {
+	if cfg.MaxAddrs == 0 {
+		cfg.MaxAddrs = DefaultMaxAddrs
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	spec, err := loadDecap()
+	if err != nil {
+		return nil, fmt.Errorf("load decap spec: %w", err)
+	}
+	spec.Maps[decapMapDecapAddrMap].MaxEntries = cfg.MaxAddrs
+	d := &Decap{log: log, addrs: map[netip.Addr]struct{}{}}
+	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
+		return nil, fmt.Errorf("load decap objects: %w", explain(err))
+	}
+	return d, nil
+}
+
+// explain adds what to do to the kernel errors a user can fix.
+func explain(err error) error {
+	var ve *ebpf.VerifierError
+	switch {
+	case errors.As(err, &ve):
+		// The whole log: the last lines alone rarely show the cause.
+		return fmt.Errorf("%+v", ve)
+	case errors.Is(err, unix.EPERM) || errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("%w (run as root, or grant CAP_BPF and CAP_NET_ADMIN)", err)
+	default:
+		return err
+	}
+}
+
+// Program returns the loaded program, for BPF_PROG_TEST_RUN and for
+// attaching it somewhere Attach does not cover (e.g. a tcx hook is not
+// supported: the program is XDP). The Decap keeps ownership.
+func (d *Decap) Program() *ebpf.Program { return d.objs.XlbDecap }
+
+// Attach attaches the program to the interface named ifname in the
+// calling thread's network namespace. A Decap attaches to one interface;
+// call Detach first to move it.
+func (d *Decap) Attach(ifname string, mode Mode) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("attach decap to %q: %w", ifname, net.ErrClosed)
+	}
+	if d.link != nil {
+		return fmt.Errorf("attach decap to %q: already attached to %q (Detach first)", ifname, d.iface)
+	}
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return fmt.Errorf("attach decap to %q: no such interface in this network namespace (check 'ip link'): %w", ifname, err)
+	}
+	var flags link.XDPAttachFlags
+	switch mode {
+	case ModeAuto:
+	case ModeNative:
+		flags = link.XDPDriverMode
+	case ModeGeneric:
+		flags = link.XDPGenericMode
+	default:
+		return fmt.Errorf("attach decap to %q: unknown mode %v", ifname, mode)
+	}
+	l, err := link.AttachXDP(link.XDPOptions{Program: d.objs.XlbDecap, Interface: ifi.Index, Flags: flags})
+	if err != nil {
+		switch {
+		case mode == ModeNative && (errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL)):
+			return fmt.Errorf("attach decap to %q in native mode: driver has no native XDP (use generic mode): %w", ifname, err)
+		case errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST):
+			return fmt.Errorf("attach decap to %q: another XDP program is attached (detach it with 'ip link set dev %s xdp off'): %w", ifname, ifname, err)
+		default:
+			return fmt.Errorf("attach decap to %q: %w", ifname, explain(err))
+		}
+	}
+	d.link, d.iface = l, ifname
+	d.log.Info("decap attached", "iface", ifname, "mode", mode.String())
+	return nil
+}
+
+// Detach removes the program from its interface. Detaching a Decap that is
+// not attached is not an error.
+func (d *Decap) Detach() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.detachLocked()
+}
+
+func (d *Decap) detachLocked() error {
+	if d.link == nil {
+		return nil
+	}
+	err := d.link.Close()
+	d.log.Info("decap detached", "iface", d.iface)
+	d.link, d.iface = nil, ""
+	if err != nil {
+		return fmt.Errorf("detach decap: %w", err)
+	}
+	return nil
+}
+
+// SetAddrs replaces the set of local addresses whose tunnel packets are
+// decapsulated. IPv4 and IPv6 may be mixed; IPv4-mapped IPv6 addresses
+// count as IPv4. Addresses are added before stale ones are removed, so an
+// address present in both the old and the new set never stops working.
+func (d *Decap) SetAddrs(addrs []netip.Addr) error {
+	want := make(map[netip.Addr]struct{}, len(addrs))
+	for _, a := range addrs {
+		if !a.IsValid() {
+			return fmt.Errorf("set decap addresses: invalid address in %v", addrs)
+		}
+		want[a.Unmap()] = struct{}{}
+	}
+	if uint32(len(want)) > d.objs.DecapAddrMap.MaxEntries() {
+		return fmt.Errorf("set decap addresses: %d addresses, capacity %d (raise Config.MaxAddrs)", len(want), d.objs.DecapAddrMap.MaxEntries())
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("set decap addresses: %w", net.ErrClosed)
+	}
+	var one uint8 = 1
+	for a := range want {
+		if _, ok := d.addrs[a]; ok {
+			continue
+		}
+		if err := d.objs.DecapAddrMap.Put(addrKey(a), one); err != nil {
+			return fmt.Errorf("add decap address %s: %w", a, err)
+		}
+		d.addrs[a] = struct{}{}
+	}
+	for a := range d.addrs {
+		if _, ok := want[a]; ok {
+			continue
+		}
+		if err := d.objs.DecapAddrMap.Delete(addrKey(a)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("remove decap address %s: %w", a, err)
+		}
+		delete(d.addrs, a)
+	}
+	d.log.Info("decap addresses set", "addrs", addrs)
+	return nil
+}
+
+// addrKey stores IPv4 IPv4-mapped, the form bpf/decap.c looks up.
+func addrKey(a netip.Addr) decapDecapAddr {
+	return decapDecapAddr{Addr: a.As16()}
+}
+
+// Close detaches the program and releases its maps. Further calls return
+// net.ErrClosed.
+func (d *Decap) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	return errors.Join(d.detachLocked(), d.objs.Close())
+}
