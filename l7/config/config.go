@@ -1,0 +1,188 @@
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is the whole proxy configuration after defaults and validation.
+type Config struct {
+	Listeners      []Listener `yaml:"listeners"`
+	Admin          Admin      `yaml:"admin"`
+	Limits         Limits     `yaml:"limits"`
+	TrustedProxies []string   `yaml:"trusted_proxies"`
+	AccessLog      AccessLog  `yaml:"access_log"`
+	Sticky         StickyKeys `yaml:"sticky"`
+	Routes         []Route    `yaml:"routes"`
+	Pools          []Pool     `yaml:"pools"`
+
+	// TrustedPrefixes is TrustedProxies parsed; filled by Parse.
+	TrustedPrefixes []netip.Prefix `yaml:"-"`
+}
+
+// Listener is one client-facing HTTP listener.
+type Listener struct {
+	Name string `yaml:"name"`
+	Addr string `yaml:"addr"`
+}
+
+// Admin is the listener for /ready, /healthz and /metrics. It is kept apart
+// from client traffic so it can be bound to a private address.
+type Admin struct {
+	Addr string `yaml:"addr"`
+}
+
+// Limits are the client-facing limits the engine enforces.
+type Limits struct {
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
+	MaxConns          int           `yaml:"max_conns"`
+}
+
+// AccessLog configures the JSON access log. Sample is the fraction of
+// requests logged, 0..1; errors (5xx) are always logged by the engine.
+type AccessLog struct {
+	Enabled bool    `yaml:"enabled"`
+	Sample  float64 `yaml:"sample"`
+}
+
+// StickyKeys is the HMAC key ring shared by every L7 host. The first key
+// signs new cookies; all keys verify, so a key can be rotated in by
+// prepending it and retired later without logging anyone out.
+type StickyKeys struct {
+	Keys []StickyKey `yaml:"keys"`
+}
+
+// StickyKey is one HMAC key. ID (1..255) travels in the cookie so the
+// verifier picks the key directly. Secret is base64 (std or URL, padded or
+// not) and must decode to at least 16 bytes.
+type StickyKey struct {
+	ID     int    `yaml:"id"`
+	Secret string `yaml:"secret"`
+
+	// Bytes is the decoded secret; filled by Parse.
+	Bytes []byte `yaml:"-"`
+}
+
+// Route maps a request shape to a pool.
+type Route struct {
+	Name         string   `yaml:"name"`
+	Match        Match    `yaml:"match"`
+	Pool         string   `yaml:"pool"`
+	Timeouts     Timeouts `yaml:"timeouts"`
+	MaxBodyBytes int64    `yaml:"max_body_bytes"`
+}
+
+// Match is what a request must look like for a route to apply. Empty fields
+// match anything. Path and PathPrefix are mutually exclusive.
+type Match struct {
+	Host       string            `yaml:"host"`
+	Path       string            `yaml:"path"`
+	PathPrefix string            `yaml:"path_prefix"`
+	Methods    []string          `yaml:"methods"`
+	Headers    map[string]string `yaml:"headers"`
+}
+
+// Timeouts bound the upstream side of one request.
+type Timeouts struct {
+	Dial     time.Duration `yaml:"dial"`
+	Response time.Duration `yaml:"response"`
+}
+
+// Policy names accepted in Pool.Policy.
+const (
+	PolicyP2C        = "p2c"
+	PolicyLeastConn  = "least_conn"
+	PolicyRoundRobin = "round_robin"
+	PolicyHash       = "hash"
+)
+
+// Pool is a set of app servers and how to spread requests over them.
+type Pool struct {
+	Name   string `yaml:"name"`
+	Policy string `yaml:"policy"`
+	// HashKey selects the consistent-hash key when Policy is "hash":
+	// "client_addr", "path", "header:<Name>" or "cookie:<Name>".
+	HashKey   string        `yaml:"hash_key"`
+	SlowStart time.Duration `yaml:"slow_start"`
+	Servers   []Server      `yaml:"servers"`
+	Health    Health        `yaml:"health"`
+	Sticky    *Sticky       `yaml:"sticky"`
+}
+
+// Server is one app server of a pool. Name must be unique within the pool
+// and identical on every L7 host: sticky cookies name servers by a hash of
+// pool and server name, so they survive reordering and other hosts.
+type Server struct {
+	Name   string `yaml:"name"`
+	Addr   string `yaml:"addr"`
+	Weight int    `yaml:"weight"`
+	// Drain starts the server draining at load: no new sticky clients, and
+	// existing ones are re-pinned after the pool's sticky drain_timeout.
+	Drain bool `yaml:"drain"`
+}
+
+// Health configures active probes and passive ejection for a pool.
+type Health struct {
+	Active  *ActiveHealth `yaml:"active"`
+	Passive Passive       `yaml:"passive"`
+}
+
+// ActiveHealth is an HTTP GET per server every Interval; a server goes down
+// after Fall consecutive failures and up after Rise consecutive successes.
+type ActiveHealth struct {
+	Path     string        `yaml:"path"`
+	Host     string        `yaml:"host"`
+	Interval time.Duration `yaml:"interval"`
+	Timeout  time.Duration `yaml:"timeout"`
+	Rise     int           `yaml:"rise"`
+	Fall     int           `yaml:"fall"`
+}
+
+// Passive ejects a server after consecutive connect errors or 5xx answers,
+// for BaseEjection doubled on each repeated ejection up to MaxEjection.
+// MaxEjectedPercent caps how much of the pool may be ejected at once, and a
+// pool's last available server is never ejected.
+type Passive struct {
+	Disabled          bool          `yaml:"disabled"`
+	ConsecutiveErrors int           `yaml:"consecutive_errors"`
+	Consecutive5xx    int           `yaml:"consecutive_5xx"`
+	BaseEjection      time.Duration `yaml:"base_ejection"`
+	MaxEjection       time.Duration `yaml:"max_ejection"`
+	MaxEjectedPercent int           `yaml:"max_ejected_percent"`
+}
+
+// Sticky turns on cookie-based session affinity for a pool.
+type Sticky struct {
+	Cookie       string        `yaml:"cookie"`
+	MaxAge       time.Duration `yaml:"max_age"`
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}
+
+// Defaults applied by Parse where a field is zero.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultMaxHeaderBytes    = 16 << 10
+	DefaultMaxConns          = 10000
+	DefaultDialTimeout       = 2 * time.Second
+	DefaultResponseTimeout   = 30 * time.Second
+	DefaultMaxBodyBytes      = 1 << 20
+	DefaultHealthInterval    = 5 * time.Second
+	DefaultHealthTimeout     = 2 * time.Second
+	DefaultHealthRise        = 2
+	DefaultHealthFall        = 3
+	DefaultConsecutiveErrors = 5
+	DefaultConsecutive5xx    = 5
+	DefaultBaseEjection      = 10 * time.Second
+	DefaultMaxEjection       = 5 * time.Minute
+	DefaultMaxEjectedPercent = 50
+	DefaultStickyMaxAge      = 24 * time.Hour
+	DefaultDrainTimeout      = 5 * time.Minute
+	DefaultStickyCookie      = "xlb_sticky"
+)

@@ -1,0 +1,498 @@
+package config
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Error is one configuration problem, located in the file.
+type Error struct {
+	File   string
+	Line   int // 0 when the problem has no single line
+	Reason string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Reason)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Reason)
+}
+
+// Load reads and parses the config file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes data (named file in errors), applies defaults and validates.
+// All problems found are returned together, joined, each as an *Error.
+func Parse(file string, data []byte) (*Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &Error{File: file, Line: 1, Reason: "empty config"}
+		}
+		return nil, yamlErrors(file, err)
+	}
+	// A second document would be silently ignored; refuse it instead.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, &Error{File: file, Line: extra.Line, Reason: "more than one YAML document"}
+	}
+	// The strict decode above does not keep positions; a node tree does, and
+	// validation uses it to point at the offending line.
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlErrors(file, err)
+	}
+	v := &validator{file: file, root: &root}
+	v.config(&cfg)
+	if len(v.errs) > 0 {
+		return nil, errors.Join(v.errs...)
+	}
+	return &cfg, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlErrors turns yaml.v3's "line N: reason" messages into *Error values.
+func yamlErrors(file string, err error) error {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	errs := make([]error, 0, len(msgs))
+	for _, m := range msgs {
+		e := &Error{File: file, Reason: strings.TrimPrefix(m, "yaml: ")}
+		if sm := yamlLineRE.FindStringSubmatch(m); sm != nil {
+			e.Line, _ = strconv.Atoi(sm[1])
+			e.Reason = sm[2]
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+type validator struct {
+	file string
+	root *yaml.Node
+	errs []error
+}
+
+// errorf records a problem at the node reached by path (keys and indices);
+// when the path does not exist in the file (a missing field), the deepest
+// existing node is used, which is the mapping that lacks the field.
+func (v *validator) errorf(at []any, format string, args ...any) {
+	v.errs = append(v.errs, &Error{File: v.file, Line: v.line(at), Reason: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) line(at []any) int {
+	n := v.root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, p := range at {
+		var next *yaml.Node
+		switch k := p.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == k {
+						next = n.Content[i+1]
+						line = n.Content[i].Line
+						break
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
+				next = n.Content[k]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+	}
+	return line
+}
+
+func at(p ...any) []any { return p }
+
+func (v *validator) config(c *Config) {
+	if len(c.Listeners) == 0 {
+		v.errorf(at("listeners"), "at least one listener is required")
+	}
+	names := map[string]bool{}
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		if l.Name == "" {
+			l.Name = l.Addr
+		}
+		if !validHostPort(l.Addr) {
+			v.errorf(at("listeners", i, "addr"), "listener addr %q is not host:port", l.Addr)
+		}
+		if names[l.Name] {
+			v.errorf(at("listeners", i, "name"), "duplicate listener name %q", l.Name)
+		}
+		names[l.Name] = true
+	}
+	if c.Admin.Addr != "" && !validHostPort(c.Admin.Addr) {
+		v.errorf(at("admin", "addr"), "admin addr %q is not host:port", c.Admin.Addr)
+	}
+	v.limits(&c.Limits)
+	for i, s := range c.TrustedProxies {
+		p, err := parsePrefix(s)
+		if err != nil {
+			v.errorf(at("trusted_proxies", i), "trusted proxy %q is not an address or CIDR", s)
+			continue
+		}
+		c.TrustedPrefixes = append(c.TrustedPrefixes, p)
+	}
+	if c.AccessLog.Sample < 0 || c.AccessLog.Sample > 1 {
+		v.errorf(at("access_log", "sample"), "access_log sample %v is not within 0..1", c.AccessLog.Sample)
+	}
+	if c.AccessLog.Enabled && c.AccessLog.Sample == 0 {
+		c.AccessLog.Sample = 1
+	}
+	v.keys(&c.Sticky)
+
+	pools := map[string]*Pool{}
+	cookies := map[string]string{}
+	for i := range c.Pools {
+		p := &c.Pools[i]
+		v.pool(i, p)
+		if p.Name != "" {
+			if pools[p.Name] != nil {
+				v.errorf(at("pools", i, "name"), "duplicate pool name %q", p.Name)
+			}
+			pools[p.Name] = p
+		}
+		if p.Sticky != nil {
+			if other, ok := cookies[p.Sticky.Cookie]; ok {
+				v.errorf(at("pools", i, "sticky", "cookie"), "sticky cookie %q is already used by pool %q", p.Sticky.Cookie, other)
+			}
+			cookies[p.Sticky.Cookie] = p.Name
+			if len(c.Sticky.Keys) == 0 {
+				v.errorf(at("pools", i, "sticky"), "pool %q uses sticky sessions but sticky.keys is empty", p.Name)
+			}
+		}
+	}
+	if len(c.Pools) == 0 {
+		v.errorf(at("pools"), "at least one pool is required")
+	}
+
+	if len(c.Routes) == 0 {
+		v.errorf(at("routes"), "at least one route is required")
+	}
+	routeNames := map[string]bool{}
+	matches := map[string]string{}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		v.route(i, r)
+		if r.Name != "" {
+			if routeNames[r.Name] {
+				v.errorf(at("routes", i, "name"), "duplicate route name %q", r.Name)
+			}
+			routeNames[r.Name] = true
+		}
+		if r.Pool != "" && pools[r.Pool] == nil {
+			v.errorf(at("routes", i, "pool"), "route %q names unknown pool %q", r.Name, r.Pool)
+		}
+		// Two routes with the same match would make "most specific wins"
+		// depend on file order; make the operator choose.
+		key := r.Match.key()
+		if other, ok := matches[key]; ok {
+			v.errorf(at("routes", i, "match"), "route %q has the same match as route %q", r.Name, other)
+		}
+		matches[key] = r.Name
+	}
+}
+
+func (v *validator) limits(l *Limits) {
+	durs := []struct {
+		name string
+		d    *time.Duration
+		def  time.Duration
+	}{
+		{"read_header_timeout", &l.ReadHeaderTimeout, DefaultReadHeaderTimeout},
+		{"read_timeout", &l.ReadTimeout, DefaultReadTimeout},
+		{"write_timeout", &l.WriteTimeout, DefaultWriteTimeout},
+		{"idle_timeout", &l.IdleTimeout, DefaultIdleTimeout},
+	}
+	for _, d := range durs {
+		v.duration(at("limits", d.name), d.name, d.d, d.def)
+	}
+	v.positive(at("limits", "max_header_bytes"), "max_header_bytes", &l.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	v.positive(at("limits", "max_conns"), "max_conns", &l.MaxConns, DefaultMaxConns)
+}
+
+func (v *validator) keys(s *StickyKeys) {
+	ids := map[int]bool{}
+	for i := range s.Keys {
+		k := &s.Keys[i]
+		if k.ID < 1 || k.ID > 255 {
+			v.errorf(at("sticky", "keys", i, "id"), "sticky key id %d is not within 1..255", k.ID)
+		}
+		if ids[k.ID] {
+			v.errorf(at("sticky", "keys", i, "id"), "duplicate sticky key id %d", k.ID)
+		}
+		ids[k.ID] = true
+		b, err := decodeSecret(k.Secret)
+		if err != nil {
+			v.errorf(at("sticky", "keys", i, "secret"), "sticky key %d secret is not base64", k.ID)
+			continue
+		}
+		if len(b) < 16 {
+			v.errorf(at("sticky", "keys", i, "secret"), "sticky key %d secret is %d bytes, need at least 16", k.ID, len(b))
+			continue
+		}
+		k.Bytes = b
+	}
+}
+
+func decodeSecret(s string) ([]byte, error) {
+	s = strings.TrimRight(strings.TrimSpace(s), "=")
+	if s == "" {
+		return nil, errors.New("empty secret")
+	}
+	if b, err := base64.RawStdEncoding.DecodeString(s); err == nil {
+		return b, nil
+	}
+	return base64.RawURLEncoding.DecodeString(s)
+}
+
+var (
+	tokenRE     = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	hostRE      = regexp.MustCompile(`^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`)
+	hashKeyName = regexp.MustCompile(`^(header|cookie):(.+)$`)
+)
+
+func (v *validator) route(i int, r *Route) {
+	base := func(p ...any) []any { return append([]any{"routes", i}, p...) }
+	if r.Name == "" {
+		v.errorf(base(), "route name is required")
+	}
+	if r.Pool == "" {
+		v.errorf(base(), "route %q has no pool", r.Name)
+	}
+	m := &r.Match
+	m.Host = strings.ToLower(m.Host)
+	if m.Host != "" && !hostRE.MatchString(m.Host) {
+		v.errorf(base("match", "host"), "route %q host %q is not a host name or *.suffix", r.Name, m.Host)
+	}
+	if m.Path != "" && m.PathPrefix != "" {
+		v.errorf(base("match"), "route %q sets both path and path_prefix", r.Name)
+	}
+	if m.Path != "" && (!strings.HasPrefix(m.Path, "/") || path.Clean(m.Path) != m.Path) {
+		v.errorf(base("match", "path"), "route %q path %q is not a clean absolute path", r.Name, m.Path)
+	}
+	if m.PathPrefix != "" {
+		trimmed := strings.TrimSuffix(m.PathPrefix, "/")
+		if !strings.HasPrefix(m.PathPrefix, "/") || (trimmed != "" && path.Clean(trimmed) != trimmed) {
+			v.errorf(base("match", "path_prefix"), "route %q path_prefix %q is not a clean absolute path", r.Name, m.PathPrefix)
+		}
+	}
+	for j, meth := range m.Methods {
+		if !tokenRE.MatchString(meth) {
+			v.errorf(base("match", "methods", j), "route %q method %q is not a token", r.Name, meth)
+		}
+		m.Methods[j] = strings.ToUpper(meth)
+	}
+	for name := range m.Headers {
+		if !tokenRE.MatchString(name) {
+			v.errorf(base("match", "headers", name), "route %q header name %q is not a token", r.Name, name)
+		}
+	}
+	v.duration(base("timeouts", "dial"), "dial timeout", &r.Timeouts.Dial, DefaultDialTimeout)
+	v.duration(base("timeouts", "response"), "response timeout", &r.Timeouts.Response, DefaultResponseTimeout)
+	if r.MaxBodyBytes < 0 {
+		v.errorf(base("max_body_bytes"), "route %q max_body_bytes is negative", r.Name)
+	}
+	if r.MaxBodyBytes == 0 {
+		r.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+}
+
+// key is a canonical form of the match, equal for equivalent matches.
+func (m *Match) key() string {
+	var b strings.Builder
+	b.WriteString(m.Host + "\x00" + m.Path + "\x00" + m.PathPrefix + "\x00")
+	methods := append([]string(nil), m.Methods...)
+	sortStrings(methods)
+	b.WriteString(strings.Join(methods, ",") + "\x00")
+	hs := make([]string, 0, len(m.Headers))
+	for k, val := range m.Headers {
+		hs = append(hs, strings.ToLower(k)+"="+val)
+	}
+	sortStrings(hs)
+	b.WriteString(strings.Join(hs, "\x01"))
+	return b.String()
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+func (v *validator) pool(i int, p *Pool) {
+	base := func(q ...any) []any { return append([]any{"pools", i}, q...) }
+	if p.Name == "" {
+		v.errorf(base(), "pool name is required")
+	}
+	switch p.Policy {
+	case "":
+		p.Policy = PolicyP2C
+	case PolicyP2C, PolicyLeastConn, PolicyRoundRobin:
+	case PolicyHash:
+		if p.HashKey == "" {
+			v.errorf(base("policy"), "pool %q uses policy hash but has no hash_key", p.Name)
+		}
+	default:
+		v.errorf(base("policy"), "pool %q policy %q is not one of p2c, least_conn, round_robin, hash", p.Name, p.Policy)
+	}
+	if p.HashKey != "" {
+		if p.Policy != PolicyHash {
+			v.errorf(base("hash_key"), "pool %q sets hash_key but its policy is %s", p.Name, p.Policy)
+		}
+		if p.HashKey != "client_addr" && p.HashKey != "path" {
+			if sm := hashKeyName.FindStringSubmatch(p.HashKey); sm == nil || !tokenRE.MatchString(sm[2]) {
+				v.errorf(base("hash_key"), "pool %q hash_key %q is not client_addr, path, header:<name> or cookie:<name>", p.Name, p.HashKey)
+			}
+		}
+	}
+	if p.SlowStart < 0 {
+		v.errorf(base("slow_start"), "pool %q slow_start is negative", p.Name)
+	}
+	if len(p.Servers) == 0 {
+		v.errorf(base("servers"), "pool %q has no servers", p.Name)
+	}
+	names := map[string]bool{}
+	for j := range p.Servers {
+		s := &p.Servers[j]
+		if s.Name == "" {
+			s.Name = s.Addr
+		}
+		if !validHostPort(s.Addr) {
+			v.errorf(base("servers", j, "addr"), "pool %q server addr %q is not host:port", p.Name, s.Addr)
+		}
+		if names[s.Name] {
+			v.errorf(base("servers", j, "name"), "pool %q has duplicate server name %q", p.Name, s.Name)
+		}
+		names[s.Name] = true
+		if s.Weight < 0 || s.Weight > 1000 {
+			v.errorf(base("servers", j, "weight"), "pool %q server %q weight %d is not within 1..1000", p.Name, s.Name, s.Weight)
+		}
+		if s.Weight == 0 {
+			s.Weight = 1
+		}
+	}
+	if a := p.Health.Active; a != nil {
+		if a.Path == "" {
+			a.Path = "/"
+		}
+		if !strings.HasPrefix(a.Path, "/") {
+			v.errorf(base("health", "active", "path"), "pool %q health path %q does not start with /", p.Name, a.Path)
+		}
+		v.duration(base("health", "active", "interval"), "health interval", &a.Interval, DefaultHealthInterval)
+		v.duration(base("health", "active", "timeout"), "health timeout", &a.Timeout, DefaultHealthTimeout)
+		if a.Timeout > a.Interval {
+			v.errorf(base("health", "active", "timeout"), "pool %q health timeout %s exceeds interval %s", p.Name, a.Timeout, a.Interval)
+		}
+		v.positive(base("health", "active", "rise"), "rise", &a.Rise, DefaultHealthRise)
+		v.positive(base("health", "active", "fall"), "fall", &a.Fall, DefaultHealthFall)
+	}
+	ps := &p.Health.Passive
+	v.positive(base("health", "passive", "consecutive_errors"), "consecutive_errors", &ps.ConsecutiveErrors, DefaultConsecutiveErrors)
+	v.positive(base("health", "passive", "consecutive_5xx"), "consecutive_5xx", &ps.Consecutive5xx, DefaultConsecutive5xx)
+	v.duration(base("health", "passive", "base_ejection"), "base_ejection", &ps.BaseEjection, DefaultBaseEjection)
+	v.duration(base("health", "passive", "max_ejection"), "max_ejection", &ps.MaxEjection, DefaultMaxEjection)
+	if ps.MaxEjection < ps.BaseEjection {
+		v.errorf(base("health", "passive", "max_ejection"), "pool %q max_ejection %s is below base_ejection %s", p.Name, ps.MaxEjection, ps.BaseEjection)
+	}
+	if ps.MaxEjectedPercent < 0 || ps.MaxEjectedPercent > 100 {
+		v.errorf(base("health", "passive", "max_ejected_percent"), "pool %q max_ejected_percent %d is not within 0..100", p.Name, ps.MaxEjectedPercent)
+	}
+	if ps.MaxEjectedPercent == 0 {
+		ps.MaxEjectedPercent = DefaultMaxEjectedPercent
+	}
+	if s := p.Sticky; s != nil {
+		if s.Cookie == "" {
+			s.Cookie = "xlb_" + p.Name
+		}
+		if !tokenRE.MatchString(s.Cookie) {
+			v.errorf(base("sticky", "cookie"), "pool %q sticky cookie name %q is not a token", p.Name, s.Cookie)
+		}
+		v.duration(base("sticky", "max_age"), "sticky max_age", &s.MaxAge, DefaultStickyMaxAge)
+		v.duration(base("sticky", "drain_timeout"), "sticky drain_timeout", &s.DrainTimeout, DefaultDrainTimeout)
+	}
+}
+
+func (v *validator) duration(where []any, name string, d *time.Duration, def time.Duration) {
+	if *d < 0 {
+		v.errorf(where, "%s %s is negative", name, *d)
+	}
+	if *d == 0 {
+		*d = def
+	}
+}
+
+func (v *validator) positive(where []any, name string, n *int, def int) {
+	if *n < 0 {
+		v.errorf(where, "%s %d is negative", name, *n)
+	}
+	if *n == 0 {
+		*n = def
+	}
+}
+
+func validHostPort(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("parse prefix %q: %w", s, err)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("parse address %q: %w", s, err)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

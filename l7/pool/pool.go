@@ -1,0 +1,239 @@
+package pool
+
+import (
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xlbproject/xlb/l7/config"
+)
+
+// Pool is one app-server pool.
+type Pool struct {
+	Name      string
+	Index     int
+	Backends  []*Backend
+	SlowStart time.Duration
+
+	passive config.Passive
+	log     *slog.Logger
+	byKey   map[uint64]*Backend
+	byName  map[string]*Backend
+
+	mu   sync.Mutex // serialises state transitions and snapshot rebuilds
+	snap atomic.Pointer[snapshot]
+}
+
+type snapshot struct {
+	avail   []*Backend
+	expires int64 // unix nanos of the earliest ejection end; 0 = none
+}
+
+// ServerKey is the stable identity of a server used in sticky cookies and
+// consistent hashing.
+func ServerKey(pool, server string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(pool))
+	h.Write([]byte{0})
+	h.Write([]byte(server))
+	return h.Sum64()
+}
+
+// New builds a pool from validated config. firstID is the director-wide ID
+// of its first server. Servers marked drain in the config start draining
+// with a deadline of now plus the sticky drain timeout (or now when the pool
+// is not sticky).
+func New(index int, cfg config.Pool, firstID int, log *slog.Logger, now time.Time) *Pool {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Pool{
+		Name:      cfg.Name,
+		Index:     index,
+		SlowStart: cfg.SlowStart,
+		passive:   cfg.Health.Passive,
+		log:       log.With("pool", cfg.Name),
+		byKey:     make(map[uint64]*Backend, len(cfg.Servers)),
+		byName:    make(map[string]*Backend, len(cfg.Servers)),
+	}
+	for i, s := range cfg.Servers {
+		b := &Backend{
+			ID:     firstID + i,
+			Index:  i,
+			Name:   s.Name,
+			Addr:   s.Addr,
+			Pool:   cfg.Name,
+			Weight: max(s.Weight, 1),
+			Key:    ServerKey(cfg.Name, s.Name),
+		}
+		b.activeUp.Store(true)
+		if s.Drain {
+			deadline := now
+			if cfg.Sticky != nil {
+				deadline = now.Add(cfg.Sticky.DrainTimeout)
+			}
+			b.drainDeadline.Store(max(deadline.UnixNano(), 1))
+		}
+		p.Backends = append(p.Backends, b)
+		p.byKey[b.Key] = b
+		p.byName[b.Name] = b
+	}
+	p.mu.Lock()
+	p.rebuildLocked(now)
+	p.mu.Unlock()
+	return p
+}
+
+// ByKey returns the server with the given Key, or nil.
+func (p *Pool) ByKey(key uint64) *Backend { return p.byKey[key] }
+
+// ByName returns the server with the given name, or nil.
+func (p *Pool) ByName(name string) *Backend { return p.byName[name] }
+
+// Available returns the servers that may take new clients at now. The slice
+// is shared and immutable: do not modify it.
+func (p *Pool) Available(now time.Time) []*Backend {
+	s := p.snap.Load()
+	if s.expires != 0 && now.UnixNano() >= s.expires {
+		s = p.refresh(now)
+	}
+	return s.avail
+}
+
+// Healthy reports whether at least one server may take new clients.
+func (p *Pool) Healthy(now time.Time) bool { return len(p.Available(now)) > 0 }
+
+func (p *Pool) refresh(now time.Time) *snapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.snap.Load()
+	if s.expires != 0 && now.UnixNano() >= s.expires {
+		for _, b := range p.Backends {
+			if u := b.ejectedUntil.Load(); u >= s.expires && u <= now.UnixNano() {
+				p.log.Info("backend ejection over", "backend", b.Name)
+			}
+		}
+		s = p.rebuildLocked(now)
+	}
+	return s
+}
+
+func (p *Pool) rebuildLocked(now time.Time) *snapshot {
+	s := &snapshot{avail: make([]*Backend, 0, len(p.Backends))}
+	for _, b := range p.Backends {
+		if b.Available(now) {
+			s.avail = append(s.avail, b)
+		}
+		if u := b.ejectedUntil.Load(); u > now.UnixNano() && (s.expires == 0 || u < s.expires) {
+			s.expires = u
+		}
+	}
+	p.snap.Store(s)
+	return s
+}
+
+// SetUp records the active health view of b and reports whether it changed.
+func (p *Pool) SetUp(b *Backend, up bool, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b.activeUp.Load() == up {
+		return false
+	}
+	b.activeUp.Store(up)
+	if up {
+		b.upSince.Store(now.UnixNano())
+		b.consecErrs.Store(0)
+		b.consec5xx.Store(0)
+	}
+	p.rebuildLocked(now)
+	p.log.Info("backend health changed", "backend", b.Name, "up", up)
+	return true
+}
+
+// Drain stops new clients from going to b; sticky clients stay until
+// deadline. A zero deadline ends draining.
+func (p *Pool) Drain(b *Backend, deadline time.Time, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var d int64
+	if !deadline.IsZero() {
+		d = max(deadline.UnixNano(), 1)
+	}
+	b.drainDeadline.Store(d)
+	p.rebuildLocked(now)
+	p.log.Info("backend drain changed", "backend", b.Name, "draining", d != 0, "deadline", deadline)
+}
+
+// Report feeds one request outcome into passive health. connectErr means
+// no connection could be made; otherwise status is the upstream status, 0
+// when the upstream failed after connecting (reset, timeout).
+func (p *Pool) Report(b *Backend, connectErr bool, status int, now time.Time) {
+	if p.passive.Disabled {
+		return
+	}
+	switch {
+	case connectErr:
+		if b.consecErrs.Add(1) >= int32(p.passive.ConsecutiveErrors) {
+			p.tryEject(b, now, "connect_errors")
+		}
+	case status == 0 || status >= 500:
+		if b.consec5xx.Add(1) >= int32(p.passive.Consecutive5xx) {
+			p.tryEject(b, now, "5xx")
+		}
+	default:
+		// Load first: on the common path both are zero and a store would
+		// bounce the cache line between cores for nothing.
+		if b.consecErrs.Load() != 0 {
+			b.consecErrs.Store(0)
+		}
+		if b.consec5xx.Load() != 0 {
+			b.consec5xx.Store(0)
+		}
+	}
+}
+
+// tryEject ejects b unless the eject cap or the last-server rule forbids it.
+func (p *Pool) tryEject(b *Backend, now time.Time, reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b.Ejected(now) {
+		return
+	}
+	ejected, othersAvail := 0, 0
+	for _, o := range p.Backends {
+		if o.Ejected(now) {
+			ejected++
+		}
+		if o != b && o.Available(now) {
+			othersAvail++
+		}
+	}
+	if ejected+1 > len(p.Backends)*p.passive.MaxEjectedPercent/100 || othersAvail == 0 {
+		// Keep the counters: the server is still failing, and the next
+		// failure retries once the cap has room.
+		p.log.Debug("backend ejection refused by cap", "backend", b.Name, "reason", reason)
+		return
+	}
+	n := now.UnixNano()
+	// The back-off grows while ejections follow each other; a server that
+	// stayed in for longer than max_ejection starts again from the base.
+	if b.lastEjectEnd != 0 && n-b.lastEjectEnd > int64(p.passive.MaxEjection) {
+		b.ejectStreak = 0
+	}
+	d := p.passive.BaseEjection
+	for i := 0; i < b.ejectStreak && d < p.passive.MaxEjection; i++ {
+		d *= 2
+	}
+	d = min(d, p.passive.MaxEjection)
+	b.ejectStreak++
+	until := n + int64(d)
+	b.lastEjectEnd = until
+	b.ejectedUntil.Store(until)
+	b.ejections.Add(1)
+	b.consecErrs.Store(0)
+	b.consec5xx.Store(0)
+	p.rebuildLocked(now)
+	p.log.Info("backend ejected", "backend", b.Name, "reason", reason, "duration", d)
+}
