@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* consts.h — sizes, protocol numbers, flags and counter slots of the xlb
+ * balancer. Includes nothing but UAPI headers; everything else includes it. */
+#ifndef XLB_CONSTS_H
+#define XLB_CONSTS_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+
+#define XLB_INLINE static __attribute__((always_inline)) inline
+
+/* Helpers return an XDP verdict or XLB_CONTINUE to say "keep going". */
+#define XLB_CONTINUE (-1)
+
+/* Default map sizes; the Go loader always overrides them with the sizes the
+ * caller asked for (MapSpec.MaxEntries), these only make the object loadable
+ * on its own. */
+#define XLB_MAX_VIPS 512
+#define XLB_MAX_BACKENDS 4096
+#define XLB_CONN_ENTRIES 65536
+#define XLB_TABLE_SIZE 65537
+
+#define XLB_IPV4_HDR_LEN 20
+#define XLB_IPV6_HDR_LEN 40
+#define XLB_IPIP_TTL 64
+
+/* Address families of struct backend.family (0 = no backend in this slot). */
+#define XLB_AF_NONE 0
+#define XLB_AF_INET 4
+#define XLB_AF_INET6 6
+
+/* IPv4 frag_off bits (host order). */
+#define XLB_IP_DF 0x4000
+#define XLB_IP_MF 0x2000
+#define XLB_IP_OFFSET 0x1fff
+
+/* UDP conntrack entries refresh their timestamp at most this often, so a busy
+ * flow does not write its cache line on every packet. */
+#define XLB_UDP_REFRESH_NS (1000ULL * 1000 * 1000)
+
+/* Counter slots of stats_map. One slot per reason, then one per XDP action
+ * (XLB_CNT_XDP_ABORTED + action). Shared with Go via bpf2go -type and used as
+ * the `reason` metric label; append only, never renumber. */
+enum xlb_counter {
+	XLB_CNT_NOT_VIP = 0,       /* passed: no VIP matches the packet */
+	XLB_CNT_NO_BACKEND,        /* dropped: empty table slot or dead backend */
+	XLB_CNT_MALFORMED,         /* dropped: truncated or inconsistent headers */
+	XLB_CNT_CT_HIT,            /* conntrack entry found and still valid */
+	XLB_CNT_CT_MISS_SYN,       /* TCP SYN: table path, entry (re)written */
+	XLB_CNT_CT_MISS_NON_SYN,   /* no valid entry on a non-SYN TCP or UDP packet */
+	XLB_CNT_CT_EXPIRED,        /* UDP entry older than the idle timeout */
+	XLB_CNT_ENCAP_FAIL,        /* dropped: headroom or family mismatch */
+	XLB_CNT_TOO_BIG,           /* dropped: encapsulated frame above the MTU */
+	XLB_CNT_FRAGMENT,          /* passed: IPv4 fragment, no ports to match a VIP */
+	XLB_CNT_XDP_ABORTED,
+	XLB_CNT_XDP_DROP,
+	XLB_CNT_XDP_PASS,
+	XLB_CNT_XDP_TX,
+	XLB_CNT_XDP_REDIRECT,
+	XLB_CNT_MAX,
+};
+
+#endif /* XLB_CONSTS_H */

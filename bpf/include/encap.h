@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* encap.h — IP-in-IP encapsulation towards the chosen L7 host. The inner
+ * packet is not touched; only a new Ethernet + outer IP header is put in
+ * front of it. Returns XLB_CONTINUE when the frame is ready for XDP_TX. */
+#ifndef XLB_ENCAP_H
+#define XLB_ENCAP_H
+
+#include "csum.h"
+#include "parse.h"
+
+/* too_big is the hook for frames that would exceed the MTU once wrapped.
+ * For now they are counted and dropped; PMTU discovery (ICMP "fragmentation
+ * needed" / "packet too big" back to the client) belongs here. */
+XLB_INLINE int too_big(struct xdp_md *ctx, struct pkt *p)
+{
+	stat_add(XLB_CNT_TOO_BIG, p->len);
+	return XDP_DROP;
+}
+
+XLB_INLINE int encap_fail(struct pkt *p)
+{
+	stat_add(XLB_CNT_ENCAP_FAIL, p->len);
+	return XDP_DROP;
+}
+
+XLB_INLINE void write_eth(struct ethhdr *eth, __be16 proto)
+{
+	__builtin_memcpy(eth->h_dest, (const void *)next_hop_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, (const void *)src_mac, ETH_ALEN);
+	eth->h_proto = proto;
+}
+
+/* encap_ipv4 wraps an IPv4 packet in IPv4 (protocol 4). */
+XLB_INLINE int encap_ipv4(struct xdp_md *ctx, struct pkt *p, const struct backend *b)
+{
+	void *data, *data_end;
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	struct iphdr o = {};
+
+	o.version = 4;
+	o.ihl = 5;
+	o.tos = p->tos;
+	o.tot_len = bpf_htons(p->ip_len + sizeof(o));
+	o.frag_off = p->df ? bpf_htons(XLB_IP_DF) : 0;
+	o.ttl = XLB_IPIP_TTL;
+	o.protocol = IPPROTO_IPIP;
+	o.saddr = outer_src_v4;
+	o.daddr = b->addr[0];
+	o.check = ipv4_csum(&o);
+
+	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(o)))
+		return encap_fail(p);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	iph = data + ETH_HLEN;
+	if ((void *)(iph + 1) > data_end)
+		return encap_fail(p);
+	write_eth(eth, bpf_htons(ETH_P_IP));
+	__builtin_memcpy(iph, &o, sizeof(o));
+	return XLB_CONTINUE;
+}
+
+/* encap_ipv6 wraps an IPv6 packet in IPv6 (next header 41). The flow label
+ * carries the flow hash so that ECMP on the way keeps a flow on one path. */
+XLB_INLINE int encap_ipv6(struct xdp_md *ctx, struct pkt *p, const struct backend *b, __u32 hash)
+{
+	void *data, *data_end;
+	struct ethhdr *eth;
+	struct ipv6hdr *ip6h;
+
+	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(*ip6h)))
+		return encap_fail(p);
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	ip6h = data + ETH_HLEN;
+	if ((void *)(ip6h + 1) > data_end)
+		return encap_fail(p);
+	write_eth(eth, bpf_htons(ETH_P_IPV6));
+	ip6h->version = 6;
+	ip6h->priority = p->tos >> 4;
+	ip6h->flow_lbl[0] = ((p->tos & 0xf) << 4) | ((hash >> 16) & 0xf);
+	ip6h->flow_lbl[1] = hash >> 8;
+	ip6h->flow_lbl[2] = hash;
+	ip6h->payload_len = bpf_htons(p->ip_len);
+	ip6h->nexthdr = IPPROTO_IPV6;
+	ip6h->hop_limit = XLB_IPIP_TTL;
+	__builtin_memcpy(&ip6h->saddr, (const void *)outer_src_v6, 16);
+	__builtin_memcpy(&ip6h->daddr, b->addr, 16);
+	return XLB_CONTINUE;
+}
+
+/* encap picks the outer family from the packet's own; a backend of the other
+ * family cannot take this packet in this version (4in6/6in4 come with the
+ * breadth work) and counts as an encapsulation failure. */
+XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b, __u32 hash)
+{
+	__u32 overhead = p->family == XLB_AF_INET ? XLB_IPV4_HDR_LEN : XLB_IPV6_HDR_LEN;
+
+	if (b->family != p->family)
+		return encap_fail(p);
+	if (mtu && p->ip_len + overhead > mtu)
+		return too_big(ctx, p);
+	if (p->family == XLB_AF_INET)
+		return encap_ipv4(ctx, p, b);
+	return encap_ipv6(ctx, p, b, hash);
+}
+
+#endif /* XLB_ENCAP_H */

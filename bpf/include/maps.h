@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* maps.h — every map of the balancer. Sizes are defaults; the Go loader sets
+ * the real ones. All of these are pinned by the loader (adoption). */
+#ifndef XLB_MAPS_H
+#define XLB_MAPS_H
+
+#include <bpf/bpf_helpers.h>
+#include "types.h"
+
+/* Load-time knobs, set by the Go loader with VariableSpec.Set. They live in
+ * .rodata, so the verifier sees constants and prunes dead branches (dry_run). */
+volatile const __u32 table_size = XLB_TABLE_SIZE;   /* M, entries per ring */
+volatile const __u64 udp_timeout_ns = 30ULL * 1000 * 1000 * 1000;
+volatile const __u32 mtu = 0;                      /* 0: do not check */
+volatile const __be32 outer_src_v4 = 0;            /* LB host address */
+volatile const __u32 outer_src_v6[4] = {};         /* LB host address */
+volatile const __u8 src_mac[ETH_ALEN] = {};        /* this NIC's MAC */
+volatile const __u8 next_hop_mac[ETH_ALEN] = {};   /* router or L7 host */
+/* dry_run: the same program, loaded a second time for Lookup, that neither
+ * writes connection entries nor counts, so asking a question changes nothing. */
+volatile const __u8 dry_run = 0;
+
+/* (address, port, protocol) -> VIP id and generation. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct vip_key);
+	__type(value, struct vip_info);
+	__uint(max_entries, XLB_MAX_VIPS);
+} vip_map SEC(".maps");
+
+/* One Maglev table per VIP id: an ARRAY of M backend ids. A table is swapped
+ * by replacing the outer slot, one pointer write, so a packet sees either the
+ * old table or the new one. An empty slot means "no backend". */
+struct ring {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, XLB_TABLE_SIZE);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__type(key, __u32);
+	__uint(max_entries, XLB_MAX_VIPS);
+	__array(values, struct ring);
+} ring_map SEC(".maps");
+
+/* Backend id -> L7 host address and generation. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct backend);
+	__uint(max_entries, XLB_MAX_BACKENDS);
+} backend_map SEC(".maps");
+
+/* Connection table: a hash with one LRU list per CPU, so eviction never takes
+ * a lock shared between cores, while the entries stay readable from any CPU
+ * (a flow moved by RSS changes still finds its backend). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct conn_key);
+	__type(value, struct conn);
+	__uint(max_entries, XLB_CONN_ENTRIES);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+} conn_map SEC(".maps");
+
+/* Per-reason and per-action counters, indexed by enum xlb_counter (the key
+ * type names the enum so that bpf2go exports it to Go). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, enum xlb_counter);
+	__type(value, struct xlb_stat);
+	__uint(max_entries, XLB_CNT_MAX);
+} stats_map SEC(".maps");
+
+/* Per-VIP counters, indexed by VIP id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct vip_stat);
+	__uint(max_entries, XLB_MAX_VIPS);
+} vip_stats_map SEC(".maps");
+
+/* Per-backend counters, indexed by backend id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xlb_stat);
+	__uint(max_entries, XLB_MAX_BACKENDS);
+} backend_stats_map SEC(".maps");
+
+/* Run-time knobs, one entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xlb_ctl);
+	__uint(max_entries, 1);
+} ctl_map SEC(".maps");
+
+#endif /* XLB_MAPS_H */

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* types.h — map keys and values. The Go side reads every one of these through
+ * the types bpf2go generates from this file; change them together. Addresses
+ * are stored in network byte order, IPv4 in addr[0] with addr[1..3] zero. */
+#ifndef XLB_TYPES_H
+#define XLB_TYPES_H
+
+#include <linux/types.h>
+#include "consts.h"
+
+/* vip_map key: a VIP is (address, port, protocol); port 0 is "any port".
+ * family keeps 1.2.3.4 apart from the IPv6 address with the same first
+ * four bytes and zeros after. */
+struct vip_key {
+	__u32 addr[4];
+	__be16 port;
+	__u8 proto;
+	__u8 family;
+};
+
+/* vip_map value. id indexes ring_map and vip_stats_map; gen changes when the
+ * id is given to another VIP, so old connection entries stop matching. */
+struct vip_info {
+	__u32 id;
+	__u32 gen;
+	__u32 flags;
+};
+
+/* backend_map value, indexed by backend id (id 0 is never used). A deleted
+ * backend keeps its slot with family XLB_AF_NONE and its gen; a reused id
+ * gets a new gen, so entries naming the old owner miss. */
+struct backend {
+	__u32 addr[4];
+	__u32 gen;
+	__u8 family;
+	__u8 pad[3];
+};
+
+/* conn_map key. The VIP is named by its id (plus the entry's vip_gen), which
+ * keeps the key at 24 bytes instead of carrying the destination address. */
+struct conn_key {
+	__u32 src[4];
+	__be16 sport;
+	__be16 dport;
+	__u32 vip_id;
+};
+
+/* conn_map value: where the flow goes, and when it was last seen (UDP). */
+struct conn {
+	__u32 backend_id;
+	__u32 backend_gen;
+	__u32 vip_gen;
+	__u32 pad;
+	__u64 last_seen_ns;
+};
+
+/* stats_map and backend_stats_map value. */
+struct xlb_stat {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* vip_stats_map value. */
+struct vip_stat {
+	__u64 packets;
+	__u64 bytes;
+	__u64 new_flows;
+};
+
+/* ctl_map value (single entry): knobs the Go side changes at run time. */
+struct xlb_ctl {
+	__u32 wildcard_vips; /* VIPs with port 0: skip the second lookup when 0 */
+	__u32 next_gen;      /* generation allocator, kept here to survive restarts */
+	__u32 table_size;    /* M the rings were made with; checked on adoption */
+	__u32 pad;
+};
+
+#endif /* XLB_TYPES_H */

@@ -1,0 +1,421 @@
+package l4
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// Config sizes and configures a Dataplane. Zero sizes take the defaults.
+type Config struct {
+	MaxVIPs     uint32 // VIP slots (default 512)
+	MaxBackends uint32 // backend ids, id 0 reserved (default 4096)
+	ConnEntries uint32 // connection table entries, split over CPUs (default 262144)
+	TableSize   uint32 // M, entries of every VIP's Maglev table (default 65537)
+
+	// UDPTimeout is how long an idle UDP flow keeps its backend (default 30s).
+	UDPTimeout time.Duration
+	// MTU is the largest IP packet the egress link carries once wrapped
+	// (inner + 20 or 40 bytes); larger packets are dropped and counted as
+	// too_big. 0 disables the check.
+	MTU uint32
+
+	// PinPath is a directory on bpffs (e.g. /sys/fs/bpf/xlb) where maps,
+	// program and links are pinned, and from which a later Open adopts them.
+	// Empty: nothing is pinned and Close detaches everything.
+	PinPath string
+
+	OuterSrcV4 netip.Addr       // outer source of IPv4-in-IPv4: this host's address
+	OuterSrcV6 netip.Addr       // outer source of IPv6-in-IPv6: this host's address
+	SrcMAC     net.HardwareAddr // source MAC of forwarded frames: the NIC's own
+	NextHopMAC net.HardwareAddr // destination MAC of forwarded frames
+}
+
+// Defaults for zero Config fields.
+const (
+	DefaultMaxVIPs     = 512
+	DefaultMaxBackends = 4096
+	DefaultConnEntries = 262144
+	DefaultTableSize   = 65537
+	DefaultUDPTimeout  = 30 * time.Second
+)
+
+func (c Config) withDefaults() (Config, error) {
+	if c.MaxVIPs == 0 {
+		c.MaxVIPs = DefaultMaxVIPs
+	}
+	if c.MaxBackends == 0 {
+		c.MaxBackends = DefaultMaxBackends
+	}
+	if c.ConnEntries == 0 {
+		c.ConnEntries = DefaultConnEntries
+	}
+	if c.TableSize == 0 {
+		c.TableSize = DefaultTableSize
+	}
+	if c.UDPTimeout == 0 {
+		c.UDPTimeout = DefaultUDPTimeout
+	}
+	if c.MaxBackends < 2 {
+		return c, fmt.Errorf("config: MaxBackends must be at least 2 (id 0 is reserved): %w", ErrInvalid)
+	}
+	if c.OuterSrcV4.IsValid() && !c.OuterSrcV4.Unmap().Is4() {
+		return c, fmt.Errorf("config: OuterSrcV4 %s is not IPv4: %w", c.OuterSrcV4, ErrInvalid)
+	}
+	if c.OuterSrcV6.IsValid() && (!c.OuterSrcV6.Is6() || c.OuterSrcV6.Is4In6()) {
+		return c, fmt.Errorf("config: OuterSrcV6 %s is not IPv6: %w", c.OuterSrcV6, ErrInvalid)
+	}
+	for _, m := range []net.HardwareAddr{c.SrcMAC, c.NextHopMAC} {
+		if m != nil && len(m) != 6 {
+			return c, fmt.Errorf("config: MAC %s is not 6 bytes: %w", m, ErrInvalid)
+		}
+	}
+	return c, nil
+}
+
+// Dataplane owns one loaded (or adopted) balancer: its maps, the live
+// program, a dry-run twin for Lookup, and its XDP links. It is safe for
+// concurrent use.
+type Dataplane struct {
+	cfg  Config
+	log  *slog.Logger
+	ncpu int
+
+	mu        sync.Mutex
+	objs      xlbObjects
+	dry       *ebpf.Program
+	innerSpec *ebpf.MapSpec
+	links     map[string]link.Link
+	ctl       xlbXlbCtl
+
+	vips     map[VIP]vipState
+	vipByID  map[uint32]VIP
+	backends map[BackendID]backendState
+	byAddr   map[netip.Addr]BackendID
+	tables   map[uint32][]BackendID // VIP id -> distinct backends in its table
+	refs     map[BackendID]int      // backend -> number of tables naming it
+}
+
+type vipState struct {
+	id, gen uint32
+}
+
+type backendState struct {
+	addr netip.Addr
+	gen  uint32
+}
+
+const (
+	progPinName = "xlb_ingress"
+	linkPinPref = "link_"
+)
+
+// Open loads the balancer with cfg's sizes, or adopts the instance pinned
+// under cfg.PinPath: pinned maps are reused (connection entries, tables and
+// counters survive), a fresh program is loaded against them, and every
+// pinned XDP link is switched to it atomically, so forwarding never stops.
+func Open(cfg Config, log *slog.Logger) (*Dataplane, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("count possible cpus: %w", err)
+	}
+	if cfg.PinPath != "" {
+		if err := checkBPFFS(cfg.PinPath); err != nil {
+			return nil, err
+		}
+	}
+	d := &Dataplane{
+		cfg:      cfg,
+		log:      log,
+		ncpu:     ncpu,
+		links:    map[string]link.Link{},
+		vips:     map[VIP]vipState{},
+		vipByID:  map[uint32]VIP{},
+		backends: map[BackendID]backendState{},
+		byAddr:   map[netip.Addr]BackendID{},
+		tables:   map[uint32][]BackendID{},
+		refs:     map[BackendID]int{},
+	}
+	if err := d.load(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := d.readState(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if cfg.PinPath != "" {
+		if err := d.pinProgram(); err != nil {
+			d.Close()
+			return nil, err
+		}
+		if err := d.adoptLinks(); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func checkBPFFS(dir string) error {
+	parent := dir
+	for {
+		if _, err := os.Stat(parent); err == nil {
+			break
+		}
+		next := filepath.Dir(parent)
+		if next == parent {
+			break
+		}
+		parent = next
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(parent, &st); err != nil {
+		return fmt.Errorf("stat pin path %s: %w", dir, err)
+	}
+	if st.Type != unix.BPF_FS_MAGIC {
+		return fmt.Errorf("check pin path %s: %w", dir, ErrNoBPFFS)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create pin path %s: %w", dir, err)
+	}
+	return nil
+}
+
+// spec returns the collection spec with the configured sizes and knobs.
+func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
+	spec, err := loadXlb()
+	if err != nil {
+		return nil, fmt.Errorf("load xdp spec: %w", err)
+	}
+	var s xlbSpecs
+	if err := spec.Assign(&s); err != nil {
+		return nil, fmt.Errorf("assign xdp spec: %w", err)
+	}
+	c := d.cfg
+	s.VipMap.MaxEntries = c.MaxVIPs
+	s.RingMap.MaxEntries = c.MaxVIPs
+	s.RingMap.InnerMap.MaxEntries = c.TableSize
+	s.VipStatsMap.MaxEntries = c.MaxVIPs
+	s.BackendMap.MaxEntries = c.MaxBackends
+	s.BackendStatsMap.MaxEntries = c.MaxBackends
+	s.ConnMap.MaxEntries = c.ConnEntries
+	if c.PinPath != "" {
+		for _, m := range []*ebpf.MapSpec{s.VipMap, s.RingMap, s.BackendMap, s.ConnMap,
+			s.StatsMap, s.VipStatsMap, s.BackendStatsMap, s.CtlMap} {
+			m.Pinning = ebpf.PinByName
+		}
+	}
+	var v4 [4]byte
+	if c.OuterSrcV4.IsValid() {
+		v4 = c.OuterSrcV4.Unmap().As4()
+	}
+	var v6 [16]byte
+	if c.OuterSrcV6.IsValid() {
+		v6 = c.OuterSrcV6.As16()
+	}
+	var src, next [6]byte
+	copy(src[:], c.SrcMAC)
+	copy(next[:], c.NextHopMAC)
+	dry := uint8(0)
+	if dryRun {
+		dry = 1
+	}
+	for _, set := range []struct {
+		v   *ebpf.VariableSpec
+		val any
+	}{
+		{s.TableSize, c.TableSize},
+		{s.UdpTimeoutNs, uint64(c.UDPTimeout.Nanoseconds())},
+		{s.Mtu, c.MTU},
+		{s.OuterSrcV4, v4},
+		{s.OuterSrcV6, v6},
+		{s.SrcMac, src},
+		{s.NextHopMac, next},
+		{s.DryRun, dry},
+	} {
+		if err := set.v.Set(set.val); err != nil {
+			return nil, fmt.Errorf("set %s: %w", set.v.Name, err)
+		}
+	}
+	d.innerSpec = s.RingMap.InnerMap.Copy()
+	return spec, nil
+}
+
+func (d *Dataplane) load() error {
+	spec, err := d.spec(false)
+	if err != nil {
+		return err
+	}
+	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: d.cfg.PinPath}}
+	if err := spec.LoadAndAssign(&d.objs, opts); err != nil {
+		return d.loadError(err)
+	}
+	dspec, err := d.spec(true)
+	if err != nil {
+		return err
+	}
+	var dry xlbPrograms
+	dopts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
+		xlbMapVipMap:          d.objs.VipMap,
+		xlbMapRingMap:         d.objs.RingMap,
+		xlbMapBackendMap:      d.objs.BackendMap,
+		xlbMapConnMap:         d.objs.ConnMap,
+		xlbMapStatsMap:        d.objs.StatsMap,
+		xlbMapVipStatsMap:     d.objs.VipStatsMap,
+		xlbMapBackendStatsMap: d.objs.BackendStatsMap,
+		xlbMapCtlMap:          d.objs.CtlMap,
+	}}
+	for _, m := range dspec.Maps {
+		m.Pinning = ebpf.PinNone
+	}
+	if err := dspec.LoadAndAssign(&dry, dopts); err != nil {
+		return d.loadError(err)
+	}
+	d.dry = dry.XlbIngress
+	return nil
+}
+
+// loadError turns a load failure into one that says what to do.
+func (d *Dataplane) loadError(err error) error {
+	var verr *ebpf.VerifierError
+	switch {
+	case errors.As(err, &verr):
+		d.log.Error("verifier rejected the balancer", "error", fmt.Sprintf("%+v", verr))
+		return fmt.Errorf("load xdp objects: %w", err)
+	case errors.Is(err, ebpf.ErrMapIncompatible):
+		return fmt.Errorf("load xdp objects from %s: %w: %w", d.cfg.PinPath, ErrIncompatiblePins, err)
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return fmt.Errorf("load xdp objects: %w: %w", ErrNotPermitted, err)
+	}
+	if _, berr := btf.LoadKernelSpec(); berr != nil {
+		return fmt.Errorf("load xdp objects: %w: %w", ErrNoBTF, err)
+	}
+	return fmt.Errorf("load xdp objects: %w", err)
+}
+
+// pinProgram pins the live program, replacing the pin of a previous instance.
+func (d *Dataplane) pinProgram() error {
+	path := filepath.Join(d.cfg.PinPath, progPinName)
+	tmp := path + ".new"
+	_ = os.Remove(tmp)
+	if err := d.objs.XlbIngress.Pin(tmp); err != nil {
+		return fmt.Errorf("pin program: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("pin program: %w", err)
+	}
+	return nil
+}
+
+// adoptLinks switches every pinned XDP link of a previous instance to the
+// freshly loaded program. bpf_link_update replaces the program in one step:
+// the interface is never without a program.
+func (d *Dataplane) adoptLinks() error {
+	paths, err := filepath.Glob(filepath.Join(d.cfg.PinPath, linkPinPref+"*"))
+	if err != nil {
+		return fmt.Errorf("list pinned links: %w", err)
+	}
+	for _, p := range paths {
+		ifname := strings.TrimPrefix(filepath.Base(p), linkPinPref)
+		l, err := link.LoadPinnedLink(p, nil)
+		if err != nil {
+			return fmt.Errorf("load pinned link %s: %w", p, err)
+		}
+		if err := l.Update(d.objs.XlbIngress); err != nil {
+			// The interface went away: the link is defunct, drop it.
+			d.log.Warn("dropping defunct pinned xdp link", "iface", ifname, "error", err)
+			_ = l.Unpin()
+			_ = l.Close()
+			continue
+		}
+		d.links[ifname] = l
+		d.log.Info("adopted xdp link", "iface", ifname)
+	}
+	return nil
+}
+
+// Close releases every file descriptor. Pinned objects stay in the kernel
+// and keep forwarding; without a PinPath, closing detaches the program.
+func (d *Dataplane) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var errs []error
+	for name, l := range d.links {
+		if err := l.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close link %s: %w", name, err))
+		}
+		delete(d.links, name)
+	}
+	if d.dry != nil {
+		errs = append(errs, d.dry.Close())
+		d.dry = nil
+	}
+	errs = append(errs, d.objs.Close())
+	d.objs = xlbObjects{}
+	return errors.Join(errs...)
+}
+
+// Unpin removes every pin under PinPath (maps, program, links) and the
+// directory if it is then empty. Objects stay alive while this Dataplane
+// holds them; after Close they are gone, links detached.
+func (d *Dataplane) Unpin() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cfg.PinPath == "" {
+		return nil
+	}
+	return RemovePins(d.cfg.PinPath)
+}
+
+// RemovePins removes what a Dataplane pinned under dir, without loading it
+// (cleanup after a crash, or before a start with other sizes).
+func RemovePins(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read pin dir %s: %w", dir, err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, fmt.Errorf("remove pin: %w", err))
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("remove pin dir: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Program returns the live balancer program, for BPF_PROG_TEST_RUN drivers
+// (benchmarks). Do not close it.
+func (d *Dataplane) Program() *ebpf.Program {
+	return d.objs.XlbIngress
+}
+
+// Config returns the effective configuration (defaults filled in).
+func (d *Dataplane) Config() Config {
+	return d.cfg
+}

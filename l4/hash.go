@@ -1,0 +1,52 @@
+package l4
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"net/netip"
+)
+
+const hashSeed = 0x786c6221 // "xlb!", as in bpf/include/hash.h
+
+func hashMix(h, k uint32) uint32 {
+	k *= 0xcc9e2d51
+	k = bits.RotateLeft32(k, 15)
+	k *= 0x1b873593
+	h ^= k
+	h = bits.RotateLeft32(h, 13)
+	return h*5 + 0xe6546b64
+}
+
+// FlowHash is the hash the balancer uses to pick a Maglev slot (slot =
+// FlowHash % TableSize) for a flow that has no connection entry. It covers
+// the source address, both ports and the protocol — not the destination
+// address, so that every LB host announcing a VIP picks the same slot. It
+// mirrors flow_hash in bpf/include/hash.h (MurmurHash3 x86_32 mixing over
+// little-endian words of wire-order bytes); a kernel test keeps them equal.
+func FlowHash(src netip.AddrPort, dstPort uint16, proto Proto) uint32 {
+	a := src.Addr().Unmap()
+	h := uint32(hashSeed)
+	n := uint32(12)
+	if a.Is4() {
+		b := a.As4()
+		h = hashMix(h, binary.LittleEndian.Uint32(b[:]))
+	} else {
+		b := a.As16()
+		for i := 0; i < 16; i += 4 {
+			h = hashMix(h, binary.LittleEndian.Uint32(b[i:]))
+		}
+		n = 24
+	}
+	var ports [4]byte
+	binary.BigEndian.PutUint16(ports[0:], src.Port())
+	binary.BigEndian.PutUint16(ports[2:], dstPort)
+	h = hashMix(h, binary.LittleEndian.Uint32(ports[:]))
+	h = hashMix(h, uint32(proto))
+	h ^= n
+	h ^= h >> 16
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	h *= 0xc2b2ae35
+	h ^= h >> 16
+	return h
+}

@@ -1,0 +1,124 @@
+package l4
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+)
+
+// VIPOption tunes a VIP. There are none yet; the variadic parameter keeps
+// UpsertVIP stable when per-VIP flags arrive.
+type VIPOption func(*xlbVipInfo)
+
+// UpsertVIP makes v known to the balancer. A new VIP has no table: its
+// packets are dropped (no_backend) until InstallTable. Upserting an existing
+// VIP changes nothing.
+func (d *Dataplane) UpsertVIP(v VIP, opts ...VIPOption) error {
+	if err := v.validate(); err != nil {
+		return err
+	}
+	v.Addr = v.Addr.Unmap()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if st, ok := d.vips[v]; ok {
+		info := xlbVipInfo{Id: st.id, Gen: st.gen}
+		for _, o := range opts {
+			o(&info)
+		}
+		if err := d.objs.VipMap.Put(vipKey(v), &info); err != nil {
+			return fmt.Errorf("update vip %s: %w", v, err)
+		}
+		return nil
+	}
+	id, ok := d.freeVIPID()
+	if !ok {
+		return fmt.Errorf("add vip %s: %w", v, ErrFull)
+	}
+	gen, err := d.nextGen()
+	if err != nil {
+		return fmt.Errorf("add vip %s: %w", v, err)
+	}
+	// A previous owner of the id may have left a table and counters.
+	if err := d.objs.RingMap.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("add vip %s: clear table: %w", v, err)
+	}
+	if err := zeroPerCPU[xlbVipStat](d.objs.VipStatsMap, id, d.ncpu); err != nil {
+		return fmt.Errorf("add vip %s: %w", v, err)
+	}
+	if v.Port == 0 {
+		d.ctl.WildcardVips++
+		if err := d.writeCtl(); err != nil {
+			return fmt.Errorf("add vip %s: %w", v, err)
+		}
+	}
+	info := xlbVipInfo{Id: id, Gen: gen}
+	for _, o := range opts {
+		o(&info)
+	}
+	if err := d.objs.VipMap.Update(vipKey(v), &info, ebpf.UpdateNoExist); err != nil {
+		return fmt.Errorf("add vip %s: %w", v, err)
+	}
+	d.vips[v] = vipState{id: id, gen: gen}
+	d.vipByID[id] = v
+	d.log.Info("vip added", "vip", v.String())
+	return nil
+}
+
+// DeleteVIP stops balancing v: its packets pass to the host again. Its
+// connection entries become invalid (the VIP's generation is gone).
+func (d *Dataplane) DeleteVIP(v VIP) error {
+	v.Addr = v.Addr.Unmap()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st, ok := d.vips[v]
+	if !ok {
+		return fmt.Errorf("delete vip %s: %w", v, ErrUnknownVIP)
+	}
+	if err := d.objs.VipMap.Delete(vipKey(v)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete vip %s: %w", v, err)
+	}
+	if err := d.objs.RingMap.Delete(st.id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete vip %s: clear table: %w", v, err)
+	}
+	d.setTableRefs(st.id, nil)
+	if v.Port == 0 && d.ctl.WildcardVips > 0 {
+		d.ctl.WildcardVips--
+		if err := d.writeCtl(); err != nil {
+			return fmt.Errorf("delete vip %s: %w", v, err)
+		}
+	}
+	delete(d.vips, v)
+	delete(d.vipByID, st.id)
+	d.log.Info("vip deleted", "vip", v.String())
+	return nil
+}
+
+// VIPs lists the known VIPs.
+func (d *Dataplane) VIPs() []VIP {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]VIP, 0, len(d.vips))
+	for v := range d.vips {
+		out = append(out, v)
+	}
+	return out
+}
+
+func (d *Dataplane) freeVIPID() (uint32, bool) {
+	for id := uint32(0); id < d.cfg.MaxVIPs; id++ {
+		if _, used := d.vipByID[id]; !used {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+func vipKey(v VIP) xlbVipKey {
+	return xlbVipKey{
+		Addr:   addrWords(v.Addr),
+		Port:   htons(v.Port),
+		Proto:  uint8(v.Proto),
+		Family: familyOf(v.Addr),
+	}
+}
