@@ -91,6 +91,9 @@ type Interface struct {
 
 // Status is the daemon's overall view: `xlb status`.
 type Status struct {
+	// Time is when the daemon took this snapshot; the CLI shows ages
+	// ("2s ago") relative to it.
+	Time       time.Time   `json:"time,omitzero"`
 	Version    string      `json:"version"`
 	StartTime  time.Time   `json:"startTime,omitzero"`
 	ConfigPath string      `json:"configPath,omitempty"`
