@@ -1,0 +1,299 @@
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/xlbproject/xlb/control/api"
+	"github.com/xlbproject/xlb/control/state"
+	"github.com/xlbproject/xlb/maglev"
+)
+
+// BackendID is the data path's name for an L7 host; 0 means "no backend".
+type BackendID uint32
+
+// Dataplane is what the reconciler needs from the data path. The daemon
+// adapts *l4.Dataplane to it; tests record the calls.
+type Dataplane interface {
+	// UpsertVIP creates the VIP (idempotent).
+	UpsertVIP(key api.VIPKey) error
+	// DeleteVIP removes the VIP and its table.
+	DeleteVIP(key api.VIPKey) error
+	// UpsertBackend returns the backend's id, creating it if needed
+	// (idempotent for the same address).
+	UpsertBackend(addr netip.Addr) (BackendID, error)
+	// DeleteBackend removes a backend no table names any more.
+	DeleteBackend(addr netip.Addr, id BackendID) error
+	// InstallTable replaces the VIP's whole table atomically; an empty
+	// table means "drop and count", never "keep the old one".
+	InstallTable(key api.VIPKey, table []BackendID) error
+}
+
+// HealthFunc reports whether a VIP's backend passes its health checks.
+type HealthFunc func(vip api.VIPKey, backend netip.Addr) bool
+
+// Reconciler turns desired state × health into the data path's VIPs,
+// backends and Maglev tables. It remembers what it installed and rebuilds
+// only the VIPs whose table input (in-table backends, weights, size)
+// changed. It is not safe for concurrent use; the daemon serialises calls.
+type Reconciler struct {
+	log *slog.Logger
+	dp  Dataplane
+	now func() time.Time
+
+	vips     map[api.VIPKey]*installed
+	backends map[netip.Addr]BackendID
+}
+
+type installed struct {
+	input  []maglev.Backend // sorted by name: the table's whole input
+	size   uint32
+	table  maglev.Table
+	counts map[netip.Addr]int
+	// ok is false when the last install failed; the next run retries.
+	ok bool
+}
+
+// New returns a reconciler that starts from an empty view of the data
+// path: its first run installs every VIP's table (on a restart that adopted
+// a pinned data path, the same tables are swapped in, which is harmless).
+func New(log *slog.Logger, dp Dataplane) *Reconciler {
+	return &Reconciler{log: log, dp: dp, now: time.Now, vips: map[api.VIPKey]*installed{}, backends: map[netip.Addr]BackendID{}}
+}
+
+// VIPResult is what one run did to one VIP.
+type VIPResult struct {
+	Key api.VIPKey
+	// Rebuilt is true when a new table was built and installed.
+	Rebuilt  bool
+	Duration time.Duration // build + install, when Rebuilt
+	// Moved is how many slots changed owner, when Rebuilt.
+	Moved int
+	// Slots is the number of table entries per backend now installed.
+	Slots map[netip.Addr]int
+	// States is each backend's effective state (api.StateActive, ...).
+	States map[netip.Addr]string
+	Err    error
+}
+
+// Report is what one run did.
+type Report struct {
+	VIPs     []VIPResult
+	Removed  []api.VIPKey
+	Rebuilds int
+	Duration time.Duration
+}
+
+// BackendState derives the effective state of a backend: draining wins over
+// down, because an operator who drained a host wants it out whatever its
+// health says.
+func BackendState(b state.Backend, up bool) string {
+	switch {
+	case b.Drain:
+		return api.StateDraining
+	case !up:
+		return api.StateDown
+	default:
+		return api.StateActive
+	}
+}
+
+// Reconcile makes the data path match desired × health. It carries on past
+// a failing VIP and returns every error joined; a failed VIP is retried on
+// the next run.
+func (r *Reconciler) Reconcile(desired state.Desired, up HealthFunc) (Report, error) {
+	start := r.now()
+	var rep Report
+	var errs []error
+
+	// Backends first: every backend of every desired VIP exists in the data
+	// path, drained and down ones included, so that established flows
+	// pinned to them by the connection table keep being forwarded.
+	wanted := map[netip.Addr]bool{}
+	for _, v := range desired.VIPs {
+		for _, b := range v.Backends {
+			wanted[b.Addr] = true
+			if _, ok := r.backends[b.Addr]; ok {
+				continue
+			}
+			id, err := r.dp.UpsertBackend(b.Addr)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("upsert backend %s: %w", b.Addr, err))
+				continue
+			}
+			r.backends[b.Addr] = id
+			r.log.Info("backend added to data path", "backend", b.Addr.String(), "id", uint32(id))
+		}
+	}
+
+	desiredKeys := map[api.VIPKey]bool{}
+	for _, v := range desired.VIPs {
+		desiredKeys[v.Key] = true
+		res := r.vip(v, up)
+		if res.Rebuilt {
+			rep.Rebuilds++
+		}
+		if res.Err != nil {
+			errs = append(errs, res.Err)
+		}
+		rep.VIPs = append(rep.VIPs, res)
+	}
+
+	// Removed VIPs go after the tables are in place.
+	for key := range r.vips {
+		if desiredKeys[key] {
+			continue
+		}
+		if err := r.dp.DeleteVIP(key); err != nil {
+			errs = append(errs, fmt.Errorf("delete vip %s: %w", key, err))
+			continue
+		}
+		delete(r.vips, key)
+		rep.Removed = append(rep.Removed, key)
+		r.log.Info("vip removed from data path", "vip", key.String())
+	}
+	slices.SortFunc(rep.Removed, func(a, b api.VIPKey) int { return a.Addr.Compare(b.Addr) })
+
+	// Backends no VIP wants any more go last, once no table names them.
+	for addr, id := range r.backends {
+		if wanted[addr] || r.inAnyTable(addr) {
+			continue
+		}
+		if err := r.dp.DeleteBackend(addr, id); err != nil {
+			errs = append(errs, fmt.Errorf("delete backend %s: %w", addr, err))
+			continue
+		}
+		delete(r.backends, addr)
+		r.log.Info("backend removed from data path", "backend", addr.String(), "id", uint32(id))
+	}
+	rep.Duration = r.now().Sub(start)
+	return rep, errors.Join(errs...)
+}
+
+// inAnyTable reports whether an installed table (possibly of a VIP whose
+// delete failed) still names addr.
+func (r *Reconciler) inAnyTable(addr netip.Addr) bool {
+	for _, in := range r.vips {
+		if in.counts[addr] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Reconciler) vip(v state.VIP, up HealthFunc) VIPResult {
+	res := VIPResult{Key: v.Key, States: map[netip.Addr]string{}}
+	var input []maglev.Backend
+	for _, b := range v.Backends {
+		st := BackendState(b, up(v.Key, b.Addr))
+		res.States[b.Addr] = st
+		_, known := r.backends[b.Addr]
+		if st == api.StateActive && b.Weight > 0 && known {
+			input = append(input, maglev.Backend{Name: b.Addr.String(), Weight: b.Weight})
+		}
+	}
+	slices.SortFunc(input, func(a, b maglev.Backend) int { return compareNames(a.Name, b.Name) })
+
+	cur, exists := r.vips[v.Key]
+	if exists && cur.ok && cur.size == v.TableSize && slices.Equal(cur.input, input) {
+		res.Slots = cur.counts
+		return res
+	}
+	if !exists {
+		if err := r.dp.UpsertVIP(v.Key); err != nil {
+			res.Err = fmt.Errorf("upsert vip %s: %w", v.Key, err)
+			return res
+		}
+		cur = &installed{}
+		r.vips[v.Key] = cur
+	}
+
+	t0 := r.now()
+	table, err := maglev.Build(input, int(v.TableSize))
+	if err != nil {
+		cur.ok = false
+		res.Err = fmt.Errorf("build table of vip %s: %w", v.Key, err)
+		return res
+	}
+	ids := make([]BackendID, len(table.Slots))
+	nameIDs := make([]BackendID, len(table.Names))
+	for i, n := range table.Names {
+		nameIDs[i] = r.backends[netip.MustParseAddr(n)]
+	}
+	for i, s := range table.Slots {
+		ids[i] = nameIDs[s]
+	}
+	if err := r.dp.InstallTable(v.Key, ids); err != nil {
+		cur.ok = false
+		res.Err = fmt.Errorf("install table of vip %s: %w", v.Key, err)
+		return res
+	}
+	res.Duration = r.now().Sub(t0)
+	res.Rebuilt = true
+	res.Moved = maglev.Compare(cur.table, table).Moved
+
+	counts := map[netip.Addr]int{}
+	for i, c := range table.Counts() {
+		if c > 0 {
+			counts[netip.MustParseAddr(table.Names[i])] = c
+		}
+	}
+	*cur = installed{input: input, size: v.TableSize, table: table, counts: counts, ok: true}
+	res.Slots = counts
+
+	inTable := make([]string, len(input))
+	for i, b := range input {
+		inTable[i] = b.Name
+	}
+	attrs := []any{"vip", v.Key.String(), "backends", inTable, "slots_moved", res.Moved, "duration", res.Duration}
+	if table.Empty() {
+		r.log.Warn("table installed empty: no usable backend, packets are dropped", attrs...)
+	} else {
+		r.log.Info("table installed", attrs...)
+	}
+	return res
+}
+
+// Slots returns the installed per-backend slot counts of a VIP.
+func (r *Reconciler) Slots(key api.VIPKey) map[netip.Addr]int {
+	if in, ok := r.vips[key]; ok {
+		return in.counts
+	}
+	return nil
+}
+
+// BackendID returns the data path id of a backend, 0 if unknown.
+func (r *Reconciler) BackendID(addr netip.Addr) BackendID { return r.backends[addr] }
+
+// Backends returns every backend address known to the data path by id.
+func (r *Reconciler) Backends() map[BackendID]netip.Addr {
+	m := make(map[BackendID]netip.Addr, len(r.backends))
+	for a, id := range r.backends {
+		m[id] = a
+	}
+	return m
+}
+
+// Invalidate forgets what was installed for a VIP (or all with the zero
+// key), forcing a rebuild on the next run.
+func (r *Reconciler) Invalidate(key api.VIPKey) {
+	for k, in := range r.vips {
+		if key == (api.VIPKey{}) || k == key {
+			in.ok = false
+		}
+	}
+}
+
+func compareNames(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

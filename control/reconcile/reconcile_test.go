@@ -1,0 +1,361 @@
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/control/api"
+	"github.com/xlbproject/xlb/control/state"
+)
+
+// recorder is a data path that keeps what it is told, checks the order
+// rules of the real one, and counts calls.
+type recorder struct {
+	nextID   BackendID
+	vips     map[api.VIPKey]bool
+	backends map[netip.Addr]BackendID
+	tables   map[api.VIPKey][]BackendID
+	installs map[api.VIPKey]int
+	calls    []string
+	failNext map[string]error
+}
+
+func newRecorder(firstID BackendID) *recorder {
+	return &recorder{
+		nextID: firstID, vips: map[api.VIPKey]bool{}, backends: map[netip.Addr]BackendID{},
+		tables: map[api.VIPKey][]BackendID{}, installs: map[api.VIPKey]int{}, failNext: map[string]error{},
+	}
+}
+
+func (r *recorder) fail(op string) error {
+	if err, ok := r.failNext[op]; ok {
+		delete(r.failNext, op)
+		return err
+	}
+	return nil
+}
+
+func (r *recorder) UpsertVIP(k api.VIPKey) error {
+	r.calls = append(r.calls, "upsert-vip "+k.String())
+	if err := r.fail("upsert-vip"); err != nil {
+		return err
+	}
+	r.vips[k] = true
+	return nil
+}
+
+func (r *recorder) DeleteVIP(k api.VIPKey) error {
+	r.calls = append(r.calls, "delete-vip "+k.String())
+	if !r.vips[k] {
+		return errors.New("unknown vip")
+	}
+	delete(r.vips, k)
+	delete(r.tables, k)
+	return nil
+}
+
+func (r *recorder) UpsertBackend(a netip.Addr) (BackendID, error) {
+	r.calls = append(r.calls, "upsert-backend "+a.String())
+	if id, ok := r.backends[a]; ok {
+		return id, nil
+	}
+	r.nextID++
+	r.backends[a] = r.nextID
+	return r.nextID, nil
+}
+
+func (r *recorder) DeleteBackend(a netip.Addr, id BackendID) error {
+	r.calls = append(r.calls, "delete-backend "+a.String())
+	if r.backends[a] != id {
+		return errors.New("unknown backend")
+	}
+	for k, t := range r.tables {
+		for _, s := range t {
+			if s == id {
+				return fmt.Errorf("backend in use by %s", k)
+			}
+		}
+	}
+	delete(r.backends, a)
+	return nil
+}
+
+func (r *recorder) InstallTable(k api.VIPKey, t []BackendID) error {
+	r.calls = append(r.calls, "install "+k.String())
+	if !r.vips[k] {
+		return errors.New("unknown vip")
+	}
+	if err := r.fail("install"); err != nil {
+		return err
+	}
+	known := map[BackendID]bool{}
+	for _, id := range r.backends {
+		known[id] = true
+	}
+	for _, id := range t {
+		if !known[id] {
+			return fmt.Errorf("table names unknown backend %d", id)
+		}
+	}
+	r.tables[k] = append([]BackendID(nil), t...)
+	r.installs[k]++
+	return nil
+}
+
+// counts returns the installed table of k as slots per backend address.
+func (r *recorder) counts(k api.VIPKey) map[netip.Addr]int {
+	byID := map[BackendID]netip.Addr{}
+	for a, id := range r.backends {
+		byID[id] = a
+	}
+	m := map[netip.Addr]int{}
+	for _, id := range r.tables[k] {
+		m[byID[id]]++
+	}
+	return m
+}
+
+// addrs returns the installed table of k with addresses instead of ids.
+func (r *recorder) addrs(k api.VIPKey) []netip.Addr {
+	byID := map[BackendID]netip.Addr{}
+	for a, id := range r.backends {
+		byID[id] = a
+	}
+	out := make([]netip.Addr, len(r.tables[k]))
+	for i, id := range r.tables[k] {
+		out[i] = byID[id]
+	}
+	return out
+}
+
+var (
+	vipA = api.VIPKey{Addr: netip.MustParseAddr("203.0.113.10"), Port: 80, Proto: "tcp"}
+	vipB = api.VIPKey{Addr: netip.MustParseAddr("203.0.113.10"), Port: 443, Proto: "tcp"}
+	h1   = netip.MustParseAddr("10.0.1.1")
+	h2   = netip.MustParseAddr("10.0.1.2")
+	h3   = netip.MustParseAddr("10.0.1.3")
+)
+
+const m = 65537
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func desired(vips ...state.VIP) state.Desired { return state.Desired{VIPs: vips} }
+
+func vipOf(k api.VIPKey, bs ...state.Backend) state.VIP {
+	return state.VIP{Key: k, Mode: "ipip", TableSize: m, Backends: bs}
+}
+
+func be(a netip.Addr, w uint32, drain bool) state.Backend {
+	return state.Backend{Addr: a, Weight: w, Drain: drain}
+}
+
+func allUp(api.VIPKey, netip.Addr) bool { return true }
+
+func downSet(down ...netip.Addr) HealthFunc {
+	return func(_ api.VIPKey, a netip.Addr) bool {
+		for _, d := range down {
+			if d == a {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func three(drain2 bool, w3 uint32) state.Desired {
+	return desired(
+		vipOf(vipA, be(h1, 1, false), be(h2, 1, drain2), be(h3, w3, false)),
+		vipOf(vipB, be(h1, 1, false), be(h2, 1, false)),
+	)
+}
+
+// TestTransitions starts from three equal backends and applies one change
+// per case, checking the installed table and which VIPs were rebuilt.
+func TestTransitions(t *testing.T) {
+	tests := []struct {
+		name        string
+		next        state.Desired
+		health      HealthFunc
+		wantSlots   map[netip.Addr]int // VIP A's slots; -1 = "about a third"
+		wantState   map[netip.Addr]string
+		wantInstall int // VIP A installs in the second run
+		wantVIPB    int // VIP B installs in the second run
+	}{
+		{
+			name: "no change rebuilds nothing", next: three(false, 1), health: allUp,
+			wantSlots:   map[netip.Addr]int{h1: 21846, h2: 21846, h3: 21845},
+			wantState:   map[netip.Addr]string{h1: "active", h2: "active", h3: "active"},
+			wantInstall: 0, wantVIPB: 0,
+		},
+		{
+			name: "drain takes the backend out of one vip only", next: three(true, 1), health: allUp,
+			wantSlots:   map[netip.Addr]int{h1: 32769, h3: 32768},
+			wantState:   map[netip.Addr]string{h1: "active", h2: "draining", h3: "active"},
+			wantInstall: 1, wantVIPB: 0,
+		},
+		{
+			name: "health down takes it out of both vips", next: three(false, 1), health: downSet(h1),
+			wantSlots:   map[netip.Addr]int{h2: 32769, h3: 32768},
+			wantState:   map[netip.Addr]string{h1: "down", h2: "active", h3: "active"},
+			wantInstall: 1, wantVIPB: 1,
+		},
+		{
+			name: "drain wins over down", next: three(true, 1), health: downSet(h2),
+			wantSlots:   map[netip.Addr]int{h1: 32769, h3: 32768},
+			wantState:   map[netip.Addr]string{h1: "active", h2: "draining", h3: "active"},
+			wantInstall: 1, wantVIPB: 1,
+		},
+		{
+			name: "weight change gives exact proportions", next: three(false, 2), health: allUp,
+			wantSlots:   map[netip.Addr]int{h1: 16384, h2: 16384, h3: 32769},
+			wantState:   map[netip.Addr]string{h1: "active", h2: "active", h3: "active"},
+			wantInstall: 1, wantVIPB: 0,
+		},
+		{
+			name: "weight zero leaves the table", next: three(false, 0), health: allUp,
+			wantSlots:   map[netip.Addr]int{h1: 32769, h2: 32768},
+			wantState:   map[netip.Addr]string{h1: "active", h2: "active", h3: "active"},
+			wantInstall: 1, wantVIPB: 0,
+		},
+		{
+			name: "all down installs an empty table", next: three(false, 1), health: downSet(h1, h2, h3),
+			wantSlots:   map[netip.Addr]int{},
+			wantState:   map[netip.Addr]string{h1: "down", h2: "down", h3: "down"},
+			wantInstall: 1, wantVIPB: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dp := newRecorder(0)
+			r := New(quiet(), dp)
+			_, err := r.Reconcile(three(false, 1), allUp)
+			require.NoError(t, err)
+			require.Equal(t, 1, dp.installs[vipA])
+			require.Equal(t, 1, dp.installs[vipB])
+
+			rep, err := r.Reconcile(tt.next, tt.health)
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantInstall, dp.installs[vipA]-1, "installs of vip A")
+			assert.Equal(t, tt.wantVIPB, dp.installs[vipB]-1, "installs of vip B")
+			assert.Equal(t, tt.wantInstall+tt.wantVIPB, rep.Rebuilds)
+			assert.Equal(t, tt.wantSlots, dp.counts(vipA))
+			if len(tt.wantSlots) == 0 {
+				assert.Empty(t, dp.tables[vipA], "empty table, never the stale one")
+			} else {
+				assert.Len(t, dp.tables[vipA], m)
+			}
+			require.Len(t, rep.VIPs, 2)
+			assert.Equal(t, tt.wantState, rep.VIPs[0].States)
+			assert.Equal(t, len(tt.wantSlots) > 0, len(rep.VIPs[0].Slots) > 0)
+			for a, n := range tt.wantSlots {
+				assert.Equal(t, n, rep.VIPs[0].Slots[a])
+			}
+			// Drained and down backends stay in the data path so their
+			// established flows keep being forwarded.
+			assert.Len(t, dp.backends, 3)
+		})
+	}
+}
+
+func TestRemovals(t *testing.T) {
+	dp := newRecorder(0)
+	r := New(quiet(), dp)
+	_, err := r.Reconcile(three(false, 1), allUp)
+	require.NoError(t, err)
+
+	// h3 leaves VIP A (its only VIP): the table without it is installed
+	// first, then the backend is deleted.
+	next := desired(
+		vipOf(vipA, be(h1, 1, false), be(h2, 1, false)),
+		vipOf(vipB, be(h1, 1, false), be(h2, 1, false)),
+	)
+	dp.calls = nil
+	rep, err := r.Reconcile(next, allUp)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"install 203.0.113.10:80/tcp", "delete-backend 10.0.1.3"}, dp.calls)
+	assert.Equal(t, 1, rep.Rebuilds)
+	assert.NotContains(t, dp.backends, h3)
+
+	// VIP B removed; its backends remain (VIP A uses them).
+	dp.calls = nil
+	rep, err = r.Reconcile(desired(vipOf(vipA, be(h1, 1, false), be(h2, 1, false))), allUp)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"delete-vip 203.0.113.10:443/tcp"}, dp.calls)
+	assert.Equal(t, []api.VIPKey{vipB}, rep.Removed)
+
+	// Everything removed.
+	dp.calls = nil
+	_, err = r.Reconcile(state.Desired{}, allUp)
+	require.NoError(t, err)
+	assert.Empty(t, dp.vips)
+	assert.Empty(t, dp.backends)
+	assert.Equal(t, "delete-vip 203.0.113.10:80/tcp", dp.calls[0])
+}
+
+func TestFailedInstallIsRetried(t *testing.T) {
+	dp := newRecorder(0)
+	r := New(quiet(), dp)
+	_, err := r.Reconcile(three(false, 1), allUp)
+	require.NoError(t, err)
+
+	dp.failNext["install"] = errors.New("map full")
+	rep, err := r.Reconcile(three(true, 1), allUp)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "install table of vip 203.0.113.10:80/tcp: map full")
+	assert.Error(t, rep.VIPs[0].Err)
+	assert.Equal(t, 21846, dp.counts(vipA)[h2], "old table still installed")
+
+	rep, err = r.Reconcile(three(true, 1), allUp)
+	require.NoError(t, err)
+	assert.Equal(t, 1, rep.Rebuilds, "the same input is retried")
+	assert.Zero(t, dp.counts(vipA)[h2])
+}
+
+func TestFailedVIPUpsertIsRetried(t *testing.T) {
+	dp := newRecorder(0)
+	r := New(quiet(), dp)
+	dp.failNext["upsert-vip"] = errors.New("no free id")
+	_, err := r.Reconcile(desired(vipOf(vipA, be(h1, 1, false))), allUp)
+	require.Error(t, err)
+	_, err = r.Reconcile(desired(vipOf(vipA, be(h1, 1, false))), allUp)
+	require.NoError(t, err)
+	assert.Len(t, dp.tables[vipA], m)
+}
+
+// TestTwoHostsAgree: two LB hosts with the same config and health view
+// install identical tables slot for slot (as addresses: the data path ids
+// are local), whatever order the backends were added in.
+func TestTwoHostsAgree(t *testing.T) {
+	var hosts []netip.Addr
+	for i := range 100 {
+		hosts = append(hosts, netip.AddrFrom4([4]byte{10, 1, byte(i / 250), byte(i%250 + 1)}))
+	}
+	build := func(order []int, firstID BackendID) *recorder {
+		var d state.Desired
+		require.NoError(t, d.AddVIP(api.VIPSpec{Key: vipA}))
+		for _, i := range order {
+			require.NoError(t, d.AddBackend(vipA, api.BackendSpec{Addr: hosts[i], Weight: uint32(1 + i%3)}))
+		}
+		dp := newRecorder(firstID)
+		_, err := New(quiet(), dp).Reconcile(d, downSet(hosts[7], hosts[42]))
+		require.NoError(t, err)
+		return dp
+	}
+	fwd, rev := make([]int, 100), make([]int, 100)
+	for i := range 100 {
+		fwd[i], rev[i] = i, 99-i
+	}
+	a, b := build(fwd, 0), build(rev, 1000)
+	require.Len(t, a.tables[vipA], m)
+	assert.NotEqual(t, a.tables[vipA], b.tables[vipA], "ids differ between hosts")
+	assert.Equal(t, a.addrs(vipA), b.addrs(vipA), "addresses agree slot for slot")
+	assert.Zero(t, a.counts(vipA)[hosts[7]])
+}
