@@ -71,10 +71,6 @@ type Interface struct {
 	// Mode is "native", "generic" or "auto" (native, falling back to generic
 	// when the driver has no XDP support).
 	Mode string
-	// NextHopMAC is the destination MAC of encapsulated packets leaving this
-	// interface (the router or the L7 hosts' segment); nil lets the data path
-	// decide.
-	NextHopMAC net.HardwareAddr
 }
 
 // OuterSource holds the host's own addresses, used as the source of the
@@ -91,6 +87,16 @@ type Dataplane struct {
 	MaxBackends      int
 	ConntrackEntries int
 	UDPIdleTimeout   time.Duration
+	// TableSize is M, the Maglev table size of every VIP (a prime).
+	TableSize uint32
+	// MTU is the largest encapsulated IP packet the egress link carries;
+	// larger ones are dropped and counted. 0 disables the check.
+	MTU int
+	// NextHopMAC is the destination MAC of encapsulated frames (the router
+	// towards the L7 hosts). SrcMAC is their source MAC; nil means the
+	// first interface's own address.
+	NextHopMAC net.HardwareAddr
+	SrcMAC     net.HardwareAddr
 }
 
 // Health configures the active checks of every L7 host.
@@ -154,6 +160,10 @@ type fileConfig struct {
 		MaxBackends      *int    `yaml:"max_backends"`
 		ConntrackEntries *int    `yaml:"conntrack_entries"`
 		UDPIdleTimeout   *string `yaml:"udp_idle_timeout"`
+		TableSize        *int    `yaml:"table_size"`
+		MTU              *int    `yaml:"mtu"`
+		NextHopMAC       string  `yaml:"next_hop_mac"`
+		SrcMAC           string  `yaml:"src_mac"`
 	} `yaml:"dataplane"`
 	Health struct {
 		Type     *string `yaml:"type"`
@@ -183,9 +193,8 @@ type fileConfig struct {
 }
 
 type fileInterface struct {
-	Name       string `yaml:"name"`
-	Mode       string `yaml:"mode"`
-	NextHopMAC string `yaml:"next_hop_mac"`
+	Name string `yaml:"name"`
+	Mode string `yaml:"mode"`
 }
 
 type fileVIP struct {
@@ -334,13 +343,6 @@ func (v *validator) config(fc *fileConfig) *Config {
 		default:
 			v.errorf(p("interfaces", i, "mode"), "unknown attach mode %q (want auto, native or generic)", fi.Mode)
 		}
-		if fi.NextHopMAC != "" {
-			mac, err := net.ParseMAC(fi.NextHopMAC)
-			if err != nil || len(mac) != 6 {
-				v.errorf(p("interfaces", i, "next_hop_mac"), "%q is not an Ethernet MAC address", fi.NextHopMAC)
-			}
-			it.NextHopMAC = mac
-		}
 		cfg.Interfaces = append(cfg.Interfaces, it)
 	}
 
@@ -352,6 +354,18 @@ func (v *validator) config(fc *fileConfig) *Config {
 	cfg.Dataplane.MaxBackends = v.intRange(p("dataplane", "max_backends"), d.MaxBackends, DefaultMaxBackends, 1, 1<<20)
 	cfg.Dataplane.ConntrackEntries = v.intRange(p("dataplane", "conntrack_entries"), d.ConntrackEntries, DefaultConntrackEntries, 1024, 1<<26)
 	cfg.Dataplane.UDPIdleTimeout = v.duration(p("dataplane", "udp_idle_timeout"), d.UDPIdleTimeout, DefaultConntrackUDPIdle, time.Second)
+	cfg.Dataplane.TableSize = maglev.DefaultSize
+	if d.TableSize != nil {
+		if ts, ok := v.tableSize(p("dataplane", "table_size"), *d.TableSize); ok {
+			cfg.Dataplane.TableSize = ts
+		}
+	}
+	cfg.Dataplane.MTU = v.intRange(p("dataplane", "mtu"), d.MTU, 0, 0, 65535)
+	if cfg.Dataplane.MTU != 0 && cfg.Dataplane.MTU < 1280 {
+		v.errorf(p("dataplane", "mtu"), "%d is below 1280 (IPv6's minimum); use 0 to disable the check", cfg.Dataplane.MTU)
+	}
+	cfg.Dataplane.NextHopMAC = v.mac(p("dataplane", "next_hop_mac"), d.NextHopMAC)
+	cfg.Dataplane.SrcMAC = v.mac(p("dataplane", "src_mac"), d.SrcMAC)
 
 	h := &fc.Health
 	cfg.Health.Type = DefaultHealthType
@@ -492,16 +506,12 @@ func (v *validator) vip(i int, fv *fileVIP, cfg *Config) (VIP, bool) {
 	if vip.Forwarding != "ipip" {
 		v.errorf(p("vips", i, "forwarding"), "unknown forwarding mode %q (want ipip)", fv.Forwarding)
 	}
-	vip.TableSize = maglev.DefaultSize
+	vip.TableSize = cfg.Dataplane.TableSize
 	if fv.TableSize != nil {
-		n := *fv.TableSize
-		switch {
-		case n < 1 || n > maglev.MaxSize:
-			v.errorf(p("vips", i, "table_size"), "%d is out of range 1..%d", n, maglev.MaxSize)
-		case !maglev.IsPrime(n):
-			v.errorf(p("vips", i, "table_size"), "%d is not prime (Maglev needs a prime; the default is %d)", n, maglev.DefaultSize)
-		default:
-			vip.TableSize = uint32(n)
+		if ts, ok := v.tableSize(p("vips", i, "table_size"), *fv.TableSize); ok {
+			if ts != cfg.Dataplane.TableSize {
+				v.errorf(p("vips", i, "table_size"), "%d differs from dataplane.table_size %d (the data path uses one size for every VIP)", ts, cfg.Dataplane.TableSize)
+			}
 		}
 	}
 	if cfg.Health.Port == 0 && fv.Port != nil && vip.Port == 0 {
@@ -551,6 +561,30 @@ func (v *validator) vip(i int, fv *fileVIP, cfg *Config) (VIP, bool) {
 		v.errorf(p("vips", i, "backends"), "%d backends do not fit a table of %d slots", len(vip.Backends), vip.TableSize)
 	}
 	return vip, len(v.errs) == nerr
+}
+
+func (v *validator) tableSize(path []any, n int) (uint32, bool) {
+	switch {
+	case n < 1 || n > maglev.MaxSize:
+		v.errorf(path, "%d is out of range 1..%d", n, maglev.MaxSize)
+	case !maglev.IsPrime(n):
+		v.errorf(path, "%d is not prime (Maglev needs a prime; the default is %d)", n, maglev.DefaultSize)
+	default:
+		return uint32(n), true
+	}
+	return 0, false
+}
+
+func (v *validator) mac(path []any, s string) net.HardwareAddr {
+	if s == "" {
+		return nil
+	}
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 {
+		v.errorf(path, "%q is not an Ethernet MAC address", s)
+		return nil
+	}
+	return mac
 }
 
 func (v *validator) addr(path []any, s string, family int) netip.Addr {

@@ -32,7 +32,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	assert.Equal(t, uint32(2), cfg.VIPs[0].Backends[2].Weight)
 	assert.Equal(t, uint16(0), cfg.VIPs[2].Port, "\"*\" is a port-wildcard VIP")
 	assert.Equal(t, "udp", cfg.VIPs[2].Proto)
-	assert.Equal(t, "02:00:00:00:00:01", cfg.Interfaces[0].NextHopMAC.String())
+	assert.Equal(t, "02:00:00:00:00:01", cfg.Dataplane.NextHopMAC.String())
 }
 
 func TestDefaults(t *testing.T) {
@@ -79,7 +79,12 @@ func TestErrors(t *testing.T) {
 		{"interface bad name", "interfaces:\n  - name: a/b\n", `x.yaml:2: interfaces[0].name: "a/b" is not a valid interface name`},
 		{"interface twice", "interfaces:\n  - name: eth0\n  - name: eth0\n", `x.yaml:3: interfaces[1].name: interface "eth0" is listed twice`},
 		{"bad mode", "interfaces:\n  - name: eth0\n    mode: turbo\n", `x.yaml:3: interfaces[0].mode: unknown attach mode "turbo"`},
-		{"bad mac", "interfaces:\n  - name: eth0\n    next_hop_mac: zz\n", `x.yaml:3: interfaces[0].next_hop_mac: "zz" is not an Ethernet MAC address`},
+		{"bad mac", minimal + "dataplane:\n  next_hop_mac: zz\n", `x.yaml:13: dataplane.next_hop_mac: "zz" is not an Ethernet MAC address`},
+		{"bad src mac", minimal + "dataplane:\n  src_mac: 01:02\n", `x.yaml:13: dataplane.src_mac: "01:02" is not an Ethernet MAC address`},
+		{"table size not prime", minimal + "dataplane:\n  table_size: 100\n", "x.yaml:13: dataplane.table_size: 100 is not prime"},
+		{"mtu too small", minimal + "dataplane:\n  mtu: 500\n", "x.yaml:13: dataplane.mtu: 500 is below 1280"},
+		{"mtu range", minimal + "dataplane:\n  mtu: 70000\n", "x.yaml:13: dataplane.mtu: 70000 is out of range 0..65535"},
+		{"vip table differs", base("    table_size: 251\n", ""), "x.yaml:9: vips[0].table_size: 251 differs from dataplane.table_size 65537"},
 		{"bad outer v4", minimal + "  ipv6: 10.0.0.1\n", ""}, // duplicate key: caught by the YAML parser
 		{"outer v4 is v6", "interfaces:\n  - name: eth0\nouter_source:\n  ipv4: 2001:db8::1\n", `x.yaml:4: outer_source.ipv4: "2001:db8::1" is not a unicast IPv4 address`},
 		{"outer v6 is v4", "interfaces:\n  - name: eth0\nouter_source:\n  ipv6: 10.0.0.1\n", `x.yaml:4: outer_source.ipv6: "10.0.0.1" is not a unicast IPv6 address`},
@@ -116,7 +121,7 @@ func TestErrors(t *testing.T) {
 		{"vip bad forwarding", base("    forwarding: gre\n", ""), `x.yaml:9: vips[0].forwarding: unknown forwarding mode "gre"`},
 		{"vip table not prime", base("    table_size: 65536\n", ""), "x.yaml:9: vips[0].table_size: 65536 is not prime"},
 		{"vip table range", base("    table_size: 0\n", ""), "x.yaml:9: vips[0].table_size: 0 is out of range"},
-		{"vip too many backends", base("    table_size: 2\n", "      - address: 10.0.1.2\n      - address: 10.0.1.3\n"), "x.yaml:11: vips[0].backends: 3 backends do not fit a table of 2 slots"},
+		{"vip too many backends", base("", "      - address: 10.0.1.2\n      - address: 10.0.1.3\n") + "dataplane:\n  table_size: 2\n", "x.yaml:10: vips[0].backends: 3 backends do not fit a table of 2 slots"},
 		{"duplicate vip", minimal + "  - address: 203.0.113.10\n    port: 80\n    protocol: tcp\n", "x.yaml:12: vips[1]: duplicate of vips[0]"},
 		{"too many vips", minimal + "  - address: 203.0.113.11\n    port: 80\n    protocol: tcp\ndataplane:\n  max_vips: 1\n", "x.yaml:7: vips: 2 VIPs exceed dataplane.max_vips 1"},
 		{"backend without address", base("", "      - weight: 2\n"), "x.yaml:11: vips[0].backends[1]: address is required"},
