@@ -463,4 +463,3 @@ func (h *Host) netlink(fn func(*netlink.Handle) error) error {
 	defer nl.Close()
 	return fn(nl)
 }
-
