@@ -1,0 +1,256 @@
+package metrics
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xlbproject/xlb/control/health"
+	"github.com/xlbproject/xlb/control/reconcile"
+	"github.com/xlbproject/xlb/l4"
+)
+
+// Source is what the collector reads from the data path at scrape time;
+// *l4.Dataplane implements it.
+type Source interface {
+	Stats() (l4.Stats, error)
+	Backends() map[l4.BackendID]netip.Addr
+}
+
+// BackendView is one backend of one VIP as the daemon sees it now.
+type BackendView struct {
+	VIP     string
+	Backend string
+	Up      bool   // passes its health checks
+	State   string // effective state: active, draining, down
+	Slots   int    // Maglev table entries pointing at it
+}
+
+// ViewFunc returns the daemon's current backends; called at scrape time.
+type ViewFunc func() []BackendView
+
+// States a backend can be in, exported as xlb_backend_state{state=...}.
+var states = []string{"active", "draining", "down"}
+
+var (
+	vipPackets = prometheus.NewDesc("xlb_l4_vip_packets_total",
+		"Packets received for a VIP by the XDP balancer.", []string{"vip"}, nil)
+	vipBytes = prometheus.NewDesc("xlb_l4_vip_bytes_total",
+		"Bytes (frames as received) for a VIP.", []string{"vip"}, nil)
+	vipNewFlows = prometheus.NewDesc("xlb_l4_vip_new_flows_total",
+		"Flows of a VIP that took a Maglev decision (connection entries created).", []string{"vip"}, nil)
+	backendPackets = prometheus.NewDesc("xlb_l4_backend_packets_total",
+		"Packets forwarded to an L7 host.", []string{"backend"}, nil)
+	backendBytes = prometheus.NewDesc("xlb_l4_backend_bytes_total",
+		"Bytes (frames before encapsulation) forwarded to an L7 host.", []string{"backend"}, nil)
+	reasonPackets = prometheus.NewDesc("xlb_l4_reason_packets_total",
+		"Packets by why the balancer passed or dropped them (not_vip, no_backend, malformed, encap_fail, too_big, fragment).", []string{"reason"}, nil)
+	actionPackets = prometheus.NewDesc("xlb_l4_xdp_actions_total",
+		"XDP verdicts of the balancer (aborted, drop, pass, tx, redirect).", []string{"action"}, nil)
+	actionBytes = prometheus.NewDesc("xlb_l4_xdp_action_bytes_total",
+		"Bytes by XDP verdict.", []string{"action"}, nil)
+	conntrack = prometheus.NewDesc("xlb_l4_conntrack_total",
+		"Connection table lookups by result (hit, miss_syn, miss_non_syn, expired).", []string{"result"}, nil)
+	backendUp = prometheus.NewDesc("xlb_backend_up",
+		"1 while the L7 host passes its health checks (its /ready says its pools can serve).", []string{"vip", "backend"}, nil)
+	backendState = prometheus.NewDesc("xlb_backend_state",
+		"1 for the backend's effective state (active, draining or down), 0 for the others.", []string{"vip", "backend", "state"}, nil)
+	backendSlots = prometheus.NewDesc("xlb_backend_table_slots",
+		"Entries of the VIP's Maglev table pointing at the backend.", []string{"vip", "backend"}, nil)
+	scrapeErrors = prometheus.NewDesc("xlb_l4_stats_errors_total",
+		"Failed reads of the BPF counters since start.", nil, nil)
+)
+
+// Collector exports the BPF counters and the backend view at scrape time.
+type Collector struct {
+	src  Source
+	view ViewFunc
+	errs atomic.Uint64
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// NewCollector returns a collector over src and view (either may be nil).
+func NewCollector(src Source, view ViewFunc) *Collector {
+	return &Collector{src: src, view: view}
+}
+
+// Describe sends every descriptor; the set never changes.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{vipPackets, vipBytes, vipNewFlows, backendPackets, backendBytes,
+		reasonPackets, actionPackets, actionBytes, conntrack, backendUp, backendState, backendSlots, scrapeErrors} {
+		ch <- d
+	}
+}
+
+// Collect reads the counters (already summed over CPUs by l4) and the view.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	if c.src != nil {
+		c.collectL4(ch)
+	}
+	if c.view != nil {
+		for _, b := range c.view() {
+			ch <- prometheus.MustNewConstMetric(backendUp, prometheus.GaugeValue, boolFloat(b.Up), b.VIP, b.Backend)
+			for _, s := range states {
+				ch <- prometheus.MustNewConstMetric(backendState, prometheus.GaugeValue, boolFloat(b.State == s), b.VIP, b.Backend, s)
+			}
+			ch <- prometheus.MustNewConstMetric(backendSlots, prometheus.GaugeValue, float64(b.Slots), b.VIP, b.Backend)
+		}
+	}
+}
+
+func (c *Collector) collectL4(ch chan<- prometheus.Metric) {
+	st, err := c.src.Stats()
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(scrapeErrors, prometheus.CounterValue, float64(c.errs.Add(1)))
+		ch <- prometheus.NewInvalidMetric(vipPackets, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(scrapeErrors, prometheus.CounterValue, float64(c.errs.Load()))
+	for v, n := range st.VIPs {
+		key := vipLabel(v)
+		ch <- prometheus.MustNewConstMetric(vipPackets, prometheus.CounterValue, float64(n.Packets), key)
+		ch <- prometheus.MustNewConstMetric(vipBytes, prometheus.CounterValue, float64(n.Bytes), key)
+		ch <- prometheus.MustNewConstMetric(vipNewFlows, prometheus.CounterValue, float64(n.NewFlows), key)
+	}
+	names := c.src.Backends()
+	for id, n := range st.Backends {
+		addr, ok := names[id]
+		if !ok {
+			// A deleted backend's counters: its address is gone, and an
+			// id label would be unbounded over time.
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(backendPackets, prometheus.CounterValue, float64(n.Packets), addr.String())
+		ch <- prometheus.MustNewConstMetric(backendBytes, prometheus.CounterValue, float64(n.Bytes), addr.String())
+	}
+	for ctr, n := range st.Counters {
+		name := ctr.String()
+		switch {
+		case strings.HasPrefix(name, "xdp_"):
+			a := strings.TrimPrefix(name, "xdp_")
+			ch <- prometheus.MustNewConstMetric(actionPackets, prometheus.CounterValue, float64(n.Packets), a)
+			ch <- prometheus.MustNewConstMetric(actionBytes, prometheus.CounterValue, float64(n.Bytes), a)
+		case strings.HasPrefix(name, "conn_"):
+			ch <- prometheus.MustNewConstMetric(conntrack, prometheus.CounterValue, float64(n.Packets), strings.TrimPrefix(name, "conn_"))
+		default:
+			ch <- prometheus.MustNewConstMetric(reasonPackets, prometheus.CounterValue, float64(n.Packets), name)
+		}
+	}
+}
+
+// vipLabel is the VIP's CLI form, e.g. 10.0.0.1:80/tcp, [2001:db8::1]:443/tcp.
+func vipLabel(v l4.VIP) string {
+	port := "*"
+	if v.Port != 0 {
+		port = strconv.Itoa(int(v.Port))
+	}
+	host := v.Addr.String()
+	if v.Addr.Is6() {
+		host = "[" + host + "]"
+	}
+	return host + ":" + port + "/" + v.Proto.String()
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Metrics are the event-fed metrics plus the scrape-time collector.
+type Metrics struct {
+	checkDuration     *prometheus.HistogramVec
+	healthTransitions *prometheus.CounterVec
+	reconciles        *prometheus.CounterVec
+	reconcileDuration prometheus.Histogram
+	rebuilds          *prometheus.CounterVec
+	rebuildDuration   prometheus.Histogram
+	lastReconcile     prometheus.Gauge
+}
+
+// New registers every daemon metric on reg.
+func New(reg prometheus.Registerer, src Source, view ViewFunc) (*Metrics, error) {
+	m := &Metrics{
+		checkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "xlb_health_check_duration_seconds",
+			Help:    "Duration of health checks of L7 hosts, by result (ok or fail).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"backend", "result"}),
+		healthTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlb_health_transitions_total",
+			Help: "Health state changes of L7 hosts, by new state (up or down).",
+		}, []string{"backend", "to"}),
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlb_reconcile_total",
+			Help: "Reconcile runs (desired state x health -> data path), by result (ok or error).",
+		}, []string{"result"}),
+		reconcileDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "xlb_reconcile_duration_seconds",
+			Help:    "Duration of reconcile runs, table builds and installs included.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}),
+		rebuilds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlb_table_rebuilds_total",
+			Help: "Maglev tables built and installed, by VIP.",
+		}, []string{"vip"}),
+		rebuildDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "xlb_table_rebuild_duration_seconds",
+			Help:    "Time to build one VIP's Maglev table and install it in the kernel.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1},
+		}),
+		lastReconcile: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "xlb_last_reconcile_timestamp_seconds",
+			Help: "Unix time of the last successful reconcile; time() minus it is the time since.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.checkDuration, m.healthTransitions, m.reconciles, m.reconcileDuration,
+		m.rebuilds, m.rebuildDuration, m.lastReconcile, NewCollector(src, view)} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+var _ health.Observer = (*Metrics)(nil)
+
+// ObserveCheck records one health check.
+func (m *Metrics) ObserveCheck(t health.Target, d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "fail"
+	}
+	m.checkDuration.WithLabelValues(t.Addr.String(), result).Observe(d.Seconds())
+}
+
+// ObserveTransition records a health state change.
+func (m *Metrics) ObserveTransition(backend netip.Addr, up bool) {
+	to := "down"
+	if up {
+		to = "up"
+	}
+	m.healthTransitions.WithLabelValues(backend.String(), to).Inc()
+}
+
+// ObserveReconcile records one reconcile run finishing at now.
+func (m *Metrics) ObserveReconcile(rep reconcile.Report, err error, now time.Time) {
+	m.reconcileDuration.Observe(rep.Duration.Seconds())
+	for _, v := range rep.VIPs {
+		if v.Rebuilt {
+			m.rebuilds.WithLabelValues(v.Key.String()).Inc()
+			m.rebuildDuration.Observe(v.Duration.Seconds())
+		}
+	}
+	if err != nil {
+		m.reconciles.WithLabelValues("error").Inc()
+		return
+	}
+	m.reconciles.WithLabelValues("ok").Inc()
+	m.lastReconcile.Set(float64(now.UnixNano()) / 1e9)
+}
