@@ -5,7 +5,8 @@ package route
 // "%2e%2e" cannot smuggle a ".." past the router), repeated slashes
 // collapsed, and "." and ".." segments resolved. A trailing slash is kept.
 // Other percent escapes (e.g. "%2F") stay encoded: they are data, not
-// structure.
+// structure. A '%' that starts no valid escape becomes "%25", which makes
+// CleanPath idempotent.
 //
 // When p is already clean it is returned as is; otherwise the result is
 // built in buf (pass a stack array's slice to stay allocation-free).
@@ -19,12 +20,22 @@ func CleanPath(buf, p []byte) []byte {
 		if c == '?' || c == '#' {
 			break
 		}
-		if c == '%' && i+2 < len(p) {
-			if d, ok := unhex(p[i+1], p[i+2]); ok && unreserved(d) {
-				out = append(out, d)
-				i += 2
-				continue
+		if c == '%' {
+			if i+2 < len(p) {
+				if d, ok := unhex(p[i+1], p[i+2]); ok {
+					if unreserved(d) {
+						out = append(out, d)
+					} else {
+						out = append(out, p[i:i+3]...)
+					}
+					i += 2
+					continue
+				}
 			}
+			// A stray '%' is escaped so that decoding can never create a
+			// new escape ("%%37" must not become "%7" and then "7").
+			out = append(out, "%25"...)
+			continue
 		}
 		out = append(out, c)
 	}

@@ -25,6 +25,10 @@ const (
 	clockSkew = 5 * time.Minute
 )
 
+// strictB64 rejects non-zero padding bits, so each cookie has exactly one
+// valid spelling.
+var strictB64 = base64.RawURLEncoding.Strict()
+
 // Errors returned by Decode. A cookie failing for any of them is treated as
 // absent by the director and counted by Reason.
 var (
@@ -157,7 +161,7 @@ func (r *Ring) Decode(v []byte, now time.Time, maxAge time.Duration) (server uin
 		return 0, time.Time{}, ErrMalformed
 	}
 	var raw [rawLen]byte
-	if n, err := base64.RawURLEncoding.Decode(raw[:], v); err != nil || n != rawLen {
+	if n, err := strictB64.Decode(raw[:], v); err != nil || n != rawLen {
 		return 0, time.Time{}, ErrMalformed
 	}
 	if raw[0] != version {

@@ -1,0 +1,164 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/l7/config"
+)
+
+const minimal = `listeners:
+  - addr: ":8080"
+sticky:
+  keys:
+    - id: 1
+      secret: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"
+routes:
+  - name: checkout
+    match:
+      path_prefix: /checkout
+    pool: checkout
+pools:
+  - name: checkout
+    servers:
+      - addr: "127.0.0.1:9001"
+    sticky: {}
+`
+
+func TestParseDefaults(t *testing.T) {
+	cfg, err := config.Parse("x.yaml", []byte(minimal))
+	require.NoError(t, err)
+	assert.Equal(t, ":8080", cfg.Listeners[0].Name)
+	assert.Equal(t, config.DefaultReadHeaderTimeout, cfg.Limits.ReadHeaderTimeout)
+	assert.Equal(t, config.DefaultMaxHeaderBytes, cfg.Limits.MaxHeaderBytes)
+	p := cfg.Pools[0]
+	assert.Equal(t, config.PolicyP2C, p.Policy)
+	assert.Equal(t, "127.0.0.1:9001", p.Servers[0].Name)
+	assert.Equal(t, 1, p.Servers[0].Weight)
+	assert.Equal(t, config.DefaultConsecutiveErrors, p.Health.Passive.ConsecutiveErrors)
+	assert.Equal(t, config.DefaultMaxEjectedPercent, p.Health.Passive.MaxEjectedPercent)
+	assert.Nil(t, p.Health.Active)
+	require.NotNil(t, p.Sticky)
+	assert.Equal(t, "xlb_checkout", p.Sticky.Cookie)
+	assert.Equal(t, config.DefaultStickyMaxAge, p.Sticky.MaxAge)
+	r := cfg.Routes[0]
+	assert.Equal(t, config.DefaultDialTimeout, r.Timeouts.Dial)
+	assert.Equal(t, config.DefaultResponseTimeout, r.Timeouts.Response)
+	assert.Equal(t, int64(config.DefaultMaxBodyBytes), r.MaxBodyBytes)
+	assert.Len(t, cfg.Sticky.Keys[0].Bytes, 24)
+}
+
+func TestParseValues(t *testing.T) {
+	cfg, err := config.Parse("x.yaml", []byte(minimal+`    health:
+      active: {path: /hc, interval: 3s, timeout: 250ms, rise: 4, fall: 1}
+trusted_proxies: ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"]
+`))
+	require.NoError(t, err)
+	a := cfg.Pools[0].Health.Active
+	require.NotNil(t, a)
+	assert.Equal(t, 3*time.Second, a.Interval)
+	assert.Equal(t, 250*time.Millisecond, a.Timeout)
+	assert.Equal(t, 4, a.Rise)
+	assert.Equal(t, 1, a.Fall)
+	require.Len(t, cfg.TrustedPrefixes, 3)
+	assert.Equal(t, "192.0.2.7/32", cfg.TrustedPrefixes[1].String())
+}
+
+// replace swaps one line of minimal, so each case names the line it breaks.
+func replace(old, new string) string { return strings.Replace(minimal, old, new, 1) }
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want string // "file:line: reason" substring
+	}{
+		{"empty", "", "x.yaml:1: empty config"},
+		{"unknown top-level field", minimal + "bogus: 1\n", "x.yaml:17: field bogus not found"},
+		{"unknown nested field", replace("      path_prefix: /checkout", "      path_prefx: /checkout"), "x.yaml:10: field path_prefx not found"},
+		{"syntax", replace("    pool: checkout", "    pool: [checkout"), "x.yaml:"},
+		{"bad duration", replace("    sticky: {}", "    sticky: {max_age: soon}"), "x.yaml:16: "},
+		{"no listener", replace("  - addr: \":8080\"", "  []"), "x.yaml:1: at least one listener"},
+		{"bad listener addr", replace(`":8080"`, `"8080"`), `x.yaml:2: listener addr "8080" is not host:port`},
+		{"unknown pool", replace("    pool: checkout", "    pool: nope"), `x.yaml:11: route "checkout" names unknown pool "nope"`},
+		{"path and prefix", replace("      path_prefix: /checkout", "      path_prefix: /checkout\n      path: /checkout"), `x.yaml:9: route "checkout" sets both path and path_prefix`},
+		{"unclean prefix", replace("path_prefix: /checkout", "path_prefix: /a/../checkout"), `x.yaml:10: route "checkout" path_prefix "/a/../checkout" is not a clean`},
+		{"bad policy", replace("  - name: checkout\n    servers", "  - name: checkout\n    policy: random\n    servers"), `x.yaml:14: pool "checkout" policy "random" is not one of`},
+		{"hash without key", replace("  - name: checkout\n    servers", "  - name: checkout\n    policy: hash\n    servers"), `x.yaml:14: pool "checkout" uses policy hash but has no hash_key`},
+		{"bad hash key", replace("  - name: checkout\n    servers", "  - name: checkout\n    policy: hash\n    hash_key: body\n    servers"), `x.yaml:15: pool "checkout" hash_key "body"`},
+		{"no servers", replace("      - addr: \"127.0.0.1:9001\"", "      []"), `x.yaml:14: pool "checkout" has no servers`},
+		{"negative weight", replace(`      - addr: "127.0.0.1:9001"`, `      - addr: "127.0.0.1:9001"`+"\n        weight: -1"), `x.yaml:16: pool "checkout" server "127.0.0.1:9001" weight -1`},
+		{"duplicate server", replace(`      - addr: "127.0.0.1:9001"`, `      - addr: "127.0.0.1:9001"`+"\n      - addr: \"127.0.0.1:9001\""), `x.yaml:16: pool "checkout" has duplicate server name`},
+		{"short secret", replace(`"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"`, `"c2hvcnQ="`), "x.yaml:6: sticky key 1 secret is 5 bytes"},
+		{"bad key id", replace("    - id: 1", "    - id: 300"), "x.yaml:5: sticky key id 300 is not within 1..255"},
+		{"sticky without keys", replace("    - id: 1\n      secret: \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3\"", "    []"), `x.yaml:15: pool "checkout" uses sticky sessions but sticky.keys is empty`},
+		{"timeout above interval", minimal + "    health:\n      active: {interval: 1s, timeout: 2s}\n", `x.yaml:18: pool "checkout" health timeout 2s exceeds interval 1s`},
+		{"bad trusted proxy", minimal + "trusted_proxies: [\"10.0.0.0/33\"]\n", `x.yaml:17: trusted proxy "10.0.0.0/33"`},
+		{"duplicate match", minimal[:strings.Index(minimal, "pools:")] + "  - name: again\n    match:\n      path_prefix: /checkout\n    pool: checkout\n" + minimal[strings.Index(minimal, "pools:"):], `x.yaml:13: route "again" has the same match as route "checkout"`},
+		{"two documents", minimal + "---\nlisteners: []\n", "x.yaml:17: more than one YAML document"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse("x.yaml", []byte(tt.yaml))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			var ce *config.Error
+			assert.True(t, errors.As(err, &ce), "errors are *config.Error: %v", err)
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := config.Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func FuzzParse(f *testing.F) {
+	example, err := os.ReadFile("../example.yaml")
+	require.NoError(f, err)
+	f.Add(string(example))
+	f.Add(minimal)
+	f.Add("listeners: [{addr: ':1'}]\nroutes: [{name: r, pool: p}]\npools: [{name: p, servers: [{addr: 'a:1'}]}]\n")
+	f.Add("a: &a [*a]\n")
+	f.Add("{")
+	f.Fuzz(func(t *testing.T, in string) {
+		cfg, err := config.Parse("f.yaml", []byte(in))
+		if err != nil {
+			var ce *config.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error is not a *config.Error: %v", err)
+			}
+			return
+		}
+		// A config that parses is complete: the invariants the rest of
+		// l7 relies on without re-checking.
+		if len(cfg.Listeners) == 0 || len(cfg.Routes) == 0 || len(cfg.Pools) == 0 {
+			t.Fatal("accepted a config without listeners, routes or pools")
+		}
+		for _, p := range cfg.Pools {
+			if len(p.Servers) == 0 || p.Policy == "" {
+				t.Fatalf("pool %q accepted incomplete", p.Name)
+			}
+			for _, s := range p.Servers {
+				if s.Weight < 1 {
+					t.Fatalf("server %q weight %d", s.Name, s.Weight)
+				}
+			}
+			if p.Sticky != nil && len(cfg.Sticky.Keys) == 0 {
+				t.Fatal("sticky pool without keys")
+			}
+		}
+		for _, r := range cfg.Routes {
+			if r.Timeouts.Dial <= 0 || r.Timeouts.Response <= 0 || r.MaxBodyBytes <= 0 {
+				t.Fatalf("route %q accepted without limits", r.Name)
+			}
+		}
+	})
+}
