@@ -23,10 +23,15 @@ XLB_INLINE int encap_fail(struct pkt *p)
 	return XDP_DROP;
 }
 
+/* The knobs are read element by element through their volatile type: a
+ * cast to a plain pointer would let clang fold the zero initialisers. */
 XLB_INLINE void write_eth(struct ethhdr *eth, __be16 proto)
 {
-	__builtin_memcpy(eth->h_dest, (const void *)next_hop_mac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, (const void *)src_mac, ETH_ALEN);
+#pragma unroll
+	for (int i = 0; i < ETH_ALEN; i++) {
+		eth->h_dest[i] = next_hop_mac[i];
+		eth->h_source[i] = src_mac[i];
+	}
 	eth->h_proto = proto;
 }
 
@@ -87,7 +92,9 @@ XLB_INLINE int encap_ipv6(struct xdp_md *ctx, struct pkt *p, const struct backen
 	ip6h->payload_len = bpf_htons(p->ip_len);
 	ip6h->nexthdr = IPPROTO_IPV6;
 	ip6h->hop_limit = XLB_IPIP_TTL;
-	__builtin_memcpy(&ip6h->saddr, (const void *)outer_src_v6, 16);
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		ip6h->saddr.in6_u.u6_addr32[i] = outer_src_v6[i];
 	__builtin_memcpy(&ip6h->daddr, b->addr, 16);
 	return XLB_CONTINUE;
 }

@@ -1,0 +1,389 @@
+package l4
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// testM is a small prime table size, so tables are cheap and every slot
+// can be reasoned about.
+const testM = 31
+
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load XDP programs (CI runs the kernel tests as root)")
+	}
+}
+
+func testLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func openTest(t testing.TB, mod func(*Config)) *Dataplane {
+	t.Helper()
+	requireRoot(t)
+	cfg := Config{
+		MaxVIPs: 16, MaxBackends: 64, ConnEntries: 4096, TableSize: testM,
+		OuterSrcV4: lbSrcV4, OuterSrcV6: lbSrcV6, SrcMAC: lbMAC, NextHopMAC: nextHopMAC,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	d, err := Open(cfg, testLogger())
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, d.Close()) })
+	return d
+}
+
+// runProg runs the live program once on in and returns verdict and output.
+func runProg(t testing.TB, prog *ebpf.Program, in []byte) (uint32, []byte) {
+	t.Helper()
+	opts := &ebpf.RunOptions{Data: in, DataOut: make([]byte, len(in)+256)}
+	v, err := prog.Run(opts)
+	require.NoError(t, err)
+	return v, opts.DataOut
+}
+
+// ring builds a table of size testM cycling through ids, starting at shift.
+func ring(ids []BackendID, shift int) []BackendID {
+	t := make([]BackendID, testM)
+	for i := range t {
+		t[i] = ids[(i+shift)%len(ids)]
+	}
+	return t
+}
+
+func upsertBackends(t testing.TB, d *Dataplane, addrs ...string) []BackendID {
+	t.Helper()
+	ids := make([]BackendID, len(addrs))
+	for i, a := range addrs {
+		id, err := d.UpsertBackend(netip.MustParseAddr(a))
+		require.NoError(t, err)
+		ids[i] = id
+	}
+	return ids
+}
+
+func verdictName(v uint32) string {
+	return [...]string{"XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"}[v]
+}
+
+// step is one fixture row. Rows run in order against one Dataplane, because
+// connection-table cases depend on what earlier packets left behind.
+type step struct {
+	name    string
+	before  func(t *testing.T)
+	p       pkt                    // packet, built with gopacket...
+	raw     func(in []byte) []byte // ...optionally damaged after building
+	verdict uint32
+	to      func() netip.Addr // backend for XDP_TX
+	vip     VIP               // counted VIP for XDP_TX
+	reasons []Counter         // reason counters this packet bumps
+}
+
+func TestFixtures(t *testing.T) {
+	d := openTest(t, nil)
+	prog := d.Program()
+
+	b4 := upsertBackends(t, d, "192.168.1.1", "192.168.1.2", "192.168.1.3")
+	b6 := upsertBackends(t, d, "fd01::1", "fd01::2", "fd01::3")
+	addrOf := d.Backends()
+
+	vipTCP4 := VIP{netip.MustParseAddr("203.0.113.10"), 80, TCP}
+	vipUDP4 := VIP{netip.MustParseAddr("203.0.113.10"), 53, UDP}
+	vipTCP6 := VIP{netip.MustParseAddr("2001:db8::10"), 80, TCP}
+	vipUDP6 := VIP{netip.MustParseAddr("2001:db8::10"), 53, UDP}
+	vipAny4 := VIP{netip.MustParseAddr("203.0.113.20"), 0, TCP}
+	vipEmpty := VIP{netip.MustParseAddr("203.0.113.30"), 80, TCP}
+	vipZero := VIP{netip.MustParseAddr("203.0.113.31"), 80, TCP}
+	vipMixed := VIP{netip.MustParseAddr("203.0.113.40"), 80, TCP}
+
+	tables := map[VIP][]BackendID{
+		vipTCP4: ring(b4, 0), vipUDP4: ring(b4, 0), vipTCP6: ring(b6, 0), vipUDP6: ring(b6, 0),
+		vipAny4: ring(b4, 0), vipZero: make([]BackendID, testM), vipMixed: ring(b6, 0),
+	}
+	for _, v := range []VIP{vipTCP4, vipUDP4, vipTCP6, vipUDP6, vipAny4, vipEmpty, vipZero, vipMixed} {
+		require.NoError(t, d.UpsertVIP(v))
+		if tbl, ok := tables[v]; ok {
+			require.NoError(t, d.InstallTable(v, tbl))
+		}
+	}
+	install := func(v VIP, tbl []BackendID) {
+		require.NoError(t, d.InstallTable(v, tbl))
+		tables[v] = tbl
+	}
+	// pick is the backend the table installed now gives p: slot = FlowHash % M.
+	pick := func(v VIP, p pkt) netip.Addr {
+		slot := FlowHash(p.src, p.dst.Port(), p.proto) % testM
+		return addrOf[tables[v][slot]]
+	}
+	// fixed freezes pick's answer at the time the row's closure runs first.
+	var (
+		c1TCP4 = tcpSYN("198.51.100.1:40001", "203.0.113.10:80")
+		c1Ack4 = tcpACK("198.51.100.1:40001", "203.0.113.10:80")
+		c2Ack4 = tcpACK("198.51.100.2:40002", "203.0.113.10:80")
+		c1TCP6 = tcpSYN("[2001:db8:c::1]:40001", "[2001:db8::10]:80")
+		c1Ack6 = tcpACK("[2001:db8:c::1]:40001", "[2001:db8::10]:80")
+		c1UDP4 = udp("198.51.100.1:5353", "203.0.113.10:53")
+		c1UDP6 = udp("[2001:db8:c::1]:5353", "[2001:db8::10]:53")
+		c3TCP4 = tcpSYN("198.51.100.3:40003", "203.0.113.10:80")
+		c3Ack4 = tcpACK("198.51.100.3:40003", "203.0.113.10:80")
+	)
+	var c1Before, c3Before, udp4Before, udp6Before netip.Addr
+	var reused BackendID
+
+	reason := func(cs ...Counter) []Counter { return cs }
+	steps := []step{
+		{name: "tcp4 syn takes the table", p: c1TCP4, verdict: xdpTx, vip: vipTCP4,
+			to: func() netip.Addr { c1Before = pick(vipTCP4, c1TCP4); return c1Before }, reasons: reason(CounterConnMissSYN)},
+		{name: "tcp4 non-syn hits conntrack", p: c1Ack4, verdict: xdpTx, vip: vipTCP4,
+			to: func() netip.Addr { return c1Before }, reasons: reason(CounterConnHit)},
+		{name: "tcp4 non-syn without entry takes the table", p: c2Ack4, verdict: xdpTx, vip: vipTCP4,
+			to: func() netip.Addr { return pick(vipTCP4, c2Ack4) }, reasons: reason(CounterConnMissNonSYN)},
+		{name: "tcp4 conntrack survives a table swap that moves its slot",
+			before: func(t *testing.T) {
+				install(vipTCP4, ring(b4, 1))
+				require.NotEqual(t, c1Before, pick(vipTCP4, c1Ack4), "the swap must move the flow's slot")
+			},
+			p: c1Ack4, verdict: xdpTx, vip: vipTCP4, to: func() netip.Addr { return c1Before }, reasons: reason(CounterConnHit)},
+		{name: "tcp4 syn after the swap takes the new table", p: c1TCP4, verdict: xdpTx, vip: vipTCP4,
+			to: func() netip.Addr { return pick(vipTCP4, c1TCP4) }, reasons: reason(CounterConnMissSYN)},
+		{name: "tcp4 non-syn follows the rewritten entry", p: c1Ack4, verdict: xdpTx, vip: vipTCP4,
+			to: func() netip.Addr { return pick(vipTCP4, c1Ack4) }, reasons: reason(CounterConnHit)},
+		{name: "tcp6 syn takes the table", p: c1TCP6, verdict: xdpTx, vip: vipTCP6,
+			to: func() netip.Addr { return pick(vipTCP6, c1TCP6) }, reasons: reason(CounterConnMissSYN)},
+		{name: "tcp6 non-syn hits conntrack across a swap",
+			before: func(t *testing.T) { install(vipTCP6, ring(b6, 1)) },
+			p:      c1Ack6, verdict: xdpTx, vip: vipTCP6,
+			to: func() netip.Addr { return addrOf[ring(b6, 0)[FlowHash(c1Ack6.src, 80, TCP)%testM]] }, reasons: reason(CounterConnHit)},
+		{name: "udp4 first datagram takes the table", p: c1UDP4, verdict: xdpTx, vip: vipUDP4,
+			to: func() netip.Addr { udp4Before = pick(vipUDP4, c1UDP4); return udp4Before }, reasons: reason(CounterConnMissNonSYN)},
+		{name: "udp4 next datagram hits conntrack across a swap",
+			before: func(t *testing.T) { install(vipUDP4, ring(b4, 1)) },
+			p:      c1UDP4, verdict: xdpTx, vip: vipUDP4, to: func() netip.Addr { return udp4Before }, reasons: reason(CounterConnHit)},
+		{name: "udp6 first datagram takes the table", p: c1UDP6, verdict: xdpTx, vip: vipUDP6,
+			to: func() netip.Addr { udp6Before = pick(vipUDP6, c1UDP6); return udp6Before }, reasons: reason(CounterConnMissNonSYN)},
+		{name: "udp6 next datagram hits conntrack across a swap",
+			before: func(t *testing.T) { install(vipUDP6, ring(b6, 2)) },
+			p:      c1UDP6, verdict: xdpTx, vip: vipUDP6, to: func() netip.Addr { return udp6Before }, reasons: reason(CounterConnHit)},
+		{name: "tos and df are copied to the outer header",
+			p:       pkt{src: netip.MustParseAddrPort("198.51.100.7:40007"), dst: netip.MustParseAddrPort("203.0.113.10:80"), proto: TCP, syn: true, tos: 0xb8, df: true},
+			verdict: xdpTx, vip: vipTCP4, reasons: reason(CounterConnMissSYN),
+			to: func() netip.Addr {
+				return pick(vipTCP4, pkt{src: netip.MustParseAddrPort("198.51.100.7:40007"), dst: netip.MustParseAddrPort("203.0.113.10:80"), proto: TCP})
+			}},
+		{name: "port-wildcard vip takes any port", p: tcpSYN("198.51.100.1:40001", "203.0.113.20:8443"), verdict: xdpTx, vip: vipAny4,
+			to: func() netip.Addr { return pick(vipAny4, tcpSYN("198.51.100.1:40001", "203.0.113.20:8443")) }, reasons: reason(CounterConnMissSYN)},
+		{name: "port-wildcard vip does not take another protocol", p: udp("198.51.100.1:40001", "203.0.113.20:8443"),
+			verdict: xdpPass, reasons: reason(CounterNotVIP)},
+		{name: "non-vip address passes", p: tcpSYN("198.51.100.1:40001", "203.0.113.99:80"), verdict: xdpPass, reasons: reason(CounterNotVIP)},
+		{name: "vip address on another port passes", p: tcpSYN("198.51.100.1:40001", "203.0.113.10:81"), verdict: xdpPass, reasons: reason(CounterNotVIP)},
+		{name: "ipv6 non-vip passes", p: udp("[2001:db8:c::1]:5353", "[2001:db8::99]:53"), verdict: xdpPass, reasons: reason(CounterNotVIP)},
+		{name: "ipv4 fragment passes", p: c1Ack4, verdict: xdpPass, reasons: reason(CounterFragment),
+			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { b[14+6] |= 0x20 }) }},
+		{name: "icmp passes", p: c1Ack4, verdict: xdpPass, reasons: reason(CounterNotVIP),
+			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { b[14+9] = 1 }) }},
+		{name: "ipv6 extension header passes", p: c1Ack6, verdict: xdpPass, reasons: reason(CounterNotVIP),
+			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { b[14+6] = 0 }) }},
+		{name: "truncated: ethernet only", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte { return b[:14] }},
+		{name: "truncated: ipv4 header", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte { return b[:14+12] }},
+		{name: "truncated: tcp header", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte {
+				return mutate(b[:14+20+10], func(b []byte) { binary.BigEndian.PutUint16(b[14+2:], 30) })
+			}},
+		{name: "truncated: udp header", p: c1UDP4, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte {
+				return mutate(b[:14+20+4], func(b []byte) { binary.BigEndian.PutUint16(b[14+2:], 24) })
+			}},
+		{name: "truncated: ipv6 header", p: c1Ack6, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte { return b[:14+30] }},
+		{name: "truncated: tcp header over ipv6", p: c1Ack6, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte {
+				return mutate(b[:14+40+12], func(b []byte) { binary.BigEndian.PutUint16(b[14+4:], 12) })
+			}},
+		{name: "bogus: ihl 4", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { b[14] = 0x44 }) }},
+		{name: "bogus: ihl 15 beyond total length", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte {
+				return mutate(b, func(b []byte) { b[14] = 0x4f; binary.BigEndian.PutUint16(b[14+2:], 56) })
+			}},
+		{name: "bogus: ipv4 total length beyond the frame", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { binary.BigEndian.PutUint16(b[14+2:], 1400) }) }},
+		{name: "bogus: ipv4 total length below the header", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { binary.BigEndian.PutUint16(b[14+2:], 12) }) }},
+		{name: "bogus: ip version 5", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { b[14] = 0x55 }) }},
+		{name: "bogus: ipv6 payload length beyond the frame", p: c1Ack6, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { binary.BigEndian.PutUint16(b[14+4:], 1400) }) }},
+		{name: "bogus: tcp data offset 4", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { b[14+20+12] = 0x40 }) }},
+		{name: "bogus: tcp data offset beyond the packet", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { b[14+20+12] = 0xf0 }) }},
+		{name: "bogus: udp length 7", p: c1UDP4, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { binary.BigEndian.PutUint16(b[14+20+4:], 7) }) }},
+		{name: "bogus: udp length beyond the ip payload", p: c1UDP6, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { binary.BigEndian.PutUint16(b[14+40+4:], 100) }) }},
+		{name: "vip without a table drops", p: tcpSYN("198.51.100.1:40001", "203.0.113.30:80"), verdict: xdpDrop,
+			reasons: reason(CounterConnMissSYN, CounterNoBackend)},
+		{name: "table of zeros drops", p: tcpSYN("198.51.100.1:40001", "203.0.113.31:80"), verdict: xdpDrop,
+			reasons: reason(CounterConnMissSYN, CounterNoBackend)},
+		{name: "backend of the other family fails encapsulation", p: tcpSYN("198.51.100.1:40001", "203.0.113.40:80"), verdict: xdpDrop,
+			reasons: reason(CounterConnMissSYN, CounterEncapFail)},
+		{name: "setup: a flow on the backend about to be deleted", p: c3TCP4, verdict: xdpTx, vip: vipTCP4,
+			to: func() netip.Addr { c3Before = pick(vipTCP4, c3TCP4); return c3Before }, reasons: reason(CounterConnMissSYN)},
+		{name: "deleted backend is not chosen again, even when its id is reused",
+			before: func(t *testing.T) {
+				gone := d.byAddr[c3Before]
+				var others []BackendID
+				for _, id := range b4 {
+					if id != gone {
+						others = append(others, id)
+					}
+				}
+				err := d.DeleteBackend(gone)
+				require.ErrorIs(t, err, ErrBackendInUse, "a backend in a table cannot be deleted")
+				for _, v := range []VIP{vipTCP4, vipUDP4, vipAny4} {
+					install(v, ring(others, 0))
+				}
+				require.NoError(t, d.DeleteBackend(gone))
+				// The id comes back for another host; the flow's entry
+				// must not follow it there.
+				reused = upsertBackends(t, d, "192.168.1.99")[0]
+				require.Equal(t, gone, reused, "the freed id is the lowest free one")
+				addrOf = d.Backends()
+			},
+			p: c3Ack4, verdict: xdpTx, vip: vipTCP4, reasons: reason(CounterConnMissNonSYN),
+			to: func() netip.Addr {
+				a := pick(vipTCP4, c3Ack4)
+				require.NotEqual(t, c3Before, a)
+				require.NotEqual(t, netip.MustParseAddr("192.168.1.99"), a)
+				return a
+			}},
+		{name: "arp passes", verdict: xdpPass, reasons: reason(CounterNotVIP), raw: func([]byte) []byte { return arp(t) }},
+	}
+
+	tally := map[Counter]Count{}
+	vipTally := map[VIP]VIPCount{}
+	backendTally := map[netip.Addr]Count{}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if st.before != nil {
+				st.before(t)
+			}
+			var in []byte
+			if st.p.src.IsValid() {
+				in = st.p.build(t)
+			}
+			if st.raw != nil {
+				in = st.raw(in)
+			}
+			want := in
+			var to netip.Addr
+			if st.verdict == xdpTx {
+				to = st.to()
+				want = encapped(t, st.p, in, to)
+			}
+			verdict, out := runProg(t, prog, in)
+			require.Equal(t, verdictName(st.verdict), verdictName(verdict))
+			require.Equal(t, want, out, "output differs; got:\n%s\nwant:\n%s", hex.Dump(out), hex.Dump(want))
+
+			n := uint64(len(in))
+			for _, c := range append(st.reasons, CounterXDPAborted+Counter(verdict)) {
+				tally[c] = Count{tally[c].Packets + 1, tally[c].Bytes + n}
+			}
+			if verdict == xdpTx {
+				vc := vipTally[st.vip]
+				vc.Packets++
+				vc.Bytes += n
+				for _, c := range st.reasons {
+					if c == CounterConnMissSYN || c == CounterConnMissNonSYN {
+						vc.NewFlows++
+					}
+				}
+				vipTally[st.vip] = vc
+				bc := backendTally[to]
+				backendTally[to] = Count{bc.Packets + 1, bc.Bytes + n}
+			}
+		})
+	}
+
+	t.Run("counters after the suite", func(t *testing.T) {
+		s, err := d.Stats()
+		require.NoError(t, err)
+		for _, c := range AllCounters() {
+			assert.Equal(t, tally[c], s.Counters[c], "counter %s", c)
+		}
+		for _, v := range d.VIPs() {
+			assert.Equal(t, vipTally[v], s.VIPs[v], "vip %s", v)
+		}
+		addrOf = d.Backends()
+		for id, a := range addrOf {
+			if id == reused {
+				assert.Zero(t, s.Backends[id], "a reused id starts from zero")
+				continue
+			}
+			assert.Equal(t, backendTally[a], s.Backends[id], "backend %s", a)
+		}
+	})
+}
+
+// TestHashMatchesKernel checks that FlowHash (Go) and flow_hash (BPF) agree:
+// with one distinct backend per slot, the backend the kernel picks names the
+// slot it computed.
+func TestHashMatchesKernel(t *testing.T) {
+	d := openTest(t, func(c *Config) { c.MaxBackends = 2*testM + 1 })
+	ids4 := make([]BackendID, testM)
+	ids6 := make([]BackendID, testM)
+	for i := range testM {
+		ids4[i] = upsertBackends(t, d, netip.AddrFrom4([4]byte{192, 168, 2, byte(i + 1)}).String())[0]
+		ids6[i] = upsertBackends(t, d, netip.AddrFrom16([16]byte{0xfd, 2, 15: byte(i + 1)}).String())[0]
+	}
+	tests := []struct {
+		name string
+		vip  VIP
+		ids  []BackendID
+		src  func(i int) netip.AddrPort
+	}{
+		{"ipv4 tcp", VIP{netip.MustParseAddr("203.0.113.10"), 80, TCP}, ids4,
+			func(i int) netip.AddrPort {
+				return netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}), uint16(1024+i*7))
+			}},
+		{"ipv4 udp", VIP{netip.MustParseAddr("203.0.113.10"), 53, UDP}, ids4,
+			func(i int) netip.AddrPort {
+				return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i), 3, 4}), uint16(40000+i))
+			}},
+		{"ipv6 tcp", VIP{netip.MustParseAddr("2001:db8::10"), 443, TCP}, ids6,
+			func(i int) netip.AddrPort {
+				return netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0xd, 0xb8, 7: byte(i), 14: byte(i >> 8), 15: byte(i)}), uint16(50000+i))
+			}},
+		{"ipv6 udp", VIP{netip.MustParseAddr("2001:db8::10"), 53, UDP}, ids6,
+			func(i int) netip.AddrPort {
+				return netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0xd, 0xb8, 5: byte(i), 15: 9}), uint16(3000+i*13))
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.NoError(t, d.UpsertVIP(tt.vip))
+			require.NoError(t, d.InstallTable(tt.vip, tt.ids))
+			addrs := d.Backends()
+			for i := range 200 {
+				src := tt.src(i)
+				id, addr, err := d.Lookup(t.Context(), Flow{Src: src, Dst: netip.AddrPortFrom(tt.vip.Addr, tt.vip.Port), Proto: tt.vip.Proto})
+				require.NoError(t, err)
+				want := tt.ids[FlowHash(src, tt.vip.Port, tt.vip.Proto)%testM]
+				require.Equal(t, want, id, "flow %s", src)
+				assert.Equal(t, addrs[want], addr)
+			}
+		})
+	}
+}

@@ -1,0 +1,151 @@
+package l4
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/stretchr/testify/require"
+)
+
+// Test fixtures share these addresses.
+var (
+	clientMAC  = net.HardwareAddr{0x02, 0xc0, 0, 0, 0, 0x01}
+	lbMAC      = net.HardwareAddr{0x02, 0x1b, 0, 0, 0, 0x01}
+	nextHopMAC = net.HardwareAddr{0x02, 0x0e, 0, 0, 0, 0x02}
+	lbSrcV4    = netip.MustParseAddr("10.0.0.1")
+	lbSrcV6    = netip.MustParseAddr("fd00::1")
+)
+
+// pkt describes a test packet; build turns it into wire bytes with valid
+// checksums (gopacket computes them, independently of the BPF code).
+type pkt struct {
+	src, dst netip.AddrPort
+	proto    Proto
+	syn, ack bool
+	tos      uint8
+	df       bool
+	payload  []byte
+}
+
+func tcpSYN(src, dst string) pkt {
+	return pkt{src: netip.MustParseAddrPort(src), dst: netip.MustParseAddrPort(dst), proto: TCP, syn: true}
+}
+
+func tcpACK(src, dst string) pkt {
+	return pkt{src: netip.MustParseAddrPort(src), dst: netip.MustParseAddrPort(dst), proto: TCP, ack: true, payload: []byte("GET / HTTP/1.1\r\n\r\n")}
+}
+
+func udp(src, dst string) pkt {
+	return pkt{src: netip.MustParseAddrPort(src), dst: netip.MustParseAddrPort(dst), proto: UDP, payload: []byte("dns?")}
+}
+
+func (p pkt) is4() bool { return p.src.Addr().Is4() }
+
+func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
+	t.Helper()
+	buf := gopacket.NewSerializeBuffer()
+	err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...)
+	require.NoError(t, err)
+	return append([]byte(nil), buf.Bytes()...)
+}
+
+func (p pkt) build(t testing.TB) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: clientMAC, DstMAC: lbMAC}
+	var ip gopacket.NetworkLayer
+	var ipl gopacket.SerializableLayer
+	if p.is4() {
+		eth.EthernetType = layers.EthernetTypeIPv4
+		v4 := &layers.IPv4{Version: 4, IHL: 5, TOS: p.tos, TTL: 64, Protocol: layers.IPProtocol(p.proto),
+			SrcIP: p.src.Addr().AsSlice(), DstIP: p.dst.Addr().AsSlice()}
+		if p.df {
+			v4.Flags = layers.IPv4DontFragment
+		}
+		ip, ipl = v4, v4
+	} else {
+		eth.EthernetType = layers.EthernetTypeIPv6
+		v6 := &layers.IPv6{Version: 6, TrafficClass: p.tos, HopLimit: 64, NextHeader: layers.IPProtocol(p.proto),
+			SrcIP: p.src.Addr().AsSlice(), DstIP: p.dst.Addr().AsSlice()}
+		ip, ipl = v6, v6
+	}
+	pl := gopacket.Payload(p.payload)
+	switch p.proto {
+	case TCP:
+		tcp := &layers.TCP{SrcPort: layers.TCPPort(p.src.Port()), DstPort: layers.TCPPort(p.dst.Port()),
+			SYN: p.syn, ACK: p.ack, Seq: 1000, Window: 65535}
+		require.NoError(t, tcp.SetNetworkLayerForChecksum(ip))
+		return serialize(t, eth, ipl, tcp, pl)
+	default:
+		u := &layers.UDP{SrcPort: layers.UDPPort(p.src.Port()), DstPort: layers.UDPPort(p.dst.Port())}
+		require.NoError(t, u.SetNetworkLayerForChecksum(ip))
+		return serialize(t, eth, ipl, u, pl)
+	}
+}
+
+// encapped is the frame the balancer must emit for in sent to backend: new
+// Ethernet header, outer IP header built by gopacket (checksum included),
+// and the inner IP packet byte for byte.
+func encapped(t testing.TB, p pkt, in []byte, backend netip.Addr) []byte {
+	t.Helper()
+	// The outer length covers the inner datagram only; Ethernet padding of
+	// a short frame stays behind it as trailer, as the program leaves it.
+	ipLen := len(in) - 14
+	if p.is4() {
+		ipLen = int(binary.BigEndian.Uint16(in[14+2:]))
+	} else {
+		ipLen = 40 + int(binary.BigEndian.Uint16(in[14+4:]))
+	}
+	inner := gopacket.Payload(in[14 : 14+ipLen])
+	trailer := in[14+ipLen:]
+	eth := &layers.Ethernet{SrcMAC: lbMAC, DstMAC: nextHopMAC}
+	if p.is4() {
+		eth.EthernetType = layers.EthernetTypeIPv4
+		o := &layers.IPv4{Version: 4, IHL: 5, TOS: p.tos, TTL: 64, Protocol: layers.IPProtocolIPv4,
+			SrcIP: lbSrcV4.AsSlice(), DstIP: backend.AsSlice()}
+		if p.df {
+			o.Flags = layers.IPv4DontFragment
+		}
+		out := serialize(t, eth, o, inner)
+		require.Zero(t, ipv4HeaderSum(out[14:34]), "outer IPv4 checksum must verify")
+		return append(out, trailer...)
+	}
+	eth.EthernetType = layers.EthernetTypeIPv6
+	h := FlowHash(p.src, p.dst.Port(), p.proto)
+	o := &layers.IPv6{Version: 6, TrafficClass: p.tos, FlowLabel: h & 0xfffff, HopLimit: 64,
+		NextHeader: layers.IPProtocolIPv6, SrcIP: lbSrcV6.AsSlice(), DstIP: backend.AsSlice()}
+	return append(serialize(t, eth, o, inner), trailer...)
+}
+
+// ipv4HeaderSum returns the folded one's complement sum of a header; 0 when
+// its checksum is right.
+func ipv4HeaderSum(h []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(h); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(h[i:]))
+	}
+	for s>>16 != 0 {
+		s = (s & 0xffff) + s>>16
+	}
+	return ^uint16(s)
+}
+
+// arp returns an ARP request frame.
+func arp(t testing.TB) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: clientMAC, DstMAC: layers.EthernetBroadcast, EthernetType: layers.EthernetTypeARP}
+	a := &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+		Operation: layers.ARPRequest, SourceHwAddress: clientMAC, SourceProtAddress: []byte{192, 0, 2, 9},
+		DstHwAddress: make([]byte, 6), DstProtAddress: []byte{192, 0, 2, 80}}
+	return serialize(t, eth, a)
+}
+
+// mutate returns a copy of b changed by f (bogus header fields).
+func mutate(b []byte, f func(b []byte)) []byte {
+	c := append([]byte(nil), b...)
+	f(c)
+	return c
+}
