@@ -218,10 +218,10 @@ stop_all() {
 	PID=()
 }
 
-wait_http() { # URL: up to 10 s for a 2xx/404 answer
+wait_http() { # URL [curl flags]: up to 10 s for an answer
 	local i
 	for i in $(seq 1 100); do
-		if curl -s -o /dev/null -m 1 "$1"; then return 0; fi
+		if curl -s ${2:-} -o /dev/null -m 1 "$1"; then return 0; fi
 		sleep 0.1
 	done
 	echo "l7.sh: $1 did not come up" >&2
@@ -297,6 +297,7 @@ for conf in $CONFIGS; do
 	gen_nginx "$workers" >"$TMP/nginx.conf"
 
 	GOMAXPROCS=$workers start backend "$bcpu" "$TMP/l7backend" -addr "127.0.0.1:$B1,127.0.0.1:$B2,127.0.0.1:$B3,127.0.0.1:$B4"
+	for b in $B1 $B2 $B3 $B4; do wait_http "http://127.0.0.1:$b/"; done
 	for n in "${PROXIES[@]}"; do
 		case $n in
 		xlb) GOMAXPROCS=$workers start xlb "$pcpu" "$XLB" proxy --config "$TMP/xlb.yaml" ;;
@@ -310,7 +311,7 @@ for conf in $CONFIGS; do
 	for n in "${PROXIES[@]}"; do wait_http "http://127.0.0.1:${PORT[$n]}/browse/warmup"; done
 	XLBCOOKIE=none
 	if [ -n "${PID[xlb]:-}" ]; then
-		wait_http "http://127.0.0.1:$ADMIN1/ready"
+		wait_http "http://127.0.0.1:$ADMIN1/ready" -f
 		# A real sticky cookie, so the checkout requests take the sticky-hit path.
 		XLBCOOKIE=$(curl -s -D - -o /dev/null "http://127.0.0.1:${PORT[xlb]}/checkout/cart" |
 			awk -F'[=;]' 'tolower($0) ~ /^set-cookie: xlb_sticky=/ {print $2; exit}')

@@ -1,0 +1,63 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/xlbproject/xlb/l7/director"
+)
+
+// accessLog writes one JSON record per sampled request. Sampling is
+// deterministic (every n-th request) so that it needs no random source on
+// the hot path; server errors (5xx) are always logged because they are what
+// an operator looks for. Records are built only for requests that are
+// logged, so the unsampled path costs one atomic add.
+type accessLog struct {
+	log   *slog.Logger
+	every uint64 // log one request in every; 0 = only 5xx
+	n     atomic.Uint64
+}
+
+func newAccessLog(log *slog.Logger, sample float64) *accessLog {
+	a := &accessLog{log: log}
+	if sample > 0 {
+		a.every = uint64(math.Max(1, math.Round(1/math.Min(sample, 1))))
+	}
+	return a
+}
+
+func (a *accessLog) sampled(status int) bool {
+	if status >= 500 {
+		return true
+	}
+	return a.every > 0 && a.n.Add(1)%a.every == 0
+}
+
+func (a *accessLog) record(ctx *fasthttp.RequestCtx, dec *director.Decision, status int, d time.Duration) {
+	if !a.sampled(status) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("method", string(ctx.Method())),
+		slog.String("host", string(ctx.Host())),
+		slog.String("path", string(ctx.Path())),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.String("client", remoteAddr(ctx).String()),
+		slog.Int("bytes", len(ctx.Response.Body())),
+	}
+	if dec.Route != nil {
+		attrs = append(attrs, slog.String("route", dec.Route.Name), slog.String("pool", dec.Route.Pool))
+	}
+	if dec.Backend != nil {
+		attrs = append(attrs, slog.String("backend", dec.Backend.Name))
+	}
+	// The record is fully built from copies here, so a slow or asynchronous
+	// slog handler never sees fasthttp's recycled buffers.
+	a.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+}

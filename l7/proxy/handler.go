@@ -1,0 +1,150 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/xlbproject/xlb/l7/director"
+)
+
+// reqState is the per-request scratch the handler reuses through a
+// sync.Pool, so the hot path allocates nothing of its own.
+type reqState struct {
+	view headerView
+	req  director.Request
+	dec  director.Decision
+	buf  []byte
+}
+
+// headerView adapts fasthttp's request header to director.HeaderView
+// without copying: the slices it returns are valid only during Decide.
+type headerView struct{ h *fasthttp.RequestHeader }
+
+func (v *headerView) Peek(name string) []byte   { return v.h.Peek(name) }
+func (v *headerView) Cookie(name string) []byte { return v.h.Cookie(name) }
+
+var _ director.HeaderView = (*headerView)(nil)
+
+// serve is the hot path: view, decide, rewrite, forward, account.
+func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	st := p.states.Get().(*reqState)
+	defer p.states.Put(st)
+
+	hdr := &ctx.Request.Header
+	if conflictingFraming(hdr) {
+		p.reply(ctx, fasthttp.StatusBadRequest)
+		ctx.SetConnectionClose()
+		if p.metrics != nil {
+			p.metrics.rejected(fasthttp.StatusBadRequest)
+		}
+		return
+	}
+	clientClose := hdr.ConnectionClose()
+	client := remoteAddr(ctx)
+
+	st.view.h = hdr
+	st.req = director.Request{
+		Method:     ctx.Method(),
+		Host:       ctx.Host(),
+		Path:       ctx.Path(),
+		ClientAddr: client,
+		TLS:        ctx.IsTLS(),
+		Headers:    &st.view,
+	}
+	st.dec = director.Decision{}
+	p.dir.Decide(&st.req, &st.dec)
+	st.req = director.Request{} // drop references into ctx before pooling
+	dec := &st.dec
+	if dec.Status != 0 {
+		p.reply(ctx, dec.Status)
+		p.observe(ctx, dec, dec.Status, false, start)
+		return
+	}
+
+	if int64(len(ctx.Request.Body())) > dec.Route.MaxBodyBytes {
+		// Never reached the server: release the slot without blaming it.
+		p.dir.Done(dec, director.Outcome{Status: fasthttp.StatusRequestEntityTooLarge})
+		p.reply(ctx, fasthttp.StatusRequestEntityTooLarge)
+		ctx.SetConnectionClose()
+		p.observe(ctx, dec, fasthttp.StatusRequestEntityTooLarge, false, start)
+		return
+	}
+
+	seen := scanRequestHeaders(hdr)
+	stripRequestHopByHop(hdr, seen)
+	st.buf = setForwarded(hdr, seen, client, ctx.IsTLS(), p.trusted.contains(client), st.buf)
+
+	resp := &ctx.Response
+	err := p.clients[dec.Backend.ID].DoTimeout(&ctx.Request, resp, dec.Route.ResponseTimeout)
+	status := resp.StatusCode()
+	connectErr := false
+	if err != nil {
+		status, connectErr = upstreamError(err)
+		resp.Reset()
+		ctx.Error(fasthttp.StatusMessage(status), status)
+	} else {
+		stripResponseHopByHop(&resp.Header, scanResponseHeaders(&resp.Header))
+		if dec.SetCookie != nil {
+			resp.Header.AddBytesV(hdrSetCookie, dec.SetCookie)
+		}
+	}
+	if clientClose {
+		ctx.SetConnectionClose()
+	}
+	p.dir.Done(dec, director.Outcome{ConnectErr: connectErr, Status: status, Duration: time.Since(start)})
+	p.observe(ctx, dec, status, true, start)
+}
+
+// reply answers locally (no upstream) with a short plain-text body.
+func (p *Proxy) reply(ctx *fasthttp.RequestCtx, status int) {
+	ctx.Response.Reset()
+	ctx.Error(fasthttp.StatusMessage(status), status)
+}
+
+// observe does the per-request accounting: metrics and the sampled access log.
+func (p *Proxy) observe(ctx *fasthttp.RequestCtx, dec *director.Decision, status int, upstream bool, start time.Time) {
+	d := time.Since(start)
+	if p.metrics != nil {
+		p.metrics.observe(dec, status, upstream, d)
+	}
+	if p.access != nil {
+		p.access.record(ctx, dec, status, d)
+	}
+}
+
+// upstreamError maps a HostClient error to the status the client gets and
+// whether it counts as a connect error for passive health. Dial timeouts
+// are 504 like response timeouts; refused or unreachable is 502.
+func upstreamError(err error) (status int, connectErr bool) {
+	var opErr *net.OpError
+	switch {
+	case errors.Is(err, fasthttp.ErrDialTimeout):
+		return fasthttp.StatusGatewayTimeout, true
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return fasthttp.StatusBadGateway, true
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded):
+		return fasthttp.StatusGatewayTimeout, false
+	case errors.Is(err, fasthttp.ErrNoFreeConns), errors.Is(err, fasthttp.ErrConnectionClosed):
+		return fasthttp.StatusBadGateway, false
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return fasthttp.StatusBadGateway, false
+	}
+	return fasthttp.StatusBadGateway, false
+}
+
+// remoteAddr is the client's address from the connection (DSR keeps the real
+// client address on it), without allocating.
+func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	switch a := ctx.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}

@@ -1,0 +1,115 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xlbproject/xlb/l7/director"
+)
+
+// Per-request metrics. Every label combination a request can produce is
+// resolved into a counter or observer when the proxy is built, so the hot
+// path is an index and an atomic add: no label hashing per request.
+
+var codeClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// classCounters holds one counter per status class.
+type classCounters [len(codeClasses)]prometheus.Counter
+
+func (c *classCounters) inc(status int) {
+	i := status/100 - 1
+	if i < 0 || i >= len(c) {
+		i = len(c) - 1 // nonsense from upstream counts as a server error
+	}
+	c[i].Inc()
+}
+
+type requestMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+
+	// upstream[routeIndex][backendIndexInPool]: answered by the app server.
+	upstream [][]classCounters
+	// local[routeIndex]: routed, but answered by the proxy (503 no backend,
+	// 413 body too large).
+	local []classCounters
+	// unrouted: no route (404) or rejected before routing (400, 408, 413,
+	// 431 from the parser).
+	unrouted classCounters
+	// latency[backendID]
+	latency []prometheus.Observer
+}
+
+var _ prometheus.Collector = (*requestMetrics)(nil)
+
+// latencyBuckets span a cache hit on loopback (sub-millisecond) to the
+// default response timeout.
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+func newRequestMetrics(dir *director.Director) (*requestMetrics, error) {
+	m := &requestMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlb_l7_requests_total",
+			Help: "HTTP requests answered, by route, pool, app server (empty when the proxy answered itself) and status class.",
+		}, []string{"route", "pool", "server", "code_class"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "xlb_l7_request_duration_seconds",
+			Help:    "Time from the request reaching the handler to the app server's response being ready, per app server.",
+			Buckets: latencyBuckets,
+		}, []string{"pool", "server"}),
+	}
+	resolve := func(route, pool, server string) classCounters {
+		var c classCounters
+		for i, cls := range codeClasses {
+			c[i] = m.requests.WithLabelValues(route, pool, server, cls)
+		}
+		return c
+	}
+	pools := dir.Pools()
+	routes := dir.Routes()
+	m.upstream = make([][]classCounters, len(routes))
+	m.local = make([]classCounters, len(routes))
+	for _, r := range routes {
+		pl := pools[r.PoolIndex]
+		m.local[r.Index] = resolve(r.Name, pl.Name, "")
+		m.upstream[r.Index] = make([]classCounters, len(pl.Backends))
+		for _, b := range pl.Backends {
+			m.upstream[r.Index][b.Index] = resolve(r.Name, pl.Name, b.Name)
+		}
+	}
+	m.unrouted = resolve("", "", "")
+	backends := dir.Backends()
+	m.latency = make([]prometheus.Observer, len(backends))
+	for _, b := range backends {
+		m.latency[b.ID] = m.duration.WithLabelValues(b.Pool, b.Name)
+	}
+	return m, nil
+}
+
+func (m *requestMetrics) Describe(ch chan<- *prometheus.Desc) {
+	m.requests.Describe(ch)
+	m.duration.Describe(ch)
+}
+
+func (m *requestMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.requests.Collect(ch)
+	m.duration.Collect(ch)
+}
+
+// observe accounts one request. upstream says whether the app server
+// answered (status and latency are then the server's).
+func (m *requestMetrics) observe(dec *director.Decision, status int, upstream bool, d time.Duration) {
+	switch {
+	case dec.Route == nil:
+		m.unrouted.inc(status)
+	case upstream:
+		m.upstream[dec.Route.Index][dec.Backend.Index].inc(status)
+		m.latency[dec.Backend.ID].Observe(d.Seconds())
+	default:
+		m.local[dec.Route.Index].inc(status)
+	}
+}
+
+// rejected accounts a request the parser refused before routing.
+func (m *requestMetrics) rejected(status int) { m.unrouted.inc(status) }

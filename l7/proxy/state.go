@@ -1,0 +1,93 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xlbproject/xlb/l7/director"
+	"github.com/xlbproject/xlb/l7/sticky"
+)
+
+// stateCollector exports the director's pool and server state at scrape
+// time: the director keeps the numbers (atomics it needs anyway for its
+// decisions) and knows nothing about Prometheus.
+type stateCollector struct {
+	dir *director.Director
+	now func() time.Time
+}
+
+var _ prometheus.Collector = (*stateCollector)(nil)
+
+var (
+	inflightDesc = prometheus.NewDesc("xlb_l7_inflight_requests",
+		"Requests currently forwarded to the pool's app servers.",
+		[]string{"pool"}, nil)
+	ejectionsDesc = prometheus.NewDesc("xlb_l7_ejections_total",
+		"Passive-health ejections of an app server (consecutive connect errors or 5xx).",
+		[]string{"pool", "server"}, nil)
+	backendUpDesc = prometheus.NewDesc("xlb_backend_up",
+		"1 when the app server passes active health checks and is not ejected, else 0.",
+		[]string{"pool", "server"}, nil)
+	drainingDesc = prometheus.NewDesc("xlb_l7_backend_draining",
+		"1 while the app server is draining (no new clients, sticky clients until the deadline).",
+		[]string{"pool", "server"}, nil)
+	stickyDesc = prometheus.NewDesc("xlb_l7_sticky_total",
+		"Sticky-session decisions: hit (cookie honoured), new (no usable cookie, pinned), repin (pinned server unusable, moved), rejected (tampered, expired or unknown cookie, treated as absent).",
+		[]string{"pool", "result"}, nil)
+	stickyRejectedDesc = prometheus.NewDesc("xlb_l7_sticky_rejected_total",
+		"Sticky cookies treated as absent, by reason.",
+		[]string{"pool", "reason"}, nil)
+	readyDesc = prometheus.NewDesc("xlb_l7_ready",
+		"1 while every route's pool has an available app server (what /ready answers), else 0.",
+		nil, nil)
+)
+
+func newStateCollector(dir *director.Director) *stateCollector {
+	return &stateCollector{dir: dir, now: time.Now}
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{inflightDesc, ejectionsDesc, backendUpDesc, drainingDesc, stickyDesc, stickyRejectedDesc, readyDesc} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.now()
+	for _, p := range c.dir.Pools() {
+		var inflight int64
+		for _, b := range p.Backends {
+			inflight += b.InFlight()
+			up := b.Up() && !b.Ejected(now)
+			draining, _ := b.Draining()
+			ch <- prometheus.MustNewConstMetric(ejectionsDesc, prometheus.CounterValue, float64(b.Ejections()), p.Name, b.Name)
+			ch <- prometheus.MustNewConstMetric(backendUpDesc, prometheus.GaugeValue, b2f(up), p.Name, b.Name)
+			ch <- prometheus.MustNewConstMetric(drainingDesc, prometheus.GaugeValue, b2f(draining), p.Name, b.Name)
+		}
+		ch <- prometheus.MustNewConstMetric(inflightDesc, prometheus.GaugeValue, float64(inflight), p.Name)
+		if !c.dir.Sticky(p.Index) {
+			continue
+		}
+		s := c.dir.StickyStats(p.Index)
+		var rejected uint64
+		for r := range s.Rejected {
+			n := s.Rejected[r].Load()
+			rejected += n
+			ch <- prometheus.MustNewConstMetric(stickyRejectedDesc, prometheus.CounterValue, float64(n), p.Name, sticky.Reason(r).String())
+		}
+		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(s.Hits.Load()), p.Name, "hit")
+		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(s.Issued.Load()), p.Name, "new")
+		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(s.Repins.Load()), p.Name, "repin")
+		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(rejected), p.Name, "rejected")
+	}
+	ready, _ := c.dir.Ready()
+	ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, b2f(ready))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
