@@ -23,30 +23,28 @@ import (
 // Fall × (Interval + jitter) + Timeout ≈ 2 × 220 ms + 150 ms ≈ 0.6 s, and the
 // reconcile that follows takes milliseconds.
 const (
-	DefaultHealthType         = "http"
-	DefaultHealthPort         = 9901
-	DefaultHealthPath         = "/ready"
-	DefaultHealthStatus       = 200
-	DefaultHealthInterval     = 200 * time.Millisecond
-	DefaultHealthTimeout      = 150 * time.Millisecond
-	DefaultHealthRise         = 2
-	DefaultHealthFall         = 2
-	DefaultSocket             = "/run/xlb/xlb.sock"
-	DefaultMetricsListen      = "127.0.0.1:9724"
-	DefaultStatePath          = "/var/lib/xlb/state.json"
-	DefaultPinPath            = "/sys/fs/bpf/xlb"
-	DefaultConntrackEntries   = 262144
-	DefaultConntrackUDPIdle   = 30 * time.Second
-	DefaultMaxVIPs            = 512
-	DefaultMaxBackends        = 4096
-	DefaultAttachMode         = "auto"
-	DefaultForwarding         = "ipip"
-	DefaultBackendWeight      = 1
-	maxBackendWeight          = 65535
-	minHealthInterval         = 10 * time.Millisecond
-	maxHealthRiseFall         = 100
-	DefaultSocketMode         = 0o660
-	defaultSocketModeAsString = "0660"
+	DefaultHealthType       = "http"
+	DefaultHealthPort       = 9901
+	DefaultHealthPath       = "/ready"
+	DefaultHealthStatus     = 200
+	DefaultHealthInterval   = 200 * time.Millisecond
+	DefaultHealthTimeout    = 150 * time.Millisecond
+	DefaultHealthRise       = 2
+	DefaultHealthFall       = 2
+	DefaultSocket           = "/run/xlb/xlb.sock"
+	DefaultMetricsListen    = "127.0.0.1:9724"
+	DefaultStatePath        = "/var/lib/xlb/state.json"
+	DefaultPinPath          = "/sys/fs/bpf/xlb"
+	DefaultConntrackEntries = 262144
+	DefaultConntrackUDPIdle = 30 * time.Second
+	DefaultMaxVIPs          = 512
+	DefaultMaxBackends      = 4096
+	DefaultAttachMode       = "auto"
+	DefaultForwarding       = "ipip"
+	DefaultBackendWeight    = 1
+	maxBackendWeight        = 65535
+	minHealthInterval       = 10 * time.Millisecond
+	maxHealthRiseFall       = 100
 )
 
 // Config is a validated daemon configuration.
@@ -116,8 +114,8 @@ type Health struct {
 
 // API configures the unix socket the CLI talks to.
 type API struct {
+	// Socket is created with mode 0660 (its directory 0750).
 	Socket string
-	Mode   os.FileMode
 	// Group, when set, owns the socket so that its members can use the CLI
 	// without sudo.
 	Group string
@@ -177,7 +175,6 @@ type fileConfig struct {
 	} `yaml:"health"`
 	API struct {
 		Socket *string `yaml:"socket"`
-		Mode   *string `yaml:"mode"`
 		Group  string  `yaml:"group"`
 	} `yaml:"api"`
 	Metrics struct {
@@ -400,14 +397,6 @@ func (v *validator) config(fc *fileConfig) *Config {
 		if !strings.HasPrefix(*fc.API.Socket, "/") {
 			v.errorf(p("api", "socket"), "%q must be an absolute path", *fc.API.Socket)
 		}
-	}
-	cfg.API.Mode = DefaultSocketMode
-	if fc.API.Mode != nil {
-		m, err := strconv.ParseUint(*fc.API.Mode, 8, 32)
-		if err != nil || m > 0o777 {
-			v.errorf(p("api", "mode"), "%q is not an octal file mode like %s", *fc.API.Mode, defaultSocketModeAsString)
-		}
-		cfg.API.Mode = os.FileMode(m)
 	}
 	cfg.API.Group = fc.API.Group
 

@@ -103,7 +103,6 @@ func TestErrors(t *testing.T) {
 		{"health fall", minimal + "health:\n  fall: 101\n", "x.yaml:13: health.fall: 101 is out of range 1..100"},
 		{"health port 0 with wildcard", strings.Replace(minimal, "port: 80", `port: "*"`, 1) + "health:\n  port: 0\n", `x.yaml:8: vips[0].port: health.port 0 means "the VIP's port"`},
 		{"api socket relative", minimal + "api:\n  socket: xlb.sock\n", `x.yaml:13: api.socket: "xlb.sock" must be an absolute path`},
-		{"api mode", minimal + "api:\n  mode: rw\n", `x.yaml:13: api.mode: "rw" is not an octal file mode`},
 		{"metrics listen", minimal + "metrics:\n  listen: 9724\n", `x.yaml:13: metrics.listen: "9724" is not host:port`},
 		{"state path", minimal + "state:\n  path: state.json\n", `x.yaml:13: state.path: "state.json" must be an absolute path`},
 		{"pin path", minimal + "bpf:\n  pin_path: xlb\n", `x.yaml:13: bpf.pin_path: "xlb" must be an absolute path on a bpffs mount`},

@@ -148,20 +148,30 @@ func (c *Checker) Set(ts []Target) {
 	want := make(map[Target]bool, len(ts))
 	for _, t := range ts {
 		want[t] = true
+	}
+	// Targets whose check settings changed (a reload) keep their state:
+	// re-learning it would take healthy hosts out of the tables.
+	previous := map[netip.AddrPort]*prober{}
+	for t, p := range c.targets {
+		if !want[t] {
+			p.cancel()
+			delete(c.targets, t)
+			previous[netip.AddrPortFrom(t.Addr, t.Port)] = p
+		}
+	}
+	for _, t := range ts {
 		if _, ok := c.targets[t]; ok {
 			continue
 		}
 		ctx, cancel := context.WithCancel(c.ctx)
 		p := &prober{cancel: cancel, machine: Machine{Rise: t.Spec.Rise, Fall: t.Spec.Fall}}
+		if old, ok := previous[netip.AddrPortFrom(t.Addr, t.Port)]; ok {
+			p.machine.known, p.machine.up = old.machine.known, old.machine.up
+			p.status = old.status
+		}
 		c.targets[t] = p
 		c.wg.Add(1)
 		go c.run(ctx, t, p)
-	}
-	for t, p := range c.targets {
-		if !want[t] {
-			p.cancel()
-			delete(c.targets, t)
-		}
 	}
 }
 

@@ -197,3 +197,39 @@ func TestWaitKnownHonoursContext(t *testing.T) {
 	cancel()
 	assert.ErrorIs(t, c.WaitKnown(ctx), context.Canceled)
 }
+
+func TestSpecChangeKeepsState(t *testing.T) {
+	a := netip.MustParseAddr("10.0.0.1")
+	block := make(chan struct{})
+	first := true
+	var mu sync.Mutex
+	probe := func(ctx context.Context, _ Target) error {
+		mu.Lock()
+		f := first
+		first = false
+		mu.Unlock()
+		if f {
+			return nil
+		}
+		select { // later probes never finish: only the carried state counts
+		case <-ctx.Done():
+		case <-block:
+		}
+		return ctx.Err()
+	}
+	c := NewChecker(quietLog(), Options{Probe: probe})
+	defer c.Close()
+	defer close(block)
+	old := Target{Addr: a, Port: 1, Spec: fastSpec}
+	c.Set([]Target{old})
+	require.NoError(t, c.WaitKnown(context.Background()))
+	spec := fastSpec
+	spec.Timeout = time.Hour
+	spec.Rise = 5
+	next := Target{Addr: a, Port: 1, Spec: spec}
+	c.Set([]Target{next})
+	st := c.Status(next)
+	assert.True(t, st.Known)
+	assert.True(t, st.Up)
+	assert.False(t, c.Status(old).Known)
+}
