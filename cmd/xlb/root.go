@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/xlbproject/xlb/control/api"
 )
 
 // newRootCmd builds the whole command tree. Each command group lives in its
@@ -16,6 +18,9 @@ proxy routes each HTTP request to an app-server pool.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// Every operator command talks to the daemon through this socket.
+	root.PersistentFlags().String(socketFlag, api.DefaultSocketPath, "path of the xlb daemon's API socket")
 	root.AddCommand(newVersionCmd())
+	root.AddCommand(newVIPCmd(), newBackendCmd(), newStatusCmd(), newStatsCmd(), newFlowCmd(), newReloadCmd())
 	return root
 }

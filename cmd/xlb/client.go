@@ -1,0 +1,138 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xlbproject/xlb/control/api"
+)
+
+// socketFlag is the root's persistent flag naming the daemon's API socket.
+const socketFlag = "socket"
+
+// apiTimeout bounds one API call: a reload or a VIP with many backends takes
+// milliseconds, so anything near this is a hung daemon.
+const apiTimeout = 30 * time.Second
+
+// newClient connects the command to the daemon named by --socket.
+func newClient(cmd *cobra.Command) (*api.Client, error) {
+	path, err := cmd.Flags().GetString(socketFlag)
+	if err != nil {
+		return nil, fmt.Errorf("read --%s: %w", socketFlag, err)
+	}
+	return api.NewClient(path, apiTimeout), nil
+}
+
+// explain adds the next step to errors whose fix is another command.
+func explain(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, api.ErrNotFound):
+		return fmt.Errorf("%w (list what exists with `xlb vip list` or `xlb backend list VIP`)", err)
+	}
+	return err
+}
+
+// outputFormat is the -o flag. It validates while flags are parsed, so an
+// unknown format fails before anything is sent to the daemon.
+type outputFormat string
+
+const (
+	outputTable outputFormat = "table"
+	outputJSON  outputFormat = "json"
+)
+
+func (o *outputFormat) String() string { return string(*o) }
+func (o *outputFormat) Type() string   { return "format" }
+func (o *outputFormat) Set(s string) error {
+	switch f := outputFormat(s); f {
+	case outputTable, outputJSON:
+		*o = f
+		return nil
+	}
+	return fmt.Errorf("unknown output format %q: use table or json", s)
+}
+
+// addOutputFlag registers -o on cmd, defaulting to table.
+func addOutputFlag(cmd *cobra.Command, o *outputFormat) {
+	*o = outputTable
+	cmd.Flags().VarP(o, "output", "o", "output format: table or json")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
+		[]string{string(outputTable), string(outputJSON)}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// printJSON writes v as the API's JSON, indented for people.
+func printJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode json: %w", err)
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+// newTable returns a tabwriter for aligned columns; call Flush when done.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+// row writes one tab-separated table row.
+func row(w io.Writer, cols ...any) {
+	s := make([]string, len(cols))
+	for i, c := range cols {
+		s[i] = fmt.Sprint(c)
+	}
+	fmt.Fprintln(w, strings.Join(s, "\t"))
+}
+
+// parseVIPArg parses a VIP argument for a command, naming the argument.
+func parseVIPArg(s string) (api.VIPKey, error) {
+	k, err := api.ParseVIPKey(s)
+	if err != nil {
+		return api.VIPKey{}, fmt.Errorf("invalid VIP argument: %w", err)
+	}
+	return k, nil
+}
+
+// ago renders how long before now t was, coarsely, for tables.
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Second:
+		return fmt.Sprintf("%dms ago", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs ago", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds ago", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm ago", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// si formats a rate with an SI suffix (1.5k, 2.3M, 9.1G): stats tables are
+// read at a glance.
+func si(v float64) string {
+	switch {
+	case v >= 1e9:
+		return fmt.Sprintf("%.1fG", v/1e9)
+	case v >= 1e6:
+		return fmt.Sprintf("%.1fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}

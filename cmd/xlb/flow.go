@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xlbproject/xlb/control/api"
+)
+
+type flowOptions struct {
+	dport  uint16
+	output outputFormat
+}
+
+func newFlowCmd() *cobra.Command {
+	var o flowOptions
+	cmd := &cobra.Command{
+		Use:   "flow SRC:PORT VIP",
+		Short: "Ask the data path which L7 host a flow goes to",
+		Long: `Ask the data path which L7 host a flow goes to. The answer comes from the
+loaded XDP program's own maps: the connection table if the flow is known,
+otherwise the VIP's Maglev table.
+
+` + vipArgHelp,
+		Example: `  xlb flow 192.0.2.7:40000 10.0.0.1:80/tcp
+  xlb flow [2001:db8:ffff::7]:40000 [2001:db8::1]:443/tcp
+  xlb flow 192.0.2.7:5353 10.0.0.2:*/udp --dport 53`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := api.ParseFlowSource(args[0])
+			if err != nil {
+				return fmt.Errorf("invalid SRC:PORT argument: %w", err)
+			}
+			key, err := parseVIPArg(args[1])
+			if err != nil {
+				return err
+			}
+			if src.Addr().Is4() != key.Addr.Is4() {
+				return fmt.Errorf("source %s and vip %s are of different address families", src, key)
+			}
+			if key.Port == 0 && o.dport == 0 {
+				return fmt.Errorf("vip %s listens on every port: say which with --dport", key)
+			}
+			q := api.FlowQuery{Src: src, VIP: key, DstPort: o.dport}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ans, err := c.Flow(cmd.Context(), q)
+			if err != nil {
+				return explain(err)
+			}
+			if o.output == outputJSON {
+				return printJSON(cmd.OutOrStdout(), ans)
+			}
+			return printFlow(cmd.OutOrStdout(), q, ans)
+		},
+	}
+	cmd.Flags().Uint16Var(&o.dport, "dport", 0, "destination port, for a VIP that listens on every port (ADDR:*/PROTO)")
+	addOutputFlag(cmd, &o.output)
+	return cmd
+}
+
+func printFlow(out io.Writer, q api.FlowQuery, a api.FlowAnswer) error {
+	if !a.Backend.IsValid() {
+		_, err := fmt.Fprintf(out, "%s → %s: no backend; the VIP has no active L7 host, so the packet would be dropped\n", q.Src, q.VIP)
+		return err
+	}
+	w := newTable(out)
+	row(w, "SOURCE", "VIP", "BACKEND", "VIA", "SLOT", "HASH")
+	slot := "-"
+	if a.Via == api.ViaMaglev {
+		slot = fmt.Sprint(a.Slot)
+	}
+	row(w, q.Src, q.VIP, a.Backend, a.Via, slot, fmt.Sprintf("%#08x", a.Hash))
+	return w.Flush()
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xlbproject/xlb/control/api"
+)
+
+func newStatusCmd() *cobra.Command {
+	var output outputFormat
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the daemon, its interfaces, and every VIP's backends with health and table share",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return explain(err)
+			}
+			if output == outputJSON {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			return printStatus(cmd.OutOrStdout(), st)
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func printStatus(out io.Writer, st api.Status) error {
+	now := st.Time
+	if now.IsZero() {
+		now = time.Now()
+	}
+	uptime := "unknown"
+	if !st.StartTime.IsZero() {
+		uptime = now.Sub(st.StartTime).Truncate(time.Second).String()
+	}
+	dataPath := "loaded fresh"
+	if st.Adopted {
+		dataPath = "adopted from the previous daemon"
+	}
+	fmt.Fprintf(out, "Daemon:      xlb %s, up %s\n", st.Version, uptime)
+	fmt.Fprintf(out, "Data path:   %s\n", dataPath)
+	ifaces := make([]string, 0, len(st.Interfaces))
+	for _, i := range st.Interfaces {
+		s := fmt.Sprintf("%s (%s)", i.Name, i.Mode)
+		if !i.Attached {
+			s = fmt.Sprintf("%s (%s, NOT ATTACHED: %s)", i.Name, i.Mode, i.Error)
+		}
+		ifaces = append(ifaces, s)
+	}
+	if len(ifaces) == 0 {
+		ifaces = append(ifaces, "none")
+	}
+	fmt.Fprintf(out, "Interfaces:  %s\n", strings.Join(ifaces, ", "))
+	fmt.Fprintf(out, "Reconciled:  %s\n", ago(now, st.LastReconcile))
+	if st.LastReconcileError != "" {
+		fmt.Fprintf(out, "Reconcile error: %s\n", st.LastReconcileError)
+	}
+	if st.ConfigPath != "" {
+		fmt.Fprintf(out, "Config:      %s\n", st.ConfigPath)
+	}
+	if st.StatePath != "" {
+		fmt.Fprintf(out, "State:       %s\n", st.StatePath)
+	}
+	fmt.Fprintln(out)
+	if len(st.VIPs) == 0 {
+		_, err := fmt.Fprintln(out, "No VIPs. Add one with `xlb vip add VIP`.")
+		return err
+	}
+	w := newTable(out)
+	row(w, "VIP", "BACKEND", "WEIGHT", "STATE", "HEALTH", "TABLE SHARE", "LAST CHECK", "LAST ERROR")
+	for _, v := range st.VIPs {
+		if len(v.Backends) == 0 {
+			row(w, v.Key, "-", "-", "-", "-", "-", "-", "no backends: traffic is dropped")
+			continue
+		}
+		for i, b := range v.Backends {
+			vip := ""
+			if i == 0 {
+				vip = v.Key.String()
+			}
+			lastErr := b.LastError
+			if lastErr == "" {
+				lastErr = "-"
+			}
+			row(w, vip, b.Addr, b.Weight, b.State, health(b.Healthy), share(b.TableSlots, v.TableSize), ago(now, b.LastCheck), lastErr)
+		}
+	}
+	return w.Flush()
+}

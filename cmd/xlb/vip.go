@@ -1,0 +1,303 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xlbproject/xlb/control/api"
+)
+
+const vipArgHelp = `VIP is ADDR:PORT/PROTO: 10.0.0.1:80/tcp, [2001:db8::1]:443/tcp, or
+10.0.0.1:*/udp for every port of the address. /tcp may be left out.`
+
+func newVIPCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "vip",
+		Short: "Add, delete and inspect virtual services (VIPs)",
+		Long:  "A VIP is an address, port and protocol the edge host balances over L7 hosts.\n\n" + vipArgHelp,
+	}
+	cmd.AddCommand(newVIPAddCmd(), newVIPDelCmd(), newVIPListCmd(), newVIPShowCmd())
+	return cmd
+}
+
+type vipAddOptions struct {
+	mode      string
+	tableSize uint32
+	backends  []string
+	output    outputFormat
+}
+
+func newVIPAddCmd() *cobra.Command {
+	var o vipAddOptions
+	cmd := &cobra.Command{
+		Use:   "add VIP",
+		Short: "Add a VIP, optionally with its first backends",
+		Long:  "Add a VIP. Backends can be given now (--backend, repeatable) or later with `xlb backend add`.\n\n" + vipArgHelp,
+		Example: `  xlb vip add 10.0.0.1:80/tcp
+  xlb vip add [2001:db8::1]:443/tcp --backend 2001:db8::11 --backend 2001:db8::12
+  xlb vip add 10.0.0.2:*/udp --mode l2dsr --table-size 251`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := parseVIPArg(args[0])
+			if err != nil {
+				return err
+			}
+			spec := api.VIPSpec{Key: key, Mode: o.mode, TableSize: o.tableSize}
+			for _, b := range o.backends {
+				addr, err := api.ParseBackendAddr(b)
+				if err != nil {
+					return fmt.Errorf("invalid --backend: %w", err)
+				}
+				spec.Backends = append(spec.Backends, api.BackendSpec{Addr: addr})
+			}
+			if err := spec.Validate(); err != nil {
+				return fmt.Errorf("add vip: %w", err)
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := c.AddVIP(cmd.Context(), spec); err != nil {
+				return explain(err)
+			}
+			return printVIPChange(cmd, c, o.output, key, fmt.Sprintf("vip %s added", key))
+		},
+	}
+	cmd.Flags().StringVar(&o.mode, "mode", "", "forwarding mode: ipip (default) or l2dsr")
+	cmd.Flags().Uint32Var(&o.tableSize, "table-size", 0, fmt.Sprintf("Maglev table size, a prime (default %d)", api.DefaultTableSize))
+	cmd.Flags().StringArrayVar(&o.backends, "backend", nil, "backend (L7 host) address; repeat for more")
+	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{api.ModeIPIP, api.ModeL2DSR}, cobra.ShellCompDirectiveNoFileComp))
+	addOutputFlag(cmd, &o.output)
+	return cmd
+}
+
+// deletedVIP is what `xlb vip del -o json` prints.
+type deletedVIP struct {
+	Deleted api.VIPKey `json:"deleted"`
+}
+
+func newVIPDelCmd() *cobra.Command {
+	var output outputFormat
+	cmd := &cobra.Command{
+		Use:               "del VIP",
+		Aliases:           []string{"delete", "rm"},
+		Short:             "Delete a VIP and all its backends",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeVIPs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := parseVIPArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := c.DeleteVIP(cmd.Context(), key); err != nil {
+				return explain(err)
+			}
+			if output == outputJSON {
+				return printJSON(cmd.OutOrStdout(), deletedVIP{Deleted: key})
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "vip %s deleted\n", key)
+			return err
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func newVIPListCmd() *cobra.Command {
+	var output outputFormat
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List VIPs with their backend counts",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			vips, err := c.ListVIPs(cmd.Context())
+			if err != nil {
+				return explain(err)
+			}
+			if output == outputJSON {
+				return printJSON(cmd.OutOrStdout(), vips)
+			}
+			return printVIPList(cmd.OutOrStdout(), vips)
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func printVIPList(out io.Writer, vips []api.VIP) error {
+	w := newTable(out)
+	row(w, "VIP", "MODE", "TABLE", "BACKENDS", "ACTIVE", "DRAINING", "DOWN")
+	for _, v := range vips {
+		n := countStates(v.Backends)
+		row(w, v.Key, v.Mode, v.TableSize, len(v.Backends), n[api.StateActive], n[api.StateDraining], n[api.StateDown])
+	}
+	return w.Flush()
+}
+
+func countStates(bs []api.Backend) map[string]int {
+	n := make(map[string]int, 3)
+	for _, b := range bs {
+		n[b.State]++
+	}
+	return n
+}
+
+func newVIPShowCmd() *cobra.Command {
+	var output outputFormat
+	cmd := &cobra.Command{
+		Use:               "show VIP",
+		Aliases:           []string{"get"},
+		Short:             "Show a VIP and its backends",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeVIPs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := parseVIPArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			vip, err := c.GetVIP(cmd.Context(), key)
+			if err != nil {
+				return explain(err)
+			}
+			if output == outputJSON {
+				return printJSON(cmd.OutOrStdout(), vip)
+			}
+			return printVIP(cmd.OutOrStdout(), vip)
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func printVIP(out io.Writer, v api.VIP) error {
+	n := countStates(v.Backends)
+	fmt.Fprintf(out, "VIP:       %s\nMode:      %s\nTable:     %d entries\nBackends:  %d (%d active, %d draining, %d down)\n\n",
+		v.Key, v.Mode, v.TableSize, len(v.Backends), n[api.StateActive], n[api.StateDraining], n[api.StateDown])
+	return printBackends(out, v)
+}
+
+// printBackends is the backend table of `vip show` and `backend list`.
+func printBackends(out io.Writer, v api.VIP) error {
+	w := newTable(out)
+	row(w, "BACKEND", "WEIGHT", "STATE", "HEALTH", "TABLE SHARE", "LAST ERROR")
+	for _, b := range v.Backends {
+		lastErr := b.LastError
+		if lastErr == "" {
+			lastErr = "-"
+		}
+		row(w, b.Addr, b.Weight, b.State, health(b.Healthy), share(b.TableSlots, v.TableSize), lastErr)
+	}
+	return w.Flush()
+}
+
+func health(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
+}
+
+// share renders a backend's part of the Maglev table, e.g. "33.3% (21846)".
+func share(slots int, size uint32) string {
+	if size == 0 {
+		return fmt.Sprint(slots)
+	}
+	return fmt.Sprintf("%.1f%% (%d)", 100*float64(slots)/float64(size), slots)
+}
+
+// printVIPChange reports a successful change to a VIP: a line for people, or
+// the VIP as it now is for scripts.
+func printVIPChange(cmd *cobra.Command, c *api.Client, output outputFormat, key api.VIPKey, msg string) error {
+	if output == outputJSON {
+		vip, err := c.GetVIP(cmd.Context(), key)
+		if err != nil {
+			return explain(err)
+		}
+		return printJSON(cmd.OutOrStdout(), vip)
+	}
+	_, err := fmt.Fprintln(cmd.OutOrStdout(), msg)
+	return err
+}
+
+// completeVIPs offers the daemon's VIPs for the first argument; without a
+// daemon it offers nothing rather than failing the shell.
+func completeVIPs(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	c, err := newClient(cmd)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	defer c.Close()
+	vips, err := c.ListVIPs(cmd.Context())
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	keys := make([]string, len(vips))
+	for i, v := range vips {
+		keys[i] = v.Key.String()
+	}
+	return keys, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeBackends offers the VIP's backends for the second argument.
+func completeBackends(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	if len(args) == 0 {
+		return completeVIPs(cmd, args, toComplete)
+	}
+	if len(args) > 1 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	key, err := api.ParseVIPKey(args[0])
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	c, err := newClient(cmd)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	defer c.Close()
+	vip, err := c.GetVIP(cmd.Context(), key)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	addrs := make([]string, len(vip.Backends))
+	for i, b := range vip.Backends {
+		addrs[i] = b.Addr.String()
+	}
+	return addrs, cobra.ShellCompDirectiveNoFileComp
+}
+
+// parseVIPBackendArgs parses the "VIP BACKEND" argument pair.
+func parseVIPBackendArgs(args []string) (api.VIPKey, netip.Addr, error) {
+	key, err := parseVIPArg(args[0])
+	if err != nil {
+		return api.VIPKey{}, netip.Addr{}, err
+	}
+	addr, err := api.ParseBackendAddr(args[1])
+	if err != nil {
+		return api.VIPKey{}, netip.Addr{}, fmt.Errorf("invalid BACKEND argument: %w", err)
+	}
+	return key, addr, nil
+}

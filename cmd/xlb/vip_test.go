@@ -1,0 +1,159 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/control/api"
+)
+
+// cliCase is one CLI invocation and what it must send and print.
+type cliCase struct {
+	name      string
+	args      []string
+	wantCalls []call // exactly these Service calls, in order
+	wantOut   string // exact stdout ("" = don't check)
+	wantErr   string // error substring
+}
+
+func runCLICases(t *testing.T, newDaemon func() *fakeDaemon, tests []cliCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDaemon()
+			path := startDaemon(t, d)
+			stdout, stderr, err := runXLB(t, path, tt.args...)
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				assert.Empty(t, stdout, "no data on failure")
+			} else {
+				require.NoError(t, err)
+				assert.Empty(t, stderr)
+			}
+			if tt.wantOut != "" {
+				assert.Equal(t, tt.wantOut, stdout)
+			}
+			assert.Equal(t, tt.wantCalls, d.Calls())
+		})
+	}
+}
+
+func TestVIPCommands(t *testing.T) {
+	newDaemon := func() *fakeDaemon { return &fakeDaemon{vips: shopVIPs()} }
+	vipJSON, err := json.MarshalIndent(shopVIPs()[0], "", "  ")
+	require.NoError(t, err)
+	listJSON, err := json.MarshalIndent(shopVIPs(), "", "  ")
+	require.NoError(t, err)
+	any53 := api.VIPKey{Addr: netip.MustParseAddr("10.0.0.2"), Port: 0, Proto: api.ProtoUDP}
+
+	runCLICases(t, newDaemon, []cliCase{
+		{
+			name:      "add",
+			args:      []string{"vip", "add", "10.0.0.1:80/tcp"},
+			wantCalls: []call{{"AddVIP", []any{api.VIPSpec{Key: vip4}}}},
+			wantOut:   "vip 10.0.0.1:80/tcp added\n",
+		},
+		{
+			name: "add with backends and options",
+			args: []string{"vip", "add", "10.0.0.2:*/udp", "--mode", "l2dsr", "--table-size", "251", "--backend", "10.0.1.11", "--backend", "10.0.1.12"},
+			wantCalls: []call{{"AddVIP", []any{api.VIPSpec{Key: any53, Mode: api.ModeL2DSR, TableSize: 251,
+				Backends: []api.BackendSpec{{Addr: l7a}, {Addr: l7b}}}}}},
+			wantOut: "vip 10.0.0.2:*/udp added\n",
+		},
+		{
+			name:      "add json prints the vip",
+			args:      []string{"vip", "add", "10.0.0.1:80/tcp", "-o", "json"},
+			wantCalls: []call{{"AddVIP", []any{api.VIPSpec{Key: vip4}}}, {"GetVIP", []any{vip4}}},
+			wantOut:   string(vipJSON) + "\n",
+		},
+		{name: "add invalid address", args: []string{"vip", "add", "10.0.0.256:80/tcp"}, wantErr: `invalid VIP argument: parse vip "10.0.0.256:80/tcp": invalid IP address "10.0.0.256"`},
+		{name: "add unbracketed ipv6", args: []string{"vip", "add", "2001:db8::1:443/tcp"}, wantErr: "IPv6 address must be in brackets, like [2001:db8::1]:443"},
+		{name: "add bad mode", args: []string{"vip", "add", "10.0.0.1:80/tcp", "--mode", "gre"}, wantErr: `forwarding mode "gre": use ipip or l2dsr`},
+		{name: "add bad backend", args: []string{"vip", "add", "10.0.0.1:80/tcp", "--backend", "l7-1"}, wantErr: `invalid --backend: parse backend: invalid IP address "l7-1"`},
+		{name: "add without vip", args: []string{"vip", "add"}, wantErr: "accepts 1 arg(s), received 0"},
+		{
+			name:      "del",
+			args:      []string{"vip", "del", "[2001:db8::1]:443/tcp"},
+			wantCalls: []call{{"DeleteVIP", []any{vip6}}},
+			wantOut:   "vip [2001:db8::1]:443/tcp deleted\n",
+		},
+		{
+			name:      "del json",
+			args:      []string{"vip", "rm", "10.0.0.1:80", "-o", "json"},
+			wantCalls: []call{{"DeleteVIP", []any{vip4}}},
+			wantOut:   "{\n  \"deleted\": \"10.0.0.1:80/tcp\"\n}\n",
+		},
+		{
+			name:      "list",
+			args:      []string{"vip", "list"},
+			wantCalls: []call{{Method: "ListVIPs"}},
+			wantOut: "" +
+				"VIP                    MODE   TABLE  BACKENDS  ACTIVE  DRAINING  DOWN\n" +
+				"10.0.0.1:80/tcp        ipip   65537  3         2       1         0\n" +
+				"[2001:db8::1]:443/tcp  l2dsr  251    0         0       0         0\n",
+		},
+		{
+			name:      "list json",
+			args:      []string{"vip", "ls", "-o", "json"},
+			wantCalls: []call{{Method: "ListVIPs"}},
+			wantOut:   string(listJSON) + "\n",
+		},
+		{
+			name:      "show",
+			args:      []string{"vip", "show", "10.0.0.1:80/tcp"},
+			wantCalls: []call{{"GetVIP", []any{vip4}}},
+			wantOut: "" +
+				"VIP:       10.0.0.1:80/tcp\n" +
+				"Mode:      ipip\n" +
+				"Table:     65537 entries\n" +
+				"Backends:  3 (2 active, 1 draining, 0 down)\n" +
+				"\n" +
+				"BACKEND    WEIGHT  STATE     HEALTH  TABLE SHARE    LAST ERROR\n" +
+				"10.0.1.11  1       active    up      50.0% (32769)  -\n" +
+				"10.0.1.12  1       draining  up      0.0% (0)       -\n" +
+				"10.0.1.13  1       active    up      50.0% (32768)  -\n",
+		},
+		{
+			name:      "show json",
+			args:      []string{"vip", "show", "10.0.0.1:80/tcp", "-o", "json"},
+			wantCalls: []call{{"GetVIP", []any{vip4}}},
+			wantOut:   string(vipJSON) + "\n",
+		},
+		{
+			name:      "show unknown vip",
+			args:      []string{"vip", "show", "10.9.9.9:80/tcp"},
+			wantCalls: []call{{"GetVIP", []any{api.VIPKey{Addr: netip.MustParseAddr("10.9.9.9"), Port: 80, Proto: "tcp"}}}},
+			wantErr:   "vip 10.9.9.9:80/tcp: not found (list what exists with `xlb vip list` or `xlb backend list VIP`)",
+		},
+	})
+}
+
+// TestDaemonErrorsReachTheOperator checks that the daemon's own message for
+// a rejected change is what the operator reads, and that its kind survives.
+func TestDaemonErrorsReachTheOperator(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		wantIs error
+	}{
+		{name: "invalid", err: fmt.Errorf("table size 100 is not prime: %w", api.ErrInvalid), wantIs: api.ErrInvalid},
+		{name: "conflict", err: fmt.Errorf("vip 10.0.0.1:80/tcp already exists: %w", api.ErrConflict), wantIs: api.ErrConflict},
+		{name: "not found", err: fmt.Errorf("vip 10.0.0.1:80/tcp: %w", api.ErrNotFound), wantIs: api.ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := startDaemon(t, &fakeDaemon{err: tt.err})
+			stdout, _, err := runXLB(t, path, "vip", "add", "10.0.0.1:80/tcp", "--table-size", "100")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.err.Error())
+			assert.ErrorIs(t, err, tt.wantIs)
+			assert.Empty(t, stdout)
+		})
+	}
+}
