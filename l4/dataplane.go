@@ -313,15 +313,14 @@ func (d *Dataplane) loadError(err error) error {
 	return fmt.Errorf("load xdp objects: %w", err)
 }
 
-// pinProgram pins the live program, replacing the pin of a previous instance.
+// pinProgram pins the live program, replacing the pin of a previous
+// instance. The pin is for inspection (bpftool); the links hold the program.
 func (d *Dataplane) pinProgram() error {
 	path := filepath.Join(d.cfg.PinPath, progPinName)
-	tmp := path + ".new"
-	_ = os.Remove(tmp)
-	if err := d.objs.XlbIngress.Pin(tmp); err != nil {
-		return fmt.Errorf("pin program: %w", err)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("replace program pin: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := d.objs.XlbIngress.Pin(path); err != nil {
 		return fmt.Errorf("pin program: %w", err)
 	}
 	return nil

@@ -232,7 +232,9 @@ func TestFixtures(t *testing.T) {
 		{name: "bogus: udp length 7", p: c1UDP4, verdict: xdpDrop, reasons: reason(CounterMalformed),
 			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { binary.BigEndian.PutUint16(b[14+20+4:], 7) }) }},
 		{name: "bogus: udp length beyond the ip payload", p: c1UDP6, verdict: xdpDrop, reasons: reason(CounterMalformed),
-			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { binary.BigEndian.PutUint16(b[14+40+4:], 100) }) }},
+			raw: func(b []byte) []byte {
+				return mutate(b, func(b []byte) { binary.BigEndian.PutUint16(b[14+40+4:], 100) })
+			}},
 		{name: "vip without a table drops", p: tcpSYN("198.51.100.1:40001", "203.0.113.30:80"), verdict: xdpDrop,
 			reasons: reason(CounterConnMissSYN, CounterNoBackend)},
 		{name: "table of zeros drops", p: tcpSYN("198.51.100.1:40001", "203.0.113.31:80"), verdict: xdpDrop,

@@ -1,0 +1,189 @@
+package l4
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestUDPEntryExpiry(t *testing.T) {
+	tests := []struct {
+		name     string
+		timeout  string
+		wantSame bool
+		reason   Counter
+	}{
+		{"fresh entry keeps the flow", "1h", true, CounterConnHit},
+		// A 1ns timeout makes every entry stale by the next packet: the
+		// expiry path without sleeping in a test.
+		{"idle entry expires and the flow takes the table", "1ns", false, CounterConnExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			timeout := mustDuration(t, tt.timeout)
+			d := openTest(t, func(c *Config) { c.UDPTimeout = timeout })
+			ids := upsertBackends(t, d, "192.168.1.1", "192.168.1.2")
+			addrs := d.Backends()
+			vip := VIP{netip.MustParseAddr("203.0.113.10"), 53, UDP}
+			require.NoError(t, d.UpsertVIP(vip))
+			require.NoError(t, d.InstallTable(vip, ring(ids, 0)))
+			p := udp("198.51.100.1:5353", "203.0.113.10:53")
+			in := p.build(t)
+			slot := FlowHash(p.src, 53, UDP) % testM
+
+			v, out := runProg(t, d.Program(), in)
+			require.Equal(t, uint32(xdpTx), v)
+			first := addrs[ring(ids, 0)[slot]]
+			require.Equal(t, encapped(t, p, in, first), out)
+
+			require.NoError(t, d.InstallTable(vip, ring(ids, 1)))
+			v, out = runProg(t, d.Program(), in)
+			require.Equal(t, uint32(xdpTx), v)
+			want := addrs[ring(ids, 1)[slot]]
+			if tt.wantSame {
+				want = first
+			}
+			assert.Equal(t, encapped(t, p, in, want), out)
+			s, err := d.Stats()
+			require.NoError(t, err)
+			assert.Equal(t, uint64(1), s.Counters[tt.reason].Packets)
+		})
+	}
+}
+
+func TestTooBig(t *testing.T) {
+	d := openTest(t, func(c *Config) { c.MTU = 100 })
+	ids := upsertBackends(t, d, "192.168.1.1")
+	vip := VIP{netip.MustParseAddr("203.0.113.10"), 80, TCP}
+	require.NoError(t, d.UpsertVIP(vip))
+	require.NoError(t, d.InstallTable(vip, ring(ids, 0)))
+	tests := []struct {
+		name    string
+		payload int
+		verdict uint32
+	}{
+		{"fits after encapsulation", 100 - 20 - 40, xdpTx},
+		{"one byte too many", 100 - 20 - 40 + 1, xdpDrop},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tcpSYN("198.51.100.1:40001", "203.0.113.10:80")
+			p.payload = make([]byte, tt.payload)
+			in := p.build(t)
+			v, out := runProg(t, d.Program(), in)
+			require.Equal(t, verdictName(tt.verdict), verdictName(v))
+			if v == xdpDrop {
+				assert.Equal(t, in, out)
+			}
+		})
+	}
+	s, err := d.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), s.Counters[CounterTooBig].Packets)
+}
+
+// TestLookupLeavesNoTrace: Lookup runs the dry-run twin, which must neither
+// create connection entries nor count.
+func TestLookupLeavesNoTrace(t *testing.T) {
+	d := openTest(t, nil)
+	ids := upsertBackends(t, d, "192.168.1.1", "192.168.1.2", "192.168.1.3")
+	vip := VIP{netip.MustParseAddr("203.0.113.10"), 80, TCP}
+	require.NoError(t, d.UpsertVIP(vip))
+	require.NoError(t, d.InstallTable(vip, ring(ids, 0)))
+	src := netip.MustParseAddrPort("198.51.100.1:40001")
+	flow := Flow{Src: src, Dst: netip.MustParseAddrPort("203.0.113.10:80"), Proto: TCP}
+
+	before, err := d.Stats()
+	require.NoError(t, err)
+	id, addr, err := d.Lookup(t.Context(), flow)
+	require.NoError(t, err)
+	assert.Equal(t, ring(ids, 0)[FlowHash(src, 80, TCP)%testM], id)
+	assert.Equal(t, d.Backends()[id], addr)
+	flow.Established = true
+	_, _, err = d.Lookup(t.Context(), flow)
+	require.NoError(t, err)
+	after, err := d.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "lookup must not count")
+	assert.Zero(t, countEntries(t, d), "lookup must not create connection entries")
+
+	// The live program does create one, proving the check above can fail.
+	v, _ := runProg(t, d.Program(), tcpSYN(src.String(), "203.0.113.10:80").build(t))
+	require.Equal(t, uint32(xdpTx), v)
+	assert.Equal(t, 1, countEntries(t, d))
+}
+
+func countEntries(t *testing.T, d *Dataplane) int {
+	t.Helper()
+	var (
+		k xlbConnKey
+		v xlbConn
+		n int
+	)
+	it := d.objs.ConnMap.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	require.NoError(t, it.Err())
+	return n
+}
+
+func TestAPIErrors(t *testing.T) {
+	d := openTest(t, func(c *Config) { c.MaxVIPs = 2; c.MaxBackends = 3 })
+	vip := VIP{netip.MustParseAddr("203.0.113.10"), 80, TCP}
+	require.NoError(t, d.UpsertVIP(vip))
+	require.NoError(t, d.UpsertVIP(vip), "upsert is idempotent")
+	a, err := d.UpsertBackend(netip.MustParseAddr("192.168.1.1"))
+	require.NoError(t, err)
+	again, err := d.UpsertBackend(netip.MustParseAddr("192.168.1.1"))
+	require.NoError(t, err)
+	require.Equal(t, a, again, "one id per address")
+	_, err = d.UpsertBackend(netip.MustParseAddr("192.168.1.2"))
+	require.NoError(t, err)
+
+	tests := []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"table of the wrong size", func() error { return d.InstallTable(vip, make([]BackendID, testM-1)) }, ErrBadTable},
+		{"table of an unknown vip", func() error {
+			return d.InstallTable(VIP{netip.MustParseAddr("203.0.113.11"), 80, TCP}, ring([]BackendID{a}, 0))
+		}, ErrUnknownVIP},
+		{"table naming an unknown backend", func() error { return d.InstallTable(vip, ring([]BackendID{a, 9}, 0)) }, ErrUnknownBackend},
+		{"delete an unknown vip", func() error { return d.DeleteVIP(VIP{netip.MustParseAddr("203.0.113.11"), 80, TCP}) }, ErrUnknownVIP},
+		{"delete an unknown backend", func() error { return d.DeleteBackend(7) }, ErrUnknownBackend},
+		{"vip of another protocol", func() error { return d.UpsertVIP(VIP{netip.MustParseAddr("203.0.113.12"), 80, Proto(1)}) }, ErrInvalid},
+		{"too many backends", func() error { _, err := d.UpsertBackend(netip.MustParseAddr("192.168.1.3")); return err }, ErrFull},
+		{"too many vips", func() error {
+			if err := d.UpsertVIP(VIP{netip.MustParseAddr("203.0.113.12"), 80, TCP}); err != nil {
+				return err
+			}
+			return d.UpsertVIP(VIP{netip.MustParseAddr("203.0.113.13"), 80, TCP})
+		}, ErrFull},
+		{"lookup of a non-vip flow", func() error {
+			_, _, err := d.Lookup(t.Context(), Flow{Src: netip.MustParseAddrPort("198.51.100.1:1"), Dst: netip.MustParseAddrPort("203.0.113.99:80"), Proto: TCP})
+			return err
+		}, ErrNotVIP},
+		{"lookup of a vip without table", func() error {
+			_, _, err := d.Lookup(t.Context(), Flow{Src: netip.MustParseAddrPort("198.51.100.1:1"), Dst: netip.MustParseAddrPort("203.0.113.10:80"), Proto: TCP})
+			return err
+		}, ErrNoBackend},
+		{"attach to a missing interface", func() error { return d.Attach("xlbt-nosuch0", AttachGeneric) }, ErrNoInterface},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.ErrorIs(t, tt.call(), tt.want)
+		})
+	}
+}
+
+func mustDuration(t *testing.T, s string) time.Duration {
+	t.Helper()
+	d, err := time.ParseDuration(s)
+	require.NoError(t, err)
+	return d
+}
