@@ -214,3 +214,5 @@ func TestOutputFlagValidated(t *testing.T) {
 	}
 	assert.Empty(t, d.Calls(), "nothing reaches the daemon when a flag is wrong")
 }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

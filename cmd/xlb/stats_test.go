@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/control/api"
+)
+
+// statsSeq is three snapshots one (daemon) second apart: rates come from the
+// daemon's timestamps, so the tests need no real waiting.
+func statsSeq() []api.Stats {
+	snap := func(sec int, p1, p2, flows, nob uint64) api.Stats {
+		return api.Stats{
+			Time: clock.Add(time.Duration(sec) * time.Second),
+			VIPs: []api.VIPStats{{
+				Key: vip4, Counter: api.Counter{Packets: p1 + p2, Bytes: 1000 * (p1 + p2)}, NewFlows: flows,
+				Backends: []api.BackendStats{
+					{Addr: l7a, Counter: api.Counter{Packets: p1, Bytes: 1000 * p1}},
+					{Addr: l7c, Counter: api.Counter{Packets: p2, Bytes: 1000 * p2}},
+				},
+			}},
+			Reasons:       map[string]uint64{"no_backend": nob, "not_vip": 7},
+			ConntrackHits: p1 + p2 - flows, ConntrackMisses: flows,
+		}
+	}
+	return []api.Stats{
+		snap(0, 1000, 1000, 20, 0),
+		snap(1, 3000, 2500, 50, 4),
+		snap(2, 3000, 5000, 80, 4), // 10.0.1.11 drained and idle: its counters stop
+	}
+}
+
+func TestStatsCommand(t *testing.T) {
+	seq := statsSeq()
+	r1, err := json.MarshalIndent(api.ComputeRates(seq[0], seq[1]), "", "  ")
+	require.NoError(t, err)
+	r2, err := json.MarshalIndent(api.ComputeRates(seq[1], seq[2]), "", "  ")
+	require.NoError(t, err)
+	report1 := "" +
+		"2026-11-27T10:00:01Z  (rates over 1s)\n" +
+		"VIP / BACKEND    PPS   BPS    NEW FLOWS/S  PACKETS  BYTES\n" +
+		"10.0.0.1:80/tcp  3.5k  28.0M  30           5500     5500000\n" +
+		"  10.0.1.11      2.0k  16.0M               3000     3000000\n" +
+		"  10.0.1.13      1.5k  12.0M               2500     2500000\n" +
+		"\n" +
+		"REASON      PPS  PACKETS\n" +
+		"no_backend  4    4\n" +
+		"not_vip     0    7\n" +
+		"Conntrack: 5450 hits, 50 misses\n"
+	report2 := "" +
+		"2026-11-27T10:00:02Z  (rates over 1s)\n" +
+		"VIP / BACKEND    PPS   BPS    NEW FLOWS/S  PACKETS  BYTES\n" +
+		"10.0.0.1:80/tcp  2.5k  20.0M  30           8000     8000000\n" +
+		"  10.0.1.11      0     0                   3000     3000000\n" +
+		"  10.0.1.13      2.5k  20.0M               5000     5000000\n" +
+		"\n" +
+		"REASON      PPS  PACKETS\n" +
+		"no_backend  0    4\n" +
+		"not_vip     0    7\n" +
+		"Conntrack: 7920 hits, 80 misses\n"
+
+	newDaemon := func() *fakeDaemon { return &fakeDaemon{stats: statsSeq()} }
+	runCLICases(t, newDaemon, []cliCase{
+		{
+			name:      "one report",
+			args:      []string{"stats", "--interval", "1ms"},
+			wantCalls: []call{{Method: "Stats"}, {Method: "Stats"}},
+			wantOut:   report1,
+		},
+		{
+			name:      "watch two reports",
+			args:      []string{"stats", "--watch", "--count", "2", "--interval", "1ms"},
+			wantCalls: []call{{Method: "Stats"}, {Method: "Stats"}, {Method: "Stats"}},
+			wantOut:   report1 + "\n" + report2,
+		},
+		{
+			name:      "watch json",
+			args:      []string{"stats", "-w", "--count", "2", "--interval", "1ms", "-o", "json"},
+			wantCalls: []call{{Method: "Stats"}, {Method: "Stats"}, {Method: "Stats"}},
+			wantOut:   string(r1) + "\n" + string(r2) + "\n",
+		},
+		{name: "bad interval", args: []string{"stats", "--interval", "0s"}, wantErr: "invalid --interval 0s: must be positive"},
+		{name: "bad count", args: []string{"stats", "--count", "-1"}, wantErr: "invalid --count -1"},
+	})
+}
+
+func TestSI(t *testing.T) {
+	tests := []struct {
+		in   float64
+		want string
+	}{{0, "0"}, {999, "999"}, {1000, "1.0k"}, {1_500_000, "1.5M"}, {9.1e9, "9.1G"}}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, si(tt.in))
+	}
+}
+
+func TestAgo(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{-time.Second, "just now"}, {250 * time.Millisecond, "250ms ago"}, {1500 * time.Millisecond, "1.5s ago"},
+		{2*time.Minute + 5*time.Second, "2m05s ago"}, {3*time.Hour + 4*time.Minute, "3h04m ago"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, ago(clock, clock.Add(-tt.d)))
+	}
+	assert.Equal(t, "never", ago(clock, time.Time{}))
+	assert.True(t, strings.HasPrefix(ago(clock, clock.Add(-72*time.Hour)), "2026-11-24T10:00:00Z"))
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/control/api"
+)
+
+func TestStatusCommand(t *testing.T) {
+	vips := shopVIPs()
+	vips[0].Backends[2].State = api.StateDown
+	vips[0].Backends[2].Healthy = false
+	vips[0].Backends[2].TableSlots = 0
+	vips[0].Backends[0].TableSlots = 65537
+	vips[0].Backends[2].LastError = "GET http://10.0.1.13:9901/ready: 503 Service Unavailable"
+	st := api.Status{
+		Time: clock, Version: "v0.1.0", StartTime: clock.Add(-(3*time.Hour + 25*time.Minute + 7*time.Second)),
+		ConfigPath: "/etc/xlb/xlb.yaml", StatePath: "/var/lib/xlb/state.json",
+		Interfaces: []api.Interface{{Name: "eth0", Mode: "native", Attached: true}, {Name: "eth1", Mode: "generic", Error: "no such device"}},
+		Adopted:    true, LastReconcile: clock.Add(-1500 * time.Millisecond), VIPs: vips,
+	}
+	stJSON, err := json.MarshalIndent(st, "", "  ")
+	require.NoError(t, err)
+	empty := api.Status{Time: clock, Version: "v0.1.0", StartTime: clock, LastReconcileError: "install table: no such map"}
+
+	runCLICases(t, func() *fakeDaemon { return &fakeDaemon{status: st} }, []cliCase{
+		{
+			name:      "table",
+			args:      []string{"status"},
+			wantCalls: []call{{Method: "Status"}},
+			wantOut: "" +
+				"Daemon:      xlb v0.1.0, up 3h25m7s\n" +
+				"Data path:   adopted from the previous daemon\n" +
+				"Interfaces:  eth0 (native), eth1 (generic, NOT ATTACHED: no such device)\n" +
+				"Reconciled:  1.5s ago\n" +
+				"Config:      /etc/xlb/xlb.yaml\n" +
+				"State:       /var/lib/xlb/state.json\n" +
+				"\n" +
+				"VIP                    BACKEND    WEIGHT  STATE     HEALTH  TABLE SHARE     LAST CHECK  LAST ERROR\n" +
+				"10.0.0.1:80/tcp        10.0.1.11  1       active    up      100.0% (65537)  300ms ago   -\n" +
+				"                       10.0.1.12  1       draining  up      0.0% (0)        200ms ago   -\n" +
+				"                       10.0.1.13  1       down      down    0.0% (0)        100ms ago   GET http://10.0.1.13:9901/ready: 503 Service Unavailable\n" +
+				"[2001:db8::1]:443/tcp  -          -       -         -       -               -           no backends: traffic is dropped\n",
+		},
+		{
+			name:      "json",
+			args:      []string{"status", "-o", "json"},
+			wantCalls: []call{{Method: "Status"}},
+			wantOut:   string(stJSON) + "\n",
+		},
+	})
+	runCLICases(t, func() *fakeDaemon { return &fakeDaemon{status: empty} }, []cliCase{
+		{
+			name:      "no vips and a reconcile error",
+			args:      []string{"status"},
+			wantCalls: []call{{Method: "Status"}},
+			wantOut: "" +
+				"Daemon:      xlb v0.1.0, up 0s\n" +
+				"Data path:   loaded fresh\n" +
+				"Interfaces:  none\n" +
+				"Reconciled:  never\n" +
+				"Reconcile error: install table: no such map\n" +
+				"\n" +
+				"No VIPs. Add one with `xlb vip add VIP`.\n",
+		},
+	})
+}
