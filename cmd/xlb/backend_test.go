@@ -87,6 +87,5 @@ func TestBackendCommands(t *testing.T) {
 			wantCalls: []call{{"GetVIP", []any{vip6}}},
 			wantOut:   "[]\n",
 		},
-
 	})
 }
