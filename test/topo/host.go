@@ -198,6 +198,14 @@ func (h *Host) configure(cfg HostConfig) error {
 			return fmt.Errorf("add %v to %s: %w", a, h.Ifname, err)
 		}
 	}
+	// No duplicate address detection for the link-local address either:
+	// until it finishes, neighbour discovery stalls the first IPv6 packets
+	// for seconds. Set before the link goes up, which adds the address.
+	for _, ifc := range []string{"all", "default", h.Ifname} {
+		if err := h.SetSysctl("net.ipv6.conf."+ifc+".accept_dad", "0"); err != nil {
+			return err
+		}
+	}
 	if err := nl.LinkSetUp(eth); err != nil {
 		return fmt.Errorf("set %s up: %w", h.Ifname, err)
 	}
