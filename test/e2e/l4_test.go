@@ -39,7 +39,7 @@ type l7Host struct {
 //
 //	client ─┐                         ┌─ l7-1 (VIPs on lo, decap on eth0)
 //	lb ─────┼── br0 (own namespace) ──┼─ l7-2 (VIPs on lo, decap on eth0)
-//	gw ─────┘                         
+//	gw ─────┘
 //
 // The client routes the VIPs via the LB. The LB's balancer wraps each
 // packet in IP-in-IP to the chosen L7 host and sends it (XDP_TX) to its
