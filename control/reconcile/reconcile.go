@@ -65,6 +65,20 @@ func New(log *slog.Logger, dp Dataplane) *Reconciler {
 	return &Reconciler{log: log, dp: dp, now: time.Now, vips: map[api.VIPKey]*installed{}, backends: map[netip.Addr]BackendID{}}
 }
 
+// Adopt tells the reconciler what an adopted (pinned) data path already
+// holds, so that the first run reuses those VIPs and backends and removes
+// the ones desired state no longer has. Adopted tables are rebuilt once.
+func (r *Reconciler) Adopt(vips []api.VIPKey, backends map[netip.Addr]BackendID) {
+	for _, k := range vips {
+		if _, ok := r.vips[k]; !ok {
+			r.vips[k] = &installed{}
+		}
+	}
+	for a, id := range backends {
+		r.backends[a] = id
+	}
+}
+
 // VIPResult is what one run did to one VIP.
 type VIPResult struct {
 	Key api.VIPKey

@@ -359,3 +359,21 @@ func TestTwoHostsAgree(t *testing.T) {
 	assert.Equal(t, a.addrs(vipA), b.addrs(vipA), "addresses agree slot for slot")
 	assert.Zero(t, a.counts(vipA)[hosts[7]])
 }
+
+func TestAdoptRemovesWhatIsNoLongerDesired(t *testing.T) {
+	dp := newRecorder(0)
+	_, err := New(quiet(), dp).Reconcile(three(false, 1), allUp)
+	require.NoError(t, err)
+	before := dp.counts(vipA)
+
+	// A new daemon adopts the pinned data path; meanwhile h3 and VIP B
+	// were removed from the desired state.
+	r := New(quiet(), dp)
+	r.Adopt([]api.VIPKey{vipA, vipB}, map[netip.Addr]BackendID{h1: dp.backends[h1], h2: dp.backends[h2], h3: dp.backends[h3]})
+	dp.calls = nil
+	_, err = r.Reconcile(desired(vipOf(vipA, be(h1, 1, false), be(h2, 1, false), be(h3, 1, false))), allUp)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"install 203.0.113.10:80/tcp", "delete-vip 203.0.113.10:443/tcp"}, dp.calls,
+		"no backend or vip is re-created; the adopted table is re-installed identically")
+	assert.Equal(t, before, dp.counts(vipA))
+}

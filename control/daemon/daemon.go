@@ -1,0 +1,472 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/xlbproject/xlb/control/api"
+	"github.com/xlbproject/xlb/control/config"
+	"github.com/xlbproject/xlb/control/health"
+	"github.com/xlbproject/xlb/control/metrics"
+	"github.com/xlbproject/xlb/control/reconcile"
+	"github.com/xlbproject/xlb/control/state"
+	"github.com/xlbproject/xlb/l4"
+)
+
+// resyncInterval bounds how long a failed reconcile waits for its retry
+// when nothing else triggers one.
+const resyncInterval = 5 * time.Second
+
+// Options configure a Daemon.
+type Options struct {
+	// ConfigPath is the YAML configuration; Reload re-reads it.
+	ConfigPath string
+	Log        *slog.Logger
+	Version    string
+	// NoAttach loads (or adopts) the data path and runs everything but
+	// leaves the interfaces alone: for tests that drive the program with
+	// BPF_PROG_TEST_RUN, and for setups that attach it by other means.
+	NoAttach bool
+	// Registry receives the metrics; nil creates one (with Go and process
+	// collectors) served on the configured metrics address.
+	Registry *prometheus.Registry
+}
+
+// Daemon runs one edge host's control plane: it keeps the data path true to
+// desired state × health and serves the API. It implements api.Service.
+type Daemon struct {
+	log     *slog.Logger
+	version string
+	start   time.Time
+	store   *state.Store
+	dp      *l4.Dataplane
+	checker *health.Checker
+	metrics *metrics.Metrics
+	reg     *prometheus.Registry
+	adopted bool
+
+	kick chan struct{}
+
+	// mu serialises changes of desired state, reloads and reconciles.
+	mu            sync.Mutex
+	cfg           *config.Config
+	file          state.File
+	rec           *reconcile.Reconciler
+	lastReport    reconcile.Report
+	lastReconcile time.Time
+	lastErr       error
+
+	attachErrs map[string]error
+
+	apiSrv     *api.Server
+	metricsLn  net.Listener
+	metricsSrv *http.Server
+}
+
+var _ api.Service = (*Daemon)(nil)
+
+// New reads the configuration and the state file, loads or adopts the data
+// path, attaches it, learns every backend's health (one round of checks)
+// and installs the tables. It opens the API socket and the metrics listener
+// but serves them only in Run.
+func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	d := &Daemon{
+		log:        log,
+		version:    opts.Version,
+		start:      time.Now(),
+		cfg:        cfg,
+		store:      state.NewStore(cfg.StatePath),
+		kick:       make(chan struct{}, 1),
+		attachErrs: map[string]error{},
+		reg:        opts.Registry,
+	}
+	defer func() {
+		if err != nil {
+			_ = d.Close()
+		}
+	}()
+
+	if err := d.loadState(); err != nil {
+		return nil, err
+	}
+
+	d.adopted = pinned(cfg.PinPath)
+	d.dp, err = l4.Open(dataplaneConfig(cfg), log.With("component", "l4"))
+	if err != nil {
+		return nil, fmt.Errorf("open data path: %w", err)
+	}
+	if d.adopted {
+		log.Info("adopted pinned data path", "pin_path", cfg.PinPath)
+	}
+	if !opts.NoAttach {
+		for _, it := range cfg.Interfaces {
+			if err := d.dp.Attach(it.Name, attachMode(it.Mode)); err != nil {
+				return nil, fmt.Errorf("attach to %q: %w", it.Name, err)
+			}
+			log.Info("attached", "iface", it.Name, "mode", it.Mode)
+		}
+	}
+
+	if d.reg == nil {
+		d.reg = prometheus.NewRegistry()
+		d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	d.metrics, err = metrics.New(d.reg, d.dp, d.backendView)
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	d.checker = health.NewChecker(log.With("component", "health"), health.Options{
+		Observer: d.metrics,
+		OnChange: func(t health.Target, s health.Status) {
+			d.metrics.ObserveTransition(t.Addr, s.Up)
+			d.trigger()
+		},
+	})
+
+	d.rec = reconcile.New(log.With("component", "reconcile"), dataplaneAdapter{d.dp})
+	backends := map[netip.Addr]reconcile.BackendID{}
+	for id, a := range d.dp.Backends() {
+		backends[a] = reconcile.BackendID(id)
+	}
+	var vips []api.VIPKey
+	for _, v := range d.dp.VIPs() {
+		vips = append(vips, keyFromL4(v))
+	}
+	d.rec.Adopt(vips, backends)
+
+	// One round of checks before the first reconcile: a restarted daemon
+	// installs tables from real health, not from a guess.
+	d.mu.Lock()
+	d.checker.Set(d.targetsLocked())
+	d.mu.Unlock()
+	wctx, cancel := context.WithTimeout(ctx, cfg.Health.Timeout+cfg.Health.Interval/5+200*time.Millisecond)
+	if err := d.checker.WaitKnown(wctx); err != nil {
+		log.Warn("not every backend answered its first health check in time; they count as down", "error", err)
+	}
+	cancel()
+	d.mu.Lock()
+	d.reconcileLocked()
+	d.mu.Unlock()
+
+	d.apiSrv, err = api.NewServer(d, api.ServerOptions{Path: cfg.API.Socket, Group: cfg.API.Group, Log: log.With("component", "api")})
+	if err != nil {
+		return nil, fmt.Errorf("open api socket: %w", err)
+	}
+	if cfg.Metrics.Listen != "" {
+		d.metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("listen for metrics on %s: %w", cfg.Metrics.Listen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+		d.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	}
+	return d, nil
+}
+
+// loadState reads the state file, or starts from the configuration on a
+// first start, and rebases it on the current configuration file.
+func (d *Daemon) loadState() error {
+	if err := d.store.RemoveTemps(); err != nil {
+		d.log.Warn("remove leftover temporary state files", "error", err)
+	}
+	base := state.FromConfig(d.cfg)
+	f, err := d.store.Load()
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		d.log.Info("no state file: starting from the configuration", "state", d.store.Path())
+		f = state.File{Base: base, Desired: base.Clone()}
+	case err != nil:
+		return fmt.Errorf("load state: %w", err)
+	default:
+		// The file may have been edited while the daemon was down.
+		f = state.File{Base: base, Desired: state.Rebase(f.Desired, f.Base, base)}
+		d.log.Info("state loaded", "state", d.store.Path(), "vips", len(f.Desired.VIPs))
+	}
+	if err := checkTableSizes(f.Desired, d.cfg.Dataplane.TableSize); err != nil {
+		return fmt.Errorf("load state: %w", err)
+	}
+	if err := d.store.Save(f); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	d.file = f
+	return nil
+}
+
+// Run serves the API and the metrics and reconciles on every health change
+// (and every few seconds, to retry failures) until ctx ends.
+func (d *Daemon) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := d.apiSrv.Serve(ctx); err != nil {
+			errs <- fmt.Errorf("serve api: %w", err)
+			cancel()
+		}
+	}()
+	if d.metricsSrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.metricsSrv.Serve(d.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("serve metrics: %w", err)
+				cancel()
+			}
+		}()
+		go func() {
+			<-ctx.Done()
+			sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer scancel()
+			_ = d.metricsSrv.Shutdown(sctx)
+		}()
+	}
+	d.log.Info("daemon running", "socket", d.cfg.API.Socket, "metrics", d.cfg.Metrics.Listen, "vips", len(d.file.Desired.VIPs))
+
+	ticker := time.NewTicker(resyncInterval)
+	defer ticker.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-d.kick:
+		case <-ticker.C:
+			d.mu.Lock()
+			failed := d.lastErr != nil
+			d.mu.Unlock()
+			if !failed {
+				continue
+			}
+		}
+		d.mu.Lock()
+		d.reconcileLocked()
+		d.mu.Unlock()
+	}
+	cancel()
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// Close stops the health checks and releases the data path's descriptors
+// and the listeners. The program stays attached and forwarding: its links
+// and maps are pinned, and the next daemon adopts them.
+func (d *Daemon) Close() error {
+	var errs []error
+	if d.checker != nil {
+		errs = append(errs, d.checker.Close())
+	}
+	if d.apiSrv != nil {
+		errs = append(errs, d.apiSrv.Close())
+	}
+	if d.metricsSrv != nil {
+		errs = append(errs, d.metricsSrv.Close())
+	} else if d.metricsLn != nil {
+		errs = append(errs, d.metricsLn.Close())
+	}
+	if d.dp != nil {
+		errs = append(errs, d.dp.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Cleanup removes everything a daemon with cfg pinned: the program is
+// detached and its maps freed once no process holds them.
+func Cleanup(cfg *config.Config) error {
+	if err := l4.RemovePins(cfg.PinPath); err != nil {
+		return fmt.Errorf("remove pins under %s: %w", cfg.PinPath, err)
+	}
+	return nil
+}
+
+// Registry is where the daemon's metrics are registered.
+func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
+
+// Dataplane is the loaded (or adopted) data path, for tests and benchmarks.
+func (d *Daemon) Dataplane() *l4.Dataplane { return d.dp }
+
+func (d *Daemon) trigger() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// reconcileLocked runs one reconcile; d.mu must be held.
+func (d *Daemon) reconcileLocked() {
+	rep, err := d.rec.Reconcile(d.file.Desired, d.upLocked)
+	now := time.Now()
+	d.metrics.ObserveReconcile(rep, err, now)
+	d.lastReport = rep
+	if err != nil {
+		if d.lastErr == nil || d.lastErr.Error() != err.Error() {
+			d.log.Error("reconcile failed; retrying", "error", err)
+		}
+		d.lastErr = err
+		return
+	}
+	d.lastErr = nil
+	d.lastReconcile = now
+}
+
+// target is the health check of one backend of one VIP.
+func (d *Daemon) targetLocked(vip api.VIPKey, addr netip.Addr) health.Target {
+	port := d.cfg.Health.Port
+	if port == 0 {
+		port = vip.Port
+	}
+	return health.Target{Addr: addr, Port: port, Spec: health.SpecFromConfig(d.cfg.Health)}
+}
+
+func (d *Daemon) targetsLocked() []health.Target {
+	seen := map[health.Target]bool{}
+	var ts []health.Target
+	for _, v := range d.file.Desired.VIPs {
+		for _, b := range v.Backends {
+			t := d.targetLocked(v.Key, b.Addr)
+			if !seen[t] {
+				seen[t] = true
+				ts = append(ts, t)
+			}
+		}
+	}
+	return ts
+}
+
+func (d *Daemon) upLocked(vip api.VIPKey, addr netip.Addr) bool {
+	return d.checker.Status(d.targetLocked(vip, addr)).Up
+}
+
+// backendView feeds the metrics collector at scrape time.
+func (d *Daemon) backendView() []metrics.BackendView {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []metrics.BackendView
+	for _, v := range d.file.Desired.VIPs {
+		slots := d.rec.Slots(v.Key)
+		for _, b := range v.Backends {
+			up := d.upLocked(v.Key, b.Addr)
+			out = append(out, metrics.BackendView{
+				VIP: v.Key.String(), Backend: b.Addr.String(), Up: up,
+				State: reconcile.BackendState(b, up), Slots: slots[b.Addr],
+			})
+		}
+	}
+	return out
+}
+
+func checkTableSizes(des state.Desired, m uint32) error {
+	for _, v := range des.VIPs {
+		if v.TableSize != m {
+			return fmt.Errorf("vip %s: %w: table size %d differs from the data path's %d (dataplane.table_size applies to every VIP)", v.Key, api.ErrInvalid, v.TableSize, m)
+		}
+	}
+	return nil
+}
+
+// pinned reports whether a previous daemon left a data path under dir.
+func pinned(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	return err == nil && len(entries) > 0
+}
+
+func attachMode(s string) l4.AttachMode {
+	switch s {
+	case "native":
+		return l4.AttachNative
+	case "generic":
+		return l4.AttachGeneric
+	default:
+		return l4.AttachAuto
+	}
+}
+
+func dataplaneConfig(cfg *config.Config) l4.Config {
+	c := l4.Config{
+		MaxVIPs:     uint32(cfg.Dataplane.MaxVIPs),
+		MaxBackends: uint32(cfg.Dataplane.MaxBackends),
+		ConnEntries: uint32(cfg.Dataplane.ConntrackEntries),
+		TableSize:   cfg.Dataplane.TableSize,
+		UDPTimeout:  cfg.Dataplane.UDPIdleTimeout,
+		MTU:         uint32(cfg.Dataplane.MTU),
+		PinPath:     cfg.PinPath,
+		OuterSrcV4:  cfg.OuterSource.IPv4,
+		OuterSrcV6:  cfg.OuterSource.IPv6,
+		SrcMAC:      cfg.Dataplane.SrcMAC,
+		NextHopMAC:  cfg.Dataplane.NextHopMAC,
+	}
+	if c.SrcMAC == nil && len(cfg.Interfaces) > 0 {
+		// The balancer transmits on the interface it received on; its
+		// own MAC is the right source for the bridge or switch to learn.
+		if ifc, err := net.InterfaceByName(cfg.Interfaces[0].Name); err == nil && len(ifc.HardwareAddr) == 6 {
+			c.SrcMAC = ifc.HardwareAddr
+		}
+	}
+	return c
+}
+
+// dataplaneAdapter lets the reconciler drive *l4.Dataplane.
+type dataplaneAdapter struct{ dp *l4.Dataplane }
+
+var _ reconcile.Dataplane = dataplaneAdapter{}
+
+func (a dataplaneAdapter) UpsertVIP(k api.VIPKey) error { return a.dp.UpsertVIP(keyToL4(k)) }
+func (a dataplaneAdapter) DeleteVIP(k api.VIPKey) error { return a.dp.DeleteVIP(keyToL4(k)) }
+func (a dataplaneAdapter) UpsertBackend(addr netip.Addr) (reconcile.BackendID, error) {
+	id, err := a.dp.UpsertBackend(addr)
+	return reconcile.BackendID(id), err
+}
+func (a dataplaneAdapter) DeleteBackend(_ netip.Addr, id reconcile.BackendID) error {
+	return a.dp.DeleteBackend(l4.BackendID(id))
+}
+func (a dataplaneAdapter) InstallTable(k api.VIPKey, t []reconcile.BackendID) error {
+	ids := make([]l4.BackendID, len(t))
+	for i, id := range t {
+		ids[i] = l4.BackendID(id)
+	}
+	return a.dp.InstallTable(keyToL4(k), ids)
+}
+
+func keyToL4(k api.VIPKey) l4.VIP {
+	p := l4.TCP
+	if k.Proto == api.ProtoUDP {
+		p = l4.UDP
+	}
+	return l4.VIP{Addr: k.Addr, Port: k.Port, Proto: p}
+}
+
+func keyFromL4(v l4.VIP) api.VIPKey {
+	p := api.ProtoTCP
+	if v.Proto == l4.UDP {
+		p = api.ProtoUDP
+	}
+	return api.VIPKey{Addr: v.Addr, Port: v.Port, Proto: p}
+}

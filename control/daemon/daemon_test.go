@@ -1,0 +1,369 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/control/api"
+	"github.com/xlbproject/xlb/control/state"
+)
+
+// requireKernel skips unless the test can load BPF programs and pin them.
+func requireKernel(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load the XDP program (CI runs the kernel tests as root)")
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/bpf", &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
+		t.Skip("/sys/fs/bpf is not bpffs: run scripts/bpffs.sh (make test does)")
+	}
+}
+
+func uniquePrefix(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 3)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return "xlbd" + hex.EncodeToString(b)
+}
+
+// l7host is a stand-in for `xlb proxy`'s admin listener: /ready answers
+// 200 or 503 as told.
+type l7host struct {
+	addr  netip.Addr
+	ready atomic.Bool
+	srv   *http.Server
+}
+
+// startHosts starts n readiness servers on 127.0.0.{1..n} sharing one port,
+// as L7 hosts share the admin port in production.
+func startHosts(t *testing.T, n int) ([]*l7host, uint16) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		hosts, port, err := tryStartHosts(n)
+		if err == nil {
+			for _, h := range hosts {
+				t.Cleanup(func() { _ = h.srv.Close() })
+			}
+			return hosts, port
+		}
+		require.Less(t, attempt, 10, "find a port free on every loopback address: %v", err)
+	}
+}
+
+func tryStartHosts(n int) ([]*l7host, uint16, error) {
+	first, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, 0, err
+	}
+	port := uint16(first.Addr().(*net.TCPAddr).Port)
+	lns := []net.Listener{first}
+	for i := 2; i <= n; i++ {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:%d", i, port))
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, 0, err
+		}
+		lns = append(lns, ln)
+	}
+	var hosts []*l7host
+	for i, ln := range lns {
+		h := &l7host{addr: netip.AddrFrom4([4]byte{127, 0, 0, byte(i + 1)})}
+		h.ready.Store(true)
+		h.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/ready" && h.ready.Load() {
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}), ReadHeaderTimeout: time.Second}
+		go func() { _ = h.srv.Serve(ln) }()
+		hosts = append(hosts, h)
+	}
+	return hosts, port, nil
+}
+
+type env struct {
+	dir, cfgPath, pin, socket string
+	port                      uint16
+	hosts                     []*l7host
+}
+
+const vipText = "10.200.0.10:80/tcp"
+
+func (e *env) writeConfig(t *testing.T, backends string, extra string) {
+	t.Helper()
+	cfg := fmt.Sprintf(`
+interfaces:
+  - name: lo
+outer_source:
+  ipv4: 10.200.0.1
+dataplane:
+  max_vips: 8
+  max_backends: 64
+  conntrack_entries: 4096
+  table_size: 65537
+health:
+  port: %d
+  interval: 50ms
+  timeout: 40ms
+api:
+  socket: %s
+metrics:
+  listen: ""
+state:
+  path: %s
+bpf:
+  pin_path: %s
+vips:
+  - address: 10.200.0.10
+    port: 80
+    protocol: tcp
+    backends:
+%s%s`, e.port, e.socket, filepath.Join(e.dir, "state", "state.json"), e.pin, backends, extra)
+	require.NoError(t, os.WriteFile(e.cfgPath, []byte(cfg), 0o600))
+}
+
+func newEnv(t *testing.T, nhosts int) *env {
+	t.Helper()
+	requireKernel(t)
+	hosts, port := startHosts(t, nhosts)
+	dir := t.TempDir()
+	e := &env{dir: dir, cfgPath: filepath.Join(dir, "xlb.yaml"), pin: "/sys/fs/bpf/" + uniquePrefix(t),
+		socket: filepath.Join(dir, "run", "xlb.sock"), port: port, hosts: hosts}
+	t.Cleanup(func() { _ = os.RemoveAll(e.pin) })
+	var b strings.Builder
+	for _, h := range hosts {
+		fmt.Fprintf(&b, "      - address: %s\n", h.addr)
+	}
+	e.writeConfig(t, b.String(), "")
+	return e
+}
+
+func (e *env) start(t *testing.T) (*Daemon, context.CancelFunc) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	d, err := New(context.Background(), Options{ConfigPath: e.cfgPath, Log: log, Version: "test", NoAttach: true, Registry: prometheus.NewPedanticRegistry()})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		assert.NoError(t, d.Run(ctx))
+	}()
+	stop := func() {
+		cancel()
+		<-done
+		require.NoError(t, d.Close())
+	}
+	return d, stop
+}
+
+// chosen asks the real program which backend each of n client flows gets.
+func chosen(t *testing.T, d *Daemon, n int) map[netip.Addr]int {
+	t.Helper()
+	vip, err := api.ParseVIPKey(vipText)
+	require.NoError(t, err)
+	got := map[netip.Addr]int{}
+	for i := range n {
+		src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, byte(i / 200), byte(i%200 + 1)}), uint16(10000+i))
+		ans, err := d.Flow(context.Background(), api.FlowQuery{Src: src, VIP: vip})
+		require.NoError(t, err)
+		got[ans.Backend]++
+	}
+	return got
+}
+
+// eventually polls cond; the bound only keeps a broken test from hanging.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		require.True(t, time.Now().Before(deadline), "timed out waiting for: %s", what)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestDaemonLifecycle(t *testing.T) {
+	e := newEnv(t, 3)
+	h1, h2, h3 := e.hosts[0].addr, e.hosts[1].addr, e.hosts[2].addr
+	vip, err := api.ParseVIPKey(vipText)
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	d, stop := e.start(t)
+	st, err := d.Status(ctx)
+	require.NoError(t, err)
+	assert.False(t, st.Adopted)
+	assert.Empty(t, st.LastReconcileError)
+	require.Len(t, st.VIPs, 1)
+	for _, b := range st.VIPs[0].Backends {
+		assert.Equal(t, api.StateActive, b.State, "health known before the first reconcile")
+		assert.InDelta(t, 65537/3, b.TableSlots, 1)
+	}
+	got := chosen(t, d, 300)
+	assert.Len(t, got, 3, "every host gets flows: %v", got)
+
+	t.Run("drain is persisted and live when acknowledged", func(t *testing.T) {
+		require.NoError(t, d.SetBackendState(ctx, vip, h2, true))
+		f, err := state.NewStore(filepath.Join(e.dir, "state", "state.json")).Load()
+		require.NoError(t, err)
+		v, _ := f.Desired.VIP(vip)
+		assert.True(t, v.Backends[1].Drain)
+		assert.Zero(t, chosen(t, d, 300)[h2], "no new flow goes to the drained host")
+		got, err := d.GetVIP(ctx, vip)
+		require.NoError(t, err)
+		assert.Equal(t, api.StateDraining, got.Backends[1].State)
+		assert.Zero(t, got.Backends[1].TableSlots)
+	})
+
+	t.Run("errors map to api sentinels", func(t *testing.T) {
+		assert.ErrorIs(t, d.SetBackendState(ctx, vip, netip.MustParseAddr("127.0.0.99"), true), api.ErrNotFound)
+		assert.ErrorIs(t, d.AddVIP(ctx, api.VIPSpec{Key: vip}), api.ErrConflict)
+		assert.ErrorIs(t, d.AddVIP(ctx, api.VIPSpec{Key: api.VIPKey{Addr: netip.MustParseAddr("10.200.0.11"), Port: 80, Proto: "tcp"}, TableSize: 251}), api.ErrInvalid)
+		_, err := d.GetVIP(ctx, api.VIPKey{Addr: netip.MustParseAddr("10.200.0.99"), Port: 1, Proto: "tcp"})
+		assert.ErrorIs(t, err, api.ErrNotFound)
+	})
+
+	t.Run("health down leaves the table, up comes back", func(t *testing.T) {
+		e.hosts[2].ready.Store(false)
+		eventually(t, "h3 down", func() bool { return chosen(t, d, 100)[h3] == 0 })
+		got, err := d.GetVIP(ctx, vip)
+		require.NoError(t, err)
+		assert.Equal(t, api.StateDown, got.Backends[2].State)
+		assert.Contains(t, got.Backends[2].LastError, "status 503")
+		assert.Equal(t, 100, chosen(t, d, 100)[h1], "only h1 is left")
+		e.hosts[2].ready.Store(true)
+		eventually(t, "h3 up", func() bool { return chosen(t, d, 100)[h3] > 0 })
+	})
+
+	t.Run("all down installs an empty table", func(t *testing.T) {
+		require.NoError(t, d.SetBackendState(ctx, vip, h1, true))
+		require.NoError(t, d.SetBackendState(ctx, vip, h3, true))
+		assert.Equal(t, map[netip.Addr]int{{}: 50}, chosen(t, d, 50), "every new flow is dropped")
+		require.NoError(t, d.SetBackendState(ctx, vip, h1, false))
+		require.NoError(t, d.SetBackendState(ctx, vip, h3, false))
+	})
+
+	t.Run("bad reload changes nothing", func(t *testing.T) {
+		good, err := os.ReadFile(e.cfgPath)
+		require.NoError(t, err)
+		before, err := d.ListVIPs(ctx)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(e.cfgPath, append(good, []byte("bogus: 1\n")...), 0o600))
+		err = d.Reload(ctx)
+		require.ErrorIs(t, err, api.ErrInvalid)
+		assert.Contains(t, err.Error(), `unknown field "bogus"`)
+		changed := strings.Replace(string(good), "max_vips: 8", "max_vips: 9", 1)
+		require.NoError(t, os.WriteFile(e.cfgPath, []byte(changed), 0o600))
+		err = d.Reload(ctx)
+		require.ErrorIs(t, err, api.ErrInvalid)
+		assert.Contains(t, err.Error(), "dataplane changed, which needs a restart")
+		after, err := d.ListVIPs(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, keysAndDrains(before), keysAndDrains(after))
+		require.NoError(t, os.WriteFile(e.cfgPath, good, 0o600))
+	})
+
+	t.Run("reload applies the file's difference and keeps api changes", func(t *testing.T) {
+		// The file drops h1 and sets h3's weight to 2; the API drain of
+		// h2 must survive.
+		e.writeConfig(t, fmt.Sprintf("      - address: %s\n      - address: %s\n        weight: 2\n      - address: %s\n", h2, h3, "127.0.0.4"), "")
+		require.NoError(t, d.Reload(ctx))
+		v, err := d.GetVIP(ctx, vip)
+		require.NoError(t, err)
+		require.Len(t, v.Backends, 3)
+		assert.Equal(t, h2, v.Backends[0].Addr)
+		assert.True(t, v.Backends[0].Drain, "api drain survives the reload")
+		assert.Equal(t, uint32(2), v.Backends[1].Weight)
+		assert.Equal(t, api.StateDown, v.Backends[2].State, "127.0.0.4 has no server")
+		got := chosen(t, d, 200)
+		assert.Equal(t, 200, got[h3], "only h3 is usable: %v", got)
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		reg := d.Registry()
+		n, err := testutil.GatherAndCount(reg, "xlb_backend_up", "xlb_reconcile_total", "xlb_table_rebuilds_total")
+		require.NoError(t, err)
+		assert.Positive(t, n)
+		problems, err := testutil.GatherAndLint(reg)
+		require.NoError(t, err)
+		assert.Empty(t, problems)
+	})
+
+	t.Run("api over the unix socket", func(t *testing.T) {
+		c := api.NewClient(e.socket, 5*time.Second)
+		vips, err := c.ListVIPs(ctx)
+		require.NoError(t, err)
+		require.Len(t, vips, 1)
+		require.NoError(t, c.SetBackendState(ctx, vip, h2, false))
+		st, err := c.Status(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "test", st.Version)
+	})
+
+	before := chosen(t, d, 300)
+	stop()
+
+	t.Run("restart adopts the pinned data path with the same state", func(t *testing.T) {
+		d2, stop2 := e.start(t)
+		defer stop2()
+		st, err := d2.Status(ctx)
+		require.NoError(t, err)
+		assert.True(t, st.Adopted)
+		v, err := d2.GetVIP(ctx, vip)
+		require.NoError(t, err)
+		assert.False(t, v.Backends[0].Drain, "the undrain acknowledged before the restart is kept")
+		assert.Equal(t, uint32(2), v.Backends[1].Weight)
+		assert.Equal(t, before, chosen(t, d2, 300), "the same flows go to the same hosts")
+	})
+}
+
+func keysAndDrains(vs []api.VIP) []string {
+	var out []string
+	for _, v := range vs {
+		for _, b := range v.Backends {
+			out = append(out, fmt.Sprintf("%s %s %d %v", v.Key, b.Addr, b.Weight, b.Drain))
+		}
+	}
+	return out
+}
+
+func TestCleanupRemovesPins(t *testing.T) {
+	e := newEnv(t, 1)
+	d, stop := e.start(t)
+	_ = d
+	stop()
+	entries, err := os.ReadDir(e.pin)
+	require.NoError(t, err)
+	require.NotEmpty(t, entries, "a stopped daemon leaves its data path pinned")
+	cfg := d.cfg
+	require.NoError(t, Cleanup(cfg))
+	_, err = os.Stat(e.pin)
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}

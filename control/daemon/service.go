@@ -1,0 +1,304 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/xlbproject/xlb/control/api"
+	"github.com/xlbproject/xlb/control/config"
+	"github.com/xlbproject/xlb/control/state"
+	"github.com/xlbproject/xlb/l4"
+)
+
+// change applies fn to a copy of the desired state, persists the result,
+// and only then makes it current and reconciles: when it returns nil the
+// change is durable and live.
+func (d *Daemon) change(ctx context.Context, fn func(*state.Desired) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next := d.file.Desired.Clone()
+	if err := fn(&next); err != nil {
+		return err
+	}
+	if err := checkTableSizes(next, d.cfg.Dataplane.TableSize); err != nil {
+		return err
+	}
+	f := state.File{Base: d.file.Base, Desired: next}
+	if err := d.store.Save(f); err != nil {
+		return fmt.Errorf("persist state: %w: %w", api.ErrUnavailable, err)
+	}
+	d.file = f
+	d.checker.Set(d.targetsLocked())
+	// The change is acknowledged once persisted; a data path error is
+	// reported by Status and retried, not returned as a failed change.
+	d.reconcileLocked()
+	return nil
+}
+
+// AddVIP implements api.Service.
+func (d *Daemon) AddVIP(ctx context.Context, spec api.VIPSpec) error {
+	if spec.TableSize == 0 {
+		spec.TableSize = d.tableSize()
+	}
+	return d.change(ctx, func(s *state.Desired) error { return s.AddVIP(spec) })
+}
+
+// DeleteVIP implements api.Service.
+func (d *Daemon) DeleteVIP(ctx context.Context, key api.VIPKey) error {
+	return d.change(ctx, func(s *state.Desired) error { return s.DeleteVIP(key) })
+}
+
+// AddBackend implements api.Service.
+func (d *Daemon) AddBackend(ctx context.Context, vip api.VIPKey, spec api.BackendSpec) error {
+	return d.change(ctx, func(s *state.Desired) error { return s.AddBackend(vip, spec) })
+}
+
+// DeleteBackend implements api.Service.
+func (d *Daemon) DeleteBackend(ctx context.Context, vip api.VIPKey, backend netip.Addr) error {
+	return d.change(ctx, func(s *state.Desired) error { return s.DeleteBackend(vip, backend) })
+}
+
+// SetBackendState implements api.Service.
+func (d *Daemon) SetBackendState(ctx context.Context, vip api.VIPKey, backend netip.Addr, drain bool) error {
+	return d.change(ctx, func(s *state.Desired) error { return s.SetDrain(vip, backend, drain) })
+}
+
+// SetBackendWeight implements api.Service.
+func (d *Daemon) SetBackendWeight(ctx context.Context, vip api.VIPKey, backend netip.Addr, weight uint32) error {
+	return d.change(ctx, func(s *state.Desired) error { return s.SetWeight(vip, backend, weight) })
+}
+
+func (d *Daemon) tableSize() uint32 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg.Dataplane.TableSize
+}
+
+// Reload implements api.Service: it re-reads the configuration file and
+// applies what changed in it (see state.Rebase). A configuration that does
+// not parse, or that changes what only a restart can change, is rejected
+// with api.ErrInvalid and nothing changes.
+func (d *Daemon) Reload(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	path := d.cfg.File
+	cfg, err := config.Load(path)
+	if err != nil {
+		d.log.Warn("reload rejected: running state unchanged", "config", path, "error", err)
+		return fmt.Errorf("reload %s: %w: %w", path, api.ErrInvalid, err)
+	}
+	if diff := restartOnly(d.cfg, cfg); len(diff) > 0 {
+		err := fmt.Errorf("reload %s: %w: %s changed, which needs a restart of the daemon (map sizes also `xlb daemon --cleanup`)", path, api.ErrInvalid, strings.Join(diff, ", "))
+		d.log.Warn("reload rejected: running state unchanged", "config", path, "error", err)
+		return err
+	}
+	base := state.FromConfig(cfg)
+	next := state.Rebase(d.file.Desired, d.file.Base, base)
+	if err := checkTableSizes(next, cfg.Dataplane.TableSize); err != nil {
+		return fmt.Errorf("reload %s: %w", path, err)
+	}
+	f := state.File{Base: base, Desired: next}
+	if err := d.store.Save(f); err != nil {
+		return fmt.Errorf("reload %s: persist state: %w: %w", path, api.ErrUnavailable, err)
+	}
+	d.cfg, d.file = cfg, f
+	d.checker.Set(d.targetsLocked())
+	d.reconcileLocked()
+	d.log.Info("configuration reloaded", "config", path, "vips", len(next.VIPs), "rebuilt", d.lastReport.Rebuilds)
+	return nil
+}
+
+// restartOnly lists the settings that differ between a and b and cannot
+// change while running.
+func restartOnly(a, b *config.Config) []string {
+	var out []string
+	if fmt.Sprint(a.Interfaces) != fmt.Sprint(b.Interfaces) {
+		out = append(out, "interfaces")
+	}
+	if a.OuterSource != b.OuterSource {
+		out = append(out, "outer_source")
+	}
+	if fmt.Sprint(a.Dataplane) != fmt.Sprint(b.Dataplane) {
+		out = append(out, "dataplane")
+	}
+	if a.API != b.API {
+		out = append(out, "api")
+	}
+	if a.Metrics != b.Metrics {
+		out = append(out, "metrics")
+	}
+	if a.StatePath != b.StatePath {
+		out = append(out, "state")
+	}
+	if a.PinPath != b.PinPath {
+		out = append(out, "bpf")
+	}
+	return out
+}
+
+// ListVIPs implements api.Service.
+func (d *Daemon) ListVIPs(ctx context.Context) ([]api.VIP, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]api.VIP, 0, len(d.file.Desired.VIPs))
+	for _, v := range d.file.Desired.VIPs {
+		out = append(out, d.vipLocked(v))
+	}
+	return out, nil
+}
+
+// GetVIP implements api.Service.
+func (d *Daemon) GetVIP(ctx context.Context, key api.VIPKey) (api.VIP, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, ok := d.file.Desired.VIP(key)
+	if !ok {
+		return api.VIP{}, fmt.Errorf("vip %s: %w", key, api.ErrNotFound)
+	}
+	return d.vipLocked(v), nil
+}
+
+func (d *Daemon) vipLocked(v state.VIP) api.VIP {
+	out := api.VIP{Key: v.Key, Mode: v.Mode, TableSize: v.TableSize, Backends: make([]api.Backend, 0, len(v.Backends))}
+	slots := d.rec.Slots(v.Key)
+	for _, b := range v.Backends {
+		hs := d.checker.Status(d.targetLocked(v.Key, b.Addr))
+		st := api.StateActive
+		switch {
+		case b.Drain:
+			st = api.StateDraining
+		case !hs.Up:
+			st = api.StateDown
+		}
+		out.Backends = append(out.Backends, api.Backend{
+			Addr: b.Addr, Weight: b.Weight, Drain: b.Drain, State: st, Healthy: hs.Up,
+			TableSlots: slots[b.Addr], LastCheck: hs.LastCheck, LastError: hs.LastError, LastTransition: hs.LastTransition,
+		})
+	}
+	return out
+}
+
+// Status implements api.Service.
+func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
+	vips, _ := d.ListVIPs(ctx)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := api.Status{
+		Time:          time.Now(),
+		Version:       d.version,
+		StartTime:     d.start,
+		ConfigPath:    d.cfg.File,
+		StatePath:     d.store.Path(),
+		Adopted:       d.adopted,
+		LastReconcile: d.lastReconcile,
+		VIPs:          vips,
+		Interfaces:    []api.Interface{},
+	}
+	if d.lastErr != nil {
+		st.LastReconcileError = d.lastErr.Error()
+	}
+	attached := map[string]bool{}
+	for _, n := range d.dp.Attached() {
+		attached[n] = true
+	}
+	for _, it := range d.cfg.Interfaces {
+		ai := api.Interface{Name: it.Name, Mode: it.Mode, Attached: attached[it.Name]}
+		if !ai.Attached {
+			ai.Error = "not attached"
+		}
+		st.Interfaces = append(st.Interfaces, ai)
+	}
+	return st, nil
+}
+
+// Stats implements api.Service. Backend counters are per L7 host: a host
+// serving several VIPs shows the same totals under each of them.
+func (d *Daemon) Stats(ctx context.Context) (api.Stats, error) {
+	raw, err := d.dp.Stats()
+	if err != nil {
+		return api.Stats{}, fmt.Errorf("read counters: %w: %w", api.ErrUnavailable, err)
+	}
+	out := api.Stats{Time: time.Now(), Reasons: map[string]uint64{}}
+	for c, n := range raw.Counters {
+		out.Reasons[c.String()] = n.Packets
+	}
+	out.ConntrackHits = raw.Counters[l4.CounterConnHit].Packets
+	out.ConntrackMisses = raw.Counters[l4.CounterConnMissSYN].Packets + raw.Counters[l4.CounterConnMissNonSYN].Packets
+	ids := d.dp.Backends()
+	byAddr := map[netip.Addr]l4.Count{}
+	for id, n := range raw.Backends {
+		if a, ok := ids[id]; ok {
+			byAddr[a] = n
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, v := range d.file.Desired.VIPs {
+		vc := raw.VIPs[keyToL4(v.Key)]
+		vs := api.VIPStats{Key: v.Key, Counter: api.Counter{Packets: vc.Packets, Bytes: vc.Bytes}, NewFlows: vc.NewFlows, Backends: []api.BackendStats{}}
+		for _, b := range v.Backends {
+			n := byAddr[b.Addr]
+			vs.Backends = append(vs.Backends, api.BackendStats{Addr: b.Addr, Counter: api.Counter{Packets: n.Packets, Bytes: n.Bytes}})
+		}
+		out.VIPs = append(out.VIPs, vs)
+	}
+	return out, nil
+}
+
+// Flow implements api.Service by running the real program on synthesized
+// packets: a SYN shows the table's choice for a new flow; an ACK shows the
+// connection table's, when it differs.
+func (d *Daemon) Flow(ctx context.Context, q api.FlowQuery) (api.FlowAnswer, error) {
+	if err := q.VIP.Validate(); err != nil {
+		return api.FlowAnswer{}, fmt.Errorf("flow: %w: %w", api.ErrInvalid, err)
+	}
+	if !q.Src.IsValid() || q.Src.Addr().Is4() != q.VIP.Addr.Is4() {
+		return api.FlowAnswer{}, fmt.Errorf("flow: %w: source %s must be an address of the VIP's family with a port", api.ErrInvalid, q.Src)
+	}
+	d.mu.Lock()
+	_, known := d.file.Desired.VIP(q.VIP)
+	m := d.cfg.Dataplane.TableSize
+	d.mu.Unlock()
+	if !known {
+		return api.FlowAnswer{}, fmt.Errorf("flow: vip %s: %w", q.VIP, api.ErrNotFound)
+	}
+	port := q.VIP.Port
+	if port == 0 {
+		port = q.DstPort
+	}
+	if port == 0 {
+		return api.FlowAnswer{}, fmt.Errorf("flow: %w: vip %s serves any port: give the destination port", api.ErrInvalid, q.VIP)
+	}
+	k := keyToL4(q.VIP)
+	f := l4.Flow{Src: q.Src, Dst: netip.AddrPortFrom(q.VIP.Addr, port), Proto: k.Proto}
+	hash := l4.FlowHash(q.Src, port, k.Proto)
+	ans := api.FlowAnswer{Via: api.ViaMaglev, Hash: hash, Slot: hash % m}
+	_, addr, err := d.dp.Lookup(ctx, f)
+	switch {
+	case errors.Is(err, l4.ErrNoBackend):
+		// Empty slot: the packet would be dropped; the zero Backend says so.
+	case errors.Is(err, l4.ErrNotVIP):
+		return api.FlowAnswer{}, fmt.Errorf("flow: vip %s is not in the data path yet: %w", q.VIP, api.ErrUnavailable)
+	case err != nil:
+		return api.FlowAnswer{}, fmt.Errorf("flow: %w", err)
+	default:
+		ans.Backend = addr
+	}
+	if k.Proto == l4.TCP {
+		f.Established = true
+		if _, est, err := d.dp.Lookup(ctx, f); err == nil && est != ans.Backend {
+			ans.Backend, ans.Via = est, api.ViaConntrack
+		}
+	}
+	return ans, nil
+}
