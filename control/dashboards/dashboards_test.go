@@ -26,7 +26,7 @@ type panel struct {
 		UID string `json:"uid"`
 	} `json:"datasource"`
 	GridPos struct{ H, W, X, Y int } `json:"gridPos"`
-	Targets []target `json:"targets"`
+	Targets []target                 `json:"targets"`
 }
 
 type dashboard struct {
