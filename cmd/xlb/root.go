@@ -21,6 +21,7 @@ proxy routes each HTTP request to an app-server pool.`,
 	// Every operator command talks to the daemon through this socket.
 	root.PersistentFlags().String(socketFlag, api.DefaultSocketPath, "path of the xlb daemon's API socket")
 	root.AddCommand(newVersionCmd())
+	root.AddCommand(newDaemonCmd())
 	root.AddCommand(newVIPCmd(), newBackendCmd(), newStatusCmd(), newStatsCmd(), newFlowCmd(), newReloadCmd())
 	return root
 }

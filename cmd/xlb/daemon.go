@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xlbproject/xlb/control/config"
+	"github.com/xlbproject/xlb/control/daemon"
+)
+
+// daemonOptions are the flags of `xlb daemon`.
+type daemonOptions struct {
+	config    string
+	cleanup   bool
+	logFormat string
+	logLevel  string
+}
+
+func newDaemonCmd() *cobra.Command {
+	o := daemonOptions{config: "/etc/xlb/xlb.yaml", logFormat: "text", logLevel: "info"}
+	cmd := &cobra.Command{
+		Use:   "daemon [--config FILE] [--cleanup]",
+		Short: "Run the L4 control daemon (health checks, reconcile, API, metrics)",
+		Long: `Run the edge host's control daemon: load (or adopt) the XDP balancer,
+health-check the L7 hosts, keep every VIP's Maglev table true to the desired
+state and health, serve the API on its unix socket and /metrics.
+
+SIGHUP re-reads the config (like ` + "`xlb reload`" + `). SIGINT/SIGTERM stop the
+daemon but NOT the data path: the program, links and maps stay pinned and
+keep forwarding, and the next ` + "`xlb daemon`" + ` adopts them (hitless restart
+and upgrade). ` + "`xlb daemon --cleanup`" + ` removes the pins, which detaches
+the program once no daemon holds it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := o.validate(cmd)
+			if err != nil {
+				return err
+			}
+			if o.cleanup {
+				return o.runCleanup(cmd, log)
+			}
+			return o.run(cmd.Context(), log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.config, "config", "c", o.config, "path of the daemon's YAML config")
+	f.BoolVar(&o.cleanup, "cleanup", false, "remove everything the daemon pinned under bpffs (detaches the program) and exit")
+	f.StringVar(&o.logFormat, "log-format", o.logFormat, "log format. One of: text, json")
+	f.StringVar(&o.logLevel, "log-level", o.logLevel, "log level. One of: debug, info, warn, error")
+	return cmd
+}
+
+func (o *daemonOptions) validate(cmd *cobra.Command) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("invalid --log-level %q: one of debug, info, warn, error", o.logLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch o.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), hopts)), nil
+	default:
+		return nil, fmt.Errorf("invalid --log-format %q: one of text, json", o.logFormat)
+	}
+}
+
+func (o *daemonOptions) runCleanup(cmd *cobra.Command, log *slog.Logger) error {
+	cfg, err := config.Load(o.config)
+	if err != nil {
+		return err
+	}
+	if err := daemon.Cleanup(cfg); err != nil {
+		return err
+	}
+	log.Info("removed pinned data path", "pin_path", cfg.PinPath)
+	fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", cfg.PinPath)
+	return nil
+}
+
+func (o *daemonOptions) run(parent context.Context, log *slog.Logger) error {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	d, err := daemon.New(ctx, daemon.Options{ConfigPath: o.config, Log: log, Version: version})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				// Reload logs its own outcome; a bad file leaves the
+				// running state as it is.
+				if err := d.Reload(ctx); err != nil && !errors.Is(err, context.Canceled) {
+					log.Error("SIGHUP reload failed", "error", err)
+				}
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
+		return err
+	}
+	log.Info("daemon stopped; the data path keeps forwarding (pinned)")
+	return nil
+}
