@@ -41,6 +41,10 @@ func sampleVIPs() []VIP {
 // startServer serves svc on a fresh socket in a temp dir and returns a
 // client for it.
 func startServer(t *testing.T, svc Service) (*Client, string) {
+	return startServerB(t, svc)
+}
+
+func startServerB(t testing.TB, svc Service) (*Client, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "run", "xlb.sock")
 	srv, err := NewServer(svc, ServerOptions{Path: path, Log: slog.New(slog.DiscardHandler)})
