@@ -110,7 +110,7 @@ func newBackendWeightCmd() *cobra.Command {
 	var output outputFormat
 	cmd := &cobra.Command{
 		Use:               "weight VIP BACKEND WEIGHT",
-		Short:             "Set an L7 host's relative share of a VIP's new flows",
+		Short:             "Set an L7 host's relative share of a VIP's new flows (0 = none)",
 		Example:           "  xlb backend weight 10.0.0.1:80/tcp 10.0.1.11 3",
 		Args:              cobra.ExactArgs(3),
 		ValidArgsFunction: completeBackends,
@@ -120,8 +120,8 @@ func newBackendWeightCmd() *cobra.Command {
 				return err
 			}
 			w, err := strconv.ParseUint(args[2], 10, 32)
-			if err != nil || w == 0 {
-				return fmt.Errorf("invalid WEIGHT %q: want a whole number ≥ 1 (to stop new flows, drain the backend)", args[2])
+			if err != nil {
+				return fmt.Errorf("invalid WEIGHT %q: want a whole number (0 keeps the backend known but out of the table)", args[2])
 			}
 			return backendChange(cmd, output, key, fmt.Sprintf("backend %s of vip %s now has weight %d", addr, key, w),
 				func(ctx context.Context, c *api.Client) error { return c.SetBackendWeight(ctx, key, addr, uint32(w)) })

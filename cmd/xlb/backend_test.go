@@ -63,7 +63,13 @@ func TestBackendCommands(t *testing.T) {
 			wantCalls: []call{{"SetBackendWeight", []any{vip4, l7c, uint32(5)}}},
 			wantOut:   "backend 10.0.1.13 of vip 10.0.0.1:80/tcp now has weight 5\n",
 		},
-		{name: "weight zero", args: []string{"backend", "weight", "10.0.0.1:80/tcp", "10.0.1.13", "0"}, wantErr: `invalid WEIGHT "0": want a whole number ≥ 1 (to stop new flows, drain the backend)`},
+		{
+			name:      "weight zero",
+			args:      []string{"backend", "weight", "10.0.0.1:80/tcp", "10.0.1.13", "0"},
+			wantCalls: []call{{"SetBackendWeight", []any{vip4, l7c, uint32(0)}}},
+			wantOut:   "backend 10.0.1.13 of vip 10.0.0.1:80/tcp now has weight 0\n",
+		},
+		{name: "weight fraction", args: []string{"backend", "weight", "10.0.0.1:80/tcp", "10.0.1.13", "1.5"}, wantErr: `invalid WEIGHT "1.5"`},
 		{name: "weight not a number", args: []string{"backend", "weight", "10.0.0.1:80/tcp", "10.0.1.13", "heavy"}, wantErr: `invalid WEIGHT "heavy"`},
 		{
 			name:      "list",
