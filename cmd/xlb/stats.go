@@ -126,15 +126,19 @@ func printRates(out io.Writer, r api.StatsRates) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	if len(r.Reasons) > 0 {
+	// Only reasons that ever counted a packet: the data path reports every
+	// counter slot, and a wall of zeros hides the one that matters.
+	names := make([]string, 0, len(r.Reasons))
+	for k := range r.Reasons {
+		if r.Current.Reasons[k] > 0 {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	if len(names) > 0 {
 		fmt.Fprintln(out)
 		w = newTable(out)
 		row(w, "REASON", "PPS", "PACKETS")
-		names := make([]string, 0, len(r.Reasons))
-		for k := range r.Reasons {
-			names = append(names, k)
-		}
-		slices.Sort(names)
 		for _, k := range names {
 			row(w, k, si(r.Reasons[k]), r.Current.Reasons[k])
 		}

@@ -25,7 +25,7 @@ func statsSeq() []api.Stats {
 					{Addr: l7c, Counter: api.Counter{Packets: p2, Bytes: 1000 * p2}},
 				},
 			}},
-			Reasons:       map[string]uint64{"no_backend": nob, "not_vip": 7},
+			Reasons:       map[string]uint64{"no_backend": nob, "not_vip": 7, "xdp_aborted": 0},
 			ConntrackHits: p1 + p2 - flows, ConntrackMisses: flows,
 		}
 	}
