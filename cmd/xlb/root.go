@@ -23,5 +23,6 @@ proxy routes each HTTP request to an app-server pool.`,
 	root.AddCommand(newVersionCmd())
 	root.AddCommand(newDaemonCmd())
 	root.AddCommand(newVIPCmd(), newBackendCmd(), newStatusCmd(), newStatsCmd(), newFlowCmd(), newReloadCmd())
+	root.AddCommand(newProxyCmd(), newDecapCmd())
 	return root
 }

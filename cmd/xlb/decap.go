@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/vishvananda/netlink"
+
+	"github.com/xlbproject/xlb/l4/decap"
+)
+
+// decapOptions are the flags of `xlb decap`.
+type decapOptions struct {
+	iface    string
+	mode     string
+	addrs    []string
+	interval time.Duration
+}
+
+// newDecapCmd runs the L7-host side of the tunnel: the decapsulator stays
+// attached while the command runs, independent of `xlb proxy`, so restarting
+// the proxy never drops tunnelled packets on the floor.
+func newDecapCmd() *cobra.Command {
+	o := decapOptions{mode: "auto", interval: time.Minute}
+	cmd := &cobra.Command{
+		Use:   "decap --iface IFACE [--addr ADDR]...",
+		Short: "Run the IP-in-IP decapsulator on an L7 host (foreground)",
+		Long: `Attach xlb's XDP decapsulator to the L7 host's interface and keep it
+attached until SIGINT/SIGTERM. It strips the IP-in-IP header from packets the
+edge hosts' balancer sends to one of this host's addresses and passes the
+inner packet (client address → VIP) up to the stack, where xlb proxy listens
+on the VIP (put the VIP on lo with arp_ignore=1, arp_announce=2).
+
+Without --addr, the interface's own global addresses are used.`,
+		Example: `  xlb decap --iface eth0
+  xlb decap --iface eth0 --addr 10.0.1.1 --addr 2001:db8:1::1 --mode native`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			mode, addrs, err := o.complete()
+			if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return o.run(ctx, cmd, log, mode, addrs)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.iface, "iface", "", "interface that receives the tunnelled packets (required)")
+	f.StringVar(&o.mode, "mode", o.mode, "XDP attach mode. One of: auto, native, generic")
+	f.StringArrayVar(&o.addrs, "addr", nil, "local tunnel endpoint address (repeatable; default: the interface's addresses)")
+	f.DurationVar(&o.interval, "stats-interval", o.interval, "how often to log the counters (0 disables)")
+	_ = cmd.MarkFlagRequired("iface")
+	return cmd
+}
+
+func (o *decapOptions) complete() (decap.Mode, []netip.Addr, error) {
+	mode, err := decap.ParseMode(o.mode)
+	if err != nil {
+		return 0, nil, fmt.Errorf("invalid --mode: %w", err)
+	}
+	if len(o.addrs) > 0 {
+		addrs := make([]netip.Addr, 0, len(o.addrs))
+		for _, s := range o.addrs {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return 0, nil, fmt.Errorf("invalid --addr %q: want an IPv4 or IPv6 address", s)
+			}
+			addrs = append(addrs, a.Unmap())
+		}
+		return mode, addrs, nil
+	}
+	link, err := netlink.LinkByName(o.iface)
+	if err != nil {
+		return 0, nil, fmt.Errorf("find interface %q: %w (check `ip link`)", o.iface, err)
+	}
+	list, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return 0, nil, fmt.Errorf("list addresses of %q: %w", o.iface, err)
+	}
+	var addrs []netip.Addr
+	for _, a := range list {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if ok && ip.Unmap().IsGlobalUnicast() {
+			addrs = append(addrs, ip.Unmap())
+		}
+	}
+	if len(addrs) == 0 {
+		return 0, nil, fmt.Errorf("interface %q has no global address: pass --addr", o.iface)
+	}
+	return mode, addrs, nil
+}
+
+func (o *decapOptions) run(ctx context.Context, cmd *cobra.Command, log *slog.Logger, mode decap.Mode, addrs []netip.Addr) error {
+	d, err := decap.Open(decap.Config{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.SetAddrs(addrs); err != nil {
+		return err
+	}
+	if err := d.Attach(o.iface, mode); err != nil {
+		return err
+	}
+	log.Info("decapsulator attached", "iface", o.iface, "mode", mode.String(), "addrs", fmt.Sprint(addrs))
+
+	var tick <-chan time.Time
+	if o.interval > 0 {
+		t := time.NewTicker(o.interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return o.printStats(cmd, d)
+		case <-tick:
+			if s, err := d.Stats(); err == nil {
+				log.Info("decapsulator counters", "iface", o.iface,
+					"decap_v4", s.DecapV4.Packets, "decap_v6", s.DecapV6.Packets,
+					"not_for_us", s.NotForUs.Packets, "malformed", s.Malformed.Packets)
+			}
+		}
+	}
+}
+
+// printStats writes the final counters to stdout as JSON when the command
+// stops, so scripts can see what went through.
+func (o *decapOptions) printStats(cmd *cobra.Command, d *decap.Decap) error {
+	s, err := d.Stats()
+	if err != nil {
+		return fmt.Errorf("read decapsulator counters: %w", err)
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode counters: %w", err)
+	}
+	_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
+	return err
+}
