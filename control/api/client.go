@@ -90,11 +90,14 @@ func (c *Client) Close() error {
 func (c *Client) dialError(err error) error {
 	switch {
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
-		hint := "run the command with sudo"
-		if g := c.socketGroup(); g != "" {
-			hint += fmt.Sprintf(" or join the socket's group (sudo usermod -aG %s $USER, then log in again)", g)
-		} else {
-			hint += " or join the socket's group"
+		hint := "run the command with sudo or join the socket's group"
+		switch g := c.socketGroup(); g {
+		case "":
+		case "root", "0":
+			// Joining root's group is not advice to give anyone.
+			hint = "run the command with sudo, or set api.group in the daemon's config to an operators' group and join that"
+		default:
+			hint += fmt.Sprintf(" (sudo usermod -aG %s $USER, then log in again)", g)
 		}
 		return kindError{err: fmt.Errorf("cannot connect to xlb daemon at %s: %s (%w)", c.path, hint, err), kind: ErrPermission}
 	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENOTDIR):

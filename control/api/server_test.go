@@ -8,7 +8,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -179,7 +181,7 @@ func TestPermissionDenied(t *testing.T) {
 	}{
 		{
 			name: "directory not traversable",
-			want: "cannot connect to xlb daemon at " + path + ": run the command with sudo or join the socket's group (sudo usermod -aG root $USER, then log in again)",
+			want: "cannot connect to xlb daemon at " + path + ": run the command with sudo, or set api.group in the daemon's config to an operators' group and join that",
 		},
 		{
 			name: "socket not writable",
@@ -187,7 +189,19 @@ func TestPermissionDenied(t *testing.T) {
 				require.NoError(t, os.Chmod(filepath.Dir(path), 0o755))
 				t.Cleanup(func() { os.Chmod(filepath.Dir(path), SocketDirMode) })
 			},
-			want: "cannot connect to xlb daemon at " + path + ": run the command with sudo or join the socket's group (sudo usermod -aG root $USER, then log in again)",
+			want: "cannot connect to xlb daemon at " + path + ": run the command with sudo, or set api.group in the daemon's config to an operators' group and join that",
+		},
+		{
+			name: "socket owned by an operators' group",
+			setup: func(t *testing.T) {
+				require.NoError(t, os.Chmod(filepath.Dir(path), 0o755))
+				require.NoError(t, os.Chown(path, -1, 1))
+				t.Cleanup(func() {
+					os.Chmod(filepath.Dir(path), SocketDirMode)
+					os.Chown(path, -1, 0)
+				})
+			},
+			want: "cannot connect to xlb daemon at " + path + ": run the command with sudo or join the socket's group (sudo usermod -aG " + groupName(1) + " $USER, then log in again)",
 		},
 	}
 	for _, tt := range tests {
@@ -216,4 +230,12 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	_, err = io.Copy(dst, src)
 	require.NoError(t, err)
 	require.NoError(t, dst.Close())
+}
+
+// groupName is the name of gid as the client will print it.
+func groupName(gid int) string {
+	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
+		return g.Name
+	}
+	return strconv.Itoa(gid)
 }
