@@ -11,12 +11,23 @@
 #include "include/hash.h"
 #include "include/csum.h"
 #include "include/encap.h"
+#include "include/conn.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* vip_filter_hit says whether the destination address may be a VIP's; a
+ * clear bit proves it is not, with one inlined array lookup. */
+XLB_INLINE int vip_filter_hit(const struct pkt *p)
+{
+	__u32 bit = filter_hash(p->key.dst);
+	__u32 word = bit >> 6;
+	__u64 *w = bpf_map_lookup_elem(&vip_filter_map, &word);
+
+	return w && ((*w >> (bit & 63)) & 1);
+}
+
 /* lookup_vip tries (address, port, protocol), then (address, any port,
- * protocol) when port-wildcard VIPs exist at all, so that traffic that is not
- * for a VIP usually costs one hash lookup. */
+ * protocol) when port-wildcard VIPs exist at all. */
 XLB_INLINE struct vip_info *lookup_vip(struct pkt *p)
 {
 	struct vip_key k = {};
@@ -24,7 +35,7 @@ XLB_INLINE struct vip_info *lookup_vip(struct pkt *p)
 	struct xlb_ctl *ctl;
 	__u32 zero = 0;
 
-	__builtin_memcpy(k.addr, p->dst, sizeof(k.addr));
+	__builtin_memcpy(k.addr, p->key.dst, sizeof(k.addr));
 	k.port = p->key.dport;
 	k.proto = p->proto;
 	k.family = p->family;
@@ -51,22 +62,22 @@ XLB_INLINE struct backend *backend_of(__u32 id)
 	return b;
 }
 
-/* conn_lookup returns the backend of a valid connection entry, or NULL on a
- * miss. An entry is valid while its backend and VIP still have the
- * generations it recorded and, for UDP, while it is younger than the idle
- * timeout. */
-XLB_INLINE struct backend *conn_lookup(struct pkt *p, const struct vip_info *vip, __u32 *id)
+/* conn_valid returns the backend of a connection entry while it is valid:
+ * its VIP and backend still have the generations it recorded and, for UDP,
+ * it is younger than the idle timeout. */
+XLB_INLINE struct backend *conn_valid(struct pkt *p, struct conn *c)
 {
-	struct conn *c = bpf_map_lookup_elem(&conn_map, &p->key);
+	__u32 vip_id = c->vip_id;
+	__u32 *gen = bpf_map_lookup_elem(&vip_gen_map, &vip_id);
 	struct backend *b;
 
-	if (!c || c->vip_gen != vip->gen)
+	if (!gen || *gen != c->vip_gen)
 		return 0;
 	b = backend_of(c->backend_id);
 	if (!b || b->gen != c->backend_gen)
 		return 0;
 	if (p->proto == IPPROTO_UDP) {
-		__u64 now = bpf_ktime_get_ns();
+		__u64 now = bpf_ktime_get_coarse_ns();
 
 		if (now - c->last_seen_ns > udp_timeout_ns) {
 			stat_add(XLB_CNT_CT_EXPIRED, p->len);
@@ -75,7 +86,6 @@ XLB_INLINE struct backend *conn_lookup(struct pkt *p, const struct vip_info *vip
 		if (!dry_run && now - c->last_seen_ns > XLB_UDP_REFRESH_NS)
 			c->last_seen_ns = now;
 	}
-	*id = c->backend_id;
 	return b;
 }
 
@@ -102,9 +112,11 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	struct conn_set *set;
 	struct vip_info *vip;
 	struct backend *b = 0;
-	__u32 hash, bid = 0;
+	struct conn *c;
+	__u32 hash, tag, bid = 0, vip_id = 0;
 	int new_flow = 0;
 	int ret;
 
@@ -112,39 +124,54 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	ret = parse_packet(p, data, data_end);
 	if (ret != XLB_CONTINUE)
 		return ret;
-
-	vip = lookup_vip(p);
-	if (!vip) {
+	if (!vip_filter_hit(p)) {
 		stat_add(XLB_CNT_NOT_VIP, p->len);
 		return XDP_PASS;
 	}
-	p->key.vip_id = vip->id;
+
 	hash = flow_hash(p->key.src, ((__u32)p->key.dport << 16) | p->key.sport, p->proto,
 			 p->family == XLB_AF_INET6);
+	tag = conn_hash(hash, p->key.dst);
+	set = conn_set_of(tag);
 
-	/* A SYN always takes the current table: a reused client port must not
+	/* An established flow is found by its 5-tuple alone: no VIP lookup. A
+	 * SYN always takes the current table: a reused client port must not
 	 * inherit the previous connection's host. */
-	if (!p->syn) {
-		b = conn_lookup(p, vip, &bid);
-		if (b)
-			stat_add(XLB_CNT_CT_HIT, p->len);
+	if (!p->syn && set) {
+		c = conn_find(set, &p->key, tag);
+		if (c) {
+			b = conn_valid(p, c);
+			if (b) {
+				bid = c->backend_id;
+				vip_id = c->vip_id;
+				stat_add(XLB_CNT_CT_HIT, p->len);
+			}
+		}
 	}
 	if (!b) {
+		vip = lookup_vip(p);
+		if (!vip) {
+			stat_add(XLB_CNT_NOT_VIP, p->len);
+			return XDP_PASS;
+		}
+		vip_id = vip->id;
 		stat_add(p->syn ? XLB_CNT_CT_MISS_SYN : XLB_CNT_CT_MISS_NON_SYN, p->len);
 		b = pick_backend(vip, hash, &bid);
 		if (!b) {
 			stat_add(XLB_CNT_NO_BACKEND, p->len);
 			return XDP_DROP;
 		}
-		if (!dry_run) {
-			struct conn c = {
+		if (!dry_run && set) {
+			struct conn nc = {
 				.backend_id = bid,
 				.backend_gen = b->gen,
+				.vip_id = vip->id,
 				.vip_gen = vip->gen,
-				.last_seen_ns = bpf_ktime_get_ns(),
 			};
 
-			bpf_map_update_elem(&conn_map, &p->key, &c, BPF_ANY);
+			if (p->proto == IPPROTO_UDP)
+				nc.last_seen_ns = bpf_ktime_get_coarse_ns();
+			conn_insert(set, &p->key, tag, &nc);
 		}
 		new_flow = 1;
 	}
@@ -152,7 +179,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	ret = encap(ctx, p, b, hash);
 	if (ret != XLB_CONTINUE)
 		return ret;
-	stat_forward(p->key.vip_id, bid, p->len, new_flow);
+	stat_forward(vip_id, bid, p->len, new_flow);
 	return XDP_TX;
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"math/bits"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,7 +23,7 @@ import (
 type Config struct {
 	MaxVIPs     uint32 // VIP slots (default 512)
 	MaxBackends uint32 // backend ids, id 0 reserved (default 4096)
-	ConnEntries uint32 // connection table entries, split over CPUs (default 262144)
+	ConnEntries uint32 // connection table entries per CPU, rounded up to a power of two (default 131072)
 	TableSize   uint32 // M, entries of every VIP's Maglev table (default 65537)
 
 	// UDPTimeout is how long an idle UDP flow keeps its backend (default 30s).
@@ -47,7 +48,7 @@ type Config struct {
 const (
 	DefaultMaxVIPs     = 512
 	DefaultMaxBackends = 4096
-	DefaultConnEntries = 262144
+	DefaultConnEntries = 131072
 	DefaultTableSize   = 65537
 	DefaultUDPTimeout  = 30 * time.Second
 )
@@ -68,6 +69,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.UDPTimeout == 0 {
 		c.UDPTimeout = DefaultUDPTimeout
 	}
+	if c.ConnEntries < connWays {
+		c.ConnEntries = connWays
+	}
+	c.ConnEntries = 1 << bits.Len32(c.ConnEntries-1)
 	if c.MaxBackends < 2 {
 		return c, fmt.Errorf("config: MaxBackends must be at least 2 (id 0 is reserved): %w", ErrInvalid)
 	}
@@ -116,6 +121,16 @@ type backendState struct {
 	addr netip.Addr
 	gen  uint32
 }
+
+// sharedMaps are pinned, adopted, and shared with the dry-run twin: every
+// map except the programs' own .rodata.
+var sharedMaps = []string{
+	xlbMapVipMap, xlbMapRingMap, xlbMapBackendMap, xlbMapConnMap, xlbMapStatsMap,
+	xlbMapVipStatsMap, xlbMapBackendStatsMap, xlbMapCtlMap, xlbMapVipGenMap, xlbMapVipFilterMap,
+}
+
+// connWays is XLB_CONN_WAYS: entries per connection-table set.
+const connWays = 4
 
 const (
 	progPinName = "xlb_ingress"
@@ -218,11 +233,11 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 	s.VipStatsMap.MaxEntries = c.MaxVIPs
 	s.BackendMap.MaxEntries = c.MaxBackends
 	s.BackendStatsMap.MaxEntries = c.MaxBackends
-	s.ConnMap.MaxEntries = c.ConnEntries
+	s.VipGenMap.MaxEntries = c.MaxVIPs
+	s.ConnMap.MaxEntries = c.ConnEntries / connWays
 	if c.PinPath != "" {
-		for _, m := range []*ebpf.MapSpec{s.VipMap, s.RingMap, s.BackendMap, s.ConnMap,
-			s.StatsMap, s.VipStatsMap, s.BackendStatsMap, s.CtlMap} {
-			m.Pinning = ebpf.PinByName
+		for _, name := range sharedMaps {
+			spec.Maps[name].Pinning = ebpf.PinByName
 		}
 	}
 	var v4 [4]byte
@@ -245,6 +260,7 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 		val any
 	}{
 		{s.TableSize, c.TableSize},
+		{s.ConnMask, c.ConnEntries/connWays - 1},
 		{s.UdpTimeoutNs, uint64(c.UDPTimeout.Nanoseconds())},
 		{s.Mtu, c.MTU},
 		{s.OuterSrcV4, v4},
@@ -275,7 +291,7 @@ func (d *Dataplane) load() error {
 		return err
 	}
 	var dry xlbPrograms
-	dopts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
+	live := map[string]*ebpf.Map{
 		xlbMapVipMap:          d.objs.VipMap,
 		xlbMapRingMap:         d.objs.RingMap,
 		xlbMapBackendMap:      d.objs.BackendMap,
@@ -284,7 +300,13 @@ func (d *Dataplane) load() error {
 		xlbMapVipStatsMap:     d.objs.VipStatsMap,
 		xlbMapBackendStatsMap: d.objs.BackendStatsMap,
 		xlbMapCtlMap:          d.objs.CtlMap,
-	}}
+		xlbMapVipGenMap:       d.objs.VipGenMap,
+		xlbMapVipFilterMap:    d.objs.VipFilterMap,
+	}
+	dopts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{}}
+	for _, name := range sharedMaps {
+		dopts.MapReplacements[name] = live[name]
+	}
 	for _, m := range dspec.Maps {
 		m.Pinning = ebpf.PinNone
 	}

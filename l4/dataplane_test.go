@@ -103,7 +103,9 @@ func TestLookupLeavesNoTrace(t *testing.T) {
 	assert.Equal(t, ring(ids, 0)[FlowHash(src, 80, TCP)%testM], id)
 	assert.Equal(t, d.Backends()[id], addr)
 	flow.Established = true
+	restore := onCPU0(t)
 	_, _, err = d.Lookup(t.Context(), flow)
+	restore()
 	require.NoError(t, err)
 	after, err := d.Stats()
 	require.NoError(t, err)
@@ -119,13 +121,19 @@ func TestLookupLeavesNoTrace(t *testing.T) {
 func countEntries(t *testing.T, d *Dataplane) int {
 	t.Helper()
 	var (
-		k xlbConnKey
-		v xlbConn
-		n int
+		k    uint32
+		sets []xlbConnSet
+		n    int
 	)
 	it := d.objs.ConnMap.Iterate()
-	for it.Next(&k, &v) {
-		n++
+	for it.Next(&k, &sets) {
+		for _, s := range sets {
+			for _, w := range s.Way {
+				if w.Val.BackendId != 0 {
+					n++
+				}
+			}
+		}
 	}
 	require.NoError(t, it.Err())
 	return n

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"runtime"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // testM is a small prime table size, so tables are cheap and every slot
@@ -22,6 +24,22 @@ func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to load XDP programs (CI runs the kernel tests as root)")
+	}
+}
+
+// onCPU0 pins the calling goroutine's thread to CPU 0 until the returned
+// function runs.
+func onCPU0(t testing.TB) func() {
+	t.Helper()
+	runtime.LockOSThread()
+	var old, cpu0 unix.CPUSet
+	require.NoError(t, unix.SchedGetaffinity(0, &old))
+	cpu0.Set(0)
+	require.NoError(t, unix.SchedSetaffinity(0, &cpu0))
+	return func() {
+		if unix.SchedSetaffinity(0, &old) == nil {
+			runtime.UnlockOSThread()
+		}
 	}
 }
 
@@ -44,8 +62,10 @@ func openTest(t testing.TB, mod func(*Config)) *Dataplane {
 }
 
 // runProg runs the live program once on in and returns verdict and output.
+// It runs on CPU 0: the connection table is per CPU, as flows are on a NIC.
 func runProg(t testing.TB, prog *ebpf.Program, in []byte) (uint32, []byte) {
 	t.Helper()
+	defer onCPU0(t)()
 	opts := &ebpf.RunOptions{Data: in, DataOut: make([]byte, len(in)+256)}
 	v, err := prog.Run(opts)
 	require.NoError(t, err)

@@ -3,6 +3,8 @@ package l4
 import (
 	"errors"
 	"fmt"
+	"math/bits"
+	"net/netip"
 
 	"github.com/cilium/ebpf"
 )
@@ -52,6 +54,14 @@ func (d *Dataplane) UpsertVIP(v VIP, opts ...VIPOption) error {
 			return fmt.Errorf("add vip %s: %w", v, err)
 		}
 	}
+	// The generation first (connection entries are checked against it),
+	// then the filter bit, then the VIP itself: traffic sees it complete.
+	if err := d.objs.VipGenMap.Put(id, gen); err != nil {
+		return fmt.Errorf("add vip %s: %w", v, err)
+	}
+	if err := d.setFilterBit(v.Addr); err != nil {
+		return fmt.Errorf("add vip %s: %w", v, err)
+	}
 	info := xlbVipInfo{Id: id, Gen: gen}
 	for _, o := range opts {
 		o(&info)
@@ -81,15 +91,21 @@ func (d *Dataplane) DeleteVIP(v VIP) error {
 	if err := d.objs.RingMap.Delete(st.id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("delete vip %s: clear table: %w", v, err)
 	}
+	if err := d.objs.VipGenMap.Put(st.id, uint32(0)); err != nil {
+		return fmt.Errorf("delete vip %s: %w", v, err)
+	}
 	d.setTableRefs(st.id, nil)
+	delete(d.vips, v)
+	delete(d.vipByID, st.id)
+	if err := d.clearFilterBit(v.Addr); err != nil {
+		return fmt.Errorf("delete vip %s: %w", v, err)
+	}
 	if v.Port == 0 && d.ctl.WildcardVips > 0 {
 		d.ctl.WildcardVips--
 		if err := d.writeCtl(); err != nil {
 			return fmt.Errorf("delete vip %s: %w", v, err)
 		}
 	}
-	delete(d.vips, v)
-	delete(d.vipByID, st.id)
 	d.log.Info("vip deleted", "vip", v.String())
 	return nil
 }
@@ -121,4 +137,46 @@ func vipKey(v VIP) xlbVipKey {
 		Proto:  uint8(v.Proto),
 		Family: familyOf(v.Addr),
 	}
+}
+
+// filterBit mirrors filter_hash in bpf/include/hash.h: the bit of
+// vip_filter_map that an address sets.
+func filterBit(a netip.Addr) uint32 {
+	w := addrWords(a)
+	h := w[0] ^ bits.RotateLeft32(w[1], 7) ^ bits.RotateLeft32(w[2], 13) ^ bits.RotateLeft32(w[3], 19)
+	return (h * 0x9e3779b1) >> (32 - filterBits)
+}
+
+const filterBits = 16 // XLB_FILTER_BITS
+
+func (d *Dataplane) setFilterBit(a netip.Addr) error {
+	bit := filterBit(a)
+	var word uint64
+	if err := d.objs.VipFilterMap.Lookup(bit/64, &word); err != nil {
+		return fmt.Errorf("read vip filter: %w", err)
+	}
+	word |= 1 << (bit % 64)
+	if err := d.objs.VipFilterMap.Put(bit/64, word); err != nil {
+		return fmt.Errorf("write vip filter: %w", err)
+	}
+	return nil
+}
+
+// clearFilterBit clears a's bit unless another VIP address shares it.
+func (d *Dataplane) clearFilterBit(a netip.Addr) error {
+	bit := filterBit(a)
+	for v := range d.vips {
+		if filterBit(v.Addr) == bit {
+			return nil
+		}
+	}
+	var word uint64
+	if err := d.objs.VipFilterMap.Lookup(bit/64, &word); err != nil {
+		return fmt.Errorf("read vip filter: %w", err)
+	}
+	word &^= 1 << (bit % 64)
+	if err := d.objs.VipFilterMap.Put(bit/64, word); err != nil {
+		return fmt.Errorf("write vip filter: %w", err)
+	}
+	return nil
 }

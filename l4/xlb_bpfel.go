@@ -21,21 +21,33 @@ type xlbBackend struct {
 	Pad    [3]uint8
 }
 
-type xlbConn struct {
-	_          structs.HostLayout
-	BackendId  uint32
-	BackendGen uint32
-	VipGen     uint32
-	Pad        uint32
-	LastSeenNs uint64
-}
-
-type xlbConnKey struct {
-	_     structs.HostLayout
-	Src   [4]uint32
-	Sport uint16
-	Dport uint16
-	VipId uint32
+type xlbConnSet struct {
+	_   structs.HostLayout
+	Way [4]struct {
+		_     structs.HostLayout
+		Tag   uint32
+		Stamp uint32
+		Key   struct {
+			_      structs.HostLayout
+			Src    [4]uint32
+			Dst    [4]uint32
+			Sport  uint16
+			Dport  uint16
+			Proto  uint8
+			Family uint8
+			Pad    uint16
+		}
+		Val struct {
+			_          structs.HostLayout
+			BackendId  uint32
+			BackendGen uint32
+			VipId      uint32
+			VipGen     uint32
+			LastSeenNs uint64
+		}
+	}
+	Tick uint32
+	Pad  uint32
 }
 
 type xlbVipInfo struct {
@@ -105,9 +117,12 @@ const (
 	xlbMapCtlMap          = "ctl_map"
 	xlbMapRingMap         = "ring_map"
 	xlbMapStatsMap        = "stats_map"
+	xlbMapVipFilterMap    = "vip_filter_map"
+	xlbMapVipGenMap       = "vip_gen_map"
 	xlbMapVipMap          = "vip_map"
 	xlbMapVipStatsMap     = "vip_stats_map"
 	xlbProgXlbIngress     = "xlb_ingress"
+	xlbVarConnMask        = "conn_mask"
 	xlbVarDryRun          = "dry_run"
 	xlbVarMtu             = "mtu"
 	xlbVarNextHopMac      = "next_hop_mac"
@@ -173,6 +188,8 @@ type xlbMapSpecs struct {
 	CtlMap          *ebpf.MapSpec `ebpf:"ctl_map"`
 	RingMap         *ebpf.MapSpec `ebpf:"ring_map"`
 	StatsMap        *ebpf.MapSpec `ebpf:"stats_map"`
+	VipFilterMap    *ebpf.MapSpec `ebpf:"vip_filter_map"`
+	VipGenMap       *ebpf.MapSpec `ebpf:"vip_gen_map"`
 	VipMap          *ebpf.MapSpec `ebpf:"vip_map"`
 	VipStatsMap     *ebpf.MapSpec `ebpf:"vip_stats_map"`
 }
@@ -181,6 +198,7 @@ type xlbMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbVariableSpecs struct {
+	ConnMask     *ebpf.VariableSpec `ebpf:"conn_mask"`
 	DryRun       *ebpf.VariableSpec `ebpf:"dry_run"`
 	Mtu          *ebpf.VariableSpec `ebpf:"mtu"`
 	NextHopMac   *ebpf.VariableSpec `ebpf:"next_hop_mac"`
@@ -217,6 +235,8 @@ type xlbMaps struct {
 	CtlMap          *ebpf.Map `ebpf:"ctl_map"`
 	RingMap         *ebpf.Map `ebpf:"ring_map"`
 	StatsMap        *ebpf.Map `ebpf:"stats_map"`
+	VipFilterMap    *ebpf.Map `ebpf:"vip_filter_map"`
+	VipGenMap       *ebpf.Map `ebpf:"vip_gen_map"`
 	VipMap          *ebpf.Map `ebpf:"vip_map"`
 	VipStatsMap     *ebpf.Map `ebpf:"vip_stats_map"`
 }
@@ -229,6 +249,8 @@ func (m *xlbMaps) Close() error {
 		m.CtlMap,
 		m.RingMap,
 		m.StatsMap,
+		m.VipFilterMap,
+		m.VipGenMap,
 		m.VipMap,
 		m.VipStatsMap,
 	)
@@ -238,6 +260,7 @@ func (m *xlbMaps) Close() error {
 //
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbVariables struct {
+	ConnMask     *ebpf.Variable `ebpf:"conn_mask"`
 	DryRun       *ebpf.Variable `ebpf:"dry_run"`
 	Mtu          *ebpf.Variable `ebpf:"mtu"`
 	NextHopMac   *ebpf.Variable `ebpf:"next_hop_mac"`

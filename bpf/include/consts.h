@@ -20,6 +20,14 @@
 #define XLB_MAX_BACKENDS 4096
 #define XLB_CONN_ENTRIES 65536
 #define XLB_TABLE_SIZE 65537
+#define XLB_CONN_SETS 16384 /* per CPU; a power of two */
+#define XLB_CONN_WAYS 4
+
+/* VIP address filter: a bitmap of 2^16 bits over a hash of the destination
+ * address, so that traffic that is not for a VIP is recognised without a
+ * hash-map lookup. */
+#define XLB_FILTER_BITS 16
+#define XLB_FILTER_WORDS ((1 << XLB_FILTER_BITS) / 64)
 
 #define XLB_IPV4_HDR_LEN 20
 #define XLB_IPV6_HDR_LEN 40

@@ -59,4 +59,25 @@ XLB_INLINE __u32 flow_hash(const __u32 *src, __u32 ports, __u8 proto, int v6)
 	return hash_final(h, v6 ? 24 : 12);
 }
 
+/* conn_hash extends a flow hash with the destination address: it indexes
+ * the connection table, whose entries must tell VIPs apart. */
+XLB_INLINE __u32 conn_hash(__u32 flow, const __u32 *dst)
+{
+	__u32 h = hash_mix(flow, dst[0]);
+
+	h = hash_mix(h, dst[1]);
+	h = hash_mix(h, dst[2]);
+	h = hash_mix(h, dst[3]);
+	return hash_final(h, 16);
+}
+
+/* filter_hash picks a destination address's bit in vip_filter_map:
+ * Fibonacci hashing of the xor-folded address words (l4.filterBit in Go). */
+XLB_INLINE __u32 filter_hash(const __u32 *dst)
+{
+	__u32 h = dst[0] ^ rotl32(dst[1], 7) ^ rotl32(dst[2], 13) ^ rotl32(dst[3], 19);
+
+	return (h * 0x9e3779b1) >> (32 - XLB_FILTER_BITS);
+}
+
 #endif /* XLB_HASH_H */

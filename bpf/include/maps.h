@@ -10,6 +10,7 @@
 /* Load-time knobs, set by the Go loader with VariableSpec.Set. They live in
  * .rodata, so the verifier sees constants and prunes dead branches (dry_run). */
 volatile const __u32 table_size = XLB_TABLE_SIZE;   /* M, entries per ring */
+volatile const __u32 conn_mask = XLB_CONN_SETS - 1;  /* conn_map sets - 1 */
 volatile const __u64 udp_timeout_ns = 30ULL * 1000 * 1000 * 1000;
 volatile const __u32 mtu = 0;                      /* 0: do not check */
 volatile const __be32 outer_src_v4 = 0;            /* LB host address */
@@ -53,16 +54,38 @@ struct {
 	__uint(max_entries, XLB_MAX_BACKENDS);
 } backend_map SEC(".maps");
 
-/* Connection table: a hash with one LRU list per CPU, so eviction never takes
- * a lock shared between cores, while the entries stay readable from any CPU
- * (a flow moved by RSS changes still finds its backend). */
+/* Connection table: per CPU (a flow stays on the CPU its NIC queue hashes it
+ * to), set-associative with XLB_CONN_WAYS ways per set and LRU replacement
+ * within a set. Why not the kernel's LRU hash: on this class of machine
+ * (AMD, SRSO "safe RET" mitigation) every kernel function call costs tens of
+ * ns, and an LRU hash lookup is one call and an update a dozen (locks, free
+ * lists); an array lookup is inlined by the verifier, so a hit or an insert
+ * here costs no call at all. The price: eviction picks the least recently
+ * used of 4 ways rather than of the whole table — size it at twice the live
+ * flows per CPU. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct conn_key);
-	__type(value, struct conn);
-	__uint(max_entries, XLB_CONN_ENTRIES);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct conn_set);
+	__uint(max_entries, XLB_CONN_SETS);
 } conn_map SEC(".maps");
+
+/* VIP id -> its current generation (0: no VIP), so a connection-table hit
+ * is validated without the vip_map hash lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, XLB_MAX_VIPS);
+} vip_gen_map SEC(".maps");
+
+/* Bitmap over filter_hash(destination address) of every VIP address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, XLB_FILTER_WORDS);
+} vip_filter_map SEC(".maps");
 
 /* Per-reason and per-action counters, indexed by enum xlb_counter (the key
  * type names the enum so that bpf2go exports it to Go). */

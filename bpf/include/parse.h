@@ -18,8 +18,7 @@
 
 /* pkt is what the pipeline knows about the packet after parsing. */
 struct pkt {
-	struct conn_key key;  /* src, sport, dport; vip_id filled in later */
-	__u32 dst[4];         /* destination address, network order */
+	struct conn_key key;  /* the 5-tuple, addresses in network order */
 	__u32 len;            /* frame length, for the byte counters */
 	__u32 ip_len;         /* IP datagram length (header + payload) */
 	__u8 family;          /* XLB_AF_INET or XLB_AF_INET6 */
@@ -83,13 +82,13 @@ XLB_INLINE int parse_ipv4(struct pkt *p, void *data, void *data_end)
 		stat_add(XLB_CNT_FRAGMENT, p->len);
 		return XDP_PASS;
 	}
-	p->family = XLB_AF_INET;
-	p->proto = iph->protocol;
+	p->key.family = p->family = XLB_AF_INET;
+	p->key.proto = p->proto = iph->protocol;
 	p->tos = iph->tos;
 	p->df = !!(iph->frag_off & bpf_htons(XLB_IP_DF));
 	p->ip_len = tot_len;
 	p->key.src[0] = iph->saddr;
-	p->dst[0] = iph->daddr;
+	p->key.dst[0] = iph->daddr;
 	return parse_ports(p, data, data_end, ETH_HLEN + ihl_len, tot_len - ihl_len);
 
 malformed:
@@ -111,12 +110,12 @@ XLB_INLINE int parse_ipv6(struct pkt *p, void *data, void *data_end)
 		stat_add(XLB_CNT_NOT_VIP, p->len);
 		return XDP_PASS;
 	}
-	p->family = XLB_AF_INET6;
-	p->proto = ip6h->nexthdr;
+	p->key.family = p->family = XLB_AF_INET6;
+	p->key.proto = p->proto = ip6h->nexthdr;
 	p->tos = (ip6h->priority << 4) | (ip6h->flow_lbl[0] >> 4);
 	p->ip_len = sizeof(*ip6h) + plen;
 	__builtin_memcpy(p->key.src, &ip6h->saddr, sizeof(p->key.src));
-	__builtin_memcpy(p->dst, &ip6h->daddr, sizeof(p->dst));
+	__builtin_memcpy(p->key.dst, &ip6h->daddr, sizeof(p->key.dst));
 	return parse_ports(p, data, data_end, ETH_HLEN + sizeof(*ip6h), plen);
 
 malformed:

@@ -36,22 +36,41 @@ struct backend {
 	__u8 pad[3];
 };
 
-/* conn_map key. The VIP is named by its id (plus the entry's vip_gen), which
- * keeps the key at 24 bytes instead of carrying the destination address. */
+/* Connection table key: the flow's 5-tuple. */
 struct conn_key {
 	__u32 src[4];
+	__u32 dst[4];
 	__be16 sport;
 	__be16 dport;
-	__u32 vip_id;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
 };
 
-/* conn_map value: where the flow goes, and when it was last seen (UDP). */
+/* Connection table value: where the flow goes. The generations make the
+ * entry stale once its VIP or backend is deleted (ids may be reused). */
 struct conn {
-	__u32 backend_id;
+	__u32 backend_id;     /* 0: empty way */
 	__u32 backend_gen;
+	__u32 vip_id;
 	__u32 vip_gen;
+	__u64 last_seen_ns;   /* UDP idle timeout; coarse clock */
+};
+
+/* One way of a set: tag is the flow's 32-bit connection hash, compared
+ * before the key; stamp orders the ways of a set for LRU replacement. */
+struct conn_way {
+	__u32 tag;
+	__u32 stamp;
+	struct conn_key key;
+	struct conn val;
+};
+
+/* conn_map value: a set of XLB_CONN_WAYS ways with its own LRU clock. */
+struct conn_set {
+	struct conn_way way[XLB_CONN_WAYS];
+	__u32 tick;
 	__u32 pad;
-	__u64 last_seen_ns;
 };
 
 /* stats_map and backend_stats_map value. */

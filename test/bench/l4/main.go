@@ -1,0 +1,257 @@
+// Command l4 measures the per-packet cost of the xlb balancer through
+// BPF_PROG_TEST_RUN, the way Katran's perf tester does: repeat = 1 in a loop,
+// averaging the duration the kernel reports (with repeat > 1 the kernel would
+// re-run the program on the already-encapsulated buffer). In the same run, on
+// the same pinned CPU and interleaved round by round, it measures a trivial
+// MAC-swap XDP_TX program as the floor and reports every case over it:
+//
+//	l4bench case=<name> ns=<median> floor_ns=<floor> over_floor_ns=<difference>
+//
+// ns is the median over rounds of each round's mean. Needs root.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/l4"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "l4bench:", err)
+		os.Exit(1)
+	}
+}
+
+type benchCase struct {
+	name  string
+	prog  *ebpf.Program
+	in    []byte
+	want  uint32 // expected verdict, checked before measuring
+	prime []byte // packet run once first (the SYN that creates the entry)
+}
+
+func run() error {
+	n := flag.Int("n", 200000, "runs per case (repeat = 1 each)")
+	rounds := flag.Int("rounds", 10, "interleaved rounds the runs are split into")
+	cpu := flag.Int("cpu", 0, "CPU to pin the measuring thread to")
+	conns := flag.Uint("conns", 0, "connection table entries (0: the l4 default)")
+	flag.Parse()
+	if *rounds < 1 || *n < *rounds {
+		return errors.New("need n >= rounds >= 1")
+	}
+
+	runtime.LockOSThread()
+	var set unix.CPUSet
+	set.Set(*cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("pin to cpu %d: %w", *cpu, err)
+	}
+
+	floor, err := macSwapProgram()
+	if err != nil {
+		return err
+	}
+	defer floor.Close()
+
+	d, err := l4.Open(l4.Config{
+		ConnEntries: uint32(*conns),
+		OuterSrcV4: netip.MustParseAddr("10.0.0.1"),
+		OuterSrcV6: netip.MustParseAddr("fd00::1"),
+		SrcMAC:     net.HardwareAddr{2, 0, 0, 0, 0, 1},
+		NextHopMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2},
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := setup(d); err != nil {
+		return err
+	}
+	prog := d.Program()
+
+	client := netip.MustParseAddr("198.51.100.1")
+	vip := netip.MustParseAddr("203.0.113.10")
+	cases := []benchCase{
+		{name: "floor", prog: floor, in: tcp(client, vip, 80, true), want: 3},
+		{name: "tcp_syn", prog: prog, in: tcp(client, vip, 80, true), want: 3},
+		{name: "tcp_hit", prog: prog, in: tcp(client, vip, 80, false), want: 3, prime: tcp(client, vip, 80, true)},
+		{name: "udp_hit", prog: prog, in: udp(client, vip, 53), want: 3, prime: udp(client, vip, 53)},
+		{name: "non_vip", prog: prog, in: tcp(client, netip.MustParseAddr("203.0.113.99"), 80, false), want: 2},
+	}
+	for _, c := range cases {
+		if c.prime != nil {
+			if _, err := c.prog.Run(&ebpf.RunOptions{Data: c.prime, DataOut: make([]byte, len(c.prime)+64)}); err != nil {
+				return fmt.Errorf("prime %s: %w", c.name, err)
+			}
+		}
+		before, err := d.Stats()
+		if err != nil {
+			return err
+		}
+		v, err := c.prog.Run(&ebpf.RunOptions{Data: c.in, DataOut: make([]byte, len(c.in)+64)})
+		if err != nil {
+			return fmt.Errorf("check %s: %w", c.name, err)
+		}
+		if v != c.want {
+			return fmt.Errorf("check %s: verdict %d, want %d", c.name, v, c.want)
+		}
+		after, err := d.Stats()
+		if err != nil {
+			return err
+		}
+		// Say which path the case takes, so the figure is for what its
+		// name claims (e.g. tcp_hit really hits the connection table).
+		var path []string
+		for _, k := range l4.AllCounters() {
+			if after.Counters[k].Packets != before.Counters[k].Packets {
+				path = append(path, k.String())
+			}
+		}
+		fmt.Printf("# case=%s path=%s\n", c.name, strings.Join(path, ","))
+	}
+
+	per := *n / *rounds
+	means := make([][]float64, len(cases))
+	for range *rounds {
+		for i, c := range cases {
+			m, err := mean(c.prog, c.in, per)
+			if err != nil {
+				return fmt.Errorf("measure %s: %w", c.name, err)
+			}
+			means[i] = append(means[i], m)
+		}
+	}
+	floorNS := median(means[0])
+	fmt.Printf("# %d runs per case in %d interleaved rounds, repeat=1, cpu %d; floor = MAC-swap XDP_TX\n", per**rounds, *rounds, *cpu)
+	for i, c := range cases[1:] {
+		ns := median(means[i+1])
+		fmt.Printf("l4bench case=%s ns=%.1f floor_ns=%.1f over_floor_ns=%.1f\n", c.name, ns, floorNS, ns-floorNS)
+	}
+	return nil
+}
+
+// mean runs prog count times with repeat = 1 and returns the mean of the
+// durations the kernel reported.
+func mean(prog *ebpf.Program, in []byte, count int) (float64, error) {
+	var total int64
+	for range count {
+		_, d, err := prog.Benchmark(in, 1, nil)
+		if err != nil {
+			return 0, err
+		}
+		total += d.Nanoseconds()
+	}
+	return float64(total) / float64(count), nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// setup installs one TCP and one UDP VIP, each with a full-size table
+// (M = 65537) spread over ten backends.
+func setup(d *l4.Dataplane) error {
+	var ids []l4.BackendID
+	for i := range 10 {
+		id, err := d.UpsertBackend(netip.AddrFrom4([4]byte{192, 168, 1, byte(i + 1)}))
+		if err != nil {
+			return err
+		}
+		ids = append(ids, id)
+	}
+	table := make([]l4.BackendID, d.Config().TableSize)
+	for i := range table {
+		table[i] = ids[i%len(ids)]
+	}
+	for _, v := range []l4.VIP{
+		{Addr: netip.MustParseAddr("203.0.113.10"), Port: 80, Proto: l4.TCP},
+		{Addr: netip.MustParseAddr("203.0.113.10"), Port: 53, Proto: l4.UDP},
+	} {
+		if err := d.UpsertVIP(v); err != nil {
+			return err
+		}
+		if err := d.InstallTable(v, table); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// macSwapProgram is the floor: bounds-check the Ethernet header, swap the
+// MAC addresses, XDP_TX.
+func macSwapProgram() (*ebpf.Program, error) {
+	insns := asm.Instructions{
+		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word), // data
+		asm.LoadMem(asm.R3, asm.R1, 4, asm.Word), // data_end
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 14),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 0, asm.Word),
+		asm.LoadMem(asm.R6, asm.R2, 4, asm.Half),
+		asm.LoadMem(asm.R7, asm.R2, 6, asm.Word),
+		asm.LoadMem(asm.R8, asm.R2, 10, asm.Half),
+		asm.StoreMem(asm.R2, 0, asm.R7, asm.Word),
+		asm.StoreMem(asm.R2, 4, asm.R8, asm.Half),
+		asm.StoreMem(asm.R2, 6, asm.R5, asm.Word),
+		asm.StoreMem(asm.R2, 10, asm.R6, asm.Half),
+		asm.Mov.Imm(asm.R0, 3), // XDP_TX
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, 2).WithSymbol("pass"), // XDP_PASS
+		asm.Return(),
+	}
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "mac_swap", Type: ebpf.XDP, Instructions: insns, License: "GPL"})
+	if err != nil {
+		return nil, fmt.Errorf("load floor program: %w", err)
+	}
+	return p, nil
+}
+
+func serialize(ls ...gopacket.SerializableLayer) []byte {
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
+		panic(err) // static layers; cannot fail
+	}
+	return buf.Bytes()
+}
+
+func ipv4(src, dst netip.Addr, proto layers.IPProtocol) (*layers.Ethernet, *layers.IPv4) {
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0xc, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: proto, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	return eth, ip
+}
+
+// tcp is a 64-byte-payload TCP segment (SYN or ACK).
+func tcp(src, dst netip.Addr, port uint16, syn bool) []byte {
+	eth, ip := ipv4(src, dst, layers.IPProtocolTCP)
+	t := &layers.TCP{SrcPort: 40001, DstPort: layers.TCPPort(port), SYN: syn, ACK: !syn, Window: 65535}
+	_ = t.SetNetworkLayerForChecksum(ip)
+	return serialize(eth, ip, t, gopacket.Payload(make([]byte, 64)))
+}
+
+func udp(src, dst netip.Addr, port uint16) []byte {
+	eth, ip := ipv4(src, dst, layers.IPProtocolUDP)
+	u := &layers.UDP{SrcPort: 5353, DstPort: layers.UDPPort(port)}
+	_ = u.SetNetworkLayerForChecksum(ip)
+	return serialize(eth, ip, u, gopacket.Payload(make([]byte, 64)))
+}
