@@ -77,14 +77,16 @@ XLB_INLINE struct backend *conn_valid(struct pkt *p, struct conn *c)
 	if (!b || b->gen != c->backend_gen)
 		return 0;
 	if (p->proto == IPPROTO_UDP) {
-		__u64 now = bpf_ktime_get_coarse_ns();
+		__u64 now = bpf_jiffies64();
 
-		if (now - c->last_seen_ns > udp_timeout_ns) {
+		if (now - c->last_seen >= udp_timeout_jiffies) {
 			stat_add(XLB_CNT_CT_EXPIRED, p->len);
 			return 0;
 		}
-		if (!dry_run && now - c->last_seen_ns > XLB_UDP_REFRESH_NS)
-			c->last_seen_ns = now;
+		/* Refresh at most every udp_refresh_jiffies: a busy flow does
+		 * not rewrite its entry on every packet. */
+		if (!dry_run && now - c->last_seen >= udp_refresh_jiffies)
+			c->last_seen = now;
 	}
 	return b;
 }
@@ -117,7 +119,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	struct backend *b = 0;
 	struct conn *c;
 	__u32 hash, tag, bid = 0, vip_id = 0;
-	int new_flow = 0;
+	int new_flow = 0, v6;
 	int ret;
 
 	p->len = data_end - data;
@@ -129,9 +131,9 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 		return XDP_PASS;
 	}
 
-	hash = flow_hash(p->key.src, ((__u32)p->key.dport << 16) | p->key.sport, p->proto,
-			 p->family == XLB_AF_INET6);
-	tag = conn_hash(hash, p->key.dst);
+	v6 = p->family == XLB_AF_INET6;
+	hash = flow_hash(p->key.src, ((__u32)p->key.dport << 16) | p->key.sport, p->proto, v6);
+	tag = conn_hash(hash, p->key.dst, v6);
 	set = conn_set_of(tag);
 
 	/* An established flow is found by its 5-tuple alone: no VIP lookup. A
@@ -170,7 +172,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 			};
 
 			if (p->proto == IPPROTO_UDP)
-				nc.last_seen_ns = bpf_ktime_get_coarse_ns();
+				nc.last_seen = bpf_jiffies64();
 			conn_insert(set, &p->key, tag, &nc);
 		}
 		new_flow = 1;

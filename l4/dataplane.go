@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"net"
 	"net/netip"
 	"os"
-	"math/bits"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -97,6 +97,7 @@ type Dataplane struct {
 	cfg  Config
 	log  *slog.Logger
 	ncpu int
+	hz   uint64 // kernel ticks per second, for the UDP timeout
 
 	mu        sync.Mutex
 	objs      xlbObjects
@@ -169,6 +170,9 @@ func Open(cfg Config, log *slog.Logger) (*Dataplane, error) {
 		byAddr:   map[netip.Addr]BackendID{},
 		tables:   map[uint32][]BackendID{},
 		refs:     map[BackendID]int{},
+	}
+	if d.hz, err = kernelHZ(); err != nil {
+		return nil, d.loadError(err)
 	}
 	if err := d.load(); err != nil {
 		d.Close()
@@ -251,6 +255,9 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 	var src, next [6]byte
 	copy(src[:], c.SrcMAC)
 	copy(next[:], c.NextHopMAC)
+	// A busy UDP flow rewrites its entry at most once a second, or 8 times
+	// per timeout when that is shorter.
+	refresh := min(d.hz, jiffies(c.UDPTimeout, d.hz)/8)
 	dry := uint8(0)
 	if dryRun {
 		dry = 1
@@ -261,7 +268,8 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 	}{
 		{s.TableSize, c.TableSize},
 		{s.ConnMask, c.ConnEntries/connWays - 1},
-		{s.UdpTimeoutNs, uint64(c.UDPTimeout.Nanoseconds())},
+		{s.UdpTimeoutJiffies, jiffies(c.UDPTimeout, d.hz)},
+		{s.UdpRefreshJiffies, refresh},
 		{s.Mtu, c.MTU},
 		{s.OuterSrcV4, v4},
 		{s.OuterSrcV6, v6},

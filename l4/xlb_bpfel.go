@@ -43,7 +43,7 @@ type xlbConnSet struct {
 			BackendGen uint32
 			VipId      uint32
 			VipGen     uint32
-			LastSeenNs uint64
+			LastSeen   uint64
 		}
 	}
 	Tick uint32
@@ -111,26 +111,27 @@ type xlbXlbStat struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	xlbMapBackendMap      = "backend_map"
-	xlbMapBackendStatsMap = "backend_stats_map"
-	xlbMapConnMap         = "conn_map"
-	xlbMapCtlMap          = "ctl_map"
-	xlbMapRingMap         = "ring_map"
-	xlbMapStatsMap        = "stats_map"
-	xlbMapVipFilterMap    = "vip_filter_map"
-	xlbMapVipGenMap       = "vip_gen_map"
-	xlbMapVipMap          = "vip_map"
-	xlbMapVipStatsMap     = "vip_stats_map"
-	xlbProgXlbIngress     = "xlb_ingress"
-	xlbVarConnMask        = "conn_mask"
-	xlbVarDryRun          = "dry_run"
-	xlbVarMtu             = "mtu"
-	xlbVarNextHopMac      = "next_hop_mac"
-	xlbVarOuterSrcV4      = "outer_src_v4"
-	xlbVarOuterSrcV6      = "outer_src_v6"
-	xlbVarSrcMac          = "src_mac"
-	xlbVarTableSize       = "table_size"
-	xlbVarUdpTimeoutNs    = "udp_timeout_ns"
+	xlbMapBackendMap        = "backend_map"
+	xlbMapBackendStatsMap   = "backend_stats_map"
+	xlbMapConnMap           = "conn_map"
+	xlbMapCtlMap            = "ctl_map"
+	xlbMapRingMap           = "ring_map"
+	xlbMapStatsMap          = "stats_map"
+	xlbMapVipFilterMap      = "vip_filter_map"
+	xlbMapVipGenMap         = "vip_gen_map"
+	xlbMapVipMap            = "vip_map"
+	xlbMapVipStatsMap       = "vip_stats_map"
+	xlbProgXlbIngress       = "xlb_ingress"
+	xlbVarConnMask          = "conn_mask"
+	xlbVarDryRun            = "dry_run"
+	xlbVarMtu               = "mtu"
+	xlbVarNextHopMac        = "next_hop_mac"
+	xlbVarOuterSrcV4        = "outer_src_v4"
+	xlbVarOuterSrcV6        = "outer_src_v6"
+	xlbVarSrcMac            = "src_mac"
+	xlbVarTableSize         = "table_size"
+	xlbVarUdpRefreshJiffies = "udp_refresh_jiffies"
+	xlbVarUdpTimeoutJiffies = "udp_timeout_jiffies"
 )
 
 // loadXlb returns the embedded CollectionSpec for xlb.
@@ -198,15 +199,16 @@ type xlbMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbVariableSpecs struct {
-	ConnMask     *ebpf.VariableSpec `ebpf:"conn_mask"`
-	DryRun       *ebpf.VariableSpec `ebpf:"dry_run"`
-	Mtu          *ebpf.VariableSpec `ebpf:"mtu"`
-	NextHopMac   *ebpf.VariableSpec `ebpf:"next_hop_mac"`
-	OuterSrcV4   *ebpf.VariableSpec `ebpf:"outer_src_v4"`
-	OuterSrcV6   *ebpf.VariableSpec `ebpf:"outer_src_v6"`
-	SrcMac       *ebpf.VariableSpec `ebpf:"src_mac"`
-	TableSize    *ebpf.VariableSpec `ebpf:"table_size"`
-	UdpTimeoutNs *ebpf.VariableSpec `ebpf:"udp_timeout_ns"`
+	ConnMask          *ebpf.VariableSpec `ebpf:"conn_mask"`
+	DryRun            *ebpf.VariableSpec `ebpf:"dry_run"`
+	Mtu               *ebpf.VariableSpec `ebpf:"mtu"`
+	NextHopMac        *ebpf.VariableSpec `ebpf:"next_hop_mac"`
+	OuterSrcV4        *ebpf.VariableSpec `ebpf:"outer_src_v4"`
+	OuterSrcV6        *ebpf.VariableSpec `ebpf:"outer_src_v6"`
+	SrcMac            *ebpf.VariableSpec `ebpf:"src_mac"`
+	TableSize         *ebpf.VariableSpec `ebpf:"table_size"`
+	UdpRefreshJiffies *ebpf.VariableSpec `ebpf:"udp_refresh_jiffies"`
+	UdpTimeoutJiffies *ebpf.VariableSpec `ebpf:"udp_timeout_jiffies"`
 }
 
 // xlbObjects contains all objects after they have been loaded into the kernel.
@@ -260,15 +262,16 @@ func (m *xlbMaps) Close() error {
 //
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbVariables struct {
-	ConnMask     *ebpf.Variable `ebpf:"conn_mask"`
-	DryRun       *ebpf.Variable `ebpf:"dry_run"`
-	Mtu          *ebpf.Variable `ebpf:"mtu"`
-	NextHopMac   *ebpf.Variable `ebpf:"next_hop_mac"`
-	OuterSrcV4   *ebpf.Variable `ebpf:"outer_src_v4"`
-	OuterSrcV6   *ebpf.Variable `ebpf:"outer_src_v6"`
-	SrcMac       *ebpf.Variable `ebpf:"src_mac"`
-	TableSize    *ebpf.Variable `ebpf:"table_size"`
-	UdpTimeoutNs *ebpf.Variable `ebpf:"udp_timeout_ns"`
+	ConnMask          *ebpf.Variable `ebpf:"conn_mask"`
+	DryRun            *ebpf.Variable `ebpf:"dry_run"`
+	Mtu               *ebpf.Variable `ebpf:"mtu"`
+	NextHopMac        *ebpf.Variable `ebpf:"next_hop_mac"`
+	OuterSrcV4        *ebpf.Variable `ebpf:"outer_src_v4"`
+	OuterSrcV6        *ebpf.Variable `ebpf:"outer_src_v6"`
+	SrcMac            *ebpf.Variable `ebpf:"src_mac"`
+	TableSize         *ebpf.Variable `ebpf:"table_size"`
+	UdpRefreshJiffies *ebpf.Variable `ebpf:"udp_refresh_jiffies"`
+	UdpTimeoutJiffies *ebpf.Variable `ebpf:"udp_timeout_jiffies"`
 }
 
 // xlbPrograms contains all programs after they have been loaded into the kernel.

@@ -43,10 +43,6 @@
 #define XLB_IP_MF 0x2000
 #define XLB_IP_OFFSET 0x1fff
 
-/* UDP conntrack entries refresh their timestamp at most this often, so a busy
- * flow does not write its cache line on every packet. */
-#define XLB_UDP_REFRESH_NS (1000ULL * 1000 * 1000)
-
 /* Counter slots of stats_map. One slot per reason, then one per XDP action
  * (XLB_CNT_XDP_ABORTED + action). Shared with Go via bpf2go -type and used as
  * the `reason` metric label; append only, never renumber. */

@@ -23,15 +23,19 @@ XLB_INLINE int encap_fail(struct pkt *p)
 	return XDP_DROP;
 }
 
-/* The knobs are read element by element through their volatile type: a
- * cast to a plain pointer would let clang fold the zero initialisers. */
+/* The knobs are read through volatile pointers (4 + 2 bytes each): a cast to
+ * a plain pointer would let clang fold the zero initialisers. */
 XLB_INLINE void write_eth(struct ethhdr *eth, __be16 proto)
 {
-#pragma unroll
-	for (int i = 0; i < ETH_ALEN; i++) {
-		eth->h_dest[i] = next_hop_mac[i];
-		eth->h_source[i] = src_mac[i];
-	}
+	__u32 dst_hi = *(volatile const __u32 *)next_hop_mac;
+	__u16 dst_lo = *(volatile const __u16 *)&next_hop_mac[4];
+	__u32 src_hi = *(volatile const __u32 *)src_mac;
+	__u16 src_lo = *(volatile const __u16 *)&src_mac[4];
+
+	__builtin_memcpy(&eth->h_dest[0], &dst_hi, 4);
+	__builtin_memcpy(&eth->h_dest[4], &dst_lo, 2);
+	__builtin_memcpy(&eth->h_source[0], &src_hi, 4);
+	__builtin_memcpy(&eth->h_source[4], &src_lo, 2);
 	eth->h_proto = proto;
 }
 

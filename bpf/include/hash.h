@@ -61,14 +61,16 @@ XLB_INLINE __u32 flow_hash(const __u32 *src, __u32 ports, __u8 proto, int v6)
 
 /* conn_hash extends a flow hash with the destination address: it indexes
  * the connection table, whose entries must tell VIPs apart. */
-XLB_INLINE __u32 conn_hash(__u32 flow, const __u32 *dst)
+XLB_INLINE __u32 conn_hash(__u32 flow, const __u32 *dst, int v6)
 {
 	__u32 h = hash_mix(flow, dst[0]);
 
-	h = hash_mix(h, dst[1]);
-	h = hash_mix(h, dst[2]);
-	h = hash_mix(h, dst[3]);
-	return hash_final(h, 16);
+	if (v6) {
+		h = hash_mix(h, dst[1]);
+		h = hash_mix(h, dst[2]);
+		h = hash_mix(h, dst[3]);
+	}
+	return hash_final(h, v6 ? 16 : 4);
 }
 
 /* filter_hash picks a destination address's bit in vip_filter_map:

@@ -11,12 +11,16 @@
  * .rodata, so the verifier sees constants and prunes dead branches (dry_run). */
 volatile const __u32 table_size = XLB_TABLE_SIZE;   /* M, entries per ring */
 volatile const __u32 conn_mask = XLB_CONN_SETS - 1;  /* conn_map sets - 1 */
-volatile const __u64 udp_timeout_ns = 30ULL * 1000 * 1000 * 1000;
+/* UDP idle timeout and refresh interval in jiffies: bpf_jiffies64 is
+ * inlined by the verifier, a clock helper would cost a call per packet. The
+ * loader converts from seconds with the kernel's HZ. */
+volatile const __u64 udp_timeout_jiffies = 30 * 250;
+volatile const __u64 udp_refresh_jiffies = 250;
 volatile const __u32 mtu = 0;                      /* 0: do not check */
 volatile const __be32 outer_src_v4 = 0;            /* LB host address */
 volatile const __u32 outer_src_v6[4] = {};         /* LB host address */
-volatile const __u8 src_mac[ETH_ALEN] = {};        /* this NIC's MAC */
-volatile const __u8 next_hop_mac[ETH_ALEN] = {};   /* router or L7 host */
+volatile const __u8 src_mac[ETH_ALEN] __attribute__((aligned(4))) = {};      /* this NIC's MAC */
+volatile const __u8 next_hop_mac[ETH_ALEN] __attribute__((aligned(4))) = {}; /* router or L7 host */
 /* dry_run: the same program, loaded a second time for Lookup, that neither
  * writes connection entries nor counts, so asking a question changes nothing. */
 volatile const __u8 dry_run = 0;

@@ -54,7 +54,7 @@ struct conn {
 	__u32 backend_gen;
 	__u32 vip_id;
 	__u32 vip_gen;
-	__u64 last_seen_ns;   /* UDP idle timeout; coarse clock */
+	__u64 last_seen;      /* UDP: jiffies of the last refresh */
 };
 
 /* One way of a set: tag is the flow's 32-bit connection hash, compared
