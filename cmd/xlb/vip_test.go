@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -154,6 +155,36 @@ func TestDaemonErrorsReachTheOperator(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.err.Error())
 			assert.ErrorIs(t, err, tt.wantIs)
 			assert.Empty(t, stdout)
+		})
+	}
+}
+
+// TestCompletion checks that VIP and backend arguments complete from the
+// running daemon, and that a missing daemon completes to nothing.
+func TestCompletion(t *testing.T) {
+	path := startDaemon(t, &fakeDaemon{vips: shopVIPs()})
+	tests := []struct {
+		name   string
+		socket string
+		args   []string
+		want   []string
+	}{
+		{name: "vip", socket: path, args: []string{"vip", "show", ""}, want: []string{"10.0.0.1:80/tcp", "[2001:db8::1]:443/tcp"}},
+		{name: "backend", socket: path, args: []string{"backend", "drain", "10.0.0.1:80/tcp", ""}, want: []string{"10.0.1.11", "10.0.1.12", "10.0.1.13"}},
+		{name: "output", socket: path, args: []string{"status", "-o", ""}, want: []string{"table", "json"}},
+		{name: "no daemon", socket: path + ".missing", args: []string{"vip", "show", ""}, want: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, _, err := runXLB(t, tt.socket, append([]string{"__complete"}, tt.args...)...)
+			require.NoError(t, err)
+			var got []string
+			for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+				if !strings.HasPrefix(line, ":") { // the last line is the directive
+					got = append(got, line)
+				}
+			}
+			assert.Equal(t, tt.want, got)
 		})
 	}
 }

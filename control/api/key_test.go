@@ -160,3 +160,19 @@ func FuzzParseVIPKey(f *testing.F) {
 		require.Equal(t, k, again)
 	})
 }
+
+// FuzzParseFlowSource checks that a parsed source formats back to itself.
+func FuzzParseFlowSource(f *testing.F) {
+	for _, s := range []string{"192.0.2.7:40000", "[2001:db8::7]:1", "1.2.3.4:", "[::]:0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ap, err := ParseFlowSource(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseFlowSource(ap.String())
+		require.NoError(t, err, "reparse %q (from %q)", ap.String(), s)
+		require.Equal(t, ap, again)
+	})
+}
