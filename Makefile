@@ -41,7 +41,8 @@ bench: deps build
 
 demo: deps build
 	@bash scripts/bpffs.sh
-	@bash test/demo/demo.sh
+	$(GO) build -o bin/xlb-demo-app ./test/demo/app
+	$(GO) run ./test/demo --xlb $(BIN) --app bin/xlb-demo-app
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_bpfe[lb]\.go$$')); \

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -27,7 +28,10 @@ func main() {
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-App", *name)
-		fmt.Fprintf(w, "app=%s path=%s xff=%q\n", *name, r.URL.Path, r.Header.Get("X-Forwarded-For"))
+		// via is the peer that connected: the L7 host that proxied the
+		// request; xff is the client address the proxy saw (DSR keeps it).
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		fmt.Fprintf(w, "app=%s path=%s via=%s xff=%s\n", *name, r.URL.Path, host, r.Header.Get("X-Forwarded-For"))
 	})
 	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
