@@ -64,8 +64,9 @@ XLB_INLINE struct backend *backend_of(__u32 id)
 
 /* conn_valid returns the backend of a connection entry while it is valid:
  * its VIP and backend still have the generations it recorded and, for UDP,
- * it is younger than the idle timeout. */
-XLB_INLINE struct backend *conn_valid(struct pkt *p, struct conn *c)
+ * it is younger than the idle timeout (refresh: this CPU's own entry, whose
+ * timestamp it may move forward). */
+XLB_INLINE struct backend *conn_valid(struct pkt *p, struct conn *c, int refresh)
 {
 	__u32 vip_id = c->vip_id;
 	__u32 *gen = bpf_map_lookup_elem(&vip_gen_map, &vip_id);
@@ -85,7 +86,7 @@ XLB_INLINE struct backend *conn_valid(struct pkt *p, struct conn *c)
 		}
 		/* Refresh at most every udp_refresh_jiffies: a busy flow does
 		 * not rewrite its entry on every packet. */
-		if (!dry_run && now - c->last_seen >= udp_refresh_jiffies)
+		if (refresh && !dry_run && now - c->last_seen >= udp_refresh_jiffies)
 			c->last_seen = now;
 	}
 	return b;
@@ -142,11 +143,24 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	if (!p->syn && set) {
 		c = conn_find(set, &p->key, tag);
 		if (c) {
-			b = conn_valid(p, c);
+			b = conn_valid(p, c, 1);
 			if (b) {
 				bid = c->backend_id;
 				vip_id = c->vip_id;
 				stat_add(XLB_CNT_CT_HIT, p->len);
+			}
+		} else if (nr_cpus > 1) {
+			struct conn_walk cw = { .key = &p->key, .tag = tag, .me = bpf_get_smp_processor_id() };
+
+			if (conn_find_other(&cw)) {
+				b = conn_valid(p, &cw.found, 0);
+				if (b) {
+					bid = cw.found.backend_id;
+					vip_id = cw.found.vip_id;
+					stat_add(XLB_CNT_CT_HIT_OTHER_CPU, p->len);
+					if (!dry_run)
+						conn_insert(set, &p->key, tag, &cw.found);
+				}
 			}
 		}
 	}
@@ -173,6 +187,12 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 
 			if (p->proto == IPPROTO_UDP)
 				nc.last_seen = bpf_jiffies64();
+			if (p->syn && nr_cpus > 1) {
+				struct conn_walk cw = { .key = &p->key, .tag = tag,
+							.me = bpf_get_smp_processor_id() };
+
+				conn_forget_other(&cw);
+			}
 			conn_insert(set, &p->key, tag, &nc);
 		}
 		new_flow = 1;

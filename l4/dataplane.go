@@ -268,6 +268,7 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 	}{
 		{s.TableSize, c.TableSize},
 		{s.ConnMask, c.ConnEntries/connWays - 1},
+		{s.NrCpus, uint32(d.ncpu)},
 		{s.UdpTimeoutJiffies, jiffies(c.UDPTimeout, d.hz)},
 		{s.UdpRefreshJiffies, refresh},
 		{s.Mtu, c.MTU},

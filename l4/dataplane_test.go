@@ -2,6 +2,7 @@ package l4
 
 import (
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -103,7 +104,7 @@ func TestLookupLeavesNoTrace(t *testing.T) {
 	assert.Equal(t, ring(ids, 0)[FlowHash(src, 80, TCP)%testM], id)
 	assert.Equal(t, d.Backends()[id], addr)
 	flow.Established = true
-	restore := onCPU0(t)
+	restore := onCPU(t, 0)
 	_, _, err = d.Lookup(t.Context(), flow)
 	restore()
 	require.NoError(t, err)
@@ -194,4 +195,55 @@ func mustDuration(t *testing.T, s string) time.Duration {
 	d, err := time.ParseDuration(s)
 	require.NoError(t, err)
 	return d
+}
+
+// TestFlowChangesCPU: a flow's packets may reach the balancer on another CPU
+// (RSS rehash, veth, generic XDP). A miss on one CPU finds the entry of
+// another, and a SYN clears older entries of its 5-tuple everywhere.
+func TestFlowChangesCPU(t *testing.T) {
+	requireRoot(t)
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two CPUs")
+	}
+	d := openTest(t, nil)
+	ids := upsertBackends(t, d, "192.168.1.1", "192.168.1.2", "192.168.1.3")
+	addrs := d.Backends()
+	vip := VIP{netip.MustParseAddr("203.0.113.10"), 80, TCP}
+	require.NoError(t, d.UpsertVIP(vip))
+	require.NoError(t, d.InstallTable(vip, ring(ids, 0)))
+	syn := tcpSYN("198.51.100.1:40001", "203.0.113.10:80")
+	ack := tcpACK("198.51.100.1:40001", "203.0.113.10:80")
+	slot := FlowHash(syn.src, 80, TCP) % testM
+	oldB, newB := addrs[ring(ids, 0)[slot]], addrs[ring(ids, 1)[slot]]
+
+	steps := []struct {
+		name   string
+		cpu    int
+		p      pkt
+		swap   int // install ring(ids, swap) first; -1: keep
+		want   netip.Addr
+		reason Counter
+	}{
+		{"syn on cpu 0", 0, syn, -1, oldB, CounterConnMissSYN},
+		{"ack on cpu 1 after a swap finds cpu 0's entry", 1, ack, 1, oldB, CounterConnHitOtherCPU},
+		{"next ack on cpu 1 hits its own copy", 1, ack, -1, oldB, CounterConnHit},
+		{"a new syn with the same ports on cpu 0 takes the new table", 0, syn, -1, newB, CounterConnMissSYN},
+		{"ack on cpu 1 no longer sees the old connection", 1, ack, -1, newB, CounterConnHitOtherCPU},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if st.swap >= 0 {
+				require.NoError(t, d.InstallTable(vip, ring(ids, st.swap)))
+			}
+			before, err := d.Stats()
+			require.NoError(t, err)
+			in := st.p.build(t)
+			v, out := runProgOn(t, st.cpu, d.Program(), in)
+			require.Equal(t, uint32(xdpTx), v)
+			assert.Equal(t, encapped(t, st.p, in, st.want), out)
+			after, err := d.Stats()
+			require.NoError(t, err)
+			assert.Equal(t, before.Counters[st.reason].Packets+1, after.Counters[st.reason].Packets, "counter %s", st.reason)
+		})
+	}
 }

@@ -27,15 +27,15 @@ func requireRoot(t testing.TB) {
 	}
 }
 
-// onCPU0 pins the calling goroutine's thread to CPU 0 until the returned
+// onCPU pins the calling goroutine's thread to a CPU until the returned
 // function runs.
-func onCPU0(t testing.TB) func() {
+func onCPU(t testing.TB, cpu int) func() {
 	t.Helper()
 	runtime.LockOSThread()
-	var old, cpu0 unix.CPUSet
+	var old, one unix.CPUSet
 	require.NoError(t, unix.SchedGetaffinity(0, &old))
-	cpu0.Set(0)
-	require.NoError(t, unix.SchedSetaffinity(0, &cpu0))
+	one.Set(cpu)
+	require.NoError(t, unix.SchedSetaffinity(0, &one))
 	return func() {
 		if unix.SchedSetaffinity(0, &old) == nil {
 			runtime.UnlockOSThread()
@@ -65,7 +65,12 @@ func openTest(t testing.TB, mod func(*Config)) *Dataplane {
 // It runs on CPU 0: the connection table is per CPU, as flows are on a NIC.
 func runProg(t testing.TB, prog *ebpf.Program, in []byte) (uint32, []byte) {
 	t.Helper()
-	defer onCPU0(t)()
+	return runProgOn(t, 0, prog, in)
+}
+
+func runProgOn(t testing.TB, cpu int, prog *ebpf.Program, in []byte) (uint32, []byte) {
+	t.Helper()
+	defer onCPU(t, cpu)()
 	opts := &ebpf.RunOptions{Data: in, DataOut: make([]byte, len(in)+256)}
 	v, err := prog.Run(opts)
 	require.NoError(t, err)

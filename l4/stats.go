@@ -13,40 +13,42 @@ type Counter uint32
 // Counters of the balancer. The XDP action counters count verdicts, at the
 // single exit of the program; the others count why.
 const (
-	CounterNotVIP         = Counter(xlbXlbCounterXLB_CNT_NOT_VIP)
-	CounterNoBackend      = Counter(xlbXlbCounterXLB_CNT_NO_BACKEND)
-	CounterMalformed      = Counter(xlbXlbCounterXLB_CNT_MALFORMED)
-	CounterConnHit        = Counter(xlbXlbCounterXLB_CNT_CT_HIT)
-	CounterConnMissSYN    = Counter(xlbXlbCounterXLB_CNT_CT_MISS_SYN)
-	CounterConnMissNonSYN = Counter(xlbXlbCounterXLB_CNT_CT_MISS_NON_SYN)
-	CounterConnExpired    = Counter(xlbXlbCounterXLB_CNT_CT_EXPIRED)
-	CounterEncapFail      = Counter(xlbXlbCounterXLB_CNT_ENCAP_FAIL)
-	CounterTooBig         = Counter(xlbXlbCounterXLB_CNT_TOO_BIG)
-	CounterFragment       = Counter(xlbXlbCounterXLB_CNT_FRAGMENT)
-	CounterXDPAborted     = Counter(xlbXlbCounterXLB_CNT_XDP_ABORTED)
-	CounterXDPDrop        = Counter(xlbXlbCounterXLB_CNT_XDP_DROP)
-	CounterXDPPass        = Counter(xlbXlbCounterXLB_CNT_XDP_PASS)
-	CounterXDPTx          = Counter(xlbXlbCounterXLB_CNT_XDP_TX)
-	CounterXDPRedirect    = Counter(xlbXlbCounterXLB_CNT_XDP_REDIRECT)
-	numCounters           = int(xlbXlbCounterXLB_CNT_MAX)
+	CounterNotVIP          = Counter(xlbXlbCounterXLB_CNT_NOT_VIP)
+	CounterNoBackend       = Counter(xlbXlbCounterXLB_CNT_NO_BACKEND)
+	CounterMalformed       = Counter(xlbXlbCounterXLB_CNT_MALFORMED)
+	CounterConnHit         = Counter(xlbXlbCounterXLB_CNT_CT_HIT)
+	CounterConnMissSYN     = Counter(xlbXlbCounterXLB_CNT_CT_MISS_SYN)
+	CounterConnMissNonSYN  = Counter(xlbXlbCounterXLB_CNT_CT_MISS_NON_SYN)
+	CounterConnExpired     = Counter(xlbXlbCounterXLB_CNT_CT_EXPIRED)
+	CounterConnHitOtherCPU = Counter(xlbXlbCounterXLB_CNT_CT_HIT_OTHER_CPU)
+	CounterEncapFail       = Counter(xlbXlbCounterXLB_CNT_ENCAP_FAIL)
+	CounterTooBig          = Counter(xlbXlbCounterXLB_CNT_TOO_BIG)
+	CounterFragment        = Counter(xlbXlbCounterXLB_CNT_FRAGMENT)
+	CounterXDPAborted      = Counter(xlbXlbCounterXLB_CNT_XDP_ABORTED)
+	CounterXDPDrop         = Counter(xlbXlbCounterXLB_CNT_XDP_DROP)
+	CounterXDPPass         = Counter(xlbXlbCounterXLB_CNT_XDP_PASS)
+	CounterXDPTx           = Counter(xlbXlbCounterXLB_CNT_XDP_TX)
+	CounterXDPRedirect     = Counter(xlbXlbCounterXLB_CNT_XDP_REDIRECT)
+	numCounters            = int(xlbXlbCounterXLB_CNT_MAX)
 )
 
 var counterNames = [...]string{
-	CounterNotVIP:         "not_vip",
-	CounterNoBackend:      "no_backend",
-	CounterMalformed:      "malformed",
-	CounterConnHit:        "conn_hit",
-	CounterConnMissSYN:    "conn_miss_syn",
-	CounterConnMissNonSYN: "conn_miss_non_syn",
-	CounterConnExpired:    "conn_expired",
-	CounterEncapFail:      "encap_fail",
-	CounterTooBig:         "too_big",
-	CounterFragment:       "fragment",
-	CounterXDPAborted:     "xdp_aborted",
-	CounterXDPDrop:        "xdp_drop",
-	CounterXDPPass:        "xdp_pass",
-	CounterXDPTx:          "xdp_tx",
-	CounterXDPRedirect:    "xdp_redirect",
+	CounterNotVIP:          "not_vip",
+	CounterNoBackend:       "no_backend",
+	CounterMalformed:       "malformed",
+	CounterConnHit:         "conn_hit",
+	CounterConnMissSYN:     "conn_miss_syn",
+	CounterConnMissNonSYN:  "conn_miss_non_syn",
+	CounterConnExpired:     "conn_expired",
+	CounterConnHitOtherCPU: "conn_hit_other_cpu",
+	CounterEncapFail:       "encap_fail",
+	CounterTooBig:          "too_big",
+	CounterFragment:        "fragment",
+	CounterXDPAborted:      "xdp_aborted",
+	CounterXDPDrop:         "xdp_drop",
+	CounterXDPPass:         "xdp_pass",
+	CounterXDPTx:           "xdp_tx",
+	CounterXDPRedirect:     "xdp_redirect",
 }
 
 func (c Counter) String() string {

@@ -75,22 +75,23 @@ type xlbVipStat struct {
 type xlbXlbCounter uint32
 
 const (
-	xlbXlbCounterXLB_CNT_NOT_VIP         xlbXlbCounter = 0
-	xlbXlbCounterXLB_CNT_NO_BACKEND      xlbXlbCounter = 1
-	xlbXlbCounterXLB_CNT_MALFORMED       xlbXlbCounter = 2
-	xlbXlbCounterXLB_CNT_CT_HIT          xlbXlbCounter = 3
-	xlbXlbCounterXLB_CNT_CT_MISS_SYN     xlbXlbCounter = 4
-	xlbXlbCounterXLB_CNT_CT_MISS_NON_SYN xlbXlbCounter = 5
-	xlbXlbCounterXLB_CNT_CT_EXPIRED      xlbXlbCounter = 6
-	xlbXlbCounterXLB_CNT_ENCAP_FAIL      xlbXlbCounter = 7
-	xlbXlbCounterXLB_CNT_TOO_BIG         xlbXlbCounter = 8
-	xlbXlbCounterXLB_CNT_FRAGMENT        xlbXlbCounter = 9
-	xlbXlbCounterXLB_CNT_XDP_ABORTED     xlbXlbCounter = 10
-	xlbXlbCounterXLB_CNT_XDP_DROP        xlbXlbCounter = 11
-	xlbXlbCounterXLB_CNT_XDP_PASS        xlbXlbCounter = 12
-	xlbXlbCounterXLB_CNT_XDP_TX          xlbXlbCounter = 13
-	xlbXlbCounterXLB_CNT_XDP_REDIRECT    xlbXlbCounter = 14
-	xlbXlbCounterXLB_CNT_MAX             xlbXlbCounter = 15
+	xlbXlbCounterXLB_CNT_NOT_VIP          xlbXlbCounter = 0
+	xlbXlbCounterXLB_CNT_NO_BACKEND       xlbXlbCounter = 1
+	xlbXlbCounterXLB_CNT_MALFORMED        xlbXlbCounter = 2
+	xlbXlbCounterXLB_CNT_CT_HIT           xlbXlbCounter = 3
+	xlbXlbCounterXLB_CNT_CT_MISS_SYN      xlbXlbCounter = 4
+	xlbXlbCounterXLB_CNT_CT_MISS_NON_SYN  xlbXlbCounter = 5
+	xlbXlbCounterXLB_CNT_CT_EXPIRED       xlbXlbCounter = 6
+	xlbXlbCounterXLB_CNT_CT_HIT_OTHER_CPU xlbXlbCounter = 7
+	xlbXlbCounterXLB_CNT_ENCAP_FAIL       xlbXlbCounter = 8
+	xlbXlbCounterXLB_CNT_TOO_BIG          xlbXlbCounter = 9
+	xlbXlbCounterXLB_CNT_FRAGMENT         xlbXlbCounter = 10
+	xlbXlbCounterXLB_CNT_XDP_ABORTED      xlbXlbCounter = 11
+	xlbXlbCounterXLB_CNT_XDP_DROP         xlbXlbCounter = 12
+	xlbXlbCounterXLB_CNT_XDP_PASS         xlbXlbCounter = 13
+	xlbXlbCounterXLB_CNT_XDP_TX           xlbXlbCounter = 14
+	xlbXlbCounterXLB_CNT_XDP_REDIRECT     xlbXlbCounter = 15
+	xlbXlbCounterXLB_CNT_MAX              xlbXlbCounter = 16
 )
 
 type xlbXlbCtl struct {
@@ -126,6 +127,7 @@ const (
 	xlbVarDryRun            = "dry_run"
 	xlbVarMtu               = "mtu"
 	xlbVarNextHopMac        = "next_hop_mac"
+	xlbVarNrCpus            = "nr_cpus"
 	xlbVarOuterSrcV4        = "outer_src_v4"
 	xlbVarOuterSrcV6        = "outer_src_v6"
 	xlbVarSrcMac            = "src_mac"
@@ -203,6 +205,7 @@ type xlbVariableSpecs struct {
 	DryRun            *ebpf.VariableSpec `ebpf:"dry_run"`
 	Mtu               *ebpf.VariableSpec `ebpf:"mtu"`
 	NextHopMac        *ebpf.VariableSpec `ebpf:"next_hop_mac"`
+	NrCpus            *ebpf.VariableSpec `ebpf:"nr_cpus"`
 	OuterSrcV4        *ebpf.VariableSpec `ebpf:"outer_src_v4"`
 	OuterSrcV6        *ebpf.VariableSpec `ebpf:"outer_src_v6"`
 	SrcMac            *ebpf.VariableSpec `ebpf:"src_mac"`
@@ -266,6 +269,7 @@ type xlbVariables struct {
 	DryRun            *ebpf.Variable `ebpf:"dry_run"`
 	Mtu               *ebpf.Variable `ebpf:"mtu"`
 	NextHopMac        *ebpf.Variable `ebpf:"next_hop_mac"`
+	NrCpus            *ebpf.Variable `ebpf:"nr_cpus"`
 	OuterSrcV4        *ebpf.Variable `ebpf:"outer_src_v4"`
 	OuterSrcV6        *ebpf.Variable `ebpf:"outer_src_v6"`
 	SrcMac            *ebpf.Variable `ebpf:"src_mac"`

@@ -22,6 +22,7 @@
 #define XLB_TABLE_SIZE 65537
 #define XLB_CONN_SETS 16384 /* per CPU; a power of two */
 #define XLB_CONN_WAYS 4
+#define XLB_MAX_CPUS 128 /* bound of the other-CPU loops; nr_cpus is the real count */
 
 /* VIP address filter: a bitmap of 2^16 bits over a hash of the destination
  * address, so that traffic that is not for a VIP is recognised without a
@@ -54,6 +55,7 @@ enum xlb_counter {
 	XLB_CNT_CT_MISS_SYN,       /* TCP SYN: table path, entry (re)written */
 	XLB_CNT_CT_MISS_NON_SYN,   /* no valid entry on a non-SYN TCP or UDP packet */
 	XLB_CNT_CT_EXPIRED,        /* UDP entry older than the idle timeout */
+	XLB_CNT_CT_HIT_OTHER_CPU,  /* this CPU missed, another CPU's entry was copied */
 	XLB_CNT_ENCAP_FAIL,        /* dropped: headroom or family mismatch */
 	XLB_CNT_TOO_BIG,           /* dropped: encapsulated frame above the MTU */
 	XLB_CNT_FRAGMENT,          /* passed: IPv4 fragment, no ports to match a VIP */

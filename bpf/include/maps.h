@@ -11,6 +11,7 @@
  * .rodata, so the verifier sees constants and prunes dead branches (dry_run). */
 volatile const __u32 table_size = XLB_TABLE_SIZE;   /* M, entries per ring */
 volatile const __u32 conn_mask = XLB_CONN_SETS - 1;  /* conn_map sets - 1 */
+volatile const __u32 nr_cpus = 1;                   /* possible CPUs */
 /* UDP idle timeout and refresh interval in jiffies: bpf_jiffies64 is
  * inlined by the verifier, a clock helper would cost a call per packet. The
  * loader converts from seconds with the kernel's HZ. */
@@ -59,7 +60,8 @@ struct {
 } backend_map SEC(".maps");
 
 /* Connection table: per CPU (a flow stays on the CPU its NIC queue hashes it
- * to), set-associative with XLB_CONN_WAYS ways per set and LRU replacement
+ * to; when it does not — RSS rehash, veth, generic XDP — a miss consults the
+ * other CPUs' sets, and a SYN clears its 5-tuple there), set-associative with XLB_CONN_WAYS ways per set and LRU replacement
  * within a set. Why not the kernel's LRU hash: on this class of machine
  * (AMD, SRSO "safe RET" mitigation) every kernel function call costs tens of
  * ns, and an LRU hash lookup is one call and an update a dozen (locks, free
