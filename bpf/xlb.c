@@ -119,7 +119,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	struct vip_info *vip;
 	struct backend *b = 0;
 	struct conn *c;
-	__u32 hash, tag, bid = 0, vip_id = 0;
+	__u32 hash, tag, cpu, bid = 0, vip_id = 0;
 	int new_flow = 0, v6;
 	int ret;
 
@@ -134,8 +134,9 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 
 	v6 = p->family == XLB_AF_INET6;
 	hash = flow_hash(p->key.src, ((__u32)p->key.dport << 16) | p->key.sport, p->proto, v6);
-	tag = conn_hash(hash, p->key.dst, v6);
-	set = conn_set_of(tag);
+	tag = conn_tag(conn_hash(hash, p->key.dst, v6));
+	cpu = bpf_get_smp_processor_id();
+	set = conn_set_on(cpu, tag);
 
 	/* An established flow is found by its 5-tuple alone: no VIP lookup. A
 	 * SYN always takes the current table: a reused client port must not
@@ -150,16 +151,16 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 				stat_add(XLB_CNT_CT_HIT, p->len);
 			}
 		} else if (nr_cpus > 1) {
-			struct conn_walk cw = { .key = &p->key, .tag = tag, .me = bpf_get_smp_processor_id() };
+			struct conn found;
 
-			if (conn_find_other(&cw)) {
-				b = conn_valid(p, &cw.found, 0);
+			if (conn_find_other(cpu, &p->key, tag, &found)) {
+				b = conn_valid(p, &found, 0);
 				if (b) {
-					bid = cw.found.backend_id;
-					vip_id = cw.found.vip_id;
+					bid = found.backend_id;
+					vip_id = found.vip_id;
 					stat_add(XLB_CNT_CT_HIT_OTHER_CPU, p->len);
 					if (!dry_run)
-						conn_insert(set, &p->key, tag, &cw.found);
+						conn_insert(set, &p->key, tag, &found);
 				}
 			}
 		}
@@ -187,12 +188,8 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 
 			if (p->proto == IPPROTO_UDP)
 				nc.last_seen = bpf_jiffies64();
-			if (p->syn && nr_cpus > 1) {
-				struct conn_walk cw = { .key = &p->key, .tag = tag,
-							.me = bpf_get_smp_processor_id() };
-
-				conn_forget_other(&cw);
-			}
+			if (p->syn && nr_cpus > 1)
+				conn_forget_other(cpu, &p->key, tag);
 			conn_insert(set, &p->key, tag, &nc);
 		}
 		new_flow = 1;

@@ -238,7 +238,7 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 	s.BackendMap.MaxEntries = c.MaxBackends
 	s.BackendStatsMap.MaxEntries = c.MaxBackends
 	s.VipGenMap.MaxEntries = c.MaxVIPs
-	s.ConnMap.MaxEntries = c.ConnEntries / connWays
+	s.ConnMap.MaxEntries = c.ConnEntries / connWays * uint32(d.ncpu)
 	if c.PinPath != "" {
 		for _, name := range sharedMaps {
 			spec.Maps[name].Pinning = ebpf.PinByName

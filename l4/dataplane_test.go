@@ -122,17 +122,15 @@ func TestLookupLeavesNoTrace(t *testing.T) {
 func countEntries(t *testing.T, d *Dataplane) int {
 	t.Helper()
 	var (
-		k    uint32
-		sets []xlbConnSet
-		n    int
+		k   uint32
+		set xlbConnSet
+		n   int
 	)
 	it := d.objs.ConnMap.Iterate()
-	for it.Next(&k, &sets) {
-		for _, s := range sets {
-			for _, w := range s.Way {
-				if w.Val.BackendId != 0 {
-					n++
-				}
+	for it.Next(&k, &set) {
+		for _, tag := range set.Tag {
+			if tag != 0 {
+				n++
 			}
 		}
 	}

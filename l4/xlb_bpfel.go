@@ -22,12 +22,14 @@ type xlbBackend struct {
 }
 
 type xlbConnSet struct {
-	_   structs.HostLayout
-	Way [4]struct {
-		_     structs.HostLayout
-		Tag   uint32
-		Stamp uint32
-		Key   struct {
+	_     structs.HostLayout
+	Tag   [4]uint32
+	Stamp [4]uint32
+	Tick  uint32
+	Pad   [7]uint32
+	E     [4]struct {
+		_   structs.HostLayout
+		Key struct {
 			_      structs.HostLayout
 			Src    [4]uint32
 			Dst    [4]uint32
@@ -46,8 +48,6 @@ type xlbConnSet struct {
 			LastSeen   uint64
 		}
 	}
-	Tick uint32
-	Pad  uint32
 }
 
 type xlbVipInfo struct {

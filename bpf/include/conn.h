@@ -21,68 +21,62 @@ XLB_INLINE int conn_key_eq(const struct conn_key *a, const struct conn_key *b)
 	return diff == 0;
 }
 
-/* conn_set_of returns this CPU's set for a connection hash. */
-XLB_INLINE struct conn_set *conn_set_of(__u32 tag)
+/* conn_tag is the tag a connection hash is stored under: never 0. */
+XLB_INLINE __u32 conn_tag(__u32 hash)
 {
-	__u32 idx = tag & conn_mask;
+	return hash | 1;
+}
+
+/* conn_set_on returns cpu's set for a tag. */
+XLB_INLINE struct conn_set *conn_set_on(__u32 cpu, __u32 tag)
+{
+	__u32 idx = cpu * (conn_mask + 1) + (tag & conn_mask);
 
 	return bpf_map_lookup_elem(&conn_map, &idx);
 }
 
-/* conn_way_of returns the flow's way in a set, or NULL. */
-XLB_INLINE struct conn_way *conn_way_of(struct conn_set *s, const struct conn_key *k, __u32 tag)
+/* conn_way_of returns the way holding the flow in a set, or -1. */
+XLB_INLINE int conn_way_of(struct conn_set *s, const struct conn_key *k, __u32 tag)
 {
 #pragma unroll
 	for (int i = 0; i < XLB_CONN_WAYS; i++) {
-		struct conn_way *w = &s->way[i];
-
-		if (w->tag == tag && w->val.backend_id && conn_key_eq(&w->key, k))
-			return w;
+		if (s->tag[i] == tag && conn_key_eq(&s->e[i].key, k))
+			return i;
 	}
-	return 0;
+	return -1;
 }
 
 /* conn_find returns the flow's entry in this CPU's set, or NULL, and marks
  * it most recently used. */
 XLB_INLINE struct conn *conn_find(struct conn_set *s, const struct conn_key *k, __u32 tag)
 {
-	struct conn_way *w = conn_way_of(s, k, tag);
+	int i = conn_way_of(s, k, tag);
 
-	if (!w)
+	if (i < 0)
 		return 0;
+	i &= XLB_CONN_WAYS - 1;
 	if (!dry_run)
-		w->stamp = ++s->tick;
-	return &w->val;
+		s->stamp[i] = ++s->tick;
+	return &s->e[i].val;
 }
 
-/* conn_walk is the state of the other-CPU walks. */
-struct conn_walk {
-	const struct conn_key *key;
-	__u32 tag;
-	__u32 me;
-	struct conn found; /* a copy: the other CPU keeps writing its own */
-	int hit;
-};
-
-/* conn_find_other copies the flow's entry from another CPU's set, if any
- * CPU has one. Rare (a miss on this CPU), so it may cost calls. */
-XLB_INLINE int conn_find_other(struct conn_walk *cw)
+/* conn_find_other copies the flow's entry from another CPU's set into
+ * *found. Only on a miss, so the walk over the CPUs is rare. */
+XLB_INLINE int conn_find_other(__u32 me, const struct conn_key *k, __u32 tag, struct conn *found)
 {
-	__u32 idx = cw->tag & conn_mask;
-
 	for (__u32 cpu = 0; cpu < XLB_MAX_CPUS && cpu < nr_cpus; cpu++) {
 		struct conn_set *s;
-		struct conn_way *w;
+		int i;
 
-		if (cpu == cw->me)
+		if (cpu == me)
 			continue;
-		s = bpf_map_lookup_percpu_elem(&conn_map, &idx, cpu);
+		s = conn_set_on(cpu, tag);
 		if (!s)
 			continue;
-		w = conn_way_of(s, cw->key, cw->tag);
-		if (w) {
-			cw->found = w->val;
-			cw->hit = 1;
+		i = conn_way_of(s, k, tag);
+		if (i >= 0) {
+			/* A copy: the other CPU keeps writing its own. */
+			*found = s->e[i & (XLB_CONN_WAYS - 1)].val;
 			return 1;
 		}
 	}
@@ -94,22 +88,20 @@ XLB_INLINE int conn_find_other(struct conn_walk *cw)
  * must not catch its packets on another CPU. One 32-bit store per entry
  * found; a racing insert there can at worst lose its entry, which then
  * misses and is looked up again. */
-XLB_INLINE void conn_forget_other(struct conn_walk *cw)
+XLB_INLINE void conn_forget_other(__u32 me, const struct conn_key *k, __u32 tag)
 {
-	__u32 idx = cw->tag & conn_mask;
-
 	for (__u32 cpu = 0; cpu < XLB_MAX_CPUS && cpu < nr_cpus; cpu++) {
 		struct conn_set *s;
-		struct conn_way *w;
+		int i;
 
-		if (cpu == cw->me)
+		if (cpu == me)
 			continue;
-		s = bpf_map_lookup_percpu_elem(&conn_map, &idx, cpu);
+		s = conn_set_on(cpu, tag);
 		if (!s)
 			continue;
-		w = conn_way_of(s, cw->key, cw->tag);
-		if (w)
-			w->val.backend_id = 0;
+		i = conn_way_of(s, k, tag);
+		if (i >= 0)
+			s->tag[i & (XLB_CONN_WAYS - 1)] = 0;
 	}
 }
 
@@ -118,28 +110,26 @@ XLB_INLINE void conn_forget_other(struct conn_walk *cw)
 XLB_INLINE void conn_insert(struct conn_set *s, const struct conn_key *k, __u32 tag, const struct conn *c)
 {
 	__u32 victim = 0, oldest = 0;
-	struct conn_way *w;
 
 #pragma unroll
 	for (int i = 0; i < XLB_CONN_WAYS; i++) {
 		__u32 age;
 
-		w = &s->way[i];
-		if (!w->val.backend_id || (w->tag == tag && conn_key_eq(&w->key, k))) {
+		if (!s->tag[i] || (s->tag[i] == tag && conn_key_eq(&s->e[i].key, k))) {
 			victim = i;
 			break;
 		}
-		age = s->tick - w->stamp; /* wraps correctly */
+		age = s->tick - s->stamp[i]; /* wraps correctly */
 		if (age >= oldest) {
 			oldest = age;
 			victim = i;
 		}
 	}
-	w = &s->way[victim & (XLB_CONN_WAYS - 1)];
-	w->tag = tag;
-	w->stamp = ++s->tick;
-	w->key = *k;
-	w->val = *c;
+	victim &= XLB_CONN_WAYS - 1;
+	s->tag[victim] = tag;
+	s->stamp[victim] = ++s->tick;
+	s->e[victim].key = *k;
+	s->e[victim].val = *c;
 }
 
 #endif /* XLB_CONN_H */

@@ -59,18 +59,21 @@ struct {
 	__uint(max_entries, XLB_MAX_BACKENDS);
 } backend_map SEC(".maps");
 
-/* Connection table: per CPU (a flow stays on the CPU its NIC queue hashes it
- * to; when it does not — RSS rehash, veth, generic XDP — a miss consults the
- * other CPUs' sets, and a SYN clears its 5-tuple there), set-associative with XLB_CONN_WAYS ways per set and LRU replacement
- * within a set. Why not the kernel's LRU hash: on this class of machine
- * (AMD, SRSO "safe RET" mitigation) every kernel function call costs tens of
- * ns, and an LRU hash lookup is one call and an update a dozen (locks, free
- * lists); an array lookup is inlined by the verifier, so a hit or an insert
- * here costs no call at all. The price: eviction picks the least recently
- * used of 4 ways rather than of the whole table — size it at twice the live
- * flows per CPU. */
+/* Connection table: one partition of conn_mask + 1 sets per CPU in a plain
+ * array (set = cpu * sets + hash & conn_mask); a CPU writes only its own
+ * partition, so nothing is shared between cores on the hot path. A flow
+ * stays on the CPU its NIC queue hashes it to; when it does not (RSS
+ * rehash, veth, generic XDP) a miss reads the other CPUs' partitions, and a
+ * SYN clears its 5-tuple there. Sets are XLB_CONN_WAYS-way associative with
+ * LRU replacement inside a set.
+ * Why not the kernel's LRU hash: on this class of machine (AMD, SRSO "safe
+ * RET" mitigation) every kernel function call costs tens of ns; an LRU hash
+ * lookup is one call and an update a dozen (locks, free lists), where an
+ * array lookup is inlined by the verifier: a hit or an insert here costs no
+ * call at all. The price: eviction picks the least recently used of 4 ways
+ * rather than of the whole table — size it at twice the live flows per CPU. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct conn_set);
 	__uint(max_entries, XLB_CONN_SETS);

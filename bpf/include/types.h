@@ -57,20 +57,22 @@ struct conn {
 	__u64 last_seen;      /* UDP: jiffies of the last refresh */
 };
 
-/* One way of a set: tag is the flow's 32-bit connection hash, compared
- * before the key; stamp orders the ways of a set for LRU replacement. */
-struct conn_way {
-	__u32 tag;
-	__u32 stamp;
+/* One way's entry: key and value fill one 64-byte cache line. */
+struct conn_entry {
 	struct conn_key key;
 	struct conn val;
 };
 
-/* conn_map value: a set of XLB_CONN_WAYS ways with its own LRU clock. */
+/* conn_map value: a set of XLB_CONN_WAYS ways. The header line holds every
+ * way's tag (the flow's connection hash with bit 0 set; 0 = empty way) and
+ * LRU stamp, so a lookup reads one line before it reads the one entry that
+ * matches. */
 struct conn_set {
-	struct conn_way way[XLB_CONN_WAYS];
+	__u32 tag[XLB_CONN_WAYS];
+	__u32 stamp[XLB_CONN_WAYS];
 	__u32 tick;
-	__u32 pad;
+	__u32 pad[7];
+	struct conn_entry e[XLB_CONN_WAYS];
 };
 
 /* stats_map and backend_stats_map value. */
