@@ -1,0 +1,529 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/control/api"
+	"github.com/xlbproject/xlb/l4"
+	"github.com/xlbproject/xlb/l4/decap"
+	"github.com/xlbproject/xlb/test/topo"
+)
+
+// ctlAdminPort is where each L7 host answers /ready, like xlb proxy's
+// admin listener.
+const ctlAdminPort = 9901
+
+// ctlL7 is an L7 host: decapsulator, an app server on VIP:80 that answers
+// with the host's name, and an admin server on its own address with /ready.
+type ctlL7 struct {
+	host  *topo.Host
+	vip   netip.Addr
+	mu    sync.Mutex
+	srvs  []*http.Server
+	ready atomic.Bool
+}
+
+// ctlBed is the control-plane test bed: the veth topology of the L4 test
+// with the real `xlb daemon` (a separate process, so it can be killed with
+// SIGKILL) running in the LB namespace.
+//
+//	client ─┐                         ┌─ l7-1 ┐
+//	lb ─────┼── br0 (own namespace) ──┼─ l7-2 ├ VIP on lo, decap on eth0, /ready on :9901
+//	gw ─────┘                         └─ l7-3 ┘
+type ctlBed struct {
+	tp                 *topo.Topology
+	client, lb, gw     *topo.Host
+	l7                 []*ctlL7
+	vip                netip.Addr
+	key                api.VIPKey
+	dir, bin, cfg, pin string
+	socket, daemonLog  string
+	api                *api.Client
+	daemon             *exec.Cmd
+	daemonDone         chan error
+	httpc              *http.Client
+}
+
+func newCtlBed(t *testing.T) *ctlBed {
+	t.Helper()
+	b := &ctlBed{
+		tp:  topo.NewT(t, topo.Options{}),
+		vip: netip.MustParseAddr("198.51.100.20"),
+		dir: t.TempDir(),
+	}
+	b.key = api.VIPKey{Addr: b.vip, Port: 80, Proto: api.ProtoTCP}
+	b.bin = ctlBuild(t, b.dir)
+	var err error
+	b.client, err = b.tp.AddHost(topo.HostConfig{Name: "client", NoOffloads: true})
+	require.NoError(t, err)
+	b.lb, err = b.tp.AddHost(topo.HostConfig{Name: "lb", PeerXDPPass: true})
+	require.NoError(t, err)
+	b.gw, err = b.tp.AddHost(topo.HostConfig{Name: "gw", MTU: topo.BridgeMTU, RPFilterOff: true})
+	require.NoError(t, err)
+	for _, kv := range [][2]string{
+		{"net.ipv4.ip_forward", "1"},
+		{"net.ipv4.conf.all.send_redirects", "0"},
+		{"net.ipv4.conf.eth0.send_redirects", "0"},
+	} {
+		require.NoError(t, b.gw.SetSysctl(kv[0], kv[1]))
+	}
+	require.NoError(t, b.client.AddRoute(netip.PrefixFrom(b.vip, 32), b.lb.Addr4))
+
+	for i := 1; i <= 3; i++ {
+		h, err := b.tp.AddHost(topo.HostConfig{Name: fmt.Sprintf("l7-%d", i), MTU: topo.BridgeMTU,
+			VIPs: []netip.Addr{b.vip}, RPFilterOff: true})
+		require.NoError(t, err)
+		d, err := decap.Open(decap.Config{})
+		require.NoError(t, err)
+		t.Cleanup(func() { assert.NoError(t, d.Close()) })
+		require.NoError(t, d.SetAddrs([]netip.Addr{h.Addr4}))
+		require.NoError(t, h.Do(func() error { return d.Attach(topo.HostIfname, decap.ModeNative) }))
+		l := &ctlL7{host: h, vip: b.vip}
+		l.ready.Store(true)
+		b.l7 = append(b.l7, l)
+		l.start(t)
+		t.Cleanup(l.stop)
+	}
+
+	// Static neighbours: the test measures the control plane, not ARP.
+	require.NoError(t, b.client.AddNeigh(b.lb.Addr4, b.lb.MAC))
+	for _, l := range b.l7 {
+		require.NoError(t, b.gw.AddNeigh(l.host.Addr4, l.host.MAC))
+		require.NoError(t, b.lb.AddNeigh(l.host.Addr4, l.host.MAC))
+		require.NoError(t, l.host.AddNeigh(b.client.Addr4, b.client.MAC))
+		require.NoError(t, l.host.AddNeigh(b.lb.Addr4, b.lb.MAC))
+	}
+
+	b.pin = "/sys/fs/bpf/" + b.tp.Prefix()
+	b.socket = filepath.Join(b.dir, "run", "xlb.sock")
+	b.cfg = filepath.Join(b.dir, "xlb.yaml")
+	b.daemonLog = filepath.Join(b.dir, "daemon.log")
+	b.writeConfig(t, "")
+	b.api = api.NewClient(b.socket, 10*time.Second)
+	b.httpc = &http.Client{
+		Timeout:   3 * time.Second,
+		Transport: &http.Transport{DialContext: b.client.Dialer(), DisableKeepAlives: true},
+	}
+	t.Cleanup(func() {
+		b.killDaemon(t)
+		assert.NoError(t, l4.RemovePins(b.pin))
+		if t.Failed() {
+			if out, err := os.ReadFile(b.daemonLog); err == nil {
+				t.Logf("daemon log:\n%s", out)
+			}
+		}
+	})
+	return b
+}
+
+// ctlBuild builds the xlb binary the test runs as the daemon.
+func ctlBuild(t *testing.T, dir string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(dir, "xlb")
+	out, err := exec.Command(goBin, "build", "-o", bin, "github.com/xlbproject/xlb/cmd/xlb").CombinedOutput()
+	require.NoError(t, err, "build xlb: %s", out)
+	return bin
+}
+
+func (b *ctlBed) writeConfig(t *testing.T, extra string) {
+	t.Helper()
+	var backends strings.Builder
+	for _, l := range b.l7 {
+		fmt.Fprintf(&backends, "      - address: %s\n", l.host.Addr4)
+	}
+	// Health settings are the defaults: the failover target is measured
+	// with them.
+	cfg := fmt.Sprintf(`interfaces:
+  - name: eth0
+    mode: native
+outer_source:
+  ipv4: %s
+dataplane:
+  max_vips: 8
+  max_backends: 64
+  conntrack_entries: 65536
+  next_hop_mac: "%s"
+  src_mac: "%s"
+health:
+  port: %d
+api:
+  socket: %s
+metrics:
+  listen: 127.0.0.1:9724
+state:
+  path: %s
+bpf:
+  pin_path: %s
+vips:
+  - address: %s
+    port: 80
+    protocol: tcp
+    backends:
+%s%s`, b.lb.Addr4, b.gw.MAC, b.lb.MAC, ctlAdminPort, b.socket, filepath.Join(b.dir, "state.json"), b.pin, b.vip, backends.String(), extra)
+	require.NoError(t, os.WriteFile(b.cfg, []byte(cfg), 0o600))
+}
+
+// startDaemon runs `xlb daemon` in the LB namespace and waits for its API.
+func (b *ctlBed) startDaemon(t *testing.T) {
+	t.Helper()
+	logf, err := os.OpenFile(b.daemonLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	require.NoError(t, err)
+	defer logf.Close()
+	cmd := b.lb.Command(context.Background(), b.bin, "daemon", "--config", b.cfg, "--log-level", "debug")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	require.NoError(t, cmd.Start())
+	b.daemon, b.daemonDone = cmd, make(chan error, 1)
+	go func() { b.daemonDone <- cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := b.api.Status(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case werr := <-b.daemonDone:
+			out, _ := os.ReadFile(b.daemonLog)
+			t.Fatalf("daemon exited (%v):\n%s", werr, out)
+		default:
+		}
+		require.True(t, time.Now().Before(deadline), "daemon API not up: %v", err)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// killDaemon sends SIGKILL: no cleanup of any kind runs in the daemon.
+func (b *ctlBed) killDaemon(t *testing.T) {
+	t.Helper()
+	if b.daemon == nil {
+		return
+	}
+	_ = b.daemon.Process.Signal(syscall.SIGKILL)
+	<-b.daemonDone
+	b.daemon = nil
+}
+
+func (l *ctlL7) start(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	name := l.host.Name
+	app := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, name)
+	})}
+	admin := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ready" && l.ready.Load() {
+			fmt.Fprintln(w, "ready")
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})}
+	for _, s := range []struct {
+		srv  *http.Server
+		addr netip.AddrPort
+	}{{app, netip.AddrPortFrom(l.vip, 80)}, {admin, netip.AddrPortFrom(l.host.Addr4, ctlAdminPort)}} {
+		ln, err := l.host.Listen("tcp", s.addr.String())
+		require.NoError(t, err)
+		go func() { _ = s.srv.Serve(ln) }()
+		l.srvs = append(l.srvs, s.srv)
+	}
+}
+
+// stop kills the host's servers: connections are refused from now on, as
+// when the proxy process dies.
+func (l *ctlL7) stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.srvs {
+		_ = s.Close()
+	}
+	l.srvs = nil
+}
+
+// get makes one request on a new connection and returns the answering host.
+func (b *ctlBed) get(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.vip.String()+"/", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := b.httpc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return string(body), nil
+}
+
+// spread makes n requests on new connections and counts answers per host.
+func (b *ctlBed) spread(t *testing.T, n int) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		host, err := b.get(ctx)
+		cancel()
+		require.NoError(t, err)
+		got[host]++
+	}
+	return got
+}
+
+// sourcesOf returns client source ports whose new flows the real program
+// (asked through the daemon's API) sends to backend.
+func (b *ctlBed) sourcesOf(t *testing.T, backend netip.Addr, n int) []netip.AddrPort {
+	t.Helper()
+	var out []netip.AddrPort
+	for p := uint16(20000); len(out) < n && p < 30000; p++ {
+		src := netip.AddrPortFrom(b.client.Addr4, p)
+		ans, err := b.api.Flow(context.Background(), api.FlowQuery{Src: src, VIP: b.key})
+		require.NoError(t, err)
+		if ans.Backend == backend {
+			out = append(out, src)
+		}
+	}
+	require.Len(t, out, n)
+	return out
+}
+
+// chooses reports whether the data path would send any of srcs to backend.
+func (b *ctlBed) chooses(t *testing.T, srcs []netip.AddrPort, backend netip.Addr) bool {
+	t.Helper()
+	for _, src := range srcs {
+		ans, err := b.api.Flow(context.Background(), api.FlowQuery{Src: src, VIP: b.key})
+		require.NoError(t, err)
+		if ans.Backend == backend {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *ctlBed) waitState(t *testing.T, backend netip.Addr, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := b.api.GetVIP(context.Background(), b.key)
+		require.NoError(t, err)
+		for _, be := range v.Backends {
+			if be.Addr == backend && be.State == want {
+				return
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "backend %s never became %s: %+v", backend, want, v.Backends)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestControlPlane runs the real daemon against the real data path in
+// namespaces: failover on a dead L7 host, drain, a bad reload, and a
+// kill -9 restart during traffic.
+func TestControlPlane(t *testing.T) {
+	b := newCtlBed(t)
+	b.startDaemon(t)
+	for _, l := range b.l7 {
+		b.waitState(t, l.host.Addr4, api.StateActive)
+	}
+	got := b.spread(t, 60)
+	require.Len(t, got, 3, "every L7 host gets new connections: %v", got)
+
+	t.Run("dead L7 host leaves the table within 1s", func(t *testing.T) {
+		victim := b.l7[2]
+		srcs := b.sourcesOf(t, victim.host.Addr4, 8)
+		start := time.Now()
+		victim.stop()
+		for b.chooses(t, srcs, victim.host.Addr4) {
+			require.Less(t, time.Since(start), 10*time.Second, "dead host never left the table")
+			time.Sleep(5 * time.Millisecond)
+		}
+		elapsed := time.Since(start)
+		t.Logf("failover: dead host out of the data path after %v (defaults: interval 200ms, timeout 150ms, fall 2)", elapsed)
+		assert.LessOrEqual(t, elapsed, time.Second, "target: a dead L7 host leaves the data path in ≤ 1 s")
+		got := b.spread(t, 60)
+		assert.Zero(t, got[victim.host.Name], "new connections avoid the dead host: %v", got)
+		assert.Len(t, got, 2)
+
+		victim.start(t)
+		b.waitState(t, victim.host.Addr4, api.StateActive)
+	})
+
+	t.Run("drain keeps existing connections and avoids new ones", func(t *testing.T) {
+		target := b.l7[0]
+		var c net.Conn
+		for p := uint16(31000); c == nil; p++ {
+			ans, err := b.api.Flow(context.Background(), api.FlowQuery{Src: netip.AddrPortFrom(b.client.Addr4, p), VIP: b.key})
+			require.NoError(t, err)
+			if ans.Backend != target.host.Addr4 {
+				continue
+			}
+			require.NoError(t, b.client.Do(func() (err error) {
+				d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(b.client.Addr4, p)), Timeout: 3 * time.Second}
+				c, err = d.Dial("tcp", netip.AddrPortFrom(b.vip, 80).String())
+				return err
+			}))
+		}
+		defer c.Close()
+		require.NoError(t, c.SetDeadline(time.Now().Add(30*time.Second)))
+		r := bufio.NewReader(c)
+		ask := func() string {
+			_, err := fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: shop\r\n\r\n")
+			require.NoError(t, err)
+			resp, err := http.ReadResponse(r, nil)
+			require.NoError(t, err)
+			body, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			resp.Body.Close()
+			return string(body)
+		}
+		require.Equal(t, target.host.Name, ask())
+
+		require.NoError(t, b.api.SetBackendState(context.Background(), b.key, target.host.Addr4, true))
+		for range 5 {
+			assert.Equal(t, target.host.Name, ask(), "the established connection keeps its host")
+		}
+		got := b.spread(t, 60)
+		assert.Zero(t, got[target.host.Name], "no new connection goes to the drained host: %v", got)
+		require.NoError(t, b.api.SetBackendState(context.Background(), b.key, target.host.Addr4, false))
+	})
+
+	t.Run("bad reload changes nothing", func(t *testing.T) {
+		before, err := b.api.ListVIPs(context.Background())
+		require.NoError(t, err)
+		good, err := os.ReadFile(b.cfg)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(b.cfg, bytes.Replace(good, []byte("port: 80"), []byte("port: 80000"), 1), 0o600))
+		err = b.api.Reload(context.Background())
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "vips[0].port")
+		// SIGHUP with the same bad file: logged, nothing changes, the
+		// daemon keeps running.
+		require.NoError(t, b.daemon.Process.Signal(syscall.SIGHUP))
+		time.Sleep(200 * time.Millisecond)
+		select {
+		case err := <-b.daemonDone:
+			t.Fatalf("daemon exited on a bad SIGHUP reload: %v", err)
+		default:
+		}
+		after, err := b.api.ListVIPs(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, ctlSummary(before), ctlSummary(after))
+		got := b.spread(t, 30)
+		assert.Len(t, got, 3, "traffic unaffected: %v", got)
+		require.NoError(t, os.WriteFile(b.cfg, good, 0o600))
+		require.NoError(t, b.api.Reload(context.Background()))
+	})
+
+	t.Run("kill -9 and restart during traffic drops nothing", func(t *testing.T) {
+		// An acknowledged change just before the crash must survive it.
+		require.NoError(t, b.api.SetBackendWeight(context.Background(), b.key, b.l7[1].host.Addr4, 2))
+		before, err := b.api.ListVIPs(context.Background())
+		require.NoError(t, err)
+
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		var ok, failed atomic.Int64
+		var firstErr atomic.Value
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; i < 50000; i++ { // bounded in count and by ctx in time
+				select {
+				case <-stop:
+					return
+				case <-ctx.Done():
+					return
+				default:
+				}
+				rctx, rcancel := context.WithTimeout(ctx, 3*time.Second)
+				_, err := b.get(rctx)
+				rcancel()
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				} else {
+					ok.Add(1)
+				}
+			}
+		}()
+		time.Sleep(300 * time.Millisecond)
+		b.killDaemon(t)
+		downAt := ok.Load()
+		time.Sleep(200 * time.Millisecond) // forwarding without any daemon
+		b.startDaemon(t)
+		time.Sleep(500 * time.Millisecond)
+		close(stop)
+		<-done
+		t.Logf("restart during traffic: %d requests ok, %d failed (%d before the kill)", ok.Load(), failed.Load(), downAt)
+		assert.Zero(t, failed.Load(), "first error: %v", firstErr.Load())
+		assert.Greater(t, ok.Load(), downAt, "requests were served across the restart")
+
+		st, err := b.api.Status(context.Background())
+		require.NoError(t, err)
+		assert.True(t, st.Adopted, "the new daemon adopted the pinned data path")
+		assert.Empty(t, st.LastReconcileError)
+		after, err := b.api.ListVIPs(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, ctlSummary(before), ctlSummary(after), "same state after the crash")
+	})
+
+	t.Run("metrics endpoint", func(t *testing.T) {
+		hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: b.lb.Dialer()}}
+		resp, err := hc.Get("http://127.0.0.1:9724/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		for _, want := range []string{
+			`xlb_l4_vip_packets_total{vip="198.51.100.20:80/tcp"}`,
+			`xlb_backend_up{backend="` + b.l7[0].host.Addr4.String() + `",vip="198.51.100.20:80/tcp"} 1`,
+			`xlb_l4_conntrack_total{result="hit"}`,
+			"xlb_health_check_duration_seconds_bucket",
+			"xlb_last_reconcile_timestamp_seconds",
+		} {
+			assert.Contains(t, string(body), want)
+		}
+	})
+}
+
+// ctlSummary is the operator-visible desired state of a VIP list.
+func ctlSummary(vs []api.VIP) []string {
+	var out []string
+	for _, v := range vs {
+		for _, b := range v.Backends {
+			out = append(out, fmt.Sprintf("%s %s w=%d drain=%v", v.Key, b.Addr, b.Weight, b.Drain))
+		}
+	}
+	return out
+}
