@@ -93,7 +93,7 @@ func encapped(t testing.TB, p pkt, in []byte, backend netip.Addr) []byte {
 	t.Helper()
 	// The outer length covers the inner datagram only; Ethernet padding of
 	// a short frame stays behind it as trailer, as the program leaves it.
-	ipLen := len(in) - 14
+	var ipLen int
 	if p.is4() {
 		ipLen = int(binary.BigEndian.Uint16(in[14+2:]))
 	} else {
