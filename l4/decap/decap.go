@@ -26,6 +26,14 @@ type Config struct {
 	// Logger receives attach/detach and address-set transitions
 	// (default: discard).
 	Logger *slog.Logger
+	// PinPath is a directory on bpffs (e.g. /sys/fs/bpf/xlb-decap) where
+	// the maps and the XDP link are pinned. A later Open with the same
+	// PinPath adopts them: the addresses and counters survive, and the
+	// pinned link is switched to the new program in one step, so a proxy
+	// restart never leaves the interface without its decapsulator. Close
+	// then leaves the program attached; Detach (or RemovePins) removes it.
+	// Empty: nothing is pinned and Close detaches.
+	PinPath string
 }
 
 // Mode selects how the program is attached to an interface.
@@ -73,8 +81,9 @@ func ParseMode(s string) (Mode, error) {
 // Decap is a loaded decapsulator, attached to at most one interface. It is
 // safe for concurrent use.
 type Decap struct {
-	log  *slog.Logger
-	objs decapObjects
+	log     *slog.Logger
+	objs    decapObjects
+	pinPath string
 
 	mu     sync.Mutex
 	link   link.Link
@@ -97,9 +106,27 @@ func Open(cfg Config) (*Decap, error) {
 		return nil, fmt.Errorf("load decap spec: %w", err)
 	}
 	spec.Maps[decapMapDecapAddrMap].MaxEntries = cfg.MaxAddrs
-	d := &Decap{log: log, addrs: map[netip.Addr]struct{}{}}
-	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
+	d := &Decap{log: log, pinPath: cfg.PinPath, addrs: map[netip.Addr]struct{}{}}
+	var opts ebpf.CollectionOptions
+	if cfg.PinPath != "" {
+		if err := checkBPFFS(cfg.PinPath); err != nil {
+			return nil, err
+		}
+		for _, m := range spec.Maps {
+			m.Pinning = ebpf.PinByName
+		}
+		opts.Maps.PinPath = cfg.PinPath
+	}
+	if err := spec.LoadAndAssign(&d.objs, &opts); err != nil {
+		if errors.Is(err, ebpf.ErrMapIncompatible) {
+			return nil, fmt.Errorf("load decap objects from %s: pinned maps have another layout or size (remove them with RemovePins, or keep the old MaxAddrs): %w", cfg.PinPath, err)
+		}
 		return nil, fmt.Errorf("load decap objects: %w", explain(err))
+	}
+	if cfg.PinPath != "" {
+		if err := d.adopt(); err != nil {
+			return nil, errors.Join(err, d.objs.Close())
+		}
 	}
 	return d, nil
 }
@@ -132,6 +159,9 @@ func (d *Decap) Attach(ifname string, mode Mode) error {
 	if d.closed {
 		return fmt.Errorf("attach decap to %q: %w", ifname, net.ErrClosed)
 	}
+	if d.link != nil && d.iface == ifname {
+		return nil // adopted from a pin, or attached before
+	}
 	if d.link != nil {
 		return fmt.Errorf("attach decap to %q: already attached to %q (Detach first)", ifname, d.iface)
 	}
@@ -160,13 +190,18 @@ func (d *Decap) Attach(ifname string, mode Mode) error {
 			return fmt.Errorf("attach decap to %q: %w", ifname, explain(err))
 		}
 	}
+	if d.pinPath != "" {
+		if err := l.Pin(linkPin(d.pinPath, ifname)); err != nil {
+			return errors.Join(fmt.Errorf("pin decap link of %q: %w", ifname, err), l.Close())
+		}
+	}
 	d.link, d.iface = l, ifname
 	d.log.Info("decap attached", "iface", ifname, "mode", mode.String())
 	return nil
 }
 
-// Detach removes the program from its interface. Detaching a Decap that is
-// not attached is not an error.
+// Detach removes the program from its interface, and its link pin.
+// Detaching a Decap that is not attached is not an error.
 func (d *Decap) Detach() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -177,7 +212,11 @@ func (d *Decap) detachLocked() error {
 	if d.link == nil {
 		return nil
 	}
-	err := d.link.Close()
+	var err error
+	if d.pinPath != "" {
+		err = d.link.Unpin()
+	}
+	err = errors.Join(err, d.link.Close())
 	d.log.Info("decap detached", "iface", d.iface)
 	d.link, d.iface = nil, ""
 	if err != nil {
@@ -234,8 +273,9 @@ func addrKey(a netip.Addr) decapDecapAddr {
 	return decapDecapAddr{Addr: a.As16()}
 }
 
-// Close detaches the program and releases its maps. Further calls return
-// net.ErrClosed.
+// Close releases the program and maps. Without a PinPath that detaches
+// the program; with one, the pinned link keeps it attached for the next
+// Open to adopt. Further calls return net.ErrClosed.
 func (d *Decap) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -243,5 +283,10 @@ func (d *Decap) Close() error {
 		return nil
 	}
 	d.closed = true
-	return errors.Join(d.detachLocked(), d.objs.Close())
+	var err error
+	if d.link != nil {
+		err = d.link.Close() // a pinned link stays attached
+		d.link = nil
+	}
+	return errors.Join(err, d.objs.Close())
 }
