@@ -10,9 +10,15 @@
 // passes untouched. A tunnel packet for this host whose headers are
 // inconsistent is dropped and counted (Stats().Malformed).
 //
-//	d, err := decap.Open(decap.Config{Logger: log})
+//	d, err := decap.Open(decap.Config{Logger: log, PinPath: "/sys/fs/bpf/xlb-decap"})
 //	if err != nil { ... }
 //	defer d.Close()
 //	if err := d.SetAddrs([]netip.Addr{hostAddr}); err != nil { ... }
 //	if err := d.Attach("eth0", decap.ModeAuto); err != nil { ... }
+//
+// With a PinPath, maps and the XDP link are pinned on bpffs: Close leaves
+// the program attached, and the next Open with the same PinPath adopts
+// addresses, counters and the attachment (switching the link to its own
+// program in one step), so restarting the proxy never leaves tunnel
+// traffic without a decapsulator. Detach or RemovePins retire it.
 package decap
