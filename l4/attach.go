@@ -61,6 +61,8 @@ func attachError(err error) error {
 	switch {
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		return fmt.Errorf("%w: %w", ErrNotPermitted, err)
+	case errors.Is(err, unix.EBUSY), errors.Is(err, unix.EEXIST):
+		return fmt.Errorf("another xdp program is attached (remove it with `ip link set dev IF xdp off`): %w", err)
 	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOTSUP), errors.Is(err, unix.EINVAL):
 		return fmt.Errorf("%w: %w", ErrModeUnsupported, err)
 	}

@@ -69,6 +69,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.UDPTimeout == 0 {
 		c.UDPTimeout = DefaultUDPTimeout
 	}
+	if c.UDPTimeout < 0 {
+		return c, fmt.Errorf("config: UDPTimeout %v is negative: %w", c.UDPTimeout, ErrInvalid)
+	}
 	if c.ConnEntries < connWays {
 		c.ConnEntries = connWays
 	}
