@@ -63,7 +63,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	dec := &st.dec
 	if dec.Status != 0 {
 		p.reply(ctx, dec.Status)
-		p.observe(ctx, dec, dec.Status, false, start)
+		p.observe(ctx, dec, dec.Status, false, time.Since(start))
 		return
 	}
 
@@ -72,7 +72,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.dir.Done(dec, director.Outcome{Status: fasthttp.StatusRequestEntityTooLarge})
 		p.reply(ctx, fasthttp.StatusRequestEntityTooLarge)
 		ctx.SetConnectionClose()
-		p.observe(ctx, dec, fasthttp.StatusRequestEntityTooLarge, false, start)
+		p.observe(ctx, dec, fasthttp.StatusRequestEntityTooLarge, false, time.Since(start))
 		return
 	}
 
@@ -97,8 +97,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if clientClose {
 		ctx.SetConnectionClose()
 	}
-	p.dir.Done(dec, director.Outcome{ConnectErr: connectErr, Status: status, Duration: time.Since(start)})
-	p.observe(ctx, dec, status, true, start)
+	d := time.Since(start)
+	p.dir.Done(dec, director.Outcome{ConnectErr: connectErr, Status: status, Duration: d})
+	p.observe(ctx, dec, status, true, d)
 }
 
 // reply answers locally (no upstream) with a short plain-text body.
@@ -108,8 +109,7 @@ func (p *Proxy) reply(ctx *fasthttp.RequestCtx, status int) {
 }
 
 // observe does the per-request accounting: metrics and the sampled access log.
-func (p *Proxy) observe(ctx *fasthttp.RequestCtx, dec *director.Decision, status int, upstream bool, start time.Time) {
-	d := time.Since(start)
+func (p *Proxy) observe(ctx *fasthttp.RequestCtx, dec *director.Decision, status int, upstream bool, d time.Duration) {
 	if p.metrics != nil {
 		p.metrics.observe(dec, status, upstream, d)
 	}

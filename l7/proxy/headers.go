@@ -40,18 +40,34 @@ var hopByHop = [...]string{
 type headerSet uint16
 
 const (
-	seenHopByHop headerSet = 1 << iota // any of hopByHop
-	seenConnection
+	seenHopByHop   headerSet = 1 << iota // any of hopByHop
+	seenConnection                       // Connection with tokens other than close
+	seenTransferEncoding
 	seenForwarding // any of X-Forwarded-For/-Proto/-Host, Forwarded
 )
 
-// scanRequestHeaders makes one pass over the request headers and reports
-// which classes of headers need work, so the common request (none of them)
-// costs one loop and no deletions.
+// scanRequestHeaders reports which classes of headers need work. It scans
+// the raw header block as received (the handler has not modified anything
+// yet) line by line and looks only at the first byte of most names, so the
+// common request — none of these headers — costs one pass and no
+// deletions. Walking the parsed headers instead would re-serialize the
+// Cookie header on every request.
 func scanRequestHeaders(h *fasthttp.RequestHeader) headerSet {
 	var s headerSet
-	for k := range h.All() {
-		s |= classify(k)
+	raw := h.RawHeaders()
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if colon := bytes.IndexByte(line, ':'); colon > 0 {
+			s |= classify(line[:colon])
+		}
+	}
+	if s&seenConnection != 0 && len(h.Peek(hdrConnection)) == 0 {
+		s &^= seenConnection
 	}
 	return s
 }
@@ -75,8 +91,15 @@ func classify(k []byte) headerSet {
 		if equalFold(k, hdrConnection) {
 			return seenConnection
 		}
-	case 'k', 't', 'u':
-		if equalFold(k, hdrKeepAlive) || equalFold(k, hdrTE) || equalFold(k, hdrTrailer) || equalFold(k, hdrUpgrade) {
+	case 't':
+		if equalFold(k, hdrTransferEncoding) {
+			return seenTransferEncoding
+		}
+		if equalFold(k, hdrTE) || equalFold(k, hdrTrailer) {
+			return seenHopByHop
+		}
+	case 'k', 'u':
+		if equalFold(k, hdrKeepAlive) || equalFold(k, hdrUpgrade) {
 			return seenHopByHop
 		}
 	case 'p':
@@ -148,9 +171,16 @@ func stripRequestHopByHop(h *fasthttp.RequestHeader, seen headerSet) {
 			h.Del(name)
 		}
 	}
-	h.Del(hdrConnection)
-	h.Del(hdrTransferEncoding)
-	h.ResetConnectionClose()
+	if seen&seenConnection != 0 {
+		h.Del(hdrConnection)
+	}
+	if seen&seenTransferEncoding != 0 {
+		// The body is already de-chunked; fasthttp frames it by length.
+		h.Del(hdrTransferEncoding)
+	}
+	if h.ConnectionClose() {
+		h.ResetConnectionClose()
+	}
 }
 
 // stripResponseHopByHop is stripRequestHopByHop for the upstream response.
@@ -168,7 +198,9 @@ func stripResponseHopByHop(h *fasthttp.ResponseHeader, seen headerSet) {
 			h.Del(name)
 		}
 	}
-	h.ResetConnectionClose()
+	if h.ConnectionClose() {
+		h.ResetConnectionClose()
+	}
 }
 
 // trustedNets is the set of peer addresses whose incoming forwarding headers
@@ -186,6 +218,17 @@ func (t trustedNets) contains(a netip.Addr) bool {
 	return false
 }
 
+// Canonical header keys for SetCanonical/AddBytesKV, which then skip
+// normalizing the name per request.
+var (
+	keyXForwardedFor   = []byte(hdrXForwardedFor)
+	keyXForwardedProto = []byte(hdrXForwardedProto)
+	keyXForwardedHost  = []byte(hdrXForwardedHost)
+	keyForwarded       = []byte(hdrForwarded)
+	valueHTTP          = []byte("http")
+	valueHTTPS         = []byte("https")
+)
+
 // setForwarded writes X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host
 // and Forwarded (RFC 7239) from the connection. When the peer is trusted the
 // incoming X-Forwarded-For and Forwarded chains are extended and the incoming
@@ -194,37 +237,40 @@ func (t trustedNets) contains(a netip.Addr) bool {
 // returned.
 func setForwarded(h *fasthttp.RequestHeader, seen headerSet, client netip.Addr, tls, trusted bool, buf []byte) []byte {
 	client = client.Unmap()
-	proto := "http"
+	proto := valueHTTP
 	if tls {
-		proto = "https"
+		proto = valueHTTPS
 	}
 	host := h.Host()
 
+	// Without incoming forwarding headers (the common case) the new ones
+	// are appended without searching for an existing one.
+	set := h.AddBytesKV
 	var prevXFF, prevFwd []byte
 	keepProto, keepHost := false, false
 	if seen&seenForwarding != 0 {
+		set = h.SetCanonical
 		if trusted {
-			prevXFF = h.Peek(hdrXForwardedFor)
-			prevFwd = h.Peek(hdrForwarded)
-			keepProto = len(h.Peek(hdrXForwardedProto)) > 0
-			keepHost = len(h.Peek(hdrXForwardedHost)) > 0
+			prevXFF = h.PeekBytes(keyXForwardedFor)
+			prevFwd = h.PeekBytes(keyForwarded)
+			keepProto = len(h.PeekBytes(keyXForwardedProto)) > 0
+			keepHost = len(h.PeekBytes(keyXForwardedHost)) > 0
 		} else {
-			h.Del(hdrXForwardedFor)
-			h.Del(hdrForwarded)
-			h.Del(hdrXForwardedProto)
-			h.Del(hdrXForwardedHost)
+			h.DelBytes(keyXForwardedFor)
+			h.DelBytes(keyForwarded)
+			h.DelBytes(keyXForwardedProto)
+			h.DelBytes(keyXForwardedHost)
 		}
 	}
 
-	// One scratch buffer holds all values; SetBytesV copies them into the
-	// header, so the slices can be carved from it in turn.
+	// One scratch buffer holds each value in turn; the header copies it.
 	buf = buf[:0]
 	if len(prevXFF) > 0 {
 		buf = append(buf, prevXFF...)
 		buf = append(buf, ", "...)
 	}
 	buf = client.AppendTo(buf)
-	h.SetBytesV(hdrXForwardedFor, buf)
+	set(keyXForwardedFor, buf)
 
 	buf = buf[:0]
 	if len(prevFwd) > 0 {
@@ -232,20 +278,20 @@ func setForwarded(h *fasthttp.RequestHeader, seen headerSet, client netip.Addr, 
 		buf = append(buf, ", "...)
 	}
 	buf = appendForwardedElem(buf, client, proto, host)
-	h.SetBytesV(hdrForwarded, buf)
+	set(keyForwarded, buf)
 
 	if !keepProto {
-		h.Set(hdrXForwardedProto, proto)
+		set(keyXForwardedProto, proto)
 	}
 	if !keepHost && len(host) > 0 {
-		h.SetBytesV(hdrXForwardedHost, host)
+		set(keyXForwardedHost, host)
 	}
 	return buf
 }
 
 // appendForwardedElem appends one RFC 7239 forwarded-element. IPv6 nodes and
 // hosts with a port are not tokens and must be quoted.
-func appendForwardedElem(buf []byte, client netip.Addr, proto string, host []byte) []byte {
+func appendForwardedElem(buf []byte, client netip.Addr, proto, host []byte) []byte {
 	buf = append(buf, "for="...)
 	if client.Is6() {
 		buf = append(buf, `"[`...)

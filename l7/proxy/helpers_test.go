@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -239,3 +240,9 @@ func shopServers(t *testing.T, h map[string]http.HandlerFunc) map[string]*appSer
 	}
 	return m
 }
+
+func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func prometheusRegistry() *prometheus.Registry { return prometheus.NewPedanticRegistry() }
