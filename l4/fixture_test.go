@@ -161,6 +161,7 @@ func TestFixtures(t *testing.T) {
 		c1UDP6 = udp("[2001:db8:c::1]:5353", "[2001:db8::10]:53")
 		c3TCP4 = tcpSYN("198.51.100.3:40003", "203.0.113.10:80")
 		c3Ack4 = tcpACK("198.51.100.3:40003", "203.0.113.10:80")
+		c9TCP4 = tcpSYN("198.51.100.9:40009", "203.0.113.10:80")
 	)
 	var c1Before, c3Before, udp4Before, udp6Before netip.Addr
 	var reused BackendID
@@ -297,6 +298,18 @@ func TestFixtures(t *testing.T) {
 				return a
 			}},
 		{name: "arp passes", verdict: xdpPass, reasons: reason(CounterNotVIP), raw: func([]byte) []byte { return arp(t) }},
+		{name: "ipv4 with options is forwarded unchanged", p: c9TCP4, verdict: xdpTx, vip: vipTCP4, reasons: reason(CounterConnMissSYN),
+			raw: func(b []byte) []byte {
+				// Four option bytes (NOP NOP NOP EOL) after the header: the
+				// ports are found past IHL*4 and the inner packet keeps them.
+				out := append(append(append([]byte(nil), b[:14+20]...), 1, 1, 1, 0), b[14+20:]...)
+				out[14] = 0x46
+				binary.BigEndian.PutUint16(out[14+2:], binary.BigEndian.Uint16(out[14+2:])+4)
+				return out
+			},
+			to: func() netip.Addr { return pick(vipTCP4, c9TCP4) }},
+		{name: "802.1Q frame passes", p: c1Ack4, verdict: xdpPass, reasons: reason(CounterNotVIP),
+			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { b[12], b[13] = 0x81, 0x00 }) }},
 	}
 
 	tally := map[Counter]Count{}
