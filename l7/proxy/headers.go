@@ -66,8 +66,12 @@ func scanRequestHeaders(h *fasthttp.RequestHeader) headerSet {
 			s |= classify(line[:colon])
 		}
 	}
-	if s&seenConnection != 0 && len(h.Peek(hdrConnection)) == 0 {
-		s &^= seenConnection
+	if s&seenConnection != 0 {
+		// fasthttp turns a bare "Connection: close" into a flag and keeps
+		// the header only when it carries other tokens.
+		if v := h.Peek(hdrConnection); len(v) == 0 || equalFold(v, "close") {
+			s &^= seenConnection
+		}
 	}
 	return s
 }
