@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// lockedBuffer collects the command's output while it runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestProxyCmdValidation(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("listeners:\n  - name: http\n    adress: x\n"), 0o600))
+
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"config required", nil, "--config is required"},
+		{"bad log level", []string{"--config", bad, "--log-level", "loud"}, `invalid --log-level "loud"`},
+		{"missing file", []string{"--config", filepath.Join(t.TempDir(), "nope.yaml")}, "read config"},
+		{"config error names file and line", []string{"--config", bad}, bad + ":3:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := newProxyCmd()
+			var out bytes.Buffer
+			cmd.SetOut(&out)
+			cmd.SetErr(&out)
+			cmd.SetArgs(tt.args)
+			err := cmd.Execute()
+			assert.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+}
+
+func TestProxyCmdServesAndStops(t *testing.T) {
+	app := http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, "app")
+	})}
+	appLn, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = app.Serve(appLn) }()
+	t.Cleanup(func() { _ = app.Close() })
+
+	listen, admin := freePort(t), freePort(t)
+	cfgPath := filepath.Join(t.TempDir(), "proxy.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+listeners: [{name: http, addr: %q}]
+admin: {addr: %q}
+routes: [{name: all, match: {path_prefix: /}, pool: app}]
+pools: [{name: app, servers: [{name: a1, addr: %q}]}]
+`, listen, admin, appLn.Addr().String())), 0o600))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := newProxyCmd()
+	var out lockedBuffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs([]string{"--config", cfgPath})
+	errc := make(chan error, 1)
+	go func() { errc <- cmd.ExecuteContext(ctx) }()
+
+	c := &http.Client{Timeout: 2 * time.Second}
+	require.Eventually(t, func() bool {
+		resp, err := c.Get("http://" + admin + "/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 20*time.Millisecond, "proxy never became ready: %s", out.String())
+	resp, err := c.Get("http://" + listen + "/anything")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	resp, err = c.Get("http://" + admin + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	cancel()
+	select {
+	case err := <-errc:
+		assert.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("xlb proxy did not stop after cancel")
+	}
+	assert.Contains(t, out.String(), `"msg":"proxy stopped"`)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
