@@ -382,6 +382,48 @@ func testVethDSR(t *testing.T, mode xdpMode) {
 					host, _ := c.ask(t, "after-"+strconv.Itoa(i))
 					require.Equal(t, b.backendOf(a).host.Name, host, "round %d", i)
 				}
+
+				// Keep talking while the table flips back and forth under
+				// the connection: every answer still comes from its host.
+				const exchanges, flips = 300, 20
+				answers := make(chan string, exchanges)
+				errc := make(chan error, 1)
+				go func() {
+					defer close(answers)
+					for i := range exchanges {
+						msg := "during-" + strconv.Itoa(i)
+						if _, err := fmt.Fprintf(c, "%s\n", msg); err != nil {
+							errc <- err
+							return
+						}
+						line, err := c.r.ReadString('\n')
+						if err != nil {
+							errc <- err
+							return
+						}
+						answers <- line
+					}
+				}()
+				for i := range flips {
+					next := table
+					if i%2 == 0 {
+						next = swapped
+					}
+					require.NoError(t, b.dp.InstallTable(vip, next))
+					time.Sleep(time.Millisecond) // spread the flips over the exchanges
+				}
+				n := 0
+				for line := range answers {
+					require.True(t, strings.HasPrefix(line, b.backendOf(a).host.Name+" "), "answer %q", line)
+					n++
+				}
+				select {
+				case err := <-errc:
+					require.NoError(t, err)
+				default:
+				}
+				assert.Equal(t, exchanges, n)
+				require.NoError(t, b.dp.InstallTable(vip, swapped))
 				// A new connection (SYN) from a port that used to map to
 				// the first host takes the new table.
 				port2 := b.portFor(t, ctx, fam.vip, z, fam.portStart+9000)
