@@ -79,7 +79,7 @@ func TestCreateConnectTeardown(t *testing.T) {
 		}
 	})
 
-	a, err := tp.AddHost(HostConfig{Name: "client", NoOffloads: true})
+	a, err := tp.AddHost(HostConfig{Name: "client", NoOffloads: true, Queues: 2})
 	require.NoError(t, err)
 	b, err := tp.AddHost(HostConfig{Name: "l7-1", MTU: BridgeMTU, PeerXDPPass: true, RPFilterOff: true,
 		VIPs: []netip.Addr{netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("2001:db8:100::1")}})
@@ -158,6 +158,9 @@ func TestCreateConnectTeardown(t *testing.T) {
 		for _, f := range []string{"tx-checksumming: off", "tx-tcp-segmentation: off", "tx-tcp6-segmentation: off", "generic-segmentation-offload: off"} {
 			assert.Contains(t, string(out), f)
 		}
+		out, err = a.Run(ctx, "ip", "-d", "link", "show", "eth0")
+		require.NoError(t, err)
+		assert.Contains(t, string(out), "numtxqueues 2 numrxqueues 2", "two queues for two generator threads")
 		out, err = b.Run(ctx, "ip", "-d", "link", "show", "eth0")
 		require.NoError(t, err)
 		assert.NotContains(t, string(out), "xdp", "the pass program sits on the bridge side, not on the host")
