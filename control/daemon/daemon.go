@@ -313,6 +313,13 @@ func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
 // Dataplane is the loaded (or adopted) data path, for tests and benchmarks.
 func (d *Daemon) Dataplane() *l4.Dataplane { return d.dp }
 
+// LastReport is what the latest reconcile did (benchmarks, tests).
+func (d *Daemon) LastReport() reconcile.Report {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lastReport
+}
+
 func (d *Daemon) trigger() {
 	select {
 	case d.kick <- struct{}{}:

@@ -52,7 +52,7 @@ type Reconciler struct {
 type installed struct {
 	input  []maglev.Backend // sorted by name: the table's whole input
 	size   uint32
-	table  maglev.Table
+	ids    []BackendID // the installed table
 	counts map[netip.Addr]int
 	// ok is false when the last install failed; the next run retries.
 	ok bool
@@ -248,7 +248,7 @@ func (r *Reconciler) vip(v state.VIP, up HealthFunc) VIPResult {
 	}
 	res.Duration = r.now().Sub(t0)
 	res.Rebuilt = true
-	res.Moved = maglev.Compare(cur.table, table).Moved
+	res.Moved = moved(cur.ids, ids)
 
 	counts := map[netip.Addr]int{}
 	for i, c := range table.Counts() {
@@ -256,7 +256,7 @@ func (r *Reconciler) vip(v state.VIP, up HealthFunc) VIPResult {
 			counts[netip.MustParseAddr(table.Names[i])] = c
 		}
 	}
-	*cur = installed{input: input, size: v.TableSize, table: table, counts: counts, ok: true}
+	*cur = installed{input: input, size: v.TableSize, ids: ids, counts: counts, ok: true}
 	res.Slots = counts
 
 	inTable := make([]string, len(input))
@@ -300,6 +300,25 @@ func (r *Reconciler) Invalidate(key api.VIPKey) {
 			in.ok = false
 		}
 	}
+}
+
+// moved counts the slots whose backend differs; a missing slot (an empty
+// table) is owned by nobody.
+func moved(old, new []BackendID) int {
+	n := 0
+	for i := range max(len(old), len(new)) {
+		var a, b BackendID
+		if i < len(old) {
+			a = old[i]
+		}
+		if i < len(new) {
+			b = new[i]
+		}
+		if a != b {
+			n++
+		}
+	}
+	return n
 }
 
 func compareNames(a, b string) int {

@@ -377,3 +377,51 @@ func TestAdoptRemovesWhatIsNoLongerDesired(t *testing.T) {
 		"no backend or vip is re-created; the adopted table is re-installed identically")
 	assert.Equal(t, before, dp.counts(vipA))
 }
+
+// nopDataplane accepts everything: BenchmarkReconcile measures the control
+// side alone (deciding, building, translating ids), not the kernel.
+type nopDataplane struct{ next BackendID }
+
+func (n *nopDataplane) UpsertVIP(api.VIPKey) error { return nil }
+func (n *nopDataplane) DeleteVIP(api.VIPKey) error { return nil }
+func (n *nopDataplane) UpsertBackend(netip.Addr) (BackendID, error) {
+	n.next++
+	return n.next, nil
+}
+func (n *nopDataplane) DeleteBackend(netip.Addr, BackendID) error  { return nil }
+func (n *nopDataplane) InstallTable(api.VIPKey, []BackendID) error { return nil }
+
+// BenchmarkReconcile: one weight change of N=100 backends, M=65537, with the
+// unchanged case (nothing to rebuild) as the floor.
+func BenchmarkReconcile(b *testing.B) {
+	var d state.Desired
+	require.NoError(b, d.AddVIP(api.VIPSpec{Key: vipA}))
+	var hosts []netip.Addr
+	for i := range 100 {
+		h := netip.AddrFrom4([4]byte{10, 2, 0, byte(i + 1)})
+		hosts = append(hosts, h)
+		require.NoError(b, d.AddBackend(vipA, api.BackendSpec{Addr: h}))
+	}
+	b.Run("weight_change", func(b *testing.B) {
+		r := New(quiet(), &nopDataplane{})
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			require.NoError(b, d.SetWeight(vipA, hosts[50], uint32(1+i%2)))
+			rep, err := r.Reconcile(d, allUp)
+			if err != nil || rep.Rebuilds != 1 {
+				b.Fatalf("rebuilds %d err %v", rep.Rebuilds, err)
+			}
+		}
+	})
+	b.Run("unchanged", func(b *testing.B) {
+		r := New(quiet(), &nopDataplane{})
+		_, err := r.Reconcile(d, allUp)
+		require.NoError(b, err)
+		b.ReportAllocs()
+		for b.Loop() {
+			if rep, _ := r.Reconcile(d, allUp); rep.Rebuilds != 0 {
+				b.Fatal("rebuilt an unchanged vip")
+			}
+		}
+	})
+}
