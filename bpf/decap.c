@@ -181,9 +181,11 @@ int xlb_decap(struct xdp_md *ctx)
 			goto done;
 		outer_len = (__u32)ip->ihl * 4;
 		__u32 tot = bpf_ntohs(ip->tot_len);
+		// The outer header must not claim more than the frame holds
+		// (the stack would drop it); trailing padding is fine.
 		if (tot < outer_len)
 			goto done;
-		if (l3 + outer_len > data_end)
+		if (l3 + tot > data_end)
 			goto done;
 		inner_proto = inner_ok(l3 + outer_len, data_end, ip->protocol, tot - outer_len);
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
@@ -201,8 +203,10 @@ int xlb_decap(struct xdp_md *ctx)
 		if (ip6->version != 6)
 			goto done;
 		outer_len = sizeof(*ip6);
-		inner_proto = inner_ok(l3 + outer_len, data_end, ip6->nexthdr,
-				       bpf_ntohs(ip6->payload_len));
+		__u32 payload = bpf_ntohs(ip6->payload_len);
+		if (l3 + outer_len + payload > data_end)
+			goto done;
+		inner_proto = inner_ok(l3 + outer_len, data_end, ip6->nexthdr, payload);
 	} else {
 		goto done;
 	}

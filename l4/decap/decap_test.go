@@ -205,6 +205,19 @@ func TestFixtures(t *testing.T) {
 		b[14+2], b[14+3] = 0, 30
 		return b
 	}()
+	outerLonger := func() []byte {
+		// Outer total length claims more than the frame holds.
+		b := append([]byte(nil), full...)
+		tot := int(b[14+2])<<8 | int(b[14+3]) + 10
+		b[14+2], b[14+3] = byte(tot>>8), byte(tot)
+		return b
+	}()
+	outer6Longer := func() []byte {
+		b := append([]byte(nil), full6...)
+		pl := int(b[14+4])<<8 | int(b[14+5]) + 10
+		b[14+4], b[14+5] = byte(pl>>8), byte(pl)
+		return b
+	}()
 	outerBogusIHL := func() []byte {
 		b := append([]byte(nil), full...)
 		b[14] = 0x44
@@ -250,6 +263,8 @@ func TestFixtures(t *testing.T) {
 		{"inner v6 longer than outer", inner6Longer, xdpDrop, nil, slotMalformed},
 		{"outer total length short", outerShort, xdpDrop, nil, slotMalformed},
 		{"outer IHL below 5", outerBogusIHL, xdpDrop, nil, slotMalformed},
+		{"outer v4 longer than frame", outerLonger, xdpDrop, nil, slotMalformed},
+		{"outer v6 longer than frame", outer6Longer, xdpDrop, nil, slotMalformed},
 		{"outer fragment", tunnel4(t, l7Addr, false, in4, func(ip *layers.IPv4) {
 			ip.Flags = layers.IPv4MoreFragments
 		}), xdpDrop, nil, slotMalformed},
