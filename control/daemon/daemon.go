@@ -203,7 +203,7 @@ func (d *Daemon) loadState() error {
 		f = state.File{Base: base, Desired: state.Rebase(f.Desired, f.Base, base)}
 		d.log.Info("state loaded", "state", d.store.Path(), "vips", len(f.Desired.VIPs))
 	}
-	if err := checkTableSizes(f.Desired, d.cfg.Dataplane.TableSize); err != nil {
+	if err := checkDesired(f.Desired, d.cfg); err != nil {
 		return fmt.Errorf("load state: %w", err)
 	}
 	if err := d.store.Save(f); err != nil {
@@ -390,10 +390,15 @@ func (d *Daemon) backendView() []metrics.BackendView {
 	return out
 }
 
-func checkTableSizes(des state.Desired, m uint32) error {
+// checkDesired rejects what state.Desired cannot know is wrong: a table
+// size other than the data path's, a health check that has no port.
+func checkDesired(des state.Desired, cfg *config.Config) error {
 	for _, v := range des.VIPs {
-		if v.TableSize != m {
+		if m := cfg.Dataplane.TableSize; v.TableSize != m {
 			return fmt.Errorf("vip %s: %w: table size %d differs from the data path's %d (dataplane.table_size applies to every VIP)", v.Key, api.ErrInvalid, v.TableSize, m)
+		}
+		if v.Key.Port == 0 && cfg.Health.Port == 0 {
+			return fmt.Errorf("vip %s: %w: health.port 0 checks the VIP's port, which a port-wildcard VIP does not have: set health.port in the config", v.Key, api.ErrInvalid)
 		}
 	}
 	return nil

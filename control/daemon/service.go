@@ -27,7 +27,7 @@ func (d *Daemon) change(ctx context.Context, fn func(*state.Desired) error) erro
 	if err := fn(&next); err != nil {
 		return err
 	}
-	if err := checkTableSizes(next, d.cfg.Dataplane.TableSize); err != nil {
+	if err := checkDesired(next, d.cfg); err != nil {
 		return err
 	}
 	f := state.File{Base: d.file.Base, Desired: next}
@@ -104,7 +104,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	}
 	base := state.FromConfig(cfg)
 	next := state.Rebase(d.file.Desired, d.file.Base, base)
-	if err := checkTableSizes(next, cfg.Dataplane.TableSize); err != nil {
+	if err := checkDesired(next, cfg); err != nil {
 		return fmt.Errorf("reload %s: %w", path, err)
 	}
 	f := state.File{Base: base, Desired: next}
