@@ -20,8 +20,8 @@ const DefaultMaxAddrs = 64
 
 // Config sizes and wires a Decap.
 type Config struct {
-	// MaxAddrs is the number of local addresses SetAddrs accepts
-	// (default DefaultMaxAddrs).
+	// MaxAddrs is the number of local addresses of each family SetAddrs
+	// accepts (default DefaultMaxAddrs).
 	MaxAddrs uint32
 	// Logger receives attach/detach and address-set transitions
 	// (default: discard).
@@ -105,7 +105,8 @@ func Open(cfg Config) (*Decap, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load decap spec: %w", err)
 	}
-	spec.Maps[decapMapDecapAddrMap].MaxEntries = cfg.MaxAddrs
+	spec.Maps[decapMapDecapV4AddrMap].MaxEntries = cfg.MaxAddrs
+	spec.Maps[decapMapDecapV6AddrMap].MaxEntries = cfg.MaxAddrs
 	d := &Decap{log: log, pinPath: cfg.PinPath, addrs: map[netip.Addr]struct{}{}}
 	var opts ebpf.CollectionOptions
 	if cfg.PinPath != "" {
@@ -237,8 +238,16 @@ func (d *Decap) SetAddrs(addrs []netip.Addr) error {
 		}
 		want[a.Unmap()] = struct{}{}
 	}
-	if uint32(len(want)) > d.objs.DecapAddrMap.MaxEntries() {
-		return fmt.Errorf("set decap addresses: %d addresses, capacity %d (raise Config.MaxAddrs)", len(want), d.objs.DecapAddrMap.MaxEntries())
+	var n4, n6 uint32
+	for a := range want {
+		if a.Is4() {
+			n4++
+		} else {
+			n6++
+		}
+	}
+	if capacity := d.objs.DecapV4AddrMap.MaxEntries(); n4 > capacity || n6 > capacity {
+		return fmt.Errorf("set decap addresses: %d IPv4 and %d IPv6 addresses, capacity %d per family (raise Config.MaxAddrs)", n4, n6, capacity)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -250,7 +259,7 @@ func (d *Decap) SetAddrs(addrs []netip.Addr) error {
 		if _, ok := d.addrs[a]; ok {
 			continue
 		}
-		if err := d.objs.DecapAddrMap.Put(addrKey(a), one); err != nil {
+		if err := d.putAddr(a, one); err != nil {
 			return fmt.Errorf("add decap address %s: %w", a, err)
 		}
 		d.addrs[a] = struct{}{}
@@ -259,7 +268,7 @@ func (d *Decap) SetAddrs(addrs []netip.Addr) error {
 		if _, ok := want[a]; ok {
 			continue
 		}
-		if err := d.objs.DecapAddrMap.Delete(addrKey(a)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := d.deleteAddr(a); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("remove decap address %s: %w", a, err)
 		}
 		delete(d.addrs, a)
@@ -268,9 +277,20 @@ func (d *Decap) SetAddrs(addrs []netip.Addr) error {
 	return nil
 }
 
-// addrKey stores IPv4 IPv4-mapped, the form bpf/decap.c looks up.
-func addrKey(a netip.Addr) decapDecapAddr {
-	return decapDecapAddr{Addr: a.As16()}
+// putAddr and deleteAddr pick the map of a's family; keys are wire-order
+// bytes, as bpf/decap.c reads them from the packet.
+func (d *Decap) putAddr(a netip.Addr, v uint8) error {
+	if a.Is4() {
+		return d.objs.DecapV4AddrMap.Put(decapDecapAddr4{Addr: a.As4()}, v)
+	}
+	return d.objs.DecapV6AddrMap.Put(decapDecapAddr6{Addr: a.As16()}, v)
+}
+
+func (d *Decap) deleteAddr(a netip.Addr) error {
+	if a.Is4() {
+		return d.objs.DecapV4AddrMap.Delete(decapDecapAddr4{Addr: a.As4()})
+	}
+	return d.objs.DecapV6AddrMap.Delete(decapDecapAddr6{Addr: a.As16()})
 }
 
 // Close releases the program and maps. Without a PinPath that detaches

@@ -13,7 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type decapDecapAddr struct {
+type decapDecapAddr4 struct {
+	_    structs.HostLayout
+	Addr [4]uint8
+}
+
+type decapDecapAddr6 struct {
 	_    structs.HostLayout
 	Addr [16]uint8
 }
@@ -39,9 +44,10 @@ type decapDecapStat struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	decapMapDecapAddrMap  = "decap_addr_map"
-	decapMapDecapStatsMap = "decap_stats_map"
-	decapProgXlbDecap     = "xlb_decap"
+	decapMapDecapStatsMap  = "decap_stats_map"
+	decapMapDecapV4AddrMap = "decap_v4_addr_map"
+	decapMapDecapV6AddrMap = "decap_v6_addr_map"
+	decapProgXlbDecap      = "xlb_decap"
 )
 
 // loadDecap returns the embedded CollectionSpec for decap.
@@ -93,8 +99,9 @@ type decapProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type decapMapSpecs struct {
-	DecapAddrMap  *ebpf.MapSpec `ebpf:"decap_addr_map"`
-	DecapStatsMap *ebpf.MapSpec `ebpf:"decap_stats_map"`
+	DecapStatsMap  *ebpf.MapSpec `ebpf:"decap_stats_map"`
+	DecapV4AddrMap *ebpf.MapSpec `ebpf:"decap_v4_addr_map"`
+	DecapV6AddrMap *ebpf.MapSpec `ebpf:"decap_v6_addr_map"`
 }
 
 // decapVariableSpecs contains global variables before they are loaded into the kernel.
@@ -123,14 +130,16 @@ func (o *decapObjects) Close() error {
 //
 // It can be passed to loadDecapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type decapMaps struct {
-	DecapAddrMap  *ebpf.Map `ebpf:"decap_addr_map"`
-	DecapStatsMap *ebpf.Map `ebpf:"decap_stats_map"`
+	DecapStatsMap  *ebpf.Map `ebpf:"decap_stats_map"`
+	DecapV4AddrMap *ebpf.Map `ebpf:"decap_v4_addr_map"`
+	DecapV6AddrMap *ebpf.Map `ebpf:"decap_v6_addr_map"`
 }
 
 func (m *decapMaps) Close() error {
 	return _DecapClose(
-		m.DecapAddrMap,
 		m.DecapStatsMap,
+		m.DecapV4AddrMap,
+		m.DecapV6AddrMap,
 	)
 }
 

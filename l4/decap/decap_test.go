@@ -344,9 +344,10 @@ func TestSetAddrsErrors(t *testing.T) {
 		addrs []netip.Addr
 		ok    bool
 	}{
-		{"at capacity", []netip.Addr{l7Addr, l7Addr6}, true},
-		{"duplicates collapse", []netip.Addr{l7Addr, l7Addr, netip.AddrFrom16(l7Addr.As16())}, true},
-		{"over capacity", []netip.Addr{l7Addr, l7Addr6, other4}, false},
+		{"at capacity in both families", []netip.Addr{l7Addr, other4, l7Addr6, other6}, true},
+		{"duplicates collapse", []netip.Addr{l7Addr, l7Addr, netip.AddrFrom16(l7Addr.As16()), other4}, true},
+		{"over capacity v4", []netip.Addr{l7Addr, other4, lbAddr}, false},
+		{"over capacity v6", []netip.Addr{l7Addr6, other6, lbAddr6}, false},
 		{"invalid", []netip.Addr{{}}, false},
 	}
 	for _, tt := range tests {

@@ -48,15 +48,23 @@ func checkBPFFS(dir string) error {
 // one step: the interface always has a decapsulator.
 func (d *Decap) adopt() error {
 	var (
-		key decapDecapAddr
+		k4  decapDecapAddr4
+		k6  decapDecapAddr6
 		val uint8
 	)
-	it := d.objs.DecapAddrMap.Iterate()
-	for it.Next(&key, &val) {
-		d.addrs[netip.AddrFrom16(key.Addr).Unmap()] = struct{}{}
+	it := d.objs.DecapV4AddrMap.Iterate()
+	for it.Next(&k4, &val) {
+		d.addrs[netip.AddrFrom4(k4.Addr)] = struct{}{}
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("read pinned decap addresses: %w", err)
+		return fmt.Errorf("read pinned decap IPv4 addresses: %w", err)
+	}
+	it = d.objs.DecapV6AddrMap.Iterate()
+	for it.Next(&k6, &val) {
+		d.addrs[netip.AddrFrom16(k6.Addr)] = struct{}{}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read pinned decap IPv6 addresses: %w", err)
 	}
 	paths, err := filepath.Glob(filepath.Join(d.pinPath, linkPinPrefix+"*"))
 	if err != nil {
@@ -90,7 +98,7 @@ func (d *Decap) adopt() error {
 // host's decapsulator for good, or to clear pins of an incompatible layout.
 func RemovePins(dir string) error {
 	var errs []error
-	names := []string{decapMapDecapAddrMap, decapMapDecapStatsMap}
+	names := []string{decapMapDecapV4AddrMap, decapMapDecapV6AddrMap, decapMapDecapStatsMap}
 	links, err := filepath.Glob(filepath.Join(dir, linkPinPrefix+"*"))
 	if err != nil {
 		return fmt.Errorf("list pinned decap links: %w", err)
