@@ -322,7 +322,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 	}
 	seenIf := map[string]bool{}
 	for i, fi := range fc.Interfaces {
-		it := Interface{Name: fi.Name, Mode: fi.Mode}
+		it := Interface(fi)
 		switch {
 		case fi.Name == "":
 			v.errorf(p("interfaces", i), "name is required")
