@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,10 +138,9 @@ func newCtlBed(t *testing.T) *ctlBed {
 // ctlBuild builds the xlb binary the test runs as the daemon.
 func ctlBuild(t *testing.T, dir string) string {
 	t.Helper()
+	// go test puts its own toolchain first on PATH.
 	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
+	require.NoError(t, err, "find the go command")
 	bin := filepath.Join(dir, "xlb")
 	out, err := exec.Command(goBin, "build", "-o", bin, "github.com/xlbproject/xlb/cmd/xlb").CombinedOutput()
 	require.NoError(t, err, "build xlb: %s", out)
