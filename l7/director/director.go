@@ -340,7 +340,13 @@ func (d *Director) Done(dec *Decision, o Outcome) {
 	if o.Skipped {
 		return
 	}
-	dec.Pool.Report(dec.Backend, o.ConnectErr, o.Status, d.opts.now())
+	// Only a failure can eject, and only an ejection needs the clock: skip
+	// the clock read on the common path.
+	var now time.Time
+	if o.ConnectErr || o.Status == 0 || o.Status >= 500 {
+		now = d.opts.now()
+	}
+	dec.Pool.Report(dec.Backend, o.ConnectErr, o.Status, now)
 }
 
 // Ready reports whether every route's pool has a server that may take new

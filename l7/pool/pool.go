@@ -168,7 +168,8 @@ func (p *Pool) Drain(b *Backend, deadline time.Time, now time.Time) {
 
 // Report feeds one request outcome into passive health. connectErr means
 // no connection could be made; otherwise status is the upstream status, 0
-// when the upstream failed after connecting (reset, timeout).
+// when the upstream failed after connecting (reset, timeout). now is only
+// read for failures, so callers may pass the zero time for a success.
 func (p *Pool) Report(b *Backend, connectErr bool, status int, now time.Time) {
 	if p.passive.Disabled {
 		return
