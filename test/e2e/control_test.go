@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,11 +36,14 @@ const ctlAdminPort = 9901
 // ctlL7 is an L7 host: decapsulator, an app server on VIP:80 that answers
 // with the host's name, and an admin server on its own address with /ready.
 type ctlL7 struct {
-	host  *topo.Host
-	vip   netip.Addr
-	mu    sync.Mutex
-	srvs  []*http.Server
-	ready atomic.Bool
+	host *topo.Host
+	vip  netip.Addr
+	// proxied hosts run the real `xlb proxy` on VIP:80 and admin :9901;
+	// the test's server is then its one app server on 127.0.0.1:9101.
+	proxied bool
+	mu      sync.Mutex
+	srvs    []*http.Server
+	ready   atomic.Bool
 }
 
 // ctlBed is the control-plane test bed: the veth topology of the L4 test
@@ -63,7 +67,9 @@ type ctlBed struct {
 	httpc              *http.Client
 }
 
-func newCtlBed(t *testing.T) *ctlBed {
+// newCtlBed builds the bed; the L7 hosts whose indices are in proxied run
+// the real `xlb proxy`.
+func newCtlBed(t *testing.T, proxied ...int) *ctlBed {
 	t.Helper()
 	b := &ctlBed{
 		tp:  topo.NewT(t, topo.Options{}),
@@ -97,11 +103,14 @@ func newCtlBed(t *testing.T) *ctlBed {
 		t.Cleanup(func() { assert.NoError(t, d.Close()) })
 		require.NoError(t, d.SetAddrs([]netip.Addr{h.Addr4}))
 		require.NoError(t, h.Do(func() error { return d.Attach(topo.HostIfname, decap.ModeNative) }))
-		l := &ctlL7{host: h, vip: b.vip}
+		l := &ctlL7{host: h, vip: b.vip, proxied: slices.Contains(proxied, i-1)}
 		l.ready.Store(true)
 		b.l7 = append(b.l7, l)
 		l.start(t)
 		t.Cleanup(l.stop)
+		if l.proxied {
+			b.startProxy(t, l)
+		}
 	}
 
 	// Static neighbours: the test measures the control plane, not ARP.
@@ -245,6 +254,12 @@ func (l *ctlL7) start(t *testing.T) {
 		srv  *http.Server
 		addr netip.AddrPort
 	}{{app, netip.AddrPortFrom(l.vip, 80)}, {admin, netip.AddrPortFrom(l.host.Addr4, ctlAdminPort)}} {
+		if l.proxied {
+			if s.srv == admin {
+				continue // the proxy serves /ready
+			}
+			s.addr = netip.MustParseAddrPort("127.0.0.1:9101")
+		}
 		ln, err := l.host.Listen("tcp", s.addr.String())
 		require.NoError(t, err)
 		go func() { _ = s.srv.Serve(ln) }()
@@ -424,6 +439,10 @@ func TestControlPlane(t *testing.T) {
 		err = b.api.Reload(context.Background())
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "vips[0].port")
+		// The same through the CLI an SRE types.
+		out, err := exec.Command(b.bin, "reload", "--socket", b.socket).CombinedOutput()
+		require.Error(t, err, "xlb reload must fail: %s", out)
+		assert.Contains(t, string(out), `vips[0].port: "80000" is not a port`)
 		// SIGHUP with the same bad file: logged, nothing changes, the
 		// daemon keeps running.
 		require.NoError(t, b.daemon.Process.Signal(syscall.SIGHUP))
@@ -524,4 +543,91 @@ func ctlSummary(vs []api.VIP) []string {
 		}
 	}
 	return out
+}
+
+// startProxy runs the real `xlb proxy` on an L7 host: client traffic on
+// VIP:80, /ready on the host's address, one pool with the test's app server.
+// Its pool check is fast so that the test does not wait on it.
+func (b *ctlBed) startProxy(t *testing.T, l *ctlL7) {
+	t.Helper()
+	cfg := filepath.Join(b.dir, l.host.Name+"-proxy.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`listeners:
+  - name: http
+    addr: "%s:80"
+admin:
+  addr: "%s:%d"
+routes:
+  - name: all
+    match:
+      path_prefix: /
+    pool: app
+pools:
+  - name: app
+    servers:
+      - {name: app-1, addr: "127.0.0.1:9101"}
+    health:
+      active:
+        path: /
+        interval: 100ms
+        timeout: 50ms
+        rise: 1
+        fall: 1
+`, b.vip, l.host.Addr4, ctlAdminPort)), 0o600))
+	logf, err := os.Create(filepath.Join(b.dir, l.host.Name+"-proxy.log"))
+	require.NoError(t, err)
+	cmd := l.host.Command(context.Background(), b.bin, "proxy", "--config", cfg)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	require.NoError(t, cmd.Start())
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			out, _ := os.ReadFile(logf.Name())
+			t.Logf("%s proxy log:\n%s", l.host.Name, out)
+		}
+	})
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: l.host.Dialer()}}
+	url := fmt.Sprintf("http://%s/ready", netip.AddrPortFrom(l.host.Addr4, ctlAdminPort))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := hc.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "xlb proxy on %s never became ready: %v", l.host.Name, err)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestControlWithL7Proxy: an L7 host running the real `xlb proxy` counts as
+// healthy only while its /ready says its app pool can serve. Killing the app
+// server behind the proxy takes the L7 host out of the table; reviving it
+// brings it back.
+func TestControlWithL7Proxy(t *testing.T) {
+	b := newCtlBed(t, 0)
+	b.startDaemon(t)
+	proxied := b.l7[0]
+	for _, l := range b.l7 {
+		b.waitState(t, l.host.Addr4, api.StateActive)
+	}
+	got := b.spread(t, 60)
+	require.Positive(t, got[proxied.host.Name], "requests reach the app through xlb proxy: %v", got)
+
+	proxied.stop() // the app server dies; the proxy lives on
+	b.waitState(t, proxied.host.Addr4, api.StateDown)
+	v, err := b.api.GetVIP(context.Background(), b.key)
+	require.NoError(t, err)
+	assert.Contains(t, v.Backends[0].LastError, "status 503")
+	got = b.spread(t, 60)
+	assert.Zero(t, got[proxied.host.Name], "no new connection goes to an L7 host whose pools cannot serve: %v", got)
+
+	proxied.start(t)
+	b.waitState(t, proxied.host.Addr4, api.StateActive)
+	got = b.spread(t, 60)
+	assert.Positive(t, got[proxied.host.Name], "back in the table: %v", got)
 }
