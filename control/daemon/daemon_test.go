@@ -367,3 +367,39 @@ func TestCleanupRemovesPins(t *testing.T) {
 	_, err = os.Stat(e.pin)
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
+
+// TestTwoDaemonsAgree: two LB hosts (two daemons, two data paths) with the
+// same configuration and the same health view send every flow to the same
+// L7 host, as the real program answers it.
+func TestTwoDaemonsAgree(t *testing.T) {
+	e1 := newEnv(t, 3)
+	// The second host's view of the same L7 hosts, listed in another order.
+	e2 := &env{dir: t.TempDir(), pin: "/sys/fs/bpf/" + uniquePrefix(t), port: e1.port, hosts: e1.hosts}
+	e2.cfgPath, e2.socket = filepath.Join(e2.dir, "xlb.yaml"), filepath.Join(e2.dir, "run", "xlb.sock")
+	t.Cleanup(func() { _ = os.RemoveAll(e2.pin) })
+	var b strings.Builder
+	for i := len(e1.hosts) - 1; i >= 0; i-- {
+		fmt.Fprintf(&b, "      - address: %s\n", e1.hosts[i].addr)
+	}
+	e2.writeConfig(t, b.String(), "")
+
+	d1, stop1 := e1.start(t)
+	defer stop1()
+	d2, stop2 := e2.start(t)
+	defer stop2()
+	vip, err := api.ParseVIPKey(vipText)
+	require.NoError(t, err)
+	ctx := context.Background()
+	// The same change on both, then compare flow by flow.
+	for _, d := range []*Daemon{d1, d2} {
+		require.NoError(t, d.SetBackendWeight(ctx, vip, e1.hosts[0].addr, 3))
+	}
+	for i := range 500 {
+		src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, byte(i / 200), byte(i%200 + 1)}), uint16(20000+i))
+		a1, err := d1.Flow(ctx, api.FlowQuery{Src: src, VIP: vip})
+		require.NoError(t, err)
+		a2, err := d2.Flow(ctx, api.FlowQuery{Src: src, VIP: vip})
+		require.NoError(t, err)
+		require.Equal(t, a1, a2, "flow %s", src)
+	}
+}
