@@ -1,0 +1,5 @@
+//go:build !race
+
+package sticky_test
+
+const raceEnabled = false
