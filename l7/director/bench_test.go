@@ -194,22 +194,30 @@ func (n *naive) run(cookie string) {
 }
 
 // BenchmarkDecide measures the decision fast path (route match + sticky
-// hit; P2C when the cookie is absent) next to the naive baseline.
+// hit on the checkout pool) next to the naive baseline, and the other
+// decision shapes.
 func BenchmarkDecide(b *testing.B) {
 	b.Run("xlb", benchDirector)
 	b.Run("naive", benchNaive)
-	b.Run("xlb-p2c-no-cookie", func(b *testing.B) {
-		d, r := fastPath(b)
-		r.Headers = &headers{h: map[string][]byte{}, cookies: map[string][]byte{}}
-		r.Path = []byte("/browse/shoes") // hash pool, no sticky
-		r.Method = []byte("GET")
-		var dec director.Decision
-		b.ReportAllocs()
-		for b.Loop() {
-			d.Decide(r, &dec)
-			d.Done(&dec, director.Outcome{Status: 200})
+	variant := func(method, path string) func(b *testing.B) {
+		return func(b *testing.B) {
+			d, r := fastPath(b)
+			r.Headers = &headers{h: map[string][]byte{}, cookies: map[string][]byte{}}
+			r.Method, r.Path = []byte(method), []byte(path)
+			var dec director.Decision
+			b.ReportAllocs()
+			for b.Loop() {
+				d.Decide(r, &dec)
+				d.Done(&dec, director.Outcome{Status: 200})
+			}
 		}
-	})
+	}
+	// A new checkout client: P2C pick plus a freshly signed cookie.
+	b.Run("xlb-p2c-new-cookie", variant("POST", "/checkout/pay"))
+	// Non-sticky pools: consistent hash on the path, least-conn.
+	b.Run("xlb-hash", variant("GET", "/browse/shoes"))
+	b.Run("xlb-least-conn", variant("POST", "/auth/login"))
+	b.Run("xlb-404", variant("GET", "/nowhere"))
 }
 
 // BenchmarkDecideVsNaive runs both in the same benchmark, interleaved in

@@ -27,6 +27,11 @@ type HeaderView interface {
 	Cookie(name string) []byte
 }
 
+type noHeaders struct{}
+
+func (noHeaders) Peek(string) []byte   { return nil }
+func (noHeaders) Cookie(string) []byte { return nil }
+
 // Request is the engine-independent view of one request. It and every slice
 // in it are only read during Decide and never kept.
 type Request struct {
@@ -234,6 +239,9 @@ func (d *Director) Decide(r *Request, dec *Decision) {
 		buf = dec.SetCookie
 	}
 	*dec = Decision{buf: buf[:0]}
+	if r.Headers == nil {
+		r.Headers = noHeaders{}
+	}
 
 	var pathBuf [512]byte
 	path := route.CleanPath(pathBuf[:0], r.Path)
