@@ -112,6 +112,9 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 
 	d.adopted = pinned(cfg.PinPath)
 	d.dp, err = l4.Open(dataplaneConfig(cfg), log.With("component", "l4"))
+	if errors.Is(err, l4.ErrIncompatiblePins) {
+		return nil, fmt.Errorf("open data path: %w (to start with the new dataplane settings: `xlb daemon --cleanup --config %s`, which stops forwarding, then start the daemon)", err, cfg.File)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open data path: %w", err)
 	}
