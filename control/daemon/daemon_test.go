@@ -403,3 +403,15 @@ func TestTwoDaemonsAgree(t *testing.T) {
 		require.Equal(t, a1, a2, "flow %s", src)
 	}
 }
+
+func TestIncompatiblePinsSayWhatToDo(t *testing.T) {
+	e := newEnv(t, 1)
+	_, stop := e.start(t)
+	stop()
+	cfg, err := os.ReadFile(e.cfgPath)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(e.cfgPath, []byte(strings.Replace(string(cfg), "max_backends: 64", "max_backends: 128", 1)), 0o600))
+	_, err = New(context.Background(), Options{ConfigPath: e.cfgPath, NoAttach: true, Registry: prometheus.NewPedanticRegistry()})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "xlb daemon --cleanup --config "+e.cfgPath)
+}
