@@ -400,6 +400,13 @@ func checkDesired(des state.Desired, cfg *config.Config) error {
 		if m := cfg.Dataplane.TableSize; v.TableSize != m {
 			return fmt.Errorf("vip %s: %w: table size %d differs from the data path's %d (dataplane.table_size applies to every VIP)", v.Key, api.ErrInvalid, v.TableSize, m)
 		}
+		family, outer := 4, cfg.OuterSource.IPv4
+		if v.Key.Addr.Is6() {
+			family, outer = 6, cfg.OuterSource.IPv6
+		}
+		if !outer.IsValid() {
+			return fmt.Errorf("vip %s: %w: an IPv%d VIP needs outer_source.ipv%[3]d in the config (the host's address for the IP-in-IP outer header)", v.Key, api.ErrInvalid, family)
+		}
 		if v.Key.Port == 0 && cfg.Health.Port == 0 {
 			return fmt.Errorf("vip %s: %w: health.port 0 checks the VIP's port, which a port-wildcard VIP does not have: set health.port in the config", v.Key, api.ErrInvalid)
 		}

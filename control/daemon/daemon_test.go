@@ -415,3 +415,36 @@ func TestIncompatiblePinsSayWhatToDo(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "xlb daemon --cleanup --config "+e.cfgPath)
 }
+
+func TestUDPWildcardAndIPv6VIPs(t *testing.T) {
+	e := newEnv(t, 2)
+	d, stop := e.start(t)
+	defer stop()
+	ctx := context.Background()
+	h1, h2 := e.hosts[0].addr, e.hosts[1].addr
+
+	udp, err := api.ParseVIPKey("10.200.0.11:*/udp")
+	require.NoError(t, err)
+	require.NoError(t, d.AddVIP(ctx, api.VIPSpec{Key: udp, Backends: []api.BackendSpec{{Addr: h1}, {Addr: h2}}}))
+	eventually(t, "udp vip backends active", func() bool {
+		v, err := d.GetVIP(ctx, udp)
+		require.NoError(t, err)
+		return v.Backends[0].State == api.StateActive && v.Backends[1].State == api.StateActive
+	})
+	src := netip.MustParseAddrPort("198.51.100.7:5353")
+	ans, err := d.Flow(ctx, api.FlowQuery{Src: src, VIP: udp, DstPort: 53})
+	require.NoError(t, err)
+	assert.Contains(t, []netip.Addr{h1, h2}, ans.Backend)
+	assert.Equal(t, api.ViaMaglev, ans.Via)
+	_, err = d.Flow(ctx, api.FlowQuery{Src: src, VIP: udp})
+	assert.ErrorIs(t, err, api.ErrInvalid, "an any-port VIP needs the destination port")
+
+	// This config has no outer IPv6 source: an IPv6 VIP cannot be forwarded.
+	v6, err := api.ParseVIPKey("[2001:db8::10]:443/tcp")
+	require.NoError(t, err)
+	err = d.AddVIP(ctx, api.VIPSpec{Key: v6})
+	require.ErrorIs(t, err, api.ErrInvalid)
+	assert.Contains(t, err.Error(), "outer_source.ipv6")
+	_, err = d.Flow(ctx, api.FlowQuery{Src: netip.MustParseAddrPort("[2001:db8::7]:1000"), VIP: v6})
+	assert.ErrorIs(t, err, api.ErrNotFound)
+}
