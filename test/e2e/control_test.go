@@ -515,6 +515,24 @@ func TestControlPlane(t *testing.T) {
 		assert.Equal(t, ctlSummary(before), ctlSummary(after), "same state after the crash")
 	})
 
+	t.Run("stats come from the real counters", func(t *testing.T) {
+		st, err := b.api.Stats(context.Background())
+		require.NoError(t, err)
+		require.Len(t, st.VIPs, 1)
+		v := st.VIPs[0]
+		assert.Positive(t, v.Packets)
+		assert.Positive(t, v.NewFlows)
+		var toBackends uint64
+		for _, be := range v.Backends {
+			assert.Positive(t, be.Packets, "every L7 host got traffic: %s", be.Addr)
+			toBackends += be.Packets
+		}
+		// The counters are read one map after the other while the last
+		// connections close: allow a few packets between the reads.
+		assert.InDelta(t, st.Reasons["xdp_tx"], toBackends, 20, "every forwarded packet is counted for its L7 host")
+		assert.Positive(t, st.ConntrackHits)
+	})
+
 	t.Run("metrics endpoint", func(t *testing.T) {
 		hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: b.lb.Dialer()}}
 		resp, err := hc.Get("http://127.0.0.1:9724/metrics")
