@@ -509,6 +509,8 @@ func TestControlPlane(t *testing.T) {
 		st, err := b.api.Status(context.Background())
 		require.NoError(t, err)
 		assert.True(t, st.Adopted, "the new daemon adopted the pinned data path")
+		require.Len(t, st.Interfaces, 1)
+		assert.True(t, st.Interfaces[0].Attached, "still attached to eth0: %+v", st.Interfaces[0])
 		assert.Empty(t, st.LastReconcileError)
 		after, err := b.api.ListVIPs(context.Background())
 		require.NoError(t, err)
