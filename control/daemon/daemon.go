@@ -68,8 +68,6 @@ type Daemon struct {
 	lastReconcile time.Time
 	lastErr       error
 
-	attachErrs map[string]error
-
 	apiSrv     *api.Server
 	metricsLn  net.Listener
 	metricsSrv *http.Server
@@ -91,14 +89,13 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("load config: %w", err)
 	}
 	d := &Daemon{
-		log:        log,
-		version:    opts.Version,
-		start:      time.Now(),
-		cfg:        cfg,
-		store:      state.NewStore(cfg.StatePath),
-		kick:       make(chan struct{}, 1),
-		attachErrs: map[string]error{},
-		reg:        opts.Registry,
+		log:     log,
+		version: opts.Version,
+		start:   time.Now(),
+		cfg:     cfg,
+		store:   state.NewStore(cfg.StatePath),
+		kick:    make(chan struct{}, 1),
+		reg:     opts.Registry,
 	}
 	defer func() {
 		if err != nil {
