@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/vishvananda/netlink"
 
 	"github.com/xlbproject/xlb/l4/decap"
 )
@@ -19,6 +18,8 @@ import (
 // decapOptions are the flags of `xlb decap`.
 type decapOptions struct {
 	iface    string
+	pinPath  string
+	cleanup  bool
 	mode     string
 	addrs    []string
 	interval time.Duration
@@ -38,11 +39,24 @@ edge hosts' balancer sends to one of this host's addresses and passes the
 inner packet (client address → VIP) up to the stack, where xlb proxy listens
 on the VIP (put the VIP on lo with arp_ignore=1, arp_announce=2).
 
-Without --addr, the interface's own global addresses are used.`,
+Without --addr, the interface's own global addresses are used.
+
+Without --pin-path the decapsulator is detached when the command exits. With
+--pin-path it stays attached (tunnelled traffic keeps flowing while the
+command is restarted or upgraded) and the next run adopts it; --cleanup
+removes it.`,
 		Example: `  xlb decap --iface eth0
-  xlb decap --iface eth0 --addr 10.0.1.1 --addr 2001:db8:1::1 --mode native`,
+  xlb decap --iface eth0 --addr 10.0.1.1 --addr 2001:db8:1::1 --mode native
+  xlb decap --iface eth0 --pin-path /sys/fs/bpf/xlb-decap
+  xlb decap --pin-path /sys/fs/bpf/xlb-decap --cleanup`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.cleanup {
+				if o.pinPath == "" {
+					return fmt.Errorf("--cleanup needs --pin-path: it removes what is pinned there")
+				}
+				return decap.RemovePins(o.pinPath)
+			}
 			mode, addrs, err := o.complete()
 			if err != nil {
 				return err
@@ -58,11 +72,15 @@ Without --addr, the interface's own global addresses are used.`,
 	f.StringVar(&o.mode, "mode", o.mode, "XDP attach mode. One of: auto, native, generic")
 	f.StringArrayVar(&o.addrs, "addr", nil, "local tunnel endpoint address (repeatable; default: the interface's addresses)")
 	f.DurationVar(&o.interval, "stats-interval", o.interval, "how often to log the counters (0 disables)")
-	_ = cmd.MarkFlagRequired("iface")
+	f.StringVar(&o.pinPath, "pin-path", "", "bpffs directory to pin into (e.g. /sys/fs/bpf/xlb-decap): the decapsulator then stays attached when the command exits and the next run adopts it")
+	f.BoolVar(&o.cleanup, "cleanup", false, "remove the pins under --pin-path (detaches the decapsulator) and exit")
 	return cmd
 }
 
 func (o *decapOptions) complete() (decap.Mode, []netip.Addr, error) {
+	if o.iface == "" {
+		return 0, nil, fmt.Errorf("--iface is required: the interface that receives the tunnelled packets")
+	}
 	mode, err := decap.ParseMode(o.mode)
 	if err != nil {
 		return 0, nil, fmt.Errorf("invalid --mode: %w", err)
@@ -78,20 +96,9 @@ func (o *decapOptions) complete() (decap.Mode, []netip.Addr, error) {
 		}
 		return mode, addrs, nil
 	}
-	link, err := netlink.LinkByName(o.iface)
+	addrs, err := decap.InterfaceAddrs(o.iface)
 	if err != nil {
-		return 0, nil, fmt.Errorf("find interface %q: %w (check `ip link`)", o.iface, err)
-	}
-	list, err := netlink.AddrList(link, netlink.FAMILY_ALL)
-	if err != nil {
-		return 0, nil, fmt.Errorf("list addresses of %q: %w", o.iface, err)
-	}
-	var addrs []netip.Addr
-	for _, a := range list {
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if ok && ip.Unmap().IsGlobalUnicast() {
-			addrs = append(addrs, ip.Unmap())
-		}
+		return 0, nil, fmt.Errorf("list addresses of %q: %w (check `ip addr`)", o.iface, err)
 	}
 	if len(addrs) == 0 {
 		return 0, nil, fmt.Errorf("interface %q has no global address: pass --addr", o.iface)
@@ -100,7 +107,7 @@ func (o *decapOptions) complete() (decap.Mode, []netip.Addr, error) {
 }
 
 func (o *decapOptions) run(ctx context.Context, cmd *cobra.Command, log *slog.Logger, mode decap.Mode, addrs []netip.Addr) error {
-	d, err := decap.Open(decap.Config{Logger: log})
+	d, err := decap.Open(decap.Config{Logger: log, PinPath: o.pinPath})
 	if err != nil {
 		return err
 	}
