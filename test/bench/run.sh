@@ -12,6 +12,9 @@ section() { printf '\n==== %s ====\n' "$1"; }
 section "maglev: table build vs textbook matrix"
 go test -run XXX -bench Build -benchmem -count 3 ./maglev | tee "$out/maglev-$stamp.txt"
 
+section "decap: per-packet cost over an XDP_PASS floor"
+go test -run '^$' -bench Decap -benchtime 200000x ./l4/decap | tee "$out/decap-$stamp.txt"
+
 for driver in test/bench/l4.sh test/bench/l7.sh test/bench/control.sh; do
 	if [ -x "$driver" ]; then
 		section "$driver"
