@@ -4,6 +4,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/valyala/fasthttp"
@@ -108,3 +109,20 @@ pools:
   - name: auth
     servers: [{name: a1, addr: "{app}"}]
 `
+
+// BenchmarkObserve is the per-request metrics work: one counter and one
+// histogram observation, both resolved at load.
+func BenchmarkObserve(b *testing.B) {
+	text := strings.ReplaceAll(benchConfig, "{app}", "127.0.0.1:1")
+	cfg, err := config.Parse("bench.yaml", []byte(text))
+	require.NoError(b, err)
+	dir, err := director.New(cfg)
+	require.NoError(b, err)
+	m, err := newRequestMetrics(dir)
+	require.NoError(b, err)
+	dec := director.Decision{Route: dir.Routes()[1], Backend: dir.Backends()[2]}
+	b.ReportAllocs()
+	for b.Loop() {
+		m.observe(&dec, 200, true, 1234*time.Microsecond)
+	}
+}

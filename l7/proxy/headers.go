@@ -26,6 +26,7 @@ const (
 	hdrForwarded          = "Forwarded"
 	hdrSetCookie          = "Set-Cookie"
 	hdrContentLength      = "Content-Length"
+	hdrExpect             = "Expect"
 )
 
 // hopByHop lists the RFC 9110 §7.6.1 connection-specific headers plus the
@@ -44,6 +45,7 @@ const (
 	seenConnection                       // Connection with tokens other than close
 	seenTransferEncoding
 	seenForwarding // any of X-Forwarded-For/-Proto/-Host, Forwarded
+	seenExpect
 )
 
 // scanRequestHeaders reports which classes of headers need work. It scans
@@ -118,6 +120,10 @@ func classify(k []byte) headerSet {
 		if equalFold(k, hdrForwarded) {
 			return seenForwarding
 		}
+	case 'e':
+		if equalFold(k, hdrExpect) {
+			return seenExpect
+		}
 	}
 	return 0
 }
@@ -181,6 +187,11 @@ func stripRequestHopByHop(h *fasthttp.RequestHeader, seen headerSet) {
 	if seen&seenTransferEncoding != 0 {
 		// The body is already de-chunked; fasthttp frames it by length.
 		h.Del(hdrTransferEncoding)
+	}
+	if seen&seenExpect != 0 {
+		// fasthttp answered "100 Continue" and read the body already; the
+		// app server must not be asked to expect anything.
+		h.Del(hdrExpect)
 	}
 	if h.ConnectionClose() {
 		h.ResetConnectionClose()

@@ -228,6 +228,25 @@ func TestHopByHopHeadersRemoved(t *testing.T) {
 	assert.False(t, got.Close, "client's Connection: close reached the app server")
 }
 
+func TestExpectContinueAndHead(t *testing.T) {
+	servers := shopServers(t, nil)
+	tp := startProxy(t, shopConfig, servers)
+
+	out := rawExchange(t, tp.addr, "POST /auth/login HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\n"+
+		"Content-Length: 5\r\nConnection: close\r\n\r\nhello")
+	assert.True(t, strings.HasPrefix(out, "HTTP/1.1 100 Continue\r\n\r\n"), "%q", out)
+	assert.Contains(t, out, "HTTP/1.1 200 OK")
+	got, body, _ := servers["a1"].lastRequest()
+	require.NotNil(t, got)
+	assert.Equal(t, "hello", string(body))
+	assert.Empty(t, got.Header.Values("Expect"))
+
+	out = rawExchange(t, tp.addr, "HEAD /browse/x HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n")
+	assert.Equal(t, http.StatusOK, statusOf(t, out))
+	assert.True(t, strings.HasSuffix(out, "\r\n\r\n"), "HEAD answered with a body: %q", out)
+	assert.Contains(t, out, "Content-Length: 13\r\n", "length of the GET body") // "hello from b1"
+}
+
 func TestSmugglingRejectedOnTheWire(t *testing.T) {
 	servers := shopServers(t, nil)
 	tp := startProxy(t, shopConfig, servers)
