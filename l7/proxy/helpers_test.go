@@ -178,8 +178,9 @@ func rawExchange(t *testing.T, addr, raw string) string {
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
-	_, err = io.WriteString(c, raw)
-	require.NoError(t, err)
+	// A write error is not fatal: the proxy may refuse and close before it
+	// has read everything, and its answer is still in our receive queue.
+	_, _ = io.WriteString(c, raw)
 	b, _ := io.ReadAll(c)
 	return string(b)
 }

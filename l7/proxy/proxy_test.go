@@ -343,10 +343,8 @@ func TestLocalAnswers(t *testing.T) {
 		{"no route", "GET", "/nothing/here", "", nil, http.StatusNotFound},
 		{"route body limit", "POST", "/browse/x", "", nil, http.StatusNotFound}, // method not routed
 		{"body over the route limit", "POST", "/checkout/pay", strings.Repeat("x", 1025), nil, http.StatusRequestEntityTooLarge},
-		{"body over every limit", "POST", "/auth/x", strings.Repeat("x", config.DefaultMaxBodyBytes+1), nil, http.StatusRequestEntityTooLarge},
 		{"upstream too slow", "GET", "/checkout/cart", "", nil, http.StatusGatewayTimeout},
 		{"upstream refuses connections", "GET", "/auth/x", "", nil, http.StatusBadGateway},
-		{"header too large", "GET", "/browse/x", "", map[string]string{"X-Big": strings.Repeat("h", 20<<10)}, http.StatusRequestHeaderFieldsTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -370,6 +368,19 @@ func TestLocalAnswers(t *testing.T) {
 			assert.Equal(t, tt.want, resp.StatusCode)
 		})
 	}
+
+	t.Run("declared body over every limit", func(t *testing.T) {
+		// Refused from the Content-Length, before any body byte is read; raw
+		// bytes, because an HTTP client still sending the body may see the
+		// reset of the closed connection before it reads the 413.
+		out := rawExchange(t, tp.addr, fmt.Sprintf("POST /auth/x HTTP/1.1\r\nHost: shop\r\nContent-Length: %d\r\n\r\n", config.DefaultMaxBodyBytes+1))
+		assert.Equal(t, http.StatusRequestEntityTooLarge, statusOf(t, out))
+	})
+
+	t.Run("header too large", func(t *testing.T) {
+		out := rawExchange(t, tp.addr, "GET /browse/x HTTP/1.1\r\nHost: shop\r\nX-Big: "+strings.Repeat("h", 20<<10)+"\r\n\r\n")
+		assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, statusOf(t, out))
+	})
 
 	t.Run("no healthy backend", func(t *testing.T) {
 		tp.dir.SetStatus("browse/b1", false)
