@@ -38,7 +38,7 @@ func BenchmarkHeaderRewrite(b *testing.B) {
 		b.StartTimer()
 		seen := scanRequestHeaders(&req.Header)
 		stripRequestHopByHop(&req.Header, seen)
-		buf = setForwarded(&req.Header, seen, client, false, false, buf)
+		buf = setForwarded(&req.Header, seen, client, req.Host(), false, false, buf)
 	}
 }
 

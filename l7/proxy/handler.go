@@ -78,7 +78,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 
 	seen := scanRequestHeaders(hdr)
 	stripRequestHopByHop(hdr, seen)
-	st.buf = setForwarded(hdr, seen, client, ctx.IsTLS(), p.trusted.contains(client), st.buf)
+	st.buf = setForwarded(hdr, seen, client, ctx.Host(), ctx.IsTLS(), p.trusted.contains(client), st.buf)
 
 	resp := &ctx.Response
 	err := p.clients[dec.Backend.ID].DoTimeout(&ctx.Request, resp, dec.Route.ResponseTimeout)

@@ -248,15 +248,15 @@ var (
 // and Forwarded (RFC 7239) from the connection. When the peer is trusted the
 // incoming X-Forwarded-For and Forwarded chains are extended and the incoming
 // -Proto/-Host kept; otherwise every incoming forwarding header is dropped
-// first. buf is scratch space reused across requests; the grown buffer is
-// returned.
-func setForwarded(h *fasthttp.RequestHeader, seen headerSet, client netip.Addr, tls, trusted bool, buf []byte) []byte {
+// first. host is the request's authority as routed (the absolute-form URI's
+// host wins over the Host header, RFC 9112 §3.2.2). buf is scratch space
+// reused across requests; the grown buffer is returned.
+func setForwarded(h *fasthttp.RequestHeader, seen headerSet, client netip.Addr, host []byte, tls, trusted bool, buf []byte) []byte {
 	client = client.Unmap()
 	proto := valueHTTP
 	if tls {
 		proto = valueHTTPS
 	}
-	host := h.Host()
 
 	// Without incoming forwarding headers (the common case) the new ones
 	// are appended without searching for an existing one.

@@ -100,7 +100,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		if b.ID != i {
 			return nil, fmt.Errorf("new proxy: backend %q has id %d at position %d", b.Name, b.ID, i)
 		}
-		p.clients[i] = newHostClient(b.Addr, b.Pool+"/"+b.Name, dial[b.Pool])
+		p.clients[i] = newHostClient(b.Addr, dial[b.Pool])
 	}
 
 	if opts.Registerer != nil {
@@ -142,10 +142,11 @@ func dialTimeouts(cfg *config.Config, dir *director.Director) map[string]time.Du
 	return out
 }
 
-func newHostClient(addr, name string, dialTimeout time.Duration) *fasthttp.HostClient {
+func newHostClient(addr string, dialTimeout time.Duration) *fasthttp.HostClient {
 	return &fasthttp.HostClient{
+		// No Name: fasthttp would send it as User-Agent on requests that
+		// have none, and the proxy must not invent request headers.
 		Addr: addr,
-		Name: name,
 		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
 			// fasthttp passes the request's remaining time; the route's dial
 			// timeout is usually the shorter bound.

@@ -160,6 +160,21 @@ func TestForwardingHeaders(t *testing.T) {
 	}
 }
 
+func TestAbsoluteFormRequest(t *testing.T) {
+	servers := shopServers(t, nil)
+	tp := startProxy(t, shopConfig, servers)
+	// RFC 9112 §3.2.2: the absolute-form authority wins over Host, for
+	// routing, forwarding and the forwarding headers alike.
+	out := rawExchange(t, tp.addr, "GET http://www.shop.example/browse/x?q=1 HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n")
+	require.Equal(t, http.StatusOK, statusOf(t, out))
+	got, _, _ := servers["b1"].lastRequest()
+	require.NotNil(t, got)
+	assert.Equal(t, "www.shop.example", got.Host)
+	assert.Equal(t, "/browse/x?q=1", got.RequestURI)
+	assert.Equal(t, "www.shop.example", got.Header.Get("X-Forwarded-Host"))
+	assert.Equal(t, "for=127.0.0.1;proto=http;host=www.shop.example", got.Header.Get("Forwarded"))
+}
+
 func TestHopByHopHeadersRemoved(t *testing.T) {
 	servers := shopServers(t, map[string]http.HandlerFunc{
 		"b1": func(w http.ResponseWriter, _ *http.Request) {
@@ -203,6 +218,7 @@ func TestHopByHopHeadersRemoved(t *testing.T) {
 		assert.Empty(t, got.Header.Values(h), "request header %s reached the app server", h)
 	}
 	assert.Equal(t, "1", got.Header.Get("X-Req-Keep"))
+	assert.Empty(t, got.Header.Values("User-Agent"), "the proxy invented a User-Agent")
 	for _, h := range []string{"Connection", "X-Resp-Hop", "Keep-Alive", "Proxy-Authenticate", "Trailer"} {
 		assert.Empty(t, resp.Header.Values(h), "response header %s reached the client", h)
 	}
