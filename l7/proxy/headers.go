@@ -196,6 +196,12 @@ func stripRequestHopByHop(h *fasthttp.RequestHeader, seen headerSet) {
 	if h.ConnectionClose() {
 		h.ResetConnectionClose()
 	}
+	if !h.IsHTTP11() {
+		// An HTTP/1.0 client's request goes upstream as HTTP/1.1 so the
+		// upstream connection stays pooled; the client's own connection
+		// semantics were captured before this call.
+		h.SetProtocol("HTTP/1.1")
+	}
 }
 
 // stripResponseHopByHop is stripRequestHopByHop for the upstream response.

@@ -175,6 +175,17 @@ func TestAbsoluteFormRequest(t *testing.T) {
 	assert.Equal(t, "for=127.0.0.1;proto=http;host=www.shop.example", got.Header.Get("Forwarded"))
 }
 
+func TestHTTP10Client(t *testing.T) {
+	servers := shopServers(t, nil)
+	tp := startProxy(t, shopConfig, servers)
+	out := rawExchange(t, tp.addr, "GET /browse/x HTTP/1.0\r\nHost: shop\r\n\r\n")
+	assert.Equal(t, http.StatusOK, statusOf(t, out))
+	assert.True(t, strings.HasSuffix(out, "hello from b1"), "%q", out)
+	got, _, _ := servers["b1"].lastRequest()
+	require.NotNil(t, got)
+	assert.Equal(t, "HTTP/1.1", got.Proto, "upstream connections stay HTTP/1.1 keep-alive")
+}
+
 func TestHopByHopHeadersRemoved(t *testing.T) {
 	servers := shopServers(t, map[string]http.HandlerFunc{
 		"b1": func(w http.ResponseWriter, _ *http.Request) {
