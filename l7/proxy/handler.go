@@ -68,8 +68,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 
 	if int64(len(ctx.Request.Body())) > dec.Route.MaxBodyBytes {
-		// Never reached the server: release the slot without blaming it.
-		p.dir.Done(dec, director.Outcome{Status: fasthttp.StatusRequestEntityTooLarge})
+		// Never sent: release the in-flight slot but tell passive health
+		// nothing, since a client's oversized body says nothing about the
+		// server (Done would count it as a success and reset error streaks).
+		dec.Backend.Release()
 		p.reply(ctx, fasthttp.StatusRequestEntityTooLarge)
 		ctx.SetConnectionClose()
 		p.observe(ctx, dec, fasthttp.StatusRequestEntityTooLarge, false, time.Since(start))
@@ -83,9 +85,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	resp := &ctx.Response
 	err := p.clients[dec.Backend.ID].DoTimeout(&ctx.Request, resp, dec.Route.ResponseTimeout)
 	status := resp.StatusCode()
+	upstreamStatus := status // what passive health hears: 0 = no answer
 	connectErr := false
 	if err != nil {
 		status, connectErr = upstreamError(err)
+		upstreamStatus = 0
 		resp.Reset()
 		ctx.Error(fasthttp.StatusMessage(status), status)
 	} else {
@@ -98,7 +102,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		ctx.SetConnectionClose()
 	}
 	d := time.Since(start)
-	p.dir.Done(dec, director.Outcome{ConnectErr: connectErr, Status: status, Duration: d})
+	p.dir.Done(dec, director.Outcome{ConnectErr: connectErr, Status: upstreamStatus, Duration: d})
 	p.observe(ctx, dec, status, true, d)
 }
 

@@ -1,0 +1,88 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// passiveConfig: round robin (deterministic order) over a good server and a
+// bad one; two failures in a row eject.
+const passiveConfig = `
+listeners: [{name: http, addr: "127.0.0.1:0"}]
+routes: [{name: r, match: {path_prefix: /}, pool: p, max_body_bytes: 4}]
+pools:
+  - name: p
+    policy: round_robin
+    health: {passive: {consecutive_errors: 2, consecutive_5xx: 2, max_ejected_percent: 50}}
+    servers:
+      - {name: good, addr: "{good}"}
+      - {name: bad, addr: "{bad}"}
+`
+
+func TestPassiveEjectionThroughTheEngine(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	refused := closed.Addr().String()
+	require.NoError(t, closed.Close())
+
+	tests := []struct {
+		name string
+		bad  func(t *testing.T) string // address of the failing server
+	}{
+		{"5xx", func(t *testing.T) string {
+			return newAppServer(t, "bad", func(w http.ResponseWriter, _ *http.Request) {
+				w.WriteHeader(http.StatusInternalServerError)
+			}).addr()
+		}},
+		{"connect errors", func(*testing.T) string { return refused }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			good := newAppServer(t, "good", nil)
+			text := strings.NewReplacer("{good}", good.addr(), "{bad}", tt.bad(t)).Replace(passiveConfig)
+			tp := startProxy(t, text, nil)
+			c := client(t)
+
+			// Round robin alternates servers per decision. With the good
+			// server first, the POST (refused for its body, never sent) is
+			// decided for the bad server between its two failures: it must
+			// not reset the failure streak.
+			var bad int
+			for _, method := range []string{"GET", "GET", "GET", "POST", "GET", "GET"} {
+				var body io.Reader
+				if method == "POST" {
+					body = strings.NewReader("too long")
+				}
+				resp, _ := do(t, c, method, tp.url+"/x", body, nil)
+				switch {
+				case method == "POST":
+					require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+				case resp.StatusCode >= 500:
+					bad++
+				}
+			}
+			assert.Equal(t, 2, bad, "the bad server answered twice before ejection")
+			for range 6 {
+				resp, _ := do(t, c, "GET", tp.url+"/x", nil, nil)
+				assert.Equal(t, http.StatusOK, resp.StatusCode, "ejected server still chosen")
+			}
+			const want = `
+# HELP xlb_l7_ejections_total Passive-health ejections of an app server (consecutive connect errors or 5xx).
+# TYPE xlb_l7_ejections_total counter
+xlb_l7_ejections_total{pool="p",server="bad"} 1
+xlb_l7_ejections_total{pool="p",server="good"} 0
+# HELP xlb_l7_inflight_requests Requests currently forwarded to the pool's app servers.
+# TYPE xlb_l7_inflight_requests gauge
+xlb_l7_inflight_requests{pool="p"} 0
+`
+			assert.NoError(t, testutil.GatherAndCompare(tp.reg, strings.NewReader(want), "xlb_l7_ejections_total", "xlb_l7_inflight_requests"))
+		})
+	}
+}
