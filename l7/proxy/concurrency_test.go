@@ -1,0 +1,71 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// TestConcurrentRequests drives parallel clients through every route while
+// checkout servers flip up and down, so that `go test -race` sees the pooled
+// per-request state, the director and the metrics under contention. Bounded:
+// 8 clients × 100 requests.
+func TestConcurrentRequests(t *testing.T) {
+	servers := shopServers(t, nil)
+	tp := startProxy(t, shopConfig, servers)
+	paths := []string{"/checkout/cart", "/browse/shoes", "/auth/session", "/nowhere"}
+
+	stop := make(chan struct{})
+	var flipper sync.WaitGroup
+	flipper.Add(1)
+	go func() {
+		defer flipper.Done()
+		for up := false; ; up = !up {
+			select {
+			case <-stop:
+				tp.dir.SetStatus("checkout/c1", true)
+				return
+			default:
+				tp.dir.SetStatus("checkout/c1", up)
+			}
+		}
+	}()
+
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := client(t)
+			for i := range 100 {
+				path := paths[(w+i)%len(paths)]
+				req, err := http.NewRequest("GET", tp.url+path, nil)
+				if !assert.NoError(t, err) {
+					return
+				}
+				resp, err := c.Do(req)
+				if !assert.NoError(t, err) {
+					return
+				}
+				resp.Body.Close()
+				want := http.StatusOK
+				if strings.HasPrefix(path, "/nowhere") {
+					want = http.StatusNotFound
+				}
+				assert.Equal(t, want, resp.StatusCode, path)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	flipper.Wait()
+
+	for _, p := range tp.dir.Pools() {
+		for _, b := range p.Backends {
+			assert.Zero(t, b.InFlight(), "%s/%s in flight after all requests", p.Name, b.Name)
+		}
+	}
+}
