@@ -92,23 +92,41 @@ XLB_INLINE struct backend *conn_valid(struct pkt *p, struct conn *c, int refresh
 	return b;
 }
 
-/* pick_backend looks the flow's slot up in the VIP's current Maglev table. */
+/* pick_backend looks the flow's slot up in the VIP's live Maglev table. The
+ * slot counts only if it carries the version of the live value read just
+ * before: otherwise l4 is rewriting that table (it was retired after the read)
+ * and the live value is read again. */
 XLB_INLINE struct backend *pick_backend(const struct vip_info *vip, __u32 hash, __u32 *id)
 {
 	__u32 vip_id = vip->id;
-	__u32 slot;
-	__u32 *bid;
+	__u32 slot = hash % table_size;
+	__u64 *live, *s, lv, sv;
+	__u32 n, key;
 	void *ring;
+	int i;
 
-	ring = bpf_map_lookup_elem(&ring_map, &vip_id);
-	if (!ring)
+	live = bpf_map_lookup_elem(&ring_live_map, &vip_id);
+	if (!live)
 		return 0;
-	slot = hash % table_size;
-	bid = bpf_map_lookup_elem(ring, &slot);
-	if (!bid)
-		return 0;
-	*id = *bid;
-	return backend_of(*bid);
+	for (i = 0; i < XLB_TABLE_TRIES; i++) {
+		lv = *(volatile __u64 *)live;
+		n = XLB_SLOT_ID(lv);
+		if (!n || n > XLB_RINGS_PER_VIP)
+			return 0;
+		key = vip_id * XLB_RINGS_PER_VIP + n - 1;
+		ring = bpf_map_lookup_elem(&ring_map, &key);
+		if (!ring)
+			return 0;
+		s = bpf_map_lookup_elem(ring, &slot);
+		if (!s)
+			return 0;
+		sv = *(volatile __u64 *)s;
+		if (XLB_SLOT_VERSION(sv) == XLB_SLOT_VERSION(lv)) {
+			*id = XLB_SLOT_ID(sv);
+			return backend_of(*id);
+		}
+	}
+	return 0;
 }
 
 XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)

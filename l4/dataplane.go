@@ -115,6 +115,8 @@ type Dataplane struct {
 	byAddr   map[netip.Addr]BackendID
 	tables   map[uint32][]BackendID // VIP id -> distinct backends in its table
 	refs     map[BackendID]int      // backend -> number of tables naming it
+	rings    map[uint32]*vipRings   // VIP id -> its tables, once created or adopted
+	live     *liveMap               // ring_live_map, mapped
 }
 
 type vipState struct {
@@ -131,6 +133,7 @@ type backendState struct {
 var sharedMaps = []string{
 	xlbMapVipMap, xlbMapRingMap, xlbMapBackendMap, xlbMapConnMap, xlbMapStatsMap,
 	xlbMapVipStatsMap, xlbMapBackendStatsMap, xlbMapCtlMap, xlbMapVipGenMap, xlbMapVipFilterMap,
+	xlbMapRingLiveMap,
 }
 
 // connWays is XLB_CONN_WAYS: entries per connection-table set.
@@ -173,6 +176,7 @@ func Open(cfg Config, log *slog.Logger) (*Dataplane, error) {
 		byAddr:   map[netip.Addr]BackendID{},
 		tables:   map[uint32][]BackendID{},
 		refs:     map[BackendID]int{},
+		rings:    map[uint32]*vipRings{},
 	}
 	if d.hz, err = kernelHZ(); err != nil {
 		return nil, d.loadError(err)
@@ -235,8 +239,9 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 	}
 	c := d.cfg
 	s.VipMap.MaxEntries = c.MaxVIPs
-	s.RingMap.MaxEntries = c.MaxVIPs
+	s.RingMap.MaxEntries = c.MaxVIPs * ringsPerVIP
 	s.RingMap.InnerMap.MaxEntries = c.TableSize
+	s.RingLiveMap.MaxEntries = c.MaxVIPs
 	s.VipStatsMap.MaxEntries = c.MaxVIPs
 	s.BackendMap.MaxEntries = c.MaxBackends
 	s.BackendStatsMap.MaxEntries = c.MaxBackends
@@ -314,6 +319,7 @@ func (d *Dataplane) load() error {
 		xlbMapCtlMap:          d.objs.CtlMap,
 		xlbMapVipGenMap:       d.objs.VipGenMap,
 		xlbMapVipFilterMap:    d.objs.VipFilterMap,
+		xlbMapRingLiveMap:     d.objs.RingLiveMap,
 	}
 	dopts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{}}
 	for _, name := range sharedMaps {
@@ -326,6 +332,9 @@ func (d *Dataplane) load() error {
 		return d.loadError(err)
 	}
 	d.dry = dry.XlbIngress
+	if d.live, err = mapLive(d.objs.RingLiveMap); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -403,6 +412,12 @@ func (d *Dataplane) Close() error {
 		errs = append(errs, d.dry.Close())
 		d.dry = nil
 	}
+	for id, r := range d.rings {
+		errs = append(errs, r.close())
+		delete(d.rings, id)
+	}
+	errs = append(errs, d.live.close())
+	d.live = nil
 	errs = append(errs, d.objs.Close())
 	d.objs = xlbObjects{}
 	return errors.Join(errs...)

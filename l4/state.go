@@ -1,7 +1,6 @@
 package l4
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 
@@ -15,6 +14,10 @@ func (d *Dataplane) readState() error {
 	if err := d.objs.CtlMap.Lookup(uint32(0), &d.ctl); err != nil {
 		return fmt.Errorf("read ctl map: %w", err)
 	}
+	if d.ctl.TableSize != 0 && d.ctl.Layout != mapLayout {
+		return fmt.Errorf("adopt maps of layout %d with layout %d: %w",
+			d.ctl.Layout, mapLayout, ErrIncompatiblePins)
+	}
 	if d.ctl.TableSize != 0 && d.ctl.TableSize != d.cfg.TableSize {
 		return fmt.Errorf("adopt tables of size %d with TableSize %d: %w",
 			d.ctl.TableSize, d.cfg.TableSize, ErrIncompatiblePins)
@@ -23,6 +26,7 @@ func (d *Dataplane) readState() error {
 		d.ctl.NextGen = 1
 	}
 	d.ctl.TableSize = d.cfg.TableSize
+	d.ctl.Layout = mapLayout
 	if err := d.writeCtl(); err != nil {
 		return err
 	}
@@ -68,45 +72,30 @@ func (d *Dataplane) readState() error {
 	return nil
 }
 
-// readTable returns the distinct backend ids in a VIP's installed table.
+// readTable returns the distinct backend ids in a VIP's live table.
 func (d *Dataplane) readTable(vipID uint32) ([]BackendID, error) {
-	var inner *ebpf.Map
-	if err := d.objs.RingMap.Lookup(vipID, &inner); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("read table of vip id %d: %w", vipID, err)
+	live := d.live.load(vipID)
+	n := slotID(live)
+	if n == 0 {
+		return nil, nil
 	}
-	defer inner.Close()
-	n := int(d.cfg.TableSize)
-	keys := make([]uint32, n)
-	vals := make([]uint32, n)
-	var cursor ebpf.MapBatchCursor
-	got := 0
-	for got < n {
-		c, err := inner.BatchLookup(&cursor, keys[got:], vals[got:], nil)
-		got += c
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read table of vip id %d: %w", vipID, err)
-		}
+	if n > ringsPerVIP {
+		return nil, fmt.Errorf("read table of vip id %d: live table %d of %d: %w", vipID, n, ringsPerVIP, ErrIncompatiblePins)
 	}
-	return distinct(vals[:got]), nil
-}
-
-func distinct(vals []uint32) []BackendID {
+	r, err := d.ringsFor(vipID)
+	if err != nil {
+		return nil, err
+	}
 	seen := map[uint32]bool{}
 	var out []BackendID
-	for _, v := range vals {
-		if v != 0 && !seen[v] {
-			seen[v] = true
-			out = append(out, BackendID(v))
+	for _, s := range r.mem[n-1] {
+		if id := slotID(s); id != 0 && !seen[id] && slotVersion(s) == slotVersion(live) {
+			seen[id] = true
+			out = append(out, BackendID(id))
 		}
 	}
 	slices.Sort(out)
-	return out
+	return out, nil
 }
 
 // setTableRefs records which backends a VIP's table names.

@@ -41,10 +41,13 @@ func (d *Dataplane) UpsertVIP(v VIP, opts ...VIPOption) error {
 	if err != nil {
 		return fmt.Errorf("add vip %s: %w", v, err)
 	}
-	// A previous owner of the id may have left a table and counters.
-	if err := d.objs.RingMap.Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("add vip %s: clear table: %w", v, err)
+	// The id's tables are created here, once (see ringsFor), and kept while
+	// the id is unused. A previous owner of the id may have left a live
+	// table (crash before DeleteVIP finished) and counters.
+	if _, err := d.ringsFor(id); err != nil {
+		return fmt.Errorf("add vip %s: %w", v, err)
 	}
+	d.live.store(id, slot(0, slotVersion(d.live.load(id))))
 	if err := zeroPerCPU[xlbVipStat](d.objs.VipStatsMap, id, d.ncpu); err != nil {
 		return fmt.Errorf("add vip %s: %w", v, err)
 	}
@@ -88,9 +91,9 @@ func (d *Dataplane) DeleteVIP(v VIP) error {
 	if err := d.objs.VipMap.Delete(vipKey(v)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("delete vip %s: %w", v, err)
 	}
-	if err := d.objs.RingMap.Delete(st.id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("delete vip %s: clear table: %w", v, err)
-	}
+	// Its tables stay in ring_map for the id's next owner; none is live.
+	// The version stays: the next owner's tables get newer ones.
+	d.live.store(st.id, slot(0, slotVersion(d.live.load(st.id))))
 	if err := d.objs.VipGenMap.Put(st.id, uint32(0)); err != nil {
 		return fmt.Errorf("delete vip %s: %w", v, err)
 	}

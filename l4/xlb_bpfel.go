@@ -99,7 +99,7 @@ type xlbXlbCtl struct {
 	WildcardVips uint32
 	NextGen      uint32
 	TableSize    uint32
-	Pad          uint32
+	Layout       uint32
 }
 
 type xlbXlbStat struct {
@@ -116,6 +116,7 @@ const (
 	xlbMapBackendStatsMap   = "backend_stats_map"
 	xlbMapConnMap           = "conn_map"
 	xlbMapCtlMap            = "ctl_map"
+	xlbMapRingLiveMap       = "ring_live_map"
 	xlbMapRingMap           = "ring_map"
 	xlbMapStatsMap          = "stats_map"
 	xlbMapVipFilterMap      = "vip_filter_map"
@@ -189,6 +190,7 @@ type xlbMapSpecs struct {
 	BackendStatsMap *ebpf.MapSpec `ebpf:"backend_stats_map"`
 	ConnMap         *ebpf.MapSpec `ebpf:"conn_map"`
 	CtlMap          *ebpf.MapSpec `ebpf:"ctl_map"`
+	RingLiveMap     *ebpf.MapSpec `ebpf:"ring_live_map"`
 	RingMap         *ebpf.MapSpec `ebpf:"ring_map"`
 	StatsMap        *ebpf.MapSpec `ebpf:"stats_map"`
 	VipFilterMap    *ebpf.MapSpec `ebpf:"vip_filter_map"`
@@ -238,6 +240,7 @@ type xlbMaps struct {
 	BackendStatsMap *ebpf.Map `ebpf:"backend_stats_map"`
 	ConnMap         *ebpf.Map `ebpf:"conn_map"`
 	CtlMap          *ebpf.Map `ebpf:"ctl_map"`
+	RingLiveMap     *ebpf.Map `ebpf:"ring_live_map"`
 	RingMap         *ebpf.Map `ebpf:"ring_map"`
 	StatsMap        *ebpf.Map `ebpf:"stats_map"`
 	VipFilterMap    *ebpf.Map `ebpf:"vip_filter_map"`
@@ -252,6 +255,7 @@ func (m *xlbMaps) Close() error {
 		m.BackendStatsMap,
 		m.ConnMap,
 		m.CtlMap,
+		m.RingLiveMap,
 		m.RingMap,
 		m.StatsMap,
 		m.VipFilterMap,

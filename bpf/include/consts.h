@@ -23,6 +23,19 @@
 #define XLB_CONN_SETS 16384 /* per CPU; a power of two */
 #define XLB_CONN_WAYS 4
 #define XLB_MAX_CPUS 128 /* bound of the other-CPU loops; nr_cpus is the real count */
+/* Maglev tables per VIP: one live, the other standing by to be rewritten
+ * (see ring_map in maps.h). Mirrored by l4.ringsPerVIP. */
+#define XLB_RINGS_PER_VIP 2
+/* A table slot and a ring_live_map value are one __u64 each, read and
+ * written whole (8-byte aligned accesses are single-copy atomic): the low
+ * half is the backend id or the live table's number, the high half the
+ * table version. Mirrored by l4.slot. */
+#define XLB_SLOT_ID(s) ((__u32)(s))
+#define XLB_SLOT_VERSION(s) ((__u32)((s) >> 32))
+/* Reads of the live value before pick_backend gives up (drops and counts
+ * no_backend): each retry means that a whole table was rewritten while this
+ * one packet ran, which only a preempted BPF_PROG_TEST_RUN can see twice. */
+#define XLB_TABLE_TRIES 3
 
 /* VIP address filter: a bitmap of 2^16 bits over a hash of the destination
  * address, so that traffic that is not for a VIP is recognised without a

@@ -34,22 +34,43 @@ struct {
 	__uint(max_entries, XLB_MAX_VIPS);
 } vip_map SEC(".maps");
 
-/* One Maglev table per VIP id: an ARRAY of M backend ids. A table is swapped
- * by replacing the outer slot, one pointer write, so a packet sees either the
- * old table or the new one. An empty slot means "no backend". */
+/* Maglev tables: XLB_RINGS_PER_VIP pre-created arrays of M slots per VIP
+ * id, table n (1-based) of VIP id at ring_map[id * XLB_RINGS_PER_VIP + n - 1],
+ * and ring_live_map[id] saying which one is live and at which version.
+ * An install writes a table that is not live through its memory mapping (no
+ * syscall per slot), every slot tagged with a new version, then publishes it
+ * by one 8-byte store to ring_live_map: no map-in-map update, so no RCU wait.
+ * The table just retired is rewritten by the next install at once, while a
+ * packet that read the old live value may still be reading it: such a
+ * packet finds a slot whose version is not the one it read and reads the
+ * live value again (pick_backend), so it only ever acts on a slot of the
+ * exact table version it was sent to: never on a half-written table. The
+ * tables are mmapable, so the inner template must be too. */
 struct ring {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, __u64); /* XLB_SLOT(backend id, version) */
 	__uint(max_entries, XLB_TABLE_SIZE);
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__type(key, __u32);
-	__uint(max_entries, XLB_MAX_VIPS);
+	__uint(max_entries, XLB_MAX_VIPS * XLB_RINGS_PER_VIP);
 	__array(values, struct ring);
 } ring_map SEC(".maps");
+
+/* VIP id -> XLB_LIVE(n, version): its live table n (1..XLB_RINGS_PER_VIP,
+ * 0: none, drop) and that table's version. Mmapable: l4 stores it with one
+ * atomic 8-byte store after the table. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, XLB_MAX_VIPS);
+} ring_live_map SEC(".maps");
 
 /* Backend id -> L7 host address and generation. */
 struct {

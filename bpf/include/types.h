@@ -93,7 +93,7 @@ struct xlb_ctl {
 	__u32 wildcard_vips; /* VIPs with port 0: skip the second lookup when 0 */
 	__u32 next_gen;      /* generation allocator, kept here to survive restarts */
 	__u32 table_size;    /* M the rings were made with; checked on adoption */
-	__u32 pad;
+	__u32 layout;        /* map layout version (l4.mapLayout); checked on adoption */
 };
 
 #endif /* XLB_TYPES_H */
