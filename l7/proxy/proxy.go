@@ -16,6 +16,7 @@ import (
 
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/director"
+	"github.com/xlbproject/xlb/l7/route"
 )
 
 // Engine defaults that are not in the config because no operator should
@@ -63,6 +64,9 @@ type Proxy struct {
 	srv     *fasthttp.Server
 	clients []*fasthttp.HostClient // by pool.Backend.ID
 	trusted trustedNets
+	// routes is the director's route table compiled again from the same
+	// config, for body limits before the body is read (headerReceived).
+	routes  *route.Table
 	metrics *requestMetrics // nil when request metrics are off
 	access  *accessLog      // nil when the access log is off
 	gather  prometheus.Gatherer
@@ -92,6 +96,11 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		gather:  opts.Gatherer,
 	}
 	p.states.New = func() any { return new(reqState) }
+	routes, err := route.NewTable(cfg.Routes)
+	if err != nil {
+		return nil, fmt.Errorf("new proxy: %w", err)
+	}
+	p.routes = routes
 
 	backends := dir.Backends()
 	dial := dialTimeouts(cfg, dir)
@@ -172,24 +181,16 @@ func (p *Proxy) newServer() *fasthttp.Server {
 	for _, r := range p.cfg.Routes {
 		maxBody = max(maxBody, r.MaxBodyBytes)
 	}
-	bodyTimeout := l.ReadTimeout
 	return &fasthttp.Server{
 		Handler: p.serve,
 		// fasthttp has one read deadline per request. It starts as the header
 		// timeout (armed at connection open or at the first byte of a
 		// keep-alive request, so a slowloris client that trickles header bytes
 		// is cut off), and HeaderReceived re-arms it for the body.
-		ReadTimeout: l.ReadHeaderTimeout,
-		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-			if h.ContentLength() == 0 {
-				// No body to wait for: skip re-arming the deadline, which
-				// costs a clock read and a timer update per request.
-				return fasthttp.RequestConfig{}
-			}
-			return fasthttp.RequestConfig{ReadTimeout: bodyTimeout}
-		},
-		WriteTimeout: l.WriteTimeout,
-		IdleTimeout:  l.IdleTimeout,
+		ReadTimeout:    l.ReadHeaderTimeout,
+		HeaderReceived: p.headerReceived,
+		WriteTimeout:   l.WriteTimeout,
+		IdleTimeout:    l.IdleTimeout,
 		// The read buffer bounds the request line plus headers.
 		ReadBufferSize: l.MaxHeaderBytes,
 		Concurrency:    l.MaxConns,
@@ -206,6 +207,30 @@ func (p *Proxy) newServer() *fasthttp.Server {
 		ErrorHandler:    p.parseError,
 		Logger:          fasthttpLogger{p.log},
 	}
+}
+
+// headerReceived runs between reading the request headers and reading the
+// body. For a request with a body it re-arms the read deadline for the body
+// and applies the route's body limit, so that an oversized body is refused
+// from its Content-Length (or while it is de-chunked) instead of buffered.
+// Requests without a body skip both: re-arming costs a clock read and a
+// timer update.
+func (p *Proxy) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	switch h.ContentLength() {
+	case 0, -2: // -2: neither Content-Length nor chunked, so no body
+		return fasthttp.RequestConfig{}
+	}
+	rc := fasthttp.RequestConfig{ReadTimeout: p.cfg.Limits.ReadTimeout}
+	// Only origin-form targets are matched here; anything else keeps the
+	// server-wide bound and meets its route's limit in the handler.
+	if uri := h.RequestURI(); len(uri) > 0 && uri[0] == '/' {
+		var buf [512]byte
+		r := p.routes.Match(h.Host(), route.CleanPath(buf[:0], uri), h.Method(), h)
+		if r != nil && r.MaxBodyBytes > 0 {
+			rc.MaxRequestBodySize = int(r.MaxBodyBytes)
+		}
+	}
+	return rc
 }
 
 // fasthttpLogger routes fasthttp's own messages (connection-level errors)

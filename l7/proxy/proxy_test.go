@@ -404,6 +404,20 @@ func TestLocalAnswers(t *testing.T) {
 		assert.Equal(t, http.StatusRequestEntityTooLarge, statusOf(t, out))
 	})
 
+	t.Run("declared body over the route limit", func(t *testing.T) {
+		// The body is never sent: a 413 proves the route's limit applied
+		// from the headers, before waiting for the body.
+		out := rawExchange(t, tp.addr, "POST /checkout/pay HTTP/1.1\r\nHost: shop\r\nContent-Length: 5000\r\n\r\n")
+		assert.Equal(t, http.StatusRequestEntityTooLarge, statusOf(t, out))
+	})
+
+	t.Run("chunked body over the route limit", func(t *testing.T) {
+		chunk := strings.Repeat("x", 1000)
+		out := rawExchange(t, tp.addr, "POST /checkout/pay HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n"+
+			"3e8\r\n"+chunk+"\r\n3e8\r\n"+chunk+"\r\n0\r\n\r\n")
+		assert.Equal(t, http.StatusRequestEntityTooLarge, statusOf(t, out))
+	})
+
 	t.Run("header too large", func(t *testing.T) {
 		out := rawExchange(t, tp.addr, "GET /browse/x HTTP/1.1\r\nHost: shop\r\nX-Big: "+strings.Repeat("h", 20<<10)+"\r\n\r\n")
 		assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, statusOf(t, out))
