@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,25 @@ func newClient(cmd *cobra.Command) (*api.Client, error) {
 		return nil, fmt.Errorf("read --%s: %w", socketFlag, err)
 	}
 	return api.NewClient(path, apiTimeout), nil
+}
+
+// show runs one read-only API call and prints its result: the API's JSON
+// for -o json, else the table that print renders. get takes the client
+// first so that method expressions such as (*api.Client).Status fit.
+func show[T any](cmd *cobra.Command, output outputFormat, get func(*api.Client, context.Context) (T, error), print func(io.Writer, T) error) error {
+	c, err := newClient(cmd)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	v, err := get(c, cmd.Context())
+	if err != nil {
+		return explain(err)
+	}
+	if output == outputJSON {
+		return printJSON(cmd.OutOrStdout(), v)
+	}
+	return print(cmd.OutOrStdout(), v)
 }
 
 // explain adds the next step to errors whose fix is another command.

@@ -18,19 +18,7 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show the daemon, its interfaces, and every VIP's backends with health and table share",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			st, err := c.Status(cmd.Context())
-			if err != nil {
-				return explain(err)
-			}
-			if output == outputJSON {
-				return printJSON(cmd.OutOrStdout(), st)
-			}
-			return printStatus(cmd.OutOrStdout(), st)
+			return show(cmd, output, (*api.Client).Status, printStatus)
 		},
 	}
 	addOutputFlag(cmd, &output)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/netip"
@@ -120,19 +121,7 @@ func newVIPListCmd() *cobra.Command {
 		Short:   "List VIPs with their backend counts",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			vips, err := c.ListVIPs(cmd.Context())
-			if err != nil {
-				return explain(err)
-			}
-			if output == outputJSON {
-				return printJSON(cmd.OutOrStdout(), vips)
-			}
-			return printVIPList(cmd.OutOrStdout(), vips)
+			return show(cmd, output, (*api.Client).ListVIPs, printVIPList)
 		},
 	}
 	addOutputFlag(cmd, &output)
@@ -170,19 +159,9 @@ func newVIPShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			vip, err := c.GetVIP(cmd.Context(), key)
-			if err != nil {
-				return explain(err)
-			}
-			if output == outputJSON {
-				return printJSON(cmd.OutOrStdout(), vip)
-			}
-			return printVIP(cmd.OutOrStdout(), vip)
+			return show(cmd, output, func(c *api.Client, ctx context.Context) (api.VIP, error) {
+				return c.GetVIP(ctx, key)
+			}, printVIP)
 		},
 	}
 	addOutputFlag(cmd, &output)
