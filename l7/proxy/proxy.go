@@ -29,8 +29,9 @@ const (
 	// requests beyond it wait up to the response timeout for a free one.
 	maxConnsPerBackend = 1024
 	// upstreamIdle is how long an idle upstream keep-alive connection is
-	// kept; shorter than typical app-server idle timeouts (nginx 75 s,
-	// Node 5 s is the outlier) so we rarely write into a closing socket.
+	// kept: shorter than common app-server keep-alive timeouts (Node.js 5 s,
+	// nginx 75 s), so the proxy rarely writes into a socket the server is
+	// closing.
 	upstreamIdle = 4 * time.Second
 	// shutdownGrace bounds how long Run waits for in-flight requests.
 	shutdownGrace = 10 * time.Second
@@ -73,7 +74,7 @@ type Proxy struct {
 	states  sync.Pool // *reqState
 
 	mu     sync.Mutex
-	lns    []net.Listener
+	lns    []net.Listener // closed again at shutdown, see track
 	admin  *http.Server
 	closed bool
 }
@@ -278,6 +279,9 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	return nil
 }
 
+// track refuses to serve after Close and remembers ln. fasthttp's Shutdown
+// closes only the listeners its Serve has registered; one whose Serve call
+// races with Shutdown would be missed, so shutdown closes them all again.
 func (p *Proxy) track(ln net.Listener) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -366,6 +370,7 @@ func (p *Proxy) shutdown() error {
 	}
 	p.closed = true
 	admin := p.admin
+	lns := p.lns
 	p.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
@@ -373,6 +378,9 @@ func (p *Proxy) shutdown() error {
 	var errs []error
 	if err := p.srv.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("shut down proxy server: %w", err))
+	}
+	for _, ln := range lns {
+		_ = ln.Close() // usually closed already by Shutdown
 	}
 	if admin != nil {
 		if err := admin.Shutdown(ctx); err != nil {
