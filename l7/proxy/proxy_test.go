@@ -549,7 +549,15 @@ func TestAccessLogSampling(t *testing.T) {
 }
 
 func TestRunAndShutdown(t *testing.T) {
-	servers := shopServers(t, nil)
+	arrived := make(chan struct{}, 1)
+	release := make(chan struct{})
+	servers := shopServers(t, map[string]http.HandlerFunc{
+		"a1": func(w http.ResponseWriter, _ *http.Request) {
+			arrived <- struct{}{}
+			<-release
+			fmt.Fprint(w, "finished")
+		},
+	})
 	text := shopConfig
 	for name, s := range servers {
 		text = strings.ReplaceAll(text, "{"+name+"}", s.addr())
@@ -575,13 +583,40 @@ func TestRunAndShutdown(t *testing.T) {
 	}, 5*time.Second, 20*time.Millisecond)
 	resp, _ := do(t, c, "GET", "http://"+cfg.Listeners[0].Addr+"/browse/x", nil, nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// A request in flight when the stop comes still gets its answer.
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		resp, err := client(t).Get("http://" + cfg.Listeners[0].Addr + "/auth/slow")
+		if err != nil {
+			inflight <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		inflight <- result{resp.StatusCode, string(b), err}
+	}()
+	<-arrived
 	cancel()
+	time.Sleep(100 * time.Millisecond) // let shutdown begin while the request waits
+	close(release)
+	r := <-inflight
+	require.NoError(t, r.err)
+	assert.Equal(t, http.StatusOK, r.status)
+	assert.Equal(t, "finished", r.body)
 	select {
 	case err := <-errc:
 		assert.NoError(t, err)
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
+	_, err = c.Get("http://" + cfg.Listeners[0].Addr + "/browse/x")
+	assert.Error(t, err, "still accepting after shutdown")
 }
 
 func freeAddr(t *testing.T) string {
