@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -103,6 +104,12 @@ xlb_l7_ready 1
 	problems, err := testutil.GatherAndLint(tp.reg)
 	require.NoError(t, err)
 	assert.Empty(t, problems)
+	for _, c := range []prometheus.Collector{tp.metrics, newStateCollector(tp.dir)} {
+		problems, err := testutil.CollectAndLint(c)
+		require.NoError(t, err)
+		assert.Empty(t, problems)
+	}
+	assert.Equal(t, 3.0, testutil.ToFloat64(tp.metrics.upstream[0][0][1]), "2xx from w1")
 }
 
 func TestNoRequestMetrics(t *testing.T) {
