@@ -244,7 +244,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			_ = d.metricsSrv.Shutdown(sctx)
 		}()
 	}
-	d.log.Info("daemon running", "socket", d.cfg.API.Socket, "metrics", d.cfg.Metrics.Listen, "vips", len(d.file.Desired.VIPs))
+	// The API is already serving: read the state under the lock.
+	d.mu.Lock()
+	nvips := len(d.file.Desired.VIPs)
+	d.mu.Unlock()
+	d.log.Info("daemon running", "socket", d.cfg.API.Socket, "metrics", d.cfg.Metrics.Listen, "vips", nvips)
 
 	ticker := time.NewTicker(resyncInterval)
 	defer ticker.Stop()
