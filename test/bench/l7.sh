@@ -64,7 +64,9 @@ case " ${PROXIES[*]} " in *" xlb"*) [ -x "$XLB" ] || (cd "$ROOT" && go build -o 
 # --- configs -----------------------------------------------------------------
 # All three proxies see the same shape: /checkout, /browse and /products, and
 # /auth to their own pools; the checkout pool gets a sticky cookie where the
-# proxy has one (nginx OSS has none); power of two choices where available.
+# proxy has one (nginx OSS has none); power of two choices where available;
+# all set the same four forwarding headers (X-Forwarded-For/-Proto/-Host,
+# Forwarded), so that each does the same header work.
 gen_xlb() { # $1 listen port, $2 admin port
 	cat <<YAML
 listeners:
@@ -128,6 +130,10 @@ defaults
     timeout http-request 10s
 frontend fe
     bind 127.0.0.1:${PORT[haproxy]}
+    # The same four forwarding headers xlb sets (2.6 has no "option forwarded").
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request set-header Forwarded "for=%[src];proto=http;host=\\"%[req.hdr(host)]\\""
     acl checkout path_beg /checkout
     acl browse path_beg /browse /products
     acl auth path_beg /auth
@@ -178,6 +184,8 @@ http {
         proxy_set_header Host \$host;
         proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto \$scheme;
+        proxy_set_header X-Forwarded-Host \$host;
+        proxy_set_header Forwarded "for=\$remote_addr;proto=\$scheme;host=\\"\$http_host\\"";
         location /checkout { proxy_pass http://checkout; }
         location /browse   { proxy_pass http://browse; }
         location /products { proxy_pass http://browse; }
