@@ -213,12 +213,52 @@ func TestAttachModes(t *testing.T) {
 	prefix := testPrefix(t)
 	tn := newTestNS(t, prefix)
 	d := openTest(t, nil)
-	for _, mode := range []AttachMode{AttachGeneric, AttachNative, AttachAuto} {
-		t.Run(fmt.Sprint(mode), func(t *testing.T) {
-			tn.do(t, func() { require.NoError(t, d.Attach(tn.ifname, mode)) })
+	for _, tc := range []struct{ mode, used AttachMode }{
+		{AttachGeneric, AttachGeneric},
+		{AttachNative, AttachNative},
+		{AttachAuto, AttachNative}, // veth has native XDP
+	} {
+		t.Run(fmt.Sprint(tc.mode), func(t *testing.T) {
+			tn.do(t, func() { require.NoError(t, d.Attach(tn.ifname, tc.mode)) })
 			assert.Equal(t, progID(t, d), tn.xdpProgID(t))
+			assert.Equal(t, map[string]AttachMode{tn.ifname: tc.used}, d.AttachModes())
 			require.NoError(t, d.Detach(tn.ifname))
 			assert.Zero(t, tn.xdpProgID(t))
+			assert.Empty(t, d.AttachModes())
+		})
+	}
+}
+
+// TestAdoptedAttachMode checks that a daemon that adopts a pinned link
+// reports the mode the kernel runs it in, which the link does not record.
+func TestAdoptedAttachMode(t *testing.T) {
+	requireRoot(t)
+	root := requireBPFFS(t)
+	for _, mode := range []AttachMode{AttachGeneric, AttachNative} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			prefix := testPrefix(t)
+			pin := filepath.Join(root, prefix)
+			t.Cleanup(func() { assert.NoError(t, RemovePins(pin)) })
+			tn := newTestNS(t, prefix)
+			cfg := Config{MaxVIPs: 8, MaxBackends: 16, ConnEntries: 1024, TableSize: testM, PinPath: pin,
+				OuterSrcV4: lbSrcV4, OuterSrcV6: lbSrcV6, SrcMAC: lbMAC, NextHopMAC: nextHopMAC}
+			d1, err := Open(cfg, testLogger())
+			require.NoError(t, err)
+			tn.do(t, func() { require.NoError(t, d1.Attach(tn.ifname, mode)) })
+			require.NoError(t, d1.Close())
+
+			var d2 *Dataplane
+			tn.do(t, func() { d2, err = Open(cfg, testLogger()) })
+			require.NoError(t, err)
+			assert.Equal(t, map[string]AttachMode{tn.ifname: mode}, d2.AttachModes())
+			require.NoError(t, d2.Close())
+
+			// Adopted from outside the interface's namespace the kernel
+			// cannot be asked: unknown, not a guess.
+			d3, err := Open(cfg, testLogger())
+			require.NoError(t, err)
+			t.Cleanup(func() { assert.NoError(t, d3.Close()) })
+			assert.Equal(t, map[string]AttachMode{tn.ifname: AttachAuto}, d3.AttachModes())
 		})
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,15 +27,18 @@ func (d *Dataplane) Attach(ifname string, mode AttachMode) error {
 		return fmt.Errorf("attach xdp to %q: %w: %w", ifname, ErrNoInterface, err)
 	}
 	var l link.Link
+	used := mode
 	switch mode {
 	case AttachNative:
 		l, err = d.attachXDP(iface.Index, link.XDPDriverMode)
 	case AttachGeneric:
 		l, err = d.attachXDP(iface.Index, link.XDPGenericMode)
 	case AttachAuto:
+		used = AttachNative
 		l, err = d.attachXDP(iface.Index, link.XDPDriverMode)
 		if err != nil {
-			d.log.Info("native xdp unavailable, using generic", "iface", ifname, "error", err)
+			d.log.Warn("native xdp unavailable, using generic (slower)", "iface", ifname, "error", err)
+			used = AttachGeneric
 			l, err = d.attachXDP(iface.Index, link.XDPGenericMode)
 		}
 	default:
@@ -49,7 +54,8 @@ func (d *Dataplane) Attach(ifname string, mode AttachMode) error {
 		}
 	}
 	d.links[ifname] = l
-	d.log.Info("xdp attached", "iface", ifname, "mode", mode.String())
+	d.modes[ifname] = used
+	d.log.Info("xdp attached", "iface", ifname, "mode", used.String(), "requested", mode.String())
 	return nil
 }
 
@@ -78,6 +84,7 @@ func (d *Dataplane) Detach(ifname string) error {
 		return fmt.Errorf("detach xdp from %q: not attached: %w", ifname, ErrNoInterface)
 	}
 	delete(d.links, ifname)
+	delete(d.modes, ifname)
 	if d.cfg.PinPath != "" {
 		if err := l.Unpin(); err != nil {
 			_ = l.Close()
@@ -100,4 +107,53 @@ func (d *Dataplane) Attached() []string {
 		out = append(out, name)
 	}
 	return out
+}
+
+// AttachModes maps every attached interface to the mode its program runs
+// in: AttachNative or AttachGeneric, never the AttachAuto that was asked
+// for, because generic mode is several times slower and an operator has to
+// see it. An adopted link whose mode the kernel did not tell (its interface
+// is not in this namespace) maps to AttachAuto, meaning unknown.
+func (d *Dataplane) AttachModes() map[string]AttachMode {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]AttachMode, len(d.links))
+	for name := range d.links {
+		out[name] = d.modes[name]
+	}
+	return out
+}
+
+// linkMode asks the kernel in which mode an XDP link runs. A bpf link's info
+// names only its interface, not the mode, so the mode comes from the
+// interface's IFLA_XDP_ATTACHED, looked up in the calling thread's
+// namespace.
+func linkMode(l link.Link, ifname string) (AttachMode, error) {
+	info, err := l.Info()
+	if err != nil {
+		return AttachAuto, fmt.Errorf("read link info: %w", err)
+	}
+	xi := info.XDP()
+	if xi == nil {
+		return AttachAuto, fmt.Errorf("link %d is not an xdp link", info.ID)
+	}
+	nlink, err := netlink.LinkByIndex(int(xi.Ifindex))
+	if err != nil {
+		return AttachAuto, fmt.Errorf("look up interface %d: %w", xi.Ifindex, err)
+	}
+	attrs := nlink.Attrs()
+	if attrs.Name != ifname {
+		// Same index, other interface: the link lives in another namespace.
+		return AttachAuto, fmt.Errorf("interface %d is %q here, not %q", xi.Ifindex, attrs.Name, ifname)
+	}
+	if attrs.Xdp == nil {
+		return AttachAuto, fmt.Errorf("interface %q reports no xdp program", ifname)
+	}
+	switch attrs.Xdp.AttachMode {
+	case nl.XDP_ATTACHED_DRV:
+		return AttachNative, nil
+	case nl.XDP_ATTACHED_SKB:
+		return AttachGeneric, nil
+	}
+	return AttachAuto, fmt.Errorf("interface %q reports xdp attach state %d", ifname, attrs.Xdp.AttachMode)
 }

@@ -107,6 +107,7 @@ type Dataplane struct {
 	dry       *ebpf.Program
 	innerSpec *ebpf.MapSpec
 	links     map[string]link.Link
+	modes     map[string]AttachMode // effective mode of each link, AttachAuto if unknown
 	ctl       xlbXlbCtl
 
 	vips     map[VIP]vipState
@@ -170,6 +171,7 @@ func Open(cfg Config, log *slog.Logger) (*Dataplane, error) {
 		log:      log,
 		ncpu:     ncpu,
 		links:    map[string]link.Link{},
+		modes:    map[string]AttachMode{},
 		vips:     map[VIP]vipState{},
 		vipByID:  map[uint32]VIP{},
 		backends: map[BackendID]backendState{},
@@ -391,7 +393,12 @@ func (d *Dataplane) adoptLinks() error {
 			continue
 		}
 		d.links[ifname] = l
-		d.log.Info("adopted xdp link", "iface", ifname)
+		mode, err := linkMode(l, ifname)
+		if err != nil {
+			d.log.Warn("cannot tell the xdp mode of an adopted link", "iface", ifname, "error", err)
+		}
+		d.modes[ifname] = mode
+		d.log.Info("adopted xdp link", "iface", ifname, "mode", mode.String())
 	}
 	return nil
 }
@@ -407,6 +414,7 @@ func (d *Dataplane) Close() error {
 			errs = append(errs, fmt.Errorf("close link %s: %w", name, err))
 		}
 		delete(d.links, name)
+		delete(d.modes, name)
 	}
 	if d.dry != nil {
 		errs = append(errs, d.dry.Close())

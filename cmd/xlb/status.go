@@ -42,11 +42,7 @@ func printStatus(out io.Writer, st api.Status) error {
 	fmt.Fprintf(out, "Data path:   %s\n", dataPath)
 	ifaces := make([]string, 0, len(st.Interfaces))
 	for _, i := range st.Interfaces {
-		s := fmt.Sprintf("%s (%s)", i.Name, i.Mode)
-		if !i.Attached {
-			s = fmt.Sprintf("%s (%s, NOT ATTACHED: %s)", i.Name, i.Mode, i.Error)
-		}
-		ifaces = append(ifaces, s)
+		ifaces = append(ifaces, i.Name+" ("+ifaceMode(i)+")")
 	}
 	if len(ifaces) == 0 {
 		ifaces = append(ifaces, "none")
@@ -87,4 +83,21 @@ func printStatus(out io.Writer, st api.Status) error {
 		}
 	}
 	return w.Flush()
+}
+
+// ifaceMode says in which XDP mode the program runs on i. Generic mode is
+// spelled out as slow: it is the silent result of "auto" on a NIC without
+// native XDP, and the operator has to notice it.
+func ifaceMode(i api.Interface) string {
+	switch {
+	case !i.Attached:
+		return fmt.Sprintf("%s, NOT ATTACHED: %s", i.ConfiguredMode, i.Error)
+	case i.Mode == api.AttachGeneric && i.ConfiguredMode != api.AttachGeneric:
+		return "GENERIC: no native XDP on this NIC, several times slower"
+	case i.Mode == api.AttachGeneric:
+		return "generic, as configured: several times slower than native"
+	case i.Mode == api.AttachUnknown:
+		return fmt.Sprintf("mode unknown, configured %s", i.ConfiguredMode)
+	}
+	return i.Mode
 }

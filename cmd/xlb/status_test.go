@@ -20,8 +20,14 @@ func TestStatusCommand(t *testing.T) {
 	st := api.Status{
 		Time: clock, Version: "v0.1.0", StartTime: clock.Add(-(3*time.Hour + 25*time.Minute + 7*time.Second)),
 		ConfigPath: "/etc/xlb/xlb.yaml", StatePath: "/var/lib/xlb/state.json",
-		Interfaces: []api.Interface{{Name: "eth0", Mode: "native", Attached: true}, {Name: "eth1", Mode: "generic", Error: "no such device"}},
-		Adopted:    true, LastReconcile: clock.Add(-1500 * time.Millisecond), VIPs: vips,
+		Interfaces: []api.Interface{
+			{Name: "eth0", Mode: "native", ConfiguredMode: "auto", Attached: true},
+			{Name: "eth1", Mode: "generic", ConfiguredMode: "auto", Attached: true},
+			{Name: "eth2", Mode: "generic", ConfiguredMode: "generic", Attached: true},
+			{Name: "eth3", Mode: "unknown", ConfiguredMode: "native", Attached: true},
+			{Name: "eth4", ConfiguredMode: "auto", Error: "no such device"},
+		},
+		Adopted: true, LastReconcile: clock.Add(-1500 * time.Millisecond), VIPs: vips,
 	}
 	stJSON, err := json.MarshalIndent(st, "", "  ")
 	require.NoError(t, err)
@@ -35,7 +41,9 @@ func TestStatusCommand(t *testing.T) {
 			wantOut: "" +
 				"Daemon:      xlb v0.1.0, up 3h25m7s\n" +
 				"Data path:   adopted from the previous daemon\n" +
-				"Interfaces:  eth0 (native), eth1 (generic, NOT ATTACHED: no such device)\n" +
+				"Interfaces:  eth0 (native), eth1 (GENERIC: no native XDP on this NIC, several times slower), " +
+				"eth2 (generic, as configured: several times slower than native), eth3 (mode unknown, configured native), " +
+				"eth4 (auto, NOT ATTACHED: no such device)\n" +
 				"Reconciled:  1.5s ago\n" +
 				"Config:      /etc/xlb/xlb.yaml\n" +
 				"State:       /var/lib/xlb/state.json\n" +

@@ -82,12 +82,24 @@ type BackendSpec struct {
 // Interface is a NIC the XDP program is attached to.
 type Interface struct {
 	Name string `json:"name"`
-	Mode string `json:"mode"` // XDP attach mode: native, generic or offload
+	// Mode is the XDP mode the program runs in on this NIC: AttachNative,
+	// AttachGeneric (several times slower), AttachUnknown when the kernel
+	// did not say, or empty when not attached. ConfiguredMode is what the
+	// config asked for (auto, native or generic).
+	Mode           string `json:"mode,omitempty"`
+	ConfiguredMode string `json:"configuredMode"`
 	// Attached is false when the daemon could not attach (or adopt) the
 	// program on it; Error then says why.
 	Attached bool   `json:"attached"`
 	Error    string `json:"error,omitempty"`
 }
+
+// XDP modes an Interface reports.
+const (
+	AttachNative  = "native"  // in the driver: the fast path
+	AttachGeneric = "generic" // on the kernel's skb path: works everywhere, several times slower
+	AttachUnknown = "unknown"
+)
 
 // Status is the daemon's overall view: `xlb status`.
 type Status struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/config"
+	"github.com/xlbproject/xlb/control/metrics"
 	"github.com/xlbproject/xlb/control/state"
 	"github.com/xlbproject/xlb/l4"
 )
@@ -207,13 +208,14 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	if d.lastErr != nil {
 		st.LastReconcileError = d.lastErr.Error()
 	}
-	attached := map[string]bool{}
-	for _, n := range d.dp.Attached() {
-		attached[n] = true
-	}
+	modes := d.dp.AttachModes()
 	for _, it := range d.cfg.Interfaces {
-		ai := api.Interface{Name: it.Name, Mode: it.Mode, Attached: attached[it.Name]}
-		if !ai.Attached {
+		ai := api.Interface{Name: it.Name, ConfiguredMode: it.Mode}
+		mode, ok := modes[it.Name]
+		ai.Attached = ok
+		if ok {
+			ai.Mode = metrics.ModeName(mode)
+		} else {
 			ai.Error = "not attached"
 		}
 		st.Interfaces = append(st.Interfaces, ai)

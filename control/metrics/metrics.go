@@ -19,6 +19,7 @@ import (
 type Source interface {
 	Stats() (l4.Stats, error)
 	Backends() map[l4.BackendID]netip.Addr
+	AttachModes() map[string]l4.AttachMode
 }
 
 // BackendView is one backend of one VIP as the daemon sees it now.
@@ -61,6 +62,8 @@ var (
 		"1 for the backend's effective state (active, draining or down), 0 for the others.", []string{"vip", "backend", "state"}, nil)
 	backendSlots = prometheus.NewDesc("xlb_backend_table_slots",
 		"Entries of the VIP's Maglev table pointing at the backend.", []string{"vip", "backend"}, nil)
+	attached = prometheus.NewDesc("xlb_l4_attached",
+		"1 for each interface the XDP balancer is attached to, by the mode it runs in: native, generic (several times slower) or unknown.", []string{"iface", "mode"}, nil)
 	scrapeErrors = prometheus.NewDesc("xlb_l4_stats_errors_total",
 		"Failed reads of the BPF counters since start.", nil, nil)
 )
@@ -82,7 +85,7 @@ func NewCollector(src Source, view ViewFunc) *Collector {
 // Describe sends every descriptor; the set never changes.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{vipPackets, vipBytes, vipNewFlows, backendPackets, backendBytes,
-		reasonPackets, actionPackets, actionBytes, conntrack, backendUp, backendState, backendSlots, scrapeErrors} {
+		reasonPackets, actionPackets, actionBytes, conntrack, backendUp, backendState, backendSlots, attached, scrapeErrors} {
 		ch <- d
 	}
 }
@@ -104,6 +107,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (c *Collector) collectL4(ch chan<- prometheus.Metric) {
+	for iface, mode := range c.src.AttachModes() {
+		ch <- prometheus.MustNewConstMetric(attached, prometheus.GaugeValue, 1, iface, ModeName(mode))
+	}
 	st, err := c.src.Stats()
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(scrapeErrors, prometheus.CounterValue, float64(c.errs.Add(1)))
@@ -154,6 +160,15 @@ func vipLabel(v l4.VIP) string {
 		host = "[" + host + "]"
 	}
 	return host + ":" + port + "/" + v.Proto.String()
+}
+
+// ModeName names the mode l4 reports for an attached interface; l4 says
+// AttachAuto when it could not tell.
+func ModeName(m l4.AttachMode) string {
+	if m == l4.AttachAuto {
+		return "unknown"
+	}
+	return m.String()
 }
 
 func boolFloat(b bool) float64 {

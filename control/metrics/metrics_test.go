@@ -28,6 +28,10 @@ func (f *fakeSource) Backends() map[l4.BackendID]netip.Addr {
 	return map[l4.BackendID]netip.Addr{1: netip.MustParseAddr("10.0.1.1"), 2: netip.MustParseAddr("10.0.1.2")}
 }
 
+func (f *fakeSource) AttachModes() map[string]l4.AttachMode {
+	return map[string]l4.AttachMode{"eth0": l4.AttachNative, "eth1": l4.AttachGeneric, "eth2": l4.AttachAuto}
+}
+
 func source() *fakeSource {
 	return &fakeSource{st: l4.Stats{
 		Counters: map[l4.Counter]l4.Count{
@@ -62,6 +66,11 @@ xlb_backend_table_slots{backend="10.0.1.2",vip="203.0.113.10:80/tcp"} 0
 # TYPE xlb_backend_up gauge
 xlb_backend_up{backend="10.0.1.1",vip="203.0.113.10:80/tcp"} 1
 xlb_backend_up{backend="10.0.1.2",vip="203.0.113.10:80/tcp"} 0
+# HELP xlb_l4_attached 1 for each interface the XDP balancer is attached to, by the mode it runs in: native, generic (several times slower) or unknown.
+# TYPE xlb_l4_attached gauge
+xlb_l4_attached{iface="eth0",mode="native"} 1
+xlb_l4_attached{iface="eth1",mode="generic"} 1
+xlb_l4_attached{iface="eth2",mode="unknown"} 1
 # HELP xlb_l4_backend_packets_total Packets forwarded to an L7 host.
 # TYPE xlb_l4_backend_packets_total counter
 xlb_l4_backend_packets_total{backend="10.0.1.1"} 60
@@ -86,7 +95,7 @@ xlb_l4_vip_packets_total{vip="[2001:db8::10]:*/udp"} 1
 xlb_l4_xdp_actions_total{action="tx"} 100
 `
 	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want),
-		"xlb_backend_table_slots", "xlb_backend_up", "xlb_l4_backend_packets_total", "xlb_l4_conntrack_total",
+		"xlb_backend_table_slots", "xlb_backend_up", "xlb_l4_attached", "xlb_l4_backend_packets_total", "xlb_l4_conntrack_total",
 		"xlb_l4_reason_packets_total", "xlb_l4_vip_new_flows_total", "xlb_l4_vip_packets_total", "xlb_l4_xdp_actions_total"))
 	problems, err := testutil.CollectAndLint(c)
 	require.NoError(t, err)

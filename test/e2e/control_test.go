@@ -511,6 +511,7 @@ func TestControlPlane(t *testing.T) {
 		assert.True(t, st.Adopted, "the new daemon adopted the pinned data path")
 		require.Len(t, st.Interfaces, 1)
 		assert.True(t, st.Interfaces[0].Attached, "still attached to eth0: %+v", st.Interfaces[0])
+		assert.Equal(t, api.AttachNative, st.Interfaces[0].Mode, "the adopted link's mode is read from the kernel")
 		assert.Empty(t, st.LastReconcileError)
 		after, err := b.api.ListVIPs(context.Background())
 		require.NoError(t, err)
