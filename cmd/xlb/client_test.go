@@ -66,7 +66,7 @@ func (f *fakeDaemon) GetVIP(_ context.Context, k api.VIPKey) (api.VIP, error) {
 			return v, nil
 		}
 	}
-	return api.VIP{}, fmt.Errorf("vip %s: %w", k, api.ErrNotFound)
+	return api.VIP{}, api.Errorf(api.ErrNotFound, "vip %s not found", k)
 }
 
 func (f *fakeDaemon) AddVIP(_ context.Context, s api.VIPSpec) error { return f.record("AddVIP", s) }

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -29,8 +28,8 @@ func TestReloadCommand(t *testing.T) {
 	}{
 		{
 			name:    "bad config",
-			err:     fmt.Errorf("/etc/xlb/xlb.yaml:12: unknown field \"wieght\": %w", api.ErrInvalid),
-			wantErr: "config rejected, running state unchanged: /etc/xlb/xlb.yaml:12: unknown field \"wieght\": invalid request",
+			err:     api.Errorf(api.ErrInvalid, "/etc/xlb/xlb.yaml:12: unknown field \"wieght\""),
+			wantErr: "config rejected, running state unchanged: /etc/xlb/xlb.yaml:12: unknown field \"wieght\"",
 		},
 		{
 			// Only an invalid config is "rejected"; an internal failure is

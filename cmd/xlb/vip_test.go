@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -130,7 +129,7 @@ func TestVIPCommands(t *testing.T) {
 			name:      "show unknown vip",
 			args:      []string{"vip", "show", "10.9.9.9:80/tcp"},
 			wantCalls: []call{{"GetVIP", []any{api.VIPKey{Addr: netip.MustParseAddr("10.9.9.9"), Port: 80, Proto: "tcp"}}}},
-			wantErr:   "vip 10.9.9.9:80/tcp: not found (list what exists with `xlb vip list` or `xlb backend list VIP`)",
+			wantErr:   "vip 10.9.9.9:80/tcp not found (list what exists with `xlb vip list` or `xlb backend list VIP`)",
 		},
 	})
 }
@@ -139,20 +138,24 @@ func TestVIPCommands(t *testing.T) {
 // a rejected change is what the operator reads, and that its kind survives.
 func TestDaemonErrorsReachTheOperator(t *testing.T) {
 	tests := []struct {
-		name   string
-		err    error
-		wantIs error
+		name    string
+		err     error
+		wantIs  error
+		wantErr string
 	}{
-		{name: "invalid", err: fmt.Errorf("table size 100 is not prime: %w", api.ErrInvalid), wantIs: api.ErrInvalid},
-		{name: "conflict", err: fmt.Errorf("vip 10.0.0.1:80/tcp already exists: %w", api.ErrConflict), wantIs: api.ErrConflict},
-		{name: "not found", err: fmt.Errorf("vip 10.0.0.1:80/tcp: %w", api.ErrNotFound), wantIs: api.ErrNotFound},
+		{name: "invalid", err: api.Errorf(api.ErrInvalid, "vip 10.0.0.1:80/tcp: table size 100 must be a prime up to 67108859 (default 65537)"), wantIs: api.ErrInvalid,
+			wantErr: "vip 10.0.0.1:80/tcp: table size 100 must be a prime up to 67108859 (default 65537)"},
+		{name: "conflict", err: api.Errorf(api.ErrConflict, "vip 10.0.0.1:80/tcp already exists (delete it first, or add backends to it)"), wantIs: api.ErrConflict,
+			wantErr: "vip 10.0.0.1:80/tcp already exists (delete it first, or add backends to it)"},
+		{name: "not found", err: api.Errorf(api.ErrNotFound, "vip 10.0.0.1:80/tcp not found"), wantIs: api.ErrNotFound,
+			wantErr: "vip 10.0.0.1:80/tcp not found (list what exists with `xlb vip list` or `xlb backend list VIP`)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := startDaemon(t, &fakeDaemon{err: tt.err})
 			stdout, _, err := runXLB(t, path, "vip", "add", "10.0.0.1:80/tcp", "--table-size", "100")
 			require.Error(t, err)
-			assert.Contains(t, err.Error(), tt.err.Error())
+			assert.Equal(t, tt.wantErr, err.Error())
 			assert.ErrorIs(t, err, tt.wantIs)
 			assert.Empty(t, stdout)
 		})

@@ -141,10 +141,11 @@ func TestServiceErrors(t *testing.T) {
 		wantCode int
 		wantIs   error
 	}{
-		{name: "not found", err: fmt.Errorf("vip 10.0.0.9:80/tcp: %w", ErrNotFound), wantCode: 404, wantIs: ErrNotFound},
-		{name: "invalid", err: fmt.Errorf("table size 100 is not prime: %w", ErrInvalid), wantCode: 400, wantIs: ErrInvalid},
-		{name: "conflict", err: fmt.Errorf("vip 10.0.0.1:80/tcp already exists: %w", ErrConflict), wantCode: 409, wantIs: ErrConflict},
-		{name: "unavailable", err: fmt.Errorf("data path not attached yet: %w", ErrUnavailable), wantCode: 503, wantIs: ErrUnavailable},
+		{name: "not found", err: Errorf(ErrNotFound, "vip 10.0.0.9:80/tcp not found"), wantCode: 404, wantIs: ErrNotFound},
+		{name: "invalid", err: Errorf(ErrInvalid, "vip 10.0.0.1:80/tcp: table size 100 must be a prime"), wantCode: 400, wantIs: ErrInvalid},
+		{name: "conflict", err: Errorf(ErrConflict, "vip 10.0.0.1:80/tcp: backend 10.0.1.1 already exists"), wantCode: 409, wantIs: ErrConflict},
+		{name: "unavailable", err: Errorf(ErrUnavailable, "persist state: %w", errors.New("disk full")), wantCode: 503, wantIs: ErrUnavailable},
+		{name: "sentinel wrapped the old way", err: fmt.Errorf("data path not attached yet: %w", ErrUnavailable), wantCode: 503, wantIs: ErrUnavailable},
 		{name: "internal", err: errors.New("persist state: disk full"), wantCode: 500},
 	}
 	for _, tt := range tests {
@@ -210,4 +211,29 @@ func TestHandlerRejects(t *testing.T) {
 		})
 	}
 	assert.Empty(t, rec.Calls(), "the service must not see rejected requests")
+}
+
+func TestErrorf(t *testing.T) {
+	cause := errors.New("disk full")
+	tests := []struct {
+		name    string
+		err     error
+		wantMsg string
+		wantIs  []error
+	}{
+		{"plain", Errorf(ErrConflict, "vip %s: backend %s already exists", "10.0.0.1:80/tcp", "10.0.1.1"),
+			"vip 10.0.0.1:80/tcp: backend 10.0.1.1 already exists", []error{ErrConflict}},
+		{"wraps its cause", Errorf(ErrUnavailable, "persist state: %w", cause), "persist state: disk full", []error{ErrUnavailable, cause}},
+		{"wrapped again", fmt.Errorf("vip %s: %w", "10.0.0.1:80/tcp", Errorf(ErrInvalid, "backend %s: weight 70000 is above the maximum 65535", "10.0.1.1")),
+			"vip 10.0.0.1:80/tcp: backend 10.0.1.1: weight 70000 is above the maximum 65535", []error{ErrInvalid}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.wantMsg, tt.err.Error())
+			for _, want := range tt.wantIs {
+				assert.ErrorIs(t, tt.err, want)
+			}
+			assert.Equal(t, http.StatusText(statusOf(tt.err)), http.StatusText(statusOf(tt.wantIs[0])))
+		})
+	}
 }

@@ -68,7 +68,7 @@ func NewHandler(svc Service, log *slog.Logger) http.Handler {
 	// Anything else under / is an unknown path: answer in the API's error
 	// shape rather than the mux's plain-text 404.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.writeError(w, r, kindError{err: fmt.Errorf("no such API path %s %s", r.Method, r.URL.Path), kind: ErrNotFound})
+		h.writeError(w, r, Errorf(ErrNotFound, "no such API path %s %s", r.Method, r.URL.Path))
 	})
 	return mux
 }
@@ -328,15 +328,6 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// kindError tags an error with one of the sentinels without changing its
-// message, so the operator reads "invalid IP address" rather than
-// "invalid IP address: invalid request".
-type kindError struct {
-	err  error
-	kind error
-}
-
-func (e kindError) Error() string   { return e.err.Error() }
-func (e kindError) Unwrap() []error { return []error{e.err, e.kind} }
-
+// invalid tags a malformed request's error without changing its message,
+// so the operator reads "invalid IP address", not "...: invalid request".
 func invalid(err error) error { return kindError{err: err, kind: ErrInvalid} }

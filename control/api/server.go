@@ -184,7 +184,7 @@ func checkStale(path string) error {
 	conn, err := net.DialTimeout("unix", path, time.Second)
 	if err == nil {
 		conn.Close()
-		return fmt.Errorf("api socket %s: another xlb daemon is already listening on it: %w", path, ErrConflict)
+		return Errorf(ErrConflict, "api socket %s: another xlb daemon is already listening on it", path)
 	}
 	return nil // stale: replaced by the rename
 }

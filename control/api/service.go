@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 )
 
@@ -34,11 +35,31 @@ type Service interface {
 	Reload(ctx context.Context) error
 }
 
-// Sentinel errors shared by the daemon, the handler and the client. Wrap them
-// with context: fmt.Errorf("vip %s: %w", key, ErrNotFound).
+// Sentinel errors shared by the daemon, the handler and the client. Tag an
+// error with one through Errorf, which keeps the sentinel's text out of the
+// message: Errorf(ErrNotFound, "vip %s not found", key).
 var (
 	ErrNotFound    = errors.New("not found")
 	ErrInvalid     = errors.New("invalid request")
 	ErrConflict    = errors.New("conflict")
 	ErrUnavailable = errors.New("unavailable")
 )
+
+// Errorf formats an error of the given kind (ErrNotFound, ErrInvalid, ...):
+// errors.Is matches kind, and so the handler's status code, but the message
+// is the formatted text alone. The operator reads "vip 10.0.0.1:80/tcp:
+// backend 10.0.1.1 already exists", not "...: conflict: ...". %w wraps as in
+// fmt.Errorf.
+func Errorf(kind error, format string, a ...any) error {
+	return kindError{err: fmt.Errorf(format, a...), kind: kind}
+}
+
+// kindError tags an error with one of the sentinels without changing its
+// message.
+type kindError struct {
+	err  error
+	kind error
+}
+
+func (e kindError) Error() string   { return e.err.Error() }
+func (e kindError) Unwrap() []error { return []error{e.err, e.kind} }

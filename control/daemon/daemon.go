@@ -399,17 +399,17 @@ func (d *Daemon) backendView() []metrics.BackendView {
 func checkDesired(des state.Desired, cfg *config.Config) error {
 	for _, v := range des.VIPs {
 		if m := cfg.Dataplane.TableSize; v.TableSize != m {
-			return fmt.Errorf("vip %s: %w: table size %d differs from the data path's %d (dataplane.table_size applies to every VIP)", v.Key, api.ErrInvalid, v.TableSize, m)
+			return api.Errorf(api.ErrInvalid, "vip %s: table size %d differs from the data path's %d (dataplane.table_size applies to every VIP)", v.Key, v.TableSize, m)
 		}
 		family, outer := 4, cfg.OuterSource.IPv4
 		if v.Key.Addr.Is6() {
 			family, outer = 6, cfg.OuterSource.IPv6
 		}
 		if !outer.IsValid() {
-			return fmt.Errorf("vip %s: %w: an IPv%d VIP needs outer_source.ipv%[3]d in the config (the host's address for the IP-in-IP outer header)", v.Key, api.ErrInvalid, family)
+			return api.Errorf(api.ErrInvalid, "vip %s: an IPv%d VIP needs outer_source.ipv%[2]d in the config (the host's address for the IP-in-IP outer header)", v.Key, family)
 		}
 		if v.Key.Port == 0 && cfg.Health.Port == 0 {
-			return fmt.Errorf("vip %s: %w: health.port 0 checks the VIP's port, which a port-wildcard VIP does not have: set health.port in the config", v.Key, api.ErrInvalid)
+			return api.Errorf(api.ErrInvalid, "vip %s: health.port 0 checks the VIP's port, which a port-wildcard VIP does not have: set health.port in the config", v.Key)
 		}
 	}
 	return nil

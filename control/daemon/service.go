@@ -33,7 +33,7 @@ func (d *Daemon) change(ctx context.Context, fn func(*state.Desired) error) erro
 	}
 	f := state.File{Base: d.file.Base, Desired: next}
 	if err := d.store.Save(f); err != nil {
-		return fmt.Errorf("persist state: %w: %w", api.ErrUnavailable, err)
+		return api.Errorf(api.ErrUnavailable, "persist state: %w", err)
 	}
 	d.file = f
 	d.checker.Set(d.targetsLocked())
@@ -96,21 +96,21 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		d.log.Warn("reload rejected: running state unchanged", "config", path, "error", err)
-		return fmt.Errorf("reload %s: %w: %w", path, api.ErrInvalid, err)
+		return api.Errorf(api.ErrInvalid, "%w", err)
 	}
 	if diff := restartOnly(d.cfg, cfg); len(diff) > 0 {
-		err := fmt.Errorf("reload %s: %w: %s changed, which needs a restart of the daemon (map sizes also `xlb daemon --cleanup`)", path, api.ErrInvalid, strings.Join(diff, ", "))
+		err := api.Errorf(api.ErrInvalid, "%s: %s changed, which needs a restart of the daemon (map sizes also `xlb daemon --cleanup`)", path, strings.Join(diff, ", "))
 		d.log.Warn("reload rejected: running state unchanged", "config", path, "error", err)
 		return err
 	}
 	base := state.FromConfig(cfg)
 	next := state.Rebase(d.file.Desired, d.file.Base, base)
 	if err := checkDesired(next, cfg); err != nil {
-		return fmt.Errorf("reload %s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	f := state.File{Base: base, Desired: next}
 	if err := d.store.Save(f); err != nil {
-		return fmt.Errorf("reload %s: persist state: %w: %w", path, api.ErrUnavailable, err)
+		return api.Errorf(api.ErrUnavailable, "persist state: %w", err)
 	}
 	d.cfg, d.file = cfg, f
 	d.checker.Set(d.targetsLocked())
@@ -164,7 +164,7 @@ func (d *Daemon) GetVIP(ctx context.Context, key api.VIPKey) (api.VIP, error) {
 	defer d.mu.Unlock()
 	v, ok := d.file.Desired.VIP(key)
 	if !ok {
-		return api.VIP{}, fmt.Errorf("vip %s: %w", key, api.ErrNotFound)
+		return api.VIP{}, api.Errorf(api.ErrNotFound, "vip %s not found", key)
 	}
 	return d.vipLocked(v), nil
 }
@@ -228,7 +228,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 func (d *Daemon) Stats(ctx context.Context) (api.Stats, error) {
 	raw, err := d.dp.Stats()
 	if err != nil {
-		return api.Stats{}, fmt.Errorf("read counters: %w: %w", api.ErrUnavailable, err)
+		return api.Stats{}, api.Errorf(api.ErrUnavailable, "read counters: %w", err)
 	}
 	out := api.Stats{Time: time.Now(), Reasons: map[string]uint64{}}
 	for c, n := range raw.Counters {
@@ -262,24 +262,24 @@ func (d *Daemon) Stats(ctx context.Context) (api.Stats, error) {
 // connection table's, when it differs.
 func (d *Daemon) Flow(ctx context.Context, q api.FlowQuery) (api.FlowAnswer, error) {
 	if err := q.VIP.Validate(); err != nil {
-		return api.FlowAnswer{}, fmt.Errorf("flow: %w: %w", api.ErrInvalid, err)
+		return api.FlowAnswer{}, api.Errorf(api.ErrInvalid, "%w", err)
 	}
 	if !q.Src.IsValid() || q.Src.Addr().Is4() != q.VIP.Addr.Is4() {
-		return api.FlowAnswer{}, fmt.Errorf("flow: %w: source %s must be an address of the VIP's family with a port", api.ErrInvalid, q.Src)
+		return api.FlowAnswer{}, api.Errorf(api.ErrInvalid, "source %s must be an address of the vip's family with a port", q.Src)
 	}
 	d.mu.Lock()
 	_, known := d.file.Desired.VIP(q.VIP)
 	m := d.cfg.Dataplane.TableSize
 	d.mu.Unlock()
 	if !known {
-		return api.FlowAnswer{}, fmt.Errorf("flow: vip %s: %w", q.VIP, api.ErrNotFound)
+		return api.FlowAnswer{}, api.Errorf(api.ErrNotFound, "vip %s not found", q.VIP)
 	}
 	port := q.VIP.Port
 	if port == 0 {
 		port = q.DstPort
 	}
 	if port == 0 {
-		return api.FlowAnswer{}, fmt.Errorf("flow: %w: vip %s serves any port: give the destination port", api.ErrInvalid, q.VIP)
+		return api.FlowAnswer{}, api.Errorf(api.ErrInvalid, "vip %s serves any port: give the destination port", q.VIP)
 	}
 	k := keyToL4(q.VIP)
 	f := l4.Flow{Src: q.Src, Dst: netip.AddrPortFrom(q.VIP.Addr, port), Proto: k.Proto}
@@ -290,7 +290,7 @@ func (d *Daemon) Flow(ctx context.Context, q api.FlowQuery) (api.FlowAnswer, err
 	case errors.Is(err, l4.ErrNoBackend):
 		// Empty slot: the packet would be dropped; the zero Backend says so.
 	case errors.Is(err, l4.ErrNotVIP):
-		return api.FlowAnswer{}, fmt.Errorf("flow: vip %s is not in the data path yet: %w", q.VIP, api.ErrUnavailable)
+		return api.FlowAnswer{}, api.Errorf(api.ErrUnavailable, "vip %s is not in the data path yet", q.VIP)
 	case err != nil:
 		return api.FlowAnswer{}, fmt.Errorf("flow: %w", err)
 	default:

@@ -95,34 +95,34 @@ func (d Desired) find(key api.VIPKey) (int, bool) {
 // AddVIP adds a VIP with its initial backends. An existing key is a conflict.
 func (d *Desired) AddVIP(spec api.VIPSpec) error {
 	if err := spec.Validate(); err != nil {
-		return fmt.Errorf("add vip %s: %w: %w", spec.Key, api.ErrInvalid, err)
+		return api.Errorf(api.ErrInvalid, "vip %s: %w", spec.Key, err)
 	}
 	v := VIP{Key: spec.Key, Mode: spec.Mode, TableSize: spec.TableSize}
 	if v.Mode == "" {
 		v.Mode = api.ModeIPIP
 	}
 	if v.Mode != api.ModeIPIP {
-		return fmt.Errorf("add vip %s: %w: forwarding mode %q is not supported by this data path (use %s)", spec.Key, api.ErrInvalid, v.Mode, api.ModeIPIP)
+		return api.Errorf(api.ErrInvalid, "vip %s: forwarding mode %q is not supported by this data path (use %s)", spec.Key, v.Mode, api.ModeIPIP)
 	}
 	if v.TableSize == 0 {
 		v.TableSize = maglev.DefaultSize
 	}
 	if v.TableSize > maglev.MaxSize || !maglev.IsPrime(int(v.TableSize)) {
-		return fmt.Errorf("add vip %s: %w: table size %d must be a prime up to %d (default %d)", spec.Key, api.ErrInvalid, v.TableSize, maglev.MaxSize, maglev.DefaultSize)
+		return api.Errorf(api.ErrInvalid, "vip %s: table size %d must be a prime up to %d (default %d)", spec.Key, v.TableSize, maglev.MaxSize, maglev.DefaultSize)
 	}
 	if len(spec.Backends) > int(v.TableSize) {
-		return fmt.Errorf("add vip %s: %w: %d backends do not fit a table of %d slots", spec.Key, api.ErrInvalid, len(spec.Backends), v.TableSize)
+		return api.Errorf(api.ErrInvalid, "vip %s: %d backends do not fit a table of %d slots", spec.Key, len(spec.Backends), v.TableSize)
 	}
 	for _, bs := range spec.Backends {
 		b, err := newBackend(v.Key, bs)
 		if err != nil {
-			return fmt.Errorf("add vip %s: %w", spec.Key, err)
+			return fmt.Errorf("vip %s: %w", spec.Key, err)
 		}
 		v.Backends = append(v.Backends, b)
 	}
 	i, ok := d.find(v.Key)
 	if ok {
-		return fmt.Errorf("add vip %s: %w: it already exists (delete it first, or add backends to it)", spec.Key, api.ErrConflict)
+		return api.Errorf(api.ErrConflict, "vip %s already exists (delete it first, or add backends to it)", spec.Key)
 	}
 	sortBackends(v.Backends)
 	d.VIPs = slices.Insert(d.VIPs, i, v)
@@ -131,17 +131,17 @@ func (d *Desired) AddVIP(spec api.VIPSpec) error {
 
 func newBackend(vip api.VIPKey, bs api.BackendSpec) (Backend, error) {
 	if err := bs.Validate(); err != nil {
-		return Backend{}, fmt.Errorf("%w: %w", api.ErrInvalid, err)
+		return Backend{}, api.Errorf(api.ErrInvalid, "%w", err)
 	}
 	if bs.Addr.Is4() != vip.Addr.Is4() {
-		return Backend{}, fmt.Errorf("%w: backend %s and vip %s are of different IP families (IP-in-IP needs the same family)", api.ErrInvalid, bs.Addr, vip.Addr)
+		return Backend{}, api.Errorf(api.ErrInvalid, "backend %s is not of the vip's IP family (IP-in-IP needs the same family)", bs.Addr)
 	}
 	w := bs.Weight
 	if w == 0 {
 		w = 1
 	}
 	if w > MaxWeight {
-		return Backend{}, fmt.Errorf("%w: weight %d is above the maximum %d", api.ErrInvalid, w, MaxWeight)
+		return Backend{}, api.Errorf(api.ErrInvalid, "backend %s: weight %d is above the maximum %d", bs.Addr, w, MaxWeight)
 	}
 	return Backend{Addr: bs.Addr, Weight: w, Drain: bs.Drain}, nil
 }
@@ -150,7 +150,7 @@ func newBackend(vip api.VIPKey, bs api.BackendSpec) (Backend, error) {
 func (d *Desired) DeleteVIP(key api.VIPKey) error {
 	i, ok := d.find(key)
 	if !ok {
-		return fmt.Errorf("delete vip %s: %w", key, api.ErrNotFound)
+		return api.Errorf(api.ErrNotFound, "vip %s not found", key)
 	}
 	d.VIPs = slices.Delete(d.VIPs, i, i+1)
 	return nil
@@ -160,19 +160,19 @@ func (d *Desired) DeleteVIP(key api.VIPKey) error {
 func (d *Desired) AddBackend(key api.VIPKey, bs api.BackendSpec) error {
 	i, ok := d.find(key)
 	if !ok {
-		return fmt.Errorf("add backend %s to vip %s: vip %w", bs.Addr, key, api.ErrNotFound)
+		return api.Errorf(api.ErrNotFound, "vip %s not found", key)
 	}
 	v := &d.VIPs[i]
 	b, err := newBackend(key, bs)
 	if err != nil {
-		return fmt.Errorf("add backend %s to vip %s: %w", bs.Addr, key, err)
+		return fmt.Errorf("vip %s: %w", key, err)
 	}
 	j, found := findBackend(v.Backends, b.Addr)
 	if found {
-		return fmt.Errorf("add backend %s to vip %s: %w: it is already a backend of this vip", bs.Addr, key, api.ErrConflict)
+		return api.Errorf(api.ErrConflict, "vip %s: backend %s already exists", key, bs.Addr)
 	}
 	if len(v.Backends)+1 > int(v.TableSize) {
-		return fmt.Errorf("add backend %s to vip %s: %w: the table of %d slots is full", bs.Addr, key, api.ErrInvalid, v.TableSize)
+		return api.Errorf(api.ErrInvalid, "vip %s: no room for backend %s: the table of %d slots is full", key, bs.Addr, v.TableSize)
 	}
 	v.Backends = slices.Insert(v.Backends, j, b)
 	return nil
@@ -180,7 +180,7 @@ func (d *Desired) AddBackend(key api.VIPKey, bs api.BackendSpec) error {
 
 // DeleteBackend removes a backend from a VIP.
 func (d *Desired) DeleteBackend(key api.VIPKey, addr netip.Addr) error {
-	b, err := d.backend("delete backend", key, addr)
+	b, err := d.backend(key, addr)
 	if err != nil {
 		return err
 	}
@@ -192,7 +192,7 @@ func (d *Desired) DeleteBackend(key api.VIPKey, addr netip.Addr) error {
 
 // SetDrain drains or undrains a backend.
 func (d *Desired) SetDrain(key api.VIPKey, addr netip.Addr, drain bool) error {
-	b, err := d.backend("drain backend", key, addr)
+	b, err := d.backend(key, addr)
 	if err != nil {
 		return err
 	}
@@ -203,9 +203,9 @@ func (d *Desired) SetDrain(key api.VIPKey, addr netip.Addr, drain bool) error {
 // SetWeight changes a backend's weight; 0 keeps it known but out of the table.
 func (d *Desired) SetWeight(key api.VIPKey, addr netip.Addr, w uint32) error {
 	if w > MaxWeight {
-		return fmt.Errorf("set weight of backend %s: %w: weight %d is above the maximum %d", addr, api.ErrInvalid, w, MaxWeight)
+		return api.Errorf(api.ErrInvalid, "vip %s: backend %s: weight %d is above the maximum %d", key, addr, w, MaxWeight)
 	}
-	b, err := d.backend("set weight of backend", key, addr)
+	b, err := d.backend(key, addr)
 	if err != nil {
 		return err
 	}
@@ -213,14 +213,14 @@ func (d *Desired) SetWeight(key api.VIPKey, addr netip.Addr, w uint32) error {
 	return nil
 }
 
-func (d *Desired) backend(verb string, key api.VIPKey, addr netip.Addr) (*Backend, error) {
+func (d *Desired) backend(key api.VIPKey, addr netip.Addr) (*Backend, error) {
 	i, ok := d.find(key)
 	if !ok {
-		return nil, fmt.Errorf("%s %s: vip %s %w", verb, addr, key, api.ErrNotFound)
+		return nil, api.Errorf(api.ErrNotFound, "vip %s not found", key)
 	}
 	j, ok := findBackend(d.VIPs[i].Backends, addr)
 	if !ok {
-		return nil, fmt.Errorf("%s %s: %w in vip %s", verb, addr, api.ErrNotFound, key)
+		return nil, api.Errorf(api.ErrNotFound, "vip %s: backend %s not found", key, addr)
 	}
 	return &d.VIPs[i].Backends[j], nil
 }

@@ -156,3 +156,42 @@ func TestRebase(t *testing.T) {
 		})
 	}
 }
+
+// TestErrorMessages pins what the operator reads: the VIP and backend the
+// problem is about and the reason, without the sentinel's text in the middle.
+func TestErrorMessages(t *testing.T) {
+	start := func() Desired {
+		return Desired{VIPs: []VIP{vip(vip1, be(b1, 1, false), be(b2, 1, false))}}
+	}
+	tests := []struct {
+		name string
+		op   func(d *Desired) error
+		want string
+	}{
+		{"vip exists", func(d *Desired) error { return d.AddVIP(api.VIPSpec{Key: vip1}) },
+			"vip 203.0.113.10:80/tcp already exists (delete it first, or add backends to it)"},
+		{"table not prime", func(d *Desired) error { return d.AddVIP(api.VIPSpec{Key: vip2, TableSize: 1000}) },
+			"vip 203.0.113.11:*/udp: table size 1000 must be a prime up to 67108859 (default 65537)"},
+		{"vip with a backend of the other family", func(d *Desired) error {
+			return d.AddVIP(api.VIPSpec{Key: vip6, Backends: []api.BackendSpec{{Addr: b1}}})
+		}, "vip [2001:db8::10]:443/tcp: backend 10.0.1.1 is not of the vip's IP family (IP-in-IP needs the same family)"},
+		{"backend exists", func(d *Desired) error { return d.AddBackend(vip1, api.BackendSpec{Addr: b1}) },
+			"vip 203.0.113.10:80/tcp: backend 10.0.1.1 already exists"},
+		{"backend weight", func(d *Desired) error { return d.AddBackend(vip1, api.BackendSpec{Addr: b3, Weight: 70000}) },
+			"vip 203.0.113.10:80/tcp: backend 10.0.1.3: weight 70000 is above the maximum 65535"},
+		{"unknown vip", func(d *Desired) error { return d.AddBackend(vip2, api.BackendSpec{Addr: b1}) },
+			"vip 203.0.113.11:*/udp not found"},
+		{"unknown backend", func(d *Desired) error { return d.SetDrain(vip1, b3, true) },
+			"vip 203.0.113.10:80/tcp: backend 10.0.1.3 not found"},
+		{"weight too big", func(d *Desired) error { return d.SetWeight(vip1, b2, 70000) },
+			"vip 203.0.113.10:80/tcp: backend 10.0.1.2: weight 70000 is above the maximum 65535"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := start()
+			err := tt.op(&d)
+			require.Error(t, err)
+			assert.Equal(t, tt.want, err.Error())
+		})
+	}
+}
