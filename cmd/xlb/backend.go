@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -48,7 +50,7 @@ func newBackendAddCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return backendChange(cmd, o.output, key, fmt.Sprintf("backend %s added to vip %s", addr, key),
+			return change(cmd, o.output, key, fmt.Sprintf("backend %s added to vip %s", addr, key),
 				func(ctx context.Context, c *api.Client) error {
 					return c.AddBackend(ctx, key, api.BackendSpec{Addr: addr, Weight: o.weight, Drain: o.drain})
 				})
@@ -74,7 +76,7 @@ func newBackendDelCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return backendChange(cmd, output, key, fmt.Sprintf("backend %s deleted from vip %s", addr, key),
+			return change(cmd, output, key, fmt.Sprintf("backend %s deleted from vip %s", addr, key),
 				func(ctx context.Context, c *api.Client) error { return c.DeleteBackend(ctx, key, addr) })
 		},
 	}
@@ -98,7 +100,7 @@ func newBackendDrainCmd(drain bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return backendChange(cmd, output, key, fmt.Sprintf("backend %s of vip %s %s", addr, key, done),
+			return change(cmd, output, key, fmt.Sprintf("backend %s of vip %s %s", addr, key, done),
 				func(ctx context.Context, c *api.Client) error { return c.SetBackendState(ctx, key, addr, drain) })
 		},
 	}
@@ -123,7 +125,7 @@ func newBackendWeightCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("invalid WEIGHT %q: want a whole number (0 keeps the backend known but out of the table)", args[2])
 			}
-			return backendChange(cmd, output, key, fmt.Sprintf("backend %s of vip %s now has weight %d", addr, key, w),
+			return change(cmd, output, key, fmt.Sprintf("backend %s of vip %s now has weight %d", addr, key, w),
 				func(ctx context.Context, c *api.Client) error { return c.SetBackendWeight(ctx, key, addr, uint32(w)) })
 		},
 	}
@@ -140,41 +142,23 @@ func newBackendListCmd() *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeVIPs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := parseVIPArg(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			vip, err := c.GetVIP(cmd.Context(), key)
-			if err != nil {
-				return explain(err)
-			}
-			if output == outputJSON {
-				if vip.Backends == nil {
-					vip.Backends = []api.Backend{}
-				}
-				return printJSON(cmd.OutOrStdout(), vip.Backends)
-			}
-			return printBackends(cmd.OutOrStdout(), vip)
+			return showVIP(cmd, output, args[0], func(v api.VIP) backendList { return backendList(v) },
+				func(out io.Writer, l backendList) error { return printBackends(out, api.VIP(l)) })
 		},
 	}
 	addOutputFlag(cmd, &output)
 	return cmd
 }
 
-// backendChange runs one mutating backend call and reports it.
-func backendChange(cmd *cobra.Command, output outputFormat, key api.VIPKey, msg string, do func(context.Context, *api.Client) error) error {
-	c, err := newClient(cmd)
-	if err != nil {
-		return err
+// backendList is what `xlb backend list` shows: the VIP's backends, which
+// -o json prints alone; the table needs the VIP's table size for shares.
+type backendList api.VIP
+
+// MarshalJSON prints the backends alone, [] when there are none.
+func (l backendList) MarshalJSON() ([]byte, error) {
+	bs := l.Backends
+	if bs == nil {
+		bs = []api.Backend{}
 	}
-	defer c.Close()
-	if err := do(cmd.Context(), c); err != nil {
-		return explain(err)
-	}
-	return printVIPChange(cmd, c, output, key, msg)
+	return json.Marshal(bs)
 }

@@ -31,9 +31,9 @@ func newClient(cmd *cobra.Command) (*api.Client, error) {
 	return api.NewClient(path, apiTimeout), nil
 }
 
-// show runs one read-only API call and prints its result: the API's JSON
-// for -o json, else the table that print renders. get takes the client
-// first so that method expressions such as (*api.Client).Status fit.
+// show runs one API call and prints its result: the API's JSON for
+// -o json, else the text that print renders. get takes the client first so
+// that method expressions such as (*api.Client).Status fit.
 func show[T any](cmd *cobra.Command, output outputFormat, get func(*api.Client, context.Context) (T, error), print func(io.Writer, T) error) error {
 	c, err := newClient(cmd)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -139,13 +140,18 @@ func startDaemon(t *testing.T, svc api.Service) string {
 // separately (data and diagnostics must not mix).
 func runXLB(t *testing.T, socket string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	cmd := newRootCmd()
 	var out, errb bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errb)
-	cmd.SetArgs(append([]string{"--socket", socket}, args...))
-	err = cmd.Execute()
+	err = execute(append([]string{"--socket", socket}, args...), &out, &errb)
 	return out.String(), errb.String(), err
+}
+
+// execute runs a fresh command tree with args, writing to stdout and stderr.
+func execute(args []string, stdout, stderr io.Writer) error {
+	cmd := newRootCmd()
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	cmd.SetArgs(args)
+	return cmd.Execute()
 }
 
 var (

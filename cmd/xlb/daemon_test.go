@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,18 +9,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// runDaemonCLI runs the whole command tree with args, capturing its output.
-func runDaemonCLI(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := newRootCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	err := cmd.Execute()
-	return out.String(), err
-}
 
 func TestDaemonFlags(t *testing.T) {
 	tests := []struct {
@@ -37,7 +24,7 @@ func TestDaemonFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := runDaemonCLI(t, tt.args...)
+			_, err := runCLI(t, tt.args...)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
 		})
@@ -53,7 +40,7 @@ func TestDaemonCleanup(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(pins, "xlb_ingress"), nil, 0o600))
 	cfg := filepath.Join(dir, "xlb.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("interfaces:\n  - name: eth0\nbpf:\n  pin_path: %s\n", pins)), 0o600))
-	out, err := runDaemonCLI(t, "daemon", "--cleanup", "--config", cfg, "--log-format", "json")
+	out, err := runCLI(t, "daemon", "--cleanup", "--config", cfg, "--log-format", "json")
 	require.NoError(t, err)
 	assert.Contains(t, out, "removed "+pins)
 	_, err = os.Stat(pins)

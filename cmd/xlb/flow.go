@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -44,19 +45,9 @@ otherwise the VIP's Maglev table.
 				return fmt.Errorf("vip %s listens on every port: say which with --dport", key)
 			}
 			q := api.FlowQuery{Src: src, VIP: key, DstPort: o.dport}
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ans, err := c.Flow(cmd.Context(), q)
-			if err != nil {
-				return explain(err)
-			}
-			if o.output == outputJSON {
-				return printJSON(cmd.OutOrStdout(), ans)
-			}
-			return printFlow(cmd.OutOrStdout(), q, ans)
+			return show(cmd, o.output,
+				func(c *api.Client, ctx context.Context) (api.FlowAnswer, error) { return c.Flow(ctx, q) },
+				func(out io.Writer, ans api.FlowAnswer) error { return printFlow(out, q, ans) })
 		},
 	}
 	cmd.Flags().Uint16Var(&o.dport, "dport", 0, "destination port, for a VIP that listens on every port (ADDR:*/PROTO)")

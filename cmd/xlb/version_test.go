@@ -9,14 +9,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// runCLI runs the whole command tree with args; stdout and stderr together.
 func runCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newRootCmd()
 	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	err := cmd.Execute()
+	err := execute(args, &out, &out)
 	return out.String(), err
 }
 

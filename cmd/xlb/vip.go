@@ -57,15 +57,8 @@ func newVIPAddCmd() *cobra.Command {
 			if err := spec.Validate(); err != nil {
 				return fmt.Errorf("add vip: %w", err)
 			}
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.AddVIP(cmd.Context(), spec); err != nil {
-				return explain(err)
-			}
-			return printVIPChange(cmd, c, o.output, key, fmt.Sprintf("vip %s added", key))
+			return change(cmd, o.output, key, fmt.Sprintf("vip %s added", key),
+				func(ctx context.Context, c *api.Client) error { return c.AddVIP(ctx, spec) })
 		},
 	}
 	cmd.Flags().StringVar(&o.mode, "mode", "", "forwarding mode: ipip (default) or l2dsr")
@@ -94,19 +87,14 @@ func newVIPDelCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.DeleteVIP(cmd.Context(), key); err != nil {
-				return explain(err)
-			}
-			if output == outputJSON {
-				return printJSON(cmd.OutOrStdout(), deletedVIP{Deleted: key})
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "vip %s deleted\n", key)
-			return err
+			return show(cmd, output,
+				func(c *api.Client, ctx context.Context) (deletedVIP, error) {
+					return deletedVIP{Deleted: key}, c.DeleteVIP(ctx, key)
+				},
+				func(out io.Writer, d deletedVIP) error {
+					_, err := fmt.Fprintf(out, "vip %s deleted\n", d.Deleted)
+					return err
+				})
 		},
 	}
 	addOutputFlag(cmd, &output)
@@ -155,17 +143,24 @@ func newVIPShowCmd() *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeVIPs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := parseVIPArg(args[0])
-			if err != nil {
-				return err
-			}
-			return show(cmd, output, func(c *api.Client, ctx context.Context) (api.VIP, error) {
-				return c.GetVIP(ctx, key)
-			}, printVIP)
+			return showVIP(cmd, output, args[0], func(v api.VIP) api.VIP { return v }, printVIP)
 		},
 	}
 	addOutputFlag(cmd, &output)
 	return cmd
+}
+
+// showVIP shows the VIP named by arg (vip show, backend list): view picks
+// what of it the command prints, as JSON or through print.
+func showVIP[T any](cmd *cobra.Command, output outputFormat, arg string, view func(api.VIP) T, print func(io.Writer, T) error) error {
+	key, err := parseVIPArg(arg)
+	if err != nil {
+		return err
+	}
+	return show(cmd, output, func(c *api.Client, ctx context.Context) (T, error) {
+		vip, err := c.GetVIP(ctx, key)
+		return view(vip), err
+	}, print)
 }
 
 func printVIP(out io.Writer, v api.VIP) error {
@@ -204,9 +199,17 @@ func share(slots int, size uint32) string {
 	return fmt.Sprintf("%.1f%% (%d)", 100*float64(slots)/float64(size), slots)
 }
 
-// printVIPChange reports a successful change to a VIP: a line for people, or
-// the VIP as it now is for scripts.
-func printVIPChange(cmd *cobra.Command, c *api.Client, output outputFormat, key api.VIPKey, msg string) error {
+// change runs one mutating call for the VIP key and reports it: msg, or
+// with -o json the VIP as the daemon now runs it.
+func change(cmd *cobra.Command, output outputFormat, key api.VIPKey, msg string, do func(context.Context, *api.Client) error) error {
+	c, err := newClient(cmd)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := do(cmd.Context(), c); err != nil {
+		return explain(err)
+	}
 	if output == outputJSON {
 		vip, err := c.GetVIP(cmd.Context(), key)
 		if err != nil {
@@ -214,30 +217,16 @@ func printVIPChange(cmd *cobra.Command, c *api.Client, output outputFormat, key 
 		}
 		return printJSON(cmd.OutOrStdout(), vip)
 	}
-	_, err := fmt.Fprintln(cmd.OutOrStdout(), msg)
+	_, err = fmt.Fprintln(cmd.OutOrStdout(), msg)
 	return err
 }
 
-// completeVIPs offers the daemon's VIPs for the first argument; without a
-// daemon it offers nothing rather than failing the shell.
+// completeVIPs offers the daemon's VIPs for the first argument.
 func completeVIPs(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	c, err := newClient(cmd)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	defer c.Close()
-	vips, err := c.ListVIPs(cmd.Context())
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	keys := make([]string, len(vips))
-	for i, v := range vips {
-		keys[i] = v.Key.String()
-	}
-	return keys, cobra.ShellCompDirectiveNoFileComp
+	return complete(cmd, (*api.Client).ListVIPs, func(v api.VIP) string { return v.Key.String() })
 }
 
 // completeBackends offers the VIP's backends for the second argument.
@@ -252,20 +241,29 @@ func completeBackends(cmd *cobra.Command, args []string, toComplete string) ([]s
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
+	return complete(cmd, func(c *api.Client, ctx context.Context) ([]api.Backend, error) {
+		vip, err := c.GetVIP(ctx, key)
+		return vip.Backends, err
+	}, func(b api.Backend) string { return b.Addr.String() })
+}
+
+// complete asks the daemon for a list and offers the name of each item;
+// without a daemon it offers nothing rather than failing the shell.
+func complete[T any](cmd *cobra.Command, list func(*api.Client, context.Context) ([]T, error), name func(T) string) ([]string, cobra.ShellCompDirective) {
 	c, err := newClient(cmd)
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	defer c.Close()
-	vip, err := c.GetVIP(cmd.Context(), key)
+	items, err := list(c, cmd.Context())
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	addrs := make([]string, len(vip.Backends))
-	for i, b := range vip.Backends {
-		addrs[i] = b.Addr.String()
+	names := make([]string, len(items))
+	for i, it := range items {
+		names[i] = name(it)
 	}
-	return addrs, cobra.ShellCompDirectiveNoFileComp
+	return names, cobra.ShellCompDirectiveNoFileComp
 }
 
 // parseVIPBackendArgs parses the "VIP BACKEND" argument pair.

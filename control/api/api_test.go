@@ -45,21 +45,27 @@ func startServer(t *testing.T, svc Service) (*Client, string) {
 }
 
 func startServerB(t testing.TB, svc Service) (*Client, string) {
-	t.Helper()
 	path := filepath.Join(t.TempDir(), "run", "xlb.sock")
+	c, _ := serveAt(t, svc, path)
+	return c, path
+}
+
+// serveAt serves svc on path until the test ends and returns a client of it.
+func serveAt(t testing.TB, svc Service, path string) (*Client, *Server) {
+	t.Helper()
 	srv, err := NewServer(svc, ServerOptions{Path: path, Log: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, srv.Close()) })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		assert.NoError(t, <-done)
+		assert.NoError(t, srv.Close())
 	})
 	c := NewClient(path, 10*time.Second)
 	t.Cleanup(func() { c.Close() })
-	return c, path
+	return c, srv
 }
 
 // TestRoundTrip checks that every Service method travels through client,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -118,20 +117,7 @@ func TestCloseKeepsSuccessorSocket(t *testing.T) {
 }
 
 func startServerAt(t *testing.T, path string) (*Client, *Server) {
-	t.Helper()
-	srv, err := NewServer(&recorder{}, ServerOptions{Path: path, Log: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		assert.NoError(t, <-done)
-		assert.NoError(t, srv.Close())
-	})
-	c := NewClient(path, 5*time.Second)
-	t.Cleanup(func() { c.Close() })
-	return c, srv
+	return serveAt(t, &recorder{}, path)
 }
 
 // helperSocketEnv makes the test binary act as a plain client: it calls

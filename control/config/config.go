@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/xlbproject/xlb/control/health"
 	"github.com/xlbproject/xlb/maglev"
 )
 
@@ -97,19 +98,14 @@ type Dataplane struct {
 	SrcMAC     net.HardwareAddr
 }
 
-// Health configures the active checks of every L7 host.
+// Health configures the active checks of every L7 host: how each one is
+// checked (the health package's own Spec, so the two never drift apart)
+// and on which port.
 type Health struct {
-	// Type is "http" (GET Path, expect Status) or "tcp" (connect only).
-	Type string
+	health.Spec
 	// Port is the port probed on the backend; 0 means the VIP's own port
 	// (not allowed for port-wildcard VIPs).
-	Port     uint16
-	Path     string
-	Status   int
-	Interval time.Duration
-	Timeout  time.Duration
-	Rise     int
-	Fall     int
+	Port uint16
 }
 
 // API configures the unix socket the CLI talks to.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/control/health"
 )
 
 const minimal = `
@@ -41,8 +43,9 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, "x.yaml", cfg.File)
 	assert.Equal(t, "auto", cfg.Interfaces[0].Mode)
 	assert.Equal(t, Health{
-		Type: "http", Port: 9901, Path: "/ready", Status: 200,
-		Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 2, Fall: 2,
+		Spec: health.Spec{Type: "http", Path: "/ready", Status: 200,
+			Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 2, Fall: 2},
+		Port: 9901,
 	}, cfg.Health)
 	assert.Equal(t, DefaultSocket, cfg.API.Socket)
 	assert.Equal(t, DefaultMetricsListen, cfg.Metrics.Listen)

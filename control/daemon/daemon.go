@@ -354,7 +354,7 @@ func (d *Daemon) targetLocked(vip api.VIPKey, addr netip.Addr) health.Target {
 	if port == 0 {
 		port = vip.Port
 	}
-	return health.Target{Addr: addr, Port: port, Spec: health.SpecFromConfig(d.cfg.Health)}
+	return health.Target{Addr: addr, Port: port, Spec: d.cfg.Health.Spec}
 }
 
 func (d *Daemon) targetsLocked() []health.Target {

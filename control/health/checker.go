@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/xlbproject/xlb/control/config"
 )
 
 // Spec says how a target is checked.
@@ -28,11 +26,6 @@ type Spec struct {
 	Timeout  time.Duration
 	Rise     int
 	Fall     int
-}
-
-// SpecFromConfig converts the configuration's health section.
-func SpecFromConfig(h config.Health) Spec {
-	return Spec{Type: h.Type, Path: h.Path, Status: h.Status, Interval: h.Interval, Timeout: h.Timeout, Rise: h.Rise, Fall: h.Fall}
 }
 
 // Target is one thing checked: an address and port with a Spec. Targets are

@@ -2,13 +2,13 @@ package metrics
 
 import (
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/health"
 	"github.com/xlbproject/xlb/control/reconcile"
 	"github.com/xlbproject/xlb/l4"
@@ -151,15 +151,7 @@ func (c *Collector) collectL4(ch chan<- prometheus.Metric) {
 
 // vipLabel is the VIP's CLI form, e.g. 10.0.0.1:80/tcp, [2001:db8::1]:443/tcp.
 func vipLabel(v l4.VIP) string {
-	port := "*"
-	if v.Port != 0 {
-		port = strconv.Itoa(int(v.Port))
-	}
-	host := v.Addr.String()
-	if v.Addr.Is6() {
-		host = "[" + host + "]"
-	}
-	return host + ":" + port + "/" + v.Proto.String()
+	return api.VIPKey{Addr: v.Addr, Port: v.Port, Proto: v.Proto.String()}.String()
 }
 
 // ModeName names the mode l4 reports for an attached interface; l4 says
