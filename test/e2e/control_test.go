@@ -549,6 +549,7 @@ func TestControlPlane(t *testing.T) {
 			`xlb_l4_conntrack_total{result="hit"}`,
 			"xlb_health_check_duration_seconds_bucket",
 			"xlb_last_reconcile_timestamp_seconds",
+			`xlb_l4_attached{iface="` + topo.HostIfname + `",mode="native"} 1`,
 		} {
 			assert.Contains(t, string(body), want)
 		}
