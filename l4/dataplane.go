@@ -162,7 +162,7 @@ func Open(cfg Config, log *slog.Logger) (*Dataplane, error) {
 		return nil, fmt.Errorf("count possible cpus: %w", err)
 	}
 	if cfg.PinPath != "" {
-		if err := checkBPFFS(cfg.PinPath); err != nil {
+		if err := PreparePinPath(cfg.PinPath); err != nil {
 			return nil, err
 		}
 	}
@@ -204,7 +204,9 @@ func Open(cfg Config, log *slog.Logger) (*Dataplane, error) {
 	return d, nil
 }
 
-func checkBPFFS(dir string) error {
+// PreparePinPath makes sure dir is on a mounted bpffs (ErrNoBPFFS if not)
+// and creates it. The decapsulator shares it for its own pins.
+func PreparePinPath(dir string) error {
 	parent := dir
 	for {
 		if _, err := os.Stat(parent); err == nil {

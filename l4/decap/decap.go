@@ -12,6 +12,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/l4"
 )
 
 // DefaultMaxAddrs is the capacity of the local address map when
@@ -110,8 +112,8 @@ func Open(cfg Config) (*Decap, error) {
 	d := &Decap{log: log, pinPath: cfg.PinPath, addrs: map[netip.Addr]struct{}{}}
 	var opts ebpf.CollectionOptions
 	if cfg.PinPath != "" {
-		if err := checkBPFFS(cfg.PinPath); err != nil {
-			return nil, err
+		if err := l4.PreparePinPath(cfg.PinPath); err != nil {
+			return nil, fmt.Errorf("decap: %w", err)
 		}
 		for _, m := range spec.Maps {
 			m.Pinning = ebpf.PinByName

@@ -17,32 +17,6 @@ const linkPinPrefix = "link_"
 
 func linkPin(dir, ifname string) string { return filepath.Join(dir, linkPinPrefix+ifname) }
 
-// checkBPFFS makes sure dir is on a mounted bpffs, creating it if needed.
-func checkBPFFS(dir string) error {
-	parent := dir
-	for {
-		if _, err := os.Stat(parent); err == nil {
-			break
-		}
-		next := filepath.Dir(parent)
-		if next == parent {
-			break
-		}
-		parent = next
-	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(parent, &st); err != nil {
-		return fmt.Errorf("stat decap pin path %s: %w", dir, err)
-	}
-	if st.Type != unix.BPF_FS_MAGIC {
-		return fmt.Errorf("check decap pin path %s: not on bpffs (mount it with 'mount -t bpf bpffs /sys/fs/bpf')", dir)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create decap pin path %s: %w", dir, err)
-	}
-	return nil
-}
-
 // adopt reads the pinned address set and switches a pinned link of a
 // previous instance to this program. bpf_link_update swaps the program in
 // one step: the interface always has a decapsulator.
