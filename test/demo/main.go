@@ -187,7 +187,9 @@ func (d *demo) buildTopology() error {
 	cfgs := []topo.HostConfig{
 		{Name: "client", NoOffloads: true},
 		{Name: "lb", PeerXDPPass: true},
-		{Name: "gw", MTU: topo.BridgeMTU, RPFilterOff: true},
+		// gw is a one-armed router: the balancer's single next hop, as an
+		// edge host's upstream router would be.
+		{Name: "gw", MTU: topo.BridgeMTU, RPFilterOff: true, Router: true},
 		{Name: "l7-1", MTU: topo.BridgeMTU, VIPs: []netip.Addr{vip}, RPFilterOff: true},
 		{Name: "l7-2", MTU: topo.BridgeMTU, VIPs: []netip.Addr{vip}, RPFilterOff: true},
 		{Name: "l7-3", MTU: topo.BridgeMTU, VIPs: []netip.Addr{vip}, RPFilterOff: true},
@@ -200,14 +202,6 @@ func (d *demo) buildTopology() error {
 		}
 		d.hosts[c.Name] = h
 		fmt.Fprintf(d.out, "   %-7s %-12s %s\n", c.Name, h.Addr4, h.NetNS)
-	}
-	// gw is a one-armed router: the balancer's single next hop, as an edge
-	// host's upstream router would be.
-	gw := d.hosts["gw"]
-	for _, kv := range [][2]string{{"net.ipv4.ip_forward", "1"}, {"net.ipv4.conf.all.send_redirects", "0"}, {"net.ipv4.conf.eth0.send_redirects", "0"}} {
-		if err := gw.SetSysctl(kv[0], kv[1]); err != nil {
-			return err
-		}
 	}
 	return d.hosts["client"].AddRoute(netip.PrefixFrom(vip, 32), d.hosts["lb"].Addr4)
 }

@@ -83,15 +83,8 @@ func newCtlBed(t *testing.T, proxied ...int) *ctlBed {
 	require.NoError(t, err)
 	b.lb, err = b.tp.AddHost(topo.HostConfig{Name: "lb", PeerXDPPass: true})
 	require.NoError(t, err)
-	b.gw, err = b.tp.AddHost(topo.HostConfig{Name: "gw", MTU: topo.BridgeMTU, RPFilterOff: true})
+	b.gw, err = b.tp.AddHost(topo.HostConfig{Name: "gw", MTU: topo.BridgeMTU, RPFilterOff: true, Router: true})
 	require.NoError(t, err)
-	for _, kv := range [][2]string{
-		{"net.ipv4.ip_forward", "1"},
-		{"net.ipv4.conf.all.send_redirects", "0"},
-		{"net.ipv4.conf.eth0.send_redirects", "0"},
-	} {
-		require.NoError(t, b.gw.SetSysctl(kv[0], kv[1]))
-	}
 	require.NoError(t, b.client.AddRoute(netip.PrefixFrom(b.vip, 32), b.lb.Addr4))
 
 	for i := 1; i <= 3; i++ {

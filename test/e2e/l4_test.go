@@ -81,17 +81,8 @@ func newBed(t *testing.T, mode xdpMode) *bed {
 	// peer runs XDP (trap 1).
 	b.lb, err = b.tp.AddHost(topo.HostConfig{Name: "lb", PeerXDPPass: true})
 	require.NoError(t, err)
-	b.gw, err = b.tp.AddHost(topo.HostConfig{Name: "gw", MTU: topo.BridgeMTU, RPFilterOff: true})
+	b.gw, err = b.tp.AddHost(topo.HostConfig{Name: "gw", MTU: topo.BridgeMTU, RPFilterOff: true, Router: true})
 	require.NoError(t, err)
-	for _, kv := range [][2]string{
-		{"net.ipv4.ip_forward", "1"},
-		{"net.ipv6.conf.all.forwarding", "1"},
-		// One-armed: the LB does not route these packets itself.
-		{"net.ipv4.conf.all.send_redirects", "0"},
-		{"net.ipv4.conf.eth0.send_redirects", "0"},
-	} {
-		require.NoError(t, b.gw.SetSysctl(kv[0], kv[1]))
-	}
 	require.NoError(t, b.client.AddRoute(netip.PrefixFrom(b.vip4, 32), b.lb.Addr4))
 	require.NoError(t, b.client.AddRoute(netip.PrefixFrom(b.vip6, 128), b.lb.Addr6))
 

@@ -42,6 +42,10 @@ type HostConfig struct {
 	// hosts that receive packets whose source is not routed back the same
 	// way.
 	RPFilterOff bool
+	// Router makes the host a one-armed router: it forwards IPv4 and IPv6
+	// back out of its one interface and sends no ICMP redirects (the
+	// balancer's configured next hop in the tests and the demo).
+	Router bool
 }
 
 // Host is one namespace with one interface on the bridge.
@@ -212,6 +216,20 @@ func (h *Host) configure(cfg HostConfig) error {
 	if cfg.RPFilterOff {
 		for _, ifc := range []string{"all", "default", h.Ifname} {
 			if err := h.SetSysctl("net.ipv4.conf."+ifc+".rp_filter", "0"); err != nil {
+				return err
+			}
+		}
+	}
+	if cfg.Router {
+		for _, kv := range [][2]string{
+			{"net.ipv4.ip_forward", "1"},
+			{"net.ipv6.conf.all.forwarding", "1"},
+			// One-armed: without this the router would tell the sender
+			// to go to the next hop directly, and the sender would.
+			{"net.ipv4.conf.all.send_redirects", "0"},
+			{"net.ipv4.conf." + h.Ifname + ".send_redirects", "0"},
+		} {
+			if err := h.SetSysctl(kv[0], kv[1]); err != nil {
 				return err
 			}
 		}

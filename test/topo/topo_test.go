@@ -84,7 +84,9 @@ func TestCreateConnectTeardown(t *testing.T) {
 	b, err := tp.AddHost(HostConfig{Name: "l7-1", MTU: BridgeMTU, PeerXDPPass: true, RPFilterOff: true,
 		VIPs: []netip.Addr{netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("2001:db8:100::1")}})
 	require.NoError(t, err)
-	assert.ElementsMatch(t, []string{tp.NetNSName("br"), a.NetNS, b.NetNS}, namespaces(t, tp.Prefix()))
+	gw, err := tp.AddHost(HostConfig{Name: "gw", Router: true})
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{tp.NetNSName("br"), a.NetNS, b.NetNS, gw.NetNS}, namespaces(t, tp.Prefix()))
 	assert.Equal(t, netip.MustParseAddr("10.99.0.1"), a.Addr4)
 	assert.Equal(t, netip.MustParseAddr("fd00:99::2"), b.Addr6)
 	assert.Same(t, b, tp.Host("l7-1"))
@@ -130,6 +132,11 @@ func TestCreateConnectTeardown(t *testing.T) {
 			{b, "net.ipv4.conf.all.rp_filter", "0"},
 			{b, "net.ipv4.conf.eth0.rp_filter", "0"},
 			{a, "net.ipv4.conf.all.arp_ignore", "0"},
+			{a, "net.ipv4.ip_forward", "0"},
+			{gw, "net.ipv4.ip_forward", "1"},
+			{gw, "net.ipv6.conf.all.forwarding", "1"},
+			{gw, "net.ipv4.conf.all.send_redirects", "0"},
+			{gw, "net.ipv4.conf.eth0.send_redirects", "0"},
 		}
 		for _, tt := range tests {
 			got, err := tt.host.Sysctl(tt.key)
