@@ -17,6 +17,9 @@ have_cmd wrk        || need+=(wrk)
 have_cmd haproxy    || need+=(haproxy)
 have_cmd nginx      || need+=(nginx)
 have_cmd curl       || need+=(curl)
+# cgo toolchain: `go test -race` needs it.
+have_cmd gcc        || need+=(gcc libc6-dev)
+have_cmd nsenter    || need+=(util-linux)
 
 if [ "${#need[@]}" -eq 0 ]; then
 	exit 0
