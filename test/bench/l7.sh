@@ -18,7 +18,10 @@
 #
 # Environment: DURATION (default 10s), ROUNDS (3), CONNS (50), CONFIGS
 # ("1w 2w"), XLB (path to the xlb binary, default bin/xlb, built if missing),
-# OUT (optional file that gets the markdown table).
+# OUT (optional file that gets the markdown table), PROXIES (default
+# "xlb xlb-nometrics haproxy nginx"), XLB_B (a second xlb binary, run as
+# proxy "xlb-b" when PROXIES names it: an A/B of two builds in the same run,
+# e.g. PROXIES="xlb xlb-b haproxy" XLB_B=/tmp/xlb-new).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -54,8 +57,9 @@ for off in 0 1 2 3 4 5 6 7 8 9 10 11; do
 	fi
 done
 B1=$((BASE)) B2=$((BASE + 1)) B3=$((BASE + 2)) B4=$((BASE + 3))
-declare -A PORT=([xlb]=$((BASE + 4)) [xlb-nometrics]=$((BASE + 5)) [haproxy]=$((BASE + 6)) [nginx]=$((BASE + 7)))
-ADMIN1=$((BASE + 8)) ADMIN2=$((BASE + 9))
+declare -A PORT=([xlb]=$((BASE + 4)) [xlb-nometrics]=$((BASE + 5)) [haproxy]=$((BASE + 6)) [nginx]=$((BASE + 7)) [xlb-b]=$((BASE + 10)))
+ADMIN1=$((BASE + 8)) ADMIN2=$((BASE + 9)) ADMIN3=$((BASE + 11))
+case " ${PROXIES[*]} " in *" xlb-b "*) [ -x "${XLB_B:-}" ] || { echo "l7.sh: xlb-b needs XLB_B=<xlb binary>" >&2; exit 1; } ;; esac
 
 echo "building xlb and the backend..." >&2
 case " ${PROXIES[*]} " in *" xlb"*) [ -x "$XLB" ] || (cd "$ROOT" && go build -o "$XLB" ./cmd/xlb) ;; esac
@@ -302,6 +306,7 @@ for conf in $CONFIGS; do
 	fi
 	gen_xlb "${PORT[xlb]}" "$ADMIN1" >"$TMP/xlb.yaml"
 	gen_xlb "${PORT[xlb-nometrics]}" "$ADMIN2" >"$TMP/xlb-nometrics.yaml"
+	gen_xlb "${PORT[xlb-b]}" "$ADMIN3" >"$TMP/xlb-b.yaml"
 	gen_haproxy "$workers" >"$TMP/haproxy.cfg"
 	gen_nginx "$workers" >"$TMP/nginx.conf"
 
@@ -311,6 +316,7 @@ for conf in $CONFIGS; do
 		case $n in
 		xlb) GOMAXPROCS=$workers start xlb "$pcpu" "$XLB" proxy --config "$TMP/xlb.yaml" ;;
 		xlb-nometrics) GOMAXPROCS=$workers start xlb-nometrics "$pcpu" "$XLB" proxy --config "$TMP/xlb-nometrics.yaml" --metrics=false ;;
+		xlb-b) GOMAXPROCS=$workers start xlb-b "$pcpu" "$XLB_B" proxy --config "$TMP/xlb-b.yaml" ;;
 		haproxy) start haproxy "$pcpu" haproxy -db -f "$TMP/haproxy.cfg" ;;
 		nginx) start nginx "$pcpu" nginx -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" ;;
 		*) echo "l7.sh: unknown proxy $n" >&2; exit 1 ;;
