@@ -57,7 +57,8 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		TLS:        ctx.IsTLS(),
 		Headers:    &st.view,
 	}
-	st.dec = director.Decision{}
+	// Decide resets st.dec itself and keeps its cookie buffer: clearing it
+	// here would make every newly issued cookie allocate.
 	p.dir.Decide(&st.req, &st.dec)
 	st.req = director.Request{} // drop references into ctx before pooling
 	dec := &st.dec
