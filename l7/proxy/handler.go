@@ -69,10 +69,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 
 	if int64(len(ctx.Request.Body())) > dec.Route.MaxBodyBytes {
-		// Never sent: release the in-flight slot but tell passive health
-		// nothing, since a client's oversized body says nothing about the
-		// server (Done would count it as a success and reset error streaks).
-		dec.Backend.Release()
+		// Never sent: Skipped releases the in-flight slot but tells passive
+		// health nothing, since a client's oversized body says nothing about
+		// the server (a success would reset its error streaks).
+		p.dir.Done(dec, director.Outcome{Skipped: true})
 		p.reply(ctx, fasthttp.StatusRequestEntityTooLarge)
 		ctx.SetConnectionClose()
 		p.observe(ctx, dec, fasthttp.StatusRequestEntityTooLarge, false, time.Since(start))
