@@ -11,6 +11,7 @@ import (
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/config"
 	"github.com/xlbproject/xlb/control/metrics"
+	"github.com/xlbproject/xlb/control/reconcile"
 	"github.com/xlbproject/xlb/control/state"
 	"github.com/xlbproject/xlb/l4"
 )
@@ -174,15 +175,8 @@ func (d *Daemon) vipLocked(v state.VIP) api.VIP {
 	slots := d.rec.Slots(v.Key)
 	for _, b := range v.Backends {
 		hs := d.checker.Status(d.targetLocked(v.Key, b.Addr))
-		st := api.StateActive
-		switch {
-		case b.Drain:
-			st = api.StateDraining
-		case !hs.Up:
-			st = api.StateDown
-		}
 		out.Backends = append(out.Backends, api.Backend{
-			Addr: b.Addr, Weight: b.Weight, Drain: b.Drain, State: st, Healthy: hs.Up,
+			Addr: b.Addr, Weight: b.Weight, Drain: b.Drain, State: reconcile.BackendState(b, hs.Up), Healthy: hs.Up,
 			TableSlots: slots[b.Addr], LastCheck: hs.LastCheck, LastError: hs.LastError, LastTransition: hs.LastTransition,
 		})
 	}
