@@ -46,10 +46,13 @@ func (d *Daemon) change(ctx context.Context, fn func(*state.Desired) error) erro
 
 // AddVIP implements api.Service.
 func (d *Daemon) AddVIP(ctx context.Context, spec api.VIPSpec) error {
-	if spec.TableSize == 0 {
-		spec.TableSize = d.tableSize()
-	}
-	return d.change(ctx, func(s *state.Desired) error { return s.AddVIP(spec) })
+	return d.change(ctx, func(s *state.Desired) error {
+		// Under d.mu, so the default is the size of the config checked.
+		if spec.TableSize == 0 {
+			spec.TableSize = d.cfg.Dataplane.TableSize
+		}
+		return s.AddVIP(spec)
+	})
 }
 
 // DeleteVIP implements api.Service.
@@ -75,12 +78,6 @@ func (d *Daemon) SetBackendState(ctx context.Context, vip api.VIPKey, backend ne
 // SetBackendWeight implements api.Service.
 func (d *Daemon) SetBackendWeight(ctx context.Context, vip api.VIPKey, backend netip.Addr, weight uint32) error {
 	return d.change(ctx, func(s *state.Desired) error { return s.SetWeight(vip, backend, weight) })
-}
-
-func (d *Daemon) tableSize() uint32 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cfg.Dataplane.TableSize
 }
 
 // Reload implements api.Service: it re-reads the configuration file and
