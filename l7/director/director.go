@@ -370,6 +370,14 @@ func (d *Director) Ready() (ok bool, reason string) {
 	return true, ""
 }
 
+// Route returns the route Decide would match for a request with this host,
+// raw path, method and headers, or nil. It lets an engine apply a route's
+// limits before the body is read, with the director's own table.
+func (d *Director) Route(host, path, method []byte, h route.HeaderGetter) *route.Route {
+	var pathBuf [512]byte
+	return d.table.Match(host, route.CleanPath(pathBuf[:0], path), method, h)
+}
+
 // Backends returns every server of every pool in a stable order; a
 // Backend's ID is its index here.
 func (d *Director) Backends() []*pool.Backend { return d.backends }

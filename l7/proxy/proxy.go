@@ -16,7 +16,6 @@ import (
 
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/director"
-	"github.com/xlbproject/xlb/l7/route"
 )
 
 // Engine defaults that are not in the config because no operator should
@@ -65,9 +64,6 @@ type Proxy struct {
 	srv     *fasthttp.Server
 	clients []*fasthttp.HostClient // by pool.Backend.ID
 	trusted trustedNets
-	// routes is the director's route table compiled again from the same
-	// config, for body limits before the body is read (headerReceived).
-	routes  *route.Table
 	metrics *requestMetrics // nil when request metrics are off
 	access  *accessLog      // nil when the access log is off
 	gather  prometheus.Gatherer
@@ -97,11 +93,6 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		gather:  opts.Gatherer,
 	}
 	p.states.New = func() any { return new(reqState) }
-	routes, err := route.NewTable(cfg.Routes)
-	if err != nil {
-		return nil, fmt.Errorf("new proxy: %w", err)
-	}
-	p.routes = routes
 
 	backends := dir.Backends()
 	dial := dialTimeouts(cfg, dir)
@@ -225,8 +216,7 @@ func (p *Proxy) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig
 	// Only origin-form targets are matched here; anything else keeps the
 	// server-wide bound and meets its route's limit in the handler.
 	if uri := h.RequestURI(); len(uri) > 0 && uri[0] == '/' {
-		var buf [512]byte
-		r := p.routes.Match(h.Host(), route.CleanPath(buf[:0], uri), h.Method(), h)
+		r := p.dir.Route(h.Host(), uri, h.Method(), h)
 		if r != nil && r.MaxBodyBytes > 0 {
 			rc.MaxRequestBodySize = int(r.MaxBodyBytes)
 		}
