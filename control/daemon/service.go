@@ -149,11 +149,15 @@ func restartOnly(a, b *config.Config) []string {
 func (d *Daemon) ListVIPs(ctx context.Context) ([]api.VIP, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.vipsLocked(), nil
+}
+
+func (d *Daemon) vipsLocked() []api.VIP {
 	out := make([]api.VIP, 0, len(d.file.Desired.VIPs))
 	for _, v := range d.file.Desired.VIPs {
 		out = append(out, d.vipLocked(v))
 	}
-	return out, nil
+	return out
 }
 
 // GetVIP implements api.Service.
@@ -182,7 +186,6 @@ func (d *Daemon) vipLocked(v state.VIP) api.VIP {
 
 // Status implements api.Service.
 func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
-	vips, _ := d.ListVIPs(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := api.Status{
@@ -193,7 +196,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		StatePath:     d.store.Path(),
 		Adopted:       d.adopted,
 		LastReconcile: d.lastReconcile,
-		VIPs:          vips,
+		VIPs:          d.vipsLocked(),
 		Interfaces:    []api.Interface{},
 	}
 	if d.lastErr != nil {
