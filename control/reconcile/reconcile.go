@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/xlbproject/xlb/control/api"
@@ -210,7 +211,7 @@ func (r *Reconciler) vip(v state.VIP, up HealthFunc) VIPResult {
 			input = append(input, maglev.Backend{Name: b.Addr.String(), Weight: b.Weight})
 		}
 	}
-	slices.SortFunc(input, func(a, b maglev.Backend) int { return compareNames(a.Name, b.Name) })
+	slices.SortFunc(input, func(a, b maglev.Backend) int { return strings.Compare(a.Name, b.Name) })
 
 	cur, exists := r.vips[v.Key]
 	if exists && cur.ok && cur.size == v.TableSize && slices.Equal(cur.input, input) {
@@ -319,14 +320,4 @@ func moved(old, new []BackendID) int {
 		}
 	}
 	return n
-}
-
-func compareNames(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
