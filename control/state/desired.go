@@ -63,8 +63,7 @@ func FromConfig(cfg *config.Config) Desired {
 func (d Desired) Clone() Desired {
 	c := Desired{VIPs: make([]VIP, len(d.VIPs))}
 	for i, v := range d.VIPs {
-		v.Backends = slices.Clone(v.Backends)
-		c.VIPs[i] = v
+		c.VIPs[i] = cloneVIP(v)
 	}
 	return c
 }
@@ -180,12 +179,10 @@ func (d *Desired) AddBackend(key api.VIPKey, bs api.BackendSpec) error {
 
 // DeleteBackend removes a backend from a VIP.
 func (d *Desired) DeleteBackend(key api.VIPKey, addr netip.Addr) error {
-	b, err := d.backend(key, addr)
+	i, j, err := d.backendIndex(key, addr)
 	if err != nil {
 		return err
 	}
-	i, _ := d.find(key)
-	j, _ := findBackend(d.VIPs[i].Backends, b.Addr)
 	d.VIPs[i].Backends = slices.Delete(d.VIPs[i].Backends, j, j+1)
 	return nil
 }
@@ -214,15 +211,24 @@ func (d *Desired) SetWeight(key api.VIPKey, addr netip.Addr, w uint32) error {
 }
 
 func (d *Desired) backend(key api.VIPKey, addr netip.Addr) (*Backend, error) {
+	i, j, err := d.backendIndex(key, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &d.VIPs[i].Backends[j], nil
+}
+
+// backendIndex returns the positions of a VIP and of one of its backends.
+func (d *Desired) backendIndex(key api.VIPKey, addr netip.Addr) (vip, backend int, err error) {
 	i, ok := d.find(key)
 	if !ok {
-		return nil, api.Errorf(api.ErrNotFound, "vip %s not found", key)
+		return 0, 0, api.Errorf(api.ErrNotFound, "vip %s not found", key)
 	}
 	j, ok := findBackend(d.VIPs[i].Backends, addr)
 	if !ok {
-		return nil, api.Errorf(api.ErrNotFound, "vip %s: backend %s not found", key, addr)
+		return 0, 0, api.Errorf(api.ErrNotFound, "vip %s: backend %s not found", key, addr)
 	}
-	return &d.VIPs[i].Backends[j], nil
+	return i, j, nil
 }
 
 func findBackend(bs []Backend, addr netip.Addr) (int, bool) {
