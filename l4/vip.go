@@ -153,16 +153,7 @@ func filterBit(a netip.Addr) uint32 {
 const filterBits = 16 // XLB_FILTER_BITS
 
 func (d *Dataplane) setFilterBit(a netip.Addr) error {
-	bit := filterBit(a)
-	var word uint64
-	if err := d.objs.VipFilterMap.Lookup(bit/64, &word); err != nil {
-		return fmt.Errorf("read vip filter: %w", err)
-	}
-	word |= 1 << (bit % 64)
-	if err := d.objs.VipFilterMap.Put(bit/64, word); err != nil {
-		return fmt.Errorf("write vip filter: %w", err)
-	}
-	return nil
+	return d.writeFilterBit(filterBit(a), true)
 }
 
 // clearFilterBit clears a's bit unless another VIP address shares it.
@@ -173,11 +164,20 @@ func (d *Dataplane) clearFilterBit(a netip.Addr) error {
 			return nil
 		}
 	}
+	return d.writeFilterBit(bit, false)
+}
+
+// writeFilterBit sets or clears one bit of vip_filter_map (a word per key).
+func (d *Dataplane) writeFilterBit(bit uint32, on bool) error {
 	var word uint64
 	if err := d.objs.VipFilterMap.Lookup(bit/64, &word); err != nil {
 		return fmt.Errorf("read vip filter: %w", err)
 	}
-	word &^= 1 << (bit % 64)
+	if on {
+		word |= 1 << (bit % 64)
+	} else {
+		word &^= 1 << (bit % 64)
+	}
 	if err := d.objs.VipFilterMap.Put(bit/64, word); err != nil {
 		return fmt.Errorf("write vip filter: %w", err)
 	}
