@@ -105,21 +105,15 @@ func runStats(ctx context.Context, out io.Writer, svc api.Service, o statsOption
 
 func printRates(out io.Writer, r api.StatsRates) error {
 	fmt.Fprintf(out, "%s  (rates over %s)\n", r.To.UTC().Format(time.RFC3339), r.To.Sub(r.From).Round(time.Millisecond))
-	curVIPs := make(map[api.VIPKey]api.VIPStats, len(r.Current.VIPs))
-	for _, v := range r.Current.VIPs {
-		curVIPs[v.Key] = v
-	}
 	w := newTable(out)
 	row(w, "VIP / BACKEND", "PPS", "BPS", "NEW FLOWS/S", "PACKETS", "BYTES")
-	for _, v := range r.VIPs {
-		cv := curVIPs[v.Key]
+	// ComputeRates keeps r.Current's VIPs and backends, in its order: the
+	// totals are at the same indexes.
+	for i, v := range r.VIPs {
+		cv := r.Current.VIPs[i]
 		row(w, v.Key, si(v.PPS), si(v.BPS), si(v.NewFlowsPS), cv.Packets, cv.Bytes)
-		curBE := make(map[string]api.Counter, len(cv.Backends))
-		for _, b := range cv.Backends {
-			curBE[b.Addr.String()] = b.Counter
-		}
-		for _, b := range v.Backends {
-			c := curBE[b.Addr.String()]
+		for j, b := range v.Backends {
+			c := cv.Backends[j]
 			row(w, "  "+b.Addr.String(), si(b.PPS), si(b.BPS), "", c.Packets, c.Bytes)
 		}
 	}
