@@ -35,7 +35,7 @@ type BackendView struct {
 type ViewFunc func() []BackendView
 
 // States a backend can be in, exported as xlb_backend_state{state=...}.
-var states = []string{"active", "draining", "down"}
+var states = []string{api.StateActive, api.StateDraining, api.StateDown}
 
 var (
 	vipPackets = prometheus.NewDesc("xlb_l4_vip_packets_total",
