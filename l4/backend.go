@@ -2,7 +2,6 @@ package l4
 
 import (
 	"fmt"
-	"maps"
 	"net/netip"
 )
 
@@ -70,7 +69,7 @@ func (d *Dataplane) Backends() map[BackendID]netip.Addr {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make(map[BackendID]netip.Addr, len(d.backends))
-	for id, st := range maps.All(d.backends) {
+	for id, st := range d.backends {
 		out[id] = st.addr
 	}
 	return out
