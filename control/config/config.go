@@ -387,13 +387,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 	cfg.Health.Rise = v.intRange(p("health", "rise"), h.Rise, DefaultHealthRise, 1, maxHealthRiseFall)
 	cfg.Health.Fall = v.intRange(p("health", "fall"), h.Fall, DefaultHealthFall, 1, maxHealthRiseFall)
 
-	cfg.API.Socket = DefaultSocket
-	if fc.API.Socket != nil {
-		cfg.API.Socket = *fc.API.Socket
-		if !strings.HasPrefix(*fc.API.Socket, "/") {
-			v.errorf(p("api", "socket"), "%q must be an absolute path", *fc.API.Socket)
-		}
-	}
+	cfg.API.Socket = v.absPath(p("api", "socket"), fc.API.Socket, DefaultSocket, "an absolute path")
 	cfg.API.Group = fc.API.Group
 
 	cfg.Metrics.Listen = DefaultMetricsListen
@@ -405,20 +399,8 @@ func (v *validator) config(fc *fileConfig) *Config {
 			}
 		}
 	}
-	cfg.StatePath = DefaultStatePath
-	if fc.State.Path != nil {
-		cfg.StatePath = *fc.State.Path
-		if !strings.HasPrefix(*fc.State.Path, "/") {
-			v.errorf(p("state", "path"), "%q must be an absolute path", *fc.State.Path)
-		}
-	}
-	cfg.PinPath = DefaultPinPath
-	if fc.BPF.PinPath != nil {
-		cfg.PinPath = *fc.BPF.PinPath
-		if !strings.HasPrefix(*fc.BPF.PinPath, "/") {
-			v.errorf(p("bpf", "pin_path"), "%q must be an absolute path on a bpffs mount", *fc.BPF.PinPath)
-		}
-	}
+	cfg.StatePath = v.absPath(p("state", "path"), fc.State.Path, DefaultStatePath, "an absolute path")
+	cfg.PinPath = v.absPath(p("bpf", "pin_path"), fc.BPF.PinPath, DefaultPinPath, "an absolute path on a bpffs mount")
 
 	type key struct {
 		addr  netip.Addr
@@ -591,6 +573,18 @@ func (v *validator) intRange(path []any, val *int, def, lo, hi int) int {
 	if *val < lo || *val > hi {
 		v.errorf(path, "%d is out of range %d..%d", *val, lo, hi)
 		return def
+	}
+	return *val
+}
+
+// absPath returns *val, or def when unset; what completes "must be" in the
+// error for a relative path.
+func (v *validator) absPath(path []any, val *string, def, what string) string {
+	if val == nil {
+		return def
+	}
+	if !strings.HasPrefix(*val, "/") {
+		v.errorf(path, "%q must be %s", *val, what)
 	}
 	return *val
 }
