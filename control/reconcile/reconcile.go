@@ -281,28 +281,6 @@ func (r *Reconciler) Slots(key api.VIPKey) map[netip.Addr]int {
 	return nil
 }
 
-// BackendID returns the data path id of a backend, 0 if unknown.
-func (r *Reconciler) BackendID(addr netip.Addr) BackendID { return r.backends[addr] }
-
-// Backends returns every backend address known to the data path by id.
-func (r *Reconciler) Backends() map[BackendID]netip.Addr {
-	m := make(map[BackendID]netip.Addr, len(r.backends))
-	for a, id := range r.backends {
-		m[id] = a
-	}
-	return m
-}
-
-// Invalidate forgets what was installed for a VIP (or all with the zero
-// key), forcing a rebuild on the next run.
-func (r *Reconciler) Invalidate(key api.VIPKey) {
-	for k, in := range r.vips {
-		if key == (api.VIPKey{}) || k == key {
-			in.ok = false
-		}
-	}
-}
-
 // moved counts the slots whose backend differs; a missing slot (an empty
 // table) is owned by nobody.
 func moved(old, new []BackendID) int {
