@@ -254,20 +254,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer ticker.Stop()
 loop:
 	for {
+		tick := false
 		select {
 		case <-ctx.Done():
 			break loop
 		case <-d.kick:
 		case <-ticker.C:
-			d.mu.Lock()
-			failed := d.lastErr != nil
-			d.mu.Unlock()
-			if !failed {
-				continue
-			}
+			tick = true
 		}
 		d.mu.Lock()
-		d.reconcileLocked()
+		// A tick only retries a failed reconcile.
+		if !tick || d.lastErr != nil {
+			d.reconcileLocked()
+		}
 		d.mu.Unlock()
 	}
 	cancel()
