@@ -127,8 +127,10 @@ dataplane:
   table_size: 65537
 health:
   port: %d
-  interval: 50ms
-  timeout: 40ms
+  # The shipped defaults. A 40 ms timeout let the first round of checks
+  # time out under -race on a loaded 2-core machine (backend read down).
+  interval: 200ms
+  timeout: 150ms
 api:
   socket: %s
 metrics:
