@@ -58,12 +58,8 @@ func scanRequestHeaders(h *fasthttp.RequestHeader) headerSet {
 	var s headerSet
 	raw := h.RawHeaders()
 	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
+		var line []byte
+		line, raw, _ = bytes.Cut(raw, newline)
 		if colon := bytes.IndexByte(line, ':'); colon > 0 {
 			s |= classify(line[:colon])
 		}
@@ -128,6 +124,12 @@ func classify(k []byte) headerSet {
 	return 0
 }
 
+// Separators for bytes.Cut over raw header blocks and value lists.
+var (
+	newline = []byte{'\n'}
+	comma   = []byte{','}
+)
+
 func equalFold(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false
@@ -153,11 +155,7 @@ func equalFold(b []byte, s string) bool {
 func connectionTokens(v []byte, f func(name []byte)) {
 	for len(v) > 0 {
 		var tok []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			tok, v = v[:i], v[i+1:]
-		} else {
-			tok, v = v, nil
-		}
+		tok, v, _ = bytes.Cut(v, comma)
 		tok = bytes.TrimSpace(tok)
 		if len(tok) == 0 || equalFold(tok, "close") || equalFold(tok, "keep-alive") {
 			continue

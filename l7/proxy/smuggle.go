@@ -35,12 +35,8 @@ func conflictingFraming(h *fasthttp.RequestHeader) bool {
 	var cl, te bool
 	raw := h.RawHeaders()
 	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
+		var line []byte
+		line, raw, _ = bytes.Cut(raw, newline)
 		colon := bytes.IndexByte(line, ':')
 		if colon < 0 {
 			continue
