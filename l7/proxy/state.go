@@ -14,7 +14,6 @@ import (
 // decisions) and knows nothing about Prometheus.
 type stateCollector struct {
 	dir *director.Director
-	now func() time.Time
 }
 
 var _ prometheus.Collector = (*stateCollector)(nil)
@@ -44,7 +43,7 @@ var (
 )
 
 func newStateCollector(dir *director.Director) *stateCollector {
-	return &stateCollector{dir: dir, now: time.Now}
+	return &stateCollector{dir: dir}
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -54,7 +53,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	now := c.now()
+	now := time.Now()
 	for _, p := range c.dir.Pools() {
 		var inflight int64
 		for _, b := range p.Backends {
