@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -342,24 +343,15 @@ func (v *validator) route(i int, r *Route) {
 func (m *Match) key() string {
 	var b strings.Builder
 	b.WriteString(m.Host + "\x00" + m.Path + "\x00" + m.PathPrefix + "\x00")
-	methods := append([]string(nil), m.Methods...)
-	sortStrings(methods)
+	methods := slices.Sorted(slices.Values(m.Methods))
 	b.WriteString(strings.Join(methods, ",") + "\x00")
 	hs := make([]string, 0, len(m.Headers))
 	for k, val := range m.Headers {
 		hs = append(hs, strings.ToLower(k)+"="+val)
 	}
-	sortStrings(hs)
+	slices.Sort(hs)
 	b.WriteString(strings.Join(hs, "\x01"))
 	return b.String()
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
 
 func (v *validator) pool(i int, p *Pool) {
