@@ -47,7 +47,7 @@ var _ prometheus.Collector = (*requestMetrics)(nil)
 // default response timeout.
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
-func newRequestMetrics(dir *director.Director) (*requestMetrics, error) {
+func newRequestMetrics(dir *director.Director) *requestMetrics {
 	m := &requestMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xlb_l7_requests_total",
@@ -84,7 +84,7 @@ func newRequestMetrics(dir *director.Director) (*requestMetrics, error) {
 	for _, b := range backends {
 		m.latency[b.ID] = m.duration.WithLabelValues(b.Pool, b.Name)
 	}
-	return m, nil
+	return m
 }
 
 func (m *requestMetrics) Describe(ch chan<- *prometheus.Desc) {

@@ -106,10 +106,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 
 	if opts.Registerer != nil {
 		if !opts.NoRequestMetrics {
-			m, err := newRequestMetrics(dir)
-			if err != nil {
-				return nil, fmt.Errorf("new proxy: %w", err)
-			}
+			m := newRequestMetrics(dir)
 			if err := opts.Registerer.Register(m); err != nil {
 				return nil, fmt.Errorf("register request metrics: %w", err)
 			}
