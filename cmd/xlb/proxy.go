@@ -22,6 +22,7 @@ type proxyOptions struct {
 	config   string
 	metrics  bool
 	logLevel string
+	level    slog.Level // parsed from logLevel by validate
 }
 
 func newProxyCmd() *cobra.Command {
@@ -54,17 +55,14 @@ func (o *proxyOptions) validate() error {
 	if o.config == "" {
 		return errors.New("--config is required")
 	}
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(o.logLevel)); err != nil {
+	if err := o.level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("invalid --log-level %q: one of debug, info, warn, error", o.logLevel)
 	}
 	return nil
 }
 
 func (o *proxyOptions) run(cmd *cobra.Command) error {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(o.logLevel)) // checked in validate
-	log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: o.level}))
 
 	cfg, err := config.Load(o.config)
 	if err != nil {
