@@ -179,7 +179,7 @@ func New(cfg *config.Config, opts ...Option) (*Director, error) {
 		d.pools = append(d.pools, ps)
 		poolIdx[pc.Name] = i
 		for _, b := range p.Backends {
-			name := healthName(b)
+			name := serverName(b.Pool, b.Name)
 			if _, dup := d.byHealth[name]; dup {
 				return nil, fmt.Errorf("create director: ambiguous server name %q", name)
 			}
@@ -213,7 +213,9 @@ func New(cfg *config.Config, opts ...Option) (*Director, error) {
 	return d, nil
 }
 
-func healthName(b *pool.Backend) string { return b.Pool + "/" + b.Name }
+// serverName is the "pool/server" name that health targets, SetStatus and
+// Drain look servers up by.
+func serverName(poolName, server string) string { return poolName + "/" + server }
 
 func parseHashKey(k string) (hashKind, string) {
 	switch {
@@ -414,7 +416,7 @@ var ErrUnknownServer = errors.New("unknown server")
 // Drain stops new clients from going to a server; its sticky clients stay
 // until deadline, then move. A zero deadline ends draining.
 func (d *Director) Drain(poolName, server string, deadline time.Time) error {
-	m, ok := d.byHealth[poolName+"/"+server]
+	m, ok := d.byHealth[serverName(poolName, server)]
 	if !ok {
 		return fmt.Errorf("drain %s/%s: %w", poolName, server, ErrUnknownServer)
 	}
@@ -438,7 +440,7 @@ func (d *Director) Start(ctx context.Context) error {
 		}
 		for _, b := range ps.pool.Backends {
 			targets = append(targets, health.Target{
-				Name: healthName(b), Addr: b.Addr, Path: a.Path, Host: a.Host,
+				Name: serverName(b.Pool, b.Name), Addr: b.Addr, Path: a.Path, Host: a.Host,
 				Interval: a.Interval, Timeout: a.Timeout, Rise: a.Rise, Fall: a.Fall,
 			})
 		}
