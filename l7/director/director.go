@@ -83,8 +83,7 @@ type Outcome struct {
 	ConnectErr bool
 	// Status is the upstream's status code, 0 when the upstream failed
 	// after connecting (reset, response timeout); 0 counts like a 5xx.
-	Status   int
-	Duration time.Duration
+	Status int
 	// Skipped is true when the proxy answered itself without forwarding
 	// (e.g. 413 for a body over the limit): the in-flight slot is released
 	// but the server's health is not judged.

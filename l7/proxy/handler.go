@@ -103,7 +103,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		ctx.SetConnectionClose()
 	}
 	d := time.Since(start)
-	p.dir.Done(dec, director.Outcome{ConnectErr: connectErr, Status: upstreamStatus, Duration: d})
+	p.dir.Done(dec, director.Outcome{ConnectErr: connectErr, Status: upstreamStatus})
 	p.observe(ctx, dec, status, true, d)
 }
 
