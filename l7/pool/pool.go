@@ -12,10 +12,9 @@ import (
 
 // Pool is one app-server pool.
 type Pool struct {
-	Name      string
-	Index     int
-	Backends  []*Backend
-	SlowStart time.Duration
+	Name     string
+	Index    int
+	Backends []*Backend
 
 	passive config.Passive
 	log     *slog.Logger
@@ -50,13 +49,12 @@ func New(index int, cfg config.Pool, firstID int, log *slog.Logger, now time.Tim
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Pool{
-		Name:      cfg.Name,
-		Index:     index,
-		SlowStart: cfg.SlowStart,
-		passive:   cfg.Health.Passive,
-		log:       log.With("pool", cfg.Name),
-		byKey:     make(map[uint64]*Backend, len(cfg.Servers)),
-		byName:    make(map[string]*Backend, len(cfg.Servers)),
+		Name:    cfg.Name,
+		Index:   index,
+		passive: cfg.Health.Passive,
+		log:     log.With("pool", cfg.Name),
+		byKey:   make(map[uint64]*Backend, len(cfg.Servers)),
+		byName:  make(map[string]*Backend, len(cfg.Servers)),
 	}
 	for i, s := range cfg.Servers {
 		b := &Backend{
