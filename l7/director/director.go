@@ -102,9 +102,8 @@ type StickyStats struct {
 type Option func(*options)
 
 type options struct {
-	log  *slog.Logger
-	now  func() time.Time
-	rand balance.Rand
+	log *slog.Logger
+	now func() time.Time
 }
 
 // WithLogger sets the logger for state transitions.
@@ -112,9 +111,6 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithClock replaces time.Now, for tests.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
-
-// WithRand replaces the policies' randomness, for tests.
-func WithRand(r balance.Rand) Option { return func(o *options) { o.rand = r } }
 
 type hashKind uint8
 
@@ -157,7 +153,7 @@ type Director struct {
 
 // New builds a Director from a validated config.
 func New(cfg *config.Config, opts ...Option) (*Director, error) {
-	o := options{now: time.Now, rand: balance.Default{}}
+	o := options{now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -169,7 +165,7 @@ func New(cfg *config.Config, opts ...Option) (*Director, error) {
 	poolIdx := map[string]int{}
 	for i, pc := range cfg.Pools {
 		p := pool.New(i, pc, len(d.backends), o.log, now)
-		pol, err := balance.New(pc, o.rand)
+		pol, err := balance.New(pc, balance.Default{})
 		if err != nil {
 			return nil, fmt.Errorf("create director: %w", err)
 		}
