@@ -184,5 +184,4 @@ const (
 	DefaultMaxEjectedPercent = 50
 	DefaultStickyMaxAge      = 24 * time.Hour
 	DefaultDrainTimeout      = 5 * time.Minute
-	DefaultStickyCookie      = "xlb_sticky"
 )
