@@ -58,19 +58,7 @@ the program once no daemon holds it.`,
 }
 
 func (o *daemonOptions) validate(cmd *cobra.Command) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return nil, fmt.Errorf("invalid --log-level %q: one of debug, info, warn, error", o.logLevel)
-	}
-	hopts := &slog.HandlerOptions{Level: level}
-	switch o.logFormat {
-	case "text":
-		return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), hopts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), hopts)), nil
-	default:
-		return nil, fmt.Errorf("invalid --log-format %q: one of text, json", o.logFormat)
-	}
+	return newLogger(cmd.ErrOrStderr(), o.logFormat, o.logLevel)
 }
 
 func (o *daemonOptions) runCleanup(cmd *cobra.Command, log *slog.Logger) error {

@@ -22,7 +22,7 @@ type proxyOptions struct {
 	config   string
 	metrics  bool
 	logLevel string
-	level    slog.Level // parsed from logLevel by validate
+	log      *slog.Logger // built from logLevel by validate
 }
 
 func newProxyCmd() *cobra.Command {
@@ -38,7 +38,7 @@ Logs (JSON) go to stderr; the access log, when enabled in the config, goes
 to stdout.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.validate(); err != nil {
+			if err := o.validate(cmd); err != nil {
 				return err
 			}
 			return o.run(cmd)
@@ -51,18 +51,20 @@ to stdout.`,
 	return cmd
 }
 
-func (o *proxyOptions) validate() error {
+func (o *proxyOptions) validate(cmd *cobra.Command) error {
 	if o.config == "" {
 		return errors.New("--config is required")
 	}
-	if err := o.level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return fmt.Errorf("invalid --log-level %q: one of debug, info, warn, error", o.logLevel)
+	log, err := newLogger(cmd.ErrOrStderr(), "json", o.logLevel)
+	if err != nil {
+		return err
 	}
+	o.log = log
 	return nil
 }
 
 func (o *proxyOptions) run(cmd *cobra.Command) error {
-	log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: o.level}))
+	log := o.log
 
 	cfg, err := config.Load(o.config)
 	if err != nil {
