@@ -90,12 +90,24 @@ type Stats struct {
 
 // Stats reads all counters. Per-CPU slots are summed; nothing is reset.
 func (d *Dataplane) Stats() (Stats, error) {
+	// Only the id sets are read under the lock: the per-CPU map reads (one
+	// syscall per VIP and per backend) run without it, so a metrics scrape
+	// never holds up a table install. Map reads are safe concurrently.
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	vips := make(map[VIP]uint32, len(d.vips))
+	for v, st := range d.vips {
+		vips[v] = st.id
+	}
+	backends := make([]BackendID, 0, len(d.backends))
+	for id := range d.backends {
+		backends = append(backends, id)
+	}
+	d.mu.Unlock()
+
 	s := Stats{
 		Counters: make(map[Counter]Count, numCounters),
-		VIPs:     make(map[VIP]VIPCount, len(d.vips)),
-		Backends: make(map[BackendID]Count, len(d.backends)),
+		VIPs:     make(map[VIP]VIPCount, len(vips)),
+		Backends: make(map[BackendID]Count, len(backends)),
 	}
 	for _, c := range AllCounters() {
 		n, err := sumStat(d.objs.StatsMap, uint32(c))
@@ -104,9 +116,9 @@ func (d *Dataplane) Stats() (Stats, error) {
 		}
 		s.Counters[c] = n
 	}
-	for v, st := range d.vips {
+	for v, id := range vips {
 		var per []xlbVipStat
-		if err := d.objs.VipStatsMap.Lookup(st.id, &per); err != nil {
+		if err := d.objs.VipStatsMap.Lookup(id, &per); err != nil {
 			return Stats{}, fmt.Errorf("read counters of vip %s: %w", v, err)
 		}
 		var n VIPCount
@@ -117,7 +129,7 @@ func (d *Dataplane) Stats() (Stats, error) {
 		}
 		s.VIPs[v] = n
 	}
-	for id := range d.backends {
+	for _, id := range backends {
 		n, err := sumStat(d.objs.BackendStatsMap, uint32(id))
 		if err != nil {
 			return Stats{}, fmt.Errorf("read counters of backend %d: %w", id, err)
