@@ -7,8 +7,11 @@ import (
 
 // Config is the whole proxy configuration after defaults and validation.
 type Config struct {
-	Listeners      []Listener `yaml:"listeners"`
-	Admin          Admin      `yaml:"admin"`
+	Listeners []Listener `yaml:"listeners"`
+	Admin     Admin      `yaml:"admin"`
+	// Readiness says what /ready means: ReadinessHost (the default) or
+	// ReadinessAllPools.
+	Readiness      string     `yaml:"readiness"`
 	Limits         Limits     `yaml:"limits"`
 	TrustedProxies []string   `yaml:"trusted_proxies"`
 	AccessLog      AccessLog  `yaml:"access_log"`
@@ -19,6 +22,18 @@ type Config struct {
 	// TrustedPrefixes is TrustedProxies parsed; filled by Parse.
 	TrustedPrefixes []netip.Prefix `yaml:"-"`
 }
+
+// Readiness modes accepted in Config.Readiness.
+const (
+	// ReadinessHost: /ready is 200 while this host can serve (listeners up,
+	// config loaded, not stopping). A route whose pool has no available
+	// server answers 503 for that route only.
+	ReadinessHost = "host"
+	// ReadinessAllPools: /ready is also 503 while any route's pool has no
+	// available server. One empty pool then takes every L7 host that shares
+	// the config out of the edge's table, and with them every other route.
+	ReadinessAllPools = "all_pools"
+)
 
 // Listener is one client-facing HTTP listener.
 type Listener struct {

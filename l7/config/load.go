@@ -165,6 +165,13 @@ func (v *validator) config(c *Config) {
 	if c.Admin.Addr != "" && !validHostPort(c.Admin.Addr) {
 		v.errorf(at("admin", "addr"), "admin addr %q is not host:port", c.Admin.Addr)
 	}
+	switch c.Readiness {
+	case "":
+		c.Readiness = ReadinessHost
+	case ReadinessHost, ReadinessAllPools:
+	default:
+		v.errorf(at("readiness"), "readiness %q is not one of %s, %s", c.Readiness, ReadinessHost, ReadinessAllPools)
+	}
 	v.limits(&c.Limits)
 	for i, s := range c.TrustedProxies {
 		p, err := parsePrefix(s)

@@ -354,15 +354,33 @@ func (d *Director) Done(dec *Decision, o Outcome) {
 	dec.Pool.Report(dec.Backend, o.ConnectErr, o.Status, now)
 }
 
-// Ready reports whether every route's pool has a server that may take new
-// clients; reason names the first that has none.
-func (d *Director) Ready() (ok bool, reason string) {
+// EmptyRoute is a route whose pool has no server that may take new
+// clients: its requests are answered 503 until one comes back.
+type EmptyRoute struct {
+	Route string `json:"route"`
+	Pool  string `json:"pool"`
+}
+
+// EmptyRoutes lists the routes whose pool has no available server, in
+// config order. Only those routes fail; the host as a whole still serves.
+func (d *Director) EmptyRoutes() []EmptyRoute {
 	now := d.opts.now()
+	var out []EmptyRoute
 	for _, r := range d.table.Routes() {
 		p := d.pools[r.PoolIndex].pool
 		if !p.Healthy(now) {
-			return false, fmt.Sprintf("route %s: pool %s has no available server", r.Name, p.Name)
+			out = append(out, EmptyRoute{Route: r.Name, Pool: p.Name})
 		}
+	}
+	return out
+}
+
+// AllPoolsAvailable reports whether every route's pool has a server that
+// may take new clients; reason names the first that has none. It is the
+// strict readiness of `readiness: all_pools`.
+func (d *Director) AllPoolsAvailable() (ok bool, reason string) {
+	if e := d.EmptyRoutes(); len(e) > 0 {
+		return false, fmt.Sprintf("route %s: pool %s has no available server", e[0].Route, e[0].Pool)
 	}
 	return true, ""
 }

@@ -175,22 +175,24 @@ func TestNoHealthyBackend(t *testing.T) {
 
 func TestReadiness(t *testing.T) {
 	d := newDirector(t, testConfig, &clock{now: t0})
-	ok, reason := d.Ready()
+	ok, reason := d.AllPoolsAvailable()
 	assert.True(t, ok)
 	assert.Empty(t, reason)
+	assert.Empty(t, d.EmptyRoutes())
 
 	d.SetStatus("checkout/c1", false)
 	d.SetStatus("checkout/c2", false)
-	ok, _ = d.Ready()
+	ok, _ = d.AllPoolsAvailable()
 	assert.True(t, ok, "one checkout server left")
 
 	d.SetStatus("checkout/c3", false)
-	ok, reason = d.Ready()
+	ok, reason = d.AllPoolsAvailable()
 	assert.False(t, ok)
 	assert.Equal(t, "route checkout: pool checkout has no available server", reason)
+	assert.Equal(t, []director.EmptyRoute{{Route: "checkout", Pool: "checkout"}}, d.EmptyRoutes())
 
 	d.SetStatus("checkout/c2", true)
-	ok, _ = d.Ready()
+	ok, _ = d.AllPoolsAvailable()
 	assert.True(t, ok)
 	d.SetStatus("unknown/x", false) // ignored
 }
@@ -483,7 +485,7 @@ pools:
 	require.NoError(t, d.Start(context.Background()))
 	assert.Error(t, d.Start(context.Background()))
 
-	ready := func() bool { ok, _ := d.Ready(); return ok }
+	ready := func() bool { ok, _ := d.AllPoolsAvailable(); return ok }
 	require.True(t, ready())
 	healthy.Store(false)
 	require.Eventually(t, func() bool { return !ready() }, 10*time.Second, 5*time.Millisecond)

@@ -64,6 +64,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	dec := &st.dec
 	if dec.Status != 0 {
 		p.reply(ctx, dec.Status)
+		if dec.Status == fasthttp.StatusServiceUnavailable {
+			// The route's pool is empty; health brings a server back within
+			// seconds, so ask well-behaved clients to retry soon.
+			ctx.Response.Header.Set("Retry-After", retryAfterEmpty)
+		}
 		p.observe(ctx, dec, dec.Status, false, time.Since(start))
 		return
 	}
@@ -106,6 +111,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	p.dir.Done(dec, director.Outcome{ConnectErr: connectErr, Status: upstreamStatus})
 	p.observe(ctx, dec, status, true, d)
 }
+
+// retryAfterEmpty is the Retry-After of a 503 from an empty pool, in seconds.
+const retryAfterEmpty = "1"
 
 // reply answers locally (no upstream) with a short plain-text body.
 func (p *Proxy) reply(ctx *fasthttp.RequestCtx, status int) {

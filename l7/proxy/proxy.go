@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +70,11 @@ type Proxy struct {
 	gather  prometheus.Gatherer
 	states  sync.Pool // *reqState
 
+	// listening is set once a client listener serves; stopping once a
+	// graceful stop has begun. Both feed Ready.
+	listening atomic.Bool
+	stopping  atomic.Bool
+
 	mu     sync.Mutex
 	lns    []net.Listener // closed again at shutdown, see track
 	admin  *http.Server
@@ -112,7 +118,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 			}
 			p.metrics = m
 		}
-		if err := opts.Registerer.Register(newStateCollector(dir)); err != nil {
+		if err := opts.Registerer.Register(newStateCollector(p)); err != nil {
 			return nil, fmt.Errorf("register state metrics: %w", err)
 		}
 	}
@@ -277,7 +283,28 @@ func (p *Proxy) track(ln net.Listener) error {
 		return errors.New("serve: proxy closed")
 	}
 	p.lns = append(p.lns, ln)
+	p.listening.Store(true)
 	return nil
+}
+
+// director is the director requests are decided by.
+func (p *Proxy) director() *director.Director { return p.dir }
+
+// Ready reports whether this host can serve: a client listener is up, the
+// config is loaded, and no stop has begun. With `readiness: all_pools` it
+// also needs every route's pool to have an available server. An empty pool
+// otherwise fails only its own routes (503 with Retry-After), so that one
+// dead pool cannot take every L7 host out of the edge's table.
+func (p *Proxy) Ready() (ok bool, reason string) {
+	switch {
+	case p.stopping.Load():
+		return false, "stopping"
+	case !p.listening.Load():
+		return false, "no listener is serving yet"
+	case p.cfg.Readiness == config.ReadinessAllPools:
+		return p.director().AllPoolsAvailable()
+	}
+	return true, ""
 }
 
 // Run listens on every configured listener and on the admin address, serves
