@@ -13,6 +13,7 @@ type Config struct {
 	// ReadinessAllPools.
 	Readiness      string     `yaml:"readiness"`
 	Limits         Limits     `yaml:"limits"`
+	Shutdown       Shutdown   `yaml:"shutdown"`
 	TrustedProxies []string   `yaml:"trusted_proxies"`
 	AccessLog      AccessLog  `yaml:"access_log"`
 	Sticky         StickyKeys `yaml:"sticky"`
@@ -45,6 +46,15 @@ type Listener struct {
 // from client traffic so it can be bound to a private address.
 type Admin struct {
 	Addr string `yaml:"addr"`
+}
+
+// Shutdown is the graceful stop on SIGTERM: /ready fails at once, the proxy
+// keeps serving for DrainDelay (so the edge's health checks take the host
+// out before anything is refused), then stops accepting and gives in-flight
+// requests up to Timeout to finish.
+type Shutdown struct {
+	DrainDelay time.Duration `yaml:"drain_delay"`
+	Timeout    time.Duration `yaml:"timeout"`
 }
 
 // Limits are the client-facing limits the engine enforces.
@@ -179,6 +189,11 @@ type Sticky struct {
 
 // Defaults applied by Parse where a field is zero.
 const (
+	// DefaultDrainDelay is a little over the time the edge daemon needs to
+	// see /ready fail with its default checks: fall (2) × interval (200 ms)
+	// plus a timeout (150 ms) and jitter, about 0.6 s.
+	DefaultDrainDelay        = time.Second
+	DefaultShutdownTimeout   = 10 * time.Second
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultWriteTimeout      = 30 * time.Second

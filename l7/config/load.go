@@ -173,6 +173,8 @@ func (v *validator) config(c *Config) {
 		v.errorf(at("readiness"), "readiness %q is not one of %s, %s", c.Readiness, ReadinessHost, ReadinessAllPools)
 	}
 	v.limits(&c.Limits)
+	v.duration(at("shutdown", "drain_delay"), "shutdown drain_delay", &c.Shutdown.DrainDelay, DefaultDrainDelay)
+	v.duration(at("shutdown", "timeout"), "shutdown timeout", &c.Shutdown.Timeout, DefaultShutdownTimeout)
 	for i, s := range c.TrustedProxies {
 		p, err := parsePrefix(s)
 		if err != nil {

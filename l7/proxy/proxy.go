@@ -33,8 +33,6 @@ const (
 	// nginx 75 s), so the proxy rarely writes into a socket the server is
 	// closing.
 	upstreamIdle = 4 * time.Second
-	// shutdownGrace bounds how long Run waits for in-flight requests.
-	shutdownGrace = 10 * time.Second
 )
 
 // Options are the dependencies of a Proxy. The zero value works: no
@@ -307,9 +305,13 @@ func (p *Proxy) Ready() (ok bool, reason string) {
 	return true, ""
 }
 
-// Run listens on every configured listener and on the admin address, serves
-// until ctx is done, then shuts down gracefully (in-flight requests finish,
-// bounded by shutdownGrace). It returns the first serving error.
+// Run listens on every configured listener and on the admin address and
+// serves until ctx is done. Then it stops gracefully: /ready fails at once
+// while everything else keeps serving for the config's drain delay (the
+// edge's health checks take the host out meanwhile), then the listeners
+// close, in-flight requests get up to the shutdown timeout to finish (their
+// responses carry Connection: close) and idle keep-alive connections are
+// closed. It returns the first serving error.
 func (p *Proxy) Run(ctx context.Context) error {
 	var lns []net.Listener
 	closeAll := func() {
@@ -359,6 +361,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		p.drain()
 	case err = <-errc:
 	}
 	if cerr := p.shutdown(); err == nil {
@@ -368,14 +371,26 @@ func (p *Proxy) Run(ctx context.Context) error {
 	return err
 }
 
+// drain fails /ready and keeps serving for the drain delay, so that the
+// edge stops sending new flows before the listeners close.
+func (p *Proxy) drain() {
+	p.stopping.Store(true)
+	d := p.cfg.Shutdown.DrainDelay
+	p.log.Info("stopping: /ready fails, still serving for the drain delay", "drain_delay", d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	<-t.C
+	p.log.Info("drain delay over: no longer accepting", "timeout", p.cfg.Shutdown.Timeout)
+}
+
 func recoverTo(log *slog.Logger) {
 	if r := recover(); r != nil {
 		log.Error("goroutine panicked", "panic", r)
 	}
 }
 
-// shutdown stops accepting, lets in-flight requests finish within
-// shutdownGrace, and closes the admin listener.
+// shutdown stops accepting, lets in-flight requests finish within the
+// shutdown timeout, and closes the admin listener.
 func (p *Proxy) shutdown() error {
 	p.mu.Lock()
 	if p.closed {
@@ -383,11 +398,12 @@ func (p *Proxy) shutdown() error {
 		return nil
 	}
 	p.closed = true
+	p.stopping.Store(true)
 	admin := p.admin
 	lns := p.lns
 	p.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Shutdown.Timeout)
 	defer cancel()
 	var errs []error
 	if err := p.srv.ShutdownWithContext(ctx); err != nil {
