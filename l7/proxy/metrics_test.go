@@ -109,7 +109,7 @@ xlb_l7_ready 1
 		require.NoError(t, err)
 		assert.Empty(t, problems)
 	}
-	assert.Equal(t, 3.0, testutil.ToFloat64(tp.metrics.upstream[0][0][1]), "2xx from w1")
+	assert.Equal(t, 3.0, testutil.ToFloat64(tp.gen.Load().metrics.upstream[0][0][1]), "2xx from w1")
 }
 
 func TestNoRequestMetrics(t *testing.T) {

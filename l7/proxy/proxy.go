@@ -56,17 +56,24 @@ type Options struct {
 
 // Proxy is the HTTP/1.1 engine: client-facing fasthttp servers, one
 // HostClient per app server, and the admin listener.
+//
+// Everything a reload may change lives in an immutable generation that
+// requests load once, at their start, through an atomic pointer: a request
+// finishes on the generation it started with, and Apply swaps in the next
+// one without a lock on the hot path.
 type Proxy struct {
-	cfg     *config.Config
-	dir     *director.Director
+	// boot is the config the listeners and the fasthttp server were built
+	// from; their settings take effect at the next start only.
+	boot    *config.Config
+	gen     atomic.Pointer[generation]
 	log     *slog.Logger
 	srv     *fasthttp.Server
-	clients []*fasthttp.HostClient // by pool.Backend.ID
-	trusted trustedNets
 	metrics *requestMetrics // nil when request metrics are off
-	access  *accessLog      // nil when the access log is off
+	accessW *slog.Logger    // nil when there is no access log
 	gather  prometheus.Gatherer
 	states  sync.Pool // *reqState
+
+	applyMu sync.Mutex // serialises Apply
 
 	// listening is set once a client listener serves; stopping once a
 	// graceful stop has begun. Both feed Ready.
@@ -77,6 +84,21 @@ type Proxy struct {
 	lns    []net.Listener // closed again at shutdown, see track
 	admin  *http.Server
 	closed bool
+}
+
+// generation is one running config: the director and the upstream clients
+// and per-request accounting resolved for it. It is never modified once
+// stored.
+type generation struct {
+	cfg     *config.Config
+	dir     *director.Director
+	clients []*fasthttp.HostClient // by pool.Backend.ID
+	trusted trustedNets
+	metrics *genMetrics // nil when request metrics are off
+	access  *accessLog  // nil when the access log is off
+	// owned is true for directors Apply built: the proxy closes the last
+	// one. The first director belongs to New's caller.
+	owned bool
 }
 
 // New builds a proxy for cfg around a director built from the same config.
@@ -90,27 +112,16 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	p := &Proxy{
-		cfg:     cfg,
-		dir:     dir,
+		boot:    cfg,
 		log:     log,
-		trusted: trustedNets(cfg.TrustedPrefixes),
 		gather:  opts.Gatherer,
+		accessW: opts.AccessLog,
 	}
 	p.states.New = func() any { return new(reqState) }
 
-	backends := dir.Backends()
-	dial := dialTimeouts(cfg, dir)
-	p.clients = make([]*fasthttp.HostClient, len(backends))
-	for i, b := range backends {
-		if b.ID != i {
-			return nil, fmt.Errorf("new proxy: backend %q has id %d at position %d", b.Name, b.ID, i)
-		}
-		p.clients[i] = newHostClient(b.Addr, dial[b.Pool])
-	}
-
 	if opts.Registerer != nil {
 		if !opts.NoRequestMetrics {
-			m := newRequestMetrics(dir)
+			m := newRequestMetrics()
 			if err := opts.Registerer.Register(m); err != nil {
 				return nil, fmt.Errorf("register request metrics: %w", err)
 			}
@@ -120,11 +131,53 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 			return nil, fmt.Errorf("register state metrics: %w", err)
 		}
 	}
-	if opts.AccessLog != nil && cfg.AccessLog.Enabled {
-		p.access = newAccessLog(opts.AccessLog, cfg.AccessLog.Sample)
+	g, err := p.newGeneration(cfg, dir, nil)
+	if err != nil {
+		return nil, fmt.Errorf("new proxy: %w", err)
 	}
+	p.gen.Store(g)
 	p.srv = p.newServer()
 	return p, nil
+}
+
+// newGeneration resolves everything per-request code needs for cfg and dir.
+// Upstream clients of prev are reused for servers with the same address and
+// dial timeout, so their keep-alive connections survive the swap.
+func (p *Proxy) newGeneration(cfg *config.Config, dir *director.Director, prev *generation) (*generation, error) {
+	g := &generation{cfg: cfg, dir: dir, trusted: trustedNets(cfg.TrustedPrefixes)}
+	type clientKey struct {
+		addr string
+		dial time.Duration
+	}
+	reuse := map[clientKey]*fasthttp.HostClient{}
+	if prev != nil {
+		pdial := dialTimeouts(prev.cfg, prev.dir)
+		for _, b := range prev.dir.Backends() {
+			reuse[clientKey{b.Addr, pdial[b.Pool]}] = prev.clients[b.ID]
+		}
+	}
+	backends := dir.Backends()
+	dial := dialTimeouts(cfg, dir)
+	g.clients = make([]*fasthttp.HostClient, len(backends))
+	for i, b := range backends {
+		if b.ID != i {
+			return nil, fmt.Errorf("backend %q has id %d at position %d", b.Name, b.ID, i)
+		}
+		k := clientKey{b.Addr, dial[b.Pool]}
+		hc := reuse[k]
+		if hc == nil {
+			hc = newHostClient(b.Addr, dial[b.Pool])
+			reuse[k] = hc // two servers of one address share a client
+		}
+		g.clients[i] = hc
+	}
+	if p.metrics != nil {
+		g.metrics = p.metrics.resolve(dir)
+	}
+	if p.accessW != nil && cfg.AccessLog.Enabled {
+		g.access = newAccessLog(p.accessW, cfg.AccessLog.Sample)
+	}
+	return g, nil
 }
 
 // dialTimeouts picks one upstream dial timeout per pool: the longest of the
@@ -169,9 +222,9 @@ func newHostClient(addr string, dialTimeout time.Duration) *fasthttp.HostClient 
 }
 
 func (p *Proxy) newServer() *fasthttp.Server {
-	l := p.cfg.Limits
+	l := p.boot.Limits
 	maxBody := int64(config.DefaultMaxBodyBytes)
-	for _, r := range p.cfg.Routes {
+	for _, r := range p.boot.Routes {
 		maxBody = max(maxBody, r.MaxBodyBytes)
 	}
 	return &fasthttp.Server{
@@ -213,11 +266,12 @@ func (p *Proxy) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig
 	case 0, -2: // -2: neither Content-Length nor chunked, so no body
 		return fasthttp.RequestConfig{}
 	}
-	rc := fasthttp.RequestConfig{ReadTimeout: p.cfg.Limits.ReadTimeout}
+	g := p.gen.Load()
+	rc := fasthttp.RequestConfig{ReadTimeout: g.cfg.Limits.ReadTimeout}
 	// Only origin-form targets are matched here; anything else keeps the
 	// server-wide bound and meets its route's limit in the handler.
 	if uri := h.RequestURI(); len(uri) > 0 && uri[0] == '/' {
-		r := p.dir.Route(h.Host(), uri, h.Method(), h)
+		r := g.dir.Route(h.Host(), uri, h.Method(), h)
 		if r != nil && r.MaxBodyBytes > 0 {
 			rc.MaxRequestBodySize = int(r.MaxBodyBytes)
 		}
@@ -250,8 +304,8 @@ func (p *Proxy) parseError(ctx *fasthttp.RequestCtx, err error) {
 		status = fasthttp.StatusRequestTimeout
 	}
 	ctx.Error(fasthttp.StatusMessage(status), status)
-	if p.metrics != nil {
-		p.metrics.rejected(status)
+	if g := p.gen.Load(); g.metrics != nil {
+		g.metrics.rejected(status)
 	}
 }
 
@@ -286,7 +340,7 @@ func (p *Proxy) track(ln net.Listener) error {
 }
 
 // director is the director requests are decided by.
-func (p *Proxy) director() *director.Director { return p.dir }
+func (p *Proxy) director() *director.Director { return p.gen.Load().dir }
 
 // Ready reports whether this host can serve: a client listener is up, the
 // config is loaded, and no stop has begun. With `readiness: all_pools` it
@@ -299,8 +353,9 @@ func (p *Proxy) Ready() (ok bool, reason string) {
 		return false, "stopping"
 	case !p.listening.Load():
 		return false, "no listener is serving yet"
-	case p.cfg.Readiness == config.ReadinessAllPools:
-		return p.director().AllPoolsAvailable()
+	}
+	if g := p.gen.Load(); g.cfg.Readiness == config.ReadinessAllPools {
+		return g.dir.AllPoolsAvailable()
 	}
 	return true, ""
 }
@@ -319,7 +374,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 			_ = ln.Close()
 		}
 	}
-	for _, l := range p.cfg.Listeners {
+	for _, l := range p.boot.Listeners {
 		ln, err := net.Listen("tcp", l.Addr)
 		if err != nil {
 			closeAll()
@@ -328,11 +383,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 		lns = append(lns, ln)
 	}
 	var adminLn net.Listener
-	if p.cfg.Admin.Addr != "" {
-		ln, err := net.Listen("tcp", p.cfg.Admin.Addr)
+	if p.boot.Admin.Addr != "" {
+		ln, err := net.Listen("tcp", p.boot.Admin.Addr)
 		if err != nil {
 			closeAll()
-			return fmt.Errorf("listen on admin %q: %w", p.cfg.Admin.Addr, err)
+			return fmt.Errorf("listen on admin %q: %w", p.boot.Admin.Addr, err)
 		}
 		adminLn = ln
 	}
@@ -375,12 +430,12 @@ func (p *Proxy) Run(ctx context.Context) error {
 // edge stops sending new flows before the listeners close.
 func (p *Proxy) drain() {
 	p.stopping.Store(true)
-	d := p.cfg.Shutdown.DrainDelay
-	p.log.Info("stopping: /ready fails, still serving for the drain delay", "drain_delay", d)
-	t := time.NewTimer(d)
+	sh := p.gen.Load().cfg.Shutdown
+	p.log.Info("stopping: /ready fails, still serving for the drain delay", "drain_delay", sh.DrainDelay)
+	t := time.NewTimer(sh.DrainDelay)
 	defer t.Stop()
 	<-t.C
-	p.log.Info("drain delay over: no longer accepting", "timeout", p.cfg.Shutdown.Timeout)
+	p.log.Info("drain delay over: no longer accepting", "timeout", sh.Timeout)
 }
 
 func recoverTo(log *slog.Logger) {
@@ -403,7 +458,8 @@ func (p *Proxy) shutdown() error {
 	lns := p.lns
 	p.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Shutdown.Timeout)
+	g := p.gen.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Shutdown.Timeout)
 	defer cancel()
 	var errs []error
 	if err := p.srv.ShutdownWithContext(ctx); err != nil {
@@ -417,12 +473,18 @@ func (p *Proxy) shutdown() error {
 			errs = append(errs, fmt.Errorf("shut down admin server: %w", err))
 		}
 	}
-	for _, hc := range p.clients {
+	for _, hc := range g.clients {
 		hc.CloseIdleConnections()
+	}
+	if g.owned {
+		if err := g.dir.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close director: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
 
 // Close stops the listeners and the admin server and closes idle upstream
-// connections. It does not close the director: its owner does.
+// connections. It does not close the director given to New (its owner
+// does), only the last one Apply built.
 func (p *Proxy) Close() error { return p.shutdown() }

@@ -23,6 +23,7 @@ import (
 // loadResult counts what a bounded load loop saw.
 type loadResult struct {
 	ok, failed atomic.Int64
+	dials      atomic.Int64 // connections the clients opened
 	mu         sync.Mutex
 	errs       []string
 }
@@ -39,7 +40,7 @@ func (r *loadResult) fail(msg string) {
 func (r *loadResult) String() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return fmt.Sprintf("ok=%d failed=%d first errors: %v", r.ok.Load(), r.failed.Load(), r.errs)
+	return fmt.Sprintf("ok=%d failed=%d dials=%d first errors: %v", r.ok.Load(), r.failed.Load(), r.dials.Load(), r.errs)
 }
 
 // runLoad sends GETs to url from workers keep-alive clients until stop is
@@ -51,7 +52,13 @@ func runLoad(t *testing.T, workers int, max int64, url string, stop <-chan struc
 	var sent atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
-		c := client(t)
+		tr := &http.Transport{DisableCompression: true, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			res.dials.Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}
+		t.Cleanup(tr.CloseIdleConnections)
+		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
