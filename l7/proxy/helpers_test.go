@@ -28,9 +28,9 @@ type appServer struct {
 	name string
 	srv  *httptest.Server
 
-	mu   sync.Mutex
-	last *http.Request
-	body []byte
+	mu    sync.Mutex
+	last  *http.Request
+	body  []byte
 	nhits int
 }
 
