@@ -177,6 +177,12 @@ func (v *validator) config(c *Config) {
 	if c.Admin.Addr != "" && !validHostPort(c.Admin.Addr) {
 		v.errorf(at("admin", "addr"), "admin addr %q is not host:port", c.Admin.Addr)
 	}
+	if c.Admin.Socket == "" {
+		c.Admin.Socket = DefaultAdminSocket
+	}
+	if !strings.HasPrefix(c.Admin.Socket, "/") {
+		v.errorf(at("admin", "socket"), "admin socket %q is not an absolute path", c.Admin.Socket)
+	}
 	switch c.Readiness {
 	case "":
 		c.Readiness = ReadinessHost

@@ -342,6 +342,13 @@ func (p *Proxy) track(ln net.Listener) error {
 // director is the director requests are decided by.
 func (p *Proxy) director() *director.Director { return p.gen.Load().dir }
 
+// Running returns the running config and its director (they change on
+// Apply); both are read-only for the caller.
+func (p *Proxy) Running() (*config.Config, *director.Director) {
+	g := p.gen.Load()
+	return g.cfg, g.dir
+}
+
 // Ready reports whether this host can serve: a client listener is up, the
 // config is loaded, and no stop has begun. With `readiness: all_pools` it
 // also needs every route's pool to have an available server. An empty pool
