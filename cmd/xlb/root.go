@@ -26,7 +26,7 @@ proxy routes each HTTP request to an app-server pool.`,
 	root.AddCommand(newVersionCmd())
 	root.AddCommand(newDaemonCmd())
 	root.AddCommand(newVIPCmd(), newBackendCmd(), newStatusCmd(), newStatsCmd(), newFlowCmd(), newReloadCmd())
-	root.AddCommand(newProxyCmd(), newDecapCmd())
+	root.AddCommand(newProxyCmd(), newPoolCmd(), newDecapCmd())
 	rejectUnknownSubcommands(root)
 	return root
 }
