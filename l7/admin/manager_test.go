@@ -35,7 +35,6 @@ type fixture struct {
 	m    *Manager
 	p    *proxy.Proxy
 	path string
-	dir  string
 }
 
 func writeConfig(t *testing.T, path, c2extra string) {
