@@ -148,6 +148,11 @@ func (o *proxyOptions) run(cmd *cobra.Command) error {
 	}
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// Health checks start before anything can reload: a reload hands the
+	// running checker over to the next generation.
+	if err := dir.Start(ctx); err != nil {
+		return err
+	}
 
 	sock, err := admin.Listen(cfg.Admin.Socket, cfg.Admin.Group, m, log)
 	if err != nil {
@@ -177,9 +182,6 @@ func (o *proxyOptions) run(cmd *cobra.Command) error {
 		}
 	}()
 
-	if err := dir.Start(ctx); err != nil {
-		return err
-	}
 	log.Info("proxy starting", "config", o.config, "routes", len(cfg.Routes), "pools", len(cfg.Pools),
 		"admin_socket", sock.Path(), "state_file", m.StatePath())
 	if err := p.Run(ctx); err != nil {

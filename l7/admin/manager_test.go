@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -234,4 +235,61 @@ pools:
 		assert.Equal(t, director.StickyHit, d.Sticky)
 		dirB.Done(&d, director.Outcome{Status: 200})
 	}
+}
+
+// TestDrainEmptySticky: in a sticky pool a draining server is empty only
+// once no pinned client has come back for the quiet period (or the drain
+// deadline passed).
+func TestDrainEmptySticky(t *testing.T) {
+	const text = `listeners: [{addr: "127.0.0.1:0"}]
+admin: {socket: /tmp/unused.sock}
+sticky:
+  keys: [{id: 1, secret: "VKNuQ6PekEdVQxoEKhL6bukHWptxdy/xGQ5HnIZSyKQ="}]
+routes: [{name: checkout, pool: checkout}]
+pools:
+  - name: checkout
+    sticky: {cookie: s, drain_timeout: 1m}
+    servers: [{name: c1, addr: "127.0.0.1:9001"}, {name: c2, addr: "127.0.0.1:9002"}]
+`
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
+	f := open(t, path)
+	_, dir := f.p.Running()
+
+	// A client pinned to c1.
+	var cookie string
+	for i := 0; i < 100 && cookie == ""; i++ {
+		var dec director.Decision
+		dir.Decide(&director.Request{Method: []byte("GET"), Path: []byte("/"), Headers: headers{}}, &dec)
+		if dec.Backend.Name == "c1" {
+			cookie, _, _ = strings.Cut(strings.TrimPrefix(string(dec.SetCookie), "s="), ";")
+		}
+		dir.Done(&dec, director.Outcome{Status: 200})
+	}
+	require.NotEmpty(t, cookie)
+
+	require.NoError(t, f.m.SetDrain("checkout", "c1", true, false))
+	_, dir = f.p.Running()
+	var dec director.Decision
+	dir.Decide(&director.Request{Method: []byte("GET"), Path: []byte("/"), Headers: headers{"s", cookie}}, &dec)
+	require.Equal(t, "c1", dec.Backend.Name, "a pinned client stays while draining")
+	dir.Done(&dec, director.Outcome{Status: 200})
+	seen := dir.Pools()[0].ByName("c1").StickySeen()
+	require.False(t, seen.IsZero())
+	_, deadline := dir.Pools()[0].ByName("c1").Draining()
+
+	c1 := func(now time.Time) Server {
+		for _, p := range describe(f.p, f.m.state, now, 5*time.Second) {
+			for _, s := range p.Servers {
+				if s.Name == "c1" {
+					return s
+				}
+			}
+		}
+		t.Fatal("c1 not found")
+		return Server{}
+	}
+	assert.False(t, c1(seen.Add(time.Second)).Empty, "a pinned client came 1s ago")
+	assert.True(t, c1(seen.Add(6*time.Second)).Empty, "none for the quiet period")
+	assert.True(t, c1(deadline.Add(time.Millisecond)).Empty, "deadline passed: pinned clients move")
 }
