@@ -573,6 +573,7 @@ func (b *ctlBed) startProxy(t *testing.T, l *ctlL7) {
     addr: "%s:80"
 admin:
   addr: "%s:%d"
+  socket: %q
 routes:
   - name: all
     match:
@@ -589,7 +590,7 @@ pools:
         timeout: 50ms
         rise: 1
         fall: 1
-`, b.vip, l.host.Addr4, ctlAdminPort)), 0o600))
+`, b.vip, l.host.Addr4, ctlAdminPort, filepath.Join(b.dir, l.host.Name+"-proxy.sock"))), 0o600))
 	logf, err := os.Create(filepath.Join(b.dir, l.host.Name+"-proxy.log"))
 	require.NoError(t, err)
 	cmd := l.host.Command(context.Background(), b.bin, "proxy", "--config", cfg)
