@@ -574,6 +574,7 @@ func (b *ctlBed) startProxy(t *testing.T, l *ctlL7) {
 admin:
   addr: "%s:%d"
   socket: %q
+readiness: all_pools
 routes:
   - name: all
     match:
@@ -622,10 +623,11 @@ pools:
 	}
 }
 
-// TestControlWithL7Proxy: an L7 host running the real `xlb proxy` counts as
-// healthy only while its /ready says its app pool can serve. Killing the app
-// server behind the proxy takes the L7 host out of the table; reviving it
-// brings it back.
+// TestControlWithL7Proxy: an L7 host running the real `xlb proxy` with
+// `readiness: all_pools` (the strict mode, for a host that serves a single
+// pool) counts as healthy only while its /ready says its app pool can serve.
+// Killing the app server behind the proxy takes the L7 host out of the
+// table; reviving it brings it back.
 func TestControlWithL7Proxy(t *testing.T) {
 	b := newCtlBed(t, 0)
 	b.startDaemon(t)
