@@ -248,3 +248,59 @@ pools:
 	assert.Equal(t, "draining", pool.Servers[0].State)
 	assert.Equal(t, 31, pool.Available)
 }
+
+// TestPoolCommands walks the other pool commands against a running proxy:
+// table output, weight, the last-server refusal and --force, undrain, del,
+// and errors that name the fix.
+func TestPoolCommands(t *testing.T) {
+	a, b := newShopApp(t, "w1"), newShopApp(t, "w2")
+	dir := t.TempDir()
+	listen, adminAddr, sock := freePort(t), freePort(t), filepath.Join(dir, "run", "proxy.sock")
+	cfgPath := filepath.Join(dir, "proxy.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`listeners: [{name: http, addr: %q}]
+admin: {addr: %q, socket: %q}
+shutdown: {drain_delay: 100ms}
+routes: [{name: web, pool: web}]
+pools:
+  - name: web
+    servers: [{name: w1, addr: %q}, {name: w2, addr: %q}]
+`, listen, adminAddr, sock, a.addr, b.addr)), 0o600))
+	runProxyCmd(t, cfgPath, adminAddr)
+	p := []string{"--proxy", sock}
+
+	assert.Equal(t, "POOL  POLICY  STICKY  ROUTES  AVAILABLE  SERVERS\nweb   p2c     false   web     2          2\n",
+		cli(t, append([]string{"pool", "list"}, p...)...))
+	assert.Equal(t, "server w2 of pool web now has weight 3\n", cli(t, append([]string{"pool", "server", "weight", "web", "w2", "3"}, p...)...))
+	assert.Equal(t, "server w1 of pool web draining (0 in flight)\n", cli(t, append([]string{"pool", "server", "drain", "web", "w1"}, p...)...))
+	show := cli(t, append([]string{"pool", "show", "web"}, p...)...)
+	assert.Contains(t, show, "pool web  policy p2c  sticky false  routes web  available 1 of 2\n")
+	assert.Contains(t, show, "w1      "+a.addr+"  1       draining (empty)  0          runtime\n")
+	assert.Contains(t, show, "w2      "+b.addr+"  3       up                0          runtime\n")
+
+	code, _, stderr := runExit(append([]string{"pool", "server", "drain", "web", "w2"}, p...)...)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "it is the last server of pool web that takes new clients; its routes would answer 503 (add another server first, or use --force)")
+	code, _, stderr = runExit(append([]string{"pool", "server", "del", "web", "w2"}, p...)...)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "use --force")
+	code, _, stderr = runExit(append([]string{"pool", "server", "weight", "web", "w2", "heavy"}, p...)...)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, `invalid WEIGHT "heavy"`)
+	code, _, stderr = runExit(append([]string{"pool", "server", "add", "web", "w3"}, p...)...)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, `invalid server "w3": give NAME ADDR for one server, or NAME=ADDR for each of several`)
+	code, _, stderr = runExit(append([]string{"pool", "show", "nope", "-o", "json"}, p...)...)
+	assert.Equal(t, 1, code)
+	assert.JSONEq(t, `{"error": "pool nope does not exist (list pools with `+"`xlb pool list`"+`)"}`, stderr)
+	code, _, stderr = runExit("pool", "list", "--proxy", filepath.Join(dir, "nothing.sock"))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "is `xlb proxy` running, and is this its admin.socket?")
+
+	assert.Equal(t, "server w1 of pool web takes new clients (up)\n", cli(t, append([]string{"pool", "server", "undrain", "web", "w1"}, p...)...))
+	assert.Equal(t, "server w2 deleted from pool web; it has 1, 1 taking new clients\n", cli(t, append([]string{"pool", "server", "del", "web", "w2"}, p...)...))
+	resp, err := http.Get("http://" + listen + "/")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, "w1", string(body))
+}
