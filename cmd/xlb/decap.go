@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xlbproject/xlb/l4/decap"
+	"github.com/xlbproject/xlb/l4/xdplink"
 )
 
 // decapOptions are the flags of `xlb decap`.
@@ -69,7 +70,7 @@ removes it.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.iface, "iface", "", "interface that receives the tunnelled packets (required)")
-	f.StringVar(&o.mode, "mode", o.mode, "XDP attach mode. One of: auto, native, generic")
+	f.StringVar(&o.mode, "mode", o.mode, "XDP attach mode. One of: auto (native, falling back to generic), native, generic")
 	f.StringArrayVar(&o.addrs, "addr", nil, "local tunnel endpoint address (repeatable; default: the interface's addresses)")
 	f.DurationVar(&o.interval, "stats-interval", o.interval, "how often to log the counters (0 disables)")
 	f.StringVar(&o.pinPath, "pin-path", "", "bpffs directory to pin into (e.g. /sys/fs/bpf/xlb-decap): the decapsulator then stays attached when the command exits and the next run adopts it")
@@ -77,11 +78,11 @@ removes it.`,
 	return cmd
 }
 
-func (o *decapOptions) complete() (decap.Mode, []netip.Addr, error) {
+func (o *decapOptions) complete() (xdplink.Mode, []netip.Addr, error) {
 	if o.iface == "" {
 		return 0, nil, fmt.Errorf("--iface is required: the interface that receives the tunnelled packets")
 	}
-	mode, err := decap.ParseMode(o.mode)
+	mode, err := xdplink.ParseMode(o.mode)
 	if err != nil {
 		return 0, nil, fmt.Errorf("invalid --mode: %w", err)
 	}
@@ -106,7 +107,7 @@ func (o *decapOptions) complete() (decap.Mode, []netip.Addr, error) {
 	return mode, addrs, nil
 }
 
-func (o *decapOptions) run(ctx context.Context, cmd *cobra.Command, log *slog.Logger, mode decap.Mode, addrs []netip.Addr) error {
+func (o *decapOptions) run(ctx context.Context, cmd *cobra.Command, log *slog.Logger, mode xdplink.Mode, addrs []netip.Addr) error {
 	d, err := decap.Open(decap.Config{Logger: log, PinPath: o.pinPath})
 	if err != nil {
 		return err
@@ -118,7 +119,7 @@ func (o *decapOptions) run(ctx context.Context, cmd *cobra.Command, log *slog.Lo
 	if err := d.Attach(o.iface, mode); err != nil {
 		return err
 	}
-	log.Info("decapsulator attached", "iface", o.iface, "mode", mode.String(), "addrs", fmt.Sprint(addrs))
+	log.Info("decapsulator attached", "iface", o.iface, "mode", d.Mode().String(), "addrs", fmt.Sprint(addrs))
 
 	var tick <-chan time.Time
 	if o.interval > 0 {

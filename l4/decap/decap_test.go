@@ -12,6 +12,8 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/l4/xdplink"
 )
 
 const (
@@ -364,37 +366,13 @@ func TestSetAddrsErrors(t *testing.T) {
 
 func TestAttachErrors(t *testing.T) {
 	d := openForTest(t)
-	err := d.Attach("xlbt-no-such-if", ModeAuto)
+	err := d.Attach("xlbt-no-such-if", xdplink.ModeAuto)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no such interface")
 
 	require.NoError(t, d.Close())
-	assert.ErrorIs(t, d.Attach("lo", ModeGeneric), net.ErrClosed)
+	assert.ErrorIs(t, d.Attach("lo", xdplink.ModeGeneric), net.ErrClosed)
 	_, err = d.Stats()
 	assert.ErrorIs(t, err, net.ErrClosed)
 	assert.NoError(t, d.Close(), "second Close")
-}
-
-func TestParseMode(t *testing.T) {
-	tests := []struct {
-		in   string
-		want Mode
-		ok   bool
-	}{
-		{"auto", ModeAuto, true}, {"", ModeAuto, true}, {"native", ModeNative, true},
-		{"driver", ModeNative, true}, {"generic", ModeGeneric, true}, {"skb", ModeGeneric, true},
-		{"offload", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := ParseMode(tt.in)
-		if !tt.ok {
-			assert.Error(t, err, tt.in)
-			continue
-		}
-		require.NoError(t, err, tt.in)
-		assert.Equal(t, tt.want, got, tt.in)
-		if tt.in == tt.want.String() {
-			assert.Equal(t, tt.in, got.String())
-		}
-	}
 }

@@ -14,7 +14,7 @@
 //	if err != nil { ... }
 //	defer d.Close()
 //	if err := d.SetAddrs([]netip.Addr{hostAddr}); err != nil { ... }
-//	if err := d.Attach("eth0", decap.ModeAuto); err != nil { ... }
+//	if err := d.Attach("eth0", xdplink.ModeAuto); err != nil { ... }
 //
 // With a PinPath, maps and the XDP link are pinned on bpffs: Close leaves
 // the program attached, and the next Open with the same PinPath adopts
