@@ -34,7 +34,7 @@ const (
 	decapDecapCounterDECAP_COUNTER_MAX decapDecapCounter = 5
 )
 
-type decapDecapStat struct {
+type decapXlbStat struct {
 	_       structs.HostLayout
 	Packets uint64
 	Bytes   uint64

@@ -56,7 +56,7 @@ func (d *Decap) Stats() (Stats, error) {
 		{decapDecapCounterDECAP_MALFORMED, &s.Malformed},
 		{decapDecapCounterDECAP_PASSED, &s.Passed},
 	}
-	var perCPU []decapDecapStat
+	var perCPU []decapXlbStat
 	for _, sl := range slots {
 		if err := d.objs.DecapStatsMap.Lookup(sl.key, &perCPU); err != nil {
 			return Stats{}, fmt.Errorf("read decap counter %d: %w", sl.key, err)
