@@ -133,7 +133,25 @@ var sharedMaps = []string{
 }
 
 // connWays is XLB_CONN_WAYS: entries per connection-table set.
-const connWays = 4
+const connWays = uint32(abiXlbAbiXLB_ABI_CONN_WAYS)
+
+// maxCPUs is XLB_MAX_CPUS, the bound of the data path's loops over the other
+// CPUs' connection-table partitions.
+const maxCPUs = int(abiXlbAbiXLB_ABI_MAX_CPUS)
+
+// checkCPUs refuses a host with more possible CPUs than the data path walks:
+// a flow that moved to a CPU above the bound would never find its
+// connection entry there, and a table change would move it.
+func checkCPUs(ncpu int) error {
+	if ncpu < 1 {
+		return fmt.Errorf("count possible cpus: %d: %w", ncpu, ErrInvalid)
+	}
+	if ncpu > maxCPUs {
+		return fmt.Errorf("this host has %d possible cpus and the balancer supports at most %d (XLB_MAX_CPUS in bpf/include/consts.h): rebuild with a larger bound, or boot with possible_cpus=%d: %w",
+			ncpu, maxCPUs, maxCPUs, ErrUnsupportedHost)
+	}
+	return nil
+}
 
 const progPinName = "xlb_ingress"
 
@@ -152,6 +170,9 @@ func Open(cfg Config, log *slog.Logger) (*Dataplane, error) {
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
 		return nil, fmt.Errorf("count possible cpus: %w", err)
+	}
+	if err := checkCPUs(ncpu); err != nil {
+		return nil, err
 	}
 	if cfg.PinPath != "" {
 		if err := xdplink.PreparePinDir(cfg.PinPath); err != nil {

@@ -39,6 +39,9 @@ var (
 	ErrNotVIP = errors.New("flow matches no vip")
 	// ErrNoBackend: Lookup's flow would be dropped (empty table slot).
 	ErrNoBackend = errors.New("no backend for flow")
+	// ErrUnsupportedHost: the host exceeds a bound the data path is built
+	// with (more possible CPUs than XLB_MAX_CPUS).
+	ErrUnsupportedHost = errors.New("host not supported by this build of the balancer")
 	// ErrInvalid: an argument is malformed (address family, protocol).
 	ErrInvalid = errors.New("invalid argument")
 )

@@ -97,11 +97,11 @@ func wordsAddr(w [4]uint32, family uint8) netip.Addr {
 // htons converts a port to the wire-order uint16 the maps store (little-endian host).
 func htons(p uint16) uint16 { return bits.ReverseBytes16(p) }
 
-// Address families of xlbBackend.Family, as in bpf/include/consts.h.
+// Address families of xlbBackend.Family (XLB_AF_* in bpf/include/consts.h).
 const (
-	afNone  = 0
-	afInet  = 4
-	afInet6 = 6
+	afNone  = uint8(abiXlbAfXLB_ABI_AF_NONE)
+	afInet  = uint8(abiXlbAfXLB_ABI_AF_INET)
+	afInet6 = uint8(abiXlbAfXLB_ABI_AF_INET6)
 )
 
 func familyOf(a netip.Addr) uint8 {

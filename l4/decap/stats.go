@@ -27,15 +27,32 @@ type Stats struct {
 	Passed Counter `json:"passed"`
 }
 
+// counterSlot ties a counter slot of decap_stats_map (enum decap_counter in
+// bpf/include/decap_types.h) to its metric label and its Stats field.
+type counterSlot struct {
+	key  decapDecapCounter
+	name string
+	dst  *Counter
+}
+
+// slots lists every slot once; TestSlots checks that it covers the C enum.
+func (s *Stats) slots() []counterSlot {
+	return []counterSlot{
+		{decapDecapCounterDECAP_V4, "decap_v4", &s.DecapV4},
+		{decapDecapCounterDECAP_V6, "decap_v6", &s.DecapV6},
+		{decapDecapCounterDECAP_NOT_FOR_US, "not_for_us", &s.NotForUs},
+		{decapDecapCounterDECAP_MALFORMED, "malformed", &s.Malformed},
+		{decapDecapCounterDECAP_PASSED, "passed", &s.Passed},
+	}
+}
+
 // Reasons lists the counters under stable names, for metric labels.
 func (s Stats) Reasons() map[string]Counter {
-	return map[string]Counter{
-		"decap_v4":   s.DecapV4,
-		"decap_v6":   s.DecapV6,
-		"not_for_us": s.NotForUs,
-		"malformed":  s.Malformed,
-		"passed":     s.Passed,
+	out := map[string]Counter{}
+	for _, sl := range s.slots() {
+		out[sl.name] = *sl.dst
 	}
+	return out
 }
 
 // Stats reads the per-CPU counters and sums them.
@@ -46,20 +63,10 @@ func (d *Decap) Stats() (Stats, error) {
 	if d.closed {
 		return s, fmt.Errorf("read decap stats: %w", net.ErrClosed)
 	}
-	slots := []struct {
-		key decapDecapCounter
-		dst *Counter
-	}{
-		{decapDecapCounterDECAP_V4, &s.DecapV4},
-		{decapDecapCounterDECAP_V6, &s.DecapV6},
-		{decapDecapCounterDECAP_NOT_FOR_US, &s.NotForUs},
-		{decapDecapCounterDECAP_MALFORMED, &s.Malformed},
-		{decapDecapCounterDECAP_PASSED, &s.Passed},
-	}
 	var perCPU []decapXlbStat
-	for _, sl := range slots {
+	for _, sl := range s.slots() {
 		if err := d.objs.DecapStatsMap.Lookup(sl.key, &perCPU); err != nil {
-			return Stats{}, fmt.Errorf("read decap counter %d: %w", sl.key, err)
+			return Stats{}, fmt.Errorf("read decap counter %s: %w", sl.name, err)
 		}
 		for _, c := range perCPU {
 			sl.dst.Packets += c.Packets
