@@ -1,31 +1,38 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* decap.c — xlb's decapsulator for the L7 hosts. The L4 balancer forwards
- * each flow to an L7 host inside an IP-in-IP tunnel; kernels at the edge
- * often have no ipip module, so this XDP program strips the outer header
- * itself and hands the inner packet (client's real source, destination =
- * VIP on the host's loopback) to the kernel stack with XDP_PASS.
+ * each flow to an L7 host inside a tunnel; kernels at the edge often have no
+ * ipip or fou module, so this XDP program strips the outer headers itself and
+ * hands the inner packet (client's real source, destination = VIP on the
+ * host's loopback) to the kernel stack with XDP_PASS.
  *
- * Per frame (docs/decap.md):
+ * Tunnels (docs/decap.md): IP-in-IP (IPv4 protocol 4/41, IPv6 next header
+ * 4/41) and GUE variant 1, which is the inner IP packet directly after a UDP
+ * header whose destination port is gue_port; either inner family in either
+ * outer family.
+ *
+ * Per frame:
  *   1. Parse Ethernet (one optional 802.1Q/802.1ad tag) and the outer IPv4 or
- *      IPv6 header. A frame whose outer header cannot be parsed is not
- *      recognisably tunnel traffic: it passes untouched for the kernel to
- *      judge (DECAP_PASSED).
- *   2. Only IPv4 protocol 4/41 and IPv6 next header 4/41 are tunnels. Any
- *      other frame passes untouched (DECAP_PASSED). Outer IPv6 extension
- *      headers are not walked: the balancer never emits them.
+ *      IPv6 header (and UDP header). A frame whose outer headers cannot be
+ *      parsed is not recognisably tunnel traffic: it passes untouched for the
+ *      kernel to judge (DECAP_PASSED).
+ *   2. Anything that is not one of the tunnels above passes untouched
+ *      (DECAP_PASSED). Outer IPv6 extension headers are not walked: the
+ *      balancer never emits them.
  *   3. A tunnel whose outer destination is not a local address (it may be
  *      routed on, or belong to a kernel tunnel) passes untouched
  *      (DECAP_NOT_FOR_US).
- *   4. A tunnel for us whose outer or inner header is inconsistent
- *      (fragment, bogus IHL or lengths, wrong inner version, truncated) is
- *      dropped (DECAP_MALFORMED): passing it would only reach a stack without
- *      ipip support, which answers with ICMP protocol unreachable.
- *   5. Otherwise the outer header is removed, the L2 header moved forward
- *      with the inner family's EtherType (4-in-6 and 6-in-4 work as well), and
- *      the frame passes (DECAP_V4 / DECAP_V6 by inner family).
+ *   4. A tunnel for us whose headers are inconsistent (fragment, bogus IHL or
+ *      lengths, an inner version that is neither 4 nor 6 or not the one the
+ *      outer header names, truncated) is dropped (DECAP_MALFORMED): passing it
+ *      would only reach a stack without tunnel support, which answers with an
+ *      ICMP unreachable.
+ *   5. Otherwise the outer headers are removed, the L2 header moved forward
+ *      with the inner family's EtherType, and the frame passes (DECAP_V4 /
+ *      DECAP_V6 for IP-in-IP, DECAP_GUE_V4 / DECAP_GUE_V6 for GUE).
  * The outcome is counted once, at the single exit. */
 #include <linux/ip.h>
 #include <linux/ipv6.h>
+#include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include "include/consts.h"
 #include "include/types.h"
@@ -50,6 +57,7 @@ struct tunnel {
 	__u32 outer_len;   /* bytes to strip after the L2 header */
 	__u32 claimed;     /* bytes the outer header says follow it */
 	__u8 inner;        /* IPPROTO_IPIP or IPPROTO_IPV6: the inner family */
+	__u8 gue;          /* the tunnel is GUE: a UDP header follows the outer IP */
 };
 
 /* decap_count bumps one counter slot by one frame of len bytes. */
@@ -86,16 +94,61 @@ XLB_INLINE int malformed(struct tunnel *t)
 	return XDP_DROP;
 }
 
+/* is_gue says whether the UDP header at uh (already bounds checked) is
+ * addressed to the GUE port. */
+XLB_INLINE int is_gue(const struct udphdr *uh)
+{
+	return gue_port && uh->dest == gue_port;
+}
+
+/* gue_inner checks the UDP header of a GUE tunnel for us, at uh (already
+ * bounds checked), and the first byte after it. GUE variant 1 has no GUE
+ * header: the IP version nibble of the inner packet (4 or 6) is the variant
+ * and the family at once; anything else, variant 0 included, is malformed. */
+XLB_INLINE int gue_inner(struct tunnel *t, struct udphdr *uh, void *data_end)
+{
+	__u8 *first = (void *)(uh + 1);
+	__u32 ulen;
+
+	if ((void *)(first + 1) > data_end)
+		return malformed(t);
+	ulen = bpf_ntohs(uh->len);
+	if (ulen < sizeof(*uh) || ulen > t->claimed)
+		return malformed(t);
+	t->claimed = ulen - sizeof(*uh);
+	t->outer_len += sizeof(*uh);
+	switch (*first >> 4) {
+	case 4:
+		t->inner = IPPROTO_IPIP;
+		return XLB_CONTINUE;
+	case 6:
+		t->inner = IPPROTO_IPV6;
+		return XLB_CONTINUE;
+	}
+	return malformed(t);
+}
+
 /* outer_v4 recognises an IPv4 tunnel packet for this host at l3. */
 XLB_INLINE int outer_v4(struct tunnel *t, void *l3, void *data_end)
 {
 	struct iphdr *ip = l3;
+	struct udphdr *uh = 0;
 	__u32 tot;
 
 	if ((void *)(ip + 1) > data_end)
 		return XDP_PASS;
-	if (ip->protocol != IPPROTO_IPIP && ip->protocol != IPPROTO_IPV6)
+	if (ip->protocol == IPPROTO_UDP) {
+		/* Only a packet whose UDP header can be found may be GUE: a
+		 * later fragment has none, a bogus IHL hides it. */
+		if (!gue_port || ip->ihl < 5 || (ip->frag_off & bpf_htons(XLB_IP_OFFSET)))
+			return XDP_PASS;
+		uh = l3 + (__u32)ip->ihl * 4;
+		if ((void *)(uh + 1) > data_end || !is_gue(uh))
+			return XDP_PASS;
+		t->gue = 1;
+	} else if (ip->protocol != IPPROTO_IPIP && ip->protocol != IPPROTO_IPV6) {
 		return XDP_PASS;
+	}
 	if (!local_v4(ip->daddr)) {
 		t->slot = DECAP_NOT_FOR_US;
 		return XDP_PASS;
@@ -113,6 +166,8 @@ XLB_INLINE int outer_v4(struct tunnel *t, void *l3, void *data_end)
 	if (tot < t->outer_len || l3 + tot > data_end)
 		return malformed(t);
 	t->claimed = tot - t->outer_len;
+	if (uh)
+		return gue_inner(t, uh, data_end);
 	t->inner = ip->protocol;
 	return XLB_CONTINUE;
 }
@@ -121,12 +176,21 @@ XLB_INLINE int outer_v4(struct tunnel *t, void *l3, void *data_end)
 XLB_INLINE int outer_v6(struct tunnel *t, void *l3, void *data_end)
 {
 	struct ipv6hdr *ip6 = l3;
+	struct udphdr *uh = 0;
 	__u32 payload;
 
 	if ((void *)(ip6 + 1) > data_end)
 		return XDP_PASS;
-	if (ip6->nexthdr != IPPROTO_IPIP && ip6->nexthdr != IPPROTO_IPV6)
+	if (ip6->nexthdr == IPPROTO_UDP) {
+		if (!gue_port)
+			return XDP_PASS;
+		uh = l3 + XLB_IPV6_HDR_LEN;
+		if ((void *)(uh + 1) > data_end || !is_gue(uh))
+			return XDP_PASS;
+		t->gue = 1;
+	} else if (ip6->nexthdr != IPPROTO_IPIP && ip6->nexthdr != IPPROTO_IPV6) {
 		return XDP_PASS;
+	}
 	if (!local_v6(&ip6->daddr)) {
 		t->slot = DECAP_NOT_FOR_US;
 		return XDP_PASS;
@@ -138,6 +202,8 @@ XLB_INLINE int outer_v6(struct tunnel *t, void *l3, void *data_end)
 	if (l3 + XLB_IPV6_HDR_LEN + payload > data_end)
 		return malformed(t);
 	t->claimed = payload;
+	if (uh)
+		return gue_inner(t, uh, data_end);
 	t->inner = ip6->nexthdr;
 	return XLB_CONTINUE;
 }
@@ -205,7 +271,10 @@ XLB_INLINE int strip(struct xdp_md *ctx, struct tunnel *t, void *data, __u16 inn
 		__builtin_memcpy(data, l2, sizeof(l2));
 		vh->proto = bpf_htons(inner_proto);
 	}
-	t->slot = inner_proto == ETH_P_IP ? DECAP_V4 : DECAP_V6;
+	if (t->gue)
+		t->slot = inner_proto == ETH_P_IP ? DECAP_GUE_V4 : DECAP_GUE_V6;
+	else
+		t->slot = inner_proto == ETH_P_IP ? DECAP_V4 : DECAP_V6;
 	return XDP_PASS;
 }
 

@@ -8,6 +8,10 @@
 #include "types.h"
 #include "decap_types.h"
 
+/* Load-time knob, set by l4/decap with VariableSpec.Set: the UDP
+ * destination port of GUE tunnels, in network order; 0 turns GUE off. */
+volatile const __be16 gue_port = 0;
+
 /* Local tunnel endpoints. The value is unused: presence is the answer. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -27,7 +31,7 @@ struct {
  * bpf2go exports it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, DECAP_COUNTER_MAX);
+	__uint(max_entries, DECAP_COUNTER_SLOTS);
 	__type(key, enum decap_counter);
 	__type(value, struct xlb_stat);
 } decap_stats_map SEC(".maps");

@@ -10,15 +10,24 @@
 
 /* Slots of decap_stats_map, one per outcome: every frame is counted in
  * exactly one. Go uses the names as the `reason` metric label; append only,
- * never renumber (the map is pinned across restarts). */
+ * never renumber (the map is pinned across restarts), at most
+ * DECAP_COUNTER_SLOTS. */
 enum decap_counter {
 	DECAP_V4 = 0,         /* IP-in-IP decapsulated, inner IPv4 */
 	DECAP_V6 = 1,         /* IP-in-IP decapsulated, inner IPv6 */
 	DECAP_NOT_FOR_US = 2, /* tunnel, outer destination not a local address: untouched */
 	DECAP_MALFORMED = 3,  /* tunnel for us with a bad outer or inner header: dropped */
 	DECAP_PASSED = 4,     /* not a tunnel (or unparsable outer header): untouched */
-	DECAP_COUNTER_MAX = 5,
+	DECAP_GUE_V4 = 5,     /* GUE (IP in UDP) decapsulated, inner IPv4 */
+	DECAP_GUE_V6 = 6,     /* GUE (IP in UDP) decapsulated, inner IPv6 */
+	DECAP_COUNTER_MAX = 7,
 };
+
+/* decap_stats_map has room for more slots than are used, so that a new
+ * counter does not change the pinned map's layout (which would make a
+ * restart refuse the pins instead of adopting them). */
+#define DECAP_COUNTER_SLOTS 16
+_Static_assert(DECAP_COUNTER_MAX <= DECAP_COUNTER_SLOTS, "decap_stats_map is too small for enum decap_counter");
 
 /* A local address, in wire order. One map per family: hashing a 4-byte
  * key is measurably cheaper than an IPv4-mapped 16-byte one, and IPv4 is

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"net"
 	"net/netip"
 	"sync"
@@ -33,6 +34,10 @@ type Config struct {
 	// then leaves the program attached; Detach (or RemovePins) removes it.
 	// Empty: nothing is pinned and Close detaches.
 	PinPath string
+	// GUEPort is the UDP destination port of GUE tunnels (variant 1: the
+	// inner IP packet right after the UDP header). 0 decapsulates IP-in-IP
+	// only; the balancer's GUE forwarding must use the same port.
+	GUEPort uint16
 }
 
 // Decap is a loaded decapsulator, attached to at most one interface. It is
@@ -61,6 +66,10 @@ func Open(cfg Config) (*Decap, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load decap spec: %w", err)
 	}
+	// The program compares the port with the packet's, in wire order.
+	if err := spec.Variables[decapVarGuePort].Set(bits.ReverseBytes16(cfg.GUEPort)); err != nil {
+		return nil, fmt.Errorf("set decap gue port: %w", err)
+	}
 	spec.Maps[decapMapDecapV4AddrMap].MaxEntries = cfg.MaxAddrs
 	spec.Maps[decapMapDecapV6AddrMap].MaxEntries = cfg.MaxAddrs
 	d := &Decap{log: log, pinPath: cfg.PinPath, addrs: map[netip.Addr]struct{}{}}
@@ -69,8 +78,10 @@ func Open(cfg Config) (*Decap, error) {
 		if err := xdplink.PreparePinDir(cfg.PinPath); err != nil {
 			return nil, fmt.Errorf("decap: %w", err)
 		}
-		for _, m := range spec.Maps {
-			m.Pinning = ebpf.PinByName
+		// The maps, not the program's read-only knobs (.rodata): a
+		// restart may load another GUE port.
+		for _, name := range []string{decapMapDecapV4AddrMap, decapMapDecapV6AddrMap, decapMapDecapStatsMap} {
+			spec.Maps[name].Pinning = ebpf.PinByName
 		}
 		opts.Maps.PinPath = cfg.PinPath
 	}

@@ -14,9 +14,13 @@ type Counter struct {
 
 // Stats is a snapshot of the decapsulator's counters.
 type Stats struct {
-	// DecapV4 and DecapV6 count decapsulated packets by inner family.
+	// DecapV4 and DecapV6 count IP-in-IP packets decapsulated, by inner
+	// family.
 	DecapV4 Counter `json:"decap_v4"`
 	DecapV6 Counter `json:"decap_v6"`
+	// GUEV4 and GUEV6 count GUE packets decapsulated, by inner family.
+	GUEV4 Counter `json:"gue_v4"`
+	GUEV6 Counter `json:"gue_v6"`
 	// NotForUs counts tunnel packets whose outer destination is not a
 	// local address (passed untouched).
 	NotForUs Counter `json:"not_for_us"`
@@ -43,6 +47,8 @@ func (s *Stats) slots() []counterSlot {
 		{decapDecapCounterDECAP_NOT_FOR_US, "not_for_us", &s.NotForUs},
 		{decapDecapCounterDECAP_MALFORMED, "malformed", &s.Malformed},
 		{decapDecapCounterDECAP_PASSED, "passed", &s.Passed},
+		{decapDecapCounterDECAP_GUE_V4, "gue_v4", &s.GUEV4},
+		{decapDecapCounterDECAP_GUE_V6, "gue_v6", &s.GUEV6},
 	}
 }
 
