@@ -23,6 +23,7 @@ import (
 	"github.com/xlbproject/xlb/control/reconcile"
 	"github.com/xlbproject/xlb/control/state"
 	"github.com/xlbproject/xlb/l4"
+	"github.com/xlbproject/xlb/l4/xdplink"
 )
 
 // resyncInterval bounds how long a failed reconcile waits for its retry
@@ -420,15 +421,11 @@ func pinned(dir string) bool {
 	return err == nil && len(entries) > 0
 }
 
+// attachMode parses a mode the config has validated (auto, native or
+// generic).
 func attachMode(s string) l4.AttachMode {
-	switch s {
-	case "native":
-		return l4.AttachNative
-	case "generic":
-		return l4.AttachGeneric
-	default:
-		return l4.AttachAuto
-	}
+	m, _ := xdplink.ParseMode(s)
+	return m
 }
 
 func dataplaneConfig(cfg *config.Config) l4.Config {
