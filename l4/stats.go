@@ -29,7 +29,14 @@ const (
 	CounterXDPPass         = Counter(xlbXlbCounterXLB_CNT_XDP_PASS)
 	CounterXDPTx           = Counter(xlbXlbCounterXLB_CNT_XDP_TX)
 	CounterXDPRedirect     = Counter(xlbXlbCounterXLB_CNT_XDP_REDIRECT)
-	numCounters            = int(xlbXlbCounterXLB_CNT_MAX)
+	// Next-hop resolution through the kernel's FIB (no NextHopMAC
+	// configured): each failure passes the packet to the kernel.
+	CounterFIBNoNeigh     = Counter(xlbXlbCounterXLB_CNT_FIB_NO_NEIGH)
+	CounterFIBNoRoute     = Counter(xlbXlbCounterXLB_CNT_FIB_NO_ROUTE)
+	CounterFIBFwdDisabled = Counter(xlbXlbCounterXLB_CNT_FIB_FWD_DISABLED)
+	CounterFIBOtherIface  = Counter(xlbXlbCounterXLB_CNT_FIB_OTHER_IFACE)
+	CounterFIBOther       = Counter(xlbXlbCounterXLB_CNT_FIB_OTHER)
+	numCounters           = int(xlbXlbCounterXLB_CNT_MAX)
 )
 
 var counterNames = [...]string{
@@ -49,6 +56,11 @@ var counterNames = [...]string{
 	CounterXDPPass:         "xdp_pass",
 	CounterXDPTx:           "xdp_tx",
 	CounterXDPRedirect:     "xdp_redirect",
+	CounterFIBNoNeigh:      "fib_no_neigh",
+	CounterFIBNoRoute:      "fib_no_route",
+	CounterFIBFwdDisabled:  "fib_fwd_disabled",
+	CounterFIBOtherIface:   "fib_other_iface",
+	CounterFIBOther:        "fib_other",
 }
 
 func (c Counter) String() string {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,9 +92,11 @@ type Dataplane struct {
 	// MTU is the largest encapsulated IP packet the egress link carries;
 	// larger ones are dropped and counted. 0 disables the check.
 	MTU int
-	// NextHopMAC is the destination MAC of encapsulated frames (the router
-	// towards the L7 hosts). SrcMAC is their source MAC; nil means the
-	// first interface's own address.
+	// NextHopMAC, when set, is the destination MAC of every encapsulated
+	// frame (the router towards the L7 hosts): a fixed override. Unset,
+	// every frame's next hop comes from the kernel's FIB and neighbour
+	// table. SrcMAC is the override's source MAC; nil means the first
+	// interface's own address.
 	NextHopMAC net.HardwareAddr
 	SrcMAC     net.HardwareAddr
 }
@@ -549,6 +552,10 @@ func (v *validator) mac(path []any, s string) net.HardwareAddr {
 	mac, err := net.ParseMAC(s)
 	if err != nil || len(mac) != 6 {
 		v.errorf(path, "%q is not an Ethernet MAC address", s)
+		return nil
+	}
+	if slices.Equal(mac, make(net.HardwareAddr, 6)) {
+		v.errorf(path, "%q is the zero MAC, which no host has (without dataplane.next_hop_mac, next hops come from the kernel's FIB)", s)
 		return nil
 	}
 	return mac
