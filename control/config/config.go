@@ -90,7 +90,8 @@ type Dataplane struct {
 	// TableSize is M, the Maglev table size of every VIP (a prime).
 	TableSize uint32
 	// MTU is the largest encapsulated IP packet the egress link carries;
-	// larger ones are dropped and counted. 0 disables the check.
+	// larger ones are dropped and counted (too_big). 0 (or unset) takes the
+	// smallest MTU of the interfaces when the daemon starts.
 	MTU int
 	// NextHopMAC, when set, is the destination MAC of every encapsulated
 	// frame (the router towards the L7 hosts): a fixed override. Unset,
@@ -358,7 +359,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 	}
 	cfg.Dataplane.MTU = v.intRange(p("dataplane", "mtu"), d.MTU, 0, 0, 65535)
 	if cfg.Dataplane.MTU != 0 && cfg.Dataplane.MTU < 1280 {
-		v.errorf(p("dataplane", "mtu"), "%d is below 1280 (IPv6's minimum); use 0 to disable the check", cfg.Dataplane.MTU)
+		v.errorf(p("dataplane", "mtu"), "%d is below 1280 (IPv6's minimum); omit it to take the interfaces' MTU", cfg.Dataplane.MTU)
 	}
 	cfg.Dataplane.NextHopMAC = v.mac(p("dataplane", "next_hop_mac"), d.NextHopMAC)
 	cfg.Dataplane.SrcMAC = v.mac(p("dataplane", "src_mac"), d.SrcMAC)

@@ -118,7 +118,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	dpc := dataplaneConfig(cfg)
+	dpc := dataplaneConfig(cfg, net.InterfaceByName)
 	if err := checkNextHop(cfg, dpc, !opts.NoAttach, readProcSys, net.InterfaceByName); err != nil {
 		return nil, err
 	}
@@ -485,7 +485,11 @@ func attachMode(s string) l4.AttachMode {
 	}
 }
 
-func dataplaneConfig(cfg *config.Config) l4.Config {
+// dataplaneConfig derives the data path's settings from the config. An
+// unset dataplane.mtu takes the smallest MTU of the configured interfaces,
+// so the check is on by default: an encapsulated packet above it is
+// counted (too_big) instead of vanishing at the next hop.
+func dataplaneConfig(cfg *config.Config, iface func(string) (*net.Interface, error)) l4.Config {
 	c := l4.Config{
 		MaxVIPs:     uint32(cfg.Dataplane.MaxVIPs),
 		MaxBackends: uint32(cfg.Dataplane.MaxBackends),
@@ -499,10 +503,17 @@ func dataplaneConfig(cfg *config.Config) l4.Config {
 		SrcMAC:      cfg.Dataplane.SrcMAC,
 		NextHopMAC:  cfg.Dataplane.NextHopMAC,
 	}
-	if c.NextHopMAC != nil && c.SrcMAC == nil && len(cfg.Interfaces) > 0 {
+	for i, it := range cfg.Interfaces {
+		ifc, err := iface(it.Name)
+		if err != nil {
+			continue // attaching reports the missing interface
+		}
+		if cfg.Dataplane.MTU == 0 && ifc.MTU > 0 && (c.MTU == 0 || uint32(ifc.MTU) < c.MTU) {
+			c.MTU = uint32(ifc.MTU)
+		}
 		// The balancer transmits on the interface it received on; its
 		// own MAC is the right source for the bridge or switch to learn.
-		if ifc, err := net.InterfaceByName(cfg.Interfaces[0].Name); err == nil && len(ifc.HardwareAddr) == 6 {
+		if i == 0 && c.NextHopMAC != nil && c.SrcMAC == nil && len(ifc.HardwareAddr) == 6 {
 			c.SrcMAC = ifc.HardwareAddr
 		}
 	}

@@ -78,3 +78,38 @@ func TestCheckNextHop(t *testing.T) {
 		})
 	}
 }
+
+// TestDataplaneMTU: the MTU check is on by default, at the smallest MTU of
+// the configured interfaces; a configured value wins.
+func TestDataplaneMTU(t *testing.T) {
+	ifaces := map[string]*net.Interface{
+		"eth0": {Name: "eth0", MTU: 9000, HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 0, 1}},
+		"eth1": {Name: "eth1", MTU: 1500, HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 0, 2}},
+	}
+	iface := func(name string) (*net.Interface, error) {
+		if i, ok := ifaces[name]; ok {
+			return i, nil
+		}
+		return nil, errors.New("no such interface")
+	}
+	tests := []struct {
+		name   string
+		ifaces []string
+		mtu    int
+		want   uint32
+	}{
+		{"unset: the interface's", []string{"eth0"}, 0, 9000},
+		{"unset: the smallest of the interfaces", []string{"eth0", "eth1", "eth9"}, 0, 1500},
+		{"configured", []string{"eth0", "eth1"}, 1400, 1400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &config.Config{}
+			for _, n := range tt.ifaces {
+				cfg.Interfaces = append(cfg.Interfaces, config.Interface{Name: n})
+			}
+			cfg.Dataplane.MTU = tt.mtu
+			assert.Equal(t, tt.want, dataplaneConfig(cfg, iface).MTU)
+		})
+	}
+}
