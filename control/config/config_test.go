@@ -34,7 +34,8 @@ func TestExampleConfigLoads(t *testing.T) {
 	assert.Equal(t, uint32(2), cfg.VIPs[0].Backends[2].Weight)
 	assert.Equal(t, uint16(0), cfg.VIPs[2].Port, "\"*\" is a port-wildcard VIP")
 	assert.Equal(t, "udp", cfg.VIPs[2].Proto)
-	assert.Equal(t, "02:00:00:00:00:01", cfg.Dataplane.NextHopMAC.String())
+	assert.Nil(t, cfg.Dataplane.NextHopMAC, "the example takes next hops from the FIB")
+	assert.Zero(t, cfg.Dataplane.MTU, "the example takes the interfaces' MTU")
 }
 
 func TestDefaults(t *testing.T) {
