@@ -82,7 +82,9 @@ func newCtlBed(t *testing.T, proxied ...int) *ctlBed {
 	var err error
 	b.client, err = b.tp.AddHost(topo.HostConfig{Name: "client", NoOffloads: true})
 	require.NoError(t, err)
-	b.lb, err = b.tp.AddHost(topo.HostConfig{Name: "lb", PeerXDPPass: true})
+	// The balancer's link carries the wrapped frames: its MTU (the daemon's
+	// default limit) is the bridge's, like the L7 side's.
+	b.lb, err = b.tp.AddHost(topo.HostConfig{Name: "lb", MTU: topo.BridgeMTU, PeerXDPPass: true})
 	require.NoError(t, err)
 	b.gw, err = b.tp.AddHost(topo.HostConfig{Name: "gw", MTU: topo.BridgeMTU, RPFilterOff: true, Router: true})
 	require.NoError(t, err)
