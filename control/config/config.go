@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/xlbproject/xlb/control/health"
+	"github.com/xlbproject/xlb/internal/strictyaml"
 	"github.com/xlbproject/xlb/maglev"
 )
 
@@ -255,6 +256,15 @@ func Parse(name string, data []byte) (*Config, error) {
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, &Error{File: name, Reason: "empty configuration"}
 	}
+	// Unknown keys (with the key a typo meant) and values of the wrong
+	// kind, all of them, before the decoder would stop at Go type names.
+	if probs := strictyaml.Check(&root, &fileConfig{}); len(probs) > 0 {
+		errs := make([]error, len(probs))
+		for i, pr := range probs {
+			errs[i] = &Error{File: name, Line: pr.Line, Reason: pr.Reason}
+		}
+		return nil, errors.Join(errs...)
+	}
 	var fc fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -271,7 +281,7 @@ func Parse(name string, data []byte) (*Config, error) {
 }
 
 // yamlError turns the decoder's "line N: reason" messages into *Error
-// values; unknown fields come out as `unknown field "x"`.
+// values (strictyaml has already reported unknown keys and wrong kinds).
 func yamlError(file string, err error) error {
 	var msgs []string
 	var te *yaml.TypeError

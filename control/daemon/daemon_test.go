@@ -280,7 +280,7 @@ func TestDaemonLifecycle(t *testing.T) {
 		require.NoError(t, os.WriteFile(e.cfgPath, append(good, []byte("bogus: 1\n")...), 0o600))
 		err = d.Reload(ctx)
 		require.ErrorIs(t, err, api.ErrInvalid)
-		assert.Contains(t, err.Error(), `unknown field "bogus"`)
+		assert.Contains(t, err.Error(), `unknown key "bogus"`)
 		changed := strings.Replace(string(good), "max_vips: 8", "max_vips: 9", 1)
 		require.NoError(t, os.WriteFile(e.cfgPath, []byte(changed), 0o600))
 		err = d.Reload(ctx)
