@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/l7/config"
+	"github.com/xlbproject/xlb/l7/director"
 	"github.com/xlbproject/xlb/l7/pool"
 )
 
@@ -126,4 +127,29 @@ func backendNames(bs []*pool.Backend) []string {
 		out[i] = b.Name
 	}
 	return out
+}
+
+// BenchmarkApply is one config swap of a 32-server pool: what a reload or
+// one `xlb pool server add` costs the proxy.
+func BenchmarkApply(b *testing.B) {
+	var servers strings.Builder
+	for i := range 32 {
+		fmt.Fprintf(&servers, "      - {name: c%d, addr: \"127.0.0.1:%d\"}\n", i, 20000+i)
+	}
+	text := strings.Replace(shopConfig, "      - {name: c1, addr: \"{c1}\"}\n      - {name: c2, addr: \"{c2}\"}\n", servers.String(), 1)
+	for _, n := range []string{"b1", "a1"} {
+		text = strings.ReplaceAll(text, "{"+n+"}", "127.0.0.1:9")
+	}
+	cfg, err := config.Parse("bench.yaml", []byte(text))
+	require.NoError(b, err)
+	dir, err := director.New(cfg)
+	require.NoError(b, err)
+	p, err := New(cfg, dir, Options{})
+	require.NoError(b, err)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Apply(cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
