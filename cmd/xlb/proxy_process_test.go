@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -110,6 +111,7 @@ func statusOf(c *http.Client, url string) int {
 // procLoad is a bounded load loop of keep-alive clients that counts.
 type procLoad struct {
 	ok, failed atomic.Int64
+	dials      atomic.Int64 // client connections opened
 	mu         sync.Mutex
 	errs       []string
 	stop       chan struct{}
@@ -121,7 +123,11 @@ func startLoad(t *testing.T, url string, workers int, max int64) *procLoad {
 	l := &procLoad{stop: make(chan struct{})}
 	var sent atomic.Int64
 	for range workers {
-		tr := &http.Transport{}
+		tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			l.dials.Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}
 		t.Cleanup(tr.CloseIdleConnections)
 		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 		l.wg.Add(1)
@@ -227,6 +233,8 @@ func TestProxyProcessSignals(t *testing.T) {
 	before = hitsB.Load()
 	require.Eventually(t, func() bool { return hitsB.Load() > before+50 }, 10*time.Second, 5*time.Millisecond)
 	assert.LessOrEqual(t, hitsA.Load()-afterA, int64(8), "a was removed by the reload; at most the requests in flight at the swap reach it")
+
+	assert.Equal(t, int64(4), load.dials.Load(), "client keep-alive connections stay open across reloads")
 
 	// SIGTERM: /ready fails while requests are still served.
 	pp.signal(t, syscall.SIGTERM)
