@@ -370,7 +370,8 @@ func (p *Proxy) Ready() (ok bool, reason string) {
 // Run listens on every configured listener and on the admin address and
 // serves until ctx is done. Then it stops gracefully: /ready fails at once
 // while everything else keeps serving for the config's drain delay (the
-// edge's health checks take the host out meanwhile), then the listeners
+// edge's health checks take the host out meanwhile; answers close their
+// connections so keep-alive clients reconnect elsewhere), then the listeners
 // close, in-flight requests get up to the shutdown timeout to finish (their
 // responses carry Connection: close) and idle keep-alive connections are
 // closed. It returns the first serving error.
