@@ -297,6 +297,7 @@ func yamlError(file string, err error) error {
 			e.Line, _ = strconv.Atoi(sm[1])
 			e.Reason = sm[2]
 		}
+		e.Reason = strictyaml.Explain(e.Reason)
 		if f, ok := strings.CutPrefix(e.Reason, "field "); ok {
 			if name, _, ok := strings.Cut(f, " not found in type"); ok {
 				e.Reason = fmt.Sprintf("unknown field %q", name)

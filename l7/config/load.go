@@ -103,6 +103,7 @@ func yamlErrors(file string, err error) error {
 			e.Line, _ = strconv.Atoi(sm[1])
 			e.Reason = sm[2]
 		}
+		e.Reason = strictyaml.Explain(e.Reason)
 		errs = append(errs, e)
 	}
 	return errors.Join(errs...)
