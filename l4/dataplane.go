@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,11 +35,20 @@ type Config struct {
 	// Empty: nothing is pinned and Close detaches everything.
 	PinPath string
 
-	OuterSrcV4 netip.Addr       // outer source of IPv4-in-IPv4: this host's address
-	OuterSrcV6 netip.Addr       // outer source of IPv6-in-IPv6: this host's address
-	SrcMAC     net.HardwareAddr // source MAC of forwarded frames: the NIC's own
-	NextHopMAC net.HardwareAddr // destination MAC of forwarded frames
+	OuterSrcV4 netip.Addr // outer source of IPv4-in-IPv4: this host's address
+	OuterSrcV6 netip.Addr // outer source of IPv6-in-IPv6: this host's address
+	// NextHopMAC, when set, is the destination MAC of every forwarded
+	// frame and SrcMAC its source (the NIC's own): a static override for
+	// a single router or segment. When it is nil the balancer asks the
+	// kernel's FIB and neighbour table for each frame's next hop
+	// (bpf_fib_lookup), and SrcMAC is unused. See FIBMode.
+	SrcMAC     net.HardwareAddr
+	NextHopMAC net.HardwareAddr
 }
+
+// FIBMode says whether next hops come from the kernel's FIB: true unless
+// a NextHopMAC overrides it.
+func (c Config) FIBMode() bool { return c.NextHopMAC == nil }
 
 // Defaults for zero Config fields.
 const (
@@ -85,6 +95,14 @@ func (c Config) withDefaults() (Config, error) {
 		if m != nil && len(m) != 6 {
 			return c, fmt.Errorf("config: MAC %s is not 6 bytes: %w", m, ErrInvalid)
 		}
+	}
+	// A zero next hop would send every frame to 00:00:00:00:00:00, which
+	// no peer accepts: a black hole that counts as forwarded.
+	if c.NextHopMAC != nil && slices.Equal(c.NextHopMAC, make(net.HardwareAddr, 6)) {
+		return c, fmt.Errorf("config: NextHopMAC 00:00:00:00:00:00 reaches no host (leave it unset to take next hops from the kernel's FIB): %w", ErrInvalid)
+	}
+	if c.NextHopMAC != nil && (c.SrcMAC == nil || slices.Equal(c.SrcMAC, make(net.HardwareAddr, 6))) {
+		return c, fmt.Errorf("config: NextHopMAC %s needs SrcMAC, the sending NIC's own address: %w", c.NextHopMAC, ErrInvalid)
 	}
 	return c, nil
 }
@@ -255,9 +273,15 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 	// A busy UDP flow rewrites its entry at most once a second, or 8 times
 	// per timeout when that is shorter.
 	refresh := min(d.hz, jiffies(c.UDPTimeout, d.hz)/8)
-	dry := uint8(0)
+	dry, fib := uint8(0), uint8(0)
 	if dryRun {
 		dry = 1
+	}
+	// The dry-run twin answers which host a flow goes to, not whether
+	// its next hop resolves now: it never asks the FIB (and its frames
+	// are never sent).
+	if c.FIBMode() && !dryRun {
+		fib = 1
 	}
 	for _, set := range []struct {
 		v   *ebpf.VariableSpec
@@ -273,6 +297,7 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 		{s.OuterSrcV6, v6},
 		{s.SrcMac, src},
 		{s.NextHopMac, next},
+		{s.FibMode, fib},
 		{s.DryRun, dry},
 	} {
 		if err := set.v.Set(set.val); err != nil {

@@ -29,7 +29,14 @@ const (
 	CounterXDPPass         = Counter(xlbXlbCounterXLB_CNT_XDP_PASS)
 	CounterXDPTx           = Counter(xlbXlbCounterXLB_CNT_XDP_TX)
 	CounterXDPRedirect     = Counter(xlbXlbCounterXLB_CNT_XDP_REDIRECT)
-	numCounters            = int(xlbXlbCounterXLB_CNT_MAX)
+	// Next-hop resolution through the kernel's FIB (no NextHopMAC
+	// configured): each failure passes the packet to the kernel.
+	CounterFIBNoNeigh     = Counter(xlbXlbCounterXLB_CNT_FIB_NO_NEIGH)
+	CounterFIBNoRoute     = Counter(xlbXlbCounterXLB_CNT_FIB_NO_ROUTE)
+	CounterFIBFwdDisabled = Counter(xlbXlbCounterXLB_CNT_FIB_FWD_DISABLED)
+	CounterFIBOtherIface  = Counter(xlbXlbCounterXLB_CNT_FIB_OTHER_IFACE)
+	CounterFIBOther       = Counter(xlbXlbCounterXLB_CNT_FIB_OTHER)
+	numCounters           = int(xlbXlbCounterXLB_CNT_MAX)
 )
 
 // CounterKind says what a counter slot counts; metrics export each kind
@@ -83,6 +90,11 @@ var counterInfos = [...]counterInfo{
 	CounterXDPPass:         {"xdp_pass", "pass", KindVerdict},
 	CounterXDPTx:           {"xdp_tx", "tx", KindVerdict},
 	CounterXDPRedirect:     {"xdp_redirect", "redirect", KindVerdict},
+	CounterFIBNoNeigh:      {"fib_no_neigh", "fib_no_neigh", KindReason},
+	CounterFIBNoRoute:      {"fib_no_route", "fib_no_route", KindReason},
+	CounterFIBFwdDisabled:  {"fib_fwd_disabled", "fib_fwd_disabled", KindReason},
+	CounterFIBOtherIface:   {"fib_other_iface", "fib_other_iface", KindReason},
+	CounterFIBOther:        {"fib_other", "fib_other", KindReason},
 }
 
 // The verdict slots must be XLB_CNT_XDP_ABORTED + the XDP action, the way
