@@ -140,6 +140,7 @@ type Dataplane struct {
 
 type vipState struct {
 	id, gen uint32
+	mode    Mode
 }
 
 type backendState struct {

@@ -105,13 +105,26 @@ func TestFIBNextHop(t *testing.T) {
 
 	d := openTest(t, func(c *Config) {
 		c.NextHopMAC, c.SrcMAC = nil, nil
+		c.MaxVIPs = 32
 		c.OuterSrcV4, c.OuterSrcV6 = lb.Addr4, lb.Addr6
 	})
 	require.True(t, d.Config().FIBMode())
 	prog := d.Program()
 
-	// One VIP per backend, its whole table naming that backend.
 	vipOf := map[netip.Addr]netip.Addr{}
+	syn := func(backend netip.Addr, size int) pkt {
+		src := "198.51.100.1:40001"
+		if backend.Is6() {
+			src = "[2001:db8:c::1]:40001"
+		}
+		p := pkt{src: netip.MustParseAddrPort(src), dst: netip.AddrPortFrom(vipOf[backend], 80), proto: TCP, syn: true}
+		if size > 0 {
+			p.payload = make([]byte, size)
+		}
+		return p
+	}
+
+	// One VIP per backend, its whole table naming that backend.
 	for i, b := range []netip.Addr{onLink, noNeigh, viaGW, otherIface, unreach, noRoute, smallMTU, onLink6, l7.Addr4} {
 		id := upsertBackends(t, d, b.String())[0]
 		vip := netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)})
@@ -126,19 +139,21 @@ func TestFIBNextHop(t *testing.T) {
 		}
 		require.NoError(t, d.InstallTable(v, tbl))
 		vipOf[b] = vip
+		// The same address on port 8080 is an L2 DSR VIP.
+		l2 := VIP{vip, 8080, TCP}
+		require.NoError(t, d.UpsertVIP(l2, WithMode(ModeL2DSR)))
+		require.NoError(t, d.InstallTable(l2, tbl))
 	}
-	syn := func(backend netip.Addr, size int) pkt {
-		src := "198.51.100.1:40001"
-		if backend.Is6() {
-			src = "[2001:db8:c::1]:40001"
-		}
-		p := pkt{src: netip.MustParseAddrPort(src), dst: netip.AddrPortFrom(vipOf[backend], 80), proto: TCP, syn: true}
-		if size > 0 {
-			p.payload = make([]byte, size)
-		}
+	l2syn := func(backend netip.Addr) pkt {
+		p := syn(backend, 0)
+		p.dst = netip.AddrPortFrom(p.dst.Addr(), 8080)
 		return p
 	}
-
+	l2ack := func(backend netip.Addr) pkt {
+		p := l2syn(backend)
+		p.syn, p.ack, p.payload = false, true, []byte("GET / HTTP/1.1\r\n\r\n")
+		return p
+	}
 	tests := []struct {
 		name    string
 		before  func(t *testing.T)
@@ -146,11 +161,16 @@ func TestFIBNextHop(t *testing.T) {
 		verdict uint32
 		to      netip.Addr       // outer destination, for XDP_TX
 		dst     net.HardwareAddr // next hop's MAC, for XDP_TX
+		l2      bool             // L2 DSR: the frame unchanged but its MACs
 		counter Counter          // the reason counter the packet bumps
 	}{
 		{name: "on-link backend: its own neighbour entry", p: syn(onLink, 0), verdict: xdpTx, to: onLink, dst: onLinkMAC, counter: CounterConnMissSYN},
 		{name: "ipv6 on-link backend", p: syn(onLink6, 0), verdict: xdpTx, to: onLink6, dst: onLinkMAC, counter: CounterConnMissSYN},
 		{name: "backend behind a gateway: the gateway's MAC", p: syn(viaGW, 0), verdict: xdpTx, to: viaGW, dst: gwMAC, counter: CounterConnMissSYN},
+		{name: "l2dsr: syn to an on-link host, only the macs change", p: l2syn(onLink), verdict: xdpTx, l2: true, dst: onLinkMAC, counter: CounterConnMissSYN},
+		{name: "l2dsr: the established flow hits the table and stays l2dsr", p: l2ack(onLink), verdict: xdpTx, l2: true, dst: onLinkMAC, counter: CounterConnHit},
+		{name: "l2dsr: ipv6", p: l2syn(onLink6), verdict: xdpTx, l2: true, dst: onLinkMAC, counter: CounterConnMissSYN},
+		{name: "l2dsr: a host behind a router cannot take the frame: passed", p: l2syn(viaGW), verdict: xdpPass, counter: CounterL2DSRNotOnLink},
 		{name: "no neighbour entry yet: passed to the kernel", p: syn(noNeigh, 0), verdict: xdpPass, counter: CounterFIBNoNeigh},
 		{name: "no route: passed", p: syn(noRoute, 0), verdict: xdpPass, counter: CounterFIBNoRoute},
 		{name: "unreachable route: passed", p: syn(unreach, 0), verdict: xdpPass, counter: CounterFIBNoRoute},
@@ -200,7 +220,12 @@ func TestFIBNextHop(t *testing.T) {
 			}
 			in := tt.p.build(t)
 			want := in
-			if tt.verdict == xdpTx {
+			switch {
+			case tt.verdict == xdpTx && tt.l2:
+				want = append([]byte(nil), in...)
+				copy(want[0:6], tt.dst)
+				copy(want[6:12], lb.MAC)
+			case tt.verdict == xdpTx:
 				src := lb.Addr4
 				if tt.to.Is6() {
 					src = lb.Addr6
@@ -220,13 +245,41 @@ func TestFIBNextHop(t *testing.T) {
 			after, err := d.Stats()
 			require.NoError(t, err)
 			assert.Equal(t, uint64(1), after.Counters[tt.counter].Packets-before.Counters[tt.counter].Packets, "counter %s", tt.counter)
-			for _, c := range []Counter{CounterFIBNoNeigh, CounterFIBNoRoute, CounterFIBFwdDisabled, CounterFIBOtherIface, CounterFIBOther, CounterTooBig} {
+			for _, c := range []Counter{CounterFIBNoNeigh, CounterFIBNoRoute, CounterFIBFwdDisabled, CounterFIBOtherIface, CounterFIBOther, CounterTooBig, CounterL2DSRNotOnLink} {
 				if c != tt.counter {
 					assert.Equal(t, before.Counters[c], after.Counters[c], "counter %s", c)
 				}
 			}
 		})
 	}
+
+	t.Run("l2dsr with a next-hop override still takes the host's mac from the neighbour table", func(t *testing.T) {
+		ds := openTest(t, func(c *Config) { c.OuterSrcV4, c.OuterSrcV6 = lb.Addr4, lb.Addr6 })
+		require.False(t, ds.Config().FIBMode())
+		id := upsertBackends(t, ds, onLink.String())[0]
+		v := VIP{vipOf[onLink], 8080, TCP}
+		require.NoError(t, ds.UpsertVIP(v, WithMode(ModeL2DSR)))
+		tbl := make([]BackendID, testM)
+		for j := range tbl {
+			tbl[j] = id
+		}
+		require.NoError(t, ds.InstallTable(v, tbl))
+		in := l2syn(onLink).build(t)
+		want := append([]byte(nil), in...)
+		copy(want[0:6], movedMAC) // the neighbour entry as the rows above left it
+		copy(want[6:12], lb.MAC)
+		var verdict uint32
+		var out []byte
+		require.NoError(t, lb.Do(func() error {
+			verdict, out = runProgFrom(t, ds.Program(), lb.Ifindex, in)
+			return nil
+		}))
+		require.Equal(t, verdictName(xdpTx), verdictName(verdict))
+		require.Equal(t, want, out, "output differs; got:\n%s\nwant:\n%s", hex.Dump(out), hex.Dump(want))
+		mode, ok := ds.VIPMode(v)
+		require.True(t, ok)
+		assert.Equal(t, ModeL2DSR, mode)
+	})
 }
 
 // TestFIBNextHop's namespace, read back the way `xlb status` shows it.

@@ -36,6 +36,8 @@ const (
 	CounterFIBFwdDisabled = Counter(xlbXlbCounterXLB_CNT_FIB_FWD_DISABLED)
 	CounterFIBOtherIface  = Counter(xlbXlbCounterXLB_CNT_FIB_OTHER_IFACE)
 	CounterFIBOther       = Counter(xlbXlbCounterXLB_CNT_FIB_OTHER)
+	// An L2 DSR VIP's backend is not on the segment: passed.
+	CounterL2DSRNotOnLink = Counter(xlbXlbCounterXLB_CNT_L2DSR_NOT_ON_LINK)
 	numCounters           = int(xlbXlbCounterXLB_CNT_MAX)
 )
 
@@ -61,6 +63,7 @@ var counterNames = [...]string{
 	CounterFIBFwdDisabled:  "fib_fwd_disabled",
 	CounterFIBOtherIface:   "fib_other_iface",
 	CounterFIBOther:        "fib_other",
+	CounterL2DSRNotOnLink:  "l2dsr_not_on_link",
 }
 
 func (c Counter) String() string {

@@ -65,6 +65,12 @@ type xlbVipKey struct {
 	Family uint8
 }
 
+type xlbVipLive struct {
+	_     structs.HostLayout
+	Gen   uint32
+	Flags uint32
+}
+
 type xlbVipStat struct {
 	_        structs.HostLayout
 	Packets  uint64
@@ -75,28 +81,29 @@ type xlbVipStat struct {
 type xlbXlbCounter uint32
 
 const (
-	xlbXlbCounterXLB_CNT_NOT_VIP          xlbXlbCounter = 0
-	xlbXlbCounterXLB_CNT_NO_BACKEND       xlbXlbCounter = 1
-	xlbXlbCounterXLB_CNT_MALFORMED        xlbXlbCounter = 2
-	xlbXlbCounterXLB_CNT_CT_HIT           xlbXlbCounter = 3
-	xlbXlbCounterXLB_CNT_CT_MISS_SYN      xlbXlbCounter = 4
-	xlbXlbCounterXLB_CNT_CT_MISS_NON_SYN  xlbXlbCounter = 5
-	xlbXlbCounterXLB_CNT_CT_EXPIRED       xlbXlbCounter = 6
-	xlbXlbCounterXLB_CNT_CT_HIT_OTHER_CPU xlbXlbCounter = 7
-	xlbXlbCounterXLB_CNT_ENCAP_FAIL       xlbXlbCounter = 8
-	xlbXlbCounterXLB_CNT_TOO_BIG          xlbXlbCounter = 9
-	xlbXlbCounterXLB_CNT_FRAGMENT         xlbXlbCounter = 10
-	xlbXlbCounterXLB_CNT_XDP_ABORTED      xlbXlbCounter = 11
-	xlbXlbCounterXLB_CNT_XDP_DROP         xlbXlbCounter = 12
-	xlbXlbCounterXLB_CNT_XDP_PASS         xlbXlbCounter = 13
-	xlbXlbCounterXLB_CNT_XDP_TX           xlbXlbCounter = 14
-	xlbXlbCounterXLB_CNT_XDP_REDIRECT     xlbXlbCounter = 15
-	xlbXlbCounterXLB_CNT_FIB_NO_NEIGH     xlbXlbCounter = 16
-	xlbXlbCounterXLB_CNT_FIB_NO_ROUTE     xlbXlbCounter = 17
-	xlbXlbCounterXLB_CNT_FIB_FWD_DISABLED xlbXlbCounter = 18
-	xlbXlbCounterXLB_CNT_FIB_OTHER_IFACE  xlbXlbCounter = 19
-	xlbXlbCounterXLB_CNT_FIB_OTHER        xlbXlbCounter = 20
-	xlbXlbCounterXLB_CNT_MAX              xlbXlbCounter = 21
+	xlbXlbCounterXLB_CNT_NOT_VIP           xlbXlbCounter = 0
+	xlbXlbCounterXLB_CNT_NO_BACKEND        xlbXlbCounter = 1
+	xlbXlbCounterXLB_CNT_MALFORMED         xlbXlbCounter = 2
+	xlbXlbCounterXLB_CNT_CT_HIT            xlbXlbCounter = 3
+	xlbXlbCounterXLB_CNT_CT_MISS_SYN       xlbXlbCounter = 4
+	xlbXlbCounterXLB_CNT_CT_MISS_NON_SYN   xlbXlbCounter = 5
+	xlbXlbCounterXLB_CNT_CT_EXPIRED        xlbXlbCounter = 6
+	xlbXlbCounterXLB_CNT_CT_HIT_OTHER_CPU  xlbXlbCounter = 7
+	xlbXlbCounterXLB_CNT_ENCAP_FAIL        xlbXlbCounter = 8
+	xlbXlbCounterXLB_CNT_TOO_BIG           xlbXlbCounter = 9
+	xlbXlbCounterXLB_CNT_FRAGMENT          xlbXlbCounter = 10
+	xlbXlbCounterXLB_CNT_XDP_ABORTED       xlbXlbCounter = 11
+	xlbXlbCounterXLB_CNT_XDP_DROP          xlbXlbCounter = 12
+	xlbXlbCounterXLB_CNT_XDP_PASS          xlbXlbCounter = 13
+	xlbXlbCounterXLB_CNT_XDP_TX            xlbXlbCounter = 14
+	xlbXlbCounterXLB_CNT_XDP_REDIRECT      xlbXlbCounter = 15
+	xlbXlbCounterXLB_CNT_FIB_NO_NEIGH      xlbXlbCounter = 16
+	xlbXlbCounterXLB_CNT_FIB_NO_ROUTE      xlbXlbCounter = 17
+	xlbXlbCounterXLB_CNT_FIB_FWD_DISABLED  xlbXlbCounter = 18
+	xlbXlbCounterXLB_CNT_FIB_OTHER_IFACE   xlbXlbCounter = 19
+	xlbXlbCounterXLB_CNT_FIB_OTHER         xlbXlbCounter = 20
+	xlbXlbCounterXLB_CNT_L2DSR_NOT_ON_LINK xlbXlbCounter = 21
+	xlbXlbCounterXLB_CNT_MAX               xlbXlbCounter = 22
 )
 
 type xlbXlbCtl struct {

@@ -52,6 +52,10 @@
 #define XLB_AF_INET 4
 #define XLB_AF_INET6 6
 
+/* struct vip_info.flags and struct vip_live.flags: how the VIP forwards.
+ * No flag: IP-in-IP towards the L7 host. Mirrored by l4.Mode. */
+#define XLB_VIP_L2DSR (1U << 0) /* rewrite the MACs only: L7 hosts on this segment */
+
 /* IPv4 frag_off bits (host order). */
 #define XLB_IP_DF 0x4000
 #define XLB_IP_MF 0x2000
@@ -84,6 +88,7 @@ enum xlb_counter {
 	XLB_CNT_FIB_FWD_DISABLED,  /* forwarding is off on the ingress interface */
 	XLB_CNT_FIB_OTHER_IFACE,   /* the route leaves by another interface */
 	XLB_CNT_FIB_OTHER,         /* any other FIB failure */
+	XLB_CNT_L2DSR_NOT_ON_LINK, /* passed: an L2 DSR backend is behind a router */
 	XLB_CNT_MAX,
 };
 

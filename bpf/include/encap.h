@@ -126,7 +126,7 @@ XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
 	if (mtu && p->ip_len + overhead > mtu)
 		return too_big(ctx, p);
 	if (fib_mode) {
-		ret = fib_next_hop(ctx, p, b, p->ip_len + overhead, &nh);
+		ret = fib_next_hop(ctx, p, b, p->ip_len + overhead, 0, &nh);
 		if (ret == XLB_FIB_TOO_BIG)
 			return too_big(ctx, p);
 		if (ret != XLB_CONTINUE)
@@ -135,6 +135,34 @@ XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
 	if (p->family == XLB_AF_INET)
 		return encap_ipv4(ctx, p, b, &nh);
 	return encap_ipv6(ctx, p, b, &nh, hash);
+}
+
+/* l2dsr forwards the packet as it is to an L7 host on this segment, which
+ * has the VIP on its loopback: only the Ethernet header changes, the
+ * destination to the host's MAC and the source to this host's own (a
+ * bridge must not learn the client's MAC on this port). The host's MAC
+ * comes from the neighbour table through the FIB, whatever next_hop_mac
+ * says: that one is the router's. Nothing grows, so no MTU check. */
+XLB_INLINE int l2dsr(struct xdp_md *ctx, struct pkt *p, const struct backend *b)
+{
+	void *data, *data_end;
+	struct ethhdr *eth;
+	struct next_hop nh;
+	int ret;
+
+	ret = fib_next_hop(ctx, p, b, p->ip_len, 1, &nh);
+	if (ret == XLB_FIB_TOO_BIG)
+		return too_big(ctx, p);
+	if (ret != XLB_CONTINUE)
+		return ret;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return encap_fail(p);
+	__builtin_memcpy(eth->h_dest, nh.dst, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, nh.src, ETH_ALEN);
+	return XLB_CONTINUE;
 }
 
 #endif /* XLB_ENCAP_H */

@@ -103,12 +103,13 @@ struct {
 	__uint(max_entries, XLB_CONN_SETS);
 } conn_map SEC(".maps");
 
-/* VIP id -> its current generation (0: no VIP), so a connection-table hit
- * is validated without the vip_map hash lookup. */
+/* VIP id -> its current generation (0: no VIP) and flags, so a
+ * connection-table hit is validated and forwarded without the vip_map hash
+ * lookup. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct vip_live);
 	__uint(max_entries, XLB_MAX_VIPS);
 } vip_gen_map SEC(".maps");
 

@@ -39,10 +39,14 @@ XLB_INLINE int fib_fail(struct pkt *p, __u32 counter)
 /* fib_next_hop asks the kernel's FIB for the route to backend b from the
  * ingress interface, as if the encapsulated packet of tot_len bytes
  * arrived there to be forwarded: the result is the gateway's (or the on-link
- * backend's) MAC, the egress interface's own MAC, and the route's MTU. */
+ * backend's) MAC, the egress interface's own MAC, and the route's MTU.
+ * on_link (L2 DSR, a constant at each call site) also requires the backend
+ * itself to be the next hop: the frame keeps the VIP as its destination
+ * address, which only a host on the segment can take. */
 XLB_INLINE int fib_next_hop(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
-			    __u32 tot_len, struct next_hop *nh)
+			    __u32 tot_len, int on_link, struct next_hop *nh)
 {
+	__u32 diff = 0;
 	struct bpf_fib_lookup f = {};
 	long rc;
 
@@ -85,6 +89,19 @@ XLB_INLINE int fib_next_hop(struct xdp_md *ctx, struct pkt *p, const struct back
 	 * host whose route leaves by another one gets the packet passed. */
 	if (f.ifindex != ctx->ingress_ifindex)
 		return fib_fail(p, XLB_CNT_FIB_OTHER_IFACE);
+	if (on_link) {
+		/* The lookup leaves the gateway's address in the destination
+		 * when the route has one. */
+		if (b->family == XLB_AF_INET) {
+			diff = f.ipv4_dst ^ b->addr[0];
+		} else {
+#pragma unroll
+			for (int i = 0; i < 4; i++)
+				diff |= f.ipv6_dst[i] ^ b->addr[i];
+		}
+		if (diff)
+			return fib_fail(p, XLB_CNT_L2DSR_NOT_ON_LINK);
+	}
 	__builtin_memcpy(nh->dst, f.dmac, ETH_ALEN);
 	__builtin_memcpy(nh->src, f.smac, ETH_ALEN);
 	return XLB_CONTINUE;

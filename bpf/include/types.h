@@ -19,11 +19,19 @@ struct vip_key {
 };
 
 /* vip_map value. id indexes ring_map and vip_stats_map; gen changes when the
- * id is given to another VIP, so old connection entries stop matching. */
+ * id is given to another VIP, so old connection entries stop matching;
+ * flags (XLB_VIP_*) say how it forwards. */
 struct vip_info {
 	__u32 id;
 	__u32 gen;
 	__u32 flags;
+};
+
+/* vip_gen_map value, indexed by VIP id: what a connection-table hit needs
+ * to know about its VIP without the vip_map hash lookup. */
+struct vip_live {
+	__u32 gen;   /* the VIP's current generation; 0: no VIP */
+	__u32 flags; /* XLB_VIP_* */
 };
 
 /* backend_map value, indexed by backend id (id 0 is never used). A deleted

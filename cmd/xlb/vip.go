@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -61,10 +62,10 @@ func newVIPAddCmd() *cobra.Command {
 				func(ctx context.Context, c *api.Client) error { return c.AddVIP(ctx, spec) })
 		},
 	}
-	cmd.Flags().StringVar(&o.mode, "mode", "", "forwarding mode: ipip (default) or l2dsr")
+	cmd.Flags().StringVar(&o.mode, "mode", "", "forwarding mode: "+strings.Join(api.Modes(), " or ")+" (default "+api.ModeIPIP+")")
 	cmd.Flags().Uint32Var(&o.tableSize, "table-size", 0, fmt.Sprintf("Maglev table size, a prime (default %d)", api.DefaultTableSize))
 	cmd.Flags().StringArrayVar(&o.backends, "backend", nil, "backend (L7 host) address; repeat for more")
-	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{api.ModeIPIP, api.ModeL2DSR}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions(api.Modes(), cobra.ShellCompDirectiveNoFileComp))
 	addOutputFlag(cmd, &o.output)
 	return cmd
 }

@@ -175,6 +175,9 @@ func TestCompletion(t *testing.T) {
 		{name: "vip", socket: path, args: []string{"vip", "show", ""}, want: []string{"10.0.0.1:80/tcp", "[2001:db8::1]:443/tcp"}},
 		{name: "backend", socket: path, args: []string{"backend", "drain", "10.0.0.1:80/tcp", ""}, want: []string{"10.0.1.11", "10.0.1.12", "10.0.1.13"}},
 		{name: "output", socket: path, args: []string{"status", "-o", ""}, want: []string{"table", "json"}},
+		// The modes the daemon, its config and the data path accept
+		// (control/daemon TestModesAgree), nothing else.
+		{name: "mode", socket: path, args: []string{"vip", "add", "10.0.0.9:80/tcp", "--mode", ""}, want: api.Modes()},
 		{name: "no daemon", socket: path + ".missing", args: []string{"vip", "show", ""}, want: nil},
 	}
 	for _, tt := range tests {

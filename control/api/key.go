@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -189,10 +190,8 @@ func (s VIPSpec) Validate() error {
 	if err := s.Key.Validate(); err != nil {
 		return err
 	}
-	switch s.Mode {
-	case "", ModeIPIP, ModeL2DSR:
-	default:
-		return fmt.Errorf("forwarding mode %q: use %s or %s", s.Mode, ModeIPIP, ModeL2DSR)
+	if s.Mode != "" && !slices.Contains(Modes(), s.Mode) {
+		return fmt.Errorf("forwarding mode %q: use %s", s.Mode, strings.Join(Modes(), " or "))
 	}
 	seen := make(map[netip.Addr]bool, len(s.Backends))
 	for _, b := range s.Backends {

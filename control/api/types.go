@@ -22,6 +22,10 @@ const (
 	ModeL2DSR = "l2dsr" // MAC rewrite; the L7 hosts share the edge host's L2 segment
 )
 
+// Modes lists every forwarding mode. The CLI (flag and completion), the
+// API, the config file and the data path accept exactly these.
+func Modes() []string { return []string{ModeIPIP, ModeL2DSR} }
+
 // Backend states as the data path sees them. A backend's State is derived
 // from its admin Drain flag and its health: draining wins over down, because
 // an operator who drained a host wants it out regardless of health.

@@ -158,7 +158,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		},
 	})
 
-	d.rec = reconcile.New(log.With("component", "reconcile"), dataplaneAdapter{d.dp})
+	d.rec = reconcile.New(log.With("component", "reconcile"), dataplaneAdapter{d.dp, d.modeLocked})
 	backends := map[netip.Addr]reconcile.BackendID{}
 	for id, a := range d.dp.Backends() {
 		backends[a] = reconcile.BackendID(id)
@@ -384,9 +384,55 @@ func (d *Daemon) ensureNextHopsLocked() {
 	}
 }
 
+// l4Mode maps an API forwarding mode to the data path's; "" is the
+// default. Every mode of api.Modes has a case.
+func l4Mode(m string) (l4.Mode, error) {
+	switch m {
+	case "", api.ModeIPIP:
+		return l4.ModeIPIP, nil
+	case api.ModeL2DSR:
+		return l4.ModeL2DSR, nil
+	}
+	return 0, fmt.Errorf("forwarding mode %q: %w", m, l4.ErrInvalid)
+}
+
+// modeLocked is the data-path mode of a desired VIP (ModeIPIP when the
+// VIP is not in the desired state).
+func (d *Daemon) modeLocked(k api.VIPKey) l4.Mode {
+	v, ok := d.file.Desired.VIP(k)
+	if !ok {
+		return l4.ModeIPIP
+	}
+	m, err := l4Mode(v.Mode)
+	if err != nil {
+		d.log.Error("vip with an unknown forwarding mode: forwarding it with ipip", "vip", k.String(), "mode", v.Mode)
+	}
+	return m
+}
+
+// syncModesLocked changes the mode of VIPs already in the data path whose
+// desired mode changed (a config reload); the reconciler creates new VIPs
+// with theirs.
+func (d *Daemon) syncModesLocked() error {
+	for _, v := range d.file.Desired.VIPs {
+		lv := keyToL4(v.Key)
+		cur, ok := d.dp.VIPMode(lv)
+		if want := d.modeLocked(v.Key); ok && cur != want {
+			if err := d.dp.UpsertVIP(lv, l4.WithMode(want)); err != nil {
+				return fmt.Errorf("change forwarding mode of vip %s: %w", v.Key, err)
+			}
+			d.log.Info("vip forwarding mode changed", "vip", v.Key.String(), "mode", want.String())
+		}
+	}
+	return nil
+}
+
 // reconcileLocked runs one reconcile; d.mu must be held.
 func (d *Daemon) reconcileLocked() {
 	rep, err := d.rec.Reconcile(d.file.Desired, d.upLocked)
+	if err == nil {
+		err = d.syncModesLocked()
+	}
 	now := time.Now()
 	d.metrics.ObserveReconcile(rep, err, now)
 	d.lastReport = rep
@@ -579,11 +625,18 @@ func checkNextHop(cfg *config.Config, c l4.Config, attaching bool, sysctl func(s
 }
 
 // dataplaneAdapter lets the reconciler drive *l4.Dataplane.
-type dataplaneAdapter struct{ dp *l4.Dataplane }
+// mode says how a VIP of the desired state forwards; the reconciler calls
+// the adapter with d.mu held.
+type dataplaneAdapter struct {
+	dp   *l4.Dataplane
+	mode func(api.VIPKey) l4.Mode
+}
 
 var _ reconcile.Dataplane = dataplaneAdapter{}
 
-func (a dataplaneAdapter) UpsertVIP(k api.VIPKey) error { return a.dp.UpsertVIP(keyToL4(k)) }
+func (a dataplaneAdapter) UpsertVIP(k api.VIPKey) error {
+	return a.dp.UpsertVIP(keyToL4(k), l4.WithMode(a.mode(k)))
+}
 func (a dataplaneAdapter) DeleteVIP(k api.VIPKey) error { return a.dp.DeleteVIP(keyToL4(k)) }
 func (a dataplaneAdapter) UpsertBackend(addr netip.Addr) (reconcile.BackendID, error) {
 	id, err := a.dp.UpsertBackend(addr)

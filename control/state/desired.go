@@ -100,9 +100,6 @@ func (d *Desired) AddVIP(spec api.VIPSpec) error {
 	if v.Mode == "" {
 		v.Mode = api.ModeIPIP
 	}
-	if v.Mode != api.ModeIPIP {
-		return api.Errorf(api.ErrInvalid, "vip %s: forwarding mode %q is not supported by this data path (use %s)", spec.Key, v.Mode, api.ModeIPIP)
-	}
 	if v.TableSize == 0 {
 		v.TableSize = maglev.DefaultSize
 	}
