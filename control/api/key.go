@@ -127,6 +127,8 @@ func checkUnicast(a netip.Addr) error {
 		return fmt.Errorf("unspecified address %s", a)
 	case a.IsMulticast():
 		return fmt.Errorf("multicast address %s", a)
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("broadcast address %s", a)
 	case a.IsLoopback() && a.Is6():
 		// ::1 cannot be routed anywhere; 127/8 is left to the operator,
 		// since namespace tests use it.

@@ -56,7 +56,8 @@ func TestL2DSRVIPReachesTheDataPath(t *testing.T) {
 	d, stop := e.start(t)
 	defer stop()
 	key := api.VIPKey{Addr: mustAddr("10.200.0.20"), Port: 80, Proto: api.ProtoTCP}
-	require.NoError(t, d.AddVIP(context.Background(), api.VIPSpec{Key: key, Mode: api.ModeL2DSR,
+	// The test's L7 host listens on a loopback address: forced.
+	require.NoError(t, d.AddVIP(api.WithForce(context.Background()), api.VIPSpec{Key: key, Mode: api.ModeL2DSR,
 		Backends: []api.BackendSpec{{Addr: e.hosts[0].addr}}}))
 	eventually(t, "the vip is in the data path", func() bool {
 		_, ok := d.Dataplane().VIPMode(keyToL4(key))

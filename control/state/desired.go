@@ -129,6 +129,9 @@ func newBackend(vip api.VIPKey, bs api.BackendSpec) (Backend, error) {
 	if err := bs.Validate(); err != nil {
 		return Backend{}, api.Errorf(api.ErrInvalid, "%w", err)
 	}
+	if bs.Addr == vip.Addr {
+		return Backend{}, api.Errorf(api.ErrInvalid, "backend %s is the vip's own address: its packets would come straight back", bs.Addr)
+	}
 	if bs.Addr.Is4() != vip.Addr.Is4() {
 		return Backend{}, api.Errorf(api.ErrInvalid, "backend %s is not of the vip's IP family (IP-in-IP needs the same family)", bs.Addr)
 	}
