@@ -78,7 +78,9 @@ func (f *fakeDaemon) GetVIP(_ context.Context, k api.VIPKey) (api.VIP, error) {
 	return api.VIP{}, api.Errorf(api.ErrNotFound, "vip %s not found", k)
 }
 
-func (f *fakeDaemon) AddVIP(ctx context.Context, s api.VIPSpec) error { return f.record(forced(ctx, "AddVIP"), s) }
+func (f *fakeDaemon) AddVIP(ctx context.Context, s api.VIPSpec) error {
+	return f.record(forced(ctx, "AddVIP"), s)
+}
 func (f *fakeDaemon) DeleteVIP(ctx context.Context, k api.VIPKey) error {
 	return f.record(forced(ctx, "DeleteVIP"), k)
 }
