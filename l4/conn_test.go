@@ -41,7 +41,8 @@ func TestConnTableUsesEverySet(t *testing.T) {
 	require.NoError(t, d.UpsertVIP(vip))
 	require.NoError(t, d.InstallTable(vip, ring(ids, 0)))
 
-	sets := entries / connWays
+	ways := int(connWays)
+	sets := entries / ways
 	flows := entries / 2
 	prog := d.Program()
 	// Distinct 5-tuples: one client address per flow, ports varied too.
@@ -52,7 +53,7 @@ func TestConnTableUsesEverySet(t *testing.T) {
 	}
 
 	// CPU 0's partition is sets 0..sets-1.
-	hist := make([]int, connWays+1)
+	hist := make([]int, ways+1)
 	kept := 0
 	usedEven, usedOdd := 0, 0
 	for i := range sets {
@@ -79,12 +80,12 @@ func TestConnTableUsesEverySet(t *testing.T) {
 
 	pmf := binomialPMF(flows, 1/float64(sets))
 	// Occupancy j < 4 has probability pmf[j]; occupancy 4 takes the tail.
-	for j := 0; j <= connWays; j++ {
+	for j := 0; j <= ways; j++ {
 		p := 0.0
-		if j < connWays {
+		if j < ways {
 			p = pmf[j]
 		} else {
-			for k := connWays; k <= flows; k++ {
+			for k := ways; k <= flows; k++ {
 				p += pmf[k]
 			}
 		}
@@ -95,8 +96,8 @@ func TestConnTableUsesEverySet(t *testing.T) {
 	// Evictions: the sum over sets of max(X-4, 0); the sets are nearly
 	// independent at this size, so the variance is sets times one set's.
 	var e1, e2 float64
-	for k := connWays + 1; k <= flows; k++ {
-		x := float64(k - connWays)
+	for k := ways + 1; k <= flows; k++ {
+		x := float64(k - ways)
 		e1 += x * pmf[k]
 		e2 += x * x * pmf[k]
 	}

@@ -7,17 +7,13 @@ import (
 	"math/bits"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
-	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/l4/xdplink"
 )
 
 // Config sizes and configures a Dataplane. Zero sizes take the defaults.
@@ -124,8 +120,7 @@ type Dataplane struct {
 	objs      xlbObjects
 	dry       *ebpf.Program
 	innerSpec *ebpf.MapSpec
-	links     map[string]link.Link
-	modes     map[string]AttachMode // effective mode of each link, AttachAuto if unknown
+	links     map[string]*xdplink.Link
 	ctl       xlbXlbCtl
 
 	vips     map[VIP]vipState
@@ -157,12 +152,27 @@ var sharedMaps = []string{
 }
 
 // connWays is XLB_CONN_WAYS: entries per connection-table set.
-const connWays = 4
+const connWays = uint32(abiXlbAbiXLB_ABI_CONN_WAYS)
 
-const (
-	progPinName = "xlb_ingress"
-	linkPinPref = "link_"
-)
+// maxCPUs is XLB_MAX_CPUS, the bound of the data path's loops over the other
+// CPUs' connection-table partitions.
+const maxCPUs = int(abiXlbAbiXLB_ABI_MAX_CPUS)
+
+// checkCPUs refuses a host with more possible CPUs than the data path walks:
+// a flow that moved to a CPU above the bound would never find its
+// connection entry there, and a table change would move it.
+func checkCPUs(ncpu int) error {
+	if ncpu < 1 {
+		return fmt.Errorf("count possible cpus: %d: %w", ncpu, ErrInvalid)
+	}
+	if ncpu > maxCPUs {
+		return fmt.Errorf("this host has %d possible cpus and the balancer supports at most %d (XLB_MAX_CPUS in bpf/include/consts.h): rebuild with a larger bound, or boot with possible_cpus=%d: %w",
+			ncpu, maxCPUs, maxCPUs, ErrUnsupportedHost)
+	}
+	return nil
+}
+
+const progPinName = "xlb_ingress"
 
 // Open loads the balancer with cfg's sizes, or adopts the instance pinned
 // under cfg.PinPath: pinned maps are reused (connection entries, tables and
@@ -180,8 +190,11 @@ func Open(cfg Config, log *slog.Logger) (*Dataplane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("count possible cpus: %w", err)
 	}
+	if err := checkCPUs(ncpu); err != nil {
+		return nil, err
+	}
 	if cfg.PinPath != "" {
-		if err := PreparePinPath(cfg.PinPath); err != nil {
+		if err := xdplink.PreparePinDir(cfg.PinPath); err != nil {
 			return nil, err
 		}
 	}
@@ -189,8 +202,7 @@ func Open(cfg Config, log *slog.Logger) (*Dataplane, error) {
 		cfg:      cfg,
 		log:      log,
 		ncpu:     ncpu,
-		links:    map[string]link.Link{},
-		modes:    map[string]AttachMode{},
+		links:    map[string]*xdplink.Link{},
 		vips:     map[VIP]vipState{},
 		vipByID:  map[uint32]VIP{},
 		backends: map[BackendID]backendState{},
@@ -221,33 +233,6 @@ func Open(cfg Config, log *slog.Logger) (*Dataplane, error) {
 		}
 	}
 	return d, nil
-}
-
-// PreparePinPath makes sure dir is on a mounted bpffs (ErrNoBPFFS if not)
-// and creates it. The decapsulator shares it for its own pins.
-func PreparePinPath(dir string) error {
-	parent := dir
-	for {
-		if _, err := os.Stat(parent); err == nil {
-			break
-		}
-		next := filepath.Dir(parent)
-		if next == parent {
-			break
-		}
-		parent = next
-	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(parent, &st); err != nil {
-		return fmt.Errorf("stat pin path %s: %w", dir, err)
-	}
-	if st.Type != unix.BPF_FS_MAGIC {
-		return fmt.Errorf("check pin path %s: %w", dir, ErrNoBPFFS)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create pin path %s: %w", dir, err)
-	}
-	return nil
 }
 
 // spec returns the collection spec with the configured sizes and knobs.
@@ -370,63 +355,28 @@ func (d *Dataplane) load() error {
 
 // loadError turns a load failure into one that says what to do.
 func (d *Dataplane) loadError(err error) error {
-	var verr *ebpf.VerifierError
-	switch {
-	case errors.As(err, &verr):
-		d.log.Error("verifier rejected the balancer", "error", fmt.Sprintf("%+v", verr))
-		return fmt.Errorf("load xdp objects: %w", err)
-	case errors.Is(err, ebpf.ErrMapIncompatible):
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
 		return fmt.Errorf("load xdp objects from %s: %w: %w", d.cfg.PinPath, ErrIncompatiblePins, err)
-	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-		return fmt.Errorf("load xdp objects: %w: %w", ErrNotPermitted, err)
 	}
-	if _, berr := btf.LoadKernelSpec(); berr != nil {
-		return fmt.Errorf("load xdp objects: %w: %w", ErrNoBTF, err)
-	}
-	return fmt.Errorf("load xdp objects: %w", err)
+	return fmt.Errorf("load xdp objects: %w", xdplink.LoadError(err, d.log))
 }
 
 // pinProgram pins the live program, replacing the pin of a previous
 // instance. The pin is for inspection (bpftool); the links hold the program.
 func (d *Dataplane) pinProgram() error {
-	path := filepath.Join(d.cfg.PinPath, progPinName)
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("replace program pin: %w", err)
-	}
-	if err := d.objs.XlbIngress.Pin(path); err != nil {
-		return fmt.Errorf("pin program: %w", err)
-	}
-	return nil
+	return xdplink.PinProgram(d.objs.XlbIngress, d.cfg.PinPath, progPinName)
 }
 
 // adoptLinks switches every pinned XDP link of a previous instance to the
-// freshly loaded program. bpf_link_update replaces the program in one step:
-// the interface is never without a program.
+// freshly loaded program in one step each: the interface is never without
+// a program.
 func (d *Dataplane) adoptLinks() error {
-	paths, err := filepath.Glob(filepath.Join(d.cfg.PinPath, linkPinPref+"*"))
+	links, err := xdplink.Adopt(d.cfg.PinPath, d.objs.XlbIngress, d.log)
 	if err != nil {
-		return fmt.Errorf("list pinned links: %w", err)
+		return err
 	}
-	for _, p := range paths {
-		ifname := strings.TrimPrefix(filepath.Base(p), linkPinPref)
-		l, err := link.LoadPinnedLink(p, nil)
-		if err != nil {
-			return fmt.Errorf("load pinned link %s: %w", p, err)
-		}
-		if err := l.Update(d.objs.XlbIngress); err != nil {
-			// The interface went away: the link is defunct, drop it.
-			d.log.Warn("dropping defunct pinned xdp link", "iface", ifname, "error", err)
-			_ = l.Unpin()
-			_ = l.Close()
-			continue
-		}
-		d.links[ifname] = l
-		mode, err := linkMode(l, ifname)
-		if err != nil {
-			d.log.Warn("cannot tell the xdp mode of an adopted link", "iface", ifname, "error", err)
-		}
-		d.modes[ifname] = mode
-		d.log.Info("adopted xdp link", "iface", ifname, "mode", mode.String())
+	for _, l := range links {
+		d.links[l.Iface] = l
 	}
 	return nil
 }
@@ -442,7 +392,6 @@ func (d *Dataplane) Close() error {
 			errs = append(errs, fmt.Errorf("close link %s: %w", name, err))
 		}
 		delete(d.links, name)
-		delete(d.modes, name)
 	}
 	if d.dry != nil {
 		errs = append(errs, d.dry.Close())
@@ -472,25 +421,10 @@ func (d *Dataplane) Unpin() error {
 }
 
 // RemovePins removes what a Dataplane pinned under dir, without loading it
-// (cleanup after a crash, or before a start with other sizes).
+// (cleanup after a crash, or before a start with other sizes): maps,
+// program and links, which detaches them.
 func RemovePins(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read pin dir %s: %w", dir, err)
-	}
-	var errs []error
-	for _, e := range entries {
-		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-			errs = append(errs, fmt.Errorf("remove pin: %w", err))
-		}
-	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("remove pin dir: %w", err))
-	}
-	return errors.Join(errs...)
+	return xdplink.RemovePins(dir)
 }
 
 // Program returns the live balancer program, for BPF_PROG_TEST_RUN drivers

@@ -25,6 +25,7 @@ import (
 	"github.com/xlbproject/xlb/control/reconcile"
 	"github.com/xlbproject/xlb/control/state"
 	"github.com/xlbproject/xlb/l4"
+	"github.com/xlbproject/xlb/l4/xdplink"
 )
 
 // resyncInterval bounds how long a failed reconcile waits for its retry
@@ -520,15 +521,11 @@ func pinned(dir string) bool {
 	return err == nil && len(entries) > 0
 }
 
+// attachMode parses a mode the config has validated (auto, native or
+// generic).
 func attachMode(s string) l4.AttachMode {
-	switch s {
-	case "native":
-		return l4.AttachNative
-	case "generic":
-		return l4.AttachGeneric
-	default:
-		return l4.AttachAuto
-	}
+	m, _ := xdplink.ParseMode(s)
+	return m
 }
 
 // dataplaneConfig derives the data path's settings from the config. An

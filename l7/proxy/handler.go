@@ -35,13 +35,15 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	st := p.states.Get().(*reqState)
 	defer p.states.Put(st)
+	// The request runs to its end on the generation it started with.
+	g := p.gen.Load()
 
 	hdr := &ctx.Request.Header
 	if conflictingFraming(hdr) {
 		p.reply(ctx, fasthttp.StatusBadRequest)
 		ctx.SetConnectionClose()
-		if p.metrics != nil {
-			p.metrics.rejected(fasthttp.StatusBadRequest)
+		if g.metrics != nil {
+			g.metrics.rejected(fasthttp.StatusBadRequest)
 		}
 		return
 	}
@@ -59,12 +61,17 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	// Decide resets st.dec itself and keeps its cookie buffer: clearing it
 	// here would make every newly issued cookie allocate.
-	p.dir.Decide(&st.req, &st.dec)
+	g.dir.Decide(&st.req, &st.dec)
 	st.req = director.Request{} // drop references into ctx before pooling
 	dec := &st.dec
 	if dec.Status != 0 {
 		p.reply(ctx, dec.Status)
-		p.observe(ctx, dec, dec.Status, false, time.Since(start))
+		if dec.Status == fasthttp.StatusServiceUnavailable {
+			// The route's pool is empty; health brings a server back within
+			// seconds, so ask well-behaved clients to retry soon.
+			ctx.Response.Header.Set("Retry-After", retryAfterEmpty)
+		}
+		p.observe(g, ctx, dec, dec.Status, false, time.Since(start))
 		return
 	}
 
@@ -72,19 +79,19 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		// Never sent: Skipped releases the in-flight slot but tells passive
 		// health nothing, since a client's oversized body says nothing about
 		// the server (a success would reset its error streaks).
-		p.dir.Done(dec, director.Outcome{Skipped: true})
+		g.dir.Done(dec, director.Outcome{Skipped: true})
 		p.reply(ctx, fasthttp.StatusRequestEntityTooLarge)
 		ctx.SetConnectionClose()
-		p.observe(ctx, dec, fasthttp.StatusRequestEntityTooLarge, false, time.Since(start))
+		p.observe(g, ctx, dec, fasthttp.StatusRequestEntityTooLarge, false, time.Since(start))
 		return
 	}
 
 	seen := scanRequestHeaders(hdr)
 	stripRequestHopByHop(hdr, seen)
-	st.buf = setForwarded(hdr, seen, client, ctx.Host(), ctx.IsTLS(), p.trusted.contains(client), st.buf)
+	st.buf = setForwarded(hdr, seen, client, ctx.Host(), ctx.IsTLS(), g.trusted.contains(client), st.buf)
 
 	resp := &ctx.Response
-	err := p.clients[dec.Backend.ID].DoTimeout(&ctx.Request, resp, dec.Route.ResponseTimeout)
+	err := g.clients[dec.Backend.ID].DoTimeout(&ctx.Request, resp, dec.Route.ResponseTimeout)
 	status := resp.StatusCode()
 	upstreamStatus := status // what passive health hears: 0 = no answer
 	connectErr := false
@@ -103,9 +110,12 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		ctx.SetConnectionClose()
 	}
 	d := time.Since(start)
-	p.dir.Done(dec, director.Outcome{ConnectErr: connectErr, Status: upstreamStatus})
-	p.observe(ctx, dec, status, true, d)
+	g.dir.Done(dec, director.Outcome{ConnectErr: connectErr, Status: upstreamStatus})
+	p.observe(g, ctx, dec, status, true, d)
 }
+
+// retryAfterEmpty is the Retry-After of a 503 from an empty pool, in seconds.
+const retryAfterEmpty = "1"
 
 // reply answers locally (no upstream) with a short plain-text body.
 func (p *Proxy) reply(ctx *fasthttp.RequestCtx, status int) {
@@ -114,12 +124,12 @@ func (p *Proxy) reply(ctx *fasthttp.RequestCtx, status int) {
 }
 
 // observe does the per-request accounting: metrics and the sampled access log.
-func (p *Proxy) observe(ctx *fasthttp.RequestCtx, dec *director.Decision, status int, upstream bool, d time.Duration) {
-	if p.metrics != nil {
-		p.metrics.observe(dec, status, upstream, d)
+func (p *Proxy) observe(g *generation, ctx *fasthttp.RequestCtx, dec *director.Decision, status int, upstream bool, d time.Duration) {
+	if g.metrics != nil {
+		g.metrics.observe(dec, status, upstream, d)
 	}
-	if p.access != nil {
-		p.access.record(ctx, dec, status, d)
+	if g.access != nil {
+		g.access.record(ctx, dec, status, d)
 	}
 }
 

@@ -25,10 +25,15 @@ func (c *classCounters) inc(status int) {
 	c[i].Inc()
 }
 
+// requestMetrics are the registered vectors; they live as long as the
+// proxy, so counters keep counting across reloads.
 type requestMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+}
 
+// genMetrics are the counters of one generation, resolved from the vectors.
+type genMetrics struct {
 	// upstream[routeIndex][backendIndexInPool]: answered by the app server.
 	upstream [][]classCounters
 	// local[routeIndex]: routed, but answered by the proxy (503 no backend,
@@ -47,8 +52,8 @@ var _ prometheus.Collector = (*requestMetrics)(nil)
 // default response timeout.
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
-func newRequestMetrics(dir *director.Director) *requestMetrics {
-	m := &requestMetrics{
+func newRequestMetrics() *requestMetrics {
+	return &requestMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xlb_l7_requests_total",
 			Help: "HTTP requests answered, by route, pool, app server (empty when the proxy answered itself) and status class.",
@@ -59,6 +64,11 @@ func newRequestMetrics(dir *director.Director) *requestMetrics {
 			Buckets: latencyBuckets,
 		}, []string{"pool", "server"}),
 	}
+}
+
+// resolve looks up every counter a request of dir's generation can touch.
+func (m *requestMetrics) resolve(dir *director.Director) *genMetrics {
+	g := &genMetrics{}
 	resolve := func(route, pool, server string) classCounters {
 		var c classCounters
 		for i, cls := range codeClasses {
@@ -68,23 +78,23 @@ func newRequestMetrics(dir *director.Director) *requestMetrics {
 	}
 	pools := dir.Pools()
 	routes := dir.Routes()
-	m.upstream = make([][]classCounters, len(routes))
-	m.local = make([]classCounters, len(routes))
+	g.upstream = make([][]classCounters, len(routes))
+	g.local = make([]classCounters, len(routes))
 	for _, r := range routes {
 		pl := pools[r.PoolIndex]
-		m.local[r.Index] = resolve(r.Name, pl.Name, "")
-		m.upstream[r.Index] = make([]classCounters, len(pl.Backends))
+		g.local[r.Index] = resolve(r.Name, pl.Name, "")
+		g.upstream[r.Index] = make([]classCounters, len(pl.Backends))
 		for _, b := range pl.Backends {
-			m.upstream[r.Index][b.Index] = resolve(r.Name, pl.Name, b.Name)
+			g.upstream[r.Index][b.Index] = resolve(r.Name, pl.Name, b.Name)
 		}
 	}
-	m.unrouted = resolve("", "", "")
+	g.unrouted = resolve("", "", "")
 	backends := dir.Backends()
-	m.latency = make([]prometheus.Observer, len(backends))
+	g.latency = make([]prometheus.Observer, len(backends))
 	for _, b := range backends {
-		m.latency[b.ID] = m.duration.WithLabelValues(b.Pool, b.Name)
+		g.latency[b.ID] = m.duration.WithLabelValues(b.Pool, b.Name)
 	}
-	return m
+	return g
 }
 
 func (m *requestMetrics) Describe(ch chan<- *prometheus.Desc) {
@@ -99,7 +109,7 @@ func (m *requestMetrics) Collect(ch chan<- prometheus.Metric) {
 
 // observe accounts one request. upstream says whether the app server
 // answered (status and latency are then the server's).
-func (m *requestMetrics) observe(dec *director.Decision, status int, upstream bool, d time.Duration) {
+func (m *genMetrics) observe(dec *director.Decision, status int, upstream bool, d time.Duration) {
 	switch {
 	case dec.Route == nil:
 		m.unrouted.inc(status)
@@ -112,4 +122,4 @@ func (m *requestMetrics) observe(dec *director.Decision, status int, upstream bo
 }
 
 // rejected accounts a request the parser refused before routing.
-func (m *requestMetrics) rejected(status int) { m.unrouted.inc(status) }
+func (m *genMetrics) rejected(status int) { m.unrouted.inc(status) }

@@ -26,6 +26,7 @@ import (
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/l4"
 	"github.com/xlbproject/xlb/l4/decap"
+	"github.com/xlbproject/xlb/l4/xdplink"
 	"github.com/xlbproject/xlb/test/topo"
 )
 
@@ -97,7 +98,7 @@ func newCtlBed(t *testing.T, proxied ...int) *ctlBed {
 		require.NoError(t, err)
 		t.Cleanup(func() { assert.NoError(t, d.Close()) })
 		require.NoError(t, d.SetAddrs([]netip.Addr{h.Addr4}))
-		require.NoError(t, h.Do(func() error { return d.Attach(topo.HostIfname, decap.ModeNative) }))
+		require.NoError(t, h.Do(func() error { return d.Attach(topo.HostIfname, xdplink.ModeNative) }))
 		l := &ctlL7{host: h, vip: b.vip, proxied: slices.Contains(proxied, i-1)}
 		l.ready.Store(true)
 		b.l7 = append(b.l7, l)
