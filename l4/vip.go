@@ -24,7 +24,7 @@ const (
 	// host on this segment that has the VIP on its loopback. The host's
 	// MAC comes from the neighbour table (through the FIB) even when a
 	// NextHopMAC is configured.
-	ModeL2DSR Mode = 1 << 0 // XLB_VIP_L2DSR
+	ModeL2DSR = Mode(abiXlbVipFlagXLB_ABI_VIP_L2DSR)
 )
 
 func (m Mode) String() string {

@@ -53,7 +53,7 @@
 #define XLB_AF_INET6 6
 
 /* struct vip_info.flags and struct vip_live.flags: how the VIP forwards.
- * No flag: IP-in-IP towards the L7 host. Mirrored by l4.Mode. */
+ * No flag: IP-in-IP towards the L7 host. Go reads them through abi.h. */
 #define XLB_VIP_L2DSR (1U << 0) /* rewrite the MACs only: L7 hosts on this segment */
 
 /* IPv4 frag_off bits (host order). */
