@@ -27,6 +27,23 @@ XLB_INLINE int vip_filter_hit(const struct pkt *p)
 	return w && ((*w >> (bit & 63)) & 1);
 }
 
+/* fragment decides about a TCP or UDP fragment, which has no ports to find
+ * the VIP or a host with: one to a VIP address is dropped (a host cannot be
+ * chosen for it consistently with its first fragment), any other passes. */
+XLB_INLINE int fragment(struct pkt *p)
+{
+	struct vip_key k = {};
+
+	if (!vip_filter_hit(p))
+		return pass(p, XLB_CNT_NOT_VIP);
+	__builtin_memcpy(k.addr, p->key.dst, sizeof(k.addr));
+	k.family = p->family;
+	if (!bpf_map_lookup_elem(&vip_addr_map, &k))
+		return pass(p, XLB_CNT_NOT_VIP);
+	stat_add(XLB_CNT_FRAGMENT, p->len);
+	return XDP_DROP;
+}
+
 /* lookup_vip tries (address, port, protocol), then (address, any port,
  * protocol) when port-wildcard VIPs exist at all. */
 XLB_INLINE struct vip_info *lookup_vip(struct pkt *p)
@@ -147,10 +164,10 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	ret = parse_packet(p, data, data_end);
 	if (ret != XLB_CONTINUE)
 		return ret;
-	if (!vip_filter_hit(p)) {
-		stat_add(XLB_CNT_NOT_VIP, p->len);
-		return XDP_PASS;
-	}
+	if (p->frag)
+		return fragment(p);
+	if (!vip_filter_hit(p))
+		return pass(p, XLB_CNT_NOT_VIP);
 
 	v6 = p->family == XLB_AF_INET6;
 	hash = flow_hash(p->key.src, ((__u32)p->key.dport << 16) | p->key.sport, p->proto, v6);
@@ -188,10 +205,8 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	}
 	if (!b) {
 		vip = lookup_vip(p);
-		if (!vip) {
-			stat_add(XLB_CNT_NOT_VIP, p->len);
-			return XDP_PASS;
-		}
+		if (!vip)
+			return pass(p, XLB_CNT_NOT_VIP);
 		vip_id = vip->id;
 		flags = vip->flags;
 		stat_add(p->syn ? XLB_CNT_CT_MISS_SYN : XLB_CNT_CT_MISS_NON_SYN, p->len);

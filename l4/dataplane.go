@@ -147,7 +147,7 @@ type backendState struct {
 // map except the programs' own .rodata.
 var sharedMaps = []string{
 	xlbMapVipMap, xlbMapRingMap, xlbMapBackendMap, xlbMapConnMap, xlbMapStatsMap,
-	xlbMapVipStatsMap, xlbMapBackendStatsMap, xlbMapCtlMap, xlbMapVipGenMap, xlbMapVipFilterMap,
+	xlbMapVipStatsMap, xlbMapBackendStatsMap, xlbMapCtlMap, xlbMapVipGenMap, xlbMapVipFilterMap, xlbMapVipAddrMap,
 	xlbMapRingLiveMap,
 }
 
@@ -254,6 +254,7 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 	s.BackendMap.MaxEntries = c.MaxBackends
 	s.BackendStatsMap.MaxEntries = c.MaxBackends
 	s.VipGenMap.MaxEntries = c.MaxVIPs
+	s.VipAddrMap.MaxEntries = c.MaxVIPs
 	s.ConnMap.MaxEntries = c.ConnEntries / connWays * uint32(d.ncpu)
 	if c.PinPath != "" {
 		for _, name := range sharedMaps {
@@ -334,6 +335,7 @@ func (d *Dataplane) load() error {
 		xlbMapCtlMap:          d.objs.CtlMap,
 		xlbMapVipGenMap:       d.objs.VipGenMap,
 		xlbMapVipFilterMap:    d.objs.VipFilterMap,
+		xlbMapVipAddrMap:      d.objs.VipAddrMap,
 		xlbMapRingLiveMap:     d.objs.RingLiveMap,
 	}
 	dopts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{}}

@@ -44,6 +44,12 @@ func (d *Dataplane) readState() error {
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("read vip map: %w", err)
 	}
+	// Maps pinned before vip_addr_map existed adopt it empty: fill it.
+	for v := range d.vips {
+		if err := d.writeVIPAddr(v.Addr); err != nil {
+			return err
+		}
+	}
 
 	var (
 		id uint32

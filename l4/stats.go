@@ -38,7 +38,13 @@ const (
 	CounterFIBOther       = Counter(xlbXlbCounterXLB_CNT_FIB_OTHER)
 	// An L2 DSR VIP's backend is not on the segment: passed.
 	CounterL2DSRNotOnLink = Counter(xlbXlbCounterXLB_CNT_L2DSR_NOT_ON_LINK)
-	numCounters           = int(xlbXlbCounterXLB_CNT_MAX)
+	// Passed, and not the balancer's, by cause (CounterNotVIP keeps the
+	// TCP/UDP packets that no VIP matches).
+	CounterShortFrame  = Counter(xlbXlbCounterXLB_CNT_SHORT_FRAME)
+	CounterNotIP       = Counter(xlbXlbCounterXLB_CNT_NOT_IP)
+	CounterVLANStacked = Counter(xlbXlbCounterXLB_CNT_VLAN_STACKED)
+	CounterOtherL4     = Counter(xlbXlbCounterXLB_CNT_OTHER_L4)
+	numCounters        = int(xlbXlbCounterXLB_CNT_MAX)
 )
 
 // CounterKind says what a counter slot counts; metrics export each kind
@@ -98,6 +104,10 @@ var counterInfos = [...]counterInfo{
 	CounterFIBOtherIface:   {"fib_other_iface", "fib_other_iface", KindReason},
 	CounterFIBOther:        {"fib_other", "fib_other", KindReason},
 	CounterL2DSRNotOnLink:  {"l2dsr_not_on_link", "l2dsr_not_on_link", KindReason},
+	CounterShortFrame:      {"short_frame", "short_frame", KindReason},
+	CounterNotIP:           {"not_ip", "not_ip", KindReason},
+	CounterVLANStacked:     {"vlan_stacked", "vlan_stacked", KindReason},
+	CounterOtherL4:         {"other_l4", "other_l4", KindReason},
 }
 
 // The verdict slots must be XLB_CNT_XDP_ABORTED + the XDP action, the way

@@ -117,6 +117,9 @@ func (d *Dataplane) UpsertVIP(v VIP, opts ...VIPOption) error {
 	}
 	d.vips[v] = vipState{id: id, gen: gen, mode: Mode(info.Flags)}
 	d.vipByID[id] = v
+	if err := d.writeVIPAddr(v.Addr); err != nil {
+		return fmt.Errorf("add vip %s: %w", v, err)
+	}
 	d.log.Info("vip added", "vip", v.String())
 	return nil
 }
@@ -144,6 +147,9 @@ func (d *Dataplane) DeleteVIP(v VIP) error {
 	delete(d.vips, v)
 	delete(d.vipByID, st.id)
 	if err := d.clearFilterBit(v.Addr); err != nil {
+		return fmt.Errorf("delete vip %s: %w", v, err)
+	}
+	if err := d.writeVIPAddr(v.Addr); err != nil {
 		return fmt.Errorf("delete vip %s: %w", v, err)
 	}
 	if v.Port == 0 && d.ctl.WildcardVips > 0 {
@@ -191,6 +197,29 @@ func vipKey(v VIP) xlbVipKey {
 		Proto:  uint8(v.Proto),
 		Family: familyOf(v.Addr),
 	}
+}
+
+// writeVIPAddr makes vip_addr_map say how many VIPs have address a (the
+// entry is removed at 0): the data path drops fragments to these
+// addresses.
+func (d *Dataplane) writeVIPAddr(a netip.Addr) error {
+	n := uint32(0)
+	for v := range d.vips {
+		if v.Addr == a {
+			n++
+		}
+	}
+	k := vipKey(VIP{Addr: a})
+	if n == 0 {
+		if err := d.objs.VipAddrMap.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("write vip address %s: %w", a, err)
+		}
+		return nil
+	}
+	if err := d.objs.VipAddrMap.Put(k, n); err != nil {
+		return fmt.Errorf("write vip address %s: %w", a, err)
+	}
+	return nil
 }
 
 // filterBit mirrors filter_hash in bpf/include/hash.h: the bit of

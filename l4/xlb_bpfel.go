@@ -103,7 +103,11 @@ const (
 	xlbXlbCounterXLB_CNT_FIB_OTHER_IFACE   xlbXlbCounter = 19
 	xlbXlbCounterXLB_CNT_FIB_OTHER         xlbXlbCounter = 20
 	xlbXlbCounterXLB_CNT_L2DSR_NOT_ON_LINK xlbXlbCounter = 21
-	xlbXlbCounterXLB_CNT_MAX               xlbXlbCounter = 22
+	xlbXlbCounterXLB_CNT_SHORT_FRAME       xlbXlbCounter = 22
+	xlbXlbCounterXLB_CNT_NOT_IP            xlbXlbCounter = 23
+	xlbXlbCounterXLB_CNT_VLAN_STACKED      xlbXlbCounter = 24
+	xlbXlbCounterXLB_CNT_OTHER_L4          xlbXlbCounter = 25
+	xlbXlbCounterXLB_CNT_MAX               xlbXlbCounter = 26
 )
 
 type xlbXlbCtl struct {
@@ -131,6 +135,7 @@ const (
 	xlbMapRingLiveMap       = "ring_live_map"
 	xlbMapRingMap           = "ring_map"
 	xlbMapStatsMap          = "stats_map"
+	xlbMapVipAddrMap        = "vip_addr_map"
 	xlbMapVipFilterMap      = "vip_filter_map"
 	xlbMapVipGenMap         = "vip_gen_map"
 	xlbMapVipMap            = "vip_map"
@@ -206,6 +211,7 @@ type xlbMapSpecs struct {
 	RingLiveMap     *ebpf.MapSpec `ebpf:"ring_live_map"`
 	RingMap         *ebpf.MapSpec `ebpf:"ring_map"`
 	StatsMap        *ebpf.MapSpec `ebpf:"stats_map"`
+	VipAddrMap      *ebpf.MapSpec `ebpf:"vip_addr_map"`
 	VipFilterMap    *ebpf.MapSpec `ebpf:"vip_filter_map"`
 	VipGenMap       *ebpf.MapSpec `ebpf:"vip_gen_map"`
 	VipMap          *ebpf.MapSpec `ebpf:"vip_map"`
@@ -257,6 +263,7 @@ type xlbMaps struct {
 	RingLiveMap     *ebpf.Map `ebpf:"ring_live_map"`
 	RingMap         *ebpf.Map `ebpf:"ring_map"`
 	StatsMap        *ebpf.Map `ebpf:"stats_map"`
+	VipAddrMap      *ebpf.Map `ebpf:"vip_addr_map"`
 	VipFilterMap    *ebpf.Map `ebpf:"vip_filter_map"`
 	VipGenMap       *ebpf.Map `ebpf:"vip_gen_map"`
 	VipMap          *ebpf.Map `ebpf:"vip_map"`
@@ -272,6 +279,7 @@ func (m *xlbMaps) Close() error {
 		m.RingLiveMap,
 		m.RingMap,
 		m.StatsMap,
+		m.VipAddrMap,
 		m.VipFilterMap,
 		m.VipGenMap,
 		m.VipMap,

@@ -75,7 +75,7 @@ enum xlb_counter {
 	XLB_CNT_CT_HIT_OTHER_CPU,  /* this CPU missed, another CPU's entry was copied */
 	XLB_CNT_ENCAP_FAIL,        /* dropped: headroom or family mismatch */
 	XLB_CNT_TOO_BIG,           /* dropped: encapsulated frame above the MTU */
-	XLB_CNT_FRAGMENT,          /* passed: IPv4 fragment, no ports to match a VIP */
+	XLB_CNT_FRAGMENT,          /* dropped: TCP/UDP fragment to a VIP address (no ports to pick a host with) */
 	XLB_CNT_XDP_ABORTED,
 	XLB_CNT_XDP_DROP,
 	XLB_CNT_XDP_PASS,
@@ -89,6 +89,12 @@ enum xlb_counter {
 	XLB_CNT_FIB_OTHER_IFACE,   /* the route leaves by another interface */
 	XLB_CNT_FIB_OTHER,         /* any other FIB failure */
 	XLB_CNT_L2DSR_NOT_ON_LINK, /* passed: an L2 DSR backend is behind a router */
+	/* What not_vip counted before, by cause; not_vip keeps the VIP misses
+	 * (address filter or VIP lookup) of TCP/UDP packets. */
+	XLB_CNT_SHORT_FRAME,       /* passed: shorter than an Ethernet header or its VLAN tag */
+	XLB_CNT_NOT_IP,            /* passed: neither IPv4 nor IPv6 (ARP, LLDP, ...) */
+	XLB_CNT_VLAN_STACKED,      /* passed: more than one VLAN tag (QinQ, 802.1ad) */
+	XLB_CNT_OTHER_L4,          /* passed: IP but not TCP or UDP (ICMP, ESP, extension headers) */
 	XLB_CNT_MAX,
 };
 

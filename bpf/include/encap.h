@@ -46,7 +46,10 @@ XLB_INLINE void write_eth(struct ethhdr *eth, const struct next_hop *nh, __be16 
 	eth->h_proto = proto;
 }
 
-/* encap_ipv4 wraps an IPv4 packet in IPv4 (protocol 4). */
+/* encap_ipv4 wraps an IPv4 packet in IPv4 (protocol 4). A tagged frame
+ * keeps its 802.1Q tag: the next hop is on the VLAN it came from. The outer
+ * header goes where the tag's enclosed header was, the tag is rewritten from
+ * the copy in p (the bytes moved). */
 XLB_INLINE int encap_ipv4(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
 			  const struct next_hop *nh)
 {
@@ -71,10 +74,21 @@ XLB_INLINE int encap_ipv4(struct xdp_md *ctx, struct pkt *p, const struct backen
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	eth = data;
-	iph = data + ETH_HLEN;
-	if ((void *)(iph + 1) > data_end)
-		return encap_fail(p);
-	write_eth(eth, nh, bpf_htons(ETH_P_IP));
+	if (p->vlan) {
+		struct vlan_tag *tag = data + ETH_HLEN;
+
+		iph = (void *)(tag + 1);
+		if ((void *)(iph + 1) > data_end)
+			return encap_fail(p);
+		write_eth(eth, nh, bpf_htons(ETH_P_8021Q));
+		tag->tci = p->vlan_tci;
+		tag->proto = bpf_htons(ETH_P_IP);
+	} else {
+		iph = data + ETH_HLEN;
+		if ((void *)(iph + 1) > data_end)
+			return encap_fail(p);
+		write_eth(eth, nh, bpf_htons(ETH_P_IP));
+	}
 	__builtin_memcpy(iph, &o, sizeof(o));
 	return XLB_CONTINUE;
 }
@@ -93,10 +107,21 @@ XLB_INLINE int encap_ipv6(struct xdp_md *ctx, struct pkt *p, const struct backen
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	eth = data;
-	ip6h = data + ETH_HLEN;
-	if ((void *)(ip6h + 1) > data_end)
-		return encap_fail(p);
-	write_eth(eth, nh, bpf_htons(ETH_P_IPV6));
+	if (p->vlan) {
+		struct vlan_tag *tag = data + ETH_HLEN;
+
+		ip6h = (void *)(tag + 1);
+		if ((void *)(ip6h + 1) > data_end)
+			return encap_fail(p);
+		write_eth(eth, nh, bpf_htons(ETH_P_8021Q));
+		tag->tci = p->vlan_tci;
+		tag->proto = bpf_htons(ETH_P_IPV6);
+	} else {
+		ip6h = data + ETH_HLEN;
+		if ((void *)(ip6h + 1) > data_end)
+			return encap_fail(p);
+		write_eth(eth, nh, bpf_htons(ETH_P_IPV6));
+	}
 	ip6h->version = 6;
 	ip6h->priority = p->tos >> 4;
 	ip6h->flow_lbl[0] = ((p->tos & 0xf) << 4) | ((hash >> 16) & 0xf);

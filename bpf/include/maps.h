@@ -113,6 +113,16 @@ struct {
 	__uint(max_entries, XLB_MAX_VIPS);
 } vip_gen_map SEC(".maps");
 
+/* (address, port 0, protocol 0) -> how many VIPs have that address: the
+ * exact set of VIP addresses, asked only for IP fragments, which have no
+ * ports for vip_map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct vip_key);
+	__type(value, __u32);
+	__uint(max_entries, XLB_MAX_VIPS);
+} vip_addr_map SEC(".maps");
+
 /* Bitmap over filter_hash(destination address) of every VIP address. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
