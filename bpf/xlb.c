@@ -233,9 +233,9 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	}
 
 	if (flags & XLB_VIP_L2DSR)
-		ret = l2dsr(ctx, p, b);
+		ret = l2dsr(ctx, p, b, bid);
 	else
-		ret = encap(ctx, p, b, hash);
+		ret = encap(ctx, p, b, bid, hash);
 	if (ret != XLB_CONTINUE)
 		return ret;
 	stat_forward(vip_id, bid, p->len, new_flow);

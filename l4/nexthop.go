@@ -151,3 +151,22 @@ func nudName(s int) string {
 	}
 	return "none"
 }
+
+// FlushNextHops empties every CPU's cache of FIB answers (next_hop_map):
+// the next packet to each backend asks the FIB again. For a change of the
+// kernel's neighbour or route tables (a router's MAC, a failover), which
+// the data path would otherwise follow only after Config.NextHopTTL.
+func (d *Dataplane) FlushNextHops() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	empty := make([]xlbNextHopEntry, d.ncpu)
+	for id := uint32(0); id < d.cfg.MaxBackends; id++ {
+		if _, used := d.backends[BackendID(id)]; !used {
+			continue
+		}
+		if err := d.objs.NextHopMap.Put(id, empty); err != nil {
+			return fmt.Errorf("flush next hop of backend %d: %w", id, err)
+		}
+	}
+	return nil
+}

@@ -106,6 +106,9 @@ func TestFIBNextHop(t *testing.T) {
 	d := openTest(t, func(c *Config) {
 		c.NextHopMAC, c.SrcMAC = nil, nil
 		c.MaxVIPs = 32
+		// The cache holds answers until FlushNextHops, so that the rows
+		// do not depend on how fast they run.
+		c.NextHopTTL = time.Hour
 		c.OuterSrcV4, c.OuterSrcV6 = lb.Addr4, lb.Addr6
 	})
 	require.True(t, d.Config().FIBMode())
@@ -177,12 +180,16 @@ func TestFIBNextHop(t *testing.T) {
 		{name: "route out of another interface: passed", p: syn(otherIface, 0), verdict: xdpPass, counter: CounterFIBOtherIface},
 		{name: "frame within the route mtu", p: syn(smallMTU, 1200-20-20-20), verdict: xdpTx, to: smallMTU, dst: onLinkMAC, counter: CounterConnMissSYN},
 		{name: "frame above the route mtu once wrapped: dropped as too big", p: syn(smallMTU, 1200-20-20-20+1), verdict: xdpDrop, counter: CounterTooBig},
-		{name: "the neighbour's MAC changes: the next frame follows it",
+		{name: "the neighbour's MAC changes: this CPU's cached answer holds until it expires or is flushed",
 			before: func(t *testing.T) { require.NoError(t, lb.AddNeigh(onLink, movedMAC)) },
+			p:      syn(onLink, 0), verdict: xdpTx, to: onLink, dst: onLinkMAC, counter: CounterConnMissSYN},
+		{name: "after FlushNextHops the next frame follows the new MAC",
+			before: func(t *testing.T) { require.NoError(t, d.FlushNextHops()) },
 			p:      syn(onLink, 0), verdict: xdpTx, to: onLink, dst: movedMAC, counter: CounterConnMissSYN},
 		{name: "forwarding off on the ingress interface: passed",
 			before: func(t *testing.T) {
 				require.NoError(t, lb.SetSysctl("net.ipv4.conf."+lb.Ifname+".forwarding", "0"))
+				require.NoError(t, d.FlushNextHops())
 				t.Cleanup(func() { assert.NoError(t, lb.SetSysctl("net.ipv4.conf."+lb.Ifname+".forwarding", "1")) })
 			},
 			p: syn(onLink, 0), verdict: xdpPass, counter: CounterFIBFwdDisabled},
@@ -252,6 +259,31 @@ func TestFIBNextHop(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("without a cache every frame asks the FIB", func(t *testing.T) {
+		dn := openTest(t, func(c *Config) {
+			c.NextHopMAC, c.SrcMAC = nil, nil
+			c.OuterSrcV4, c.OuterSrcV6 = lb.Addr4, lb.Addr6
+			c.NextHopTTL = -1
+		})
+		id := upsertBackends(t, dn, onLink.String())[0]
+		v := VIP{vipOf[onLink], 80, TCP}
+		require.NoError(t, dn.UpsertVIP(v))
+		tbl := make([]BackendID, testM)
+		for j := range tbl {
+			tbl[j] = id
+		}
+		require.NoError(t, dn.InstallTable(v, tbl))
+		for _, mac := range []net.HardwareAddr{movedMAC, onLinkMAC, movedMAC} {
+			require.NoError(t, lb.AddNeigh(onLink, mac))
+			p := syn(onLink, 0)
+			in := p.build(t)
+			want := encappedVia(t, p, in, onLink, lb.Addr4, lb.MAC, mac)
+			var out []byte
+			require.NoError(t, lb.Do(func() error { _, out = runProgFrom(t, dn.Program(), lb.Ifindex, in); return nil }))
+			require.Equal(t, want, out, "output differs; got:\n%s\nwant:\n%s", hex.Dump(out), hex.Dump(want))
+		}
+	})
 
 	t.Run("l2dsr with a next-hop override still takes the host's mac from the neighbour table", func(t *testing.T) {
 		ds := openTest(t, func(c *Config) { c.OuterSrcV4, c.OuterSrcV6 = lb.Addr4, lb.Addr6 })

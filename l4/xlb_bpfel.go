@@ -50,6 +50,18 @@ type xlbConnSet struct {
 	}
 }
 
+type xlbNextHopEntry struct {
+	_       structs.HostLayout
+	Dst     [6]uint8
+	Src     [6]uint8
+	Mtu     uint16
+	OnLink  uint8
+	Pad     uint8
+	Ifindex uint32
+	Gen     uint32
+	Expires uint64
+}
+
 type xlbVipInfo struct {
 	_     structs.HostLayout
 	Id    uint32
@@ -132,6 +144,7 @@ const (
 	xlbMapBackendStatsMap   = "backend_stats_map"
 	xlbMapConnMap           = "conn_map"
 	xlbMapCtlMap            = "ctl_map"
+	xlbMapNextHopMap        = "next_hop_map"
 	xlbMapRingLiveMap       = "ring_live_map"
 	xlbMapRingMap           = "ring_map"
 	xlbMapStatsMap          = "stats_map"
@@ -145,6 +158,7 @@ const (
 	xlbVarDryRun            = "dry_run"
 	xlbVarFibMode           = "fib_mode"
 	xlbVarMtu               = "mtu"
+	xlbVarNextHopJiffies    = "next_hop_jiffies"
 	xlbVarNextHopMac        = "next_hop_mac"
 	xlbVarNrCpus            = "nr_cpus"
 	xlbVarOuterSrcV4        = "outer_src_v4"
@@ -208,6 +222,7 @@ type xlbMapSpecs struct {
 	BackendStatsMap *ebpf.MapSpec `ebpf:"backend_stats_map"`
 	ConnMap         *ebpf.MapSpec `ebpf:"conn_map"`
 	CtlMap          *ebpf.MapSpec `ebpf:"ctl_map"`
+	NextHopMap      *ebpf.MapSpec `ebpf:"next_hop_map"`
 	RingLiveMap     *ebpf.MapSpec `ebpf:"ring_live_map"`
 	RingMap         *ebpf.MapSpec `ebpf:"ring_map"`
 	StatsMap        *ebpf.MapSpec `ebpf:"stats_map"`
@@ -226,6 +241,7 @@ type xlbVariableSpecs struct {
 	DryRun            *ebpf.VariableSpec `ebpf:"dry_run"`
 	FibMode           *ebpf.VariableSpec `ebpf:"fib_mode"`
 	Mtu               *ebpf.VariableSpec `ebpf:"mtu"`
+	NextHopJiffies    *ebpf.VariableSpec `ebpf:"next_hop_jiffies"`
 	NextHopMac        *ebpf.VariableSpec `ebpf:"next_hop_mac"`
 	NrCpus            *ebpf.VariableSpec `ebpf:"nr_cpus"`
 	OuterSrcV4        *ebpf.VariableSpec `ebpf:"outer_src_v4"`
@@ -260,6 +276,7 @@ type xlbMaps struct {
 	BackendStatsMap *ebpf.Map `ebpf:"backend_stats_map"`
 	ConnMap         *ebpf.Map `ebpf:"conn_map"`
 	CtlMap          *ebpf.Map `ebpf:"ctl_map"`
+	NextHopMap      *ebpf.Map `ebpf:"next_hop_map"`
 	RingLiveMap     *ebpf.Map `ebpf:"ring_live_map"`
 	RingMap         *ebpf.Map `ebpf:"ring_map"`
 	StatsMap        *ebpf.Map `ebpf:"stats_map"`
@@ -276,6 +293,7 @@ func (m *xlbMaps) Close() error {
 		m.BackendStatsMap,
 		m.ConnMap,
 		m.CtlMap,
+		m.NextHopMap,
 		m.RingLiveMap,
 		m.RingMap,
 		m.StatsMap,
@@ -295,6 +313,7 @@ type xlbVariables struct {
 	DryRun            *ebpf.Variable `ebpf:"dry_run"`
 	FibMode           *ebpf.Variable `ebpf:"fib_mode"`
 	Mtu               *ebpf.Variable `ebpf:"mtu"`
+	NextHopJiffies    *ebpf.Variable `ebpf:"next_hop_jiffies"`
 	NextHopMac        *ebpf.Variable `ebpf:"next_hop_mac"`
 	NrCpus            *ebpf.Variable `ebpf:"nr_cpus"`
 	OuterSrcV4        *ebpf.Variable `ebpf:"outer_src_v4"`

@@ -140,7 +140,7 @@ XLB_INLINE int encap_ipv6(struct xdp_md *ctx, struct pkt *p, const struct backen
 /* encap picks the outer family from the packet's own; a backend of the other
  * family cannot take this packet in this version (4in6/6in4 come with the
  * breadth work) and counts as an encapsulation failure. */
-XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b, __u32 hash)
+XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b, __u32 bid, __u32 hash)
 {
 	__u32 overhead = p->family == XLB_AF_INET ? XLB_IPV4_HDR_LEN : XLB_IPV6_HDR_LEN;
 	struct next_hop nh;
@@ -151,7 +151,7 @@ XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
 	if (mtu && p->ip_len + overhead > mtu)
 		return too_big(ctx, p);
 	if (fib_mode) {
-		ret = fib_next_hop(ctx, p, b, p->ip_len + overhead, 0, &nh);
+		ret = next_hop(ctx, p, b, bid, p->ip_len + overhead, 0, &nh);
 		if (ret == XLB_FIB_TOO_BIG)
 			return too_big(ctx, p);
 		if (ret != XLB_CONTINUE)
@@ -168,14 +168,14 @@ XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
  * bridge must not learn the client's MAC on this port). The host's MAC
  * comes from the neighbour table through the FIB, whatever next_hop_mac
  * says: that one is the router's. Nothing grows, so no MTU check. */
-XLB_INLINE int l2dsr(struct xdp_md *ctx, struct pkt *p, const struct backend *b)
+XLB_INLINE int l2dsr(struct xdp_md *ctx, struct pkt *p, const struct backend *b, __u32 bid)
 {
 	void *data, *data_end;
 	struct ethhdr *eth;
 	struct next_hop nh;
 	int ret;
 
-	ret = fib_next_hop(ctx, p, b, p->ip_len, 1, &nh);
+	ret = next_hop(ctx, p, b, bid, p->ip_len, 1, &nh);
 	if (ret == XLB_FIB_TOO_BIG)
 		return too_big(ctx, p);
 	if (ret != XLB_CONTINUE)

@@ -25,6 +25,10 @@ volatile const __u8 next_hop_mac[ETH_ALEN] __attribute__((aligned(4))) = {}; /* 
 /* fib_mode: no next_hop_mac is configured; every frame's next hop comes
  * from bpf_fib_lookup (nexthop.h) and the two MAC knobs are unused. */
 volatile const __u8 fib_mode = 0;
+/* How long a FIB answer is kept per backend and CPU (next_hop_map); 0:
+ * ask for every packet. l4 also empties the cache when the kernel's
+ * neighbour or route tables change. */
+volatile const __u64 next_hop_jiffies = 25;
 /* dry_run: the same program, loaded a second time for Lookup, that neither
  * writes connection entries nor counts, so asking a question changes nothing. */
 volatile const __u8 dry_run = 0;
@@ -130,6 +134,15 @@ struct {
 	__type(value, __u64);
 	__uint(max_entries, XLB_FILTER_WORDS);
 } vip_filter_map SEC(".maps");
+
+/* Backend id -> the FIB's last answer for it, per CPU (no sharing, no
+ * torn MACs), kept next_hop_jiffies. Not pinned: a cache. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct next_hop_entry);
+	__uint(max_entries, XLB_MAX_BACKENDS);
+} next_hop_map SEC(".maps");
 
 /* Per-reason and per-action counters, indexed by enum xlb_counter (the key
  * type names the enum so that bpf2go exports it to Go). */

@@ -44,7 +44,7 @@ XLB_INLINE int fib_fail(struct pkt *p, __u32 counter)
  * itself to be the next hop: the frame keeps the VIP as its destination
  * address, which only a host on the segment can take. */
 XLB_INLINE int fib_next_hop(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
-			    __u32 tot_len, int on_link, struct next_hop *nh)
+			    __u32 tot_len, int on_link, struct next_hop *nh, struct next_hop_entry *e)
 {
 	__u32 diff = 0;
 	struct bpf_fib_lookup f = {};
@@ -89,22 +89,51 @@ XLB_INLINE int fib_next_hop(struct xdp_md *ctx, struct pkt *p, const struct back
 	 * host whose route leaves by another one gets the packet passed. */
 	if (f.ifindex != ctx->ingress_ifindex)
 		return fib_fail(p, XLB_CNT_FIB_OTHER_IFACE);
-	if (on_link) {
-		/* The lookup leaves the gateway's address in the destination
-		 * when the route has one. */
-		if (b->family == XLB_AF_INET) {
-			diff = f.ipv4_dst ^ b->addr[0];
-		} else {
+	/* The lookup leaves the gateway's address in the destination when
+	 * the route has one. */
+	if (b->family == XLB_AF_INET) {
+		diff = f.ipv4_dst ^ b->addr[0];
+	} else {
 #pragma unroll
-			for (int i = 0; i < 4; i++)
-				diff |= f.ipv6_dst[i] ^ b->addr[i];
-		}
-		if (diff)
-			return fib_fail(p, XLB_CNT_L2DSR_NOT_ON_LINK);
+		for (int i = 0; i < 4; i++)
+			diff |= f.ipv6_dst[i] ^ b->addr[i];
 	}
+	if (on_link && diff)
+		return fib_fail(p, XLB_CNT_L2DSR_NOT_ON_LINK);
 	__builtin_memcpy(nh->dst, f.dmac, ETH_ALEN);
 	__builtin_memcpy(nh->src, f.smac, ETH_ALEN);
+	if (e && !dry_run) {
+		__builtin_memcpy(e->dst, f.dmac, ETH_ALEN);
+		__builtin_memcpy(e->src, f.smac, ETH_ALEN);
+		e->mtu = f.mtu_result;
+		e->on_link = !diff;
+		e->ifindex = ctx->ingress_ifindex;
+		e->gen = b->gen;
+		e->expires = bpf_jiffies64() + next_hop_jiffies;
+	}
 	return XLB_CONTINUE;
+}
+
+/* next_hop returns backend bid's next hop from this CPU's cache while the
+ * entry is fresh and was asked for the same backend generation and
+ * ingress interface (and, for on_link, names the backend itself), else
+ * from the FIB, remembering a successful answer. Failures are never kept:
+ * every packet asks again until the kernel resolves the next hop. The
+ * route's MTU is checked against tot_len either way. */
+XLB_INLINE int next_hop(struct xdp_md *ctx, struct pkt *p, const struct backend *b, __u32 bid,
+			__u32 tot_len, int on_link, struct next_hop *nh)
+{
+	struct next_hop_entry *e = bpf_map_lookup_elem(&next_hop_map, &bid);
+
+	if (e && e->expires > bpf_jiffies64() && e->gen == b->gen &&
+	    e->ifindex == ctx->ingress_ifindex && (!on_link || e->on_link)) {
+		if (tot_len > e->mtu)
+			return XLB_FIB_TOO_BIG;
+		__builtin_memcpy(nh->dst, e->dst, ETH_ALEN);
+		__builtin_memcpy(nh->src, e->src, ETH_ALEN);
+		return XLB_CONTINUE;
+	}
+	return fib_next_hop(ctx, p, b, tot_len, on_link, nh, e);
 }
 
 #endif /* XLB_NEXTHOP_H */

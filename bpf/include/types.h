@@ -83,6 +83,20 @@ struct conn_set {
 	struct conn_entry e[XLB_CONN_WAYS];
 };
 
+/* next_hop_map value (per CPU, indexed by backend id): a FIB answer kept
+ * for a short while (next_hop_jiffies), so that a busy backend costs one
+ * bpf_fib_lookup per CPU per interval instead of one per packet. */
+struct next_hop_entry {
+	__u8 dst[ETH_ALEN];  /* the next hop's MAC */
+	__u8 src[ETH_ALEN];  /* the egress interface's MAC */
+	__u16 mtu;           /* the route's MTU */
+	__u8 on_link;        /* the next hop is the backend itself */
+	__u8 pad;
+	__u32 ifindex;       /* the ingress interface it was asked from */
+	__u32 gen;           /* the backend's generation */
+	__u64 expires;       /* jiffies; 0: empty */
+};
+
 /* stats_map and backend_stats_map value. */
 struct xlb_stat {
 	__u64 packets;
