@@ -1,6 +1,7 @@
 package l4
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -169,4 +170,48 @@ func (d *Dataplane) FlushNextHops() error {
 		}
 	}
 	return nil
+}
+
+// WatchNextHops empties the next-hop cache (FlushNextHops) whenever the
+// kernel's neighbour or route tables of the calling thread's network
+// namespace change, until ctx is done: a router's new MAC or a failover is
+// followed at once rather than after Config.NextHopTTL. Events that arrive
+// together cause one flush. It returns an error only when it cannot
+// subscribe, or when a flush fails.
+func (d *Dataplane) WatchNextHops(ctx context.Context) error {
+	done := make(chan struct{})
+	defer close(done)
+	neigh := make(chan netlink.NeighUpdate, 64)
+	route := make(chan netlink.RouteUpdate, 64)
+	if err := netlink.NeighSubscribe(neigh, done); err != nil {
+		return fmt.Errorf("watch neighbour changes: %w", err)
+	}
+	if err := netlink.RouteSubscribe(route, done); err != nil {
+		return fmt.Errorf("watch route changes: %w", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-neigh:
+			if !ok {
+				return errors.New("watch neighbour changes: subscription closed")
+			}
+		case _, ok := <-route:
+			if !ok {
+				return errors.New("watch route changes: subscription closed")
+			}
+		}
+		for drained := false; !drained; {
+			select {
+			case <-neigh:
+			case <-route:
+			default:
+				drained = true
+			}
+		}
+		if err := d.FlushNextHops(); err != nil {
+			return err
+		}
+	}
 }

@@ -1,9 +1,11 @@
 package l4
 
 import (
+	"context"
 	"encoding/hex"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -259,6 +261,32 @@ func TestFIBNextHop(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("WatchNextHops flushes the cache when a neighbour changes", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		watching := make(chan error, 1)
+		go func() { watching <- lb.Do(func() error { return d.WatchNextHops(ctx) }) }()
+		t.Cleanup(func() { cancel(); assert.NoError(t, <-watching) })
+		p := syn(onLink, 0)
+		in := p.build(t)
+		send := func() []byte {
+			var out []byte
+			require.NoError(t, lb.Do(func() error { _, out = runProgFrom(t, prog, lb.Ifindex, in); return nil }))
+			return out
+		}
+		want := func(mac net.HardwareAddr) []byte { return encappedVia(t, p, in, onLink, lb.Addr4, lb.MAC, mac) }
+		// The cache (NextHopTTL one hour) holds movedMAC, as the rows
+		// left it; the watcher subscribes concurrently, so the change is
+		// repeated until one is seen.
+		require.Equal(t, want(movedMAC), send())
+		mac := onLinkMAC
+		require.Eventually(t, func() bool {
+			require.NoError(t, lb.AddNeigh(onLink, mac))
+			return slices.Equal(send(), want(mac))
+		}, 5*time.Second, 20*time.Millisecond, "a neighbour change empties the cache")
+		require.NoError(t, lb.AddNeigh(onLink, movedMAC))
+		require.Eventually(t, func() bool { return slices.Equal(send(), want(movedMAC)) }, 5*time.Second, 10*time.Millisecond)
+	})
 
 	t.Run("without a cache every frame asks the FIB", func(t *testing.T) {
 		dn := openTest(t, func(c *Config) {

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/vishvananda/netlink"
 
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/config"
@@ -266,7 +265,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.flushNextHopsOnChange(ctx)
+			defer func() {
+				if r := recover(); r != nil {
+					d.log.Error("next-hop watcher panicked; next hops now refresh only every NextHopTTL", "panic", r)
+				}
+			}()
+			if err := d.dp.WatchNextHops(ctx); err != nil {
+				d.log.Warn("cannot watch the kernel's neighbour and route tables; next hops refresh every NextHopTTL", "error", err)
+			}
 		}()
 	}
 	// The API is already serving: read the state under the lock.
@@ -353,55 +359,6 @@ func (d *Daemon) trigger() {
 	select {
 	case d.kick <- struct{}{}:
 	default:
-	}
-}
-
-// flushNextHopsOnChange empties the data path's cache of FIB answers
-// whenever the kernel's neighbour or route tables change, so that a
-// router's new MAC or a failover is followed at once rather than after
-// l4.Config.NextHopTTL. Events that arrive together cause one flush.
-func (d *Daemon) flushNextHopsOnChange(ctx context.Context) {
-	defer func() {
-		if r := recover(); r != nil {
-			d.log.Error("next-hop watcher panicked; next hops now refresh only every NextHopTTL", "panic", r)
-		}
-	}()
-	done := make(chan struct{})
-	defer close(done)
-	neigh := make(chan netlink.NeighUpdate, 64)
-	route := make(chan netlink.RouteUpdate, 64)
-	if err := netlink.NeighSubscribe(neigh, done); err != nil {
-		d.log.Warn("cannot watch neighbour changes; next hops refresh every NextHopTTL", "error", err)
-		return
-	}
-	if err := netlink.RouteSubscribe(route, done); err != nil {
-		d.log.Warn("cannot watch route changes; next hops refresh every NextHopTTL", "error", err)
-		return
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-neigh:
-			if !ok {
-				return
-			}
-		case _, ok := <-route:
-			if !ok {
-				return
-			}
-		}
-		for drained := false; !drained; {
-			select {
-			case <-neigh:
-			case <-route:
-			default:
-				drained = true
-			}
-		}
-		if err := d.dp.FlushNextHops(); err != nil {
-			d.log.Warn("flush next hops", "error", err)
-		}
 	}
 }
 
