@@ -167,6 +167,7 @@ func TestFIBNextHop(t *testing.T) {
 		to      netip.Addr       // outer destination, for XDP_TX
 		dst     net.HardwareAddr // next hop's MAC, for XDP_TX
 		l2      bool             // L2 DSR: the frame unchanged but its MACs
+		icmp    int              // XDP_TX of an ICMP frag-needed giving this MTU
 		counter Counter          // the reason counter the packet bumps
 	}{
 		{name: "on-link backend: its own neighbour entry", p: syn(onLink, 0), verdict: xdpTx, to: onLink, dst: onLinkMAC, counter: CounterConnMissSYN},
@@ -182,6 +183,8 @@ func TestFIBNextHop(t *testing.T) {
 		{name: "route out of another interface: passed", p: syn(otherIface, 0), verdict: xdpPass, counter: CounterFIBOtherIface},
 		{name: "frame within the route mtu", p: syn(smallMTU, 1200-20-20-20), verdict: xdpTx, to: smallMTU, dst: onLinkMAC, counter: CounterConnMissSYN},
 		{name: "frame above the route mtu once wrapped: dropped as too big", p: syn(smallMTU, 1200-20-20-20+1), verdict: xdpDrop, counter: CounterTooBig},
+		{name: "the same with df: answered with frag-needed giving the route mtu minus the outer header",
+			p: func() pkt { p := syn(smallMTU, 1200-20-20-20+1); p.df = true; return p }(), verdict: xdpTx, icmp: 1200 - 20, counter: CounterICMPTooBig},
 		{name: "the neighbour's MAC changes: this CPU's cached answer holds until it expires or is flushed",
 			before: func(t *testing.T) { require.NoError(t, lb.AddNeigh(onLink, movedMAC)) },
 			p:      syn(onLink, 0), verdict: xdpTx, to: onLink, dst: onLinkMAC, counter: CounterConnMissSYN},
@@ -230,6 +233,8 @@ func TestFIBNextHop(t *testing.T) {
 			in := tt.p.build(t)
 			want := in
 			switch {
+			case tt.icmp != 0:
+				want = icmpTooBig(t, tt.p, in, tt.icmp)
 			case tt.verdict == xdpTx && tt.l2:
 				want = append([]byte(nil), in...)
 				copy(want[0:6], tt.dst)
@@ -254,7 +259,7 @@ func TestFIBNextHop(t *testing.T) {
 			after, err := d.Stats()
 			require.NoError(t, err)
 			assert.Equal(t, uint64(1), after.Counters[tt.counter].Packets-before.Counters[tt.counter].Packets, "counter %s", tt.counter)
-			for _, c := range []Counter{CounterFIBNoNeigh, CounterFIBNoRoute, CounterFIBFwdDisabled, CounterFIBOtherIface, CounterFIBOther, CounterTooBig, CounterL2DSRNotOnLink} {
+			for _, c := range []Counter{CounterFIBNoNeigh, CounterFIBNoRoute, CounterFIBFwdDisabled, CounterFIBOtherIface, CounterFIBOther, CounterL2DSRNotOnLink} {
 				if c != tt.counter {
 					assert.Equal(t, before.Counters[c], after.Counters[c], "counter %s", c)
 				}

@@ -44,7 +44,9 @@ const (
 	CounterNotIP       = Counter(xlbXlbCounterXLB_CNT_NOT_IP)
 	CounterVLANStacked = Counter(xlbXlbCounterXLB_CNT_VLAN_STACKED)
 	CounterOtherL4     = Counter(xlbXlbCounterXLB_CNT_OTHER_L4)
-	numCounters        = int(xlbXlbCounterXLB_CNT_MAX)
+	// A too_big packet answered with ICMP frag-needed / packet-too-big.
+	CounterICMPTooBig = Counter(xlbXlbCounterXLB_CNT_ICMP_TOO_BIG)
+	numCounters       = int(xlbXlbCounterXLB_CNT_MAX)
 )
 
 // CounterKind says what a counter slot counts; metrics export each kind
@@ -108,6 +110,7 @@ var counterInfos = [...]counterInfo{
 	CounterNotIP:           {"not_ip", "not_ip", KindReason},
 	CounterVLANStacked:     {"vlan_stacked", "vlan_stacked", KindReason},
 	CounterOtherL4:         {"other_l4", "other_l4", KindReason},
+	CounterICMPTooBig:      {"icmp_too_big", "icmp_too_big", KindReason},
 }
 
 // The verdict slots must be XLB_CNT_XDP_ABORTED + the XDP action, the way

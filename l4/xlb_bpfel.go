@@ -119,7 +119,8 @@ const (
 	xlbXlbCounterXLB_CNT_NOT_IP            xlbXlbCounter = 23
 	xlbXlbCounterXLB_CNT_VLAN_STACKED      xlbXlbCounter = 24
 	xlbXlbCounterXLB_CNT_OTHER_L4          xlbXlbCounter = 25
-	xlbXlbCounterXLB_CNT_MAX               xlbXlbCounter = 26
+	xlbXlbCounterXLB_CNT_ICMP_TOO_BIG      xlbXlbCounter = 26
+	xlbXlbCounterXLB_CNT_MAX               xlbXlbCounter = 27
 )
 
 type xlbXlbCtl struct {

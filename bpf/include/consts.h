@@ -74,7 +74,7 @@ enum xlb_counter {
 	XLB_CNT_CT_EXPIRED,        /* UDP entry older than the idle timeout */
 	XLB_CNT_CT_HIT_OTHER_CPU,  /* this CPU missed, another CPU's entry was copied */
 	XLB_CNT_ENCAP_FAIL,        /* dropped: headroom or family mismatch */
-	XLB_CNT_TOO_BIG,           /* dropped: encapsulated frame above the MTU */
+	XLB_CNT_TOO_BIG,           /* encapsulated frame above the MTU: answered with ICMP (icmp_too_big) or dropped */
 	XLB_CNT_FRAGMENT,          /* dropped: TCP/UDP fragment to a VIP address (no ports to pick a host with) */
 	XLB_CNT_XDP_ABORTED,
 	XLB_CNT_XDP_DROP,
@@ -95,6 +95,7 @@ enum xlb_counter {
 	XLB_CNT_NOT_IP,            /* passed: neither IPv4 nor IPv6 (ARP, LLDP, ...) */
 	XLB_CNT_VLAN_STACKED,      /* passed: more than one VLAN tag (QinQ, 802.1ad) */
 	XLB_CNT_OTHER_L4,          /* passed: IP but not TCP or UDP (ICMP, ESP, extension headers) */
+	XLB_CNT_ICMP_TOO_BIG,      /* a too_big packet answered with ICMP frag-needed / ICMPv6 packet-too-big */
 	XLB_CNT_MAX,
 };
 

@@ -6,15 +6,33 @@
 #define XLB_ENCAP_H
 
 #include "csum.h"
+#include "icmp.h"
 #include "nexthop.h"
 
-/* too_big is the hook for frames that would exceed the MTU once wrapped.
- * For now they are counted and dropped; PMTU discovery (ICMP "fragmentation
- * needed" / "packet too big" back to the client) belongs here. */
-XLB_INLINE int too_big(struct xdp_md *ctx, struct pkt *p)
+/* too_big handles a packet that would exceed limit (the MTU) once
+ * overhead bytes are added: it answers the client with ICMP "fragmentation
+ * needed" (IPv4 with DF) or ICMPv6 "packet too big", giving the size that
+ * fits, and counts it; an IPv4 packet without DF (which may not be refused
+ * that way), or one that cannot be answered (IPv4 options), is dropped. */
+XLB_INLINE int too_big(struct xdp_md *ctx, struct pkt *p, __u32 limit, __u32 overhead)
 {
+	__u32 fit = limit > overhead ? limit - overhead : 0;
+	int ret = XLB_CONTINUE;
+
 	stat_add(XLB_CNT_TOO_BIG, p->len);
-	return XDP_DROP;
+	if (p->family == XLB_AF_INET) {
+		/* 68: the smallest MTU an IPv4 link may have (RFC 791). */
+		if (p->df && fit >= 68)
+			ret = icmp4_too_big(ctx, p, p->vlan ? ETH_HLEN + sizeof(struct vlan_tag) : ETH_HLEN, fit);
+	} else {
+		/* IPv6 links carry at least 1280 bytes (RFC 8200). */
+		ret = icmp6_too_big(ctx, p, p->vlan ? ETH_HLEN + sizeof(struct vlan_tag) : ETH_HLEN,
+				    fit < 1280 ? 1280 : fit);
+	}
+	if (ret != XDP_TX)
+		return XDP_DROP;
+	stat_add(XLB_CNT_ICMP_TOO_BIG, p->len);
+	return XDP_TX;
 }
 
 XLB_INLINE int encap_fail(struct pkt *p)
@@ -149,11 +167,11 @@ XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
 	if (b->family != p->family)
 		return encap_fail(p);
 	if (mtu && p->ip_len + overhead > mtu)
-		return too_big(ctx, p);
+		return too_big(ctx, p, mtu, overhead);
 	if (fib_mode) {
 		ret = next_hop(ctx, p, b, bid, p->ip_len + overhead, 0, &nh);
 		if (ret == XLB_FIB_TOO_BIG)
-			return too_big(ctx, p);
+			return too_big(ctx, p, nh.mtu, overhead);
 		if (ret != XLB_CONTINUE)
 			return ret;
 	}
@@ -177,7 +195,7 @@ XLB_INLINE int l2dsr(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
 
 	ret = next_hop(ctx, p, b, bid, p->ip_len, 1, &nh);
 	if (ret == XLB_FIB_TOO_BIG)
-		return too_big(ctx, p);
+		return too_big(ctx, p, nh.mtu, 0);
 	if (ret != XLB_CONTINUE)
 		return ret;
 	data = (void *)(long)ctx->data;

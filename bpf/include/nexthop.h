@@ -24,6 +24,7 @@
 struct next_hop {
 	__u8 dst[ETH_ALEN];
 	__u8 src[ETH_ALEN];
+	__u16 mtu; /* with XLB_FIB_TOO_BIG: the route's MTU */
 };
 
 /* fib_fail counts a failed lookup under its cause and passes the packet,
@@ -81,6 +82,7 @@ XLB_INLINE int fib_next_hop(struct xdp_md *ctx, struct pkt *p, const struct back
 	case BPF_FIB_LKUP_RET_FWD_DISABLED:
 		return fib_fail(p, XLB_CNT_FIB_FWD_DISABLED);
 	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		nh->mtu = f.mtu_result;
 		return XLB_FIB_TOO_BIG;
 	default:
 		return fib_fail(p, XLB_CNT_FIB_OTHER);
@@ -127,8 +129,10 @@ XLB_INLINE int next_hop(struct xdp_md *ctx, struct pkt *p, const struct backend 
 
 	if (e && e->expires > bpf_jiffies64() && e->gen == b->gen &&
 	    e->ifindex == ctx->ingress_ifindex && (!on_link || e->on_link)) {
-		if (tot_len > e->mtu)
+		if (tot_len > e->mtu) {
+			nh->mtu = e->mtu;
 			return XLB_FIB_TOO_BIG;
+		}
 		__builtin_memcpy(nh->dst, e->dst, ETH_ALEN);
 		__builtin_memcpy(nh->src, e->src, ETH_ALEN);
 		return XLB_CONTINUE;
