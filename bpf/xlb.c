@@ -239,6 +239,10 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	if (ret != XLB_CONTINUE)
 		return ret;
 	stat_forward(vip_id, bid, p->len, new_flow);
+	/* Out of another interface (FIB, two-armed host); XDP_DROP if it was
+	 * detached since the lookup. */
+	if (p->oif)
+		return bpf_redirect_map(&tx_port_map, p->oif, XDP_DROP);
 	return XDP_TX;
 }
 

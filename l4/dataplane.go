@@ -156,7 +156,7 @@ type backendState struct {
 // map except the programs' own .rodata.
 var sharedMaps = []string{
 	xlbMapVipMap, xlbMapRingMap, xlbMapBackendMap, xlbMapConnMap, xlbMapStatsMap,
-	xlbMapVipStatsMap, xlbMapBackendStatsMap, xlbMapCtlMap, xlbMapVipGenMap, xlbMapVipFilterMap, xlbMapVipAddrMap,
+	xlbMapVipStatsMap, xlbMapBackendStatsMap, xlbMapCtlMap, xlbMapVipGenMap, xlbMapVipFilterMap, xlbMapVipAddrMap, xlbMapTxPortMap,
 	xlbMapRingLiveMap,
 }
 
@@ -347,6 +347,7 @@ func (d *Dataplane) load() error {
 		xlbMapVipGenMap:       d.objs.VipGenMap,
 		xlbMapVipFilterMap:    d.objs.VipFilterMap,
 		xlbMapVipAddrMap:      d.objs.VipAddrMap,
+		xlbMapTxPortMap:       d.objs.TxPortMap,
 		xlbMapRingLiveMap:     d.objs.RingLiveMap,
 	}
 	dopts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{}}

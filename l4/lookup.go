@@ -66,10 +66,11 @@ func (d *Dataplane) Lookup(ctx context.Context, f Flow) (BackendID, netip.Addr, 
 
 // XDP verdicts.
 const (
-	xdpAborted = 0
-	xdpDrop    = 1
-	xdpPass    = 2
-	xdpTx      = 3
+	xdpAborted  = 0
+	xdpDrop     = 1
+	xdpPass     = 2
+	xdpTx       = 3
+	xdpRedirect = 4
 )
 
 // synthesize builds a minimal Ethernet frame for f. Checksums are left zero:

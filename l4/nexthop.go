@@ -160,6 +160,10 @@ func nudName(s int) string {
 func (d *Dataplane) FlushNextHops() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.flushNextHopsLocked()
+}
+
+func (d *Dataplane) flushNextHopsLocked() error {
 	empty := make([]xlbNextHopEntry, d.ncpu)
 	for id := uint32(0); id < d.cfg.MaxBackends; id++ {
 		if _, used := d.backends[BackendID(id)]; !used {

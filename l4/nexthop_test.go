@@ -164,11 +164,12 @@ func TestFIBNextHop(t *testing.T) {
 		before  func(t *testing.T)
 		p       pkt
 		verdict uint32
-		to      netip.Addr       // outer destination, for XDP_TX
-		dst     net.HardwareAddr // next hop's MAC, for XDP_TX
-		l2      bool             // L2 DSR: the frame unchanged but its MACs
-		icmp    int              // XDP_TX of an ICMP frag-needed giving this MTU
-		counter Counter          // the reason counter the packet bumps
+		to      netip.Addr              // outer destination, for XDP_TX
+		dst     net.HardwareAddr        // next hop's MAC, for XDP_TX
+		l2      bool                    // L2 DSR: the frame unchanged but its MACs
+		icmp    int                     // XDP_TX of an ICMP frag-needed giving this MTU
+		src     func() net.HardwareAddr // source MAC when not the ingress interface's
+		counter Counter                 // the reason counter the packet bumps
 	}{
 		{name: "on-link backend: its own neighbour entry", p: syn(onLink, 0), verdict: xdpTx, to: onLink, dst: onLinkMAC, counter: CounterConnMissSYN},
 		{name: "ipv6 on-link backend", p: syn(onLink6, 0), verdict: xdpTx, to: onLink6, dst: onLinkMAC, counter: CounterConnMissSYN},
@@ -181,13 +182,37 @@ func TestFIBNextHop(t *testing.T) {
 		{name: "no route: passed", p: syn(noRoute, 0), verdict: xdpPass, counter: CounterFIBNoRoute},
 		{name: "unreachable route: passed", p: syn(unreach, 0), verdict: xdpPass, counter: CounterFIBNoRoute},
 		{name: "route out of another interface: passed", p: syn(otherIface, 0), verdict: xdpPass, counter: CounterFIBOtherIface},
+		{name: "route out of another interface the balancer is attached to: redirected there",
+			before: func(t *testing.T) {
+				require.NoError(t, lb.Do(func() error { return d.Attach(arm, AttachGeneric) }))
+				t.Cleanup(func() { assert.NoError(t, lb.Do(func() error { return d.Detach(arm) })) })
+			},
+			p: syn(otherIface, 0), verdict: xdpRedirect, to: otherIface, dst: otherMAC, counter: CounterConnMissSYN,
+			src: func() net.HardwareAddr {
+				var mac net.HardwareAddr
+				require.NoError(t, lb.Do(func() error {
+					ifc, err := net.InterfaceByName(arm)
+					if err == nil {
+						mac = ifc.HardwareAddr
+					}
+					return err
+				}))
+				return mac
+			}},
+		{name: "and passed again once detached from it", p: syn(otherIface, 0), verdict: xdpPass, counter: CounterFIBOtherIface},
 		{name: "frame within the route mtu", p: syn(smallMTU, 1200-20-20-20), verdict: xdpTx, to: smallMTU, dst: onLinkMAC, counter: CounterConnMissSYN},
 		{name: "frame above the route mtu once wrapped: dropped as too big", p: syn(smallMTU, 1200-20-20-20+1), verdict: xdpDrop, counter: CounterTooBig},
 		{name: "the same with df: answered with frag-needed giving the route mtu minus the outer header",
 			p: func() pkt { p := syn(smallMTU, 1200-20-20-20+1); p.df = true; return p }(), verdict: xdpTx, icmp: 1200 - 20, counter: CounterICMPTooBig},
 		{name: "the neighbour's MAC changes: this CPU's cached answer holds until it expires or is flushed",
-			before: func(t *testing.T) { require.NoError(t, lb.AddNeigh(onLink, movedMAC)) },
-			p:      syn(onLink, 0), verdict: xdpTx, to: onLink, dst: onLinkMAC, counter: CounterConnMissSYN},
+			before: func(t *testing.T) {
+				// A packet caches the current answer (a Detach above
+				// flushed the cache), then the neighbour changes.
+				prime := syn(onLink, 0).build(t)
+				require.NoError(t, lb.Do(func() error { runProgFrom(t, prog, lb.Ifindex, prime); return nil }))
+				require.NoError(t, lb.AddNeigh(onLink, movedMAC))
+			},
+			p: syn(onLink, 0), verdict: xdpTx, to: onLink, dst: onLinkMAC, counter: CounterConnMissSYN},
 		{name: "after FlushNextHops the next frame follows the new MAC",
 			before: func(t *testing.T) { require.NoError(t, d.FlushNextHops()) },
 			p:      syn(onLink, 0), verdict: xdpTx, to: onLink, dst: movedMAC, counter: CounterConnMissSYN},
@@ -239,12 +264,16 @@ func TestFIBNextHop(t *testing.T) {
 				want = append([]byte(nil), in...)
 				copy(want[0:6], tt.dst)
 				copy(want[6:12], lb.MAC)
-			case tt.verdict == xdpTx:
+			case tt.verdict == xdpTx || tt.verdict == xdpRedirect:
 				src := lb.Addr4
 				if tt.to.Is6() {
 					src = lb.Addr6
 				}
-				want = encappedVia(t, tt.p, in, tt.to, src, lb.MAC, tt.dst)
+				mac := lb.MAC
+				if tt.src != nil {
+					mac = tt.src()
+				}
+				want = encappedVia(t, tt.p, in, tt.to, src, mac, tt.dst)
 			}
 			before, err := d.Stats()
 			require.NoError(t, err)

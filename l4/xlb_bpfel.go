@@ -58,6 +58,8 @@ type xlbNextHopEntry struct {
 	OnLink  uint8
 	Pad     uint8
 	Ifindex uint32
+	Oif     uint32
+	Pad2    uint32
 	Gen     uint32
 	Expires uint64
 }
@@ -149,6 +151,7 @@ const (
 	xlbMapRingLiveMap       = "ring_live_map"
 	xlbMapRingMap           = "ring_map"
 	xlbMapStatsMap          = "stats_map"
+	xlbMapTxPortMap         = "tx_port_map"
 	xlbMapVipAddrMap        = "vip_addr_map"
 	xlbMapVipFilterMap      = "vip_filter_map"
 	xlbMapVipGenMap         = "vip_gen_map"
@@ -227,6 +230,7 @@ type xlbMapSpecs struct {
 	RingLiveMap     *ebpf.MapSpec `ebpf:"ring_live_map"`
 	RingMap         *ebpf.MapSpec `ebpf:"ring_map"`
 	StatsMap        *ebpf.MapSpec `ebpf:"stats_map"`
+	TxPortMap       *ebpf.MapSpec `ebpf:"tx_port_map"`
 	VipAddrMap      *ebpf.MapSpec `ebpf:"vip_addr_map"`
 	VipFilterMap    *ebpf.MapSpec `ebpf:"vip_filter_map"`
 	VipGenMap       *ebpf.MapSpec `ebpf:"vip_gen_map"`
@@ -281,6 +285,7 @@ type xlbMaps struct {
 	RingLiveMap     *ebpf.Map `ebpf:"ring_live_map"`
 	RingMap         *ebpf.Map `ebpf:"ring_map"`
 	StatsMap        *ebpf.Map `ebpf:"stats_map"`
+	TxPortMap       *ebpf.Map `ebpf:"tx_port_map"`
 	VipAddrMap      *ebpf.Map `ebpf:"vip_addr_map"`
 	VipFilterMap    *ebpf.Map `ebpf:"vip_filter_map"`
 	VipGenMap       *ebpf.Map `ebpf:"vip_gen_map"`
@@ -298,6 +303,7 @@ func (m *xlbMaps) Close() error {
 		m.RingLiveMap,
 		m.RingMap,
 		m.StatsMap,
+		m.TxPortMap,
 		m.VipAddrMap,
 		m.VipFilterMap,
 		m.VipGenMap,

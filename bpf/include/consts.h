@@ -23,6 +23,7 @@
 #define XLB_CONN_SETS 16384 /* per CPU; a power of two */
 #define XLB_CONN_WAYS 4
 #define XLB_MAX_CPUS 128 /* bound of the other-CPU loops; nr_cpus is the real count */
+#define XLB_MAX_IFACES 64 /* interfaces in tx_port_map */
 /* Maglev tables per VIP: one live, the other standing by to be rewritten
  * (see ring_map in maps.h). Mirrored by l4.ringsPerVIP. */
 #define XLB_RINGS_PER_VIP 2

@@ -174,6 +174,7 @@ XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
 			return too_big(ctx, p, nh.mtu, overhead);
 		if (ret != XLB_CONTINUE)
 			return ret;
+		p->oif = nh.oif;
 	}
 	if (p->family == XLB_AF_INET)
 		return encap_ipv4(ctx, p, b, &nh);
@@ -198,6 +199,7 @@ XLB_INLINE int l2dsr(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
 		return too_big(ctx, p, nh.mtu, 0);
 	if (ret != XLB_CONTINUE)
 		return ret;
+	p->oif = nh.oif;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	eth = data;

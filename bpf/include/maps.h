@@ -135,6 +135,17 @@ struct {
 	__uint(max_entries, XLB_FILTER_WORDS);
 } vip_filter_map SEC(".maps");
 
+/* The interfaces the balancer is attached to (ifindex -> ifindex), for
+ * XDP_REDIRECT when the FIB says a backend is reached through another one
+ * than the packet came in on (a two-armed edge host). l4 keeps it in step
+ * with Attach and Detach. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, XLB_MAX_IFACES);
+} tx_port_map SEC(".maps");
+
 /* Backend id -> the FIB's last answer for it, per CPU (no sharing, no
  * torn MACs), kept next_hop_jiffies. Not pinned: a cache. */
 struct {

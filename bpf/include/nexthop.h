@@ -25,6 +25,7 @@ struct next_hop {
 	__u8 dst[ETH_ALEN];
 	__u8 src[ETH_ALEN];
 	__u16 mtu; /* with XLB_FIB_TOO_BIG: the route's MTU */
+	__u32 oif; /* the egress interface when it is not the ingress one */
 };
 
 /* fib_fail counts a failed lookup under its cause and passes the packet,
@@ -87,10 +88,17 @@ XLB_INLINE int fib_next_hop(struct xdp_md *ctx, struct pkt *p, const struct back
 	default:
 		return fib_fail(p, XLB_CNT_FIB_OTHER);
 	}
-	/* XDP_TX sends back out of the ingress interface only; a two-armed
-	 * host whose route leaves by another one gets the packet passed. */
-	if (f.ifindex != ctx->ingress_ifindex)
-		return fib_fail(p, XLB_CNT_FIB_OTHER_IFACE);
+	/* XDP_TX sends back out of the ingress interface; a route that
+	 * leaves by another one is followed with XDP_REDIRECT when the
+	 * balancer is attached there too (a two-armed host), else passed. */
+	nh->oif = 0;
+	if (f.ifindex != ctx->ingress_ifindex) {
+		__u32 oif = f.ifindex;
+
+		if (!bpf_map_lookup_elem(&tx_port_map, &oif))
+			return fib_fail(p, XLB_CNT_FIB_OTHER_IFACE);
+		nh->oif = oif;
+	}
 	/* The lookup leaves the gateway's address in the destination when
 	 * the route has one. */
 	if (b->family == XLB_AF_INET) {
@@ -110,6 +118,7 @@ XLB_INLINE int fib_next_hop(struct xdp_md *ctx, struct pkt *p, const struct back
 		e->mtu = f.mtu_result;
 		e->on_link = !diff;
 		e->ifindex = ctx->ingress_ifindex;
+		e->oif = nh->oif;
 		e->gen = b->gen;
 		e->expires = bpf_jiffies64() + next_hop_jiffies;
 	}
@@ -135,6 +144,7 @@ XLB_INLINE int next_hop(struct xdp_md *ctx, struct pkt *p, const struct backend 
 		}
 		__builtin_memcpy(nh->dst, e->dst, ETH_ALEN);
 		__builtin_memcpy(nh->src, e->src, ETH_ALEN);
+		nh->oif = e->oif;
 		return XLB_CONTINUE;
 	}
 	return fib_next_hop(ctx, p, b, tot_len, on_link, nh, e);

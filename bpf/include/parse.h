@@ -30,6 +30,7 @@ struct pkt {
 	__u8 frag;            /* an IP fragment: addresses only, no ports */
 	__u8 vlan;            /* the frame carries one 802.1Q tag */
 	__be16 vlan_tci;      /* its TCI (priority, DEI, VLAN id), kept outward */
+	__u32 oif;            /* set by the next hop: redirect out of this interface */
 };
 
 /* An 802.1Q tag after the MAC addresses. */

@@ -93,6 +93,8 @@ struct next_hop_entry {
 	__u8 on_link;        /* the next hop is the backend itself */
 	__u8 pad;
 	__u32 ifindex;       /* the ingress interface it was asked from */
+	__u32 oif;           /* the egress interface when another one, else 0 */
+	__u32 pad2;
 	__u32 gen;           /* the backend's generation */
 	__u64 expires;       /* jiffies; 0: empty */
 };
