@@ -149,6 +149,10 @@ type Status struct {
 	Interfaces []Interface `json:"interfaces"`
 	// NextHops is empty when the daemon predates next-hop reporting.
 	NextHops NextHops `json:"nextHops,omitzero"`
+	// OuterSource is the outer source address of IP-in-IP frames, per
+	// family (invalid: that family is not configured).
+	OuterSourceV4 netip.Addr `json:"outerSourceV4,omitzero"`
+	OuterSourceV6 netip.Addr `json:"outerSourceV6,omitzero"`
 	// Adopted is true when this daemon took over a pinned data path from a
 	// previous instance instead of loading a fresh one.
 	Adopted bool `json:"adopted"`

@@ -592,6 +592,7 @@ func readProcSys(path string) (string, error) {
 // whether the interfaces are about to be used (not with NoAttach).
 func checkNextHop(cfg *config.Config, c l4.Config, attaching bool, sysctl func(string) (string, error),
 	iface func(string) (*net.Interface, error)) error {
+	why := "dataplane.next_hop_mac is not set, so next hops come from the kernel's FIB"
 	if !c.FIBMode() {
 		if c.SrcMAC == nil {
 			name := "none"
@@ -600,7 +601,19 @@ func checkNextHop(cfg *config.Config, c l4.Config, attaching bool, sysctl func(s
 			}
 			return fmt.Errorf("dataplane.next_hop_mac needs the source MAC of forwarded frames: interface %s has no Ethernet address, set dataplane.src_mac", name)
 		}
-		return nil
+		// L2 DSR takes the L7 host's MAC from the FIB whatever the
+		// override says.
+		l2 := ""
+		for _, v := range cfg.VIPs {
+			if v.Forwarding == api.ModeL2DSR {
+				l2 = fmt.Sprintf("%s:%d/%s", v.Addr, v.Port, v.Proto)
+				break
+			}
+		}
+		if l2 == "" {
+			return nil
+		}
+		why = "vip " + l2 + " forwards with l2dsr, which takes the L7 hosts' MACs from the kernel's FIB"
 	}
 	if !attaching {
 		return nil
@@ -626,9 +639,8 @@ func checkNextHop(cfg *config.Config, c l4.Config, attaching bool, sysctl func(s
 				return fmt.Errorf("read %s: %w", filepath.Join("/proc/sys", path), err)
 			}
 			if v != "1" {
-				return fmt.Errorf("dataplane.next_hop_mac is not set, so next hops come from the kernel's FIB, "+
-					"which answers only with forwarding on: net.%s.conf.%s.forwarding is %s "+
-					"(set it to 1, or set dataplane.next_hop_mac to a fixed next hop)", fam.dir, it.Name, v)
+				return fmt.Errorf("%s, which answers only with forwarding on: net.%s.conf.%s.forwarding is %s "+
+					"(set it to 1, or set dataplane.next_hop_mac to a fixed next hop)", why, fam.dir, it.Name, v)
 			}
 		}
 	}

@@ -249,6 +249,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		st.Interfaces = append(st.Interfaces, ai)
 	}
 	st.NextHops = d.nextHopsLocked()
+	st.OuterSourceV4, st.OuterSourceV6 = d.cfg.OuterSource.IPv4, d.cfg.OuterSource.IPv6
 	return st, nil
 }
 
