@@ -232,7 +232,10 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 		new_flow = 1;
 	}
 
-	if (flags & XLB_VIP_L2DSR)
+	/* The dry-run twin (Lookup) wraps l2dsr packets too: the outer
+	 * destination is how it tells which host was picked, and it must not
+	 * depend on the FIB of whichever namespace asks. */
+	if ((flags & XLB_VIP_L2DSR) && !dry_run)
 		ret = l2dsr(ctx, p, b, bid);
 	else
 		ret = encap(ctx, p, b, bid, hash);

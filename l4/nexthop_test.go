@@ -373,6 +373,11 @@ func TestFIBNextHop(t *testing.T) {
 		mode, ok := ds.VIPMode(v)
 		require.True(t, ok)
 		assert.Equal(t, ModeL2DSR, mode)
+		// Lookup (xlb flow) answers for l2dsr VIPs too, from any namespace.
+		gotID, gotAddr, err := ds.Lookup(t.Context(), Flow{Src: netip.MustParseAddrPort("198.51.100.1:40001"), Dst: netip.AddrPortFrom(v.Addr, 8080), Proto: TCP})
+		require.NoError(t, err)
+		assert.Equal(t, id, gotID)
+		assert.Equal(t, onLink, gotAddr)
 	})
 }
 
