@@ -440,3 +440,17 @@ vips:
 		assert.Contains(t, out.String(), "xlb:")
 	})
 }
+
+// TestVagrantfileValidates runs `vagrant validate` on vagrant/Vagrantfile
+// where vagrant is installed (Debian's vagrant package); no VM is started.
+func TestVagrantfileValidates(t *testing.T) {
+	if _, err := exec.LookPath("vagrant"); err != nil {
+		t.Skip("vagrant not installed (apt-get install vagrant)")
+	}
+	cmd := exec.Command("vagrant", "validate", "--ignore-provider")
+	cmd.Dir = filepath.Join(repoRoot(t), "vagrant")
+	cmd.Env = append(os.Environ(), "VAGRANT_HOME="+t.TempDir(), "VAGRANT_CHECKPOINT_DISABLE=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "Vagrantfile validated successfully")
+}
