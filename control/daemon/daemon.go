@@ -499,10 +499,15 @@ func (d *Daemon) backendView() []metrics.BackendView {
 		slots := d.rec.Slots(v.Key)
 		for _, b := range v.Backends {
 			up := d.upLocked(v.Key, b.Addr)
-			out = append(out, metrics.BackendView{
+			bv := metrics.BackendView{
 				VIP: v.Key.String(), Backend: b.Addr.String(), Up: up,
 				State: reconcile.BackendState(b, up), Slots: slots[b.Addr],
-			})
+			}
+			// As of the last resync (ensureNextHopsLocked).
+			if st, ok := d.nextHopState[b.Addr]; ok {
+				bv.NextHopKnown, bv.NextHopResolved = true, st == ""
+			}
+			out = append(out, bv)
 		}
 	}
 	return out
