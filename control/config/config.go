@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/health"
 	"github.com/xlbproject/xlb/internal/strictyaml"
 	"github.com/xlbproject/xlb/maglev"
@@ -485,8 +486,8 @@ func (v *validator) vip(i int, fv *fileVIP, cfg *Config) (VIP, bool) {
 	if vip.Forwarding == "" {
 		vip.Forwarding = DefaultForwarding
 	}
-	if vip.Forwarding != "ipip" {
-		v.errorf(p("vips", i, "forwarding"), "unknown forwarding mode %q (want ipip)", fv.Forwarding)
+	if !slices.Contains(api.Modes(), vip.Forwarding) {
+		v.errorf(p("vips", i, "forwarding"), "unknown forwarding mode %q (want %s)", fv.Forwarding, strings.Join(api.Modes(), " or "))
 	}
 	vip.TableSize = cfg.Dataplane.TableSize
 	if fv.TableSize != nil {
