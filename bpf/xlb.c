@@ -174,32 +174,21 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	chash = conn_hash(hash, p->key.dst, v6);
 	tag = conn_tag(chash);
 	cpu = bpf_get_smp_processor_id();
-	set = conn_set_on(cpu, chash);
+	set = conn_set_of(chash);
 
 	/* An established flow is found by its 5-tuple alone: no VIP lookup. A
 	 * SYN always takes the current table: a reused client port must not
 	 * inherit the previous connection's host. */
 	if (!p->syn && set) {
-		c = conn_find(set, &p->key, tag);
-		if (c) {
+		int w = conn_find(set, &p->key, tag);
+
+		if (w >= 0) {
+			c = &set->e[w & (XLB_CONN_WAYS - 1)].val;
 			b = conn_valid(p, c, 1, &flags);
 			if (b) {
 				bid = c->backend_id;
 				vip_id = c->vip_id;
-				stat_add(XLB_CNT_CT_HIT, p->len);
-			}
-		} else if (nr_cpus > 1) {
-			struct conn found;
-
-			if (conn_find_other(cpu, &p->key, chash, &found)) {
-				b = conn_valid(p, &found, 0, &flags);
-				if (b) {
-					bid = found.backend_id;
-					vip_id = found.vip_id;
-					stat_add(XLB_CNT_CT_HIT_OTHER_CPU, p->len);
-					if (!dry_run)
-						conn_insert(set, &p->key, tag, &found);
-				}
+				stat_add(conn_touch(set, w, cpu) ? XLB_CNT_CT_HIT_OTHER_CPU : XLB_CNT_CT_HIT, p->len);
 			}
 		}
 	}
@@ -225,9 +214,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 
 			if (p->proto == IPPROTO_UDP)
 				nc.last_seen = bpf_jiffies64();
-			if (p->syn && nr_cpus > 1)
-				conn_forget_other(cpu, &p->key, chash);
-			conn_insert(set, &p->key, tag, &nc);
+			conn_insert(set, &p->key, tag, &nc, cpu);
 		}
 		new_flow = 1;
 	}

@@ -20,7 +20,7 @@ import (
 type Config struct {
 	MaxVIPs     uint32 // VIP slots (default 512)
 	MaxBackends uint32 // backend ids, id 0 reserved (default 4096)
-	ConnEntries uint32 // connection table entries per CPU, rounded up to a power of two (default 131072)
+	ConnEntries uint32 // connection table entries per CPU, rounded up to a power of two (default 131072); the table is shared by all CPUs and holds ConnEntries × CPUs
 	TableSize   uint32 // M, entries of every VIP's Maglev table (default 65537)
 
 	// UDPTimeout is how long an idle UDP flow keeps its backend (default 30s).
@@ -163,13 +163,12 @@ var sharedMaps = []string{
 // connWays is XLB_CONN_WAYS: entries per connection-table set.
 const connWays = uint32(abiXlbAbiXLB_ABI_CONN_WAYS)
 
-// maxCPUs is XLB_MAX_CPUS, the bound of the data path's loops over the other
-// CPUs' connection-table partitions.
+// maxCPUs is XLB_MAX_CPUS: a connection-table way records the CPU that wrote
+// it last in one byte (hit_other_cpu counts a flow that moved).
 const maxCPUs = int(abiXlbAbiXLB_ABI_MAX_CPUS)
 
-// checkCPUs refuses a host with more possible CPUs than the data path walks:
-// a flow that moved to a CPU above the bound would never find its
-// connection entry there, and a table change would move it.
+// checkCPUs refuses a host with more possible CPUs than the data path
+// supports, rather than miscount the flows that move between CPUs.
 func checkCPUs(ncpu int) error {
 	if ncpu < 1 {
 		return fmt.Errorf("count possible cpus: %d: %w", ncpu, ErrInvalid)
@@ -300,8 +299,7 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 		val any
 	}{
 		{s.TableSize, c.TableSize},
-		{s.ConnMask, c.ConnEntries/connWays - 1},
-		{s.NrCpus, uint32(d.ncpu)},
+		{s.ConnSets, c.ConnEntries / connWays * uint32(d.ncpu)},
 		{s.UdpTimeoutJiffies, jiffies(c.UDPTimeout, d.hz)},
 		{s.UdpRefreshJiffies, refresh},
 		{s.Mtu, c.MTU},

@@ -25,8 +25,10 @@ type xlbConnSet struct {
 	_     structs.HostLayout
 	Tag   [4]uint32
 	Stamp [4]uint32
+	Check [4]uint32
+	Owner [4]uint8
 	Tick  uint32
-	Pad   [7]uint32
+	Pad   [2]uint32
 	E     [4]struct {
 		_   structs.HostLayout
 		Key struct {
@@ -158,13 +160,12 @@ const (
 	xlbMapVipMap            = "vip_map"
 	xlbMapVipStatsMap       = "vip_stats_map"
 	xlbProgXlbIngress       = "xlb_ingress"
-	xlbVarConnMask          = "conn_mask"
+	xlbVarConnSets          = "conn_sets"
 	xlbVarDryRun            = "dry_run"
 	xlbVarFibMode           = "fib_mode"
 	xlbVarMtu               = "mtu"
 	xlbVarNextHopJiffies    = "next_hop_jiffies"
 	xlbVarNextHopMac        = "next_hop_mac"
-	xlbVarNrCpus            = "nr_cpus"
 	xlbVarOuterSrcV4        = "outer_src_v4"
 	xlbVarOuterSrcV6        = "outer_src_v6"
 	xlbVarSrcMac            = "src_mac"
@@ -242,13 +243,12 @@ type xlbMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbVariableSpecs struct {
-	ConnMask          *ebpf.VariableSpec `ebpf:"conn_mask"`
+	ConnSets          *ebpf.VariableSpec `ebpf:"conn_sets"`
 	DryRun            *ebpf.VariableSpec `ebpf:"dry_run"`
 	FibMode           *ebpf.VariableSpec `ebpf:"fib_mode"`
 	Mtu               *ebpf.VariableSpec `ebpf:"mtu"`
 	NextHopJiffies    *ebpf.VariableSpec `ebpf:"next_hop_jiffies"`
 	NextHopMac        *ebpf.VariableSpec `ebpf:"next_hop_mac"`
-	NrCpus            *ebpf.VariableSpec `ebpf:"nr_cpus"`
 	OuterSrcV4        *ebpf.VariableSpec `ebpf:"outer_src_v4"`
 	OuterSrcV6        *ebpf.VariableSpec `ebpf:"outer_src_v6"`
 	SrcMac            *ebpf.VariableSpec `ebpf:"src_mac"`
@@ -316,13 +316,12 @@ func (m *xlbMaps) Close() error {
 //
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbVariables struct {
-	ConnMask          *ebpf.Variable `ebpf:"conn_mask"`
+	ConnSets          *ebpf.Variable `ebpf:"conn_sets"`
 	DryRun            *ebpf.Variable `ebpf:"dry_run"`
 	FibMode           *ebpf.Variable `ebpf:"fib_mode"`
 	Mtu               *ebpf.Variable `ebpf:"mtu"`
 	NextHopJiffies    *ebpf.Variable `ebpf:"next_hop_jiffies"`
 	NextHopMac        *ebpf.Variable `ebpf:"next_hop_mac"`
-	NrCpus            *ebpf.Variable `ebpf:"nr_cpus"`
 	OuterSrcV4        *ebpf.Variable `ebpf:"outer_src_v4"`
 	OuterSrcV6        *ebpf.Variable `ebpf:"outer_src_v6"`
 	SrcMac            *ebpf.Variable `ebpf:"src_mac"`

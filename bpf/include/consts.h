@@ -20,9 +20,9 @@
 #define XLB_MAX_BACKENDS 4096
 #define XLB_CONN_ENTRIES 65536
 #define XLB_TABLE_SIZE 65537
-#define XLB_CONN_SETS 16384 /* per CPU; a power of two */
+#define XLB_CONN_SETS 16384
 #define XLB_CONN_WAYS 4
-#define XLB_MAX_CPUS 128 /* bound of the other-CPU loops; nr_cpus is the real count */
+#define XLB_MAX_CPUS 128 /* CPUs supported; a connection way records its writer's in a byte */
 #define XLB_MAX_IFACES 64 /* interfaces in tx_port_map */
 /* Maglev tables per VIP: one live, the other standing by to be rewritten
  * (see ring_map in maps.h). Mirrored by l4.ringsPerVIP. */
