@@ -204,7 +204,9 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 			stat_add(XLB_CNT_NO_BACKEND, p->len);
 			return XDP_DROP;
 		}
-		if (!dry_run && set) {
+		if (!dry_run && set && !conn_insert_allowed()) {
+			stat_add(XLB_CNT_CT_INSERT_SKIPPED, p->len);
+		} else if (!dry_run && set) {
 			struct conn nc = {
 				.backend_id = bid,
 				.backend_gen = b->gen,

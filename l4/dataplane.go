@@ -34,6 +34,12 @@ type Config struct {
 	// (inner + 20 or 40 bytes); larger packets are dropped and counted as
 	// too_big. 0 disables the check.
 	MTU uint32
+	// NewFlowRateLimit is how many new flows each CPU may write into the
+	// connection table per second; past it, within the second, new flows
+	// are still forwarded by the Maglev table but get no entry
+	// (conn_insert_skipped), so a flood of new 5-tuples cannot evict the
+	// established flows. 0: no limit.
+	NewFlowRateLimit uint32
 
 	// PinPath is a directory on bpffs (e.g. /sys/fs/bpf/xlb) where maps,
 	// program and links are pinned, and from which a later Open adopts them.
@@ -302,6 +308,8 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 		{s.ConnSets, c.ConnEntries / connWays * uint32(d.ncpu)},
 		{s.UdpTimeoutJiffies, jiffies(c.UDPTimeout, d.hz)},
 		{s.UdpRefreshJiffies, refresh},
+		{s.NewFlowRate, c.NewFlowRateLimit},
+		{s.HzJiffies, d.hz},
 		{s.Mtu, c.MTU},
 		{s.OuterSrcV4, v4},
 		{s.OuterSrcV6, v6},

@@ -52,6 +52,12 @@ type xlbConnSet struct {
 	}
 }
 
+type xlbFlowRate struct {
+	_     structs.HostLayout
+	Start uint64
+	Count uint64
+}
+
 type xlbNextHopEntry struct {
 	_       structs.HostLayout
 	Dst     [6]uint8
@@ -124,7 +130,8 @@ const (
 	xlbXlbCounterXLB_CNT_VLAN_STACKED      xlbXlbCounter = 24
 	xlbXlbCounterXLB_CNT_OTHER_L4          xlbXlbCounter = 25
 	xlbXlbCounterXLB_CNT_ICMP_TOO_BIG      xlbXlbCounter = 26
-	xlbXlbCounterXLB_CNT_MAX               xlbXlbCounter = 27
+	xlbXlbCounterXLB_CNT_CT_INSERT_SKIPPED xlbXlbCounter = 27
+	xlbXlbCounterXLB_CNT_MAX               xlbXlbCounter = 28
 )
 
 type xlbXlbCtl struct {
@@ -149,6 +156,7 @@ const (
 	xlbMapBackendStatsMap   = "backend_stats_map"
 	xlbMapConnMap           = "conn_map"
 	xlbMapCtlMap            = "ctl_map"
+	xlbMapFlowRateMap       = "flow_rate_map"
 	xlbMapNextHopMap        = "next_hop_map"
 	xlbMapRingLiveMap       = "ring_live_map"
 	xlbMapRingMap           = "ring_map"
@@ -163,7 +171,9 @@ const (
 	xlbVarConnSets          = "conn_sets"
 	xlbVarDryRun            = "dry_run"
 	xlbVarFibMode           = "fib_mode"
+	xlbVarHzJiffies         = "hz_jiffies"
 	xlbVarMtu               = "mtu"
+	xlbVarNewFlowRate       = "new_flow_rate"
 	xlbVarNextHopJiffies    = "next_hop_jiffies"
 	xlbVarNextHopMac        = "next_hop_mac"
 	xlbVarOuterSrcV4        = "outer_src_v4"
@@ -227,6 +237,7 @@ type xlbMapSpecs struct {
 	BackendStatsMap *ebpf.MapSpec `ebpf:"backend_stats_map"`
 	ConnMap         *ebpf.MapSpec `ebpf:"conn_map"`
 	CtlMap          *ebpf.MapSpec `ebpf:"ctl_map"`
+	FlowRateMap     *ebpf.MapSpec `ebpf:"flow_rate_map"`
 	NextHopMap      *ebpf.MapSpec `ebpf:"next_hop_map"`
 	RingLiveMap     *ebpf.MapSpec `ebpf:"ring_live_map"`
 	RingMap         *ebpf.MapSpec `ebpf:"ring_map"`
@@ -246,7 +257,9 @@ type xlbVariableSpecs struct {
 	ConnSets          *ebpf.VariableSpec `ebpf:"conn_sets"`
 	DryRun            *ebpf.VariableSpec `ebpf:"dry_run"`
 	FibMode           *ebpf.VariableSpec `ebpf:"fib_mode"`
+	HzJiffies         *ebpf.VariableSpec `ebpf:"hz_jiffies"`
 	Mtu               *ebpf.VariableSpec `ebpf:"mtu"`
+	NewFlowRate       *ebpf.VariableSpec `ebpf:"new_flow_rate"`
 	NextHopJiffies    *ebpf.VariableSpec `ebpf:"next_hop_jiffies"`
 	NextHopMac        *ebpf.VariableSpec `ebpf:"next_hop_mac"`
 	OuterSrcV4        *ebpf.VariableSpec `ebpf:"outer_src_v4"`
@@ -281,6 +294,7 @@ type xlbMaps struct {
 	BackendStatsMap *ebpf.Map `ebpf:"backend_stats_map"`
 	ConnMap         *ebpf.Map `ebpf:"conn_map"`
 	CtlMap          *ebpf.Map `ebpf:"ctl_map"`
+	FlowRateMap     *ebpf.Map `ebpf:"flow_rate_map"`
 	NextHopMap      *ebpf.Map `ebpf:"next_hop_map"`
 	RingLiveMap     *ebpf.Map `ebpf:"ring_live_map"`
 	RingMap         *ebpf.Map `ebpf:"ring_map"`
@@ -299,6 +313,7 @@ func (m *xlbMaps) Close() error {
 		m.BackendStatsMap,
 		m.ConnMap,
 		m.CtlMap,
+		m.FlowRateMap,
 		m.NextHopMap,
 		m.RingLiveMap,
 		m.RingMap,
@@ -319,7 +334,9 @@ type xlbVariables struct {
 	ConnSets          *ebpf.Variable `ebpf:"conn_sets"`
 	DryRun            *ebpf.Variable `ebpf:"dry_run"`
 	FibMode           *ebpf.Variable `ebpf:"fib_mode"`
+	HzJiffies         *ebpf.Variable `ebpf:"hz_jiffies"`
 	Mtu               *ebpf.Variable `ebpf:"mtu"`
+	NewFlowRate       *ebpf.Variable `ebpf:"new_flow_rate"`
 	NextHopJiffies    *ebpf.Variable `ebpf:"next_hop_jiffies"`
 	NextHopMac        *ebpf.Variable `ebpf:"next_hop_mac"`
 	OuterSrcV4        *ebpf.Variable `ebpf:"outer_src_v4"`

@@ -119,4 +119,26 @@ XLB_INLINE void conn_insert(struct conn_set *s, const struct conn_key *k, __u32 
 	s->tag[victim] = tag;
 }
 
+/* conn_insert_allowed says whether this CPU may write one more new flow's
+ * entry in its current one-second window (new_flow_rate). Fixed windows
+ * per CPU: no sharing, one inlined lookup and bpf_jiffies64 (inlined too). */
+XLB_INLINE int conn_insert_allowed(void)
+{
+	struct flow_rate *r;
+	__u32 zero = 0;
+	__u64 now;
+
+	if (!new_flow_rate)
+		return 1;
+	r = bpf_map_lookup_elem(&flow_rate_map, &zero);
+	if (!r)
+		return 1;
+	now = bpf_jiffies64();
+	if (now - r->start >= hz_jiffies) {
+		r->start = now;
+		r->count = 0;
+	}
+	return ++r->count <= new_flow_rate;
+}
+
 #endif /* XLB_CONN_H */

@@ -97,6 +97,7 @@ enum xlb_counter {
 	XLB_CNT_VLAN_STACKED,      /* passed: more than one VLAN tag (QinQ, 802.1ad) */
 	XLB_CNT_OTHER_L4,          /* passed: IP but not TCP or UDP (ICMP, ESP, extension headers) */
 	XLB_CNT_ICMP_TOO_BIG,      /* a too_big packet answered with ICMP frag-needed / ICMPv6 packet-too-big */
+	XLB_CNT_CT_INSERT_SKIPPED, /* a new flow above new_flow_rate: forwarded by the Maglev table, no entry written */
 	XLB_CNT_MAX,
 };
 

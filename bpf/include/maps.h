@@ -28,6 +28,11 @@ volatile const __u8 fib_mode = 0;
  * ask for every packet. l4 also empties the cache when the kernel's
  * neighbour or route tables change. */
 volatile const __u64 next_hop_jiffies = 25;
+/* New flows per CPU per second that may write a connection entry; past it
+ * they are still forwarded by the Maglev table but not inserted, so a
+ * flood of new 5-tuples cannot evict established flows. 0: no limit. */
+volatile const __u32 new_flow_rate = 0;
+volatile const __u64 hz_jiffies = 250; /* one second in jiffies */
 /* dry_run: the same program, loaded a second time for Lookup, that neither
  * writes connection entries nor counts, so asking a question changes nothing. */
 volatile const __u8 dry_run = 0;
@@ -179,6 +184,15 @@ struct {
 	__type(value, struct xlb_stat);
 	__uint(max_entries, XLB_MAX_BACKENDS);
 } backend_stats_map SEC(".maps");
+
+/* This CPU's new-flow count in its current one-second window
+ * (new_flow_rate). Not pinned: a restart starts a new window. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct flow_rate);
+	__uint(max_entries, 1);
+} flow_rate_map SEC(".maps");
 
 /* Run-time knobs, one entry. */
 struct {

@@ -101,6 +101,12 @@ struct next_hop_entry {
 	__u64 expires;       /* jiffies; 0: empty */
 };
 
+/* flow_rate_map value: this CPU's window of new_flow_rate. */
+struct flow_rate {
+	__u64 start; /* jiffies the window began at */
+	__u64 count; /* new flows in it so far */
+};
+
 /* stats_map and backend_stats_map value. */
 struct xlb_stat {
 	__u64 packets;

@@ -95,6 +95,11 @@ type Dataplane struct {
 	// larger ones are dropped and counted (too_big). 0 (or unset) takes the
 	// smallest MTU of the interfaces when the daemon starts.
 	MTU int
+	// NewFlowRateLimit is how many new flows each CPU may write into the
+	// connection table per second (l4.Config.NewFlowRateLimit); past it
+	// new flows are forwarded but not inserted, so a SYN flood cannot
+	// evict established flows. 0 (or unset): no limit.
+	NewFlowRateLimit int
 	// NextHopMAC, when set, is the destination MAC of every encapsulated
 	// frame (the router towards the L7 hosts): a fixed override. Unset,
 	// every frame's next hop comes from the kernel's FIB and neighbour
@@ -162,6 +167,7 @@ type fileConfig struct {
 		UDPIdleTimeout   *string `yaml:"udp_idle_timeout"`
 		TableSize        *int    `yaml:"table_size"`
 		MTU              *int    `yaml:"mtu"`
+		NewFlowRateLimit *int    `yaml:"new_flow_rate_limit"`
 		NextHopMAC       string  `yaml:"next_hop_mac"`
 		SrcMAC           string  `yaml:"src_mac"`
 	} `yaml:"dataplane"`
@@ -373,6 +379,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 	if cfg.Dataplane.MTU != 0 && cfg.Dataplane.MTU < 1280 {
 		v.errorf(p("dataplane", "mtu"), "%d is below 1280 (IPv6's minimum); omit it to take the interfaces' MTU", cfg.Dataplane.MTU)
 	}
+	cfg.Dataplane.NewFlowRateLimit = v.intRange(p("dataplane", "new_flow_rate_limit"), d.NewFlowRateLimit, 0, 0, 1<<31-1)
 	cfg.Dataplane.NextHopMAC = v.mac(p("dataplane", "next_hop_mac"), d.NextHopMAC)
 	cfg.Dataplane.SrcMAC = v.mac(p("dataplane", "src_mac"), d.SrcMAC)
 

@@ -36,6 +36,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	assert.Equal(t, "udp", cfg.VIPs[2].Proto)
 	assert.Nil(t, cfg.Dataplane.NextHopMAC, "the example takes next hops from the FIB")
 	assert.Zero(t, cfg.Dataplane.MTU, "the example takes the interfaces' MTU")
+	assert.Equal(t, 200000, cfg.Dataplane.NewFlowRateLimit)
 }
 
 func TestDefaults(t *testing.T) {
@@ -89,6 +90,8 @@ func TestErrors(t *testing.T) {
 		{"table size not prime", minimal + "dataplane:\n  table_size: 100\n", "x.yaml:13: dataplane.table_size: 100 is not prime"},
 		{"mtu too small", minimal + "dataplane:\n  mtu: 500\n", "x.yaml:13: dataplane.mtu: 500 is below 1280"},
 		{"mtu range", minimal + "dataplane:\n  mtu: 70000\n", "x.yaml:13: dataplane.mtu: 70000 is out of range 0..65535"},
+		{"negative new-flow rate", minimal + "dataplane:\n  new_flow_rate_limit: -1\n", "x.yaml:13: dataplane.new_flow_rate_limit: -1 is out of range 0..2147483647"},
+		{"new-flow rate not a number", minimal + "dataplane:\n  new_flow_rate_limit: lots\n", "x.yaml:13: dataplane.new_flow_rate_limit"},
 		{"vip table differs", base("    table_size: 251\n", ""), "x.yaml:9: vips[0].table_size: 251 differs from dataplane.table_size 65537"},
 		{"bad outer v4", minimal + "  ipv6: 10.0.0.1\n", ""}, // duplicate key: caught by the YAML parser
 		{"outer v4 is v6", "interfaces:\n  - name: eth0\nouter_source:\n  ipv4: 2001:db8::1\n", `x.yaml:4: outer_source.ipv4: "2001:db8::1" is not a unicast IPv4 address`},

@@ -553,17 +553,18 @@ func attachMode(s string) l4.AttachMode {
 // counted (too_big) instead of vanishing at the next hop.
 func dataplaneConfig(cfg *config.Config, iface func(string) (*net.Interface, error)) l4.Config {
 	c := l4.Config{
-		MaxVIPs:     uint32(cfg.Dataplane.MaxVIPs),
-		MaxBackends: uint32(cfg.Dataplane.MaxBackends),
-		ConnEntries: uint32(cfg.Dataplane.ConntrackEntries),
-		TableSize:   cfg.Dataplane.TableSize,
-		UDPTimeout:  cfg.Dataplane.UDPIdleTimeout,
-		MTU:         uint32(cfg.Dataplane.MTU),
-		PinPath:     cfg.PinPath,
-		OuterSrcV4:  cfg.OuterSource.IPv4,
-		OuterSrcV6:  cfg.OuterSource.IPv6,
-		SrcMAC:      cfg.Dataplane.SrcMAC,
-		NextHopMAC:  cfg.Dataplane.NextHopMAC,
+		MaxVIPs:          uint32(cfg.Dataplane.MaxVIPs),
+		MaxBackends:      uint32(cfg.Dataplane.MaxBackends),
+		ConnEntries:      uint32(cfg.Dataplane.ConntrackEntries),
+		TableSize:        cfg.Dataplane.TableSize,
+		UDPTimeout:       cfg.Dataplane.UDPIdleTimeout,
+		MTU:              uint32(cfg.Dataplane.MTU),
+		NewFlowRateLimit: uint32(cfg.Dataplane.NewFlowRateLimit),
+		PinPath:          cfg.PinPath,
+		OuterSrcV4:       cfg.OuterSource.IPv4,
+		OuterSrcV6:       cfg.OuterSource.IPv6,
+		SrcMAC:           cfg.Dataplane.SrcMAC,
+		NextHopMAC:       cfg.Dataplane.NextHopMAC,
 	}
 	for i, it := range cfg.Interfaces {
 		ifc, err := iface(it.Name)
