@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* xlb.c — the L4 balancer: XDP on the edge host's NIC. Per packet:
  * parse -> VIP lookup -> connection table -> Maglev table on a miss ->
- * IP-in-IP (or, per VIP, an L2 DSR MAC rewrite) towards the chosen L7
- * host -> XDP_TX. Everything that is not for a
+ * IP-in-IP of either family in either (or, per VIP, GUE or an L2 DSR MAC
+ * rewrite) towards the chosen L7 host -> XDP_TX. Everything that is not for a
  * VIP passes untouched. The verdict is counted once, at the single exit. */
 #include "include/consts.h"
 #include "include/types.h"
@@ -227,7 +227,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	if ((flags & XLB_VIP_L2DSR) && !dry_run)
 		ret = l2dsr(ctx, p, b, bid);
 	else
-		ret = encap(ctx, p, b, bid, hash);
+		ret = encap(ctx, p, b, bid, hash, flags);
 	if (ret != XLB_CONTINUE)
 		return ret;
 	stat_forward(vip_id, bid, p->len, new_flow);

@@ -40,14 +40,18 @@ type Config struct {
 	// (conn_insert_skipped), so a flood of new 5-tuples cannot evict the
 	// established flows. 0: no limit.
 	NewFlowRateLimit uint32
+	// GUEPort is the UDP destination port of ModeGUE VIPs' packets: the
+	// port the L7 hosts' decapsulator takes GUE on (xlb decap
+	// --gue-port). 0: no GUE VIP may be added.
+	GUEPort uint16
 
 	// PinPath is a directory on bpffs (e.g. /sys/fs/bpf/xlb) where maps,
 	// program and links are pinned, and from which a later Open adopts them.
 	// Empty: nothing is pinned and Close detaches everything.
 	PinPath string
 
-	OuterSrcV4 netip.Addr // outer source of IPv4-in-IPv4: this host's address
-	OuterSrcV6 netip.Addr // outer source of IPv6-in-IPv6: this host's address
+	OuterSrcV4 netip.Addr // outer source towards IPv4 L7 hosts (4-in-4, 6-in-4): this host's address
+	OuterSrcV6 netip.Addr // outer source towards IPv6 L7 hosts (6-in-6, 4-in-6): this host's address
 	// NextHopMAC, when set, is the destination MAC of every forwarded
 	// frame and SrcMAC its source (the NIC's own): a static override for
 	// a single router or segment. When it is nil the balancer asks the
@@ -309,6 +313,7 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 		{s.UdpTimeoutJiffies, jiffies(c.UDPTimeout, d.hz)},
 		{s.UdpRefreshJiffies, refresh},
 		{s.NewFlowRate, c.NewFlowRateLimit},
+		{s.GuePort, c.GUEPort},
 		{s.HzJiffies, d.hz},
 		{s.Mtu, c.MTU},
 		{s.OuterSrcV4, v4},

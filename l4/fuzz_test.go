@@ -17,22 +17,30 @@ import (
 type fuzzBed struct {
 	d        *Dataplane
 	backends map[VIP]map[netip.Addr]bool
+	gue      map[VIP]bool // VIPs in ModeGUE
 }
 
 func newFuzzBed(t testing.TB) *fuzzBed {
 	d := openTest(t, nil)
-	b := &fuzzBed{d: d, backends: map[VIP]map[netip.Addr]bool{}}
+	b := &fuzzBed{d: d, backends: map[VIP]map[netip.Addr]bool{}, gue: map[VIP]bool{}}
 	for _, v := range []struct {
 		vip      VIP
 		backends []string
+		mode     Mode
 	}{
-		{VIP{netip.MustParseAddr("203.0.113.10"), 80, TCP}, []string{"192.168.1.1", "192.168.1.2", "192.168.1.3"}},
-		{VIP{netip.MustParseAddr("203.0.113.10"), 53, UDP}, []string{"192.168.1.4"}},
-		{VIP{netip.MustParseAddr("203.0.113.20"), 0, TCP}, []string{"192.168.1.5", "192.168.1.6"}},
-		{VIP{netip.MustParseAddr("2001:db8::10"), 443, TCP}, []string{"fd00::11", "fd00::12"}},
-		{VIP{netip.MustParseAddr("2001:db8::10"), 443, UDP}, []string{"fd00::13"}},
+		{VIP{netip.MustParseAddr("203.0.113.10"), 80, TCP}, []string{"192.168.1.1", "192.168.1.2", "192.168.1.3"}, ModeIPIP},
+		{VIP{netip.MustParseAddr("203.0.113.10"), 53, UDP}, []string{"192.168.1.4"}, ModeIPIP},
+		{VIP{netip.MustParseAddr("203.0.113.20"), 0, TCP}, []string{"192.168.1.5", "192.168.1.6"}, ModeIPIP},
+		{VIP{netip.MustParseAddr("2001:db8::10"), 443, TCP}, []string{"fd00::11", "fd00::12"}, ModeIPIP},
+		{VIP{netip.MustParseAddr("2001:db8::10"), 443, UDP}, []string{"fd00::13"}, ModeIPIP},
+		// Mixed families, in IP-in-IP and in GUE.
+		{VIP{netip.MustParseAddr("203.0.113.30"), 80, TCP}, []string{"fd00::21"}, ModeIPIP},
+		{VIP{netip.MustParseAddr("2001:db8::30"), 80, TCP}, []string{"192.168.1.21"}, ModeIPIP},
+		{VIP{netip.MustParseAddr("203.0.113.40"), 80, TCP}, []string{"192.168.1.31", "fd00::31"}, ModeGUE},
+		{VIP{netip.MustParseAddr("2001:db8::40"), 53, UDP}, []string{"192.168.1.32", "fd00::32"}, ModeGUE},
 	} {
-		require.NoError(t, d.UpsertVIP(v.vip))
+		require.NoError(t, d.UpsertVIP(v.vip, WithMode(v.mode)))
+		b.gue[v.vip] = v.mode == ModeGUE
 		ids := upsertBackends(t, d, v.backends...)
 		require.NoError(t, d.InstallTable(v.vip, ring(ids, 0)))
 		b.backends[v.vip] = map[netip.Addr]bool{}
@@ -57,6 +65,10 @@ func balancerSeeds(t testing.TB) [][]byte {
 		tcpSYN("198.51.100.1:40001", "203.0.113.10:81"),
 		udp("198.51.100.1:40001", "192.0.2.1:53"),
 		tcpSYN("[2001:db8:1::1]:40003", "[2001:db8::99]:443"),
+		tcpSYN("198.51.100.4:40005", "203.0.113.30:80"),
+		tcpACK("[2001:db8:1::4]:40006", "[2001:db8::30]:80"),
+		tcpSYN("198.51.100.5:40007", "203.0.113.40:80"),
+		udp("[2001:db8:1::5]:40008", "[2001:db8::40]:53"),
 	} {
 		out = append(out, p.build(t))
 	}
@@ -65,8 +77,9 @@ func balancerSeeds(t testing.TB) [][]byte {
 
 // check runs one frame through the balancer and checks what must hold for every input:
 // never XDP_ABORTED; XDP_PASS leaves the bytes untouched; XDP_TX sends the
-// input's IP packet, unchanged, inside an outer header addressed to a
-// backend of the VIP the inner packet is addressed to.
+// input's IP packet, unchanged, inside an outer header (IP-in-IP, or GUE for
+// a GUE VIP) addressed to a backend of the VIP the inner packet is
+// addressed to.
 func (b *fuzzBed) check(t testing.TB, in []byte) uint32 {
 	t.Helper()
 	if len(in) > 3000 {
@@ -93,9 +106,9 @@ func (b *fuzzBed) check(t testing.TB, in []byte) uint32 {
 			fail("XDP_PASS changed the frame")
 		}
 	case xdpTx:
-		dst, inner, ok := outerOf(out)
+		dst, inner, gue, ok := outerOf(out)
 		if !ok {
-			fail("XDP_TX of a frame that is not IP-in-IP")
+			fail("XDP_TX of a frame that is neither IP-in-IP nor GUE")
 		}
 		if !bytes.Equal(inner, in[14:]) {
 			fail("the inner packet is not the input's IP packet")
@@ -115,32 +128,57 @@ func (b *fuzzBed) check(t testing.TB, in []byte) uint32 {
 		if !backends[dst] {
 			fail("XDP_TX to %s, which is no backend of %s", dst, vip)
 		}
+		if gue != b.gue[vip] {
+			fail("XDP_TX of %s in GUE %v, its mode says %v", vip, gue, b.gue[vip])
+		}
 	default:
 		fail("verdict %d", verdict)
 	}
 	return verdict
 }
 
-// outerOf parses the outer header of an IP-in-IP frame: its destination and
-// what follows it.
-func outerOf(f []byte) (netip.Addr, []byte, bool) {
+// outerOf parses the outer header of an IP-in-IP or GUE frame: its
+// destination, what follows the tunnel headers, and whether it was GUE
+// (variant 1 to testGUEPort: a source port in 32768..65535 and a UDP
+// length that covers the inner packet's own).
+func outerOf(f []byte) (dst netip.Addr, rest []byte, gue bool, ok bool) {
 	if len(f) < 14 {
-		return netip.Addr{}, nil, false
+		return netip.Addr{}, nil, false, false
 	}
 	ip := f[14:]
+	var proto byte
 	switch binary.BigEndian.Uint16(f[12:]) {
 	case 0x0800:
-		if len(ip) < 20 || ip[0] != 0x45 || (ip[9] != 4 && ip[9] != 41) {
-			return netip.Addr{}, nil, false
+		if len(ip) < 20 || ip[0] != 0x45 {
+			return netip.Addr{}, nil, false, false
 		}
-		return netip.AddrFrom4([4]byte(ip[16:20])), ip[20:], true
+		dst, proto, rest = netip.AddrFrom4([4]byte(ip[16:20])), ip[9], ip[20:]
 	case 0x86dd:
-		if len(ip) < 40 || ip[0]>>4 != 6 || (ip[6] != 4 && ip[6] != 41) {
-			return netip.Addr{}, nil, false
+		if len(ip) < 40 || ip[0]>>4 != 6 {
+			return netip.Addr{}, nil, false, false
 		}
-		return netip.AddrFrom16([16]byte(ip[24:40])), ip[40:], true
+		dst, proto, rest = netip.AddrFrom16([16]byte(ip[24:40])), ip[6], ip[40:]
+	default:
+		return netip.Addr{}, nil, false, false
 	}
-	return netip.Addr{}, nil, false
+	switch proto {
+	case 4, 41:
+		return dst, rest, false, true
+	case 17:
+		if len(rest) < 8+20 || binary.BigEndian.Uint16(rest[0:]) < 0x8000 || binary.BigEndian.Uint16(rest[2:]) != testGUEPort {
+			return netip.Addr{}, nil, false, false
+		}
+		udpLen := int(binary.BigEndian.Uint16(rest[4:]))
+		innerLen := int(binary.BigEndian.Uint16(rest[8+2:])) // IPv4 total length
+		if rest[8]>>4 == 6 {
+			innerLen = 40 + int(binary.BigEndian.Uint16(rest[8+4:]))
+		}
+		if udpLen != 8+innerLen || udpLen > len(rest) {
+			return netip.Addr{}, nil, false, false
+		}
+		return dst, rest[8:], true, true
+	}
+	return netip.Addr{}, nil, false, false
 }
 
 // vipOf reads the destination (address, port, protocol) of an IP packet.

@@ -171,6 +171,7 @@ const (
 	xlbVarConnSets          = "conn_sets"
 	xlbVarDryRun            = "dry_run"
 	xlbVarFibMode           = "fib_mode"
+	xlbVarGuePort           = "gue_port"
 	xlbVarHzJiffies         = "hz_jiffies"
 	xlbVarMtu               = "mtu"
 	xlbVarNewFlowRate       = "new_flow_rate"
@@ -257,6 +258,7 @@ type xlbVariableSpecs struct {
 	ConnSets          *ebpf.VariableSpec `ebpf:"conn_sets"`
 	DryRun            *ebpf.VariableSpec `ebpf:"dry_run"`
 	FibMode           *ebpf.VariableSpec `ebpf:"fib_mode"`
+	GuePort           *ebpf.VariableSpec `ebpf:"gue_port"`
 	HzJiffies         *ebpf.VariableSpec `ebpf:"hz_jiffies"`
 	Mtu               *ebpf.VariableSpec `ebpf:"mtu"`
 	NewFlowRate       *ebpf.VariableSpec `ebpf:"new_flow_rate"`
@@ -334,6 +336,7 @@ type xlbVariables struct {
 	ConnSets          *ebpf.Variable `ebpf:"conn_sets"`
 	DryRun            *ebpf.Variable `ebpf:"dry_run"`
 	FibMode           *ebpf.Variable `ebpf:"fib_mode"`
+	GuePort           *ebpf.Variable `ebpf:"gue_port"`
 	HzJiffies         *ebpf.Variable `ebpf:"hz_jiffies"`
 	Mtu               *ebpf.Variable `ebpf:"mtu"`
 	NewFlowRate       *ebpf.Variable `ebpf:"new_flow_rate"`

@@ -46,6 +46,7 @@
 
 #define XLB_IPV4_HDR_LEN 20
 #define XLB_IPV6_HDR_LEN 40
+#define XLB_UDP_HDR_LEN 8
 #define XLB_IPIP_TTL 64
 
 /* Address families of struct backend.family (0 = no backend in this slot). */
@@ -56,6 +57,7 @@
 /* struct vip_info.flags and struct vip_live.flags: how the VIP forwards.
  * No flag: IP-in-IP towards the L7 host. Go reads them through abi.h. */
 #define XLB_VIP_L2DSR (1U << 0) /* rewrite the MACs only: L7 hosts on this segment */
+#define XLB_VIP_GUE (1U << 1)   /* GUE variant 1: IP in UDP to gue_port */
 
 /* IPv4 frag_off bits (host order). */
 #define XLB_IP_DF 0x4000

@@ -17,6 +17,7 @@ volatile const __u32 conn_sets = XLB_CONN_SETS;     /* conn_map sets */
 volatile const __u64 udp_timeout_jiffies = 30 * 250;
 volatile const __u64 udp_refresh_jiffies = 250;
 volatile const __u32 mtu = 0;                      /* 0: do not check */
+volatile const __u16 gue_port = 0;                 /* GUE VIPs' UDP destination port (host order); 0: none */
 volatile const __be32 outer_src_v4 = 0;            /* LB host address */
 volatile const __u32 outer_src_v6[4] = {};         /* LB host address */
 volatile const __u8 src_mac[ETH_ALEN] __attribute__((aligned(4))) = {};      /* this NIC's MAC */
