@@ -72,6 +72,11 @@ func balancerSeeds(t testing.TB) [][]byte {
 	} {
 		out = append(out, p.build(t))
 	}
+	// ICMP errors about VIP flows, which go to the flow's host.
+	out = append(out,
+		icmpAbout(t, tcpSYN("198.51.100.1:40001", "203.0.113.10:80"), netip.MustParseAddr("192.0.2.254"), 3, 4),
+		icmpAbout(t, udp("[2001:db8:1::2]:40004", "[2001:db8::10]:443"), netip.MustParseAddr("2001:db8:ff::1"), 2, 0),
+		icmpAbout(t, tcpSYN("198.51.100.5:40007", "203.0.113.40:80"), netip.MustParseAddr("192.0.2.254"), 3, 4))
 	return append(out, arp(t), make([]byte, 14))
 }
 
@@ -181,8 +186,45 @@ func outerOf(f []byte) (dst netip.Addr, rest []byte, gue bool, ok bool) {
 	return netip.Addr{}, nil, false, false
 }
 
-// vipOf reads the destination (address, port, protocol) of an IP packet.
+// vipOf reads the destination (address, port, protocol) of an IP packet;
+// for an ICMP error, the VIP it is about: the source of the quoted packet.
 func vipOf(p []byte) (VIP, bool) {
+	if v, ok := quotedVIPOf(p); ok {
+		return v, true
+	}
+	return destOf(p)
+}
+
+// quotedVIPOf reads the quoted packet's source of an ICMP or ICMPv6 error.
+func quotedVIPOf(p []byte) (VIP, bool) {
+	var q []byte
+	switch {
+	case len(p) >= 20 && p[0]>>4 == 4 && p[9] == 1 && len(p) >= int(p[0]&0xf)*4+8:
+		q = p[int(p[0]&0xf)*4+8:]
+	case len(p) >= 40+8 && p[0]>>4 == 6 && p[6] == 58:
+		q = p[40+8:]
+	default:
+		return VIP{}, false
+	}
+	var v VIP
+	var l4 []byte
+	switch {
+	case len(q) >= 20 && q[0]>>4 == 4 && len(q) >= int(q[0]&0xf)*4:
+		v.Addr, v.Proto, l4 = netip.AddrFrom4([4]byte(q[12:16])), Proto(q[9]), q[int(q[0]&0xf)*4:]
+	case len(q) >= 40 && q[0]>>4 == 6:
+		v.Addr, v.Proto, l4 = netip.AddrFrom16([16]byte(q[8:24])), Proto(q[6]), q[40:]
+	default:
+		return VIP{}, false
+	}
+	if (v.Proto != TCP && v.Proto != UDP) || len(l4) < 2 {
+		return VIP{}, false
+	}
+	v.Port = binary.BigEndian.Uint16(l4)
+	return v, true
+}
+
+// destOf reads the destination (address, port, protocol) of an IP packet.
+func destOf(p []byte) (VIP, bool) {
 	var (
 		v   VIP
 		l4  []byte

@@ -49,7 +49,10 @@ const (
 	// A new flow above Config.NewFlowRateLimit: forwarded by the Maglev
 	// table, no connection entry written.
 	CounterConnInsertSkipped = Counter(xlbXlbCounterXLB_CNT_CT_INSERT_SKIPPED)
-	numCounters              = int(xlbXlbCounterXLB_CNT_MAX)
+	// An ICMP error about a VIP flow (unreachable, fragmentation needed,
+	// packet too big) sent to that flow's L7 host.
+	CounterICMPSteered = Counter(xlbXlbCounterXLB_CNT_ICMP_STEERED)
+	numCounters        = int(xlbXlbCounterXLB_CNT_MAX)
 )
 
 // CounterKind says what a counter slot counts; metrics export each kind
@@ -115,6 +118,7 @@ var counterInfos = [...]counterInfo{
 	CounterOtherL4:           {"other_l4", "other_l4", KindReason},
 	CounterICMPTooBig:        {"icmp_too_big", "icmp_too_big", KindReason},
 	CounterConnInsertSkipped: {"conn_insert_skipped", "insert_skipped", KindConn},
+	CounterICMPSteered:       {"icmp_steered", "icmp_steered", KindReason},
 }
 
 // The verdict slots must be XLB_CNT_XDP_ABORTED + the XDP action, the way

@@ -131,7 +131,8 @@ const (
 	xlbXlbCounterXLB_CNT_OTHER_L4          xlbXlbCounter = 25
 	xlbXlbCounterXLB_CNT_ICMP_TOO_BIG      xlbXlbCounter = 26
 	xlbXlbCounterXLB_CNT_CT_INSERT_SKIPPED xlbXlbCounter = 27
-	xlbXlbCounterXLB_CNT_MAX               xlbXlbCounter = 28
+	xlbXlbCounterXLB_CNT_ICMP_STEERED      xlbXlbCounter = 28
+	xlbXlbCounterXLB_CNT_MAX               xlbXlbCounter = 29
 )
 
 type xlbXlbCtl struct {

@@ -59,6 +59,11 @@
 #define XLB_VIP_L2DSR (1U << 0) /* rewrite the MACs only: L7 hosts on this segment */
 #define XLB_VIP_GUE (1U << 1)   /* GUE variant 1: IP in UDP to gue_port */
 
+/* ICMP errors steered to a VIP flow's L7 host (parse.h). */
+#define XLB_ICMP_UNREACH 3     /* destination unreachable, fragmentation needed among its codes */
+#define XLB_ICMPV6_UNREACH 1   /* destination unreachable */
+#define XLB_ICMPV6_TOO_BIG 2   /* packet too big */
+
 /* IPv4 frag_off bits (host order). */
 #define XLB_IP_DF 0x4000
 #define XLB_IP_MF 0x2000
@@ -100,6 +105,7 @@ enum xlb_counter {
 	XLB_CNT_OTHER_L4,          /* passed: IP but not TCP or UDP (ICMP, ESP, extension headers) */
 	XLB_CNT_ICMP_TOO_BIG,      /* a too_big packet answered with ICMP frag-needed / ICMPv6 packet-too-big */
 	XLB_CNT_CT_INSERT_SKIPPED, /* a new flow above new_flow_rate: forwarded by the Maglev table, no entry written */
+	XLB_CNT_ICMP_STEERED,      /* an ICMP error about a VIP flow, sent to that flow's L7 host */
 	XLB_CNT_MAX,
 };
 
