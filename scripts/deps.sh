@@ -20,6 +20,8 @@ have_cmd curl       || need+=(curl)
 # cgo toolchain: `go test -race` needs it.
 have_cmd gcc        || need+=(gcc libc6-dev)
 have_cmd nsenter    || need+=(util-linux)
+# The status page's browser tests drive a headless Chromium.
+have_cmd chromium   || need+=(chromium)
 
 if [ "${#need[@]}" -eq 0 ]; then
 	exit 0
