@@ -116,10 +116,13 @@ func (b *Browser) RowText(key string) string {
 	return eval[string](b, fmt.Sprintf(`Array.from((document.querySelector('tr[data-key=%q]') || {cells: []}).cells).map(c => c.textContent).join(" | ")`, key))
 }
 
-// Filter types text into the filter box.
+// Filter clears the filter box and types text into it, key by key.
 func (b *Browser) Filter(text string) {
 	b.t.Helper()
-	require.NoError(b.t, chromedp.Do(b.ctx, chromedp.SetValue("#filter", ""), chromedp.SendKeys("#filter", text)))
+	_ = eval[bool](b, `(() => { const f = document.getElementById("filter"); f.value = ""; f.dispatchEvent(new Event("input")); return true })()`)
+	if text != "" {
+		require.NoError(b.t, chromedp.Do(b.ctx, chromedp.SendKeys("#filter", text)))
+	}
 }
 
 // VisibleRows counts the rows of a table (by its id: backends, servers,
@@ -209,4 +212,17 @@ func relay(ctx context.Context, c net.Conn, dial func(ctx context.Context, netwo
 	go pipe(c, up)
 	<-done
 	<-done
+}
+
+// Mark sets a marker in the loaded document; Marked reports whether it is
+// still there, which it is not after a reload or a navigation.
+func (b *Browser) Mark() {
+	b.t.Helper()
+	_ = eval[bool](b, `window.__xlbMark = true`)
+}
+
+// Marked: see Mark.
+func (b *Browser) Marked() bool {
+	b.t.Helper()
+	return eval[bool](b, `window.__xlbMark === true`)
 }
