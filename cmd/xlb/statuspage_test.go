@@ -42,7 +42,8 @@ pools:
 // the routes, pools and servers are there, green; a drain through the
 // admin socket turns a server orange and stopping an app server turns it
 // red, each within a few seconds and without a reload; the filter and
-// sorting work; a screenshot is left for a person to look at.
+// sorting work; a screenshot is left for a person to look at; when the
+// proxy dies the page says its data is stale.
 func TestStatusPageProxyInBrowser(t *testing.T) {
 	var hits [4]atomic.Int64
 	var addrs []any
@@ -137,4 +138,10 @@ func TestStatusPageProxyInBrowser(t *testing.T) {
 	assert.Equal(t, "server:assets/assets-1", keys[0], "a second click sorts descending")
 
 	b.Screenshot("status-proxy")
+
+	// A proxy that is gone is said so on the page, which keeps its last data.
+	require.NoError(t, pp.cmd.Process.Kill())
+	require.Eventually(t, func() bool { return strings.Contains(b.Text("#banner"), "Cannot read /api/status") }, 5*time.Second, 100*time.Millisecond,
+		"the banner says the page is stale: %q", b.Text("#banner"))
+	assert.Equal(t, "down", b.RowState("server:app/app-3"), "the last data stays on the page")
 }
