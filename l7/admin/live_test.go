@@ -34,6 +34,7 @@ pools:
       - {name: b, addr: %q}
       - {name: c, addr: %q}
   - name: spare
+    slow_start: 1m
     servers:
       - {name: s1, addr: "127.0.0.1:1"}
 `
@@ -197,6 +198,27 @@ func TestLiveStatusRatesFromRealTraffic(t *testing.T) {
 	assert.Equal(t, 0, app.Available)
 	assert.Equal(t, LiveSummary{Pools: 2, Servers: 4, Up: 1, Draining: 1, Ejected: 1, Down: 1, PoolsEmpty: 1}, st.Summary)
 	assert.Equal(t, http.StatusServiceUnavailable, lp.get(t, "/api/x"), "an empty pool answers 503")
+}
+
+// TestLiveStatusSlowStart checks that a server back from a failed health
+// check is reported in slow start with the fraction of its weight in
+// effect.
+func TestLiveStatusSlowStart(t *testing.T) {
+	lp := startLiveProxy(t)
+	spare := func() LiveServer {
+		st := lp.status(t)
+		require.Len(t, st.Pools, 2)
+		return serverByName(st.Pools[1], "s1")
+	}
+	assert.Equal(t, LiveUp, spare().State, "up from the start: no ramp")
+	_, dir := lp.p.Running()
+	dir.SetStatus("spare/s1", false)
+	assert.Equal(t, LiveDown, spare().State)
+	dir.SetStatus("spare/s1", true)
+	s := spare()
+	assert.Equal(t, LiveSlowStart, s.State)
+	assert.Less(t, s.EffectiveWeight, 0.2, "it ramps from 10 %% over a minute")
+	assert.Equal(t, 1, lp.status(t).Summary.SlowStart)
 }
 
 // TestLiveStatusPageServed checks the page and its assets come from the
