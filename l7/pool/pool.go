@@ -15,6 +15,8 @@ type Pool struct {
 	Name     string
 	Index    int
 	Backends []*Backend
+	// Budget bounds the retries to the pool's servers.
+	Budget *Budget
 
 	passive config.Passive
 	log     *slog.Logger
@@ -55,6 +57,7 @@ func New(index int, cfg config.Pool, firstID int, log *slog.Logger, now time.Tim
 		log:     log.With("pool", cfg.Name),
 		byKey:   make(map[uint64]*Backend, len(cfg.Servers)),
 		byName:  make(map[string]*Backend, len(cfg.Servers)),
+		Budget:  NewBudget(cfg.RetryBudget),
 	}
 	for i, s := range cfg.Servers {
 		b := &Backend{

@@ -14,8 +14,8 @@ import (
 
 // accessLog writes one JSON record per sampled request. Sampling is
 // deterministic (every n-th request) so that it needs no random source on
-// the hot path; server errors (5xx) are always logged because they are what
-// an operator looks for. Records are built only for requests that are
+// the hot path; server errors (5xx) and retried requests are always logged
+// because they are what an operator looks for. Records are built only for requests that are
 // logged, so the unsampled path costs one atomic add.
 type accessLog struct {
 	log   *slog.Logger
@@ -38,8 +38,9 @@ func (a *accessLog) sampled(status int) bool {
 	return a.every > 0 && a.n.Add(1)%a.every == 0
 }
 
-func (a *accessLog) record(ctx *fasthttp.RequestCtx, dec *director.Decision, status int, d time.Duration) {
-	if !a.sampled(status) {
+func (a *accessLog) record(ctx *fasthttp.RequestCtx, dec *director.Decision, res result, d time.Duration) {
+	status := res.status
+	if !a.sampled(status) && res.tries <= 1 {
 		return
 	}
 	attrs := []slog.Attr{
@@ -54,9 +55,12 @@ func (a *accessLog) record(ctx *fasthttp.RequestCtx, dec *director.Decision, sta
 	if dec.Route != nil {
 		attrs = append(attrs, slog.String("route", dec.Route.Name), slog.String("pool", dec.Route.Pool))
 	}
-	if dec.Backend != nil {
-		attrs = append(attrs, slog.String("backend", dec.Backend.Name))
+	if res.server != nil {
+		attrs = append(attrs, slog.String("backend", res.server.Name))
 	}
+	// termination is why the request ended (see docs/proxy-traffic.md);
+	// tries counts the servers tried, more than 1 after a retry.
+	attrs = append(attrs, slog.String("termination", res.cause.String()), slog.Int("tries", res.tries))
 	// The record is fully built from copies here, so a slow or asynchronous
 	// slog handler never sees fasthttp's recycled buffers.
 	a.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)

@@ -1,10 +1,8 @@
 package proxy
 
 import (
-	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -60,11 +58,17 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	// Decide resets st.dec itself and keeps its cookie buffer: clearing it
 	// here would make every newly issued cookie allocate.
 	p.dir.Decide(&st.req, &st.dec)
-	st.req = director.Request{} // drop references into ctx before pooling
+	// st.req keeps references into ctx until the request is done (a retry
+	// redispatches with it); drop them before pooling.
+	defer func() { st.req = director.Request{} }()
 	dec := &st.dec
 	if dec.Status != 0 {
 		p.reply(ctx, dec.Status)
-		p.observe(ctx, dec, dec.Status, false, time.Since(start))
+		c := causeNoServer
+		if dec.Status != fasthttp.StatusServiceUnavailable {
+			c = causeRejected
+		}
+		p.observe(ctx, dec, result{status: dec.Status, cause: c}, time.Since(start))
 		return
 	}
 
@@ -75,7 +79,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.dir.Done(dec, director.Outcome{Skipped: true})
 		p.reply(ctx, fasthttp.StatusRequestEntityTooLarge)
 		ctx.SetConnectionClose()
-		p.observe(ctx, dec, fasthttp.StatusRequestEntityTooLarge, false, time.Since(start))
+		p.observe(ctx, dec, result{status: fasthttp.StatusRequestEntityTooLarge, cause: causeRejected, server: dec.Backend}, time.Since(start))
 		return
 	}
 
@@ -83,28 +87,20 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	stripRequestHopByHop(hdr, seen)
 	st.buf = setForwarded(hdr, seen, client, ctx.Host(), ctx.IsTLS(), p.trusted.contains(client), st.buf)
 
+	res := p.forward(ctx, st, start)
 	resp := &ctx.Response
-	err := p.clients[dec.Backend.ID].DoTimeout(&ctx.Request, resp, dec.Route.ResponseTimeout)
-	status := resp.StatusCode()
-	upstreamStatus := status // what passive health hears: 0 = no answer
-	connectErr := false
-	if err != nil {
-		status, connectErr = upstreamError(err)
-		upstreamStatus = 0
-		resp.Reset()
-		ctx.Error(fasthttp.StatusMessage(status), status)
-	} else {
+	if res.answered {
 		stripResponseHopByHop(&resp.Header, scanResponseHeaders(&resp.Header))
 		if dec.SetCookie != nil {
 			resp.Header.AddBytesV(hdrSetCookie, dec.SetCookie)
 		}
+	} else {
+		ctx.Error(fasthttp.StatusMessage(res.status), res.status)
 	}
 	if clientClose {
 		ctx.SetConnectionClose()
 	}
-	d := time.Since(start)
-	p.dir.Done(dec, director.Outcome{ConnectErr: connectErr, Status: upstreamStatus})
-	p.observe(ctx, dec, status, true, d)
+	p.observe(ctx, dec, res, time.Since(start))
 }
 
 // reply answers locally (no upstream) with a short plain-text body.
@@ -114,33 +110,13 @@ func (p *Proxy) reply(ctx *fasthttp.RequestCtx, status int) {
 }
 
 // observe does the per-request accounting: metrics and the sampled access log.
-func (p *Proxy) observe(ctx *fasthttp.RequestCtx, dec *director.Decision, status int, upstream bool, d time.Duration) {
+func (p *Proxy) observe(ctx *fasthttp.RequestCtx, dec *director.Decision, res result, d time.Duration) {
 	if p.metrics != nil {
-		p.metrics.observe(dec, status, upstream, d)
+		p.metrics.observe(dec, res, d)
 	}
 	if p.access != nil {
-		p.access.record(ctx, dec, status, d)
+		p.access.record(ctx, dec, res, d)
 	}
-}
-
-// upstreamError maps a HostClient error to the status the client gets and
-// whether it counts as a connect error for passive health. Dial timeouts
-// are 504 like response timeouts; refused or unreachable is 502.
-func upstreamError(err error) (status int, connectErr bool) {
-	var opErr *net.OpError
-	switch {
-	case errors.Is(err, fasthttp.ErrDialTimeout):
-		return fasthttp.StatusGatewayTimeout, true
-	case errors.As(err, &opErr) && opErr.Op == "dial":
-		return fasthttp.StatusBadGateway, true
-	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded):
-		return fasthttp.StatusGatewayTimeout, false
-	case errors.Is(err, fasthttp.ErrNoFreeConns), errors.Is(err, fasthttp.ErrConnectionClosed):
-		return fasthttp.StatusBadGateway, false
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		return fasthttp.StatusBadGateway, false
-	}
-	return fasthttp.StatusBadGateway, false
 }
 
 // remoteAddr is the client's address from the connection (DSR keeps the real

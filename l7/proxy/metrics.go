@@ -97,17 +97,17 @@ func (m *requestMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.duration.Collect(ch)
 }
 
-// observe accounts one request. upstream says whether the app server
+// observe accounts one request. res.answered says whether an app server
 // answered (status and latency are then the server's).
-func (m *requestMetrics) observe(dec *director.Decision, status int, upstream bool, d time.Duration) {
+func (m *requestMetrics) observe(dec *director.Decision, res result, d time.Duration) {
 	switch {
 	case dec.Route == nil:
-		m.unrouted.inc(status)
-	case upstream:
-		m.upstream[dec.Route.Index][dec.Backend.Index].inc(status)
-		m.latency[dec.Backend.ID].Observe(d.Seconds())
+		m.unrouted.inc(res.status)
+	case res.answered:
+		m.upstream[dec.Route.Index][res.server.Index].inc(res.status)
+		m.latency[res.server.ID].Observe(d.Seconds())
 	default:
-		m.local[dec.Route.Index].inc(status)
+		m.local[dec.Route.Index].inc(res.status)
 	}
 }
 

@@ -147,8 +147,13 @@ func newHostClient(addr string, dialTimeout time.Duration) *fasthttp.HostClient 
 		Addr: addr,
 		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
 			// fasthttp passes the request's remaining time; the route's dial
-			// timeout is usually the shorter bound.
-			return fasthttp.DialTimeout(addr, min(timeout, dialTimeout))
+			// timeout is usually the shorter bound. A dial error is marked
+			// so that forward knows the request was never sent.
+			c, err := fasthttp.DialTimeout(addr, min(timeout, dialTimeout))
+			if err != nil {
+				return nil, &dialError{err: err}
+			}
+			return c, nil
 		},
 		MaxConns:            maxConnsPerBackend,
 		MaxConnWaitTimeout:  time.Second,

@@ -1,0 +1,76 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/xlbproject/xlb/l7/director"
+	"github.com/xlbproject/xlb/l7/pool"
+)
+
+// result is how a forwarded request ended.
+type result struct {
+	status   int           // what the client gets
+	cause    cause         // why it ended
+	answered bool          // an app server's response is being returned
+	tries    int           // servers tried
+	server   *pool.Backend // the last server tried
+}
+
+// forward sends the request to the decided server and, when that fails in
+// a way that makes it safe, to other servers of the pool:
+//
+//   - a request that provably never reached a server (refused, dial
+//     timeout, upstream TLS handshake failure, no free connection) is
+//     retried for any method: the server has not seen it;
+//   - a request whose server closed, reset or timed out before sending a
+//     byte of response is retried only for an idempotent method and only
+//     when the route allows it: the server may have acted on it;
+//   - nothing is retried once a response has begun, or once a streamed
+//     request body has started to go out.
+//
+// Each retry goes to a server not yet tried (a sticky client is re-pinned
+// to it), needs room in the pool's retry budget, and fits in what is left
+// of the route's response timeout; each try is bounded by the per-try
+// timeout. Every try is reported to passive health on its own.
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *reqState, start time.Time) result {
+	dec := &st.dec
+	rt := dec.Route
+	pol := rt.Retry
+	req, resp := &ctx.Request, &ctx.Response
+	dec.Pool.Budget.Request(start)
+	streamed := req.IsBodyStream()
+	total := rt.ResponseTimeout
+	for try := 1; ; try++ {
+		timeout := total
+		if try > 1 {
+			timeout = total - time.Since(start)
+		}
+		if pol.PerTryTimeout > 0 && pol.PerTryTimeout < timeout {
+			timeout = pol.PerTryTimeout
+		}
+		err := p.clients[dec.Backend.ID].DoTimeout(req, resp, timeout)
+		if err == nil {
+			p.dir.Done(dec, director.Outcome{Status: resp.StatusCode()})
+			return result{status: resp.StatusCode(), cause: causeOK, answered: true, tries: try, server: dec.Backend}
+		}
+		f := classifyUpstream(err)
+		resp.Reset()
+		p.dir.Done(dec, director.Outcome{ConnectErr: f.neverSent, Status: 0})
+		res := result{status: f.status, cause: f.cause, tries: try, server: dec.Backend}
+
+		safe := f.neverSent || (f.noResponse && pol.Idempotent && !streamed && idempotent(ctx.Method()))
+		if !safe || try > pol.Max || time.Since(start) >= total {
+			return res
+		}
+		if !p.dir.Redispatch(&st.req, dec) {
+			return res // no other server to try
+		}
+		if !dec.Pool.Budget.AllowRetry(time.Now()) {
+			p.dir.Done(dec, director.Outcome{Skipped: true})
+			res.cause = causeBudgetExhausted
+			return res
+		}
+	}
+}

@@ -1,0 +1,183 @@
+package proxy
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// refusedAddr is a loopback port nothing listens on: connecting to it is
+// refused at once, so a request to it provably never reached a server.
+func refusedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// accessRecords parses the JSON access log.
+func accessRecords(t *testing.T, tp *testProxy) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(tp.logs.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
+		out = append(out, m)
+	}
+	return out
+}
+
+// countRecords counts access-log records with every key/value of want.
+func countRecords(recs []map[string]any, want map[string]any) int {
+	n := 0
+outer:
+	for _, r := range recs {
+		for k, v := range want {
+			if r[k] != v {
+				continue outer
+			}
+		}
+		n++
+	}
+	return n
+}
+
+// redispatchConfig: round robin over a server that refuses connections and
+// a good one, passive health off so the dead server keeps being chosen.
+const redispatchConfig = `
+listeners: [{name: http, addr: "127.0.0.1:0"}]
+access_log: {enabled: true, sample: 1}
+routes:
+  - {name: r, match: {path_prefix: /}, pool: p}
+  - {name: dead, match: {path_prefix: /dead}, pool: dead}
+pools:
+  - name: p
+    policy: round_robin
+    health: {passive: {disabled: true}}
+    servers:
+      - {name: refused, addr: "{refused}"}
+      - {name: good, addr: "{good}"}
+  - name: dead
+    health: {passive: {disabled: true}}
+    servers:
+      - {name: d1, addr: "{refused}"}
+      - {name: d2, addr: "{refused2}"}
+`
+
+func startRedispatch(t *testing.T, text string, good *appServer) *testProxy {
+	t.Helper()
+	text = strings.NewReplacer("{refused}", refusedAddr(t), "{refused2}", refusedAddr(t), "{good}", good.addr()).Replace(text)
+	return startProxy(t, text, nil)
+}
+
+func TestNeverReachedIsRetriedForAnyMethod(t *testing.T) {
+	good := newAppServer(t, "good", nil)
+	tp := startRedispatch(t, redispatchConfig, good)
+	c := client(t)
+
+	const n = 4
+	for i := range n {
+		resp, body := do(t, c, "GET", tp.url+"/x", nil, nil)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "GET %d: %s", i, body)
+		assert.Equal(t, "good", resp.Header.Get("X-Server"))
+		resp, body = do(t, c, "POST", tp.url+"/x", strings.NewReader("order=1"), nil)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "POST %d: %s", i, body)
+		assert.Equal(t, "good", resp.Header.Get("X-Server"))
+	}
+	_, gotBody, hits := good.lastRequest()
+	assert.Equal(t, 2*n, hits, "every request answered by the good server, once")
+	assert.Equal(t, "order=1", string(gotBody), "a retried POST carries its body")
+
+	recs := accessRecords(t, tp)
+	retried := countRecords(recs, map[string]any{"termination": "ok", "tries": float64(2), "backend": "good"})
+	assert.Equal(t, n, retried, "round robin sends every other request to the refused server first: %v", recs)
+	assert.Equal(t, uint64(n), tp.dir.Pools()[0].Budget.Retries())
+
+	// Every server of the pool refuses: the client's 502 says why.
+	resp, _ := do(t, c, "POST", tp.url+"/dead/x", strings.NewReader("y"), nil)
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+	recs = accessRecords(t, tp)
+	assert.Equal(t, 1, countRecords(recs, map[string]any{"path": "/dead/x", "status": float64(502), "termination": "connect_refused", "tries": float64(2)}), "%v", recs)
+}
+
+func TestRetriesDisabledOnRoute(t *testing.T) {
+	good := newAppServer(t, "good", nil)
+	tp := startRedispatch(t, strings.Replace(redispatchConfig, "pool: p}", "pool: p, retries: {disabled: true}}", 1), good)
+	c := client(t)
+	var bad int
+	for range 4 {
+		if resp, _ := do(t, c, "GET", tp.url+"/x", nil, nil); resp.StatusCode == http.StatusBadGateway {
+			bad++
+		}
+	}
+	assert.Equal(t, 2, bad, "without retries the refused server's share fails")
+	assert.Equal(t, 2, countRecords(accessRecords(t, tp), map[string]any{"status": float64(502), "termination": "connect_refused", "tries": float64(1)}))
+}
+
+// stickyRedispatchConfig: a sticky pool of two servers.
+const stickyRedispatchConfig = `
+listeners: [{name: http, addr: "127.0.0.1:0"}]
+access_log: {enabled: true, sample: 1}
+sticky:
+  keys:
+    - {id: 1, secret: "VKNuQ6PekEdVQxoEKhL6bukHWptxdy/xGQ5HnIZSyKQ="}
+routes: [{name: checkout, match: {path_prefix: /checkout}, pool: checkout}]
+pools:
+  - name: checkout
+    sticky: {cookie: xlb_checkout}
+    servers:
+      - {name: c1, addr: "{c1}"}
+      - {name: c2, addr: "{c2}"}
+`
+
+func TestStickyClientOfDeadServerIsRepinned(t *testing.T) {
+	// The servers close every connection after answering, so the proxy
+	// keeps no idle connection to the one that dies: its next request is a
+	// fresh, refused connect.
+	closeConn := func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Connection", "close")
+	}
+	servers := map[string]*appServer{
+		"c1": newAppServer(t, "c1", closeConn),
+		"c2": newAppServer(t, "c2", closeConn),
+	}
+	tp := startProxy(t, stickyRedispatchConfig, servers)
+	c := client(t)
+
+	resp, _ := do(t, c, "POST", tp.url+"/checkout/cart", strings.NewReader("a"), nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	pinned := resp.Header.Get("X-Server")
+	cookie := strings.SplitN(resp.Header.Get("Set-Cookie"), ";", 2)[0]
+	require.NotEmpty(t, cookie)
+	other := map[string]string{"c1": "c2", "c2": "c1"}[pinned]
+
+	servers[pinned].srv.Close() // the pinned server dies: connections are refused
+
+	resp, body := do(t, c, "POST", tp.url+"/checkout/pay", strings.NewReader("b"), map[string]string{"Cookie": cookie})
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.Equal(t, other, resp.Header.Get("X-Server"), "redispatched to the live server")
+	repin := strings.SplitN(resp.Header.Get("Set-Cookie"), ";", 2)[0]
+	require.NotEmpty(t, repin, "the client is re-pinned with a new cookie")
+	assert.NotEqual(t, cookie, repin)
+
+	// The new cookie names the live server: a plain sticky hit, one try.
+	resp, _ = do(t, c, "POST", tp.url+"/checkout/done", strings.NewReader("c"), map[string]string{"Cookie": repin})
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, other, resp.Header.Get("X-Server"))
+	assert.Empty(t, resp.Header.Get("Set-Cookie"), "no re-pin needed")
+
+	recs := accessRecords(t, tp)
+	assert.Equal(t, 1, countRecords(recs, map[string]any{"path": "/checkout/pay", "termination": "ok", "tries": float64(2), "backend": other}), "%v", recs)
+	assert.Equal(t, 1, countRecords(recs, map[string]any{"path": "/checkout/done", "tries": float64(1), "backend": other}), "%v", recs)
+	assert.Equal(t, uint64(1), tp.dir.StickyStats(0).Repins.Load())
+}
