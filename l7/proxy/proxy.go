@@ -159,10 +159,12 @@ func newHostClient(addr string, dialTimeout time.Duration) *fasthttp.HostClient 
 		MaxConnWaitTimeout:  time.Second,
 		MaxIdleConnDuration: upstreamIdle,
 		MaxResponseBodySize: maxResponseBodyBytes,
-		// One retry, only for idempotent requests (fasthttp's default
-		// RetryIf), and only after the request could not be written: it covers
+		// One reconnect to the same server, only for idempotent requests and
+		// only when the connection closed before a response byte: it covers
 		// a keep-alive connection the app server closed while idle.
+		// Everything else is forward's to retry, on another server.
 		MaxIdemponentCallAttempts: 2,
+		RetryIfErr:                reconnectIf,
 		NoDefaultUserAgentHeader:  true,
 		ReadTimeout:               0, // per request, from the route (DoTimeout)
 		WriteTimeout:              0,

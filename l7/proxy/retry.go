@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -73,4 +74,15 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *reqState, start time.Time)
 			return res
 		}
 	}
+}
+
+// reconnectIf is the HostClient's own retry rule: once more on the same
+// server for an idempotent request whose connection was closed before a
+// response byte (fasthttp reports that as io.EOF here). It is what a pooled
+// keep-alive connection the server closed while idle looks like, which says
+// nothing about the server's health. fasthttp's default would also retry
+// after part of a response had arrived.
+func reconnectIf(req *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
+	// Exactly io.EOF: a wrapped one means part of a header had arrived.
+	return false, err == io.EOF && idempotent(req.Header.Method())
 }

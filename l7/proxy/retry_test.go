@@ -181,3 +181,116 @@ func TestStickyClientOfDeadServerIsRepinned(t *testing.T) {
 	assert.Equal(t, 1, countRecords(recs, map[string]any{"path": "/checkout/done", "tries": float64(1), "backend": other}), "%v", recs)
 	assert.Equal(t, uint64(1), tp.dir.StickyStats(0).Repins.Load())
 }
+
+// flakyConfig: round robin (first pick is the first server) over a flaky
+// server and a good one.
+const flakyConfig = `
+listeners: [{name: http, addr: "127.0.0.1:0"}]
+access_log: {enabled: true, sample: 1}
+routes:
+  - name: r
+    match: {path_prefix: /}
+    pool: p
+    timeouts: {response: 5s}
+    retries: {per_try_timeout: 200ms}
+  - name: strict
+    match: {path_prefix: /strict}
+    pool: p
+    retries: {idempotent: false}
+pools:
+  - name: p
+    policy: round_robin
+    health: {passive: {disabled: true}}
+    servers:
+      - {name: flaky, addr: "{flaky}"}
+      - {name: good, addr: "{good}"}
+`
+
+// flakyHandler fails by path: /close closes the connection without a
+// response byte, /partial sends half a status line and closes, /slow
+// answers only when release is closed.
+func flakyHandler(release <-chan struct{}) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/close"), strings.HasSuffix(r.URL.Path, "/partial"):
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			if strings.HasSuffix(r.URL.Path, "/partial") {
+				_, _ = conn.Write([]byte("HTTP/1.1 200 O"))
+			}
+			_ = conn.Close()
+		case strings.HasSuffix(r.URL.Path, "/slow"):
+			<-release
+		}
+	}
+}
+
+func TestRetryOnlyWhenSafe(t *testing.T) {
+	tests := []struct {
+		name, method, path string
+		wantStatus         int
+		wantCause          string
+		wantTries          float64
+		// wantFlaky is how often the flaky server saw the request: an
+		// idempotent request whose connection closed before a response
+		// byte is reconnected once to the same server (what a keep-alive
+		// connection closed while idle looks like) before forward moves on.
+		wantFlaky int
+	}{
+		{"GET closed before answering: retried", "GET", "/close", 200, "ok", 2, 2},
+		{"HEAD closed before answering: retried", "HEAD", "/close", 200, "ok", 2, 2},
+		{"PUT closed before answering: retried", "PUT", "/close", 200, "ok", 2, 2},
+		{"POST that reached the server: not retried", "POST", "/close", 502, "upstream_reset", 1, 1},
+		{"PATCH that reached the server: not retried", "PATCH", "/close", 502, "upstream_reset", 1, 1},
+		{"GET after response bytes: not retried", "GET", "/partial", 502, "upstream_error", 1, 1},
+		{"GET per-try timeout: retried", "GET", "/slow", 200, "ok", 2, 1},
+		{"POST per-try timeout: not retried", "POST", "/slow", 504, "response_timeout", 1, 1},
+		{"GET on a route without idempotent retries", "GET", "/strict/close", 502, "upstream_reset", 1, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			release := make(chan struct{})
+			flaky := newAppServer(t, "flaky", flakyHandler(release))
+			t.Cleanup(func() { close(release) }) // before the server's Close
+			good := newAppServer(t, "good", nil)
+			tp := startProxy(t, flakyConfig, map[string]*appServer{"flaky": flaky, "good": good})
+
+			resp, body := do(t, client(t), tt.method, tp.url+tt.path, strings.NewReader("body"), nil)
+			assert.Equal(t, tt.wantStatus, resp.StatusCode, body)
+			_, _, flakyHits := flaky.lastRequest()
+			_, _, goodHits := good.lastRequest()
+			assert.Equal(t, tt.wantFlaky, flakyHits, "the first try went to the flaky server")
+			assert.Equal(t, int(tt.wantTries)-1, goodHits, "a retry went to the good server")
+			recs := accessRecords(t, tp)
+			assert.Equal(t, 1, countRecords(recs, map[string]any{"termination": tt.wantCause, "tries": tt.wantTries}), "%v", recs)
+		})
+	}
+}
+
+func TestRetryBudgetStopsRetries(t *testing.T) {
+	good := newAppServer(t, "good", nil)
+	// Floor 1/s over 10 s: 10 retries; 10 % of 60 requests is only 6, so
+	// the floor is the cap for the whole run.
+	text := strings.Replace(redispatchConfig, "    policy: round_robin\n", "    policy: round_robin\n    retry_budget: {percent: 10, min_per_second: 1, window: 10s}\n", 1)
+	tp := startRedispatch(t, text, good)
+	c := client(t)
+
+	const n = 60 // round robin sends 30 of them to the refused server first
+	failed := 0
+	for range n {
+		resp, _ := do(t, c, "GET", tp.url+"/x", nil, nil)
+		if resp.StatusCode != http.StatusOK {
+			assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+			failed++
+		}
+	}
+	b := tp.dir.Pools()[0].Budget
+	assert.Equal(t, uint64(10), b.Retries(), "retries capped by the budget")
+	assert.Equal(t, uint64(20), b.Exhausted(), "the other 20 refused")
+	assert.Equal(t, 20, failed)
+	recs := accessRecords(t, tp)
+	assert.Equal(t, 20, countRecords(recs, map[string]any{"status": float64(502), "termination": "budget_exhausted", "tries": float64(1), "backend": "refused"}))
+	assert.Equal(t, 10, countRecords(recs, map[string]any{"status": float64(200), "tries": float64(2)}))
+}
