@@ -26,8 +26,13 @@ func (c *classCounters) inc(status int) {
 }
 
 type requestMetrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	terminations *prometheus.CounterVec
+
+	// term[routeIndex][cause]; termUnrouted for requests without a route.
+	term         [][numCauses]prometheus.Counter
+	termUnrouted [numCauses]prometheus.Counter
 
 	// upstream[routeIndex][backendIndexInPool]: answered by the app server.
 	upstream [][]classCounters
@@ -58,6 +63,16 @@ func newRequestMetrics(dir *director.Director) *requestMetrics {
 			Help:    "Time from the request reaching the handler to the app server's response being ready, per app server.",
 			Buckets: latencyBuckets,
 		}, []string{"pool", "server"}),
+		terminations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlb_l7_terminations_total",
+			Help: "Requests by route and why they ended (ok, rejected, no_server, shed, connect_refused, connect_timeout, connect_error, response_timeout, upstream_reset, upstream_error, budget_exhausted, client_abort).",
+		}, []string{"route", "cause"}),
+	}
+	resolveTerm := func(route string) (c [numCauses]prometheus.Counter) {
+		for i := range c {
+			c[i] = m.terminations.WithLabelValues(route, cause(i).String())
+		}
+		return c
 	}
 	resolve := func(route, pool, server string) classCounters {
 		var c classCounters
@@ -69,16 +84,19 @@ func newRequestMetrics(dir *director.Director) *requestMetrics {
 	pools := dir.Pools()
 	routes := dir.Routes()
 	m.upstream = make([][]classCounters, len(routes))
+	m.term = make([][numCauses]prometheus.Counter, len(routes))
 	m.local = make([]classCounters, len(routes))
 	for _, r := range routes {
 		pl := pools[r.PoolIndex]
 		m.local[r.Index] = resolve(r.Name, pl.Name, "")
+		m.term[r.Index] = resolveTerm(r.Name)
 		m.upstream[r.Index] = make([]classCounters, len(pl.Backends))
 		for _, b := range pl.Backends {
 			m.upstream[r.Index][b.Index] = resolve(r.Name, pl.Name, b.Name)
 		}
 	}
 	m.unrouted = resolve("", "", "")
+	m.termUnrouted = resolveTerm("")
 	backends := dir.Backends()
 	m.latency = make([]prometheus.Observer, len(backends))
 	for _, b := range backends {
@@ -90,16 +108,23 @@ func newRequestMetrics(dir *director.Director) *requestMetrics {
 func (m *requestMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.requests.Describe(ch)
 	m.duration.Describe(ch)
+	m.terminations.Describe(ch)
 }
 
 func (m *requestMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.requests.Collect(ch)
 	m.duration.Collect(ch)
+	m.terminations.Collect(ch)
 }
 
 // observe accounts one request. res.answered says whether an app server
 // answered (status and latency are then the server's).
 func (m *requestMetrics) observe(dec *director.Decision, res result, d time.Duration) {
+	if dec.Route == nil {
+		m.termUnrouted[res.cause].Inc()
+	} else {
+		m.term[dec.Route.Index][res.cause].Inc()
+	}
 	switch {
 	case dec.Route == nil:
 		m.unrouted.inc(res.status)
@@ -112,4 +137,7 @@ func (m *requestMetrics) observe(dec *director.Decision, res result, d time.Dura
 }
 
 // rejected accounts a request the parser refused before routing.
-func (m *requestMetrics) rejected(status int) { m.unrouted.inc(status) }
+func (m *requestMetrics) rejected(status int) {
+	m.unrouted.inc(status)
+	m.termUnrouted[causeRejected].Inc()
+}

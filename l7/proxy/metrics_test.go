@@ -110,6 +110,18 @@ xlb_l7_ready 1
 		assert.Empty(t, problems)
 	}
 	assert.Equal(t, 3.0, testutil.ToFloat64(tp.metrics.upstream[0][0][1]), "2xx from w1")
+
+	// Every request has a termination cause: the four answered by w1 (a
+	// 5xx from the server is still a normal end), 413, 404 and 400 by the
+	// proxy.
+	assert.Equal(t, 4.0, metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "shop", "cause": "ok"}))
+	assert.Equal(t, 3.0, metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "", "cause": "rejected"}))
+	n, err = testutil.GatherAndCount(tp.reg, "xlb_l7_terminations_total")
+	require.NoError(t, err)
+	assert.Equal(t, 2*int(numCauses), n, "every cause of every route (and of none) is exported from the start")
+	problems, err = testutil.CollectAndLint(newTrafficCollector(tp.dir))
+	require.NoError(t, err)
+	assert.Empty(t, problems)
 }
 
 func TestNoRequestMetrics(t *testing.T) {

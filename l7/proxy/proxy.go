@@ -115,6 +115,9 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		if err := opts.Registerer.Register(newStateCollector(dir)); err != nil {
 			return nil, fmt.Errorf("register state metrics: %w", err)
 		}
+		if err := opts.Registerer.Register(newTrafficCollector(dir)); err != nil {
+			return nil, fmt.Errorf("register traffic metrics: %w", err)
+		}
 	}
 	if opts.AccessLog != nil && cfg.AccessLog.Enabled {
 		p.access = newAccessLog(opts.AccessLog, cfg.AccessLog.Sample)

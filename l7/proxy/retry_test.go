@@ -108,6 +108,14 @@ func TestNeverReachedIsRetriedForAnyMethod(t *testing.T) {
 	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
 	recs = accessRecords(t, tp)
 	assert.Equal(t, 1, countRecords(recs, map[string]any{"path": "/dead/x", "status": float64(502), "termination": "connect_refused", "tries": float64(2)}), "%v", recs)
+
+	// The same in the metrics.
+	assert.Equal(t, float64(2*n), metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "r", "cause": "ok"}))
+	assert.Equal(t, 1.0, metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "dead", "cause": "connect_refused"}))
+	assert.Equal(t, float64(n), metricValue(t, tp.reg, "xlb_l7_retries_total", map[string]string{"pool": "p"}))
+	assert.Equal(t, 1.0, metricValue(t, tp.reg, "xlb_l7_retries_total", map[string]string{"pool": "dead"}))
+	resp, _ = do(t, c, "GET", tp.url+"/dead", nil, nil)
+	assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "dead", "cause": "connect_refused"}))
 }
 
 func TestRetriesDisabledOnRoute(t *testing.T) {
@@ -293,4 +301,7 @@ func TestRetryBudgetStopsRetries(t *testing.T) {
 	recs := accessRecords(t, tp)
 	assert.Equal(t, 20, countRecords(recs, map[string]any{"status": float64(502), "termination": "budget_exhausted", "tries": float64(1), "backend": "refused"}))
 	assert.Equal(t, 10, countRecords(recs, map[string]any{"status": float64(200), "tries": float64(2)}))
+	assert.Equal(t, 20.0, metricValue(t, tp.reg, "xlb_l7_retry_budget_exhausted_total", map[string]string{"pool": "p"}))
+	assert.Equal(t, 20.0, metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "r", "cause": "budget_exhausted"}))
+	assert.Equal(t, 40.0, metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "r", "cause": "ok"}))
 }
