@@ -72,6 +72,17 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
+	if !p.shed.admit(dec.Route) {
+		// Refused before anything was sent: the slot is released without
+		// judging the server.
+		p.dir.Done(dec, director.Outcome{Skipped: true})
+		p.reply(ctx, fasthttp.StatusServiceUnavailable)
+		ctx.Response.Header.SetBytesV(hdrRetryAfter, p.shed.retryAfter)
+		p.observe(ctx, dec, result{status: fasthttp.StatusServiceUnavailable, cause: causeShed}, time.Since(start))
+		return
+	}
+	defer p.shed.done()
+
 	if int64(len(ctx.Request.Body())) > dec.Route.MaxBodyBytes {
 		// Never sent: Skipped releases the in-flight slot but tells passive
 		// health nothing, since a client's oversized body says nothing about

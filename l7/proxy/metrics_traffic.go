@@ -3,6 +3,7 @@ package proxy
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/director"
 )
 
@@ -11,7 +12,8 @@ import (
 // on when per-request metrics are off: they are what an operator checks
 // first during an overload.
 type trafficCollector struct {
-	dir *director.Director
+	dir  *director.Director
+	shed *shedder
 }
 
 var _ prometheus.Collector = (*trafficCollector)(nil)
@@ -23,14 +25,23 @@ var (
 	budgetExhaustedDesc = prometheus.NewDesc("xlb_l7_retry_budget_exhausted_total",
 		"Retries refused because the pool's retry budget was spent; the request ended with its last error.",
 		[]string{"pool"}, nil)
+	shedDesc = prometheus.NewDesc("xlb_l7_shed_total",
+		"Requests refused with 503 by priority load shedding, by route and its priority class.",
+		[]string{"route", "priority"}, nil)
+	shedInflightDesc = prometheus.NewDesc("xlb_l7_shed_inflight_requests",
+		"Requests in flight through this proxy, the number priority shedding compares with each class's ceiling.",
+		nil, nil)
+	shedCeilingDesc = prometheus.NewDesc("xlb_l7_shed_ceiling_requests",
+		"In-flight requests at which a priority class is shed.",
+		[]string{"priority"}, nil)
 )
 
-func newTrafficCollector(dir *director.Director) *trafficCollector {
-	return &trafficCollector{dir: dir}
+func newTrafficCollector(dir *director.Director, shed *shedder) *trafficCollector {
+	return &trafficCollector{dir: dir, shed: shed}
 }
 
 func (c *trafficCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{retriesDesc, budgetExhaustedDesc} {
+	for _, d := range []*prometheus.Desc{retriesDesc, budgetExhaustedDesc, shedDesc, shedInflightDesc, shedCeilingDesc} {
 		ch <- d
 	}
 }
@@ -39,5 +50,12 @@ func (c *trafficCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range c.dir.Pools() {
 		ch <- prometheus.MustNewConstMetric(retriesDesc, prometheus.CounterValue, float64(p.Budget.Retries()), p.Name)
 		ch <- prometheus.MustNewConstMetric(budgetExhaustedDesc, prometheus.CounterValue, float64(p.Budget.Exhausted()), p.Name)
+	}
+	for _, r := range c.dir.Routes() {
+		ch <- prometheus.MustNewConstMetric(shedDesc, prometheus.CounterValue, float64(c.shed.Shed(r.Index)), r.Name, string(config.Priorities[r.Priority]))
+	}
+	ch <- prometheus.MustNewConstMetric(shedInflightDesc, prometheus.GaugeValue, float64(c.shed.InFlight()))
+	for i, pr := range config.Priorities {
+		ch <- prometheus.MustNewConstMetric(shedCeilingDesc, prometheus.GaugeValue, float64(c.shed.ceiling[i]), string(pr))
 	}
 }

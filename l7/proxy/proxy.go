@@ -66,6 +66,7 @@ type Proxy struct {
 	trusted trustedNets
 	metrics *requestMetrics // nil when request metrics are off
 	access  *accessLog      // nil when the access log is off
+	shed    *shedder
 	gather  prometheus.Gatherer
 	states  sync.Pool // *reqState
 
@@ -93,6 +94,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		gather:  opts.Gatherer,
 	}
 	p.states.New = func() any { return new(reqState) }
+	p.shed = newShedder(cfg.Shedding, dir.Routes())
 
 	backends := dir.Backends()
 	dial := dialTimeouts(cfg, dir)
@@ -115,7 +117,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		if err := opts.Registerer.Register(newStateCollector(dir)); err != nil {
 			return nil, fmt.Errorf("register state metrics: %w", err)
 		}
-		if err := opts.Registerer.Register(newTrafficCollector(dir)); err != nil {
+		if err := opts.Registerer.Register(newTrafficCollector(dir, p.shed)); err != nil {
 			return nil, fmt.Errorf("register traffic metrics: %w", err)
 		}
 	}
