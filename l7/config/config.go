@@ -83,6 +83,11 @@ type Route struct {
 	// streamed to the app server instead of buffered first; such a request
 	// can only be retried while no byte of it was sent.
 	StreamRequestBodyBytes int64 `yaml:"stream_request_body_bytes"`
+	// StreamResponses forwards response bodies as they arrive instead of
+	// buffering them (downloads, long polls). Requests that accept
+	// text/event-stream are streamed on every route. On a streamed
+	// response, timeouts.response bounds the whole body too.
+	StreamResponses bool `yaml:"stream_responses"`
 }
 
 // Match is what a request must look like for a route to apply. Empty fields
@@ -99,6 +104,9 @@ type Match struct {
 type Timeouts struct {
 	Dial     time.Duration `yaml:"dial"`
 	Response time.Duration `yaml:"response"`
+	// TunnelIdle closes an upgraded connection (WebSocket) after this long
+	// without a byte in either direction.
+	TunnelIdle time.Duration `yaml:"tunnel_idle"`
 }
 
 // Policy names accepted in Pool.Policy.
@@ -274,4 +282,5 @@ const (
 	DefaultShedCritical      = 100
 	DefaultRetryAfter        = time.Second
 	DefaultStreamRequestBody = 64 << 10
+	DefaultTunnelIdle        = time.Hour
 )

@@ -332,6 +332,7 @@ func (v *validator) route(i int, r *Route) {
 	}
 	v.duration(base("timeouts", "dial"), "dial timeout", &r.Timeouts.Dial, DefaultDialTimeout)
 	v.duration(base("timeouts", "response"), "response timeout", &r.Timeouts.Response, DefaultResponseTimeout)
+	v.duration(base("timeouts", "tunnel_idle"), "tunnel_idle timeout", &r.Timeouts.TunnelIdle, DefaultTunnelIdle)
 	if r.MaxBodyBytes < 0 {
 		v.errorf(base("max_body_bytes"), "route %q max_body_bytes is negative", r.Name)
 	}

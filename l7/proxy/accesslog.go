@@ -50,7 +50,13 @@ func (a *accessLog) record(ctx *fasthttp.RequestCtx, dec *director.Decision, res
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.String("client", remoteAddr(ctx).String()),
-		slog.Int("bytes", len(ctx.Response.Body())),
+	}
+	// A streamed body is being closed here: reading ctx.Response.Body()
+	// would read the stream.
+	if res.streamed {
+		attrs = append(attrs, slog.Int64("bytes", res.bytes))
+	} else {
+		attrs = append(attrs, slog.Int("bytes", len(ctx.Response.Body())))
 	}
 	if dec.Route != nil {
 		attrs = append(attrs, slog.String("route", dec.Route.Name), slog.String("pool", dec.Route.Pool))

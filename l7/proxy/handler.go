@@ -13,10 +13,12 @@ import (
 // reqState is the per-request scratch the handler reuses through a
 // sync.Pool, so the hot path allocates nothing of its own.
 type reqState struct {
-	view headerView
-	req  director.Request
-	dec  director.Decision
-	buf  []byte
+	view  headerView
+	req   director.Request
+	dec   director.Decision
+	buf   []byte
+	lim   limitedBody
+	chunk []byte // a chunked request body read ahead, see prepareChunked
 }
 
 // headerView adapts fasthttp's request header to director.HeaderView
@@ -83,7 +85,8 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	defer p.shed.done()
 
-	if int64(len(ctx.Request.Body())) > dec.Route.MaxBodyBytes {
+	// A streamed body is checked by prepareBody, without reading it.
+	if !ctx.Request.IsBodyStream() && int64(len(ctx.Request.Body())) > dec.Route.MaxBodyBytes {
 		// Never sent: Skipped releases the in-flight slot but tells passive
 		// health nothing, since a client's oversized body says nothing about
 		// the server (a success would reset its error streaks).
@@ -98,14 +101,58 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	stripRequestHopByHop(hdr, seen)
 	st.buf = setForwarded(hdr, seen, client, ctx.Host(), ctx.IsTLS(), p.trusted.contains(client), st.buf)
 
-	res := p.forward(ctx, st, start)
+	if status, c := prepareBody(ctx, dec, st); status != 0 {
+		p.dir.Done(dec, director.Outcome{Skipped: true})
+		p.reply(ctx, status)
+		ctx.SetConnectionClose()
+		p.observe(ctx, dec, result{status: status, cause: c, server: dec.Backend}, time.Since(start))
+		return
+	}
+
 	resp := &ctx.Response
+	stream := wantsStream(ctx, dec)
+	if stream {
+		resp = fasthttp.AcquireResponse()
+		resp.StreamBody = true
+	}
+	res := p.forward(ctx, st, start, resp)
+	if st.lim.exceeded {
+		// The chunked body passed the route's limit on its way through.
+		res = result{status: fasthttp.StatusRequestEntityTooLarge, cause: causeRejected, tries: res.tries, server: res.server}
+		st.lim = limitedBody{}
+		ctx.SetConnectionClose()
+	}
+	if stream {
+		if res.answered && resp.IsBodyStream() {
+			stripResponseHopByHop(&resp.Header, scanResponseHeaders(&resp.Header))
+			if dec.SetCookie != nil {
+				resp.Header.AddBytesV(hdrSetCookie, dec.SetCookie)
+			}
+			if clientClose {
+				ctx.SetConnectionClose()
+			}
+			p.streamResponse(ctx, resp, dec, res, start)
+			return // accounted when the body ends
+		}
+		// Nothing to stream (HEAD, 204, 304, or an error): answer as usual.
+		if res.answered {
+			resp.CopyTo(&ctx.Response)
+		}
+		fasthttp.ReleaseResponse(resp)
+		resp = &ctx.Response
+	}
+	if req := &ctx.Request; req.IsBodyStream() && !res.answered {
+		// Part of the body may still be unread: the connection cannot
+		// carry another request.
+		ctx.SetConnectionClose()
+	}
 	if res.answered {
 		stripResponseHopByHop(&resp.Header, scanResponseHeaders(&resp.Header))
 		if dec.SetCookie != nil {
 			resp.Header.AddBytesV(hdrSetCookie, dec.SetCookie)
 		}
 	} else {
+		resp.Reset()
 		ctx.Error(fasthttp.StatusMessage(res.status), res.status)
 	}
 	if clientClose {

@@ -206,15 +206,19 @@ func (p *Proxy) newServer() *fasthttp.Server {
 		// The handler never asks for ctx.Time(); don't read the clock for it.
 		LazyRequestTime: true,
 		ErrorHandler:    p.parseError,
-		Logger:          fasthttpLogger{p.log},
+		// Bodies above a route's stream_request_body_bytes reach the
+		// handler as a stream (see stream.go).
+		StreamRequestBody: true,
+		Logger:            fasthttpLogger{p.log},
 	}
 }
 
 // headerReceived runs between reading the request headers and reading the
-// body. For a request with a body it re-arms the read deadline for the body
-// and applies the route's body limit, so that an oversized body is refused
-// from its Content-Length (or while it is de-chunked) instead of buffered.
-// Requests without a body skip both: re-arming costs a clock read and a
+// body. For a request with a body it re-arms the read deadline for the body.
+// With StreamRequestBody the size limit given here only decides how much
+// fasthttp reads ahead; the route's max_body_bytes is enforced by the
+// handler, from Content-Length or while a chunked body flows (stream.go).
+// Requests without a body skip this: re-arming costs a clock read and a
 // timer update.
 func (p *Proxy) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	switch h.ContentLength() {

@@ -17,6 +17,10 @@ type result struct {
 	answered bool          // an app server's response is being returned
 	tries    int           // servers tried
 	server   *pool.Backend // the last server tried
+	// streamed: the body went out as it arrived; bytes is its size then
+	// (a buffered body's size is read from the response).
+	streamed bool
+	bytes    int64
 }
 
 // forward sends the request to the decided server and, when that fails in
@@ -35,11 +39,12 @@ type result struct {
 // to it), needs room in the pool's retry budget, and fits in what is left
 // of the route's response timeout; each try is bounded by the per-try
 // timeout. Every try is reported to passive health on its own.
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *reqState, start time.Time) result {
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *reqState, start time.Time, resp *fasthttp.Response) result {
 	dec := &st.dec
 	rt := dec.Route
 	pol := rt.Retry
-	req, resp := &ctx.Request, &ctx.Response
+	req := &ctx.Request
+	stream := resp.StreamBody // Reset clears it; every try needs it
 	dec.Pool.Budget.Request(start)
 	streamed := req.IsBodyStream()
 	total := rt.ResponseTimeout
@@ -51,6 +56,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *reqState, start time.Time)
 		if pol.PerTryTimeout > 0 && pol.PerTryTimeout < timeout {
 			timeout = pol.PerTryTimeout
 		}
+		resp.StreamBody = stream
 		err := p.clients[dec.Backend.ID].DoTimeout(req, resp, timeout)
 		if err == nil {
 			p.dir.Done(dec, director.Outcome{Status: resp.StatusCode()})

@@ -30,6 +30,10 @@ type Route struct {
 	MaxBodyBytes    int64
 	// StreamBodyBytes: request bodies above it are streamed upstream.
 	StreamBodyBytes int64
+	// StreamResponses: response bodies are forwarded as they arrive.
+	StreamResponses bool
+	// TunnelIdle bounds an upgraded connection's silence.
+	TunnelIdle time.Duration
 	// Retry is the route's retry policy, resolved from config.
 	Retry RetryPolicy
 	// Priority is the shedding class rank (config.Priority.Rank).
@@ -87,6 +91,8 @@ func NewTable(routes []config.Route) (*Table, error) {
 			ResponseTimeout: cr.Timeouts.Response,
 			MaxBodyBytes:    cr.MaxBodyBytes,
 			StreamBodyBytes: cr.StreamRequestBodyBytes,
+			StreamResponses: cr.StreamResponses,
+			TunnelIdle:      cr.Timeouts.TunnelIdle,
 			Retry:           newRetryPolicy(cr),
 			Priority:        cr.Priority.Rank(),
 			host:            strings.ToLower(m.Host),
