@@ -39,24 +39,41 @@ func (a *accessLog) sampled(status int) bool {
 }
 
 func (a *accessLog) record(ctx *fasthttp.RequestCtx, dec *director.Decision, res result, d time.Duration) {
-	status := res.status
-	if !a.sampled(status) && res.tries <= 1 {
+	if !a.sampled(res.status) && res.tries <= 1 {
 		return
-	}
-	attrs := []slog.Attr{
-		slog.String("method", string(ctx.Method())),
-		slog.String("host", string(ctx.Host())),
-		slog.String("path", string(ctx.Path())),
-		slog.Int("status", status),
-		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-		slog.String("client", remoteAddr(ctx).String()),
 	}
 	// A streamed body is being closed here: reading ctx.Response.Body()
 	// would read the stream.
-	if res.streamed {
-		attrs = append(attrs, slog.Int64("bytes", res.bytes))
-	} else {
-		attrs = append(attrs, slog.Int("bytes", len(ctx.Response.Body())))
+	if !res.streamed {
+		res.bytes = int64(len(ctx.Response.Body()))
+	}
+	a.write(entryOf(ctx), dec, res, d)
+}
+
+// logEntry is the request side of a record, copied out of fasthttp's
+// buffers.
+type logEntry struct {
+	method, host, path, client string
+}
+
+func entryOf(ctx *fasthttp.RequestCtx) logEntry {
+	return logEntry{
+		method: string(ctx.Method()),
+		host:   string(ctx.Host()),
+		path:   string(ctx.Path()),
+		client: remoteAddr(ctx).String(),
+	}
+}
+
+func (a *accessLog) write(e logEntry, dec *director.Decision, res result, d time.Duration) {
+	attrs := []slog.Attr{
+		slog.String("method", e.method),
+		slog.String("host", e.host),
+		slog.String("path", e.path),
+		slog.Int("status", res.status),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.String("client", e.client),
+		slog.Int64("bytes", res.bytes),
 	}
 	if dec.Route != nil {
 		attrs = append(attrs, slog.String("route", dec.Route.Name), slog.String("pool", dec.Route.Pool))

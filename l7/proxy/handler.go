@@ -98,6 +98,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 
 	seen := scanRequestHeaders(hdr)
+	// Only a request with a hop-by-hop header can be an upgrade.
+	if seen&seenHopByHop != 0 && isWebSocketUpgrade(hdr) {
+		p.upgrade(ctx, st, seen, start)
+		return
+	}
 	stripRequestHopByHop(hdr, seen)
 	st.buf = setForwarded(hdr, seen, client, ctx.Host(), ctx.IsTLS(), p.trusted.contains(client), st.buf)
 

@@ -65,7 +65,7 @@ func newRequestMetrics(dir *director.Director) *requestMetrics {
 		}, []string{"pool", "server"}),
 		terminations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xlb_l7_terminations_total",
-			Help: "Requests by route and why they ended (ok, rejected, no_server, shed, connect_refused, connect_timeout, connect_error, response_timeout, upstream_reset, upstream_error, budget_exhausted, client_abort).",
+			Help: "Requests by route and why they ended (ok, rejected, no_server, shed, connect_refused, connect_timeout, connect_error, response_timeout, upstream_reset, upstream_error, budget_exhausted, client_abort, idle_timeout).",
 		}, []string{"route", "cause"}),
 	}
 	resolveTerm := func(route string) (c [numCauses]prometheus.Counter) {
@@ -120,11 +120,21 @@ func (m *requestMetrics) Collect(ch chan<- prometheus.Metric) {
 // observe accounts one request. res.answered says whether an app server
 // answered (status and latency are then the server's).
 func (m *requestMetrics) observe(dec *director.Decision, res result, d time.Duration) {
+	m.terminated(dec, res.cause)
+	m.answered(dec, res, d)
+}
+
+// terminated counts how a request ended.
+func (m *requestMetrics) terminated(dec *director.Decision, c cause) {
 	if dec.Route == nil {
-		m.termUnrouted[res.cause].Inc()
+		m.termUnrouted[c].Inc()
 	} else {
-		m.term[dec.Route.Index][res.cause].Inc()
+		m.term[dec.Route.Index][c].Inc()
 	}
+}
+
+// answered counts a request's status (and the server's latency).
+func (m *requestMetrics) answered(dec *director.Decision, res result, d time.Duration) {
 	switch {
 	case dec.Route == nil:
 		m.unrouted.inc(res.status)

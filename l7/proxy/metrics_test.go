@@ -120,7 +120,7 @@ xlb_l7_ready 1
 	n, err = testutil.GatherAndCount(tp.reg, "xlb_l7_terminations_total")
 	require.NoError(t, err)
 	assert.Equal(t, 2*int(numCauses), n, "every cause of every route (and of none) is exported from the start")
-	problems, err = testutil.CollectAndLint(newTrafficCollector(tp.dir, tp.shed))
+	problems, err = testutil.CollectAndLint(newTrafficCollector(tp.dir, tp.shed, tp.tunnels))
 	require.NoError(t, err)
 	assert.Empty(t, problems)
 }

@@ -12,8 +12,9 @@ import (
 // on when per-request metrics are off: they are what an operator checks
 // first during an overload.
 type trafficCollector struct {
-	dir  *director.Director
-	shed *shedder
+	dir     *director.Director
+	shed    *shedder
+	tunnels *tunnels
 }
 
 var _ prometheus.Collector = (*trafficCollector)(nil)
@@ -34,14 +35,20 @@ var (
 	shedCeilingDesc = prometheus.NewDesc("xlb_l7_shed_ceiling_requests",
 		"In-flight requests at which a priority class is shed.",
 		[]string{"priority"}, nil)
+	upgradesDesc = prometheus.NewDesc("xlb_l7_upgrades_total",
+		"Connections upgraded to WebSocket (the app server answered 101) and tunnelled, by route.",
+		[]string{"route"}, nil)
+	tunnelsDesc = prometheus.NewDesc("xlb_l7_upgraded_connections",
+		"Upgraded (WebSocket) connections open now, by route.",
+		[]string{"route"}, nil)
 )
 
-func newTrafficCollector(dir *director.Director, shed *shedder) *trafficCollector {
-	return &trafficCollector{dir: dir, shed: shed}
+func newTrafficCollector(dir *director.Director, shed *shedder, ts *tunnels) *trafficCollector {
+	return &trafficCollector{dir: dir, shed: shed, tunnels: ts}
 }
 
 func (c *trafficCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{retriesDesc, budgetExhaustedDesc, shedDesc, shedInflightDesc, shedCeilingDesc} {
+	for _, d := range []*prometheus.Desc{retriesDesc, budgetExhaustedDesc, shedDesc, shedInflightDesc, shedCeilingDesc, upgradesDesc, tunnelsDesc} {
 		ch <- d
 	}
 }
@@ -53,6 +60,8 @@ func (c *trafficCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, r := range c.dir.Routes() {
 		ch <- prometheus.MustNewConstMetric(shedDesc, prometheus.CounterValue, float64(c.shed.Shed(r.Index)), r.Name, string(config.Priorities[r.Priority]))
+		ch <- prometheus.MustNewConstMetric(upgradesDesc, prometheus.CounterValue, float64(c.tunnels.upgrades[r.Index].Load()), r.Name)
+		ch <- prometheus.MustNewConstMetric(tunnelsDesc, prometheus.GaugeValue, float64(c.tunnels.active[r.Index].Load()), r.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(shedInflightDesc, prometheus.GaugeValue, float64(c.shed.InFlight()))
 	for i, pr := range config.Priorities {

@@ -67,6 +67,7 @@ type Proxy struct {
 	metrics *requestMetrics // nil when request metrics are off
 	access  *accessLog      // nil when the access log is off
 	shed    *shedder
+	tunnels *tunnels
 	gather  prometheus.Gatherer
 	states  sync.Pool // *reqState
 
@@ -95,6 +96,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 	}
 	p.states.New = func() any { return new(reqState) }
 	p.shed = newShedder(cfg.Shedding, dir.Routes())
+	p.tunnels = newTunnels(dir.Routes())
 
 	backends := dir.Backends()
 	dial := dialTimeouts(cfg, dir)
@@ -117,7 +119,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		if err := opts.Registerer.Register(newStateCollector(dir)); err != nil {
 			return nil, fmt.Errorf("register state metrics: %w", err)
 		}
-		if err := opts.Registerer.Register(newTrafficCollector(dir, p.shed)); err != nil {
+		if err := opts.Registerer.Register(newTrafficCollector(dir, p.shed, p.tunnels)); err != nil {
 			return nil, fmt.Errorf("register traffic metrics: %w", err)
 		}
 	}
@@ -385,6 +387,7 @@ func (p *Proxy) shutdown() error {
 	for _, ln := range lns {
 		_ = ln.Close() // usually closed already by Shutdown
 	}
+	p.tunnels.closeAll() // fasthttp no longer owns hijacked connections
 	if admin != nil {
 		if err := admin.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shut down admin server: %w", err))

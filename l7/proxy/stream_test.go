@@ -211,3 +211,18 @@ func TestLargeUploadStreamsToTheServer(t *testing.T) {
 		}, 5*time.Second, 10*time.Millisecond)
 	})
 }
+
+func TestStreamClientAbort(t *testing.T) {
+	app := newAppServer(t, "a1", bigBody(256<<20))
+	tp := startProxy(t, streamConfig, map[string]*appServer{"a1": app})
+	resp, err := client(t).Get(tp.url + "/files/huge.iso")
+	require.NoError(t, err)
+	_, err = io.CopyN(io.Discard, resp.Body, 1<<20)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close()) // the client goes away mid-body
+	require.Eventually(t, func() bool {
+		return countRecords(accessRecords(t, tp), map[string]any{"route": "files", "termination": "client_abort"}) == 1
+	}, 10*time.Second, 10*time.Millisecond, tp.logs.String())
+	assert.Equal(t, 1.0, metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "files", "cause": "client_abort"}))
+	assert.Zero(t, tp.dir.Pools()[0].Backends[0].InFlight())
+}

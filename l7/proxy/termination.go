@@ -28,6 +28,7 @@ const (
 	causeUpstreamError                // the server sent an invalid or oversized response
 	causeBudgetExhausted              // a retry was due but the pool's retry budget refused it
 	causeClientAbort                  // the client went away before the response was delivered
+	causeIdleTimeout                  // an upgraded connection (WebSocket) was silent for its idle timeout
 	numCauses
 )
 
@@ -44,6 +45,7 @@ var causeNames = [numCauses]string{
 	causeUpstreamError:   "upstream_error",
 	causeBudgetExhausted: "budget_exhausted",
 	causeClientAbort:     "client_abort",
+	causeIdleTimeout:     "idle_timeout",
 }
 
 func (c cause) String() string {
