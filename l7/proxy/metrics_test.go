@@ -70,9 +70,9 @@ xlb_l7_requests_total{code_class="5xx",pool="web",route="shop",server="w1"} 1
 # HELP xlb_l7_inflight_requests Requests currently forwarded to the pool's app servers.
 # TYPE xlb_l7_inflight_requests gauge
 xlb_l7_inflight_requests{pool="web"} 0
-# HELP xlb_backend_up 1 when the app server passes active health checks and is not ejected, else 0.
-# TYPE xlb_backend_up gauge
-xlb_backend_up{pool="web",server="w1"} 1
+# HELP xlb_l7_server_up 1 when the app server passes active health checks and is not ejected, else 0.
+# TYPE xlb_l7_server_up gauge
+xlb_l7_server_up{pool="web",server="w1"} 1
 # HELP xlb_l7_ejections_total Passive-health ejections of an app server (consecutive connect errors or 5xx).
 # TYPE xlb_l7_ejections_total counter
 xlb_l7_ejections_total{pool="web",server="w1"} 0
@@ -87,7 +87,7 @@ xlb_l7_sticky_total{pool="web",result="repin"} 0
 xlb_l7_ready 1
 `
 	assert.NoError(t, testutil.GatherAndCompare(tp.reg, strings.NewReader(want),
-		"xlb_l7_requests_total", "xlb_l7_inflight_requests", "xlb_backend_up",
+		"xlb_l7_requests_total", "xlb_l7_inflight_requests", "xlb_l7_server_up",
 		"xlb_l7_ejections_total", "xlb_l7_sticky_total", "xlb_l7_ready"))
 
 	n, err := testutil.GatherAndCount(tp.reg, "xlb_l7_request_duration_seconds")
@@ -133,7 +133,24 @@ func TestNoRequestMetrics(t *testing.T) {
 	n, err := testutil.GatherAndCount(tp.reg, "xlb_l7_requests_total", "xlb_l7_request_duration_seconds")
 	require.NoError(t, err)
 	assert.Zero(t, n)
-	n, err = testutil.GatherAndCount(tp.reg, "xlb_backend_up")
+	n, err = testutil.GatherAndCount(tp.reg, "xlb_l7_server_up")
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "state metrics stay")
+}
+
+// TestMetricNamespace: every proxy metric is xlb_l7_*, a prefix the
+// control daemon never uses, so both can be scraped into one Prometheus
+// without two meanings for one name (the daemon's xlb_backend_up is per
+// L7 host, labelled vip and backend).
+func TestMetricNamespace(t *testing.T) {
+	w1 := newAppServer(t, "w1", nil)
+	tp := startProxy(t, metricsConfig, map[string]*appServer{"w1": w1})
+	resp, _ := do(t, client(t), "GET", tp.url+"/shop/a", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	mfs, err := tp.reg.Gather()
+	require.NoError(t, err)
+	require.NotEmpty(t, mfs)
+	for _, mf := range mfs {
+		assert.True(t, strings.HasPrefix(mf.GetName(), "xlb_l7_"), "%s is outside xlb_l7_", mf.GetName())
+	}
 }
