@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_FLAGS  ?= -race -p 1 -timeout 40m
 export CGO_ENABLED ?= 1
 
-.PHONY: all deps generate generate-check build test test-unit bench demo lint clean
+.PHONY: all deps generate generate-check build test test-unit bench demo lint install package clean
 
 all: build
 
@@ -47,8 +47,22 @@ demo: deps build
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_bpfe[lb]\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit" >&2; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+# Installs the binary, systemd units, example configs, dashboards and shell
+# completion under $(DESTDIR)$(PREFIX) (units and sysusers under
+# $(DESTDIR)$(UNITDIR)/..; example configs under $(DESTDIR)/etc/xlb as
+# *.example, never over a config in use). scripts/package.sh builds the
+# Debian package from the same layout.
+PREFIX  ?= /usr/local
+UNITDIR ?= /lib/systemd/system
+install: build
+	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" UNITDIR="$(UNITDIR)" BIN="$(BIN)" bash scripts/install.sh
+
+package: build
+	@BIN="$(BIN)" VERSION="$(VERSION)" bash scripts/package.sh
 
 clean:
 	rm -rf bin

@@ -137,7 +137,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	struct vip_info *vip;
 	struct backend *b = 0;
 	struct conn *c;
-	__u32 hash, tag, cpu, bid = 0, vip_id = 0;
+	__u32 hash, chash, tag, cpu, bid = 0, vip_id = 0;
 	int new_flow = 0, v6;
 	int ret;
 
@@ -152,9 +152,10 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 
 	v6 = p->family == XLB_AF_INET6;
 	hash = flow_hash(p->key.src, ((__u32)p->key.dport << 16) | p->key.sport, p->proto, v6);
-	tag = conn_tag(conn_hash(hash, p->key.dst, v6));
+	chash = conn_hash(hash, p->key.dst, v6);
+	tag = conn_tag(chash);
 	cpu = bpf_get_smp_processor_id();
-	set = conn_set_on(cpu, tag);
+	set = conn_set_on(cpu, chash);
 
 	/* An established flow is found by its 5-tuple alone: no VIP lookup. A
 	 * SYN always takes the current table: a reused client port must not
@@ -171,7 +172,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 		} else if (nr_cpus > 1) {
 			struct conn found;
 
-			if (conn_find_other(cpu, &p->key, tag, &found)) {
+			if (conn_find_other(cpu, &p->key, chash, &found)) {
 				b = conn_valid(p, &found, 0);
 				if (b) {
 					bid = found.backend_id;
@@ -207,7 +208,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 			if (p->proto == IPPROTO_UDP)
 				nc.last_seen = bpf_jiffies64();
 			if (p->syn && nr_cpus > 1)
-				conn_forget_other(cpu, &p->key, tag);
+				conn_forget_other(cpu, &p->key, chash);
 			conn_insert(set, &p->key, tag, &nc);
 		}
 		new_flow = 1;

@@ -17,6 +17,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/l4/xdplink"
 )
 
 // testPrefix makes a unique name for pins and links, so that parallel runs
@@ -203,7 +205,7 @@ func TestAdoptPinned(t *testing.T) {
 	t.Run("detach removes program and pin", func(t *testing.T) {
 		require.NoError(t, d2.Detach(tn.ifname))
 		assert.Zero(t, tn.xdpProgID(t))
-		_, err := os.Stat(filepath.Join(pin, linkPinPref+tn.ifname))
+		_, err := os.Stat(xdplink.LinkPinPath(pin, tn.ifname))
 		assert.ErrorIs(t, err, os.ErrNotExist)
 	})
 }

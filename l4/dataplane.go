@@ -7,16 +7,13 @@ import (
 	"math/bits"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
-	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
+
+	"github.com/xlbproject/xlb/l4/xdplink"
 )
 
 // Config sizes and configures a Dataplane. Zero sizes take the defaults.
@@ -38,11 +35,20 @@ type Config struct {
 	// Empty: nothing is pinned and Close detaches everything.
 	PinPath string
 
-	OuterSrcV4 netip.Addr       // outer source of IPv4-in-IPv4: this host's address
-	OuterSrcV6 netip.Addr       // outer source of IPv6-in-IPv6: this host's address
-	SrcMAC     net.HardwareAddr // source MAC of forwarded frames: the NIC's own
-	NextHopMAC net.HardwareAddr // destination MAC of forwarded frames
+	OuterSrcV4 netip.Addr // outer source of IPv4-in-IPv4: this host's address
+	OuterSrcV6 netip.Addr // outer source of IPv6-in-IPv6: this host's address
+	// NextHopMAC, when set, is the destination MAC of every forwarded
+	// frame and SrcMAC its source (the NIC's own): a static override for
+	// a single router or segment. When it is nil the balancer asks the
+	// kernel's FIB and neighbour table for each frame's next hop
+	// (bpf_fib_lookup), and SrcMAC is unused. See FIBMode.
+	SrcMAC     net.HardwareAddr
+	NextHopMAC net.HardwareAddr
 }
+
+// FIBMode says whether next hops come from the kernel's FIB: true unless
+// a NextHopMAC overrides it.
+func (c Config) FIBMode() bool { return c.NextHopMAC == nil }
 
 // Defaults for zero Config fields.
 const (
@@ -90,6 +96,14 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("config: MAC %s is not 6 bytes: %w", m, ErrInvalid)
 		}
 	}
+	// A zero next hop would send every frame to 00:00:00:00:00:00, which
+	// no peer accepts: a black hole that counts as forwarded.
+	if c.NextHopMAC != nil && slices.Equal(c.NextHopMAC, make(net.HardwareAddr, 6)) {
+		return c, fmt.Errorf("config: NextHopMAC 00:00:00:00:00:00 reaches no host (leave it unset to take next hops from the kernel's FIB): %w", ErrInvalid)
+	}
+	if c.NextHopMAC != nil && (c.SrcMAC == nil || slices.Equal(c.SrcMAC, make(net.HardwareAddr, 6))) {
+		return c, fmt.Errorf("config: NextHopMAC %s needs SrcMAC, the sending NIC's own address: %w", c.NextHopMAC, ErrInvalid)
+	}
 	return c, nil
 }
 
@@ -106,8 +120,7 @@ type Dataplane struct {
 	objs      xlbObjects
 	dry       *ebpf.Program
 	innerSpec *ebpf.MapSpec
-	links     map[string]link.Link
-	modes     map[string]AttachMode // effective mode of each link, AttachAuto if unknown
+	links     map[string]*xdplink.Link
 	ctl       xlbXlbCtl
 
 	vips     map[VIP]vipState
@@ -138,12 +151,27 @@ var sharedMaps = []string{
 }
 
 // connWays is XLB_CONN_WAYS: entries per connection-table set.
-const connWays = 4
+const connWays = uint32(abiXlbAbiXLB_ABI_CONN_WAYS)
 
-const (
-	progPinName = "xlb_ingress"
-	linkPinPref = "link_"
-)
+// maxCPUs is XLB_MAX_CPUS, the bound of the data path's loops over the other
+// CPUs' connection-table partitions.
+const maxCPUs = int(abiXlbAbiXLB_ABI_MAX_CPUS)
+
+// checkCPUs refuses a host with more possible CPUs than the data path walks:
+// a flow that moved to a CPU above the bound would never find its
+// connection entry there, and a table change would move it.
+func checkCPUs(ncpu int) error {
+	if ncpu < 1 {
+		return fmt.Errorf("count possible cpus: %d: %w", ncpu, ErrInvalid)
+	}
+	if ncpu > maxCPUs {
+		return fmt.Errorf("this host has %d possible cpus and the balancer supports at most %d (XLB_MAX_CPUS in bpf/include/consts.h): rebuild with a larger bound, or boot with possible_cpus=%d: %w",
+			ncpu, maxCPUs, maxCPUs, ErrUnsupportedHost)
+	}
+	return nil
+}
+
+const progPinName = "xlb_ingress"
 
 // Open loads the balancer with cfg's sizes, or adopts the instance pinned
 // under cfg.PinPath: pinned maps are reused (connection entries, tables and
@@ -161,8 +189,11 @@ func Open(cfg Config, log *slog.Logger) (*Dataplane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("count possible cpus: %w", err)
 	}
+	if err := checkCPUs(ncpu); err != nil {
+		return nil, err
+	}
 	if cfg.PinPath != "" {
-		if err := PreparePinPath(cfg.PinPath); err != nil {
+		if err := xdplink.PreparePinDir(cfg.PinPath); err != nil {
 			return nil, err
 		}
 	}
@@ -170,8 +201,7 @@ func Open(cfg Config, log *slog.Logger) (*Dataplane, error) {
 		cfg:      cfg,
 		log:      log,
 		ncpu:     ncpu,
-		links:    map[string]link.Link{},
-		modes:    map[string]AttachMode{},
+		links:    map[string]*xdplink.Link{},
 		vips:     map[VIP]vipState{},
 		vipByID:  map[uint32]VIP{},
 		backends: map[BackendID]backendState{},
@@ -202,33 +232,6 @@ func Open(cfg Config, log *slog.Logger) (*Dataplane, error) {
 		}
 	}
 	return d, nil
-}
-
-// PreparePinPath makes sure dir is on a mounted bpffs (ErrNoBPFFS if not)
-// and creates it. The decapsulator shares it for its own pins.
-func PreparePinPath(dir string) error {
-	parent := dir
-	for {
-		if _, err := os.Stat(parent); err == nil {
-			break
-		}
-		next := filepath.Dir(parent)
-		if next == parent {
-			break
-		}
-		parent = next
-	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(parent, &st); err != nil {
-		return fmt.Errorf("stat pin path %s: %w", dir, err)
-	}
-	if st.Type != unix.BPF_FS_MAGIC {
-		return fmt.Errorf("check pin path %s: %w", dir, ErrNoBPFFS)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create pin path %s: %w", dir, err)
-	}
-	return nil
 }
 
 // spec returns the collection spec with the configured sizes and knobs.
@@ -270,9 +273,15 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 	// A busy UDP flow rewrites its entry at most once a second, or 8 times
 	// per timeout when that is shorter.
 	refresh := min(d.hz, jiffies(c.UDPTimeout, d.hz)/8)
-	dry := uint8(0)
+	dry, fib := uint8(0), uint8(0)
 	if dryRun {
 		dry = 1
+	}
+	// The dry-run twin answers which host a flow goes to, not whether
+	// its next hop resolves now: it never asks the FIB (and its frames
+	// are never sent).
+	if c.FIBMode() && !dryRun {
+		fib = 1
 	}
 	for _, set := range []struct {
 		v   *ebpf.VariableSpec
@@ -288,6 +297,7 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 		{s.OuterSrcV6, v6},
 		{s.SrcMac, src},
 		{s.NextHopMac, next},
+		{s.FibMode, fib},
 		{s.DryRun, dry},
 	} {
 		if err := set.v.Set(set.val); err != nil {
@@ -344,63 +354,28 @@ func (d *Dataplane) load() error {
 
 // loadError turns a load failure into one that says what to do.
 func (d *Dataplane) loadError(err error) error {
-	var verr *ebpf.VerifierError
-	switch {
-	case errors.As(err, &verr):
-		d.log.Error("verifier rejected the balancer", "error", fmt.Sprintf("%+v", verr))
-		return fmt.Errorf("load xdp objects: %w", err)
-	case errors.Is(err, ebpf.ErrMapIncompatible):
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
 		return fmt.Errorf("load xdp objects from %s: %w: %w", d.cfg.PinPath, ErrIncompatiblePins, err)
-	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-		return fmt.Errorf("load xdp objects: %w: %w", ErrNotPermitted, err)
 	}
-	if _, berr := btf.LoadKernelSpec(); berr != nil {
-		return fmt.Errorf("load xdp objects: %w: %w", ErrNoBTF, err)
-	}
-	return fmt.Errorf("load xdp objects: %w", err)
+	return fmt.Errorf("load xdp objects: %w", xdplink.LoadError(err, d.log))
 }
 
 // pinProgram pins the live program, replacing the pin of a previous
 // instance. The pin is for inspection (bpftool); the links hold the program.
 func (d *Dataplane) pinProgram() error {
-	path := filepath.Join(d.cfg.PinPath, progPinName)
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("replace program pin: %w", err)
-	}
-	if err := d.objs.XlbIngress.Pin(path); err != nil {
-		return fmt.Errorf("pin program: %w", err)
-	}
-	return nil
+	return xdplink.PinProgram(d.objs.XlbIngress, d.cfg.PinPath, progPinName)
 }
 
 // adoptLinks switches every pinned XDP link of a previous instance to the
-// freshly loaded program. bpf_link_update replaces the program in one step:
-// the interface is never without a program.
+// freshly loaded program in one step each: the interface is never without
+// a program.
 func (d *Dataplane) adoptLinks() error {
-	paths, err := filepath.Glob(filepath.Join(d.cfg.PinPath, linkPinPref+"*"))
+	links, err := xdplink.Adopt(d.cfg.PinPath, d.objs.XlbIngress, d.log)
 	if err != nil {
-		return fmt.Errorf("list pinned links: %w", err)
+		return err
 	}
-	for _, p := range paths {
-		ifname := strings.TrimPrefix(filepath.Base(p), linkPinPref)
-		l, err := link.LoadPinnedLink(p, nil)
-		if err != nil {
-			return fmt.Errorf("load pinned link %s: %w", p, err)
-		}
-		if err := l.Update(d.objs.XlbIngress); err != nil {
-			// The interface went away: the link is defunct, drop it.
-			d.log.Warn("dropping defunct pinned xdp link", "iface", ifname, "error", err)
-			_ = l.Unpin()
-			_ = l.Close()
-			continue
-		}
-		d.links[ifname] = l
-		mode, err := linkMode(l, ifname)
-		if err != nil {
-			d.log.Warn("cannot tell the xdp mode of an adopted link", "iface", ifname, "error", err)
-		}
-		d.modes[ifname] = mode
-		d.log.Info("adopted xdp link", "iface", ifname, "mode", mode.String())
+	for _, l := range links {
+		d.links[l.Iface] = l
 	}
 	return nil
 }
@@ -416,7 +391,6 @@ func (d *Dataplane) Close() error {
 			errs = append(errs, fmt.Errorf("close link %s: %w", name, err))
 		}
 		delete(d.links, name)
-		delete(d.modes, name)
 	}
 	if d.dry != nil {
 		errs = append(errs, d.dry.Close())
@@ -446,25 +420,10 @@ func (d *Dataplane) Unpin() error {
 }
 
 // RemovePins removes what a Dataplane pinned under dir, without loading it
-// (cleanup after a crash, or before a start with other sizes).
+// (cleanup after a crash, or before a start with other sizes): maps,
+// program and links, which detaches them.
 func RemovePins(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read pin dir %s: %w", dir, err)
-	}
-	var errs []error
-	for _, e := range entries {
-		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-			errs = append(errs, fmt.Errorf("remove pin: %w", err))
-		}
-	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("remove pin dir: %w", err))
-	}
-	return errors.Join(errs...)
+	return xdplink.RemovePins(dir)
 }
 
 // Program returns the live balancer program, for BPF_PROG_TEST_RUN drivers

@@ -1,20 +1,26 @@
 package l4
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/xlbproject/xlb/l4/xdplink"
+)
 
 // Sentinel errors; check with errors.Is. The wrapped messages say what to do.
+// The lifecycle ones are xdplink's, so the balancer and the decapsulator
+// fail alike.
 var (
 	// ErrNotPermitted: loading or attaching needs root (CAP_BPF,
 	// CAP_NET_ADMIN, and CAP_SYS_ADMIN for pinning).
-	ErrNotPermitted = errors.New("not permitted: run as root or with CAP_BPF and CAP_NET_ADMIN")
+	ErrNotPermitted = xdplink.ErrNotPermitted
 	// ErrNoBTF: the kernel exposes no BTF (/sys/kernel/btf/vmlinux).
-	ErrNoBTF = errors.New("kernel has no BTF: use a kernel built with CONFIG_DEBUG_INFO_BTF=y")
+	ErrNoBTF = xdplink.ErrNoBTF
 	// ErrNoInterface: the named interface does not exist in this network namespace.
-	ErrNoInterface = errors.New("no such interface: check `ip link` in the daemon's network namespace")
+	ErrNoInterface = xdplink.ErrNoInterface
 	// ErrModeUnsupported: the driver cannot run XDP in the requested mode.
-	ErrModeUnsupported = errors.New("xdp mode not supported by this driver: use generic or auto mode")
+	ErrModeUnsupported = xdplink.ErrUnsupported
 	// ErrNoBPFFS: PinPath is not on a mounted bpffs.
-	ErrNoBPFFS = errors.New("pin path is not on bpffs: mount it with `mount -t bpf bpffs /sys/fs/bpf`")
+	ErrNoBPFFS = xdplink.ErrNoBPFFS
 	// ErrIncompatiblePins: pinned maps were created with other sizes or by an
 	// incompatible version.
 	ErrIncompatiblePins = errors.New("pinned maps are incompatible with this configuration: use the old sizes or remove the pins (Dataplane.Unpin)")
@@ -33,6 +39,9 @@ var (
 	ErrNotVIP = errors.New("flow matches no vip")
 	// ErrNoBackend: Lookup's flow would be dropped (empty table slot).
 	ErrNoBackend = errors.New("no backend for flow")
+	// ErrUnsupportedHost: the host exceeds a bound the data path is built
+	// with (more possible CPUs than XLB_MAX_CPUS).
+	ErrUnsupportedHost = errors.New("host not supported by this build of the balancer")
 	// ErrInvalid: an argument is malformed (address family, protocol).
 	ErrInvalid = errors.New("invalid argument")
 )

@@ -91,6 +91,16 @@ func (p pkt) build(t testing.TB) []byte {
 // and the inner IP packet byte for byte.
 func encapped(t testing.TB, p pkt, in []byte, backend netip.Addr) []byte {
 	t.Helper()
+	src := lbSrcV4
+	if !p.is4() {
+		src = lbSrcV6
+	}
+	return encappedVia(t, p, in, backend, src, lbMAC, nextHopMAC)
+}
+
+// encappedVia is encapped with the given outer source address and MACs.
+func encappedVia(t testing.TB, p pkt, in []byte, backend, outerSrc netip.Addr, srcMAC, dstMAC net.HardwareAddr) []byte {
+	t.Helper()
 	// The outer length covers the inner datagram only; Ethernet padding of
 	// a short frame stays behind it as trailer, as the program leaves it.
 	var ipLen int
@@ -101,11 +111,11 @@ func encapped(t testing.TB, p pkt, in []byte, backend netip.Addr) []byte {
 	}
 	inner := gopacket.Payload(in[14 : 14+ipLen])
 	trailer := in[14+ipLen:]
-	eth := &layers.Ethernet{SrcMAC: lbMAC, DstMAC: nextHopMAC}
+	eth := &layers.Ethernet{SrcMAC: srcMAC, DstMAC: dstMAC}
 	if p.is4() {
 		eth.EthernetType = layers.EthernetTypeIPv4
 		o := &layers.IPv4{Version: 4, IHL: 5, TOS: p.tos, TTL: 64, Protocol: layers.IPProtocolIPv4,
-			SrcIP: lbSrcV4.AsSlice(), DstIP: backend.AsSlice()}
+			SrcIP: outerSrc.AsSlice(), DstIP: backend.AsSlice()}
 		if p.df {
 			o.Flags = layers.IPv4DontFragment
 		}
@@ -116,7 +126,7 @@ func encapped(t testing.TB, p pkt, in []byte, backend netip.Addr) []byte {
 	eth.EthernetType = layers.EthernetTypeIPv6
 	h := FlowHash(p.src, p.dst.Port(), p.proto)
 	o := &layers.IPv6{Version: 6, TrafficClass: p.tos, FlowLabel: h & 0xfffff, HopLimit: 64,
-		NextHeader: layers.IPProtocolIPv6, SrcIP: lbSrcV6.AsSlice(), DstIP: backend.AsSlice()}
+		NextHeader: layers.IPProtocolIPv6, SrcIP: outerSrc.AsSlice(), DstIP: backend.AsSlice()}
 	return append(serialize(t, eth, o, inner), trailer...)
 }
 

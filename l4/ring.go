@@ -14,7 +14,7 @@ import (
 
 // ringsPerVIP is XLB_RINGS_PER_VIP: Maglev tables per VIP id, one live and
 // the other standing by to be rewritten.
-const ringsPerVIP = 2
+const ringsPerVIP = uint32(abiXlbAbiXLB_ABI_RINGS_PER_VIP)
 
 // mapLayout versions the maps' layout, recorded in ctl_map: a new daemon
 // refuses pins of another layout instead of misreading them. 2: two

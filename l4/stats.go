@@ -29,33 +29,115 @@ const (
 	CounterXDPPass         = Counter(xlbXlbCounterXLB_CNT_XDP_PASS)
 	CounterXDPTx           = Counter(xlbXlbCounterXLB_CNT_XDP_TX)
 	CounterXDPRedirect     = Counter(xlbXlbCounterXLB_CNT_XDP_REDIRECT)
-	numCounters            = int(xlbXlbCounterXLB_CNT_MAX)
+	// Next-hop resolution through the kernel's FIB (no NextHopMAC
+	// configured): each failure passes the packet to the kernel.
+	CounterFIBNoNeigh     = Counter(xlbXlbCounterXLB_CNT_FIB_NO_NEIGH)
+	CounterFIBNoRoute     = Counter(xlbXlbCounterXLB_CNT_FIB_NO_ROUTE)
+	CounterFIBFwdDisabled = Counter(xlbXlbCounterXLB_CNT_FIB_FWD_DISABLED)
+	CounterFIBOtherIface  = Counter(xlbXlbCounterXLB_CNT_FIB_OTHER_IFACE)
+	CounterFIBOther       = Counter(xlbXlbCounterXLB_CNT_FIB_OTHER)
+	numCounters           = int(xlbXlbCounterXLB_CNT_MAX)
 )
 
-var counterNames = [...]string{
-	CounterNotVIP:          "not_vip",
-	CounterNoBackend:       "no_backend",
-	CounterMalformed:       "malformed",
-	CounterConnHit:         "conn_hit",
-	CounterConnMissSYN:     "conn_miss_syn",
-	CounterConnMissNonSYN:  "conn_miss_non_syn",
-	CounterConnExpired:     "conn_expired",
-	CounterConnHitOtherCPU: "conn_hit_other_cpu",
-	CounterEncapFail:       "encap_fail",
-	CounterTooBig:          "too_big",
-	CounterFragment:        "fragment",
-	CounterXDPAborted:      "xdp_aborted",
-	CounterXDPDrop:         "xdp_drop",
-	CounterXDPPass:         "xdp_pass",
-	CounterXDPTx:           "xdp_tx",
-	CounterXDPRedirect:     "xdp_redirect",
+// CounterKind says what a counter slot counts; metrics export each kind
+// as its own metric.
+type CounterKind int
+
+const (
+	// KindReason counts why a packet was passed or dropped (not_vip,
+	// no_backend, malformed, ...).
+	KindReason CounterKind = iota
+	// KindConn counts a connection-table event (hit, miss, expiry).
+	KindConn
+	// KindVerdict counts the XDP action the program returned, at its
+	// single exit: every packet is counted in exactly one verdict.
+	KindVerdict
+)
+
+func (k CounterKind) String() string {
+	switch k {
+	case KindReason:
+		return "reason"
+	case KindConn:
+		return "conn"
+	case KindVerdict:
+		return "verdict"
+	}
+	return fmt.Sprintf("kind%d", int(k))
 }
 
+// counterInfo names a slot: name is its String (unique across kinds),
+// label its name within its kind (the metric label).
+type counterInfo struct {
+	name, label string
+	kind        CounterKind
+}
+
+var counterInfos = [...]counterInfo{
+	CounterNotVIP:          {"not_vip", "not_vip", KindReason},
+	CounterNoBackend:       {"no_backend", "no_backend", KindReason},
+	CounterMalformed:       {"malformed", "malformed", KindReason},
+	CounterConnHit:         {"conn_hit", "hit", KindConn},
+	CounterConnMissSYN:     {"conn_miss_syn", "miss_syn", KindConn},
+	CounterConnMissNonSYN:  {"conn_miss_non_syn", "miss_non_syn", KindConn},
+	CounterConnExpired:     {"conn_expired", "expired", KindConn},
+	CounterConnHitOtherCPU: {"conn_hit_other_cpu", "hit_other_cpu", KindConn},
+	CounterEncapFail:       {"encap_fail", "encap_fail", KindReason},
+	CounterTooBig:          {"too_big", "too_big", KindReason},
+	CounterFragment:        {"fragment", "fragment", KindReason},
+	CounterXDPAborted:      {"xdp_aborted", "aborted", KindVerdict},
+	CounterXDPDrop:         {"xdp_drop", "drop", KindVerdict},
+	CounterXDPPass:         {"xdp_pass", "pass", KindVerdict},
+	CounterXDPTx:           {"xdp_tx", "tx", KindVerdict},
+	CounterXDPRedirect:     {"xdp_redirect", "redirect", KindVerdict},
+	CounterFIBNoNeigh:      {"fib_no_neigh", "fib_no_neigh", KindReason},
+	CounterFIBNoRoute:      {"fib_no_route", "fib_no_route", KindReason},
+	CounterFIBFwdDisabled:  {"fib_fwd_disabled", "fib_fwd_disabled", KindReason},
+	CounterFIBOtherIface:   {"fib_other_iface", "fib_other_iface", KindReason},
+	CounterFIBOther:        {"fib_other", "fib_other", KindReason},
+}
+
+// The verdict slots must be XLB_CNT_XDP_ABORTED + the XDP action, the way
+// xlb_ingress counts its verdict: each line stops the build (a negative
+// constant or an index out of range) if the C enum is reordered.
+var (
+	_ = [1]struct{}{}[CounterXDPDrop-CounterXDPAborted-Counter(abiXlbXdpActionXLB_ABI_XDP_DROP)]
+	_ = [1]struct{}{}[CounterXDPPass-CounterXDPAborted-Counter(abiXlbXdpActionXLB_ABI_XDP_PASS)]
+	_ = [1]struct{}{}[CounterXDPTx-CounterXDPAborted-Counter(abiXlbXdpActionXLB_ABI_XDP_TX)]
+	_ = [1]struct{}{}[CounterXDPRedirect-CounterXDPAborted-Counter(abiXlbXdpActionXLB_ABI_XDP_REDIRECT)]
+	_ = [1]struct{}{}[Counter(abiXlbXdpActionXLB_ABI_XDP_ABORTED)]
+)
+
+func (c Counter) info() (counterInfo, bool) {
+	if int(c) < len(counterInfos) && counterInfos[c].name != "" {
+		return counterInfos[c], true
+	}
+	return counterInfo{}, false
+}
+
+// String is the counter's name, unique across kinds (conn_hit, xdp_tx).
 func (c Counter) String() string {
-	if int(c) < len(counterNames) {
-		return counterNames[c]
+	if i, ok := c.info(); ok {
+		return i.name
 	}
 	return fmt.Sprintf("counter%d", uint32(c))
+}
+
+// Kind says what the counter counts. A slot without a name (a C counter
+// Go does not know yet) is a reason.
+func (c Counter) Kind() CounterKind {
+	i, _ := c.info()
+	return i.kind
+}
+
+// Label is the counter's name within its kind, the value of its metric's
+// label: the reason (not_vip), the connection-table result (hit) or the
+// XDP action (tx).
+func (c Counter) Label() string {
+	if i, ok := c.info(); ok {
+		return i.label
+	}
+	return c.String()
 }
 
 // AllCounters lists every counter slot in order.

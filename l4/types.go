@@ -6,6 +6,8 @@ import (
 	"math/bits"
 	"net/netip"
 	"strconv"
+
+	"github.com/xlbproject/xlb/l4/xdplink"
 )
 
 // Proto is an IP protocol number a VIP can serve.
@@ -52,28 +54,17 @@ func (v VIP) validate() error {
 // table, a packet hashed to a 0 slot is dropped and counted.
 type BackendID uint32
 
-// AttachMode selects how the program is attached to an interface.
-type AttachMode int
+// AttachMode is xdplink.Mode, the one attach mode type of the balancer
+// and the decapsulator.
+type AttachMode = xdplink.Mode
 
-// Attach modes. AttachAuto tries native (driver) mode first and falls back to
-// generic (skb) mode.
+// Attach modes, as in xdplink. AttachAuto tries native (driver) mode first
+// and falls back to generic (skb) mode.
 const (
-	AttachAuto AttachMode = iota
-	AttachNative
-	AttachGeneric
+	AttachAuto    = xdplink.ModeAuto
+	AttachNative  = xdplink.ModeNative
+	AttachGeneric = xdplink.ModeGeneric
 )
-
-func (m AttachMode) String() string {
-	switch m {
-	case AttachAuto:
-		return "auto"
-	case AttachNative:
-		return "native"
-	case AttachGeneric:
-		return "generic"
-	}
-	return "mode" + strconv.Itoa(int(m))
-}
 
 // addrWords stores an address the way the maps do: wire-order bytes, IPv4 in
 // the first word and the rest zero.
@@ -106,11 +97,11 @@ func wordsAddr(w [4]uint32, family uint8) netip.Addr {
 // htons converts a port to the wire-order uint16 the maps store (little-endian host).
 func htons(p uint16) uint16 { return bits.ReverseBytes16(p) }
 
-// Address families of xlbBackend.Family, as in bpf/include/consts.h.
+// Address families of xlbBackend.Family (XLB_AF_* in bpf/include/consts.h).
 const (
-	afNone  = 0
-	afInet  = 4
-	afInet6 = 6
+	afNone  = uint8(abiXlbAfXLB_ABI_AF_NONE)
+	afInet  = uint8(abiXlbAfXLB_ABI_AF_INET)
+	afInet6 = uint8(abiXlbAfXLB_ABI_AF_INET6)
 )
 
 func familyOf(a netip.Addr) uint8 {

@@ -91,7 +91,12 @@ const (
 	xlbXlbCounterXLB_CNT_XDP_PASS         xlbXlbCounter = 13
 	xlbXlbCounterXLB_CNT_XDP_TX           xlbXlbCounter = 14
 	xlbXlbCounterXLB_CNT_XDP_REDIRECT     xlbXlbCounter = 15
-	xlbXlbCounterXLB_CNT_MAX              xlbXlbCounter = 16
+	xlbXlbCounterXLB_CNT_FIB_NO_NEIGH     xlbXlbCounter = 16
+	xlbXlbCounterXLB_CNT_FIB_NO_ROUTE     xlbXlbCounter = 17
+	xlbXlbCounterXLB_CNT_FIB_FWD_DISABLED xlbXlbCounter = 18
+	xlbXlbCounterXLB_CNT_FIB_OTHER_IFACE  xlbXlbCounter = 19
+	xlbXlbCounterXLB_CNT_FIB_OTHER        xlbXlbCounter = 20
+	xlbXlbCounterXLB_CNT_MAX              xlbXlbCounter = 21
 )
 
 type xlbXlbCtl struct {
@@ -126,6 +131,7 @@ const (
 	xlbProgXlbIngress       = "xlb_ingress"
 	xlbVarConnMask          = "conn_mask"
 	xlbVarDryRun            = "dry_run"
+	xlbVarFibMode           = "fib_mode"
 	xlbVarMtu               = "mtu"
 	xlbVarNextHopMac        = "next_hop_mac"
 	xlbVarNrCpus            = "nr_cpus"
@@ -205,6 +211,7 @@ type xlbMapSpecs struct {
 type xlbVariableSpecs struct {
 	ConnMask          *ebpf.VariableSpec `ebpf:"conn_mask"`
 	DryRun            *ebpf.VariableSpec `ebpf:"dry_run"`
+	FibMode           *ebpf.VariableSpec `ebpf:"fib_mode"`
 	Mtu               *ebpf.VariableSpec `ebpf:"mtu"`
 	NextHopMac        *ebpf.VariableSpec `ebpf:"next_hop_mac"`
 	NrCpus            *ebpf.VariableSpec `ebpf:"nr_cpus"`
@@ -271,6 +278,7 @@ func (m *xlbMaps) Close() error {
 type xlbVariables struct {
 	ConnMask          *ebpf.Variable `ebpf:"conn_mask"`
 	DryRun            *ebpf.Variable `ebpf:"dry_run"`
+	FibMode           *ebpf.Variable `ebpf:"fib_mode"`
 	Mtu               *ebpf.Variable `ebpf:"mtu"`
 	NextHopMac        *ebpf.Variable `ebpf:"next_hop_mac"`
 	NrCpus            *ebpf.Variable `ebpf:"nr_cpus"`

@@ -21,16 +21,21 @@ XLB_INLINE int conn_key_eq(const struct conn_key *a, const struct conn_key *b)
 	return diff == 0;
 }
 
-/* conn_tag is the tag a connection hash is stored under: never 0. */
+/* conn_tag is the tag a connection hash is stored under: never 0. Bit 0
+ * is forced, so the tag must never pick the set (that would reach only the
+ * odd-numbered sets): conn_set_on takes the hash itself. */
 XLB_INLINE __u32 conn_tag(__u32 hash)
 {
 	return hash | 1;
 }
 
-/* conn_set_on returns cpu's set for a tag. */
-XLB_INLINE struct conn_set *conn_set_on(__u32 cpu, __u32 tag)
+/* conn_set_on returns cpu's set for a connection hash: its low bits, all of
+ * them uniform. The tags in one set then share those bits, and the rest of
+ * the tag (at least the 17 high bits at 2^15 sets) tells the ways apart
+ * before a key is compared. */
+XLB_INLINE struct conn_set *conn_set_on(__u32 cpu, __u32 hash)
 {
-	__u32 idx = cpu * (conn_mask + 1) + (tag & conn_mask);
+	__u32 idx = cpu * (conn_mask + 1) + (hash & conn_mask);
 
 	return bpf_map_lookup_elem(&conn_map, &idx);
 }
@@ -62,15 +67,17 @@ XLB_INLINE struct conn *conn_find(struct conn_set *s, const struct conn_key *k, 
 
 /* conn_find_other copies the flow's entry from another CPU's set into
  * *found. Only on a miss, so the walk over the CPUs is rare. */
-XLB_INLINE int conn_find_other(__u32 me, const struct conn_key *k, __u32 tag, struct conn *found)
+XLB_INLINE int conn_find_other(__u32 me, const struct conn_key *k, __u32 hash, struct conn *found)
 {
+	__u32 tag = conn_tag(hash);
+
 	for (__u32 cpu = 0; cpu < XLB_MAX_CPUS && cpu < nr_cpus; cpu++) {
 		struct conn_set *s;
 		int i;
 
 		if (cpu == me)
 			continue;
-		s = conn_set_on(cpu, tag);
+		s = conn_set_on(cpu, hash);
 		if (!s)
 			continue;
 		i = conn_way_of(s, k, tag);
@@ -88,15 +95,17 @@ XLB_INLINE int conn_find_other(__u32 me, const struct conn_key *k, __u32 tag, st
  * must not catch its packets on another CPU. One 32-bit store per entry
  * found; a racing insert there can at worst lose its entry, which then
  * misses and is looked up again. */
-XLB_INLINE void conn_forget_other(__u32 me, const struct conn_key *k, __u32 tag)
+XLB_INLINE void conn_forget_other(__u32 me, const struct conn_key *k, __u32 hash)
 {
+	__u32 tag = conn_tag(hash);
+
 	for (__u32 cpu = 0; cpu < XLB_MAX_CPUS && cpu < nr_cpus; cpu++) {
 		struct conn_set *s;
 		int i;
 
 		if (cpu == me)
 			continue;
-		s = conn_set_on(cpu, tag);
+		s = conn_set_on(cpu, hash);
 		if (!s)
 			continue;
 		i = conn_way_of(s, k, tag);

@@ -77,6 +77,13 @@ enum xlb_counter {
 	XLB_CNT_XDP_PASS,
 	XLB_CNT_XDP_TX,
 	XLB_CNT_XDP_REDIRECT,
+	/* Next-hop resolution through the kernel's FIB (fib_mode), each one
+	 * passed untouched to the kernel. */
+	XLB_CNT_FIB_NO_NEIGH,      /* the next hop has no resolved neighbour entry */
+	XLB_CNT_FIB_NO_ROUTE,      /* no route, or a blackhole/unreachable/prohibit one */
+	XLB_CNT_FIB_FWD_DISABLED,  /* forwarding is off on the ingress interface */
+	XLB_CNT_FIB_OTHER_IFACE,   /* the route leaves by another interface */
+	XLB_CNT_FIB_OTHER,         /* any other FIB failure */
 	XLB_CNT_MAX,
 };
 

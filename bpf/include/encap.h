@@ -6,7 +6,7 @@
 #define XLB_ENCAP_H
 
 #include "csum.h"
-#include "parse.h"
+#include "nexthop.h"
 
 /* too_big is the hook for frames that would exceed the MTU once wrapped.
  * For now they are counted and dropped; PMTU discovery (ICMP "fragmentation
@@ -23,24 +23,32 @@ XLB_INLINE int encap_fail(struct pkt *p)
 	return XDP_DROP;
 }
 
-/* The knobs are read through volatile pointers (4 + 2 bytes each): a cast to
- * a plain pointer would let clang fold the zero initialisers. */
-XLB_INLINE void write_eth(struct ethhdr *eth, __be16 proto)
+/* write_eth writes the frame's Ethernet header: the FIB's answer nh, or
+ * the configured override. The knobs are read through volatile pointers
+ * (4 + 2 bytes each): a cast to a plain pointer would let clang fold the
+ * zero initialisers. */
+XLB_INLINE void write_eth(struct ethhdr *eth, const struct next_hop *nh, __be16 proto)
 {
-	__u32 dst_hi = *(volatile const __u32 *)next_hop_mac;
-	__u16 dst_lo = *(volatile const __u16 *)&next_hop_mac[4];
-	__u32 src_hi = *(volatile const __u32 *)src_mac;
-	__u16 src_lo = *(volatile const __u16 *)&src_mac[4];
+	if (fib_mode) {
+		__builtin_memcpy(eth->h_dest, nh->dst, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, nh->src, ETH_ALEN);
+	} else {
+		__u32 dst_hi = *(volatile const __u32 *)next_hop_mac;
+		__u16 dst_lo = *(volatile const __u16 *)&next_hop_mac[4];
+		__u32 src_hi = *(volatile const __u32 *)src_mac;
+		__u16 src_lo = *(volatile const __u16 *)&src_mac[4];
 
-	__builtin_memcpy(&eth->h_dest[0], &dst_hi, 4);
-	__builtin_memcpy(&eth->h_dest[4], &dst_lo, 2);
-	__builtin_memcpy(&eth->h_source[0], &src_hi, 4);
-	__builtin_memcpy(&eth->h_source[4], &src_lo, 2);
+		__builtin_memcpy(&eth->h_dest[0], &dst_hi, 4);
+		__builtin_memcpy(&eth->h_dest[4], &dst_lo, 2);
+		__builtin_memcpy(&eth->h_source[0], &src_hi, 4);
+		__builtin_memcpy(&eth->h_source[4], &src_lo, 2);
+	}
 	eth->h_proto = proto;
 }
 
 /* encap_ipv4 wraps an IPv4 packet in IPv4 (protocol 4). */
-XLB_INLINE int encap_ipv4(struct xdp_md *ctx, struct pkt *p, const struct backend *b)
+XLB_INLINE int encap_ipv4(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
+			  const struct next_hop *nh)
 {
 	void *data, *data_end;
 	struct ethhdr *eth;
@@ -66,14 +74,15 @@ XLB_INLINE int encap_ipv4(struct xdp_md *ctx, struct pkt *p, const struct backen
 	iph = data + ETH_HLEN;
 	if ((void *)(iph + 1) > data_end)
 		return encap_fail(p);
-	write_eth(eth, bpf_htons(ETH_P_IP));
+	write_eth(eth, nh, bpf_htons(ETH_P_IP));
 	__builtin_memcpy(iph, &o, sizeof(o));
 	return XLB_CONTINUE;
 }
 
 /* encap_ipv6 wraps an IPv6 packet in IPv6 (next header 41). The flow label
  * carries the flow hash so that ECMP on the way keeps a flow on one path. */
-XLB_INLINE int encap_ipv6(struct xdp_md *ctx, struct pkt *p, const struct backend *b, __u32 hash)
+XLB_INLINE int encap_ipv6(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
+			  const struct next_hop *nh, __u32 hash)
 {
 	void *data, *data_end;
 	struct ethhdr *eth;
@@ -87,7 +96,7 @@ XLB_INLINE int encap_ipv6(struct xdp_md *ctx, struct pkt *p, const struct backen
 	ip6h = data + ETH_HLEN;
 	if ((void *)(ip6h + 1) > data_end)
 		return encap_fail(p);
-	write_eth(eth, bpf_htons(ETH_P_IPV6));
+	write_eth(eth, nh, bpf_htons(ETH_P_IPV6));
 	ip6h->version = 6;
 	ip6h->priority = p->tos >> 4;
 	ip6h->flow_lbl[0] = ((p->tos & 0xf) << 4) | ((hash >> 16) & 0xf);
@@ -109,14 +118,23 @@ XLB_INLINE int encap_ipv6(struct xdp_md *ctx, struct pkt *p, const struct backen
 XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b, __u32 hash)
 {
 	__u32 overhead = p->family == XLB_AF_INET ? XLB_IPV4_HDR_LEN : XLB_IPV6_HDR_LEN;
+	struct next_hop nh;
+	int ret;
 
 	if (b->family != p->family)
 		return encap_fail(p);
 	if (mtu && p->ip_len + overhead > mtu)
 		return too_big(ctx, p);
+	if (fib_mode) {
+		ret = fib_next_hop(ctx, p, b, p->ip_len + overhead, &nh);
+		if (ret == XLB_FIB_TOO_BIG)
+			return too_big(ctx, p);
+		if (ret != XLB_CONTINUE)
+			return ret;
+	}
 	if (p->family == XLB_AF_INET)
-		return encap_ipv4(ctx, p, b);
-	return encap_ipv6(ctx, p, b, hash);
+		return encap_ipv4(ctx, p, b, &nh);
+	return encap_ipv6(ctx, p, b, &nh, hash);
 }
 
 #endif /* XLB_ENCAP_H */

@@ -22,6 +22,9 @@ volatile const __be32 outer_src_v4 = 0;            /* LB host address */
 volatile const __u32 outer_src_v6[4] = {};         /* LB host address */
 volatile const __u8 src_mac[ETH_ALEN] __attribute__((aligned(4))) = {};      /* this NIC's MAC */
 volatile const __u8 next_hop_mac[ETH_ALEN] __attribute__((aligned(4))) = {}; /* router or L7 host */
+/* fib_mode: no next_hop_mac is configured; every frame's next hop comes
+ * from bpf_fib_lookup (nexthop.h) and the two MAC knobs are unused. */
+volatile const __u8 fib_mode = 0;
 /* dry_run: the same program, loaded a second time for Lookup, that neither
  * writes connection entries nor counts, so asking a question changes nothing. */
 volatile const __u8 dry_run = 0;

@@ -57,7 +57,7 @@ func newBackendAddCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().Uint32Var(&o.weight, "weight", 1, "relative share of the VIP's flows")
-	cmd.Flags().BoolVar(&o.drain, "drain", false, "add it drained: no flows until `xlb backend undrain`")
+	cmd.Flags().BoolVar(&o.drain, "drain", false, "add it drained: no flows until xlb backend undrain")
 	addOutputFlag(cmd, &o.output)
 	return cmd
 }

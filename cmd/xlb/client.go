@@ -99,6 +99,18 @@ func printJSON(w io.Writer, v any) error {
 	return err
 }
 
+// printJSONLine writes v as one line of JSON: the form of a stream of
+// reports (`-o json --watch`), one object per line (NDJSON), so `jq` and
+// line-oriented tools read it as it arrives.
+func printJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode json: %w", err)
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
 // newTable returns a tabwriter for aligned columns; call Flush when done.
 func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

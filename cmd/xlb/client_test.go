@@ -163,7 +163,7 @@ var (
 	clock = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 )
 
-// shopVIPs is the README's example: one VIP, three L7 hosts, one drained,
+// shopVIPs is docs/cli.md's example: one VIP, three L7 hosts, one drained,
 // one down.
 func shopVIPs() []api.VIP {
 	return []api.VIP{

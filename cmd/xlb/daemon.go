@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -19,6 +21,7 @@ import (
 type daemonOptions struct {
 	config    string
 	cleanup   bool
+	check     bool
 	logFormat string
 	logLevel  string
 }
@@ -26,7 +29,7 @@ type daemonOptions struct {
 func newDaemonCmd() *cobra.Command {
 	o := daemonOptions{config: "/etc/xlb/xlb.yaml", logFormat: "text", logLevel: "info"}
 	cmd := &cobra.Command{
-		Use:   "daemon [--config FILE] [--cleanup]",
+		Use:   "daemon [--config FILE] [--cleanup | --check]",
 		Short: "Run the L4 control daemon (health checks, reconcile, API, metrics)",
 		Long: `Run the edge host's control daemon: load (or adopt) the XDP balancer,
 health-check the L7 hosts, keep every VIP's Maglev table true to the desired
@@ -36,12 +39,17 @@ SIGHUP re-reads the config (like ` + "`xlb reload`" + `). SIGINT/SIGTERM stop th
 daemon but NOT the data path: the program, links and maps stay pinned and
 keep forwarding, and the next ` + "`xlb daemon`" + ` adopts them (hitless restart
 and upgrade). ` + "`xlb daemon --cleanup`" + ` removes the pins, which detaches
-the program once no daemon holds it.`,
+the program once no daemon holds it. ` + "`xlb daemon --check`" + ` validates the
+config and exits (0 valid, 1 not) without touching the kernel, the pins or
+the state file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := o.validate(cmd)
 			if err != nil {
 				return err
+			}
+			if o.check {
+				return o.runCheck(cmd)
 			}
 			if o.cleanup {
 				return o.runCleanup(cmd, log)
@@ -51,10 +59,38 @@ the program once no daemon holds it.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.config, "config", "c", o.config, "path of the daemon's YAML config")
+	f.BoolVar(&o.check, "check", false, "validate the config (syntax, values, interfaces present on this host) and exit; changes nothing")
 	f.BoolVar(&o.cleanup, "cleanup", false, "remove everything the daemon pinned under bpffs (detaches the program) and exit")
 	f.StringVar(&o.logFormat, "log-format", o.logFormat, "log format. One of: text, json")
 	f.StringVar(&o.logLevel, "log-level", o.logLevel, "log level. One of: debug, info, warn, error")
+	cmd.MarkFlagsMutuallyExclusive("check", "cleanup")
 	return cmd
+}
+
+// runCheck is `xlb daemon --check`: everything a start would refuse before
+// it touches the kernel (the file, its values, the interfaces it names),
+// with nothing loaded, pinned or written.
+func (o *daemonOptions) runCheck(cmd *cobra.Command) error {
+	cfg, err := config.Load(o.config)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, it := range cfg.Interfaces {
+		if _, err := net.InterfaceByName(it.Name); err != nil {
+			missing = append(missing, fmt.Sprintf("%s: interface %q does not exist on this host", cfg.File, it.Name))
+		}
+	}
+	if len(missing) > 0 {
+		return errors.New(strings.Join(missing, "\n"))
+	}
+	backends := 0
+	for _, v := range cfg.VIPs {
+		backends += len(v.Backends)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration is valid (%d interfaces, %d VIPs, %d backends)\n",
+		cfg.File, len(cfg.Interfaces), len(cfg.VIPs), backends)
+	return nil
 }
 
 func (o *daemonOptions) validate(cmd *cobra.Command) (*slog.Logger, error) {

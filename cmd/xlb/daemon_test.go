@@ -48,3 +48,46 @@ func TestDaemonCleanup(t *testing.T) {
 	_, err = os.Stat(cfg)
 	assert.NoError(t, err)
 }
+
+// TestDaemonCheck validates configs without touching anything: a valid one
+// exits 0 and leaves no state file and no pins behind; a bad value, an
+// unknown key and a missing interface each fail with the file named.
+func TestDaemonCheck(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state.json")
+	pins := filepath.Join(dir, "pins")
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+		return p
+	}
+	base := fmt.Sprintf("state:\n  path: %s\nbpf:\n  pin_path: %s\n", state, pins)
+	good := write("good.yaml", "interfaces:\n  - name: lo\n"+base+
+		"outer_source:\n  ipv4: 192.0.2.10\ndataplane:\n  next_hop_mac: \"02:00:00:00:00:01\"\n"+
+		"vips:\n  - address: 203.0.113.10\n    port: 80\n    protocol: tcp\n    backends:\n      - address: 10.0.1.11\n      - address: 10.0.1.12\n")
+	code, stdout, stderr := runExit("daemon", "--check", "--config", good)
+	assert.Equal(t, 0, code, stderr)
+	assert.Equal(t, good+": configuration is valid (1 interfaces, 1 VIPs, 2 backends)\n", stdout)
+	assert.NoFileExists(t, state)
+	assert.NoDirExists(t, pins)
+
+	tests := []struct{ name, body, want string }{
+		{"missing interface", "interfaces:\n  - name: xlbnosuch0\n" + base, `interface "xlbnosuch0" does not exist on this host`},
+		{"unknown key", "interfaces:\n  - name: lo\n    mdoe: native\n" + base, `:3: unknown field "mdoe"`},
+		{"bad value", "interfaces:\n  - name: lo\n" + base + "vips:\n  - address: 203.0.113.10\n    port: 0\n", `vips[0].port`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := write(tt.name+".yaml", tt.body)
+			code, stdout, stderr := runExit("daemon", "--check", "--config", p)
+			assert.Equal(t, 1, code)
+			assert.Empty(t, stdout)
+			assert.Contains(t, stderr, p)
+			assert.Contains(t, stderr, tt.want)
+			assert.NoFileExists(t, state)
+		})
+	}
+	code, _, stderr = runExit("daemon", "--check", "--cleanup", "--config", good)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "none of the others can be")
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xlbproject/xlb/l4/decap"
+	"github.com/xlbproject/xlb/l4/xdplink"
 )
 
 // decapOptions are the flags of `xlb decap`.
@@ -22,6 +23,7 @@ type decapOptions struct {
 	cleanup  bool
 	mode     string
 	addrs    []string
+	guePort  uint16
 	interval time.Duration
 }
 
@@ -32,9 +34,10 @@ func newDecapCmd() *cobra.Command {
 	o := decapOptions{mode: "auto", interval: time.Minute}
 	cmd := &cobra.Command{
 		Use:   "decap --iface IFACE [--addr ADDR]...",
-		Short: "Run the IP-in-IP decapsulator on an L7 host (foreground)",
+		Short: "Run the IP-in-IP and GUE decapsulator on an L7 host (foreground)",
 		Long: `Attach xlb's XDP decapsulator to the L7 host's interface and keep it
-attached until SIGINT/SIGTERM. It strips the IP-in-IP header from packets the
+attached until SIGINT/SIGTERM. It strips the IP-in-IP header (and, with
+--gue-port, the IP+UDP header of GUE) from packets the
 edge hosts' balancer sends to one of this host's addresses and passes the
 inner packet (client address → VIP) up to the stack, where xlb proxy listens
 on the VIP (put the VIP on lo with arp_ignore=1, arp_announce=2).
@@ -47,6 +50,7 @@ command is restarted or upgraded) and the next run adopts it; --cleanup
 removes it.`,
 		Example: `  xlb decap --iface eth0
   xlb decap --iface eth0 --addr 10.0.1.1 --addr 2001:db8:1::1 --mode native
+  xlb decap --iface eth0 --gue-port 6080
   xlb decap --iface eth0 --pin-path /sys/fs/bpf/xlb-decap
   xlb decap --pin-path /sys/fs/bpf/xlb-decap --cleanup`,
 		Args: cobra.NoArgs,
@@ -69,7 +73,8 @@ removes it.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.iface, "iface", "", "interface that receives the tunnelled packets (required)")
-	f.StringVar(&o.mode, "mode", o.mode, "XDP attach mode. One of: auto, native, generic")
+	f.StringVar(&o.mode, "mode", o.mode, "XDP attach mode. One of: auto (native, falling back to generic), native, generic")
+	f.Uint16Var(&o.guePort, "gue-port", 0, "UDP port of GUE tunnels (IP directly in UDP) to decapsulate as well; must match the balancer's (0: IP-in-IP only)")
 	f.StringArrayVar(&o.addrs, "addr", nil, "local tunnel endpoint address (repeatable; default: the interface's addresses)")
 	f.DurationVar(&o.interval, "stats-interval", o.interval, "how often to log the counters (0 disables)")
 	f.StringVar(&o.pinPath, "pin-path", "", "bpffs directory to pin into (e.g. /sys/fs/bpf/xlb-decap): the decapsulator then stays attached when the command exits and the next run adopts it")
@@ -77,11 +82,11 @@ removes it.`,
 	return cmd
 }
 
-func (o *decapOptions) complete() (decap.Mode, []netip.Addr, error) {
+func (o *decapOptions) complete() (xdplink.Mode, []netip.Addr, error) {
 	if o.iface == "" {
 		return 0, nil, fmt.Errorf("--iface is required: the interface that receives the tunnelled packets")
 	}
-	mode, err := decap.ParseMode(o.mode)
+	mode, err := xdplink.ParseMode(o.mode)
 	if err != nil {
 		return 0, nil, fmt.Errorf("invalid --mode: %w", err)
 	}
@@ -106,8 +111,8 @@ func (o *decapOptions) complete() (decap.Mode, []netip.Addr, error) {
 	return mode, addrs, nil
 }
 
-func (o *decapOptions) run(ctx context.Context, cmd *cobra.Command, log *slog.Logger, mode decap.Mode, addrs []netip.Addr) error {
-	d, err := decap.Open(decap.Config{Logger: log, PinPath: o.pinPath})
+func (o *decapOptions) run(ctx context.Context, cmd *cobra.Command, log *slog.Logger, mode xdplink.Mode, addrs []netip.Addr) error {
+	d, err := decap.Open(decap.Config{Logger: log, PinPath: o.pinPath, GUEPort: o.guePort})
 	if err != nil {
 		return err
 	}
@@ -118,7 +123,7 @@ func (o *decapOptions) run(ctx context.Context, cmd *cobra.Command, log *slog.Lo
 	if err := d.Attach(o.iface, mode); err != nil {
 		return err
 	}
-	log.Info("decapsulator attached", "iface", o.iface, "mode", mode.String(), "addrs", fmt.Sprint(addrs))
+	log.Info("decapsulator attached", "iface", o.iface, "mode", d.Mode().String(), "addrs", fmt.Sprint(addrs))
 
 	var tick <-chan time.Time
 	if o.interval > 0 {
@@ -134,6 +139,7 @@ func (o *decapOptions) run(ctx context.Context, cmd *cobra.Command, log *slog.Lo
 			if s, err := d.Stats(); err == nil {
 				log.Info("decapsulator counters", "iface", o.iface,
 					"decap_v4", s.DecapV4.Packets, "decap_v6", s.DecapV6.Packets,
+					"gue_v4", s.GUEV4.Packets, "gue_v6", s.GUEV6.Packets,
 					"not_for_us", s.NotForUs.Packets, "malformed", s.Malformed.Packets)
 			}
 		}

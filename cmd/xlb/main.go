@@ -3,13 +3,36 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 )
 
 func main() {
-	if err := newRootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "xlb:", err)
-		os.Exit(1)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the process's exit status: 0 on
+// success, 1 on any error. The error goes to stderr as "xlb: …", or as one
+// JSON object ({"error": "…"}) when the command was asked for -o json, so a
+// script that parses the output also gets a parseable failure.
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return 0
 	}
+	if f := cmd.Flags().Lookup("output"); f != nil && f.Value.String() == string(outputJSON) {
+		b, _ := json.Marshal(struct {
+			Error string `json:"error"`
+		}{err.Error()})
+		fmt.Fprintln(stderr, string(b))
+		return 1
+	}
+	fmt.Fprintln(stderr, "xlb:", err)
+	return 1
 }

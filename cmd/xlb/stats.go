@@ -88,7 +88,7 @@ func runStats(ctx context.Context, out io.Writer, svc api.Service, o statsOption
 		}
 		r := api.ComputeRates(prev, cur)
 		if o.output == outputJSON {
-			err = printJSON(out, r)
+			err = printJSONLine(out, r)
 		} else {
 			if n > 0 {
 				fmt.Fprintln(out)

@@ -38,9 +38,10 @@ func statsSeq() []api.Stats {
 
 func TestStatsCommand(t *testing.T) {
 	seq := statsSeq()
-	r1, err := json.MarshalIndent(api.ComputeRates(seq[0], seq[1]), "", "  ")
+	// -o json prints one object per line (NDJSON), also for one report.
+	r1, err := json.Marshal(api.ComputeRates(seq[0], seq[1]))
 	require.NoError(t, err)
-	r2, err := json.MarshalIndent(api.ComputeRates(seq[1], seq[2]), "", "  ")
+	r2, err := json.Marshal(api.ComputeRates(seq[1], seq[2]))
 	require.NoError(t, err)
 	report1 := "" +
 		"2026-11-27T10:00:01Z  (rates over 1s)\n" +
@@ -88,6 +89,24 @@ func TestStatsCommand(t *testing.T) {
 		{name: "bad interval", args: []string{"stats", "--interval", "0s"}, wantErr: "invalid --interval 0s: must be positive"},
 		{name: "bad count", args: []string{"stats", "--count", "-1"}, wantErr: "invalid --count -1"},
 	})
+}
+
+// TestStatsNDJSON reads `stats -o json --watch` the way a script does: line
+// by line, each line one whole report.
+func TestStatsNDJSON(t *testing.T) {
+	path := startDaemon(t, &fakeDaemon{stats: statsSeq()})
+	stdout, _, err := runXLB(t, path, "stats", "-w", "--count", "2", "--interval", "1ms", "-o", "json")
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	require.Len(t, lines, 2)
+	seq := statsSeq()
+	for i, line := range lines {
+		var got api.StatsRates
+		require.NoError(t, json.Unmarshal([]byte(line), &got), "line %d", i+1)
+		want := api.ComputeRates(seq[i], seq[i+1])
+		assert.Equal(t, want.VIPs[0].PPS, got.VIPs[0].PPS, "line %d", i+1)
+		assert.Equal(t, want.Current.ConntrackHits, got.Current.ConntrackHits, "line %d", i+1)
+	}
 }
 
 func TestSI(t *testing.T) {

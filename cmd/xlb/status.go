@@ -42,12 +42,17 @@ func printStatus(out io.Writer, st api.Status) error {
 	fmt.Fprintf(out, "Data path:   %s\n", dataPath)
 	ifaces := make([]string, 0, len(st.Interfaces))
 	for _, i := range st.Interfaces {
-		ifaces = append(ifaces, i.Name+" ("+ifaceMode(i)+")")
+		mtu := ""
+		if i.MTU > 0 {
+			mtu = fmt.Sprintf(", mtu %d", i.MTU)
+		}
+		ifaces = append(ifaces, i.Name+" ("+ifaceMode(i)+mtu+")")
 	}
 	if len(ifaces) == 0 {
 		ifaces = append(ifaces, "none")
 	}
 	fmt.Fprintf(out, "Interfaces:  %s\n", strings.Join(ifaces, ", "))
+	printNextHopMode(out, st.NextHops)
 	fmt.Fprintf(out, "Reconciled:  %s\n", ago(now, st.LastReconcile))
 	if st.LastReconcileError != "" {
 		fmt.Fprintf(out, "Reconcile error: %s\n", st.LastReconcileError)
@@ -59,6 +64,9 @@ func printStatus(out io.Writer, st api.Status) error {
 		fmt.Fprintf(out, "State:       %s\n", st.StatePath)
 	}
 	fmt.Fprintln(out)
+	if err := printNextHops(out, st.NextHops); err != nil {
+		return err
+	}
 	if len(st.VIPs) == 0 {
 		_, err := fmt.Fprintln(out, "No VIPs. Add one with `xlb vip add VIP`.")
 		return err
@@ -83,6 +91,62 @@ func printStatus(out io.Writer, st api.Status) error {
 		}
 	}
 	return w.Flush()
+}
+
+// printNextHopMode says where forwarded frames get their next hop from,
+// and how many L7 hosts cannot be reached now.
+func printNextHopMode(out io.Writer, nh api.NextHops) {
+	switch nh.Mode {
+	case api.NextHopStatic:
+		fmt.Fprintf(out, "Next hop:    %s for every frame (dataplane.next_hop_mac)\n", nh.MAC)
+	case api.NextHopFIB:
+		unresolved := 0
+		for _, h := range nh.Hosts {
+			if !h.Resolved {
+				unresolved++
+			}
+		}
+		msg := "all resolved"
+		if unresolved > 0 {
+			msg = fmt.Sprintf("%d of %d UNRESOLVED: their packets are passed to the kernel, not forwarded", unresolved, len(nh.Hosts))
+		}
+		fmt.Fprintf(out, "Next hops:   kernel FIB per frame; %s\n", msg)
+	}
+}
+
+// printNextHops lists each L7 host's next hop when they come from the FIB.
+func printNextHops(out io.Writer, nh api.NextHops) error {
+	if nh.Mode != api.NextHopFIB || len(nh.Hosts) == 0 {
+		return nil
+	}
+	w := newTable(out)
+	row(w, "BACKEND", "INTERFACE", "VIA", "MAC", "NEXT HOP")
+	for _, h := range nh.Hosts {
+		iface, via, mac := dash(h.Iface), "on-link", dash(h.MAC)
+		if h.Gateway.IsValid() {
+			via = h.Gateway.String()
+		}
+		if h.Iface == "" {
+			via = "-"
+		}
+		state := h.State
+		if !h.Resolved {
+			state = "UNRESOLVED: " + h.State
+		}
+		row(w, h.Backend, iface, via, mac, state)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(out)
+	return err
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // ifaceMode says in which XDP mode the program runs on i. Generic mode is

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -59,6 +60,50 @@ func TestStatusCommand(t *testing.T) {
 			args:      []string{"status", "-o", "json"},
 			wantCalls: []call{{Method: "Status"}},
 			wantOut:   string(stJSON) + "\n",
+		},
+	})
+	fib := api.Status{Time: clock, Version: "v0.1.0", StartTime: clock, LastReconcile: clock,
+		Interfaces: []api.Interface{{Name: "eth0", Mode: "native", ConfiguredMode: "auto", Attached: true, MTU: 1500}},
+		NextHops: api.NextHops{Mode: api.NextHopFIB, Hosts: []api.NextHop{
+			{Backend: netip.MustParseAddr("10.0.1.11"), Iface: "eth0", MAC: "02:00:00:00:00:0b", State: "reachable", Resolved: true},
+			{Backend: netip.MustParseAddr("10.0.2.12"), Iface: "eth0", Gateway: netip.MustParseAddr("10.0.1.254"), State: "incomplete"},
+			{Backend: netip.MustParseAddr("10.0.3.13"), State: "no route"},
+		}}}
+	static := api.Status{Time: clock, Version: "v0.1.0", StartTime: clock, LastReconcile: clock,
+		NextHops: api.NextHops{Mode: api.NextHopStatic, MAC: "02:00:00:00:00:01"}}
+	runCLICases(t, func() *fakeDaemon { return &fakeDaemon{status: fib} }, []cliCase{
+		{
+			name:      "next hops from the fib, two unresolved",
+			args:      []string{"status"},
+			wantCalls: []call{{Method: "Status"}},
+			wantOut: "" +
+				"Daemon:      xlb v0.1.0, up 0s\n" +
+				"Data path:   loaded fresh\n" +
+				"Interfaces:  eth0 (native, mtu 1500)\n" +
+				"Next hops:   kernel FIB per frame; 2 of 3 UNRESOLVED: their packets are passed to the kernel, not forwarded\n" +
+				"Reconciled:  0ms ago\n" +
+				"\n" +
+				"BACKEND    INTERFACE  VIA         MAC                NEXT HOP\n" +
+				"10.0.1.11  eth0       on-link     02:00:00:00:00:0b  reachable\n" +
+				"10.0.2.12  eth0       10.0.1.254  -                  UNRESOLVED: incomplete\n" +
+				"10.0.3.13  -          -           -                  UNRESOLVED: no route\n" +
+				"\n" +
+				"No VIPs. Add one with `xlb vip add VIP`.\n",
+		},
+	})
+	runCLICases(t, func() *fakeDaemon { return &fakeDaemon{status: static} }, []cliCase{
+		{
+			name:      "static next hop",
+			args:      []string{"status"},
+			wantCalls: []call{{Method: "Status"}},
+			wantOut: "" +
+				"Daemon:      xlb v0.1.0, up 0s\n" +
+				"Data path:   loaded fresh\n" +
+				"Interfaces:  none\n" +
+				"Next hop:    02:00:00:00:00:01 for every frame (dataplane.next_hop_mac)\n" +
+				"Reconciled:  0ms ago\n" +
+				"\n" +
+				"No VIPs. Add one with `xlb vip add VIP`.\n",
 		},
 	})
 	runCLICases(t, func() *fakeDaemon { return &fakeDaemon{status: empty} }, []cliCase{

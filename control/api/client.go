@@ -10,12 +10,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/xlbproject/xlb/internal/adminsock"
 )
 
 // ErrDaemonUnreachable is wrapped by every client error that means nothing
@@ -91,7 +89,7 @@ func (c *Client) dialError(err error) error {
 	switch {
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
 		hint := "run the command with sudo or join the socket's group"
-		switch g := c.socketGroup(); g {
+		switch g := adminsock.Group(c.path); g {
 		case "":
 		case "root", "0":
 			// Joining root's group is not advice to give anyone.
@@ -104,27 +102,6 @@ func (c *Client) dialError(err error) error {
 		return kindError{err: fmt.Errorf("cannot reach xlb daemon at %s: is `xlb daemon` running? (%w)", c.path, err), kind: ErrDaemonUnreachable}
 	}
 	return fmt.Errorf("cannot reach xlb daemon at %s: %w", c.path, err)
-}
-
-// socketGroup names the group owning the socket, or its directory when the
-// socket itself cannot be stat'ed, or "" when neither can.
-func (c *Client) socketGroup() string {
-	for _, p := range []string{c.path, filepath.Dir(c.path)} {
-		fi, err := os.Stat(p)
-		if err != nil {
-			continue
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return ""
-		}
-		gid := strconv.FormatUint(uint64(st.Gid), 10)
-		if g, err := user.LookupGroupId(gid); err == nil {
-			return g.Name
-		}
-		return gid
-	}
-	return ""
 }
 
 // do sends one request and decodes a JSON answer into out (nil = none).

@@ -92,6 +92,38 @@ type Interface struct {
 	// program on it; Error then says why.
 	Attached bool   `json:"attached"`
 	Error    string `json:"error,omitempty"`
+	// MTU is the interface's MTU, the default limit of an encapsulated
+	// packet (0: unknown).
+	MTU int `json:"mtu,omitempty"`
+}
+
+// Next-hop modes of NextHops.Mode.
+const (
+	NextHopFIB    = "fib"    // per frame from the kernel's FIB and neighbour table
+	NextHopStatic = "static" // dataplane.next_hop_mac overrides the FIB
+)
+
+// NextHops says how encapsulated frames find their next hop.
+type NextHops struct {
+	Mode string `json:"mode"` // NextHopFIB or NextHopStatic
+	// MAC is the configured next hop (NextHopStatic only).
+	MAC string `json:"mac,omitempty"`
+	// Hosts is the kernel's view of every L7 host's next hop (NextHopFIB
+	// only), one entry per distinct backend address.
+	Hosts []NextHop `json:"hosts,omitempty"`
+}
+
+// NextHop is the route and neighbour entry towards one L7 host.
+type NextHop struct {
+	Backend netip.Addr `json:"backend"`
+	Iface   string     `json:"iface,omitempty"`
+	Gateway netip.Addr `json:"gateway,omitzero"`
+	MAC     string     `json:"mac,omitempty"`
+	// State is the neighbour entry's state (reachable, stale, permanent,
+	// incomplete, failed, none), "no route" or "local"; Resolved says
+	// whether frames to the host go out now.
+	State    string `json:"state"`
+	Resolved bool   `json:"resolved"`
 }
 
 // XDP modes an Interface reports.
@@ -111,6 +143,8 @@ type Status struct {
 	ConfigPath string      `json:"configPath,omitempty"`
 	StatePath  string      `json:"statePath,omitempty"`
 	Interfaces []Interface `json:"interfaces"`
+	// NextHops is empty when the daemon predates next-hop reporting.
+	NextHops NextHops `json:"nextHops,omitzero"`
 	// Adopted is true when this daemon took over a pinned data path from a
 	// previous instance instead of loading a fresh one.
 	Adopted bool `json:"adopted"`

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -89,11 +90,14 @@ type Dataplane struct {
 	// TableSize is M, the Maglev table size of every VIP (a prime).
 	TableSize uint32
 	// MTU is the largest encapsulated IP packet the egress link carries;
-	// larger ones are dropped and counted. 0 disables the check.
+	// larger ones are dropped and counted (too_big). 0 (or unset) takes the
+	// smallest MTU of the interfaces when the daemon starts.
 	MTU int
-	// NextHopMAC is the destination MAC of encapsulated frames (the router
-	// towards the L7 hosts). SrcMAC is their source MAC; nil means the
-	// first interface's own address.
+	// NextHopMAC, when set, is the destination MAC of every encapsulated
+	// frame (the router towards the L7 hosts): a fixed override. Unset,
+	// every frame's next hop comes from the kernel's FIB and neighbour
+	// table. SrcMAC is the override's source MAC; nil means the first
+	// interface's own address.
 	NextHopMAC net.HardwareAddr
 	SrcMAC     net.HardwareAddr
 }
@@ -355,7 +359,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 	}
 	cfg.Dataplane.MTU = v.intRange(p("dataplane", "mtu"), d.MTU, 0, 0, 65535)
 	if cfg.Dataplane.MTU != 0 && cfg.Dataplane.MTU < 1280 {
-		v.errorf(p("dataplane", "mtu"), "%d is below 1280 (IPv6's minimum); use 0 to disable the check", cfg.Dataplane.MTU)
+		v.errorf(p("dataplane", "mtu"), "%d is below 1280 (IPv6's minimum); omit it to take the interfaces' MTU", cfg.Dataplane.MTU)
 	}
 	cfg.Dataplane.NextHopMAC = v.mac(p("dataplane", "next_hop_mac"), d.NextHopMAC)
 	cfg.Dataplane.SrcMAC = v.mac(p("dataplane", "src_mac"), d.SrcMAC)
@@ -549,6 +553,10 @@ func (v *validator) mac(path []any, s string) net.HardwareAddr {
 	mac, err := net.ParseMAC(s)
 	if err != nil || len(mac) != 6 {
 		v.errorf(path, "%q is not an Ethernet MAC address", s)
+		return nil
+	}
+	if slices.Equal(mac, make(net.HardwareAddr, 6)) {
+		v.errorf(path, "%q is the zero MAC, which no host has (without dataplane.next_hop_mac, next hops come from the kernel's FIB)", s)
 		return nil
 	}
 	return mac

@@ -34,7 +34,8 @@ func TestExampleConfigLoads(t *testing.T) {
 	assert.Equal(t, uint32(2), cfg.VIPs[0].Backends[2].Weight)
 	assert.Equal(t, uint16(0), cfg.VIPs[2].Port, "\"*\" is a port-wildcard VIP")
 	assert.Equal(t, "udp", cfg.VIPs[2].Proto)
-	assert.Equal(t, "02:00:00:00:00:01", cfg.Dataplane.NextHopMAC.String())
+	assert.Nil(t, cfg.Dataplane.NextHopMAC, "the example takes next hops from the FIB")
+	assert.Zero(t, cfg.Dataplane.MTU, "the example takes the interfaces' MTU")
 }
 
 func TestDefaults(t *testing.T) {
@@ -83,6 +84,7 @@ func TestErrors(t *testing.T) {
 		{"interface twice", "interfaces:\n  - name: eth0\n  - name: eth0\n", `x.yaml:3: interfaces[1].name: interface "eth0" is listed twice`},
 		{"bad mode", "interfaces:\n  - name: eth0\n    mode: turbo\n", `x.yaml:3: interfaces[0].mode: unknown attach mode "turbo"`},
 		{"bad mac", minimal + "dataplane:\n  next_hop_mac: zz\n", `x.yaml:13: dataplane.next_hop_mac: "zz" is not an Ethernet MAC address`},
+		{"zero next hop mac", minimal + "dataplane:\n  next_hop_mac: 00:00:00:00:00:00\n", `x.yaml:13: dataplane.next_hop_mac: "00:00:00:00:00:00" is the zero MAC, which no host has`},
 		{"bad src mac", minimal + "dataplane:\n  src_mac: 01:02\n", `x.yaml:13: dataplane.src_mac: "01:02" is not an Ethernet MAC address`},
 		{"table size not prime", minimal + "dataplane:\n  table_size: 100\n", "x.yaml:13: dataplane.table_size: 100 is not prime"},
 		{"mtu too small", minimal + "dataplane:\n  mtu: 500\n", "x.yaml:13: dataplane.mtu: 500 is below 1280"},

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/xlbproject/xlb/control/reconcile"
 	"github.com/xlbproject/xlb/control/state"
 	"github.com/xlbproject/xlb/l4"
+	"github.com/xlbproject/xlb/l4/xdplink"
 )
 
 // resyncInterval bounds how long a failed reconcile waits for its retry
@@ -56,6 +59,9 @@ type Daemon struct {
 	metrics *metrics.Metrics
 	reg     *prometheus.Registry
 	adopted bool
+	// attached: the daemon attached the interfaces itself (not NoAttach),
+	// so it also looks after their next hops.
+	attached bool
 
 	kick chan struct{}
 
@@ -67,6 +73,9 @@ type Daemon struct {
 	lastReport    reconcile.Report
 	lastReconcile time.Time
 	lastErr       error
+	// nextHopState: backend -> "" when its next hop is resolved, else
+	// the neighbour state last logged (FIB mode).
+	nextHopState map[netip.Addr]string
 
 	apiSrv     *api.Server
 	metricsLn  net.Listener
@@ -96,6 +105,9 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		store:   state.NewStore(cfg.StatePath),
 		kick:    make(chan struct{}, 1),
 		reg:     opts.Registry,
+
+		attached:     !opts.NoAttach,
+		nextHopState: map[netip.Addr]string{},
 	}
 	defer func() {
 		if err != nil {
@@ -107,8 +119,12 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, err
 	}
 
+	dpc := dataplaneConfig(cfg, net.InterfaceByName)
+	if err := checkNextHop(cfg, dpc, !opts.NoAttach, readProcSys, net.InterfaceByName); err != nil {
+		return nil, err
+	}
 	d.adopted = pinned(cfg.PinPath)
-	d.dp, err = l4.Open(dataplaneConfig(cfg), log.With("component", "l4"))
+	d.dp, err = l4.Open(dpc, log.With("component", "l4"))
 	if errors.Is(err, l4.ErrIncompatiblePins) {
 		return nil, fmt.Errorf("open data path: %w (to start with the new dataplane settings: `xlb daemon --cleanup --config %s`, which stops forwarding, then start the daemon)", err, cfg.File)
 	}
@@ -166,6 +182,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	cancel()
 	d.mu.Lock()
 	d.reconcileLocked()
+	d.ensureNextHopsLocked()
 	d.mu.Unlock()
 
 	d.apiSrv, err = api.NewServer(d, api.ServerOptions{Path: cfg.API.Socket, Group: cfg.API.Group, Log: log.With("component", "api")})
@@ -267,6 +284,7 @@ loop:
 		if !tick || d.lastErr != nil {
 			d.reconcileLocked()
 		}
+		d.ensureNextHopsLocked()
 		d.mu.Unlock()
 	}
 	cancel()
@@ -327,6 +345,43 @@ func (d *Daemon) trigger() {
 	select {
 	case d.kick <- struct{}{}:
 	default:
+	}
+}
+
+// ensureNextHopsLocked, when next hops come from the kernel's FIB, has
+// the kernel resolve every L7 host's next hop and keep it resolved (a
+// managed neighbour entry, l4.EnsureNextHop): the data path passes the
+// packets of a host whose neighbour is unresolved, and nothing else would
+// resolve it. Logs each host's transitions between resolved and not.
+func (d *Daemon) ensureNextHopsLocked() {
+	if !d.attached || !d.dp.Config().FIBMode() {
+		return
+	}
+	seen := map[netip.Addr]bool{}
+	for _, a := range d.backendAddrsLocked() {
+		seen[a] = true
+		nh, err := l4.EnsureNextHop(a)
+		if err != nil {
+			d.log.Warn("cannot resolve next hop", "backend", a, "error", err)
+			continue
+		}
+		was, known := d.nextHopState[a]
+		if nh.Resolved() {
+			if known && was != "" {
+				d.log.Info("next hop resolved", "backend", a, "iface", nh.Iface, "mac", nh.MAC.String())
+			}
+			d.nextHopState[a] = ""
+			continue
+		}
+		if !known || was != nh.State {
+			d.log.Warn("next hop unresolved: packets to this host are passed to the kernel", "backend", a, "iface", nh.Iface, "state", nh.State)
+		}
+		d.nextHopState[a] = nh.State
+	}
+	for a := range d.nextHopState {
+		if !seen[a] {
+			delete(d.nextHopState, a)
+		}
 	}
 }
 
@@ -420,18 +475,18 @@ func pinned(dir string) bool {
 	return err == nil && len(entries) > 0
 }
 
+// attachMode parses a mode the config has validated (auto, native or
+// generic).
 func attachMode(s string) l4.AttachMode {
-	switch s {
-	case "native":
-		return l4.AttachNative
-	case "generic":
-		return l4.AttachGeneric
-	default:
-		return l4.AttachAuto
-	}
+	m, _ := xdplink.ParseMode(s)
+	return m
 }
 
-func dataplaneConfig(cfg *config.Config) l4.Config {
+// dataplaneConfig derives the data path's settings from the config. An
+// unset dataplane.mtu takes the smallest MTU of the configured interfaces,
+// so the check is on by default: an encapsulated packet above it is
+// counted (too_big) instead of vanishing at the next hop.
+func dataplaneConfig(cfg *config.Config, iface func(string) (*net.Interface, error)) l4.Config {
 	c := l4.Config{
 		MaxVIPs:     uint32(cfg.Dataplane.MaxVIPs),
 		MaxBackends: uint32(cfg.Dataplane.MaxBackends),
@@ -445,14 +500,79 @@ func dataplaneConfig(cfg *config.Config) l4.Config {
 		SrcMAC:      cfg.Dataplane.SrcMAC,
 		NextHopMAC:  cfg.Dataplane.NextHopMAC,
 	}
-	if c.SrcMAC == nil && len(cfg.Interfaces) > 0 {
+	for i, it := range cfg.Interfaces {
+		ifc, err := iface(it.Name)
+		if err != nil {
+			continue // attaching reports the missing interface
+		}
+		if cfg.Dataplane.MTU == 0 && ifc.MTU > 0 && (c.MTU == 0 || uint32(ifc.MTU) < c.MTU) {
+			c.MTU = uint32(ifc.MTU)
+		}
 		// The balancer transmits on the interface it received on; its
 		// own MAC is the right source for the bridge or switch to learn.
-		if ifc, err := net.InterfaceByName(cfg.Interfaces[0].Name); err == nil && len(ifc.HardwareAddr) == 6 {
+		if i == 0 && c.NextHopMAC != nil && c.SrcMAC == nil && len(ifc.HardwareAddr) == 6 {
 			c.SrcMAC = ifc.HardwareAddr
 		}
 	}
 	return c
+}
+
+// readProcSys reads a file under /proc/sys (path relative to it).
+func readProcSys(path string) (string, error) {
+	b, err := os.ReadFile(filepath.Join("/proc/sys", path))
+	return strings.TrimSpace(string(b)), err
+}
+
+// checkNextHop refuses a configuration under which forwarded frames could
+// reach no next hop, before anything is loaded. With dataplane.next_hop_mac
+// the frames also need a source MAC. Without it (the default) every
+// frame's next hop comes from the kernel's FIB, which answers only on an
+// Ethernet interface with forwarding on for the family (otherwise every
+// packet would be counted as fib_fwd_disabled and passed); attaching says
+// whether the interfaces are about to be used (not with NoAttach).
+func checkNextHop(cfg *config.Config, c l4.Config, attaching bool, sysctl func(string) (string, error),
+	iface func(string) (*net.Interface, error)) error {
+	if !c.FIBMode() {
+		if c.SrcMAC == nil {
+			name := "none"
+			if len(cfg.Interfaces) > 0 {
+				name = cfg.Interfaces[0].Name
+			}
+			return fmt.Errorf("dataplane.next_hop_mac needs the source MAC of forwarded frames: interface %s has no Ethernet address, set dataplane.src_mac", name)
+		}
+		return nil
+	}
+	if !attaching {
+		return nil
+	}
+	for _, it := range cfg.Interfaces {
+		ifc, err := iface(it.Name)
+		if err != nil {
+			continue // attaching reports the missing interface
+		}
+		if len(ifc.HardwareAddr) != 6 {
+			return fmt.Errorf("interface %s has no Ethernet address, so the kernel's FIB cannot give next hops on it: set dataplane.next_hop_mac and dataplane.src_mac", it.Name)
+		}
+		for _, fam := range []struct {
+			used bool
+			dir  string
+		}{{cfg.OuterSource.IPv4.IsValid(), "ipv4"}, {cfg.OuterSource.IPv6.IsValid(), "ipv6"}} {
+			if !fam.used {
+				continue
+			}
+			path := filepath.Join("net", fam.dir, "conf", it.Name, "forwarding")
+			v, err := sysctl(path)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", filepath.Join("/proc/sys", path), err)
+			}
+			if v != "1" {
+				return fmt.Errorf("dataplane.next_hop_mac is not set, so next hops come from the kernel's FIB, "+
+					"which answers only with forwarding on: net.%s.conf.%s.forwarding is %s "+
+					"(set it to 1, or set dataplane.next_hop_mac to a fixed next hop)", fam.dir, it.Name, v)
+			}
+		}
+	}
+	return nil
 }
 
 // dataplaneAdapter lets the reconciler drive *l4.Dataplane.

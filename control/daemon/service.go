@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -205,6 +207,9 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	modes := d.dp.AttachModes()
 	for _, it := range d.cfg.Interfaces {
 		ai := api.Interface{Name: it.Name, ConfiguredMode: it.Mode}
+		if ifc, err := net.InterfaceByName(it.Name); err == nil {
+			ai.MTU = ifc.MTU
+		}
 		mode, ok := modes[it.Name]
 		ai.Attached = ok
 		if ok {
@@ -214,7 +219,43 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		}
 		st.Interfaces = append(st.Interfaces, ai)
 	}
+	st.NextHops = d.nextHopsLocked()
 	return st, nil
+}
+
+// nextHopsLocked reports how frames reach the L7 hosts: the override, or
+// what the kernel's tables say now about each host (what bpf_fib_lookup
+// reads for every frame).
+func (d *Daemon) nextHopsLocked() api.NextHops {
+	if !d.dp.Config().FIBMode() {
+		return api.NextHops{Mode: api.NextHopStatic, MAC: d.dp.Config().NextHopMAC.String()}
+	}
+	out := api.NextHops{Mode: api.NextHopFIB, Hosts: []api.NextHop{}}
+	for _, a := range d.backendAddrsLocked() {
+		nh, err := l4.LookupNextHop(a)
+		h := api.NextHop{Backend: a, Iface: nh.Iface, Gateway: nh.Gateway, State: nh.State, Resolved: nh.Resolved()}
+		if err != nil {
+			h.State = "unknown: " + err.Error()
+		}
+		if nh.MAC != nil {
+			h.MAC = nh.MAC.String()
+		}
+		out.Hosts = append(out.Hosts, h)
+	}
+	return out
+}
+
+// backendAddrsLocked lists every distinct backend address of the desired
+// state, sorted.
+func (d *Daemon) backendAddrsLocked() []netip.Addr {
+	var out []netip.Addr
+	for _, v := range d.file.Desired.VIPs {
+		for _, b := range v.Backends {
+			out = append(out, b.Addr)
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
+	return slices.Compact(out)
 }
 
 // Stats implements api.Service. Backend counters are per L7 host: a host

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -135,16 +134,14 @@ func (c *Collector) collectL4(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(backendBytes, prometheus.CounterValue, float64(n.Bytes), addr.String())
 	}
 	for ctr, n := range st.Counters {
-		name := ctr.String()
-		switch {
-		case strings.HasPrefix(name, "xdp_"):
-			a := strings.TrimPrefix(name, "xdp_")
-			ch <- prometheus.MustNewConstMetric(actionPackets, prometheus.CounterValue, float64(n.Packets), a)
-			ch <- prometheus.MustNewConstMetric(actionBytes, prometheus.CounterValue, float64(n.Bytes), a)
-		case strings.HasPrefix(name, "conn_"):
-			ch <- prometheus.MustNewConstMetric(conntrack, prometheus.CounterValue, float64(n.Packets), strings.TrimPrefix(name, "conn_"))
+		switch ctr.Kind() {
+		case l4.KindVerdict:
+			ch <- prometheus.MustNewConstMetric(actionPackets, prometheus.CounterValue, float64(n.Packets), ctr.Label())
+			ch <- prometheus.MustNewConstMetric(actionBytes, prometheus.CounterValue, float64(n.Bytes), ctr.Label())
+		case l4.KindConn:
+			ch <- prometheus.MustNewConstMetric(conntrack, prometheus.CounterValue, float64(n.Packets), ctr.Label())
 		default:
-			ch <- prometheus.MustNewConstMetric(reasonPackets, prometheus.CounterValue, float64(n.Packets), name)
+			ch <- prometheus.MustNewConstMetric(reasonPackets, prometheus.CounterValue, float64(n.Packets), ctr.Label())
 		}
 	}
 }

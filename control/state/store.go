@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/xlbproject/xlb/internal/atomicfile"
 )
 
 // fileVersion is bumped when the file's meaning changes incompatibly.
@@ -59,50 +61,14 @@ func (s *Store) Load() (File, error) {
 // same directory, fsync, rename, fsync of the directory. When Save returns
 // nil the new state survives a crash or power loss; when it fails or the
 // process dies inside it, the previous file is intact.
-func (s *Store) Save(f File) (err error) {
+func (s *Store) Save(f File) error {
 	f.Version = fileVersion
 	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
-	dir := filepath.Dir(s.path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create state dir: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(s.path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create temp state: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("write temp state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("sync temp state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close temp state: %w", err)
-	}
-	if s.beforeRename != nil {
-		s.beforeRename(tmp.Name())
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		return fmt.Errorf("rename state into place: %w", err)
-	}
-	// The rename is durable only once the directory entry is on disk.
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open state dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync state dir: %w", err)
+	if err := atomicfile.Write(s.path, append(data, '\n'), atomicfile.Options{BeforeRename: s.beforeRename}); err != nil {
+		return fmt.Errorf("save state: %w", err)
 	}
 	return nil
 }
@@ -110,7 +76,7 @@ func (s *Store) Save(f File) (err error) {
 // RemoveTemps deletes temporary files left by a crash inside Save. They are
 // harmless (Load never reads them) but would accumulate.
 func (s *Store) RemoveTemps() error {
-	matches, err := filepath.Glob(filepath.Join(filepath.Dir(s.path), "."+filepath.Base(s.path)+".tmp-*"))
+	matches, err := filepath.Glob(atomicfile.TempPattern(s.path))
 	if err != nil {
 		return fmt.Errorf("list temp states: %w", err)
 	}

@@ -101,7 +101,7 @@ func TestSaveFailureKeepsOldState(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "blocked", "x"), nil, 0o600))
 	err := s2.Save(old)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "rename state into place")
+	assert.Contains(t, err.Error(), "into place")
 	temps, _ := filepath.Glob(filepath.Join(dir, ".blocked.tmp-*"))
 	assert.Empty(t, temps, "a failed Save removes its temporary file")
 	got, err := s.Load()

@@ -4,16 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 
-	"github.com/xlbproject/xlb/l4"
+	"github.com/xlbproject/xlb/l4/xdplink"
 )
 
 // DefaultMaxAddrs is the capacity of the local address map when
@@ -36,48 +34,10 @@ type Config struct {
 	// then leaves the program attached; Detach (or RemovePins) removes it.
 	// Empty: nothing is pinned and Close detaches.
 	PinPath string
-}
-
-// Mode selects how the program is attached to an interface.
-type Mode int
-
-const (
-	// ModeAuto lets the kernel pick native XDP when the driver has it and
-	// generic XDP otherwise.
-	ModeAuto Mode = iota
-	// ModeNative requires the driver's XDP hook (fails where it is missing).
-	ModeNative
-	// ModeGeneric uses the driver-independent hook after skb allocation:
-	// works everywhere, costs more per packet.
-	ModeGeneric
-)
-
-// String returns the name ParseMode accepts.
-func (m Mode) String() string {
-	switch m {
-	case ModeAuto:
-		return "auto"
-	case ModeNative:
-		return "native"
-	case ModeGeneric:
-		return "generic"
-	default:
-		return fmt.Sprintf("Mode(%d)", int(m))
-	}
-}
-
-// ParseMode parses "auto", "native" or "generic".
-func ParseMode(s string) (Mode, error) {
-	switch s {
-	case "auto", "":
-		return ModeAuto, nil
-	case "native", "driver":
-		return ModeNative, nil
-	case "generic", "skb":
-		return ModeGeneric, nil
-	default:
-		return 0, fmt.Errorf("parse xdp mode %q: want auto, native or generic", s)
-	}
+	// GUEPort is the UDP destination port of GUE tunnels (variant 1: the
+	// inner IP packet right after the UDP header). 0 decapsulates IP-in-IP
+	// only; the balancer's GUE forwarding must use the same port.
+	GUEPort uint16
 }
 
 // Decap is a loaded decapsulator, attached to at most one interface. It is
@@ -88,8 +48,7 @@ type Decap struct {
 	pinPath string
 
 	mu     sync.Mutex
-	link   link.Link
-	iface  string
+	link   *xdplink.Link
 	addrs  map[netip.Addr]struct{}
 	closed bool
 }
@@ -107,16 +66,22 @@ func Open(cfg Config) (*Decap, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load decap spec: %w", err)
 	}
+	// The program compares the port with the packet's, in wire order.
+	if err := spec.Variables[decapVarGuePort].Set(bits.ReverseBytes16(cfg.GUEPort)); err != nil {
+		return nil, fmt.Errorf("set decap gue port: %w", err)
+	}
 	spec.Maps[decapMapDecapV4AddrMap].MaxEntries = cfg.MaxAddrs
 	spec.Maps[decapMapDecapV6AddrMap].MaxEntries = cfg.MaxAddrs
 	d := &Decap{log: log, pinPath: cfg.PinPath, addrs: map[netip.Addr]struct{}{}}
 	var opts ebpf.CollectionOptions
 	if cfg.PinPath != "" {
-		if err := l4.PreparePinPath(cfg.PinPath); err != nil {
+		if err := xdplink.PreparePinDir(cfg.PinPath); err != nil {
 			return nil, fmt.Errorf("decap: %w", err)
 		}
-		for _, m := range spec.Maps {
-			m.Pinning = ebpf.PinByName
+		// The maps, not the program's read-only knobs (.rodata): a
+		// restart may load another GUE port.
+		for _, name := range []string{decapMapDecapV4AddrMap, decapMapDecapV6AddrMap, decapMapDecapStatsMap} {
+			spec.Maps[name].Pinning = ebpf.PinByName
 		}
 		opts.Maps.PinPath = cfg.PinPath
 	}
@@ -124,7 +89,7 @@ func Open(cfg Config) (*Decap, error) {
 		if errors.Is(err, ebpf.ErrMapIncompatible) {
 			return nil, fmt.Errorf("load decap objects from %s: pinned maps have another layout or size (remove them with RemovePins, or keep the old MaxAddrs): %w", cfg.PinPath, err)
 		}
-		return nil, fmt.Errorf("load decap objects: %w", explain(err))
+		return nil, fmt.Errorf("load decap objects: %w", xdplink.LoadError(err, log))
 	}
 	if cfg.PinPath != "" {
 		if err := d.adopt(); err != nil {
@@ -134,73 +99,51 @@ func Open(cfg Config) (*Decap, error) {
 	return d, nil
 }
 
-// explain adds what to do to the kernel errors a user can fix.
-func explain(err error) error {
-	var ve *ebpf.VerifierError
-	switch {
-	case errors.As(err, &ve):
-		// The whole log: the last lines alone rarely show the cause.
-		return fmt.Errorf("%+v", ve)
-	case errors.Is(err, unix.EPERM) || errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("%w (run as root, or grant CAP_BPF and CAP_NET_ADMIN)", err)
-	default:
-		return err
-	}
-}
-
 // Program returns the loaded program, for BPF_PROG_TEST_RUN and for
 // attaching it somewhere Attach does not cover (e.g. a tcx hook is not
 // supported: the program is XDP). The Decap keeps ownership.
 func (d *Decap) Program() *ebpf.Program { return d.objs.XlbDecap }
 
 // Attach attaches the program to the interface named ifname in the
-// calling thread's network namespace. A Decap attaches to one interface;
-// call Detach first to move it.
-func (d *Decap) Attach(ifname string, mode Mode) error {
+// calling thread's network namespace. ModeAuto tries native mode and falls
+// back to generic; Mode says which one runs. A Decap attaches to one
+// interface; call Detach first to move it.
+func (d *Decap) Attach(ifname string, mode xdplink.Mode) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return fmt.Errorf("attach decap to %q: %w", ifname, net.ErrClosed)
 	}
-	if d.link != nil && d.iface == ifname {
+	if d.link != nil && d.link.Iface == ifname {
 		return nil // adopted from a pin, or attached before
 	}
 	if d.link != nil {
-		return fmt.Errorf("attach decap to %q: already attached to %q (Detach first)", ifname, d.iface)
+		return fmt.Errorf("attach decap to %q: already attached to %q (Detach first)", ifname, d.link.Iface)
 	}
-	ifi, err := net.InterfaceByName(ifname)
+	l, err := xdplink.Attach(d.objs.XlbDecap, ifname, mode, d.log)
 	if err != nil {
-		return fmt.Errorf("attach decap to %q: no such interface in this network namespace (check 'ip link'): %w", ifname, err)
-	}
-	var flags link.XDPAttachFlags
-	switch mode {
-	case ModeAuto:
-	case ModeNative:
-		flags = link.XDPDriverMode
-	case ModeGeneric:
-		flags = link.XDPGenericMode
-	default:
-		return fmt.Errorf("attach decap to %q: unknown mode %v", ifname, mode)
-	}
-	l, err := link.AttachXDP(link.XDPOptions{Program: d.objs.XlbDecap, Interface: ifi.Index, Flags: flags})
-	if err != nil {
-		switch {
-		case mode == ModeNative && (errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL)):
-			return fmt.Errorf("attach decap to %q in native mode: driver has no native XDP (use generic mode): %w", ifname, err)
-		case errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EEXIST):
-			return fmt.Errorf("attach decap to %q: another XDP program is attached (detach it with 'ip link set dev %s xdp off'): %w", ifname, ifname, err)
-		default:
-			return fmt.Errorf("attach decap to %q: %w", ifname, explain(err))
-		}
+		return fmt.Errorf("attach decap: %w", err)
 	}
 	if d.pinPath != "" {
-		if err := l.Pin(linkPin(d.pinPath, ifname)); err != nil {
-			return errors.Join(fmt.Errorf("pin decap link of %q: %w", ifname, err), l.Close())
+		if err := l.Pin(d.pinPath); err != nil {
+			return errors.Join(err, l.Close())
 		}
 	}
-	d.link, d.iface = l, ifname
-	d.log.Info("decap attached", "iface", ifname, "mode", mode.String())
+	d.link = l
+	d.log.Info("decap attached", "iface", ifname, "mode", l.Mode.String(), "requested", mode.String())
 	return nil
+}
+
+// Mode returns the mode the program runs in (ModeNative or ModeGeneric),
+// ModeAuto when it is not attached or the kernel could not tell (adopted
+// from another network namespace).
+func (d *Decap) Mode() xdplink.Mode {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.link == nil {
+		return xdplink.ModeAuto
+	}
+	return d.link.Mode
 }
 
 // Detach removes the program from its interface, and its link pin.
@@ -208,23 +151,15 @@ func (d *Decap) Attach(ifname string, mode Mode) error {
 func (d *Decap) Detach() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.detachLocked()
-}
-
-func (d *Decap) detachLocked() error {
 	if d.link == nil {
 		return nil
 	}
-	var err error
-	if d.pinPath != "" {
-		err = d.link.Unpin()
-	}
-	err = errors.Join(err, d.link.Close())
-	d.log.Info("decap detached", "iface", d.iface)
-	d.link, d.iface = nil, ""
-	if err != nil {
+	l := d.link
+	d.link = nil
+	if err := l.Detach(); err != nil {
 		return fmt.Errorf("detach decap: %w", err)
 	}
+	d.log.Info("decap detached", "iface", l.Iface)
 	return nil
 }
 

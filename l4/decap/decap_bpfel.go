@@ -31,10 +31,12 @@ const (
 	decapDecapCounterDECAP_NOT_FOR_US  decapDecapCounter = 2
 	decapDecapCounterDECAP_MALFORMED   decapDecapCounter = 3
 	decapDecapCounterDECAP_PASSED      decapDecapCounter = 4
-	decapDecapCounterDECAP_COUNTER_MAX decapDecapCounter = 5
+	decapDecapCounterDECAP_GUE_V4      decapDecapCounter = 5
+	decapDecapCounterDECAP_GUE_V6      decapDecapCounter = 6
+	decapDecapCounterDECAP_COUNTER_MAX decapDecapCounter = 7
 )
 
-type decapDecapStat struct {
+type decapXlbStat struct {
 	_       structs.HostLayout
 	Packets uint64
 	Bytes   uint64
@@ -48,6 +50,7 @@ const (
 	decapMapDecapV4AddrMap = "decap_v4_addr_map"
 	decapMapDecapV6AddrMap = "decap_v6_addr_map"
 	decapProgXlbDecap      = "xlb_decap"
+	decapVarGuePort        = "gue_port"
 )
 
 // loadDecap returns the embedded CollectionSpec for decap.
@@ -108,6 +111,7 @@ type decapMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type decapVariableSpecs struct {
+	GuePort *ebpf.VariableSpec `ebpf:"gue_port"`
 }
 
 // decapObjects contains all objects after they have been loaded into the kernel.
@@ -147,6 +151,7 @@ func (m *decapMaps) Close() error {
 //
 // It can be passed to loadDecapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type decapVariables struct {
+	GuePort *ebpf.Variable `ebpf:"gue_port"`
 }
 
 // decapPrograms contains all programs after they have been loaded into the kernel.

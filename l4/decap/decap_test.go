@@ -12,6 +12,8 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/l4/xdplink"
 )
 
 const (
@@ -115,11 +117,48 @@ func openForTest(t *testing.T) *Decap {
 	if os.Geteuid() != 0 {
 		t.Skip("loading XDP programs needs root (CAP_BPF, CAP_NET_ADMIN); CI runs this as root")
 	}
-	d, err := Open(Config{})
+	d, err := Open(Config{GUEPort: guePort})
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, d.Close()) })
 	require.NoError(t, d.SetAddrs([]netip.Addr{l7Addr, l7Addr6}))
 	return d
+}
+
+// guePort is the GUE port of the fixtures; gueSrcPort stands for the flow
+// hash the balancer puts in the source port.
+const (
+	guePort    = 6080
+	gueSrcPort = 51234
+)
+
+// gue wraps inner in UDP to port dport, in outer (an *layers.IPv4 or
+// *layers.IPv6 whose protocol is set to UDP here), behind an Ethernet header.
+// The UDP checksum is computed over the pseudo-header, or left zero.
+func gue(t *testing.T, outer gopacket.NetworkLayer, dport uint16, in []byte, csum bool) []byte {
+	t.Helper()
+	udp := &layers.UDP{SrcPort: gueSrcPort, DstPort: layers.UDPPort(dport)}
+	require.NoError(t, udp.SetNetworkLayerForChecksum(outer))
+	var (
+		typ    layers.EthernetType
+		hdrLen int
+		ip     gopacket.SerializableLayer
+	)
+	switch o := outer.(type) {
+	case *layers.IPv4:
+		o.Protocol = layers.IPProtocolUDP
+		typ, hdrLen, ip = layers.EthernetTypeIPv4, 4*int(o.IHL), o
+		if len(o.Options) > 0 {
+			hdrLen = 20 + 4*((len(o.Options)+3)/4)
+		}
+	case *layers.IPv6:
+		o.NextHeader = layers.IPProtocolUDP
+		typ, hdrLen, ip = layers.EthernetTypeIPv6, 40, o
+	}
+	b := append(l2(typ), serialize(t, ip, udp, gopacket.Payload(in))...)
+	if !csum {
+		b[14+hdrLen+6], b[14+hdrLen+7] = 0, 0
+	}
+	return b
 }
 
 func run(t *testing.T, prog *ebpf.Program, in []byte) (uint32, []byte) {
@@ -140,6 +179,8 @@ const (
 	slotNotForUs
 	slotMalformed
 	slotPassed
+	slotGUEV4
+	slotGUEV6
 )
 
 func TestFixtures(t *testing.T) {
@@ -224,6 +265,21 @@ func TestFixtures(t *testing.T) {
 		return b
 	}()
 
+	// GUE, variant 1: the inner packet right after the UDP header.
+	gue4 := func(dst netip.Addr, in []byte) []byte { return gue(t, outer4(dst, false, nil), guePort, in, false) }
+	gue6 := func(dst netip.Addr, in []byte) []byte { return gue(t, outer6(dst, false), guePort, in, false) }
+	gueFull := gue4(l7Addr, in4)
+	gueEdit := func(frame []byte, edit func(b []byte)) []byte {
+		b := append([]byte(nil), frame...)
+		edit(b)
+		return b
+	}
+	const gueUDP = 14 + 20 // offset of the UDP header in gueFull
+	gueVLAN := append(append(l2(layers.EthernetTypeDot1Q), 0x00, 42, 0x08, 0x00), gue4(l7Addr, in6)[14:]...)
+	gueFragment := func(flags layers.IPv4Flag, offset uint16) []byte {
+		return gue(t, outer4(l7Addr, false, func(ip *layers.IPv4) { ip.Flags, ip.FragOffset = flags, offset }), guePort, in4, false)
+	}
+
 	tests := []struct {
 		name        string
 		in          []byte
@@ -231,6 +287,37 @@ func TestFixtures(t *testing.T) {
 		wantOut     []byte // nil: the input, untouched
 		wantSlot    slot
 	}{
+		{"gue v4 in v4", gueFull, xdpPass, decapped(t, false, in4), slotGUEV4},
+		{"gue v6 in v4", gue4(l7Addr, in6), xdpPass, decapped(t, true, in6), slotGUEV6},
+		{"gue v4 in v6, zero checksum", gue6(l7Addr6, in4), xdpPass, decapped(t, false, in4), slotGUEV4},
+		{"gue v6 in v6, checksum computed", gue(t, outer6(l7Addr6, true), guePort, in6, true), xdpPass, decapped(t, true, in6), slotGUEV6},
+		{"gue v4 in v4, checksum computed", gue(t, outer4(l7Addr, false, nil), guePort, in4, true), xdpPass, decapped(t, false, in4), slotGUEV4},
+		{"gue outer IPv4 options", gue(t, outer4(l7Addr, false, func(ip *layers.IPv4) {
+			ip.Options = []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 0}}
+		}), guePort, in4, false), xdpPass, decapped(t, false, in4), slotGUEV4},
+		{"gue vlan tag kept", gueVLAN, xdpPass, vlanDecapped, slotGUEV6},
+		{"gue ethernet padding kept", append(gue4(l7Addr, tiny4), make([]byte, 6)...), xdpPass,
+			append(decapped(t, false, tiny4), make([]byte, 6)...), slotGUEV4},
+
+		{"gue v4 outer dst not ours", gue4(other4, in4), xdpPass, nil, slotNotForUs},
+		{"gue v6 outer dst not ours", gue6(other6, in4), xdpPass, nil, slotNotForUs},
+		{"udp to another port", gue(t, outer4(l7Addr, false, nil), guePort+1, in4, false), xdpPass, nil, slotPassed},
+		{"udp v6 to another port", gue(t, outer6(l7Addr6, false), 53, in4, true), xdpPass, nil, slotPassed},
+		{"gue truncated udp header", gueFull[:gueUDP+7], xdpPass, nil, slotPassed},
+		{"gue v6 truncated udp header", gue6(l7Addr6, in4)[:14+40+7], xdpPass, nil, slotPassed},
+		{"gue later fragment", gueFragment(0, 1), xdpPass, nil, slotPassed},
+		{"gue outer IHL below 5", gueEdit(gueFull, func(b []byte) { b[14] = 0x44 }), xdpPass, nil, slotPassed},
+
+		{"gue first fragment", gueFragment(layers.IPv4MoreFragments, 0), xdpDrop, nil, slotMalformed},
+		{"gue variant 0 header", gue4(l7Addr, append([]byte{0, 0, 0, 0}, in4...)), xdpDrop, nil, slotMalformed},
+		{"gue inner version 5", gueEdit(gueFull, func(b []byte) { b[gueUDP+8] = 0x55 }), xdpDrop, nil, slotMalformed},
+		{"gue udp length beyond outer", gueEdit(gueFull, func(b []byte) { b[gueUDP+5]++ }), xdpDrop, nil, slotMalformed},
+		{"gue udp length below 8", gueEdit(gueFull, func(b []byte) { b[gueUDP+4], b[gueUDP+5] = 0, 7 }), xdpDrop, nil, slotMalformed},
+		{"gue udp header only", gue4(l7Addr, nil), xdpDrop, nil, slotMalformed},
+		{"gue inner longer than udp", gueEdit(gueFull, func(b []byte) { b[gueUDP+5] -= 1 }), xdpDrop, nil, slotMalformed},
+		{"gue inner v6 truncated", gue6(l7Addr6, in6)[:14+40+8+39], xdpDrop, nil, slotMalformed},
+		{"gue outer v6 longer than frame", gueEdit(gue6(l7Addr6, in6), func(b []byte) { b[14+5]++ }), xdpDrop, nil, slotMalformed},
+
 		{"v4 in v4", full, xdpPass, decapped(t, false, in4), slotV4},
 		{"v6 in v6", full6, xdpPass, decapped(t, true, in6), slotV6},
 		{"v6 in v4", tunnel4(t, l7Addr, true, in6, nil), xdpPass, decapped(t, true, in6), slotV6},
@@ -288,7 +375,7 @@ func TestFixtures(t *testing.T) {
 			assert.Equal(t, wantOut, out, "output bytes\nwant:\n%s\ngot:\n%s", hex.Dump(wantOut), hex.Dump(out))
 		})
 		c := map[slot]*Counter{slotV4: &want.DecapV4, slotV6: &want.DecapV6, slotNotForUs: &want.NotForUs,
-			slotMalformed: &want.Malformed, slotPassed: &want.Passed}[tt.wantSlot]
+			slotMalformed: &want.Malformed, slotPassed: &want.Passed, slotGUEV4: &want.GUEV4, slotGUEV6: &want.GUEV6}[tt.wantSlot]
 		c.Packets++
 		c.Bytes += uint64(len(tt.in))
 	}
@@ -364,37 +451,38 @@ func TestSetAddrsErrors(t *testing.T) {
 
 func TestAttachErrors(t *testing.T) {
 	d := openForTest(t)
-	err := d.Attach("xlbt-no-such-if", ModeAuto)
+	err := d.Attach("xlbt-no-such-if", xdplink.ModeAuto)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no such interface")
 
 	require.NoError(t, d.Close())
-	assert.ErrorIs(t, d.Attach("lo", ModeGeneric), net.ErrClosed)
+	assert.ErrorIs(t, d.Attach("lo", xdplink.ModeGeneric), net.ErrClosed)
 	_, err = d.Stats()
 	assert.ErrorIs(t, err, net.ErrClosed)
 	assert.NoError(t, d.Close(), "second Close")
 }
 
-func TestParseMode(t *testing.T) {
-	tests := []struct {
-		in   string
-		want Mode
-		ok   bool
-	}{
-		{"auto", ModeAuto, true}, {"", ModeAuto, true}, {"native", ModeNative, true},
-		{"driver", ModeNative, true}, {"generic", ModeGeneric, true}, {"skb", ModeGeneric, true},
-		{"offload", 0, false},
+// Without a GUE port, GUE is plain UDP: untouched and counted as passed,
+// while IP-in-IP still works.
+func TestGUEOff(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("loading XDP programs needs root (CAP_BPF, CAP_NET_ADMIN); CI runs this as root")
 	}
-	for _, tt := range tests {
-		got, err := ParseMode(tt.in)
-		if !tt.ok {
-			assert.Error(t, err, tt.in)
-			continue
-		}
-		require.NoError(t, err, tt.in)
-		assert.Equal(t, tt.want, got, tt.in)
-		if tt.in == tt.want.String() {
-			assert.Equal(t, tt.in, got.String())
-		}
-	}
+	d, err := Open(Config{})
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, d.SetAddrs([]netip.Addr{l7Addr}))
+	in4 := inner(t, false, "x")
+	frame := gue(t, outer4(l7Addr, false, nil), guePort, in4, false)
+	verdict, out := run(t, d.Program(), frame)
+	assert.Equal(t, uint32(xdpPass), verdict)
+	assert.Equal(t, frame, out, "untouched")
+	verdict, out = run(t, d.Program(), tunnel4(t, l7Addr, false, in4, nil))
+	assert.Equal(t, uint32(xdpPass), verdict)
+	assert.Equal(t, decapped(t, false, in4), out)
+	st, err := d.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), st.Passed.Packets)
+	assert.Equal(t, uint64(1), st.DecapV4.Packets)
+	assert.Zero(t, st.GUEV4.Packets)
 }

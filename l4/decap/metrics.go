@@ -14,7 +14,7 @@ type StatsSource interface {
 
 var (
 	decapPackets = prometheus.NewDesc("xlb_decap_packets_total",
-		"Frames seen by the L7 host's decapsulator, by outcome (decap_v4, decap_v6, not_for_us, malformed, passed).",
+		"Frames seen by the L7 host's decapsulator, by outcome (decap_v4, decap_v6, gue_v4, gue_v6, not_for_us, malformed, passed).",
 		[]string{"reason"}, nil)
 	decapBytes = prometheus.NewDesc("xlb_decap_bytes_total",
 		"Bytes (frames as received, outer header included) seen by the decapsulator, by outcome.",

@@ -28,10 +28,12 @@ func TestCollector(t *testing.T) {
 	}
 	n := len(frames[0])
 	want := fmt.Sprintf(`
-# HELP xlb_decap_packets_total Frames seen by the L7 host's decapsulator, by outcome (decap_v4, decap_v6, not_for_us, malformed, passed).
+# HELP xlb_decap_packets_total Frames seen by the L7 host's decapsulator, by outcome (decap_v4, decap_v6, gue_v4, gue_v6, not_for_us, malformed, passed).
 # TYPE xlb_decap_packets_total counter
 xlb_decap_packets_total{reason="decap_v4"} 2
 xlb_decap_packets_total{reason="decap_v6"} 0
+xlb_decap_packets_total{reason="gue_v4"} 0
+xlb_decap_packets_total{reason="gue_v6"} 0
 xlb_decap_packets_total{reason="malformed"} 0
 xlb_decap_packets_total{reason="not_for_us"} 1
 xlb_decap_packets_total{reason="passed"} 0
@@ -39,6 +41,8 @@ xlb_decap_packets_total{reason="passed"} 0
 # TYPE xlb_decap_bytes_total counter
 xlb_decap_bytes_total{reason="decap_v4"} %d
 xlb_decap_bytes_total{reason="decap_v6"} 0
+xlb_decap_bytes_total{reason="gue_v4"} 0
+xlb_decap_bytes_total{reason="gue_v6"} 0
 xlb_decap_bytes_total{reason="malformed"} 0
 xlb_decap_bytes_total{reason="not_for_us"} %d
 xlb_decap_bytes_total{reason="passed"} 0

@@ -5,17 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strings"
 
-	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
+	"github.com/xlbproject/xlb/l4/xdplink"
 )
-
-const linkPinPrefix = "link_"
-
-func linkPin(dir, ifname string) string { return filepath.Join(dir, linkPinPrefix+ifname) }
 
 // adopt reads the pinned address set and switches a pinned link of a
 // previous instance to this program. bpf_link_update swaps the program in
@@ -40,55 +32,30 @@ func (d *Decap) adopt() error {
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("read pinned decap IPv6 addresses: %w", err)
 	}
-	paths, err := filepath.Glob(filepath.Join(d.pinPath, linkPinPrefix+"*"))
+	links, err := xdplink.Adopt(d.pinPath, d.objs.XlbDecap, d.log)
 	if err != nil {
-		return fmt.Errorf("list pinned decap links: %w", err)
+		return fmt.Errorf("adopt decap: %w", err)
 	}
-	for _, p := range paths {
-		ifname := strings.TrimPrefix(filepath.Base(p), linkPinPrefix)
-		l, err := link.LoadPinnedLink(p, nil)
-		if err != nil {
-			return fmt.Errorf("load pinned decap link %s: %w", p, err)
+	if len(links) > 1 {
+		var errs []error
+		names := make([]string, 0, len(links))
+		for _, l := range links {
+			names = append(names, l.Iface)
+			errs = append(errs, l.Close())
 		}
-		if d.link != nil {
-			_ = l.Close()
-			return fmt.Errorf("adopt decap link of %q: already adopted %q; a Decap serves one interface (remove the stale pin %s)", ifname, d.iface, p)
-		}
-		if err := l.Update(d.objs.XlbDecap); err != nil {
-			// The interface is gone and the link defunct: drop it.
-			d.log.Warn("dropping defunct pinned decap link", "iface", ifname, "error", err)
-			_ = l.Unpin()
-			_ = l.Close()
-			continue
-		}
-		d.link, d.iface = l, ifname
-		d.log.Info("decap adopted", "iface", ifname)
+		return errors.Join(append(errs, fmt.Errorf("adopt decap links of %q: a Decap serves one interface (remove the stale pins under %s)", names, d.pinPath))...)
+	}
+	if len(links) == 1 {
+		d.link = links[0]
 	}
 	return nil
 }
 
 // RemovePins detaches and removes everything a Decap pinned under dir
-// (links, maps) and the directory if it is then empty. Use it to retire a
-// host's decapsulator for good, or to clear pins of an incompatible layout.
+// (links, maps) and the directory. Use it to retire a host's
+// decapsulator for good, or to clear pins of an incompatible layout.
 func RemovePins(dir string) error {
-	var errs []error
-	names := []string{decapMapDecapV4AddrMap, decapMapDecapV6AddrMap, decapMapDecapStatsMap}
-	links, err := filepath.Glob(filepath.Join(dir, linkPinPrefix+"*"))
-	if err != nil {
-		return fmt.Errorf("list pinned decap links: %w", err)
-	}
-	for _, p := range links {
-		names = append(names, filepath.Base(p))
-	}
-	for _, n := range names {
-		if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("remove decap pin %s: %w", n, err))
-		}
-	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENOTEMPTY) {
-		errs = append(errs, fmt.Errorf("remove decap pin directory %s: %w", dir, err))
-	}
-	return errors.Join(errs...)
+	return xdplink.RemovePins(dir)
 }
 
 // Addrs returns the local addresses currently decapsulated (including

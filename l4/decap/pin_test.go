@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/xlbproject/xlb/l4/xdplink"
 	"github.com/xlbproject/xlb/test/topo"
 )
 
@@ -79,7 +80,7 @@ func TestPinAndAdopt(t *testing.T) {
 	d1, err := Open(Config{PinPath: dir})
 	require.NoError(t, err)
 	require.NoError(t, d1.SetAddrs([]netip.Addr{l7Addr}))
-	require.NoError(t, h.Do(func() error { return d1.Attach(h.Ifname, ModeNative) }))
+	require.NoError(t, h.Do(func() error { return d1.Attach(h.Ifname, xdplink.ModeNative) }))
 	_, _ = run(t, d1.Program(), frame)
 	id1 := progID(t, d1.Program())
 	require.Equal(t, id1, xdpProgID(t, h))
@@ -102,7 +103,7 @@ func TestPinAndAdopt(t *testing.T) {
 	assert.Equal(t, decapped(t, false, inner(t, false, "x")), out)
 	// Attaching the adopted interface again is a no-op; SetAddrs diffs
 	// against the adopted set.
-	require.NoError(t, h.Do(func() error { return d2.Attach(h.Ifname, ModeNative) }))
+	require.NoError(t, h.Do(func() error { return d2.Attach(h.Ifname, xdplink.ModeNative) }))
 	require.NoError(t, d2.SetAddrs([]netip.Addr{l7Addr6}))
 	_, out = run(t, d2.Program(), frame)
 	assert.Equal(t, frame, out, "the old address was removed")
@@ -110,7 +111,7 @@ func TestPinAndAdopt(t *testing.T) {
 	// Detach removes the attachment and its pin.
 	require.NoError(t, d2.Detach())
 	assert.Zero(t, xdpProgID(t, h))
-	_, err = os.Stat(linkPin(dir, h.Ifname))
+	_, err = os.Stat(xdplink.LinkPinPath(dir, h.Ifname))
 	assert.True(t, os.IsNotExist(err), "link pin removed")
 }
 

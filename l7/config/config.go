@@ -7,9 +7,13 @@ import (
 
 // Config is the whole proxy configuration after defaults and validation.
 type Config struct {
-	Listeners      []Listener `yaml:"listeners"`
-	Admin          Admin      `yaml:"admin"`
+	Listeners []Listener `yaml:"listeners"`
+	Admin     Admin      `yaml:"admin"`
+	// Readiness says what /ready means: ReadinessHost (the default) or
+	// ReadinessAllPools.
+	Readiness      string     `yaml:"readiness"`
 	Limits         Limits     `yaml:"limits"`
+	Shutdown       Shutdown   `yaml:"shutdown"`
 	TrustedProxies []string   `yaml:"trusted_proxies"`
 	AccessLog      AccessLog  `yaml:"access_log"`
 	Sticky         StickyKeys `yaml:"sticky"`
@@ -21,6 +25,18 @@ type Config struct {
 	TrustedPrefixes []netip.Prefix `yaml:"-"`
 }
 
+// Readiness modes accepted in Config.Readiness.
+const (
+	// ReadinessHost: /ready is 200 while this host can serve (listeners up,
+	// config loaded, not stopping). A route whose pool has no available
+	// server answers 503 for that route only.
+	ReadinessHost = "host"
+	// ReadinessAllPools: /ready is also 503 while any route's pool has no
+	// available server. One empty pool then takes every L7 host that shares
+	// the config out of the edge's table, and with them every other route.
+	ReadinessAllPools = "all_pools"
+)
+
 // Listener is one client-facing HTTP listener.
 type Listener struct {
 	Name string `yaml:"name"`
@@ -31,6 +47,15 @@ type Listener struct {
 // from client traffic so it can be bound to a private address.
 type Admin struct {
 	Addr string `yaml:"addr"`
+}
+
+// Shutdown is the graceful stop on SIGTERM: /ready fails at once, the proxy
+// keeps serving for DrainDelay (so the edge's health checks take the host
+// out before anything is refused), then stops accepting and gives in-flight
+// requests up to Timeout to finish.
+type Shutdown struct {
+	DrainDelay time.Duration `yaml:"drain_delay"`
+	Timeout    time.Duration `yaml:"timeout"`
 }
 
 // Limits are the client-facing limits the engine enforces.
@@ -253,6 +278,11 @@ type Shedding struct {
 
 // Defaults applied by Parse where a field is zero.
 const (
+	// DefaultDrainDelay is a little over the time the edge daemon needs to
+	// see /ready fail with its default checks: fall (2) × interval (200 ms)
+	// plus a timeout (150 ms) and jitter, about 0.6 s.
+	DefaultDrainDelay        = time.Second
+	DefaultShutdownTimeout   = 10 * time.Second
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultWriteTimeout      = 30 * time.Second

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/xlbproject/xlb/internal/strictyaml"
 )
 
 // Error is one configuration problem, located in the file.
@@ -45,6 +47,22 @@ func Load(path string) (*Config, error) {
 // Parse decodes data (named file in errors), applies defaults and validates.
 // All problems found are returned together, joined, each as an *Error.
 func Parse(file string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlErrors(file, err)
+	}
+	if root.Kind == 0 || len(root.Content) == 0 {
+		return nil, &Error{File: file, Line: 1, Reason: "empty config"}
+	}
+	// Unknown keys and values of the wrong kind, all of them, in the
+	// operator's words; the decoder below would name Go types instead.
+	if probs := strictyaml.Check(&root, &Config{}); len(probs) > 0 {
+		errs := make([]error, len(probs))
+		for i, pr := range probs {
+			errs[i] = &Error{File: file, Line: pr.Line, Reason: pr.Reason}
+		}
+		return nil, errors.Join(errs...)
+	}
 	var cfg Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -58,12 +76,6 @@ func Parse(file string, data []byte) (*Config, error) {
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, &Error{File: file, Line: extra.Line, Reason: "more than one YAML document"}
-	}
-	// The strict decode above does not keep positions; a node tree does, and
-	// validation uses it to point at the offending line.
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlErrors(file, err)
 	}
 	v := &validator{file: file, root: &root}
 	v.config(&cfg)
@@ -165,7 +177,16 @@ func (v *validator) config(c *Config) {
 	if c.Admin.Addr != "" && !validHostPort(c.Admin.Addr) {
 		v.errorf(at("admin", "addr"), "admin addr %q is not host:port", c.Admin.Addr)
 	}
+	switch c.Readiness {
+	case "":
+		c.Readiness = ReadinessHost
+	case ReadinessHost, ReadinessAllPools:
+	default:
+		v.errorf(at("readiness"), "readiness %q is not one of %s, %s", c.Readiness, ReadinessHost, ReadinessAllPools)
+	}
 	v.limits(&c.Limits)
+	v.duration(at("shutdown", "drain_delay"), "shutdown drain_delay", &c.Shutdown.DrainDelay, DefaultDrainDelay)
+	v.duration(at("shutdown", "timeout"), "shutdown timeout", &c.Shutdown.Timeout, DefaultShutdownTimeout)
 	for i, s := range c.TrustedProxies {
 		p, err := parsePrefix(s)
 		if err != nil {

@@ -95,10 +95,15 @@ func TestParseErrors(t *testing.T) {
 		want string // "file:line: reason" substring
 	}{
 		{"empty", "", "x.yaml:1: empty config"},
-		{"unknown top-level field", minimal + "bogus: 1\n", "x.yaml:17: field bogus not found"},
-		{"unknown nested field", replace("      path_prefix: /checkout", "      path_prefx: /checkout"), "x.yaml:10: field path_prefx not found"},
+		{"unknown top-level field", minimal + "bogus: 1\n", `x.yaml:17: unknown key "bogus" (known keys: access_log, admin, limits, listeners, pools, readiness, routes, shedding, shutdown, sticky, trusted_proxies)`},
+		{"unknown nested field", replace("      path_prefix: /checkout", "      path_prefx: /checkout"), `x.yaml:10: unknown key "path_prefx" in routes[0].match (did you mean "path_prefix"?)`},
+		{"typo in a listener", replace(`  - addr: ":8080"`, `  - adr: ":8080"`), `x.yaml:2: unknown key "adr" in listeners[0] (did you mean "addr"?)`},
+		{"bare number for a duration", minimal + "limits: {read_timeout: 30}\n", `x.yaml:17: limits.read_timeout: 30 is not a duration: give a unit, e.g. 30s or 30ms`},
+		{"word for a duration", replace("    sticky: {}", "    sticky: {max_age: soon}"), `x.yaml:16: pools[0].sticky.max_age: "soon" is not a duration such as 500ms, 30s or 5m`},
+		{"word for a number", minimal + "limits: {max_conns: many}\n", `x.yaml:17: limits.max_conns must be a whole number, not "many"`},
+		{"scalar for a list", minimal + "trusted_proxies: 10.0.0.0/8\n", `x.yaml:17: trusted_proxies must be a list, not "10.0.0.0/8"`},
+		{"bad readiness", minimal + "readiness: some\n", `x.yaml:17: readiness "some" is not one of host, all_pools`},
 		{"syntax", replace("    pool: checkout", "    pool: [checkout"), "x.yaml:"},
-		{"bad duration", replace("    sticky: {}", "    sticky: {max_age: soon}"), "x.yaml:16: "},
 		{"no listener", replace("  - addr: \":8080\"", "  []"), "x.yaml:1: at least one listener"},
 		{"bad listener addr", replace(`":8080"`, `"8080"`), `x.yaml:2: listener addr "8080" is not host:port`},
 		{"unknown pool", replace("    pool: checkout", "    pool: nope"), `x.yaml:11: route "checkout" names unknown pool "nope"`},
@@ -135,6 +140,16 @@ func TestParseErrors(t *testing.T) {
 			assert.True(t, errors.As(err, &ce), "errors are *config.Error: %v", err)
 		})
 	}
+}
+
+// TestParseErrorsAll: every problem of the file is reported at once.
+func TestParseErrorsAll(t *testing.T) {
+	text := replace(`  - addr: ":8080"`, `  - adr: ":8080"`) + "limits: {idle_timeout: 60, max_conns: x}\n"
+	_, err := config.Parse("proxy.yaml", []byte(text))
+	require.Error(t, err)
+	assert.Equal(t, `proxy.yaml:2: unknown key "adr" in listeners[0] (did you mean "addr"?)
+proxy.yaml:17: limits.idle_timeout: 60 is not a duration: give a unit, e.g. 60s or 60ms
+proxy.yaml:17: limits.max_conns must be a whole number, not "x"`, err.Error())
 }
 
 func TestLoadMissingFile(t *testing.T) {

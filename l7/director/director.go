@@ -107,12 +107,19 @@ type StickyStats struct {
 type Option func(*options)
 
 type options struct {
-	log *slog.Logger
-	now func() time.Time
+	log  *slog.Logger
+	now  func() time.Time
+	prev *Director
 }
 
 // WithLogger sets the logger for state transitions.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithPrevious builds the director as the next generation of prev: servers
+// that keep their pool, name and address keep their state (see
+// pool.NewFrom), and so do the pools' sticky counters. Hand prev's health
+// checks over with TakeOver once the new director serves.
+func WithPrevious(prev *Director) Option { return func(o *options) { o.prev = prev } }
 
 // WithClock replaces time.Now, for tests.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
@@ -137,7 +144,7 @@ type poolState struct {
 	pool     *pool.Pool
 	policy   balance.Policy
 	sticky   *config.Sticky
-	stats    StickyStats
+	stats    *StickyStats // shared with the pool's earlier generations
 	hashKind hashKind
 	hashName string
 	health   *config.ActiveHealth
@@ -168,13 +175,24 @@ func New(cfg *config.Config, opts ...Option) (*Director, error) {
 	d := &Director{opts: o, byHealth: map[string]member{}}
 	now := o.now()
 	poolIdx := map[string]int{}
+	prevPools := map[string]*poolState{}
+	if o.prev != nil {
+		for _, ps := range o.prev.pools {
+			prevPools[ps.pool.Name] = ps
+		}
+	}
 	for i, pc := range cfg.Pools {
-		p := pool.New(i, pc, len(d.backends), o.log, now)
+		var prevPool *pool.Pool
+		stats := &StickyStats{}
+		if pps := prevPools[pc.Name]; pps != nil {
+			prevPool, stats = pps.pool, pps.stats
+		}
+		p := pool.NewFrom(i, pc, len(d.backends), o.log, now, prevPool)
 		pol, err := balance.New(pc, balance.Default{})
 		if err != nil {
 			return nil, fmt.Errorf("create director: %w", err)
 		}
-		ps := &poolState{pool: p, policy: pol, sticky: pc.Sticky, health: pc.Health.Active}
+		ps := &poolState{pool: p, policy: pol, sticky: pc.Sticky, health: pc.Health.Active, stats: stats}
 		ps.hashKind, ps.hashName = parseHashKey(pc.HashKey)
 		d.pools = append(d.pools, ps)
 		poolIdx[pc.Name] = i
@@ -359,15 +377,33 @@ func (d *Director) Done(dec *Decision, o Outcome) {
 	dec.Pool.Report(dec.Backend, o.ConnectErr, o.Status, now)
 }
 
-// Ready reports whether every route's pool has a server that may take new
-// clients; reason names the first that has none.
-func (d *Director) Ready() (ok bool, reason string) {
+// EmptyRoute is a route whose pool has no server that may take new
+// clients: its requests are answered 503 until one comes back.
+type EmptyRoute struct {
+	Route string `json:"route"`
+	Pool  string `json:"pool"`
+}
+
+// EmptyRoutes lists the routes whose pool has no available server, in
+// config order. Only those routes fail; the host as a whole still serves.
+func (d *Director) EmptyRoutes() []EmptyRoute {
 	now := d.opts.now()
+	var out []EmptyRoute
 	for _, r := range d.table.Routes() {
 		p := d.pools[r.PoolIndex].pool
 		if !p.Healthy(now) {
-			return false, fmt.Sprintf("route %s: pool %s has no available server", r.Name, p.Name)
+			out = append(out, EmptyRoute{Route: r.Name, Pool: p.Name})
 		}
+	}
+	return out
+}
+
+// AllPoolsAvailable reports whether every route's pool has a server that
+// may take new clients; reason names the first that has none. It is the
+// strict readiness of `readiness: all_pools`.
+func (d *Director) AllPoolsAvailable() (ok bool, reason string) {
+	if e := d.EmptyRoutes(); len(e) > 0 {
+		return false, fmt.Sprintf("route %s: pool %s has no available server", e[0].Route, e[0].Pool)
 	}
 	return true, ""
 }
@@ -398,7 +434,7 @@ func (d *Director) Pools() []*pool.Pool {
 
 // StickyStats returns the sticky counters of the pool at index i (all zero
 // for a pool without sticky sessions).
-func (d *Director) StickyStats(i int) *StickyStats { return &d.pools[i].stats }
+func (d *Director) StickyStats(i int) *StickyStats { return d.pools[i].stats }
 
 // Sticky reports whether the pool at index i uses sticky sessions.
 func (d *Director) Sticky(i int) bool { return d.pools[i].sticky != nil }
@@ -432,6 +468,14 @@ func (d *Director) Start(ctx context.Context) error {
 	if d.checker != nil {
 		return errors.New("start director: already started")
 	}
+	d.checker = health.New(d, d.healthTargets(), d.opts.log)
+	if err := d.checker.Start(ctx); err != nil {
+		return fmt.Errorf("start director: %w", err)
+	}
+	return nil
+}
+
+func (d *Director) healthTargets() []health.Target {
 	var targets []health.Target
 	for _, ps := range d.pools {
 		a := ps.health
@@ -445,17 +489,37 @@ func (d *Director) Start(ctx context.Context) error {
 			})
 		}
 	}
-	d.checker = health.New(d, targets, d.opts.log)
-	if err := d.checker.Start(ctx); err != nil {
-		return fmt.Errorf("start director: %w", err)
+	return targets
+}
+
+// TakeOver moves prev's running health checks to d: probes of unchanged
+// servers go on with their rise/fall history and report to d from now on,
+// probes of removed servers stop and new servers get theirs. prev keeps no
+// checker, so closing it later stops nothing. Call it once d serves.
+func (d *Director) TakeOver(prev *Director) {
+	prev.mu.Lock()
+	c := prev.checker
+	prev.checker = nil
+	prev.mu.Unlock()
+	if c != nil {
+		c.Update(d, d.healthTargets())
+		d.mu.Lock()
+		d.checker = c
+		d.mu.Unlock()
 	}
-	return nil
+	// Transitions that reached only prev's pools while d was being built
+	// changed the shared server state; rebuild d's view of it.
+	now := d.opts.now()
+	for _, ps := range d.pools {
+		ps.pool.Refresh(now)
+	}
 }
 
 // Close stops active health checks.
 func (d *Director) Close() error {
 	d.mu.Lock()
 	c := d.checker
+	d.checker = nil
 	d.mu.Unlock()
 	if c == nil {
 		return nil

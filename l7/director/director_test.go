@@ -175,22 +175,24 @@ func TestNoHealthyBackend(t *testing.T) {
 
 func TestReadiness(t *testing.T) {
 	d := newDirector(t, testConfig, &clock{now: t0})
-	ok, reason := d.Ready()
+	ok, reason := d.AllPoolsAvailable()
 	assert.True(t, ok)
 	assert.Empty(t, reason)
+	assert.Empty(t, d.EmptyRoutes())
 
 	d.SetStatus("checkout/c1", false)
 	d.SetStatus("checkout/c2", false)
-	ok, _ = d.Ready()
+	ok, _ = d.AllPoolsAvailable()
 	assert.True(t, ok, "one checkout server left")
 
 	d.SetStatus("checkout/c3", false)
-	ok, reason = d.Ready()
+	ok, reason = d.AllPoolsAvailable()
 	assert.False(t, ok)
 	assert.Equal(t, "route checkout: pool checkout has no available server", reason)
+	assert.Equal(t, []director.EmptyRoute{{Route: "checkout", Pool: "checkout"}}, d.EmptyRoutes())
 
 	d.SetStatus("checkout/c2", true)
-	ok, _ = d.Ready()
+	ok, _ = d.AllPoolsAvailable()
 	assert.True(t, ok)
 	d.SetStatus("unknown/x", false) // ignored
 }
@@ -483,7 +485,7 @@ pools:
 	require.NoError(t, d.Start(context.Background()))
 	assert.Error(t, d.Start(context.Background()))
 
-	ready := func() bool { ok, _ := d.Ready(); return ok }
+	ready := func() bool { ok, _ := d.AllPoolsAvailable(); return ok }
 	require.True(t, ready())
 	healthy.Store(false)
 	require.Eventually(t, func() bool { return !ready() }, 10*time.Second, 5*time.Millisecond)
@@ -491,4 +493,46 @@ pools:
 	healthy.Store(true)
 	require.Eventually(t, ready, 10*time.Second, 5*time.Millisecond)
 	assert.Equal(t, 0, decide(d, request("GET", "h", "/")).Status)
+}
+
+// TestTakeOverKeepsHealthChecks: the next generation receives the running
+// checker's transitions for unchanged servers, keeps the state the previous
+// one saw, and starts probing a server that is new.
+func TestTakeOverKeepsHealthChecks(t *testing.T) {
+	var healthy atomic.Bool
+	healthy.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !healthy.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadAddr := dead.Listener.Addr().String()
+	dead.Close()
+	text := `
+listeners: [{addr: ":8080"}]
+routes: [{name: auth, pool: auth}]
+pools:
+  - name: auth
+    servers: [{name: a1, addr: %q}%s]
+    health:
+      active: {path: /healthz, interval: 20ms, timeout: 15ms, rise: 1, fall: 1}
+`
+	clk := &clock{now: t0}
+	d1 := newDirector(t, fmt.Sprintf(text, srv.Listener.Addr().String(), ""), clk)
+	require.NoError(t, d1.Start(t.Context()))
+	healthy.Store(false)
+	require.Eventually(t, func() bool { return len(d1.EmptyRoutes()) == 1 }, 10*time.Second, 5*time.Millisecond)
+
+	d2 := newDirector(t, fmt.Sprintf(text, srv.Listener.Addr().String(), fmt.Sprintf(", {name: a2, addr: %q}", deadAddr)), clk,
+		director.WithPrevious(d1))
+	d2.TakeOver(d1)
+	a1, a2 := d2.Pools()[0].ByName("a1"), d2.Pools()[0].ByName("a2")
+	assert.False(t, a1.Up(), "a1's down state carried over")
+	require.Eventually(t, func() bool { return !a2.Up() }, 10*time.Second, 5*time.Millisecond, "new server a2 is probed")
+	healthy.Store(true)
+	require.Eventually(t, a1.Up, 10*time.Second, 5*time.Millisecond, "transitions reach the new generation")
+	assert.Empty(t, d2.EmptyRoutes())
+	assert.NoError(t, d1.Close(), "the old generation has nothing left to stop")
 }

@@ -35,14 +35,26 @@ type Target struct {
 // changes only after Rise successes or Fall failures in a row. A probe
 // succeeds on any 2xx or 3xx answer within Timeout.
 type Checker struct {
-	setter  StatusSetter
-	targets []Target
-	client  *http.Client
-	log     *slog.Logger
+	client *http.Client
+	log    *slog.Logger
 
-	mu     sync.Mutex
+	// setMu is held for reading while a probe reports, so that Update can
+	// wait out reports to the old setter before it returns.
+	setMu  sync.RWMutex
+	setter StatusSetter
+
+	mu      sync.Mutex
+	targets []Target
+	ctx     context.Context // nil until Start
+	cancel  context.CancelFunc
+	probes  map[string]*probe // running, by Target.Name
+	wg      sync.WaitGroup
+}
+
+// probe is one target's running goroutine.
+type probe struct {
+	t      Target
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 }
 
 // New returns a checker; call Start to begin probing. log may be nil.
@@ -54,6 +66,7 @@ func New(setter StatusSetter, targets []Target, log *slog.Logger) *Checker {
 		setter:  setter,
 		targets: targets,
 		log:     log,
+		probes:  map[string]*probe{},
 		client: &http.Client{
 			// A fresh connection per probe: a server that stopped
 			// accepting must fail its check, not ride an old connection.
@@ -73,12 +86,53 @@ func (c *Checker) Start(ctx context.Context) error {
 	if c.cancel != nil {
 		return errors.New("start health checker: already running")
 	}
-	ctx, c.cancel = context.WithCancel(ctx)
+	c.ctx, c.cancel = context.WithCancel(ctx)
 	for _, t := range c.targets {
-		c.wg.Add(1)
-		go c.run(ctx, t)
+		c.startLocked(t)
 	}
 	return nil
+}
+
+func (c *Checker) startLocked(t Target) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	c.probes[t.Name] = &probe{t: t, cancel: cancel}
+	c.wg.Add(1)
+	go c.run(ctx, t)
+}
+
+// Update makes setter the receiver of transitions and targets the set
+// probed. A target equal to a running one keeps probing with its rise/fall
+// history; a changed or removed one stops, a new or changed one starts
+// afresh (its first probe decides). When Update returns, no report to the
+// previous setter is in progress.
+func (c *Checker) Update(setter StatusSetter, targets []Target) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.targets = targets
+	want := make(map[string]Target, len(targets))
+	for _, t := range targets {
+		want[t.Name] = t
+	}
+	// Stop outdated probes before switching the setter: a stopped probe
+	// checks its context under setMu, so none of them can report an old
+	// address's state to the new setter.
+	for name, p := range c.probes {
+		if t, ok := want[name]; !ok || t != p.t {
+			p.cancel()
+			delete(c.probes, name)
+		}
+	}
+	c.setMu.Lock()
+	c.setter = setter
+	c.setMu.Unlock()
+	if c.ctx == nil {
+		return
+	}
+	for _, t := range targets {
+		if _, ok := c.probes[t.Name]; !ok {
+			c.startLocked(t)
+		}
+	}
 }
 
 // Close stops all probes and waits for them to return.
@@ -115,13 +169,23 @@ func (c *Checker) run(ctx context.Context, t Target) {
 			} else {
 				c.log.Warn("health check down", "backend", t.Name, "error", err)
 			}
-			c.setter.SetStatus(t.Name, up)
+			c.report(ctx, t.Name, up)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
 		}
+	}
+}
+
+// report hands a transition to the current setter, unless the probe was
+// stopped meanwhile (its target is gone from the current config).
+func (c *Checker) report(ctx context.Context, name string, up bool) {
+	c.setMu.RLock()
+	defer c.setMu.RUnlock()
+	if ctx.Err() == nil {
+		c.setter.SetStatus(name, up)
 	}
 }
 

@@ -5,8 +5,12 @@ import (
 	"time"
 )
 
-// Backend is one app server. Exported fields are set at construction and
-// never change; the state behind the methods is atomic.
+// Backend is one app server as one config generation sees it. Exported
+// fields are set at construction and never change. The state behind the
+// methods (in flight, health, ejection, drain, slow start) lives in a
+// separate record that a later generation built with NewFrom shares when
+// the server keeps its name and address: a reload or a runtime change does
+// not reset it.
 type Backend struct {
 	ID     int // index in the director's Backends(); stable for a config
 	Index  int // index in its pool's Backends
@@ -19,6 +23,13 @@ type Backend struct {
 	// computes the same key.
 	Key uint64
 
+	*state
+}
+
+// state is a server's runtime state, shared by every generation that has
+// the server. All of it is atomic because two generations' pools may touch
+// it at once while requests of the older one finish.
+type state struct {
 	inflight      atomic.Int64
 	activeUp      atomic.Bool
 	ejectedUntil  atomic.Int64 // unix nanos; 0 = never ejected
@@ -27,10 +38,8 @@ type Backend struct {
 	consec5xx     atomic.Int32
 	drainDeadline atomic.Int64 // unix nanos; 0 = not draining
 	upSince       atomic.Int64 // unix nanos of the last down→up; 0 = up from the start
-
-	// Guarded by the pool's mutex.
-	ejectStreak  int
-	lastEjectEnd int64
+	ejectStreak   atomic.Int32
+	lastEjectEnd  atomic.Int64
 }
 
 // InFlight is the number of requests currently forwarded to the server.

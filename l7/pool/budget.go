@@ -22,6 +22,7 @@ const budgetBuckets = 10
 // goroutine counts into it may lose that count. The hot path (Request) is
 // one atomic load and one atomic add.
 type Budget struct {
+	cfg     config.RetryBudget
 	percent int64
 	floor   int64 // retries always allowed per window
 	width   int64 // bucket width, nanoseconds
@@ -42,10 +43,28 @@ type budgetBucket struct {
 func NewBudget(c config.RetryBudget) *Budget {
 	w := max(c.Window, time.Second)
 	return &Budget{
+		cfg:     c,
 		percent: int64(c.Percent),
 		floor:   int64(c.MinPerSecond) * int64(w/time.Second),
 		width:   int64(w) / budgetBuckets,
 	}
+}
+
+// NewBudgetFrom is the budget of a pool's next generation: prev's own, so
+// the window's counts carry over a reload, unless the budget's config
+// changed.
+func NewBudgetFrom(c config.RetryBudget, prev *Budget) *Budget {
+	if prev != nil && prev.cfg == c {
+		return prev
+	}
+	return NewBudget(c)
+}
+
+func prevBudget(prev *Pool) *Budget {
+	if prev == nil {
+		return nil
+	}
+	return prev.Budget
 }
 
 func (b *Budget) bucket(now time.Time) (*budgetBucket, int64) {

@@ -47,6 +47,16 @@ func ServerKey(pool, server string) uint64 {
 // with a deadline of now plus the sticky drain timeout (or now when the pool
 // is not sticky).
 func New(index int, cfg config.Pool, firstID int, log *slog.Logger, now time.Time) *Pool {
+	return NewFrom(index, cfg, firstID, log, now, nil)
+}
+
+// NewFrom builds the next generation of prev (which may be nil): a server
+// with the same name and address as one of prev keeps its state (health,
+// ejection, drain, slow start, in-flight count). A server new to the pool
+// starts its slow start now, and the config's drain flag is applied to
+// every server: set starts a drain unless one is already running, unset
+// ends one.
+func NewFrom(index int, cfg config.Pool, firstID int, log *slog.Logger, now time.Time, prev *Pool) *Pool {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -57,7 +67,7 @@ func New(index int, cfg config.Pool, firstID int, log *slog.Logger, now time.Tim
 		log:     log.With("pool", cfg.Name),
 		byKey:   make(map[uint64]*Backend, len(cfg.Servers)),
 		byName:  make(map[string]*Backend, len(cfg.Servers)),
-		Budget:  NewBudget(cfg.RetryBudget),
+		Budget:  NewBudgetFrom(cfg.RetryBudget, prevBudget(prev)),
 	}
 	for i, s := range cfg.Servers {
 		b := &Backend{
@@ -69,13 +79,29 @@ func New(index int, cfg config.Pool, firstID int, log *slog.Logger, now time.Tim
 			Weight: max(s.Weight, 1),
 			Key:    ServerKey(cfg.Name, s.Name),
 		}
-		b.activeUp.Store(true)
-		if s.Drain {
+		var old *Backend
+		if prev != nil {
+			old = prev.byName[s.Name]
+		}
+		if old != nil && old.Addr == s.Addr {
+			b.state = old.state
+		} else {
+			b.state = &state{}
+			b.activeUp.Store(true)
+			if prev != nil {
+				// Added to a running pool: ramp up like a server that came back.
+				b.upSince.Store(now.UnixNano())
+			}
+		}
+		switch {
+		case s.Drain && b.drainDeadline.Load() == 0:
 			deadline := now
 			if cfg.Sticky != nil {
 				deadline = now.Add(cfg.Sticky.DrainTimeout)
 			}
 			b.drainDeadline.Store(max(deadline.UnixNano(), 1))
+		case !s.Drain && b.drainDeadline.Load() != 0 && old != nil:
+			b.drainDeadline.Store(0)
 		}
 		p.Backends = append(p.Backends, b)
 		p.byKey[b.Key] = b
@@ -85,6 +111,15 @@ func New(index int, cfg config.Pool, firstID int, log *slog.Logger, now time.Tim
 	p.rebuildLocked(now)
 	p.mu.Unlock()
 	return p
+}
+
+// Refresh rebuilds the set of available servers from their state. A new
+// generation calls it once it receives the state transitions, to pick up
+// any that reached only the previous generation's pool meanwhile.
+func (p *Pool) Refresh(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rebuildLocked(now)
 }
 
 // ByKey returns the server with the given Key, or nil.
@@ -221,17 +256,17 @@ func (p *Pool) tryEject(b *Backend, now time.Time, reason string) {
 	n := now.UnixNano()
 	// The back-off grows while ejections follow each other; a server that
 	// stayed in for longer than max_ejection starts again from the base.
-	if b.lastEjectEnd != 0 && n-b.lastEjectEnd > int64(p.passive.MaxEjection) {
-		b.ejectStreak = 0
+	if last := b.lastEjectEnd.Load(); last != 0 && n-last > int64(p.passive.MaxEjection) {
+		b.ejectStreak.Store(0)
 	}
 	d := p.passive.BaseEjection
-	for i := 0; i < b.ejectStreak && d < p.passive.MaxEjection; i++ {
+	for i := int32(0); i < b.ejectStreak.Load() && d < p.passive.MaxEjection; i++ {
 		d *= 2
 	}
 	d = min(d, p.passive.MaxEjection)
-	b.ejectStreak++
+	b.ejectStreak.Add(1)
 	until := n + int64(d)
-	b.lastEjectEnd = until
+	b.lastEjectEnd.Store(until)
 	b.ejectedUntil.Store(until)
 	b.ejections.Add(1)
 	b.consecErrs.Store(0)

@@ -15,9 +15,10 @@ import (
 
 // AdminHandler serves /ready, /healthz and /metrics.
 //
-//   - /ready is 200 while every route's pool has a usable server and 503 with
-//     the reason otherwise; the L4 control loop takes the host out of the
-//     Maglev table on 503.
+//   - /ready is 200 while this host can serve (see Ready) and 503 with the
+//     reason otherwise; the L4 control loop takes the host out of the
+//     Maglev table on 503. Routes whose pool is empty are listed in the
+//     body either way: they answer 503 themselves.
 //   - /healthz is 200 while the process serves HTTP at all (liveness).
 //   - /metrics is the Prometheus exposition of the configured Gatherer.
 func (p *Proxy) AdminHandler() http.Handler {
@@ -25,12 +26,16 @@ func (p *Proxy) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		if ok, reason := p.dir.Ready(); !ok {
+		ok, reason := p.Ready()
+		if !ok {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "not ready: %s\n", reason)
-			return
+		} else {
+			fmt.Fprintln(w, "ready")
 		}
-		fmt.Fprintln(w, "ready")
+		for _, e := range p.director().EmptyRoutes() {
+			fmt.Fprintf(w, "route %s: pool %s has no available server (answering 503)\n", e.Route, e.Pool)
+		}
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

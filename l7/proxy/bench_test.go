@@ -70,7 +70,7 @@ func BenchmarkServe(b *testing.B) {
 			p, err := New(cfg, dir, opts)
 			require.NoError(b, err)
 			defer p.Close()
-			for _, hc := range p.clients {
+			for _, hc := range p.gen.Load().clients {
 				hc.Dial = func(string) (net.Conn, error) { return ln.Dial() }
 				hc.DialTimeout = nil
 			}
@@ -118,7 +118,7 @@ func BenchmarkObserve(b *testing.B) {
 	require.NoError(b, err)
 	dir, err := director.New(cfg)
 	require.NoError(b, err)
-	m := newRequestMetrics(dir)
+	m := newRequestMetrics().resolve(dir)
 	dec := director.Decision{Route: dir.Routes()[1], Backend: dir.Backends()[2]}
 	res := result{status: 200, answered: true, server: dir.Backends()[2]}
 	b.ReportAllocs()

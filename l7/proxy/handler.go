@@ -13,10 +13,10 @@ import (
 // reqState is the per-request scratch the handler reuses through a
 // sync.Pool, so the hot path allocates nothing of its own.
 type reqState struct {
-	view  headerView
-	req   director.Request
-	dec   director.Decision
-	buf   []byte
+	view headerView
+	req  director.Request
+	dec  director.Decision
+	buf  []byte
 	lim   limitedBody
 	chunk []byte // a chunked request body read ahead, see prepareChunked
 }
@@ -35,13 +35,15 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	st := p.states.Get().(*reqState)
 	defer p.states.Put(st)
+	// The request runs to its end on the generation it started with.
+	g := p.gen.Load()
 
 	hdr := &ctx.Request.Header
 	if conflictingFraming(hdr) {
 		p.reply(ctx, fasthttp.StatusBadRequest)
 		ctx.SetConnectionClose()
-		if p.metrics != nil {
-			p.metrics.rejected(fasthttp.StatusBadRequest)
+		if g.metrics != nil {
+			g.metrics.rejected(fasthttp.StatusBadRequest)
 		}
 		return
 	}
@@ -59,28 +61,32 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	// Decide resets st.dec itself and keeps its cookie buffer: clearing it
 	// here would make every newly issued cookie allocate.
-	p.dir.Decide(&st.req, &st.dec)
+	g.dir.Decide(&st.req, &st.dec)
 	// st.req keeps references into ctx until the request is done (a retry
 	// redispatches with it); drop them before pooling.
 	defer func() { st.req = director.Request{} }()
 	dec := &st.dec
 	if dec.Status != 0 {
 		p.reply(ctx, dec.Status)
-		c := causeNoServer
-		if dec.Status != fasthttp.StatusServiceUnavailable {
-			c = causeRejected
+		c := causeRejected
+		if dec.Status == fasthttp.StatusServiceUnavailable {
+			// The route's pool is empty; health brings a server back within
+			// seconds, so ask well-behaved clients to retry soon.
+			ctx.Response.Header.Set(hdrRetryAfter, retryAfterEmpty)
+			c = causeNoServer
 		}
-		p.observe(ctx, dec, result{status: dec.Status, cause: c}, time.Since(start))
+		p.observe(g, ctx, dec, result{status: dec.Status, cause: c}, time.Since(start))
 		return
 	}
 
-	if !p.shed.admit(dec.Route) {
+	if !p.shed.admit(&g.shed, dec.Route) {
 		// Refused before anything was sent: the slot is released without
 		// judging the server.
-		p.dir.Done(dec, director.Outcome{Skipped: true})
+		g.dir.Done(dec, director.Outcome{Skipped: true})
+		g.traffic.shed[dec.Route.Index].Inc()
 		p.reply(ctx, fasthttp.StatusServiceUnavailable)
-		ctx.Response.Header.SetBytesV(hdrRetryAfter, p.shed.retryAfter)
-		p.observe(ctx, dec, result{status: fasthttp.StatusServiceUnavailable, cause: causeShed}, time.Since(start))
+		ctx.Response.Header.SetBytesV(hdrRetryAfter, g.shed.retryAfter)
+		p.observe(g, ctx, dec, result{status: fasthttp.StatusServiceUnavailable, cause: causeShed}, time.Since(start))
 		return
 	}
 	defer p.shed.done()
@@ -90,27 +96,27 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		// Never sent: Skipped releases the in-flight slot but tells passive
 		// health nothing, since a client's oversized body says nothing about
 		// the server (a success would reset its error streaks).
-		p.dir.Done(dec, director.Outcome{Skipped: true})
+		g.dir.Done(dec, director.Outcome{Skipped: true})
 		p.reply(ctx, fasthttp.StatusRequestEntityTooLarge)
 		ctx.SetConnectionClose()
-		p.observe(ctx, dec, result{status: fasthttp.StatusRequestEntityTooLarge, cause: causeRejected, server: dec.Backend}, time.Since(start))
+		p.observe(g, ctx, dec, result{status: fasthttp.StatusRequestEntityTooLarge, cause: causeRejected, server: dec.Backend}, time.Since(start))
 		return
 	}
 
 	seen := scanRequestHeaders(hdr)
 	// Only a request with a hop-by-hop header can be an upgrade.
 	if seen&seenHopByHop != 0 && isWebSocketUpgrade(hdr) {
-		p.upgrade(ctx, st, seen, start)
+		p.upgrade(g, ctx, st, seen, start)
 		return
 	}
 	stripRequestHopByHop(hdr, seen)
-	st.buf = setForwarded(hdr, seen, client, ctx.Host(), ctx.IsTLS(), p.trusted.contains(client), st.buf)
+	st.buf = setForwarded(hdr, seen, client, ctx.Host(), ctx.IsTLS(), g.trusted.contains(client), st.buf)
 
 	if status, c := prepareBody(ctx, dec, st); status != 0 {
-		p.dir.Done(dec, director.Outcome{Skipped: true})
+		g.dir.Done(dec, director.Outcome{Skipped: true})
 		p.reply(ctx, status)
 		ctx.SetConnectionClose()
-		p.observe(ctx, dec, result{status: status, cause: c, server: dec.Backend}, time.Since(start))
+		p.observe(g, ctx, dec, result{status: status, cause: c, server: dec.Backend}, time.Since(start))
 		return
 	}
 
@@ -120,7 +126,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		resp = fasthttp.AcquireResponse()
 		resp.StreamBody = true
 	}
-	res := p.forward(ctx, st, start, resp)
+	res := p.forward(g, ctx, st, start, resp)
 	if st.lim.exceeded {
 		// The chunked body passed the route's limit on its way through.
 		res = result{status: fasthttp.StatusRequestEntityTooLarge, cause: causeRejected, tries: res.tries, server: res.server}
@@ -136,7 +142,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 			if clientClose {
 				ctx.SetConnectionClose()
 			}
-			p.streamResponse(ctx, resp, dec, res, start)
+			p.streamResponse(g, ctx, resp, dec, res, start)
 			return // accounted when the body ends
 		}
 		// Nothing to stream (HEAD, 204, 304, or an error): answer as usual.
@@ -163,8 +169,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if clientClose {
 		ctx.SetConnectionClose()
 	}
-	p.observe(ctx, dec, res, time.Since(start))
+	p.observe(g, ctx, dec, res, time.Since(start))
 }
+
+// retryAfterEmpty is the Retry-After of a 503 from an empty pool, in seconds.
+const retryAfterEmpty = "1"
 
 // reply answers locally (no upstream) with a short plain-text body.
 func (p *Proxy) reply(ctx *fasthttp.RequestCtx, status int) {
@@ -173,12 +182,12 @@ func (p *Proxy) reply(ctx *fasthttp.RequestCtx, status int) {
 }
 
 // observe does the per-request accounting: metrics and the sampled access log.
-func (p *Proxy) observe(ctx *fasthttp.RequestCtx, dec *director.Decision, res result, d time.Duration) {
-	if p.metrics != nil {
-		p.metrics.observe(dec, res, d)
+func (p *Proxy) observe(g *generation, ctx *fasthttp.RequestCtx, dec *director.Decision, res result, d time.Duration) {
+	if g.metrics != nil {
+		g.metrics.observe(dec, res, d)
 	}
-	if p.access != nil {
-		p.access.record(ctx, dec, res, d)
+	if g.access != nil {
+		g.access.record(ctx, dec, res, d)
 	}
 }
 

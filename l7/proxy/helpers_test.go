@@ -28,10 +28,10 @@ type appServer struct {
 	name string
 	srv  *httptest.Server
 
-	mu   sync.Mutex
-	last *http.Request
-	body []byte
-	hits int
+	mu    sync.Mutex
+	last  *http.Request
+	body  []byte
+	nhits int
 }
 
 func newAppServer(t *testing.T, name string, h http.HandlerFunc) *appServer {
@@ -41,7 +41,7 @@ func newAppServer(t *testing.T, name string, h http.HandlerFunc) *appServer {
 		body, _ := io.ReadAll(r.Body)
 		a.mu.Lock()
 		a.last, a.body = r.Clone(context.Background()), body
-		a.hits++
+		a.nhits++
 		a.mu.Unlock()
 		w.Header().Set("X-Server", name)
 		if h != nil {
@@ -59,7 +59,7 @@ func (a *appServer) addr() string { return strings.TrimPrefix(a.srv.URL, "http:/
 func (a *appServer) lastRequest() (*http.Request, []byte, int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.last, a.body, a.hits
+	return a.last, a.body, a.nhits
 }
 
 // testProxy is a Proxy serving on a real loopback listener, so tests can
@@ -278,4 +278,11 @@ func metricValue(t *testing.T, reg prometheus.Gatherer, name string, labels map[
 	}
 	require.Failf(t, "no such series", "%s%v", name, labels)
 	return 0
+}
+
+// hits is how many requests the app server has answered.
+func (a *appServer) hits() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nhits
 }

@@ -25,15 +25,16 @@ func (c *classCounters) inc(status int) {
 	c[i].Inc()
 }
 
+// requestMetrics are the registered vectors; they live as long as the
+// proxy, so counters keep counting across reloads.
 type requestMetrics struct {
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	terminations *prometheus.CounterVec
+}
 
-	// term[routeIndex][cause]; termUnrouted for requests without a route.
-	term         [][numCauses]prometheus.Counter
-	termUnrouted [numCauses]prometheus.Counter
-
+// genMetrics are the counters of one generation, resolved from the vectors.
+type genMetrics struct {
 	// upstream[routeIndex][backendIndexInPool]: answered by the app server.
 	upstream [][]classCounters
 	// local[routeIndex]: routed, but answered by the proxy (503 no backend,
@@ -44,6 +45,9 @@ type requestMetrics struct {
 	unrouted classCounters
 	// latency[backendID]
 	latency []prometheus.Observer
+	// term[routeIndex][cause]; termUnrouted for requests without a route.
+	term         [][numCauses]prometheus.Counter
+	termUnrouted [numCauses]prometheus.Counter
 }
 
 var _ prometheus.Collector = (*requestMetrics)(nil)
@@ -52,8 +56,8 @@ var _ prometheus.Collector = (*requestMetrics)(nil)
 // default response timeout.
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
-func newRequestMetrics(dir *director.Director) *requestMetrics {
-	m := &requestMetrics{
+func newRequestMetrics() *requestMetrics {
+	return &requestMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xlb_l7_requests_total",
 			Help: "HTTP requests answered, by route, pool, app server (empty when the proxy answered itself) and status class.",
@@ -68,12 +72,11 @@ func newRequestMetrics(dir *director.Director) *requestMetrics {
 			Help: "Requests by route and why they ended (ok, rejected, no_server, shed, connect_refused, connect_timeout, connect_error, response_timeout, upstream_reset, upstream_error, budget_exhausted, client_abort, idle_timeout).",
 		}, []string{"route", "cause"}),
 	}
-	resolveTerm := func(route string) (c [numCauses]prometheus.Counter) {
-		for i := range c {
-			c[i] = m.terminations.WithLabelValues(route, cause(i).String())
-		}
-		return c
-	}
+}
+
+// resolve looks up every counter a request of dir's generation can touch.
+func (m *requestMetrics) resolve(dir *director.Director) *genMetrics {
+	g := &genMetrics{}
 	resolve := func(route, pool, server string) classCounters {
 		var c classCounters
 		for i, cls := range codeClasses {
@@ -83,26 +86,34 @@ func newRequestMetrics(dir *director.Director) *requestMetrics {
 	}
 	pools := dir.Pools()
 	routes := dir.Routes()
-	m.upstream = make([][]classCounters, len(routes))
-	m.term = make([][numCauses]prometheus.Counter, len(routes))
-	m.local = make([]classCounters, len(routes))
+	g.upstream = make([][]classCounters, len(routes))
+	g.local = make([]classCounters, len(routes))
 	for _, r := range routes {
 		pl := pools[r.PoolIndex]
-		m.local[r.Index] = resolve(r.Name, pl.Name, "")
-		m.term[r.Index] = resolveTerm(r.Name)
-		m.upstream[r.Index] = make([]classCounters, len(pl.Backends))
+		g.local[r.Index] = resolve(r.Name, pl.Name, "")
+		g.upstream[r.Index] = make([]classCounters, len(pl.Backends))
 		for _, b := range pl.Backends {
-			m.upstream[r.Index][b.Index] = resolve(r.Name, pl.Name, b.Name)
+			g.upstream[r.Index][b.Index] = resolve(r.Name, pl.Name, b.Name)
 		}
 	}
-	m.unrouted = resolve("", "", "")
-	m.termUnrouted = resolveTerm("")
-	backends := dir.Backends()
-	m.latency = make([]prometheus.Observer, len(backends))
-	for _, b := range backends {
-		m.latency[b.ID] = m.duration.WithLabelValues(b.Pool, b.Name)
+	g.unrouted = resolve("", "", "")
+	resolveTerm := func(route string) (c [numCauses]prometheus.Counter) {
+		for i := range c {
+			c[i] = m.terminations.WithLabelValues(route, cause(i).String())
+		}
+		return c
 	}
-	return m
+	g.term = make([][numCauses]prometheus.Counter, len(routes))
+	for _, r := range routes {
+		g.term[r.Index] = resolveTerm(r.Name)
+	}
+	g.termUnrouted = resolveTerm("")
+	backends := dir.Backends()
+	g.latency = make([]prometheus.Observer, len(backends))
+	for _, b := range backends {
+		g.latency[b.ID] = m.duration.WithLabelValues(b.Pool, b.Name)
+	}
+	return g
 }
 
 func (m *requestMetrics) Describe(ch chan<- *prometheus.Desc) {
@@ -119,13 +130,13 @@ func (m *requestMetrics) Collect(ch chan<- prometheus.Metric) {
 
 // observe accounts one request. res.answered says whether an app server
 // answered (status and latency are then the server's).
-func (m *requestMetrics) observe(dec *director.Decision, res result, d time.Duration) {
+func (m *genMetrics) observe(dec *director.Decision, res result, d time.Duration) {
 	m.terminated(dec, res.cause)
 	m.answered(dec, res, d)
 }
 
 // terminated counts how a request ended.
-func (m *requestMetrics) terminated(dec *director.Decision, c cause) {
+func (m *genMetrics) terminated(dec *director.Decision, c cause) {
 	if dec.Route == nil {
 		m.termUnrouted[c].Inc()
 	} else {
@@ -134,7 +145,7 @@ func (m *requestMetrics) terminated(dec *director.Decision, c cause) {
 }
 
 // answered counts a request's status (and the server's latency).
-func (m *requestMetrics) answered(dec *director.Decision, res result, d time.Duration) {
+func (m *genMetrics) answered(dec *director.Decision, res result, d time.Duration) {
 	switch {
 	case dec.Route == nil:
 		m.unrouted.inc(res.status)
@@ -147,7 +158,7 @@ func (m *requestMetrics) answered(dec *director.Decision, res result, d time.Dur
 }
 
 // rejected accounts a request the parser refused before routing.
-func (m *requestMetrics) rejected(status int) {
+func (m *genMetrics) rejected(status int) {
 	m.unrouted.inc(status)
 	m.termUnrouted[causeRejected].Inc()
 }

@@ -82,7 +82,7 @@ xlb_l7_sticky_total{pool="web",result="hit"} 2
 xlb_l7_sticky_total{pool="web",result="new"} 3
 xlb_l7_sticky_total{pool="web",result="rejected"} 1
 xlb_l7_sticky_total{pool="web",result="repin"} 0
-# HELP xlb_l7_ready 1 while every route's pool has an available app server (what /ready answers), else 0.
+# HELP xlb_l7_ready 1 while /ready answers 200 (the host can serve), else 0.
 # TYPE xlb_l7_ready gauge
 xlb_l7_ready 1
 `
@@ -104,12 +104,12 @@ xlb_l7_ready 1
 	problems, err := testutil.GatherAndLint(tp.reg)
 	require.NoError(t, err)
 	assert.Empty(t, problems)
-	for _, c := range []prometheus.Collector{tp.metrics, newStateCollector(tp.dir)} {
+	for _, c := range []prometheus.Collector{tp.metrics, newStateCollector(tp.Proxy)} {
 		problems, err := testutil.CollectAndLint(c)
 		require.NoError(t, err)
 		assert.Empty(t, problems)
 	}
-	assert.Equal(t, 3.0, testutil.ToFloat64(tp.metrics.upstream[0][0][1]), "2xx from w1")
+	assert.Equal(t, 3.0, testutil.ToFloat64(tp.gen.Load().metrics.upstream[0][0][1]), "2xx from w1")
 
 	// Every request has a termination cause: the four answered by w1 (a
 	// 5xx from the server is still a normal end), 413 by the route, 404
@@ -120,7 +120,7 @@ xlb_l7_ready 1
 	n, err = testutil.GatherAndCount(tp.reg, "xlb_l7_terminations_total")
 	require.NoError(t, err)
 	assert.Equal(t, 2*int(numCauses), n, "every cause of every route (and of none) is exported from the start")
-	problems, err = testutil.CollectAndLint(newTrafficCollector(tp.dir, tp.shed, tp.tunnels))
+	problems, err = testutil.CollectAndLint(tp.traffic)
 	require.NoError(t, err)
 	assert.Empty(t, problems)
 }

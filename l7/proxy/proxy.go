@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,8 +33,6 @@ const (
 	// nginx 75 s), so the proxy rarely writes into a socket the server is
 	// closing.
 	upstreamIdle = 4 * time.Second
-	// shutdownGrace bounds how long Run waits for in-flight requests.
-	shutdownGrace = 10 * time.Second
 )
 
 // Options are the dependencies of a Proxy. The zero value works: no
@@ -57,24 +56,54 @@ type Options struct {
 
 // Proxy is the HTTP/1.1 engine: client-facing fasthttp servers, one
 // HostClient per app server, and the admin listener.
+//
+// Everything a reload may change lives in an immutable generation that
+// requests load once, at their start, through an atomic pointer: a request
+// finishes on the generation it started with, and Apply swaps in the next
+// one without a lock on the hot path.
 type Proxy struct {
-	cfg     *config.Config
-	dir     *director.Director
+	// boot is the config the listeners and the fasthttp server were built
+	// from; their settings take effect at the next start only.
+	boot    *config.Config
+	gen     atomic.Pointer[generation]
 	log     *slog.Logger
 	srv     *fasthttp.Server
-	clients []*fasthttp.HostClient // by pool.Backend.ID
-	trusted trustedNets
 	metrics *requestMetrics // nil when request metrics are off
-	access  *accessLog      // nil when the access log is off
-	shed    *shedder
-	tunnels *tunnels
+	traffic *trafficMetrics // retries, shedding, tunnels: always counted
+	shed    shedder         // proxy-wide in-flight count for shedding
+	tunnels *tunnels        // open WebSocket tunnels, across generations
+	accessW *slog.Logger    // nil when there is no access log
 	gather  prometheus.Gatherer
 	states  sync.Pool // *reqState
+
+	applyMu sync.Mutex // serialises Apply
+
+	// listening is set once a client listener serves; stopping once a
+	// graceful stop has begun. Both feed Ready.
+	listening atomic.Bool
+	stopping  atomic.Bool
 
 	mu     sync.Mutex
 	lns    []net.Listener // closed again at shutdown, see track
 	admin  *http.Server
 	closed bool
+}
+
+// generation is one running config: the director and the upstream clients
+// and per-request accounting resolved for it. It is never modified once
+// stored.
+type generation struct {
+	cfg     *config.Config
+	dir     *director.Director
+	clients []*fasthttp.HostClient // by pool.Backend.ID
+	trusted trustedNets
+	metrics *genMetrics // nil when request metrics are off
+	traffic *genTraffic
+	shed    shedPolicy
+	access  *accessLog // nil when the access log is off
+	// owned is true for directors Apply built: the proxy closes the last
+	// one. The first director belongs to New's caller.
+	owned bool
 }
 
 // New builds a proxy for cfg around a director built from the same config.
@@ -88,46 +117,79 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	p := &Proxy{
-		cfg:     cfg,
-		dir:     dir,
+		boot:    cfg,
 		log:     log,
-		trusted: trustedNets(cfg.TrustedPrefixes),
 		gather:  opts.Gatherer,
+		accessW: opts.AccessLog,
 	}
 	p.states.New = func() any { return new(reqState) }
-	p.shed = newShedder(cfg.Shedding, dir.Routes())
-	p.tunnels = newTunnels(dir.Routes())
-
-	backends := dir.Backends()
-	dial := dialTimeouts(cfg, dir)
-	p.clients = make([]*fasthttp.HostClient, len(backends))
-	for i, b := range backends {
-		if b.ID != i {
-			return nil, fmt.Errorf("new proxy: backend %q has id %d at position %d", b.Name, b.ID, i)
-		}
-		p.clients[i] = newHostClient(b.Addr, dial[b.Pool])
-	}
+	p.traffic = newTrafficMetrics(p)
+	p.tunnels = newTunnels()
 
 	if opts.Registerer != nil {
 		if !opts.NoRequestMetrics {
-			m := newRequestMetrics(dir)
+			m := newRequestMetrics()
 			if err := opts.Registerer.Register(m); err != nil {
 				return nil, fmt.Errorf("register request metrics: %w", err)
 			}
 			p.metrics = m
 		}
-		if err := opts.Registerer.Register(newStateCollector(dir)); err != nil {
+		if err := opts.Registerer.Register(newStateCollector(p)); err != nil {
 			return nil, fmt.Errorf("register state metrics: %w", err)
 		}
-		if err := opts.Registerer.Register(newTrafficCollector(dir, p.shed, p.tunnels)); err != nil {
+		if err := opts.Registerer.Register(p.traffic); err != nil {
 			return nil, fmt.Errorf("register traffic metrics: %w", err)
 		}
 	}
-	if opts.AccessLog != nil && cfg.AccessLog.Enabled {
-		p.access = newAccessLog(opts.AccessLog, cfg.AccessLog.Sample)
+	g, err := p.newGeneration(cfg, dir, nil)
+	if err != nil {
+		return nil, fmt.Errorf("new proxy: %w", err)
 	}
+	p.gen.Store(g)
 	p.srv = p.newServer()
 	return p, nil
+}
+
+// newGeneration resolves everything per-request code needs for cfg and dir.
+// Upstream clients of prev are reused for servers with the same address and
+// dial timeout, so their keep-alive connections survive the swap.
+func (p *Proxy) newGeneration(cfg *config.Config, dir *director.Director, prev *generation) (*generation, error) {
+	g := &generation{cfg: cfg, dir: dir, trusted: trustedNets(cfg.TrustedPrefixes)}
+	type clientKey struct {
+		addr string
+		dial time.Duration
+	}
+	reuse := map[clientKey]*fasthttp.HostClient{}
+	if prev != nil {
+		pdial := dialTimeouts(prev.cfg, prev.dir)
+		for _, b := range prev.dir.Backends() {
+			reuse[clientKey{b.Addr, pdial[b.Pool]}] = prev.clients[b.ID]
+		}
+	}
+	backends := dir.Backends()
+	dial := dialTimeouts(cfg, dir)
+	g.clients = make([]*fasthttp.HostClient, len(backends))
+	for i, b := range backends {
+		if b.ID != i {
+			return nil, fmt.Errorf("backend %q has id %d at position %d", b.Name, b.ID, i)
+		}
+		k := clientKey{b.Addr, dial[b.Pool]}
+		hc := reuse[k]
+		if hc == nil {
+			hc = newHostClient(b.Addr, dial[b.Pool])
+			reuse[k] = hc // two servers of one address share a client
+		}
+		g.clients[i] = hc
+	}
+	if p.metrics != nil {
+		g.metrics = p.metrics.resolve(dir)
+	}
+	g.traffic = p.traffic.resolve(dir)
+	g.shed = newShedPolicy(cfg.Shedding)
+	if p.accessW != nil && cfg.AccessLog.Enabled {
+		g.access = newAccessLog(p.accessW, cfg.AccessLog.Sample)
+	}
+	return g, nil
 }
 
 // dialTimeouts picks one upstream dial timeout per pool: the longest of the
@@ -179,9 +241,9 @@ func newHostClient(addr string, dialTimeout time.Duration) *fasthttp.HostClient 
 }
 
 func (p *Proxy) newServer() *fasthttp.Server {
-	l := p.cfg.Limits
+	l := p.boot.Limits
 	maxBody := int64(config.DefaultMaxBodyBytes)
-	for _, r := range p.cfg.Routes {
+	for _, r := range p.boot.Routes {
 		maxBody = max(maxBody, r.MaxBodyBytes)
 	}
 	return &fasthttp.Server{
@@ -227,11 +289,12 @@ func (p *Proxy) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig
 	case 0, -2: // -2: neither Content-Length nor chunked, so no body
 		return fasthttp.RequestConfig{}
 	}
-	rc := fasthttp.RequestConfig{ReadTimeout: p.cfg.Limits.ReadTimeout}
+	g := p.gen.Load()
+	rc := fasthttp.RequestConfig{ReadTimeout: g.cfg.Limits.ReadTimeout}
 	// Only origin-form targets are matched here; anything else keeps the
 	// server-wide bound and meets its route's limit in the handler.
 	if uri := h.RequestURI(); len(uri) > 0 && uri[0] == '/' {
-		r := p.dir.Route(h.Host(), uri, h.Method(), h)
+		r := g.dir.Route(h.Host(), uri, h.Method(), h)
 		if r != nil && r.MaxBodyBytes > 0 {
 			rc.MaxRequestBodySize = int(r.MaxBodyBytes)
 		}
@@ -264,8 +327,8 @@ func (p *Proxy) parseError(ctx *fasthttp.RequestCtx, err error) {
 		status = fasthttp.StatusRequestTimeout
 	}
 	ctx.Error(fasthttp.StatusMessage(status), status)
-	if p.metrics != nil {
-		p.metrics.rejected(status)
+	if g := p.gen.Load(); g.metrics != nil {
+		g.metrics.rejected(status)
 	}
 }
 
@@ -295,12 +358,38 @@ func (p *Proxy) track(ln net.Listener) error {
 		return errors.New("serve: proxy closed")
 	}
 	p.lns = append(p.lns, ln)
+	p.listening.Store(true)
 	return nil
 }
 
-// Run listens on every configured listener and on the admin address, serves
-// until ctx is done, then shuts down gracefully (in-flight requests finish,
-// bounded by shutdownGrace). It returns the first serving error.
+// director is the director requests are decided by.
+func (p *Proxy) director() *director.Director { return p.gen.Load().dir }
+
+// Ready reports whether this host can serve: a client listener is up, the
+// config is loaded, and no stop has begun. With `readiness: all_pools` it
+// also needs every route's pool to have an available server. An empty pool
+// otherwise fails only its own routes (503 with Retry-After), so that one
+// dead pool cannot take every L7 host out of the edge's table.
+func (p *Proxy) Ready() (ok bool, reason string) {
+	switch {
+	case p.stopping.Load():
+		return false, "stopping"
+	case !p.listening.Load():
+		return false, "no listener is serving yet"
+	}
+	if g := p.gen.Load(); g.cfg.Readiness == config.ReadinessAllPools {
+		return g.dir.AllPoolsAvailable()
+	}
+	return true, ""
+}
+
+// Run listens on every configured listener and on the admin address and
+// serves until ctx is done. Then it stops gracefully: /ready fails at once
+// while everything else keeps serving for the config's drain delay (the
+// edge's health checks take the host out meanwhile), then the listeners
+// close, in-flight requests get up to the shutdown timeout to finish (their
+// responses carry Connection: close) and idle keep-alive connections are
+// closed. It returns the first serving error.
 func (p *Proxy) Run(ctx context.Context) error {
 	var lns []net.Listener
 	closeAll := func() {
@@ -308,7 +397,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 			_ = ln.Close()
 		}
 	}
-	for _, l := range p.cfg.Listeners {
+	for _, l := range p.boot.Listeners {
 		ln, err := net.Listen("tcp", l.Addr)
 		if err != nil {
 			closeAll()
@@ -317,11 +406,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 		lns = append(lns, ln)
 	}
 	var adminLn net.Listener
-	if p.cfg.Admin.Addr != "" {
-		ln, err := net.Listen("tcp", p.cfg.Admin.Addr)
+	if p.boot.Admin.Addr != "" {
+		ln, err := net.Listen("tcp", p.boot.Admin.Addr)
 		if err != nil {
 			closeAll()
-			return fmt.Errorf("listen on admin %q: %w", p.cfg.Admin.Addr, err)
+			return fmt.Errorf("listen on admin %q: %w", p.boot.Admin.Addr, err)
 		}
 		adminLn = ln
 	}
@@ -350,6 +439,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		p.drain()
 	case err = <-errc:
 	}
 	if cerr := p.shutdown(); err == nil {
@@ -359,14 +449,26 @@ func (p *Proxy) Run(ctx context.Context) error {
 	return err
 }
 
+// drain fails /ready and keeps serving for the drain delay, so that the
+// edge stops sending new flows before the listeners close.
+func (p *Proxy) drain() {
+	p.stopping.Store(true)
+	sh := p.gen.Load().cfg.Shutdown
+	p.log.Info("stopping: /ready fails, still serving for the drain delay", "drain_delay", sh.DrainDelay)
+	t := time.NewTimer(sh.DrainDelay)
+	defer t.Stop()
+	<-t.C
+	p.log.Info("drain delay over: no longer accepting", "timeout", sh.Timeout)
+}
+
 func recoverTo(log *slog.Logger) {
 	if r := recover(); r != nil {
 		log.Error("goroutine panicked", "panic", r)
 	}
 }
 
-// shutdown stops accepting, lets in-flight requests finish within
-// shutdownGrace, and closes the admin listener.
+// shutdown stops accepting, lets in-flight requests finish within the
+// shutdown timeout, and closes the admin listener.
 func (p *Proxy) shutdown() error {
 	p.mu.Lock()
 	if p.closed {
@@ -374,11 +476,13 @@ func (p *Proxy) shutdown() error {
 		return nil
 	}
 	p.closed = true
+	p.stopping.Store(true)
 	admin := p.admin
 	lns := p.lns
 	p.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	g := p.gen.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Shutdown.Timeout)
 	defer cancel()
 	var errs []error
 	if err := p.srv.ShutdownWithContext(ctx); err != nil {
@@ -393,12 +497,18 @@ func (p *Proxy) shutdown() error {
 			errs = append(errs, fmt.Errorf("shut down admin server: %w", err))
 		}
 	}
-	for _, hc := range p.clients {
+	for _, hc := range g.clients {
 		hc.CloseIdleConnections()
+	}
+	if g.owned {
+		if err := g.dir.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close director: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
 
 // Close stops the listeners and the admin server and closes idle upstream
-// connections. It does not close the director: its owner does.
+// connections. It does not close the director given to New (its owner
+// does), only the last one Apply built.
 func (p *Proxy) Close() error { return p.shutdown() }

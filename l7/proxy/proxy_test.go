@@ -441,9 +441,11 @@ func TestLocalAnswers(t *testing.T) {
 	})
 }
 
+// TestReadinessFlips is the strict mode, kept as an explicit option: any
+// empty pool fails the whole host.
 func TestReadinessFlips(t *testing.T) {
 	servers := shopServers(t, nil)
-	tp := startProxy(t, shopConfig, servers)
+	tp := startProxy(t, "readiness: all_pools\n"+shopConfig, servers)
 	admin := httptest.NewServer(tp.AdminHandler())
 	t.Cleanup(admin.Close)
 	c := client(t)

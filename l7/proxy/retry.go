@@ -39,7 +39,7 @@ type result struct {
 // to it), needs room in the pool's retry budget, and fits in what is left
 // of the route's response timeout; each try is bounded by the per-try
 // timeout. Every try is reported to passive health on its own.
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *reqState, start time.Time, resp *fasthttp.Response) result {
+func (p *Proxy) forward(g *generation, ctx *fasthttp.RequestCtx, st *reqState, start time.Time, resp *fasthttp.Response) result {
 	dec := &st.dec
 	rt := dec.Route
 	pol := rt.Retry
@@ -57,25 +57,25 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *reqState, start time.Time,
 			timeout = pol.PerTryTimeout
 		}
 		resp.StreamBody = stream
-		err := p.clients[dec.Backend.ID].DoTimeout(req, resp, timeout)
+		err := g.clients[dec.Backend.ID].DoTimeout(req, resp, timeout)
 		if err == nil {
-			p.dir.Done(dec, director.Outcome{Status: resp.StatusCode()})
+			g.dir.Done(dec, director.Outcome{Status: resp.StatusCode()})
 			return result{status: resp.StatusCode(), cause: causeOK, answered: true, tries: try, server: dec.Backend}
 		}
 		f := classifyUpstream(err)
 		resp.Reset()
-		p.dir.Done(dec, director.Outcome{ConnectErr: f.neverSent, Status: 0})
+		g.dir.Done(dec, director.Outcome{ConnectErr: f.neverSent, Status: 0})
 		res := result{status: f.status, cause: f.cause, tries: try, server: dec.Backend}
 
 		safe := f.neverSent || (f.noResponse && pol.Idempotent && !streamed && idempotent(ctx.Method()))
 		if !safe || try > pol.Max || time.Since(start) >= total {
 			return res
 		}
-		if !p.dir.Redispatch(&st.req, dec) {
+		if !g.dir.Redispatch(&st.req, dec) {
 			return res // no other server to try
 		}
-		if !dec.Pool.Budget.AllowRetry(time.Now()) {
-			p.dir.Done(dec, director.Outcome{Skipped: true})
+		if !g.allowRetry(dec.Pool, time.Now()) {
+			g.dir.Done(dec, director.Outcome{Skipped: true})
 			res.cause = causeBudgetExhausted
 			return res
 		}
@@ -91,4 +91,14 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *reqState, start time.Time,
 func reconnectIf(req *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
 	// Exactly io.EOF: a wrapped one means part of a header had arrived.
 	return false, err == io.EOF && idempotent(req.Header.Method())
+}
+
+// allowRetry asks the pool's budget for one retry and counts the answer.
+func (g *generation) allowRetry(pl *pool.Pool, now time.Time) bool {
+	if pl.Budget.AllowRetry(now) {
+		g.traffic.retries[pl.Index].Inc()
+		return true
+	}
+	g.traffic.exhausted[pl.Index].Inc()
+	return false
 }

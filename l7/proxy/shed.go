@@ -24,14 +24,18 @@ import (
 // low and normal classes cannot fill it alone. The cost on the hot path is
 // two atomic adds; no queue, no timer.
 type shedder struct {
-	inflight   atomic.Int64
-	ceiling    [len(config.Priorities)]int64 // by route.Route.Priority
-	retryAfter []byte                        // Retry-After value, whole seconds
-	shed       []atomic.Uint64               // by route.Route.Index
+	inflight atomic.Int64
 }
 
-func newShedder(c config.Shedding, routes []*route.Route) *shedder {
-	s := &shedder{shed: make([]atomic.Uint64, len(routes))}
+// shedPolicy is one generation's ceilings: a reload changes them, while the
+// count they are compared with keeps the requests of every generation.
+type shedPolicy struct {
+	ceiling    [len(config.Priorities)]int64 // by route.Route.Priority
+	retryAfter []byte                        // Retry-After value, whole seconds
+}
+
+func newShedPolicy(c config.Shedding) shedPolicy {
+	var s shedPolicy
 	pct := [len(config.Priorities)]int{c.Low, c.Normal, c.Critical}
 	for i, p := range pct {
 		s.ceiling[i] = max(1, int64(c.MaxInFlight)*int64(p)/100)
@@ -41,13 +45,11 @@ func newShedder(c config.Shedding, routes []*route.Route) *shedder {
 	return s
 }
 
-// admit counts a request of route r in flight, or refuses it (and counts
-// the refusal) when its class's ceiling is reached. An admitted request
-// must be ended with done.
-func (s *shedder) admit(r *route.Route) bool {
-	if s.inflight.Add(1) > s.ceiling[r.Priority] {
+// admit counts a request of route r in flight, or refuses it when its
+// class's ceiling is reached. An admitted request must be ended with done.
+func (s *shedder) admit(pol *shedPolicy, r *route.Route) bool {
+	if s.inflight.Add(1) > pol.ceiling[r.Priority] {
 		s.inflight.Add(-1)
-		s.shed[r.Index].Add(1)
 		return false
 	}
 	return true
@@ -57,6 +59,3 @@ func (s *shedder) done() { s.inflight.Add(-1) }
 
 // InFlight is the proxy-wide count shedding decides on.
 func (s *shedder) InFlight() int64 { return s.inflight.Load() }
-
-// Shed is how many requests of the route at index i were refused.
-func (s *shedder) Shed(i int) uint64 { return s.shed[i].Load() }

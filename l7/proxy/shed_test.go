@@ -19,29 +19,29 @@ func TestShedderOrder(t *testing.T) {
 		{Name: "auth", Index: 1, Priority: config.PriorityNormal.Rank()},
 		{Name: "checkout", Index: 2, Priority: config.PriorityCritical.Rank()},
 	}
-	s := newShedder(config.Shedding{MaxInFlight: 20, Low: 50, Normal: 75, Critical: 100, RetryAfter: 1500 * time.Millisecond}, routes)
-	assert.Equal(t, "2", string(s.retryAfter), "rounded up to whole seconds")
+	pol := newShedPolicy(config.Shedding{MaxInFlight: 20, Low: 50, Normal: 75, Critical: 100, RetryAfter: 1500 * time.Millisecond})
+	assert.Equal(t, "2", string(pol.retryAfter), "rounded up to whole seconds")
+	var s shedder
 
 	// Fill up with each class in turn: low stops at 10, normal at 15,
 	// critical at 20.
 	admitted := map[string]int{}
 	for _, r := range routes {
 		for range 30 {
-			if s.admit(r) {
+			if s.admit(&pol, r) {
 				admitted[r.Name]++
 			}
 		}
 	}
 	assert.Equal(t, map[string]int{"browse": 10, "auth": 5, "checkout": 5}, admitted)
-	assert.Equal(t, []uint64{20, 25, 25}, []uint64{s.Shed(0), s.Shed(1), s.Shed(2)})
 	assert.Equal(t, int64(20), s.InFlight())
 
 	// Done frees room for the highest classes first: with 19 in flight a
 	// low request is still refused, a critical one admitted.
 	s.done()
-	assert.False(t, s.admit(routes[0]))
-	assert.False(t, s.admit(routes[1]))
-	assert.True(t, s.admit(routes[2]))
+	assert.False(t, s.admit(&pol, routes[0]))
+	assert.False(t, s.admit(&pol, routes[1]))
+	assert.True(t, s.admit(&pol, routes[2]))
 }
 
 // shedConfig: browse (low) and checkout (critical) on their own pools;

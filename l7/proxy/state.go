@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/xlbproject/xlb/l7/director"
 	"github.com/xlbproject/xlb/l7/sticky"
 )
 
@@ -13,7 +12,7 @@ import (
 // time: the director keeps the numbers (atomics it needs anyway for its
 // decisions) and knows nothing about Prometheus.
 type stateCollector struct {
-	dir *director.Director
+	p *Proxy
 }
 
 var _ prometheus.Collector = (*stateCollector)(nil)
@@ -41,23 +40,27 @@ var (
 		"Sticky cookies treated as absent, by reason.",
 		[]string{"pool", "reason"}, nil)
 	readyDesc = prometheus.NewDesc("xlb_l7_ready",
-		"1 while every route's pool has an available app server (what /ready answers), else 0.",
+		"1 while /ready answers 200 (the host can serve), else 0.",
 		nil, nil)
+	availableDesc = prometheus.NewDesc("xlb_l7_pool_available_servers",
+		"App servers of the pool that may take new clients (up, not ejected, not draining); 0 means the pool's routes answer 503.",
+		[]string{"pool"}, nil)
 )
 
-func newStateCollector(dir *director.Director) *stateCollector {
-	return &stateCollector{dir: dir}
+func newStateCollector(p *Proxy) *stateCollector {
+	return &stateCollector{p: p}
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{inflightDesc, ejectionsDesc, backendUpDesc, drainingDesc, stickyDesc, stickyRejectedDesc, readyDesc} {
+	for _, d := range []*prometheus.Desc{inflightDesc, ejectionsDesc, backendUpDesc, drainingDesc, stickyDesc, stickyRejectedDesc, readyDesc, availableDesc} {
 		ch <- d
 	}
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
-	for _, p := range c.dir.Pools() {
+	dir := c.p.director()
+	for _, p := range dir.Pools() {
 		var inflight int64
 		for _, b := range p.Backends {
 			inflight += b.InFlight()
@@ -68,10 +71,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(drainingDesc, prometheus.GaugeValue, b2f(draining), p.Name, b.Name)
 		}
 		ch <- prometheus.MustNewConstMetric(inflightDesc, prometheus.GaugeValue, float64(inflight), p.Name)
-		if !c.dir.Sticky(p.Index) {
+		ch <- prometheus.MustNewConstMetric(availableDesc, prometheus.GaugeValue, float64(len(p.Available(now))), p.Name)
+		if !dir.Sticky(p.Index) {
 			continue
 		}
-		s := c.dir.StickyStats(p.Index)
+		s := dir.StickyStats(p.Index)
 		var rejected uint64
 		for r := range s.Rejected {
 			n := s.Rejected[r].Load()
@@ -83,7 +87,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(s.Repins.Load()), p.Name, "repin")
 		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(rejected), p.Name, "rejected")
 	}
-	ready, _ := c.dir.Ready()
+	ready, _ := c.p.Ready()
 	ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, b2f(ready))
 }
 

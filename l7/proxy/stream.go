@@ -140,6 +140,7 @@ func containsFold(b []byte, s string) bool {
 // going away, or the server failing mid-body.
 type streamBody struct {
 	p         *Proxy
+	g         *generation
 	ctx       *fasthttp.RequestCtx
 	up        *fasthttp.Response
 	r         io.Reader
@@ -155,7 +156,7 @@ type streamBody struct {
 // streamResponse hands an upstream response that is still streaming to
 // the client response: headers now, the body as fasthttp writes it. The
 // accounting happens when the body ends (see CloseWithError).
-func (p *Proxy) streamResponse(ctx *fasthttp.RequestCtx, up *fasthttp.Response, dec *director.Decision, res result, start time.Time) {
+func (p *Proxy) streamResponse(g *generation, ctx *fasthttp.RequestCtx, up *fasthttp.Response, dec *director.Decision, res result, start time.Time) {
 	resp := &ctx.Response
 	up.Header.CopyTo(&resp.Header)
 	size := up.Header.ContentLength()
@@ -164,8 +165,8 @@ func (p *Proxy) streamResponse(ctx *fasthttp.RequestCtx, up *fasthttp.Response, 
 	}
 	res.streamed = true
 	s := &streamBody{
-		p: p, ctx: ctx, up: up, r: up.BodyStream(), conn: ctx.Conn(),
-		writeTime: p.cfg.Limits.WriteTimeout, dec: *dec, res: res, start: start,
+		p: p, g: g, ctx: ctx, up: up, r: up.BodyStream(), conn: ctx.Conn(),
+		writeTime: p.boot.Limits.WriteTimeout, dec: *dec, res: res, start: start,
 	}
 	resp.SetBodyStream(s, size)
 }
@@ -200,7 +201,7 @@ func (s *streamBody) CloseWithError(werr error) error {
 	}
 	err := s.up.CloseBodyStream()
 	fasthttp.ReleaseResponse(s.up)
-	s.p.observe(s.ctx, &s.dec, s.res, time.Since(s.start))
+	s.p.observe(s.g, s.ctx, &s.dec, s.res, time.Since(s.start))
 	return err
 }
 

@@ -9,10 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/xlbproject/xlb/l7/director"
-	"github.com/xlbproject/xlb/l7/route"
 )
 
 // WebSockets. A request with "Upgrade: websocket" and "Connection:
@@ -31,30 +31,21 @@ import (
 // hop-by-hop header, so it is removed and the request is forwarded as
 // plain HTTP/1.1.
 
-// tunnels tracks upgraded connections.
+// tunnels tracks the open upgraded connections of every generation: a
+// reload keeps them open, shutdown closes them.
 type tunnels struct {
-	upgrades []atomic.Uint64 // by route index: 101s passed through
-	active   []atomic.Int64  // by route index: open now
+	active atomic.Int64
 
 	mu    sync.Mutex
 	conns map[*tunnel]struct{}
 }
 
-func newTunnels(routes []*route.Route) *tunnels {
-	return &tunnels{
-		upgrades: make([]atomic.Uint64, len(routes)),
-		active:   make([]atomic.Int64, len(routes)),
-		conns:    map[*tunnel]struct{}{},
-	}
+func newTunnels() *tunnels {
+	return &tunnels{conns: map[*tunnel]struct{}{}}
 }
 
 // Active is the number of open tunnels, for draining.
-func (ts *tunnels) Active() (n int64) {
-	for i := range ts.active {
-		n += ts.active[i].Load()
-	}
-	return n
-}
+func (ts *tunnels) Active() int64 { return ts.active.Load() }
 
 // closeAll closes every open tunnel (at shutdown).
 func (ts *tunnels) closeAll() {
@@ -65,19 +56,21 @@ func (ts *tunnels) closeAll() {
 	}
 }
 
-func (ts *tunnels) add(t *tunnel, routeIndex int) {
+func (ts *tunnels) add(t *tunnel) {
 	ts.mu.Lock()
 	ts.conns[t] = struct{}{}
 	ts.mu.Unlock()
-	ts.upgrades[routeIndex].Add(1)
-	ts.active[routeIndex].Add(1)
+	ts.active.Add(1)
+	t.upgrades.Inc()
+	t.gauge.Inc()
 }
 
-func (ts *tunnels) remove(t *tunnel, routeIndex int) {
+func (ts *tunnels) remove(t *tunnel) {
 	ts.mu.Lock()
 	delete(ts.conns, t)
 	ts.mu.Unlock()
-	ts.active[routeIndex].Add(-1)
+	ts.active.Add(-1)
+	t.gauge.Dec()
 }
 
 // isWebSocketUpgrade reports a WebSocket opening handshake (RFC 6455
@@ -88,24 +81,24 @@ func isWebSocketUpgrade(h *fasthttp.RequestHeader) bool {
 }
 
 // upgrade serves a WebSocket handshake; headers are not rewritten yet.
-func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, st *reqState, seen headerSet, start time.Time) {
+func (p *Proxy) upgrade(g *generation, ctx *fasthttp.RequestCtx, st *reqState, seen headerSet, start time.Time) {
 	dec := &st.dec
 	hdr := &ctx.Request.Header
 	client := remoteAddr(ctx)
 	stripRequestHopByHop(hdr, seen)
-	st.buf = setForwarded(hdr, seen, client, ctx.Host(), ctx.IsTLS(), p.trusted.contains(client), st.buf)
+	st.buf = setForwarded(hdr, seen, client, ctx.Host(), ctx.IsTLS(), g.trusted.contains(client), st.buf)
 	// Upgrade and Connection are hop-by-hop, but these two are the request.
 	hdr.Set(hdrConnection, "Upgrade")
 	hdr.Set(hdrUpgrade, "websocket")
 
-	conn, br, res := p.handshake(ctx, st, start)
+	conn, br, res := p.handshake(g, ctx, st, start)
 	if conn == nil {
 		// Not upgraded: res says what the client gets.
 		if !res.answered {
 			ctx.Error(fasthttp.StatusMessage(res.status), res.status)
 		}
 		ctx.SetConnectionClose()
-		p.observe(ctx, dec, res, time.Since(start))
+		p.observe(g, ctx, dec, res, time.Since(start))
 		return
 	}
 
@@ -113,16 +106,17 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, st *reqState, seen headerSet, 
 	head := append([]byte(nil), ctx.Response.Header.Header()...)
 	ctx.Response.Reset()
 	t := &tunnel{
-		p: p, up: conn, upr: br, idle: dec.Route.TunnelIdle,
+		p: p, g: g, up: conn, upr: br, idle: dec.Route.TunnelIdle,
 		dec: *dec, res: res, start: start,
+		upgrades: g.traffic.upgrades[dec.Route.Index], gauge: g.traffic.tunnels[dec.Route.Index],
 	}
-	if p.access != nil {
+	if g.access != nil {
 		t.entry = entryOf(ctx)
 	}
-	if p.metrics != nil {
-		p.metrics.answered(dec, res, time.Since(start))
+	if g.metrics != nil {
+		g.metrics.answered(dec, res, time.Since(start))
 	}
-	p.tunnels.add(t, dec.Route.Index)
+	p.tunnels.add(t)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) { t.run(c, head) })
 }
@@ -131,7 +125,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, st *reqState, seen headerSet, 
 // servers while the failure proves the request never reached one. It
 // returns the upstream connection once the server answered 101; otherwise
 // conn is nil, and the server's answer, if any, is in ctx.Response.
-func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, st *reqState, start time.Time) (net.Conn, *bufio.Reader, result) {
+func (p *Proxy) handshake(g *generation, ctx *fasthttp.RequestCtx, st *reqState, start time.Time) (net.Conn, *bufio.Reader, result) {
 	dec := &st.dec
 	rt := dec.Route
 	dec.Pool.Budget.Request(start)
@@ -140,13 +134,13 @@ func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, st *reqState, start time.Tim
 		conn, err := net.DialTimeout("tcp", dec.Backend.Addr, rt.DialTimeout)
 		if err != nil {
 			f := classifyUpstream(&dialError{err: err})
-			p.dir.Done(dec, director.Outcome{ConnectErr: true})
+			g.dir.Done(dec, director.Outcome{ConnectErr: true})
 			res.status, res.cause = f.status, f.cause
-			if try > rt.Retry.Max || !p.dir.Redispatch(&st.req, dec) {
+			if try > rt.Retry.Max || !g.dir.Redispatch(&st.req, dec) {
 				return nil, nil, res
 			}
-			if !dec.Pool.Budget.AllowRetry(time.Now()) {
-				p.dir.Done(dec, director.Outcome{Skipped: true})
+			if !g.allowRetry(dec.Pool, time.Now()) {
+				g.dir.Done(dec, director.Outcome{Skipped: true})
 				res.cause = causeBudgetExhausted
 				return nil, nil, res
 			}
@@ -161,7 +155,7 @@ func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, st *reqState, start time.Tim
 		if err != nil {
 			_ = conn.Close()
 			f := classifyUpstream(err)
-			p.dir.Done(dec, director.Outcome{Status: 0})
+			g.dir.Done(dec, director.Outcome{Status: 0})
 			res.status, res.cause = f.status, f.cause
 			return nil, nil, res
 		}
@@ -173,11 +167,11 @@ func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, st *reqState, start time.Tim
 			if err != nil {
 				f := classifyUpstream(err)
 				resp.Reset()
-				p.dir.Done(dec, director.Outcome{Status: 0})
+				g.dir.Done(dec, director.Outcome{Status: 0})
 				return nil, nil, result{status: f.status, cause: f.cause, tries: try, server: dec.Backend}
 			}
 			stripResponseHopByHop(&resp.Header, scanResponseHeaders(&resp.Header))
-			p.dir.Done(dec, director.Outcome{Status: res.status})
+			g.dir.Done(dec, director.Outcome{Status: res.status})
 			return nil, nil, res
 		}
 		_ = conn.SetDeadline(time.Time{})
@@ -190,6 +184,7 @@ const maxResponseBodySize = maxResponseBodyBytes
 // tunnel is one upgraded connection pair.
 type tunnel struct {
 	p     *Proxy
+	g     *generation // the one the tunnel was opened on
 	up    net.Conn
 	upr   *bufio.Reader // the upstream side, with what it read past the 101
 	idle  time.Duration
@@ -197,6 +192,9 @@ type tunnel struct {
 	res   result
 	start time.Time
 	entry logEntry
+
+	upgrades prometheus.Counter
+	gauge    prometheus.Gauge
 
 	last      atomic.Int64 // unix nanos of the last byte either way
 	closeOnce sync.Once
@@ -286,17 +284,17 @@ func (t *tunnel) copy(dst io.Writer, src io.Reader, srcConn net.Conn) error {
 }
 
 func (t *tunnel) finish(c cause) {
-	p := t.p
-	p.tunnels.remove(t, t.dec.Route.Index)
-	p.dir.Done(&t.dec, director.Outcome{Status: fasthttp.StatusSwitchingProtocols})
+	p, g := t.p, t.g
+	p.tunnels.remove(t)
+	g.dir.Done(&t.dec, director.Outcome{Status: fasthttp.StatusSwitchingProtocols})
 	t.res.cause = c
 	t.res.streamed = true
 	d := time.Since(t.start)
-	if p.metrics != nil {
-		p.metrics.terminated(&t.dec, c)
+	if g.metrics != nil {
+		g.metrics.terminated(&t.dec, c)
 	}
-	if p.access != nil && (p.access.sampled(t.res.status) || t.res.tries > 1) {
-		p.access.write(t.entry, &t.dec, t.res, d)
+	if g.access != nil && (g.access.sampled(t.res.status) || t.res.tries > 1) {
+		g.access.write(t.entry, &t.dec, t.res, d)
 	}
 }
 

@@ -186,7 +186,9 @@ func (d *demo) buildTopology() error {
 	d.hosts = map[string]*topo.Host{}
 	cfgs := []topo.HostConfig{
 		{Name: "client", NoOffloads: true},
-		{Name: "lb", PeerXDPPass: true},
+		// The balancer's link carries the wrapped frames: its MTU (the
+		// daemon's default limit) is the bridge's, like the L7 side's.
+		{Name: "lb", MTU: topo.BridgeMTU, PeerXDPPass: true},
 		// gw is a one-armed router: the balancer's single next hop, as an
 		// edge host's upstream router would be.
 		{Name: "gw", MTU: topo.BridgeMTU, RPFilterOff: true, Router: true},

@@ -26,6 +26,7 @@ import (
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/l4"
 	"github.com/xlbproject/xlb/l4/decap"
+	"github.com/xlbproject/xlb/l4/xdplink"
 	"github.com/xlbproject/xlb/test/topo"
 )
 
@@ -41,9 +42,11 @@ type ctlL7 struct {
 	// proxied hosts run the real `xlb proxy` on VIP:80 and admin :9901;
 	// the test's server is then its one app server on 127.0.0.1:9101.
 	proxied bool
-	mu      sync.Mutex
-	srvs    []*http.Server
-	ready   atomic.Bool
+	// stopProxy ends the host's `xlb proxy` process.
+	stopProxy func()
+	mu        sync.Mutex
+	srvs      []*http.Server
+	ready     atomic.Bool
 }
 
 // ctlBed is the control-plane test bed: the veth topology of the L4 test
@@ -81,7 +84,9 @@ func newCtlBed(t *testing.T, proxied ...int) *ctlBed {
 	var err error
 	b.client, err = b.tp.AddHost(topo.HostConfig{Name: "client", NoOffloads: true})
 	require.NoError(t, err)
-	b.lb, err = b.tp.AddHost(topo.HostConfig{Name: "lb", PeerXDPPass: true})
+	// The balancer's link carries the wrapped frames: its MTU (the daemon's
+	// default limit) is the bridge's, like the L7 side's.
+	b.lb, err = b.tp.AddHost(topo.HostConfig{Name: "lb", MTU: topo.BridgeMTU, PeerXDPPass: true})
 	require.NoError(t, err)
 	b.gw, err = b.tp.AddHost(topo.HostConfig{Name: "gw", MTU: topo.BridgeMTU, RPFilterOff: true, Router: true})
 	require.NoError(t, err)
@@ -95,14 +100,14 @@ func newCtlBed(t *testing.T, proxied ...int) *ctlBed {
 		require.NoError(t, err)
 		t.Cleanup(func() { assert.NoError(t, d.Close()) })
 		require.NoError(t, d.SetAddrs([]netip.Addr{h.Addr4}))
-		require.NoError(t, h.Do(func() error { return d.Attach(topo.HostIfname, decap.ModeNative) }))
+		require.NoError(t, h.Do(func() error { return d.Attach(topo.HostIfname, xdplink.ModeNative) }))
 		l := &ctlL7{host: h, vip: b.vip, proxied: slices.Contains(proxied, i-1)}
 		l.ready.Store(true)
 		b.l7 = append(b.l7, l)
 		l.start(t)
 		t.Cleanup(l.stop)
 		if l.proxied {
-			b.startProxy(t, l)
+			l.stopProxy = b.startProxy(t, l, "")
 		}
 	}
 
@@ -338,18 +343,34 @@ func (b *ctlBed) chooses(t *testing.T, srcs []netip.AddrPort, backend netip.Addr
 
 func (b *ctlBed) waitState(t *testing.T, backend netip.Addr, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var last []api.Backend
+	require.Eventually(t, func() bool {
 		v, err := b.api.GetVIP(context.Background(), b.key)
-		require.NoError(t, err)
+		if err != nil {
+			return false
+		}
+		last = v.Backends
 		for _, be := range v.Backends {
 			if be.Addr == backend && be.State == want {
-				return
+				return true
 			}
 		}
-		require.True(t, time.Now().Before(deadline), "backend %s never became %s: %+v", backend, want, v.Backends)
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}, 10*time.Second, 20*time.Millisecond, "backend %s never became %s: %+v", backend, want, &last)
+}
+
+// backend returns the daemon's view of one backend of the bed's VIP.
+func (b *ctlBed) backend(t *testing.T, addr netip.Addr) api.Backend {
+	t.Helper()
+	v, err := b.api.GetVIP(context.Background(), b.key)
+	require.NoError(t, err)
+	for _, be := range v.Backends {
+		if be.Addr == addr {
+			return be
+		}
 	}
+	require.Failf(t, "no such backend", "%s in %+v", addr, v.Backends)
+	return api.Backend{}
 }
 
 // TestControlPlane runs the real daemon against the real data path in
@@ -563,11 +584,17 @@ func ctlSummary(vs []api.VIP) []string {
 }
 
 // startProxy runs the real `xlb proxy` on an L7 host: client traffic on
-// VIP:80, /ready on the host's address, one pool with the test's app server.
-// Its pool check is fast so that the test does not wait on it.
-func (b *ctlBed) startProxy(t *testing.T, l *ctlL7) {
+// VIP:80, /ready on the host's address, one pool with the test's app server,
+// and the given readiness mode ("" for the default). Its pool check is fast
+// so that the test does not wait on it. It returns once /ready answers 200,
+// with a function that stops the process (also run at cleanup).
+func (b *ctlBed) startProxy(t *testing.T, l *ctlL7, readiness string) (stop func()) {
 	t.Helper()
 	cfg := filepath.Join(b.dir, l.host.Name+"-proxy.yaml")
+	extra := ""
+	if readiness != "" {
+		extra = "readiness: " + readiness + "\n"
+	}
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`listeners:
   - name: http
     addr: "%s:80"
@@ -589,17 +616,18 @@ pools:
         timeout: 50ms
         rise: 1
         fall: 1
-`, b.vip, l.host.Addr4, ctlAdminPort)), 0o600))
-	logf, err := os.Create(filepath.Join(b.dir, l.host.Name+"-proxy.log"))
+%s`, b.vip, l.host.Addr4, ctlAdminPort, extra)), 0o600))
+	logf, err := os.OpenFile(filepath.Join(b.dir, l.host.Name+"-proxy.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	require.NoError(t, err)
 	cmd := l.host.Command(context.Background(), b.bin, "proxy", "--config", cfg)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	require.NoError(t, cmd.Start())
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { _ = cmd.Process.Kill(); <-done }) }
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
+		stop()
 		if t.Failed() {
 			out, _ := os.ReadFile(logf.Name())
 			t.Logf("%s proxy log:\n%s", l.host.Name, out)
@@ -607,24 +635,24 @@ pools:
 	})
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: l.host.Dialer()}}
 	url := fmt.Sprintf("http://%s/ready", netip.AddrPortFrom(l.host.Addr4, ctlAdminPort))
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	require.Eventually(t, func() bool {
 		resp, err := hc.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		require.True(t, time.Now().Before(deadline), "xlb proxy on %s never became ready: %v", l.host.Name, err)
-		time.Sleep(20 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 20*time.Second, 20*time.Millisecond, "xlb proxy on %s never became ready", l.host.Name)
+	return stop
 }
 
-// TestControlWithL7Proxy: an L7 host running the real `xlb proxy` counts as
-// healthy only while its /ready says its app pool can serve. Killing the app
-// server behind the proxy takes the L7 host out of the table; reviving it
-// brings it back.
+// TestControlWithL7Proxy: an L7 host running the real `xlb proxy` stays in
+// the table while it can serve, even when one of its pools has no usable
+// server: that pool's routes answer 503 with Retry-After on the proxy and
+// every other route keeps working, instead of the edge taking the whole host
+// (and with it every healthy route) out. With `readiness: all_pools` the old
+// strict meaning holds: an empty pool takes the host out, and it comes back
+// with its pool.
 func TestControlWithL7Proxy(t *testing.T) {
 	b := newCtlBed(t, 0)
 	b.startDaemon(t)
@@ -635,13 +663,39 @@ func TestControlWithL7Proxy(t *testing.T) {
 	got := b.spread(t, 60)
 	require.Positive(t, got[proxied.host.Name], "requests reach the app through xlb proxy: %v", got)
 
-	proxied.stop() // the app server dies; the proxy lives on
+	// The app server dies; the proxy lives on and says so for that route.
+	proxied.stop()
+	local := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: proxied.host.Dialer(), DisableKeepAlives: true}}
+	var retryAfter string
+	require.Eventually(t, func() bool {
+		resp, err := local.Get("http://" + b.vip.String() + "/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		retryAfter = resp.Header.Get("Retry-After")
+		return resp.StatusCode == http.StatusServiceUnavailable
+	}, 10*time.Second, 20*time.Millisecond, "the proxy never answered 503 for its empty pool")
+	assert.NotEmpty(t, retryAfter, "503 for an empty pool carries Retry-After")
+	emptySince := time.Now()
+	// Let the daemon run several checks after that, then look.
+	require.Eventually(t, func() bool {
+		return b.backend(t, proxied.host.Addr4).LastCheck.After(emptySince.Add(500 * time.Millisecond))
+	}, 10*time.Second, 20*time.Millisecond)
+	be := b.backend(t, proxied.host.Addr4)
+	assert.Equal(t, api.StateActive, be.State, "an empty pool must not take the L7 host out: %+v", be)
+	assert.Positive(t, be.TableSlots)
+
+	// The strict mode, on the same host.
+	proxied.start(t)
+	proxied.stopProxy()
+	proxied.stopProxy = b.startProxy(t, proxied, "all_pools")
+	b.waitState(t, proxied.host.Addr4, api.StateActive)
+	proxied.stop()
 	b.waitState(t, proxied.host.Addr4, api.StateDown)
-	v, err := b.api.GetVIP(context.Background(), b.key)
-	require.NoError(t, err)
-	assert.Contains(t, v.Backends[0].LastError, "status 503")
+	assert.Contains(t, b.backend(t, proxied.host.Addr4).LastError, "status 503")
 	got = b.spread(t, 60)
-	assert.Zero(t, got[proxied.host.Name], "no new connection goes to an L7 host whose pools cannot serve: %v", got)
+	assert.Zero(t, got[proxied.host.Name], "readiness all_pools: no new connection goes to an L7 host with an empty pool: %v", got)
 
 	proxied.start(t)
 	b.waitState(t, proxied.host.Addr4, api.StateActive)

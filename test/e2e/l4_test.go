@@ -19,6 +19,7 @@ import (
 
 	"github.com/xlbproject/xlb/l4"
 	"github.com/xlbproject/xlb/l4/decap"
+	"github.com/xlbproject/xlb/l4/xdplink"
 	"github.com/xlbproject/xlb/test/topo"
 )
 
@@ -58,14 +59,7 @@ type bed struct {
 	vip6   netip.Addr
 }
 
-// xdpMode pairs the attach modes of the balancer and the decapsulator.
-type xdpMode struct {
-	name  string
-	lb    l4.AttachMode
-	decap decap.Mode
-}
-
-func newBed(t *testing.T, mode xdpMode) *bed {
+func newBed(t *testing.T, mode xdplink.Mode) *bed {
 	t.Helper()
 	b := &bed{
 		tp:   topo.NewT(t, topo.Options{}),
@@ -98,7 +92,7 @@ func newBed(t *testing.T, mode xdpMode) *bed {
 	}, slog.New(slog.NewTextHandler(tWriter{t}, nil)))
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, b.dp.Close()) })
-	require.NoError(t, b.lb.Do(func() error { return b.dp.Attach(topo.HostIfname, mode.lb) }))
+	require.NoError(t, b.lb.Do(func() error { return b.dp.Attach(topo.HostIfname, mode) }))
 
 	for i := 1; i <= 2; i++ {
 		h, err := b.tp.AddHost(topo.HostConfig{Name: fmt.Sprintf("l7-%d", i), MTU: topo.BridgeMTU,
@@ -108,7 +102,7 @@ func newBed(t *testing.T, mode xdpMode) *bed {
 		require.NoError(t, err)
 		t.Cleanup(func() { assert.NoError(t, d.Close()) })
 		require.NoError(t, d.SetAddrs([]netip.Addr{h.Addr4, h.Addr6}))
-		require.NoError(t, h.Do(func() error { return d.Attach(topo.HostIfname, mode.decap) }))
+		require.NoError(t, h.Do(func() error { return d.Attach(topo.HostIfname, mode) }))
 		l := &l7Host{host: h, decap: d}
 		l.id4, err = b.dp.UpsertBackend(h.Addr4)
 		require.NoError(t, err)
@@ -251,15 +245,12 @@ func (b *bed) portFor(t *testing.T, ctx context.Context, vip netip.Addr, want l4
 func TestVethDSR(t *testing.T) {
 	// Native is what production NICs run; generic (skb) mode is the
 	// fallback everywhere else and takes a different kernel path.
-	for _, mode := range []xdpMode{
-		{"native", l4.AttachNative, decap.ModeNative},
-		{"generic", l4.AttachGeneric, decap.ModeGeneric},
-	} {
-		t.Run(mode.name, func(t *testing.T) { testVethDSR(t, mode) })
+	for _, mode := range []xdplink.Mode{xdplink.ModeNative, xdplink.ModeGeneric} {
+		t.Run(mode.String(), func(t *testing.T) { testVethDSR(t, mode) })
 	}
 }
 
-func testVethDSR(t *testing.T, mode xdpMode) {
+func testVethDSR(t *testing.T, mode xdplink.Mode) {
 	b := newBed(t, mode)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// runExit runs a command line the way main does and returns its exit status
+// and output.
+func runExit(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// commandPaths lists every command of the tree below root as its argument
+// path (["backend", "drain"]), groups and leaves alike.
+func commandPaths(root *cobra.Command) (groups, leaves [][]string) {
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		for _, sub := range c.Commands() {
+			if !sub.IsAvailableCommand() {
+				continue
+			}
+			p := append(append([]string(nil), path...), sub.Name())
+			if sub.HasAvailableSubCommands() {
+				groups = append(groups, p)
+			} else {
+				leaves = append(leaves, p)
+			}
+			walk(sub, p)
+		}
+	}
+	walk(root, nil)
+	return groups, leaves
+}
+
+// typo swaps two letters of a name, the commonest slip ("drain" → "drian").
+func typo(name string) string {
+	b := []byte(name)
+	i := len(b) / 2
+	if i+1 < len(b) {
+		b[i], b[i+1] = b[i+1], b[i]
+	}
+	return string(b)
+}
+
+// TestTyposFailEverywhere runs, for every command group of the tree, an
+// unknown subcommand and a typo of a real one, and for every command an
+// unknown flag: each must exit 1 and say what was wrong, never print help and
+// succeed.
+func TestTyposFailEverywhere(t *testing.T) {
+	groups, leaves := commandPaths(newRootCmd())
+	require.NotEmpty(t, groups)
+	require.NotEmpty(t, leaves)
+	socket := filepath.Join(t.TempDir(), "none.sock") // nothing may reach a daemon
+
+	code, _, stderr := runExit("--socket", socket, "nosuchcommand")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, `unknown command "nosuchcommand" for "xlb"`)
+
+	root := newRootCmd()
+	for _, g := range groups {
+		t.Run(strings.Join(g, " ")+" unknown", func(t *testing.T) {
+			args := append([]string{"--socket", socket}, g...)
+			code, stdout, stderr := runExit(append(args, "nosuchcommand", "x")...)
+			assert.Equal(t, 1, code)
+			assert.Contains(t, stderr, `unknown command "nosuchcommand" for "xlb `+strings.Join(g, " ")+`"`)
+			assert.Empty(t, stdout)
+		})
+		group, _, err := root.Find(g)
+		require.NoError(t, err)
+		first := group.Commands()[0].Name()
+		if typo(first) == first {
+			continue
+		}
+		t.Run(strings.Join(g, " ")+" typo", func(t *testing.T) {
+			args := append([]string{"--socket", socket}, g...)
+			code, _, stderr := runExit(append(args, typo(first))...)
+			assert.Equal(t, 1, code)
+			assert.Contains(t, stderr, "Did you mean this?\n\t"+first)
+		})
+	}
+	for _, l := range leaves {
+		if l[0] == "completion" || l[0] == "help" {
+			continue // cobra's own, with cobra's own flag handling
+		}
+		t.Run(strings.Join(l, " ")+" unknown flag", func(t *testing.T) {
+			args := append([]string{"--socket", socket}, l...)
+			code, stdout, stderr := runExit(append(args, "--no-such-flag")...)
+			assert.Equal(t, 1, code)
+			assert.Contains(t, stderr, "unknown flag: --no-such-flag")
+			assert.Empty(t, stdout)
+		})
+	}
+}
+
+// TestGroupWithoutArgsShowsHelp: `xlb vip` alone is a request for help, not
+// a mistake.
+func TestGroupWithoutArgsShowsHelp(t *testing.T) {
+	code, stdout, _ := runExit("backend")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, stdout, "Available Commands:")
+}
+
+// TestJSONErrors: under -o json a failure is one JSON object on stderr, and
+// the exit status is 1.
+func TestJSONErrors(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "none.sock")
+	code, stdout, stderr := runExit("--socket", socket, "status", "-o", "json")
+	assert.Equal(t, 1, code)
+	assert.Empty(t, stdout)
+	var e struct {
+		Error string `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(stderr), &e), "stderr: %s", stderr)
+	assert.Contains(t, e.Error, "cannot reach xlb daemon at "+socket)
+
+	code, _, stderr = runExit("--socket", socket, "status")
+	assert.Equal(t, 1, code)
+	assert.True(t, strings.HasPrefix(stderr, "xlb: cannot reach xlb daemon"), stderr)
+}
+
+// TestFlagUsageHasNoBackquotes: pflag takes a `quoted` word of a flag's
+// usage as the name of its value, which ran help lines together
+// ("--drain xlb backend undrain").
+func TestFlagUsageHasNoBackquotes(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			assert.NotContains(t, f.Usage, "`", "%s --%s", c.CommandPath(), f.Name)
+		})
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd())
+}
