@@ -13,10 +13,10 @@ import (
 // reqState is the per-request scratch the handler reuses through a
 // sync.Pool, so the hot path allocates nothing of its own.
 type reqState struct {
-	view headerView
-	req  director.Request
-	dec  director.Decision
-	buf  []byte
+	view  headerView
+	req   director.Request
+	dec   director.Decision
+	buf   []byte
 	lim   limitedBody
 	chunk []byte // a chunked request body read ahead, see prepareChunked
 }
