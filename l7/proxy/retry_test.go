@@ -115,6 +115,7 @@ func TestNeverReachedIsRetriedForAnyMethod(t *testing.T) {
 	assert.Equal(t, float64(n), metricValue(t, tp.reg, "xlb_l7_retries_total", map[string]string{"pool": "p"}))
 	assert.Equal(t, 1.0, metricValue(t, tp.reg, "xlb_l7_retries_total", map[string]string{"pool": "dead"}))
 	resp, _ = do(t, c, "GET", tp.url+"/dead", nil, nil)
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
 	assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "dead", "cause": "connect_refused"}))
 }
 

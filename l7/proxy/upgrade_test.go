@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/websocket"
+
+	"github.com/xlbproject/xlb/l7/config"
 )
 
 const wsConfig = `
@@ -65,6 +67,12 @@ func wsServer(t *testing.T) *httptest.Server {
 }
 
 func startWS(t *testing.T) (*testProxy, *appServer) {
+	tp, p1, _ := startWSText(t)
+	return tp, p1
+}
+
+// startWSText also returns the expanded config text, for reloads.
+func startWSText(t *testing.T) (*testProxy, *appServer, string) {
 	t.Helper()
 	ws := wsServer(t)
 	p1 := newAppServer(t, "p1", nil)
@@ -73,7 +81,7 @@ func startWS(t *testing.T) (*testProxy, *appServer) {
 		"{w1}", strings.TrimPrefix(ws.URL, "http://"),
 		"{p1}", p1.addr(),
 	).Replace(wsConfig)
-	return startProxy(t, text, nil), p1
+	return startProxy(t, text, nil), p1, text
 }
 
 func dialWS(t *testing.T, tp *testProxy, path string) *websocket.Conn {
@@ -160,4 +168,40 @@ func TestUpgradeNotTunnelled(t *testing.T) {
 		assert.True(t, strings.HasSuffix(out, "hello from p1"), out)
 		assert.Equal(t, 0.0, metricValue(t, tp.reg, "xlb_l7_upgrades_total", map[string]string{"route": "plain"}))
 	})
+}
+
+// TestWebSocketAcrossReload: a reload that moves the WebSocket route to
+// another index keeps an open tunnel working and its accounting right.
+func TestWebSocketAcrossReload(t *testing.T) {
+	tp, _, text := startWSText(t)
+	old := dialWS(t, tp, "/ws/echo")
+	exchange := func(ws *websocket.Conn, msg string) {
+		t.Helper()
+		require.NoError(t, websocket.Message.Send(ws, msg))
+		var got string
+		require.NoError(t, websocket.Message.Receive(ws, &got))
+		assert.Equal(t, "echo: "+msg, got)
+	}
+	exchange(old, "before")
+
+	next := strings.Replace(text, "routes:\n", "routes:\n  - {name: first, match: {path_prefix: /first}, pool: plain}\n", 1)
+	cfg, err := config.Parse("test.yaml", []byte(next))
+	require.NoError(t, err)
+	_, err = tp.Apply(cfg)
+	require.NoError(t, err)
+
+	for i := range 3 {
+		exchange(old, fmt.Sprintf("after %d", i))
+	}
+	fresh := dialWS(t, tp, "/ws/echo")
+	exchange(fresh, "new")
+	assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_upgrades_total", map[string]string{"route": "ws"}))
+	assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_upgraded_connections", map[string]string{"route": "ws"}))
+
+	require.NoError(t, old.Close())
+	require.NoError(t, fresh.Close())
+	require.Eventually(t, func() bool { return tp.ActiveTunnels() == 0 }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, 0.0, metricValue(t, tp.reg, "xlb_l7_upgraded_connections", map[string]string{"route": "ws"}))
+	assert.Equal(t, 0.0, metricValue(t, tp.reg, "xlb_l7_upgraded_connections", map[string]string{"route": "first"}))
+	assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "ws", "cause": "ok"}))
 }
