@@ -84,17 +84,21 @@ func classifyUpstream(err error) failure {
 	if errors.As(err, &de) {
 		f := failure{cause: causeConnectError, status: fasthttp.StatusBadGateway, neverSent: true}
 		var ne net.Error
-		var rec tls.RecordHeaderError
-		var alert tls.AlertError
 		switch {
 		case errors.Is(err, fasthttp.ErrDialTimeout), errors.As(err, &ne) && ne.Timeout():
 			f.cause, f.status = causeConnectTimeout, fasthttp.StatusGatewayTimeout
 		case errors.Is(err, syscall.ECONNREFUSED):
 			f.cause = causeConnectRefused
-		case errors.As(err, &rec), errors.As(err, &alert):
-			f.cause = causeConnectError
 		}
 		return f
+	}
+	// A failed TLS handshake to the server (fasthttp does it after the
+	// dial, for a HostClient with IsTLS) happens before any request byte.
+	var rec tls.RecordHeaderError
+	var alert tls.AlertError
+	var verify *tls.CertificateVerificationError
+	if errors.As(err, &rec) || errors.As(err, &alert) || errors.As(err, &verify) {
+		return failure{cause: causeConnectError, status: fasthttp.StatusBadGateway, neverSent: true}
 	}
 	var opErr *net.OpError
 	switch {
