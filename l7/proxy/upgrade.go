@@ -119,7 +119,20 @@ func (p *Proxy) upgrade(g *generation, ctx *fasthttp.RequestCtx, st *reqState, s
 	p.tunnels.add(t)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) { t.run(c, head) })
+	// fasthttp skips the hijack handler when the client connection fails
+	// right after the handler; without run nothing would release the
+	// upstream connection and the server's in-flight slot.
+	t.orphan = time.AfterFunc(hijackGrace, func() {
+		if t.started.CompareAndSwap(false, true) {
+			t.close()
+			t.finish(causeClientAbort)
+		}
+	})
 }
+
+// hijackGrace is how long an upgraded tunnel may wait for fasthttp to hand
+// over the client connection.
+const hijackGrace = 10 * time.Second
 
 // handshake dials a server and forwards the upgrade request, trying other
 // servers while the failure proves the request never reached one. It
@@ -196,6 +209,9 @@ type tunnel struct {
 	upgrades prometheus.Counter
 	gauge    prometheus.Gauge
 
+	started atomic.Bool // run (or the orphan timer) owns the tunnel
+	orphan  *time.Timer
+
 	last      atomic.Int64 // unix nanos of the last byte either way
 	closeOnce sync.Once
 	client    net.Conn
@@ -216,6 +232,12 @@ func (t *tunnel) close() {
 // run owns both connections until the tunnel ends; fasthttp closes the
 // client connection when it returns.
 func (t *tunnel) run(c net.Conn, head []byte) {
+	if !t.started.CompareAndSwap(false, true) {
+		return // given up on by the orphan timer
+	}
+	if t.orphan != nil {
+		t.orphan.Stop()
+	}
 	t.mu.Lock()
 	t.client = c
 	t.mu.Unlock()
