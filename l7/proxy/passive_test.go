@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,10 +25,7 @@ pools:
 `
 
 func TestPassiveEjectionThroughTheEngine(t *testing.T) {
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	refused := closed.Addr().String()
-	require.NoError(t, closed.Close())
+	refused := refusedAddr(t)
 
 	tests := []struct {
 		name string

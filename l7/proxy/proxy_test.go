@@ -343,10 +343,7 @@ func TestSlowlorisCutOff(t *testing.T) {
 }
 
 func TestLocalAnswers(t *testing.T) {
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	closedAddr := closed.Addr().String()
-	require.NoError(t, closed.Close())
+	closedAddr := refusedAddr(t)
 
 	slow := func(w http.ResponseWriter, r *http.Request) {
 		select {
