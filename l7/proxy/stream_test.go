@@ -119,6 +119,12 @@ func TestLargeDownloadStreamsInBoundedMemory(t *testing.T) {
 	t.Logf("allocated %d KiB in the whole test process for a %d MiB download", alloc>>10, size>>20)
 	assert.Less(t, alloc, uint64(8<<20), "the proxy copies the body through; it never holds it")
 
+	// HEAD on the streaming route: the headers, no body to stream.
+	resp, body := do(t, c, "HEAD", tp.url+"/files/big.iso", nil, nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, int64(size), resp.ContentLength)
+	assert.Empty(t, body)
+
 	// The same download on a buffered route passes the buffer bound and
 	// fails instead of growing without limit.
 	resp, _ = do(t, c, "GET", tp.url+"/buffered/big.iso", nil, nil)
