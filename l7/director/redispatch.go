@@ -34,12 +34,17 @@ func (d *Director) Redispatch(r *Request, dec *Decision) bool {
 	if r.Headers == nil {
 		r.Headers = noHeaders{}
 	}
-	var key uint64
+	var b *pool.Backend
 	if ps.hashKind != hashNone {
+		// Not the hash policy: it caches its table by the identity of the
+		// pool's immutable candidate snapshot, and scratch is neither. A
+		// retry needs no consistency beyond being repeatable for the key.
 		var pathBuf [512]byte
-		key = requestKey(ps, r, route.CleanPath(pathBuf[:0], r.Path))
+		key := requestKey(ps, r, route.CleanPath(pathBuf[:0], r.Path))
+		b = dec.scratch[key%uint64(len(dec.scratch))]
+	} else {
+		b = ps.policy.Pick(dec.scratch, 0, now)
 	}
-	b := ps.policy.Pick(dec.scratch, key, now)
 	if b == nil {
 		return false
 	}

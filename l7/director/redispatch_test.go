@@ -61,3 +61,24 @@ func TestRedispatchSkipsUnavailable(t *testing.T) {
 	d.Done(&dec, director.Outcome{ConnectErr: true})
 	assert.False(t, d.Redispatch(r, &dec), "a pool of one has nowhere else to go")
 }
+
+func TestRedispatchOnHashPool(t *testing.T) {
+	clk := &clock{now: t0}
+	d := newDirector(t, testConfig, clk)
+	r := request("GET", "shop.test", "/browse/shoes") // hash on path, b1 and b2
+	first := decide(d, r).Backend.Name
+
+	var dec director.Decision
+	d.Decide(r, &dec)
+	require.Equal(t, first, dec.Backend.Name)
+	d.Done(&dec, director.Outcome{ConnectErr: true})
+	require.True(t, d.Redispatch(r, &dec))
+	assert.NotEqual(t, first, dec.Backend.Name, "the retry goes to the other server")
+	d.Done(&dec, director.Outcome{Status: 200})
+
+	// The pool's own hashing is untouched: the path still maps to its
+	// server.
+	for range 5 {
+		assert.Equal(t, first, decide(d, request("GET", "shop.test", "/browse/shoes")).Backend.Name)
+	}
+}
