@@ -64,7 +64,7 @@ func (p *Proxy) forward(g *generation, ctx *fasthttp.RequestCtx, st *reqState, s
 		}
 		f := classifyUpstream(err)
 		resp.Reset()
-		g.dir.Done(dec, director.Outcome{ConnectErr: f.neverSent, Status: 0})
+		g.dir.Done(dec, director.Outcome{ConnectErr: f.connectErr, Status: 0})
 		res := result{status: f.status, cause: f.cause, tries: try, server: dec.Backend}
 
 		safe := f.neverSent || (f.noResponse && pol.Idempotent && !streamed && idempotent(ctx.Method()))

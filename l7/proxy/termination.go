@@ -73,6 +73,9 @@ type failure struct {
 	// noResponse: the request may have reached the server but no byte of
 	// a response came back; an idempotent method may be retried.
 	noResponse bool
+	// connectErr: no connection could be made, which passive health counts
+	// against the server (unlike all of its connections being busy).
+	connectErr bool
 }
 
 // classifyUpstream maps a HostClient error to a failure. fasthttp reports a server
@@ -82,7 +85,7 @@ type failure struct {
 func classifyUpstream(err error) failure {
 	var de *dialError
 	if errors.As(err, &de) {
-		f := failure{cause: causeConnectError, status: fasthttp.StatusBadGateway, neverSent: true}
+		f := failure{cause: causeConnectError, status: fasthttp.StatusBadGateway, neverSent: true, connectErr: true}
 		var ne net.Error
 		switch {
 		case errors.Is(err, fasthttp.ErrDialTimeout), errors.As(err, &ne) && ne.Timeout():
@@ -98,7 +101,7 @@ func classifyUpstream(err error) failure {
 	var alert tls.AlertError
 	var verify *tls.CertificateVerificationError
 	if errors.As(err, &rec) || errors.As(err, &alert) || errors.As(err, &verify) {
-		return failure{cause: causeConnectError, status: fasthttp.StatusBadGateway, neverSent: true}
+		return failure{cause: causeConnectError, status: fasthttp.StatusBadGateway, neverSent: true, connectErr: true}
 	}
 	var opErr *net.OpError
 	switch {

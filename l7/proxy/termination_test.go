@@ -26,7 +26,7 @@ func TestClassifyUpstream(t *testing.T) {
 		{"dial timeout", &dialError{err: fasthttp.ErrDialTimeout}, causeConnectTimeout, true, false},
 		{"other dial error", &dialError{err: refused}, causeConnectError, true, false},
 		{"upstream TLS handshake", fmt.Errorf("tls: %w", tls.AlertError(40)), causeConnectError, true, false},
-		{"no free connection", fasthttp.ErrNoFreeConns, causeConnectTimeout, true, false},
+		{"no free connection (not the server's fault)", fasthttp.ErrNoFreeConns, causeConnectTimeout, true, false},
 		{"closed before a response byte", fasthttp.ErrConnectionClosed, causeUpstreamReset, false, true},
 		{"reset while writing", &net.OpError{Op: "write", Err: syscall.ECONNRESET}, causeUpstreamReset, false, true},
 		{"reset mid-response", fmt.Errorf("error when reading response headers: %w", syscall.ECONNRESET), causeUpstreamReset, false, false},
@@ -40,6 +40,8 @@ func TestClassifyUpstream(t *testing.T) {
 			assert.Equal(t, tt.want.String(), f.cause.String())
 			assert.Equal(t, tt.neverSent, f.neverSent, "neverSent")
 			assert.Equal(t, tt.noResponse, f.noResponse, "noResponse")
+			_, isDial := tt.err.(*dialError)
+			assert.Equal(t, isDial || tt.want == causeConnectError, f.connectErr, "connectErr: only a failed connect counts against the server")
 		})
 	}
 	for c := range numCauses {
