@@ -213,6 +213,8 @@ type tunnel struct {
 	orphan  *time.Timer
 
 	last      atomic.Int64 // unix nanos of the last byte either way
+	toClient  atomic.Int64 // bytes copied each way
+	toServer  atomic.Int64
 	closeOnce sync.Once
 	client    net.Conn
 	mu        sync.Mutex
@@ -248,9 +250,9 @@ func (t *tunnel) run(c net.Conn, head []byte) {
 	if _, err := c.Write(head); err != nil {
 		u2c <- err
 	} else {
-		go func() { u2c <- t.copy(c, t.upr, t.up) }()
+		go func() { u2c <- t.copy(c, t.upr, t.up, &t.toClient) }()
 	}
-	go func() { c2u <- t.copy(t.up, c, c) }()
+	go func() { c2u <- t.copy(t.up, c, c, &t.toServer) }()
 
 	var cause cause
 	select {
@@ -284,13 +286,14 @@ func (t *tunnel) endCause(err error, failed cause) cause {
 // copy moves bytes from src to dst until src ends, fails or the tunnel is
 // idle. The read deadline is the idle timeout; when it fires while the
 // other direction is busy, the read resumes.
-func (t *tunnel) copy(dst io.Writer, src io.Reader, srcConn net.Conn) error {
+func (t *tunnel) copy(dst io.Writer, src io.Reader, srcConn net.Conn, count *atomic.Int64) error {
 	buf := make([]byte, 32<<10)
 	for {
 		_ = srcConn.SetReadDeadline(time.Now().Add(t.idle))
 		n, err := src.Read(buf)
 		if n > 0 {
 			t.last.Store(time.Now().UnixNano())
+			count.Add(int64(n))
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return werr
 			}
@@ -305,12 +308,15 @@ func (t *tunnel) copy(dst io.Writer, src io.Reader, srcConn net.Conn) error {
 	}
 }
 
+// finish accounts the tunnel, then releases it: once it no longer counts
+// as open, its record and counters are out.
 func (t *tunnel) finish(c cause) {
 	p, g := t.p, t.g
-	p.tunnels.remove(t)
-	g.dir.Done(&t.dec, director.Outcome{Status: fasthttp.StatusSwitchingProtocols})
+	defer p.tunnels.remove(t)
+	defer g.dir.Done(&t.dec, director.Outcome{Status: fasthttp.StatusSwitchingProtocols})
 	t.res.cause = c
 	t.res.streamed = true
+	t.res.bytes = t.toClient.Load() // like a response body: what the client got
 	d := time.Since(t.start)
 	if g.metrics != nil {
 		g.metrics.terminated(&t.dec, c)

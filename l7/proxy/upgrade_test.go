@@ -113,7 +113,14 @@ func TestWebSocketPassesThrough(t *testing.T) {
 	require.NoError(t, ws.Close())
 	require.Eventually(t, func() bool { return tp.ActiveTunnels() == 0 && w1.InFlight() == 0 }, 5*time.Second, 10*time.Millisecond)
 	recs := accessRecords(t, tp)
-	assert.Equal(t, 1, countRecords(recs, map[string]any{"route": "ws", "status": float64(101), "termination": "ok", "tries": float64(2), "backend": "w1"}), "%v", recs)
+	require.Equal(t, 1, countRecords(recs, map[string]any{"route": "ws", "status": float64(101), "termination": "ok", "tries": float64(2), "backend": "w1"}), "%v", recs)
+	// bytes: the five echoes, each a 2-byte frame header and "echo: mN",
+	// and the server's close frame when it answers the client's in time.
+	for _, r := range recs {
+		if r["route"] == "ws" {
+			assert.Contains(t, []float64{5 * (2 + 8), 5*(2+8) + 2}, r["bytes"], "bytes to the client")
+		}
+	}
 	assert.Equal(t, 1.0, metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "ws", "cause": "ok"}))
 	assert.Equal(t, 0.0, metricValue(t, tp.reg, "xlb_l7_upgraded_connections", map[string]string{"route": "ws"}))
 }
