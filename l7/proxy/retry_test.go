@@ -28,6 +28,25 @@ func refusedAddr(t *testing.T) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
 }
 
+// blackholeAddr is a loopback port whose connects time out: a listener
+// with a backlog of one that never accepts, filled by one connection, so
+// the kernel drops every further SYN.
+func blackholeAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	require.NoError(t, syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+	require.NoError(t, syscall.Listen(fd, 0))
+	sa, err := syscall.Getsockname(fd)
+	require.NoError(t, err)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
+	filler, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = filler.Close() })
+	return addr
+}
+
 // accessRecords parses the JSON access log.
 func accessRecords(t *testing.T, tp *testProxy) []map[string]any {
 	t.Helper()
@@ -311,4 +330,26 @@ func TestRetryBudgetStopsRetries(t *testing.T) {
 	assert.Equal(t, 20.0, metricValue(t, tp.reg, "xlb_l7_retry_budget_exhausted_total", map[string]string{"pool": "p"}))
 	assert.Equal(t, 20.0, metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "r", "cause": "budget_exhausted"}))
 	assert.Equal(t, 40.0, metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "r", "cause": "ok"}))
+}
+
+func TestDialTimeoutIsRetriedForAnyMethod(t *testing.T) {
+	good := newAppServer(t, "good", nil)
+	text := strings.NewReplacer("{refused}", blackholeAddr(t), "{refused2}", blackholeAddr(t), "{good}", good.addr()).Replace(redispatchConfig)
+	text = strings.Replace(text, "pool: p}", "pool: p, timeouts: {dial: 100ms}}", 1)
+	text = strings.Replace(text, "pool: dead}", "pool: dead, timeouts: {dial: 100ms}}", 1)
+	tp := startProxy(t, text, nil)
+	c := client(t)
+
+	// Round robin: the first request is decided for the black hole.
+	resp, body := do(t, c, "POST", tp.url+"/x", strings.NewReader("order=2"), nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.Equal(t, "good", resp.Header.Get("X-Server"))
+	_, gotBody, _ := good.lastRequest()
+	assert.Equal(t, "order=2", string(gotBody))
+
+	resp, _ = do(t, c, "POST", tp.url+"/dead/x", strings.NewReader("y"), nil)
+	assert.Equal(t, http.StatusGatewayTimeout, resp.StatusCode)
+	recs := accessRecords(t, tp)
+	assert.Equal(t, 1, countRecords(recs, map[string]any{"path": "/x", "termination": "ok", "tries": float64(2), "backend": "good"}), "%v", recs)
+	assert.Equal(t, 1, countRecords(recs, map[string]any{"path": "/dead/x", "status": float64(504), "termination": "connect_timeout", "tries": float64(2)}), "%v", recs)
 }
