@@ -36,11 +36,11 @@ func newDecapCmd() *cobra.Command {
 		Use:   "decap --iface IFACE [--addr ADDR]...",
 		Short: "Run the IP-in-IP and GUE decapsulator on an L7 host (foreground)",
 		Long: `Attach xlb's XDP decapsulator to the L7 host's interface and keep it
-attached until SIGINT/SIGTERM. It strips the IP-in-IP header (and, with
---gue-port, the IP+UDP header of GUE) from packets the
-edge hosts' balancer sends to one of this host's addresses and passes the
-inner packet (client address → VIP) up to the stack, where xlb proxy listens
-on the VIP (put the VIP on lo with arp_ignore=1, arp_announce=2).
+attached until SIGINT/SIGTERM. It strips the tunnel header (IP-in-IP, and
+with --gue-port also GUE: IP directly in UDP) from packets the edge hosts'
+balancer sends to one of this host's addresses and passes the inner packet
+(client address → VIP) up to the stack, where xlb proxy listens on the VIP
+(put the VIP on lo with arp_ignore=1, arp_announce=2).
 
 Without --addr, the interface's own global addresses are used.
 

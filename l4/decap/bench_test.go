@@ -25,10 +25,10 @@ func BenchmarkDecap(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("loading XDP programs needs root")
 	}
-	d, err := Open(Config{})
+	d, err := Open(Config{GUEPort: guePort})
 	require.NoError(b, err)
 	defer d.Close()
-	t := &testing.T{} // packet builders take *testing.T; they do not fail here
+	t := b
 	require.NoError(b, d.SetAddrs([]netip.Addr{l7Addr, l7Addr6}))
 
 	floor, err := ebpf.NewProgram(&ebpf.ProgramSpec{
@@ -48,6 +48,8 @@ func BenchmarkDecap(b *testing.B) {
 		{"floor", floor, tunnel4(t, l7Addr, false, in4, nil)},
 		{"v4_in_v4", d.Program(), tunnel4(t, l7Addr, false, in4, nil)},
 		{"v6_in_v6", d.Program(), tunnel6(t, l7Addr6, true, in6)},
+		{"gue_v4_in_v4", d.Program(), gue(t, outer4(l7Addr, false, nil), guePort, in4, false)},
+		{"gue_v6_in_v6", d.Program(), gue(t, outer6(l7Addr6, true), guePort, in6, true)},
 		{"not_for_us", d.Program(), tunnel4(t, other4, false, in4, nil)},
 		{"plain_pass", d.Program(), append(l2(layers.EthernetTypeIPv4), in4...)},
 	}

@@ -37,7 +37,7 @@ var (
 )
 
 // serialize builds bytes from layers with lengths and checksums fixed.
-func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
+func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 	t.Helper()
 	buf := gopacket.NewSerializeBuffer()
 	err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...)
@@ -46,7 +46,7 @@ func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
 }
 
 // inner returns a client→VIP TCP segment as IP bytes (no L2).
-func inner(t *testing.T, v6 bool, payload string) []byte {
+func inner(t testing.TB, v6 bool, payload string) []byte {
 	t.Helper()
 	tcp := &layers.TCP{SrcPort: 40000, DstPort: 80, Seq: 1, Ack: 1, ACK: true, PSH: true, Window: 512}
 	if v6 {
@@ -98,21 +98,21 @@ func outer6(dst netip.Addr, innerV6 bool) *layers.IPv6 {
 }
 
 // tunnel4 frames inner in Ethernet + outer IPv4.
-func tunnel4(t *testing.T, dst netip.Addr, innerV6 bool, in []byte, tweak func(*layers.IPv4)) []byte {
+func tunnel4(t testing.TB, dst netip.Addr, innerV6 bool, in []byte, tweak func(*layers.IPv4)) []byte {
 	return append(l2(layers.EthernetTypeIPv4), serialize(t, outer4(dst, innerV6, tweak), gopacket.Payload(in))...)
 }
 
-func tunnel6(t *testing.T, dst netip.Addr, innerV6 bool, in []byte) []byte {
+func tunnel6(t testing.TB, dst netip.Addr, innerV6 bool, in []byte) []byte {
 	return append(l2(layers.EthernetTypeIPv6), serialize(t, outer6(dst, innerV6), gopacket.Payload(in))...)
 }
 
 // decapped is what the kernel must see: the same L2 header, the inner
 // family's EtherType, the inner packet byte for byte.
-func decapped(t *testing.T, innerV6 bool, in []byte) []byte {
+func decapped(t testing.TB, innerV6 bool, in []byte) []byte {
 	return append(l2(ethType(innerV6)), in...)
 }
 
-func openForTest(t *testing.T) *Decap {
+func openForTest(t testing.TB) *Decap {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("loading XDP programs needs root (CAP_BPF, CAP_NET_ADMIN); CI runs this as root")
@@ -134,7 +134,7 @@ const (
 // gue wraps inner in UDP to port dport, in outer (an *layers.IPv4 or
 // *layers.IPv6 whose protocol is set to UDP here), behind an Ethernet header.
 // The UDP checksum is computed over the pseudo-header, or left zero.
-func gue(t *testing.T, outer gopacket.NetworkLayer, dport uint16, in []byte, csum bool) []byte {
+func gue(t testing.TB, outer gopacket.NetworkLayer, dport uint16, in []byte, csum bool) []byte {
 	t.Helper()
 	udp := &layers.UDP{SrcPort: gueSrcPort, DstPort: layers.UDPPort(dport)}
 	require.NoError(t, udp.SetNetworkLayerForChecksum(outer))
@@ -161,7 +161,7 @@ func gue(t *testing.T, outer gopacket.NetworkLayer, dport uint16, in []byte, csu
 	return b
 }
 
-func run(t *testing.T, prog *ebpf.Program, in []byte) (uint32, []byte) {
+func run(t testing.TB, prog *ebpf.Program, in []byte) (uint32, []byte) {
 	t.Helper()
 	out := make([]byte, len(in)+256)
 	opts := &ebpf.RunOptions{Data: in, DataOut: out}

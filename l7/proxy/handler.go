@@ -47,7 +47,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		}
 		return
 	}
-	clientClose := hdr.ConnectionClose()
+	// While stopping, every answer closes its connection: keep-alive
+	// clients reconnect through the edge, which sends them to another host
+	// once it has seen /ready fail, instead of riding this connection until
+	// the listener closes under them.
+	closeConn := hdr.ConnectionClose() || p.stopping.Load()
 	client := remoteAddr(ctx)
 
 	st.view.h = hdr
@@ -139,7 +143,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 			if dec.SetCookie != nil {
 				resp.Header.AddBytesV(hdrSetCookie, dec.SetCookie)
 			}
-			if clientClose {
+			if closeConn {
 				ctx.SetConnectionClose()
 			}
 			p.streamResponse(g, ctx, resp, dec, res, start)
@@ -166,7 +170,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		resp.Reset()
 		ctx.Error(fasthttp.StatusMessage(res.status), res.status)
 	}
-	if clientClose {
+	if closeConn {
 		ctx.SetConnectionClose()
 	}
 	p.observe(g, ctx, dec, res, time.Since(start))
