@@ -1,0 +1,201 @@
+// Command l4rate measures the packet rate of the xlb balancer on veth: TCP
+// ACK frames of a few thousand established flows are generated with
+// BPF_PROG_TEST_RUN in live-frame mode in one namespace, sent over a
+// 2-queue veth pair to the forwarder under test (native XDP) in another,
+// and whatever the forwarder sends back is counted by an XDP sink on the
+// generator's side, by destination. Side by side, in interleaved rounds:
+//
+//	bounce    a MAC-swap XDP_TX: the most an XDP_TX forwarder can do here
+//	xlb       the l4 balancer: one VIP, 8 backends, Maglev M=65537,
+//	          connection table, next hops from the FIB, IP-in-IP
+//	nftables  the kernel's NAT balancer to the same backends: nft DNAT by
+//	          jhash of the client address and port, plus masquerade
+//
+// for each number of generator threads (one per CPU). Per sample it prints
+// a comment line, and at the end the medians:
+//
+//	l4rate threads=<n> case=<name> mpps=<median>
+//	l4rate threads=<n> xlb_over_bounce=<median> xlb_over_nftables=<median>
+//
+// followed by a markdown table. Bounded: rounds × cases × threads samples
+// of warmup+interval each; stops by itself and removes its namespaces and
+// programs on exit, also after an error or SIGINT/SIGTERM. Needs root.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Stdout, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "l4rate:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, out io.Writer, args []string) error {
+	fs := flag.NewFlagSet("l4rate", flag.ContinueOnError)
+	rounds := fs.Int("rounds", 5, "interleaved rounds")
+	interval := fs.Duration("interval", time.Second, "counting interval per sample")
+	warmup := fs.Duration("warmup", 300*time.Millisecond, "generation before counting starts, per sample")
+	threadsFlag := fs.String("threads", "1,2", "generator thread counts to measure (one CPU each)")
+	casesFlag := fs.String("cases", "bounce,xlb,nftables", "forwarders to measure")
+	flows := fs.Int("flows", 4096, "distinct flows (a power of two)")
+	backends := fs.Int("backends", 8, "backends behind the VIP")
+	chunk := fs.Uint("chunk", 1<<18, "frames per live-frame run (bounds the stop latency)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *rounds < 1 || *interval <= 0 || *warmup < 0 || *chunk < 1 || *chunk > 1<<24 {
+		return errors.New("need rounds >= 1, interval > 0, warmup >= 0, 1 <= chunk <= 16777216")
+	}
+	cases, err := parseKinds(*casesFlag)
+	if err != nil {
+		return err
+	}
+	var threads []int
+	for _, f := range strings.Split(*threadsFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return fmt.Errorf("bad thread count %q", f)
+		}
+		threads = append(threads, n)
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("needs root to create namespaces and load XDP programs")
+	}
+	nft := slices.Contains(cases, nftables)
+	if nft {
+		if _, err := exec.LookPath("nft"); err != nil {
+			return fmt.Errorf("the nftables case needs the nft tool (Debian: nftables): %w", err)
+		}
+	}
+
+	b, err := newBench(benchConfig{Flows: *flows, Backends: *backends, NFT: nft})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	w := window{warmup: *warmup, interval: *interval, chunk: uint32(*chunk)}
+	fmt.Fprintf(out, "# %d-byte TCP ACK frames, %d flows, VIP %s:%d -> %d backends; veth pair with 2 queues, native XDP; %d rounds of %v (after %v warm-up) per sample\n",
+		60, *flows, vipAddr, vipPort, *backends, *rounds, *interval, *warmup)
+
+	res := results{}
+	for r := 1; r <= *rounds; r++ {
+		for _, t := range threads {
+			for _, k := range cases {
+				s, err := b.measure(ctx, k, t, w)
+				if err != nil {
+					return fmt.Errorf("round %d, %s with %d threads: %w", r, k, t, err)
+				}
+				line := fmt.Sprintf("# round=%d threads=%d case=%s mpps=%.2f delivered=%.3f", r, t, k, s.pps/1e6, s.delivered)
+				if s.path != "" && r == 1 {
+					line += " path=" + s.path
+				}
+				fmt.Fprintln(out, line)
+				res.add(r, s)
+			}
+		}
+	}
+	res.report(out, threads, cases)
+	return nil
+}
+
+// results holds every sample by (threads, kind) in round order.
+type results map[int]map[kind][]float64
+
+func (rs results) add(_ int, s sample) {
+	if rs[s.threads] == nil {
+		rs[s.threads] = map[kind][]float64{}
+	}
+	rs[s.threads][s.kind] = append(rs[s.threads][s.kind], s.pps)
+}
+
+// ratio is the median over rounds of a/b within each round: samples of the
+// same round ran seconds apart, so their ratio is the least noisy figure.
+func (rs results) ratio(t int, a, b kind) (float64, bool) {
+	as, bs := rs[t][a], rs[t][b]
+	if len(as) == 0 || len(as) != len(bs) {
+		return 0, false
+	}
+	var q []float64
+	for i := range as {
+		if bs[i] > 0 {
+			q = append(q, as[i]/bs[i])
+		}
+	}
+	if len(q) == 0 {
+		return 0, false
+	}
+	return median(q), true
+}
+
+func (rs results) report(out io.Writer, threads []int, cases []kind) {
+	for _, t := range threads {
+		for _, k := range cases {
+			fmt.Fprintf(out, "l4rate threads=%d case=%s mpps=%.2f\n", t, k, median(rs[t][k])/1e6)
+		}
+		line := fmt.Sprintf("l4rate threads=%d", t)
+		for _, base := range []kind{bounce, nftables} {
+			if q, ok := rs.ratio(t, xlb, base); ok {
+				line += fmt.Sprintf(" xlb_over_%s=%.2f", base, q)
+			}
+		}
+		fmt.Fprintln(out, line)
+	}
+	fmt.Fprintln(out)
+	fmt.Fprint(out, "| generator threads |")
+	for _, k := range cases {
+		fmt.Fprintf(out, " %s Mpps |", k)
+	}
+	fmt.Fprintln(out, " xlb ÷ bounce | xlb ÷ nftables |")
+	fmt.Fprint(out, "|---:|")
+	for range cases {
+		fmt.Fprint(out, "---:|")
+	}
+	fmt.Fprintln(out, "---:|---:|")
+	for _, t := range threads {
+		fmt.Fprintf(out, "| %d |", t)
+		for _, k := range cases {
+			fmt.Fprintf(out, " %.2f |", median(rs[t][k])/1e6)
+		}
+		for _, base := range []kind{bounce, nftables} {
+			if q, ok := rs.ratio(t, xlb, base); ok {
+				fmt.Fprintf(out, " %.2f |", q)
+			} else {
+				fmt.Fprint(out, " – |")
+			}
+		}
+		fmt.Fprintln(out)
+	}
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
