@@ -132,3 +132,7 @@ func (c *Counter) Read() (Counts, error) {
 
 // Close releases the program and its map.
 func (c *Counter) Close() error { return errors.Join(c.prog.Close(), c.counts.Close()) }
+
+func (c Counts) String() string {
+	return fmt.Sprintf("%s=%d %s=%d %s=%d", Other, c[Other], Backend, c[Backend], Tunnel, c[Tunnel])
+}

@@ -36,6 +36,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/xlbproject/xlb/test/topo"
 )
 
 func main() {
@@ -58,11 +60,15 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	flows := fs.Int("flows", 4096, "distinct flows (a power of two)")
 	backends := fs.Int("backends", 8, "backends behind the VIP")
 	chunk := fs.Uint("chunk", 1<<18, "frames per live-frame run (bounds the stop latency)")
+	cleanup := fs.Bool("cleanup", false, "only remove what killed runs left behind (namespaces and the links and programs in them), then exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *cleanup {
+		return topo.CleanupStale()
 	}
 	if *rounds < 1 || *interval <= 0 || *warmup < 0 || *chunk < 1 || *chunk > 1<<24 {
 		return errors.New("need rounds >= 1, interval > 0, warmup >= 0, 1 <= chunk <= 16777216")
