@@ -11,13 +11,14 @@
 # 2. Packet rate on veth (test/bench/l4rate): TCP ACK frames of 4096 flows
 #    generated with BPF_PROG_TEST_RUN live frames in one namespace, forwarded
 #    over a 2-queue veth pair by native XDP in another, counted by an XDP sink
-#    on the way back; the balancer (one VIP, 8 backends, Maglev, IP-in-IP)
+#    on the way back; the balancer (one VIP, 8 backends, Maglev, IP-in-IP;
+#    next hops from the FIB, and as xlb-mac with a configured next-hop MAC)
 #    side by side with a MAC-swap XDP_TX bounce and an nftables DNAT balancer
 #    to the same backends, for 1 and 2 generator threads, interleaved rounds:
-#      l4rate threads=<n> case=<bounce|xlb|nftables> mpps=<median>
-#      l4rate threads=<n> xlb_over_bounce=<median> xlb_over_nftables=<median>
-#    then a markdown table. RATE_ROUNDS × 2 × 3 samples of about 1.5 s each
-#    (about 45 s), capped by `timeout`.
+#      l4rate threads=<n> case=<bounce|xlb|xlb-mac|nftables> mpps=<median>
+#      l4rate threads=<n> xlb_over_bounce=<median> xlb_over_nftables=<median> ...
+#    then a markdown table. RATE_ROUNDS × 2 × 4 samples of about 1.5 s each
+#    (about a minute), capped by `timeout`.
 #
 # Everything the rate part creates (namespaces, veths, XDP programs, the nft
 # table inside its namespace) is removed when it exits, also on failure or
@@ -25,7 +26,7 @@
 #
 # Environment: PARTS ("packet rate"), N (200000), ROUNDS (10), CPU (0);
 # RATE_ROUNDS (5), RATE_INTERVAL (1s), RATE_THREADS ("1,2"),
-# RATE_CASES ("bounce,xlb,nftables"; nftables needs the nft tool).
+# RATE_CASES ("bounce,xlb,xlb-mac,nftables"; nftables needs the nft tool).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -33,14 +34,14 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 PARTS=${PARTS:-packet rate}
-RATE_CASES=${RATE_CASES:-bounce,xlb,nftables}
+RATE_CASES=${RATE_CASES:-bounce,xlb,xlb-mac,nftables}
 for p in $PARTS; do
 	case $p in packet | rate) ;; *) echo "l4.sh: unknown part $p in PARTS (want packet, rate)" >&2; exit 1 ;; esac
 done
 case " $PARTS " in *" rate "*)
 	case ",$RATE_CASES," in *,nftables,*)
 		command -v nft >/dev/null 2>&1 || {
-			echo "l4.sh: the nftables baseline needs nft (make deps installs nftables), or set RATE_CASES=bounce,xlb" >&2
+			echo "l4.sh: the nftables baseline needs nft (make deps installs nftables), or set RATE_CASES=bounce,xlb,xlb-mac" >&2
 			exit 1
 		} ;;
 	esac ;;

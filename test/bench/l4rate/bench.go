@@ -53,14 +53,15 @@ type kind string
 
 const (
 	bounce   kind = "bounce"   // MAC swap, XDP_TX
-	xlb      kind = "xlb"      // the l4 balancer, XDP_TX of IP-in-IP
+	xlb      kind = "xlb"      // the l4 balancer, XDP_TX of IP-in-IP, next hop from the FIB
+	xlbMAC   kind = "xlb-mac"  // the same with a configured next-hop MAC (no FIB lookup)
 	nftables kind = "nftables" // XDP_PASS into the kernel: nft DNAT + masquerade
 )
 
 // class is what the sink must see for a frame the kind forwarded.
 func (k kind) class() benchxdp.Class {
 	switch k {
-	case xlb:
+	case xlb, xlbMAC:
 		return benchxdp.Tunnel
 	case nftables:
 		return benchxdp.Backend
@@ -73,10 +74,10 @@ func parseKinds(s string) ([]kind, error) {
 	for _, f := range strings.Split(s, ",") {
 		k := kind(strings.TrimSpace(f))
 		switch k {
-		case bounce, xlb, nftables:
+		case bounce, xlb, xlbMAC, nftables:
 			out = append(out, k)
 		default:
-			return nil, fmt.Errorf("unknown case %q (want bounce, xlb, nftables)", f)
+			return nil, fmt.Errorf("unknown case %q (want bounce, xlb, xlb-mac, nftables)", f)
 		}
 	}
 	return out, nil
@@ -102,7 +103,8 @@ type bench struct {
 	sink      link.Link
 	bounce    *ebpf.Program
 	pass      *ebpf.Program
-	dp        *l4.Dataplane
+	dp        *l4.Dataplane // next hops from the FIB
+	dpMAC     *l4.Dataplane // next hop configured
 	backends  []netip.Addr
 }
 
@@ -165,7 +167,10 @@ func newBench(cfg benchConfig) (_ *bench, err error) {
 	if b.pass, err = benchxdp.Pass(); err != nil {
 		return nil, err
 	}
-	if err := b.openXLB(); err != nil {
+	if b.dp, err = b.openXLB(l4.Config{}); err != nil {
+		return nil, err
+	}
+	if b.dpMAC, err = b.openXLB(l4.Config{SrcMAC: b.wire.B.MAC, NextHopMAC: b.wire.A.MAC}); err != nil {
 		return nil, err
 	}
 	if cfg.NFT {
@@ -204,25 +209,31 @@ func (b *bench) routes() error {
 }
 
 // openXLB loads the real balancer with one TCP VIP whose Maglev table
-// (M = 65537) spreads over the backends, forwarding IP-in-IP with next hops
-// from the kernel's FIB and the MTU check on.
-func (b *bench) openXLB() error {
-	dp, err := l4.Open(l4.Config{OuterSrcV4: lbAddr.Addr(), MTU: 1500}, slog.New(slog.DiscardHandler))
+// (M = 65537) spreads over the backends, forwarding IP-in-IP with the MTU
+// check on; next hops from the kernel's FIB unless cfg configures one.
+func (b *bench) openXLB(cfg l4.Config) (_ *l4.Dataplane, err error) {
+	cfg.OuterSrcV4 = lbAddr.Addr()
+	cfg.MTU = 1500
+	dp, err := l4.Open(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
-		return fmt.Errorf("open balancer: %w", err)
+		return nil, fmt.Errorf("open balancer: %w", err)
 	}
-	b.dp = dp
+	defer func() {
+		if err != nil {
+			dp.Close()
+		}
+	}()
 	in := make([]maglev.Backend, len(b.backends))
 	ids := make([]l4.BackendID, len(b.backends))
 	for i, a := range b.backends {
 		in[i] = maglev.Backend{Name: a.String(), Weight: 1}
 		if ids[i], err = dp.UpsertBackend(a); err != nil {
-			return fmt.Errorf("add backend %s: %w", a, err)
+			return nil, fmt.Errorf("add backend %s: %w", a, err)
 		}
 	}
 	tbl, err := maglev.Build(in, int(dp.Config().TableSize))
 	if err != nil {
-		return fmt.Errorf("build maglev table: %w", err)
+		return nil, fmt.Errorf("build maglev table: %w", err)
 	}
 	table := make([]l4.BackendID, len(tbl.Slots))
 	for i, s := range tbl.Slots {
@@ -230,12 +241,12 @@ func (b *bench) openXLB() error {
 	}
 	v := l4.VIP{Addr: vipAddr, Port: vipPort, Proto: l4.TCP}
 	if err := dp.UpsertVIP(v); err != nil {
-		return fmt.Errorf("add vip: %w", err)
+		return nil, fmt.Errorf("add vip: %w", err)
 	}
 	if err := dp.InstallTable(v, table); err != nil {
-		return fmt.Errorf("install table: %w", err)
+		return nil, fmt.Errorf("install table: %w", err)
 	}
-	return nil
+	return dp, nil
 }
 
 // nftRuleset is the kernel's own balancer for the same VIP and backends:
@@ -287,8 +298,10 @@ func (b *bench) Close() error {
 	if b.sink != nil {
 		errs = append(errs, b.sink.Close())
 	}
-	if b.dp != nil {
-		errs = append(errs, b.dp.Close())
+	for _, dp := range []*l4.Dataplane{b.dp, b.dpMAC} {
+		if dp != nil {
+			errs = append(errs, dp.Close())
+		}
 	}
 	if b.generator != nil {
 		errs = append(errs, b.generator.Close())
@@ -309,12 +322,12 @@ func (b *bench) Close() error {
 
 // attach puts forwarder k on lb's d0 (native XDP) and returns its detach.
 func (b *bench) attach(k kind) (func() error, error) {
-	if k == xlb {
-		err := b.lb.Do(func() error { return b.dp.Attach(ifname, l4.AttachNative) })
+	if dp := b.balancer(k); dp != nil {
+		err := b.lb.Do(func() error { return dp.Attach(ifname, l4.AttachNative) })
 		if err != nil {
 			return nil, err
 		}
-		return func() error { return b.lb.Do(func() error { return b.dp.Detach(ifname) }) }, nil
+		return func() error { return b.lb.Do(func() error { return dp.Detach(ifname) }) }, nil
 	}
 	prog := b.bounce
 	if k == nftables {
@@ -332,6 +345,17 @@ func (b *bench) attach(k kind) (func() error, error) {
 		return nil, fmt.Errorf("attach %s to lb's %s: %w", k, ifname, err)
 	}
 	return l.Close, nil
+}
+
+// balancer is the Dataplane kind k measures, or nil.
+func (b *bench) balancer(k kind) *l4.Dataplane {
+	switch k {
+	case xlb:
+		return b.dp
+	case xlbMAC:
+		return b.dpMAC
+	}
+	return nil
 }
 
 // generate runs threads generator threads, thread i pinned to CPU i inside

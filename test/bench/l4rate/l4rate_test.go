@@ -37,7 +37,7 @@ func TestFramesArrive(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, b.Close()) })
 
-	kinds := []kind{bounce, xlb}
+	kinds := []kind{bounce, xlb, xlbMAC}
 	if b.cfg.NFT {
 		kinds = append(kinds, nftables)
 	} else {
@@ -65,17 +65,30 @@ func TestFramesArrive(t *testing.T) {
 			d := c.Sub(before)
 			assert.LessOrEqual(t, d.Total(), uint64(frames)+uint64(frames)/10, "%s: the sink counted more than was sent", k)
 			t.Logf("%s: sent %d, sink %v", k, frames, d)
+			if dp := b.balancer(k); dp != nil {
+				// The Maglev table spreads the flows over every backend.
+				st, err := dp.Stats()
+				require.NoError(t, err)
+				used := 0
+				for _, n := range st.Backends {
+					if n.Packets > 0 {
+						used++
+					}
+				}
+				assert.Equal(t, len(b.backends), used, "%s: backends that received frames", k)
+			}
 		})
 	}
 	// The balancer forwards what the bounce forwards, within a factor.
 	assert.GreaterOrEqual(t, 2*got[xlb], got[bounce])
+	assert.GreaterOrEqual(t, 2*got[xlbMAC], got[bounce])
 }
 
 // TestRunReports runs the whole driver once, tiny: every line it promises
 // is printed and the namespaces are gone afterwards.
 func TestRunReports(t *testing.T) {
 	requireRoot(t)
-	cases := "bounce,xlb"
+	cases := "bounce,xlb,xlb-mac"
 	if haveNFT() {
 		cases += ",nftables"
 	}
@@ -90,6 +103,7 @@ func TestRunReports(t *testing.T) {
 		assert.Contains(t, s, "l4rate threads=1 case="+k+" mpps=")
 	}
 	assert.Contains(t, s, "xlb_over_bounce=")
+	assert.Contains(t, s, "xlb-mac_over_bounce=")
 	assert.Contains(t, s, "path=xdp_tx:")
 	assert.Contains(t, s, "| generator threads |")
 	entries, err := os.ReadDir("/run/netns")

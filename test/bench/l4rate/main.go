@@ -8,6 +8,7 @@
 //	bounce    a MAC-swap XDP_TX: the most an XDP_TX forwarder can do here
 //	xlb       the l4 balancer: one VIP, 8 backends, Maglev M=65537,
 //	          connection table, next hops from the FIB, IP-in-IP
+//	xlb-mac   the same with a configured next-hop MAC (no FIB lookup)
 //	nftables  the kernel's NAT balancer to the same backends: nft DNAT by
 //	          jhash of the client address and port, plus masquerade
 //
@@ -15,7 +16,7 @@
 // a comment line, and at the end the medians:
 //
 //	l4rate threads=<n> case=<name> mpps=<median>
-//	l4rate threads=<n> xlb_over_bounce=<median> xlb_over_nftables=<median>
+//	l4rate threads=<n> xlb_over_bounce=<median> xlb_over_nftables=<median> [xlb-mac_over_...]
 //
 // followed by a markdown table. Bounded: rounds × cases × threads samples
 // of warmup+interval each; stops by itself and removes its namespaces and
@@ -56,7 +57,7 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	interval := fs.Duration("interval", time.Second, "counting interval per sample")
 	warmup := fs.Duration("warmup", 300*time.Millisecond, "generation before counting starts, per sample")
 	threadsFlag := fs.String("threads", "1,2", "generator thread counts to measure (one CPU each)")
-	casesFlag := fs.String("cases", "bounce,xlb,nftables", "forwarders to measure")
+	casesFlag := fs.String("cases", "bounce,xlb,xlb-mac,nftables", "forwarders to measure (bounce, xlb, xlb-mac, nftables)")
 	flows := fs.Int("flows", 4096, "distinct flows (a power of two)")
 	backends := fs.Int("backends", 8, "backends behind the VIP")
 	chunk := fs.Uint("chunk", 1<<18, "frames per live-frame run (bounds the stop latency)")
@@ -160,9 +161,11 @@ func (rs results) report(out io.Writer, threads []int, cases []kind) {
 			fmt.Fprintf(out, "l4rate threads=%d case=%s mpps=%.2f\n", t, k, median(rs[t][k])/1e6)
 		}
 		line := fmt.Sprintf("l4rate threads=%d", t)
-		for _, base := range []kind{bounce, nftables} {
-			if q, ok := rs.ratio(t, xlb, base); ok {
-				line += fmt.Sprintf(" xlb_over_%s=%.2f", base, q)
+		for _, x := range []kind{xlb, xlbMAC} {
+			for _, base := range []kind{bounce, nftables} {
+				if q, ok := rs.ratio(t, x, base); ok {
+					line += fmt.Sprintf(" %s_over_%s=%.2f", x, base, q)
+				}
 			}
 		}
 		fmt.Fprintln(out, line)
@@ -172,23 +175,30 @@ func (rs results) report(out io.Writer, threads []int, cases []kind) {
 	for _, k := range cases {
 		fmt.Fprintf(out, " %s Mpps |", k)
 	}
-	fmt.Fprintln(out, " xlb ÷ bounce | xlb ÷ nftables |")
+	type pair struct{ a, b kind }
+	var pairs []pair
+	for _, x := range []kind{xlb, xlbMAC} {
+		for _, base := range []kind{bounce, nftables} {
+			if slices.Contains(cases, x) && slices.Contains(cases, base) {
+				pairs = append(pairs, pair{x, base})
+				fmt.Fprintf(out, " %s ÷ %s |", x, base)
+			}
+		}
+	}
+	fmt.Fprintln(out)
 	fmt.Fprint(out, "|---:|")
-	for range cases {
+	for range len(cases) + len(pairs) {
 		fmt.Fprint(out, "---:|")
 	}
-	fmt.Fprintln(out, "---:|---:|")
+	fmt.Fprintln(out)
 	for _, t := range threads {
 		fmt.Fprintf(out, "| %d |", t)
 		for _, k := range cases {
 			fmt.Fprintf(out, " %.2f |", median(rs[t][k])/1e6)
 		}
-		for _, base := range []kind{bounce, nftables} {
-			if q, ok := rs.ratio(t, xlb, base); ok {
-				fmt.Fprintf(out, " %.2f |", q)
-			} else {
-				fmt.Fprint(out, " – |")
-			}
+		for _, p := range pairs {
+			q, _ := rs.ratio(t, p.a, p.b)
+			fmt.Fprintf(out, " %.2f |", q)
 		}
 		fmt.Fprintln(out)
 	}

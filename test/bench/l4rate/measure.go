@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/xlbproject/xlb/l4"
 	"github.com/xlbproject/xlb/test/bench/benchxdp"
 )
 
@@ -19,7 +20,7 @@ type sample struct {
 	// delivered is the fraction of all frames sent during the whole
 	// sample (warm-up included) that arrived as the kind's class.
 	delivered float64
-	// path is the balancer's counters that moved (xlb only).
+	// path is the balancer's counters that moved (xlb cases only).
 	path string
 }
 
@@ -38,9 +39,12 @@ func (b *bench) measure(ctx context.Context, k kind, threads int, w window) (s s
 		return s, err
 	}
 	defer func() { err = errors.Join(err, detach()) }()
-	statsBefore, err := b.dp.Stats()
-	if err != nil {
-		return s, err
+	dp := b.balancer(k)
+	var statsBefore l4.Stats
+	if dp != nil {
+		if statsBefore, err = dp.Stats(); err != nil {
+			return s, err
+		}
 	}
 	c0, err := b.counter.Read()
 	if err != nil {
@@ -100,8 +104,8 @@ func (b *bench) measure(ctx context.Context, k kind, threads int, w window) (s s
 	if r.sent > 0 {
 		s.delivered = float64(c3.Sub(c0)[cl]) / float64(r.sent)
 	}
-	if k == xlb {
-		after, err := b.dp.Stats()
+	if dp != nil {
+		after, err := dp.Stats()
 		if err != nil {
 			return s, err
 		}
