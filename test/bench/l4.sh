@@ -17,15 +17,15 @@
 #    to the same backends, for 1 and 2 generator threads, interleaved rounds:
 #      l4rate threads=<n> case=<bounce|xlb|xlb-mac|nftables> mpps=<median>
 #      l4rate threads=<n> xlb_over_bounce=<median> xlb_over_nftables=<median> ...
-#    then a markdown table. RATE_ROUNDS × 2 × 4 samples of about 1.5 s each
-#    (about a minute), capped by `timeout`.
+#    then a markdown table. RATE_ROUNDS × 2 × 4 samples of about 1 s each
+#    (about 80 s), capped by `timeout`.
 #
 # Everything the rate part creates (namespaces, veths, XDP programs, the nft
 # table inside its namespace) is removed when it exits, also on failure or
 # Ctrl-C; what a killed run left is removed by the next run and on exit here.
 #
 # Environment: PARTS ("packet rate"), N (200000), ROUNDS (10), CPU (0);
-# RATE_ROUNDS (5), RATE_INTERVAL (1s), RATE_THREADS ("1,2"),
+# RATE_ROUNDS (9), RATE_INTERVAL (500ms), RATE_THREADS ("1,2"),
 # RATE_CASES ("bounce,xlb,xlb-mac,nftables"; nftables needs the nft tool).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -69,7 +69,7 @@ case " $PARTS " in *" rate "*)
 	# the driver removes what it made. --foreground keeps the driver in this
 	# process group, where Ctrl-C reaches it.
 	timeout --foreground --signal=INT --kill-after=30 900 "$bin/l4rate" \
-		-rounds "${RATE_ROUNDS:-5}" -interval "${RATE_INTERVAL:-1s}" \
+		-rounds "${RATE_ROUNDS:-9}" -interval "${RATE_INTERVAL:-500ms}" \
 		-threads "${RATE_THREADS:-1,2}" -cases "$RATE_CASES"
 	;;
 esac

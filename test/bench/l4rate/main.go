@@ -53,8 +53,8 @@ func main() {
 
 func run(ctx context.Context, out io.Writer, args []string) error {
 	fs := flag.NewFlagSet("l4rate", flag.ContinueOnError)
-	rounds := fs.Int("rounds", 5, "interleaved rounds")
-	interval := fs.Duration("interval", time.Second, "counting interval per sample")
+	rounds := fs.Int("rounds", 9, "interleaved rounds")
+	interval := fs.Duration("interval", 500*time.Millisecond, "counting interval per sample")
 	warmup := fs.Duration("warmup", 300*time.Millisecond, "generation before counting starts, per sample")
 	threadsFlag := fs.String("threads", "1,2", "generator thread counts to measure (one CPU each)")
 	casesFlag := fs.String("cases", "bounce,xlb,xlb-mac,nftables", "forwarders to measure (bounce, xlb, xlb-mac, nftables)")
@@ -139,9 +139,18 @@ func (rs results) add(_ int, s sample) {
 // ratio is the median over rounds of a/b within each round: samples of the
 // same round ran seconds apart, so their ratio is the least noisy figure.
 func (rs results) ratio(t int, a, b kind) (float64, bool) {
-	as, bs := rs[t][a], rs[t][b]
-	if len(as) == 0 || len(as) != len(bs) {
+	q := rs.ratios(t, a, b)
+	if len(q) == 0 {
 		return 0, false
+	}
+	return median(q), true
+}
+
+// ratios is a/b of each round.
+func (rs results) ratios(t int, a, b kind) []float64 {
+	as, bs := rs[t][a], rs[t][b]
+	if len(as) != len(bs) {
+		return nil
 	}
 	var q []float64
 	for i := range as {
@@ -149,10 +158,7 @@ func (rs results) ratio(t int, a, b kind) (float64, bool) {
 			q = append(q, as[i]/bs[i])
 		}
 	}
-	if len(q) == 0 {
-		return 0, false
-	}
-	return median(q), true
+	return q
 }
 
 func (rs results) report(out io.Writer, threads []int, cases []kind) {
@@ -165,6 +171,12 @@ func (rs results) report(out io.Writer, threads []int, cases []kind) {
 			for _, base := range []kind{bounce, nftables} {
 				if q, ok := rs.ratio(t, x, base); ok {
 					line += fmt.Sprintf(" %s_over_%s=%.2f", x, base, q)
+					// The spread says how far the machine's noise reaches.
+					var each []string
+					for _, r := range rs.ratios(t, x, base) {
+						each = append(each, fmt.Sprintf("%.2f", r))
+					}
+					fmt.Fprintf(out, "# threads=%d %s/%s by round: %s\n", t, x, base, strings.Join(each, " "))
 				}
 			}
 		}
