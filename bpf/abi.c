@@ -9,5 +9,6 @@
 volatile const enum xlb_abi xlb_abi_anchor = 0;
 volatile const enum xlb_af xlb_af_anchor = 0;
 volatile const enum xlb_xdp_action xlb_xdp_action_anchor = 0;
+volatile const enum xlb_vip_flag xlb_vip_flag_anchor = 0;
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

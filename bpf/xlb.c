@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* xlb.c — the L4 balancer: XDP on the edge host's NIC. Per packet:
  * parse -> VIP lookup -> connection table -> Maglev table on a miss ->
- * IP-in-IP towards the chosen L7 host -> XDP_TX. Everything that is not for a
+ * IP-in-IP (or, per VIP, an L2 DSR MAC rewrite) towards the chosen L7
+ * host -> XDP_TX. Everything that is not for a
  * VIP passes untouched. The verdict is counted once, at the single exit. */
 #include "include/consts.h"
 #include "include/types.h"
@@ -24,6 +25,23 @@ XLB_INLINE int vip_filter_hit(const struct pkt *p)
 	__u64 *w = bpf_map_lookup_elem(&vip_filter_map, &word);
 
 	return w && ((*w >> (bit & 63)) & 1);
+}
+
+/* fragment decides about a TCP or UDP fragment, which has no ports to find
+ * the VIP or a host with: one to a VIP address is dropped (a host cannot be
+ * chosen for it consistently with its first fragment), any other passes. */
+XLB_INLINE int fragment(struct pkt *p)
+{
+	struct vip_key k = {};
+
+	if (!vip_filter_hit(p))
+		return pass(p, XLB_CNT_NOT_VIP);
+	__builtin_memcpy(k.addr, p->key.dst, sizeof(k.addr));
+	k.family = p->family;
+	if (!bpf_map_lookup_elem(&vip_addr_map, &k))
+		return pass(p, XLB_CNT_NOT_VIP);
+	stat_add(XLB_CNT_FRAGMENT, p->len);
+	return XDP_DROP;
 }
 
 /* lookup_vip tries (address, port, protocol), then (address, any port,
@@ -65,15 +83,16 @@ XLB_INLINE struct backend *backend_of(__u32 id)
 /* conn_valid returns the backend of a connection entry while it is valid:
  * its VIP and backend still have the generations it recorded and, for UDP,
  * it is younger than the idle timeout (refresh: this CPU's own entry, whose
- * timestamp it may move forward). */
-XLB_INLINE struct backend *conn_valid(struct pkt *p, struct conn *c, int refresh)
+ * timestamp it may move forward). *flags gets the VIP's XLB_VIP_* flags. */
+XLB_INLINE struct backend *conn_valid(struct pkt *p, struct conn *c, int refresh, __u32 *flags)
 {
 	__u32 vip_id = c->vip_id;
-	__u32 *gen = bpf_map_lookup_elem(&vip_gen_map, &vip_id);
+	struct vip_live *vl = bpf_map_lookup_elem(&vip_gen_map, &vip_id);
 	struct backend *b;
 
-	if (!gen || *gen != c->vip_gen)
+	if (!vl || vl->gen != c->vip_gen)
 		return 0;
+	*flags = vl->flags;
 	b = backend_of(c->backend_id);
 	if (!b || b->gen != c->backend_gen)
 		return 0;
@@ -137,7 +156,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	struct vip_info *vip;
 	struct backend *b = 0;
 	struct conn *c;
-	__u32 hash, chash, tag, cpu, bid = 0, vip_id = 0;
+	__u32 hash, chash, tag, cpu, bid = 0, vip_id = 0, flags = 0;
 	int new_flow = 0, v6;
 	int ret;
 
@@ -145,10 +164,10 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	ret = parse_packet(p, data, data_end);
 	if (ret != XLB_CONTINUE)
 		return ret;
-	if (!vip_filter_hit(p)) {
-		stat_add(XLB_CNT_NOT_VIP, p->len);
-		return XDP_PASS;
-	}
+	if (p->frag)
+		return fragment(p);
+	if (!vip_filter_hit(p))
+		return pass(p, XLB_CNT_NOT_VIP);
 
 	v6 = p->family == XLB_AF_INET6;
 	hash = flow_hash(p->key.src, ((__u32)p->key.dport << 16) | p->key.sport, p->proto, v6);
@@ -163,7 +182,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	if (!p->syn && set) {
 		c = conn_find(set, &p->key, tag);
 		if (c) {
-			b = conn_valid(p, c, 1);
+			b = conn_valid(p, c, 1, &flags);
 			if (b) {
 				bid = c->backend_id;
 				vip_id = c->vip_id;
@@ -173,7 +192,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 			struct conn found;
 
 			if (conn_find_other(cpu, &p->key, chash, &found)) {
-				b = conn_valid(p, &found, 0);
+				b = conn_valid(p, &found, 0, &flags);
 				if (b) {
 					bid = found.backend_id;
 					vip_id = found.vip_id;
@@ -186,11 +205,10 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	}
 	if (!b) {
 		vip = lookup_vip(p);
-		if (!vip) {
-			stat_add(XLB_CNT_NOT_VIP, p->len);
-			return XDP_PASS;
-		}
+		if (!vip)
+			return pass(p, XLB_CNT_NOT_VIP);
 		vip_id = vip->id;
+		flags = vip->flags;
 		stat_add(p->syn ? XLB_CNT_CT_MISS_SYN : XLB_CNT_CT_MISS_NON_SYN, p->len);
 		b = pick_backend(vip, hash, &bid);
 		if (!b) {
@@ -214,10 +232,20 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 		new_flow = 1;
 	}
 
-	ret = encap(ctx, p, b, hash);
+	/* The dry-run twin (Lookup) wraps l2dsr packets too: the outer
+	 * destination is how it tells which host was picked, and it must not
+	 * depend on the FIB of whichever namespace asks. */
+	if ((flags & XLB_VIP_L2DSR) && !dry_run)
+		ret = l2dsr(ctx, p, b, bid);
+	else
+		ret = encap(ctx, p, b, bid, hash);
 	if (ret != XLB_CONTINUE)
 		return ret;
 	stat_forward(vip_id, bid, p->len, new_flow);
+	/* Out of another interface (FIB, two-armed host); XDP_DROP if it was
+	 * detached since the lookup. */
+	if (p->oif)
+		return bpf_redirect_map(&tx_port_map, p->oif, XDP_DROP);
 	return XDP_TX;
 }
 

@@ -28,6 +28,12 @@ const (
 	abiXlbAfXLB_ABI_AF_INET6 abiXlbAf = 6
 )
 
+type abiXlbVipFlag uint32
+
+const (
+	abiXlbVipFlagXLB_ABI_VIP_L2DSR abiXlbVipFlag = 1
+)
+
 type abiXlbXdpAction uint32
 
 const (
@@ -44,6 +50,7 @@ const (
 const (
 	abiVarXlbAbiAnchor       = "xlb_abi_anchor"
 	abiVarXlbAfAnchor        = "xlb_af_anchor"
+	abiVarXlbVipFlagAnchor   = "xlb_vip_flag_anchor"
 	abiVarXlbXdpActionAnchor = "xlb_xdp_action_anchor"
 )
 
@@ -103,6 +110,7 @@ type abiMapSpecs struct {
 type abiVariableSpecs struct {
 	XlbAbiAnchor       *ebpf.VariableSpec `ebpf:"xlb_abi_anchor"`
 	XlbAfAnchor        *ebpf.VariableSpec `ebpf:"xlb_af_anchor"`
+	XlbVipFlagAnchor   *ebpf.VariableSpec `ebpf:"xlb_vip_flag_anchor"`
 	XlbXdpActionAnchor *ebpf.VariableSpec `ebpf:"xlb_xdp_action_anchor"`
 }
 
@@ -138,6 +146,7 @@ func (m *abiMaps) Close() error {
 type abiVariables struct {
 	XlbAbiAnchor       *ebpf.Variable `ebpf:"xlb_abi_anchor"`
 	XlbAfAnchor        *ebpf.Variable `ebpf:"xlb_af_anchor"`
+	XlbVipFlagAnchor   *ebpf.Variable `ebpf:"xlb_vip_flag_anchor"`
 	XlbXdpActionAnchor *ebpf.Variable `ebpf:"xlb_xdp_action_anchor"`
 }
 

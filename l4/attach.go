@@ -1,7 +1,11 @@
 package l4
 
 import (
+	"errors"
 	"fmt"
+	"net"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/xlbproject/xlb/l4/xdplink"
 )
@@ -28,7 +32,31 @@ func (d *Dataplane) Attach(ifname string, mode AttachMode) error {
 		}
 	}
 	d.links[ifname] = l
+	if err := d.setTxPort(ifname, true); err != nil {
+		return err
+	}
 	d.log.Info("xdp attached", "iface", ifname, "mode", l.Mode.String(), "requested", mode.String())
+	return nil
+}
+
+// setTxPort adds an attached interface to tx_port_map, or removes it: the
+// interfaces XDP_REDIRECT may send out of (FIB next hops on a two-armed
+// host). tx_port_map is pinned with the links, so adopted ones stay in it.
+func (d *Dataplane) setTxPort(ifname string, on bool) error {
+	ifc, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return fmt.Errorf("look up %q for redirects: %w", ifname, err)
+	}
+	idx := uint32(ifc.Index)
+	if on {
+		if err := d.objs.TxPortMap.Put(idx, idx); err != nil {
+			return fmt.Errorf("add %q to the redirect interfaces: %w", ifname, err)
+		}
+		return nil
+	}
+	if err := d.objs.TxPortMap.Delete(idx); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("remove %q from the redirect interfaces: %w", ifname, err)
+	}
 	return nil
 }
 
@@ -41,6 +69,13 @@ func (d *Dataplane) Detach(ifname string) error {
 		return fmt.Errorf("detach xdp from %q: not attached: %w", ifname, ErrNoInterface)
 	}
 	delete(d.links, ifname)
+	if err := d.setTxPort(ifname, false); err != nil {
+		d.log.Warn("interface not removed from the redirect interfaces", "iface", ifname, "error", err)
+	}
+	// Cached next hops may name it as their egress interface.
+	if err := d.flushNextHopsLocked(); err != nil {
+		d.log.Warn("next hops not flushed", "error", err)
+	}
 	if err := l.Detach(); err != nil {
 		return err
 	}

@@ -25,6 +25,11 @@ type Config struct {
 
 	// UDPTimeout is how long an idle UDP flow keeps its backend (default 30s).
 	UDPTimeout time.Duration
+	// NextHopTTL is how long each CPU keeps a backend's next hop from the
+	// FIB before asking again (default 100ms; negative: ask for every
+	// packet). FlushNextHops empties the cache at once, for a change of
+	// the kernel's neighbour or route tables.
+	NextHopTTL time.Duration
 	// MTU is the largest IP packet the egress link carries once wrapped
 	// (inner + 20 or 40 bytes); larger packets are dropped and counted as
 	// too_big. 0 disables the check.
@@ -57,6 +62,7 @@ const (
 	DefaultConnEntries = 131072
 	DefaultTableSize   = 65537
 	DefaultUDPTimeout  = 30 * time.Second
+	DefaultNextHopTTL  = 100 * time.Millisecond
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -74,6 +80,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.UDPTimeout == 0 {
 		c.UDPTimeout = DefaultUDPTimeout
+	}
+	if c.NextHopTTL == 0 {
+		c.NextHopTTL = DefaultNextHopTTL
 	}
 	if c.UDPTimeout < 0 {
 		return c, fmt.Errorf("config: UDPTimeout %v is negative: %w", c.UDPTimeout, ErrInvalid)
@@ -135,6 +144,7 @@ type Dataplane struct {
 
 type vipState struct {
 	id, gen uint32
+	mode    Mode
 }
 
 type backendState struct {
@@ -146,7 +156,7 @@ type backendState struct {
 // map except the programs' own .rodata.
 var sharedMaps = []string{
 	xlbMapVipMap, xlbMapRingMap, xlbMapBackendMap, xlbMapConnMap, xlbMapStatsMap,
-	xlbMapVipStatsMap, xlbMapBackendStatsMap, xlbMapCtlMap, xlbMapVipGenMap, xlbMapVipFilterMap,
+	xlbMapVipStatsMap, xlbMapBackendStatsMap, xlbMapCtlMap, xlbMapVipGenMap, xlbMapVipFilterMap, xlbMapVipAddrMap, xlbMapTxPortMap,
 	xlbMapRingLiveMap,
 }
 
@@ -253,6 +263,8 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 	s.BackendMap.MaxEntries = c.MaxBackends
 	s.BackendStatsMap.MaxEntries = c.MaxBackends
 	s.VipGenMap.MaxEntries = c.MaxVIPs
+	s.VipAddrMap.MaxEntries = c.MaxVIPs
+	s.NextHopMap.MaxEntries = c.MaxBackends
 	s.ConnMap.MaxEntries = c.ConnEntries / connWays * uint32(d.ncpu)
 	if c.PinPath != "" {
 		for _, name := range sharedMaps {
@@ -298,6 +310,7 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 		{s.SrcMac, src},
 		{s.NextHopMac, next},
 		{s.FibMode, fib},
+		{s.NextHopJiffies, jiffies(max(c.NextHopTTL, 0), d.hz)},
 		{s.DryRun, dry},
 	} {
 		if err := set.v.Set(set.val); err != nil {
@@ -333,6 +346,8 @@ func (d *Dataplane) load() error {
 		xlbMapCtlMap:          d.objs.CtlMap,
 		xlbMapVipGenMap:       d.objs.VipGenMap,
 		xlbMapVipFilterMap:    d.objs.VipFilterMap,
+		xlbMapVipAddrMap:      d.objs.VipAddrMap,
+		xlbMapTxPortMap:       d.objs.TxPortMap,
 		xlbMapRingLiveMap:     d.objs.RingLiveMap,
 	}
 	dopts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{}}

@@ -112,6 +112,7 @@ type step struct {
 	to      func() netip.Addr // backend for XDP_TX
 	vip     VIP               // counted VIP for XDP_TX
 	reasons []Counter         // reason counters this packet bumps
+	tci     uint16            // XDP_TX of a tagged frame: the tag the output keeps
 }
 
 func TestFixtures(t *testing.T) {
@@ -152,17 +153,21 @@ func TestFixtures(t *testing.T) {
 	}
 	// fixed freezes pick's answer at the time the row's closure runs first.
 	var (
-		c1TCP4 = tcpSYN("198.51.100.1:40001", "203.0.113.10:80")
-		c1Ack4 = tcpACK("198.51.100.1:40001", "203.0.113.10:80")
-		c2Ack4 = tcpACK("198.51.100.2:40002", "203.0.113.10:80")
-		c1TCP6 = tcpSYN("[2001:db8:c::1]:40001", "[2001:db8::10]:80")
-		c1Ack6 = tcpACK("[2001:db8:c::1]:40001", "[2001:db8::10]:80")
-		c1UDP4 = udp("198.51.100.1:5353", "203.0.113.10:53")
-		c1UDP6 = udp("[2001:db8:c::1]:5353", "[2001:db8::10]:53")
-		c3TCP4 = tcpSYN("198.51.100.3:40003", "203.0.113.10:80")
-		c3Ack4 = tcpACK("198.51.100.3:40003", "203.0.113.10:80")
-		c9TCP4 = tcpSYN("198.51.100.9:40009", "203.0.113.10:80")
+		c1TCP4  = tcpSYN("198.51.100.1:40001", "203.0.113.10:80")
+		c1Ack4  = tcpACK("198.51.100.1:40001", "203.0.113.10:80")
+		c2Ack4  = tcpACK("198.51.100.2:40002", "203.0.113.10:80")
+		c1TCP6  = tcpSYN("[2001:db8:c::1]:40001", "[2001:db8::10]:80")
+		c1Ack6  = tcpACK("[2001:db8:c::1]:40001", "[2001:db8::10]:80")
+		c1UDP4  = udp("198.51.100.1:5353", "203.0.113.10:53")
+		c1UDP6  = udp("[2001:db8:c::1]:5353", "[2001:db8::10]:53")
+		c3TCP4  = tcpSYN("198.51.100.3:40003", "203.0.113.10:80")
+		c3Ack4  = tcpACK("198.51.100.3:40003", "203.0.113.10:80")
+		c9TCP4  = tcpSYN("198.51.100.9:40009", "203.0.113.10:80")
+		c10TCP4 = tcpSYN("198.51.100.10:40010", "203.0.113.10:80")
+		c10Ack4 = tcpACK("198.51.100.10:40010", "203.0.113.10:80")
+		c11UDP4 = udp("198.51.100.11:5300", "203.0.113.10:53")
 	)
+	var c10Before netip.Addr
 	var c1Before, c3Before, udp4Before, udp6Before netip.Addr
 	var reused BackendID
 
@@ -213,12 +218,22 @@ func TestFixtures(t *testing.T) {
 		{name: "non-vip address passes", p: tcpSYN("198.51.100.1:40001", "203.0.113.99:80"), verdict: xdpPass, reasons: reason(CounterNotVIP)},
 		{name: "vip address on another port passes", p: tcpSYN("198.51.100.1:40001", "203.0.113.10:81"), verdict: xdpPass, reasons: reason(CounterNotVIP)},
 		{name: "ipv6 non-vip passes", p: udp("[2001:db8:c::1]:5353", "[2001:db8::99]:53"), verdict: xdpPass, reasons: reason(CounterNotVIP)},
-		{name: "ipv4 fragment passes", p: c1Ack4, verdict: xdpPass, reasons: reason(CounterFragment),
+		{name: "ipv4 first fragment to a vip is dropped", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterFragment),
 			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { b[14+6] |= 0x20 }) }},
-		{name: "icmp passes", p: c1Ack4, verdict: xdpPass, reasons: reason(CounterNotVIP),
+		{name: "ipv4 later fragment to a vip is dropped", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterFragment),
+			raw: func(b []byte) []byte { return ipv4Fragment(b[:14+20+8], 0x0003) }},
+		{name: "ipv4 fragment to another address passes", p: tcpACK("198.51.100.1:40001", "203.0.113.99:80"), verdict: xdpPass, reasons: reason(CounterNotVIP),
+			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { b[14+6] |= 0x20 }) }},
+		{name: "ipv6 fragment to a vip is dropped", p: c1Ack6, verdict: xdpDrop, reasons: reason(CounterFragment),
+			raw: ipv6Fragment},
+		{name: "ipv6 fragment to another address passes", p: tcpACK("[2001:db8:c::1]:40001", "[2001:db8::99]:80"), verdict: xdpPass, reasons: reason(CounterNotVIP),
+			raw: ipv6Fragment},
+		{name: "icmp passes", p: c1Ack4, verdict: xdpPass, reasons: reason(CounterOtherL4),
 			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { b[14+9] = 1 }) }},
-		{name: "ipv6 extension header passes", p: c1Ack6, verdict: xdpPass, reasons: reason(CounterNotVIP),
+		{name: "ipv6 extension header passes", p: c1Ack6, verdict: xdpPass, reasons: reason(CounterOtherL4),
 			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { b[14+6] = 0 }) }},
+		{name: "802.1Q tag cut short passes", p: c1Ack4, verdict: xdpPass, reasons: reason(CounterShortFrame),
+			raw: func(b []byte) []byte { return vlanTag(b, 100)[:16] }},
 		{name: "truncated: ethernet only", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterMalformed),
 			raw: func(b []byte) []byte { return b[:14] }},
 		{name: "truncated: ipv4 header", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterMalformed),
@@ -297,7 +312,8 @@ func TestFixtures(t *testing.T) {
 				require.NotEqual(t, netip.MustParseAddr("192.168.1.99"), a)
 				return a
 			}},
-		{name: "arp passes", verdict: xdpPass, reasons: reason(CounterNotVIP), raw: func([]byte) []byte { return arp(t) }},
+		{name: "arp passes", verdict: xdpPass, reasons: reason(CounterNotIP), raw: func([]byte) []byte { return arp(t) }},
+		{name: "802.1Q-tagged arp passes", verdict: xdpPass, reasons: reason(CounterNotIP), raw: func([]byte) []byte { return vlanTag(arp(t), 100) }},
 		{name: "ipv4 with options is forwarded unchanged", p: c9TCP4, verdict: xdpTx, vip: vipTCP4, reasons: reason(CounterConnMissSYN),
 			raw: func(b []byte) []byte {
 				// Four option bytes (NOP NOP NOP EOL) after the header: the
@@ -308,8 +324,28 @@ func TestFixtures(t *testing.T) {
 				return out
 			},
 			to: func() netip.Addr { return pick(vipTCP4, c9TCP4) }},
-		{name: "802.1Q frame passes", p: c1Ack4, verdict: xdpPass, reasons: reason(CounterNotVIP),
-			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { b[12], b[13] = 0x81, 0x00 }) }},
+		{name: "802.1Q-tagged tcp4 syn to a vip is forwarded, tag kept", p: c10TCP4, verdict: xdpTx, vip: vipTCP4, reasons: reason(CounterConnMissSYN),
+			raw: func(b []byte) []byte { return vlanTag(b, 0x2064) }, tci: 0x2064,
+			to: func() netip.Addr { c10Before = pick(vipTCP4, c10TCP4); return c10Before }},
+		{name: "802.1Q-tagged tcp4 of the same flow hits conntrack, tag kept", p: c10Ack4, verdict: xdpTx, vip: vipTCP4, reasons: reason(CounterConnHit),
+			raw: func(b []byte) []byte { return vlanTag(b, 0x2064) }, tci: 0x2064,
+			to: func() netip.Addr { return c10Before }},
+		{name: "802.1Q-tagged tcp6 syn to a vip is forwarded, tag kept", p: c1TCP6, verdict: xdpTx, vip: vipTCP6, reasons: reason(CounterConnMissSYN),
+			raw: func(b []byte) []byte { return vlanTag(b, 0x0fff) }, tci: 0x0fff,
+			to: func() netip.Addr { return pick(vipTCP6, c1TCP6) }},
+		{name: "802.1Q-tagged udp4 to a vip is forwarded, tag kept", p: c11UDP4, verdict: xdpTx, vip: vipUDP4, reasons: reason(CounterConnMissNonSYN),
+			raw: func(b []byte) []byte { return vlanTag(b, 7) }, tci: 7,
+			to: func() netip.Addr { return pick(vipUDP4, c11UDP4) }},
+		{name: "802.1Q-tagged non-vip passes untouched", p: tcpSYN("198.51.100.1:40001", "203.0.113.99:80"), verdict: xdpPass, reasons: reason(CounterNotVIP),
+			raw: func(b []byte) []byte { return vlanTag(b, 100) }},
+		{name: "802.1Q-tagged malformed ipv4 is dropped", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte { return mutate(vlanTag(b, 100), func(b []byte) { b[18] = 0x44 }) }},
+		{name: "QinQ (two 802.1Q tags) passes", p: c1Ack4, verdict: xdpPass, reasons: reason(CounterVLANStacked),
+			raw: func(b []byte) []byte { return vlanTag(vlanTag(b, 100), 200) }},
+		{name: "802.1ad service tag passes", p: c1Ack4, verdict: xdpPass, reasons: reason(CounterVLANStacked),
+			raw: func(b []byte) []byte {
+				return mutate(vlanTag(vlanTag(b, 100), 200), func(b []byte) { b[12], b[13] = 0x88, 0xa8 })
+			}},
 	}
 
 	tally := map[Counter]Count{}
@@ -331,7 +367,11 @@ func TestFixtures(t *testing.T) {
 			var to netip.Addr
 			if st.verdict == xdpTx {
 				to = st.to()
-				want = encapped(t, st.p, in, to)
+				if st.tci != 0 {
+					want = vlanTag(encapped(t, st.p, vlanUntag(in), to), st.tci)
+				} else {
+					want = encapped(t, st.p, in, to)
+				}
 			}
 			verdict, out := runProg(t, prog, in)
 			require.Equal(t, verdictName(st.verdict), verdictName(verdict))

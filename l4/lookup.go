@@ -66,10 +66,11 @@ func (d *Dataplane) Lookup(ctx context.Context, f Flow) (BackendID, netip.Addr, 
 
 // XDP verdicts (linux/bpf.h, through bpf/include/abi.h).
 const (
-	xdpAborted = uint32(abiXlbXdpActionXLB_ABI_XDP_ABORTED)
-	xdpDrop    = uint32(abiXlbXdpActionXLB_ABI_XDP_DROP)
-	xdpPass    = uint32(abiXlbXdpActionXLB_ABI_XDP_PASS)
-	xdpTx      = uint32(abiXlbXdpActionXLB_ABI_XDP_TX)
+	xdpAborted  = uint32(abiXlbXdpActionXLB_ABI_XDP_ABORTED)
+	xdpDrop     = uint32(abiXlbXdpActionXLB_ABI_XDP_DROP)
+	xdpPass     = uint32(abiXlbXdpActionXLB_ABI_XDP_PASS)
+	xdpTx       = uint32(abiXlbXdpActionXLB_ABI_XDP_TX)
+	xdpRedirect = uint32(abiXlbXdpActionXLB_ABI_XDP_REDIRECT)
 )
 
 // synthesize builds a minimal Ethernet frame for f. Checksums are left zero:

@@ -1,6 +1,7 @@
 package l4
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -150,4 +151,71 @@ func nudName(s int) string {
 		return "failed"
 	}
 	return "none"
+}
+
+// FlushNextHops empties every CPU's cache of FIB answers (next_hop_map):
+// the next packet to each backend asks the FIB again. For a change of the
+// kernel's neighbour or route tables (a router's MAC, a failover), which
+// the data path would otherwise follow only after Config.NextHopTTL.
+func (d *Dataplane) FlushNextHops() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.flushNextHopsLocked()
+}
+
+func (d *Dataplane) flushNextHopsLocked() error {
+	empty := make([]xlbNextHopEntry, d.ncpu)
+	for id := uint32(0); id < d.cfg.MaxBackends; id++ {
+		if _, used := d.backends[BackendID(id)]; !used {
+			continue
+		}
+		if err := d.objs.NextHopMap.Put(id, empty); err != nil {
+			return fmt.Errorf("flush next hop of backend %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// WatchNextHops empties the next-hop cache (FlushNextHops) whenever the
+// kernel's neighbour or route tables of the calling thread's network
+// namespace change, until ctx is done: a router's new MAC or a failover is
+// followed at once rather than after Config.NextHopTTL. Events that arrive
+// together cause one flush. It returns an error only when it cannot
+// subscribe, or when a flush fails.
+func (d *Dataplane) WatchNextHops(ctx context.Context) error {
+	done := make(chan struct{})
+	defer close(done)
+	neigh := make(chan netlink.NeighUpdate, 64)
+	route := make(chan netlink.RouteUpdate, 64)
+	if err := netlink.NeighSubscribe(neigh, done); err != nil {
+		return fmt.Errorf("watch neighbour changes: %w", err)
+	}
+	if err := netlink.RouteSubscribe(route, done); err != nil {
+		return fmt.Errorf("watch route changes: %w", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-neigh:
+			if !ok {
+				return errors.New("watch neighbour changes: subscription closed")
+			}
+		case _, ok := <-route:
+			if !ok {
+				return errors.New("watch route changes: subscription closed")
+			}
+		}
+		for drained := false; !drained; {
+			select {
+			case <-neigh:
+			case <-route:
+			default:
+				drained = true
+			}
+		}
+		if err := d.FlushNextHops(); err != nil {
+			return err
+		}
+	}
 }

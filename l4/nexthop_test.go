@@ -1,9 +1,11 @@
 package l4
 
 import (
+	"context"
 	"encoding/hex"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -105,13 +107,29 @@ func TestFIBNextHop(t *testing.T) {
 
 	d := openTest(t, func(c *Config) {
 		c.NextHopMAC, c.SrcMAC = nil, nil
+		c.MaxVIPs = 32
+		// The cache holds answers until FlushNextHops, so that the rows
+		// do not depend on how fast they run.
+		c.NextHopTTL = time.Hour
 		c.OuterSrcV4, c.OuterSrcV6 = lb.Addr4, lb.Addr6
 	})
 	require.True(t, d.Config().FIBMode())
 	prog := d.Program()
 
-	// One VIP per backend, its whole table naming that backend.
 	vipOf := map[netip.Addr]netip.Addr{}
+	syn := func(backend netip.Addr, size int) pkt {
+		src := "198.51.100.1:40001"
+		if backend.Is6() {
+			src = "[2001:db8:c::1]:40001"
+		}
+		p := pkt{src: netip.MustParseAddrPort(src), dst: netip.AddrPortFrom(vipOf[backend], 80), proto: TCP, syn: true}
+		if size > 0 {
+			p.payload = make([]byte, size)
+		}
+		return p
+	}
+
+	// One VIP per backend, its whole table naming that backend.
 	for i, b := range []netip.Addr{onLink, noNeigh, viaGW, otherIface, unreach, noRoute, smallMTU, onLink6, l7.Addr4} {
 		id := upsertBackends(t, d, b.String())[0]
 		vip := netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)})
@@ -126,43 +144,82 @@ func TestFIBNextHop(t *testing.T) {
 		}
 		require.NoError(t, d.InstallTable(v, tbl))
 		vipOf[b] = vip
+		// The same address on port 8080 is an L2 DSR VIP.
+		l2 := VIP{vip, 8080, TCP}
+		require.NoError(t, d.UpsertVIP(l2, WithMode(ModeL2DSR)))
+		require.NoError(t, d.InstallTable(l2, tbl))
 	}
-	syn := func(backend netip.Addr, size int) pkt {
-		src := "198.51.100.1:40001"
-		if backend.Is6() {
-			src = "[2001:db8:c::1]:40001"
-		}
-		p := pkt{src: netip.MustParseAddrPort(src), dst: netip.AddrPortFrom(vipOf[backend], 80), proto: TCP, syn: true}
-		if size > 0 {
-			p.payload = make([]byte, size)
-		}
+	l2syn := func(backend netip.Addr) pkt {
+		p := syn(backend, 0)
+		p.dst = netip.AddrPortFrom(p.dst.Addr(), 8080)
 		return p
 	}
-
+	l2ack := func(backend netip.Addr) pkt {
+		p := l2syn(backend)
+		p.syn, p.ack, p.payload = false, true, []byte("GET / HTTP/1.1\r\n\r\n")
+		return p
+	}
 	tests := []struct {
 		name    string
 		before  func(t *testing.T)
 		p       pkt
 		verdict uint32
-		to      netip.Addr       // outer destination, for XDP_TX
-		dst     net.HardwareAddr // next hop's MAC, for XDP_TX
-		counter Counter          // the reason counter the packet bumps
+		to      netip.Addr              // outer destination, for XDP_TX
+		dst     net.HardwareAddr        // next hop's MAC, for XDP_TX
+		l2      bool                    // L2 DSR: the frame unchanged but its MACs
+		icmp    int                     // XDP_TX of an ICMP frag-needed giving this MTU
+		src     func() net.HardwareAddr // source MAC when not the ingress interface's
+		counter Counter                 // the reason counter the packet bumps
 	}{
 		{name: "on-link backend: its own neighbour entry", p: syn(onLink, 0), verdict: xdpTx, to: onLink, dst: onLinkMAC, counter: CounterConnMissSYN},
 		{name: "ipv6 on-link backend", p: syn(onLink6, 0), verdict: xdpTx, to: onLink6, dst: onLinkMAC, counter: CounterConnMissSYN},
 		{name: "backend behind a gateway: the gateway's MAC", p: syn(viaGW, 0), verdict: xdpTx, to: viaGW, dst: gwMAC, counter: CounterConnMissSYN},
+		{name: "l2dsr: syn to an on-link host, only the macs change", p: l2syn(onLink), verdict: xdpTx, l2: true, dst: onLinkMAC, counter: CounterConnMissSYN},
+		{name: "l2dsr: the established flow hits the table and stays l2dsr", p: l2ack(onLink), verdict: xdpTx, l2: true, dst: onLinkMAC, counter: CounterConnHit},
+		{name: "l2dsr: ipv6", p: l2syn(onLink6), verdict: xdpTx, l2: true, dst: onLinkMAC, counter: CounterConnMissSYN},
+		{name: "l2dsr: a host behind a router cannot take the frame: passed", p: l2syn(viaGW), verdict: xdpPass, counter: CounterL2DSRNotOnLink},
 		{name: "no neighbour entry yet: passed to the kernel", p: syn(noNeigh, 0), verdict: xdpPass, counter: CounterFIBNoNeigh},
 		{name: "no route: passed", p: syn(noRoute, 0), verdict: xdpPass, counter: CounterFIBNoRoute},
 		{name: "unreachable route: passed", p: syn(unreach, 0), verdict: xdpPass, counter: CounterFIBNoRoute},
 		{name: "route out of another interface: passed", p: syn(otherIface, 0), verdict: xdpPass, counter: CounterFIBOtherIface},
+		{name: "route out of another interface the balancer is attached to: redirected there",
+			before: func(t *testing.T) {
+				require.NoError(t, lb.Do(func() error { return d.Attach(arm, AttachGeneric) }))
+				t.Cleanup(func() { assert.NoError(t, lb.Do(func() error { return d.Detach(arm) })) })
+			},
+			p: syn(otherIface, 0), verdict: xdpRedirect, to: otherIface, dst: otherMAC, counter: CounterConnMissSYN,
+			src: func() net.HardwareAddr {
+				var mac net.HardwareAddr
+				require.NoError(t, lb.Do(func() error {
+					ifc, err := net.InterfaceByName(arm)
+					if err == nil {
+						mac = ifc.HardwareAddr
+					}
+					return err
+				}))
+				return mac
+			}},
+		{name: "and passed again once detached from it", p: syn(otherIface, 0), verdict: xdpPass, counter: CounterFIBOtherIface},
 		{name: "frame within the route mtu", p: syn(smallMTU, 1200-20-20-20), verdict: xdpTx, to: smallMTU, dst: onLinkMAC, counter: CounterConnMissSYN},
 		{name: "frame above the route mtu once wrapped: dropped as too big", p: syn(smallMTU, 1200-20-20-20+1), verdict: xdpDrop, counter: CounterTooBig},
-		{name: "the neighbour's MAC changes: the next frame follows it",
-			before: func(t *testing.T) { require.NoError(t, lb.AddNeigh(onLink, movedMAC)) },
+		{name: "the same with df: answered with frag-needed giving the route mtu minus the outer header",
+			p: func() pkt { p := syn(smallMTU, 1200-20-20-20+1); p.df = true; return p }(), verdict: xdpTx, icmp: 1200 - 20, counter: CounterICMPTooBig},
+		{name: "the neighbour's MAC changes: this CPU's cached answer holds until it expires or is flushed",
+			before: func(t *testing.T) {
+				// A packet caches the current answer (a Detach above
+				// flushed the cache), then the neighbour changes.
+				prime := syn(onLink, 0).build(t)
+				require.NoError(t, lb.Do(func() error { runProgFrom(t, prog, lb.Ifindex, prime); return nil }))
+				require.NoError(t, lb.AddNeigh(onLink, movedMAC))
+			},
+			p: syn(onLink, 0), verdict: xdpTx, to: onLink, dst: onLinkMAC, counter: CounterConnMissSYN},
+		{name: "after FlushNextHops the next frame follows the new MAC",
+			before: func(t *testing.T) { require.NoError(t, d.FlushNextHops()) },
 			p:      syn(onLink, 0), verdict: xdpTx, to: onLink, dst: movedMAC, counter: CounterConnMissSYN},
 		{name: "forwarding off on the ingress interface: passed",
 			before: func(t *testing.T) {
 				require.NoError(t, lb.SetSysctl("net.ipv4.conf."+lb.Ifname+".forwarding", "0"))
+				require.NoError(t, d.FlushNextHops())
 				t.Cleanup(func() { assert.NoError(t, lb.SetSysctl("net.ipv4.conf."+lb.Ifname+".forwarding", "1")) })
 			},
 			p: syn(onLink, 0), verdict: xdpPass, counter: CounterFIBFwdDisabled},
@@ -200,12 +257,23 @@ func TestFIBNextHop(t *testing.T) {
 			}
 			in := tt.p.build(t)
 			want := in
-			if tt.verdict == xdpTx {
+			switch {
+			case tt.icmp != 0:
+				want = icmpTooBig(t, tt.p, in, tt.icmp)
+			case tt.verdict == xdpTx && tt.l2:
+				want = append([]byte(nil), in...)
+				copy(want[0:6], tt.dst)
+				copy(want[6:12], lb.MAC)
+			case tt.verdict == xdpTx || tt.verdict == xdpRedirect:
 				src := lb.Addr4
 				if tt.to.Is6() {
 					src = lb.Addr6
 				}
-				want = encappedVia(t, tt.p, in, tt.to, src, lb.MAC, tt.dst)
+				mac := lb.MAC
+				if tt.src != nil {
+					mac = tt.src()
+				}
+				want = encappedVia(t, tt.p, in, tt.to, src, mac, tt.dst)
 			}
 			before, err := d.Stats()
 			require.NoError(t, err)
@@ -220,13 +288,97 @@ func TestFIBNextHop(t *testing.T) {
 			after, err := d.Stats()
 			require.NoError(t, err)
 			assert.Equal(t, uint64(1), after.Counters[tt.counter].Packets-before.Counters[tt.counter].Packets, "counter %s", tt.counter)
-			for _, c := range []Counter{CounterFIBNoNeigh, CounterFIBNoRoute, CounterFIBFwdDisabled, CounterFIBOtherIface, CounterFIBOther, CounterTooBig} {
+			for _, c := range []Counter{CounterFIBNoNeigh, CounterFIBNoRoute, CounterFIBFwdDisabled, CounterFIBOtherIface, CounterFIBOther, CounterL2DSRNotOnLink} {
 				if c != tt.counter {
 					assert.Equal(t, before.Counters[c], after.Counters[c], "counter %s", c)
 				}
 			}
 		})
 	}
+
+	t.Run("WatchNextHops flushes the cache when a neighbour changes", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		watching := make(chan error, 1)
+		go func() { watching <- lb.Do(func() error { return d.WatchNextHops(ctx) }) }()
+		t.Cleanup(func() { cancel(); assert.NoError(t, <-watching) })
+		p := syn(onLink, 0)
+		in := p.build(t)
+		send := func() []byte {
+			var out []byte
+			require.NoError(t, lb.Do(func() error { _, out = runProgFrom(t, prog, lb.Ifindex, in); return nil }))
+			return out
+		}
+		want := func(mac net.HardwareAddr) []byte { return encappedVia(t, p, in, onLink, lb.Addr4, lb.MAC, mac) }
+		// The cache (NextHopTTL one hour) holds movedMAC, as the rows
+		// left it; the watcher subscribes concurrently, so the change is
+		// repeated until one is seen.
+		require.Equal(t, want(movedMAC), send())
+		mac := onLinkMAC
+		require.Eventually(t, func() bool {
+			require.NoError(t, lb.AddNeigh(onLink, mac))
+			return slices.Equal(send(), want(mac))
+		}, 5*time.Second, 20*time.Millisecond, "a neighbour change empties the cache")
+		require.NoError(t, lb.AddNeigh(onLink, movedMAC))
+		require.Eventually(t, func() bool { return slices.Equal(send(), want(movedMAC)) }, 5*time.Second, 10*time.Millisecond)
+	})
+
+	t.Run("without a cache every frame asks the FIB", func(t *testing.T) {
+		dn := openTest(t, func(c *Config) {
+			c.NextHopMAC, c.SrcMAC = nil, nil
+			c.OuterSrcV4, c.OuterSrcV6 = lb.Addr4, lb.Addr6
+			c.NextHopTTL = -1
+		})
+		id := upsertBackends(t, dn, onLink.String())[0]
+		v := VIP{vipOf[onLink], 80, TCP}
+		require.NoError(t, dn.UpsertVIP(v))
+		tbl := make([]BackendID, testM)
+		for j := range tbl {
+			tbl[j] = id
+		}
+		require.NoError(t, dn.InstallTable(v, tbl))
+		for _, mac := range []net.HardwareAddr{movedMAC, onLinkMAC, movedMAC} {
+			require.NoError(t, lb.AddNeigh(onLink, mac))
+			p := syn(onLink, 0)
+			in := p.build(t)
+			want := encappedVia(t, p, in, onLink, lb.Addr4, lb.MAC, mac)
+			var out []byte
+			require.NoError(t, lb.Do(func() error { _, out = runProgFrom(t, dn.Program(), lb.Ifindex, in); return nil }))
+			require.Equal(t, want, out, "output differs; got:\n%s\nwant:\n%s", hex.Dump(out), hex.Dump(want))
+		}
+	})
+
+	t.Run("l2dsr with a next-hop override still takes the host's mac from the neighbour table", func(t *testing.T) {
+		ds := openTest(t, func(c *Config) { c.OuterSrcV4, c.OuterSrcV6 = lb.Addr4, lb.Addr6 })
+		require.False(t, ds.Config().FIBMode())
+		id := upsertBackends(t, ds, onLink.String())[0]
+		v := VIP{vipOf[onLink], 8080, TCP}
+		require.NoError(t, ds.UpsertVIP(v, WithMode(ModeL2DSR)))
+		tbl := make([]BackendID, testM)
+		for j := range tbl {
+			tbl[j] = id
+		}
+		require.NoError(t, ds.InstallTable(v, tbl))
+		in := l2syn(onLink).build(t)
+		want := append([]byte(nil), in...)
+		copy(want[0:6], movedMAC) // the neighbour entry as the rows above left it
+		copy(want[6:12], lb.MAC)
+		var verdict uint32
+		var out []byte
+		require.NoError(t, lb.Do(func() error {
+			verdict, out = runProgFrom(t, ds.Program(), lb.Ifindex, in)
+			return nil
+		}))
+		require.Equal(t, verdictName(xdpTx), verdictName(verdict))
+		require.Equal(t, want, out, "output differs; got:\n%s\nwant:\n%s", hex.Dump(out), hex.Dump(want))
+		mode, ok := ds.VIPMode(v)
+		require.True(t, ok)
+		assert.Equal(t, ModeL2DSR, mode)
+		// Lookup (xlb flow) answers for l2dsr VIPs too, from any namespace.
+		gotID, gotAddr, err := ds.Lookup(t.Context(), Flow{Src: netip.MustParseAddrPort("198.51.100.1:40001"), Dst: netip.AddrPortFrom(v.Addr, 8080), Proto: TCP})
+		require.NoError(t, err)
+		assert.Equal(t, id, gotID)
+		assert.Equal(t, onLink, gotAddr)
+	})
 }
 
 // TestFIBNextHop's namespace, read back the way `xlb status` shows it.

@@ -159,3 +159,38 @@ func mutate(b []byte, f func(b []byte)) []byte {
 	f(c)
 	return c
 }
+
+// vlanTag returns b with an 802.1Q tag (tci) after the MAC addresses.
+func vlanTag(b []byte, tci uint16) []byte {
+	out := append([]byte(nil), b[:12]...)
+	out = append(out, 0x81, 0x00, byte(tci>>8), byte(tci))
+	return append(out, b[12:]...)
+}
+
+// vlanUntag returns b without its first 802.1Q tag.
+func vlanUntag(b []byte) []byte {
+	return append(append([]byte(nil), b[:12]...), b[16:]...)
+}
+
+// ipv4Fragment makes an IPv4 frame a fragment: the given fragment offset
+// (in 8-byte units) and more-fragments bit, total length and checksum
+// fixed up for the bytes it keeps.
+func ipv4Fragment(b []byte, off uint16) []byte {
+	c := append([]byte(nil), b...)
+	binary.BigEndian.PutUint16(c[14+2:], uint16(len(c)-14))
+	binary.BigEndian.PutUint16(c[14+6:], 0x2000|off)
+	c[14+10], c[14+11] = 0, 0
+	binary.BigEndian.PutUint16(c[14+10:], ipv4HeaderSum(c[14:34]))
+	return c
+}
+
+// ipv6Fragment puts an IPv6 fragment header (first fragment, more to
+// come) between the IPv6 header and its payload.
+func ipv6Fragment(b []byte) []byte {
+	out := append([]byte(nil), b[:14+40]...)
+	next := out[14+6]
+	out[14+6] = 44
+	binary.BigEndian.PutUint16(out[14+4:], binary.BigEndian.Uint16(out[14+4:])+8)
+	out = append(out, next, 0, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef)
+	return append(out, b[14+40:]...)
+}

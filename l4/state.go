@@ -38,11 +38,17 @@ func (d *Dataplane) readState() error {
 	it := d.objs.VipMap.Iterate()
 	for it.Next(&k, &info) {
 		v := VIP{Addr: wordsAddr(k.Addr, k.Family), Port: htons(k.Port), Proto: Proto(k.Proto)}
-		d.vips[v] = vipState{id: info.Id, gen: info.Gen}
+		d.vips[v] = vipState{id: info.Id, gen: info.Gen, mode: Mode(info.Flags)}
 		d.vipByID[info.Id] = v
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("read vip map: %w", err)
+	}
+	// Maps pinned before vip_addr_map existed adopt it empty: fill it.
+	for v := range d.vips {
+		if err := d.writeVIPAddr(v.Addr); err != nil {
+			return err
+		}
 	}
 
 	var (

@@ -36,7 +36,17 @@ const (
 	CounterFIBFwdDisabled = Counter(xlbXlbCounterXLB_CNT_FIB_FWD_DISABLED)
 	CounterFIBOtherIface  = Counter(xlbXlbCounterXLB_CNT_FIB_OTHER_IFACE)
 	CounterFIBOther       = Counter(xlbXlbCounterXLB_CNT_FIB_OTHER)
-	numCounters           = int(xlbXlbCounterXLB_CNT_MAX)
+	// An L2 DSR VIP's backend is not on the segment: passed.
+	CounterL2DSRNotOnLink = Counter(xlbXlbCounterXLB_CNT_L2DSR_NOT_ON_LINK)
+	// Passed, and not the balancer's, by cause (CounterNotVIP keeps the
+	// TCP/UDP packets that no VIP matches).
+	CounterShortFrame  = Counter(xlbXlbCounterXLB_CNT_SHORT_FRAME)
+	CounterNotIP       = Counter(xlbXlbCounterXLB_CNT_NOT_IP)
+	CounterVLANStacked = Counter(xlbXlbCounterXLB_CNT_VLAN_STACKED)
+	CounterOtherL4     = Counter(xlbXlbCounterXLB_CNT_OTHER_L4)
+	// A too_big packet answered with ICMP frag-needed / packet-too-big.
+	CounterICMPTooBig = Counter(xlbXlbCounterXLB_CNT_ICMP_TOO_BIG)
+	numCounters       = int(xlbXlbCounterXLB_CNT_MAX)
 )
 
 // CounterKind says what a counter slot counts; metrics export each kind
@@ -95,6 +105,12 @@ var counterInfos = [...]counterInfo{
 	CounterFIBFwdDisabled:  {"fib_fwd_disabled", "fib_fwd_disabled", KindReason},
 	CounterFIBOtherIface:   {"fib_other_iface", "fib_other_iface", KindReason},
 	CounterFIBOther:        {"fib_other", "fib_other", KindReason},
+	CounterL2DSRNotOnLink:  {"l2dsr_not_on_link", "l2dsr_not_on_link", KindReason},
+	CounterShortFrame:      {"short_frame", "short_frame", KindReason},
+	CounterNotIP:           {"not_ip", "not_ip", KindReason},
+	CounterVLANStacked:     {"vlan_stacked", "vlan_stacked", KindReason},
+	CounterOtherL4:         {"other_l4", "other_l4", KindReason},
+	CounterICMPTooBig:      {"icmp_too_big", "icmp_too_big", KindReason},
 }
 
 // The verdict slots must be XLB_CNT_XDP_ABORTED + the XDP action, the way

@@ -9,9 +9,38 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// VIPOption tunes a VIP. There are none yet; the variadic parameter keeps
-// UpsertVIP stable when per-VIP flags arrive.
+// VIPOption tunes a VIP.
 type VIPOption func(*xlbVipInfo)
+
+// Mode is how a VIP forwards to its L7 hosts.
+type Mode uint32
+
+// Forwarding modes (XLB_VIP_* flags in bpf/include/consts.h).
+const (
+	// ModeIPIP wraps the packet in IP-in-IP towards the L7 host (routed,
+	// the default).
+	ModeIPIP Mode = 0
+	// ModeL2DSR rewrites only the MACs: the packet goes as it is to an L7
+	// host on this segment that has the VIP on its loopback. The host's
+	// MAC comes from the neighbour table (through the FIB) even when a
+	// NextHopMAC is configured.
+	ModeL2DSR = Mode(abiXlbVipFlagXLB_ABI_VIP_L2DSR)
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeIPIP:
+		return "ipip"
+	case ModeL2DSR:
+		return "l2dsr"
+	}
+	return fmt.Sprintf("mode%d", uint32(m))
+}
+
+// WithMode sets how the VIP forwards (default ModeIPIP).
+func WithMode(m Mode) VIPOption {
+	return func(i *xlbVipInfo) { i.Flags = uint32(m) }
+}
 
 // UpsertVIP makes v known to the balancer. A new VIP has no table: its
 // packets are dropped (no_backend) until InstallTable. Upserting an existing
@@ -28,10 +57,27 @@ func (d *Dataplane) UpsertVIP(v VIP, opts ...VIPOption) error {
 		for _, o := range opts {
 			o(&info)
 		}
+		if info.Flags&^uint32(ModeL2DSR) != 0 {
+			return fmt.Errorf("update vip %s: flags %#x: %w", v, info.Flags, ErrInvalid)
+		}
+		// Established flows read the flags from vip_gen_map, new ones
+		// from vip_map: both change, the hit path's first.
+		if err := d.objs.VipGenMap.Put(st.id, xlbVipLive{Gen: st.gen, Flags: info.Flags}); err != nil {
+			return fmt.Errorf("update vip %s: %w", v, err)
+		}
 		if err := d.objs.VipMap.Put(vipKey(v), &info); err != nil {
 			return fmt.Errorf("update vip %s: %w", v, err)
 		}
+		st.mode = Mode(info.Flags)
+		d.vips[v] = st
 		return nil
+	}
+	info := xlbVipInfo{}
+	for _, o := range opts {
+		o(&info)
+	}
+	if info.Flags&^uint32(ModeL2DSR) != 0 {
+		return fmt.Errorf("add vip %s: flags %#x: %w", v, info.Flags, ErrInvalid)
 	}
 	id, ok := d.freeVIPID()
 	if !ok {
@@ -59,21 +105,21 @@ func (d *Dataplane) UpsertVIP(v VIP, opts ...VIPOption) error {
 	}
 	// The generation first (connection entries are checked against it),
 	// then the filter bit, then the VIP itself: traffic sees it complete.
-	if err := d.objs.VipGenMap.Put(id, gen); err != nil {
+	if err := d.objs.VipGenMap.Put(id, xlbVipLive{Gen: gen, Flags: info.Flags}); err != nil {
 		return fmt.Errorf("add vip %s: %w", v, err)
 	}
 	if err := d.setFilterBit(v.Addr); err != nil {
 		return fmt.Errorf("add vip %s: %w", v, err)
 	}
-	info := xlbVipInfo{Id: id, Gen: gen}
-	for _, o := range opts {
-		o(&info)
-	}
+	info.Id, info.Gen = id, gen
 	if err := d.objs.VipMap.Update(vipKey(v), &info, ebpf.UpdateNoExist); err != nil {
 		return fmt.Errorf("add vip %s: %w", v, err)
 	}
-	d.vips[v] = vipState{id: id, gen: gen}
+	d.vips[v] = vipState{id: id, gen: gen, mode: Mode(info.Flags)}
 	d.vipByID[id] = v
+	if err := d.writeVIPAddr(v.Addr); err != nil {
+		return fmt.Errorf("add vip %s: %w", v, err)
+	}
 	d.log.Info("vip added", "vip", v.String())
 	return nil
 }
@@ -94,13 +140,16 @@ func (d *Dataplane) DeleteVIP(v VIP) error {
 	// Its tables stay in ring_map for the id's next owner; none is live.
 	// The version stays: the next owner's tables get newer ones.
 	d.live.store(st.id, slot(0, slotVersion(d.live.load(st.id))))
-	if err := d.objs.VipGenMap.Put(st.id, uint32(0)); err != nil {
+	if err := d.objs.VipGenMap.Put(st.id, xlbVipLive{}); err != nil {
 		return fmt.Errorf("delete vip %s: %w", v, err)
 	}
 	d.setTableRefs(st.id, nil)
 	delete(d.vips, v)
 	delete(d.vipByID, st.id)
 	if err := d.clearFilterBit(v.Addr); err != nil {
+		return fmt.Errorf("delete vip %s: %w", v, err)
+	}
+	if err := d.writeVIPAddr(v.Addr); err != nil {
 		return fmt.Errorf("delete vip %s: %w", v, err)
 	}
 	if v.Port == 0 && d.ctl.WildcardVips > 0 {
@@ -111,6 +160,14 @@ func (d *Dataplane) DeleteVIP(v VIP) error {
 	}
 	d.log.Info("vip deleted", "vip", v.String())
 	return nil
+}
+
+// VIPMode returns how v forwards, and false when v is unknown.
+func (d *Dataplane) VIPMode(v VIP) (Mode, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st, ok := d.vips[VIP{v.Addr.Unmap(), v.Port, v.Proto}]
+	return st.mode, ok
 }
 
 // VIPs lists the known VIPs.
@@ -140,6 +197,29 @@ func vipKey(v VIP) xlbVipKey {
 		Proto:  uint8(v.Proto),
 		Family: familyOf(v.Addr),
 	}
+}
+
+// writeVIPAddr makes vip_addr_map say how many VIPs have address a (the
+// entry is removed at 0): the data path drops fragments to these
+// addresses.
+func (d *Dataplane) writeVIPAddr(a netip.Addr) error {
+	n := uint32(0)
+	for v := range d.vips {
+		if v.Addr == a {
+			n++
+		}
+	}
+	k := vipKey(VIP{Addr: a})
+	if n == 0 {
+		if err := d.objs.VipAddrMap.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("write vip address %s: %w", a, err)
+		}
+		return nil
+	}
+	if err := d.objs.VipAddrMap.Put(k, n); err != nil {
+		return fmt.Errorf("write vip address %s: %w", a, err)
+	}
+	return nil
 }
 
 // filterBit mirrors filter_hash in bpf/include/hash.h: the bit of

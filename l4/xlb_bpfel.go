@@ -50,6 +50,20 @@ type xlbConnSet struct {
 	}
 }
 
+type xlbNextHopEntry struct {
+	_       structs.HostLayout
+	Dst     [6]uint8
+	Src     [6]uint8
+	Mtu     uint16
+	OnLink  uint8
+	Pad     uint8
+	Ifindex uint32
+	Oif     uint32
+	Pad2    uint32
+	Gen     uint32
+	Expires uint64
+}
+
 type xlbVipInfo struct {
 	_     structs.HostLayout
 	Id    uint32
@@ -65,6 +79,12 @@ type xlbVipKey struct {
 	Family uint8
 }
 
+type xlbVipLive struct {
+	_     structs.HostLayout
+	Gen   uint32
+	Flags uint32
+}
+
 type xlbVipStat struct {
 	_        structs.HostLayout
 	Packets  uint64
@@ -75,28 +95,34 @@ type xlbVipStat struct {
 type xlbXlbCounter uint32
 
 const (
-	xlbXlbCounterXLB_CNT_NOT_VIP          xlbXlbCounter = 0
-	xlbXlbCounterXLB_CNT_NO_BACKEND       xlbXlbCounter = 1
-	xlbXlbCounterXLB_CNT_MALFORMED        xlbXlbCounter = 2
-	xlbXlbCounterXLB_CNT_CT_HIT           xlbXlbCounter = 3
-	xlbXlbCounterXLB_CNT_CT_MISS_SYN      xlbXlbCounter = 4
-	xlbXlbCounterXLB_CNT_CT_MISS_NON_SYN  xlbXlbCounter = 5
-	xlbXlbCounterXLB_CNT_CT_EXPIRED       xlbXlbCounter = 6
-	xlbXlbCounterXLB_CNT_CT_HIT_OTHER_CPU xlbXlbCounter = 7
-	xlbXlbCounterXLB_CNT_ENCAP_FAIL       xlbXlbCounter = 8
-	xlbXlbCounterXLB_CNT_TOO_BIG          xlbXlbCounter = 9
-	xlbXlbCounterXLB_CNT_FRAGMENT         xlbXlbCounter = 10
-	xlbXlbCounterXLB_CNT_XDP_ABORTED      xlbXlbCounter = 11
-	xlbXlbCounterXLB_CNT_XDP_DROP         xlbXlbCounter = 12
-	xlbXlbCounterXLB_CNT_XDP_PASS         xlbXlbCounter = 13
-	xlbXlbCounterXLB_CNT_XDP_TX           xlbXlbCounter = 14
-	xlbXlbCounterXLB_CNT_XDP_REDIRECT     xlbXlbCounter = 15
-	xlbXlbCounterXLB_CNT_FIB_NO_NEIGH     xlbXlbCounter = 16
-	xlbXlbCounterXLB_CNT_FIB_NO_ROUTE     xlbXlbCounter = 17
-	xlbXlbCounterXLB_CNT_FIB_FWD_DISABLED xlbXlbCounter = 18
-	xlbXlbCounterXLB_CNT_FIB_OTHER_IFACE  xlbXlbCounter = 19
-	xlbXlbCounterXLB_CNT_FIB_OTHER        xlbXlbCounter = 20
-	xlbXlbCounterXLB_CNT_MAX              xlbXlbCounter = 21
+	xlbXlbCounterXLB_CNT_NOT_VIP           xlbXlbCounter = 0
+	xlbXlbCounterXLB_CNT_NO_BACKEND        xlbXlbCounter = 1
+	xlbXlbCounterXLB_CNT_MALFORMED         xlbXlbCounter = 2
+	xlbXlbCounterXLB_CNT_CT_HIT            xlbXlbCounter = 3
+	xlbXlbCounterXLB_CNT_CT_MISS_SYN       xlbXlbCounter = 4
+	xlbXlbCounterXLB_CNT_CT_MISS_NON_SYN   xlbXlbCounter = 5
+	xlbXlbCounterXLB_CNT_CT_EXPIRED        xlbXlbCounter = 6
+	xlbXlbCounterXLB_CNT_CT_HIT_OTHER_CPU  xlbXlbCounter = 7
+	xlbXlbCounterXLB_CNT_ENCAP_FAIL        xlbXlbCounter = 8
+	xlbXlbCounterXLB_CNT_TOO_BIG           xlbXlbCounter = 9
+	xlbXlbCounterXLB_CNT_FRAGMENT          xlbXlbCounter = 10
+	xlbXlbCounterXLB_CNT_XDP_ABORTED       xlbXlbCounter = 11
+	xlbXlbCounterXLB_CNT_XDP_DROP          xlbXlbCounter = 12
+	xlbXlbCounterXLB_CNT_XDP_PASS          xlbXlbCounter = 13
+	xlbXlbCounterXLB_CNT_XDP_TX            xlbXlbCounter = 14
+	xlbXlbCounterXLB_CNT_XDP_REDIRECT      xlbXlbCounter = 15
+	xlbXlbCounterXLB_CNT_FIB_NO_NEIGH      xlbXlbCounter = 16
+	xlbXlbCounterXLB_CNT_FIB_NO_ROUTE      xlbXlbCounter = 17
+	xlbXlbCounterXLB_CNT_FIB_FWD_DISABLED  xlbXlbCounter = 18
+	xlbXlbCounterXLB_CNT_FIB_OTHER_IFACE   xlbXlbCounter = 19
+	xlbXlbCounterXLB_CNT_FIB_OTHER         xlbXlbCounter = 20
+	xlbXlbCounterXLB_CNT_L2DSR_NOT_ON_LINK xlbXlbCounter = 21
+	xlbXlbCounterXLB_CNT_SHORT_FRAME       xlbXlbCounter = 22
+	xlbXlbCounterXLB_CNT_NOT_IP            xlbXlbCounter = 23
+	xlbXlbCounterXLB_CNT_VLAN_STACKED      xlbXlbCounter = 24
+	xlbXlbCounterXLB_CNT_OTHER_L4          xlbXlbCounter = 25
+	xlbXlbCounterXLB_CNT_ICMP_TOO_BIG      xlbXlbCounter = 26
+	xlbXlbCounterXLB_CNT_MAX               xlbXlbCounter = 27
 )
 
 type xlbXlbCtl struct {
@@ -121,9 +147,12 @@ const (
 	xlbMapBackendStatsMap   = "backend_stats_map"
 	xlbMapConnMap           = "conn_map"
 	xlbMapCtlMap            = "ctl_map"
+	xlbMapNextHopMap        = "next_hop_map"
 	xlbMapRingLiveMap       = "ring_live_map"
 	xlbMapRingMap           = "ring_map"
 	xlbMapStatsMap          = "stats_map"
+	xlbMapTxPortMap         = "tx_port_map"
+	xlbMapVipAddrMap        = "vip_addr_map"
 	xlbMapVipFilterMap      = "vip_filter_map"
 	xlbMapVipGenMap         = "vip_gen_map"
 	xlbMapVipMap            = "vip_map"
@@ -133,6 +162,7 @@ const (
 	xlbVarDryRun            = "dry_run"
 	xlbVarFibMode           = "fib_mode"
 	xlbVarMtu               = "mtu"
+	xlbVarNextHopJiffies    = "next_hop_jiffies"
 	xlbVarNextHopMac        = "next_hop_mac"
 	xlbVarNrCpus            = "nr_cpus"
 	xlbVarOuterSrcV4        = "outer_src_v4"
@@ -196,9 +226,12 @@ type xlbMapSpecs struct {
 	BackendStatsMap *ebpf.MapSpec `ebpf:"backend_stats_map"`
 	ConnMap         *ebpf.MapSpec `ebpf:"conn_map"`
 	CtlMap          *ebpf.MapSpec `ebpf:"ctl_map"`
+	NextHopMap      *ebpf.MapSpec `ebpf:"next_hop_map"`
 	RingLiveMap     *ebpf.MapSpec `ebpf:"ring_live_map"`
 	RingMap         *ebpf.MapSpec `ebpf:"ring_map"`
 	StatsMap        *ebpf.MapSpec `ebpf:"stats_map"`
+	TxPortMap       *ebpf.MapSpec `ebpf:"tx_port_map"`
+	VipAddrMap      *ebpf.MapSpec `ebpf:"vip_addr_map"`
 	VipFilterMap    *ebpf.MapSpec `ebpf:"vip_filter_map"`
 	VipGenMap       *ebpf.MapSpec `ebpf:"vip_gen_map"`
 	VipMap          *ebpf.MapSpec `ebpf:"vip_map"`
@@ -213,6 +246,7 @@ type xlbVariableSpecs struct {
 	DryRun            *ebpf.VariableSpec `ebpf:"dry_run"`
 	FibMode           *ebpf.VariableSpec `ebpf:"fib_mode"`
 	Mtu               *ebpf.VariableSpec `ebpf:"mtu"`
+	NextHopJiffies    *ebpf.VariableSpec `ebpf:"next_hop_jiffies"`
 	NextHopMac        *ebpf.VariableSpec `ebpf:"next_hop_mac"`
 	NrCpus            *ebpf.VariableSpec `ebpf:"nr_cpus"`
 	OuterSrcV4        *ebpf.VariableSpec `ebpf:"outer_src_v4"`
@@ -247,9 +281,12 @@ type xlbMaps struct {
 	BackendStatsMap *ebpf.Map `ebpf:"backend_stats_map"`
 	ConnMap         *ebpf.Map `ebpf:"conn_map"`
 	CtlMap          *ebpf.Map `ebpf:"ctl_map"`
+	NextHopMap      *ebpf.Map `ebpf:"next_hop_map"`
 	RingLiveMap     *ebpf.Map `ebpf:"ring_live_map"`
 	RingMap         *ebpf.Map `ebpf:"ring_map"`
 	StatsMap        *ebpf.Map `ebpf:"stats_map"`
+	TxPortMap       *ebpf.Map `ebpf:"tx_port_map"`
+	VipAddrMap      *ebpf.Map `ebpf:"vip_addr_map"`
 	VipFilterMap    *ebpf.Map `ebpf:"vip_filter_map"`
 	VipGenMap       *ebpf.Map `ebpf:"vip_gen_map"`
 	VipMap          *ebpf.Map `ebpf:"vip_map"`
@@ -262,9 +299,12 @@ func (m *xlbMaps) Close() error {
 		m.BackendStatsMap,
 		m.ConnMap,
 		m.CtlMap,
+		m.NextHopMap,
 		m.RingLiveMap,
 		m.RingMap,
 		m.StatsMap,
+		m.TxPortMap,
+		m.VipAddrMap,
 		m.VipFilterMap,
 		m.VipGenMap,
 		m.VipMap,
@@ -280,6 +320,7 @@ type xlbVariables struct {
 	DryRun            *ebpf.Variable `ebpf:"dry_run"`
 	FibMode           *ebpf.Variable `ebpf:"fib_mode"`
 	Mtu               *ebpf.Variable `ebpf:"mtu"`
+	NextHopJiffies    *ebpf.Variable `ebpf:"next_hop_jiffies"`
 	NextHopMac        *ebpf.Variable `ebpf:"next_hop_mac"`
 	NrCpus            *ebpf.Variable `ebpf:"nr_cpus"`
 	OuterSrcV4        *ebpf.Variable `ebpf:"outer_src_v4"`

@@ -22,6 +22,11 @@ enum xlb_af {
 	XLB_ABI_AF_INET6 = XLB_AF_INET6,
 };
 
+/* Flags of struct vip_info and struct vip_live: a VIP's forwarding mode. */
+enum xlb_vip_flag {
+	XLB_ABI_VIP_L2DSR = XLB_VIP_L2DSR,
+};
+
 /* The XDP actions (linux/bpf.h), which the verdict counters are indexed by:
  * slot XLB_CNT_XDP_ABORTED + action (l4/stats.go asserts the layout when it
  * compiles). */

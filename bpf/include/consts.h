@@ -23,6 +23,7 @@
 #define XLB_CONN_SETS 16384 /* per CPU; a power of two */
 #define XLB_CONN_WAYS 4
 #define XLB_MAX_CPUS 128 /* bound of the other-CPU loops; nr_cpus is the real count */
+#define XLB_MAX_IFACES 64 /* interfaces in tx_port_map */
 /* Maglev tables per VIP: one live, the other standing by to be rewritten
  * (see ring_map in maps.h). Mirrored by l4.ringsPerVIP. */
 #define XLB_RINGS_PER_VIP 2
@@ -52,6 +53,10 @@
 #define XLB_AF_INET 4
 #define XLB_AF_INET6 6
 
+/* struct vip_info.flags and struct vip_live.flags: how the VIP forwards.
+ * No flag: IP-in-IP towards the L7 host. Go reads them through abi.h. */
+#define XLB_VIP_L2DSR (1U << 0) /* rewrite the MACs only: L7 hosts on this segment */
+
 /* IPv4 frag_off bits (host order). */
 #define XLB_IP_DF 0x4000
 #define XLB_IP_MF 0x2000
@@ -70,8 +75,8 @@ enum xlb_counter {
 	XLB_CNT_CT_EXPIRED,        /* UDP entry older than the idle timeout */
 	XLB_CNT_CT_HIT_OTHER_CPU,  /* this CPU missed, another CPU's entry was copied */
 	XLB_CNT_ENCAP_FAIL,        /* dropped: headroom or family mismatch */
-	XLB_CNT_TOO_BIG,           /* dropped: encapsulated frame above the MTU */
-	XLB_CNT_FRAGMENT,          /* passed: IPv4 fragment, no ports to match a VIP */
+	XLB_CNT_TOO_BIG,           /* encapsulated frame above the MTU: answered with ICMP (icmp_too_big) or dropped */
+	XLB_CNT_FRAGMENT,          /* dropped: TCP/UDP fragment to a VIP address (no ports to pick a host with) */
 	XLB_CNT_XDP_ABORTED,
 	XLB_CNT_XDP_DROP,
 	XLB_CNT_XDP_PASS,
@@ -84,6 +89,14 @@ enum xlb_counter {
 	XLB_CNT_FIB_FWD_DISABLED,  /* forwarding is off on the ingress interface */
 	XLB_CNT_FIB_OTHER_IFACE,   /* the route leaves by another interface */
 	XLB_CNT_FIB_OTHER,         /* any other FIB failure */
+	XLB_CNT_L2DSR_NOT_ON_LINK, /* passed: an L2 DSR backend is behind a router */
+	/* What not_vip counted before, by cause; not_vip keeps the VIP misses
+	 * (address filter or VIP lookup) of TCP/UDP packets. */
+	XLB_CNT_SHORT_FRAME,       /* passed: shorter than an Ethernet header or its VLAN tag */
+	XLB_CNT_NOT_IP,            /* passed: neither IPv4 nor IPv6 (ARP, LLDP, ...) */
+	XLB_CNT_VLAN_STACKED,      /* passed: more than one VLAN tag (QinQ, 802.1ad) */
+	XLB_CNT_OTHER_L4,          /* passed: IP but not TCP or UDP (ICMP, ESP, extension headers) */
+	XLB_CNT_ICMP_TOO_BIG,      /* a too_big packet answered with ICMP frag-needed / ICMPv6 packet-too-big */
 	XLB_CNT_MAX,
 };
 

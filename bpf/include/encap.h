@@ -6,15 +6,33 @@
 #define XLB_ENCAP_H
 
 #include "csum.h"
+#include "icmp.h"
 #include "nexthop.h"
 
-/* too_big is the hook for frames that would exceed the MTU once wrapped.
- * For now they are counted and dropped; PMTU discovery (ICMP "fragmentation
- * needed" / "packet too big" back to the client) belongs here. */
-XLB_INLINE int too_big(struct xdp_md *ctx, struct pkt *p)
+/* too_big handles a packet that would exceed limit (the MTU) once
+ * overhead bytes are added: it answers the client with ICMP "fragmentation
+ * needed" (IPv4 with DF) or ICMPv6 "packet too big", giving the size that
+ * fits, and counts it; an IPv4 packet without DF (which may not be refused
+ * that way), or one that cannot be answered (IPv4 options), is dropped. */
+XLB_INLINE int too_big(struct xdp_md *ctx, struct pkt *p, __u32 limit, __u32 overhead)
 {
+	__u32 fit = limit > overhead ? limit - overhead : 0;
+	int ret = XLB_CONTINUE;
+
 	stat_add(XLB_CNT_TOO_BIG, p->len);
-	return XDP_DROP;
+	if (p->family == XLB_AF_INET) {
+		/* 68: the smallest MTU an IPv4 link may have (RFC 791). */
+		if (p->df && fit >= 68)
+			ret = icmp4_too_big(ctx, p, p->vlan ? ETH_HLEN + sizeof(struct vlan_tag) : ETH_HLEN, fit);
+	} else {
+		/* IPv6 links carry at least 1280 bytes (RFC 8200). */
+		ret = icmp6_too_big(ctx, p, p->vlan ? ETH_HLEN + sizeof(struct vlan_tag) : ETH_HLEN,
+				    fit < 1280 ? 1280 : fit);
+	}
+	if (ret != XDP_TX)
+		return XDP_DROP;
+	stat_add(XLB_CNT_ICMP_TOO_BIG, p->len);
+	return XDP_TX;
 }
 
 XLB_INLINE int encap_fail(struct pkt *p)
@@ -46,7 +64,10 @@ XLB_INLINE void write_eth(struct ethhdr *eth, const struct next_hop *nh, __be16 
 	eth->h_proto = proto;
 }
 
-/* encap_ipv4 wraps an IPv4 packet in IPv4 (protocol 4). */
+/* encap_ipv4 wraps an IPv4 packet in IPv4 (protocol 4). A tagged frame
+ * keeps its 802.1Q tag: the next hop is on the VLAN it came from. The outer
+ * header goes where the tag's enclosed header was, the tag is rewritten from
+ * the copy in p (the bytes moved). */
 XLB_INLINE int encap_ipv4(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
 			  const struct next_hop *nh)
 {
@@ -71,10 +92,21 @@ XLB_INLINE int encap_ipv4(struct xdp_md *ctx, struct pkt *p, const struct backen
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	eth = data;
-	iph = data + ETH_HLEN;
-	if ((void *)(iph + 1) > data_end)
-		return encap_fail(p);
-	write_eth(eth, nh, bpf_htons(ETH_P_IP));
+	if (p->vlan) {
+		struct vlan_tag *tag = data + ETH_HLEN;
+
+		iph = (void *)(tag + 1);
+		if ((void *)(iph + 1) > data_end)
+			return encap_fail(p);
+		write_eth(eth, nh, bpf_htons(ETH_P_8021Q));
+		tag->tci = p->vlan_tci;
+		tag->proto = bpf_htons(ETH_P_IP);
+	} else {
+		iph = data + ETH_HLEN;
+		if ((void *)(iph + 1) > data_end)
+			return encap_fail(p);
+		write_eth(eth, nh, bpf_htons(ETH_P_IP));
+	}
 	__builtin_memcpy(iph, &o, sizeof(o));
 	return XLB_CONTINUE;
 }
@@ -93,10 +125,21 @@ XLB_INLINE int encap_ipv6(struct xdp_md *ctx, struct pkt *p, const struct backen
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	eth = data;
-	ip6h = data + ETH_HLEN;
-	if ((void *)(ip6h + 1) > data_end)
-		return encap_fail(p);
-	write_eth(eth, nh, bpf_htons(ETH_P_IPV6));
+	if (p->vlan) {
+		struct vlan_tag *tag = data + ETH_HLEN;
+
+		ip6h = (void *)(tag + 1);
+		if ((void *)(ip6h + 1) > data_end)
+			return encap_fail(p);
+		write_eth(eth, nh, bpf_htons(ETH_P_8021Q));
+		tag->tci = p->vlan_tci;
+		tag->proto = bpf_htons(ETH_P_IPV6);
+	} else {
+		ip6h = data + ETH_HLEN;
+		if ((void *)(ip6h + 1) > data_end)
+			return encap_fail(p);
+		write_eth(eth, nh, bpf_htons(ETH_P_IPV6));
+	}
 	ip6h->version = 6;
 	ip6h->priority = p->tos >> 4;
 	ip6h->flow_lbl[0] = ((p->tos & 0xf) << 4) | ((hash >> 16) & 0xf);
@@ -115,7 +158,7 @@ XLB_INLINE int encap_ipv6(struct xdp_md *ctx, struct pkt *p, const struct backen
 /* encap picks the outer family from the packet's own; a backend of the other
  * family cannot take this packet in this version (4in6/6in4 come with the
  * breadth work) and counts as an encapsulation failure. */
-XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b, __u32 hash)
+XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b, __u32 bid, __u32 hash)
 {
 	__u32 overhead = p->family == XLB_AF_INET ? XLB_IPV4_HDR_LEN : XLB_IPV6_HDR_LEN;
 	struct next_hop nh;
@@ -124,17 +167,47 @@ XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
 	if (b->family != p->family)
 		return encap_fail(p);
 	if (mtu && p->ip_len + overhead > mtu)
-		return too_big(ctx, p);
+		return too_big(ctx, p, mtu, overhead);
 	if (fib_mode) {
-		ret = fib_next_hop(ctx, p, b, p->ip_len + overhead, &nh);
+		ret = next_hop(ctx, p, b, bid, p->ip_len + overhead, 0, &nh);
 		if (ret == XLB_FIB_TOO_BIG)
-			return too_big(ctx, p);
+			return too_big(ctx, p, nh.mtu, overhead);
 		if (ret != XLB_CONTINUE)
 			return ret;
+		p->oif = nh.oif;
 	}
 	if (p->family == XLB_AF_INET)
 		return encap_ipv4(ctx, p, b, &nh);
 	return encap_ipv6(ctx, p, b, &nh, hash);
+}
+
+/* l2dsr forwards the packet as it is to an L7 host on this segment, which
+ * has the VIP on its loopback: only the Ethernet header changes, the
+ * destination to the host's MAC and the source to this host's own (a
+ * bridge must not learn the client's MAC on this port). The host's MAC
+ * comes from the neighbour table through the FIB, whatever next_hop_mac
+ * says: that one is the router's. Nothing grows, so no MTU check. */
+XLB_INLINE int l2dsr(struct xdp_md *ctx, struct pkt *p, const struct backend *b, __u32 bid)
+{
+	void *data, *data_end;
+	struct ethhdr *eth;
+	struct next_hop nh;
+	int ret;
+
+	ret = next_hop(ctx, p, b, bid, p->ip_len, 1, &nh);
+	if (ret == XLB_FIB_TOO_BIG)
+		return too_big(ctx, p, nh.mtu, 0);
+	if (ret != XLB_CONTINUE)
+		return ret;
+	p->oif = nh.oif;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return encap_fail(p);
+	__builtin_memcpy(eth->h_dest, nh.dst, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, nh.src, ETH_ALEN);
+	return XLB_CONTINUE;
 }
 
 #endif /* XLB_ENCAP_H */

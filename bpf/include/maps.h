@@ -25,6 +25,10 @@ volatile const __u8 next_hop_mac[ETH_ALEN] __attribute__((aligned(4))) = {}; /* 
 /* fib_mode: no next_hop_mac is configured; every frame's next hop comes
  * from bpf_fib_lookup (nexthop.h) and the two MAC knobs are unused. */
 volatile const __u8 fib_mode = 0;
+/* How long a FIB answer is kept per backend and CPU (next_hop_map); 0:
+ * ask for every packet. l4 also empties the cache when the kernel's
+ * neighbour or route tables change. */
+volatile const __u64 next_hop_jiffies = 25;
 /* dry_run: the same program, loaded a second time for Lookup, that neither
  * writes connection entries nor counts, so asking a question changes nothing. */
 volatile const __u8 dry_run = 0;
@@ -103,14 +107,25 @@ struct {
 	__uint(max_entries, XLB_CONN_SETS);
 } conn_map SEC(".maps");
 
-/* VIP id -> its current generation (0: no VIP), so a connection-table hit
- * is validated without the vip_map hash lookup. */
+/* VIP id -> its current generation (0: no VIP) and flags, so a
+ * connection-table hit is validated and forwarded without the vip_map hash
+ * lookup. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct vip_live);
 	__uint(max_entries, XLB_MAX_VIPS);
 } vip_gen_map SEC(".maps");
+
+/* (address, port 0, protocol 0) -> how many VIPs have that address: the
+ * exact set of VIP addresses, asked only for IP fragments, which have no
+ * ports for vip_map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct vip_key);
+	__type(value, __u32);
+	__uint(max_entries, XLB_MAX_VIPS);
+} vip_addr_map SEC(".maps");
 
 /* Bitmap over filter_hash(destination address) of every VIP address. */
 struct {
@@ -119,6 +134,26 @@ struct {
 	__type(value, __u64);
 	__uint(max_entries, XLB_FILTER_WORDS);
 } vip_filter_map SEC(".maps");
+
+/* The interfaces the balancer is attached to (ifindex -> ifindex), for
+ * XDP_REDIRECT when the FIB says a backend is reached through another one
+ * than the packet came in on (a two-armed edge host). l4 keeps it in step
+ * with Attach and Detach. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, XLB_MAX_IFACES);
+} tx_port_map SEC(".maps");
+
+/* Backend id -> the FIB's last answer for it, per CPU (no sharing, no
+ * torn MACs), kept next_hop_jiffies. Not pinned: a cache. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct next_hop_entry);
+	__uint(max_entries, XLB_MAX_BACKENDS);
+} next_hop_map SEC(".maps");
 
 /* Per-reason and per-action counters, indexed by enum xlb_counter (the key
  * type names the enum so that bpf2go exports it to Go). */

@@ -24,6 +24,8 @@
 struct next_hop {
 	__u8 dst[ETH_ALEN];
 	__u8 src[ETH_ALEN];
+	__u16 mtu; /* with XLB_FIB_TOO_BIG: the route's MTU */
+	__u32 oif; /* the egress interface when it is not the ingress one */
 };
 
 /* fib_fail counts a failed lookup under its cause and passes the packet,
@@ -39,10 +41,14 @@ XLB_INLINE int fib_fail(struct pkt *p, __u32 counter)
 /* fib_next_hop asks the kernel's FIB for the route to backend b from the
  * ingress interface, as if the encapsulated packet of tot_len bytes
  * arrived there to be forwarded: the result is the gateway's (or the on-link
- * backend's) MAC, the egress interface's own MAC, and the route's MTU. */
+ * backend's) MAC, the egress interface's own MAC, and the route's MTU.
+ * on_link (L2 DSR, a constant at each call site) also requires the backend
+ * itself to be the next hop: the frame keeps the VIP as its destination
+ * address, which only a host on the segment can take. */
 XLB_INLINE int fib_next_hop(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
-			    __u32 tot_len, struct next_hop *nh)
+			    __u32 tot_len, int on_link, struct next_hop *nh, struct next_hop_entry *e)
 {
+	__u32 diff = 0;
 	struct bpf_fib_lookup f = {};
 	long rc;
 
@@ -77,17 +83,71 @@ XLB_INLINE int fib_next_hop(struct xdp_md *ctx, struct pkt *p, const struct back
 	case BPF_FIB_LKUP_RET_FWD_DISABLED:
 		return fib_fail(p, XLB_CNT_FIB_FWD_DISABLED);
 	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		nh->mtu = f.mtu_result;
 		return XLB_FIB_TOO_BIG;
 	default:
 		return fib_fail(p, XLB_CNT_FIB_OTHER);
 	}
-	/* XDP_TX sends back out of the ingress interface only; a two-armed
-	 * host whose route leaves by another one gets the packet passed. */
-	if (f.ifindex != ctx->ingress_ifindex)
-		return fib_fail(p, XLB_CNT_FIB_OTHER_IFACE);
+	/* XDP_TX sends back out of the ingress interface; a route that
+	 * leaves by another one is followed with XDP_REDIRECT when the
+	 * balancer is attached there too (a two-armed host), else passed. */
+	nh->oif = 0;
+	if (f.ifindex != ctx->ingress_ifindex) {
+		__u32 oif = f.ifindex;
+
+		if (!bpf_map_lookup_elem(&tx_port_map, &oif))
+			return fib_fail(p, XLB_CNT_FIB_OTHER_IFACE);
+		nh->oif = oif;
+	}
+	/* The lookup leaves the gateway's address in the destination when
+	 * the route has one. */
+	if (b->family == XLB_AF_INET) {
+		diff = f.ipv4_dst ^ b->addr[0];
+	} else {
+#pragma unroll
+		for (int i = 0; i < 4; i++)
+			diff |= f.ipv6_dst[i] ^ b->addr[i];
+	}
+	if (on_link && diff)
+		return fib_fail(p, XLB_CNT_L2DSR_NOT_ON_LINK);
 	__builtin_memcpy(nh->dst, f.dmac, ETH_ALEN);
 	__builtin_memcpy(nh->src, f.smac, ETH_ALEN);
+	if (e && !dry_run) {
+		__builtin_memcpy(e->dst, f.dmac, ETH_ALEN);
+		__builtin_memcpy(e->src, f.smac, ETH_ALEN);
+		e->mtu = f.mtu_result;
+		e->on_link = !diff;
+		e->ifindex = ctx->ingress_ifindex;
+		e->oif = nh->oif;
+		e->gen = b->gen;
+		e->expires = bpf_jiffies64() + next_hop_jiffies;
+	}
 	return XLB_CONTINUE;
+}
+
+/* next_hop returns backend bid's next hop from this CPU's cache while the
+ * entry is fresh and was asked for the same backend generation and
+ * ingress interface (and, for on_link, names the backend itself), else
+ * from the FIB, remembering a successful answer. Failures are never kept:
+ * every packet asks again until the kernel resolves the next hop. The
+ * route's MTU is checked against tot_len either way. */
+XLB_INLINE int next_hop(struct xdp_md *ctx, struct pkt *p, const struct backend *b, __u32 bid,
+			__u32 tot_len, int on_link, struct next_hop *nh)
+{
+	struct next_hop_entry *e = bpf_map_lookup_elem(&next_hop_map, &bid);
+
+	if (e && e->expires > bpf_jiffies64() && e->gen == b->gen &&
+	    e->ifindex == ctx->ingress_ifindex && (!on_link || e->on_link)) {
+		if (tot_len > e->mtu) {
+			nh->mtu = e->mtu;
+			return XLB_FIB_TOO_BIG;
+		}
+		__builtin_memcpy(nh->dst, e->dst, ETH_ALEN);
+		__builtin_memcpy(nh->src, e->src, ETH_ALEN);
+		nh->oif = e->oif;
+		return XLB_CONTINUE;
+	}
+	return fib_next_hop(ctx, p, b, tot_len, on_link, nh, e);
 }
 
 #endif /* XLB_NEXTHOP_H */

@@ -4,8 +4,9 @@
  * is a well-formed TCP or UDP packet that may be for a VIP, else a verdict.
  * Malformed packets (truncated, bogus IHL or lengths) are dropped: the
  * kernel's own receive path would drop exactly these too, and a balancer
- * must not forward what it could not read. Anything it does not understand
- * but is well-formed (ARP, ICMP, fragments, IPv6 extension headers) passes. */
+ * must not forward what it could not read. Anything it does not handle but
+ * is well-formed (ARP, ICMP, IPv6 extension headers, stacked VLAN tags)
+ * passes, counted by cause. */
 #ifndef XLB_PARSE_H
 #define XLB_PARSE_H
 
@@ -26,7 +27,38 @@ struct pkt {
 	__u8 syn;             /* TCP SYN without ACK: a new connection */
 	__u8 tos;             /* IPv4 TOS / IPv6 traffic class, copied outward */
 	__u8 df;              /* IPv4 DF, copied outward */
+	__u8 frag;            /* an IP fragment: addresses only, no ports */
+	__u8 vlan;            /* the frame carries one 802.1Q tag */
+	__be16 vlan_tci;      /* its TCI (priority, DEI, VLAN id), kept outward */
+	__u32 oif;            /* set by the next hop: redirect out of this interface */
 };
+
+/* An 802.1Q tag after the MAC addresses. */
+struct vlan_tag {
+	__be16 tci;
+	__be16 proto; /* the ethertype it encloses */
+};
+
+/* IPv6 fragment header (RFC 8200 4.5). */
+struct ipv6_frag {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off;
+	__be32 id;
+};
+
+/* pass counts why a packet is not the balancer's and lets it through. */
+XLB_INLINE int pass(struct pkt *p, __u32 counter)
+{
+	stat_add(counter, p->len);
+	return XDP_PASS;
+}
+
+XLB_INLINE int malformed(struct pkt *p)
+{
+	stat_add(XLB_CNT_MALFORMED, p->len);
+	return XDP_DROP;
+}
 
 /* parse_ports reads the TCP or UDP header at l4_off; payload is the number of
  * bytes the IP header says follow it. */
@@ -36,7 +68,7 @@ XLB_INLINE int parse_ports(struct pkt *p, void *data, void *data_end, __u32 l4_o
 		struct tcphdr *th = data + l4_off;
 
 		if ((void *)(th + 1) > data_end || th->doff < 5 || (__u32)th->doff * 4 > payload)
-			goto malformed;
+			return malformed(p);
 		p->key.sport = th->source;
 		p->key.dport = th->dest;
 		p->syn = th->syn && !th->ack;
@@ -47,41 +79,34 @@ XLB_INLINE int parse_ports(struct pkt *p, void *data, void *data_end, __u32 l4_o
 	__u16 ulen;
 
 	if ((void *)(uh + 1) > data_end)
-		goto malformed;
+		return malformed(p);
 	ulen = bpf_ntohs(uh->len);
 	if (ulen < sizeof(*uh) || ulen > payload)
-		goto malformed;
+		return malformed(p);
 	p->key.sport = uh->source;
 	p->key.dport = uh->dest;
 	return XLB_CONTINUE;
-
-malformed:
-	stat_add(XLB_CNT_MALFORMED, p->len);
-	return XDP_DROP;
 }
 
-XLB_INLINE int parse_ipv4(struct pkt *p, void *data, void *data_end)
+/* parse_ipv4 reads the IPv4 header at l3 (after the Ethernet header and
+ * its tag, if any). Options are skipped: the ports are found past IHL*4
+ * and the packet is forwarded with them. A TCP or UDP fragment carries no
+ * ports (or only the first does): it continues with p->frag set, for the
+ * pipeline to drop it if it is addressed to a VIP. */
+XLB_INLINE int parse_ipv4(struct pkt *p, void *data, void *data_end, __u32 l3)
 {
-	struct iphdr *iph = data + ETH_HLEN;
+	struct iphdr *iph = data + l3;
 	__u32 ihl_len, tot_len;
 
 	if ((void *)(iph + 1) > data_end)
-		goto malformed;
+		return malformed(p);
 	ihl_len = (__u32)iph->ihl * 4;
 	tot_len = bpf_ntohs(iph->tot_len);
 	if (iph->version != 4 || ihl_len < sizeof(*iph) || tot_len < ihl_len ||
-	    data + ETH_HLEN + tot_len > data_end)
-		goto malformed;
-	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP) {
-		stat_add(XLB_CNT_NOT_VIP, p->len);
-		return XDP_PASS;
-	}
-	if (iph->frag_off & bpf_htons(XLB_IP_MF | XLB_IP_OFFSET)) {
-		/* No ports to find the VIP with; the breadth work reassembles
-		 * or hashes on addresses only. */
-		stat_add(XLB_CNT_FRAGMENT, p->len);
-		return XDP_PASS;
-	}
+	    data + l3 + tot_len > data_end)
+		return malformed(p);
+	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
+		return pass(p, XLB_CNT_OTHER_L4);
 	p->key.family = p->family = XLB_AF_INET;
 	p->key.proto = p->proto = iph->protocol;
 	p->tos = iph->tos;
@@ -89,56 +114,83 @@ XLB_INLINE int parse_ipv4(struct pkt *p, void *data, void *data_end)
 	p->ip_len = tot_len;
 	p->key.src[0] = iph->saddr;
 	p->key.dst[0] = iph->daddr;
-	return parse_ports(p, data, data_end, ETH_HLEN + ihl_len, tot_len - ihl_len);
-
-malformed:
-	stat_add(XLB_CNT_MALFORMED, p->len);
-	return XDP_DROP;
+	if (iph->frag_off & bpf_htons(XLB_IP_MF | XLB_IP_OFFSET)) {
+		p->frag = 1;
+		return XLB_CONTINUE;
+	}
+	return parse_ports(p, data, data_end, l3 + ihl_len, tot_len - ihl_len);
 }
 
-XLB_INLINE int parse_ipv6(struct pkt *p, void *data, void *data_end)
+/* parse_ipv6 reads the IPv6 header at l3. A fragment header right after
+ * it makes the packet a fragment (as for IPv4); other extension headers
+ * pass as other_l4. */
+XLB_INLINE int parse_ipv6(struct pkt *p, void *data, void *data_end, __u32 l3)
 {
-	struct ipv6hdr *ip6h = data + ETH_HLEN;
+	struct ipv6hdr *ip6h = data + l3;
+	__u8 nexthdr;
 	__u32 plen;
 
 	if ((void *)(ip6h + 1) > data_end)
-		goto malformed;
+		return malformed(p);
 	plen = bpf_ntohs(ip6h->payload_len);
-	if (ip6h->version != 6 || data + ETH_HLEN + sizeof(*ip6h) + plen > data_end)
-		goto malformed;
-	if (ip6h->nexthdr != IPPROTO_TCP && ip6h->nexthdr != IPPROTO_UDP) {
-		stat_add(XLB_CNT_NOT_VIP, p->len);
-		return XDP_PASS;
+	if (ip6h->version != 6 || data + l3 + sizeof(*ip6h) + plen > data_end)
+		return malformed(p);
+	nexthdr = ip6h->nexthdr;
+	if (nexthdr == IPPROTO_FRAGMENT) {
+		struct ipv6_frag *fh = (void *)(ip6h + 1);
+
+		if ((void *)(fh + 1) > data_end || plen < sizeof(*fh))
+			return malformed(p);
+		nexthdr = fh->nexthdr;
+		p->frag = 1;
 	}
+	if (nexthdr != IPPROTO_TCP && nexthdr != IPPROTO_UDP)
+		return pass(p, XLB_CNT_OTHER_L4);
 	p->key.family = p->family = XLB_AF_INET6;
-	p->key.proto = p->proto = ip6h->nexthdr;
+	p->key.proto = p->proto = nexthdr;
 	p->tos = (ip6h->priority << 4) | (ip6h->flow_lbl[0] >> 4);
 	p->ip_len = sizeof(*ip6h) + plen;
 	__builtin_memcpy(p->key.src, &ip6h->saddr, sizeof(p->key.src));
 	__builtin_memcpy(p->key.dst, &ip6h->daddr, sizeof(p->key.dst));
-	return parse_ports(p, data, data_end, ETH_HLEN + sizeof(*ip6h), plen);
-
-malformed:
-	stat_add(XLB_CNT_MALFORMED, p->len);
-	return XDP_DROP;
+	if (p->frag)
+		return XLB_CONTINUE;
+	return parse_ports(p, data, data_end, l3 + sizeof(*ip6h), plen);
 }
 
-/* parse_packet dispatches on the ethertype. Frames shorter than an Ethernet
- * header and other ethertypes (ARP, VLAN for now) pass untouched. */
+/* parse_packet dispatches on the ethertype, past one 802.1Q tag. Frames
+ * shorter than their Ethernet header, other ethertypes and stacked tags
+ * pass untouched, each counted under its cause. */
 XLB_INLINE int parse_packet(struct pkt *p, void *data, void *data_end)
 {
 	struct ethhdr *eth = data;
+	__be16 proto;
 
-	if ((void *)(eth + 1) > data_end) {
-		stat_add(XLB_CNT_NOT_VIP, p->len);
-		return XDP_PASS;
+	if ((void *)(eth + 1) > data_end)
+		return pass(p, XLB_CNT_SHORT_FRAME);
+	proto = eth->h_proto;
+	if (proto == bpf_htons(ETH_P_8021Q)) {
+		struct vlan_tag *tag = data + ETH_HLEN;
+
+		if ((void *)(tag + 1) > data_end)
+			return pass(p, XLB_CNT_SHORT_FRAME);
+		proto = tag->proto;
+		if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
+			return pass(p, XLB_CNT_VLAN_STACKED);
+		p->vlan = 1;
+		p->vlan_tci = tag->tci;
+		if (proto == bpf_htons(ETH_P_IP))
+			return parse_ipv4(p, data, data_end, ETH_HLEN + sizeof(*tag));
+		if (proto == bpf_htons(ETH_P_IPV6))
+			return parse_ipv6(p, data, data_end, ETH_HLEN + sizeof(*tag));
+		return pass(p, XLB_CNT_NOT_IP);
 	}
-	if (eth->h_proto == bpf_htons(ETH_P_IP))
-		return parse_ipv4(p, data, data_end);
-	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
-		return parse_ipv6(p, data, data_end);
-	stat_add(XLB_CNT_NOT_VIP, p->len);
-	return XDP_PASS;
+	if (proto == bpf_htons(ETH_P_8021AD))
+		return pass(p, XLB_CNT_VLAN_STACKED);
+	if (proto == bpf_htons(ETH_P_IP))
+		return parse_ipv4(p, data, data_end, ETH_HLEN);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return parse_ipv6(p, data, data_end, ETH_HLEN);
+	return pass(p, XLB_CNT_NOT_IP);
 }
 
 #endif /* XLB_PARSE_H */

@@ -19,11 +19,19 @@ struct vip_key {
 };
 
 /* vip_map value. id indexes ring_map and vip_stats_map; gen changes when the
- * id is given to another VIP, so old connection entries stop matching. */
+ * id is given to another VIP, so old connection entries stop matching;
+ * flags (XLB_VIP_*) say how it forwards. */
 struct vip_info {
 	__u32 id;
 	__u32 gen;
 	__u32 flags;
+};
+
+/* vip_gen_map value, indexed by VIP id: what a connection-table hit needs
+ * to know about its VIP without the vip_map hash lookup. */
+struct vip_live {
+	__u32 gen;   /* the VIP's current generation; 0: no VIP */
+	__u32 flags; /* XLB_VIP_* */
 };
 
 /* backend_map value, indexed by backend id (id 0 is never used). A deleted
@@ -73,6 +81,22 @@ struct conn_set {
 	__u32 tick;
 	__u32 pad[7];
 	struct conn_entry e[XLB_CONN_WAYS];
+};
+
+/* next_hop_map value (per CPU, indexed by backend id): a FIB answer kept
+ * for a short while (next_hop_jiffies), so that a busy backend costs one
+ * bpf_fib_lookup per CPU per interval instead of one per packet. */
+struct next_hop_entry {
+	__u8 dst[ETH_ALEN];  /* the next hop's MAC */
+	__u8 src[ETH_ALEN];  /* the egress interface's MAC */
+	__u16 mtu;           /* the route's MTU */
+	__u8 on_link;        /* the next hop is the backend itself */
+	__u8 pad;
+	__u32 ifindex;       /* the ingress interface it was asked from */
+	__u32 oif;           /* the egress interface when another one, else 0 */
+	__u32 pad2;
+	__u32 gen;           /* the backend's generation */
+	__u64 expires;       /* jiffies; 0: empty */
 };
 
 /* stats_map and backend_stats_map value. */

@@ -59,6 +59,7 @@ func newBackendAddCmd() *cobra.Command {
 	cmd.Flags().Uint32Var(&o.weight, "weight", 1, "relative share of the VIP's flows")
 	cmd.Flags().BoolVar(&o.drain, "drain", false, "add it drained: no flows until xlb backend undrain")
 	addOutputFlag(cmd, &o.output)
+	addForceFlag(cmd)
 	return cmd
 }
 
@@ -81,6 +82,7 @@ func newBackendDelCmd() *cobra.Command {
 		},
 	}
 	addOutputFlag(cmd, &output)
+	addForceFlag(cmd)
 	return cmd
 }
 
@@ -105,6 +107,9 @@ func newBackendDrainCmd(drain bool) *cobra.Command {
 		},
 	}
 	addOutputFlag(cmd, &output)
+	if drain {
+		addForceFlag(cmd)
+	}
 	return cmd
 }
 
@@ -130,6 +135,7 @@ func newBackendWeightCmd() *cobra.Command {
 		},
 	}
 	addOutputFlag(cmd, &output)
+	addForceFlag(cmd)
 	return cmd
 }
 

@@ -52,6 +52,19 @@ func TestBackendCommands(t *testing.T) {
 			wantOut:   "backend 10.0.1.12 of vip 10.0.0.1:80/tcp draining\n",
 		},
 		{
+			name:      "drain with --force reaches the daemon forced",
+			args:      []string{"backend", "drain", "10.0.0.1:80/tcp", "10.0.1.12", "--force"},
+			wantCalls: []call{{"SetBackendState+force", []any{vip4, l7b, true}}},
+			wantOut:   "backend 10.0.1.12 of vip 10.0.0.1:80/tcp draining\n",
+		},
+		{
+			name:      "weight 0 with --force",
+			args:      []string{"backend", "weight", "10.0.0.1:80/tcp", "10.0.1.12", "0", "--force"},
+			wantCalls: []call{{"SetBackendWeight+force", []any{vip4, l7b, uint32(0)}}},
+			wantOut:   "backend 10.0.1.12 of vip 10.0.0.1:80/tcp now has weight 0\n",
+		},
+		{name: "undrain has no --force", args: []string{"backend", "undrain", "10.0.0.1:80/tcp", "10.0.1.12", "--force"}, wantErr: "unknown flag: --force"},
+		{
 			name:      "undrain",
 			args:      []string{"backend", "undrain", "10.0.0.1:80/tcp", "10.0.1.12"},
 			wantCalls: []call{{"SetBackendState", []any{vip4, l7b, false}}},

@@ -48,6 +48,14 @@ func (f *fakeDaemon) record(method string, args ...any) error {
 	return f.err
 }
 
+// forced names a call made with --force "Method+force".
+func forced(ctx context.Context, method string) string {
+	if api.Forced(ctx) {
+		return method + "+force"
+	}
+	return method
+}
+
 func (f *fakeDaemon) Calls() []call {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -70,25 +78,27 @@ func (f *fakeDaemon) GetVIP(_ context.Context, k api.VIPKey) (api.VIP, error) {
 	return api.VIP{}, api.Errorf(api.ErrNotFound, "vip %s not found", k)
 }
 
-func (f *fakeDaemon) AddVIP(_ context.Context, s api.VIPSpec) error { return f.record("AddVIP", s) }
-func (f *fakeDaemon) DeleteVIP(_ context.Context, k api.VIPKey) error {
-	return f.record("DeleteVIP", k)
+func (f *fakeDaemon) AddVIP(ctx context.Context, s api.VIPSpec) error {
+	return f.record(forced(ctx, "AddVIP"), s)
+}
+func (f *fakeDaemon) DeleteVIP(ctx context.Context, k api.VIPKey) error {
+	return f.record(forced(ctx, "DeleteVIP"), k)
 }
 
-func (f *fakeDaemon) AddBackend(_ context.Context, k api.VIPKey, s api.BackendSpec) error {
-	return f.record("AddBackend", k, s)
+func (f *fakeDaemon) AddBackend(ctx context.Context, k api.VIPKey, s api.BackendSpec) error {
+	return f.record(forced(ctx, "AddBackend"), k, s)
 }
 
-func (f *fakeDaemon) DeleteBackend(_ context.Context, k api.VIPKey, b netip.Addr) error {
-	return f.record("DeleteBackend", k, b)
+func (f *fakeDaemon) DeleteBackend(ctx context.Context, k api.VIPKey, b netip.Addr) error {
+	return f.record(forced(ctx, "DeleteBackend"), k, b)
 }
 
-func (f *fakeDaemon) SetBackendState(_ context.Context, k api.VIPKey, b netip.Addr, drain bool) error {
-	return f.record("SetBackendState", k, b, drain)
+func (f *fakeDaemon) SetBackendState(ctx context.Context, k api.VIPKey, b netip.Addr, drain bool) error {
+	return f.record(forced(ctx, "SetBackendState"), k, b, drain)
 }
 
-func (f *fakeDaemon) SetBackendWeight(_ context.Context, k api.VIPKey, b netip.Addr, w uint32) error {
-	return f.record("SetBackendWeight", k, b, w)
+func (f *fakeDaemon) SetBackendWeight(ctx context.Context, k api.VIPKey, b netip.Addr, w uint32) error {
+	return f.record(forced(ctx, "SetBackendWeight"), k, b, w)
 }
 
 func (f *fakeDaemon) Status(context.Context) (api.Status, error) {

@@ -74,10 +74,10 @@ func TestProxyCmdServesAndStops(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "proxy.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
 listeners: [{name: http, addr: %q}]
-admin: {addr: %q}
+admin: {addr: %q, socket: %q}
 routes: [{name: all, match: {path_prefix: /}, pool: app}]
 pools: [{name: app, servers: [{name: a1, addr: %q}]}]
-`, listen, admin, appLn.Addr().String())), 0o600))
+`, listen, admin, filepath.Join(t.TempDir(), "proxy.sock"), appLn.Addr().String())), 0o600))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

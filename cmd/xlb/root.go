@@ -26,7 +26,7 @@ proxy routes each HTTP request to an app-server pool.`,
 	root.AddCommand(newVersionCmd())
 	root.AddCommand(newDaemonCmd())
 	root.AddCommand(newVIPCmd(), newBackendCmd(), newStatusCmd(), newStatsCmd(), newFlowCmd(), newReloadCmd())
-	root.AddCommand(newProxyCmd(), newDecapCmd())
+	root.AddCommand(newProxyCmd(), newPoolCmd(), newDecapCmd())
 	rejectUnknownSubcommands(root)
 	return root
 }
@@ -47,15 +47,22 @@ func rejectUnknownSubcommands(cmd *cobra.Command) {
 	if cmd.SuggestionsMinimumDistance <= 0 {
 		cmd.SuggestionsMinimumDistance = 2 // cobra's own default, which it only sets at the root
 	}
-	cmd.Args = func(cmd *cobra.Command, args []string) error {
-		if len(args) == 0 {
-			return nil
-		}
-		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
-		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
-		}
-		return fmt.Errorf("%s\n\nRun '%s --help' for its commands", msg, cmd.CommandPath())
-	}
+	cmd.Args = noSubcommandArgs
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+}
+
+// noSubcommandArgs refuses any argument of a command that takes none but
+// has subcommands, suggesting the subcommand a typo meant.
+func noSubcommandArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return fmt.Errorf("%s\n\nRun '%s --help' for its commands", msg, cmd.CommandPath())
 }

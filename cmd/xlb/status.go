@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -53,6 +54,15 @@ func printStatus(out io.Writer, st api.Status) error {
 	}
 	fmt.Fprintf(out, "Interfaces:  %s\n", strings.Join(ifaces, ", "))
 	printNextHopMode(out, st.NextHops)
+	var srcs []string
+	for _, a := range []netip.Addr{st.OuterSourceV4, st.OuterSourceV6} {
+		if a.IsValid() {
+			srcs = append(srcs, a.String())
+		}
+	}
+	if len(srcs) > 0 {
+		fmt.Fprintf(out, "Outer source: %s\n", strings.Join(srcs, ", "))
+	}
 	fmt.Fprintf(out, "Reconciled:  %s\n", ago(now, st.LastReconcile))
 	if st.LastReconcileError != "" {
 		fmt.Fprintf(out, "Reconcile error: %s\n", st.LastReconcileError)

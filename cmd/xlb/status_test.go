@@ -63,6 +63,7 @@ func TestStatusCommand(t *testing.T) {
 		},
 	})
 	fib := api.Status{Time: clock, Version: "v0.1.0", StartTime: clock, LastReconcile: clock,
+		OuterSourceV4: netip.MustParseAddr("192.0.2.10"), OuterSourceV6: netip.MustParseAddr("2001:db8::10"),
 		Interfaces: []api.Interface{{Name: "eth0", Mode: "native", ConfiguredMode: "auto", Attached: true, MTU: 1500}},
 		NextHops: api.NextHops{Mode: api.NextHopFIB, Hosts: []api.NextHop{
 			{Backend: netip.MustParseAddr("10.0.1.11"), Iface: "eth0", MAC: "02:00:00:00:00:0b", State: "reachable", Resolved: true},
@@ -81,6 +82,7 @@ func TestStatusCommand(t *testing.T) {
 				"Data path:   loaded fresh\n" +
 				"Interfaces:  eth0 (native, mtu 1500)\n" +
 				"Next hops:   kernel FIB per frame; 2 of 3 UNRESOLVED: their packets are passed to the kernel, not forwarded\n" +
+				"Outer source: 192.0.2.10, 2001:db8::10\n" +
 				"Reconciled:  0ms ago\n" +
 				"\n" +
 				"BACKEND    INTERFACE  VIA         MAC                NEXT HOP\n" +

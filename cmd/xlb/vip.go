@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -61,11 +62,12 @@ func newVIPAddCmd() *cobra.Command {
 				func(ctx context.Context, c *api.Client) error { return c.AddVIP(ctx, spec) })
 		},
 	}
-	cmd.Flags().StringVar(&o.mode, "mode", "", "forwarding mode: ipip (default) or l2dsr")
+	cmd.Flags().StringVar(&o.mode, "mode", "", "forwarding mode: "+strings.Join(api.Modes(), " or ")+" (default "+api.ModeIPIP+")")
 	cmd.Flags().Uint32Var(&o.tableSize, "table-size", 0, fmt.Sprintf("Maglev table size, a prime (default %d)", api.DefaultTableSize))
 	cmd.Flags().StringArrayVar(&o.backends, "backend", nil, "backend (L7 host) address; repeat for more")
-	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{api.ModeIPIP, api.ModeL2DSR}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions(api.Modes(), cobra.ShellCompDirectiveNoFileComp))
 	addOutputFlag(cmd, &o.output)
+	addForceFlag(cmd)
 	return cmd
 }
 
@@ -207,7 +209,11 @@ func change(cmd *cobra.Command, output outputFormat, key api.VIPKey, msg string,
 		return err
 	}
 	defer c.Close()
-	if err := do(cmd.Context(), c); err != nil {
+	ctx := cmd.Context()
+	if f := cmd.Flags().Lookup(forceFlag); f != nil && f.Value.String() == "true" {
+		ctx = api.WithForce(ctx)
+	}
+	if err := do(ctx, c); err != nil {
 		return explain(err)
 	}
 	if output == outputJSON {
@@ -219,6 +225,15 @@ func change(cmd *cobra.Command, output outputFormat, key api.VIPKey, msg string,
 	}
 	_, err = fmt.Fprintln(cmd.OutOrStdout(), msg)
 	return err
+}
+
+// forceFlag is --force, on the commands whose change the daemon may refuse
+// as dangerous (api.Service).
+const forceFlag = "force"
+
+func addForceFlag(cmd *cobra.Command) {
+	cmd.Flags().Bool(forceFlag, false, "do it even though it cuts traffic (a VIP on one of the host's own addresses, "+
+		"a loopback backend, or leaving a VIP without an active backend); the daemon says what would happen")
 }
 
 // completeVIPs offers the daemon's VIPs for the first argument.

@@ -74,6 +74,12 @@ func TestVIPCommands(t *testing.T) {
 		},
 		{name: "add invalid address", args: []string{"vip", "add", "10.0.0.256:80/tcp"}, wantErr: `invalid VIP argument: parse vip "10.0.0.256:80/tcp": invalid IP address "10.0.0.256"`},
 		{name: "add unbracketed ipv6", args: []string{"vip", "add", "2001:db8::1:443/tcp"}, wantErr: "IPv6 address must be in brackets, like [2001:db8::1]:443"},
+		{
+			name:      "add --force",
+			args:      []string{"vip", "add", "10.0.0.1:80/tcp", "--force"},
+			wantCalls: []call{{"AddVIP+force", []any{api.VIPSpec{Key: vip4}}}},
+			wantOut:   "vip 10.0.0.1:80/tcp added\n",
+		},
 		{name: "add bad mode", args: []string{"vip", "add", "10.0.0.1:80/tcp", "--mode", "gre"}, wantErr: `forwarding mode "gre": use ipip or l2dsr`},
 		{name: "add bad backend", args: []string{"vip", "add", "10.0.0.1:80/tcp", "--backend", "l7-1"}, wantErr: `invalid --backend: parse backend: invalid IP address "l7-1"`},
 		{name: "add without vip", args: []string{"vip", "add"}, wantErr: "accepts 1 arg(s), received 0"},
@@ -175,6 +181,9 @@ func TestCompletion(t *testing.T) {
 		{name: "vip", socket: path, args: []string{"vip", "show", ""}, want: []string{"10.0.0.1:80/tcp", "[2001:db8::1]:443/tcp"}},
 		{name: "backend", socket: path, args: []string{"backend", "drain", "10.0.0.1:80/tcp", ""}, want: []string{"10.0.1.11", "10.0.1.12", "10.0.1.13"}},
 		{name: "output", socket: path, args: []string{"status", "-o", ""}, want: []string{"table", "json"}},
+		// The modes the daemon, its config and the data path accept
+		// (control/daemon TestModesAgree), nothing else.
+		{name: "mode", socket: path, args: []string{"vip", "add", "10.0.0.9:80/tcp", "--mode", ""}, want: api.Modes()},
 		{name: "no daemon", socket: path + ".missing", args: []string{"vip", "show", ""}, want: nil},
 	}
 	for _, tt := range tests {

@@ -114,6 +114,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		body = bytes.NewReader(b)
 	}
+	if Forced(ctx) {
+		path += "?" + forceParam + "=true"
+	}
 	// The host is ignored by the unix dialer but must be a valid name.
 	req, err := http.NewRequestWithContext(ctx, method, "http://xlb"+path, body)
 	if err != nil {

@@ -70,7 +70,7 @@ func NewHandler(svc Service, log *slog.Logger) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, Errorf(ErrNotFound, "no such API path %s %s", r.Method, r.URL.Path))
 	})
-	return mux
+	return withForceFromQuery(mux)
 }
 
 func (h *handler) listVIPs(w http.ResponseWriter, r *http.Request) {

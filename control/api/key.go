@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -126,6 +127,8 @@ func checkUnicast(a netip.Addr) error {
 		return fmt.Errorf("unspecified address %s", a)
 	case a.IsMulticast():
 		return fmt.Errorf("multicast address %s", a)
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("broadcast address %s", a)
 	case a.IsLoopback() && a.Is6():
 		// ::1 cannot be routed anywhere; 127/8 is left to the operator,
 		// since namespace tests use it.
@@ -189,10 +192,8 @@ func (s VIPSpec) Validate() error {
 	if err := s.Key.Validate(); err != nil {
 		return err
 	}
-	switch s.Mode {
-	case "", ModeIPIP, ModeL2DSR:
-	default:
-		return fmt.Errorf("forwarding mode %q: use %s or %s", s.Mode, ModeIPIP, ModeL2DSR)
+	if s.Mode != "" && !slices.Contains(Modes(), s.Mode) {
+		return fmt.Errorf("forwarding mode %q: use %s", s.Mode, strings.Join(Modes(), " or "))
 	}
 	seen := make(map[netip.Addr]bool, len(s.Backends))
 	for _, b := range s.Backends {

@@ -12,7 +12,10 @@ import (
 // the CLI side.
 //
 // Every mutating method returns only after the change is persisted, so an
-// acknowledged change survives a crash. Errors wrap ErrNotFound, ErrInvalid,
+// acknowledged change survives a crash. A change that would cut traffic
+// (a VIP on one of the host's own addresses, a loopback backend, leaving a
+// VIP without an active backend) is refused with ErrConflict, saying what
+// would happen, unless the request's context is forced (WithForce). Errors wrap ErrNotFound, ErrInvalid,
 // ErrConflict or ErrUnavailable where one applies; the handler turns those
 // into 404, 400, 409 and 503, anything else into 500.
 type Service interface {

@@ -22,6 +22,10 @@ const (
 	ModeL2DSR = "l2dsr" // MAC rewrite; the L7 hosts share the edge host's L2 segment
 )
 
+// Modes lists every forwarding mode. The CLI (flag and completion), the
+// API, the config file and the data path accept exactly these.
+func Modes() []string { return []string{ModeIPIP, ModeL2DSR} }
+
 // Backend states as the data path sees them. A backend's State is derived
 // from its admin Drain flag and its health: draining wins over down, because
 // an operator who drained a host wants it out regardless of health.
@@ -145,6 +149,10 @@ type Status struct {
 	Interfaces []Interface `json:"interfaces"`
 	// NextHops is empty when the daemon predates next-hop reporting.
 	NextHops NextHops `json:"nextHops,omitzero"`
+	// OuterSource is the outer source address of IP-in-IP frames, per
+	// family (invalid: that family is not configured).
+	OuterSourceV4 netip.Addr `json:"outerSourceV4,omitzero"`
+	OuterSourceV6 netip.Addr `json:"outerSourceV6,omitzero"`
 	// Adopted is true when this daemon took over a pinned data path from a
 	// previous instance instead of loading a fresh one.
 	Adopted bool `json:"adopted"`

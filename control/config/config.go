@@ -15,7 +15,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/health"
+	"github.com/xlbproject/xlb/internal/strictyaml"
 	"github.com/xlbproject/xlb/maglev"
 )
 
@@ -255,6 +257,15 @@ func Parse(name string, data []byte) (*Config, error) {
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, &Error{File: name, Reason: "empty configuration"}
 	}
+	// Unknown keys (with the key a typo meant) and values of the wrong
+	// kind, all of them, before the decoder would stop at Go type names.
+	if probs := strictyaml.Check(&root, &fileConfig{}); len(probs) > 0 {
+		errs := make([]error, len(probs))
+		for i, pr := range probs {
+			errs[i] = &Error{File: name, Line: pr.Line, Reason: pr.Reason}
+		}
+		return nil, errors.Join(errs...)
+	}
 	var fc fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -271,7 +282,7 @@ func Parse(name string, data []byte) (*Config, error) {
 }
 
 // yamlError turns the decoder's "line N: reason" messages into *Error
-// values; unknown fields come out as `unknown field "x"`.
+// values (strictyaml has already reported unknown keys and wrong kinds).
 func yamlError(file string, err error) error {
 	var msgs []string
 	var te *yaml.TypeError
@@ -287,6 +298,7 @@ func yamlError(file string, err error) error {
 			e.Line, _ = strconv.Atoi(sm[1])
 			e.Reason = sm[2]
 		}
+		e.Reason = strictyaml.Explain(e.Reason)
 		if f, ok := strings.CutPrefix(e.Reason, "field "); ok {
 			if name, _, ok := strings.Cut(f, " not found in type"); ok {
 				e.Reason = fmt.Sprintf("unknown field %q", name)
@@ -474,8 +486,8 @@ func (v *validator) vip(i int, fv *fileVIP, cfg *Config) (VIP, bool) {
 	if vip.Forwarding == "" {
 		vip.Forwarding = DefaultForwarding
 	}
-	if vip.Forwarding != "ipip" {
-		v.errorf(p("vips", i, "forwarding"), "unknown forwarding mode %q (want ipip)", fv.Forwarding)
+	if !slices.Contains(api.Modes(), vip.Forwarding) {
+		v.errorf(p("vips", i, "forwarding"), "unknown forwarding mode %q (want %s)", fv.Forwarding, strings.Join(api.Modes(), " or "))
 	}
 	vip.TableSize = cfg.Dataplane.TableSize
 	if fv.TableSize != nil {

@@ -159,7 +159,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		},
 	})
 
-	d.rec = reconcile.New(log.With("component", "reconcile"), dataplaneAdapter{d.dp})
+	d.rec = reconcile.New(log.With("component", "reconcile"), dataplaneAdapter{d.dp, d.modeLocked})
 	backends := map[netip.Addr]reconcile.BackendID{}
 	for id, a := range d.dp.Backends() {
 		backends[a] = reconcile.BackendID(id)
@@ -259,6 +259,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 			sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer scancel()
 			_ = d.metricsSrv.Shutdown(sctx)
+		}()
+	}
+	if d.attached && d.dp.Config().FIBMode() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					d.log.Error("next-hop watcher panicked; next hops now refresh only every NextHopTTL", "panic", r)
+				}
+			}()
+			if err := d.dp.WatchNextHops(ctx); err != nil {
+				d.log.Warn("cannot watch the kernel's neighbour and route tables; next hops refresh every NextHopTTL", "error", err)
+			}
 		}()
 	}
 	// The API is already serving: read the state under the lock.
@@ -385,9 +399,55 @@ func (d *Daemon) ensureNextHopsLocked() {
 	}
 }
 
+// l4Mode maps an API forwarding mode to the data path's; "" is the
+// default. Every mode of api.Modes has a case.
+func l4Mode(m string) (l4.Mode, error) {
+	switch m {
+	case "", api.ModeIPIP:
+		return l4.ModeIPIP, nil
+	case api.ModeL2DSR:
+		return l4.ModeL2DSR, nil
+	}
+	return 0, fmt.Errorf("forwarding mode %q: %w", m, l4.ErrInvalid)
+}
+
+// modeLocked is the data-path mode of a desired VIP (ModeIPIP when the
+// VIP is not in the desired state).
+func (d *Daemon) modeLocked(k api.VIPKey) l4.Mode {
+	v, ok := d.file.Desired.VIP(k)
+	if !ok {
+		return l4.ModeIPIP
+	}
+	m, err := l4Mode(v.Mode)
+	if err != nil {
+		d.log.Error("vip with an unknown forwarding mode: forwarding it with ipip", "vip", k.String(), "mode", v.Mode)
+	}
+	return m
+}
+
+// syncModesLocked changes the mode of VIPs already in the data path whose
+// desired mode changed (a config reload); the reconciler creates new VIPs
+// with theirs.
+func (d *Daemon) syncModesLocked() error {
+	for _, v := range d.file.Desired.VIPs {
+		lv := keyToL4(v.Key)
+		cur, ok := d.dp.VIPMode(lv)
+		if want := d.modeLocked(v.Key); ok && cur != want {
+			if err := d.dp.UpsertVIP(lv, l4.WithMode(want)); err != nil {
+				return fmt.Errorf("change forwarding mode of vip %s: %w", v.Key, err)
+			}
+			d.log.Info("vip forwarding mode changed", "vip", v.Key.String(), "mode", want.String())
+		}
+	}
+	return nil
+}
+
 // reconcileLocked runs one reconcile; d.mu must be held.
 func (d *Daemon) reconcileLocked() {
 	rep, err := d.rec.Reconcile(d.file.Desired, d.upLocked)
+	if err == nil {
+		err = d.syncModesLocked()
+	}
 	now := time.Now()
 	d.metrics.ObserveReconcile(rep, err, now)
 	d.lastReport = rep
@@ -439,10 +499,15 @@ func (d *Daemon) backendView() []metrics.BackendView {
 		slots := d.rec.Slots(v.Key)
 		for _, b := range v.Backends {
 			up := d.upLocked(v.Key, b.Addr)
-			out = append(out, metrics.BackendView{
+			bv := metrics.BackendView{
 				VIP: v.Key.String(), Backend: b.Addr.String(), Up: up,
 				State: reconcile.BackendState(b, up), Slots: slots[b.Addr],
-			})
+			}
+			// As of the last resync (ensureNextHopsLocked).
+			if st, ok := d.nextHopState[b.Addr]; ok {
+				bv.NextHopKnown, bv.NextHopResolved = true, st == ""
+			}
+			out = append(out, bv)
 		}
 	}
 	return out
@@ -532,6 +597,7 @@ func readProcSys(path string) (string, error) {
 // whether the interfaces are about to be used (not with NoAttach).
 func checkNextHop(cfg *config.Config, c l4.Config, attaching bool, sysctl func(string) (string, error),
 	iface func(string) (*net.Interface, error)) error {
+	why := "dataplane.next_hop_mac is not set, so next hops come from the kernel's FIB"
 	if !c.FIBMode() {
 		if c.SrcMAC == nil {
 			name := "none"
@@ -540,7 +606,19 @@ func checkNextHop(cfg *config.Config, c l4.Config, attaching bool, sysctl func(s
 			}
 			return fmt.Errorf("dataplane.next_hop_mac needs the source MAC of forwarded frames: interface %s has no Ethernet address, set dataplane.src_mac", name)
 		}
-		return nil
+		// L2 DSR takes the L7 host's MAC from the FIB whatever the
+		// override says.
+		l2 := ""
+		for _, v := range cfg.VIPs {
+			if v.Forwarding == api.ModeL2DSR {
+				l2 = fmt.Sprintf("%s:%d/%s", v.Addr, v.Port, v.Proto)
+				break
+			}
+		}
+		if l2 == "" {
+			return nil
+		}
+		why = "vip " + l2 + " forwards with l2dsr, which takes the L7 hosts' MACs from the kernel's FIB"
 	}
 	if !attaching {
 		return nil
@@ -566,9 +644,8 @@ func checkNextHop(cfg *config.Config, c l4.Config, attaching bool, sysctl func(s
 				return fmt.Errorf("read %s: %w", filepath.Join("/proc/sys", path), err)
 			}
 			if v != "1" {
-				return fmt.Errorf("dataplane.next_hop_mac is not set, so next hops come from the kernel's FIB, "+
-					"which answers only with forwarding on: net.%s.conf.%s.forwarding is %s "+
-					"(set it to 1, or set dataplane.next_hop_mac to a fixed next hop)", fam.dir, it.Name, v)
+				return fmt.Errorf("%s, which answers only with forwarding on: net.%s.conf.%s.forwarding is %s "+
+					"(set it to 1, or set dataplane.next_hop_mac to a fixed next hop)", why, fam.dir, it.Name, v)
 			}
 		}
 	}
@@ -576,11 +653,18 @@ func checkNextHop(cfg *config.Config, c l4.Config, attaching bool, sysctl func(s
 }
 
 // dataplaneAdapter lets the reconciler drive *l4.Dataplane.
-type dataplaneAdapter struct{ dp *l4.Dataplane }
+// mode says how a VIP of the desired state forwards; the reconciler calls
+// the adapter with d.mu held.
+type dataplaneAdapter struct {
+	dp   *l4.Dataplane
+	mode func(api.VIPKey) l4.Mode
+}
 
 var _ reconcile.Dataplane = dataplaneAdapter{}
 
-func (a dataplaneAdapter) UpsertVIP(k api.VIPKey) error { return a.dp.UpsertVIP(keyToL4(k)) }
+func (a dataplaneAdapter) UpsertVIP(k api.VIPKey) error {
+	return a.dp.UpsertVIP(keyToL4(k), l4.WithMode(a.mode(k)))
+}
 func (a dataplaneAdapter) DeleteVIP(k api.VIPKey) error { return a.dp.DeleteVIP(keyToL4(k)) }
 func (a dataplaneAdapter) UpsertBackend(addr netip.Addr) (reconcile.BackendID, error) {
 	id, err := a.dp.UpsertBackend(addr)

@@ -266,7 +266,13 @@ func TestDaemonLifecycle(t *testing.T) {
 
 	t.Run("all down installs an empty table", func(t *testing.T) {
 		require.NoError(t, d.SetBackendState(ctx, vip, h1, true))
-		require.NoError(t, d.SetBackendState(ctx, vip, h3, true))
+		err := d.SetBackendState(ctx, vip, h3, true)
+		require.ErrorIs(t, err, api.ErrConflict, "draining the last active backend needs --force")
+		assert.Contains(t, err.Error(), "every new flow to it would be dropped")
+		got, err := d.GetVIP(ctx, vip)
+		require.NoError(t, err)
+		assert.False(t, got.Backends[2].Drain, "a refused change changes nothing")
+		require.NoError(t, d.SetBackendState(api.WithForce(ctx), vip, h3, true))
 		assert.Equal(t, map[netip.Addr]int{{}: 50}, chosen(t, d, 50), "every new flow is dropped")
 		require.NoError(t, d.SetBackendState(ctx, vip, h1, false))
 		require.NoError(t, d.SetBackendState(ctx, vip, h3, false))
@@ -280,7 +286,7 @@ func TestDaemonLifecycle(t *testing.T) {
 		require.NoError(t, os.WriteFile(e.cfgPath, append(good, []byte("bogus: 1\n")...), 0o600))
 		err = d.Reload(ctx)
 		require.ErrorIs(t, err, api.ErrInvalid)
-		assert.Contains(t, err.Error(), `unknown field "bogus"`)
+		assert.Contains(t, err.Error(), `unknown key "bogus"`)
 		changed := strings.Replace(string(good), "max_vips: 8", "max_vips: 9", 1)
 		require.NoError(t, os.WriteFile(e.cfgPath, []byte(changed), 0o600))
 		err = d.Reload(ctx)
@@ -422,7 +428,9 @@ func TestUDPWildcardAndIPv6VIPs(t *testing.T) {
 	e := newEnv(t, 2)
 	d, stop := e.start(t)
 	defer stop()
-	ctx := context.Background()
+	// The L7 hosts of these tests listen on loopback addresses, which
+	// the API takes only when forced.
+	ctx := api.WithForce(context.Background())
 	h1, h2 := e.hosts[0].addr, e.hosts[1].addr
 
 	udp, err := api.ParseVIPKey("10.200.0.11:*/udp")

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/config"
 	"github.com/xlbproject/xlb/l4"
 )
@@ -63,6 +64,12 @@ func TestCheckNextHop(t *testing.T) {
 			wantErr: "interface lo has no Ethernet address, so the kernel's FIB cannot give next hops on it: set dataplane.next_hop_mac and dataplane.src_mac"},
 		{name: "fib, not attaching", cfg: cfg("lo", false), sysctl: sysctls("0", "0")},
 		{name: "override with a source mac", cfg: cfg("lo", false), dp: l4.Config{NextHopMAC: mac, SrcMAC: mac}, attaching: true, sysctl: sysctls("0", "0")},
+		{name: "override with an l2dsr vip still needs forwarding", cfg: func() *config.Config {
+			c := cfg("eth0", false)
+			c.VIPs = []config.VIP{{Addr: netip.MustParseAddr("203.0.113.10"), Port: 80, Proto: "tcp", Forwarding: api.ModeL2DSR}}
+			return c
+		}(), dp: l4.Config{NextHopMAC: mac, SrcMAC: mac}, attaching: true, sysctl: sysctls("0", "1"),
+			wantErr: "vip 203.0.113.10:80/tcp forwards with l2dsr, which takes the L7 hosts' MACs from the kernel's FIB, which answers only with forwarding on: net.ipv4.conf.eth0.forwarding is 0"},
 		{name: "override without a source mac", cfg: cfg("lo", false), dp: l4.Config{NextHopMAC: mac}, sysctl: sysctls("1", "1"),
 			wantErr: "dataplane.next_hop_mac needs the source MAC of forwarded frames: interface lo has no Ethernet address, set dataplane.src_mac"},
 	}

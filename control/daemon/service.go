@@ -34,6 +34,12 @@ func (d *Daemon) change(ctx context.Context, fn func(*state.Desired) error) erro
 	if err := checkDesired(next, d.cfg); err != nil {
 		return err
 	}
+	if risks := state.Risks(d.file.Desired, next, d.upLocked, hostAddr); len(risks) > 0 {
+		if !api.Forced(ctx) {
+			return api.Errorf(api.ErrConflict, "refused: %s (use --force to do it anyway)", strings.Join(risks, "; "))
+		}
+		d.log.Warn("forced change", "risks", strings.Join(risks, "; "))
+	}
 	f := state.File{Base: d.file.Base, Desired: next}
 	if err := d.store.Save(f); err != nil {
 		return api.Errorf(api.ErrUnavailable, "persist state: %w", err)
@@ -44,6 +50,29 @@ func (d *Daemon) change(ctx context.Context, fn func(*state.Desired) error) erro
 	// reported by Status and retried, not returned as a failed change.
 	d.reconcileLocked()
 	return nil
+}
+
+// hostAddr says whether a is an address of one of this host's interfaces
+// (in the daemon's network namespace), and which.
+func hostAddr(a netip.Addr) (string, bool) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return "", false
+	}
+	for _, ifc := range ifaces {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, ad := range addrs {
+			if n, ok := ad.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a.Unmap() {
+					return ifc.Name, true
+				}
+			}
+		}
+	}
+	return "", false
 }
 
 // AddVIP implements api.Service.
@@ -220,6 +249,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		st.Interfaces = append(st.Interfaces, ai)
 	}
 	st.NextHops = d.nextHopsLocked()
+	st.OuterSourceV4, st.OuterSourceV6 = d.cfg.OuterSource.IPv4, d.cfg.OuterSource.IPv6
 	return st, nil
 }
 

@@ -28,6 +28,11 @@ type BackendView struct {
 	Up      bool   // passes its health checks
 	State   string // effective state: active, draining, down
 	Slots   int    // Maglev table entries pointing at it
+	// NextHopKnown is set when next hops come from the kernel's FIB and
+	// the daemon looks after them; NextHopResolved then says whether the
+	// host's next hop has a usable neighbour entry (else its packets are
+	// passed to the kernel, not forwarded).
+	NextHopKnown, NextHopResolved bool
 }
 
 // ViewFunc returns the daemon's current backends; called at scrape time.
@@ -61,6 +66,8 @@ var (
 		"1 for the backend's effective state (active, draining or down), 0 for the others.", []string{"vip", "backend", "state"}, nil)
 	backendSlots = prometheus.NewDesc("xlb_backend_table_slots",
 		"Entries of the VIP's Maglev table pointing at the backend.", []string{"vip", "backend"}, nil)
+	nextHopResolved = prometheus.NewDesc("xlb_backend_next_hop_resolved",
+		"1 while the L7 host's next hop (from the kernel's FIB) is resolved, 0 while its packets are passed to the kernel instead; absent with a configured next-hop MAC.", []string{"vip", "backend"}, nil)
 	attached = prometheus.NewDesc("xlb_l4_attached",
 		"1 for each interface the XDP balancer is attached to, by the mode it runs in: native, generic (several times slower) or unknown.", []string{"iface", "mode"}, nil)
 	scrapeErrors = prometheus.NewDesc("xlb_l4_stats_errors_total",
@@ -84,7 +91,7 @@ func NewCollector(src Source, view ViewFunc) *Collector {
 // Describe sends every descriptor; the set never changes.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{vipPackets, vipBytes, vipNewFlows, backendPackets, backendBytes,
-		reasonPackets, actionPackets, actionBytes, conntrack, backendUp, backendState, backendSlots, attached, scrapeErrors} {
+		reasonPackets, actionPackets, actionBytes, conntrack, backendUp, backendState, backendSlots, nextHopResolved, attached, scrapeErrors} {
 		ch <- d
 	}
 }
@@ -101,6 +108,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(backendState, prometheus.GaugeValue, boolFloat(b.State == s), b.VIP, b.Backend, s)
 			}
 			ch <- prometheus.MustNewConstMetric(backendSlots, prometheus.GaugeValue, float64(b.Slots), b.VIP, b.Backend)
+			if b.NextHopKnown {
+				ch <- prometheus.MustNewConstMetric(nextHopResolved, prometheus.GaugeValue, boolFloat(b.NextHopResolved), b.VIP, b.Backend)
+			}
 		}
 	}
 }

@@ -100,9 +100,6 @@ func (d *Desired) AddVIP(spec api.VIPSpec) error {
 	if v.Mode == "" {
 		v.Mode = api.ModeIPIP
 	}
-	if v.Mode != api.ModeIPIP {
-		return api.Errorf(api.ErrInvalid, "vip %s: forwarding mode %q is not supported by this data path (use %s)", spec.Key, v.Mode, api.ModeIPIP)
-	}
 	if v.TableSize == 0 {
 		v.TableSize = maglev.DefaultSize
 	}
@@ -131,6 +128,9 @@ func (d *Desired) AddVIP(spec api.VIPSpec) error {
 func newBackend(vip api.VIPKey, bs api.BackendSpec) (Backend, error) {
 	if err := bs.Validate(); err != nil {
 		return Backend{}, api.Errorf(api.ErrInvalid, "%w", err)
+	}
+	if bs.Addr == vip.Addr {
+		return Backend{}, api.Errorf(api.ErrInvalid, "backend %s is the vip's own address: its packets would come straight back", bs.Addr)
 	}
 	if bs.Addr.Is4() != vip.Addr.Is4() {
 		return Backend{}, api.Errorf(api.ErrInvalid, "backend %s is not of the vip's IP family (IP-in-IP needs the same family)", bs.Addr)

@@ -42,7 +42,7 @@ func TestMutations(t *testing.T) {
 		{"add vip bad proto", func(d *Desired) error {
 			return d.AddVIP(api.VIPSpec{Key: api.VIPKey{Addr: b1, Port: 1, Proto: "sctp"}})
 		}, api.ErrInvalid, start()},
-		{"add vip l2dsr unsupported", func(d *Desired) error { return d.AddVIP(api.VIPSpec{Key: vip2, Mode: api.ModeL2DSR}) }, api.ErrInvalid, start()},
+		{"add vip unknown mode", func(d *Desired) error { return d.AddVIP(api.VIPSpec{Key: vip2, Mode: "gue"}) }, api.ErrInvalid, start()},
 		{"add vip table not prime", func(d *Desired) error { return d.AddVIP(api.VIPSpec{Key: vip2, TableSize: 1000}) }, api.ErrInvalid, start()},
 		{"add vip mixed family", func(d *Desired) error {
 			return d.AddVIP(api.VIPSpec{Key: vip6, Backends: []api.BackendSpec{{Addr: b1}}})

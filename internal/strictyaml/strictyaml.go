@@ -30,7 +30,7 @@ type Problem struct {
 
 // Check walks doc (a document or its content node) against the type of v
 // (a pointer to, or a value of, the decode target) and returns every
-// problem found, in document order.
+// problem found: unknown and duplicate keys, values of the wrong kind.
 func Check(doc *yaml.Node, v any) []Problem {
 	n := doc
 	if n.Kind == yaml.DocumentNode {
@@ -82,6 +82,7 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 			return
 		}
 		fields := yamlFields(t)
+		c.duplicates(n, path)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
 			f, ok := fields[k.Value]
@@ -104,6 +105,7 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 			c.add(n, "%s must be a mapping of keys to values, not %s", where(path), describe(n))
 			return
 		}
+		c.duplicates(n, path)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			c.walk(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value))
 		}
@@ -124,6 +126,24 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 		if n.Kind != yaml.ScalarNode || (n.Tag != "!!float" && n.Tag != "!!int") {
 			c.add(n, "%s must be a number, not %s", where(path), describe(n))
 		}
+	}
+}
+
+// duplicates reports a key given twice in one mapping: the decoder would
+// keep one of them silently or stop with a message about Go types.
+func (c *checker) duplicates(n *yaml.Node, path string) {
+	first := map[string]int{}
+	in := ""
+	if path != "" {
+		in = " in " + path
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if line, ok := first[k.Value]; ok {
+			c.add(k, "key %q appears twice%s (first at line %d)", k.Value, in, line)
+			continue
+		}
+		first[k.Value] = k.Line
 	}
 }
 
@@ -258,4 +278,29 @@ func distance(a, b string) int {
 		prev2, prev, cur = prev, cur, prev2
 	}
 	return prev[len(rb)]
+}
+
+// syntaxWords puts the YAML parser's syntax errors in an operator's words.
+var syntaxWords = []struct{ raw, words string }{
+	{"found character that cannot start any token", "a tab or a character YAML does not allow here: indent with spaces, and quote a value that starts with @ or `"},
+	{"did not find expected key", "the indentation is off, or a key lacks its ':'"},
+	{"mapping values are not allowed in this context", "an unexpected ':': quote a value that contains ': ', or fix the indentation"},
+	{"could not find expected ':'", "a key without ':' after it"},
+	{"did not find expected ',' or ']'", "a list in [ ] is not closed with ']'"},
+	{"did not find expected ',' or '}'", "a mapping in { } is not closed with '}'"},
+	{"did not find expected '-' indicator", "a list item without '-', or a key at the indentation of a list"},
+	{"found unexpected end of stream", "the file ends inside a quoted string or a bracket: close it"},
+	{"found unknown escape character", "an unknown \\ escape in a double-quoted string: use single quotes, or write \\\\"},
+}
+
+// Explain returns the YAML parser's message reason in an operator's words,
+// keeping the parser's own phrase in parentheses; an unknown message is
+// returned as it is.
+func Explain(reason string) string {
+	for _, s := range syntaxWords {
+		if strings.Contains(reason, s.raw) {
+			return "syntax error: " + s.words + " (" + reason + ")"
+		}
+	}
+	return reason
 }

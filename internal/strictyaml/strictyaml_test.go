@@ -59,3 +59,18 @@ func TestDistance(t *testing.T) {
 	assert.Equal(t, 1, distance("wieght", "weight"))
 	assert.Equal(t, 3, distance("", "abc"))
 }
+
+func TestDuplicateKeys(t *testing.T) {
+	var n yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte("ratio: 1\nitems: [{addr: a, addr: b}]\nratio: 2\n"), &n))
+	assert.Equal(t, []Problem{
+		{3, `key "ratio" appears twice (first at line 1)`},
+		{2, `key "addr" appears twice in items[0] (first at line 2)`},
+	}, Check(&n, &doc{}))
+}
+
+func TestExplain(t *testing.T) {
+	assert.Equal(t, "syntax error: a tab or a character YAML does not allow here: indent with spaces, and quote a value that starts with @ or ` (found character that cannot start any token)",
+		Explain("found character that cannot start any token"))
+	assert.Equal(t, "something else", Explain("something else"))
+}

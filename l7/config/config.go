@@ -42,11 +42,25 @@ type Listener struct {
 	Addr string `yaml:"addr"`
 }
 
-// Admin is the listener for /ready, /healthz and /metrics. It is kept apart
-// from client traffic so it can be bound to a private address.
+// Admin is the listener for /ready, /healthz and /metrics, kept apart from
+// client traffic so it can be bound to a private address, and the unix
+// socket of the admin API (`xlb pool`, `xlb proxy reload`).
 type Admin struct {
 	Addr string `yaml:"addr"`
+	// Socket is the admin API's unix socket, created 0660 in a 0750
+	// directory: file permissions are its access control.
+	Socket string `yaml:"socket"`
+	// Group, when set, owns the socket so that its members can use the CLI
+	// without sudo.
+	Group string `yaml:"group"`
+	// StateFile keeps runtime pool changes across reloads and restarts;
+	// empty means next to the config file (proxy.yaml → proxy.state.json).
+	StateFile string `yaml:"state_file"`
 }
+
+// DefaultAdminSocket is where the admin API listens unless admin.socket
+// says otherwise, and where `xlb pool --proxy` looks by default.
+const DefaultAdminSocket = "/run/xlb/proxy.sock"
 
 // Shutdown is the graceful stop on SIGTERM: /ready fails at once, the proxy
 // keeps serving for DrainDelay (so the edge's health checks take the host

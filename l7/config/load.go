@@ -103,6 +103,7 @@ func yamlErrors(file string, err error) error {
 			e.Line, _ = strconv.Atoi(sm[1])
 			e.Reason = sm[2]
 		}
+		e.Reason = strictyaml.Explain(e.Reason)
 		errs = append(errs, e)
 	}
 	return errors.Join(errs...)
@@ -176,6 +177,12 @@ func (v *validator) config(c *Config) {
 	}
 	if c.Admin.Addr != "" && !validHostPort(c.Admin.Addr) {
 		v.errorf(at("admin", "addr"), "admin addr %q is not host:port", c.Admin.Addr)
+	}
+	if c.Admin.Socket == "" {
+		c.Admin.Socket = DefaultAdminSocket
+	}
+	if !strings.HasPrefix(c.Admin.Socket, "/") {
+		v.errorf(at("admin", "socket"), "admin socket %q is not an absolute path", c.Admin.Socket)
 	}
 	switch c.Readiness {
 	case "":

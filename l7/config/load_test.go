@@ -89,6 +89,8 @@ func TestParseErrors(t *testing.T) {
 		{"word for a number", minimal + "limits: {max_conns: many}\n", `x.yaml:17: limits.max_conns must be a whole number, not "many"`},
 		{"scalar for a list", minimal + "trusted_proxies: 10.0.0.0/8\n", `x.yaml:17: trusted_proxies must be a list, not "10.0.0.0/8"`},
 		{"bad readiness", minimal + "readiness: some\n", `x.yaml:17: readiness "some" is not one of host, all_pools`},
+		{"tab indent", "listeners:\n\t- addr: \":80\"\n", "x.yaml:2: syntax error: a tab or a character YAML does not allow here: indent with spaces"},
+		{"duplicate key", minimal + "limits: {}\nlimits: {}\n", `x.yaml:18: key "limits" appears twice (first at line 17)`},
 		{"syntax", replace("    pool: checkout", "    pool: [checkout"), "x.yaml:"},
 		{"no listener", replace("  - addr: \":8080\"", "  []"), "x.yaml:1: at least one listener"},
 		{"bad listener addr", replace(`":8080"`, `"8080"`), `x.yaml:2: listener addr "8080" is not host:port`},

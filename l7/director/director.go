@@ -320,6 +320,7 @@ func (d *Director) stickyBackend(ps *poolState, r *Request, now time.Time, dec *
 	}
 	dec.Sticky = StickyHit
 	ps.stats.Hits.Add(1)
+	b.NoteStickyWhileDraining(now)
 	// Refresh past half the max age so active sessions never expire, while
 	// most requests carry a fresh cookie and set nothing.
 	if now.Sub(issued) > ps.sticky.MaxAge/2 {

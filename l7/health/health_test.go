@@ -205,3 +205,56 @@ func TestCloseStopsProbes(t *testing.T) {
 	defer mu.Unlock()
 	assert.Equal(t, after, probes, "no probe after Close returned")
 }
+
+func (r *recorder) names() map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]bool{}
+	for _, e := range r.events {
+		out[e.name] = true
+	}
+	return out
+}
+
+// TestUpdateKeepsUnchangedProbes: after Update, an unchanged target keeps
+// probing with its history (its first-probe report is not repeated to the
+// new setter), a new target is probed and reported to the new setter, and
+// a removed one stops.
+func TestUpdateKeepsUnchangedProbes(t *testing.T) {
+	var mu sync.Mutex
+	hits := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	count := func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return hits[path]
+	}
+	addr := srv.Listener.Addr().String()
+	target := func(name string) health.Target {
+		return health.Target{Name: name, Addr: addr, Path: "/" + name, Interval: 10 * time.Millisecond, Timeout: 50 * time.Millisecond, Rise: 1, Fall: 1}
+	}
+	first := &recorder{}
+	c := health.New(first, []health.Target{target("a"), target("b")}, nil)
+	require.NoError(t, c.Start(t.Context()))
+	t.Cleanup(func() { _ = c.Close() })
+	require.Eventually(t, func() bool { return len(first.names()) == 2 }, 10*time.Second, 5*time.Millisecond)
+
+	second := &recorder{}
+	c.Update(second, []health.Target{target("a"), target("c")})
+	require.Eventually(t, func() bool { return second.names()["c"] }, 10*time.Second, 5*time.Millisecond, "new target c is probed")
+	// A restarted probe of a would report at its first probe; a few more
+	// probes of a without a report show it kept its history.
+	n := count("/a")
+	require.Eventually(t, func() bool { return count("/a") > n+3 }, 10*time.Second, 5*time.Millisecond)
+	assert.False(t, second.names()["a"], "unchanged target a was restarted")
+	assert.Len(t, first.take(), 2, "nothing more reaches the old setter")
+	b := count("/b")
+	n = count("/a")
+	require.Eventually(t, func() bool { return count("/a") > n+3 }, 10*time.Second, 5*time.Millisecond)
+	assert.Equal(t, b, count("/b"), "removed target b is no longer probed")
+}

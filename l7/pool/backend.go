@@ -40,6 +40,7 @@ type state struct {
 	upSince       atomic.Int64 // unix nanos of the last down→up; 0 = up from the start
 	ejectStreak   atomic.Int32
 	lastEjectEnd  atomic.Int64
+	stickySeen    atomic.Int64 // unix nanos of the last sticky request while draining
 }
 
 // InFlight is the number of requests currently forwarded to the server.
@@ -82,6 +83,24 @@ func (b *Backend) StickyOK(now time.Time) bool {
 	}
 	d := b.drainDeadline.Load()
 	return d == 0 || now.UnixNano() < d
+}
+
+// NoteStickyWhileDraining records that a client pinned to the draining
+// server came back at now; drain status reports it so an operator can wait
+// for the sticky clients to be gone as well as the in-flight requests.
+func (b *Backend) NoteStickyWhileDraining(now time.Time) {
+	if b.drainDeadline.Load() != 0 {
+		b.stickySeen.Store(now.UnixNano())
+	}
+}
+
+// StickySeen is when a pinned client last came to the server while it was
+// draining (zero: none did).
+func (b *Backend) StickySeen() time.Time {
+	if n := b.stickySeen.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // EffectiveWeight is Weight×1000, scaled down during slow start: a server

@@ -260,3 +260,40 @@ func TestAvailableNoAlloc(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
+
+// TestNewFromKeepsState: the next generation of a pool shares the state of
+// servers that keep their name and address (ejection and its back-off,
+// drain, in flight), starts afresh for a server whose address changed, and
+// slow-starts a server new to the pool; the config's drain flag applies.
+func TestNewFromKeepsState(t *testing.T) {
+	cfg := poolConfig(3)
+	cfg.SlowStart = time.Minute
+	p1 := pool.New(0, cfg, 0, nil, t0)
+	a, b := p1.ByName("a"), p1.ByName("b")
+	fail(p1, a, 3, t0) // ejected
+	require.True(t, a.Ejected(t0))
+	b.Acquire()
+	p1.ByName("c").Acquire()
+
+	next := poolConfig(3)
+	next.SlowStart = time.Minute
+	next.Servers[2].Addr = "127.0.0.1:2" // c moved
+	next.Servers[1].Drain = true
+	next.Servers = append(next.Servers, config.Server{Name: "d", Addr: "127.0.0.1:4", Weight: 1})
+	now := t0.Add(time.Second)
+	p2 := pool.NewFrom(0, next, 10, nil, now, p1)
+
+	a2, b2, c2, d2 := p2.ByName("a"), p2.ByName("b"), p2.ByName("c"), p2.ByName("d")
+	assert.True(t, a2.Ejected(now), "ejection carried over")
+	assert.Equal(t, uint64(1), a2.Ejections())
+	assert.Equal(t, int64(1), b2.InFlight(), "in flight carried over")
+	b2.Release()
+	assert.Zero(t, b.InFlight(), "one count, seen by both generations")
+	draining, _ := b2.Draining()
+	assert.True(t, draining, "config drain applied")
+	assert.Zero(t, c2.InFlight(), "a server whose address changed starts afresh")
+	assert.Less(t, c2.EffectiveWeight(now, time.Minute), int64(1000), "and slow-starts, like a new one")
+	assert.Less(t, d2.EffectiveWeight(now, time.Minute), int64(1000), "new server slow-starts")
+	assert.Equal(t, []string{"c", "d"}, names(p2.Available(now)))
+	assert.Equal(t, 10, a2.ID)
+}

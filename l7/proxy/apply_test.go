@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/l7/config"
+	"github.com/xlbproject/xlb/l7/director"
 	"github.com/xlbproject/xlb/l7/pool"
 )
 
@@ -126,4 +127,75 @@ func backendNames(bs []*pool.Backend) []string {
 		out[i] = b.Name
 	}
 	return out
+}
+
+// BenchmarkApply is one config swap of a 32-server pool: what a reload or
+// one `xlb pool server add` costs the proxy.
+func BenchmarkApply(b *testing.B) {
+	var servers strings.Builder
+	for i := range 32 {
+		fmt.Fprintf(&servers, "      - {name: c%d, addr: \"127.0.0.1:%d\"}\n", i, 20000+i)
+	}
+	text := strings.Replace(shopConfig, "      - {name: c1, addr: \"{c1}\"}\n      - {name: c2, addr: \"{c2}\"}\n", servers.String(), 1)
+	for _, n := range []string{"b1", "a1"} {
+		text = strings.ReplaceAll(text, "{"+n+"}", "127.0.0.1:9")
+	}
+	cfg, err := config.Parse("bench.yaml", []byte(text))
+	require.NoError(b, err)
+	dir, err := director.New(cfg)
+	require.NoError(b, err)
+	p, err := New(cfg, dir, Options{})
+	require.NoError(b, err)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Apply(cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestApplyRotatesStickyKeys: a reload that prepends a key signs new
+// cookies with it and still honours cookies of the old one; dropping the
+// old key then makes its cookies count as absent.
+func TestApplyRotatesStickyKeys(t *testing.T) {
+	servers := shopServers(t, nil)
+	tp := startProxyConfig(t, parseShop(t, shopConfig, servers))
+	c := client(t)
+	resp, _ := do(t, c, "GET", tp.url+"/checkout/a", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	oldCookie := strings.SplitN(resp.Header.Get("Set-Cookie"), ";", 2)[0]
+	require.NotEmpty(t, oldCookie)
+	stats := func() (hits, issued uint64) {
+		s := tp.director().StickyStats(0)
+		return s.Hits.Load(), s.Issued.Load()
+	}
+
+	const oldKey = `    - {id: 1, secret: "VKNuQ6PekEdVQxoEKhL6bukHWptxdy/xGQ5HnIZSyKQ="}`
+	const newKey = `    - {id: 2, secret: "bmV3LWtleS1mb3ItdGhlLXN0aWNreS1yaW5nLTAwMDE="}`
+	require.Contains(t, shopConfig, oldKey)
+	_, err := tp.Apply(parseShop(t, strings.Replace(shopConfig, oldKey, newKey+"\n"+oldKey, 1), servers))
+	require.NoError(t, err)
+	h0, i0 := stats()
+	resp, _ = do(t, c, "GET", tp.url+"/checkout/b", nil, map[string]string{"Cookie": oldCookie})
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	h1, i1 := stats()
+	assert.Equal(t, h0+1, h1, "a cookie of the old key is still honoured")
+	assert.Equal(t, i0, i1)
+	resp, _ = do(t, c, "GET", tp.url+"/checkout/c", nil, nil)
+	newCookie := strings.SplitN(resp.Header.Get("Set-Cookie"), ";", 2)[0]
+	require.NotEmpty(t, newCookie)
+
+	_, err = tp.Apply(parseShop(t, strings.Replace(shopConfig, oldKey, newKey, 1), servers))
+	require.NoError(t, err)
+	_, i2 := stats()
+	resp, _ = do(t, c, "GET", tp.url+"/checkout/d", nil, map[string]string{"Cookie": oldCookie})
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	_, i3 := stats()
+	assert.Equal(t, i2+1, i3, "the retired key's cookie is treated as absent: a new pin")
+	assert.NotEmpty(t, resp.Header.Get("Set-Cookie"))
+	h3, _ := stats()
+	resp, _ = do(t, c, "GET", tp.url+"/checkout/e", nil, map[string]string{"Cookie": newCookie})
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	h4, _ := stats()
+	assert.Equal(t, h3+1, h4, "the new key's cookie is honoured")
 }

@@ -47,7 +47,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		}
 		return
 	}
-	clientClose := hdr.ConnectionClose()
+	// While stopping, every answer closes its connection: keep-alive
+	// clients reconnect through the edge, which sends them to another host
+	// once it has seen /ready fail, instead of riding this connection until
+	// the listener closes under them.
+	closeConn := hdr.ConnectionClose() || p.stopping.Load()
 	client := remoteAddr(ctx)
 
 	st.view.h = hdr
@@ -106,7 +110,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 			resp.Header.AddBytesV(hdrSetCookie, dec.SetCookie)
 		}
 	}
-	if clientClose {
+	if closeConn {
 		ctx.SetConnectionClose()
 	}
 	d := time.Since(start)

@@ -342,6 +342,13 @@ func (p *Proxy) track(ln net.Listener) error {
 // director is the director requests are decided by.
 func (p *Proxy) director() *director.Director { return p.gen.Load().dir }
 
+// Running returns the running config and its director (they change on
+// Apply); both are read-only for the caller.
+func (p *Proxy) Running() (*config.Config, *director.Director) {
+	g := p.gen.Load()
+	return g.cfg, g.dir
+}
+
 // Ready reports whether this host can serve: a client listener is up, the
 // config is loaded, and no stop has begun. With `readiness: all_pools` it
 // also needs every route's pool to have an available server. An empty pool
@@ -363,7 +370,8 @@ func (p *Proxy) Ready() (ok bool, reason string) {
 // Run listens on every configured listener and on the admin address and
 // serves until ctx is done. Then it stops gracefully: /ready fails at once
 // while everything else keeps serving for the config's drain delay (the
-// edge's health checks take the host out meanwhile), then the listeners
+// edge's health checks take the host out meanwhile; answers close their
+// connections so keep-alive clients reconnect elsewhere), then the listeners
 // close, in-flight requests get up to the shutdown timeout to finish (their
 // responses carry Connection: close) and idle keep-alive connections are
 // closed. It returns the first serving error.

@@ -162,6 +162,12 @@ func TestGracefulStopUnderLoad(t *testing.T) {
 	require.Eventually(t, func() bool { return ready() == http.StatusServiceUnavailable }, 2*time.Second, 5*time.Millisecond,
 		"/ready must fail during the drain delay")
 	atStop := servers["b1"].hits()
+	resp, err = c.Get(base + "/browse/x")
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "still served during the drain delay")
+	assert.True(t, resp.Close, "answers during the drain close their connection, so keep-alive clients move on")
 	// The edge stops sending within the drain delay: the load loop stops
 	// well before it ends.
 	time.Sleep(time.Second)

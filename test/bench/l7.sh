@@ -78,6 +78,7 @@ listeners:
     addr: 127.0.0.1:$1
 admin:
   addr: 127.0.0.1:$2
+  socket: $TMP/xlb-proxy-$1.sock
 trusted_proxies: [10.0.0.0/8]
 access_log: {enabled: true, sample: 0.01}
 sticky:

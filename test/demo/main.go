@@ -227,7 +227,7 @@ func (d *demo) start(ctx context.Context, host, name, bin string, args ...string
 func (d *demo) startL7(ctx context.Context, name string) error {
 	h := d.hosts[name]
 	cfg := filepath.Join(d.dir, name+"-proxy.yaml")
-	if err := os.WriteFile(cfg, []byte(proxyConfig(h.Addr4, d.hosts["app"].Addr4)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(proxyConfig(h.Addr4, d.hosts["app"].Addr4, filepath.Join(d.dir, name+"-proxy.sock"))), 0o600); err != nil {
 		return err
 	}
 	if err := d.start(ctx, name, name+"-decap", d.xlb, "decap", "--iface", topo.HostIfname, "--mode", "native"); err != nil {
@@ -534,12 +534,15 @@ func (d *demo) teardown() {
 	}
 }
 
-func proxyConfig(self, app netip.Addr) string {
+// proxyConfig is one L7 host's config; every host's proxy runs on this
+// machine, so each gets its own admin socket.
+func proxyConfig(self, app netip.Addr, socket string) string {
 	return fmt.Sprintf(`listeners:
   - name: http
     addr: "0.0.0.0:80"
 admin:
   addr: "%[1]s:9901"
+  socket: %[3]q
 access_log:
   enabled: false
 sticky:
@@ -573,7 +576,7 @@ pools:
       - {name: auth-1, addr: "%[2]s:9301"}
       - {name: auth-2, addr: "%[2]s:9302"}
     health: {active: {path: /healthz, interval: 1s, timeout: 500ms}}
-`, self, app)
+`, self, app, socket)
 }
 
 // parseAnswer reads the app server's "key=value ..." answer.

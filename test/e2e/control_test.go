@@ -42,8 +42,10 @@ type ctlL7 struct {
 	// proxied hosts run the real `xlb proxy` on VIP:80 and admin :9901;
 	// the test's server is then its one app server on 127.0.0.1:9101.
 	proxied bool
-	// stopProxy ends the host's `xlb proxy` process.
+	// stopProxy ends the host's `xlb proxy` process (SIGKILL); termProxy
+	// stops it gracefully (SIGTERM) and returns its exit error.
 	stopProxy func()
+	termProxy func() error
 	mu        sync.Mutex
 	srvs      []*http.Server
 	ready     atomic.Bool
@@ -600,6 +602,7 @@ func (b *ctlBed) startProxy(t *testing.T, l *ctlL7, readiness string) (stop func
     addr: "%s:80"
 admin:
   addr: "%s:%d"
+  socket: %q
 routes:
   - name: all
     match:
@@ -616,16 +619,24 @@ pools:
         timeout: 50ms
         rise: 1
         fall: 1
-%s`, b.vip, l.host.Addr4, ctlAdminPort, extra)), 0o600))
+%s`, b.vip, l.host.Addr4, ctlAdminPort, filepath.Join(b.dir, l.host.Name+"-proxy.sock"), extra)), 0o600))
 	logf, err := os.OpenFile(filepath.Join(b.dir, l.host.Name+"-proxy.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	require.NoError(t, err)
 	cmd := l.host.Command(context.Background(), b.bin, "proxy", "--config", cfg)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	require.NoError(t, cmd.Start())
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	var exitErr error
+	go func() { exitErr = cmd.Wait(); logf.Close(); close(done) }()
 	var once sync.Once
 	stop = func() { once.Do(func() { _ = cmd.Process.Kill(); <-done }) }
+	l.termProxy = func() error {
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			return err
+		}
+		<-done
+		return exitErr
+	}
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() {
@@ -701,4 +712,74 @@ func TestControlWithL7Proxy(t *testing.T) {
 	b.waitState(t, proxied.host.Addr4, api.StateActive)
 	got = b.spread(t, 60)
 	assert.Positive(t, got[proxied.host.Name], "back in the table: %v", got)
+}
+
+// TestControlGracefulStopOfL7Proxy: SIGTERM to an L7 host's real `xlb proxy`
+// while a client keeps opening connections to the VIP. The proxy fails
+// /ready first and keeps serving for its drain delay (default 1 s); the
+// edge daemon, with its default checks, takes the host out within that
+// delay; then the proxy stops and exits 0. No request fails: the flows the
+// edge still sent during the drain were served, and none was sent after.
+func TestControlGracefulStopOfL7Proxy(t *testing.T) {
+	b := newCtlBed(t, 0)
+	b.startDaemon(t)
+	proxied := b.l7[0]
+	for _, l := range b.l7 {
+		b.waitState(t, l.host.Addr4, api.StateActive)
+	}
+
+	var ok, failed, atProxied atomic.Int64
+	var mu sync.Mutex
+	var errs []string
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20000 { // bounded: the loop normally stops long before
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			host, err := b.get(ctx)
+			cancel()
+			if err != nil {
+				failed.Add(1)
+				mu.Lock()
+				if len(errs) < 5 {
+					errs = append(errs, err.Error())
+				}
+				mu.Unlock()
+				continue
+			}
+			ok.Add(1)
+			if host == proxied.host.Name {
+				atProxied.Add(1)
+			}
+		}
+	}()
+	require.Eventually(t, func() bool { return atProxied.Load() > 10 }, 20*time.Second, 10*time.Millisecond,
+		"the proxied host never served")
+
+	exit := make(chan error, 1)
+	start := time.Now()
+	go func() { exit <- proxied.termProxy() }()
+	b.waitState(t, proxied.host.Addr4, api.StateDown)
+	t.Logf("edge took the stopping host out %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+	select {
+	case err := <-exit:
+		assert.NoError(t, err, "xlb proxy must exit 0 after SIGTERM")
+	case <-time.After(30 * time.Second):
+		t.Fatal("xlb proxy did not exit after SIGTERM")
+	}
+	after := ok.Load()
+	require.Eventually(t, func() bool { return ok.Load() > after+50 }, 20*time.Second, 10*time.Millisecond,
+		"the other hosts keep serving")
+	close(stop)
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("requests: ok=%d failed=%d (to the stopped host: %d) errors=%v", ok.Load(), failed.Load(), atProxied.Load(), errs)
+	assert.Zero(t, failed.Load(), "errors: %v", errs)
 }

@@ -305,11 +305,17 @@ func TestProxyUnitCapabilities(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	require.NoError(t, os.Chmod(dir, 0o755))
+	// The admin socket's directory belongs to the proxy's user, as the
+	// unit's RuntimeDirectory does.
+	run := filepath.Join(dir, "run")
+	require.NoError(t, os.Mkdir(run, 0o750))
+	require.NoError(t, os.Chown(run, 65534, 65534))
 	cfg := filepath.Join(dir, "proxy.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`listeners:
   - addr: "%s:80"
 admin:
   addr: "%s:9901"
+  socket: %q
 routes:
   - name: shop
     pool: shop
@@ -317,7 +323,7 @@ pools:
   - name: shop
     servers:
       - addr: "127.0.0.1:9"
-`, h.Addr4, h.Addr4)), 0o644))
+`, h.Addr4, h.Addr4, filepath.Join(run, "proxy.sock"))), 0o644))
 
 	// The unit's user is created by the package; here the test runs as
 	// nobody, which has the same (absent) privileges.

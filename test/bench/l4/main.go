@@ -26,6 +26,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/xlbproject/xlb/l4"
@@ -48,6 +50,9 @@ type benchCase struct {
 	// vary, when set, rewrites the packet before each run (a new flow
 	// every time).
 	vary func(in []byte, i int)
+	// dp is the balancer the case's counters are read from (nil: the
+	// one with the static next hop).
+	dp *l4.Dataplane
 }
 
 func run() error {
@@ -66,6 +71,16 @@ func run() error {
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
 		return fmt.Errorf("pin to cpu %d: %w", *cpu, err)
 	}
+
+	// The FIB cases need a routing table and a neighbour entry, which
+	// this thread gets in a namespace of its own (unnamed: it goes away
+	// with the process). BPF_PROG_TEST_RUN runs the program as if the
+	// packet came in on that namespace's loopback.
+	ns, err := fibNamespace()
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
 
 	floor, err := benchxdp.MACSwap()
 	if err != nil {
@@ -89,6 +104,29 @@ func run() error {
 	}
 	prog := d.Program()
 
+	// The same balancer without a next-hop MAC: every forwarded packet asks
+	// bpf_fib_lookup, and an L2 DSR VIP (which always does).
+	fd, err := l4.Open(l4.Config{
+		ConnEntries: uint32(*conns),
+		OuterSrcV4:  netip.MustParseAddr("10.0.0.1"),
+		OuterSrcV6:  netip.MustParseAddr("fd00::1"),
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer fd.Close()
+	if err := setup(fd); err != nil {
+		return err
+	}
+	l2vip := l4.VIP{Addr: netip.MustParseAddr("203.0.113.11"), Port: 80, Proto: l4.TCP}
+	if err := fd.UpsertVIP(l2vip, l4.WithMode(l4.ModeL2DSR)); err != nil {
+		return err
+	}
+	if err := fd.InstallTable(l2vip, fullTable(fd)); err != nil {
+		return err
+	}
+	fprog := fd.Program()
+
 	client := netip.MustParseAddr("198.51.100.1")
 	vip := netip.MustParseAddr("203.0.113.10")
 	cases := []benchCase{
@@ -101,6 +139,8 @@ func run() error {
 		// flow never seen before (source port and address change), so the
 		// insert lands in a cold set instead of rewriting the same way.
 		{name: "tcp_syn_new_flow", prog: prog, in: tcp(client, vip, 80, true), want: 3, vary: newFlow},
+		{name: "tcp_hit_fib", prog: fprog, dp: fd, in: tcp(client, vip, 80, false), want: 3, prime: tcp(client, vip, 80, true)},
+		{name: "tcp_hit_l2dsr", prog: fprog, dp: fd, in: tcp(client, l2vip.Addr, 80, false), want: 3, prime: tcp(client, l2vip.Addr, 80, true)},
 	}
 	for _, c := range cases {
 		if c.prime != nil {
@@ -108,7 +148,11 @@ func run() error {
 				return fmt.Errorf("prime %s: %w", c.name, err)
 			}
 		}
-		before, err := d.Stats()
+		cd := c.dp
+		if cd == nil {
+			cd = d
+		}
+		before, err := cd.Stats()
 		if err != nil {
 			return err
 		}
@@ -119,7 +163,7 @@ func run() error {
 		if v != c.want {
 			return fmt.Errorf("check %s: verdict %d, want %d", c.name, v, c.want)
 		}
-		after, err := d.Stats()
+		after, err := cd.Stats()
 		if err != nil {
 			return err
 		}
@@ -186,21 +230,59 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// setup installs one TCP and one UDP VIP, each with a full-size table
-// (M = 65537) spread over ten backends.
-func setup(d *l4.Dataplane) error {
-	var ids []l4.BackendID
-	for i := range 10 {
-		id, err := d.UpsertBackend(netip.AddrFrom4([4]byte{192, 168, 1, byte(i + 1)}))
-		if err != nil {
-			return err
-		}
+// fibNamespace moves the calling (locked) thread into a new network
+// namespace whose loopback routes 192.168.1.0/24, the backends, with a
+// neighbour entry and forwarding on: what bpf_fib_lookup needs to answer.
+func fibNamespace() (netns.NsHandle, error) {
+	ns, err := netns.New()
+	if err != nil {
+		return ns, fmt.Errorf("create fib namespace: %w", err)
+	}
+	lo, err := netlink.LinkByName("lo")
+	if err == nil {
+		err = netlink.LinkSetUp(lo)
+	}
+	if err == nil {
+		_, dst, _ := net.ParseCIDR("192.168.1.0/24")
+		err = netlink.RouteAdd(&netlink.Route{LinkIndex: lo.Attrs().Index, Dst: dst})
+	}
+	if err == nil {
+		err = netlink.NeighSet(&netlink.Neigh{LinkIndex: lo.Attrs().Index, Family: unix.AF_INET, State: netlink.NUD_PERMANENT,
+			IP: net.IPv4(192, 168, 1, 1), HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 0, 2}})
+	}
+	if err == nil {
+		err = os.WriteFile("/proc/sys/net/ipv4/conf/lo/forwarding", []byte("1"), 0o644)
+	}
+	if err != nil {
+		ns.Close()
+		return ns, fmt.Errorf("set up fib namespace: %w", err)
+	}
+	return ns, nil
+}
+
+// fullTable is a full-size table (M = 65537) over the ten backends.
+func fullTable(d *l4.Dataplane) []l4.BackendID {
+	ids := make([]l4.BackendID, 0, 10)
+	for id := range d.Backends() {
 		ids = append(ids, id)
 	}
+	slices.Sort(ids)
 	table := make([]l4.BackendID, d.Config().TableSize)
 	for i := range table {
 		table[i] = ids[i%len(ids)]
 	}
+	return table
+}
+
+// setup installs one TCP and one UDP VIP, each with a full-size table
+// (M = 65537) spread over ten backends.
+func setup(d *l4.Dataplane) error {
+	for i := range 10 {
+		if _, err := d.UpsertBackend(netip.AddrFrom4([4]byte{192, 168, 1, byte(i + 1)})); err != nil {
+			return err
+		}
+	}
+	table := fullTable(d)
 	for _, v := range []l4.VIP{
 		{Addr: netip.MustParseAddr("203.0.113.10"), Port: 80, Proto: l4.TCP},
 		{Addr: netip.MustParseAddr("203.0.113.10"), Port: 53, Proto: l4.UDP},

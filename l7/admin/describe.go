@@ -1,0 +1,108 @@
+package admin
+
+import (
+	"slices"
+	"time"
+
+	"github.com/xlbproject/xlb/l7/proxy"
+)
+
+// Pool is a pool as the API shows it.
+type Pool struct {
+	Name   string   `json:"name"`
+	Policy string   `json:"policy"`
+	Sticky bool     `json:"sticky"`
+	Routes []string `json:"routes"`
+	// Available is how many servers may take new clients; 0 means the
+	// pool's routes answer 503.
+	Available int      `json:"available"`
+	Servers   []Server `json:"servers"`
+}
+
+// Server is a server as the API shows it.
+type Server struct {
+	Name   string `json:"name"`
+	Addr   string `json:"addr"`
+	Weight int    `json:"weight"`
+	// State is one of up, down (active health), ejected (passive health),
+	// draining.
+	State    string `json:"state"`
+	InFlight int64  `json:"in_flight"`
+	// DrainDeadline is when sticky clients of a draining server are moved.
+	DrainDeadline *time.Time `json:"drain_deadline,omitempty"`
+	// StickySeen is the last request of a pinned client while draining.
+	StickySeen *time.Time `json:"sticky_seen,omitempty"`
+	// Empty is true for a draining server with no request in flight and no
+	// sticky client left: none came back for the quiet period, or the
+	// drain deadline has passed.
+	Empty bool `json:"empty"`
+	// Runtime is true when a runtime change (kept in the state file)
+	// shapes this server.
+	Runtime bool `json:"runtime"`
+}
+
+// describe reads the running generation's pools and servers.
+func describe(p *proxy.Proxy, st State, now time.Time, quiet time.Duration) []Pool {
+	cfg, dir := p.Running()
+	runtime := map[[2]string]bool{}
+	for _, o := range st.Overrides {
+		runtime[[2]string{o.Pool, o.Name}] = true
+	}
+	routes := map[string][]string{}
+	for _, r := range cfg.Routes {
+		routes[r.Pool] = append(routes[r.Pool], r.Name)
+	}
+	var out []Pool
+	for i, pl := range dir.Pools() {
+		pc := cfg.Pools[i]
+		dp := Pool{
+			Name:      pl.Name,
+			Policy:    pc.Policy,
+			Sticky:    pc.Sticky != nil,
+			Routes:    slices.Clone(routes[pl.Name]),
+			Available: len(pl.Available(now)),
+			Servers:   []Server{},
+		}
+		if dp.Routes == nil {
+			dp.Routes = []string{}
+		}
+		for _, b := range pl.Backends {
+			s := Server{
+				Name: b.Name, Addr: b.Addr, Weight: b.Weight,
+				InFlight: b.InFlight(),
+				Runtime:  runtime[[2]string{pl.Name, b.Name}],
+			}
+			draining, deadline := b.Draining()
+			switch {
+			case draining:
+				s.State = "draining"
+			case !b.Up():
+				s.State = "down"
+			case b.Ejected(now):
+				s.State = "ejected"
+			default:
+				s.State = "up"
+			}
+			if draining {
+				s.DrainDeadline = &deadline
+				if seen := b.StickySeen(); !seen.IsZero() {
+					s.StickySeen = &seen
+				}
+				stickyGone := true
+				if pc.Sticky != nil && now.Before(deadline) {
+					// No pinned client for the quiet period since the drain
+					// began or since the last one came.
+					since := deadline.Add(-pc.Sticky.DrainTimeout)
+					if s.StickySeen != nil && s.StickySeen.After(since) {
+						since = *s.StickySeen
+					}
+					stickyGone = now.Sub(since) >= quiet
+				}
+				s.Empty = s.InFlight == 0 && stickyGone
+			}
+			dp.Servers = append(dp.Servers, s)
+		}
+		out = append(out, dp)
+	}
+	return out
+}

@@ -1,0 +1,415 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/xlbproject/xlb/internal/atomicfile"
+	"github.com/xlbproject/xlb/l7/config"
+	"github.com/xlbproject/xlb/l7/proxy"
+)
+
+// Sentinels the API maps to status codes and the client maps back.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrInvalid  = errors.New("invalid")
+	ErrConflict = errors.New("conflict")
+)
+
+// kindError tags an error with a sentinel without changing its message.
+type kindError struct {
+	err  error
+	kind error
+}
+
+func (e kindError) Error() string   { return e.err.Error() }
+func (e kindError) Unwrap() []error { return []error{e.err, e.kind} }
+
+func errorf(kind error, format string, a ...any) error {
+	return kindError{err: fmt.Errorf(format, a...), kind: kind}
+}
+
+// StatePathFor is the default state file of a config file: next to it,
+// named after it (proxy.yaml → proxy.state.json).
+func StatePathFor(configPath string) string {
+	ext := filepath.Ext(configPath)
+	return strings.TrimSuffix(configPath, ext) + ".state.json"
+}
+
+// Manager owns the running config: the file, the runtime overrides, and
+// the proxy they are applied to. Its methods are safe for concurrent use;
+// changes are serialised.
+type Manager struct {
+	configPath string
+	statePath  string
+	log        *slog.Logger
+
+	mu    sync.Mutex
+	file  *config.Config // the config file as last loaded
+	state State
+	run   *config.Config // file ⊕ state, what the proxy runs
+	proxy *proxy.Proxy
+}
+
+// Open loads the config file and the runtime state file and merges them.
+// Build the proxy from Config, then hand it over with Attach.
+func Open(configPath string, log *slog.Logger) (*Manager, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	file, err := config.Load(configPath)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{configPath: configPath, log: log, file: file}
+	m.statePath = file.Admin.StateFile
+	if m.statePath == "" {
+		m.statePath = StatePathFor(configPath)
+	}
+	st, err := loadState(m.statePath)
+	if err != nil {
+		return nil, err
+	}
+	run, kept, notes := Merge(file, st)
+	m.logNotes(notes)
+	m.state = State{Version: stateVersion, Overrides: kept}
+	m.run = run
+	if len(st.Overrides) > 0 {
+		log.Info("runtime pool changes restored", "state_file", m.statePath, "overrides", len(kept))
+	}
+	return m, nil
+}
+
+// Config is the running config (file with runtime changes).
+func (m *Manager) Config() *config.Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.run
+}
+
+// StatePath is where runtime changes are kept.
+func (m *Manager) StatePath() string { return m.statePath }
+
+// Attach hands the manager the proxy built from Config.
+func (m *Manager) Attach(p *proxy.Proxy) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.proxy = p
+}
+
+func (m *Manager) logNotes(notes []Note) {
+	for _, n := range notes {
+		m.log.Warn("runtime change and config file disagree", "pool", n.Pool, "server", n.Server, "wins", n.Wins, "reason", n.Reason)
+	}
+}
+
+func loadState(path string) (State, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return State{Version: stateVersion}, nil
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("read runtime state: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return State{}, fmt.Errorf("read runtime state %s: not valid JSON (%v); move it away to start from the config file alone", path, err)
+	}
+	if st.Version != stateVersion {
+		return State{}, fmt.Errorf("read runtime state %s: version %d, this xlb reads version %d", path, st.Version, stateVersion)
+	}
+	return st, nil
+}
+
+func (m *Manager) saveLocked(st State) error {
+	st.Version = stateVersion
+	if st.Overrides == nil {
+		st.Overrides = []Override{}
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode runtime state: %w", err)
+	}
+	if err := atomicfile.Write(m.statePath, append(b, '\n'), atomicfile.Options{}); err != nil {
+		return fmt.Errorf("save runtime state: %w", err)
+	}
+	return nil
+}
+
+// ReloadResult is what a reload did.
+type ReloadResult struct {
+	// Restart lists changed settings that need a restart to take effect.
+	Restart []string `json:"restart,omitempty"`
+	// Notes say, per server, where the file and the runtime disagreed and
+	// which won.
+	Notes []Note `json:"notes,omitempty"`
+	// Overrides is how many runtime changes stay in force.
+	Overrides int `json:"overrides"`
+}
+
+// Reload reads the config file again, validates it completely, merges the
+// runtime changes and applies the result in one swap. An invalid file is
+// rejected with every problem (an error wrapping ErrInvalid) and the
+// running config stays.
+func (m *Manager) Reload() (ReloadResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	file, err := config.Load(m.configPath)
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			return ReloadResult{}, kindError{err: err, kind: ErrInvalid}
+		}
+		return ReloadResult{}, err
+	}
+	run, kept, notes := Merge(file, m.state)
+	applied, err := m.proxy.Apply(run)
+	if err != nil {
+		return ReloadResult{}, kindError{err: err, kind: ErrInvalid}
+	}
+	m.file, m.run = file, run
+	changed := !slices.EqualFunc(kept, m.state.Overrides, overrideEqual)
+	m.state.Overrides = kept
+	m.logNotes(notes)
+	res := ReloadResult{Restart: applied.Restart, Notes: notes, Overrides: len(kept)}
+	m.log.Info("config reloaded", "config", m.configPath, "overrides", len(kept), "restart_needed", applied.Restart)
+	if changed {
+		if err := m.saveLocked(m.state); err != nil {
+			return res, fmt.Errorf("config reloaded, but %w", err)
+		}
+	}
+	return res, nil
+}
+
+func overrideEqual(a, b Override) bool {
+	return a.Pool == b.Pool && a.Name == b.Name && sameSpec(a.Base, b.Base) && sameSpec(a.Server, b.Server)
+}
+
+// change runs one runtime change: edit computes the next state from the
+// running config; the state is saved, then applied. A failed apply puts
+// the saved state back.
+func (m *Manager) change(what string, edit func(run *config.Config, st *State) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	next := State{Version: stateVersion, Overrides: slices.Clone(m.state.Overrides)}
+	if err := edit(m.run, &next); err != nil {
+		return err
+	}
+	run, kept, _ := Merge(m.file, next)
+	next.Overrides = kept
+	if err := m.saveLocked(next); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if _, err := m.proxy.Apply(run); err != nil {
+		if serr := m.saveLocked(m.state); serr != nil {
+			m.log.Error("restore runtime state after a failed change", "err", serr)
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	m.state, m.run = next, run
+	m.log.Info("pool changed at runtime", "change", what)
+	return nil
+}
+
+// NewServer is one server to add.
+type NewServer struct {
+	Name   string `json:"name"`
+	Addr   string `json:"addr"`
+	Weight int    `json:"weight,omitempty"`
+}
+
+// AddServers adds servers to a pool, all or none. Each starts taking new
+// clients at once, ramping up over the pool's slow_start.
+func (m *Manager) AddServers(poolName string, servers []NewServer) error {
+	if len(servers) == 0 {
+		return errorf(ErrInvalid, "add servers to pool %s: no servers given", poolName)
+	}
+	names := make([]string, len(servers))
+	for i, s := range servers {
+		names[i] = s.Name
+	}
+	return m.change(fmt.Sprintf("add %s to pool %s", strings.Join(names, ", "), poolName), func(run *config.Config, st *State) error {
+		p, err := findPool(run, poolName)
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, s := range servers {
+			if err := checkServer(s); err != nil {
+				return fmt.Errorf("add to pool %s: %w", poolName, err)
+			}
+			if seen[s.Name] || slices.ContainsFunc(p.Servers, func(x config.Server) bool { return x.Name == s.Name }) {
+				return errorf(ErrConflict, "add to pool %s: server %s already exists (change it with `xlb pool server weight`, or delete it first)", poolName, s.Name)
+			}
+			seen[s.Name] = true
+			w := s.Weight
+			if w == 0 {
+				w = 1
+			}
+			st.set(poolName, s.Name, m.fileSpec(poolName, s.Name), &ServerSpec{Addr: s.Addr, Weight: w})
+		}
+		return nil
+	})
+}
+
+func checkServer(s NewServer) error {
+	if s.Name == "" || strings.ContainsAny(s.Name, "/ \t\n") {
+		return errorf(ErrInvalid, "server name %q must be non-empty, without spaces or slashes", s.Name)
+	}
+	if _, port, err := net.SplitHostPort(s.Addr); err != nil || port == "" {
+		return errorf(ErrInvalid, "server %s: addr %q is not host:port", s.Name, s.Addr)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return errorf(ErrInvalid, "server %s: addr %q has no valid port", s.Name, s.Addr)
+	}
+	if s.Weight < 0 || s.Weight > 1000 {
+		return errorf(ErrInvalid, "server %s: weight %d is not within 1..1000", s.Name, s.Weight)
+	}
+	return nil
+}
+
+// fileSpec is the config file's entry for a server, nil when it has none.
+func (m *Manager) fileSpec(poolName, name string) *ServerSpec {
+	for _, p := range m.file.Pools {
+		if p.Name != poolName {
+			continue
+		}
+		for _, s := range p.Servers {
+			if s.Name == name {
+				sp := specOf(s)
+				return &sp
+			}
+		}
+	}
+	return nil
+}
+
+func findPool(c *config.Config, name string) (*config.Pool, error) {
+	for i := range c.Pools {
+		if c.Pools[i].Name == name {
+			return &c.Pools[i], nil
+		}
+	}
+	return nil, errorf(ErrNotFound, "pool %s does not exist (list pools with `xlb pool list`)", name)
+}
+
+func findServer(c *config.Config, poolName, name string) (*config.Pool, config.Server, error) {
+	p, err := findPool(c, poolName)
+	if err != nil {
+		return nil, config.Server{}, err
+	}
+	for _, s := range p.Servers {
+		if s.Name == name {
+			return p, s, nil
+		}
+	}
+	return nil, config.Server{}, errorf(ErrNotFound, "pool %s has no server %s (list them with `xlb pool show %s`)", poolName, name, poolName)
+}
+
+// lastActive reports whether name is the only server of p not drained.
+func lastActive(p *config.Pool, name string) bool {
+	for _, s := range p.Servers {
+		if s.Name != name && !s.Drain {
+			return false
+		}
+	}
+	return true
+}
+
+// SetDrain drains (no new clients; sticky clients stay until the pool's
+// sticky drain_timeout) or undrains a server. Draining the last server of
+// a pool that is not drained needs force.
+func (m *Manager) SetDrain(poolName, name string, drain, force bool) error {
+	verb := "undrain"
+	if drain {
+		verb = "drain"
+	}
+	return m.change(fmt.Sprintf("%s %s/%s", verb, poolName, name), func(run *config.Config, st *State) error {
+		p, s, err := findServer(run, poolName, name)
+		if err != nil {
+			return err
+		}
+		if drain && !s.Drain && !force && lastActive(p, name) {
+			return errorf(ErrConflict, "drain %s/%s: it is the last server of pool %s that takes new clients; its routes would answer 503 (add another server first, or use --force)", poolName, name, poolName)
+		}
+		spec := specOf(s)
+		spec.Drain = drain
+		st.set(poolName, name, m.fileSpec(poolName, name), &spec)
+		return nil
+	})
+}
+
+// SetWeight changes a server's weight (1..1000).
+func (m *Manager) SetWeight(poolName, name string, weight int) error {
+	return m.change(fmt.Sprintf("weight %s/%s %d", poolName, name, weight), func(run *config.Config, st *State) error {
+		_, s, err := findServer(run, poolName, name)
+		if err != nil {
+			return err
+		}
+		if weight < 1 || weight > 1000 {
+			return errorf(ErrInvalid, "weight %d is not within 1..1000 (to stop new clients, drain the server)", weight)
+		}
+		spec := specOf(s)
+		spec.Weight = weight
+		st.set(poolName, name, m.fileSpec(poolName, name), &spec)
+		return nil
+	})
+}
+
+// DeleteServer removes a server. Its in-flight requests finish; its sticky
+// clients are re-pinned at their next request. Deleting the last server of
+// a pool that is not drained needs force.
+func (m *Manager) DeleteServer(poolName, name string, force bool) error {
+	return m.change(fmt.Sprintf("delete %s/%s", poolName, name), func(run *config.Config, st *State) error {
+		p, s, err := findServer(run, poolName, name)
+		if err != nil {
+			return err
+		}
+		if !s.Drain && !force && lastActive(p, name) {
+			return errorf(ErrConflict, "delete %s/%s: it is the last server of pool %s that takes new clients; its routes would answer 503 (add another server first, or use --force)", poolName, name, poolName)
+		}
+		st.set(poolName, name, m.fileSpec(poolName, name), nil)
+		return nil
+	})
+}
+
+// Pools describes every pool as it runs now.
+func (m *Manager) Pools(quiet time.Duration) []Pool {
+	m.mu.Lock()
+	p, st := m.proxy, m.state
+	m.mu.Unlock()
+	return describe(p, st, time.Now(), quiet)
+}
+
+// Pool describes one pool.
+func (m *Manager) Pool(name string, quiet time.Duration) (Pool, error) {
+	for _, p := range m.Pools(quiet) {
+		if p.Name == name {
+			return p, nil
+		}
+	}
+	return Pool{}, errorf(ErrNotFound, "pool %s does not exist (list pools with `xlb pool list`)", name)
+}
+
+// Server describes one server of a pool.
+func (m *Manager) Server(poolName, name string, quiet time.Duration) (Server, error) {
+	p, err := m.Pool(poolName, quiet)
+	if err != nil {
+		return Server{}, err
+	}
+	for _, s := range p.Servers {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	return Server{}, errorf(ErrNotFound, "pool %s has no server %s (list them with `xlb pool show %s`)", poolName, name, poolName)
+}
