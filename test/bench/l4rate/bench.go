@@ -106,6 +106,7 @@ type bench struct {
 	dp        *l4.Dataplane // next hops from the FIB
 	dpMAC     *l4.Dataplane // next hop configured
 	backends  []netip.Addr
+	softirqd  []string // schedstat files of the ksoftirqd threads
 }
 
 func newBench(cfg benchConfig) (_ *bench, err error) {
@@ -120,6 +121,9 @@ func newBench(cfg benchConfig) (_ *bench, err error) {
 		return nil, err
 	}
 	b := &bench{cfg: cfg, tp: tp}
+	if b.softirqd, err = softirqThreads(); err != nil {
+		return nil, errors.Join(err, tp.Close())
+	}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, b.Close())
@@ -361,13 +365,14 @@ func (b *bench) balancer(k kind) *l4.Dataplane {
 // generate runs threads generator threads, thread i pinned to CPU i inside
 // gen's namespace, each sending chunks of frames until ctx is done (a chunk
 // in flight is finished: chunk bounds the stop latency). It returns the
-// frames sent.
-func (b *bench) generate(ctx context.Context, threads int, chunk uint32) (uint64, error) {
+// frames sent and the threads' run time.
+func (b *bench) generate(ctx context.Context, threads int, chunk uint32) (uint64, time.Duration, error) {
 	if threads < 1 || threads > runtime.NumCPU() {
-		return 0, fmt.Errorf("%d generator threads on %d CPUs", threads, runtime.NumCPU())
+		return 0, 0, fmt.Errorf("%d generator threads on %d CPUs", threads, runtime.NumCPU())
 	}
 	var (
 		sent atomic.Uint64
+		cpu  atomic.Int64
 		wg   sync.WaitGroup
 		errs = make([]error, threads)
 	)
@@ -377,19 +382,25 @@ func (b *bench) generate(ctx context.Context, threads int, chunk uint32) (uint64
 			defer wg.Done()
 			errs[t] = b.gen.Do(func() error {
 				return pinned(t, func() error {
+					start, err := threadRuntime()
+					if err != nil {
+						return err
+					}
 					for ctx.Err() == nil {
 						if err := b.generator.Send(b.wire.A.Ifindex, chunk); err != nil {
 							return err
 						}
 						sent.Add(uint64(chunk))
 					}
-					return nil
+					end, err := threadRuntime()
+					cpu.Add(int64(end - start))
+					return err
 				})
 			})
 		}()
 	}
 	wg.Wait()
-	return sent.Load(), errors.Join(errs...)
+	return sent.Load(), time.Duration(cpu.Load()), errors.Join(errs...)
 }
 
 // pinned runs fn on the calling (locked) thread pinned to cpu, and gives

@@ -101,9 +101,12 @@ func TestRunReports(t *testing.T) {
 	s := out.String()
 	for _, k := range strings.Split(cases, ",") {
 		assert.Contains(t, s, "l4rate threads=1 case="+k+" mpps=")
+		assert.NotContains(t, s, "case="+k+" mpps=0.00")
 	}
 	assert.Contains(t, s, "xlb_over_bounce=")
 	assert.Contains(t, s, "xlb-mac_over_bounce=")
+	assert.Contains(t, s, "xlb_over_bounce_cpu=")
+	assert.Contains(t, s, "| 1 | CPU ns/frame |")
 	assert.Contains(t, s, "path=xdp_tx:")
 	assert.Contains(t, s, "| generator threads |")
 	entries, err := os.ReadDir("/run/netns")

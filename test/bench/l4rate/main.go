@@ -15,10 +15,13 @@
 // for each number of generator threads (one per CPU). Per sample it prints
 // a comment line, and at the end the medians:
 //
-//	l4rate threads=<n> case=<name> mpps=<median>
-//	l4rate threads=<n> xlb_over_bounce=<median> xlb_over_nftables=<median> [xlb-mac_over_...]
+//	l4rate threads=<n> case=<name> mpps=<median> cpu_ns=<median>
+//	l4rate threads=<n> xlb_over_bounce=<median> ... xlb_over_bounce_cpu=<median> ...
 //
-// followed by a markdown table. Bounded: rounds × cases × threads samples
+// followed by a markdown table. mpps counts delivered frames per second of
+// wall time; cpu_ns is the CPU time the whole loop (generator, veth, the
+// forwarder, sink) took per delivered frame, which other load on the shared
+// machine does not change. The _cpu ratios compare frames per CPU-second. Bounded: rounds × cases × threads samples
 // of warmup+interval each; stops by itself and removes its namespaces and
 // programs on exit, also after an error or SIGINT/SIGTERM. Needs root.
 package main
@@ -113,12 +116,12 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 				if err != nil {
 					return fmt.Errorf("round %d, %s with %d threads: %w", r, k, t, err)
 				}
-				line := fmt.Sprintf("# round=%d threads=%d case=%s mpps=%.2f delivered=%.3f", r, t, k, s.pps/1e6, s.delivered)
+				line := fmt.Sprintf("# round=%d threads=%d case=%s mpps=%.2f cpu_ns=%.0f delivered=%.3f", r, t, k, s.pps/1e6, s.cpuNS, s.delivered)
 				if s.path != "" && r == 1 {
 					line += " path=" + s.path
 				}
 				fmt.Fprintln(out, line)
-				res.add(r, s)
+				res.add(s)
 			}
 		}
 	}
@@ -127,90 +130,120 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 }
 
 // results holds every sample by (threads, kind) in round order.
-type results map[int]map[kind][]float64
+type results map[int]map[kind][]sample
 
-func (rs results) add(_ int, s sample) {
+func (rs results) add(s sample) {
 	if rs[s.threads] == nil {
-		rs[s.threads] = map[kind][]float64{}
+		rs[s.threads] = map[kind][]sample{}
 	}
-	rs[s.threads][s.kind] = append(rs[s.threads][s.kind], s.pps)
+	rs[s.threads][s.kind] = append(rs[s.threads][s.kind], s)
 }
 
-// ratio is the median over rounds of a/b within each round: samples of the
-// same round ran seconds apart, so their ratio is the least noisy figure.
-func (rs results) ratio(t int, a, b kind) (float64, bool) {
-	q := rs.ratios(t, a, b)
-	if len(q) == 0 {
-		return 0, false
+// metric picks one figure of a sample, oriented so that more is better.
+type metric func(sample) float64
+
+func mpps(s sample) float64 { return s.pps / 1e6 }
+
+// perCPU is frames per CPU-second (in millions): 1000 / cpuNS.
+func perCPU(s sample) float64 {
+	if s.cpuNS <= 0 {
+		return 0
 	}
-	return median(q), true
+	return 1e3 / s.cpuNS
 }
 
-// ratios is a/b of each round.
-func (rs results) ratios(t int, a, b kind) []float64 {
+func (rs results) median(t int, k kind, m metric) float64 {
+	var xs []float64
+	for _, s := range rs[t][k] {
+		xs = append(xs, m(s))
+	}
+	return median(xs)
+}
+
+// ratios is m(a)/m(b) of each round: samples of the same round ran seconds
+// apart, so their ratio is the least noisy figure.
+func (rs results) ratios(t int, a, b kind, m metric) []float64 {
 	as, bs := rs[t][a], rs[t][b]
 	if len(as) != len(bs) {
 		return nil
 	}
 	var q []float64
 	for i := range as {
-		if bs[i] > 0 {
-			q = append(q, as[i]/bs[i])
+		if m(bs[i]) > 0 {
+			q = append(q, m(as[i])/m(bs[i]))
 		}
 	}
 	return q
 }
 
+type pair struct{ a, b kind }
+
 func (rs results) report(out io.Writer, threads []int, cases []kind) {
-	for _, t := range threads {
-		for _, k := range cases {
-			fmt.Fprintf(out, "l4rate threads=%d case=%s mpps=%.2f\n", t, k, median(rs[t][k])/1e6)
-		}
-		line := fmt.Sprintf("l4rate threads=%d", t)
-		for _, x := range []kind{xlb, xlbMAC} {
-			for _, base := range []kind{bounce, nftables} {
-				if q, ok := rs.ratio(t, x, base); ok {
-					line += fmt.Sprintf(" %s_over_%s=%.2f", x, base, q)
-					// The spread says how far the machine's noise reaches.
-					var each []string
-					for _, r := range rs.ratios(t, x, base) {
-						each = append(each, fmt.Sprintf("%.2f", r))
-					}
-					fmt.Fprintf(out, "# threads=%d %s/%s by round: %s\n", t, x, base, strings.Join(each, " "))
-				}
-			}
-		}
-		fmt.Fprintln(out, line)
-	}
-	fmt.Fprintln(out)
-	fmt.Fprint(out, "| generator threads |")
-	for _, k := range cases {
-		fmt.Fprintf(out, " %s Mpps |", k)
-	}
-	type pair struct{ a, b kind }
 	var pairs []pair
 	for _, x := range []kind{xlb, xlbMAC} {
 		for _, base := range []kind{bounce, nftables} {
 			if slices.Contains(cases, x) && slices.Contains(cases, base) {
 				pairs = append(pairs, pair{x, base})
-				fmt.Fprintf(out, " %s ÷ %s |", x, base)
 			}
 		}
 	}
+	ratio := func(t int, p pair, m metric) float64 { return median(rs.ratios(t, p.a, p.b, m)) }
+	for _, t := range threads {
+		for _, k := range cases {
+			fmt.Fprintf(out, "l4rate threads=%d case=%s mpps=%.2f cpu_ns=%.0f\n", t, k, rs.median(t, k, mpps), 1e3/rs.median(t, k, perCPU))
+		}
+		line := fmt.Sprintf("l4rate threads=%d", t)
+		for _, p := range pairs {
+			line += fmt.Sprintf(" %s_over_%s=%.2f", p.a, p.b, ratio(t, p, mpps))
+		}
+		for _, p := range pairs {
+			line += fmt.Sprintf(" %s_over_%s_cpu=%.2f", p.a, p.b, ratio(t, p, perCPU))
+		}
+		// The spread says how far the machine's noise reaches.
+		for _, p := range pairs {
+			for _, m := range []struct {
+				name string
+				f    metric
+			}{{"mpps", mpps}, {"cpu", perCPU}} {
+				var each []string
+				for _, r := range rs.ratios(t, p.a, p.b, m.f) {
+					each = append(each, fmt.Sprintf("%.2f", r))
+				}
+				fmt.Fprintf(out, "# threads=%d %s/%s (%s) by round: %s\n", t, p.a, p.b, m.name, strings.Join(each, " "))
+			}
+		}
+		fmt.Fprintln(out, line)
+	}
+
 	fmt.Fprintln(out)
-	fmt.Fprint(out, "|---:|")
+	fmt.Fprint(out, "| generator threads | figure |")
+	for _, k := range cases {
+		fmt.Fprintf(out, " %s |", k)
+	}
+	for _, p := range pairs {
+		fmt.Fprintf(out, " %s ÷ %s |", p.a, p.b)
+	}
+	fmt.Fprintln(out)
+	fmt.Fprint(out, "|---:|---|")
 	for range len(cases) + len(pairs) {
 		fmt.Fprint(out, "---:|")
 	}
 	fmt.Fprintln(out)
 	for _, t := range threads {
-		fmt.Fprintf(out, "| %d |", t)
+		fmt.Fprintf(out, "| %d | Mpps |", t)
 		for _, k := range cases {
-			fmt.Fprintf(out, " %.2f |", median(rs[t][k])/1e6)
+			fmt.Fprintf(out, " %.2f |", rs.median(t, k, mpps))
 		}
 		for _, p := range pairs {
-			q, _ := rs.ratio(t, p.a, p.b)
-			fmt.Fprintf(out, " %.2f |", q)
+			fmt.Fprintf(out, " %.2f |", ratio(t, p, mpps))
+		}
+		fmt.Fprintln(out)
+		fmt.Fprintf(out, "| %d | CPU ns/frame |", t)
+		for _, k := range cases {
+			fmt.Fprintf(out, " %.0f |", 1e3/rs.median(t, k, perCPU))
+		}
+		for _, p := range pairs {
+			fmt.Fprintf(out, " %.2f |", ratio(t, p, perCPU))
 		}
 		fmt.Fprintln(out)
 	}

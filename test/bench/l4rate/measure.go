@@ -20,6 +20,9 @@ type sample struct {
 	// delivered is the fraction of all frames sent during the whole
 	// sample (warm-up included) that arrived as the kind's class.
 	delivered float64
+	// cpuNS is CPU nanoseconds per delivered frame over the whole sample:
+	// generator threads plus ksoftirqd (see cpu.go).
+	cpuNS float64
 	// path is the balancer's counters that moved (xlb cases only).
 	path string
 }
@@ -51,16 +54,22 @@ func (b *bench) measure(ctx context.Context, k kind, threads int, w window) (s s
 		return s, err
 	}
 
+	soft0, err := softirqRuntime(b.softirqd)
+	if err != nil {
+		return s, err
+	}
+
 	genCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	type genResult struct {
 		sent uint64
+		cpu  time.Duration
 		err  error
 	}
 	done := make(chan genResult, 1)
 	go func() {
-		n, err := b.generate(genCtx, threads, w.chunk)
-		done <- genResult{n, err}
+		n, cpu, err := b.generate(genCtx, threads, w.chunk)
+		done <- genResult{n, cpu, err}
 	}()
 	wait := func(d time.Duration) error {
 		select {
@@ -99,10 +108,15 @@ func (b *bench) measure(ctx context.Context, k kind, threads int, w window) (s s
 	if err != nil {
 		return s, err
 	}
+	soft1, err := softirqRuntime(b.softirqd)
+	if err != nil {
+		return s, err
+	}
 	cl := k.class()
 	s.pps = float64(c2.Sub(c1)[cl]) / t2.Sub(t1).Seconds()
-	if r.sent > 0 {
-		s.delivered = float64(c3.Sub(c0)[cl]) / float64(r.sent)
+	if n := c3.Sub(c0)[cl]; n > 0 {
+		s.delivered = float64(n) / float64(r.sent)
+		s.cpuNS = float64(r.cpu+soft1-soft0) / float64(n)
 	}
 	if dp != nil {
 		after, err := dp.Stats()
