@@ -63,7 +63,10 @@ func TestFramesArrive(t *testing.T) {
 			c, err := b.counter.Read()
 			require.NoError(t, err)
 			d := c.Sub(before)
-			assert.LessOrEqual(t, d.Total(), uint64(frames)+uint64(frames)/10, "%s: the sink counted more than was sent", k)
+			// Every frame came out as the forwarder makes them. (No upper
+			// bound on the count: an interrupted live-frame run is
+			// restarted whole, and sends more than asked.)
+			assert.Equal(t, d[k.class()], d.Total(), "%s: frames of another class at the sink: %v", k, d)
 			t.Logf("%s: sent %d, sink %v", k, frames, d)
 			if dp := b.balancer(k); dp != nil {
 				// The Maglev table spreads the flows over every backend.
