@@ -52,6 +52,9 @@ type Options struct {
 	// (the scrape-time pool and backend gauges stay). It exists to measure
 	// what the request metrics cost.
 	NoRequestMetrics bool
+	// AdminMount, when set, adds handlers to the admin listener's mux next
+	// to /ready, /healthz and /metrics (the status page).
+	AdminMount func(*http.ServeMux)
 }
 
 // Proxy is the HTTP/1.1 engine: client-facing fasthttp servers, one
@@ -71,7 +74,8 @@ type Proxy struct {
 	metrics *requestMetrics // nil when request metrics are off
 	accessW *slog.Logger    // nil when there is no access log
 	gather  prometheus.Gatherer
-	states  sync.Pool // *reqState
+	mount   func(*http.ServeMux) // Options.AdminMount
+	states  sync.Pool            // *reqState
 
 	applyMu sync.Mutex // serialises Apply
 
@@ -115,6 +119,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		boot:    cfg,
 		log:     log,
 		gather:  opts.Gatherer,
+		mount:   opts.AdminMount,
 		accessW: opts.AccessLog,
 	}
 	p.states.New = func() any { return new(reqState) }
