@@ -119,6 +119,8 @@ func TestCounterClasses(t *testing.T) {
 	outside.Dst = netip.MustParseAddr("10.78.1.3")
 	tunnel := toBackend.Frame(1)
 	tunnel[14+9] = 4
+	ipv6 := toBackend.Frame(1)
+	ipv6[12], ipv6[13] = 0x86, 0xdd
 	frames := []struct {
 		in   []byte
 		want Class
@@ -127,7 +129,8 @@ func TestCounterClasses(t *testing.T) {
 		{toBackend.Frame(1), Backend},
 		{outside.Frame(1), Other},
 		{tunnel, Tunnel},
-		{tunnel[:20], Other},
+		{tunnel[:20], NotIPv4},
+		{ipv6, NotIPv4},
 	}
 	var want Counts
 	for _, f := range frames {

@@ -14,8 +14,8 @@ import (
 type Class uint32
 
 const (
-	// Other is every frame not addressed to the backend prefix (a bounced
-	// frame still goes to the VIP).
+	// Other is an IPv4 packet not addressed to the backend prefix (a
+	// bounced frame still goes to the VIP).
 	Other Class = iota
 	// Backend is a plain IPv4 packet to an address in the backend prefix
 	// (what a NAT balancer forwards).
@@ -23,6 +23,10 @@ const (
 	// Tunnel is IP-in-IP to an address in the backend prefix (what xlb
 	// forwards).
 	Tunnel
+	// NotIPv4 is anything else: too short for an IPv4 header, or another
+	// EtherType (the kernel's own IPv6 neighbour discovery or ARP on the
+	// link, never a forwarded frame).
+	NotIPv4
 	numClasses
 )
 
@@ -34,6 +38,8 @@ func (c Class) String() string {
 		return "backend"
 	case Tunnel:
 		return "tunnel"
+	case NotIPv4:
+		return "not_ipv4"
 	}
 	return fmt.Sprintf("class(%d)", uint32(c))
 }
@@ -42,7 +48,7 @@ func (c Class) String() string {
 type Counts [numClasses]uint64
 
 // Total is the sum over classes.
-func (c Counts) Total() uint64 { return c[Other] + c[Backend] + c[Tunnel] }
+func (c Counts) Total() uint64 { return c[Other] + c[Backend] + c[Tunnel] + c[NotIPv4] }
 
 // Sub returns c - o, class by class.
 func (c Counts) Sub(o Counts) Counts {
@@ -78,13 +84,14 @@ func NewCounter(backends netip.Prefix) (*Counter, error) {
 	insns := asm.Instructions{
 		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word), // data
 		asm.LoadMem(asm.R3, asm.R1, 4, asm.Word), // data_end
-		asm.Mov.Imm(asm.R7, int32(Other)),
+		asm.Mov.Imm(asm.R7, int32(NotIPv4)),
 		asm.Mov.Reg(asm.R4, asm.R2),
 		asm.Add.Imm(asm.R4, 14+20),
 		asm.JGT.Reg(asm.R4, asm.R3, "count"),
 		// Loads are little-endian: compare with the wire bytes read so.
 		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
 		asm.JNE.Imm(asm.R5, int32(binary.LittleEndian.Uint16([]byte{0x08, 0x00})), "count"),
+		asm.Mov.Imm(asm.R7, int32(Other)),
 		asm.LoadMem(asm.R5, asm.R2, 14+16, asm.Word), // destination address
 		asm.And.Imm32(asm.R5, int32(binary.LittleEndian.Uint32(mask[:]))),
 		asm.JNE.Imm32(asm.R5, int32(binary.LittleEndian.Uint32(net4[:])), "count"),
@@ -134,5 +141,5 @@ func (c *Counter) Read() (Counts, error) {
 func (c *Counter) Close() error { return errors.Join(c.prog.Close(), c.counts.Close()) }
 
 func (c Counts) String() string {
-	return fmt.Sprintf("%s=%d %s=%d %s=%d", Other, c[Other], Backend, c[Backend], Tunnel, c[Tunnel])
+	return fmt.Sprintf("%s=%d %s=%d %s=%d %s=%d", Other, c[Other], Backend, c[Backend], Tunnel, c[Tunnel], NotIPv4, c[NotIPv4])
 }

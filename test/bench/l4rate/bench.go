@@ -364,18 +364,27 @@ func (b *bench) balancer(k kind) *l4.Dataplane {
 
 // generate runs threads generator threads, thread i pinned to CPU i inside
 // gen's namespace, each sending chunks of frames until ctx is done (a chunk
-// in flight is finished: chunk bounds the stop latency). It returns the
-// frames sent and the threads' run time.
-func (b *bench) generate(ctx context.Context, threads int, chunk uint32) (uint64, time.Duration, error) {
+// in flight is finished: chunk bounds the stop latency). Every thread sends
+// its first chunk whatever ctx says, and started is closed once all have:
+// on a loaded machine setting the threads up can take longer than a
+// sample. It returns the frames sent and the threads' run time.
+func (b *bench) generate(ctx context.Context, threads int, chunk uint32, started chan<- struct{}) (uint64, time.Duration, error) {
 	if threads < 1 || threads > runtime.NumCPU() {
 		return 0, 0, fmt.Errorf("%d generator threads on %d CPUs", threads, runtime.NumCPU())
 	}
 	var (
-		sent atomic.Uint64
-		cpu  atomic.Int64
-		wg   sync.WaitGroup
-		errs = make([]error, threads)
+		sent    atomic.Uint64
+		cpu     atomic.Int64
+		wg      sync.WaitGroup
+		errs    = make([]error, threads)
+		pending atomic.Int32
 	)
+	pending.Store(int32(threads))
+	first := func() {
+		if pending.Add(-1) == 0 {
+			close(started)
+		}
+	}
 	for t := range threads {
 		wg.Add(1)
 		go func() {
@@ -386,8 +395,12 @@ func (b *bench) generate(ctx context.Context, threads int, chunk uint32) (uint64
 					if err != nil {
 						return err
 					}
-					for ctx.Err() == nil {
-						if err := b.generator.Send(b.wire.A.Ifindex, chunk); err != nil {
+					for i := 0; i == 0 || ctx.Err() == nil; i++ {
+						err := b.generator.Send(b.wire.A.Ifindex, chunk)
+						if i == 0 {
+							first()
+						}
+						if err != nil {
 							return err
 						}
 						sent.Add(uint64(chunk))

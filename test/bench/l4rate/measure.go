@@ -67,8 +67,9 @@ func (b *bench) measure(ctx context.Context, k kind, threads int, w window) (s s
 		err  error
 	}
 	done := make(chan genResult, 1)
+	started := make(chan struct{})
 	go func() {
-		n, cpu, err := b.generate(genCtx, threads, w.chunk)
+		n, cpu, err := b.generate(genCtx, threads, w.chunk, started)
 		done <- genResult{n, cpu, err}
 	}()
 	wait := func(d time.Duration) error {
@@ -84,7 +85,17 @@ func (b *bench) measure(ctx context.Context, k kind, threads int, w window) (s s
 	}
 	var c1, c2 benchxdp.Counts
 	var t1, t2 time.Time
-	err = wait(w.warmup)
+	select {
+	case <-started:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case r := <-done: // failed before every thread had started
+		done <- r
+		err = fmt.Errorf("generator stopped: %w", r.err)
+	}
+	if err == nil {
+		err = wait(w.warmup)
+	}
 	if err == nil {
 		c1, err = b.counter.Read()
 		t1 = time.Now()
