@@ -61,6 +61,12 @@ func TestEveryPairDecapsulates(t *testing.T) {
 					}
 					require.Equal(t, want, out[:len(want)], "balancer output")
 
+					// xlb flow (the dry-run twin) names the same host.
+					lid, laddr, err := d.Lookup(t.Context(), Flow{Src: client.src, Dst: client.dst, Proto: TCP, Established: true})
+					require.NoError(t, err)
+					assert.Equal(t, outer.id, lid)
+					assert.Equal(t, outer.addr, laddr)
+
 					before, err := dc.Stats()
 					require.NoError(t, err)
 					dv, dout := runProg(t, dc.Program(), want)
