@@ -40,6 +40,9 @@ const (
 type Listener struct {
 	Name string `yaml:"name"`
 	Addr string `yaml:"addr"`
+	// TLS, when set, makes the listener speak TLS: HTTP/1.1 and, when ALPN
+	// offers it, HTTP/2.
+	TLS *TLS `yaml:"tls"`
 }
 
 // Admin is the listener for /ready, /healthz and /metrics, kept apart from

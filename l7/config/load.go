@@ -174,6 +174,9 @@ func (v *validator) config(c *Config) {
 			v.errorf(at("listeners", i, "name"), "duplicate listener name %q", l.Name)
 		}
 		names[l.Name] = true
+		if l.TLS != nil {
+			v.tls(i, l.TLS)
+		}
 	}
 	if c.Admin.Addr != "" && !validHostPort(c.Admin.Addr) {
 		v.errorf(at("admin", "addr"), "admin addr %q is not host:port", c.Admin.Addr)

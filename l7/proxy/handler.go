@@ -93,6 +93,12 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	seen := scanRequestHeaders(hdr)
 	stripRequestHopByHop(hdr, seen)
 	st.buf = setForwarded(hdr, seen, client, ctx.Host(), ctx.IsTLS(), g.trusted.contains(client), st.buf)
+	if ctx.IsTLS() {
+		// The request arrived as https; it goes to the app server over
+		// plain HTTP, and a HostClient refuses a request whose scheme is
+		// not its own.
+		ctx.Request.URI().SetSchemeBytes(schemeHTTP)
+	}
 
 	resp := &ctx.Response
 	err := g.clients[dec.Backend.ID].DoTimeout(&ctx.Request, resp, dec.Route.ResponseTimeout)
@@ -117,6 +123,8 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	g.dir.Done(dec, director.Outcome{ConnectErr: connectErr, Status: upstreamStatus})
 	p.observe(g, ctx, dec, status, true, d)
 }
+
+var schemeHTTP = []byte("http")
 
 // retryAfterEmpty is the Retry-After of a 503 from an empty pool, in seconds.
 const retryAfterEmpty = "1"

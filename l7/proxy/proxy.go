@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -68,6 +69,8 @@ type Proxy struct {
 	gen     atomic.Pointer[generation]
 	log     *slog.Logger
 	srv     *fasthttp.Server
+	h2      *http.Server    // the h2 path of TLS listeners, see h2.go
+	h2ctx   sync.Pool       // *fasthttp.RequestCtx for h2 requests
 	metrics *requestMetrics // nil when request metrics are off
 	accessW *slog.Logger    // nil when there is no access log
 	gather  prometheus.Gatherer
@@ -79,9 +82,12 @@ type Proxy struct {
 	// graceful stop has begun. Both feed Ready.
 	listening atomic.Bool
 	stopping  atomic.Bool
+	// tlsFailures counts client TLS handshakes that failed.
+	tlsFailures atomic.Uint64
 
 	mu     sync.Mutex
 	lns    []net.Listener // closed again at shutdown, see track
+	tlsLns []net.Listener // TLS listeners, closed first at shutdown
 	admin  *http.Server
 	closed bool
 }
@@ -94,8 +100,10 @@ type generation struct {
 	dir     *director.Director
 	clients []*fasthttp.HostClient // by pool.Backend.ID
 	trusted trustedNets
-	metrics *genMetrics // nil when request metrics are off
-	access  *accessLog  // nil when the access log is off
+	tls     map[string]*tls.Config // by listener name, see tls.go
+	maxBody int64                  // the largest route body limit
+	metrics *genMetrics            // nil when request metrics are off
+	access  *accessLog             // nil when the access log is off
 	// owned is true for directors Apply built: the proxy closes the last
 	// one. The first director belongs to New's caller.
 	owned bool
@@ -118,6 +126,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		accessW: opts.AccessLog,
 	}
 	p.states.New = func() any { return new(reqState) }
+	p.h2ctx.New = func() any { return new(fasthttp.RequestCtx) }
 
 	if opts.Registerer != nil {
 		if !opts.NoRequestMetrics {
@@ -137,6 +146,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 	}
 	p.gen.Store(g)
 	p.srv = p.newServer()
+	p.h2 = p.newH2Server()
 	return p, nil
 }
 
@@ -144,7 +154,11 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 // Upstream clients of prev are reused for servers with the same address and
 // dial timeout, so their keep-alive connections survive the swap.
 func (p *Proxy) newGeneration(cfg *config.Config, dir *director.Director, prev *generation) (*generation, error) {
-	g := &generation{cfg: cfg, dir: dir, trusted: trustedNets(cfg.TrustedPrefixes)}
+	g := &generation{cfg: cfg, dir: dir, trusted: trustedNets(cfg.TrustedPrefixes), tls: tlsConfigs(cfg)}
+	g.maxBody = config.DefaultMaxBodyBytes
+	for _, r := range cfg.Routes {
+		g.maxBody = max(g.maxBody, r.MaxBodyBytes)
+	}
 	type clientKey struct {
 		addr string
 		dial time.Duration
@@ -402,12 +416,17 @@ func (p *Proxy) Run(ctx context.Context) error {
 
 	errc := make(chan error, len(lns)+1)
 	var wg sync.WaitGroup
-	for _, ln := range lns {
-		p.log.Info("listening", "addr", ln.Addr().String())
+	for i, ln := range lns {
+		l := p.boot.Listeners[i]
+		p.log.Info("listening", "addr", ln.Addr().String(), "tls", l.TLS != nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer recoverTo(p.log)
+			if l.TLS != nil {
+				errc <- p.ServeTLS(ln, l.Name)
+				return
+			}
 			errc <- p.Serve(ln)
 		}()
 	}
@@ -438,6 +457,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 // edge stops sending new flows before the listeners close.
 func (p *Proxy) drain() {
 	p.stopping.Store(true)
+	// h2 clients get GOAWAY on their next request instead of a
+	// Connection: close.
+	p.h2.SetKeepAlivesEnabled(false)
 	sh := p.gen.Load().cfg.Shutdown
 	p.log.Info("stopping: /ready fails, still serving for the drain delay", "drain_delay", sh.DrainDelay)
 	t := time.NewTimer(sh.DrainDelay)
@@ -464,14 +486,24 @@ func (p *Proxy) shutdown() error {
 	p.stopping.Store(true)
 	admin := p.admin
 	lns := p.lns
+	tlsLns := p.tlsLns
 	p.mu.Unlock()
 
 	g := p.gen.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Shutdown.Timeout)
 	defer cancel()
 	var errs []error
+	// TLS listeners first: nothing new reaches the engines behind them.
+	for _, ln := range tlsLns {
+		_ = ln.Close()
+	}
+	h2done := make(chan error, 1)
+	go func() { h2done <- p.h2.Shutdown(ctx) }()
 	if err := p.srv.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("shut down proxy server: %w", err))
+	}
+	if err := <-h2done; err != nil {
+		errs = append(errs, fmt.Errorf("shut down h2 server: %w", err))
 	}
 	for _, ln := range lns {
 		_ = ln.Close() // usually closed already by Shutdown
