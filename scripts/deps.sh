@@ -15,6 +15,7 @@ have_cmd ip         || need+=(iproute2)
 have_cmd ethtool    || need+=(ethtool)
 have_cmd wrk        || need+=(wrk)
 have_cmd haproxy    || need+=(haproxy)
+have_cmd h2load     || need+=(nghttp2-client)
 have_cmd nginx      || need+=(nginx)
 have_cmd curl       || need+=(curl)
 # cgo toolchain: `go test -race` needs it.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -46,6 +47,9 @@ func (f *tlsFixture) issue(t *testing.T) {
 	require.NoError(t, err)
 	_, _, err = f.ca.Leaf(f.dir, "api", "api.example.com")
 	require.NoError(t, err)
+	// Any bytes do for a staple: the server sends the file as it is (the
+	// client verifies it, not the proxy).
+	require.NoError(t, writeFile(filepath.Join(f.dir, "api.ocsp"), "staple for api"))
 }
 
 // tlsListener is the shop config's listener, with TLS.
@@ -56,7 +60,7 @@ func (f *tlsFixture) config(extra string) string {
     tls:
       certificates:
         - {cert: %[1]s/shop.crt, key: %[1]s/shop.key}
-        - {cert: %[1]s/api.crt, key: %[1]s/api.key}
+        - {cert: %[1]s/api.crt, key: %[1]s/api.key, ocsp: %[1]s/api.ocsp}
 %[2]s`, f.dir, extra), 1)
 }
 
@@ -129,6 +133,11 @@ func TestTLSCertificateBySNI(t *testing.T) {
 		require.NoError(t, err, name)
 		leaf := c.ConnectionState().PeerCertificates[0]
 		assert.Equal(t, []string{name}, leaf.DNSNames, "certificate for %s", name)
+		if name == "api.example.com" {
+			assert.Equal(t, "staple for api", string(c.ConnectionState().OCSPResponse), "OCSP staple")
+		} else {
+			assert.Empty(t, c.ConnectionState().OCSPResponse, "no staple file, no staple")
+		}
 		require.NoError(t, c.Close())
 	}
 	// No SNI (a client dialling the address): the first certificate.
@@ -161,6 +170,10 @@ func TestTLSMinVersion(t *testing.T) {
 	require.Error(t, err, "a TLS 1.1 client is refused")
 	assert.Contains(t, err.Error(), "protocol version")
 	require.Eventually(t, func() bool { return tp.tlsFailures.Load() == 1 }, 5*time.Second, 10*time.Millisecond)
+	assert.NoError(t, testutil.GatherAndCompare(tp.reg, strings.NewReader(`# HELP xlb_l7_tls_handshake_failures_total Client TLS handshakes that failed: no common version or cipher, timeout, not TLS at all.
+# TYPE xlb_l7_tls_handshake_failures_total counter
+xlb_l7_tls_handshake_failures_total 1
+`), "xlb_l7_tls_handshake_failures_total"))
 
 	v12 := f.clientTLS("shop.example.com")
 	v12.MaxVersion = tls.VersionTLS12
