@@ -411,6 +411,13 @@ func (v *validator) pool(i int, p *Pool) {
 			}
 		}
 	}
+	switch p.UpstreamProtocol {
+	case "":
+		p.UpstreamProtocol = UpstreamHTTP1
+	case UpstreamHTTP1, UpstreamH2C:
+	default:
+		v.errorf(base("upstream_protocol"), "pool %q upstream_protocol %q is not one of http1, h2c", p.Name, p.UpstreamProtocol)
+	}
 	if p.SlowStart < 0 {
 		v.errorf(base("slow_start"), "pool %q slow_start is negative", p.Name)
 	}

@@ -99,3 +99,15 @@ func TestParseTLS(t *testing.T) {
 		})
 	}
 }
+
+func TestParseUpstreamProtocol(t *testing.T) {
+	cfg, err := config.Parse("x.yaml", []byte(minimal))
+	require.NoError(t, err)
+	assert.Equal(t, config.UpstreamHTTP1, cfg.Pools[0].UpstreamProtocol)
+	cfg, err = config.Parse("x.yaml", []byte(minimal+"    upstream_protocol: h2c\n"))
+	require.NoError(t, err)
+	assert.Equal(t, config.UpstreamH2C, cfg.Pools[0].UpstreamProtocol)
+	_, err = config.Parse("x.yaml", []byte(minimal+"    upstream_protocol: h2\n"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `x.yaml:17: pool "checkout" upstream_protocol "h2" is not one of http1, h2c`)
+}

@@ -98,7 +98,7 @@ type Proxy struct {
 type generation struct {
 	cfg     *config.Config
 	dir     *director.Director
-	clients []*fasthttp.HostClient // by pool.Backend.ID
+	clients []upstreamClient // by pool.Backend.ID
 	trusted trustedNets
 	tls     map[string]*tls.Config // by listener name, see tls.go
 	maxBody int64                  // the largest route body limit
@@ -160,27 +160,32 @@ func (p *Proxy) newGeneration(cfg *config.Config, dir *director.Director, prev *
 		g.maxBody = max(g.maxBody, r.MaxBodyBytes)
 	}
 	type clientKey struct {
-		addr string
-		dial time.Duration
+		addr  string
+		dial  time.Duration
+		proto string
 	}
-	reuse := map[clientKey]*fasthttp.HostClient{}
+	reuse := map[clientKey]upstreamClient{}
 	if prev != nil {
-		pdial := dialTimeouts(prev.cfg, prev.dir)
+		pdial, pproto := dialTimeouts(prev.cfg, prev.dir), upstreamProtocols(prev.cfg)
 		for _, b := range prev.dir.Backends() {
-			reuse[clientKey{b.Addr, pdial[b.Pool]}] = prev.clients[b.ID]
+			reuse[clientKey{b.Addr, pdial[b.Pool], pproto[b.Pool]}] = prev.clients[b.ID]
 		}
 	}
 	backends := dir.Backends()
-	dial := dialTimeouts(cfg, dir)
-	g.clients = make([]*fasthttp.HostClient, len(backends))
+	dial, proto := dialTimeouts(cfg, dir), upstreamProtocols(cfg)
+	g.clients = make([]upstreamClient, len(backends))
 	for i, b := range backends {
 		if b.ID != i {
 			return nil, fmt.Errorf("backend %q has id %d at position %d", b.Name, b.ID, i)
 		}
-		k := clientKey{b.Addr, dial[b.Pool]}
+		k := clientKey{b.Addr, dial[b.Pool], proto[b.Pool]}
 		hc := reuse[k]
 		if hc == nil {
-			hc = newHostClient(b.Addr, dial[b.Pool])
+			if k.proto == config.UpstreamH2C {
+				hc = newH2CClient(b.Addr, dial[b.Pool])
+			} else {
+				hc = newHostClient(b.Addr, dial[b.Pool])
+			}
 			reuse[k] = hc // two servers of one address share a client
 		}
 		g.clients[i] = hc
@@ -207,6 +212,15 @@ func dialTimeouts(cfg *config.Config, dir *director.Director) map[string]time.Du
 		if out[pc.Name] <= 0 {
 			out[pc.Name] = config.DefaultDialTimeout
 		}
+	}
+	return out
+}
+
+// upstreamProtocols is each pool's upstream_protocol.
+func upstreamProtocols(cfg *config.Config) map[string]string {
+	out := make(map[string]string, len(cfg.Pools))
+	for _, pc := range cfg.Pools {
+		out[pc.Name] = pc.UpstreamProtocol
 	}
 	return out
 }
