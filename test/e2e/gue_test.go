@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -179,11 +180,19 @@ func testVethGUE(t *testing.T, mode xdplink.Mode) {
 			var nc net.Conn
 			dctx, dcancel := context.WithTimeout(ctx, 15*time.Second)
 			defer dcancel()
-			require.NoError(t, client.Do(func() (err error) {
-				var dl net.Dialer
-				nc, err = dl.DialContext(dctx, "tcp", netip.AddrPortFrom(tc.vip, 80).String())
-				return err
-			}))
+			// The first IPv6 connection can meet a path the kernel has not
+			// finished setting up (the LB answers "no route" while the
+			// tunnel device's IPv6 comes up); wait for that, and only that.
+			var dialErr error
+			require.Eventually(t, func() bool {
+				dialErr = client.Do(func() (err error) {
+					var dl net.Dialer
+					nc, err = dl.DialContext(dctx, "tcp", netip.AddrPortFrom(tc.vip, 80).String())
+					return err
+				})
+				return !errors.Is(dialErr, unix.ENETUNREACH)
+			}, 10*time.Second, 50*time.Millisecond, "dial %s: %v", tc.vip, &dialErr)
+			require.NoError(t, dialErr)
 			defer nc.Close()
 			require.NoError(t, nc.SetDeadline(time.Now().Add(time.Minute)))
 			c := &conn{Conn: nc, r: bufio.NewReader(nc)}
