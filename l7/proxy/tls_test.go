@@ -397,3 +397,51 @@ func TestH2cRefused(t *testing.T) {
 	assert.Empty(t, last.Header.Get("Upgrade"))
 	assert.Empty(t, last.Header.Get("Http2-Settings"))
 }
+
+// A stop lets an h2 request in flight finish (the h2 server sends GOAWAY
+// and waits), then refuses new connections.
+func TestH2GracefulStop(t *testing.T) {
+	f := newTLSFixture(t)
+	arrived := make(chan struct{}, 1)
+	release := make(chan struct{})
+	servers := shopServers(t, map[string]http.HandlerFunc{"a1": func(w http.ResponseWriter, _ *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		fmt.Fprint(w, "finished")
+	}})
+	tp := startTLSProxy(t, f.config(""), servers)
+	c := h2Client(t, f.clientTLS("shop.example.com"))
+
+	type answer struct {
+		status int
+		proto  int
+		body   string
+		err    error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp, err := c.Get(tp.url + "/auth/slow")
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- answer{resp.StatusCode, resp.ProtoMajor, string(b), err}
+	}()
+	<-arrived
+	closed := make(chan error, 1)
+	go func() { closed <- tp.Close() }()
+	require.Eventually(t, func() bool {
+		c, err := net.DialTimeout("tcp", tp.addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err != nil
+	}, 5*time.Second, 10*time.Millisecond, "the TLS listener closes at once")
+	close(release)
+	a := <-got
+	require.NoError(t, a.err)
+	assert.Equal(t, answer{status: 200, proto: 2, body: "finished"}, a)
+	assert.NoError(t, <-closed)
+}
