@@ -385,10 +385,13 @@ func TestH2cRefused(t *testing.T) {
 	_, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(tp.url + "/browse/x")
 	require.Error(t, err, "h2c prior knowledge is refused")
 	assert.Equal(t, 0, servers["b1"].hits())
+	// On the wire: the preface is a malformed HTTP/1.1 request.
+	raw := rawExchange(t, tp.addr, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	assert.True(t, strings.HasPrefix(raw, "HTTP/1.1 400 "), raw)
 
-	// Upgrade: h2c over HTTP/1.1 (cleartext or TLS) is answered as plain
+	// Upgrade: h2c over HTTP/1.1 (TLS runs the same handler) is answered as plain
 	// HTTP/1.1; the app server never sees the upgrade.
-	raw := rawExchange(t, tp.addr, "GET /browse/x HTTP/1.1\r\nHost: shop\r\nConnection: Upgrade, HTTP2-Settings\r\n"+
+	raw = rawExchange(t, tp.addr, "GET /browse/x HTTP/1.1\r\nHost: shop\r\nConnection: Upgrade, HTTP2-Settings\r\n"+
 		"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: close\r\n\r\n")
 	assert.Equal(t, http.StatusOK, statusOf(t, raw), raw)
 	assert.NotContains(t, raw, "101 Switching")
