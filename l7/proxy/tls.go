@@ -130,11 +130,11 @@ func (p *Proxy) acceptTLS(ln net.Listener, conf *tls.Config, h1, h2 *connQueue) 
 			return err
 		}
 		backoff = 0
-		go p.handshake(c, conf, h1, h2)
+		go p.handshakeTLS(c, conf, h1, h2)
 	}
 }
 
-func (p *Proxy) handshake(c net.Conn, conf *tls.Config, h1, h2 *connQueue) {
+func (p *Proxy) handshakeTLS(c net.Conn, conf *tls.Config, h1, h2 *connQueue) {
 	defer recoverTo(p.log)
 	tc := tls.Server(c, conf)
 	timeout := p.boot.Limits.ReadHeaderTimeout
