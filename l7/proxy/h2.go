@@ -51,6 +51,15 @@ func (p *Proxy) newH2Server() *http.Server {
 			}
 			return ctx
 		},
+		// Open h2 connections count against limits.max_conns.
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				p.h2Conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				p.h2Conns.Add(-1)
+			}
+		},
 		ErrorLog: log.New(fasthttpLoggerWriter{fasthttpLogger{p.log}}, "", 0),
 	}
 }

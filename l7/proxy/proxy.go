@@ -84,6 +84,13 @@ type Proxy struct {
 	stopping  atomic.Bool
 	// tlsFailures counts client TLS handshakes that failed.
 	tlsFailures atomic.Uint64
+	// handshakes bounds the TLS handshakes in progress and h2Conns counts
+	// open h2 connections, both to limits.max_conns (fasthttp bounds the
+	// HTTP/1.1 ones itself); tlsRefused counts connections closed because
+	// of them.
+	handshakes chan struct{}
+	h2Conns    atomic.Int64
+	tlsRefused atomic.Uint64
 
 	mu     sync.Mutex
 	lns    []net.Listener // closed again at shutdown, see track
@@ -147,6 +154,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 	p.gen.Store(g)
 	p.srv = p.newServer()
 	p.h2 = p.newH2Server()
+	p.handshakes = make(chan struct{}, cfg.Limits.MaxConns)
 	return p, nil
 }
 

@@ -130,12 +130,21 @@ func (p *Proxy) acceptTLS(ln net.Listener, conf *tls.Config, h1, h2 *connQueue) 
 			return err
 		}
 		backoff = 0
-		go p.handshakeTLS(c, conf, h1, h2)
+		select {
+		case p.handshakes <- struct{}{}:
+			go p.handshakeTLS(c, conf, h1, h2)
+		default:
+			// As many handshakes in progress as the proxy takes
+			// connections: a flood of them must not grow without bound.
+			p.tlsRefused.Add(1)
+			_ = c.Close()
+		}
 	}
 }
 
 func (p *Proxy) handshakeTLS(c net.Conn, conf *tls.Config, h1, h2 *connQueue) {
 	defer recoverTo(p.log)
+	defer func() { <-p.handshakes }()
 	tc := tls.Server(c, conf)
 	timeout := p.boot.Limits.ReadHeaderTimeout
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -148,6 +157,11 @@ func (p *Proxy) handshakeTLS(c net.Conn, conf *tls.Config, h1, h2 *connQueue) {
 	}
 	_ = tc.SetDeadline(time.Time{})
 	if tc.ConnectionState().NegotiatedProtocol == config.ALPNH2 {
+		if p.h2Conns.Load() >= int64(p.boot.Limits.MaxConns) {
+			p.tlsRefused.Add(1)
+			_ = tc.Close()
+			return
+		}
 		h2.put(tc)
 		return
 	}

@@ -448,3 +448,56 @@ func TestH2GracefulStop(t *testing.T) {
 	assert.Equal(t, answer{status: 200, proto: 2, body: "finished"}, a)
 	assert.NoError(t, <-closed)
 }
+
+// limits.max_conns bounds h2 connections too: one over the limit is
+// closed after its handshake and counted; once one closes, a new one is
+// served.
+func TestH2MaxConns(t *testing.T) {
+	f := newTLSFixture(t)
+	tp := startTLSProxy(t, strings.Replace(f.config(""), "limits:\n", "limits:\n  max_conns: 2\n", 1), shopServers(t, nil))
+	var clients []*http.Client
+	var transports []*http.Transport
+	for range 3 {
+		c := h2Client(t, f.clientTLS("shop.example.com"))
+		clients = append(clients, c)
+		transports = append(transports, c.Transport.(*http.Transport))
+	}
+	for _, c := range clients[:2] {
+		resp, body := do(t, c, "GET", tp.url+"/browse/x", nil, nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		require.Equal(t, 2, resp.ProtoMajor)
+	}
+	require.Eventually(t, func() bool { return tp.h2Conns.Load() == 2 }, 5*time.Second, 10*time.Millisecond)
+	_, err := clients[2].Get(tp.url + "/browse/x")
+	require.Error(t, err, "a third h2 connection is over max_conns")
+	assert.Equal(t, uint64(1), tp.tlsRefused.Load())
+
+	transports[0].CloseIdleConnections()
+	require.Eventually(t, func() bool { return tp.h2Conns.Load() == 1 }, 5*time.Second, 10*time.Millisecond)
+	resp, body := do(t, clients[2], "GET", tp.url+"/browse/x", nil, nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, body)
+}
+
+// Handshakes in progress are bounded by limits.max_conns: silent clients
+// holding every slot make the next connection be closed (and counted)
+// until read_header_timeout frees the slots.
+func TestTLSHandshakeBound(t *testing.T) {
+	f := newTLSFixture(t)
+	tp := startTLSProxy(t, strings.Replace(f.config(""), "limits:\n", "limits:\n  max_conns: 2\n", 1), shopServers(t, nil))
+	for range 2 {
+		c, err := net.Dial("tcp", tp.addr)
+		require.NoError(t, err)
+		defer c.Close()
+	}
+	require.Eventually(t, func() bool { return len(tp.handshakes) == 2 }, 5*time.Second, 5*time.Millisecond)
+	_, err := tls.Dial("tcp", tp.addr, f.clientTLS("shop.example.com"))
+	require.Error(t, err, "no handshake slot left")
+	assert.Equal(t, uint64(1), tp.tlsRefused.Load())
+
+	// The silent clients time out (read_header_timeout 300ms) and count as
+	// failed handshakes; then a client is served again.
+	require.Eventually(t, func() bool { return len(tp.handshakes) == 0 }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, uint64(2), tp.tlsFailures.Load())
+	resp, body := do(t, h1Client(t, f.clientTLS("shop.example.com")), "GET", tp.url+"/browse/x", nil, nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, body)
+}
