@@ -26,6 +26,8 @@ const tlsProcessConfig = `listeners:
     addr: %q
     tls:
       certificates: [{cert: shop.crt, key: shop.key}]
+  - name: http
+    addr: %q
 admin: {addr: %q, socket: %q}
 shutdown: {drain_delay: 1ms, timeout: 5s}
 routes: [{name: all, match: {path_prefix: /}, pool: app}]
@@ -49,9 +51,9 @@ func TestProxyProcessTLSReload(t *testing.T) {
 	require.NoError(t, err)
 	_, _, err = ca.Leaf(dir, "shop", "shop.example.com")
 	require.NoError(t, err)
-	listen, adminAddr, sock := freePort(t), freePort(t), filepath.Join(dir, "run", "proxy.sock")
+	listen, plain, adminAddr, sock := freePort(t), freePort(t), freePort(t), filepath.Join(dir, "run", "proxy.sock")
 	cfgPath := filepath.Join(dir, "proxy.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(tlsProcessConfig, listen, adminAddr, sock, app)), 0o600))
+	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(tlsProcessConfig, listen, plain, adminAddr, sock, app)), 0o600))
 	pp := startProxyProcess(t, cfgPath)
 	c := &http.Client{Timeout: 2 * time.Second}
 	require.Eventually(t, func() bool { return statusOf(c, "http://"+adminAddr+"/ready") == http.StatusOK },
@@ -84,6 +86,7 @@ func TestProxyProcessTLSReload(t *testing.T) {
 	require.Equal(t, http.StatusOK, get())
 	first := old.ConnectionState().PeerCertificates[0].SerialNumber.String()
 	require.Equal(t, first, serial())
+	assert.Equal(t, http.StatusOK, statusOf(c, "http://"+plain+"/x"), "a cleartext listener beside the TLS one")
 
 	// Renew and SIGHUP.
 	_, _, err = ca.Leaf(dir, "shop", "shop.example.com")
