@@ -501,3 +501,35 @@ func TestTLSHandshakeBound(t *testing.T) {
 	resp, body := do(t, h1Client(t, f.clientTLS("shop.example.com")), "GET", tp.url+"/browse/x", nil, nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode, body)
 }
+
+// Server-sent events stream over h2 as they do over HTTP/1.1: the first
+// event reaches the client while the app server still holds the second.
+func TestH2StreamsEvents(t *testing.T) {
+	f := newTLSFixture(t)
+	release := make(chan struct{})
+	servers := shopServers(t, map[string]http.HandlerFunc{"b1": func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: 1\n\n")
+		w.(http.Flusher).Flush()
+		<-release
+		fmt.Fprint(w, "data: 2\n\n")
+	}})
+	tp := startTLSProxy(t, f.config(""), servers)
+	req, err := http.NewRequest("GET", tp.url+"/browse/events", nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := h2Client(t, f.clientTLS("shop.example.com")).Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 2, resp.ProtoMajor)
+	br := bufio.NewReader(resp.Body)
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "data: 1\n", line, "the first event arrives before the second is written")
+	close(release)
+	rest, err := io.ReadAll(br)
+	require.NoError(t, err)
+	assert.Equal(t, "\ndata: 2\n\n", string(rest))
+	require.Eventually(t, func() bool { return requestCount(t, tp, "browse", "2xx") == 1 }, 5*time.Second, 10*time.Millisecond,
+		"counted when the stream ends")
+}

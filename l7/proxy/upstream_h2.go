@@ -16,9 +16,9 @@ import (
 
 // upstreamClient sends one request to one app server. *fasthttp.HostClient
 // is the HTTP/1.1 one; h2cClient speaks HTTP/2 to pools that ask for it.
-// Both report errors the way HostClient does (fasthttp.ErrTimeout, a
-// *net.OpError from the dial, fasthttp.ErrBodyTooLarge), so the handler
-// classifies them with one piece of code.
+// Both report errors the way the proxy's HostClients do (a dialError for
+// anything that failed before the request was sent, fasthttp.ErrTimeout,
+// fasthttp.ErrBodyTooLarge), so classifyUpstream handles both.
 type upstreamClient interface {
 	DoTimeout(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration) error
 	CloseIdleConnections()
@@ -98,14 +98,14 @@ func (c *h2cClient) DoTimeout(req *fasthttp.Request, resp *fasthttp.Response, ti
 	return nil
 }
 
-// mapErr words a net/http error as HostClient would: a dial failure stays
-// the dial's *net.OpError (a connect error: never sent), a deadline is
-// fasthttp.ErrTimeout.
+// mapErr words a net/http error as the HostClients do: a dial failure is a
+// dialError (never sent, so any method may be retried elsewhere), a
+// deadline is fasthttp.ErrTimeout.
 func (c *h2cClient) mapErr(ctx context.Context, err error) error {
 	var op *net.OpError
 	switch {
 	case errors.As(err, &op) && op.Op == "dial":
-		return op
+		return &dialError{err: op}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return fasthttp.ErrTimeout
 	}
