@@ -533,3 +533,35 @@ func TestH2StreamsEvents(t *testing.T) {
 	require.Eventually(t, func() bool { return requestCount(t, tp, "browse", "2xx") == 1 }, 5*time.Second, 10*time.Millisecond,
 		"counted when the stream ends")
 }
+
+// Session tickets are the listener's, not the config's: a client resumes
+// its session after a reload.
+func TestTLSResumesAcrossReload(t *testing.T) {
+	f := newTLSFixture(t)
+	servers := shopServers(t, nil)
+	text := f.config("")
+	for name, s := range servers {
+		text = strings.ReplaceAll(text, "{"+name+"}", s.addr())
+	}
+	tp := startTLSProxy(t, text, nil)
+	conf := f.clientTLS("shop.example.com")
+	conf.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	connect := func() bool {
+		t.Helper()
+		c, err := tls.Dial("tcp", tp.addr, conf)
+		require.NoError(t, err)
+		defer c.Close()
+		// TLS 1.3 tickets come after the handshake: read an answer so the
+		// client has processed them.
+		resp, _ := rawHTTPS(t, c, bufio.NewReader(c), "/browse/r")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		return c.ConnectionState().DidResume
+	}
+	require.False(t, connect())
+	require.True(t, connect(), "resumes before a reload")
+	cfg, err := config.Parse(filepath.Join(t.TempDir(), "test.yaml"), []byte(text))
+	require.NoError(t, err)
+	_, err = tp.Apply(cfg)
+	require.NoError(t, err)
+	assert.True(t, connect(), "resumes after a reload")
+}
