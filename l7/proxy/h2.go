@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -60,7 +62,7 @@ func (p *Proxy) newH2Server() *http.Server {
 				p.h2Conns.Add(-1)
 			}
 		},
-		ErrorLog: log.New(fasthttpLoggerWriter{fasthttpLogger{p.log}}, "", 0),
+		ErrorLog: log.New(debugWriter{log: p.log, component: "h2"}, "", 0),
 	}
 }
 
@@ -113,6 +115,9 @@ func (p *Proxy) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 		if _, err := io.Copy(req.BodyWriter(), io.LimitReader(r.Body, limit)); err != nil {
 			// The client reset the stream or sent a malformed body.
 			http.Error(w, "bad request body", http.StatusBadRequest)
+			if g := p.gen.Load(); g.metrics != nil {
+				g.metrics.rejected(http.StatusBadRequest)
+			}
 			return
 		}
 	}
@@ -176,10 +181,16 @@ func (c *h2Conn) SetWriteDeadline(time.Time) error     { return nil }
 func (c *h2Conn) Handshake() error                     { return nil }
 func (c *h2Conn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
-// fasthttpLoggerWriter lets net/http's error log go where fasthttp's does.
-type fasthttpLoggerWriter struct{ l fasthttpLogger }
+// debugWriter sends the h2 server's error log (per-connection protocol
+// errors from clients) to debug level, like fasthttp's.
+type debugWriter struct {
+	log       *slog.Logger
+	component string
+}
 
-func (w fasthttpLoggerWriter) Write(b []byte) (int, error) {
-	w.l.Printf("%s", b)
+func (w debugWriter) Write(b []byte) (int, error) {
+	if w.log.Enabled(context.Background(), slog.LevelDebug) {
+		w.log.Debug(strings.TrimSpace(string(b)), "component", w.component)
+	}
 	return len(b), nil
 }

@@ -96,11 +96,12 @@ func (p *Proxy) ServeTLS(ln net.Listener, name string) error {
 		errc <- p.serveH2(h2)
 	}()
 
-	err := p.acceptTLS(ln, conf, h1, h2)
+	p.acceptTLS(ln, conf, h1, h2)
 	h1.Close()
 	h2.Close()
 	wg.Wait()
 	close(errc)
+	var err error
 	for e := range errc {
 		if err == nil {
 			err = e
@@ -109,25 +110,23 @@ func (p *Proxy) ServeTLS(ln net.Listener, name string) error {
 	return err
 }
 
-// acceptTLS accepts connections on ln and shakes hands with each in its own
-// goroutine, bounded by the header read timeout, so a slow client never
-// holds up the others.
-func (p *Proxy) acceptTLS(ln net.Listener, conf *tls.Config, h1, h2 *connQueue) error {
+// acceptTLS accepts connections on ln until it is closed and shakes hands
+// with each in its own goroutine, bounded by the header read timeout, so a
+// slow client never holds up the others.
+func (p *Proxy) acceptTLS(ln net.Listener, conf *tls.Config, h1, h2 *connQueue) {
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// EMFILE and friends: wait a little, like net/http.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
-			}
 			if errors.Is(err, net.ErrClosed) {
-				return nil
+				return
 			}
-			return err
+			// EMFILE, ENFILE, ECONNABORTED: transient; wait a little and
+			// go on, like net/http, rather than stop serving.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			p.log.Debug("tls accept", "addr", ln.Addr().String(), "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
 		}
 		backoff = 0
 		select {
