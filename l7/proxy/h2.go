@@ -125,6 +125,8 @@ func (p *Proxy) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 	p.serve(ctx)
 
 	resp := &ctx.Response
+	// As the fasthttp server is configured: no invented Content-Type.
+	resp.Header.SetNoDefaultContentType(true)
 	h := w.Header()
 	for k, v := range resp.Header.All() {
 		switch string(k) {
@@ -133,10 +135,27 @@ func (p *Proxy) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 		}
 		h.Add(string(k), string(v))
 	}
-	if !resp.IsBodyStream() {
+	// net/http would add a Date and sniff a Content-Type; the proxy adds
+	// neither on HTTP/1.1, so not on h2 either (a nil value suppresses).
+	for _, k := range []string{"Date", fasthttp.HeaderContentType} {
+		if _, ok := h[k]; !ok {
+			h[k] = nil
+		}
+	}
+	status := resp.StatusCode()
+	switch {
+	case resp.IsBodyStream():
+		// The length is the stream's; the h2 server frames it.
+	case r.Method == http.MethodHead:
+		// The app server's length for the body a GET would get.
+		if n := resp.Header.ContentLength(); n >= 0 {
+			h.Set(fasthttp.HeaderContentLength, strconv.Itoa(n))
+		}
+	case status == http.StatusNoContent, status == http.StatusNotModified, status < 200:
+	default:
 		h.Set(fasthttp.HeaderContentLength, strconv.Itoa(len(resp.Body())))
 	}
-	w.WriteHeader(resp.StatusCode())
+	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
 		return
 	}

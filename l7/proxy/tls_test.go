@@ -565,3 +565,30 @@ func TestTLSResumesAcrossReload(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, connect(), "resumes after a reload")
 }
+
+// The h2 answer carries what the app server sent and nothing net/http
+// would add on its own: no Date, no sniffed Content-Type; HEAD keeps the
+// app server's Content-Length.
+func TestH2ResponseHeaders(t *testing.T) {
+	f := newTLSFixture(t)
+	servers := shopServers(t, map[string]http.HandlerFunc{"b1": func(w http.ResponseWriter, _ *http.Request) {
+		w.Header()["Date"] = nil
+		w.Header()["Content-Type"] = nil
+		w.Header().Set("Content-Length", "12")
+		fmt.Fprint(w, "<html></html")
+	}})
+	tp := startTLSProxy(t, f.config(""), servers)
+	c := h2Client(t, f.clientTLS("shop.example.com"))
+
+	resp, body := do(t, c, "GET", tp.url+"/browse/page", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.Equal(t, "<html></html", body)
+	assert.Empty(t, resp.Header.Values("Date"))
+	assert.Empty(t, resp.Header.Values("Content-Type"))
+	assert.Equal(t, int64(12), resp.ContentLength)
+
+	resp, body = do(t, c, "HEAD", tp.url+"/browse/page", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Empty(t, body)
+	assert.Equal(t, int64(12), resp.ContentLength, "HEAD keeps the app server's length")
+}
