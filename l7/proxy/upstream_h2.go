@@ -44,8 +44,12 @@ func newH2CClient(addr string, dialTimeout time.Duration) *h2cClient {
 		DialContext:        d.DialContext,
 		IdleConnTimeout:    upstreamIdle,
 		DisableCompression: true, // bodies pass through as they are
-		// The proxy's own bound; the response timeout bounds the rest.
+		// A bound on what one answer's headers may take; the response
+		// timeout bounds the rest.
 		MaxResponseHeaderBytes: 1 << 20,
+		// New connections open when the server's stream limit is reached;
+		// the same bound as an HTTP/1.1 server's connections.
+		MaxConnsPerHost: maxConnsPerBackend,
 	}
 	tr.Protocols = new(http.Protocols)
 	tr.Protocols.SetUnencryptedHTTP2(true)
