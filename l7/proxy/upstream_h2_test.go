@@ -48,10 +48,24 @@ func newH2CApp(t *testing.T) *h2cApp {
 	return a
 }
 
-func (a *h2cApp) requests() []string {
+// requests are the requests seen since the last reset, those whose
+// target starts with prefix when one is given.
+func (a *h2cApp) requests(prefix ...string) []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return append([]string(nil), a.seen...)
+	var out []string
+	for _, r := range a.seen {
+		if len(prefix) == 0 || strings.Contains(r, " "+prefix[0]) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (a *h2cApp) reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seen = nil
 }
 
 func TestUpstreamH2C(t *testing.T) {
@@ -59,12 +73,30 @@ func TestUpstreamH2C(t *testing.T) {
 	servers := shopServers(t, nil)
 	f := newTLSFixture(t)
 	text := strings.Replace(f.config(""), `  - name: checkout
-    sticky:`, `  - name: checkout
+    sticky: {cookie: xlb_checkout, max_age: 1h}
+    health: {passive: {disabled: true}}`, `  - name: checkout
     upstream_protocol: h2c
-    sticky:`, 1)
+    sticky: {cookie: xlb_checkout, max_age: 1h}
+    health: {passive: {disabled: true}, active: {path: /healthz, interval: 20ms, timeout: 20ms}}`, 1)
 	text = strings.Replace(text, `{name: c2, addr: "{c2}"}`, `{name: c2, addr: "`+app.addr+`"}`, 1)
 	text = strings.Replace(text, `{name: c1, addr: "{c1}"}`, `{name: c1, addr: "`+app.addr+`"}`, 1)
 	tp := startTLSProxy(t, text, servers)
+	require.NoError(t, tp.dir.Start(t.Context()))
+
+	// Active health checks speak h2c to the pool too (an HTTP/1.1 probe
+	// would find this server down).
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, r := range app.requests() {
+			if strings.HasPrefix(r, "HTTP/2.0 GET /healthz ") {
+				n++
+			}
+		}
+		return n >= 4
+	}, 5*time.Second, 10*time.Millisecond)
+	checkout := tp.director().Pools()[0]
+	require.Len(t, checkout.Available(time.Now()), 2, "both servers pass their h2c health checks")
+	app.reset()
 
 	// HTTP/1.1 and h2 clients both reach the app server over h2c.
 	for _, c := range []*http.Client{h1Client(t, f.clientTLS("shop.example.com")), h2Client(t, f.clientTLS("shop.example.com"))} {
@@ -78,7 +110,7 @@ func TestUpstreamH2C(t *testing.T) {
 	assert.Equal(t, []string{
 		"HTTP/2.0 POST /checkout/pay?x=1&y=%2F shop.example.com card=4242 xfp=https",
 		"HTTP/2.0 POST /checkout/pay?x=1&y=%2F shop.example.com card=4242 xfp=https",
-	}, app.requests())
+	}, app.requests("/checkout/"))
 
 	// The response timeout holds (the route's is 300ms): 504.
 	resp, _ := do(t, h1Client(t, f.clientTLS("shop.example.com")), "GET", tp.url+"/checkout/slow", nil, nil)
