@@ -128,6 +128,9 @@ func (v *validator) config(c *Config) {
 			v.errorf(at("listeners", i, "name"), "duplicate listener name %q", l.Name)
 		}
 		names[l.Name] = true
+		if l.TLS != nil {
+			v.tls(i, l.TLS)
+		}
 	}
 	if c.Admin.Addr != "" && !validHostPort(c.Admin.Addr) {
 		v.errorf(at("admin", "addr"), "admin addr %q is not host:port", c.Admin.Addr)
@@ -432,6 +435,13 @@ func (v *validator) pool(i int, p *Pool) {
 				v.errorf(base("hash_key"), "pool %q hash_key %q is not client_addr, path, header:<name> or cookie:<name>", p.Name, p.HashKey)
 			}
 		}
+	}
+	switch p.UpstreamProtocol {
+	case "":
+		p.UpstreamProtocol = UpstreamHTTP1
+	case UpstreamHTTP1, UpstreamH2C:
+	default:
+		v.errorf(base("upstream_protocol"), "pool %q upstream_protocol %q is not one of http1, h2c", p.Name, p.UpstreamProtocol)
 	}
 	if p.SlowStart < 0 {
 		v.errorf(base("slow_start"), "pool %q slow_start is negative", p.Name)
