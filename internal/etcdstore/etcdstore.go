@@ -63,12 +63,13 @@ type Config struct {
 	Log            *slog.Logger
 }
 
-// KV is one key (relative to the prefix) with its value and the revision
-// of its last change.
+// KV is one key (relative to the prefix) with its value and the
+// revisions of its creation and of its last change.
 type KV struct {
-	Key         string
-	Value       []byte
-	ModRevision int64
+	Key            string
+	Value          []byte
+	CreateRevision int64
+	ModRevision    int64
 }
 
 // Snapshot is the prefix's content as of Revision. Keys are relative to
@@ -113,6 +114,7 @@ type Store struct {
 	cli     *clientv3.Client
 	prefix  string
 	timeout time.Duration
+	dial    time.Duration
 	probe   time.Duration
 	log     *slog.Logger
 
@@ -155,6 +157,7 @@ func Open(cfg Config) (*Store, error) {
 	return &Store{
 		cli: cli, prefix: cfg.Prefix, log: log,
 		timeout: cmpOr(cfg.RequestTimeout, DefaultRequestTimeout),
+		dial:    cc.DialTimeout,
 		probe:   cmpOr(cfg.ProbeInterval, DefaultProbeInterval),
 		// Unknown until the first answer: down, since now.
 		health: Health{Since: time.Now(), Err: "not connected yet"},
@@ -255,7 +258,7 @@ func (s *Store) Get(ctx context.Context) (Snapshot, error) {
 	snap := Snapshot{Revision: resp.Header.Revision, KVs: make(map[string]KV, len(resp.Kvs))}
 	for _, kv := range resp.Kvs {
 		k := strings.TrimPrefix(string(kv.Key), s.prefix)
-		snap.KVs[k] = KV{Key: k, Value: kv.Value, ModRevision: kv.ModRevision}
+		snap.KVs[k] = KV{Key: k, Value: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision}
 	}
 	return snap, nil
 }
@@ -317,3 +320,7 @@ func (s *Store) Probe(ctx context.Context) error {
 	_, err := s.cli.Get(cctx, s.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	return s.wrap("probe", err)
 }
+
+// Timeouts is how long a caller should give one connection and request:
+// the dial timeout plus the request timeout.
+func (s *Store) Timeouts() time.Duration { return s.dial + s.timeout }

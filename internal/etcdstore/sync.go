@@ -99,7 +99,7 @@ func (s *Store) watch(ctx context.Context, cur *Snapshot, apply ApplyFunc) (bool
 				changes = append(changes, Change{KV: KV{Key: k, ModRevision: ev.Kv.ModRevision}, Deleted: true})
 				continue
 			}
-			kv := KV{Key: k, Value: ev.Kv.Value, ModRevision: ev.Kv.ModRevision}
+			kv := KV{Key: k, Value: ev.Kv.Value, CreateRevision: ev.Kv.CreateRevision, ModRevision: ev.Kv.ModRevision}
 			cur.KVs[k] = kv
 			changes = append(changes, Change{KV: kv})
 		}

@@ -22,7 +22,7 @@ import (
 
 // Cluster is an etcd cluster of one or more members.
 type Cluster struct {
-	t       *testing.T
+	t       testing.TB
 	members []*member
 	initial string
 }
@@ -36,10 +36,10 @@ type member struct {
 }
 
 // Start runs a one-member cluster until the test ends.
-func Start(t *testing.T) *Cluster { return StartCluster(t, 1) }
+func Start(t testing.TB) *Cluster { return StartCluster(t, 1) }
 
 // StartCluster runs an n-member cluster until the test ends.
-func StartCluster(t *testing.T, n int) *Cluster {
+func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
 	dir := t.TempDir()
@@ -142,7 +142,7 @@ func (c *Cluster) Stop(idx ...int) {
 	}
 }
 
-func freeURL(t *testing.T) url.URL {
+func freeURL(t testing.TB) url.URL {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
