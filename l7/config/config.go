@@ -19,6 +19,9 @@ type Config struct {
 	Sticky         StickyKeys `yaml:"sticky"`
 	Routes         []Route    `yaml:"routes"`
 	Pools          []Pool     `yaml:"pools"`
+	// Store, when it names an etcd, keeps the runtime pool changes there,
+	// shared by every L7 host, instead of in admin.state_file.
+	Store Store `yaml:"store"`
 
 	// TrustedPrefixes is TrustedProxies parsed; filled by Parse.
 	TrustedPrefixes []netip.Prefix `yaml:"-"`
