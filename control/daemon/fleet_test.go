@@ -253,3 +253,68 @@ func vipsEqual(a, b []api.VIP) bool {
 	}
 	return key(a) == key(b)
 }
+
+// TestFleetFileRule: the first daemon seeds an empty prefix from its
+// file; afterwards etcd wins at every start (a host restarted with a stale
+// file does not revert the fleet) and a file's VIP changes reach the fleet
+// only by `xlb reload` on a host, merged with the runtime changes by the
+// single host's three-way rule. A daemon started while etcd is down
+// forwards from its cache.
+func TestFleetFileRule(t *testing.T) {
+	requireKernel(t)
+	cluster := etcdtest.Start(t)
+	hosts, port := startHosts(t, 4)
+	vip, err := api.ParseVIPKey(vipText)
+	require.NoError(t, err)
+	ctx := api.WithForce(context.Background())
+	ea := fleetEnv(t, hosts, port, cluster.Endpoints(), "/xlbtest/rule/")
+	eb := fleetEnv(t, hosts, port, cluster.Endpoints(), "/xlbtest/rule/")
+	da, stopA := ea.start(t)
+	defer stopA()
+	db, stopB := eb.start(t)
+	backends := func(d *Daemon) map[netip.Addr]uint32 {
+		v, err := d.GetVIP(ctx, vip)
+		require.NoError(t, err)
+		out := map[netip.Addr]uint32{}
+		for _, b := range v.Backends {
+			out[b.Addr] = b.Weight
+		}
+		return out
+	}
+	h1, h2, h3, h4 := hosts[0].addr, hosts[1].addr, hosts[2].addr, hosts[3].addr
+	assert.Equal(t, map[netip.Addr]uint32{h1: 1, h2: 1, h3: 1}, backends(db), "seeded by the first daemon")
+
+	// A runtime change through B, then a file change on A and a reload.
+	require.NoError(t, db.AddBackend(ctx, vip, api.BackendSpec{Addr: h4}))
+	text, err := os.ReadFile(ea.cfgPath)
+	require.NoError(t, err)
+	edited := strings.Replace(string(text), fmt.Sprintf("      - address: %s\n", h1), fmt.Sprintf("      - address: %s\n        weight: 5\n", h1), 1)
+	edited = strings.Replace(edited, fmt.Sprintf("      - address: %s\n", h3), "", 1)
+	require.NoError(t, os.WriteFile(ea.cfgPath, []byte(edited), 0o600))
+	require.NoError(t, da.Reload(ctx))
+	want := map[netip.Addr]uint32{h1: 5, h2: 1, h4: 1}
+	assert.Equal(t, want, backends(da), "the file's changes, the runtime's addition kept")
+	require.Eventually(t, func() bool { return fmt.Sprint(backends(db)) == fmt.Sprint(want) }, 10*time.Second, 5*time.Millisecond)
+
+	// B restarts with its old file: etcd wins.
+	stopB()
+	db, stopB = eb.start(t)
+	assert.Equal(t, want, backends(db), "a stale file does not revert the fleet")
+
+	// B restarts while etcd is down: its cache.
+	stopB()
+	cluster.Stop()
+	db, stopB = eb.start(t)
+	defer stopB()
+	assert.Equal(t, want, backends(db), "started from the cached fleet state")
+	st, err := db.Status(ctx)
+	require.NoError(t, err)
+	assert.False(t, st.Store.Up)
+	assert.Contains(t, answers(t, db, 300), h4, "forwarding to the cached state")
+	cluster.Restart()
+	require.Eventually(t, func() bool {
+		st, err := db.Status(ctx)
+		return err == nil && st.Store.Up && st.Store.Revision > 0
+	}, 20*time.Second, 10*time.Millisecond)
+	assert.Equal(t, want, backends(db))
+}
