@@ -25,6 +25,7 @@ import (
 	"github.com/xlbproject/xlb/control/reconcile"
 	"github.com/xlbproject/xlb/control/state"
 	"github.com/xlbproject/xlb/internal/etcdstore"
+	"github.com/xlbproject/xlb/internal/statuspage"
 	"github.com/xlbproject/xlb/l4"
 	"github.com/xlbproject/xlb/l4/xdplink"
 )
@@ -211,6 +212,8 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+		// The read-only status page and its JSON (docs/status-page.md).
+		statuspage.Mount(mux, api.LiveHandler(d))
 		d.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	}
 	return d, nil
