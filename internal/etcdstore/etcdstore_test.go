@@ -256,3 +256,28 @@ func TestSyncCompactionDuringWatchAndLeaderLoss(t *testing.T) {
 	before["x"] = "1"
 	assert.Equal(t, before, r.values())
 }
+
+// TLS with a client certificate: the store's files are used, and a client
+// without a certificate is refused (and says the store is unreachable).
+func TestTLS(t *testing.T) {
+	c, files := etcdtest.StartTLS(t)
+	s, err := etcdstore.Open(etcdstore.Config{Endpoints: c.Endpoints(), Prefix: "/t/", CertFile: files.Cert, KeyFile: files.Key, CAFile: files.CA,
+		DialTimeout: time.Second, RequestTimeout: time.Second})
+	require.NoError(t, err)
+	defer s.Close()
+	rev := put(t, s, "a", "1", 0)
+	snap, err := s.Get(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, rev, snap.KVs["a"].ModRevision)
+
+	anon, err := etcdstore.Open(etcdstore.Config{Endpoints: c.Endpoints(), Prefix: "/t/", CAFile: files.CA,
+		DialTimeout: time.Second, RequestTimeout: time.Second})
+	require.NoError(t, err)
+	defer anon.Close()
+	_, err = anon.Get(context.Background())
+	assert.ErrorIs(t, err, etcdstore.ErrUnavailable, "no client certificate")
+	assert.False(t, anon.Health().Up)
+
+	_, err = etcdstore.Open(etcdstore.Config{Endpoints: c.Endpoints(), CertFile: files.Cert, KeyFile: "/nonexistent/key.pem", CAFile: files.CA})
+	assert.ErrorContains(t, err, "etcd store: tls")
+}

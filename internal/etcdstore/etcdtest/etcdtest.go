@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
@@ -25,6 +26,9 @@ type Cluster struct {
 	t       testing.TB
 	members []*member
 	initial string
+	// tls, when set, serves clients over TLS and requires a client
+	// certificate signed by the same CA.
+	tls *TLSFiles
 }
 
 type member struct {
@@ -36,16 +40,29 @@ type member struct {
 }
 
 // Start runs a one-member cluster until the test ends.
-func Start(t testing.TB) *Cluster { return StartCluster(t, 1) }
+func Start(t testing.TB) *Cluster { return start(t, 1, nil) }
 
 // StartCluster runs an n-member cluster until the test ends.
-func StartCluster(t testing.TB, n int) *Cluster {
+func StartCluster(t testing.TB, n int) *Cluster { return start(t, n, nil) }
+
+// StartTLS runs a one-member cluster whose clients must use TLS with a
+// client certificate; the returned files are a client's.
+func StartTLS(t testing.TB) (*Cluster, TLSFiles) {
 	t.Helper()
-	c := &Cluster{t: t}
+	files := writeTLS(t, t.TempDir())
+	return start(t, 1, &files), *files.Client
+}
+
+func start(t testing.TB, n int, tls *TLSFiles) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, tls: tls}
 	dir := t.TempDir()
 	var peers []string
 	for i := range n {
 		m := &member{name: fmt.Sprintf("m%d", i), dir: filepath.Join(dir, fmt.Sprintf("m%d", i)), client: freeURL(t), peer: freeURL(t)}
+		if tls != nil {
+			m.client.Scheme = "https"
+		}
 		c.members = append(c.members, m)
 		peers = append(peers, m.name+"="+m.peer.String())
 	}
@@ -94,6 +111,9 @@ func (c *Cluster) Restart(idx ...int) {
 		cfg.Dir = m.dir
 		// The server logs every closed listener at error level on stop.
 		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+		if c.tls != nil {
+			cfg.ClientTLSInfo = transport.TLSInfo{CertFile: c.tls.Cert, KeyFile: c.tls.Key, TrustedCAFile: c.tls.CA, ClientCertAuth: true}
+		}
 		cfg.ListenClientUrls = []url.URL{m.client}
 		cfg.AdvertiseClientUrls = []url.URL{m.client}
 		cfg.ListenPeerUrls = []url.URL{m.peer}
