@@ -51,6 +51,7 @@ func (s *Store) Sync(ctx context.Context, from Snapshot, apply ApplyFunc) error 
 				cur = snap
 			}
 			relist = false
+			backoff.reset()
 		}
 		compacted, err := s.watch(ctx, &cur, apply)
 		switch {
@@ -61,9 +62,6 @@ func (s *Store) Sync(ctx context.Context, from Snapshot, apply ApplyFunc) error 
 		default:
 			s.log.Debug("watch ended: resuming", "prefix", s.prefix, "error", err)
 			backoff.wait(ctx)
-		}
-		if err == nil && !compacted {
-			backoff.reset()
 		}
 	}
 	return nil
@@ -146,7 +144,8 @@ func (s *Store) probeLoop(ctx context.Context) {
 	}
 }
 
-// backoff spaces retries from 50 ms up to 1 s.
+// backoff spaces retries from 50 ms up to 1 s; a successful list starts
+// it over.
 type backoff struct{ d time.Duration }
 
 func newBackoff() *backoff { return &backoff{d: 50 * time.Millisecond} }
