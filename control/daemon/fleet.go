@@ -63,6 +63,9 @@ func (d *Daemon) openFleet(ctx context.Context) error {
 	gctx, cancel := context.WithTimeout(ctx, st.Timeouts())
 	defer cancel()
 	snap, err := d.seedFleet(gctx)
+	if err != nil && !errors.Is(err, etcdstore.ErrUnavailable) {
+		return fmt.Errorf("seed the fleet's desired state: %w", err)
+	}
 	if err != nil {
 		d.log.Warn("desired-state store unreachable at start: forwarding from the cached state, changes refused until it answers",
 			"endpoints", strings.Join(ec.Endpoints, ","), "cache", d.store.Path(), "vips", len(d.file.Desired.VIPs), "error", err)
@@ -146,13 +149,48 @@ func (d *Daemon) takeFleetLocked(snap etcdstore.Snapshot) {
 // compare-and-set) is skipped.
 func (d *Daemon) applyFleet(snap etcdstore.Snapshot, _ []etcdstore.Change) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if snap.Revision <= d.fleet.snap.Revision {
+		d.mu.Unlock()
 		return
 	}
+	if len(snap.KVs) == 0 && d.fleet.snap.Revision != 0 {
+		// Not even the base is left: the prefix was wiped (or etcd
+		// replaced by an empty cluster), which no xlb command does.
+		// Emptying every table for that would turn losing etcd into
+		// losing traffic: keep the state and write it back.
+		des, base := d.file.Desired.Clone(), d.file.Base.Clone()
+		d.mu.Unlock()
+		d.log.Error("the fleet's prefix is empty (etcd wiped, or replaced by an empty cluster): keeping the last state and writing it back",
+			"prefix", d.fleet.store.Prefix(), "vips", len(des.VIPs))
+		d.reseedFleet(des, base)
+		return
+	}
+	defer d.mu.Unlock()
 	d.takeFleetLocked(snap)
 	d.checker.Set(d.targetsLocked())
 	d.reconcileLocked()
+}
+
+// reseedFleet writes des and base to an empty prefix (on the condition
+// that it still is: of several daemons one writes, the others then apply
+// what it wrote).
+func (d *Daemon) reseedFleet(des, base state.Desired) {
+	ops, err := state.FleetOps(state.Desired{}, des, nil)
+	if err == nil {
+		var bop etcdstore.Op
+		if bop, err = state.FleetBaseOp(base, nil); err == nil {
+			ops = append(ops, bop)
+		}
+	}
+	if err != nil {
+		d.log.Error("write the fleet's state back", "error", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d.fleet.store.Timeouts())
+	defer cancel()
+	if _, err := d.fleet.store.Commit(ctx, ops); err != nil && !errors.Is(err, etcdstore.ErrConflict) {
+		d.log.Error("write the fleet's state back", "error", err)
+	}
 }
 
 // runFleet follows etcd until ctx ends.

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/control/api"
+	"github.com/xlbproject/xlb/internal/etcdstore"
 	"github.com/xlbproject/xlb/internal/etcdstore/etcdtest"
 )
 
@@ -295,6 +296,27 @@ func TestFleetFileRule(t *testing.T) {
 	want := map[netip.Addr]uint32{h1: 5, h2: 1, h4: 1}
 	assert.Equal(t, want, backends(da), "the file's changes, the runtime's addition kept")
 	require.Eventually(t, func() bool { return fmt.Sprint(backends(db)) == fmt.Sprint(want) }, 10*time.Second, 5*time.Millisecond)
+
+	// The prefix wiped behind xlb's back: the tables keep their state and
+	// the state is written back.
+	wiper, err := etcdstore.Open(etcdstore.Config{Endpoints: cluster.Endpoints(), Prefix: "/xlbtest/rule/"})
+	require.NoError(t, err)
+	defer wiper.Close()
+	snap, err := wiper.Get(ctx)
+	require.NoError(t, err)
+	var wipe []etcdstore.Op
+	for k, kv := range snap.KVs {
+		wipe = append(wipe, etcdstore.Op{Key: k, Delete: true, ExpectRevision: kv.ModRevision})
+	}
+	_, err = wiper.Commit(ctx, wipe)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		snap, err := wiper.Get(ctx)
+		return err == nil && len(snap.KVs) == 2
+	}, 10*time.Second, 5*time.Millisecond, "vip and base written back")
+	assert.Equal(t, want, backends(da))
+	assert.Equal(t, want, backends(db))
+	assert.Contains(t, answers(t, db, 300), h4)
 
 	// B restarts with its old file: etcd wins.
 	stopB()
