@@ -45,8 +45,8 @@ func TestStoreErrors(t *testing.T) {
 	tests := []struct{ name, in, want string }{
 		{"unknown store", "state:\n  store: consul\n", `x.yaml:13: state.store: unknown store "consul" (want file or etcd)`},
 		{"etcd without settings", "state:\n  store: etcd\n", "x.yaml:13: state.store: state.store is etcd but state.etcd"},
-		{"settings without etcd", "state:\n  etcd:\n    endpoints: [http://127.0.0.1:2379]\n", `x.yaml:14: state.etcd: etcd settings are given but state.store is "file"`},
-		{"no endpoints", "state:\n  store: etcd\n  etcd:\n    prefix: /a/\n", "x.yaml:15: state.etcd.endpoints: at least one etcd endpoint"},
+		{"settings without etcd", "state:\n  etcd:\n    endpoints: [http://127.0.0.1:2379]\n", `x.yaml:13: state.etcd: etcd settings are given but state.store is "file"`},
+		{"no endpoints", "state:\n  store: etcd\n  etcd:\n    prefix: /a/\n", "x.yaml:14: state.etcd.endpoints: at least one etcd endpoint"},
 		{"bad endpoint", "state:\n  store: etcd\n  etcd:\n    endpoints:\n      - http://127.0.0.1:2379\n      - 10.0.0.1:2379\n", `x.yaml:17: state.etcd.endpoints[1]: "10.0.0.1:2379" is not an etcd client URL`},
 		{"no port", "state:\n  store: etcd\n  etcd:\n    endpoints: [http://etcd1]\n", `state.etcd.endpoints[0]: "http://etcd1" has no port`},
 		{"bad prefix", "state:\n  store: etcd\n  etcd:\n    endpoints: [http://127.0.0.1:2379]\n    prefix: xlb\n", `x.yaml:16: state.etcd.prefix: "xlb" must start and end with /`},
