@@ -73,6 +73,7 @@ func printStatus(out io.Writer, st api.Status) error {
 	if st.StatePath != "" {
 		fmt.Fprintf(out, "State:       %s\n", st.StatePath)
 	}
+	printStore(out, now, st.Store)
 	fmt.Fprintln(out)
 	if err := printNextHops(out, st.NextHops); err != nil {
 		return err

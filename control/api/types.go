@@ -142,11 +142,13 @@ const (
 type Status struct {
 	// Time is when the daemon took this snapshot; the CLI shows ages
 	// ("2s ago") relative to it.
-	Time       time.Time   `json:"time,omitzero"`
-	Version    string      `json:"version"`
-	StartTime  time.Time   `json:"startTime,omitzero"`
-	ConfigPath string      `json:"configPath,omitempty"`
-	StatePath  string      `json:"statePath,omitempty"`
+	Time       time.Time `json:"time,omitzero"`
+	Version    string    `json:"version"`
+	StartTime  time.Time `json:"startTime,omitzero"`
+	ConfigPath string    `json:"configPath,omitempty"`
+	StatePath  string    `json:"statePath,omitempty"`
+	// Store says where desired state lives and whether it is reachable.
+	Store      StoreStatus `json:"store,omitzero"`
 	Interfaces []Interface `json:"interfaces"`
 	// NextHops is empty when the daemon predates next-hop reporting.
 	NextHops NextHops `json:"nextHops,omitzero"`

@@ -16,6 +16,7 @@ import (
 
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/health"
+	"github.com/xlbproject/xlb/internal/etcdstore"
 	"github.com/xlbproject/xlb/internal/strictyaml"
 	"github.com/xlbproject/xlb/maglev"
 )
@@ -62,8 +63,12 @@ type Config struct {
 	API         API
 	Metrics     Metrics
 	StatePath   string
-	PinPath     string
-	VIPs        []VIP
+	// Store is where desired state lives: StoreFile (the state file) or
+	// StoreEtcd (a fleet's shared etcd, Etcd).
+	Store   string
+	Etcd    etcdstore.Config
+	PinPath string
+	VIPs    []VIP
 }
 
 // Interface is a NIC the balancer's XDP program is attached to.
@@ -193,7 +198,9 @@ type fileConfig struct {
 		Listen *string `yaml:"listen"`
 	} `yaml:"metrics"`
 	State struct {
-		Path *string `yaml:"path"`
+		Path  *string             `yaml:"path"`
+		Store string              `yaml:"store"`
+		Etcd  *etcdstore.Settings `yaml:"etcd"`
 	} `yaml:"state"`
 	BPF struct {
 		PinPath *string `yaml:"pin_path"`
@@ -408,6 +415,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 		}
 	}
 	cfg.StatePath = v.absPath(p("state", "path"), fc.State.Path, DefaultStatePath, "an absolute path")
+	v.store(fc, cfg)
 	cfg.PinPath = v.absPath(p("bpf", "pin_path"), fc.BPF.PinPath, DefaultPinPath, "an absolute path on a bpffs mount")
 
 	type key struct {

@@ -24,6 +24,7 @@ import (
 	"github.com/xlbproject/xlb/control/metrics"
 	"github.com/xlbproject/xlb/control/reconcile"
 	"github.com/xlbproject/xlb/control/state"
+	"github.com/xlbproject/xlb/internal/etcdstore"
 	"github.com/xlbproject/xlb/internal/statuspage"
 	"github.com/xlbproject/xlb/l4"
 	"github.com/xlbproject/xlb/l4/xdplink"
@@ -78,6 +79,10 @@ type Daemon struct {
 	// the neighbour state last logged (FIB mode).
 	nextHopState map[netip.Addr]string
 
+	// fleet is the etcd store of desired state (state.store: etcd), nil
+	// with the state file.
+	fleet *fleet
+
 	apiSrv     *api.Server
 	metricsLn  net.Listener
 	metricsSrv *http.Server
@@ -119,6 +124,11 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if err := d.loadState(); err != nil {
 		return nil, err
 	}
+	if cfg.Store == config.StoreEtcd {
+		if err := d.openFleet(ctx); err != nil {
+			return nil, err
+		}
+	}
 
 	dpc := dataplaneConfig(cfg, net.InterfaceByName)
 	if err := checkNextHop(cfg, dpc, !opts.NoAttach, readProcSys, net.InterfaceByName); err != nil {
@@ -151,6 +161,11 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	d.metrics, err = metrics.New(d.reg, d.dp, d.backendView)
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	if d.fleet != nil {
+		if err := d.reg.Register(etcdstore.NewCollector(d.fleet.store)); err != nil {
+			return nil, fmt.Errorf("register store metrics: %w", err)
+		}
 	}
 	d.checker = health.NewChecker(log.With("component", "health"), health.Options{
 		Observer: d.metrics,
@@ -209,6 +224,9 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 func (d *Daemon) loadState() error {
 	if err := d.store.RemoveTemps(); err != nil {
 		d.log.Warn("remove leftover temporary state files", "error", err)
+	}
+	if d.cfg.Store == config.StoreEtcd {
+		return d.loadFleetCache()
 	}
 	base := state.FromConfig(d.cfg)
 	f, err := d.store.Load()
@@ -278,6 +296,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	if d.fleet != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.runFleet(ctx)
+		}()
+	}
 	// The API is already serving: read the state under the lock.
 	d.mu.Lock()
 	nvips := len(d.file.Desired.VIPs)
@@ -332,6 +357,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.dp != nil {
 		errs = append(errs, d.dp.Close())
+	}
+	if d.fleet != nil {
+		errs = append(errs, d.fleet.store.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -36,6 +36,8 @@ func (e *StatusError) Unwrap() error {
 		return ErrInvalid
 	case http.StatusConflict:
 		return ErrConflict
+	case http.StatusServiceUnavailable:
+		return ErrUnavailable
 	}
 	return nil
 }

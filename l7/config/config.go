@@ -20,6 +20,9 @@ type Config struct {
 	Shedding       Shedding   `yaml:"shedding"`
 	Routes         []Route    `yaml:"routes"`
 	Pools          []Pool     `yaml:"pools"`
+	// Store, when it names an etcd, keeps the runtime pool changes there,
+	// shared by every L7 host, instead of in admin.state_file.
+	Store Store `yaml:"store"`
 
 	// TrustedPrefixes is TrustedProxies parsed; filled by Parse.
 	TrustedPrefixes []netip.Prefix `yaml:"-"`

@@ -79,6 +79,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 	v := &validator{file: file, root: &root}
 	v.config(&cfg)
+	v.store(&cfg.Store)
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)
 	}
