@@ -2,7 +2,6 @@ package bgp
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -11,118 +10,26 @@ import (
 	gobgpapi "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
-	"github.com/osrg/gobgp/v4/pkg/server"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/control/bgp/bgptest"
 )
 
 const (
-	routerASN  = 65000
 	speakerASN = 65001
 	waitFor    = 10 * time.Second
 	tick       = 20 * time.Millisecond
 )
 
-// router is a second, plain GoBGP server on loopback playing the edge
-// router: it accepts the speaker's session (passive, on a free port) and
-// is asked what it learned.
-type router struct {
-	t    *testing.T
-	srv  *server.BgpServer
-	port uint16
-}
-
-func freePort(t *testing.T) uint16 {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return uint16(ln.Addr().(*net.TCPAddr).Port)
-}
-
-func newRouter(t *testing.T, gracefulRestart bool) *router {
-	t.Helper()
-	r := &router{t: t, srv: server.NewBgpServer(), port: freePort(t)}
-	go r.srv.Serve()
-	ctx := context.Background()
-	require.NoError(t, r.srv.StartBgp(ctx, &gobgpapi.StartBgpRequest{Global: &gobgpapi.Global{
-		Asn: routerASN, RouterId: "192.0.2.1", ListenPort: int32(r.port), ListenAddresses: []string{"127.0.0.1"},
-	}}))
-	t.Cleanup(func() { r.srv.Stop() })
-	p := &gobgpapi.Peer{
-		Conf:      &gobgpapi.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: speakerASN},
-		Transport: &gobgpapi.Transport{PassiveMode: true},
-		Timers:    &gobgpapi.Timers{Config: &gobgpapi.TimersConfig{HoldTime: 3, KeepaliveInterval: 1}},
-		AfiSafis: []*gobgpapi.AfiSafi{
-			{Config: &gobgpapi.AfiSafiConfig{Family: &gobgpapi.Family{Afi: gobgpapi.Family_AFI_IP, Safi: gobgpapi.Family_SAFI_UNICAST}, Enabled: true}},
-			{Config: &gobgpapi.AfiSafiConfig{Family: &gobgpapi.Family{Afi: gobgpapi.Family_AFI_IP6, Safi: gobgpapi.Family_SAFI_UNICAST}, Enabled: true}},
-		},
-	}
-	if gracefulRestart {
-		p.GracefulRestart = &gobgpapi.GracefulRestart{Enabled: true, RestartTime: 30}
-		for _, as := range p.AfiSafis {
-			as.MpGracefulRestart = &gobgpapi.MpGracefulRestart{Config: &gobgpapi.MpGracefulRestartConfig{Enabled: true}}
-		}
-	}
-	require.NoError(t, r.srv.AddPeer(ctx, &gobgpapi.AddPeerRequest{Peer: p}))
-	return r
-}
-
-// routes is what the router's RIB holds for fam: prefix -> its paths.
-func (r *router) routes(fam bgp.Family) map[netip.Prefix][]*apiutil.Path {
-	out := map[netip.Prefix][]*apiutil.Path{}
-	err := r.srv.ListPath(apiutil.ListPathRequest{TableType: gobgpapi.TableType_TABLE_TYPE_GLOBAL, Family: fam},
-		func(n bgp.NLRI, paths []*apiutil.Path) {
-			if pfx, ok := n.(*bgp.IPAddrPrefix); ok {
-				out[pfx.Prefix] = paths
-			}
-		})
-	require.NoError(r.t, err)
-	return out
-}
-
-func (r *router) established() bool {
-	up := false
-	require.NoError(r.t, r.srv.ListPeer(context.Background(), &gobgpapi.ListPeerRequest{}, func(p *gobgpapi.Peer) {
-		up = up || p.GetState().GetSessionState() == gobgpapi.PeerState_SESSION_STATE_ESTABLISHED
-	}))
-	return up
-}
-
-// accepted is how many IPv4 routes the router took from the speaker.
-func (r *router) accepted() uint64 {
-	var n uint64
-	require.NoError(r.t, r.srv.ListPeer(context.Background(), &gobgpapi.ListPeerRequest{}, func(p *gobgpapi.Peer) {
-		for _, as := range p.GetAfiSafis() {
-			if as.GetState().GetFamily().GetAfi() == gobgpapi.Family_AFI_IP {
-				n += as.GetState().GetAccepted()
-			}
-		}
-	}))
-	return n
-}
-
-// announce has the router offer a route to the speaker.
-func (r *router) announce(p netip.Prefix) {
-	nlri, err := bgp.NewIPAddrPrefix(p)
-	require.NoError(r.t, err)
-	nh, err := bgp.NewPathAttributeNextHop(netip.MustParseAddr("127.0.0.1"))
-	require.NoError(r.t, err)
-	_, err = r.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{{
-		Family: bgp.RF_IPv4_UC, Nlri: nlri,
-		Attrs: []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(0), nh},
-	}}})
-	require.NoError(r.t, err)
-}
-
-func speakerConfig(r *router, restart time.Duration) Config {
+func speakerConfig(r *bgptest.Router, restart time.Duration) Config {
 	return Config{
 		ASN: speakerASN, RouterID: netip.MustParseAddr("192.0.2.10"),
 		NextHopV4: netip.MustParseAddr("192.0.2.10"), NextHopV6: netip.MustParseAddr("2001:db8::10"),
 		RestartTime: restart,
 		Peers: []Peer{{
-			Addr: netip.MustParseAddr("127.0.0.1"), Port: r.port, ASN: routerASN,
+			Addr: netip.MustParseAddr("127.0.0.1"), Port: r.Port, ASN: bgptest.ASN,
 			HoldTime: 3 * time.Second, Keepalive: time.Second, Families: []string{FamilyIPv4, FamilyIPv6},
 		}},
 		Attrs: map[netip.Addr]Attrs{netip.MustParseAddr("203.0.113.1"): {Communities: []uint32{65001<<16 | 100}}},
@@ -143,17 +50,17 @@ func peerUp(s *Speaker) bool {
 }
 
 func TestAnnounceWithdrawAndImportReject(t *testing.T) {
-	r := newRouter(t, false)
+	r := bgptest.New(t, speakerASN, false)
 	s := startSpeaker(t, speakerConfig(r, 0), false)
 	require.Eventually(t, func() bool { return peerUp(s) }, waitFor, tick, "session never came up")
 
 	v4 := netip.MustParsePrefix("203.0.113.1/32")
 	v6 := netip.MustParsePrefix("2001:db8:f::1/128")
 	require.NoError(t, s.Announce([]netip.Prefix{v4, v6}, ""))
-	require.Eventually(t, func() bool { return len(r.routes(bgp.RF_IPv4_UC)[v4]) == 1 }, waitFor, tick)
-	require.Eventually(t, func() bool { return len(r.routes(bgp.RF_IPv6_UC)[v6]) == 1 }, waitFor, tick)
+	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[v4]) == 1 }, waitFor, tick)
+	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv6_UC)[v6]) == 1 }, waitFor, tick)
 
-	p4 := r.routes(bgp.RF_IPv4_UC)[v4][0]
+	p4 := r.Routes(bgp.RF_IPv4_UC)[v4][0]
 	var nh netip.Addr
 	var comms []uint32
 	var asPath string
@@ -171,7 +78,7 @@ func TestAnnounceWithdrawAndImportReject(t *testing.T) {
 	assert.Equal(t, []uint32{65001<<16 | 100}, comms, "the VIP's configured community")
 	assert.Equal(t, "{AsPath: 65001}", asPath, "eBGP: the speaker's AS alone")
 	var nh6 netip.Addr
-	for _, a := range r.routes(bgp.RF_IPv6_UC)[v6][0].Attrs {
+	for _, a := range r.Routes(bgp.RF_IPv6_UC)[v6][0].Attrs {
 		if mp, ok := a.(*bgp.PathAttributeMpReachNLRI); ok {
 			nh6 = mp.Nexthop
 		}
@@ -182,7 +89,7 @@ func TestAnnounceWithdrawAndImportReject(t *testing.T) {
 	// What the router offers never reaches the speaker's RIB: it is
 	// received (adj-in) and rejected by the import policy.
 	learned := netip.MustParsePrefix("198.51.100.0/24")
-	r.announce(learned)
+	r.Announce(learned)
 	require.Eventually(t, func() bool {
 		n := 0
 		_ = s.srv.ListPath(apiutil.ListPathRequest{TableType: gobgpapi.TableType_TABLE_TYPE_ADJ_IN, Name: "127.0.0.1", Family: bgp.RF_IPv4_UC, EnableFiltered: true},
@@ -200,10 +107,10 @@ func TestAnnounceWithdrawAndImportReject(t *testing.T) {
 
 	// The whole set each time: v6 goes, v4 stays.
 	require.NoError(t, s.Announce([]netip.Prefix{v4}, ""))
-	require.Eventually(t, func() bool { return len(r.routes(bgp.RF_IPv6_UC)) == 0 }, waitFor, tick)
-	assert.Len(t, r.routes(bgp.RF_IPv4_UC)[v4], 1)
+	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv6_UC)) == 0 }, waitFor, tick)
+	assert.Len(t, r.Routes(bgp.RF_IPv4_UC)[v4], 1)
 	require.NoError(t, s.Announce(nil, "no vip has a usable backend"))
-	require.Eventually(t, func() bool { return len(r.routes(bgp.RF_IPv4_UC)[v4]) == 0 }, waitFor, tick)
+	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[v4]) == 0 }, waitFor, tick)
 	st := s.Status()
 	assert.Empty(t, st.Announced)
 	assert.Equal(t, "no vip has a usable backend", st.Held)
@@ -211,17 +118,17 @@ func TestAnnounceWithdrawAndImportReject(t *testing.T) {
 }
 
 func TestFlapsCounted(t *testing.T) {
-	r := newRouter(t, false)
+	r := bgptest.New(t, speakerASN, false)
 	s := startSpeaker(t, speakerConfig(r, 0), false)
 	require.Eventually(t, func() bool { return peerUp(s) }, waitFor, tick)
 	// The router drops the session; the speaker reconnects after its
 	// retry interval (one keepalive).
-	require.NoError(t, r.srv.ShutdownPeer(context.Background(), &gobgpapi.ShutdownPeerRequest{Address: "127.0.0.1"}))
+	require.NoError(t, r.Srv.ShutdownPeer(context.Background(), &gobgpapi.ShutdownPeerRequest{Address: "127.0.0.1"}))
 	require.Eventually(t, func() bool { return !peerUp(s) }, waitFor, tick)
 	st := s.Status()
 	assert.Equal(t, uint64(1), st.Peers[0].Flaps)
 	assert.NotEmpty(t, st.Peers[0].LastError)
-	require.NoError(t, r.srv.EnablePeer(context.Background(), &gobgpapi.EnablePeerRequest{Address: "127.0.0.1"}))
+	require.NoError(t, r.Srv.EnablePeer(context.Background(), &gobgpapi.EnablePeerRequest{Address: "127.0.0.1"}))
 	require.Eventually(t, func() bool { return peerUp(s) }, waitFor, tick, "no reconnect")
 	assert.Equal(t, uint64(1), s.Status().Peers[0].Flaps)
 }
@@ -230,7 +137,7 @@ func TestFlapsCounted(t *testing.T) {
 // until the next speaker, started as restarting, announces them again; a
 // shutdown (Stop(false)) makes the router drop them at once.
 func TestRestartKeepsRoutesShutdownDropsThem(t *testing.T) {
-	r := newRouter(t, true)
+	r := bgptest.New(t, speakerASN, true)
 	cfg := speakerConfig(r, 30*time.Second)
 	vip := netip.MustParsePrefix("203.0.113.1/32")
 
@@ -240,29 +147,29 @@ func TestRestartKeepsRoutesShutdownDropsThem(t *testing.T) {
 	// Counted, not listed: GoBGP marks kept paths stale without a lock
 	// that its ListPath readers share, so the test reads the router's
 	// paths only once the session is down (ListPeer orders the two).
-	require.Eventually(t, func() bool { return r.accepted() == 1 }, waitFor, tick)
+	require.Eventually(t, func() bool { return r.Accepted() == 1 }, waitFor, tick)
 
 	require.NoError(t, s1.Stop(true))
-	require.Eventually(t, func() bool { return !r.established() }, waitFor, tick)
+	require.Eventually(t, func() bool { return !r.Established() }, waitFor, tick)
 	require.Eventually(t, func() bool {
-		p := r.routes(bgp.RF_IPv4_UC)[vip]
+		p := r.Routes(bgp.RF_IPv4_UC)[vip]
 		return len(p) == 1 && p[0].Stale
 	}, waitFor, tick, "the router did not keep the route as stale")
 
 	s2 := startSpeaker(t, cfg, true)
 	require.NoError(t, s2.Announce([]netip.Prefix{vip}, ""))
 	require.Eventually(t, func() bool {
-		p := r.routes(bgp.RF_IPv4_UC)[vip]
+		p := r.Routes(bgp.RF_IPv4_UC)[vip]
 		return peerUp(s2) && len(p) == 1 && !p[0].Stale
 	}, waitFor, tick, "the restarted speaker did not refresh the route")
 
 	require.NoError(t, s2.Announce(nil, ""))
 	require.NoError(t, s2.Stop(false))
-	assert.Eventually(t, func() bool { return len(r.routes(bgp.RF_IPv4_UC)[vip]) == 0 }, waitFor, tick)
+	assert.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[vip]) == 0 }, waitFor, tick)
 }
 
 func TestMetrics(t *testing.T) {
-	r := newRouter(t, false)
+	r := bgptest.New(t, speakerASN, false)
 	s := startSpeaker(t, speakerConfig(r, 0), false)
 	require.Eventually(t, func() bool { return peerUp(s) }, waitFor, tick)
 	require.NoError(t, s.Announce([]netip.Prefix{netip.MustParsePrefix("203.0.113.1/32"), netip.MustParsePrefix("203.0.113.2/32")}, ""))

@@ -250,6 +250,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	}
 	st.NextHops = d.nextHopsLocked()
 	st.OuterSourceV4, st.OuterSourceV6 = d.cfg.OuterSource.IPv4, d.cfg.OuterSource.IPv6
+	st.BGP = d.bgpStatus()
 	return st, nil
 }
 
