@@ -489,3 +489,22 @@ func (h *Host) netlink(fn func(*netlink.Handle) error) error {
 	defer nl.Close()
 	return fn(nl)
 }
+
+// Unplug deletes the host's veth pair: the host drops off the bridge as
+// when its cable is pulled (the other hosts see no link change, only
+// silence).
+func (h *Host) Unplug() error {
+	nl, err := netlink.NewHandleAt(h.topo.brNS)
+	if err != nil {
+		return fmt.Errorf("open netlink in bridge netns: %w", err)
+	}
+	defer nl.Close()
+	port, err := nl.LinkByName(h.Port)
+	if err != nil {
+		return fmt.Errorf("find port %s: %w", h.Port, err)
+	}
+	if err := nl.LinkDel(port); err != nil {
+		return fmt.Errorf("delete port %s: %w", h.Port, err)
+	}
+	return nil
+}
