@@ -44,7 +44,6 @@ const (
 	haRouterASN = 65000
 	haEdgeASN   = 65001
 	haHold      = 3 * time.Second // the smallest RFC 4271 allows
-	haKeepalive = time.Second
 	haHTTPPort  = 80
 	haStreamPrt = 5001
 	haStreams   = 200
@@ -74,21 +73,24 @@ type haBed struct {
 	vip    netip.Addr
 	dir    string
 	bin    string
+	// hold and keepalive are both sides' BGP timers.
+	hold, keepalive time.Duration
 }
 
-func newHABed(t *testing.T) *haBed {
+func newHABed(t *testing.T, hold time.Duration) *haBed {
 	t.Helper()
 	if !topo.FRRAvailable() {
 		t.Skip("FRR is not installed (make deps installs Debian's frr)")
 	}
-	b := &haBed{t: t, tp: topo.NewT(t, topo.Options{}), vip: netip.MustParseAddr("198.51.100.30"), dir: t.TempDir()}
+	b := &haBed{t: t, tp: topo.NewT(t, topo.Options{}), vip: netip.MustParseAddr("198.51.100.30"), dir: t.TempDir(),
+		hold: hold, keepalive: max(hold/3, time.Second)}
 	b.bin = ctlBuild(t, b.dir)
 	var err error
 	b.router, err = b.tp.AddHost(topo.HostConfig{Name: "router", Router: true, NoOffloads: true})
 	require.NoError(t, err)
 	b.frr = b.router.StartFRRT(t, topo.FRRConfig{
 		ASN: haRouterASN, RouterID: b.router.Addr4, Listen: b.router.Prefix4, PeerASN: haEdgeASN,
-		Keepalive: haKeepalive, HoldTime: haHold,
+		Keepalive: b.keepalive, HoldTime: b.hold,
 	})
 	b.client, err = b.tp.AddHost(topo.HostConfig{Name: "client", NoOffloads: true})
 	require.NoError(t, err)
@@ -203,7 +205,7 @@ vips:
       hold_time: %s
       keepalive: %s
 `, lb.host.Addr4, ctlAdminPort, lb.socket, filepath.Join(lb.dir, "state.json"), lb.pin, vips.String(),
-		haEdgeASN, b.router.Addr4, haRouterASN, haHold, haKeepalive)
+		haEdgeASN, b.router.Addr4, haRouterASN, b.hold, b.keepalive)
 	require.NoError(t, os.WriteFile(lb.cfg, []byte(cfg), 0o600))
 }
 
@@ -420,7 +422,7 @@ func (s *streams) roundsDuring(d time.Duration) int64 {
 }
 
 func TestEdgeHA(t *testing.T) {
-	b := newHABed(t)
+	b := newHABed(t, haHold)
 	for _, lb := range b.lbs {
 		b.startLB(t, lb)
 	}
@@ -564,7 +566,7 @@ func TestEdgeHA(t *testing.T) {
 		moved := s.roundsDuring(2 * time.Second)
 		broken := s.finish(t)
 		t.Logf("edge host %s killed (hold time %v): router stopped using it after %v; %d streams (%d packets/0.5 s on the victim before), %d round trips after, %d broken",
-			victim.host.Name, haHold, gone.Round(time.Millisecond), haStreams, share, moved, broken)
+			victim.host.Name, b.hold, gone.Round(time.Millisecond), haStreams, share, moved, broken)
 		assert.Zero(t, broken, "flows moved to the surviving hosts pick the same L7 host")
 		assert.Positive(t, moved)
 	})

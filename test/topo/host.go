@@ -508,3 +508,24 @@ func (h *Host) Unplug() error {
 	}
 	return nil
 }
+
+// SetLink sets the host's interface up or down. Down, the host goes
+// silent: its bridge port loses carrier, but the other hosts' links stay
+// up and see nothing but silence.
+func (h *Host) SetLink(up bool) error {
+	return h.netlink(func(nl *netlink.Handle) error {
+		l, err := nl.LinkByIndex(h.Ifindex)
+		if err != nil {
+			return fmt.Errorf("find %s in %s: %w", h.Ifname, h.Name, err)
+		}
+		if up {
+			err = nl.LinkSetUp(l)
+		} else {
+			err = nl.LinkSetDown(l)
+		}
+		if err != nil {
+			return fmt.Errorf("set %s in %s up=%v: %w", h.Ifname, h.Name, up, err)
+		}
+		return nil
+	})
+}
