@@ -90,6 +90,12 @@ xlb_bgp_announced_routes 1
 	require.NoError(t, d.AddVIP(api.WithForce(ctx), api.VIPSpec{Key: vip, Backends: []api.BackendSpec{{Addr: e.hosts[1].addr}}}))
 	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[vipPfx]) == 1 }, 10*time.Second, 20*time.Millisecond)
 
+	// A changed bgp section needs a restart; the running speaker stays.
+	e.writeConfig(t, backends, bgpSection(r, time.Second))
+	err = d.Reload(ctx)
+	require.ErrorIs(t, err, api.ErrInvalid)
+	assert.Contains(t, err.Error(), "bgp changed, which needs a restart")
+
 	// Shutdown: the route is gone while the session is still up (the
 	// withdrawal, not the session's end, took it away).
 	done := make(chan error, 1)

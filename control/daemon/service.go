@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -172,6 +173,9 @@ func restartOnly(a, b *config.Config) []string {
 	}
 	if a.PinPath != b.PinPath {
 		out = append(out, "bpf")
+	}
+	if !reflect.DeepEqual(a.BGP, b.BGP) {
+		out = append(out, "bgp")
 	}
 	return out
 }
