@@ -17,9 +17,14 @@ have_cmd wrk        || need+=(wrk)
 have_cmd haproxy    || need+=(haproxy)
 have_cmd nginx      || need+=(nginx)
 have_cmd curl       || need+=(curl)
+have_cmd nft        || need+=(nftables)
 # cgo toolchain: `go test -race` needs it.
 have_cmd gcc        || need+=(gcc libc6-dev)
 have_cmd nsenter    || need+=(util-linux)
+# The status page's browser tests drive a headless Chromium.
+have_cmd chromium   || need+=(chromium)
+# Without recommends chromium brings no font: its screenshots would have no text.
+have_pkg fonts-dejavu-core || need+=(fonts-dejavu-core)
 # The edge-HA tests' router (bgpd + zebra in a namespace).
 [ -x /usr/lib/frr/bgpd ] || need+=(frr)
 

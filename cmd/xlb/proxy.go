@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/xlbproject/xlb/internal/statuspage"
 	"github.com/xlbproject/xlb/l7/admin"
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/director"
@@ -131,6 +133,8 @@ func (o *proxyOptions) run(cmd *cobra.Command) error {
 		Registerer:       reg,
 		Gatherer:         reg,
 		NoRequestMetrics: !o.metrics,
+		// The read-only status page (docs/status-page.md).
+		AdminMount: func(mux *http.ServeMux) { statuspage.Mount(mux, m.LiveHandler(reg, version)) },
 	}
 	// The access log writer exists even when the file has it off, so that
 	// a reload can switch it on.

@@ -19,6 +19,10 @@ type StatsRates struct {
 	VIPs    []VIPRates         `json:"vips"`
 	Reasons map[string]float64 `json:"reasons,omitempty"` // packets per second per reason
 	Current Stats              `json:"current"`           // the later snapshot, for totals
+	// Connection-table lookups per second that found (hits) or did not
+	// find (misses) an entry.
+	ConntrackHitsPS   float64 `json:"conntrackHitsPerSecond"`
+	ConntrackMissesPS float64 `json:"conntrackMissesPerSecond"`
 }
 
 // VIPRates are the rates of one VIP.
@@ -71,6 +75,8 @@ func ComputeRates(prev, cur Stats) StatsRates {
 		}
 		r.VIPs = append(r.VIPs, vr)
 	}
+	r.ConntrackHitsPS = per(cur.ConntrackHits, prev.ConntrackHits)
+	r.ConntrackMissesPS = per(cur.ConntrackMisses, prev.ConntrackMisses)
 	if len(cur.Reasons) > 0 {
 		r.Reasons = make(map[string]float64, len(cur.Reasons))
 		for k, n := range cur.Reasons {

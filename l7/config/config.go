@@ -17,6 +17,7 @@ type Config struct {
 	TrustedProxies []string   `yaml:"trusted_proxies"`
 	AccessLog      AccessLog  `yaml:"access_log"`
 	Sticky         StickyKeys `yaml:"sticky"`
+	Shedding       Shedding   `yaml:"shedding"`
 	Routes         []Route    `yaml:"routes"`
 	Pools          []Pool     `yaml:"pools"`
 
@@ -113,6 +114,19 @@ type Route struct {
 	Pool         string   `yaml:"pool"`
 	Timeouts     Timeouts `yaml:"timeouts"`
 	MaxBodyBytes int64    `yaml:"max_body_bytes"`
+	Retries      Retries  `yaml:"retries"`
+	// Priority is the route's shedding class: critical, normal (default)
+	// or low. Under overload low is refused first, critical last.
+	Priority Priority `yaml:"priority"`
+	// StreamRequestBodyBytes: a request body above this many bytes is
+	// streamed to the app server instead of buffered first; such a request
+	// can only be retried while no byte of it was sent.
+	StreamRequestBodyBytes int64 `yaml:"stream_request_body_bytes"`
+	// StreamResponses forwards response bodies as they arrive instead of
+	// buffering them (downloads, long polls). Requests that accept
+	// text/event-stream are streamed on every route. On a streamed
+	// response, timeouts.response bounds the whole body too.
+	StreamResponses bool `yaml:"stream_responses"`
 }
 
 // Match is what a request must look like for a route to apply. Empty fields
@@ -129,6 +143,9 @@ type Match struct {
 type Timeouts struct {
 	Dial     time.Duration `yaml:"dial"`
 	Response time.Duration `yaml:"response"`
+	// TunnelIdle closes an upgraded connection (WebSocket) after this long
+	// without a byte in either direction.
+	TunnelIdle time.Duration `yaml:"tunnel_idle"`
 }
 
 // Policy names accepted in Pool.Policy.
@@ -150,6 +167,8 @@ type Pool struct {
 	Servers   []Server      `yaml:"servers"`
 	Health    Health        `yaml:"health"`
 	Sticky    *Sticky       `yaml:"sticky"`
+	// RetryBudget caps the retries of all routes using the pool.
+	RetryBudget RetryBudget `yaml:"retry_budget"`
 }
 
 // Server is one app server of a pool. Name must be unique within the pool
@@ -201,6 +220,76 @@ type Sticky struct {
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
+// Retries says when a request that failed on one app server is tried on
+// another. A request that provably never reached a server (connection
+// refused, dial timeout, upstream TLS handshake failure) is retried for any
+// method; one whose server failed before answering (connection closed or
+// reset before the first response byte, per-try timeout) only for an
+// idempotent method and only when Idempotent is on. Nothing is retried once
+// any byte of a response has arrived.
+type Retries struct {
+	// Disabled turns every retry of the route off, redispatch included.
+	Disabled bool `yaml:"disabled"`
+	// Max is the number of retries after the first try.
+	Max int `yaml:"max"`
+	// Idempotent retries GET, HEAD, OPTIONS, TRACE, PUT and DELETE whose
+	// server failed before answering. Default true.
+	Idempotent *bool `yaml:"idempotent"`
+	// PerTryTimeout bounds one try; the route's response timeout bounds all
+	// tries together. Default: the response timeout (one try uses it all).
+	PerTryTimeout time.Duration `yaml:"per_try_timeout"`
+}
+
+// RetryBudget bounds retries to a share of a pool's requests over a sliding
+// window, with a floor so that a quiet pool can still retry: retries are
+// allowed while retries ≤ max(Percent % of requests, MinPerSecond × Window)
+// in the last Window. It keeps retries from multiplying an overload.
+type RetryBudget struct {
+	Percent      int           `yaml:"percent"`
+	MinPerSecond int           `yaml:"min_per_second"`
+	Window       time.Duration `yaml:"window"`
+}
+
+// Priority is a route's shedding class.
+type Priority string
+
+// Priority classes, from first shed to last.
+const (
+	PriorityLow      Priority = "low"
+	PriorityNormal   Priority = "normal"
+	PriorityCritical Priority = "critical"
+)
+
+// Rank is the class as an index: 0 low, 1 normal, 2 critical.
+func (p Priority) Rank() int {
+	switch p {
+	case PriorityLow:
+		return 0
+	case PriorityCritical:
+		return 2
+	}
+	return 1
+}
+
+// Priorities lists the classes in Rank order.
+var Priorities = [...]Priority{PriorityLow, PriorityNormal, PriorityCritical}
+
+// Shedding refuses requests (503 with Retry-After) once the proxy has too
+// many in flight, lower priority classes first: a class is refused once the
+// proxy-wide in-flight count reaches its percentage of MaxInFlight.
+type Shedding struct {
+	// MaxInFlight is the proxy-wide limit of forwarded requests. Default:
+	// limits.max_conns, so low and normal are shed as the connection limit
+	// nears and critical only at it.
+	MaxInFlight int `yaml:"max_inflight"`
+	// Percentages of MaxInFlight at which each class is shed.
+	Low      int `yaml:"low"`
+	Normal   int `yaml:"normal"`
+	Critical int `yaml:"critical"`
+	// RetryAfter is sent with every shed 503, rounded up to whole seconds.
+	RetryAfter time.Duration `yaml:"retry_after"`
+}
+
 // Defaults applied by Parse where a field is zero.
 const (
 	// DefaultDrainDelay is a little over the time the edge daemon needs to
@@ -228,4 +317,14 @@ const (
 	DefaultMaxEjectedPercent = 50
 	DefaultStickyMaxAge      = 24 * time.Hour
 	DefaultDrainTimeout      = 5 * time.Minute
+	DefaultRetries           = 2
+	DefaultBudgetPercent     = 20
+	DefaultBudgetMinPerSec   = 3
+	DefaultBudgetWindow      = 10 * time.Second
+	DefaultShedLow           = 70
+	DefaultShedNormal        = 85
+	DefaultShedCritical      = 100
+	DefaultRetryAfter        = time.Second
+	DefaultStreamRequestBody = 64 << 10
+	DefaultTunnelIdle        = time.Hour
 )

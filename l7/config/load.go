@@ -209,6 +209,7 @@ func (v *validator) config(c *Config) {
 		c.AccessLog.Sample = 1
 	}
 	v.keys(&c.Sticky)
+	v.shedding(&c.Shedding, c.Limits.MaxConns)
 
 	pools := map[string]*Pool{}
 	cookies := map[string]string{}
@@ -359,11 +360,81 @@ func (v *validator) route(i int, r *Route) {
 	}
 	v.duration(base("timeouts", "dial"), "dial timeout", &r.Timeouts.Dial, DefaultDialTimeout)
 	v.duration(base("timeouts", "response"), "response timeout", &r.Timeouts.Response, DefaultResponseTimeout)
+	v.duration(base("timeouts", "tunnel_idle"), "tunnel_idle timeout", &r.Timeouts.TunnelIdle, DefaultTunnelIdle)
 	if r.MaxBodyBytes < 0 {
 		v.errorf(base("max_body_bytes"), "route %q max_body_bytes is negative", r.Name)
 	}
 	if r.MaxBodyBytes == 0 {
 		r.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if r.StreamRequestBodyBytes < 0 {
+		v.errorf(base("stream_request_body_bytes"), "route %q stream_request_body_bytes is negative", r.Name)
+	}
+	if r.StreamRequestBodyBytes == 0 {
+		r.StreamRequestBodyBytes = DefaultStreamRequestBody
+	}
+	switch r.Priority {
+	case "":
+		r.Priority = PriorityNormal
+	case PriorityLow, PriorityNormal, PriorityCritical:
+	default:
+		v.errorf(base("priority"), "route %q priority %q is not one of critical, normal, low", r.Name, r.Priority)
+	}
+	rt := &r.Retries
+	if rt.Max < 0 || rt.Max > 10 {
+		v.errorf(base("retries", "max"), "route %q retries max %d is not within 0..10", r.Name, rt.Max)
+	}
+	if rt.Max == 0 {
+		rt.Max = DefaultRetries
+	}
+	if rt.Idempotent == nil {
+		on := true
+		rt.Idempotent = &on
+	}
+	v.duration(base("retries", "per_try_timeout"), "per_try_timeout", &rt.PerTryTimeout, r.Timeouts.Response)
+	if rt.PerTryTimeout > r.Timeouts.Response {
+		v.errorf(base("retries", "per_try_timeout"), "route %q per_try_timeout %s exceeds the response timeout %s", r.Name, rt.PerTryTimeout, r.Timeouts.Response)
+	}
+}
+
+func (v *validator) shedding(s *Shedding, maxConns int) {
+	v.positive(at("shedding", "max_inflight"), "shedding max_inflight", &s.MaxInFlight, maxConns)
+	pcts := []struct {
+		name string
+		n    *int
+		def  int
+	}{
+		{"low", &s.Low, DefaultShedLow},
+		{"normal", &s.Normal, DefaultShedNormal},
+		{"critical", &s.Critical, DefaultShedCritical},
+	}
+	for _, p := range pcts {
+		if *p.n < 0 || *p.n > 100 {
+			v.errorf(at("shedding", p.name), "shedding %s %d%% is not within 1..100", p.name, *p.n)
+		}
+		if *p.n == 0 {
+			*p.n = p.def
+		}
+	}
+	// A higher class shed before a lower one would invert the priorities.
+	if s.Low > s.Normal || s.Normal > s.Critical {
+		v.errorf(at("shedding"), "shedding thresholds must rise with priority: low %d%% ≤ normal %d%% ≤ critical %d%%", s.Low, s.Normal, s.Critical)
+	}
+	v.duration(at("shedding", "retry_after"), "shedding retry_after", &s.RetryAfter, DefaultRetryAfter)
+}
+
+func (v *validator) retryBudget(i int, b *RetryBudget) {
+	base := func(q ...any) []any { return append([]any{"pools", i, "retry_budget"}, q...) }
+	if b.Percent < 0 || b.Percent > 100 {
+		v.errorf(base("percent"), "retry_budget percent %d is not within 1..100", b.Percent)
+	}
+	if b.Percent == 0 {
+		b.Percent = DefaultBudgetPercent
+	}
+	v.positive(base("min_per_second"), "retry_budget min_per_second", &b.MinPerSecond, DefaultBudgetMinPerSec)
+	v.duration(base("window"), "retry_budget window", &b.Window, DefaultBudgetWindow)
+	if b.Window > 0 && b.Window < time.Second {
+		v.errorf(base("window"), "retry_budget window %s is shorter than 1s", b.Window)
 	}
 }
 
@@ -463,6 +534,7 @@ func (v *validator) pool(i int, p *Pool) {
 	if ps.MaxEjectedPercent == 0 {
 		ps.MaxEjectedPercent = DefaultMaxEjectedPercent
 	}
+	v.retryBudget(i, &p.RetryBudget)
 	if s := p.Sticky; s != nil {
 		if s.Cookie == "" {
 			s.Cookie = "xlb_" + p.Name

@@ -53,6 +53,15 @@ func TestParseDefaults(t *testing.T) {
 	assert.Equal(t, config.DefaultResponseTimeout, r.Timeouts.Response)
 	assert.Equal(t, int64(config.DefaultMaxBodyBytes), r.MaxBodyBytes)
 	assert.Len(t, cfg.Sticky.Keys[0].Bytes, 24)
+
+	assert.Equal(t, config.PriorityNormal, r.Priority)
+	assert.Equal(t, config.DefaultRetries, r.Retries.Max)
+	require.NotNil(t, r.Retries.Idempotent)
+	assert.True(t, *r.Retries.Idempotent)
+	assert.Equal(t, r.Timeouts.Response, r.Retries.PerTryTimeout)
+	assert.Equal(t, int64(config.DefaultStreamRequestBody), r.StreamRequestBodyBytes)
+	assert.Equal(t, config.RetryBudget{Percent: 20, MinPerSecond: 3, Window: 10 * time.Second}, p.RetryBudget)
+	assert.Equal(t, config.Shedding{MaxInFlight: config.DefaultMaxConns, Low: 70, Normal: 85, Critical: 100, RetryAfter: time.Second}, cfg.Shedding)
 }
 
 func TestParseValues(t *testing.T) {
@@ -71,6 +80,11 @@ trusted_proxies: ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"]
 	assert.Equal(t, "192.0.2.7/32", cfg.TrustedPrefixes[1].String())
 }
 
+// routeExtra adds lines to minimal's route.
+func routeExtra(lines string) string {
+	return replace("    pool: checkout\npools:", "    pool: checkout\n"+lines+"\npools:")
+}
+
 // replace swaps one line of minimal, so each case names the line it breaks.
 func replace(old, new string) string { return strings.Replace(minimal, old, new, 1) }
 
@@ -81,7 +95,7 @@ func TestParseErrors(t *testing.T) {
 		want string // "file:line: reason" substring
 	}{
 		{"empty", "", "x.yaml:1: empty config"},
-		{"unknown top-level field", minimal + "bogus: 1\n", `x.yaml:17: unknown key "bogus" (known keys: access_log, admin, limits, listeners, pools, readiness, routes, shutdown, sticky, trusted_proxies)`},
+		{"unknown top-level field", minimal + "bogus: 1\n", `x.yaml:17: unknown key "bogus" (known keys: access_log, admin, limits, listeners, pools, readiness, routes, shedding, shutdown, sticky, trusted_proxies)`},
 		{"unknown nested field", replace("      path_prefix: /checkout", "      path_prefx: /checkout"), `x.yaml:10: unknown key "path_prefx" in routes[0].match (did you mean "path_prefix"?)`},
 		{"typo in a listener", replace(`  - addr: ":8080"`, `  - adr: ":8080"`), `x.yaml:2: unknown key "adr" in listeners[0] (did you mean "addr"?)`},
 		{"bare number for a duration", minimal + "limits: {read_timeout: 30}\n", `x.yaml:17: limits.read_timeout: 30 is not a duration: give a unit, e.g. 30s or 30ms`},
@@ -110,6 +124,14 @@ func TestParseErrors(t *testing.T) {
 		{"bad trusted proxy", minimal + "trusted_proxies: [\"10.0.0.0/33\"]\n", `x.yaml:17: trusted proxy "10.0.0.0/33"`},
 		{"duplicate match", minimal[:strings.Index(minimal, "pools:")] + "  - name: again\n    match:\n      path_prefix: /checkout\n    pool: checkout\n" + minimal[strings.Index(minimal, "pools:"):], `x.yaml:13: route "again" has the same match as route "checkout"`},
 		{"two documents", minimal + "---\nlisteners: []\n", "x.yaml:17: more than one YAML document"},
+		{"bad priority", routeExtra("    priority: urgent"), `x.yaml:12: route "checkout" priority "urgent" is not one of critical, normal, low`},
+		{"too many retries", routeExtra("    retries: {max: 11}"), `x.yaml:12: route "checkout" retries max 11 is not within 0..10`},
+		{"per-try above response", routeExtra("    timeouts: {response: 1s}\n    retries: {per_try_timeout: 2s}"), `x.yaml:13: route "checkout" per_try_timeout 2s exceeds the response timeout 1s`},
+		{"negative stream threshold", routeExtra("    stream_request_body_bytes: -1"), `x.yaml:12: route "checkout" stream_request_body_bytes is negative`},
+		{"budget percent", minimal + "    retry_budget: {percent: 150}\n", `x.yaml:17: retry_budget percent 150 is not within 1..100`},
+		{"budget window", minimal + "    retry_budget: {window: 100ms}\n", `x.yaml:17: retry_budget window 100ms is shorter than 1s`},
+		{"shedding inverted", minimal + "shedding: {low: 90, normal: 80}\n", `x.yaml:17: shedding thresholds must rise with priority`},
+		{"shedding percent", minimal + "shedding: {critical: 120}\n", `x.yaml:17: shedding critical 120% is not within 1..100`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -64,6 +64,11 @@ type Decision struct {
 
 	buf  []byte
 	done bool
+	// For Redispatch: the pool-local indices of servers already tried (the
+	// first 64; beyond that only the current one is excluded) and a
+	// reusable buffer for the servers left.
+	tried   uint64
+	scratch []*pool.Backend
 }
 
 // StickyResult is what the director did with a sticky cookie.
@@ -253,7 +258,7 @@ func (d *Director) Decide(r *Request, dec *Decision) {
 	if buf == nil {
 		buf = dec.SetCookie
 	}
-	*dec = Decision{buf: buf[:0]}
+	*dec = Decision{buf: buf[:0], scratch: dec.scratch[:0]}
 	if r.Headers == nil {
 		r.Headers = noHeaders{}
 	}

@@ -15,6 +15,8 @@ type Pool struct {
 	Name     string
 	Index    int
 	Backends []*Backend
+	// Budget bounds the retries to the pool's servers.
+	Budget *Budget
 
 	passive config.Passive
 	log     *slog.Logger
@@ -65,6 +67,7 @@ func NewFrom(index int, cfg config.Pool, firstID int, log *slog.Logger, now time
 		log:     log.With("pool", cfg.Name),
 		byKey:   make(map[uint64]*Backend, len(cfg.Servers)),
 		byName:  make(map[string]*Backend, len(cfg.Servers)),
+		Budget:  NewBudgetFrom(cfg.RetryBudget, prevBudget(prev)),
 	}
 	for i, s := range cfg.Servers {
 		b := &Backend{

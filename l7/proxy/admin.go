@@ -21,6 +21,8 @@ import (
 //     body either way: they answer 503 themselves.
 //   - /healthz is 200 while the process serves HTTP at all (liveness).
 //   - /metrics is the Prometheus exposition of the configured Gatherer.
+//
+// Options.AdminMount adds more (the status page at / and /api/status).
 func (p *Proxy) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
@@ -48,6 +50,9 @@ func (p *Proxy) AdminHandler() http.Handler {
 			ErrorHandling:     promhttp.ContinueOnError,
 			EnableOpenMetrics: true,
 		}))
+	}
+	if p.mount != nil {
+		p.mount(mux)
 	}
 	return mux
 }

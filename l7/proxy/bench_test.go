@@ -120,8 +120,9 @@ func BenchmarkObserve(b *testing.B) {
 	require.NoError(b, err)
 	m := newRequestMetrics().resolve(dir)
 	dec := director.Decision{Route: dir.Routes()[1], Backend: dir.Backends()[2]}
+	res := result{status: 200, answered: true, server: dir.Backends()[2]}
 	b.ReportAllocs()
 	for b.Loop() {
-		m.observe(&dec, 200, true, 1234*time.Microsecond)
+		m.observe(&dec, res, 1234*time.Microsecond)
 	}
 }

@@ -1,10 +1,8 @@
 package proxy
 
 import (
-	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -15,10 +13,12 @@ import (
 // reqState is the per-request scratch the handler reuses through a
 // sync.Pool, so the hot path allocates nothing of its own.
 type reqState struct {
-	view headerView
-	req  director.Request
-	dec  director.Decision
-	buf  []byte
+	view  headerView
+	req   director.Request
+	dec   director.Decision
+	buf   []byte
+	lim   limitedBody
+	chunk []byte // a chunked request body read ahead, see prepareChunked
 }
 
 // headerView adapts fasthttp's request header to director.HeaderView
@@ -66,56 +66,114 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	// Decide resets st.dec itself and keeps its cookie buffer: clearing it
 	// here would make every newly issued cookie allocate.
 	g.dir.Decide(&st.req, &st.dec)
-	st.req = director.Request{} // drop references into ctx before pooling
+	// st.req keeps references into ctx until the request is done (a retry
+	// redispatches with it); drop them before pooling.
+	defer func() { st.req = director.Request{} }()
 	dec := &st.dec
 	if dec.Status != 0 {
 		p.reply(ctx, dec.Status)
+		c := causeRejected
 		if dec.Status == fasthttp.StatusServiceUnavailable {
 			// The route's pool is empty; health brings a server back within
 			// seconds, so ask well-behaved clients to retry soon.
-			ctx.Response.Header.Set("Retry-After", retryAfterEmpty)
+			ctx.Response.Header.Set(hdrRetryAfter, retryAfterEmpty)
+			c = causeNoServer
 		}
-		p.observe(g, ctx, dec, dec.Status, false, time.Since(start))
+		p.observe(g, ctx, dec, result{status: dec.Status, cause: c}, time.Since(start))
 		return
 	}
 
-	if int64(len(ctx.Request.Body())) > dec.Route.MaxBodyBytes {
+	if !p.shed.admit(&g.shed, dec.Route) {
+		// Refused before anything was sent: the slot is released without
+		// judging the server.
+		g.dir.Done(dec, director.Outcome{Skipped: true})
+		g.traffic.shed[dec.Route.Index].Inc()
+		p.reply(ctx, fasthttp.StatusServiceUnavailable)
+		ctx.Response.Header.SetBytesV(hdrRetryAfter, g.shed.retryAfter)
+		p.observe(g, ctx, dec, result{status: fasthttp.StatusServiceUnavailable, cause: causeShed}, time.Since(start))
+		return
+	}
+	defer p.shed.done()
+
+	// A streamed body is checked by prepareBody, without reading it.
+	if !ctx.Request.IsBodyStream() && int64(len(ctx.Request.Body())) > dec.Route.MaxBodyBytes {
 		// Never sent: Skipped releases the in-flight slot but tells passive
 		// health nothing, since a client's oversized body says nothing about
 		// the server (a success would reset its error streaks).
 		g.dir.Done(dec, director.Outcome{Skipped: true})
 		p.reply(ctx, fasthttp.StatusRequestEntityTooLarge)
 		ctx.SetConnectionClose()
-		p.observe(g, ctx, dec, fasthttp.StatusRequestEntityTooLarge, false, time.Since(start))
+		p.observe(g, ctx, dec, result{status: fasthttp.StatusRequestEntityTooLarge, cause: causeRejected, server: dec.Backend}, time.Since(start))
 		return
 	}
 
 	seen := scanRequestHeaders(hdr)
+	// Only a request with a hop-by-hop header can be an upgrade.
+	if seen&seenHopByHop != 0 && isWebSocketUpgrade(hdr) {
+		p.upgrade(g, ctx, st, seen, start)
+		return
+	}
 	stripRequestHopByHop(hdr, seen)
 	st.buf = setForwarded(hdr, seen, client, ctx.Host(), ctx.IsTLS(), g.trusted.contains(client), st.buf)
 
+	if status, c := prepareBody(ctx, dec, st); status != 0 {
+		g.dir.Done(dec, director.Outcome{Skipped: true})
+		p.reply(ctx, status)
+		ctx.SetConnectionClose()
+		p.observe(g, ctx, dec, result{status: status, cause: c, server: dec.Backend}, time.Since(start))
+		return
+	}
+
 	resp := &ctx.Response
-	err := g.clients[dec.Backend.ID].DoTimeout(&ctx.Request, resp, dec.Route.ResponseTimeout)
-	status := resp.StatusCode()
-	upstreamStatus := status // what passive health hears: 0 = no answer
-	connectErr := false
-	if err != nil {
-		status, connectErr = upstreamError(err)
-		upstreamStatus = 0
-		resp.Reset()
-		ctx.Error(fasthttp.StatusMessage(status), status)
-	} else {
+	stream := wantsStream(ctx, dec)
+	if stream {
+		resp = fasthttp.AcquireResponse()
+		resp.StreamBody = true
+	}
+	res := p.forward(g, ctx, st, start, resp)
+	if st.lim.exceeded {
+		// The chunked body passed the route's limit on its way through.
+		res = result{status: fasthttp.StatusRequestEntityTooLarge, cause: causeRejected, tries: res.tries, server: res.server}
+		st.lim = limitedBody{}
+		ctx.SetConnectionClose()
+	}
+	if stream {
+		if res.answered && resp.IsBodyStream() {
+			stripResponseHopByHop(&resp.Header, scanResponseHeaders(&resp.Header))
+			if dec.SetCookie != nil {
+				resp.Header.AddBytesV(hdrSetCookie, dec.SetCookie)
+			}
+			if closeConn {
+				ctx.SetConnectionClose()
+			}
+			p.streamResponse(g, ctx, resp, dec, res, start)
+			return // accounted when the body ends
+		}
+		// Nothing to stream (HEAD, 204, 304, or an error): answer as usual.
+		if res.answered {
+			resp.CopyTo(&ctx.Response)
+		}
+		fasthttp.ReleaseResponse(resp)
+		resp = &ctx.Response
+	}
+	if req := &ctx.Request; req.IsBodyStream() && !res.answered {
+		// Part of the body may still be unread: the connection cannot
+		// carry another request.
+		ctx.SetConnectionClose()
+	}
+	if res.answered {
 		stripResponseHopByHop(&resp.Header, scanResponseHeaders(&resp.Header))
 		if dec.SetCookie != nil {
 			resp.Header.AddBytesV(hdrSetCookie, dec.SetCookie)
 		}
+	} else {
+		resp.Reset()
+		ctx.Error(fasthttp.StatusMessage(res.status), res.status)
 	}
 	if closeConn {
 		ctx.SetConnectionClose()
 	}
-	d := time.Since(start)
-	g.dir.Done(dec, director.Outcome{ConnectErr: connectErr, Status: upstreamStatus})
-	p.observe(g, ctx, dec, status, true, d)
+	p.observe(g, ctx, dec, res, time.Since(start))
 }
 
 // retryAfterEmpty is the Retry-After of a 503 from an empty pool, in seconds.
@@ -128,33 +186,13 @@ func (p *Proxy) reply(ctx *fasthttp.RequestCtx, status int) {
 }
 
 // observe does the per-request accounting: metrics and the sampled access log.
-func (p *Proxy) observe(g *generation, ctx *fasthttp.RequestCtx, dec *director.Decision, status int, upstream bool, d time.Duration) {
+func (p *Proxy) observe(g *generation, ctx *fasthttp.RequestCtx, dec *director.Decision, res result, d time.Duration) {
 	if g.metrics != nil {
-		g.metrics.observe(dec, status, upstream, d)
+		g.metrics.observe(dec, res, d)
 	}
 	if g.access != nil {
-		g.access.record(ctx, dec, status, d)
+		g.access.record(ctx, dec, res, d)
 	}
-}
-
-// upstreamError maps a HostClient error to the status the client gets and
-// whether it counts as a connect error for passive health. Dial timeouts
-// are 504 like response timeouts; refused or unreachable is 502.
-func upstreamError(err error) (status int, connectErr bool) {
-	var opErr *net.OpError
-	switch {
-	case errors.Is(err, fasthttp.ErrDialTimeout):
-		return fasthttp.StatusGatewayTimeout, true
-	case errors.As(err, &opErr) && opErr.Op == "dial":
-		return fasthttp.StatusBadGateway, true
-	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded):
-		return fasthttp.StatusGatewayTimeout, false
-	case errors.Is(err, fasthttp.ErrNoFreeConns), errors.Is(err, fasthttp.ErrConnectionClosed):
-		return fasthttp.StatusBadGateway, false
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		return fasthttp.StatusBadGateway, false
-	}
-	return fasthttp.StatusBadGateway, false
 }
 
 // remoteAddr is the client's address from the connection (DSR keeps the real

@@ -27,6 +27,7 @@ const (
 	hdrSetCookie          = "Set-Cookie"
 	hdrContentLength      = "Content-Length"
 	hdrExpect             = "Expect"
+	hdrRetryAfter         = "Retry-After"
 )
 
 // hopByHop lists the RFC 9110 §7.6.1 connection-specific headers plus the

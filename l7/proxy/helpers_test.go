@@ -248,6 +248,38 @@ func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func prometheusRegistry() *prometheus.Registry { return prometheus.NewPedanticRegistry() }
 
+// metricValue gathers reg and returns the value of the counter or gauge
+// called name whose labels include all of labels; it fails the test when
+// there is no such series.
+func metricValue(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	require.Failf(t, "no such series", "%s%v", name, labels)
+	return 0
+}
+
 // hits is how many requests the app server has answered.
 func (a *appServer) hits() int {
 	a.mu.Lock()

@@ -28,8 +28,9 @@ func (c *classCounters) inc(status int) {
 // requestMetrics are the registered vectors; they live as long as the
 // proxy, so counters keep counting across reloads.
 type requestMetrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	terminations *prometheus.CounterVec
 }
 
 // genMetrics are the counters of one generation, resolved from the vectors.
@@ -44,6 +45,9 @@ type genMetrics struct {
 	unrouted classCounters
 	// latency[backendID]
 	latency []prometheus.Observer
+	// term[routeIndex][cause]; termUnrouted for requests without a route.
+	term         [][numCauses]prometheus.Counter
+	termUnrouted [numCauses]prometheus.Counter
 }
 
 var _ prometheus.Collector = (*requestMetrics)(nil)
@@ -63,6 +67,10 @@ func newRequestMetrics() *requestMetrics {
 			Help:    "Time from the request reaching the handler to the app server's response being ready, per app server.",
 			Buckets: latencyBuckets,
 		}, []string{"pool", "server"}),
+		terminations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlb_l7_terminations_total",
+			Help: "Requests by route and why they ended (ok, rejected, no_server, shed, connect_refused, connect_timeout, connect_error, response_timeout, upstream_reset, upstream_error, budget_exhausted, client_abort, idle_timeout).",
+		}, []string{"route", "cause"}),
 	}
 }
 
@@ -89,6 +97,17 @@ func (m *requestMetrics) resolve(dir *director.Director) *genMetrics {
 		}
 	}
 	g.unrouted = resolve("", "", "")
+	resolveTerm := func(route string) (c [numCauses]prometheus.Counter) {
+		for i := range c {
+			c[i] = m.terminations.WithLabelValues(route, cause(i).String())
+		}
+		return c
+	}
+	g.term = make([][numCauses]prometheus.Counter, len(routes))
+	for _, r := range routes {
+		g.term[r.Index] = resolveTerm(r.Name)
+	}
+	g.termUnrouted = resolveTerm("")
 	backends := dir.Backends()
 	g.latency = make([]prometheus.Observer, len(backends))
 	for _, b := range backends {
@@ -100,26 +119,46 @@ func (m *requestMetrics) resolve(dir *director.Director) *genMetrics {
 func (m *requestMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.requests.Describe(ch)
 	m.duration.Describe(ch)
+	m.terminations.Describe(ch)
 }
 
 func (m *requestMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.requests.Collect(ch)
 	m.duration.Collect(ch)
+	m.terminations.Collect(ch)
 }
 
-// observe accounts one request. upstream says whether the app server
+// observe accounts one request. res.answered says whether an app server
 // answered (status and latency are then the server's).
-func (m *genMetrics) observe(dec *director.Decision, status int, upstream bool, d time.Duration) {
+func (m *genMetrics) observe(dec *director.Decision, res result, d time.Duration) {
+	m.terminated(dec, res.cause)
+	m.answered(dec, res, d)
+}
+
+// terminated counts how a request ended.
+func (m *genMetrics) terminated(dec *director.Decision, c cause) {
+	if dec.Route == nil {
+		m.termUnrouted[c].Inc()
+	} else {
+		m.term[dec.Route.Index][c].Inc()
+	}
+}
+
+// answered counts a request's status (and the server's latency).
+func (m *genMetrics) answered(dec *director.Decision, res result, d time.Duration) {
 	switch {
 	case dec.Route == nil:
-		m.unrouted.inc(status)
-	case upstream:
-		m.upstream[dec.Route.Index][dec.Backend.Index].inc(status)
-		m.latency[dec.Backend.ID].Observe(d.Seconds())
+		m.unrouted.inc(res.status)
+	case res.answered:
+		m.upstream[dec.Route.Index][res.server.Index].inc(res.status)
+		m.latency[res.server.ID].Observe(d.Seconds())
 	default:
-		m.local[dec.Route.Index].inc(status)
+		m.local[dec.Route.Index].inc(res.status)
 	}
 }
 
 // rejected accounts a request the parser refused before routing.
-func (m *genMetrics) rejected(status int) { m.unrouted.inc(status) }
+func (m *genMetrics) rejected(status int) {
+	m.unrouted.inc(status)
+	m.termUnrouted[causeRejected].Inc()
+}

@@ -52,6 +52,9 @@ type Options struct {
 	// (the scrape-time pool and backend gauges stay). It exists to measure
 	// what the request metrics cost.
 	NoRequestMetrics bool
+	// AdminMount, when set, adds handlers to the admin listener's mux next
+	// to /ready, /healthz and /metrics (the status page).
+	AdminMount func(*http.ServeMux)
 }
 
 // Proxy is the HTTP/1.1 engine: client-facing fasthttp servers, one
@@ -69,9 +72,13 @@ type Proxy struct {
 	log     *slog.Logger
 	srv     *fasthttp.Server
 	metrics *requestMetrics // nil when request metrics are off
+	traffic *trafficMetrics // retries, shedding, tunnels: always counted
+	shed    shedder         // proxy-wide in-flight count for shedding
+	tunnels *tunnels        // open WebSocket tunnels, across generations
 	accessW *slog.Logger    // nil when there is no access log
 	gather  prometheus.Gatherer
-	states  sync.Pool // *reqState
+	mount   func(*http.ServeMux) // Options.AdminMount
+	states  sync.Pool            // *reqState
 
 	applyMu sync.Mutex // serialises Apply
 
@@ -95,7 +102,9 @@ type generation struct {
 	clients []*fasthttp.HostClient // by pool.Backend.ID
 	trusted trustedNets
 	metrics *genMetrics // nil when request metrics are off
-	access  *accessLog  // nil when the access log is off
+	traffic *genTraffic
+	shed    shedPolicy
+	access  *accessLog // nil when the access log is off
 	// owned is true for directors Apply built: the proxy closes the last
 	// one. The first director belongs to New's caller.
 	owned bool
@@ -115,9 +124,12 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		boot:    cfg,
 		log:     log,
 		gather:  opts.Gatherer,
+		mount:   opts.AdminMount,
 		accessW: opts.AccessLog,
 	}
 	p.states.New = func() any { return new(reqState) }
+	p.traffic = newTrafficMetrics(p)
+	p.tunnels = newTunnels()
 
 	if opts.Registerer != nil {
 		if !opts.NoRequestMetrics {
@@ -129,6 +141,9 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		}
 		if err := opts.Registerer.Register(newStateCollector(p)); err != nil {
 			return nil, fmt.Errorf("register state metrics: %w", err)
+		}
+		if err := opts.Registerer.Register(p.traffic); err != nil {
+			return nil, fmt.Errorf("register traffic metrics: %w", err)
 		}
 	}
 	g, err := p.newGeneration(cfg, dir, nil)
@@ -174,6 +189,8 @@ func (p *Proxy) newGeneration(cfg *config.Config, dir *director.Director, prev *
 	if p.metrics != nil {
 		g.metrics = p.metrics.resolve(dir)
 	}
+	g.traffic = p.traffic.resolve(dir)
+	g.shed = newShedPolicy(cfg.Shedding)
 	if p.accessW != nil && cfg.AccessLog.Enabled {
 		g.access = newAccessLog(p.accessW, cfg.AccessLog.Sample)
 	}
@@ -204,17 +221,24 @@ func newHostClient(addr string, dialTimeout time.Duration) *fasthttp.HostClient 
 		Addr: addr,
 		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
 			// fasthttp passes the request's remaining time; the route's dial
-			// timeout is usually the shorter bound.
-			return fasthttp.DialTimeout(addr, min(timeout, dialTimeout))
+			// timeout is usually the shorter bound. A dial error is marked
+			// so that forward knows the request was never sent.
+			c, err := fasthttp.DialTimeout(addr, min(timeout, dialTimeout))
+			if err != nil {
+				return nil, &dialError{err: err}
+			}
+			return c, nil
 		},
 		MaxConns:            maxConnsPerBackend,
 		MaxConnWaitTimeout:  time.Second,
 		MaxIdleConnDuration: upstreamIdle,
 		MaxResponseBodySize: maxResponseBodyBytes,
-		// One retry, only for idempotent requests (fasthttp's default
-		// RetryIf), and only after the request could not be written: it covers
+		// One reconnect to the same server, only for idempotent requests and
+		// only when the connection closed before a response byte: it covers
 		// a keep-alive connection the app server closed while idle.
+		// Everything else is forward's to retry, on another server.
 		MaxIdemponentCallAttempts: 2,
+		RetryIfErr:                reconnectIf,
 		NoDefaultUserAgentHeader:  true,
 		ReadTimeout:               0, // per request, from the route (DoTimeout)
 		WriteTimeout:              0,
@@ -251,15 +275,19 @@ func (p *Proxy) newServer() *fasthttp.Server {
 		// The handler never asks for ctx.Time(); don't read the clock for it.
 		LazyRequestTime: true,
 		ErrorHandler:    p.parseError,
-		Logger:          fasthttpLogger{p.log},
+		// Bodies above a route's stream_request_body_bytes reach the
+		// handler as a stream (see stream.go).
+		StreamRequestBody: true,
+		Logger:            fasthttpLogger{p.log},
 	}
 }
 
 // headerReceived runs between reading the request headers and reading the
-// body. For a request with a body it re-arms the read deadline for the body
-// and applies the route's body limit, so that an oversized body is refused
-// from its Content-Length (or while it is de-chunked) instead of buffered.
-// Requests without a body skip both: re-arming costs a clock read and a
+// body. For a request with a body it re-arms the read deadline for the body.
+// With StreamRequestBody the size limit given here only decides how much
+// fasthttp reads ahead; the route's max_body_bytes is enforced by the
+// handler, from Content-Length or while a chunked body flows (stream.go).
+// Requests without a body skip this: re-arming costs a clock read and a
 // timer update.
 func (p *Proxy) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	switch h.ContentLength() {
@@ -476,6 +504,7 @@ func (p *Proxy) shutdown() error {
 	for _, ln := range lns {
 		_ = ln.Close() // usually closed already by Shutdown
 	}
+	p.tunnels.closeAll() // fasthttp no longer owns hijacked connections
 	if admin != nil {
 		if err := admin.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shut down admin server: %w", err))

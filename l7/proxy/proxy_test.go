@@ -343,10 +343,7 @@ func TestSlowlorisCutOff(t *testing.T) {
 }
 
 func TestLocalAnswers(t *testing.T) {
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	closedAddr := closed.Addr().String()
-	require.NoError(t, closed.Close())
+	closedAddr := refusedAddr(t)
 
 	slow := func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -396,19 +393,27 @@ func TestLocalAnswers(t *testing.T) {
 		})
 	}
 
+	// With request streaming the server reads ahead at most 8 KiB of a
+	// body before the handler runs; the handler refuses from the
+	// Content-Length and the rest is never read. Raw bytes, because an
+	// HTTP client still sending the body may see the reset of the closed
+	// connection before it reads the 413.
+	readAhead := strings.Repeat("x", 8<<10)
 	t.Run("declared body over every limit", func(t *testing.T) {
-		// Refused from the Content-Length, before any body byte is read; raw
-		// bytes, because an HTTP client still sending the body may see the
-		// reset of the closed connection before it reads the 413.
-		out := rawExchange(t, tp.addr, fmt.Sprintf("POST /auth/x HTTP/1.1\r\nHost: shop\r\nContent-Length: %d\r\n\r\n", config.DefaultMaxBodyBytes+1))
+		out := rawExchange(t, tp.addr, fmt.Sprintf("POST /auth/x HTTP/1.1\r\nHost: shop\r\nContent-Length: %d\r\n\r\n", config.DefaultMaxBodyBytes+1)+readAhead)
 		assert.Equal(t, http.StatusRequestEntityTooLarge, statusOf(t, out))
 	})
 
 	t.Run("declared body over the route limit", func(t *testing.T) {
-		// The body is never sent: a 413 proves the route's limit applied
-		// from the headers, before waiting for the body.
-		out := rawExchange(t, tp.addr, "POST /checkout/pay HTTP/1.1\r\nHost: shop\r\nContent-Length: 5000\r\n\r\n")
+		hits := func() int {
+			_, _, a := servers["c1"].lastRequest()
+			_, _, b := servers["c2"].lastRequest()
+			return a + b
+		}
+		before := hits()
+		out := rawExchange(t, tp.addr, "POST /checkout/pay HTTP/1.1\r\nHost: shop\r\nContent-Length: 5000\r\n\r\n"+readAhead[:1024])
 		assert.Equal(t, http.StatusRequestEntityTooLarge, statusOf(t, out))
+		assert.Equal(t, before, hits(), "nothing reaches the app servers")
 	})
 
 	t.Run("chunked body over the route limit", func(t *testing.T) {

@@ -24,7 +24,10 @@ var (
 	ejectionsDesc = prometheus.NewDesc("xlb_l7_ejections_total",
 		"Passive-health ejections of an app server (consecutive connect errors or 5xx).",
 		[]string{"pool", "server"}, nil)
-	backendUpDesc = prometheus.NewDesc("xlb_backend_up",
+	// Not xlb_backend_up: the control daemon exports that name for L7
+	// hosts (labels vip, backend), and both are scraped into one
+	// Prometheus.
+	backendUpDesc = prometheus.NewDesc("xlb_l7_server_up",
 		"1 when the app server passes active health checks and is not ejected, else 0.",
 		[]string{"pool", "server"}, nil)
 	drainingDesc = prometheus.NewDesc("xlb_l7_backend_draining",

@@ -28,6 +28,16 @@ type Route struct {
 	DialTimeout     time.Duration
 	ResponseTimeout time.Duration
 	MaxBodyBytes    int64
+	// StreamBodyBytes: request bodies above it are streamed upstream.
+	StreamBodyBytes int64
+	// StreamResponses: response bodies are forwarded as they arrive.
+	StreamResponses bool
+	// TunnelIdle bounds an upgraded connection's silence.
+	TunnelIdle time.Duration
+	// Retry is the route's retry policy, resolved from config.
+	Retry RetryPolicy
+	// Priority is the shedding class rank (config.Priority.Rank).
+	Priority int
 
 	host       string // lower case; "" = any
 	hostSuffix bool   // host holds ".example.com" from "*.example.com"
@@ -40,6 +50,26 @@ type Route struct {
 type headerMatch struct {
 	name  string
 	value string // "" = header present and not empty
+}
+
+// RetryPolicy is when a failed request may be tried on another server.
+// Max is 0 when retries are off.
+type RetryPolicy struct {
+	Max           int
+	Idempotent    bool
+	PerTryTimeout time.Duration
+}
+
+func newRetryPolicy(cr config.Route) RetryPolicy {
+	r := cr.Retries
+	if r.Disabled {
+		return RetryPolicy{}
+	}
+	p := RetryPolicy{Max: r.Max, PerTryTimeout: r.PerTryTimeout}
+	if r.Idempotent != nil {
+		p.Idempotent = *r.Idempotent
+	}
+	return p
 }
 
 // Table is an immutable set of routes in match order.
@@ -60,6 +90,11 @@ func NewTable(routes []config.Route) (*Table, error) {
 			DialTimeout:     cr.Timeouts.Dial,
 			ResponseTimeout: cr.Timeouts.Response,
 			MaxBodyBytes:    cr.MaxBodyBytes,
+			StreamBodyBytes: cr.StreamRequestBodyBytes,
+			StreamResponses: cr.StreamResponses,
+			TunnelIdle:      cr.Timeouts.TunnelIdle,
+			Retry:           newRetryPolicy(cr),
+			Priority:        cr.Priority.Rank(),
 			host:            strings.ToLower(m.Host),
 			methods:         slices.Clone(m.Methods),
 		}

@@ -1,0 +1,269 @@
+package admin
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/internal/statuspage"
+	"github.com/xlbproject/xlb/l7/director"
+	"github.com/xlbproject/xlb/l7/proxy"
+)
+
+const liveConfig = `listeners: [{addr: %q}]
+admin: {socket: /tmp/unused.sock}
+routes:
+  - {name: api, match: {path_prefix: /api}, pool: app}
+  - {name: web, match: {path_prefix: /}, pool: app}
+pools:
+  - name: app
+    servers:
+      - {name: a, addr: %q}
+      - {name: b, addr: %q}
+      - {name: c, addr: %q}
+  - name: spare
+    slow_start: 1m
+    servers:
+      - {name: s1, addr: "127.0.0.1:1"}
+`
+
+// liveProxy is a real proxy serving on loopback in front of real app
+// servers, with its admin listener (status page included) on another
+// loopback port, wired as `xlb proxy` wires it.
+type liveProxy struct {
+	m         *Manager
+	p         *proxy.Proxy
+	client    *http.Client
+	front     string // client-facing address
+	adminURL  string
+	appErrors map[string]*bool // server name -> answer 500
+}
+
+func startLiveProxy(t *testing.T) *liveProxy {
+	t.Helper()
+	lp := &liveProxy{client: &http.Client{Timeout: 5 * time.Second}, appErrors: map[string]*bool{}}
+	var addrs []any
+	for _, name := range []string{"a", "b", "c"} {
+		fail := new(bool)
+		lp.appErrors[name] = fail
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if *fail {
+				w.WriteHeader(http.StatusInternalServerError)
+			}
+			fmt.Fprint(w, name)
+		}))
+		t.Cleanup(srv.Close)
+		addrs = append(addrs, srv.Listener.Addr().String())
+	}
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	lp.front = front.Addr().String()
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(liveConfig, append([]any{lp.front}, addrs...)...)), 0o600))
+
+	m, err := Open(path, nil)
+	require.NoError(t, err)
+	dir, err := director.New(m.Config())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = dir.Close() })
+	reg := prometheus.NewRegistry()
+	p, err := proxy.New(m.Config(), dir, proxy.Options{
+		Registerer: reg, Gatherer: reg,
+		AdminMount: func(mux *http.ServeMux) { statuspage.Mount(mux, m.LiveHandler(reg, "test")) },
+	})
+	require.NoError(t, err)
+	m.Attach(p)
+	lp.m, lp.p = m, p
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	lp.adminURL = "http://" + adminLn.Addr().String()
+	go func() { _ = p.Serve(front) }()
+	go func() { _ = p.ServeAdmin(adminLn) }()
+	t.Cleanup(func() { _ = p.Close() })
+	return lp
+}
+
+func (lp *liveProxy) status(t *testing.T) LiveStatus {
+	t.Helper()
+	resp, err := lp.client.Get(lp.adminURL + statuspage.APIPath)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	var st LiveStatus
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+	return st
+}
+
+func (lp *liveProxy) get(t *testing.T, path string) int {
+	t.Helper()
+	resp, err := lp.client.Get("http://" + lp.front + path)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func serverByName(p LivePool, name string) LiveServer {
+	for _, s := range p.Servers {
+		if s.Name == name {
+			return s
+		}
+	}
+	return LiveServer{}
+}
+
+// TestLiveStatusRatesFromRealTraffic sends counted requests through a real
+// proxy to real app servers and checks that /api/status turns the proxy's
+// own counters and histograms into rates whose product with the interval
+// is exactly the number of requests sent, and that state changes (5xx
+// ejection, drain, health down) show up in the servers and the summary.
+func TestLiveStatusRatesFromRealTraffic(t *testing.T) {
+	lp := startLiveProxy(t)
+	require.Eventually(t, func() bool { return lp.get(t, "/api/x") == http.StatusOK }, 5*time.Second, 20*time.Millisecond)
+
+	first := lp.status(t)
+	assert.Equal(t, "proxy", first.Kind)
+	assert.Equal(t, "test", first.Version)
+	assert.True(t, first.Ready, first.ReadyReason)
+	require.Len(t, first.Pools, 2)
+	require.Len(t, first.Routes, 2)
+	assert.Equal(t, LiveSummary{Pools: 2, Servers: 4, Up: 4}, first.Summary)
+
+	const n = 60
+	for range n {
+		require.Equal(t, http.StatusOK, lp.get(t, "/api/x"))
+	}
+	*lp.appErrors["a"] = true
+	var fromA int
+	for range n {
+		if lp.get(t, "/other") == http.StatusInternalServerError {
+			fromA++
+		}
+	}
+	*lp.appErrors["a"] = false
+	require.Positive(t, fromA, "round robin over three servers sends some requests to a")
+
+	st := lp.status(t)
+	require.Positive(t, st.RateSeconds)
+	counted := func(rate float64) float64 { return rate * st.RateSeconds }
+	routes := map[string]LiveRoute{}
+	for _, r := range st.Routes {
+		routes[r.Name] = r
+	}
+	assert.InDelta(t, n, counted(routes["api"].RequestsPerSecond), 0.01)
+	assert.InDelta(t, 0, counted(routes["api"].ErrorsPerSecond), 0.01)
+	assert.InDelta(t, n, counted(routes["web"].RequestsPerSecond), 0.01)
+	assert.InDelta(t, fromA, counted(routes["web"].ErrorsPerSecond), 0.01)
+	app := st.Pools[0]
+	require.Equal(t, "app", app.Name)
+	assert.Equal(t, []string{"api", "web"}, app.Routes)
+	assert.InDelta(t, 2*n, counted(app.RequestsPerSecond), 0.01)
+	var perServer float64
+	for _, s := range app.Servers {
+		perServer += counted(s.RequestsPerSecond)
+		require.NotNil(t, s.P50Ms, "server %s answered requests in the interval", s.Name)
+		require.NotNil(t, s.P99Ms)
+		assert.LessOrEqual(t, *s.P50Ms, *s.P99Ms)
+		assert.Positive(t, *s.P50Ms)
+	}
+	assert.InDelta(t, 2*n, perServer, 0.01)
+	assert.InDelta(t, fromA, counted(serverByName(app, "a").ErrorsPerSecond), 0.01)
+	// Its consecutive 5xx got a passively ejected.
+	assert.Equal(t, LiveEjected, serverByName(app, "a").State)
+	assert.Positive(t, serverByName(app, "a").Ejections)
+	assert.Equal(t, 2, app.Available)
+
+	// A drain and a failed health check show up without any request.
+	require.NoError(t, lp.m.SetDrain("app", "b", true, false))
+	_, dir := lp.p.Running()
+	dir.SetStatus("app/c", false)
+	st = lp.status(t)
+	app = st.Pools[0]
+	assert.Equal(t, LiveDraining, serverByName(app, "b").State)
+	assert.NotNil(t, serverByName(app, "b").DrainDeadline)
+	assert.Equal(t, LiveDown, serverByName(app, "c").State)
+	assert.Equal(t, 0, app.Available)
+	assert.Equal(t, LiveSummary{Pools: 2, Servers: 4, Up: 1, Draining: 1, Ejected: 1, Down: 1, PoolsEmpty: 1}, st.Summary)
+	assert.Equal(t, http.StatusServiceUnavailable, lp.get(t, "/api/x"), "an empty pool answers 503")
+}
+
+// TestLiveStatusSlowStart checks that a server back from a failed health
+// check is reported in slow start with the fraction of its weight in
+// effect.
+func TestLiveStatusSlowStart(t *testing.T) {
+	lp := startLiveProxy(t)
+	spare := func() LiveServer {
+		st := lp.status(t)
+		require.Len(t, st.Pools, 2)
+		return serverByName(st.Pools[1], "s1")
+	}
+	assert.Equal(t, LiveUp, spare().State, "up from the start: no ramp")
+	_, dir := lp.p.Running()
+	dir.SetStatus("spare/s1", false)
+	assert.Equal(t, LiveDown, spare().State)
+	dir.SetStatus("spare/s1", true)
+	s := spare()
+	assert.Equal(t, LiveSlowStart, s.State)
+	assert.Less(t, s.EffectiveWeight, 0.2, "it ramps from 10 %% over a minute")
+	assert.Equal(t, 1, lp.status(t).Summary.SlowStart)
+}
+
+// TestLiveStatusPageServed checks the page and its assets come from the
+// binary on the admin listener, next to the proxy's own endpoints.
+func TestLiveStatusPageServed(t *testing.T) {
+	lp := startLiveProxy(t)
+	for path, want := range map[string]string{
+		"/":                 `<script src="/static/app.js"`,
+		"/static/app.js":    `fetch("/api/status"`,
+		"/static/style.css": "tr.st-down td",
+		"/healthz":          "ok",
+	} {
+		resp, err := lp.client.Get(lp.adminURL + path)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
+		assert.Contains(t, string(body), want, path)
+	}
+	for _, path := range []string{"/nope", "/static/nope.js", "/index.html"} {
+		resp, err := lp.client.Get(lp.adminURL + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusNotFound, resp.StatusCode, path)
+	}
+	resp, err := lp.client.Post(lp.adminURL+statuspage.APIPath, "application/json", strings.NewReader("{}"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, "the status API is read-only")
+}
+
+// TestHistogramQuantile checks the bucket interpolation on a histogram
+// whose answer is known.
+func TestHistogramQuantile(t *testing.T) {
+	h := histo{count: 100, bounds: []float64{0.001, 0.01, 0.1}, cum: []float64{50, 90, 100}}
+	p50, p99 := h.quantileMs(0.5), h.quantileMs(0.99)
+	require.NotNil(t, p50)
+	assert.InDelta(t, 1.0, *p50, 1e-9)  // exactly at the first bound
+	assert.InDelta(t, 91.0, *p99, 1e-9) // 10 % into (10 ms, 100 ms]
+	assert.InDelta(t, 5.5, *h.quantileMs(0.7), 1e-9)
+	assert.Nil(t, histo{}.quantileMs(0.5))
+	over := histo{count: 10, bounds: []float64{0.001}, cum: []float64{5}}
+	assert.InDelta(t, 1.0, *over.quantileMs(0.99), 1e-9, "above the last bound reports the bound")
+
+	d := h.minus(histo{count: 50, bounds: h.bounds, cum: []float64{40, 45, 50}})
+	assert.Equal(t, histo{count: 50, bounds: h.bounds, cum: []float64{10, 45, 50}}, d)
+	assert.Equal(t, histo{}, h.minus(histo{count: 200, bounds: h.bounds, cum: []float64{1, 2, 3}}), "a reset histogram gives nothing")
+}
