@@ -71,8 +71,11 @@ type haBed struct {
 	lbs    []*haLB
 	l7     []*ctlL7
 	vip    netip.Addr
-	dir    string
-	bin    string
+	// vip6 is an IPv6 VIP on the same hosts, announced over the same
+	// (IPv4) sessions with the hosts' IPv6 addresses as next hops.
+	vip6 netip.Addr
+	dir  string
+	bin  string
 	// hold and keepalive are both sides' BGP timers.
 	hold, keepalive time.Duration
 }
@@ -83,6 +86,7 @@ func newHABed(t *testing.T, hold time.Duration) *haBed {
 		t.Skip("FRR is not installed (make deps installs Debian's frr)")
 	}
 	b := &haBed{t: t, tp: topo.NewT(t, topo.Options{}), vip: netip.MustParseAddr("198.51.100.30"), dir: t.TempDir(),
+		vip6: netip.MustParseAddr("2001:db8:100::30"),
 		hold: hold, keepalive: max(hold/3, time.Second)}
 	b.bin = ctlBuild(t, b.dir)
 	var err error
@@ -95,27 +99,40 @@ func newHABed(t *testing.T, hold time.Duration) *haBed {
 	b.client, err = b.tp.AddHost(topo.HostConfig{Name: "client", NoOffloads: true})
 	require.NoError(t, err)
 	require.NoError(t, b.client.AddRoute(netip.PrefixFrom(b.vip, 32), b.router.Addr4))
+	require.NoError(t, b.client.AddRoute(netip.PrefixFrom(b.vip6, 128), b.router.Addr6))
 	require.NoError(t, b.client.AddNeigh(b.router.Addr4, b.router.MAC))
+	require.NoError(t, b.client.AddNeigh(b.router.Addr6, b.router.MAC))
 	for i := 1; i <= 3; i++ {
 		b.addLB(t)
 	}
 	for i := 1; i <= 3; i++ {
 		h, err := b.tp.AddHost(topo.HostConfig{Name: fmt.Sprintf("l7-%d", i), MTU: topo.BridgeMTU,
-			VIPs: []netip.Addr{b.vip}, RPFilterOff: true})
+			VIPs: []netip.Addr{b.vip, b.vip6}, RPFilterOff: true})
 		require.NoError(t, err)
 		d, err := decap.Open(decap.Config{})
 		require.NoError(t, err)
 		t.Cleanup(func() { assert.NoError(t, d.Close()) })
-		require.NoError(t, d.SetAddrs([]netip.Addr{h.Addr4}))
+		require.NoError(t, d.SetAddrs([]netip.Addr{h.Addr4, h.Addr6}))
 		require.NoError(t, h.Do(func() error { return d.Attach(topo.HostIfname, xdplink.ModeNative) }))
 		l := &ctlL7{host: h, vip: b.vip}
 		l.ready.Store(true)
 		l.start(t)
 		t.Cleanup(l.stop)
-		ln, err := h.Listen("tcp", netip.AddrPortFrom(b.vip, haStreamPrt).String())
+		for _, vip := range []netip.Addr{b.vip, b.vip6} {
+			ln, err := h.Listen("tcp", netip.AddrPortFrom(vip, haStreamPrt).String())
+			require.NoError(t, err)
+			serve(t, ln, h.Name)
+		}
+		// The IPv6 backends' /ready, on the host's IPv6 address.
+		ln, err := h.Listen("tcp", netip.AddrPortFrom(h.Addr6, ctlAdminPort).String())
 		require.NoError(t, err)
-		serve(t, ln, h.Name)
+		ready := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintln(w, "ready")
+		})}
+		go func() { _ = ready.Serve(ln) }()
+		t.Cleanup(func() { _ = ready.Close() })
 		require.NoError(t, h.AddNeigh(b.client.Addr4, b.client.MAC))
+		require.NoError(t, h.AddNeigh(b.client.Addr6, b.client.MAC))
 		b.l7 = append(b.l7, l)
 	}
 	for _, lb := range b.lbs {
@@ -164,22 +181,27 @@ func tail(b []byte, n int) string {
 func (b *haBed) wire(t *testing.T, lb *haLB) {
 	t.Helper()
 	require.NoError(t, b.router.AddNeigh(lb.host.Addr4, lb.host.MAC))
+	require.NoError(t, b.router.AddNeigh(lb.host.Addr6, lb.host.MAC))
 	require.NoError(t, lb.host.AddNeigh(b.router.Addr4, b.router.MAC))
-	var backends strings.Builder
+	var backends, backends6 strings.Builder
 	for _, l := range b.l7 {
 		require.NoError(t, lb.host.AddNeigh(l.host.Addr4, l.host.MAC))
+		require.NoError(t, lb.host.AddNeigh(l.host.Addr6, l.host.MAC))
 		require.NoError(t, l.host.AddNeigh(lb.host.Addr4, lb.host.MAC))
 		fmt.Fprintf(&backends, "      - address: %s\n", l.host.Addr4)
+		fmt.Fprintf(&backends6, "      - address: %s\n", l.host.Addr6)
 	}
 	var vips strings.Builder
 	for _, port := range []int{haHTTPPort, haStreamPrt} {
 		fmt.Fprintf(&vips, "  - address: %s\n    port: %d\n    protocol: tcp\n    backends:\n%s", b.vip, port, backends.String())
 	}
+	fmt.Fprintf(&vips, "  - address: %s\n    port: %d\n    protocol: tcp\n    backends:\n%s", b.vip6, haStreamPrt, backends6.String())
 	cfg := fmt.Sprintf(`interfaces:
   - name: eth0
     mode: native
 outer_source:
   ipv4: %s
+  ipv6: %s
 dataplane:
   max_vips: 8
   max_backends: 64
@@ -204,7 +226,7 @@ vips:
       asn: %d
       hold_time: %s
       keepalive: %s
-`, lb.host.Addr4, ctlAdminPort, lb.socket, filepath.Join(lb.dir, "state.json"), lb.pin, vips.String(),
+`, lb.host.Addr4, lb.host.Addr6, ctlAdminPort, lb.socket, filepath.Join(lb.dir, "state.json"), lb.pin, vips.String(),
 		haEdgeASN, b.router.Addr4, haRouterASN, b.hold, b.keepalive)
 	require.NoError(t, os.WriteFile(lb.cfg, []byte(cfg), 0o600))
 }
@@ -262,10 +284,12 @@ func (b *haBed) stopLB(t *testing.T, lb *haLB, sig syscall.Signal) {
 	lb.cmd = nil
 }
 
-// nextHops are the edge hosts the router sends the VIP's packets to.
-func (b *haBed) nextHops(t *testing.T) []netip.Addr {
+// nextHops are the edge hosts the router sends the IPv4 VIP's packets to.
+func (b *haBed) nextHops(t *testing.T) []netip.Addr { return b.nextHopsOf(t, b.vip) }
+
+func (b *haBed) nextHopsOf(t *testing.T, vip netip.Addr) []netip.Addr {
 	t.Helper()
-	hops, err := b.frr.NextHops(netip.PrefixFrom(b.vip, 32))
+	hops, err := b.frr.NextHops(netip.PrefixFrom(vip, vip.BitLen()))
 	require.NoError(t, err)
 	slices.SortFunc(hops, netip.Addr.Compare)
 	return hops
@@ -301,13 +325,17 @@ func (b *haBed) waitRouterUses(t *testing.T, lbs []*haLB) {
 	}, 30*time.Second, 20*time.Millisecond, "router next hops %v, want %v", &got, want)
 }
 
-// vipStats are one edge host's counters of the VIP on port.
+// vipStats are one edge host's counters of the IPv4 VIP on port.
 func vipStats(t *testing.T, lb *haLB, port uint16) api.VIPStats {
+	return vipStatsOf(t, lb, netip.MustParseAddr("198.51.100.30"), port)
+}
+
+func vipStatsOf(t *testing.T, lb *haLB, vip netip.Addr, port uint16) api.VIPStats {
 	t.Helper()
 	st, err := lb.api.Stats(context.Background())
 	require.NoError(t, err)
 	for _, v := range st.VIPs {
-		if v.Key.Port == port {
+		if v.Key.Addr == vip && v.Key.Port == port {
 			return v
 		}
 	}
@@ -463,6 +491,49 @@ func TestEdgeHA(t *testing.T) {
 		assert.GreaterOrEqual(t, total, uint64(n), "every connection was a new flow on some edge host")
 	})
 
+	t.Run("1 ipv6: new flows spread over every edge host and every L7 host", func(t *testing.T) {
+		var want []netip.Addr
+		for _, lb := range b.lbs {
+			want = append(want, lb.host.Addr6)
+		}
+		slices.SortFunc(want, netip.Addr.Compare)
+		var got []netip.Addr
+		require.Eventually(t, func() bool {
+			got = b.nextHopsOf(t, b.vip6)
+			return slices.Equal(got, want)
+		}, 30*time.Second, 20*time.Millisecond, "router's IPv6 next hops %v, want %v", &got, want)
+		before := map[*haLB]uint64{}
+		for _, lb := range b.lbs {
+			before[lb] = vipStatsOf(t, lb, b.vip6, haStreamPrt).NewFlows
+		}
+		answers := map[string]int{}
+		const n = 150
+		for i := range n {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c, err := b.client.DialContext(ctx, "tcp", netip.AddrPortFrom(b.vip6, haStreamPrt).String())
+			cancel()
+			require.NoError(t, err)
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			_, err = fmt.Fprintf(c, "q%d\n", i)
+			require.NoError(t, err)
+			line, err := bufio.NewReader(c).ReadString('\n')
+			require.NoError(t, err)
+			_ = c.Close()
+			answers[strings.Fields(line)[0]]++
+		}
+		perLB := map[string]uint64{}
+		for _, lb := range b.lbs {
+			perLB[lb.host.Name] = vipStatsOf(t, lb, b.vip6, haStreamPrt).NewFlows - before[lb]
+		}
+		t.Logf("ipv6: router next hops %v; %d new connections: new flows per edge host %v; answers per L7 host %v", got, n, perLB, answers)
+		for _, lb := range b.lbs {
+			assert.Positive(t, perLB[lb.host.Name], "edge host %s took new IPv6 flows", lb.host.Name)
+		}
+		for _, l := range b.l7 {
+			assert.Positive(t, answers[l.host.Name], "L7 host %s answered over IPv6", l.host.Name)
+		}
+	})
+
 	t.Run("3 rolling restart of every edge daemon under load: no withdrawal, nothing broken", func(t *testing.T) {
 		s := b.startStreams(t, haStreams)
 		var fewest atomic.Int64
@@ -488,8 +559,8 @@ func TestEdgeHA(t *testing.T) {
 			b.startLB(t, lb)
 			require.Eventually(t, func() bool {
 				st, err := lb.api.Status(context.Background())
-				return err == nil && st.BGP != nil && len(st.BGP.Peers) == 1 && st.BGP.Peers[0].Up && len(st.BGP.Announced) == 1
-			}, 30*time.Second, 20*time.Millisecond, "%s: session back and VIP announced", lb.host.Name)
+				return err == nil && st.BGP != nil && len(st.BGP.Peers) == 1 && st.BGP.Peers[0].Up && len(st.BGP.Announced) == 2
+			}, 30*time.Second, 20*time.Millisecond, "%s: session back and both VIPs announced", lb.host.Name)
 			st, err := lb.api.Status(context.Background())
 			require.NoError(t, err)
 			assert.True(t, st.Adopted, "%s adopted its pinned data path", lb.host.Name)
