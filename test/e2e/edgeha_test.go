@@ -641,10 +641,48 @@ func TestEdgeHA(t *testing.T) {
 		assert.Zero(t, broken, "flows moved to the surviving hosts pick the same L7 host")
 		assert.Positive(t, moved)
 	})
+
+	t.Run("an edge host stopped under load withdraws before its session closes, nothing broken", func(t *testing.T) {
+		testEdgeStop(t, b)
+	})
 }
 
 // newHTTPClient makes every request on a new connection (a new flow)
 // from h.
+// A stopped edge host (SIGTERM) withdraws first and keeps forwarding
+// through the drain: the router moves its flows while the session is
+// still up, and nothing breaks.
+func testEdgeStop(t *testing.T, b *haBed) {
+	s := b.startStreams(t, haStreams)
+	victim := b.live()[len(b.live())-1]
+	sessions, err := b.frr.Established()
+	require.NoError(t, err)
+	start := time.Now()
+	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGTERM))
+	var withdrawn time.Duration
+	upAtWithdrawal := 0
+	require.Eventually(t, func() bool {
+		if b.uses(t, victim) {
+			return false
+		}
+		withdrawn = time.Since(start)
+		upAtWithdrawal, err = b.frr.Established()
+		require.NoError(t, err)
+		return true
+	}, 30*time.Second, 2*time.Millisecond, "the router kept using the stopping host")
+	b.stopLB(t, victim, syscall.SIGTERM)
+	stopped := time.Since(start)
+	victim.killed = true
+	moved := s.roundsDuring(time.Second)
+	broken := s.finish(t)
+	t.Logf("edge host %s stopped (SIGTERM, drain 1s): withdrawn after %v with %d of %d sessions still up; daemon gone after %v; %d streams, %d round trips after, %d broken",
+		victim.host.Name, withdrawn.Round(time.Millisecond), upAtWithdrawal, sessions, stopped.Round(time.Millisecond), haStreams, moved, broken)
+	assert.Equal(t, sessions, upAtWithdrawal, "the route went before the session")
+	assert.Zero(t, victim.exitCode, "SIGTERM exits 0")
+	assert.Zero(t, broken)
+	assert.Positive(t, moved)
+}
+
 func newHTTPClient(h *topo.Host) *http.Client {
 	return &http.Client{Timeout: 5 * time.Second,
 		Transport: &http.Transport{DialContext: h.Dialer(), DisableKeepAlives: true}}
