@@ -85,26 +85,11 @@ func Parse(file string, data []byte) (*Config, error) {
 	return &cfg, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-
-// yamlErrors turns yaml.v3's "line N: reason" messages into *Error values.
+// yamlErrors turns the decoder's problems into *Error values.
 func yamlErrors(file string, err error) error {
-	var msgs []string
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	} else {
-		msgs = []string{err.Error()}
-	}
-	errs := make([]error, 0, len(msgs))
-	for _, m := range msgs {
-		e := &Error{File: file, Reason: strings.TrimPrefix(m, "yaml: ")}
-		if sm := yamlLineRE.FindStringSubmatch(m); sm != nil {
-			e.Line, _ = strconv.Atoi(sm[1])
-			e.Reason = sm[2]
-		}
-		e.Reason = strictyaml.Explain(e.Reason)
-		errs = append(errs, e)
+	var errs []error
+	for _, p := range strictyaml.DecodeProblems(err) {
+		errs = append(errs, &Error{File: file, Line: p.Line, Reason: p.Reason})
 	}
 	return errors.Join(errs...)
 }
@@ -122,38 +107,7 @@ func (v *validator) errorf(at []any, format string, args ...any) {
 	v.errs = append(v.errs, &Error{File: v.file, Line: v.line(at), Reason: fmt.Sprintf(format, args...)})
 }
 
-func (v *validator) line(at []any) int {
-	n := v.root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	line := n.Line
-	for _, p := range at {
-		var next *yaml.Node
-		switch k := p.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == k {
-						next = n.Content[i+1]
-						line = n.Content[i].Line
-						break
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
-				next = n.Content[k]
-				line = next.Line
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n = next
-	}
-	return line
-}
+func (v *validator) line(at []any) int { return strictyaml.LineOf(v.root, at) }
 
 func at(p ...any) []any { return p }
 
