@@ -70,10 +70,10 @@ func TestBGPErrors(t *testing.T) {
 	tests := []struct {
 		name, src, want string
 	}{
-		{"no asn", minimal + "bgp:\n  peers:\n    - address: 192.0.2.1\n      asn: 65000\n", "x.yaml:13: bgp: asn is required"},
+		{"no asn", minimal + "bgp:\n  peers:\n    - address: 192.0.2.1\n      asn: 65000\n", "x.yaml:12: bgp: asn is required"},
 		{"asn zero", strings.Replace(bgpBase, "asn: 65001", "asn: 0", 1), "x.yaml:13: bgp.asn: 0 is not an AS number"},
 		{"as_trans", strings.Replace(bgpBase, "asn: 65001", "asn: 23456", 1), "x.yaml:13: bgp.asn: 23456 is AS_TRANS"},
-		{"no peers", minimal + "bgp:\n  asn: 65001\n", "x.yaml:13: bgp: at least one peer is required"},
+		{"no peers", minimal + "bgp:\n  asn: 65001\n", "x.yaml:12: bgp: at least one peer is required"},
 		{"router id v6", bgpBase + "  router_id: 2001:db8::1\n", `x.yaml:17: bgp.router_id: "2001:db8::1" is not a unicast IPv4 address`},
 		{"router id needed", strings.Replace(bgpBase, "ipv4: 192.0.2.10", "ipv6: 2001:db8::10", 1), "vips[0].address: IPv4 VIP needs outer_source.ipv4"},
 		{"peer address", strings.Replace(bgpBase, "192.0.2.1\n", "router1\n", 1), `x.yaml:15: bgp.peers[0].address: "router1" is not a unicast IP address`},
