@@ -26,6 +26,8 @@ have_cmd nsenter    || need+=(util-linux)
 have_cmd chromium   || need+=(chromium)
 # Without recommends chromium brings no font: its screenshots would have no text.
 have_pkg fonts-dejavu-core || need+=(fonts-dejavu-core)
+# The edge-HA tests' router (bgpd + zebra in a namespace).
+[ -x /usr/lib/frr/bgpd ] || need+=(frr)
 
 if [ "${#need[@]}" -eq 0 ]; then
 	exit 0
@@ -42,7 +44,7 @@ echo "deps: installing ${need[*]}"
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # The benchmark peers are run by hand, not as services.
-for svc in haproxy nginx; do
+for svc in haproxy nginx frr; do
 	if have_cmd systemctl; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
 	if have_cmd service; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done

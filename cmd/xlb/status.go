@@ -78,6 +78,12 @@ func printStatus(out io.Writer, st api.Status) error {
 	if err := printNextHops(out, st.NextHops); err != nil {
 		return err
 	}
+	if st.BGP != nil {
+		if err := printBGP(out, *st.BGP, now); err != nil {
+			return err
+		}
+		fmt.Fprintln(out)
+	}
 	if len(st.VIPs) == 0 {
 		_, err := fmt.Fprintln(out, "No VIPs. Add one with `xlb vip add VIP`.")
 		return err

@@ -140,6 +140,13 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return s, c.do(ctx, http.MethodGet, pathStatus, nil, &s)
 }
 
+// BGP is the daemon's BGP speaker (GET /v1/bgp); ErrNotFound when BGP is
+// not configured.
+func (c *Client) BGP(ctx context.Context) (BGPStatus, error) {
+	var s BGPStatus
+	return s, c.do(ctx, http.MethodGet, pathBGP, nil, &s)
+}
+
 // Stats implements Service.
 func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var s Stats

@@ -164,6 +164,8 @@ type Status struct {
 	LastReconcile      time.Time `json:"lastReconcile,omitzero"`
 	LastReconcileError string    `json:"lastReconcileError,omitempty"`
 	VIPs               []VIP     `json:"vips"`
+	// BGP is the speaker announcing the VIPs; nil when BGP is off.
+	BGP *BGPStatus `json:"bgp,omitempty"`
 }
 
 // Counter is a packets/bytes pair summed over all CPUs.

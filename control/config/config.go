@@ -69,6 +69,8 @@ type Config struct {
 	Etcd    etcdstore.Config
 	PinPath string
 	VIPs    []VIP
+	// BGP is nil when the daemon does not speak BGP (bgp.go).
+	BGP *BGP
 }
 
 // Interface is a NIC the balancer's XDP program is attached to.
@@ -206,6 +208,7 @@ type fileConfig struct {
 		PinPath *string `yaml:"pin_path"`
 	} `yaml:"bpf"`
 	VIPs []fileVIP `yaml:"vips"`
+	BGP  *fileBGP  `yaml:"bgp"`
 }
 
 type fileInterface struct {
@@ -437,6 +440,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 		seen[k] = i
 		cfg.VIPs = append(cfg.VIPs, vip)
 	}
+	cfg.BGP = v.bgp(fc.BGP, cfg)
 	if len(cfg.VIPs) > cfg.Dataplane.MaxVIPs {
 		v.errorf(p("vips"), "%d VIPs exceed dataplane.max_vips %d", len(cfg.VIPs), cfg.Dataplane.MaxVIPs)
 	}

@@ -76,7 +76,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{"empty", "", "x.yaml: empty configuration"},
 		{"syntax", "interfaces: [\n", "x.yaml:1: did not find expected node content"},
-		{"unknown top field", minimal + "bogus: 1\n", `x.yaml:12: unknown key "bogus" (known keys: api, bpf,`},
+		{"unknown top field", minimal + "bogus: 1\n", `x.yaml:12: unknown key "bogus" (known keys: api, bgp, bpf,`},
 		{"unknown nested field", base("    weigth: 3\n", ""), `x.yaml:9: unknown key "weigth" in vips[0] (known keys:`},
 		{"wrong type", "interfaces: 3\n", "x.yaml:1: interfaces must be a list, not 3"},
 		{"no interfaces", "outer_source:\n  ipv4: 192.0.2.10\n", "x.yaml:1: interfaces: at least one interface is required"},

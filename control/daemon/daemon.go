@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/xlbproject/xlb/control/api"
+	"github.com/xlbproject/xlb/control/bgp"
 	"github.com/xlbproject/xlb/control/config"
 	"github.com/xlbproject/xlb/control/health"
 	"github.com/xlbproject/xlb/control/metrics"
@@ -82,6 +83,11 @@ type Daemon struct {
 	// fleet is the etcd store of desired state (state.store: etcd), nil
 	// with the state file.
 	fleet *fleet
+
+	// bgp announces the servable VIPs (bgp.go); nil without bgp config.
+	// stopping: Shutdown has withdrawn them for good.
+	bgp      *bgp.Speaker
+	stopping bool
 
 	apiSrv     *api.Server
 	metricsLn  net.Listener
@@ -200,6 +206,10 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	d.reconcileLocked()
 	d.ensureNextHopsLocked()
 	d.mu.Unlock()
+
+	if err := d.startBGP(ctx); err != nil {
+		return nil, fmt.Errorf("start bgp: %w", err)
+	}
 
 	d.apiSrv, err = api.NewServer(d, api.ServerOptions{Path: cfg.API.Socket, Group: cfg.API.Group, Log: log.With("component", "api")})
 	if err != nil {
@@ -344,6 +354,11 @@ loop:
 // and maps are pinned, and the next daemon adopts them.
 func (d *Daemon) Close() error {
 	var errs []error
+	// Without Shutdown, closing is a restart: the data path stays and so
+	// do the routes (graceful restart).
+	if d.bgp != nil {
+		errs = append(errs, d.bgp.Stop(true))
+	}
 	if d.checker != nil {
 		errs = append(errs, d.checker.Close())
 	}
@@ -477,6 +492,8 @@ func (d *Daemon) syncModesLocked() error {
 
 // reconcileLocked runs one reconcile; d.mu must be held.
 func (d *Daemon) reconcileLocked() {
+	// What is servable may change with every reconcile (bgp.go).
+	defer d.announceLocked()
 	rep, err := d.rec.Reconcile(d.file.Desired, d.upLocked)
 	if err == nil {
 		err = d.syncModesLocked()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -190,6 +191,9 @@ func restartOnly(a, b *config.Config) []string {
 	if a.PinPath != b.PinPath {
 		out = append(out, "bpf")
 	}
+	if !reflect.DeepEqual(a.BGP, b.BGP) {
+		out = append(out, "bgp")
+	}
 	return out
 }
 
@@ -268,6 +272,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	}
 	st.NextHops = d.nextHopsLocked()
 	st.OuterSourceV4, st.OuterSourceV6 = d.cfg.OuterSource.IPv4, d.cfg.OuterSource.IPv6
+	st.BGP = d.bgpStatus()
 	return st, nil
 }
 

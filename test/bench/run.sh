@@ -15,7 +15,7 @@ go test -run XXX -bench Build -benchmem -count 3 ./maglev | tee "$out/maglev-$st
 section "decap: per-packet cost over an XDP_PASS floor"
 go test -run '^$' -bench Decap -benchtime 200000x ./l4/decap | tee "$out/decap-$stamp.txt"
 
-for driver in test/bench/l4.sh test/bench/l7.sh test/bench/control.sh; do
+for driver in test/bench/l4.sh test/bench/l7.sh test/bench/control.sh test/bench/edgeha.sh; do
 	if [ -x "$driver" ]; then
 		section "$driver"
 		bash "$driver" 2>&1 | tee "$out/$(basename "$driver" .sh)-$stamp.txt"
