@@ -1,0 +1,219 @@
+package gslb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/xlbproject/xlb/control/api"
+)
+
+// Checker keeps every site's health: a site with a health section is
+// checked every interval, and its state flips after rise consecutive
+// good rounds or fall consecutive bad ones. The first round decides at
+// once, so a freshly started server answers from facts, not a guess. A
+// site without a health section is always up.
+type Checker struct {
+	log     *slog.Logger
+	metrics *Metrics
+	client  *http.Client
+	mu      sync.Mutex
+	sites   map[string]*siteHealth
+}
+
+type siteHealth struct {
+	site    Site
+	checked bool // a first round has completed
+	up      bool
+	streak  int // consecutive rounds disagreeing with up
+	reason  string
+}
+
+// NewChecker prepares checks for sites; Run starts them.
+func NewChecker(sites []Site, m *Metrics, log *slog.Logger) *Checker {
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	c := &Checker{log: log, metrics: m, client: &http.Client{}, sites: map[string]*siteHealth{}}
+	for _, s := range sites {
+		sh := &siteHealth{site: s, up: s.Health == nil, checked: s.Health == nil}
+		c.sites[s.Name] = sh
+		m.siteUp.WithLabelValues(s.Name).Set(b2f(sh.up))
+	}
+	return c
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Up implements HealthView. A site not checked yet is down.
+func (c *Checker) Up(site string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sh := c.sites[site]
+	return sh != nil && sh.up
+}
+
+// Run checks every site until ctx ends.
+func (c *Checker) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, sh := range c.sites {
+		if sh.site.Health == nil {
+			continue
+		}
+		wg.Go(func() { c.loop(ctx, sh.site) })
+	}
+	wg.Wait()
+}
+
+func (c *Checker) loop(ctx context.Context, s Site) {
+	t := time.NewTicker(s.Health.Interval)
+	defer t.Stop()
+	for {
+		ok, reason := c.check(ctx, s)
+		if ctx.Err() != nil {
+			return
+		}
+		c.record(s.Name, ok, reason)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// record applies one round's result with rise/fall.
+func (c *Checker) record(site string, ok bool, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sh := c.sites[site]
+	h := sh.site.Health
+	if !sh.checked {
+		sh.checked, sh.up, sh.reason = true, ok, reason
+		c.log.Info("dns site health", "site", site, "up", ok, "reason", reason)
+		c.metrics.siteUp.WithLabelValues(site).Set(b2f(ok))
+		return
+	}
+	if ok == sh.up {
+		sh.streak = 0
+		return
+	}
+	sh.streak++
+	need := h.Fall
+	if ok {
+		need = h.Rise
+	}
+	if sh.streak < need {
+		return
+	}
+	sh.up, sh.streak, sh.reason = ok, 0, reason
+	to := "down"
+	if ok {
+		to = "up"
+	}
+	c.log.Warn("dns site health changed", "site", site, "up", ok, "reason", reason, "rounds", need)
+	c.metrics.siteUp.WithLabelValues(site).Set(b2f(ok))
+	c.metrics.siteFlip.WithLabelValues(site, to).Inc()
+}
+
+// check runs one round for s: ok and, when not, why.
+func (c *Checker) check(ctx context.Context, s Site) (bool, string) {
+	h := s.Health
+	if h.Probe != "" {
+		if err := c.probe(ctx, h.Probe, h.Timeout); err != nil {
+			return false, err.Error()
+		}
+		return true, "probe passed"
+	}
+	good := 0
+	var last string
+	for _, d := range h.Daemons {
+		if err := c.daemon(ctx, d, h); err != nil {
+			last = err.Error()
+			continue
+		}
+		good++
+	}
+	if good >= h.MinHosts {
+		return true, fmt.Sprintf("%d of %d daemons report %s usable", good, len(h.Daemons), h.VIP)
+	}
+	return false, fmt.Sprintf("%d of %d daemons report %s usable, %d needed; last: %s", good, len(h.Daemons), h.VIP, h.MinHosts, last)
+}
+
+func (c *Checker) get(ctx context.Context, url string, timeout time.Duration) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("request %s: %w", url, err)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("get %s: %w", url, err)
+	}
+	resp.Body = cancelBody{resp.Body, cancel}
+	return resp, nil
+}
+
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelBody) Close() error { err := b.ReadCloser.Close(); b.cancel(); return err }
+
+func (c *Checker) probe(ctx context.Context, url string, timeout time.Duration) error {
+	resp, err := c.get(ctx, url, timeout)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 399 {
+		return fmt.Errorf("probe %s: status %d", url, resp.StatusCode)
+	}
+	return nil
+}
+
+// daemon asks one xlb daemon's status page whether it serves h.VIP with
+// at least one active backend.
+func (c *Checker) daemon(ctx context.Context, base string, h *Health) error {
+	url := base + "/api/status"
+	resp, err := c.get(ctx, url, h.Timeout)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: status %d", url, resp.StatusCode)
+	}
+	var st api.LiveStatus
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&st); err != nil {
+		return fmt.Errorf("%s: decode: %w", url, err)
+	}
+	found := false
+	for _, v := range st.VIPs {
+		if v.Key.Addr != h.VIP {
+			continue
+		}
+		found = true
+		if v.Active > 0 {
+			return nil
+		}
+	}
+	if !found {
+		return fmt.Errorf("%s: daemon does not serve VIP %s", base, h.VIP)
+	}
+	return fmt.Errorf("%s: VIP %s has no active backend", base, h.VIP)
+}

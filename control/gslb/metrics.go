@@ -1,0 +1,41 @@
+package gslb
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the server's Prometheus metrics.
+type Metrics struct {
+	queries  *prometheus.CounterVec
+	latency  prometheus.Histogram
+	siteUp   *prometheus.GaugeVec
+	siteFlip *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them on reg (nil: not
+// registered, as in tests that only read them).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlb_dns_queries_total",
+			Help: "DNS queries answered, by GSLB name (the zone for ordinary records, empty when refused), policy (static for ordinary records), answering site and rcode.",
+		}, []string{"name", "policy", "site", "rcode"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "xlb_dns_answer_seconds",
+			Help:    "Time to build an answer, from the parsed query to the reply written.",
+			Buckets: []float64{1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.01},
+		}),
+		siteUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "xlb_dns_site_up",
+			Help: "1 while a site is healthy (after rise/fall), 0 while it is down.",
+		}, []string{"site"}),
+		siteFlip: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlb_dns_site_transitions_total",
+			Help: "Times a site's health changed, by the state it changed to.",
+		}, []string{"site", "to"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.queries, m.latency, m.siteUp, m.siteFlip)
+	}
+	return m
+}

@@ -1,0 +1,388 @@
+package gslb
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// HealthView says whether a site is up now.
+type HealthView interface {
+	Up(site string) bool
+}
+
+// answerUDPSize is the largest UDP answer sent whatever the client
+// advertises: the DNS flag day 2020 value, which avoids IP fragmentation.
+const answerUDPSize = 1232
+
+// maxChase bounds CNAME chains inside a zone.
+const maxChase = 8
+
+// Server answers queries for the configured zones.
+type Server struct {
+	log     *slog.Logger
+	health  HealthView
+	geo     *Locator
+	metrics *Metrics
+	state   atomic.Pointer[state]
+}
+
+type state struct {
+	zones []*zoneData
+	names map[string]*Name
+	sites map[string]*Site
+}
+
+type zoneData struct {
+	origin string
+	soa    *dns.SOA
+	rrs    map[string]map[uint16][]dns.RR
+	// exists holds every name with records, a GSLB name or a name below
+	// it (empty non-terminals): those answer NODATA, not NXDOMAIN.
+	exists map[string]bool
+}
+
+// NewServer builds a server for cfg. geo may be nil (geo names then
+// answer with their default site); health nil means every site is up.
+func NewServer(cfg *Config, health HealthView, geo *Locator, m *Metrics, log *slog.Logger) *Server {
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	s := &Server{log: log, health: health, geo: geo, metrics: m}
+	s.state.Store(buildState(cfg))
+	return s
+}
+
+func buildState(cfg *Config) *state {
+	st := &state{names: map[string]*Name{}, sites: map[string]*Site{}}
+	for i := range cfg.Sites {
+		st.sites[cfg.Sites[i].Name] = &cfg.Sites[i]
+	}
+	for _, z := range cfg.Zones {
+		zd := &zoneData{origin: z.Origin, soa: z.SOA, rrs: map[string]map[uint16][]dns.RR{}, exists: map[string]bool{}}
+		for _, rr := range z.Records {
+			h := rr.Header()
+			if zd.rrs[h.Name] == nil {
+				zd.rrs[h.Name] = map[uint16][]dns.RR{}
+			}
+			zd.rrs[h.Name][h.Rrtype] = append(zd.rrs[h.Name][h.Rrtype], rr)
+			zd.markExists(h.Name)
+		}
+		st.zones = append(st.zones, zd)
+	}
+	for i := range cfg.Names {
+		n := &cfg.Names[i]
+		st.names[n.FQDN] = n
+		if z := st.zone(n.FQDN); z != nil {
+			z.markExists(n.FQDN)
+		}
+	}
+	return st
+}
+
+func (z *zoneData) markExists(name string) {
+	for n := name; dns.IsSubDomain(z.origin, n); {
+		z.exists[n] = true
+		off, end := dns.NextLabel(n, 0)
+		if end {
+			break
+		}
+		n = n[off:]
+	}
+}
+
+func (st *state) zone(name string) *zoneData {
+	var best *zoneData
+	for _, z := range st.zones {
+		if dns.IsSubDomain(z.origin, name) && (best == nil || len(z.origin) > len(best.origin)) {
+			best = z
+		}
+	}
+	return best
+}
+
+// Serve answers on pc (UDP) and ln (TCP) until ctx ends.
+func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) error {
+	udp := &dns.Server{PacketConn: pc, Handler: s, UDPSize: answerUDPSize}
+	tcp := &dns.Server{Listener: ln, Handler: s, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }}
+	errc := make(chan error, 2)
+	go func() { errc <- udp.ActivateAndServe() }()
+	go func() { errc <- tcp.ActivateAndServe() }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("dns server: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = udp.ShutdownContext(sctx)
+	_ = tcp.ShutdownContext(sctx)
+	return err
+}
+
+// query is what one answer is built from.
+type query struct {
+	name, policy, site string
+	client             netip.Addr // ECS address, else the resolver's
+	ecs                *dns.EDNS0_SUBNET
+	scope              int
+}
+
+// ServeDNS implements dns.Handler.
+func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	start := time.Now()
+	m, q := s.answer(r, w.RemoteAddr())
+	if _, isUDP := w.RemoteAddr().(*net.UDPAddr); isUDP {
+		size := dns.MinMsgSize
+		if opt := r.IsEdns0(); opt != nil {
+			size = min(max(int(opt.UDPSize()), dns.MinMsgSize), answerUDPSize)
+		}
+		m.Truncate(size)
+	}
+	if err := w.WriteMsg(m); err != nil {
+		s.log.Debug("dns write", "client", w.RemoteAddr().String(), "err", err)
+	}
+	s.metrics.queries.WithLabelValues(q.name, q.policy, q.site, dns.RcodeToString[m.Rcode]).Inc()
+	s.metrics.latency.Observe(time.Since(start).Seconds())
+}
+
+func (s *Server) answer(r *dns.Msg, remote net.Addr) (*dns.Msg, *query) {
+	m := new(dns.Msg)
+	q := &query{}
+	if len(r.Question) != 1 || r.Response {
+		m.SetRcodeFormatError(r)
+		return m, q
+	}
+	m.SetReply(r)
+	if r.Opcode != dns.OpcodeQuery {
+		m.Rcode = dns.RcodeNotImplemented
+		return m, q
+	}
+	if ap, err := netip.ParseAddrPort(remote.String()); err == nil {
+		q.client = ap.Addr().Unmap()
+	}
+	opt := r.IsEdns0()
+	if opt != nil {
+		m.SetEdns0(answerUDPSize, false)
+		if opt.Version() != 0 {
+			m.Rcode = dns.RcodeBadVers
+			return m, q
+		}
+		for _, o := range opt.Option {
+			if e, ok := o.(*dns.EDNS0_SUBNET); ok {
+				if !s.takeECS(e, q) {
+					m.Rcode = dns.RcodeFormatError
+					return m, q
+				}
+			}
+		}
+	}
+	qname, qtype := strings.ToLower(r.Question[0].Name), r.Question[0].Qtype
+	st := s.state.Load()
+	z := st.zone(qname)
+	if z == nil {
+		m.Rcode = dns.RcodeRefused
+		return m, q
+	}
+	m.Authoritative = true
+	q.name, q.policy = z.origin, "static"
+	s.resolve(st, z, m, qname, qtype, q)
+	if q.ecs != nil {
+		// RFC 7871 7.2.1: echo family, source prefix and address, with
+		// the prefix length the answer is valid for.
+		e := *q.ecs
+		e.SourceScope = uint8(min(q.scope, int(e.SourceNetmask)))
+		m.IsEdns0().Option = append(m.IsEdns0().Option, &e)
+	}
+	return m, q
+}
+
+// takeECS uses a Client Subnet option's address as the client's; false
+// when the option is malformed (RFC 7871 7.1.2: FORMERR).
+func (s *Server) takeECS(e *dns.EDNS0_SUBNET, q *query) bool {
+	var bitsMax int
+	switch e.Family {
+	case 1:
+		bitsMax = 32
+	case 2:
+		bitsMax = 128
+	default:
+		return false
+	}
+	if int(e.SourceNetmask) > bitsMax || e.SourceScope != 0 {
+		return false
+	}
+	a, ok := netip.AddrFromSlice(e.Address)
+	if !ok {
+		return false
+	}
+	a = a.Unmap()
+	if (bitsMax == 32) != a.Is4() {
+		return false
+	}
+	q.ecs = e
+	if e.SourceNetmask > 0 {
+		// A source prefix of 0 is the client opting out: keep the
+		// resolver's address.
+		pfx, _ := a.Prefix(int(e.SourceNetmask))
+		q.client = pfx.Addr()
+	}
+	return true
+}
+
+func (s *Server) resolve(st *state, z *zoneData, m *dns.Msg, qname string, qtype uint16, q *query) {
+	for range maxChase {
+		if n := st.names[qname]; n != nil {
+			s.gslb(st, z, m, n, qtype, q)
+			return
+		}
+		set := z.rrs[qname]
+		if set == nil {
+			if !z.exists[qname] {
+				m.Rcode = dns.RcodeNameError
+			}
+			m.Ns = append(m.Ns, negativeSOA(z.soa))
+			return
+		}
+		if cn := set[dns.TypeCNAME]; len(cn) > 0 && qtype != dns.TypeCNAME {
+			m.Answer = append(m.Answer, cn[0])
+			target := strings.ToLower(cn[0].(*dns.CNAME).Target)
+			if st.zone(target) != z {
+				return // out of this zone: the resolver follows it
+			}
+			qname = target
+			continue
+		}
+		if qtype == dns.TypeANY {
+			// RFC 8482: one RRset is enough.
+			for _, t := range allowedTypes {
+				if rrs := set[t]; len(rrs) > 0 {
+					m.Answer = append(m.Answer, rrs...)
+					return
+				}
+			}
+		}
+		if rrs := set[qtype]; len(rrs) > 0 {
+			m.Answer = append(m.Answer, rrs...)
+			return
+		}
+		m.Ns = append(m.Ns, negativeSOA(z.soa))
+		return
+	}
+	s.log.Warn("dns CNAME chain too long", "name", qname)
+	m.Rcode = dns.RcodeServerFailure
+}
+
+// negativeSOA is the zone's SOA for the authority section of a negative
+// answer, with the TTL RFC 2308 asks for.
+func negativeSOA(soa *dns.SOA) dns.RR {
+	c := dns.Copy(soa).(*dns.SOA)
+	c.Hdr.Ttl = min(c.Hdr.Ttl, c.Minttl)
+	return c
+}
+
+func (s *Server) gslb(st *state, z *zoneData, m *dns.Msg, n *Name, qtype uint16, q *query) {
+	sites, label, scope := s.choose(st, n, q.client)
+	q.name, q.policy, q.site, q.scope = n.FQDN, n.Policy, label, scope
+	for _, site := range sites {
+		for _, vip := range site.VIPs {
+			hdr := dns.RR_Header{Name: n.FQDN, Class: dns.ClassINET, Ttl: n.TTL}
+			switch {
+			case vip.Is4() && (qtype == dns.TypeA || qtype == dns.TypeANY):
+				hdr.Rrtype = dns.TypeA
+				m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: vip.AsSlice()})
+			case vip.Is6() && (qtype == dns.TypeAAAA || qtype == dns.TypeANY):
+				hdr.Rrtype = dns.TypeAAAA
+				m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: vip.AsSlice()})
+			}
+		}
+	}
+	if len(m.Answer) == 0 {
+		m.Ns = append(m.Ns, negativeSOA(z.soa))
+	}
+}
+
+// choose picks the sites whose VIPs answer a query for n from client.
+// label names the answer in metrics (a site name, or "all-down:" and the
+// last-resort answer); scope is the ECS scope prefix length (0 when the
+// answer does not depend on the client's address).
+func (s *Server) choose(st *state, n *Name, client netip.Addr) (sites []*Site, label string, scope int) {
+	var healthy []*Site
+	var weights []int
+	for i, name := range n.Sites {
+		if s.health == nil || s.health.Up(name) {
+			healthy = append(healthy, st.sites[name])
+			if n.Policy == PolicyWeighted {
+				weights = append(weights, n.Weights[i])
+			}
+		}
+	}
+	if len(healthy) == 0 {
+		if n.AllDown == AllDownAll {
+			for _, name := range n.Sites {
+				sites = append(sites, st.sites[name])
+			}
+			return sites, "all-down:all", 0
+		}
+		return []*Site{st.sites[n.AllDown]}, "all-down:" + n.AllDown, 0
+	}
+	pick := healthy[0]
+	switch n.Policy {
+	case PolicyWeighted:
+		total := 0
+		for _, w := range weights {
+			total += w
+		}
+		if total > 0 {
+			r := rand.IntN(total)
+			for i, w := range weights {
+				if r < w {
+					pick = healthy[i]
+					break
+				}
+				r -= w
+			}
+		}
+	case PolicyGeo:
+		pick, scope = s.nearest(n, healthy, client)
+	}
+	return []*Site{pick}, pick.Name, scope
+}
+
+// nearest is the healthy site nearest to client, or the default site (if
+// healthy, else the first healthy one) when the client's location is
+// unknown.
+func (s *Server) nearest(n *Name, healthy []*Site, client netip.Addr) (*Site, int) {
+	var loc Location
+	var bits int
+	if client.IsValid() && s.geo != nil {
+		var err error
+		if loc, bits, err = s.geo.Lookup(client); err != nil {
+			s.log.Warn("dns geoip lookup", "client", client.String(), "err", err)
+		}
+	}
+	if !loc.Known() {
+		for _, site := range healthy {
+			if site.Name == n.Default {
+				return site, bits
+			}
+		}
+		return healthy[0], bits
+	}
+	best, bestKm := healthy[0], distanceKm(loc, healthy[0].Location)
+	for _, site := range healthy[1:] {
+		if d := distanceKm(loc, site.Location); d < bestKm {
+			best, bestKm = site, d
+		}
+	}
+	return best, bits
+}
