@@ -459,8 +459,10 @@ func (v *validator) health(i int, fh *fileHealth, vips []netip.Addr) *Health {
 	if h.Timeout == 0 {
 		h.Timeout = min(DefaultTimeout, h.Interval)
 	}
-	if h.Interval < 10*time.Millisecond || h.Timeout <= 0 || h.Timeout > h.Interval {
-		v.errorf(path, "interval must be at least 10ms and timeout 0 < timeout <= interval")
+	// Rounds run one after the other: a timeout longer than the interval
+	// only delays the next round.
+	if h.Interval < 10*time.Millisecond || h.Timeout <= 0 {
+		v.errorf(path, "interval must be at least 10ms and timeout more than 0")
 	}
 	if h.Rise == 0 {
 		h.Rise = DefaultRise
