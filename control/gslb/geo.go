@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/oschwald/maxminddb-golang/v2"
 )
@@ -12,8 +13,11 @@ import (
 // Locator finds a client's location in a MaxMind-format database (the
 // GeoLite2/GeoIP2 City or Country layout: location.latitude/longitude,
 // country.iso_code, continent.code).
+// Lookups take a read lock so that Close (after a reload swapped in a
+// new database) never unmaps a file a query is still reading.
 type Locator struct {
-	db *maxminddb.Reader
+	mu sync.RWMutex
+	db *maxminddb.Reader // nil once closed
 }
 
 // OpenLocator opens the database at path.
@@ -25,8 +29,17 @@ func OpenLocator(path string) (*Locator, error) {
 	return &Locator{db: db}, nil
 }
 
-// Close releases the database.
-func (l *Locator) Close() error { return l.db.Close() }
+// Close releases the database; later lookups find nothing.
+func (l *Locator) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.db == nil {
+		return nil
+	}
+	err := l.db.Close()
+	l.db = nil
+	return err
+}
 
 type geoRecord struct {
 	Location struct {
@@ -46,6 +59,11 @@ type geoRecord struct {
 // unknown location when the database has no entry.
 func (l *Locator) Lookup(addr netip.Addr) (Location, int, error) {
 	if l == nil {
+		return Location{}, 0, nil
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.db == nil {
 		return Location{}, 0, nil
 	}
 	res := l.db.Lookup(addr.Unmap())

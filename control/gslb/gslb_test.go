@@ -2,6 +2,7 @@ package gslb
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -212,4 +213,31 @@ names:
 	assert.Equal(t, n, counts["192.0.2.1"]+counts["192.0.2.2"])
 	// 3:1 over 400 draws: a gets 300 ± a wide margin (p < 1e-6 outside).
 	assert.InDelta(t, 300, counts["192.0.2.1"], 50, "%v", counts)
+}
+
+func TestReloadKeepsSiteHealth(t *testing.T) {
+	r, ds := startThree(t)
+	ds["eu-west"].healthy.Store(false)
+	require.Eventually(t, func() bool { return !r.checker.Up("eu-west") }, 5*time.Second, 5*time.Millisecond)
+
+	text := fmt.Sprintf(threeSites, ds["us-east"].srv.URL, ds["eu-west"].srv.URL, ds["ap"].srv.URL)
+	text = strings.ReplaceAll(text, "records: ["+soa+"]", "records: ["+soa+`, "www IN A 192.0.2.80"]`)
+	text = strings.ReplaceAll(text, "%GEO%", writeGeoDB(t))
+	cfg, err := Parse("test.yaml", []byte(text))
+	require.NoError(t, err)
+	chk := NewChecker(cfg.Sites, r.metrics, r.checker.log, r.checker)
+	select {
+	case <-chk.Ready():
+	default:
+		t.Fatal("a checker seeded from the running one needs no first round")
+	}
+	assert.False(t, chk.Up("eu-west"), "down stays down across the reload")
+	assert.True(t, chk.Up("us-east"))
+	geo, err := OpenLocator(cfg.GeoIP)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = geo.Close() })
+	r.srv.Reload(cfg, chk, geo)
+
+	assert.Equal(t, []string{"192.0.2.80"}, addrs(ask(t, "udp", r.addr, "www.example.com", dns.TypeA)))
+	assert.Equal(t, []string{"192.0.2.10"}, addrs(ask(t, "udp", r.addr, "shop.example.com", dns.TypeA, withECS("198.51.100.0/24"))))
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +25,8 @@ type Checker struct {
 	client  *http.Client
 	mu      sync.Mutex
 	sites   map[string]*siteHealth
+	pending int           // checked sites without a first round yet
+	ready   chan struct{} // closed when pending reaches 0
 }
 
 type siteHealth struct {
@@ -34,19 +37,55 @@ type siteHealth struct {
 	reason  string
 }
 
-// NewChecker prepares checks for sites; Run starts them.
-func NewChecker(sites []Site, m *Metrics, log *slog.Logger) *Checker {
+// NewChecker prepares checks for sites; Run starts them. A site that prev
+// (the checker of the configuration being replaced, or nil) checked the
+// same way keeps its state and counts, so a reload neither forgets a
+// down site nor waits for a first round again.
+func NewChecker(sites []Site, m *Metrics, log *slog.Logger, prev *Checker) *Checker {
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	c := &Checker{log: log, metrics: m, client: &http.Client{}, sites: map[string]*siteHealth{}}
+	c := &Checker{log: log, metrics: m, client: &http.Client{}, sites: map[string]*siteHealth{}, ready: make(chan struct{})}
 	for _, s := range sites {
 		sh := &siteHealth{site: s, up: s.Health == nil, checked: s.Health == nil}
+		if old := prev.lookup(s.Name); old != nil && sameHealth(old.site.Health, s.Health) {
+			sh.checked, sh.up, sh.streak, sh.reason = old.checked, old.up, old.streak, old.reason
+		}
+		if !sh.checked {
+			c.pending++
+		}
 		c.sites[s.Name] = sh
 		m.siteUp.WithLabelValues(s.Name).Set(b2f(sh.up))
 	}
+	if c.pending == 0 {
+		close(c.ready)
+	}
 	return c
 }
+
+// lookup returns a copy of a site's state; nil on a nil checker.
+func (c *Checker) lookup(site string) *siteHealth {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sh := c.sites[site]; sh != nil {
+		cp := *sh
+		return &cp
+	}
+	return nil
+}
+
+func sameHealth(a, b *Health) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return slices.Equal(a.Daemons, b.Daemons) && a.VIP == b.VIP && a.MinHosts == b.MinHosts && a.Probe == b.Probe
+}
+
+// Ready is closed once every checked site has had its first round.
+func (c *Checker) Ready() <-chan struct{} { return c.ready }
 
 func b2f(b bool) float64 {
 	if b {
@@ -102,6 +141,9 @@ func (c *Checker) record(site string, ok bool, reason string) {
 		sh.checked, sh.up, sh.reason = true, ok, reason
 		c.log.Info("dns site health", "site", site, "up", ok, "reason", reason)
 		c.metrics.siteUp.WithLabelValues(site).Set(b2f(ok))
+		if c.pending--; c.pending == 0 {
+			close(c.ready)
+		}
 		return
 	}
 	if ok == sh.up {

@@ -131,7 +131,7 @@ func start(t *testing.T, cfgText string) *running {
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = geo.Close() })
 	}
-	chk := NewChecker(cfg.Sites, m, log)
+	chk := NewChecker(cfg.Sites, m, log, nil)
 	srv := NewServer(cfg, chk, geo, m, log)
 	pc, ln := listenPair(t)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -29,16 +29,18 @@ const maxChase = 8
 // Server answers queries for the configured zones.
 type Server struct {
 	log     *slog.Logger
-	health  HealthView
-	geo     *Locator
 	metrics *Metrics
 	state   atomic.Pointer[state]
 }
 
+// state is everything one configuration answers from, swapped whole on
+// reload so a query sees one generation only.
 type state struct {
-	zones []*zoneData
-	names map[string]*Name
-	sites map[string]*Site
+	health HealthView
+	geo    *Locator
+	zones  []*zoneData
+	names  map[string]*Name
+	sites  map[string]*Site
 }
 
 type zoneData struct {
@@ -56,13 +58,18 @@ func NewServer(cfg *Config, health HealthView, geo *Locator, m *Metrics, log *sl
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	s := &Server{log: log, health: health, geo: geo, metrics: m}
-	s.state.Store(buildState(cfg))
+	s := &Server{log: log, metrics: m}
+	s.state.Store(buildState(cfg, health, geo))
 	return s
 }
 
-func buildState(cfg *Config) *state {
-	st := &state{names: map[string]*Name{}, sites: map[string]*Site{}}
+// Reload makes s answer from cfg, health and geo from the next query on.
+func (s *Server) Reload(cfg *Config, health HealthView, geo *Locator) {
+	s.state.Store(buildState(cfg, health, geo))
+}
+
+func buildState(cfg *Config, health HealthView, geo *Locator) *state {
+	st := &state{health: health, geo: geo, names: map[string]*Name{}, sites: map[string]*Site{}}
 	for i := range cfg.Sites {
 		st.sites[cfg.Sites[i].Name] = &cfg.Sites[i]
 	}
@@ -319,7 +326,7 @@ func (s *Server) choose(st *state, n *Name, client netip.Addr) (sites []*Site, l
 	var healthy []*Site
 	var weights []int
 	for i, name := range n.Sites {
-		if s.health == nil || s.health.Up(name) {
+		if st.health == nil || st.health.Up(name) {
 			healthy = append(healthy, st.sites[name])
 			if n.Policy == PolicyWeighted {
 				weights = append(weights, n.Weights[i])
@@ -353,7 +360,7 @@ func (s *Server) choose(st *state, n *Name, client netip.Addr) (sites []*Site, l
 			}
 		}
 	case PolicyGeo:
-		pick, scope = s.nearest(n, healthy, client)
+		pick, scope = s.nearest(st.geo, n, healthy, client)
 	}
 	return []*Site{pick}, pick.Name, scope
 }
@@ -361,12 +368,12 @@ func (s *Server) choose(st *state, n *Name, client netip.Addr) (sites []*Site, l
 // nearest is the healthy site nearest to client, or the default site (if
 // healthy, else the first healthy one) when the client's location is
 // unknown.
-func (s *Server) nearest(n *Name, healthy []*Site, client netip.Addr) (*Site, int) {
+func (s *Server) nearest(geo *Locator, n *Name, healthy []*Site, client netip.Addr) (*Site, int) {
 	var loc Location
 	var bits int
-	if client.IsValid() && s.geo != nil {
+	if client.IsValid() && geo != nil {
 		var err error
-		if loc, bits, err = s.geo.Lookup(client); err != nil {
+		if loc, bits, err = geo.Lookup(client); err != nil {
 			s.log.Warn("dns geoip lookup", "client", client.String(), "err", err)
 		}
 	}
