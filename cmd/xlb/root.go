@@ -27,6 +27,7 @@ proxy routes each HTTP request to an app-server pool.`,
 	root.AddCommand(newDaemonCmd())
 	root.AddCommand(newVIPCmd(), newBackendCmd(), newStatusCmd(), newStatsCmd(), newFlowCmd(), newReloadCmd(), newBGPCmd())
 	root.AddCommand(newProxyCmd(), newPoolCmd(), newDecapCmd())
+	root.AddCommand(newDNSCmd())
 	rejectUnknownSubcommands(root)
 	return root
 }
