@@ -41,7 +41,7 @@ var geoNets = []struct {
 }
 
 // writeGeoDB writes a small City-format database and returns its path.
-func writeGeoDB(t *testing.T) string {
+func writeGeoDB(t testing.TB) string {
 	t.Helper()
 	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: "GeoIP2-City", RecordSize: 24, IncludeReservedNetworks: true})
 	require.NoError(t, err)
@@ -113,7 +113,7 @@ type running struct {
 
 // start parses cfgText (%GEO% replaced by a test database), starts its
 // health checks and serves it on loopback UDP and TCP on one port.
-func start(t *testing.T, cfgText string) *running {
+func start(t testing.TB, cfgText string) *running {
 	t.Helper()
 	if strings.Contains(cfgText, "%GEO%") {
 		cfgText = strings.ReplaceAll(cfgText, "%GEO%", writeGeoDB(t))
@@ -143,7 +143,7 @@ func start(t *testing.T, cfgText string) *running {
 }
 
 // listenPair opens UDP and TCP on the same loopback port.
-func listenPair(t *testing.T) (net.PacketConn, net.Listener) {
+func listenPair(t testing.TB) (net.PacketConn, net.Listener) {
 	t.Helper()
 	for range 20 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
