@@ -26,6 +26,7 @@ zones:
       - "www IN AAAA 2001:db8::80"
       - "web IN CNAME www"
       - "away IN CNAME www.example.net."
+      - "store IN CNAME shop"
       - "_info.deep.sub IN TXT \"hello world\""
 sites:
   - name: one
@@ -69,6 +70,20 @@ func TestZoneRecords(t *testing.T) {
 			m = ask(t, network, r.addr, "away.example.com", dns.TypeA)
 			require.Len(t, m.Answer, 1)
 			assert.Equal(t, "www.example.net.", m.Answer[0].(*dns.CNAME).Target)
+
+			// A CNAME into a GSLB name gets the GSLB answer.
+			m = ask(t, network, r.addr, "store.example.com", dns.TypeA)
+			require.Len(t, m.Answer, 2)
+			assert.Equal(t, []string{"192.0.2.10"}, addrs(m))
+			// ANY: one RRset (RFC 8482).
+			m = ask(t, network, r.addr, "example.com", dns.TypeANY)
+			require.Len(t, m.Answer, 1)
+			assert.Equal(t, dns.TypeSOA, m.Answer[0].Header().Rrtype)
+			m = ask(t, network, r.addr, "shop.example.com", dns.TypeANY)
+			assert.Equal(t, []string{"192.0.2.10"}, addrs(m))
+			// Other opcodes: NOTIMP.
+			m = ask(t, network, r.addr, "www.example.com", dns.TypeA, func(m *dns.Msg) { m.Opcode = dns.OpcodeStatus })
+			assert.Equal(t, dns.RcodeNotImplemented, m.Rcode)
 
 			// NXDOMAIN and NODATA carry the SOA with the negative TTL.
 			m = ask(t, network, r.addr, "nosuch.example.com", dns.TypeA)
