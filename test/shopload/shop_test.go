@@ -288,3 +288,8 @@ func TestDialHook(t *testing.T) {
 	assert.Equal(t, 4, int(dials.Load()), "one keep-alive connection per user")
 	assert.Equal(t, 4, sum.Conns.Opened)
 }
+
+func TestRoutesInFlowOrder(t *testing.T) {
+	assert.Equal(t, []string{RouteBrowse, RouteProducts, RouteAuth, RouteCart, RouteCheckout, "/a", "/z"},
+		routeOrder(map[string]int{"/z": 0, RouteCheckout: 0, RouteAuth: 0, "/a": 0, RouteBrowse: 0, RouteCart: 0, RouteProducts: 0}))
+}

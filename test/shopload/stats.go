@@ -226,7 +226,7 @@ func (r *recorder) snapshot(elapsed, interval time.Duration) Snapshot {
 	defer r.mu.Unlock()
 	s := Snapshot{Elapsed: elapsed, Interval: interval, Active: r.active, Started: r.started, Errors: r.ivErrs}
 	r.ivErrs = map[string]int{}
-	for _, name := range sortedKeys(r.routes) {
+	for _, name := range routeOrder(r.routes) {
 		rs := r.routes[name]
 		slices.Sort(rs.ivLat)
 		s.Routes = append(s.Routes, RouteRate{
@@ -256,5 +256,22 @@ func sortedKeys[V any](m map[string]V) []string {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	return keys
+}
+
+// flowOrder is the order of the shop flow's routes in tables.
+var flowOrder = []string{RouteBrowse, RouteProducts, RouteAuth, RouteCart, RouteCheckout}
+
+// routeOrder lists the routes in the order a shopper takes them, other
+// routes after them by name.
+func routeOrder[V any](m map[string]V) []string {
+	keys := sortedKeys(m)
+	rank := func(k string) int {
+		if i := slices.Index(flowOrder, k); i >= 0 {
+			return i
+		}
+		return len(flowOrder)
+	}
+	slices.SortStableFunc(keys, func(a, b string) int { return rank(a) - rank(b) })
 	return keys
 }

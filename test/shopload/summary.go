@@ -97,7 +97,7 @@ func (r *recorder) summary(total, arrivals time.Duration, cfg Config) *Summary {
 	if arrivals > 0 {
 		s.ArrivalRate = float64(r.started) / arrivals.Seconds()
 	}
-	for _, name := range sortedKeys(r.routes) {
+	for _, name := range routeOrder(r.routes) {
 		rs := r.routes[name]
 		slices.Sort(rs.lat)
 		rsum := RouteSummary{Route: name, Requests: rs.reqs, OK: rs.reqs, Errors: rs.errs,
@@ -142,7 +142,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 
 	writeCounts(w, "app servers", s.AppServers)
 	writeCounts(w, "L7 hosts", s.L7Hosts)
-	for _, route := range sortedKeys(s.AppByRoute) {
+	for _, route := range routeOrder(s.AppByRoute) {
 		writeCounts(w, "  "+route, s.AppByRoute[route])
 	}
 	fmt.Fprintf(w, "sticky (%s): %d users, %d kept their server, %d moved\n",
