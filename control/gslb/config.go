@@ -48,9 +48,11 @@ type Config struct {
 	Listen  string // UDP and TCP address
 	Metrics string // HTTP address of /metrics; "" = none
 	GeoIP   string // path of a MaxMind-format database; "" = geo names use their default site
-	Zones   []Zone
-	Sites   []Site
-	Names   []Name
+	// RateLimit limits UDP answers per client network; zero Rate: off.
+	RateLimit RateLimit
+	Zones     []Zone
+	Sites     []Site
+	Names     []Name
 }
 
 // Zone is one zone served authoritatively; Records includes its SOA.
@@ -105,12 +107,19 @@ type Name struct {
 }
 
 type fileConfig struct {
-	Listen  *string    `yaml:"listen"`
-	Metrics string     `yaml:"metrics"`
-	GeoIP   string     `yaml:"geoip"`
-	Zones   []fileZone `yaml:"zones"`
-	Sites   []fileSite `yaml:"sites"`
-	Names   []fileName `yaml:"names"`
+	Listen    *string        `yaml:"listen"`
+	Metrics   string         `yaml:"metrics"`
+	GeoIP     string         `yaml:"geoip"`
+	RateLimit *fileRateLimit `yaml:"rate_limit"`
+	Zones     []fileZone     `yaml:"zones"`
+	Sites     []fileSite     `yaml:"sites"`
+	Names     []fileName     `yaml:"names"`
+}
+
+type fileRateLimit struct {
+	ResponsesPerSecond float64 `yaml:"responses_per_second"`
+	Burst              *int    `yaml:"burst"`
+	Slip               *int    `yaml:"slip"`
 }
 
 type fileZone struct {
@@ -246,6 +255,18 @@ func (v *validator) config(fc *fileConfig) *Config {
 	}
 	if _, _, err := splitListen(cfg.Listen); err != nil {
 		v.errorf(p("listen"), "%v", err)
+	}
+	if rl := fc.RateLimit; rl != nil {
+		cfg.RateLimit = RateLimit{Rate: rl.ResponsesPerSecond, Burst: int(2 * rl.ResponsesPerSecond), Slip: 2}
+		if rl.Burst != nil {
+			cfg.RateLimit.Burst = *rl.Burst
+		}
+		if rl.Slip != nil {
+			cfg.RateLimit.Slip = *rl.Slip
+		}
+		if rl.ResponsesPerSecond <= 0 || cfg.RateLimit.Burst < 1 || cfg.RateLimit.Slip < 0 {
+			v.errorf(p("rate_limit"), "responses_per_second must be more than 0, burst at least 1 and slip 0 or more")
+		}
 	}
 	if len(fc.Zones) == 0 {
 		v.errorf(p("zones"), "at least one zone is required")

@@ -35,7 +35,7 @@ func FuzzAnswer(f *testing.F) {
 		if r.Unpack(b) != nil {
 			return
 		}
-		m, _ := s.answer(&r, remote)
+		m, _ := s.answer(s.state.Load(), &r, remote)
 		m.Truncate(dns.MinMsgSize)
 		_, err := m.Pack()
 		assert.NoError(t, err)

@@ -10,6 +10,7 @@ type Metrics struct {
 	latency  prometheus.Histogram
 	siteUp   *prometheus.GaugeVec
 	siteFlip *prometheus.CounterVec
+	limited  *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: not
@@ -33,9 +34,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "xlb_dns_site_transitions_total",
 			Help: "Times a site's health changed, by the state it changed to.",
 		}, []string{"site", "to"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlb_dns_rate_limited_total",
+			Help: "UDP answers held back by rate_limit: dropped, or sent empty with TC (slip).",
+		}, []string{"action"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.queries, m.latency, m.siteUp, m.siteFlip)
+		reg.MustRegister(m.queries, m.latency, m.siteUp, m.siteFlip, m.limited)
 	}
 	return m
 }

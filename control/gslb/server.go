@@ -38,6 +38,7 @@ type Server struct {
 type state struct {
 	health HealthView
 	geo    *Locator
+	rrl    *limiter
 	zones  []*zoneData
 	names  map[string]*Name
 	sites  map[string]*Site
@@ -69,7 +70,7 @@ func (s *Server) Reload(cfg *Config, health HealthView, geo *Locator) {
 }
 
 func buildState(cfg *Config, health HealthView, geo *Locator) *state {
-	st := &state{health: health, geo: geo, names: map[string]*Name{}, sites: map[string]*Site{}}
+	st := &state{health: health, geo: geo, rrl: newLimiter(cfg.RateLimit), names: map[string]*Name{}, sites: map[string]*Site{}}
 	for i := range cfg.Sites {
 		st.sites[cfg.Sites[i].Name] = &cfg.Sites[i]
 	}
@@ -147,8 +148,18 @@ type query struct {
 // ServeDNS implements dns.Handler.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	start := time.Now()
-	m, q := s.answer(r, w.RemoteAddr())
-	if _, isUDP := w.RemoteAddr().(*net.UDPAddr); isUDP {
+	st := s.state.Load()
+	m, q := s.answer(st, r, w.RemoteAddr())
+	if ua, isUDP := w.RemoteAddr().(*net.UDPAddr); isUDP {
+		switch st.rrl.allow(ua.AddrPort().Addr().Unmap(), start) {
+		case rrlDrop:
+			s.metrics.limited.WithLabelValues("drop").Inc()
+			return
+		case rrlSlip:
+			s.metrics.limited.WithLabelValues("slip").Inc()
+			m.Answer, m.Ns, m.Extra = nil, nil, nil
+			m.Truncated = true
+		}
 		size := dns.MinMsgSize
 		if opt := r.IsEdns0(); opt != nil {
 			size = min(max(int(opt.UDPSize()), dns.MinMsgSize), answerUDPSize)
@@ -162,7 +173,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	s.metrics.latency.Observe(time.Since(start).Seconds())
 }
 
-func (s *Server) answer(r *dns.Msg, remote net.Addr) (*dns.Msg, *query) {
+func (s *Server) answer(st *state, r *dns.Msg, remote net.Addr) (*dns.Msg, *query) {
 	m := new(dns.Msg)
 	q := &query{}
 	if len(r.Question) != 1 || r.Response {
@@ -194,7 +205,6 @@ func (s *Server) answer(r *dns.Msg, remote net.Addr) (*dns.Msg, *query) {
 		}
 	}
 	qname, qtype := strings.ToLower(r.Question[0].Name), r.Question[0].Qtype
-	st := s.state.Load()
 	z := st.zone(qname)
 	if z == nil {
 		m.Rcode = dns.RcodeRefused
