@@ -225,7 +225,10 @@ func TestReloadKeepsSiteHealth(t *testing.T) {
 	text = strings.ReplaceAll(text, "%GEO%", writeGeoDB(t))
 	cfg, err := Parse("test.yaml", []byte(text))
 	require.NoError(t, err)
+	cfg.Sites = cfg.Sites[:2] // ap removed (and from the geo name)
+	cfg.Names[0].Sites = cfg.Names[0].Sites[:2]
 	chk := NewChecker(cfg.Sites, r.metrics, r.checker.log, r.checker)
+	assert.Equal(t, 2, testutil.CollectAndCount(r.metrics.siteUp), "a removed site's gauge goes")
 	select {
 	case <-chk.Ready():
 	default:

@@ -60,6 +60,15 @@ func NewChecker(sites []Site, m *Metrics, log *slog.Logger, prev *Checker) *Chec
 	if c.pending == 0 {
 		close(c.ready)
 	}
+	if prev != nil {
+		prev.mu.Lock()
+		for name := range prev.sites {
+			if c.sites[name] == nil {
+				m.siteUp.DeleteLabelValues(name) // removed from the config
+			}
+		}
+		prev.mu.Unlock()
+	}
 	return c
 }
 
