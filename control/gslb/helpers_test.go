@@ -2,7 +2,6 @@ package gslb
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -24,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/control/api"
+	"github.com/xlbproject/xlb/internal/statuspage"
 )
 
 // Test networks placed by the test database.
@@ -66,39 +66,50 @@ func writeGeoDB(t testing.TB) string {
 	return path
 }
 
-// fakeDaemon is a real HTTP server answering GET /api/status with the
-// daemon's LiveStatus for one VIP whose backend is active or down.
+// fakeDaemon is a real HTTP server with the daemon's own status routes
+// (statuspage.Mount with api.LiveHandler, as `xlb daemon` mounts them on
+// its metrics listener), fed by a Service that reports one VIP whose
+// backend is active or down.
 type fakeDaemon struct {
 	srv      *httptest.Server
 	vip      netip.Addr
 	healthy  atomic.Bool
 	requests atomic.Int64
-	badSeen  atomic.Int64 // requests answered while unhealthy
+	badSeen  atomic.Int64 // status requests answered while unhealthy
 }
 
-func newDaemon(t *testing.T, vip string) *fakeDaemon {
+// statusService is the part of api.Service the status page reads; the
+// other methods are never called by GET /api/status.
+type statusService struct {
+	api.Service
+	d *fakeDaemon
+}
+
+func (s statusService) Status(context.Context) (api.Status, error) {
+	s.d.requests.Add(1)
+	state := api.StateActive
+	if !s.d.healthy.Load() {
+		state = api.StateDown
+		s.d.badSeen.Add(1)
+	}
+	return api.Status{Time: time.Now(), Version: "test", VIPs: []api.VIP{{
+		Key:  api.VIPKey{Addr: s.d.vip, Port: 80, Proto: api.ProtoTCP},
+		Mode: api.ModeIPIP, TableSize: 7,
+		Backends: []api.Backend{{Addr: netip.MustParseAddr("10.9.0.1"), Weight: 1, State: state, Healthy: state == api.StateActive}},
+	}}}, nil
+}
+
+func (s statusService) Stats(context.Context) (api.Stats, error) {
+	return api.Stats{Time: time.Now()}, nil
+}
+
+func newDaemon(t testing.TB, vip string) *fakeDaemon {
 	t.Helper()
 	d := &fakeDaemon{vip: netip.MustParseAddr(vip)}
 	d.healthy.Store(true)
-	d.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/status" {
-			http.NotFound(w, r)
-			return
-		}
-		d.requests.Add(1)
-		state := api.StateActive
-		if !d.healthy.Load() {
-			state = api.StateDown
-			d.badSeen.Add(1)
-		}
-		st := api.Status{Time: time.Now(), Version: "test", VIPs: []api.VIP{{
-			Key:  api.VIPKey{Addr: d.vip, Port: 80, Proto: api.ProtoTCP},
-			Mode: api.ModeIPIP, TableSize: 7,
-			Backends: []api.Backend{{Addr: netip.MustParseAddr("10.9.0.1"), Weight: 1, State: state, Healthy: state == api.StateActive}},
-		}}}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(api.BuildLiveStatus(st, api.StatsRates{}))
-	}))
+	mux := http.NewServeMux()
+	statuspage.Mount(mux, api.LiveHandler(statusService{d: d}))
+	d.srv = httptest.NewServer(mux)
 	t.Cleanup(d.srv.Close)
 	return d
 }

@@ -157,7 +157,11 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			return
 		case rrlSlip:
 			s.metrics.limited.WithLabelValues("slip").Inc()
+			opt := m.IsEdns0()
 			m.Answer, m.Ns, m.Extra = nil, nil, nil
+			if opt != nil {
+				m.Extra = []dns.RR{opt}
+			}
 			m.Truncated = true
 		}
 		size := dns.MinMsgSize
@@ -166,10 +170,12 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		}
 		m.Truncate(size)
 	}
+	// Counted before the write, so that a client that has its answer
+	// sees it counted.
+	s.metrics.queries.WithLabelValues(q.name, q.policy, q.site, dns.RcodeToString[m.Rcode]).Inc()
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("dns write", "client", w.RemoteAddr().String(), "err", err)
 	}
-	s.metrics.queries.WithLabelValues(q.name, q.policy, q.site, dns.RcodeToString[m.Rcode]).Inc()
 	s.metrics.latency.Observe(time.Since(start).Seconds())
 }
 
