@@ -1,9 +1,12 @@
 package gslb
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -148,4 +151,30 @@ names:
 	m = ask(t, "udp", r.addr, "many.example.com", dns.TypeA, func(m *dns.Msg) { m.SetEdns0(1232, false) })
 	assert.False(t, m.Truncated)
 	assert.Len(t, addrs(m), 61)
+}
+
+// TestGoResolver asks through Go's own stub resolver (net.Resolver with
+// PreferGo), as an application would.
+func TestGoResolver(t *testing.T) {
+	r := start(t, zoneConfig)
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, r.addr)
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ips, err := res.LookupHost(ctx, "www.example.com")
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"192.0.2.80", "2001:db8::80"}, ips)
+	ips, err = res.LookupHost(ctx, "store.example.com")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"192.0.2.10"}, ips, "CNAME to the GSLB name, which has no IPv6 VIP")
+	mx, err := res.LookupMX(ctx, "example.com")
+	require.NoError(t, err)
+	require.Len(t, mx, 1)
+	assert.Equal(t, "mail.example.com.", mx[0].Host)
+	_, err = res.LookupHost(ctx, "nosuch.example.com")
+	var dnsErr *net.DNSError
+	require.ErrorAs(t, err, &dnsErr)
+	assert.True(t, dnsErr.IsNotFound)
 }
