@@ -121,7 +121,12 @@ func TestSiteFailoverWithRiseAndFall(t *testing.T) {
 	// eu-west's only backend goes down: after fall (3) bad rounds the
 	// Paris client gets the next-nearest site and failover the next in line.
 	eu.healthy.Store(false)
-	require.Eventually(t, func() bool { return !r.checker.Up("eu-west") }, 5*time.Second, 5*time.Millisecond)
+	failed := time.Now()
+	require.Eventually(t, func() bool {
+		return addrs(ask(t, "udp", r.addr, "shop.example.com", dns.TypeA, paris))[0] != "198.51.100.10"
+	}, 5*time.Second, time.Millisecond)
+	t.Logf("detection: %v from the backend going down to answers from another site (interval 20ms, fall 3)", time.Since(failed))
+	assert.False(t, r.checker.Up("eu-west"))
 	assert.GreaterOrEqual(t, eu.badSeen.Load(), int64(3), "down only after fall rounds")
 	assert.Equal(t, []string{"192.0.2.10"}, addrs(ask(t, "udp", r.addr, "shop.example.com", dns.TypeA, paris)), "us-east is nearer to Paris than Tokyo")
 	assert.Equal(t, []string{"192.0.2.10"}, addrs(ask(t, "udp", r.addr, "api.example.com", dns.TypeA)))
