@@ -103,6 +103,12 @@ func TestGeoNearestSiteByClientSubnet(t *testing.T) {
 	assert.Equal(t, dns.RcodeSuccess, m.Rcode)
 	assert.Empty(t, m.Answer)
 	require.Len(t, m.Ns, 1)
+	// An answer that does not depend on the client (failover) has scope 0.
+	m = ask(t, "udp", r.addr, "api.example.com", dns.TypeA, withECS("203.0.113.0/24"))
+	assert.Equal(t, []string{"198.51.100.10"}, addrs(m))
+	require.NotNil(t, ecsOf(m))
+	assert.Equal(t, uint8(0), ecsOf(m).SourceScope)
+	assert.Equal(t, uint8(24), ecsOf(m).SourceNetmask, "source prefix echoed")
 	// A malformed ECS option (scope set in a query) is FORMERR.
 	m = ask(t, "udp", r.addr, "shop.example.com", dns.TypeA, withECS("192.0.2.0/24"), func(m *dns.Msg) { ecsOf(m).SourceScope = 8 })
 	assert.Equal(t, dns.RcodeFormatError, m.Rcode)
