@@ -22,7 +22,7 @@ install -d "$bindir" "$unitdir" "$sysusersdir" "$root/etc/xlb" \
 install -m 0755 "$BIN" "$bindir/xlb"
 
 # The units name the binary by its installed path.
-for u in control/xlb-daemon.service l7/xlb-proxy.service l4/decap/xlb-decap@.service; do
+for u in control/xlb-daemon.service control/xlb-dns.service l7/xlb-proxy.service l4/decap/xlb-decap@.service; do
 	sed "s|/usr/bin/xlb|$PREFIX/bin/xlb|g" "$u" >"$unitdir/$(basename "$u")"
 	chmod 0644 "$unitdir/$(basename "$u")"
 done

@@ -73,6 +73,7 @@ var wantLayout = []string{
 	"/etc/xlb/xlb.yaml.example",
 	"/lib/systemd/system/xlb-daemon.service",
 	"/lib/systemd/system/xlb-decap@.service",
+	"/lib/systemd/system/xlb-dns.service",
 	"/lib/systemd/system/xlb-proxy.service",
 	"/lib/systemd/sysusers.d/xlb.conf",
 	"/usr/bin/xlb",
@@ -98,7 +99,7 @@ func TestInstallLayout(t *testing.T) {
 	assert.Equal(t, wantLayout, withoutDocs(got))
 	assert.Contains(t, got, "/usr/share/doc/xlb/docs/cli.md")
 
-	for _, u := range []string{"xlb-daemon.service", "xlb-proxy.service", "xlb-decap@.service"} {
+	for _, u := range []string{"xlb-daemon.service", "xlb-dns.service", "xlb-proxy.service", "xlb-decap@.service"} {
 		b, err := os.ReadFile(filepath.Join(dest, "lib/systemd/system", u))
 		require.NoError(t, err)
 		assert.Contains(t, string(b), "ExecStart=/usr/bin/xlb ", u)
@@ -178,7 +179,7 @@ func TestUnitsVerify(t *testing.T) {
 	require.NoError(t, os.WriteFile(inst, tmpl, 0o644))
 
 	out, err := exec.Command("systemd-analyze", "verify",
-		filepath.Join(unitdir, "xlb-daemon.service"), filepath.Join(unitdir, "xlb-proxy.service"), inst).CombinedOutput()
+		filepath.Join(unitdir, "xlb-daemon.service"), filepath.Join(unitdir, "xlb-dns.service"), filepath.Join(unitdir, "xlb-proxy.service"), inst).CombinedOutput()
 	assert.NoError(t, err)
 	assert.Empty(t, string(out))
 }
