@@ -159,6 +159,7 @@ type Director struct {
 	backends []*pool.Backend
 	byHealth map[string]member
 	ring     *sticky.Ring
+	poolIdx  map[string]int
 
 	mu      sync.Mutex
 	checker *health.Checker
@@ -229,7 +230,39 @@ func New(cfg *config.Config, opts ...Option) (*Director, error) {
 		r.PoolIndex = i
 	}
 	d.table = table
+	d.poolIdx = poolIdx
 	return d, nil
+}
+
+// PoolIndex returns the index of the named pool in Pools.
+func (d *Director) PoolIndex(name string) (int, bool) {
+	i, ok := d.poolIdx[name]
+	return i, ok
+}
+
+// PickConn picks a server of the pool at index i for a new TCP connection
+// with the pool's policy, among the available servers below maxPerServer
+// open connections (0: no cap; key feeds the hash policy), and counts the connection on it: the caller
+// releases it with Backend.Release when the connection ends. It returns nil
+// when no server may take the connection.
+func (d *Director) PickConn(i int, maxPerServer int, key uint64) *pool.Backend {
+	ps := d.pools[i]
+	now := d.opts.now()
+	cands := ps.pool.Available(now)
+	if maxPerServer > 0 {
+		free := make([]*pool.Backend, 0, len(cands))
+		for _, b := range cands {
+			if b.InFlight() < int64(maxPerServer) {
+				free = append(free, b)
+			}
+		}
+		cands = free
+	}
+	b := ps.policy.Pick(cands, key, now)
+	if b != nil {
+		b.Acquire()
+	}
+	return b
 }
 
 // serverName is the "pool/server" name that health targets, SetStatus and
@@ -433,6 +466,9 @@ func (d *Director) Pools() []*pool.Pool {
 	}
 	return out
 }
+
+// Pool returns the pool at index i.
+func (d *Director) Pool(i int) *pool.Pool { return d.pools[i].pool }
 
 // StickyStats returns the sticky counters of the pool at index i (all zero
 // for a pool without sticky sessions).

@@ -1,0 +1,303 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xlbproject/xlb/l7/balance"
+	"github.com/xlbproject/xlb/l7/config"
+	"github.com/xlbproject/xlb/l7/pool"
+)
+
+// TCP listeners (`mode: tcp`) forward whole connections to a pool without
+// parsing them: the server is picked once per connection by the pool's
+// policy over the same available set HTTP requests use, so drain, health,
+// ejection and PostgreSQL roles apply to new connections alike. A
+// connection keeps its server until it ends, across reloads.
+
+// tcpSweep is how often open connections are checked against their
+// server's health when the pool closes connections of unusable servers.
+const tcpSweep = 100 * time.Millisecond
+
+// tcpMetrics are the per-server counters of TCP listeners.
+type tcpMetrics struct {
+	conns    *prometheus.CounterVec
+	active   *prometheus.GaugeVec
+	bytes    *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newTCPMetrics() *tcpMetrics {
+	return &tcpMetrics{
+		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlb_l7_tcp_connections_total",
+			Help: "TCP connections forwarded to a server.",
+		}, []string{"listener", "pool", "server"}),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "xlb_l7_tcp_active_connections",
+			Help: "TCP connections open to a server now.",
+		}, []string{"pool", "server"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlb_l7_tcp_bytes_total",
+			Help: "Bytes forwarded over TCP connections, by direction (to_server, to_client).",
+		}, []string{"pool", "server", "direction"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlb_l7_tcp_errors_total",
+			Help: "TCP connections that failed or were refused, by kind: no_server (none available), connect (dial failed), limit (proxy max_conns), closed_down (closed because the server became unusable). server is empty for no_server and limit.",
+		}, []string{"pool", "server", "kind"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "xlb_l7_tcp_connection_duration_seconds",
+			Help:    "Lifetime of forwarded TCP connections.",
+			Buckets: []float64{.01, .1, 1, 10, 60, 600, 3600},
+		}, []string{"pool", "server"}),
+	}
+}
+
+func (m *tcpMetrics) register(r prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.conns, m.active, m.bytes, m.errors, m.duration} {
+		if err := r.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tcpConns tracks the open TCP connections of every generation: the sweep
+// closes those of servers that became unusable, shutdown closes the rest.
+type tcpConns struct {
+	active atomic.Int64
+	slots  chan struct{} // bounds the connections to limits.max_conns
+
+	mu    sync.Mutex
+	conns map[*tcpConn]struct{}
+	sweep sync.Once
+}
+
+func newTCPConns(maxConns int) *tcpConns {
+	return &tcpConns{conns: map[*tcpConn]struct{}{}, slots: make(chan struct{}, maxConns)}
+}
+
+// tcpConn is one forwarded connection pair.
+type tcpConn struct {
+	client, server net.Conn
+	b              *pool.Backend
+	pool           string
+	closeOnDown    bool
+	closedDown     atomic.Bool
+	once           sync.Once
+}
+
+func (c *tcpConn) close() {
+	c.once.Do(func() {
+		_ = c.client.Close()
+		_ = c.server.Close()
+	})
+}
+
+func (ts *tcpConns) add(c *tcpConn) {
+	ts.mu.Lock()
+	ts.conns[c] = struct{}{}
+	ts.mu.Unlock()
+	ts.active.Add(1)
+}
+
+func (ts *tcpConns) remove(c *tcpConn) {
+	ts.mu.Lock()
+	delete(ts.conns, c)
+	ts.mu.Unlock()
+	ts.active.Add(-1)
+}
+
+func (ts *tcpConns) closeAll() {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for c := range ts.conns {
+		c.close()
+	}
+}
+
+// closeDown closes the connections whose pool asks for it and whose server
+// is down (its health check failed, or it no longer has the pool's role).
+// A draining server keeps its connections: draining only stops new ones.
+func (ts *tcpConns) closeDown(m *tcpMetrics) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for c := range ts.conns {
+		if c.closeOnDown && !c.b.Up() && c.closedDown.CompareAndSwap(false, true) {
+			m.errors.WithLabelValues(c.pool, c.b.Name, "closed_down").Inc()
+			c.close()
+		}
+	}
+}
+
+func (ts *tcpConns) runSweep(ctx context.Context, m *tcpMetrics) {
+	t := time.NewTicker(tcpSweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			ts.closeDown(m)
+		}
+	}
+}
+
+// ActiveTCP is the number of TCP connections open now.
+func (p *Proxy) ActiveTCP() int64 { return p.tcp.active.Load() }
+
+// ServeTCP forwards the connections accepted on ln to the pool of the TCP
+// listener named name in the running config, until ln is closed or the
+// proxy stops.
+func (p *Proxy) ServeTCP(ln net.Listener, name string) error {
+	if err := p.track(ln); err != nil {
+		return err
+	}
+	p.tcp.sweep.Do(func() { go p.tcp.runSweep(p.tcpCtx, p.tcpMetrics) })
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			if p.isClosed() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		select {
+		case p.tcp.slots <- struct{}{}:
+		default:
+			p.tcpMetrics.errors.WithLabelValues(p.tcpPoolName(name), "", "limit").Inc()
+			_ = c.Close()
+			continue
+		}
+		go func() {
+			defer func() { <-p.tcp.slots }()
+			defer recoverTo(p.log)
+			p.forwardTCP(c, name)
+		}()
+	}
+}
+
+func (p *Proxy) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// tcpListener finds the TCP listener named name in cfg.
+func tcpListener(cfg *config.Config, name string) (config.Listener, bool) {
+	for _, l := range cfg.Listeners {
+		if l.Name == name && l.Mode == config.ModeTCP {
+			return l, true
+		}
+	}
+	return config.Listener{}, false
+}
+
+func (p *Proxy) tcpPoolName(name string) string {
+	l, _ := tcpListener(p.gen.Load().cfg, name)
+	return l.Pool
+}
+
+// forwardTCP picks a server for client and copies bytes both ways until
+// either side closes, the pair is idle for the listener's idle_timeout or
+// the server becomes unusable (close_on_down).
+func (p *Proxy) forwardTCP(client net.Conn, name string) {
+	start := time.Now()
+	g := p.gen.Load()
+	l, ok := tcpListener(g.cfg, name)
+	if !ok {
+		// The listener's socket outlives a reload that removed it; the
+		// next start drops it.
+		_ = client.Close()
+		return
+	}
+	idx, ok := g.dir.PoolIndex(l.Pool)
+	if !ok {
+		_ = client.Close()
+		return
+	}
+	pc := g.cfg.Pools[idx]
+	pl := g.dir.Pool(idx)
+	b := g.dir.PickConn(idx, pc.MaxConnsPerServer, clientKey(client))
+	if b == nil {
+		p.tcpMetrics.errors.WithLabelValues(pc.Name, "", "no_server").Inc()
+		p.log.Debug("tcp connection refused: no server available", "listener", name, "pool", pc.Name)
+		_ = client.Close()
+		return
+	}
+	defer b.Release()
+	server, err := net.DialTimeout("tcp", b.Addr, l.ConnectTimeout)
+	if err != nil {
+		pl.Report(b, true, 0, time.Now())
+		p.tcpMetrics.errors.WithLabelValues(pc.Name, b.Name, "connect").Inc()
+		p.log.Debug("tcp connect failed", "pool", pc.Name, "backend", b.Name, "error", err)
+		_ = client.Close()
+		return
+	}
+	// A connection made counts as a success for passive health.
+	pl.Report(b, false, 200, time.Time{})
+	c := &tcpConn{client: client, server: server, b: b, pool: pc.Name, closeOnDown: pc.CloseOnDown != nil && *pc.CloseOnDown}
+	p.tcp.add(c)
+	defer p.tcp.remove(c)
+	m := p.tcpMetrics
+	m.conns.WithLabelValues(name, pc.Name, b.Name).Inc()
+	active := m.active.WithLabelValues(pc.Name, b.Name)
+	active.Inc()
+	defer active.Dec()
+
+	var last, toServer, toClient atomic.Int64
+	last.Store(start.UnixNano())
+	done := make(chan struct{}, 2)
+	go func() {
+		_ = idleCopy(server, client, client, l.IdleTimeout, &last, &toServer)
+		done <- struct{}{}
+	}()
+	go func() {
+		_ = idleCopy(client, server, server, l.IdleTimeout, &last, &toClient)
+		done <- struct{}{}
+	}()
+	<-done
+	c.close()
+	<-done
+	m.bytes.WithLabelValues(pc.Name, b.Name, "to_server").Add(float64(toServer.Load()))
+	m.bytes.WithLabelValues(pc.Name, b.Name, "to_client").Add(float64(toClient.Load()))
+	m.duration.WithLabelValues(pc.Name, b.Name).Observe(time.Since(start).Seconds())
+}
+
+// clientKey hashes the client's address for the hash policy.
+func clientKey(c net.Conn) uint64 {
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return 0
+	}
+	a := ap.Addr().Unmap().As16()
+	return balance.HashBytes(a[:])
+}
+
+// shutdownTCP waits until the open TCP connections end or ctx is done,
+// then closes what is left.
+func (p *Proxy) shutdownTCP(ctx context.Context) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for p.tcp.active.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			p.tcp.closeAll()
+			return
+		case <-t.C:
+		}
+	}
+}
