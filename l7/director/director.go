@@ -148,6 +148,7 @@ type poolState struct {
 	hashKind hashKind
 	hashName string
 	health   *config.ActiveHealth
+	postgres *config.PostgresHealth
 	h2c      bool // the proxy speaks h2c to the pool's servers
 }
 
@@ -194,7 +195,7 @@ func New(cfg *config.Config, opts ...Option) (*Director, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create director: %w", err)
 		}
-		ps := &poolState{pool: p, policy: pol, sticky: pc.Sticky, health: pc.Health.Active, h2c: pc.UpstreamProtocol == config.UpstreamH2C, stats: stats}
+		ps := &poolState{pool: p, policy: pol, sticky: pc.Sticky, health: pc.Health.Active, postgres: pc.Health.Postgres, h2c: pc.UpstreamProtocol == config.UpstreamH2C, stats: stats}
 		ps.hashKind, ps.hashName = parseHashKey(pc.HashKey)
 		d.pools = append(d.pools, ps)
 		poolIdx[pc.Name] = i
@@ -484,6 +485,13 @@ func (d *Director) SetStatus(name string, up bool) {
 	}
 }
 
+// SetPostgres implements health.PostgresSetter; name is "pool/server".
+func (d *Director) SetPostgres(name string, st health.PostgresStatus) {
+	if m, ok := d.byHealth[name]; ok {
+		m.p.SetDB(m.b, pool.DBState{Up: st.Up, InRecovery: st.InRecovery, Lag: st.Lag, Err: st.Err}, d.opts.now())
+	}
+}
+
 // ErrUnknownServer is returned for a pool or server name the config lacks.
 var ErrUnknownServer = errors.New("unknown server")
 
@@ -516,6 +524,15 @@ func (d *Director) Start(ctx context.Context) error {
 func (d *Director) healthTargets() []health.Target {
 	var targets []health.Target
 	for _, ps := range d.pools {
+		if pg := ps.postgres; pg != nil {
+			for _, b := range ps.pool.Backends {
+				targets = append(targets, health.Target{
+					Name: serverName(b.Pool, b.Name), Addr: b.Addr, Postgres: pg.Credentials,
+					Interval: pg.Interval, Timeout: pg.Timeout, Rise: pg.Rise, Fall: pg.Fall,
+				})
+			}
+			continue
+		}
 		a := ps.health
 		if a == nil {
 			continue
@@ -565,4 +582,7 @@ func (d *Director) Close() error {
 	return c.Close()
 }
 
-var _ health.StatusSetter = (*Director)(nil)
+var (
+	_ health.StatusSetter   = (*Director)(nil)
+	_ health.PostgresSetter = (*Director)(nil)
+)
