@@ -168,7 +168,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		if err := opts.Registerer.Register(p.traffic); err != nil {
 			return nil, fmt.Errorf("register traffic metrics: %w", err)
 		}
-		if err := p.tcpMetrics.register(opts.Registerer); err != nil {
+		if err := p.tcpMetrics.register(opts.Registerer, p); err != nil {
 			return nil, fmt.Errorf("register tcp metrics: %w", err)
 		}
 	}

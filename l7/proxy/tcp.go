@@ -61,8 +61,8 @@ func newTCPMetrics() *tcpMetrics {
 	}
 }
 
-func (m *tcpMetrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.conns, m.active, m.bytes, m.errors, m.duration} {
+func (m *tcpMetrics) register(r prometheus.Registerer, p *Proxy) error {
+	for _, c := range []prometheus.Collector{m.conns, m.active, m.bytes, m.errors, m.duration, roleCollector{p}} {
 		if err := r.Register(c); err != nil {
 			return err
 		}
@@ -234,7 +234,7 @@ func (p *Proxy) forwardTCP(client net.Conn, name string) {
 	b := g.dir.PickConn(idx, pc.MaxConnsPerServer, clientKey(client))
 	if b == nil {
 		p.tcpMetrics.errors.WithLabelValues(pc.Name, "", "no_server").Inc()
-		p.log.Debug("tcp connection refused: no server available", "listener", name, "pool", pc.Name)
+		p.log.Debug("tcp connection refused: no server available", "listener", name, "pool", pc.Name, "reason", pl.Problem())
 		_ = client.Close()
 		return
 	}
@@ -298,6 +298,53 @@ func (p *Proxy) shutdownTCP(ctx context.Context) {
 			p.tcp.closeAll()
 			return
 		case <-t.C:
+		}
+	}
+}
+
+var (
+	splitBrainDesc = prometheus.NewDesc("xlb_l7_pool_split_brain",
+		"1 while more than one server of a pool with a PostgreSQL role claims to be primary; the pool then refuses new connections.",
+		[]string{"pool"}, nil)
+	inRecoveryDesc = prometheus.NewDesc("xlb_l7_pg_in_recovery",
+		"pg_is_in_recovery() of a server's last successful PostgreSQL check (1 standby, 0 primary).",
+		[]string{"pool", "server"}, nil)
+	lagDesc = prometheus.NewDesc("xlb_l7_pg_replication_lag_seconds",
+		"Replay lag of a standby at its last successful PostgreSQL check.",
+		[]string{"pool", "server"}, nil)
+)
+
+// roleCollector reports the PostgreSQL view of the running generation's
+// pools at scrape time.
+type roleCollector struct{ p *Proxy }
+
+func (c roleCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- splitBrainDesc
+	ch <- inRecoveryDesc
+	ch <- lagDesc
+}
+
+func (c roleCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, pl := range c.p.gen.Load().dir.Pools() {
+		if pl.Role() == "" {
+			continue
+		}
+		split := 0.0
+		if pl.SplitBrain() {
+			split = 1
+		}
+		ch <- prometheus.MustNewConstMetric(splitBrainDesc, prometheus.GaugeValue, split, pl.Name)
+		for _, b := range pl.Backends {
+			st := b.DB()
+			if st == nil {
+				continue
+			}
+			rec := 0.0
+			if st.InRecovery {
+				rec = 1
+			}
+			ch <- prometheus.MustNewConstMetric(inRecoveryDesc, prometheus.GaugeValue, rec, pl.Name, b.Name)
+			ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, st.Lag.Seconds(), pl.Name, b.Name)
 		}
 	}
 }
