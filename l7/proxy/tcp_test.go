@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -264,4 +265,51 @@ func TestTCPCloseOnDown(t *testing.T) {
 	_, _, other := dialGreeting(t, tp.addr)
 	assert.NotEqual(t, name, other)
 	assert.NotEmpty(t, other)
+}
+
+// Run serves mode tcp listeners from the config, next to HTTP ones, and a
+// stop closes what is still open after the shutdown timeout.
+func TestTCPListenerServedByRun(t *testing.T) {
+	a := newTCPServer(t, "a")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	y := `
+listeners:
+  - {name: db, addr: "` + addr + `", mode: tcp, pool: pg}
+shutdown: {drain_delay: 10ms, timeout: 200ms}
+pools:
+  - name: pg
+    servers: [{name: a, addr: "` + a.addr() + `"}]
+`
+	cfg, err := config.Parse("test.yaml", []byte(y))
+	require.NoError(t, err)
+	dir, err := director.New(cfg)
+	require.NoError(t, err)
+	defer dir.Close()
+	p, err := New(cfg, dir, Options{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	var c net.Conn
+	require.Eventually(t, func() bool {
+		c, err = net.Dial("tcp", addr)
+		return err == nil
+	}, 5*time.Second, 10*time.Millisecond)
+	defer c.Close()
+	br := bufio.NewReader(c)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "a\n", line)
+	ok, _ := p.Ready()
+	assert.True(t, ok, "a proxy with only tcp listeners is ready once they serve")
+
+	cancel()
+	require.NoError(t, <-done)
+	_, err = br.ReadByte()
+	assert.Error(t, err, "a connection still open at the end of the shutdown timeout is closed")
+	assert.Equal(t, int64(0), p.ActiveTCP())
 }
