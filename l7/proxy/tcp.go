@@ -76,9 +76,10 @@ type tcpConns struct {
 	active atomic.Int64
 	slots  chan struct{} // bounds the connections to limits.max_conns
 
-	mu    sync.Mutex
-	conns map[*tcpConn]struct{}
-	sweep sync.Once
+	mu     sync.Mutex
+	conns  map[*tcpConn]struct{}
+	closed bool // set by closeAll: a connection still dialling is not added
+	sweep  sync.Once
 }
 
 func newTCPConns(maxConns int) *tcpConns {
@@ -93,6 +94,27 @@ type tcpConn struct {
 	closeOnDown    bool
 	closedDown     atomic.Bool
 	once           sync.Once
+
+	// Bytes copied each way, and how much of them the byte counters
+	// already have: the sweep adds them while the connection lives, so a
+	// long-lived database session shows its traffic before it ends.
+	toServer, toClient atomic.Int64
+	fmu                sync.Mutex
+	sentS, sentC       int64
+}
+
+// flush adds the bytes copied since the last flush to the counters.
+func (c *tcpConn) flush(m *tcpMetrics) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	if s := c.toServer.Load(); s != c.sentS {
+		m.bytes.WithLabelValues(c.pool, c.b.Name, "to_server").Add(float64(s - c.sentS))
+		c.sentS = s
+	}
+	if n := c.toClient.Load(); n != c.sentC {
+		m.bytes.WithLabelValues(c.pool, c.b.Name, "to_client").Add(float64(n - c.sentC))
+		c.sentC = n
+	}
 }
 
 func (c *tcpConn) close() {
@@ -102,11 +124,16 @@ func (c *tcpConn) close() {
 	})
 }
 
-func (ts *tcpConns) add(c *tcpConn) {
+// add tracks c; it returns false once the proxy has stopped.
+func (ts *tcpConns) add(c *tcpConn) bool {
 	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.closed {
+		return false
+	}
 	ts.conns[c] = struct{}{}
-	ts.mu.Unlock()
 	ts.active.Add(1)
+	return true
 }
 
 func (ts *tcpConns) remove(c *tcpConn) {
@@ -119,18 +146,21 @@ func (ts *tcpConns) remove(c *tcpConn) {
 func (ts *tcpConns) closeAll() {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	ts.closed = true
 	for c := range ts.conns {
 		c.close()
 	}
 }
 
-// closeDown closes the connections whose pool asks for it and whose server
+// closeDown flushes the byte counters of open connections and closes
+// those whose pool asks for it and whose server
 // is down (its health check failed, or it no longer has the pool's role).
 // A draining server keeps its connections: draining only stops new ones.
 func (ts *tcpConns) closeDown(m *tcpMetrics) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	for c := range ts.conns {
+		c.flush(m)
 		if c.closeOnDown && !c.b.Up() && c.closedDown.CompareAndSwap(false, true) {
 			m.errors.WithLabelValues(c.pool, c.b.Name, "closed_down").Inc()
 			c.close()
@@ -250,7 +280,10 @@ func (p *Proxy) forwardTCP(client net.Conn, name string) {
 	// A connection made counts as a success for passive health.
 	pl.Report(b, false, 200, time.Time{})
 	c := &tcpConn{client: client, server: server, b: b, pool: pc.Name, closeOnDown: pc.CloseOnDown != nil && *pc.CloseOnDown}
-	p.tcp.add(c)
+	if !p.tcp.add(c) {
+		c.close()
+		return
+	}
 	defer p.tcp.remove(c)
 	m := p.tcpMetrics
 	m.conns.WithLabelValues(name, pc.Name, b.Name).Inc()
@@ -258,22 +291,21 @@ func (p *Proxy) forwardTCP(client net.Conn, name string) {
 	active.Inc()
 	defer active.Dec()
 
-	var last, toServer, toClient atomic.Int64
+	var last atomic.Int64
 	last.Store(start.UnixNano())
 	done := make(chan struct{}, 2)
 	go func() {
-		_ = idleCopy(server, client, client, l.IdleTimeout, &last, &toServer)
+		_ = idleCopy(server, client, client, l.IdleTimeout, &last, &c.toServer)
 		done <- struct{}{}
 	}()
 	go func() {
-		_ = idleCopy(client, server, server, l.IdleTimeout, &last, &toClient)
+		_ = idleCopy(client, server, server, l.IdleTimeout, &last, &c.toClient)
 		done <- struct{}{}
 	}()
 	<-done
 	c.close()
 	<-done
-	m.bytes.WithLabelValues(pc.Name, b.Name, "to_server").Add(float64(toServer.Load()))
-	m.bytes.WithLabelValues(pc.Name, b.Name, "to_client").Add(float64(toClient.Load()))
+	c.flush(m)
 	m.duration.WithLabelValues(pc.Name, b.Name).Observe(time.Since(start).Seconds())
 }
 
@@ -288,17 +320,21 @@ func clientKey(c net.Conn) uint64 {
 }
 
 // shutdownTCP waits until the open TCP connections end or ctx is done,
-// then closes what is left.
+// then closes what is left and waits (briefly: closed sockets end their
+// copies at once) for their accounting.
 func (p *Proxy) shutdownTCP(ctx context.Context) {
-	t := time.NewTicker(50 * time.Millisecond)
+	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
-	for p.tcp.active.Load() > 0 {
+	for p.tcp.active.Load() > 0 && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
-			p.tcp.closeAll()
-			return
 		case <-t.C:
 		}
+	}
+	p.tcp.closeAll()
+	deadline := time.Now().Add(time.Second)
+	for p.tcp.active.Load() > 0 && time.Now().Before(deadline) {
+		<-t.C
 	}
 }
 

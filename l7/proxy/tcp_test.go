@@ -166,6 +166,10 @@ func TestTCPForwardsWithLeastConnAndCountsPerServer(t *testing.T) {
 		conns = append(conns, c)
 	}
 	assert.Equal(t, map[string]int{"a": 2, "b": 2}, got, "least_conn spreads held connections evenly")
+	// The byte counters grow while connections are open: 2+3 bytes
+	// reached a, 4+5 b (least_conn alternates), and each got its echo.
+	require.Eventually(t, func() bool { return sumSeries(t, tp.reg, "xlb_l7_tcp_bytes_total", "direction", "to_server") == 14 },
+		5*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 4.0, metricValue(t, tp.reg, "xlb_l7_tcp_active_connections", map[string]string{"pool": "pg", "server": "a"})+
 		metricValue(t, tp.reg, "xlb_l7_tcp_active_connections", map[string]string{"pool": "pg", "server": "b"}))
 	for _, c := range conns {
@@ -312,4 +316,26 @@ pools:
 	_, err = br.ReadByte()
 	assert.Error(t, err, "a connection still open at the end of the shutdown timeout is closed")
 	assert.Equal(t, int64(0), p.ActiveTCP())
+}
+
+// sumSeries adds up the series of name whose label has value (0 when
+// there is none yet).
+func sumSeries(t *testing.T, reg prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
 }
