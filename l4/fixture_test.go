@@ -176,6 +176,7 @@ func TestFixtures(t *testing.T) {
 		c1Ack6  = tcpACK("[2001:db8:c::1]:40001", "[2001:db8::10]:80")
 		c1UDP4  = udp("198.51.100.1:5353", "203.0.113.10:53")
 		c1UDP6  = udp("[2001:db8:c::1]:5353", "[2001:db8::10]:53")
+		c7UDP6  = udp("[2001:db8:c::7]:5353", "[2001:db8::10]:53")
 		c3TCP4  = tcpSYN("198.51.100.3:40003", "203.0.113.10:80")
 		c3Ack4  = tcpACK("198.51.100.3:40003", "203.0.113.10:80")
 		c9TCP4  = tcpSYN("198.51.100.9:40009", "203.0.113.10:80")
@@ -246,8 +247,12 @@ func TestFixtures(t *testing.T) {
 			raw: ipv6Fragment},
 		{name: "icmp passes", p: c1Ack4, verdict: xdpPass, reasons: reason(CounterOtherL4),
 			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { b[14+9] = 1 }) }},
-		{name: "ipv6 extension header passes", p: c1Ack6, verdict: xdpPass, reasons: reason(CounterOtherL4),
+		{name: "ipv6 hop-by-hop header longer than the payload is dropped", p: c1Ack6, verdict: xdpDrop, reasons: reason(CounterMalformed),
 			raw: func(b []byte) []byte { return mutate(b, func(b []byte) { b[14+6] = 0 }) }},
+		{name: "ipv6 chain of five extension headers passes untouched", p: c1Ack6, verdict: xdpPass, reasons: reason(CounterOtherL4),
+			raw: func(b []byte) []byte { return ipv6Ext(b, 0, 60, 43, 60, 60) }},
+		{name: "ipv6 extension header cut short is dropped", p: c1Ack6, verdict: xdpDrop, reasons: reason(CounterMalformed),
+			raw: func(b []byte) []byte { return ipv6Ext(b, 0)[:14+40+1] }},
 		{name: "802.1Q tag cut short passes", p: c1Ack4, verdict: xdpPass, reasons: reason(CounterShortFrame),
 			raw: func(b []byte) []byte { return vlanTag(b, 100)[:16] }},
 		{name: "truncated: ethernet only", p: c1Ack4, verdict: xdpDrop, reasons: reason(CounterMalformed),
@@ -376,6 +381,12 @@ func TestFixtures(t *testing.T) {
 		{name: "802.1Q-tagged tcp6 syn to a vip is forwarded, tag kept", p: c1TCP6, verdict: xdpTx, vip: vipTCP6, reasons: reason(CounterConnMissSYN),
 			raw: func(b []byte) []byte { return vlanTag(b, 0x0fff) }, tci: 0x0fff,
 			to: func() netip.Addr { return pick(vipTCP6, c1TCP6) }},
+		{name: "ipv6 hop-by-hop and destination options are walked to the tcp ports", p: c1TCP6, verdict: xdpTx, vip: vipTCP6, reasons: reason(CounterConnMissSYN),
+			raw: func(b []byte) []byte { return ipv6Ext(b, 0, 60) }, to: func() netip.Addr { return pick(vipTCP6, c1TCP6) }},
+		{name: "ipv6 routing header is walked to the udp ports", p: c7UDP6, verdict: xdpTx, vip: vipUDP6, reasons: reason(CounterConnMissNonSYN),
+			raw: func(b []byte) []byte { return ipv6Ext(b, 43) }, to: func() netip.Addr { return pick(vipUDP6, c7UDP6) }},
+		{name: "ipv6 fragment after a hop-by-hop header to a vip is dropped", p: c1Ack6, verdict: xdpDrop, reasons: reason(CounterFragment),
+			raw: func(b []byte) []byte { return ipv6Ext(ipv6Fragment(b), 0) }},
 		{name: "802.1Q-tagged udp4 to a vip is forwarded, tag kept", p: c11UDP4, verdict: xdpTx, vip: vipUDP4, reasons: reason(CounterConnMissNonSYN),
 			raw: func(b []byte) []byte { return vlanTag(b, 7) }, tci: 7,
 			to: func() netip.Addr { return pick(vipUDP4, c11UDP4) }},

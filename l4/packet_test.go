@@ -209,6 +209,27 @@ func vlanUntag(b []byte) []byte {
 	return append(append([]byte(nil), b[:12]...), b[16:]...)
 }
 
+// ipv6Ext inserts IPv6 extension headers of the given types (hop-by-hop 0,
+// routing 43, destination options 60) between the IPv6 header and what
+// followed it, each 8 bytes: next header, length 0, and a PadN option (or,
+// for routing, type 4 with no segments left), with the payload length
+// grown to match.
+func ipv6Ext(b []byte, types ...byte) []byte {
+	out := append([]byte(nil), b[:14+40]...)
+	next := out[14+6]
+	chain := append(append([]byte(nil), types...), next)
+	out[14+6] = chain[0]
+	binary.BigEndian.PutUint16(out[14+4:], binary.BigEndian.Uint16(out[14+4:])+uint16(8*len(types)))
+	for i, typ := range types {
+		if typ == 43 {
+			out = append(out, chain[i+1], 0, 4, 0, 0, 0, 0, 0) // routing type 4, segments left 0
+		} else {
+			out = append(out, chain[i+1], 0, 1, 4, 0, 0, 0, 0) // PadN of 4
+		}
+	}
+	return append(out, b[14+40:]...)
+}
+
 // ipv4Fragment makes an IPv4 frame a fragment: the given fragment offset
 // (in 8-byte units) and more-fragments bit, total length and checksum
 // fixed up for the bytes it keeps.

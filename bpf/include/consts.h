@@ -46,6 +46,7 @@
 
 #define XLB_IPV4_HDR_LEN 20
 #define XLB_IPV6_HDR_LEN 40
+#define XLB_IPV6_MAX_EXT 4 /* hop-by-hop, routing, destination-options headers walked */
 #define XLB_UDP_HDR_LEN 8
 #define XLB_IPIP_TTL 64
 

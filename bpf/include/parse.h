@@ -5,8 +5,8 @@
  * Malformed packets (truncated, bogus IHL or lengths) are dropped: the
  * kernel's own receive path would drop exactly these too, and a balancer
  * must not forward what it could not read. Anything it does not handle but
- * is well-formed (ARP, ICMP, IPv6 extension headers, stacked VLAN tags)
- * passes, counted by cause. */
+ * is well-formed (ARP, ICMP, long IPv6 extension-header chains, stacked
+ * VLAN tags) passes, counted by cause. */
 #ifndef XLB_PARSE_H
 #define XLB_PARSE_H
 
@@ -204,14 +204,23 @@ XLB_INLINE int parse_ipv4(struct pkt *p, void *data, void *data_end, __u32 l3)
 	return parse_ports(p, data, data_end, l3 + ihl_len, tot_len - ihl_len);
 }
 
-/* parse_ipv6 reads the IPv6 header at l3. A fragment header right after
- * it makes the packet a fragment (as for IPv4); other extension headers
- * pass as other_l4. */
+/* ipv6_ext_hdr says whether next header nh is one parse_ipv6 walks past:
+ * hop-by-hop options, routing and destination options (RFC 8200 4.1). */
+XLB_INLINE int ipv6_ext_hdr(__u8 nh)
+{
+	return nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS;
+}
+
+/* parse_ipv6 reads the IPv6 header at l3 and walks up to
+ * XLB_IPV6_MAX_EXT hop-by-hop, routing and destination-options headers to
+ * the transport header; a chain longer than that passes as other_l4
+ * (untouched, for the kernel). A fragment header makes the packet a
+ * fragment (as for IPv4). */
 XLB_INLINE int parse_ipv6(struct pkt *p, void *data, void *data_end, __u32 l3)
 {
 	struct ipv6hdr *ip6h = data + l3;
+	__u32 plen, off, ext;
 	__u8 nexthdr;
-	__u32 plen;
 
 	if ((void *)(ip6h + 1) > data_end)
 		return malformed(p);
@@ -219,19 +228,37 @@ XLB_INLINE int parse_ipv6(struct pkt *p, void *data, void *data_end, __u32 l3)
 	if (ip6h->version != 6 || data + l3 + sizeof(*ip6h) + plen > data_end)
 		return malformed(p);
 	nexthdr = ip6h->nexthdr;
-	if (nexthdr == IPPROTO_FRAGMENT) {
-		struct ipv6_frag *fh = (void *)(ip6h + 1);
+	off = l3 + sizeof(*ip6h);
+#pragma unroll
+	for (int i = 0; i < XLB_IPV6_MAX_EXT; i++) {
+		struct ipv6_opt_hdr *oh = data + off;
 
-		if ((void *)(fh + 1) > data_end || plen < sizeof(*fh))
+		if (!ipv6_ext_hdr(nexthdr))
+			break;
+		if ((void *)(oh + 1) > data_end)
+			return malformed(p);
+		nexthdr = oh->nexthdr;
+		off += ((__u32)oh->hdrlen + 1) * 8;
+	}
+	if (ipv6_ext_hdr(nexthdr))
+		return pass(p, XLB_CNT_OTHER_L4);
+	if (nexthdr == IPPROTO_FRAGMENT) {
+		struct ipv6_frag *fh = data + off;
+
+		if ((void *)(fh + 1) > data_end)
 			return malformed(p);
 		nexthdr = fh->nexthdr;
+		off += sizeof(*fh);
 		p->frag = 1;
 	}
+	ext = off - (l3 + sizeof(*ip6h));
+	if (ext > plen)
+		return malformed(p);
 	if (nexthdr == IPPROTO_ICMPV6 && !p->frag) {
 		p->key.family = p->family = XLB_AF_INET6;
 		p->tos = (ip6h->priority << 4) | (ip6h->flow_lbl[0] >> 4);
 		p->ip_len = sizeof(*ip6h) + plen;
-		return parse_icmp6_err(p, data, data_end, l3 + sizeof(*ip6h), &ip6h->daddr);
+		return parse_icmp6_err(p, data, data_end, off, &ip6h->daddr);
 	}
 	if (nexthdr != IPPROTO_TCP && nexthdr != IPPROTO_UDP)
 		return pass(p, XLB_CNT_OTHER_L4);
@@ -243,7 +270,7 @@ XLB_INLINE int parse_ipv6(struct pkt *p, void *data, void *data_end, __u32 l3)
 	__builtin_memcpy(p->key.dst, &ip6h->daddr, sizeof(p->key.dst));
 	if (p->frag)
 		return XLB_CONTINUE;
-	return parse_ports(p, data, data_end, l3 + sizeof(*ip6h), plen);
+	return parse_ports(p, data, data_end, off, plen - ext);
 }
 
 /* parse_packet dispatches on the ethertype, past one 802.1Q tag. Frames

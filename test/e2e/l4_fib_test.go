@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -146,6 +147,28 @@ func TestVethFIBNextHops(t *testing.T) {
 		sent := after.Counters[l4.CounterICMPTooBig].Packets - before.Counters[l4.CounterICMPTooBig].Packets
 		t.Logf("ICMP fragmentation-needed sent: %d", sent)
 		assert.Positive(t, sent, "the client learnt the path MTU from the balancer")
+	})
+
+	t.Run("a next hop whose MAC changes mid-connection: the flow continues", func(t *testing.T) {
+		l := hosts[0]
+		port := b.portFor(t, ctx, vip4, l.id4, 22000)
+		c := b.dial(t, ctx, vip4, port)
+		host, _ := c.ask(t, "before")
+		require.Equal(t, l.host.Name, host)
+		// The host comes back with another MAC (a router failing over to
+		// its standby) and announces it; the LB's neighbour table takes
+		// the new MAC as a gratuitous ARP would make it, and the
+		// balancer's next-hop cache follows from its watcher.
+		newMAC := net.HardwareAddr{0x02, 0x5e, 0x00, 0x00, 0x00, 0x42}
+		require.NoError(t, l.host.SetMAC(newMAC))
+		require.NoError(t, lb.AddNeigh(l.host.Addr4, newMAC))
+		for i := range 20 {
+			host, _ := c.ask(t, fmt.Sprintf("after-%d", i))
+			assert.Equal(t, l.host.Name, host, "the same connection, the same L7 host")
+		}
+		var nh l4.NextHop
+		require.NoError(t, lb.Do(func() (err error) { nh, err = l4.LookupNextHop(l.host.Addr4); return err }))
+		assert.Equal(t, newMAC.String(), nh.MAC.String())
 	})
 
 	t.Run("nothing was sent without a resolved next hop", func(t *testing.T) {

@@ -517,6 +517,23 @@ func (h *Host) Unplug() error {
 	return nil
 }
 
+// SetMAC gives the host's interface a new hardware address (and h.MAC), as
+// when a router fails over to a standby with another MAC. Its neighbours
+// learn it only from a new ARP/ND exchange or a gratuitous announcement.
+func (h *Host) SetMAC(mac net.HardwareAddr) error {
+	return h.netlink(func(nl *netlink.Handle) error {
+		l, err := nl.LinkByIndex(h.Ifindex)
+		if err != nil {
+			return fmt.Errorf("find %s in %s: %w", h.Ifname, h.Name, err)
+		}
+		if err := nl.LinkSetHardwareAddr(l, mac); err != nil {
+			return fmt.Errorf("set %s's MAC in %s: %w", h.Ifname, h.Name, err)
+		}
+		h.MAC = mac
+		return nil
+	})
+}
+
 // SetLink sets the host's interface up or down. Down, the host goes
 // silent: its bridge port loses carrier, but the other hosts' links stay
 // up and see nothing but silence.

@@ -27,10 +27,12 @@ func main() {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-App", *name)
 		// via is the peer that connected: the L7 host that proxied the
 		// request; xff is the client address the proxy saw (DSR keeps it).
+		// Both go in headers too, for the load generator to count.
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		w.Header().Set("X-App", *name)
+		w.Header().Set("X-Via", host)
 		fmt.Fprintf(w, "app=%s path=%s via=%s xff=%s\n", *name, r.URL.Path, host, r.Header.Get("X-Forwarded-For"))
 	})
 	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -1,0 +1,277 @@
+package shopload
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Routes of the shop flow, as they appear in the summary.
+const (
+	RouteBrowse   = "/browse"
+	RouteProducts = "/products"
+	RouteAuth     = "/auth"
+	RouteCart     = "/checkout/cart"
+	RouteCheckout = "/checkout"
+)
+
+// Causes of a failed request.
+const (
+	CauseRefused  = "refused"  // connect refused: nothing listens
+	CauseReset    = "reset"    // the peer reset or closed the connection mid-request
+	CauseTimeout  = "timeout"  // no answer within Config.Timeout
+	Cause5xx      = "5xx"      // the server answered 5xx
+	Cause4xx      = "4xx"      // the server answered 4xx
+	CauseCanceled = "canceled" // the run ended while the request was in flight
+	CauseOther    = "other"    // anything else (the message is in the log)
+)
+
+// classify names the cause of a transport error.
+func classify(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return CauseRefused
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return CauseReset
+	case errors.Is(err, context.Canceled):
+		return CauseCanceled
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return CauseTimeout
+	}
+	return CauseOther
+}
+
+// causeOfStatus names the cause of an HTTP status, "" for success.
+func causeOfStatus(code int) string {
+	switch {
+	case code >= 500:
+		return Cause5xx
+	case code >= 400:
+		return Cause4xx
+	}
+	return ""
+}
+
+type routeStats struct {
+	reqs   int
+	errs   map[string]int
+	lat    []time.Duration // every answered request, whatever its status
+	ivReqs int
+	ivLat  []time.Duration // since the last snapshot
+}
+
+// recorder collects what the users see; one per run, safe for concurrent use.
+type recorder struct {
+	mu         sync.Mutex
+	routes     map[string]*routeStats
+	ivErrs     map[string]int
+	apps       map[string]int
+	l7s        map[string]int
+	appByRoute map[string]map[string]int
+	dials      int
+	broken     int
+
+	started, finished, dropped, cut, active int
+
+	stickyUsers, stickyBroken int
+	stickyExamples            []string
+}
+
+func newRecorder() *recorder {
+	return &recorder{
+		routes:     map[string]*routeStats{},
+		ivErrs:     map[string]int{},
+		apps:       map[string]int{},
+		l7s:        map[string]int{},
+		appByRoute: map[string]map[string]int{},
+	}
+}
+
+func (r *recorder) route(name string) *routeStats {
+	rs := r.routes[name]
+	if rs == nil {
+		rs = &routeStats{errs: map[string]int{}}
+		r.routes[name] = rs
+	}
+	return rs
+}
+
+// result is one request's outcome.
+type result struct {
+	route    string
+	cause    string // "" on success
+	answered bool   // an HTTP status came back
+	lat      time.Duration
+	app, l7  string
+	broken   bool // failed on a connection that had been established
+}
+
+func (r *recorder) add(res result) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rs := r.route(res.route)
+	rs.reqs++
+	rs.ivReqs++
+	if res.answered {
+		rs.lat = append(rs.lat, res.lat)
+		rs.ivLat = append(rs.ivLat, res.lat)
+	}
+	if res.cause != "" {
+		rs.errs[res.cause]++
+		r.ivErrs[res.cause]++
+	}
+	if res.app != "" {
+		r.apps[res.app]++
+		m := r.appByRoute[res.route]
+		if m == nil {
+			m = map[string]int{}
+			r.appByRoute[res.route] = m
+		}
+		m[res.app]++
+	}
+	if res.l7 != "" {
+		r.l7s[res.l7]++
+	}
+	if res.broken {
+		r.broken++
+	}
+}
+
+func (r *recorder) dialed() {
+	r.mu.Lock()
+	r.dials++
+	r.mu.Unlock()
+}
+
+func (r *recorder) userStarted() {
+	r.mu.Lock()
+	r.started++
+	r.active++
+	r.mu.Unlock()
+}
+
+func (r *recorder) userDropped() {
+	r.mu.Lock()
+	r.dropped++
+	r.mu.Unlock()
+}
+
+func (r *recorder) activeUsers() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.active
+}
+
+// userDone records the end of a user: whether it was cut short by the end
+// of the run, and what it saw of its sticky servers (nil: it reached none).
+func (r *recorder) userDone(id int, cut bool, sticky []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.active--
+	if cut {
+		r.cut++
+	} else {
+		r.finished++
+	}
+	if len(sticky) == 0 {
+		return
+	}
+	r.stickyUsers++
+	if len(sticky) > 1 {
+		r.stickyBroken++
+		if len(r.stickyExamples) < 5 {
+			r.stickyExamples = append(r.stickyExamples, userName(id)+": "+joinArrow(sticky))
+		}
+	}
+}
+
+func joinArrow(s []string) string {
+	out := ""
+	for i, v := range s {
+		if i > 0 {
+			out += " → "
+		}
+		out += v
+	}
+	return out
+}
+
+// Snapshot is the live progress of the last interval.
+type Snapshot struct {
+	Elapsed  time.Duration
+	Interval time.Duration
+	Active   int
+	Started  int
+	Routes   []RouteRate
+	Errors   map[string]int
+}
+
+// RouteRate is one route's figures over a snapshot interval.
+type RouteRate struct {
+	Route     string
+	PerSecond float64
+	P50, P99  time.Duration
+}
+
+func (r *recorder) snapshot(elapsed, interval time.Duration) Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := Snapshot{Elapsed: elapsed, Interval: interval, Active: r.active, Started: r.started, Errors: r.ivErrs}
+	r.ivErrs = map[string]int{}
+	for _, name := range routeOrder(r.routes) {
+		rs := r.routes[name]
+		slices.Sort(rs.ivLat)
+		s.Routes = append(s.Routes, RouteRate{
+			Route:     name,
+			PerSecond: float64(rs.ivReqs) / interval.Seconds(),
+			P50:       pct(rs.ivLat, 0.50),
+			P99:       pct(rs.ivLat, 0.99),
+		})
+		rs.ivReqs, rs.ivLat = 0, rs.ivLat[:0]
+	}
+	return s
+}
+
+// pct is the p-quantile of sorted (nearest rank), 0 for none.
+func pct(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted))*p+0.999999) - 1
+	i = max(0, min(i, len(sorted)-1))
+	return sorted[i]
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// flowOrder is the order of the shop flow's routes in tables.
+var flowOrder = []string{RouteBrowse, RouteProducts, RouteAuth, RouteCart, RouteCheckout}
+
+// routeOrder lists the routes in the order a shopper takes them, other
+// routes after them by name.
+func routeOrder[V any](m map[string]V) []string {
+	keys := sortedKeys(m)
+	rank := func(k string) int {
+		if i := slices.Index(flowOrder, k); i >= 0 {
+			return i
+		}
+		return len(flowOrder)
+	}
+	slices.SortStableFunc(keys, func(a, b string) int { return rank(a) - rank(b) })
+	return keys
+}
