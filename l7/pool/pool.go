@@ -118,13 +118,15 @@ func NewFrom(index int, cfg config.Pool, firstID int, log *slog.Logger, now time
 	p.mu.Lock()
 	if cfg.Health.Postgres != nil {
 		// Servers kept from prev carry their last check; the verdict
-		// follows this generation's role and bounds.
-		for _, b := range p.Backends {
-			b.activeUp.Store(false)
-		}
+		// follows this generation's role and bounds. Only servers whose
+		// verdict changes are touched: the state is shared with the
+		// running generation, whose open TCP connections close when
+		// their server reads as down even for a moment.
 		want := p.roleVerdictLocked()
 		for _, b := range p.Backends {
-			b.activeUp.Store(want[b])
+			if b.activeUp.Load() != want[b] {
+				b.activeUp.Store(want[b])
+			}
 		}
 	}
 	p.rebuildLocked(now)

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/director"
+	"github.com/xlbproject/xlb/l7/health"
 )
 
 // tcpServer is a real TCP server on loopback that greets every connection
@@ -338,4 +342,53 @@ func sumSeries(t *testing.T, reg prometheus.Gatherer, name, label, value string)
 		}
 	}
 	return sum
+}
+
+// A reload of a role pool keeps the sessions to its primary: the new
+// generation takes the last checks over instead of starting from down.
+func TestTCPRolePoolReloadKeepsSessions(t *testing.T) {
+	a, b := newTCPServer(t, "a"), newTCPServer(t, "b")
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pg.cred"), []byte("user=xlb password=x"), 0o600))
+	y := expandTCP(`
+listeners: [{name: db, addr: "127.0.0.1:0", mode: tcp, pool: pg}]
+pools:
+  - name: pg
+    role: primary
+    servers: [{name: a, addr: "{a}"}, {name: b, addr: "{b}"}]
+    health: {postgres: {credentials_file: pg.cred}}
+`, map[string]*tcpServer{"a": a, "b": b})
+	cfg, err := config.Parse(filepath.Join(dir, "proxy.yaml"), []byte(y))
+	require.NoError(t, err)
+	d, err := director.New(cfg)
+	require.NoError(t, err)
+	defer d.Close()
+	reg := prometheus.NewPedanticRegistry()
+	p, err := New(cfg, d, Options{Registerer: reg, Gatherer: reg})
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.ServeTCP(ln, "db") }()
+	defer func() { _ = p.Close(); <-done }()
+
+	_, _, name := dialGreeting(t, ln.Addr().String())
+	assert.Empty(t, name, "no server is used before the first check")
+	d.SetPostgres("pg/a", health.PostgresStatus{Up: true})
+	d.SetPostgres("pg/b", health.PostgresStatus{Up: true, InRecovery: true})
+	c, br, name := dialGreeting(t, ln.Addr().String())
+	defer c.Close() // before the proxy's stop, which would wait for it
+	require.Equal(t, "a", name)
+	for i := range 20 {
+		next, err := config.Parse(filepath.Join(dir, "proxy.yaml"), []byte(y))
+		require.NoError(t, err)
+		_, err = p.Apply(next)
+		require.NoError(t, err)
+		echo(t, c, br, fmt.Sprintf("reload-%d", i))
+	}
+	time.Sleep(2 * tcpSweep) // let the sweep look at the connection
+	echo(t, c, br, "after-reloads")
+	assert.Equal(t, 0.0, sumSeries(t, reg, "xlb_l7_tcp_errors_total", "kind", "closed_down"))
+	_, cur := p.Running()
+	assert.Equal(t, "a", cur.Pool(0).Available(time.Now())[0].Name)
 }
