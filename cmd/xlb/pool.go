@@ -101,6 +101,12 @@ func newPoolShowCmd() *cobra.Command {
 func printPool(w io.Writer, p admin.Pool) error {
 	fmt.Fprintf(w, "pool %s  policy %s  sticky %t  routes %s  available %d of %d\n",
 		p.Name, p.Policy, p.Sticky, strings.Join(p.Routes, ","), p.Available, len(p.Servers))
+	if p.Role != "" {
+		fmt.Fprintf(w, "role %s\n", p.Role)
+	}
+	if p.Problem != "" {
+		fmt.Fprintf(w, "PROBLEM: %s\n", p.Problem)
+	}
 	tw := newTable(w)
 	row(tw, "SERVER", "ADDR", "WEIGHT", "STATE", "IN-FLIGHT", "SOURCE")
 	for _, s := range p.Servers {
@@ -111,6 +117,16 @@ func printPool(w io.Writer, p admin.Pool) error {
 		src := "file"
 		if s.Runtime {
 			src = "runtime"
+		}
+		if s.DB != nil {
+			switch {
+			case s.DB.Error != "":
+				state += " (" + s.DB.Error + ")"
+			case s.DB.InRecovery:
+				state += fmt.Sprintf(" (standby, lag %.1fs)", s.DB.LagSeconds)
+			default:
+				state += " (primary)"
+			}
 		}
 		row(tw, s.Name, s.Addr, s.Weight, state, s.InFlight, src)
 	}

@@ -17,6 +17,11 @@ type Pool struct {
 	// pool's routes answer 503.
 	Available int      `json:"available"`
 	Servers   []Server `json:"servers"`
+	// Role is the PostgreSQL role the pool wants (primary, replica), and
+	// Problem why it has no server for it or uses its fallback (split
+	// brain, no primary, no usable replica).
+	Role    string `json:"role,omitempty"`
+	Problem string `json:"problem,omitempty"`
 }
 
 // Server is a server as the API shows it.
@@ -39,6 +44,16 @@ type Server struct {
 	// Runtime is true when a runtime change (kept in the state file)
 	// shapes this server.
 	Runtime bool `json:"runtime"`
+	// DB is the last PostgreSQL check of the server, for pools with one.
+	DB *DBCheck `json:"db,omitempty"`
+}
+
+// DBCheck is what the PostgreSQL health check last learnt about a server.
+type DBCheck struct {
+	InRecovery bool    `json:"in_recovery"`
+	LagSeconds float64 `json:"lag_seconds"`
+	// Error is why the last check failed (bad credentials, timeout).
+	Error string `json:"error,omitempty"`
 }
 
 // describe reads the running generation's pools and servers.
@@ -62,6 +77,8 @@ func describe(p *proxy.Proxy, st State, now time.Time, quiet time.Duration) []Po
 			Routes:    slices.Clone(routes[pl.Name]),
 			Available: len(pl.Available(now)),
 			Servers:   []Server{},
+			Role:      pl.Role(),
+			Problem:   pl.Problem(),
 		}
 		if dp.Routes == nil {
 			dp.Routes = []string{}
@@ -71,6 +88,9 @@ func describe(p *proxy.Proxy, st State, now time.Time, quiet time.Duration) []Po
 				Name: b.Name, Addr: b.Addr, Weight: b.Weight,
 				InFlight: b.InFlight(),
 				Runtime:  runtime[[2]string{pl.Name, b.Name}],
+			}
+			if db := b.DB(); db != nil {
+				s.DB = &DBCheck{InRecovery: db.InRecovery, LagSeconds: db.Lag.Seconds(), Error: db.Err}
 			}
 			draining, deadline := b.Draining()
 			switch {

@@ -47,7 +47,23 @@ type Listener struct {
 	// TLS, when set, makes the listener speak TLS: HTTP/1.1 and, when ALPN
 	// offers it, HTTP/2.
 	TLS *TLS `yaml:"tls"`
+	// Mode is ModeHTTP (the default) or ModeTCP: a TCP listener forwards
+	// whole connections to Pool without parsing them (see docs/proxy-tcp.md).
+	Mode string `yaml:"mode"`
+	// Pool is the pool a TCP listener forwards to.
+	Pool string `yaml:"pool"`
+	// ConnectTimeout bounds the dial to a server of a TCP listener's pool.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// IdleTimeout closes a TCP connection after this long without a byte
+	// in either direction.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
+
+// Listener modes accepted in Listener.Mode.
+const (
+	ModeHTTP = "http"
+	ModeTCP  = "tcp"
+)
 
 // Admin is the listener for /ready, /healthz and /metrics, kept apart from
 // client traffic so it can be bound to a private address, and the unix
@@ -178,7 +194,28 @@ type Pool struct {
 	UpstreamProtocol string `yaml:"upstream_protocol"`
 	// RetryBudget caps the retries of all routes using the pool.
 	RetryBudget RetryBudget `yaml:"retry_budget"`
+	// MaxConnsPerServer caps the TCP connections to each server of the
+	// pool (TCP listeners only; 0 = no cap). A server at its cap gets no
+	// new connection; when every server is at it, the client is refused.
+	MaxConnsPerServer int `yaml:"max_conns_per_server"`
+	// Role, with health.postgres, is the PostgreSQL role the pool wants:
+	// RolePrimary or RoleReplica (see docs/proxy-tcp.md).
+	Role string `yaml:"role"`
+	// ReplicaFallback lets a replica pool use the primary while no replica
+	// is usable.
+	ReplicaFallback bool `yaml:"replica_fallback"`
+	// CloseOnDown closes the open TCP connections of a server once it is
+	// no longer usable for the pool (down, or no longer in the pool's
+	// role), so clients reconnect to one that is. Default true for pools
+	// with a role.
+	CloseOnDown *bool `yaml:"close_on_down"`
 }
+
+// PostgreSQL roles accepted in Pool.Role.
+const (
+	RolePrimary = "primary"
+	RoleReplica = "replica"
+)
 
 // Upstream protocols accepted in Pool.UpstreamProtocol.
 const (
@@ -207,6 +244,27 @@ type Server struct {
 type Health struct {
 	Active  *ActiveHealth `yaml:"active"`
 	Passive Passive       `yaml:"passive"`
+	// Postgres replaces the HTTP probe with a PostgreSQL session: connect,
+	// authenticate, SELECT pg_is_in_recovery() and the replay lag.
+	Postgres *PostgresHealth `yaml:"postgres"`
+}
+
+// PostgresHealth is the PostgreSQL health check of a pool. The credentials
+// live in their own file, never in the proxy config.
+type PostgresHealth struct {
+	// CredentialsFile holds a libpq-style connection string without host
+	// and port, e.g. "user=xlb_health password=secret dbname=postgres".
+	CredentialsFile string        `yaml:"credentials_file"`
+	Interval        time.Duration `yaml:"interval"`
+	Timeout         time.Duration `yaml:"timeout"`
+	Rise            int           `yaml:"rise"`
+	Fall            int           `yaml:"fall"`
+	// MaxLag is the replay lag above which a replica is not used by a
+	// replica pool (0 = no bound).
+	MaxLag time.Duration `yaml:"max_lag"`
+
+	// Credentials is the credentials file's content; filled by Parse.
+	Credentials string `yaml:"-"`
 }
 
 // ActiveHealth is an HTTP GET per server every Interval; a server goes down

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -132,6 +133,7 @@ func (v *validator) config(c *Config) {
 		if l.TLS != nil {
 			v.tls(i, l.TLS)
 		}
+		v.listenerMode(i, l)
 	}
 	if c.Admin.Addr != "" && !validHostPort(c.Admin.Addr) {
 		v.errorf(at("admin", "addr"), "admin addr %q is not host:port", c.Admin.Addr)
@@ -194,7 +196,18 @@ func (v *validator) config(c *Config) {
 		v.errorf(at("pools"), "at least one pool is required")
 	}
 
-	if len(c.Routes) == 0 {
+	httpListeners := 0
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		if l.Mode != ModeTCP {
+			httpListeners++
+			continue
+		}
+		if l.Pool != "" && pools[l.Pool] == nil {
+			v.errorf(at("listeners", i, "pool"), "tcp listener %q names unknown pool %q", l.Name, l.Pool)
+		}
+	}
+	if len(c.Routes) == 0 && httpListeners > 0 {
 		v.errorf(at("routes"), "at least one route is required")
 	}
 	routeNames := map[string]bool{}
@@ -500,6 +513,7 @@ func (v *validator) pool(i int, p *Pool) {
 		ps.MaxEjectedPercent = DefaultMaxEjectedPercent
 	}
 	v.retryBudget(i, &p.RetryBudget)
+	v.postgres(i, p)
 	if s := p.Sticky; s != nil {
 		if s.Cookie == "" {
 			s.Cookie = "xlb_" + p.Name
@@ -509,6 +523,88 @@ func (v *validator) pool(i int, p *Pool) {
 		}
 		v.duration(base("sticky", "max_age"), "sticky max_age", &s.MaxAge, DefaultStickyMaxAge)
 		v.duration(base("sticky", "drain_timeout"), "sticky drain_timeout", &s.DrainTimeout, DefaultDrainTimeout)
+	}
+}
+
+// listenerMode checks a listener's mode and its TCP settings.
+func (v *validator) listenerMode(i int, l *Listener) {
+	switch l.Mode {
+	case "":
+		l.Mode = ModeHTTP
+	case ModeHTTP, ModeTCP:
+	default:
+		v.errorf(at("listeners", i, "mode"), "listener %q mode %q is not one of http, tcp", l.Name, l.Mode)
+		return
+	}
+	if l.Mode == ModeHTTP {
+		if l.Pool != "" {
+			v.errorf(at("listeners", i, "pool"), "http listener %q sets pool; http listeners use routes", l.Name)
+		}
+		return
+	}
+	if l.TLS != nil {
+		v.errorf(at("listeners", i, "tls"), "tcp listener %q sets tls; tcp mode forwards bytes unchanged", l.Name)
+	}
+	if l.Pool == "" {
+		v.errorf(at("listeners", i), "tcp listener %q needs a pool", l.Name)
+	}
+	v.duration(at("listeners", i, "connect_timeout"), "connect_timeout", &l.ConnectTimeout, DefaultDialTimeout)
+	v.duration(at("listeners", i, "idle_timeout"), "idle_timeout", &l.IdleTimeout, DefaultTunnelIdle)
+}
+
+// postgres checks a pool's role and PostgreSQL health check and reads the
+// credentials file, relative to the config file's directory.
+func (v *validator) postgres(i int, p *Pool) {
+	base := func(q ...any) []any { return append([]any{"pools", i}, q...) }
+	switch p.Role {
+	case "", RolePrimary, RoleReplica:
+	default:
+		v.errorf(base("role"), "pool %q role %q is not one of primary, replica", p.Name, p.Role)
+	}
+	pg := p.Health.Postgres
+	if p.Role != "" && pg == nil {
+		v.errorf(base("role"), "pool %q has role %s but no health.postgres check to learn it", p.Name, p.Role)
+	}
+	if p.ReplicaFallback && p.Role != RoleReplica {
+		v.errorf(base("replica_fallback"), "pool %q sets replica_fallback but its role is not replica", p.Name)
+	}
+	if p.MaxConnsPerServer < 0 {
+		v.errorf(base("max_conns_per_server"), "pool %q max_conns_per_server %d is negative", p.Name, p.MaxConnsPerServer)
+	}
+	if p.CloseOnDown == nil {
+		on := p.Role != ""
+		p.CloseOnDown = &on
+	}
+	if pg == nil {
+		return
+	}
+	if p.Health.Active != nil {
+		v.errorf(base("health", "postgres"), "pool %q sets both health.active and health.postgres", p.Name)
+	}
+	v.duration(base("health", "postgres", "interval"), "health interval", &pg.Interval, DefaultHealthInterval)
+	v.duration(base("health", "postgres", "timeout"), "health timeout", &pg.Timeout, DefaultHealthTimeout)
+	if pg.Timeout > pg.Interval {
+		v.errorf(base("health", "postgres", "timeout"), "pool %q health timeout %s exceeds interval %s", p.Name, pg.Timeout, pg.Interval)
+	}
+	v.positive(base("health", "postgres", "rise"), "rise", &pg.Rise, DefaultHealthRise)
+	v.positive(base("health", "postgres", "fall"), "fall", &pg.Fall, DefaultHealthFall)
+	if pg.MaxLag < 0 {
+		v.errorf(base("health", "postgres", "max_lag"), "pool %q max_lag is negative", p.Name)
+	}
+	if pg.CredentialsFile == "" {
+		v.errorf(base("health", "postgres"), "pool %q health.postgres needs credentials_file", p.Name)
+		return
+	}
+	data, err := os.ReadFile(relTo(filepath.Dir(v.file), pg.CredentialsFile))
+	if err != nil {
+		v.errorf(base("health", "postgres", "credentials_file"), "pool %q credentials_file: %v", p.Name, err)
+		return
+	}
+	pg.Credentials = strings.TrimSpace(string(data))
+	for _, bad := range []string{"host=", "port=", "postgres://", "postgresql://"} {
+		if strings.Contains(pg.Credentials, bad) {
+			v.errorf(base("health", "postgres", "credentials_file"), "pool %q credentials_file must not contain %q: the servers come from the pool", p.Name, bad)
+		}
 	}
 }
 

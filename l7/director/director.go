@@ -148,6 +148,7 @@ type poolState struct {
 	hashKind hashKind
 	hashName string
 	health   *config.ActiveHealth
+	postgres *config.PostgresHealth
 	h2c      bool // the proxy speaks h2c to the pool's servers
 }
 
@@ -159,6 +160,7 @@ type Director struct {
 	backends []*pool.Backend
 	byHealth map[string]member
 	ring     *sticky.Ring
+	poolIdx  map[string]int
 
 	mu      sync.Mutex
 	checker *health.Checker
@@ -193,7 +195,7 @@ func New(cfg *config.Config, opts ...Option) (*Director, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create director: %w", err)
 		}
-		ps := &poolState{pool: p, policy: pol, sticky: pc.Sticky, health: pc.Health.Active, h2c: pc.UpstreamProtocol == config.UpstreamH2C, stats: stats}
+		ps := &poolState{pool: p, policy: pol, sticky: pc.Sticky, health: pc.Health.Active, postgres: pc.Health.Postgres, h2c: pc.UpstreamProtocol == config.UpstreamH2C, stats: stats}
 		ps.hashKind, ps.hashName = parseHashKey(pc.HashKey)
 		d.pools = append(d.pools, ps)
 		poolIdx[pc.Name] = i
@@ -229,7 +231,39 @@ func New(cfg *config.Config, opts ...Option) (*Director, error) {
 		r.PoolIndex = i
 	}
 	d.table = table
+	d.poolIdx = poolIdx
 	return d, nil
+}
+
+// PoolIndex returns the index of the named pool in Pools.
+func (d *Director) PoolIndex(name string) (int, bool) {
+	i, ok := d.poolIdx[name]
+	return i, ok
+}
+
+// PickConn picks a server of the pool at index i for a new TCP connection
+// with the pool's policy, among the available servers below maxPerServer
+// open connections (0: no cap; key feeds the hash policy), and counts the connection on it: the caller
+// releases it with Backend.Release when the connection ends. It returns nil
+// when no server may take the connection.
+func (d *Director) PickConn(i int, maxPerServer int, key uint64) *pool.Backend {
+	ps := d.pools[i]
+	now := d.opts.now()
+	cands := ps.pool.Available(now)
+	if maxPerServer > 0 {
+		free := make([]*pool.Backend, 0, len(cands))
+		for _, b := range cands {
+			if b.InFlight() < int64(maxPerServer) {
+				free = append(free, b)
+			}
+		}
+		cands = free
+	}
+	b := ps.policy.Pick(cands, key, now)
+	if b != nil {
+		b.Acquire()
+	}
+	return b
 }
 
 // serverName is the "pool/server" name that health targets, SetStatus and
@@ -434,6 +468,9 @@ func (d *Director) Pools() []*pool.Pool {
 	return out
 }
 
+// Pool returns the pool at index i.
+func (d *Director) Pool(i int) *pool.Pool { return d.pools[i].pool }
+
 // StickyStats returns the sticky counters of the pool at index i (all zero
 // for a pool without sticky sessions).
 func (d *Director) StickyStats(i int) *StickyStats { return d.pools[i].stats }
@@ -445,6 +482,13 @@ func (d *Director) Sticky(i int) bool { return d.pools[i].sticky != nil }
 func (d *Director) SetStatus(name string, up bool) {
 	if m, ok := d.byHealth[name]; ok {
 		m.p.SetUp(m.b, up, d.opts.now())
+	}
+}
+
+// SetPostgres implements health.PostgresSetter; name is "pool/server".
+func (d *Director) SetPostgres(name string, st health.PostgresStatus) {
+	if m, ok := d.byHealth[name]; ok {
+		m.p.SetDB(m.b, pool.DBState{Up: st.Up, InRecovery: st.InRecovery, Lag: st.Lag, Err: st.Err}, d.opts.now())
 	}
 }
 
@@ -480,6 +524,15 @@ func (d *Director) Start(ctx context.Context) error {
 func (d *Director) healthTargets() []health.Target {
 	var targets []health.Target
 	for _, ps := range d.pools {
+		if pg := ps.postgres; pg != nil {
+			for _, b := range ps.pool.Backends {
+				targets = append(targets, health.Target{
+					Name: serverName(b.Pool, b.Name), Addr: b.Addr, Postgres: pg.Credentials,
+					Interval: pg.Interval, Timeout: pg.Timeout, Rise: pg.Rise, Fall: pg.Fall,
+				})
+			}
+			continue
+		}
 		a := ps.health
 		if a == nil {
 			continue
@@ -529,4 +582,7 @@ func (d *Director) Close() error {
 	return c.Close()
 }
 
-var _ health.StatusSetter = (*Director)(nil)
+var (
+	_ health.StatusSetter   = (*Director)(nil)
+	_ health.PostgresSetter = (*Director)(nil)
+)

@@ -30,6 +30,10 @@ type Target struct {
 	// whose servers the proxy speaks h2c to: such a server may not speak
 	// HTTP/1.1 at all.
 	H2C bool
+	// Postgres, when set, is a libpq-style connection string without host
+	// and port: the target is probed with a PostgreSQL session instead of
+	// HTTP (see probePostgres), and its status goes to SetPostgres.
+	Postgres string
 }
 
 // Checker probes targets until Close or its context ends.
@@ -176,17 +180,12 @@ func (c *Checker) run(ctx context.Context, t Target) {
 	ticker := time.NewTicker(t.Interval)
 	defer ticker.Stop()
 	for {
-		err := c.probe(ctx, t)
-		if ctx.Err() != nil {
-			return
-		}
-		if changed, up := st.observe(err == nil); changed {
-			if up {
-				c.log.Info("health check up", "backend", t.Name)
-			} else {
-				c.log.Warn("health check down", "backend", t.Name, "error", err)
+		if t.Postgres != "" {
+			if !c.runPostgres(ctx, t, &st) {
+				return
 			}
-			c.report(ctx, t.Name, up)
+		} else if !c.runHTTP(ctx, t, &st) {
+			return
 		}
 		select {
 		case <-ctx.Done():
@@ -194,6 +193,60 @@ func (c *Checker) run(ctx context.Context, t Target) {
 		case <-ticker.C:
 		}
 	}
+}
+
+// runPostgres probes a PostgreSQL target once and reports its status; it
+// returns false once the probe was stopped.
+func (c *Checker) runPostgres(ctx context.Context, t Target, st *state) bool {
+	inRecovery, lag, err := probePostgres(ctx, t)
+	if ctx.Err() != nil {
+		return false
+	}
+	changed, up := st.observe(err == nil)
+	ps := PostgresStatus{Up: up, InRecovery: inRecovery, Lag: lag}
+	if err != nil {
+		ps.Err = err.Error()
+		// Keep the last known role while the rise/fall keeps it up.
+		ps.InRecovery, ps.Lag = st.inRecovery, st.lag
+	} else {
+		st.inRecovery, st.lag = inRecovery, lag
+	}
+	if changed {
+		if up {
+			c.log.Info("health check up", "backend", t.Name, "in_recovery", inRecovery)
+		} else {
+			c.log.Warn("health check down", "backend", t.Name, "error", err)
+		}
+	}
+	c.setMu.RLock()
+	defer c.setMu.RUnlock()
+	if ctx.Err() != nil {
+		return false
+	}
+	if s, ok := c.setter.(PostgresSetter); ok {
+		s.SetPostgres(t.Name, ps)
+	} else if changed {
+		c.setter.SetStatus(t.Name, up)
+	}
+	return true
+}
+
+// runHTTP probes an HTTP target once and reports a transition; it returns
+// false once the probe was stopped.
+func (c *Checker) runHTTP(ctx context.Context, t Target, st *state) bool {
+	err := c.probe(ctx, t)
+	if ctx.Err() != nil {
+		return false
+	}
+	if changed, up := st.observe(err == nil); changed {
+		if up {
+			c.log.Info("health check up", "backend", t.Name)
+		} else {
+			c.log.Warn("health check down", "backend", t.Name, "error", err)
+		}
+		c.report(ctx, t.Name, up)
+	}
+	return true
 }
 
 // report hands a transition to the current setter, unless the probe was
@@ -238,6 +291,9 @@ type state struct {
 	rise, fall int
 	known, up  bool
 	streak     int // consecutive results disagreeing with up
+	// The last successful PostgreSQL probe's answer.
+	inRecovery bool
+	lag        time.Duration
 }
 
 // observe records one probe result and reports a transition.

@@ -41,6 +41,7 @@ type state struct {
 	ejectStreak   atomic.Int32
 	lastEjectEnd  atomic.Int64
 	stickySeen    atomic.Int64 // unix nanos of the last sticky request while draining
+	db            atomic.Pointer[DBState]
 }
 
 // InFlight is the number of requests currently forwarded to the server.

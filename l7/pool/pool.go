@@ -25,6 +25,10 @@ type Pool struct {
 
 	mu   sync.Mutex // serialises state transitions and snapshot rebuilds
 	snap atomic.Pointer[snapshot]
+
+	roles      roleConfig
+	problem    atomic.Pointer[string]
+	splitBrain atomic.Bool
 }
 
 type snapshot struct {
@@ -68,6 +72,7 @@ func NewFrom(index int, cfg config.Pool, firstID int, log *slog.Logger, now time
 		byKey:   make(map[uint64]*Backend, len(cfg.Servers)),
 		byName:  make(map[string]*Backend, len(cfg.Servers)),
 		Budget:  NewBudgetFrom(cfg.RetryBudget, prevBudget(prev)),
+		roles:   newRoleConfig(cfg),
 	}
 	for i, s := range cfg.Servers {
 		b := &Backend{
@@ -87,7 +92,10 @@ func NewFrom(index int, cfg config.Pool, firstID int, log *slog.Logger, now time
 			b.state = old.state
 		} else {
 			b.state = &state{}
-			b.activeUp.Store(true)
+			// A pool with a role uses no server before its first check
+			// says which role it has: a write endpoint must never reach a
+			// standby, nor a read endpoint the primary unasked.
+			b.activeUp.Store(cfg.Role == "")
 			if prev != nil {
 				// Added to a running pool: ramp up like a server that came back.
 				b.upSince.Store(now.UnixNano())
@@ -108,6 +116,19 @@ func NewFrom(index int, cfg config.Pool, firstID int, log *slog.Logger, now time
 		p.byName[b.Name] = b
 	}
 	p.mu.Lock()
+	if cfg.Health.Postgres != nil {
+		// Servers kept from prev carry their last check; the verdict
+		// follows this generation's role and bounds. Only servers whose
+		// verdict changes are touched: the state is shared with the
+		// running generation, whose open TCP connections close when
+		// their server reads as down even for a moment.
+		want := p.roleVerdictLocked()
+		for _, b := range p.Backends {
+			if b.activeUp.Load() != want[b] {
+				b.activeUp.Store(want[b])
+			}
+		}
+	}
 	p.rebuildLocked(now)
 	p.mu.Unlock()
 	return p

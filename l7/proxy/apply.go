@@ -80,14 +80,14 @@ func restartOnly(boot, next *config.Config) []string {
 // listener's certificates and policy are read per handshake from the
 // running config, so they reload; turning TLS on or off does not.
 type listenerSocket struct {
-	name, addr string
-	tls        bool
+	name, addr, mode string
+	tls              bool
 }
 
 func listenerSockets(c *config.Config) []listenerSocket {
 	out := make([]listenerSocket, len(c.Listeners))
 	for i, l := range c.Listeners {
-		out[i] = listenerSocket{l.Name, l.Addr, l.TLS != nil}
+		out[i] = listenerSocket{l.Name, l.Addr, l.Mode, l.TLS != nil}
 	}
 	return out
 }

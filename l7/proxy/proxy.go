@@ -68,20 +68,24 @@ type Options struct {
 type Proxy struct {
 	// boot is the config the listeners and the fasthttp server were built
 	// from; their settings take effect at the next start only.
-	boot    *config.Config
-	gen     atomic.Pointer[generation]
-	log     *slog.Logger
-	srv     *fasthttp.Server
-	h2      *http.Server    // the h2 path of TLS listeners, see h2.go
-	h2ctx   sync.Pool       // *fasthttp.RequestCtx for h2 requests
-	metrics *requestMetrics // nil when request metrics are off
-	traffic *trafficMetrics // retries, shedding, tunnels: always counted
-	shed    shedder         // proxy-wide in-flight count for shedding
-	tunnels *tunnels        // open WebSocket tunnels, across generations
-	accessW *slog.Logger    // nil when there is no access log
-	gather  prometheus.Gatherer
-	mount   func(*http.ServeMux) // Options.AdminMount
-	states  sync.Pool            // *reqState
+	boot       *config.Config
+	gen        atomic.Pointer[generation]
+	log        *slog.Logger
+	srv        *fasthttp.Server
+	h2         *http.Server    // the h2 path of TLS listeners, see h2.go
+	h2ctx      sync.Pool       // *fasthttp.RequestCtx for h2 requests
+	metrics    *requestMetrics // nil when request metrics are off
+	traffic    *trafficMetrics // retries, shedding, tunnels: always counted
+	shed       shedder         // proxy-wide in-flight count for shedding
+	tunnels    *tunnels        // open WebSocket tunnels, across generations
+	tcp        *tcpConns       // open TCP-listener connections, across generations
+	tcpMetrics *tcpMetrics     // always counted, registered with Options.Registerer
+	tcpCtx     context.Context
+	tcpStop    context.CancelFunc
+	accessW    *slog.Logger // nil when there is no access log
+	gather     prometheus.Gatherer
+	mount      func(*http.ServeMux) // Options.AdminMount
+	states     sync.Pool            // *reqState
 
 	applyMu sync.Mutex // serialises Apply
 
@@ -146,6 +150,9 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 	p.h2ctx.New = func() any { return new(fasthttp.RequestCtx) }
 	p.traffic = newTrafficMetrics(p)
 	p.tunnels = newTunnels()
+	p.tcp = newTCPConns(cfg.Limits.MaxConns)
+	p.tcpMetrics = newTCPMetrics()
+	p.tcpCtx, p.tcpStop = context.WithCancel(context.Background())
 
 	if opts.Registerer != nil {
 		if !opts.NoRequestMetrics {
@@ -160,6 +167,9 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		}
 		if err := opts.Registerer.Register(p.traffic); err != nil {
 			return nil, fmt.Errorf("register traffic metrics: %w", err)
+		}
+		if err := p.tcpMetrics.register(opts.Registerer, p); err != nil {
+			return nil, fmt.Errorf("register tcp metrics: %w", err)
 		}
 	}
 	g, err := p.newGeneration(cfg, dir, nil)
@@ -468,11 +478,15 @@ func (p *Proxy) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i, ln := range lns {
 		l := p.boot.Listeners[i]
-		p.log.Info("listening", "addr", ln.Addr().String(), "tls", l.TLS != nil)
+		p.log.Info("listening", "addr", ln.Addr().String(), "tls", l.TLS != nil, "mode", l.Mode)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer recoverTo(p.log)
+			if l.Mode == config.ModeTCP {
+				errc <- p.ServeTCP(ln, l.Name)
+				return
+			}
 			if l.TLS != nil {
 				errc <- p.ServeTLS(ln, l.Name)
 				return
@@ -559,6 +573,8 @@ func (p *Proxy) shutdown() error {
 		_ = ln.Close() // usually closed already by Shutdown
 	}
 	p.tunnels.closeAll() // fasthttp no longer owns hijacked connections
+	p.shutdownTCP(ctx)
+	p.tcpStop()
 	if admin != nil {
 		if err := admin.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shut down admin server: %w", err))

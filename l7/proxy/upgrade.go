@@ -284,15 +284,23 @@ func (t *tunnel) endCause(err error, failed cause) cause {
 }
 
 // copy moves bytes from src to dst until src ends, fails or the tunnel is
-// idle. The read deadline is the idle timeout; when it fires while the
-// other direction is busy, the read resumes.
+// idle (see idleCopy).
 func (t *tunnel) copy(dst io.Writer, src io.Reader, srcConn net.Conn, count *atomic.Int64) error {
+	return idleCopy(dst, src, srcConn, t.idle, &t.last, count)
+}
+
+// idleCopy moves bytes from src to dst until src ends, fails or the pair
+// of connections is idle; WebSocket tunnels and TCP listeners share it.
+// The read deadline is the idle timeout; when it fires while the other
+// direction was busy (last is the unix nanos of the last byte either way),
+// the read resumes.
+func idleCopy(dst io.Writer, src io.Reader, srcConn net.Conn, idle time.Duration, last, count *atomic.Int64) error {
 	buf := make([]byte, 32<<10)
 	for {
-		_ = srcConn.SetReadDeadline(time.Now().Add(t.idle))
+		_ = srcConn.SetReadDeadline(time.Now().Add(idle))
 		n, err := src.Read(buf)
 		if n > 0 {
-			t.last.Store(time.Now().UnixNano())
+			last.Store(time.Now().UnixNano())
 			count.Add(int64(n))
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return werr
@@ -300,7 +308,7 @@ func (t *tunnel) copy(dst io.Writer, src io.Reader, srcConn net.Conn, count *ato
 		}
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && time.Since(time.Unix(0, t.last.Load())) < t.idle {
+			if errors.As(err, &ne) && ne.Timeout() && time.Since(time.Unix(0, last.Load())) < idle {
 				continue // the other direction was busy
 			}
 			return err
