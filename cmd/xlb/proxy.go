@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/xlbproject/xlb/internal/opsmetrics"
 	"github.com/xlbproject/xlb/internal/statuspage"
 	"github.com/xlbproject/xlb/l7/admin"
 	"github.com/xlbproject/xlb/l7/config"
@@ -128,6 +130,11 @@ func (o *proxyOptions) run(cmd *cobra.Command) error {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	reloads, err := opsmetrics.Register(reg, version, time.Now())
+	if err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	m.RecordReloads(reloads)
 	opts := proxy.Options{
 		Log:              log,
 		Registerer:       reg,

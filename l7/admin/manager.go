@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/xlbproject/xlb/internal/atomicfile"
+	"github.com/xlbproject/xlb/internal/opsmetrics"
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/proxy"
 )
@@ -59,6 +60,8 @@ type Manager struct {
 	state State
 	run   *config.Config // file ⊕ state, what the proxy runs
 	proxy *proxy.Proxy
+	// reloads, when set, records each Reload (xlb_config_reloads_total).
+	reloads *opsmetrics.Config
 }
 
 // Open loads the config file and the runtime state file and merges them.
@@ -105,6 +108,13 @@ func (m *Manager) Attach(p *proxy.Proxy) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.proxy = p
+}
+
+// RecordReloads makes every later Reload count in c.
+func (m *Manager) RecordReloads(c *opsmetrics.Config) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reloads = c
 }
 
 func (m *Manager) logNotes(notes []Note) {
@@ -164,6 +174,12 @@ type ReloadResult struct {
 func (m *Manager) Reload() (ReloadResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	res, err := m.reloadLocked()
+	m.reloads.Observe(err, time.Now())
+	return res, err
+}
+
+func (m *Manager) reloadLocked() (ReloadResult, error) {
 	file, err := config.Load(m.configPath)
 	if err != nil {
 		var ce *config.Error
