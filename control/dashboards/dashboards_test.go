@@ -6,12 +6,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/control/metrics"
+	"github.com/xlbproject/xlb/internal/opsmetrics"
+	"github.com/xlbproject/xlb/l7/config"
+	"github.com/xlbproject/xlb/l7/director"
+	"github.com/xlbproject/xlb/l7/proxy"
 )
 
 type target struct {
@@ -85,20 +90,57 @@ func (d *describer) MustRegister(cs ...prometheus.Collector) {
 
 func (d *describer) Unregister(prometheus.Collector) bool { return false }
 
+// exported is what the edge daemon registers: control/metrics and the
+// build and reload metrics (control/daemon registers both).
 func exported(t *testing.T) map[string][]string {
 	t.Helper()
 	d := &describer{labels: map[string][]string{}}
 	_, err := metrics.New(d, nil, nil)
 	require.NoError(t, err)
+	_, err = opsmetrics.Register(d, "test", time.Now())
+	require.NoError(t, err)
 	require.NotEmpty(t, d.labels)
 	return d.labels
 }
 
-func load(t *testing.T) dashboard {
+// proxyConfig has a sticky pool so that every collector describes all.
+const proxyConfig = `
+listeners: [{addr: "127.0.0.1:0"}]
+sticky:
+  keys:
+    - {id: 1, secret: "VKNuQ6PekEdVQxoEKhL6bukHWptxdy/xGQ5HnIZSyKQ="}
+routes:
+  - {name: r, match: {path_prefix: /}, pool: p}
+pools:
+  - name: p
+    sticky: {cookie: s}
+    servers:
+      - {name: s1, addr: "127.0.0.1:9"}
+`
+
+// exportedL7 is what a proxy registers: l7/proxy's collectors and the
+// build and reload metrics (cmd/xlb's proxy command registers both).
+func exportedL7(t *testing.T) map[string][]string {
+	t.Helper()
+	cfg, err := config.Parse("proxy.yaml", []byte(proxyConfig))
+	require.NoError(t, err)
+	dir, err := director.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = dir.Close() })
+	d := &describer{labels: map[string][]string{}}
+	p, err := proxy.New(cfg, dir, proxy.Options{Registerer: d})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	_, err = opsmetrics.Register(d, "test", time.Now())
+	require.NoError(t, err)
+	require.NotEmpty(t, d.labels)
+	return d.labels
+}
+
+func load(t *testing.T, raw []byte) dashboard {
 	t.Helper()
 	var d dashboard
-	dec := json.NewDecoder(strings.NewReader(string(XLB)))
-	require.NoError(t, dec.Decode(&d))
+	require.NoError(t, json.Unmarshal(raw, &d))
 	return d
 }
 
@@ -142,8 +184,21 @@ func baseName(name string, known map[string][]string) string {
 }
 
 func TestDashboardQueriesExportedMetrics(t *testing.T) {
-	known := exported(t)
-	d := load(t)
+	checkQueries(t, load(t, XLB), exported(t), "the daemon")
+}
+
+func TestL7DashboardQueriesExportedMetrics(t *testing.T) {
+	known := exportedL7(t)
+	for _, name := range []string{"xlb_l7_requests_total", "xlb_l7_retries_total", "xlb_l7_server_up", "xlb_build_info"} {
+		require.Contains(t, known, name, "the describer saw every collector")
+	}
+	checkQueries(t, load(t, L7), known, "the proxy")
+}
+
+// checkQueries asserts that every metric and label d queries is in known,
+// and that every metric of known has a panel on d.
+func checkQueries(t *testing.T, d dashboard, known map[string][]string, who string) {
+	t.Helper()
 	used := map[string]bool{}
 	for _, e := range exprs(d) {
 		assert.Equal(t, strings.Count(e, "("), strings.Count(e, ")"), "unbalanced parentheses: %s", e)
@@ -151,7 +206,7 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 		for _, m := range selectorRE.FindAllStringSubmatch(e, -1) {
 			name := baseName(m[1], known)
 			labels, ok := known[name]
-			if !assert.True(t, ok, "%s is not exported by control/metrics (in %s)", m[1], e) {
+			if !assert.True(t, ok, "%s is not exported by %s (in %s)", m[1], who, e) {
 				continue
 			}
 			used[name] = true
@@ -168,8 +223,18 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 }
 
 func TestDashboardLayout(t *testing.T) {
-	d := load(t)
-	assert.Equal(t, "xlb-l4-control", d.UID)
+	checkLayout(t, load(t, XLB), "xlb-l4-control", []string{"datasource", "instance", "vip", "backend"})
+}
+
+func TestL7DashboardLayout(t *testing.T) {
+	checkLayout(t, load(t, L7), "xlb-l7-proxy", []string{"datasource", "instance", "route", "pool", "server"})
+}
+
+// checkLayout asserts that d's panels tile the grid without overlap, all
+// query the data source variable, and that its variables are vars.
+func checkLayout(t *testing.T, d dashboard, uid string, vars []string) {
+	t.Helper()
+	assert.Equal(t, uid, d.UID)
 	assert.NotEmpty(t, d.Title)
 	ids := map[int]bool{}
 	type cell struct{ x, y int }
@@ -194,9 +259,9 @@ func TestDashboardLayout(t *testing.T) {
 		assert.Equal(t, "${datasource}", p.Datasource.UID, "panel %q must use the dashboard's data source variable", p.Title)
 		assert.NotEmpty(t, p.Targets, "panel %q has no query", p.Title)
 	}
-	var vars []string
+	var got []string
 	for _, v := range d.Templating.List {
-		vars = append(vars, v.Name)
+		got = append(got, v.Name)
 	}
-	assert.Equal(t, []string{"datasource", "instance", "vip", "backend"}, vars)
+	assert.Equal(t, vars, got)
 }
