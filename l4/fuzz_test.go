@@ -5,23 +5,63 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/test/topo"
 )
 
 // fuzzBed is a balancer with a few VIPs of both families and protocols,
-// one of them port-wildcard, and the backends each may go to.
+// one of them port-wildcard, some in L2 DSR mode, and the backends each may
+// go to. It runs frames as if they arrived on the interface of a namespace
+// where the L2 DSR backends are on-link neighbours, since L2 DSR takes the
+// backend's MAC from the FIB whatever next hop is configured.
 type fuzzBed struct {
 	d        *Dataplane
-	backends map[VIP]map[netip.Addr]bool
+	backends map[VIP]map[netip.Addr]bool // IP-in-IP VIPs: backend addresses
+	l2       map[VIP]map[string]bool     // L2 DSR VIPs: backend MACs
+	lb       *topo.Host
+	l2seen   int // XDP_TX frames checked as L2 DSR
 }
 
 func newFuzzBed(t testing.TB) *fuzzBed {
 	d := openTest(t, nil)
-	b := &fuzzBed{d: d, backends: map[VIP]map[netip.Addr]bool{}}
+	tp := topo.NewT(t, topo.Options{Subnet4: netip.MustParsePrefix("10.76.0.0/24"), Subnet6: netip.MustParsePrefix("fd76::/64")})
+	// A router: the FIB answers a forwarding lookup only where
+	// forwarding is on, as on an edge host.
+	lb, err := tp.AddHost(topo.HostConfig{Name: "lb", Router: true})
+	require.NoError(t, err)
+	b := &fuzzBed{d: d, backends: map[VIP]map[netip.Addr]bool{}, l2: map[VIP]map[string]bool{}, lb: lb}
+	l2MAC := map[string]net.HardwareAddr{
+		"10.76.0.200": {0x02, 0xb1, 0, 0, 0, 0x01},
+		"10.76.0.201": {0x02, 0xb1, 0, 0, 0, 0x02},
+		"fd76::200":   {0x02, 0xb1, 0, 0, 0, 0x03},
+	}
+	for a, mac := range l2MAC {
+		require.NoError(t, lb.AddNeigh(netip.MustParseAddr(a), mac))
+	}
+	for _, v := range []struct {
+		vip      VIP
+		backends []string
+	}{
+		{VIP{netip.MustParseAddr("203.0.113.30"), 80, TCP}, []string{"10.76.0.200", "10.76.0.201"}},
+		{VIP{netip.MustParseAddr("203.0.113.30"), 53, UDP}, []string{"10.76.0.201"}},
+		// The address of an IP-in-IP VIP, another port: the mode is per VIP.
+		{VIP{netip.MustParseAddr("203.0.113.10"), 8080, TCP}, []string{"10.76.0.200"}},
+		{VIP{netip.MustParseAddr("2001:db8::30"), 443, TCP}, []string{"fd76::200"}},
+	} {
+		require.NoError(t, d.UpsertVIP(v.vip, WithMode(ModeL2DSR)))
+		ids := upsertBackends(t, d, v.backends...)
+		require.NoError(t, d.InstallTable(v.vip, ring(ids, 0)))
+		b.l2[v.vip] = map[string]bool{}
+		for _, a := range v.backends {
+			b.l2[v.vip][l2MAC[a].String()] = true
+		}
+	}
 	for _, v := range []struct {
 		vip      VIP
 		backends []string
@@ -57,23 +97,43 @@ func balancerSeeds(t testing.TB) [][]byte {
 		tcpSYN("198.51.100.1:40001", "203.0.113.10:81"),
 		udp("198.51.100.1:40001", "192.0.2.1:53"),
 		tcpSYN("[2001:db8:1::1]:40003", "[2001:db8::99]:443"),
+		// L2 DSR VIPs.
+		tcpSYN("198.51.100.4:40005", "203.0.113.30:80"),
+		tcpACK("198.51.100.4:40005", "203.0.113.30:80"),
+		udp("198.51.100.5:5353", "203.0.113.30:53"),
+		tcpSYN("198.51.100.6:40006", "203.0.113.10:8080"),
+		tcpACK("[2001:db8:1::3]:40007", "[2001:db8::30]:443"),
 	} {
 		out = append(out, p.build(t))
 	}
+	// One 802.1Q tag, kept on the way out in both modes.
+	out = append(out,
+		vlanTag(tcpSYN("198.51.100.7:40008", "203.0.113.10:80").build(t), 0x0064),
+		vlanTag(tcpSYN("198.51.100.7:40008", "203.0.113.30:80").build(t), 0x0064))
 	return append(out, arp(t), make([]byte, 14))
 }
 
 // check runs one frame through the balancer and checks what must hold for every input:
-// never XDP_ABORTED; XDP_PASS leaves the bytes untouched; XDP_TX sends the
-// input's IP packet, unchanged, inside an outer header addressed to a
-// backend of the VIP the inner packet is addressed to.
+// never XDP_ABORTED; XDP_PASS leaves the bytes untouched; XDP_TX either
+// sends the input's IP packet, unchanged, inside an outer header addressed
+// to a backend of the IP-in-IP VIP the inner packet is addressed to, or
+// (L2 DSR) sends the input with only its MAC addresses changed: to the MAC
+// of a backend of the L2 DSR VIP the packet is addressed to, from the
+// interface's own.
 func (b *fuzzBed) check(t testing.TB, in []byte) uint32 {
 	t.Helper()
 	if len(in) > 3000 {
 		in = in[:3000] // one page at most: the program has no xdp.frags
 	}
-	opts := &ebpf.RunOptions{Data: append([]byte(nil), in...), DataOut: make([]byte, len(in)+256)}
-	verdict, err := b.d.Program().Run(opts)
+	opts := &ebpf.RunOptions{Data: append([]byte(nil), in...), DataOut: make([]byte, len(in)+256),
+		Context: xdpMd{DataEnd: uint32(len(in)), IngressIfindex: uint32(b.lb.Ifindex)}}
+	var verdict uint32
+	// In lb's namespace: bpf_fib_lookup asks the FIB of the ingress
+	// interface, which the test run looks up in the caller's namespace.
+	err := b.lb.Do(func() (err error) {
+		verdict, err = b.d.Program().Run(opts)
+		return err
+	})
 	if len(in) < 14 {
 		return xdpAborted // not run: the kernel never hands XDP such a frame
 	}
@@ -93,11 +153,30 @@ func (b *fuzzBed) check(t testing.TB, in []byte) uint32 {
 			fail("XDP_PASS changed the frame")
 		}
 	case xdpTx:
+		l3 := l3Of(in)
+		if len(out) == len(in) && bytes.Equal(out[12:], in[12:]) {
+			vip, ok := vipOf(in[l3:])
+			if !ok {
+				fail("L2 DSR of a packet without a TCP or UDP destination")
+			}
+			macs, ok := b.l2[vip]
+			if !ok {
+				fail("XDP_TX with only the MACs changed of a packet to %s, which is no L2 DSR VIP", vip)
+			}
+			if dst := net.HardwareAddr(out[:6]); !macs[dst.String()] {
+				fail("L2 DSR to %s, which is the MAC of no backend of %s", dst, vip)
+			}
+			if src := net.HardwareAddr(out[6:12]); !bytes.Equal(src, b.lb.MAC) {
+				fail("L2 DSR from %s, not the interface's own %s", src, b.lb.MAC)
+			}
+			b.l2seen++
+			return verdict
+		}
 		dst, inner, ok := outerOf(out)
 		if !ok {
-			fail("XDP_TX of a frame that is not IP-in-IP")
+			fail("XDP_TX of a frame that is neither IP-in-IP nor the input with new MACs")
 		}
-		if !bytes.Equal(inner, in[14:]) {
+		if !bytes.Equal(inner, in[l3:]) {
 			fail("the inner packet is not the input's IP packet")
 		}
 		vip, ok := vipOf(inner)
@@ -121,14 +200,24 @@ func (b *fuzzBed) check(t testing.TB, in []byte) uint32 {
 	return verdict
 }
 
+// l3Of is where a frame's IP header starts: after the Ethernet header and
+// one 802.1Q tag if there is one.
+func l3Of(f []byte) int {
+	if len(f) >= 18 && binary.BigEndian.Uint16(f[12:]) == 0x8100 {
+		return 18
+	}
+	return 14
+}
+
 // outerOf parses the outer header of an IP-in-IP frame: its destination and
 // what follows it.
 func outerOf(f []byte) (netip.Addr, []byte, bool) {
 	if len(f) < 14 {
 		return netip.Addr{}, nil, false
 	}
-	ip := f[14:]
-	switch binary.BigEndian.Uint16(f[12:]) {
+	l3 := l3Of(f)
+	ip := f[l3:]
+	switch binary.BigEndian.Uint16(f[l3-2:]) {
 	case 0x0800:
 		if len(ip) < 20 || ip[0] != 0x45 || (ip[9] != 4 && ip[9] != 41) {
 			return netip.Addr{}, nil, false
@@ -176,7 +265,8 @@ func FuzzBalancer(f *testing.F) {
 }
 
 // TestBalancerMutations is a bounded, deterministic fuzz run inside the
-// normal suite: 3000 mutations of the seeds, reaching every verdict.
+// normal suite: 3000 mutations of the seeds, reaching every verdict and
+// both forms of XDP_TX.
 func TestBalancerMutations(t *testing.T) {
 	b := newFuzzBed(t)
 	rnd := rand.New(rand.NewPCG(3, 4))
@@ -185,11 +275,14 @@ func TestBalancerMutations(t *testing.T) {
 	for i := 0; i < 3000; i++ {
 		seen[b.check(t, scramble(rnd, seeds[i%len(seeds)]))]++
 	}
-	t.Logf("tx %d, pass %d, drop %d", seen[xdpTx], seen[xdpPass], seen[xdpDrop])
+	t.Logf("tx %d (l2 dsr %d), pass %d, drop %d", seen[xdpTx], b.l2seen, seen[xdpPass], seen[xdpDrop])
 	for _, v := range []uint32{xdpTx, xdpPass, xdpDrop} {
 		if seen[v] == 0 {
 			t.Errorf("no mutation ended with %s", verdictName(v))
 		}
+	}
+	if b.l2seen == 0 || b.l2seen == seen[xdpTx] {
+		t.Errorf("%d of %d XDP_TX were L2 DSR: want both forms", b.l2seen, seen[xdpTx])
 	}
 }
 

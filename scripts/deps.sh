@@ -17,6 +17,7 @@ have_cmd wrk        || need+=(wrk)
 have_cmd haproxy    || need+=(haproxy)
 have_cmd nginx      || need+=(nginx)
 have_cmd curl       || need+=(curl)
+have_cmd nft        || need+=(nftables)
 # cgo toolchain: `go test -race` needs it.
 have_cmd gcc        || need+=(gcc libc6-dev)
 have_cmd nsenter    || need+=(util-linux)

@@ -1,20 +1,75 @@
 #!/usr/bin/env bash
-# L4 benchmark: per-packet cost of the XDP balancer through BPF_PROG_TEST_RUN
-# (repeat = 1 in a loop of N runs per case, kernel-reported durations
-# averaged per round, median over ROUNDS interleaved rounds), against a
-# MAC-swap XDP_TX floor measured in the same run on the same pinned CPU.
-# Prints one line per case:
-#   l4bench case=<name> ns=<median> floor_ns=<floor> over_floor_ns=<difference>
-# Bounded: N runs per case (default 200000), a few seconds in all. Needs root.
-# Environment: N (200000), ROUNDS (10), CPU (0).
+# L4 benchmarks of the XDP balancer. Needs root. Two parts, both bounded:
+#
+# 1. Per-packet cost through BPF_PROG_TEST_RUN (repeat = 1 in a loop of N
+#    runs per case, kernel-reported durations averaged per round, median over
+#    ROUNDS interleaved rounds), against a MAC-swap XDP_TX floor measured in
+#    the same run on the same pinned CPU. One line per case:
+#      l4bench case=<name> ns=<median> floor_ns=<floor> over_floor_ns=<difference>
+#    N runs per case (default 200000), a few seconds in all.
+#
+# 2. Packet rate on veth (test/bench/l4rate): TCP ACK frames of 4096 flows
+#    generated with BPF_PROG_TEST_RUN live frames in one namespace, forwarded
+#    over a 2-queue veth pair by native XDP in another, counted by an XDP sink
+#    on the way back; the balancer (one VIP, 8 backends, Maglev, IP-in-IP;
+#    next hops from the FIB, and as xlb-mac with a configured next-hop MAC)
+#    side by side with a MAC-swap XDP_TX bounce and an nftables DNAT balancer
+#    to the same backends, for 1 and 2 generator threads, interleaved rounds:
+#      l4rate threads=<n> case=<bounce|xlb|xlb-mac|nftables> mpps=<median>
+#      l4rate threads=<n> xlb_over_bounce=<median> xlb_over_nftables=<median> ...
+#    then a markdown table. RATE_ROUNDS × 2 × 4 samples of about 1 s each
+#    (about 80 s), capped by `timeout`.
+#
+# Everything the rate part creates (namespaces, veths, XDP programs, the nft
+# table inside its namespace) is removed when it exits, also on failure or
+# Ctrl-C; what a killed run left is removed by the next run and on exit here.
+#
+# Environment: PARTS ("packet rate"), N (200000), ROUNDS (10), CPU (0);
+# RATE_ROUNDS (9), RATE_INTERVAL (500ms), RATE_THREADS ("1,2"),
+# RATE_CASES ("bounce,xlb,xlb-mac,nftables"; nftables needs the nft tool).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "$(id -u)" -ne 0 ]; then
 	echo "l4.sh: needs root to load XDP programs (sudo make bench)" >&2
 	exit 1
 fi
+PARTS=${PARTS:-packet rate}
+RATE_CASES=${RATE_CASES:-bounce,xlb,xlb-mac,nftables}
+for p in $PARTS; do
+	case $p in packet | rate) ;; *) echo "l4.sh: unknown part $p in PARTS (want packet, rate)" >&2; exit 1 ;; esac
+done
+case " $PARTS " in *" rate "*)
+	case ",$RATE_CASES," in *,nftables,*)
+		command -v nft >/dev/null 2>&1 || {
+			echo "l4.sh: the nftables baseline needs nft (make deps installs nftables), or set RATE_CASES=bounce,xlb,xlb-mac" >&2
+			exit 1
+		} ;;
+	esac ;;
+esac
+
 bin=$(mktemp -d)
-trap 'rm -rf "$bin"' EXIT
-go build -o "$bin/l4bench" ./test/bench/l4
-echo "# targets on the reference machine (0.8x Katran, ns over floor): tcp_syn<=130 tcp_hit<=60 udp_hit<=78 non_vip<=20"
-"$bin/l4bench" -n "${N:-200000}" -rounds "${ROUNDS:-10}" -cpu "${CPU:-0}"
+cleanup() {
+	if [ -x "$bin/l4rate" ]; then "$bin/l4rate" -cleanup || true; fi
+	rm -rf "$bin"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+case " $PARTS " in *" packet "*)
+	go build -o "$bin/l4bench" ./test/bench/l4
+	echo "# targets on the reference machine (0.8x Katran, ns over floor): tcp_syn<=130 tcp_hit<=60 udp_hit<=78 non_vip<=20"
+	"$bin/l4bench" -n "${N:-200000}" -rounds "${ROUNDS:-10}" -cpu "${CPU:-0}"
+	;;
+esac
+
+case " $PARTS " in *" rate "*)
+	go build -o "$bin/l4rate" ./test/bench/l4rate
+	echo "# packet rate targets: xlb >= 0.8x the bounce, >= 4x nftables"
+	# The cap is far above the run's own length and sends SIGINT first, so
+	# the driver removes what it made. --foreground keeps the driver in this
+	# process group, where Ctrl-C reaches it.
+	timeout --foreground --signal=INT --kill-after=30 900 "$bin/l4rate" \
+		-rounds "${RATE_ROUNDS:-9}" -interval "${RATE_INTERVAL:-500ms}" \
+		-threads "${RATE_THREADS:-1,2}" -cases "$RATE_CASES"
+	;;
+esac

@@ -400,8 +400,12 @@ func (h *Host) AddVIP(vip netip.Addr) error {
 // AddRoute routes dst via the gateway gw on the host's interface (e.g.
 // a VIP via the LB host's address).
 func (h *Host) AddRoute(dst netip.Prefix, gw netip.Addr) error {
+	return h.addRoute(h.Ifindex, dst, gw)
+}
+
+func (h *Host) addRoute(ifindex int, dst netip.Prefix, gw netip.Addr) error {
 	return h.netlink(func(nl *netlink.Handle) error {
-		r := &netlink.Route{LinkIndex: h.Ifindex, Dst: prefixNet(dst.Masked()), Gw: gw.AsSlice()}
+		r := &netlink.Route{LinkIndex: ifindex, Dst: prefixNet(dst.Masked()), Gw: gw.AsSlice()}
 		if err := nl.RouteAdd(r); err != nil {
 			return fmt.Errorf("add route %v via %v in %s: %w", dst, gw, h.Name, err)
 		}
@@ -412,12 +416,16 @@ func (h *Host) AddRoute(dst netip.Prefix, gw netip.Addr) error {
 // AddNeigh adds a permanent neighbour entry on the host's interface, so a
 // test does not depend on ARP/ND timing.
 func (h *Host) AddNeigh(ip netip.Addr, mac net.HardwareAddr) error {
+	return h.addNeigh(h.Ifindex, ip, mac)
+}
+
+func (h *Host) addNeigh(ifindex int, ip netip.Addr, mac net.HardwareAddr) error {
 	return h.netlink(func(nl *netlink.Handle) error {
 		fam := unix.AF_INET
 		if ip.Is6() {
 			fam = unix.AF_INET6
 		}
-		n := &netlink.Neigh{LinkIndex: h.Ifindex, Family: fam, State: netlink.NUD_PERMANENT, IP: ip.AsSlice(), HardwareAddr: mac}
+		n := &netlink.Neigh{LinkIndex: ifindex, Family: fam, State: netlink.NUD_PERMANENT, IP: ip.AsSlice(), HardwareAddr: mac}
 		if err := nl.NeighSet(n); err != nil {
 			return fmt.Errorf("add neighbour %v in %s: %w", ip, h.Name, err)
 		}

@@ -303,3 +303,38 @@ func (tp *Topology) bridgeCommand(ctx context.Context, name string, args ...stri
 	h := &Host{Name: "br", NetNS: tp.NetNSName("br")}
 	return h.Run(ctx, name, args...)
 }
+
+func TestConnectDirect(t *testing.T) {
+	tp := NewT(t, Options{})
+	a, err := tp.AddHost(HostConfig{Name: "a"})
+	require.NoError(t, err)
+	b, err := tp.AddHost(HostConfig{Name: "b"})
+	require.NoError(t, err)
+	l, err := tp.Connect(a, b, DirectConfig{
+		Queues: 2,
+		AddrA:  netip.MustParsePrefix("10.98.0.1/30"),
+		AddrB:  netip.MustParsePrefix("10.98.0.2/30"),
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "d0", l.A.Ifname)
+	assert.NotEqual(t, l.A.MAC.String(), l.B.MAC.String())
+	assert.NotZero(t, l.B.Ifindex)
+
+	// A static neighbour: the frames cross the direct link, never the bridge.
+	require.NoError(t, l.A.AddNeigh(netip.MustParseAddr("10.98.0.2"), l.B.MAC))
+	ln, err := b.Listen("tcp", "10.98.0.2:7")
+	require.NoError(t, err)
+	defer ln.Close()
+	echo(t, ln)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := a.DialContext(ctx, "tcp", "10.98.0.2:7")
+	require.NoError(t, err)
+	defer c.Close()
+	roundTrip(t, c, "over the direct link")
+
+	_, err = tp.Connect(a, a, DirectConfig{Name: "d1"})
+	assert.Error(t, err)
+	_, err = tp.Connect(a, b, DirectConfig{Name: HostIfname})
+	assert.Error(t, err)
+}

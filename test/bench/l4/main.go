@@ -24,7 +24,6 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/vishvananda/netlink"
@@ -32,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xlbproject/xlb/l4"
+	"github.com/xlbproject/xlb/test/bench/benchxdp"
 )
 
 func main() {
@@ -82,7 +82,7 @@ func run() error {
 	}
 	defer ns.Close()
 
-	floor, err := macSwapProgram()
+	floor, err := benchxdp.MACSwap()
 	if err != nil {
 		return err
 	}
@@ -295,35 +295,6 @@ func setup(d *l4.Dataplane) error {
 		}
 	}
 	return nil
-}
-
-// macSwapProgram is the floor: bounds-check the Ethernet header, swap the
-// MAC addresses, XDP_TX.
-func macSwapProgram() (*ebpf.Program, error) {
-	insns := asm.Instructions{
-		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word), // data
-		asm.LoadMem(asm.R3, asm.R1, 4, asm.Word), // data_end
-		asm.Mov.Reg(asm.R4, asm.R2),
-		asm.Add.Imm(asm.R4, 14),
-		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
-		asm.LoadMem(asm.R5, asm.R2, 0, asm.Word),
-		asm.LoadMem(asm.R6, asm.R2, 4, asm.Half),
-		asm.LoadMem(asm.R7, asm.R2, 6, asm.Word),
-		asm.LoadMem(asm.R8, asm.R2, 10, asm.Half),
-		asm.StoreMem(asm.R2, 0, asm.R7, asm.Word),
-		asm.StoreMem(asm.R2, 4, asm.R8, asm.Half),
-		asm.StoreMem(asm.R2, 6, asm.R5, asm.Word),
-		asm.StoreMem(asm.R2, 10, asm.R6, asm.Half),
-		asm.Mov.Imm(asm.R0, 3), // XDP_TX
-		asm.Return(),
-		asm.Mov.Imm(asm.R0, 2).WithSymbol("pass"), // XDP_PASS
-		asm.Return(),
-	}
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "mac_swap", Type: ebpf.XDP, Instructions: insns, License: "GPL"})
-	if err != nil {
-		return nil, fmt.Errorf("load floor program: %w", err)
-	}
-	return p, nil
 }
 
 func serialize(ls ...gopacket.SerializableLayer) []byte {
