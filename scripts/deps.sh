@@ -25,6 +25,8 @@ have_cmd nsenter    || need+=(util-linux)
 have_cmd chromium   || need+=(chromium)
 # Without recommends chromium brings no font: its screenshots would have no text.
 have_pkg fonts-dejavu-core || need+=(fonts-dejavu-core)
+# promtool runs the alert rules' unit tests (control/alerts).
+have_cmd promtool   || need+=(prometheus)
 
 if [ "${#need[@]}" -eq 0 ]; then
 	exit 0
@@ -40,8 +42,9 @@ fi
 echo "deps: installing ${need[*]}"
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# The benchmark peers are run by hand, not as services.
-for svc in haproxy nginx; do
+# The benchmark peers are run by hand, not as services; of the prometheus
+# package only promtool is used.
+for svc in haproxy nginx prometheus prometheus-node-exporter; do
 	if have_cmd systemctl; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
 	if have_cmd service; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done

@@ -2,21 +2,12 @@ package dashboards
 
 import (
 	"encoding/json"
-	"regexp"
-	"slices"
-	"strings"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/xlbproject/xlb/control/metrics"
-	"github.com/xlbproject/xlb/internal/opsmetrics"
-	"github.com/xlbproject/xlb/l7/config"
-	"github.com/xlbproject/xlb/l7/director"
-	"github.com/xlbproject/xlb/l7/proxy"
+	"github.com/xlbproject/xlb/internal/promcheck"
 )
 
 type target struct {
@@ -51,90 +42,18 @@ type dashboard struct {
 	} `json:"annotations"`
 }
 
-// describer is a prometheus.Registerer that only records what each
-// collector describes, so the test learns the daemon's metric names and
-// labels from control/metrics itself rather than from a copy.
-type describer struct {
-	labels map[string][]string // metric name → variable labels
-}
-
-var _ prometheus.Registerer = (*describer)(nil)
-
-var descRE = regexp.MustCompile(`fqName: "([a-z0-9_]+)".*variableLabels: \{([^}]*)\}`)
-
-func (d *describer) Register(c prometheus.Collector) error {
-	ch := make(chan *prometheus.Desc)
-	go func() {
-		c.Describe(ch)
-		close(ch)
-	}()
-	for desc := range ch {
-		m := descRE.FindStringSubmatch(desc.String())
-		if m == nil {
-			continue
-		}
-		var labels []string
-		if m[2] != "" {
-			labels = strings.Split(m[2], ",")
-		}
-		d.labels[m[1]] = labels
-	}
-	return nil
-}
-
-func (d *describer) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		_ = d.Register(c)
-	}
-}
-
-func (d *describer) Unregister(prometheus.Collector) bool { return false }
-
-// exported is what the edge daemon registers: control/metrics and the
-// build and reload metrics (control/daemon registers both).
-func exported(t *testing.T) map[string][]string {
+func exported(t *testing.T) promcheck.Exported {
 	t.Helper()
-	d := &describer{labels: map[string][]string{}}
-	_, err := metrics.New(d, nil, nil)
+	e, err := promcheck.Daemon()
 	require.NoError(t, err)
-	_, err = opsmetrics.Register(d, "test", time.Now())
-	require.NoError(t, err)
-	require.NotEmpty(t, d.labels)
-	return d.labels
+	return e
 }
 
-// proxyConfig has a sticky pool so that every collector describes all.
-const proxyConfig = `
-listeners: [{addr: "127.0.0.1:0"}]
-sticky:
-  keys:
-    - {id: 1, secret: "VKNuQ6PekEdVQxoEKhL6bukHWptxdy/xGQ5HnIZSyKQ="}
-routes:
-  - {name: r, match: {path_prefix: /}, pool: p}
-pools:
-  - name: p
-    sticky: {cookie: s}
-    servers:
-      - {name: s1, addr: "127.0.0.1:9"}
-`
-
-// exportedL7 is what a proxy registers: l7/proxy's collectors and the
-// build and reload metrics (cmd/xlb's proxy command registers both).
-func exportedL7(t *testing.T) map[string][]string {
+func exportedL7(t *testing.T) promcheck.Exported {
 	t.Helper()
-	cfg, err := config.Parse("proxy.yaml", []byte(proxyConfig))
+	e, err := promcheck.Proxy()
 	require.NoError(t, err)
-	dir, err := director.New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = dir.Close() })
-	d := &describer{labels: map[string][]string{}}
-	p, err := proxy.New(cfg, dir, proxy.Options{Registerer: d})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close() })
-	_, err = opsmetrics.Register(d, "test", time.Now())
-	require.NoError(t, err)
-	require.NotEmpty(t, d.labels)
-	return d.labels
+	return e
 }
 
 func load(t *testing.T, raw []byte) dashboard {
@@ -163,26 +82,6 @@ func exprs(d dashboard) []string {
 	return out
 }
 
-var (
-	selectorRE = regexp.MustCompile(`(xlb_[a-z0-9_]+)(\{[^}]*\})?`)
-	matcherRE  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)`)
-)
-
-// baseName maps histogram series names to the histogram's name.
-func baseName(name string, known map[string][]string) string {
-	if _, ok := known[name]; ok {
-		return name
-	}
-	for _, suffix := range []string{"_bucket", "_count", "_sum"} {
-		if b, ok := strings.CutSuffix(name, suffix); ok {
-			if _, ok := known[b]; ok {
-				return b
-			}
-		}
-	}
-	return name
-}
-
 func TestDashboardQueriesExportedMetrics(t *testing.T) {
 	checkQueries(t, load(t, XLB), exported(t), "the daemon")
 }
@@ -197,24 +96,14 @@ func TestL7DashboardQueriesExportedMetrics(t *testing.T) {
 
 // checkQueries asserts that every metric and label d queries is in known,
 // and that every metric of known has a panel on d.
-func checkQueries(t *testing.T, d dashboard, known map[string][]string, who string) {
+func checkQueries(t *testing.T, d dashboard, known promcheck.Exported, who string) {
 	t.Helper()
 	used := map[string]bool{}
 	for _, e := range exprs(d) {
-		assert.Equal(t, strings.Count(e, "("), strings.Count(e, ")"), "unbalanced parentheses: %s", e)
-		assert.Equal(t, strings.Count(e, "{"), strings.Count(e, "}"), "unbalanced braces: %s", e)
-		for _, m := range selectorRE.FindAllStringSubmatch(e, -1) {
-			name := baseName(m[1], known)
-			labels, ok := known[name]
-			if !assert.True(t, ok, "%s is not exported by %s (in %s)", m[1], who, e) {
-				continue
-			}
-			used[name] = true
-			// Histogram series carry le; scrape adds instance and job.
-			allowed := append(slices.Clone(labels), "instance", "job", "le")
-			for _, lm := range matcherRE.FindAllStringSubmatch(m[2], -1) {
-				assert.Contains(t, allowed, lm[1], "%s has no label %q (in %s)", name, lm[1], e)
-			}
+		names, problems := known.Check(e)
+		assert.Empty(t, problems, "%s: in %s", who, e)
+		for _, n := range names {
+			used[n] = true
 		}
 	}
 	for name := range known {
