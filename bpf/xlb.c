@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* xlb.c — the L4 balancer: XDP on the edge host's NIC. Per packet:
  * parse -> VIP lookup -> connection table -> Maglev table on a miss ->
- * IP-in-IP (or, per VIP, an L2 DSR MAC rewrite) towards the chosen L7
- * host -> XDP_TX. Everything that is not for a
+ * IP-in-IP of either family in either (or, per VIP, GUE or an L2 DSR MAC
+ * rewrite) towards the chosen L7 host -> XDP_TX. Everything that is not for a
  * VIP passes untouched. The verdict is counted once, at the single exit. */
 #include "include/consts.h"
 #include "include/types.h"
@@ -148,6 +148,72 @@ XLB_INLINE struct backend *pick_backend(const struct vip_info *vip, __u32 hash, 
 	return 0;
 }
 
+/* forward sends the wrapped packet on: out of another interface when the
+ * FIB said so (a two-armed host; XDP_DROP if it was detached since the
+ * lookup), else back out of this one. */
+XLB_INLINE int forward(struct pkt *p)
+{
+	if (p->oif)
+		return bpf_redirect_map(&tx_port_map, p->oif, XDP_DROP);
+	return XDP_TX;
+}
+
+/* icmp_error sends an ICMP error about a VIP flow (p->key is that flow's
+ * 5-tuple, client to VIP, read from the quoted header) to the L7 host the
+ * flow's packets go to: its connection entry if it has one, else the
+ * VIP's Maglev table, as its next packet would. Frag-needed and packet
+ * too big must reach the host that sends the flow's big segments, or path
+ * MTU discovery black-holes it. The ICMP packet is wrapped like the flow's
+ * (same mode, same hash: GUE source port and flow label match); it writes
+ * no connection entry. */
+XLB_INLINE int icmp_error(struct xdp_md *ctx, struct pkt *p)
+{
+	struct backend *b = 0;
+	struct vip_info *vip;
+	struct conn_set *set;
+	struct conn_entry *e;
+	__u32 hash, chash, bid = 0, vip_id = 0, flags = 0;
+	int v6 = p->family == XLB_AF_INET6, ret, w;
+
+	if (!vip_filter_hit(p))
+		return pass(p, XLB_CNT_OTHER_L4);
+	hash = flow_hash(p->key.src, ((__u32)p->key.dport << 16) | p->key.sport, p->proto, v6);
+	chash = conn_hash(hash, p->key.dst, v6);
+	set = conn_set_of(chash);
+	if (set) {
+		w = conn_find(set, &p->key, conn_tag(chash));
+		if (w >= 0) {
+			e = &set->e[w & (XLB_CONN_WAYS - 1)];
+			b = conn_valid(p, &e->val, 0, &flags);
+			if (b) {
+				bid = e->val.backend_id;
+				vip_id = e->val.vip_id;
+			}
+		}
+	}
+	if (!b) {
+		vip = lookup_vip(p);
+		if (!vip)
+			return pass(p, XLB_CNT_OTHER_L4);
+		vip_id = vip->id;
+		flags = vip->flags;
+		b = pick_backend(vip, hash, &bid);
+		if (!b) {
+			stat_add(XLB_CNT_NO_BACKEND, p->len);
+			return XDP_DROP;
+		}
+	}
+	if ((flags & XLB_VIP_L2DSR) && !dry_run)
+		ret = l2dsr(ctx, p, b, bid);
+	else
+		ret = encap(ctx, p, b, bid, hash, flags);
+	if (ret != XLB_CONTINUE)
+		return ret;
+	stat_add(XLB_CNT_ICMP_STEERED, p->len);
+	stat_forward(vip_id, bid, p->len, 0);
+	return forward(p);
+}
+
 XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
@@ -166,6 +232,8 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 		return ret;
 	if (p->frag)
 		return fragment(p);
+	if (p->icmp)
+		return icmp_error(ctx, p);
 	if (!vip_filter_hit(p))
 		return pass(p, XLB_CNT_NOT_VIP);
 
@@ -174,32 +242,21 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	chash = conn_hash(hash, p->key.dst, v6);
 	tag = conn_tag(chash);
 	cpu = bpf_get_smp_processor_id();
-	set = conn_set_on(cpu, chash);
+	set = conn_set_of(chash);
 
 	/* An established flow is found by its 5-tuple alone: no VIP lookup. A
 	 * SYN always takes the current table: a reused client port must not
 	 * inherit the previous connection's host. */
 	if (!p->syn && set) {
-		c = conn_find(set, &p->key, tag);
-		if (c) {
+		int w = conn_find(set, &p->key, tag);
+
+		if (w >= 0) {
+			c = &set->e[w & (XLB_CONN_WAYS - 1)].val;
 			b = conn_valid(p, c, 1, &flags);
 			if (b) {
 				bid = c->backend_id;
 				vip_id = c->vip_id;
-				stat_add(XLB_CNT_CT_HIT, p->len);
-			}
-		} else if (nr_cpus > 1) {
-			struct conn found;
-
-			if (conn_find_other(cpu, &p->key, chash, &found)) {
-				b = conn_valid(p, &found, 0, &flags);
-				if (b) {
-					bid = found.backend_id;
-					vip_id = found.vip_id;
-					stat_add(XLB_CNT_CT_HIT_OTHER_CPU, p->len);
-					if (!dry_run)
-						conn_insert(set, &p->key, tag, &found);
-				}
+				stat_add(conn_touch(set, w, cpu) ? XLB_CNT_CT_HIT_OTHER_CPU : XLB_CNT_CT_HIT, p->len);
 			}
 		}
 	}
@@ -215,7 +272,9 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 			stat_add(XLB_CNT_NO_BACKEND, p->len);
 			return XDP_DROP;
 		}
-		if (!dry_run && set) {
+		if (!dry_run && set && !conn_insert_allowed()) {
+			stat_add(XLB_CNT_CT_INSERT_SKIPPED, p->len);
+		} else if (!dry_run && set) {
 			struct conn nc = {
 				.backend_id = bid,
 				.backend_gen = b->gen,
@@ -225,9 +284,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 
 			if (p->proto == IPPROTO_UDP)
 				nc.last_seen = bpf_jiffies64();
-			if (p->syn && nr_cpus > 1)
-				conn_forget_other(cpu, &p->key, chash);
-			conn_insert(set, &p->key, tag, &nc);
+			conn_insert(set, &p->key, tag, &nc, cpu);
 		}
 		new_flow = 1;
 	}
@@ -238,15 +295,11 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	if ((flags & XLB_VIP_L2DSR) && !dry_run)
 		ret = l2dsr(ctx, p, b, bid);
 	else
-		ret = encap(ctx, p, b, bid, hash);
+		ret = encap(ctx, p, b, bid, hash, flags);
 	if (ret != XLB_CONTINUE)
 		return ret;
 	stat_forward(vip_id, bid, p->len, new_flow);
-	/* Out of another interface (FIB, two-armed host); XDP_DROP if it was
-	 * detached since the lookup. */
-	if (p->oif)
-		return bpf_redirect_map(&tx_port_map, p->oif, XDP_DROP);
-	return XDP_TX;
+	return forward(p);
 }
 
 SEC("xdp")

@@ -32,6 +32,7 @@ type abiXlbVipFlag uint32
 
 const (
 	abiXlbVipFlagXLB_ABI_VIP_L2DSR abiXlbVipFlag = 1
+	abiXlbVipFlagXLB_ABI_VIP_GUE   abiXlbVipFlag = 2
 )
 
 type abiXlbXdpAction uint32

@@ -23,19 +23,20 @@ func binomialPMF(n int, p float64) []float64 {
 	return pmf
 }
 
-// TestConnTableUsesEverySet fills one CPU's connection table to the sizing
-// the README documents (ConnEntries = twice the live flows) with distinct
-// SYNs, reads conn_map back and compares it with a uniform hash: n flows
-// over m sets put Binomial(n, 1/m) flows in each set, of which a 4-way set
-// keeps min(X, 4) and evicts max(X-4, 0). Both the histogram of set
-// occupancies and the eviction count must lie within 6 standard deviations
-// of that prediction. An index that reaches only half of the sets (the set
-// number taken from the tag, whose bit 0 is always set) doubles the load of
-// the sets it reaches: half the sets stay empty and about 19 % of the flows
-// are evicted instead of about 3.7 %, far outside the bounds.
+// TestConnTableUsesEverySet fills the connection table (shared by all CPUs:
+// ConnEntries per CPU times the CPUs) to the sizing the README documents
+// (twice the live flows) with distinct SYNs, reads conn_map back and
+// compares it with a uniform hash: n flows over m sets put Binomial(n, 1/m)
+// flows in each set, of which a 4-way set keeps min(X, 4) and evicts
+// max(X-4, 0). Both the histogram of set occupancies and the eviction count
+// must lie within 6 standard deviations of that prediction. An index that
+// reaches only half of the sets doubles the load of the sets it reaches:
+// half the sets stay empty and about 19 % of the flows are evicted instead
+// of about 3.7 %, far outside the bounds.
 func TestConnTableUsesEverySet(t *testing.T) {
-	const entries = 8192 // per CPU: 2048 sets of 4 ways
-	d := openTest(t, func(c *Config) { c.ConnEntries = entries; c.MaxBackends = 8 })
+	const perCPU = 8192 // 2048 sets of 4 ways per CPU
+	d := openTest(t, func(c *Config) { c.ConnEntries = perCPU; c.MaxBackends = 8 })
+	entries := perCPU * d.ncpu
 	ids := upsertBackends(t, d, "192.168.1.1", "192.168.1.2", "192.168.1.3")
 	vip := VIP{netip.MustParseAddr("203.0.113.10"), 80, TCP}
 	require.NoError(t, d.UpsertVIP(vip))
@@ -52,7 +53,6 @@ func TestConnTableUsesEverySet(t *testing.T) {
 		require.Equal(t, "XDP_TX", verdictName(v))
 	}
 
-	// CPU 0's partition is sets 0..sets-1.
 	hist := make([]int, ways+1)
 	kept := 0
 	usedEven, usedOdd := 0, 0

@@ -20,7 +20,7 @@ import (
 type Config struct {
 	MaxVIPs     uint32 // VIP slots (default 512)
 	MaxBackends uint32 // backend ids, id 0 reserved (default 4096)
-	ConnEntries uint32 // connection table entries per CPU, rounded up to a power of two (default 131072)
+	ConnEntries uint32 // connection table entries per CPU, rounded up to a power of two (default 131072); the table is shared by all CPUs and holds ConnEntries × CPUs
 	TableSize   uint32 // M, entries of every VIP's Maglev table (default 65537)
 
 	// UDPTimeout is how long an idle UDP flow keeps its backend (default 30s).
@@ -34,14 +34,24 @@ type Config struct {
 	// (inner + 20 or 40 bytes); larger packets are dropped and counted as
 	// too_big. 0 disables the check.
 	MTU uint32
+	// NewFlowRateLimit is how many new flows each CPU may write into the
+	// connection table per second; past it, within the second, new flows
+	// are still forwarded by the Maglev table but get no entry
+	// (conn_insert_skipped), so a flood of new 5-tuples cannot evict the
+	// established flows. 0: no limit.
+	NewFlowRateLimit uint32
+	// GUEPort is the UDP destination port of ModeGUE VIPs' packets: the
+	// port the L7 hosts' decapsulator takes GUE on (xlb decap
+	// --gue-port). 0: no GUE VIP may be added.
+	GUEPort uint16
 
 	// PinPath is a directory on bpffs (e.g. /sys/fs/bpf/xlb) where maps,
 	// program and links are pinned, and from which a later Open adopts them.
 	// Empty: nothing is pinned and Close detaches everything.
 	PinPath string
 
-	OuterSrcV4 netip.Addr // outer source of IPv4-in-IPv4: this host's address
-	OuterSrcV6 netip.Addr // outer source of IPv6-in-IPv6: this host's address
+	OuterSrcV4 netip.Addr // outer source towards IPv4 L7 hosts (4-in-4, 6-in-4): this host's address
+	OuterSrcV6 netip.Addr // outer source towards IPv6 L7 hosts (6-in-6, 4-in-6): this host's address
 	// NextHopMAC, when set, is the destination MAC of every forwarded
 	// frame and SrcMAC its source (the NIC's own): a static override for
 	// a single router or segment. When it is nil the balancer asks the
@@ -163,13 +173,12 @@ var sharedMaps = []string{
 // connWays is XLB_CONN_WAYS: entries per connection-table set.
 const connWays = uint32(abiXlbAbiXLB_ABI_CONN_WAYS)
 
-// maxCPUs is XLB_MAX_CPUS, the bound of the data path's loops over the other
-// CPUs' connection-table partitions.
+// maxCPUs is XLB_MAX_CPUS: a connection-table way records the CPU that wrote
+// it last in one byte (hit_other_cpu counts a flow that moved).
 const maxCPUs = int(abiXlbAbiXLB_ABI_MAX_CPUS)
 
-// checkCPUs refuses a host with more possible CPUs than the data path walks:
-// a flow that moved to a CPU above the bound would never find its
-// connection entry there, and a table change would move it.
+// checkCPUs refuses a host with more possible CPUs than the data path
+// supports, rather than miscount the flows that move between CPUs.
 func checkCPUs(ncpu int) error {
 	if ncpu < 1 {
 		return fmt.Errorf("count possible cpus: %d: %w", ncpu, ErrInvalid)
@@ -300,10 +309,12 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 		val any
 	}{
 		{s.TableSize, c.TableSize},
-		{s.ConnMask, c.ConnEntries/connWays - 1},
-		{s.NrCpus, uint32(d.ncpu)},
+		{s.ConnSets, c.ConnEntries / connWays * uint32(d.ncpu)},
 		{s.UdpTimeoutJiffies, jiffies(c.UDPTimeout, d.hz)},
 		{s.UdpRefreshJiffies, refresh},
+		{s.NewFlowRate, c.NewFlowRateLimit},
+		{s.GuePort, c.GUEPort},
+		{s.HzJiffies, d.hz},
 		{s.Mtu, c.MTU},
 		{s.OuterSrcV4, v4},
 		{s.OuterSrcV6, v6},

@@ -196,8 +196,9 @@ func mustDuration(t *testing.T, s string) time.Duration {
 }
 
 // TestFlowChangesCPU: a flow's packets may reach the balancer on another CPU
-// (RSS rehash, veth, generic XDP). A miss on one CPU finds the entry of
-// another, and a SYN clears older entries of its 5-tuple everywhere.
+// (RSS rehash, veth, generic XDP). The flow's one entry in the shared
+// table is found from any CPU (hit_other_cpu once, when it moves), and a
+// SYN replaces it for every CPU.
 func TestFlowChangesCPU(t *testing.T) {
 	requireRoot(t)
 	if runtime.NumCPU() < 2 {
@@ -224,7 +225,7 @@ func TestFlowChangesCPU(t *testing.T) {
 	}{
 		{"syn on cpu 0", 0, syn, -1, oldB, CounterConnMissSYN},
 		{"ack on cpu 1 after a swap finds cpu 0's entry", 1, ack, 1, oldB, CounterConnHitOtherCPU},
-		{"next ack on cpu 1 hits its own copy", 1, ack, -1, oldB, CounterConnHit},
+		{"next ack on cpu 1 is an ordinary hit", 1, ack, -1, oldB, CounterConnHit},
 		{"a new syn with the same ports on cpu 0 takes the new table", 0, syn, -1, newB, CounterConnMissSYN},
 		{"ack on cpu 1 no longer sees the old connection", 1, ack, -1, newB, CounterConnHitOtherCPU},
 	}

@@ -49,7 +49,7 @@ func openTest(t testing.TB, mod func(*Config)) *Dataplane {
 	t.Helper()
 	requireRoot(t)
 	cfg := Config{
-		MaxVIPs: 16, MaxBackends: 64, ConnEntries: 4096, TableSize: testM,
+		MaxVIPs: 32, MaxBackends: 64, ConnEntries: 4096, TableSize: testM, GUEPort: testGUEPort,
 		OuterSrcV4: lbSrcV4, OuterSrcV6: lbSrcV6, SrcMAC: lbMAC, NextHopMAC: nextHopMAC,
 	}
 	if mod != nil {
@@ -113,6 +113,7 @@ type step struct {
 	vip     VIP               // counted VIP for XDP_TX
 	reasons []Counter         // reason counters this packet bumps
 	tci     uint16            // XDP_TX of a tagged frame: the tag the output keeps
+	gue     bool              // XDP_TX of a GUE VIP's packet
 }
 
 func TestFixtures(t *testing.T) {
@@ -121,6 +122,8 @@ func TestFixtures(t *testing.T) {
 
 	b4 := upsertBackends(t, d, "192.168.1.1", "192.168.1.2", "192.168.1.3")
 	b6 := upsertBackends(t, d, "fd01::1", "fd01::2", "fd01::3")
+	// The mixed-family and GUE VIPs' own IPv4 hosts (b4's get deleted below).
+	b4x := upsertBackends(t, d, "192.168.2.1", "192.168.2.2")
 	addrOf := d.Backends()
 
 	vipTCP4 := VIP{netip.MustParseAddr("203.0.113.10"), 80, TCP}
@@ -130,14 +133,27 @@ func TestFixtures(t *testing.T) {
 	vipAny4 := VIP{netip.MustParseAddr("203.0.113.20"), 0, TCP}
 	vipEmpty := VIP{netip.MustParseAddr("203.0.113.30"), 80, TCP}
 	vipZero := VIP{netip.MustParseAddr("203.0.113.31"), 80, TCP}
-	vipMixed := VIP{netip.MustParseAddr("203.0.113.40"), 80, TCP}
+	vip4in6 := VIP{netip.MustParseAddr("203.0.113.40"), 80, TCP}
+	vip6in4 := VIP{netip.MustParseAddr("2001:db8::40"), 80, TCP}
+	vipGUE4 := VIP{netip.MustParseAddr("203.0.113.50"), 80, TCP}
+	vipGUE6 := VIP{netip.MustParseAddr("2001:db8::50"), 53, UDP}
+	vipGUE4in6 := VIP{netip.MustParseAddr("203.0.113.51"), 80, TCP}
+	vipGUE6in4 := VIP{netip.MustParseAddr("2001:db8::51"), 80, TCP}
 
 	tables := map[VIP][]BackendID{
 		vipTCP4: ring(b4, 0), vipUDP4: ring(b4, 0), vipTCP6: ring(b6, 0), vipUDP6: ring(b6, 0),
-		vipAny4: ring(b4, 0), vipZero: make([]BackendID, testM), vipMixed: ring(b6, 0),
+		vipAny4: ring(b4, 0), vipZero: make([]BackendID, testM),
+		vip4in6: ring(b6, 0), vip6in4: ring(b4x, 0),
+		vipGUE4: ring(b4x, 0), vipGUE6: ring(b6, 0), vipGUE4in6: ring(b6, 0), vipGUE6in4: ring(b4x, 0),
 	}
-	for _, v := range []VIP{vipTCP4, vipUDP4, vipTCP6, vipUDP6, vipAny4, vipEmpty, vipZero, vipMixed} {
+	for _, v := range []VIP{vipTCP4, vipUDP4, vipTCP6, vipUDP6, vipAny4, vipEmpty, vipZero, vip4in6, vip6in4} {
 		require.NoError(t, d.UpsertVIP(v))
+		if tbl, ok := tables[v]; ok {
+			require.NoError(t, d.InstallTable(v, tbl))
+		}
+	}
+	for _, v := range []VIP{vipGUE4, vipGUE6, vipGUE4in6, vipGUE6in4} {
+		require.NoError(t, d.UpsertVIP(v, WithMode(ModeGUE)))
 		if tbl, ok := tables[v]; ok {
 			require.NoError(t, d.InstallTable(v, tbl))
 		}
@@ -280,8 +296,35 @@ func TestFixtures(t *testing.T) {
 			reasons: reason(CounterConnMissSYN, CounterNoBackend)},
 		{name: "table of zeros drops", p: tcpSYN("198.51.100.1:40001", "203.0.113.31:80"), verdict: xdpDrop,
 			reasons: reason(CounterConnMissSYN, CounterNoBackend)},
-		{name: "backend of the other family fails encapsulation", p: tcpSYN("198.51.100.1:40001", "203.0.113.40:80"), verdict: xdpDrop,
-			reasons: reason(CounterConnMissSYN, CounterEncapFail)},
+		{name: "ipv4 client, ipv6 backend: 4-in-6", p: tcpSYN("198.51.100.1:40001", "203.0.113.40:80"), verdict: xdpTx, vip: vip4in6,
+			to: func() netip.Addr { return pick(vip4in6, tcpSYN("198.51.100.1:40001", "203.0.113.40:80")) }, reasons: reason(CounterConnMissSYN)},
+		{name: "4-in-6 established flow hits conntrack", p: tcpACK("198.51.100.1:40001", "203.0.113.40:80"), verdict: xdpTx, vip: vip4in6,
+			to: func() netip.Addr { return pick(vip4in6, tcpSYN("198.51.100.1:40001", "203.0.113.40:80")) }, reasons: reason(CounterConnHit)},
+		{name: "ipv6 client, ipv4 backend: 6-in-4 (DF set)", p: tcpSYN("[2001:db8:c::1]:40001", "[2001:db8::40]:80"), verdict: xdpTx, vip: vip6in4,
+			to: func() netip.Addr { return pick(vip6in4, tcpSYN("[2001:db8:c::1]:40001", "[2001:db8::40]:80")) }, reasons: reason(CounterConnMissSYN)},
+		{name: "6-in-4 with a traffic class", p: func() pkt {
+			p := udp("[2001:db8:c::2]:5353", "[2001:db8::40]:80")
+			p.proto = TCP
+			p.tos = 0xb8
+			return p
+		}(),
+			verdict: xdpTx, vip: vip6in4, reasons: reason(CounterConnMissNonSYN),
+			to: func() netip.Addr {
+				p := udp("[2001:db8:c::2]:5353", "[2001:db8::40]:80")
+				p.proto = TCP
+				return pick(vip6in4, p)
+			}},
+		{name: "gue 4-in-4", p: tcpSYN("198.51.100.1:40001", "203.0.113.50:80"), verdict: xdpTx, vip: vipGUE4, gue: true,
+			to: func() netip.Addr { return pick(vipGUE4, tcpSYN("198.51.100.1:40001", "203.0.113.50:80")) }, reasons: reason(CounterConnMissSYN)},
+		{name: "gue 4-in-4 established, DF copied", p: func() pkt { p := tcpACK("198.51.100.1:40001", "203.0.113.50:80"); p.df = true; return p }(),
+			verdict: xdpTx, vip: vipGUE4, gue: true,
+			to: func() netip.Addr { return pick(vipGUE4, tcpSYN("198.51.100.1:40001", "203.0.113.50:80")) }, reasons: reason(CounterConnHit)},
+		{name: "gue 6-in-6 udp", p: udp("[2001:db8:c::1]:5353", "[2001:db8::50]:53"), verdict: xdpTx, vip: vipGUE6, gue: true,
+			to: func() netip.Addr { return pick(vipGUE6, udp("[2001:db8:c::1]:5353", "[2001:db8::50]:53")) }, reasons: reason(CounterConnMissNonSYN)},
+		{name: "gue 4-in-6", p: tcpSYN("198.51.100.7:40007", "203.0.113.51:80"), verdict: xdpTx, vip: vipGUE4in6, gue: true,
+			to: func() netip.Addr { return pick(vipGUE4in6, tcpSYN("198.51.100.7:40007", "203.0.113.51:80")) }, reasons: reason(CounterConnMissSYN)},
+		{name: "gue 6-in-4", p: tcpSYN("[2001:db8:c::7]:40007", "[2001:db8::51]:80"), verdict: xdpTx, vip: vipGUE6in4, gue: true,
+			to: func() netip.Addr { return pick(vipGUE6in4, tcpSYN("[2001:db8:c::7]:40007", "[2001:db8::51]:80")) }, reasons: reason(CounterConnMissSYN)},
 		{name: "setup: a flow on the backend about to be deleted", p: c3TCP4, verdict: xdpTx, vip: vipTCP4,
 			to: func() netip.Addr { c3Before = pick(vipTCP4, c3TCP4); return c3Before }, reasons: reason(CounterConnMissSYN)},
 		{name: "deleted backend is not chosen again, even when its id is reused",
@@ -367,9 +410,12 @@ func TestFixtures(t *testing.T) {
 			var to netip.Addr
 			if st.verdict == xdpTx {
 				to = st.to()
-				if st.tci != 0 {
+				switch {
+				case st.gue:
+					want = encappedGUE(t, st.p, in, to)
+				case st.tci != 0:
 					want = vlanTag(encapped(t, st.p, vlanUntag(in), to), st.tci)
-				} else {
+				default:
 					want = encapped(t, st.p, in, to)
 				}
 			}

@@ -22,7 +22,8 @@ import (
 // backend's MAC from the FIB whatever next hop is configured.
 type fuzzBed struct {
 	d        *Dataplane
-	backends map[VIP]map[netip.Addr]bool // IP-in-IP VIPs: backend addresses
+	backends map[VIP]map[netip.Addr]bool // IP-in-IP and GUE VIPs: backend addresses
+	gue      map[VIP]bool                // VIPs in ModeGUE
 	l2       map[VIP]map[string]bool     // L2 DSR VIPs: backend MACs
 	lb       *topo.Host
 	l2seen   int // XDP_TX frames checked as L2 DSR
@@ -35,7 +36,7 @@ func newFuzzBed(t testing.TB) *fuzzBed {
 	// forwarding is on, as on an edge host.
 	lb, err := tp.AddHost(topo.HostConfig{Name: "lb", Router: true})
 	require.NoError(t, err)
-	b := &fuzzBed{d: d, backends: map[VIP]map[netip.Addr]bool{}, l2: map[VIP]map[string]bool{}, lb: lb}
+	b := &fuzzBed{d: d, backends: map[VIP]map[netip.Addr]bool{}, gue: map[VIP]bool{}, l2: map[VIP]map[string]bool{}, lb: lb}
 	l2MAC := map[string]net.HardwareAddr{
 		"10.76.0.200": {0x02, 0xb1, 0, 0, 0, 0x01},
 		"10.76.0.201": {0x02, 0xb1, 0, 0, 0, 0x02},
@@ -65,14 +66,21 @@ func newFuzzBed(t testing.TB) *fuzzBed {
 	for _, v := range []struct {
 		vip      VIP
 		backends []string
+		mode     Mode
 	}{
-		{VIP{netip.MustParseAddr("203.0.113.10"), 80, TCP}, []string{"192.168.1.1", "192.168.1.2", "192.168.1.3"}},
-		{VIP{netip.MustParseAddr("203.0.113.10"), 53, UDP}, []string{"192.168.1.4"}},
-		{VIP{netip.MustParseAddr("203.0.113.20"), 0, TCP}, []string{"192.168.1.5", "192.168.1.6"}},
-		{VIP{netip.MustParseAddr("2001:db8::10"), 443, TCP}, []string{"fd00::11", "fd00::12"}},
-		{VIP{netip.MustParseAddr("2001:db8::10"), 443, UDP}, []string{"fd00::13"}},
+		{VIP{netip.MustParseAddr("203.0.113.10"), 80, TCP}, []string{"192.168.1.1", "192.168.1.2", "192.168.1.3"}, ModeIPIP},
+		{VIP{netip.MustParseAddr("203.0.113.10"), 53, UDP}, []string{"192.168.1.4"}, ModeIPIP},
+		{VIP{netip.MustParseAddr("203.0.113.20"), 0, TCP}, []string{"192.168.1.5", "192.168.1.6"}, ModeIPIP},
+		{VIP{netip.MustParseAddr("2001:db8::10"), 443, TCP}, []string{"fd00::11", "fd00::12"}, ModeIPIP},
+		{VIP{netip.MustParseAddr("2001:db8::10"), 443, UDP}, []string{"fd00::13"}, ModeIPIP},
+		// Mixed families, in IP-in-IP and in GUE.
+		{VIP{netip.MustParseAddr("203.0.113.35"), 80, TCP}, []string{"fd00::21"}, ModeIPIP},
+		{VIP{netip.MustParseAddr("2001:db8::35"), 80, TCP}, []string{"192.168.1.21"}, ModeIPIP},
+		{VIP{netip.MustParseAddr("203.0.113.40"), 80, TCP}, []string{"192.168.1.31", "fd00::31"}, ModeGUE},
+		{VIP{netip.MustParseAddr("2001:db8::40"), 53, UDP}, []string{"192.168.1.32", "fd00::32"}, ModeGUE},
 	} {
-		require.NoError(t, d.UpsertVIP(v.vip))
+		require.NoError(t, d.UpsertVIP(v.vip, WithMode(v.mode)))
+		b.gue[v.vip] = v.mode == ModeGUE
 		ids := upsertBackends(t, d, v.backends...)
 		require.NoError(t, d.InstallTable(v.vip, ring(ids, 0)))
 		b.backends[v.vip] = map[netip.Addr]bool{}
@@ -103,9 +111,19 @@ func balancerSeeds(t testing.TB) [][]byte {
 		udp("198.51.100.5:5353", "203.0.113.30:53"),
 		tcpSYN("198.51.100.6:40006", "203.0.113.10:8080"),
 		tcpACK("[2001:db8:1::3]:40007", "[2001:db8::30]:443"),
+		// Mixed families and GUE.
+		tcpSYN("198.51.100.8:40009", "203.0.113.35:80"),
+		tcpACK("[2001:db8:1::4]:40010", "[2001:db8::35]:80"),
+		tcpSYN("198.51.100.9:40011", "203.0.113.40:80"),
+		udp("[2001:db8:1::5]:40012", "[2001:db8::40]:53"),
 	} {
 		out = append(out, p.build(t))
 	}
+	// ICMP errors about VIP flows, which go to the flow's host.
+	out = append(out,
+		icmpAbout(t, tcpSYN("198.51.100.1:40001", "203.0.113.10:80"), netip.MustParseAddr("192.0.2.254"), 3, 4),
+		icmpAbout(t, udp("[2001:db8:1::2]:40004", "[2001:db8::10]:443"), netip.MustParseAddr("2001:db8:ff::1"), 2, 0),
+		icmpAbout(t, tcpSYN("198.51.100.9:40011", "203.0.113.40:80"), netip.MustParseAddr("192.0.2.254"), 3, 4))
 	// One 802.1Q tag, kept on the way out in both modes.
 	out = append(out,
 		vlanTag(tcpSYN("198.51.100.7:40008", "203.0.113.10:80").build(t), 0x0064),
@@ -116,7 +134,8 @@ func balancerSeeds(t testing.TB) [][]byte {
 // check runs one frame through the balancer and checks what must hold for every input:
 // never XDP_ABORTED; XDP_PASS leaves the bytes untouched; XDP_TX either
 // sends the input's IP packet, unchanged, inside an outer header addressed
-// to a backend of the IP-in-IP VIP the inner packet is addressed to, or
+// (IP-in-IP, or GUE for a GUE VIP) to a backend of the VIP the inner packet
+// is addressed to (for an ICMP error, the VIP of the quoted packet), or
 // (L2 DSR) sends the input with only its MAC addresses changed: to the MAC
 // of a backend of the L2 DSR VIP the packet is addressed to, from the
 // interface's own.
@@ -172,9 +191,9 @@ func (b *fuzzBed) check(t testing.TB, in []byte) uint32 {
 			b.l2seen++
 			return verdict
 		}
-		dst, inner, ok := outerOf(out)
+		dst, inner, gue, ok := outerOf(out)
 		if !ok {
-			fail("XDP_TX of a frame that is neither IP-in-IP nor the input with new MACs")
+			fail("XDP_TX of a frame that is neither IP-in-IP, GUE nor the input with new MACs")
 		}
 		if !bytes.Equal(inner, in[l3:]) {
 			fail("the inner packet is not the input's IP packet")
@@ -194,6 +213,9 @@ func (b *fuzzBed) check(t testing.TB, in []byte) uint32 {
 		if !backends[dst] {
 			fail("XDP_TX to %s, which is no backend of %s", dst, vip)
 		}
+		if gue != b.gue[vip] {
+			fail("XDP_TX of %s in GUE %v, its mode says %v", vip, gue, b.gue[vip])
+		}
 	default:
 		fail("verdict %d", verdict)
 	}
@@ -209,31 +231,90 @@ func l3Of(f []byte) int {
 	return 14
 }
 
-// outerOf parses the outer header of an IP-in-IP frame: its destination and
-// what follows it.
-func outerOf(f []byte) (netip.Addr, []byte, bool) {
+// outerOf parses the outer header of an IP-in-IP or GUE frame (after one
+// 802.1Q tag, if any): its destination, what follows the tunnel headers,
+// and whether it was GUE (variant 1 to testGUEPort: a source port in
+// 32768..65535 and a UDP length that covers the inner packet's own).
+func outerOf(f []byte) (dst netip.Addr, rest []byte, gue bool, ok bool) {
 	if len(f) < 14 {
-		return netip.Addr{}, nil, false
+		return netip.Addr{}, nil, false, false
 	}
 	l3 := l3Of(f)
 	ip := f[l3:]
+	var proto byte
 	switch binary.BigEndian.Uint16(f[l3-2:]) {
 	case 0x0800:
-		if len(ip) < 20 || ip[0] != 0x45 || (ip[9] != 4 && ip[9] != 41) {
-			return netip.Addr{}, nil, false
+		if len(ip) < 20 || ip[0] != 0x45 {
+			return netip.Addr{}, nil, false, false
 		}
-		return netip.AddrFrom4([4]byte(ip[16:20])), ip[20:], true
+		dst, proto, rest = netip.AddrFrom4([4]byte(ip[16:20])), ip[9], ip[20:]
 	case 0x86dd:
-		if len(ip) < 40 || ip[0]>>4 != 6 || (ip[6] != 4 && ip[6] != 41) {
-			return netip.Addr{}, nil, false
+		if len(ip) < 40 || ip[0]>>4 != 6 {
+			return netip.Addr{}, nil, false, false
 		}
-		return netip.AddrFrom16([16]byte(ip[24:40])), ip[40:], true
+		dst, proto, rest = netip.AddrFrom16([16]byte(ip[24:40])), ip[6], ip[40:]
+	default:
+		return netip.Addr{}, nil, false, false
 	}
-	return netip.Addr{}, nil, false
+	switch proto {
+	case 4, 41:
+		return dst, rest, false, true
+	case 17:
+		if len(rest) < 8+20 || binary.BigEndian.Uint16(rest[0:]) < 0x8000 || binary.BigEndian.Uint16(rest[2:]) != testGUEPort {
+			return netip.Addr{}, nil, false, false
+		}
+		udpLen := int(binary.BigEndian.Uint16(rest[4:]))
+		innerLen := int(binary.BigEndian.Uint16(rest[8+2:])) // IPv4 total length
+		if rest[8]>>4 == 6 {
+			innerLen = 40 + int(binary.BigEndian.Uint16(rest[8+4:]))
+		}
+		if udpLen != 8+innerLen || udpLen > len(rest) {
+			return netip.Addr{}, nil, false, false
+		}
+		return dst, rest[8:], true, true
+	}
+	return netip.Addr{}, nil, false, false
 }
 
-// vipOf reads the destination (address, port, protocol) of an IP packet.
+// vipOf reads the destination (address, port, protocol) of an IP packet;
+// for an ICMP error, the VIP it is about: the source of the quoted packet.
 func vipOf(p []byte) (VIP, bool) {
+	if v, ok := quotedVIPOf(p); ok {
+		return v, true
+	}
+	return destOf(p)
+}
+
+// quotedVIPOf reads the quoted packet's source of an ICMP or ICMPv6 error.
+func quotedVIPOf(p []byte) (VIP, bool) {
+	var q []byte
+	switch {
+	case len(p) >= 20 && p[0]>>4 == 4 && p[9] == 1 && len(p) >= int(p[0]&0xf)*4+8:
+		q = p[int(p[0]&0xf)*4+8:]
+	case len(p) >= 40+8 && p[0]>>4 == 6 && p[6] == 58:
+		q = p[40+8:]
+	default:
+		return VIP{}, false
+	}
+	var v VIP
+	var l4 []byte
+	switch {
+	case len(q) >= 20 && q[0]>>4 == 4 && len(q) >= int(q[0]&0xf)*4:
+		v.Addr, v.Proto, l4 = netip.AddrFrom4([4]byte(q[12:16])), Proto(q[9]), q[int(q[0]&0xf)*4:]
+	case len(q) >= 40 && q[0]>>4 == 6:
+		v.Addr, v.Proto, l4 = netip.AddrFrom16([16]byte(q[8:24])), Proto(q[6]), q[40:]
+	default:
+		return VIP{}, false
+	}
+	if (v.Proto != TCP && v.Proto != UDP) || len(l4) < 2 {
+		return VIP{}, false
+	}
+	v.Port = binary.BigEndian.Uint16(l4)
+	return v, true
+}
+
+// destOf reads the destination (address, port, protocol) of an IP packet.
+func destOf(p []byte) (VIP, bool) {
 	var (
 		v   VIP
 		l4  []byte

@@ -52,6 +52,20 @@ func TestTooBigAnswersWithICMP(t *testing.T) {
 		require.NoError(t, d.UpsertVIP(v))
 		require.NoError(t, d.InstallTable(v, ring(ids, 0)))
 	}
+	// The outer header is the L7 host's family, plus UDP in GUE: the
+	// answer subtracts that overhead, in the client's ICMP.
+	vip4in6 := VIP{netip.MustParseAddr("203.0.113.40"), 80, TCP}
+	vipGUE := VIP{netip.MustParseAddr("203.0.113.50"), 80, TCP}
+	require.NoError(t, d.UpsertVIP(vip4in6))
+	require.NoError(t, d.InstallTable(vip4in6, ring(ids6, 0)))
+	require.NoError(t, d.UpsertVIP(vipGUE, WithMode(ModeGUE)))
+	require.NoError(t, d.InstallTable(vipGUE, ring(ids4, 0)))
+	bigTo := func(dst string, overhead int) pkt {
+		p := tcpACK("198.51.100.1:40001", dst)
+		p.df = true
+		p.payload = make([]byte, mtu-overhead-20-20+1)
+		return p
+	}
 	big4 := func(df bool) pkt {
 		p := tcpACK("198.51.100.1:40001", "203.0.113.10:80")
 		p.df = df
@@ -70,6 +84,7 @@ func TestTooBigAnswersWithICMP(t *testing.T) {
 		verdict  uint32
 		wantICMP int // the MTU the message gives; 0: no message
 		counters []Counter
+		gue      bool // forwarded in GUE
 	}{
 		{name: "ipv4 with df: fragmentation needed, mtu minus the outer header", p: big4(true), verdict: xdpTx, wantICMP: mtu - 20,
 			counters: []Counter{CounterTooBig, CounterICMPTooBig}},
@@ -78,6 +93,11 @@ func TestTooBigAnswersWithICMP(t *testing.T) {
 		{name: "tagged ipv4 with df: the answer keeps the tag", p: big4(true), tci: 42, verdict: xdpTx, wantICMP: mtu - 20,
 			counters: []Counter{CounterTooBig, CounterICMPTooBig}},
 		{name: "ipv4 that fits is forwarded", p: fits4, verdict: xdpTx},
+		{name: "4-in-6: mtu minus the ipv6 outer header", p: bigTo("203.0.113.40:80", 40), verdict: xdpTx, wantICMP: mtu - 40,
+			counters: []Counter{CounterTooBig, CounterICMPTooBig}},
+		{name: "gue: mtu minus the outer header and udp", p: bigTo("203.0.113.50:80", 28), verdict: xdpTx, wantICMP: mtu - 28,
+			counters: []Counter{CounterTooBig, CounterICMPTooBig}},
+		{name: "gue that fits is forwarded", p: func() pkt { p := bigTo("203.0.113.50:80", 28); p.payload = p.payload[1:]; return p }(), verdict: xdpTx, gue: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,6 +106,8 @@ func TestTooBigAnswersWithICMP(t *testing.T) {
 			switch {
 			case tt.wantICMP != 0:
 				want = icmpTooBig(t, tt.p, in, tt.wantICMP)
+			case tt.gue:
+				want = encappedGUE(t, tt.p, in, d.Backends()[ids4[0]])
 			case tt.verdict == xdpTx:
 				id := ids4[0]
 				want = encapped(t, tt.p, in, d.Backends()[id])

@@ -49,10 +49,12 @@ func (d *Dataplane) Lookup(ctx context.Context, f Flow) (BackendID, netip.Addr, 
 	}
 	out = opts.DataOut
 	var dst netip.Addr
+	// The outer family is the backend's, which may differ from the
+	// flow's (4-in-6, 6-in-4): the ethertype tells.
 	switch {
-	case f.Src.Addr().Unmap().Is4() && len(out) >= 14+20:
+	case len(out) >= 14+20 && binary.BigEndian.Uint16(out[12:]) == 0x0800:
 		dst = netip.AddrFrom4([4]byte(out[14+16 : 14+20]))
-	case len(out) >= 14+40:
+	case len(out) >= 14+40 && binary.BigEndian.Uint16(out[12:]) == 0x86dd:
 		dst = netip.AddrFrom16([16]byte(out[14+24 : 14+40]))
 	default:
 		return 0, netip.Addr{}, fmt.Errorf("lookup flow: short output (%d bytes)", len(out))

@@ -87,19 +87,43 @@ func (p pkt) build(t testing.TB) []byte {
 }
 
 // encapped is the frame the balancer must emit for in sent to backend: new
-// Ethernet header, outer IP header built by gopacket (checksum included),
-// and the inner IP packet byte for byte.
+// Ethernet header, outer IP header of the backend's family built by gopacket
+// (checksum included), and the inner IP packet byte for byte.
 func encapped(t testing.TB, p pkt, in []byte, backend netip.Addr) []byte {
 	t.Helper()
-	src := lbSrcV4
-	if !p.is4() {
-		src = lbSrcV6
+	return wrapped(t, p, in, backend, outerSrcFor(backend), lbMAC, nextHopMAC, 0)
+}
+
+// encappedGUE is encapped for a GUE VIP: the outer header is followed by
+// the UDP header of GUE variant 1 to testGUEPort.
+func encappedGUE(t testing.TB, p pkt, in []byte, backend netip.Addr) []byte {
+	t.Helper()
+	return wrapped(t, p, in, backend, outerSrcFor(backend), lbMAC, nextHopMAC, testGUEPort)
+}
+
+// testGUEPort is the GUE port the test balancers are configured with.
+const testGUEPort = 6080
+
+func outerSrcFor(backend netip.Addr) netip.Addr {
+	if backend.Is4() {
+		return lbSrcV4
 	}
-	return encappedVia(t, p, in, backend, src, lbMAC, nextHopMAC)
+	return lbSrcV6
 }
 
 // encappedVia is encapped with the given outer source address and MACs.
 func encappedVia(t testing.TB, p pkt, in []byte, backend, outerSrc netip.Addr, srcMAC, dstMAC net.HardwareAddr) []byte {
+	t.Helper()
+	return wrapped(t, p, in, backend, outerSrc, srcMAC, dstMAC, 0)
+}
+
+// guePort is the UDP source port of a GUE frame for flow hash h: the hash
+// folded to 15 bits, in 32768..65535.
+func gueSourcePort(h uint32) uint16 { return uint16(0x8000 | ((h ^ h>>16) & 0x7fff)) }
+
+// wrapped builds the expected frame: IP-in-IP, or GUE to guePort when it is
+// not 0 (UDP checksum 0, as the balancer sends it).
+func wrapped(t testing.TB, p pkt, in []byte, backend, outerSrc netip.Addr, srcMAC, dstMAC net.HardwareAddr, guePort uint16) []byte {
 	t.Helper()
 	// The outer length covers the inner datagram only; Ethernet padding of
 	// a short frame stays behind it as trailer, as the program leaves it.
@@ -109,14 +133,28 @@ func encappedVia(t testing.TB, p pkt, in []byte, backend, outerSrc netip.Addr, s
 	} else {
 		ipLen = 40 + int(binary.BigEndian.Uint16(in[14+4:]))
 	}
-	inner := gopacket.Payload(in[14 : 14+ipLen])
+	h := FlowHash(p.src, p.dst.Port(), p.proto)
+	payload := append([]byte(nil), in[14:14+ipLen]...)
+	proto := layers.IPProtocolIPv4
+	if !p.is4() {
+		proto = layers.IPProtocolIPv6
+	}
+	if guePort != 0 {
+		u := make([]byte, 8, 8+len(payload))
+		binary.BigEndian.PutUint16(u[0:], gueSourcePort(h))
+		binary.BigEndian.PutUint16(u[2:], guePort)
+		binary.BigEndian.PutUint16(u[4:], uint16(8+len(payload)))
+		payload = append(u, payload...)
+		proto = layers.IPProtocolUDP
+	}
+	inner := gopacket.Payload(payload)
 	trailer := in[14+ipLen:]
 	eth := &layers.Ethernet{SrcMAC: srcMAC, DstMAC: dstMAC}
-	if p.is4() {
+	if backend.Is4() {
 		eth.EthernetType = layers.EthernetTypeIPv4
-		o := &layers.IPv4{Version: 4, IHL: 5, TOS: p.tos, TTL: 64, Protocol: layers.IPProtocolIPv4,
+		o := &layers.IPv4{Version: 4, IHL: 5, TOS: p.tos, TTL: 64, Protocol: proto,
 			SrcIP: outerSrc.AsSlice(), DstIP: backend.AsSlice()}
-		if p.df {
+		if p.df || !p.is4() {
 			o.Flags = layers.IPv4DontFragment
 		}
 		out := serialize(t, eth, o, inner)
@@ -124,9 +162,8 @@ func encappedVia(t testing.TB, p pkt, in []byte, backend, outerSrc netip.Addr, s
 		return append(out, trailer...)
 	}
 	eth.EthernetType = layers.EthernetTypeIPv6
-	h := FlowHash(p.src, p.dst.Port(), p.proto)
 	o := &layers.IPv6{Version: 6, TrafficClass: p.tos, FlowLabel: h & 0xfffff, HopLimit: 64,
-		NextHeader: layers.IPProtocolIPv6, SrcIP: outerSrc.AsSlice(), DstIP: backend.AsSlice()}
+		NextHeader: proto, SrcIP: outerSrc.AsSlice(), DstIP: backend.AsSlice()}
 	return append(serialize(t, eth, o, inner), trailer...)
 }
 

@@ -19,8 +19,10 @@ const ringsPerVIP = uint32(abiXlbAbiXLB_ABI_RINGS_PER_VIP)
 // mapLayout versions the maps' layout, recorded in ctl_map: a new daemon
 // refuses pins of another layout instead of misreading them. 2: two
 // mmapable tables of versioned slots per VIP id, and ring_live_map. 3:
-// vip_gen_map holds the VIP's flags beside its generation.
-const mapLayout = 3
+// vip_gen_map holds the VIP's flags beside its generation. 4: conn_map is
+// one table shared by all CPUs (a flow's set from its hash, not per-CPU
+// partitions), with a check and a writer CPU per way.
+const mapLayout = 4
 
 // slot packs a table slot or a ring_live_map value (XLB_SLOT_* in
 // bpf/include/consts.h): id (backend id, or live table number) in the low

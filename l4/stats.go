@@ -46,7 +46,13 @@ const (
 	CounterOtherL4     = Counter(xlbXlbCounterXLB_CNT_OTHER_L4)
 	// A too_big packet answered with ICMP frag-needed / packet-too-big.
 	CounterICMPTooBig = Counter(xlbXlbCounterXLB_CNT_ICMP_TOO_BIG)
-	numCounters       = int(xlbXlbCounterXLB_CNT_MAX)
+	// A new flow above Config.NewFlowRateLimit: forwarded by the Maglev
+	// table, no connection entry written.
+	CounterConnInsertSkipped = Counter(xlbXlbCounterXLB_CNT_CT_INSERT_SKIPPED)
+	// An ICMP error about a VIP flow (unreachable, fragmentation needed,
+	// packet too big) sent to that flow's L7 host.
+	CounterICMPSteered = Counter(xlbXlbCounterXLB_CNT_ICMP_STEERED)
+	numCounters        = int(xlbXlbCounterXLB_CNT_MAX)
 )
 
 // CounterKind says what a counter slot counts; metrics export each kind
@@ -84,33 +90,35 @@ type counterInfo struct {
 }
 
 var counterInfos = [...]counterInfo{
-	CounterNotVIP:          {"not_vip", "not_vip", KindReason},
-	CounterNoBackend:       {"no_backend", "no_backend", KindReason},
-	CounterMalformed:       {"malformed", "malformed", KindReason},
-	CounterConnHit:         {"conn_hit", "hit", KindConn},
-	CounterConnMissSYN:     {"conn_miss_syn", "miss_syn", KindConn},
-	CounterConnMissNonSYN:  {"conn_miss_non_syn", "miss_non_syn", KindConn},
-	CounterConnExpired:     {"conn_expired", "expired", KindConn},
-	CounterConnHitOtherCPU: {"conn_hit_other_cpu", "hit_other_cpu", KindConn},
-	CounterEncapFail:       {"encap_fail", "encap_fail", KindReason},
-	CounterTooBig:          {"too_big", "too_big", KindReason},
-	CounterFragment:        {"fragment", "fragment", KindReason},
-	CounterXDPAborted:      {"xdp_aborted", "aborted", KindVerdict},
-	CounterXDPDrop:         {"xdp_drop", "drop", KindVerdict},
-	CounterXDPPass:         {"xdp_pass", "pass", KindVerdict},
-	CounterXDPTx:           {"xdp_tx", "tx", KindVerdict},
-	CounterXDPRedirect:     {"xdp_redirect", "redirect", KindVerdict},
-	CounterFIBNoNeigh:      {"fib_no_neigh", "fib_no_neigh", KindReason},
-	CounterFIBNoRoute:      {"fib_no_route", "fib_no_route", KindReason},
-	CounterFIBFwdDisabled:  {"fib_fwd_disabled", "fib_fwd_disabled", KindReason},
-	CounterFIBOtherIface:   {"fib_other_iface", "fib_other_iface", KindReason},
-	CounterFIBOther:        {"fib_other", "fib_other", KindReason},
-	CounterL2DSRNotOnLink:  {"l2dsr_not_on_link", "l2dsr_not_on_link", KindReason},
-	CounterShortFrame:      {"short_frame", "short_frame", KindReason},
-	CounterNotIP:           {"not_ip", "not_ip", KindReason},
-	CounterVLANStacked:     {"vlan_stacked", "vlan_stacked", KindReason},
-	CounterOtherL4:         {"other_l4", "other_l4", KindReason},
-	CounterICMPTooBig:      {"icmp_too_big", "icmp_too_big", KindReason},
+	CounterNotVIP:            {"not_vip", "not_vip", KindReason},
+	CounterNoBackend:         {"no_backend", "no_backend", KindReason},
+	CounterMalformed:         {"malformed", "malformed", KindReason},
+	CounterConnHit:           {"conn_hit", "hit", KindConn},
+	CounterConnMissSYN:       {"conn_miss_syn", "miss_syn", KindConn},
+	CounterConnMissNonSYN:    {"conn_miss_non_syn", "miss_non_syn", KindConn},
+	CounterConnExpired:       {"conn_expired", "expired", KindConn},
+	CounterConnHitOtherCPU:   {"conn_hit_other_cpu", "hit_other_cpu", KindConn},
+	CounterEncapFail:         {"encap_fail", "encap_fail", KindReason},
+	CounterTooBig:            {"too_big", "too_big", KindReason},
+	CounterFragment:          {"fragment", "fragment", KindReason},
+	CounterXDPAborted:        {"xdp_aborted", "aborted", KindVerdict},
+	CounterXDPDrop:           {"xdp_drop", "drop", KindVerdict},
+	CounterXDPPass:           {"xdp_pass", "pass", KindVerdict},
+	CounterXDPTx:             {"xdp_tx", "tx", KindVerdict},
+	CounterXDPRedirect:       {"xdp_redirect", "redirect", KindVerdict},
+	CounterFIBNoNeigh:        {"fib_no_neigh", "fib_no_neigh", KindReason},
+	CounterFIBNoRoute:        {"fib_no_route", "fib_no_route", KindReason},
+	CounterFIBFwdDisabled:    {"fib_fwd_disabled", "fib_fwd_disabled", KindReason},
+	CounterFIBOtherIface:     {"fib_other_iface", "fib_other_iface", KindReason},
+	CounterFIBOther:          {"fib_other", "fib_other", KindReason},
+	CounterL2DSRNotOnLink:    {"l2dsr_not_on_link", "l2dsr_not_on_link", KindReason},
+	CounterShortFrame:        {"short_frame", "short_frame", KindReason},
+	CounterNotIP:             {"not_ip", "not_ip", KindReason},
+	CounterVLANStacked:       {"vlan_stacked", "vlan_stacked", KindReason},
+	CounterOtherL4:           {"other_l4", "other_l4", KindReason},
+	CounterICMPTooBig:        {"icmp_too_big", "icmp_too_big", KindReason},
+	CounterConnInsertSkipped: {"conn_insert_skipped", "insert_skipped", KindConn},
+	CounterICMPSteered:       {"icmp_steered", "icmp_steered", KindReason},
 }
 
 // The verdict slots must be XLB_CNT_XDP_ABORTED + the XDP action, the way

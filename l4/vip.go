@@ -25,7 +25,26 @@ const (
 	// MAC comes from the neighbour table (through the FIB) even when a
 	// NextHopMAC is configured.
 	ModeL2DSR = Mode(abiXlbVipFlagXLB_ABI_VIP_L2DSR)
+	// ModeGUE wraps the packet in GUE variant 1 (IP directly in UDP, to
+	// Config.GUEPort) towards the L7 host; the UDP source port carries
+	// the flow hash, so the host's NIC spreads flows over its queues.
+	ModeGUE = Mode(abiXlbVipFlagXLB_ABI_VIP_GUE)
 )
+
+// checkMode refuses flags that are not exactly one mode, and GUE without
+// a port to send it to.
+func (d *Dataplane) checkMode(m Mode) error {
+	switch m {
+	case ModeIPIP, ModeL2DSR:
+		return nil
+	case ModeGUE:
+		if d.cfg.GUEPort == 0 {
+			return fmt.Errorf("mode gue needs Config.GUEPort: %w", ErrInvalid)
+		}
+		return nil
+	}
+	return fmt.Errorf("flags %#x are no forwarding mode: %w", uint32(m), ErrInvalid)
+}
 
 func (m Mode) String() string {
 	switch m {
@@ -33,6 +52,8 @@ func (m Mode) String() string {
 		return "ipip"
 	case ModeL2DSR:
 		return "l2dsr"
+	case ModeGUE:
+		return "gue"
 	}
 	return fmt.Sprintf("mode%d", uint32(m))
 }
@@ -57,8 +78,8 @@ func (d *Dataplane) UpsertVIP(v VIP, opts ...VIPOption) error {
 		for _, o := range opts {
 			o(&info)
 		}
-		if info.Flags&^uint32(ModeL2DSR) != 0 {
-			return fmt.Errorf("update vip %s: flags %#x: %w", v, info.Flags, ErrInvalid)
+		if err := d.checkMode(Mode(info.Flags)); err != nil {
+			return fmt.Errorf("update vip %s: %w", v, err)
 		}
 		// Established flows read the flags from vip_gen_map, new ones
 		// from vip_map: both change, the hit path's first.
@@ -76,8 +97,8 @@ func (d *Dataplane) UpsertVIP(v VIP, opts ...VIPOption) error {
 	for _, o := range opts {
 		o(&info)
 	}
-	if info.Flags&^uint32(ModeL2DSR) != 0 {
-		return fmt.Errorf("add vip %s: flags %#x: %w", v, info.Flags, ErrInvalid)
+	if err := d.checkMode(Mode(info.Flags)); err != nil {
+		return fmt.Errorf("add vip %s: %w", v, err)
 	}
 	id, ok := d.freeVIPID()
 	if !ok {

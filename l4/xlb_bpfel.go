@@ -25,8 +25,10 @@ type xlbConnSet struct {
 	_     structs.HostLayout
 	Tag   [4]uint32
 	Stamp [4]uint32
+	Check [4]uint32
+	Owner [4]uint8
 	Tick  uint32
-	Pad   [7]uint32
+	Pad   [2]uint32
 	E     [4]struct {
 		_   structs.HostLayout
 		Key struct {
@@ -48,6 +50,12 @@ type xlbConnSet struct {
 			LastSeen   uint64
 		}
 	}
+}
+
+type xlbFlowRate struct {
+	_     structs.HostLayout
+	Start uint64
+	Count uint64
 }
 
 type xlbNextHopEntry struct {
@@ -122,7 +130,9 @@ const (
 	xlbXlbCounterXLB_CNT_VLAN_STACKED      xlbXlbCounter = 24
 	xlbXlbCounterXLB_CNT_OTHER_L4          xlbXlbCounter = 25
 	xlbXlbCounterXLB_CNT_ICMP_TOO_BIG      xlbXlbCounter = 26
-	xlbXlbCounterXLB_CNT_MAX               xlbXlbCounter = 27
+	xlbXlbCounterXLB_CNT_CT_INSERT_SKIPPED xlbXlbCounter = 27
+	xlbXlbCounterXLB_CNT_ICMP_STEERED      xlbXlbCounter = 28
+	xlbXlbCounterXLB_CNT_MAX               xlbXlbCounter = 29
 )
 
 type xlbXlbCtl struct {
@@ -147,6 +157,7 @@ const (
 	xlbMapBackendStatsMap   = "backend_stats_map"
 	xlbMapConnMap           = "conn_map"
 	xlbMapCtlMap            = "ctl_map"
+	xlbMapFlowRateMap       = "flow_rate_map"
 	xlbMapNextHopMap        = "next_hop_map"
 	xlbMapRingLiveMap       = "ring_live_map"
 	xlbMapRingMap           = "ring_map"
@@ -158,13 +169,15 @@ const (
 	xlbMapVipMap            = "vip_map"
 	xlbMapVipStatsMap       = "vip_stats_map"
 	xlbProgXlbIngress       = "xlb_ingress"
-	xlbVarConnMask          = "conn_mask"
+	xlbVarConnSets          = "conn_sets"
 	xlbVarDryRun            = "dry_run"
 	xlbVarFibMode           = "fib_mode"
+	xlbVarGuePort           = "gue_port"
+	xlbVarHzJiffies         = "hz_jiffies"
 	xlbVarMtu               = "mtu"
+	xlbVarNewFlowRate       = "new_flow_rate"
 	xlbVarNextHopJiffies    = "next_hop_jiffies"
 	xlbVarNextHopMac        = "next_hop_mac"
-	xlbVarNrCpus            = "nr_cpus"
 	xlbVarOuterSrcV4        = "outer_src_v4"
 	xlbVarOuterSrcV6        = "outer_src_v6"
 	xlbVarSrcMac            = "src_mac"
@@ -226,6 +239,7 @@ type xlbMapSpecs struct {
 	BackendStatsMap *ebpf.MapSpec `ebpf:"backend_stats_map"`
 	ConnMap         *ebpf.MapSpec `ebpf:"conn_map"`
 	CtlMap          *ebpf.MapSpec `ebpf:"ctl_map"`
+	FlowRateMap     *ebpf.MapSpec `ebpf:"flow_rate_map"`
 	NextHopMap      *ebpf.MapSpec `ebpf:"next_hop_map"`
 	RingLiveMap     *ebpf.MapSpec `ebpf:"ring_live_map"`
 	RingMap         *ebpf.MapSpec `ebpf:"ring_map"`
@@ -242,13 +256,15 @@ type xlbMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xlbVariableSpecs struct {
-	ConnMask          *ebpf.VariableSpec `ebpf:"conn_mask"`
+	ConnSets          *ebpf.VariableSpec `ebpf:"conn_sets"`
 	DryRun            *ebpf.VariableSpec `ebpf:"dry_run"`
 	FibMode           *ebpf.VariableSpec `ebpf:"fib_mode"`
+	GuePort           *ebpf.VariableSpec `ebpf:"gue_port"`
+	HzJiffies         *ebpf.VariableSpec `ebpf:"hz_jiffies"`
 	Mtu               *ebpf.VariableSpec `ebpf:"mtu"`
+	NewFlowRate       *ebpf.VariableSpec `ebpf:"new_flow_rate"`
 	NextHopJiffies    *ebpf.VariableSpec `ebpf:"next_hop_jiffies"`
 	NextHopMac        *ebpf.VariableSpec `ebpf:"next_hop_mac"`
-	NrCpus            *ebpf.VariableSpec `ebpf:"nr_cpus"`
 	OuterSrcV4        *ebpf.VariableSpec `ebpf:"outer_src_v4"`
 	OuterSrcV6        *ebpf.VariableSpec `ebpf:"outer_src_v6"`
 	SrcMac            *ebpf.VariableSpec `ebpf:"src_mac"`
@@ -281,6 +297,7 @@ type xlbMaps struct {
 	BackendStatsMap *ebpf.Map `ebpf:"backend_stats_map"`
 	ConnMap         *ebpf.Map `ebpf:"conn_map"`
 	CtlMap          *ebpf.Map `ebpf:"ctl_map"`
+	FlowRateMap     *ebpf.Map `ebpf:"flow_rate_map"`
 	NextHopMap      *ebpf.Map `ebpf:"next_hop_map"`
 	RingLiveMap     *ebpf.Map `ebpf:"ring_live_map"`
 	RingMap         *ebpf.Map `ebpf:"ring_map"`
@@ -299,6 +316,7 @@ func (m *xlbMaps) Close() error {
 		m.BackendStatsMap,
 		m.ConnMap,
 		m.CtlMap,
+		m.FlowRateMap,
 		m.NextHopMap,
 		m.RingLiveMap,
 		m.RingMap,
@@ -316,13 +334,15 @@ func (m *xlbMaps) Close() error {
 //
 // It can be passed to loadXlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xlbVariables struct {
-	ConnMask          *ebpf.Variable `ebpf:"conn_mask"`
+	ConnSets          *ebpf.Variable `ebpf:"conn_sets"`
 	DryRun            *ebpf.Variable `ebpf:"dry_run"`
 	FibMode           *ebpf.Variable `ebpf:"fib_mode"`
+	GuePort           *ebpf.Variable `ebpf:"gue_port"`
+	HzJiffies         *ebpf.Variable `ebpf:"hz_jiffies"`
 	Mtu               *ebpf.Variable `ebpf:"mtu"`
+	NewFlowRate       *ebpf.Variable `ebpf:"new_flow_rate"`
 	NextHopJiffies    *ebpf.Variable `ebpf:"next_hop_jiffies"`
 	NextHopMac        *ebpf.Variable `ebpf:"next_hop_mac"`
-	NrCpus            *ebpf.Variable `ebpf:"nr_cpus"`
 	OuterSrcV4        *ebpf.Variable `ebpf:"outer_src_v4"`
 	OuterSrcV6        *ebpf.Variable `ebpf:"outer_src_v6"`
 	SrcMac            *ebpf.Variable `ebpf:"src_mac"`

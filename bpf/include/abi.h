@@ -25,6 +25,7 @@ enum xlb_af {
 /* Flags of struct vip_info and struct vip_live: a VIP's forwarding mode. */
 enum xlb_vip_flag {
 	XLB_ABI_VIP_L2DSR = XLB_VIP_L2DSR,
+	XLB_ABI_VIP_GUE = XLB_VIP_GUE,
 };
 
 /* The XDP actions (linux/bpf.h), which the verdict counters are indexed by:

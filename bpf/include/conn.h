@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* conn.h — the connection table: per-CPU sets of XLB_CONN_WAYS ways with
- * LRU replacement inside a set (see conn_map in maps.h for why). Lookups
- * and inserts are plain loads and stores into an inlined array lookup: no
- * kernel function call on the hot path. */
+/* conn.h — the connection table: one table shared by every CPU, in which a
+ * flow has exactly one set (chosen by its connection hash), of XLB_CONN_WAYS
+ * ways with LRU replacement inside the set (see conn_map in maps.h for why).
+ * Lookups and inserts are plain loads and stores into an inlined array
+ * lookup: no kernel function call on the hot path, and no walk over other
+ * CPUs: a SYN overwrites its 5-tuple's one entry, and a flow that moves to
+ * another CPU finds it where it is. */
 #ifndef XLB_CONN_H
 #define XLB_CONN_H
 
@@ -21,102 +24,72 @@ XLB_INLINE int conn_key_eq(const struct conn_key *a, const struct conn_key *b)
 	return diff == 0;
 }
 
-/* conn_tag is the tag a connection hash is stored under: never 0. Bit 0
- * is forced, so the tag must never pick the set (that would reach only the
- * odd-numbered sets): conn_set_on takes the hash itself. */
+/* conn_tag is the tag a connection hash is stored under: never 0. */
 XLB_INLINE __u32 conn_tag(__u32 hash)
 {
 	return hash | 1;
 }
 
-/* conn_set_on returns cpu's set for a connection hash: its low bits, all of
- * them uniform. The tags in one set then share those bits, and the rest of
- * the tag (at least the 17 high bits at 2^15 sets) tells the ways apart
- * before a key is compared. */
-XLB_INLINE struct conn_set *conn_set_on(__u32 cpu, __u32 hash)
+/* conn_check binds an entry's value to its tag. Two CPUs may write the same
+ * way at the same moment (two new flows of one set), and plain stores from
+ * both can interleave into a key of one flow and a value of the other; the
+ * generations are unique (one allocator for VIPs and backends), so such a
+ * mix fails this check and is a miss (the Maglev table again), never a
+ * wrong host for an established flow. */
+XLB_INLINE __u32 conn_check(__u32 tag, const struct conn *c)
 {
-	__u32 idx = cpu * (conn_mask + 1) + (hash & conn_mask);
+	return (tag * 0x9e3779b1) ^ (c->backend_gen * 0x85ebca6b) ^ (c->vip_gen * 0xc2b2ae35) ^ c->backend_id;
+}
+
+/* conn_set_of returns the flow's set: multiply-shift of the connection hash
+ * onto conn_sets (any count, not only powers of two), so the set is taken
+ * from the hash's high bits and the tags in one set differ in the rest. */
+XLB_INLINE struct conn_set *conn_set_of(__u32 hash)
+{
+	__u32 idx = ((__u64)hash * conn_sets) >> 32;
 
 	return bpf_map_lookup_elem(&conn_map, &idx);
 }
 
-/* conn_way_of returns the way holding the flow in a set, or -1. */
-XLB_INLINE int conn_way_of(struct conn_set *s, const struct conn_key *k, __u32 tag)
+/* conn_find returns the way holding the flow in its set, or -1. A way whose
+ * check does not match is being rewritten, or was torn by two writers:
+ * a miss. */
+XLB_INLINE int conn_find(struct conn_set *s, const struct conn_key *k, __u32 tag)
 {
 #pragma unroll
 	for (int i = 0; i < XLB_CONN_WAYS; i++) {
-		if (s->tag[i] == tag && conn_key_eq(&s->e[i].key, k))
+		if (s->tag[i] == tag && conn_key_eq(&s->e[i].key, k) &&
+		    s->check[i] == conn_check(tag, &s->e[i].val))
 			return i;
 	}
 	return -1;
 }
 
-/* conn_find returns the flow's entry in this CPU's set, or NULL, and marks
- * it most recently used. */
-XLB_INLINE struct conn *conn_find(struct conn_set *s, const struct conn_key *k, __u32 tag)
+/* conn_touch marks way i most recently used and says whether another CPU
+ * wrote it last, which this CPU then becomes (counted as hit_other_cpu
+ * once per move). The stamp is written only when it is not already the
+ * newest, so a busy flow does not keep dirtying a line other CPUs read. */
+XLB_INLINE int conn_touch(struct conn_set *s, int i, __u32 cpu)
 {
-	int i = conn_way_of(s, k, tag);
+	int moved;
 
-	if (i < 0)
-		return 0;
 	i &= XLB_CONN_WAYS - 1;
-	if (!dry_run)
+	moved = s->owner[i] != (__u8)cpu;
+	if (dry_run)
+		return moved;
+	if (s->stamp[i] != s->tick)
 		s->stamp[i] = ++s->tick;
-	return &s->e[i].val;
+	if (moved)
+		s->owner[i] = cpu;
+	return moved;
 }
 
-/* conn_find_other copies the flow's entry from another CPU's set into
- * *found. Only on a miss, so the walk over the CPUs is rare. */
-XLB_INLINE int conn_find_other(__u32 me, const struct conn_key *k, __u32 hash, struct conn *found)
-{
-	__u32 tag = conn_tag(hash);
-
-	for (__u32 cpu = 0; cpu < XLB_MAX_CPUS && cpu < nr_cpus; cpu++) {
-		struct conn_set *s;
-		int i;
-
-		if (cpu == me)
-			continue;
-		s = conn_set_on(cpu, hash);
-		if (!s)
-			continue;
-		i = conn_way_of(s, k, tag);
-		if (i >= 0) {
-			/* A copy: the other CPU keeps writing its own. */
-			*found = s->e[i & (XLB_CONN_WAYS - 1)].val;
-			return 1;
-		}
-	}
-	return 0;
-}
-
-/* conn_forget_other clears the flow's 5-tuple on the other CPUs: a SYN
- * starts a new connection, and an entry of an older one with the same ports
- * must not catch its packets on another CPU. One 32-bit store per entry
- * found; a racing insert there can at worst lose its entry, which then
- * misses and is looked up again. */
-XLB_INLINE void conn_forget_other(__u32 me, const struct conn_key *k, __u32 hash)
-{
-	__u32 tag = conn_tag(hash);
-
-	for (__u32 cpu = 0; cpu < XLB_MAX_CPUS && cpu < nr_cpus; cpu++) {
-		struct conn_set *s;
-		int i;
-
-		if (cpu == me)
-			continue;
-		s = conn_set_on(cpu, hash);
-		if (!s)
-			continue;
-		i = conn_way_of(s, k, tag);
-		if (i >= 0)
-			s->tag[i & (XLB_CONN_WAYS - 1)] = 0;
-	}
-}
-
-/* conn_insert writes the flow's entry: over its own stale entry if there is
- * one, else into an empty way, else over the least recently used way. */
-XLB_INLINE void conn_insert(struct conn_set *s, const struct conn_key *k, __u32 tag, const struct conn *c)
+/* conn_insert writes the flow's entry: over its own entry if there is one
+ * (a SYN of a reused 5-tuple replaces the old connection's host everywhere
+ * at once), else into an empty way, else over the least recently used way.
+ * The tag is cleared first and written last, so a reader on another CPU
+ * meanwhile misses rather than reading half an entry. */
+XLB_INLINE void conn_insert(struct conn_set *s, const struct conn_key *k, __u32 tag, const struct conn *c, __u32 cpu)
 {
 	__u32 victim = 0, oldest = 0;
 
@@ -135,10 +108,37 @@ XLB_INLINE void conn_insert(struct conn_set *s, const struct conn_key *k, __u32 
 		}
 	}
 	victim &= XLB_CONN_WAYS - 1;
-	s->tag[victim] = tag;
-	s->stamp[victim] = ++s->tick;
+	s->tag[victim] = 0;
+	asm volatile("" ::: "memory");
 	s->e[victim].key = *k;
 	s->e[victim].val = *c;
+	s->check[victim] = conn_check(tag, c);
+	s->owner[victim] = cpu;
+	s->stamp[victim] = ++s->tick;
+	asm volatile("" ::: "memory");
+	s->tag[victim] = tag;
+}
+
+/* conn_insert_allowed says whether this CPU may write one more new flow's
+ * entry in its current one-second window (new_flow_rate). Fixed windows
+ * per CPU: no sharing, one inlined lookup and bpf_jiffies64 (inlined too). */
+XLB_INLINE int conn_insert_allowed(void)
+{
+	struct flow_rate *r;
+	__u32 zero = 0;
+	__u64 now;
+
+	if (!new_flow_rate)
+		return 1;
+	r = bpf_map_lookup_elem(&flow_rate_map, &zero);
+	if (!r)
+		return 1;
+	now = bpf_jiffies64();
+	if (now - r->start >= hz_jiffies) {
+		r->start = now;
+		r->count = 0;
+	}
+	return ++r->count <= new_flow_rate;
 }
 
 #endif /* XLB_CONN_H */

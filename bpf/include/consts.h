@@ -20,9 +20,9 @@
 #define XLB_MAX_BACKENDS 4096
 #define XLB_CONN_ENTRIES 65536
 #define XLB_TABLE_SIZE 65537
-#define XLB_CONN_SETS 16384 /* per CPU; a power of two */
+#define XLB_CONN_SETS 16384
 #define XLB_CONN_WAYS 4
-#define XLB_MAX_CPUS 128 /* bound of the other-CPU loops; nr_cpus is the real count */
+#define XLB_MAX_CPUS 128 /* CPUs supported; a connection way records its writer's in a byte */
 #define XLB_MAX_IFACES 64 /* interfaces in tx_port_map */
 /* Maglev tables per VIP: one live, the other standing by to be rewritten
  * (see ring_map in maps.h). Mirrored by l4.ringsPerVIP. */
@@ -46,6 +46,7 @@
 
 #define XLB_IPV4_HDR_LEN 20
 #define XLB_IPV6_HDR_LEN 40
+#define XLB_UDP_HDR_LEN 8
 #define XLB_IPIP_TTL 64
 
 /* Address families of struct backend.family (0 = no backend in this slot). */
@@ -56,6 +57,12 @@
 /* struct vip_info.flags and struct vip_live.flags: how the VIP forwards.
  * No flag: IP-in-IP towards the L7 host. Go reads them through abi.h. */
 #define XLB_VIP_L2DSR (1U << 0) /* rewrite the MACs only: L7 hosts on this segment */
+#define XLB_VIP_GUE (1U << 1)   /* GUE variant 1: IP in UDP to gue_port */
+
+/* ICMP errors steered to a VIP flow's L7 host (parse.h). */
+#define XLB_ICMP_UNREACH 3     /* destination unreachable, fragmentation needed among its codes */
+#define XLB_ICMPV6_UNREACH 1   /* destination unreachable */
+#define XLB_ICMPV6_TOO_BIG 2   /* packet too big */
 
 /* IPv4 frag_off bits (host order). */
 #define XLB_IP_DF 0x4000
@@ -97,6 +104,8 @@ enum xlb_counter {
 	XLB_CNT_VLAN_STACKED,      /* passed: more than one VLAN tag (QinQ, 802.1ad) */
 	XLB_CNT_OTHER_L4,          /* passed: IP but not TCP or UDP (ICMP, ESP, extension headers) */
 	XLB_CNT_ICMP_TOO_BIG,      /* a too_big packet answered with ICMP frag-needed / ICMPv6 packet-too-big */
+	XLB_CNT_CT_INSERT_SKIPPED, /* a new flow above new_flow_rate: forwarded by the Maglev table, no entry written */
+	XLB_CNT_ICMP_STEERED,      /* an ICMP error about a VIP flow, sent to that flow's L7 host */
 	XLB_CNT_MAX,
 };
 

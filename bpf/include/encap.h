@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* encap.h — IP-in-IP encapsulation towards the chosen L7 host. The inner
- * packet is not touched; only a new Ethernet + outer IP header is put in
- * front of it. Returns XLB_CONTINUE when the frame is ready for XDP_TX. */
+/* encap.h — IP-in-IP (any pair of families) or GUE encapsulation towards
+ * the chosen L7 host. The inner packet is not touched; only a new Ethernet
+ * + outer IP (+ UDP) header is put in front of it. Returns XLB_CONTINUE when the frame is ready for XDP_TX. */
 #ifndef XLB_ENCAP_H
 #define XLB_ENCAP_H
 
@@ -64,13 +64,38 @@ XLB_INLINE void write_eth(struct ethhdr *eth, const struct next_hop *nh, __be16 
 	eth->h_proto = proto;
 }
 
-/* encap_ipv4 wraps an IPv4 packet in IPv4 (protocol 4). A tagged frame
- * keeps its 802.1Q tag: the next hop is on the VLAN it came from. The outer
- * header goes where the tag's enclosed header was, the tag is rewritten from
- * the copy in p (the bytes moved). */
-XLB_INLINE int encap_ipv4(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
-			  const struct next_hop *nh)
+/* inner_proto is the outer header's protocol for plain IP-in-IP: 4 for an
+ * IPv4 packet inside, 41 for an IPv6 one, whatever the outer family. */
+XLB_INLINE __u8 inner_proto(const struct pkt *p)
 {
+	return p->family == XLB_AF_INET ? IPPROTO_IPIP : IPPROTO_IPV6;
+}
+
+/* write_gue writes the UDP header of GUE variant 1 (docs/decap.md): the
+ * source port carries the flow hash (folded to 15 bits, in 32768..65535),
+ * so that the L7 host's NIC, which hashes UDP ports for RSS but cannot see
+ * into IP-in-IP, spreads flows over its queues. Checksum 0: allowed over
+ * IPv4 (RFC 768) and, for tunnels, over IPv6 (RFC 6935/6936); the inner
+ * packet keeps its own checksums and xlb's decapsulator takes the packet
+ * in XDP, before the kernel's UDP stack would look at it. */
+XLB_INLINE void write_gue(struct udphdr *uh, const struct pkt *p, __u32 hash)
+{
+	uh->source = bpf_htons(0x8000 | ((hash ^ (hash >> 16)) & 0x7fff));
+	uh->dest = bpf_htons(gue_port);
+	uh->len = bpf_htons(p->ip_len + sizeof(*uh));
+	uh->check = 0;
+}
+
+/* encap_outer4 puts an outer IPv4 header (and, for GUE, a UDP header) in
+ * front of the packet, which is IPv4 (4-in-4) or IPv6 (6-in-4). DF is
+ * copied from an IPv4 packet and set for an IPv6 one, which no router may
+ * fragment. A tagged frame keeps its 802.1Q tag: the next hop is on the
+ * VLAN it came from. The outer header goes where the tag's enclosed header
+ * was, the tag is rewritten from the copy in p (the bytes moved). */
+XLB_INLINE int encap_outer4(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
+			    const struct next_hop *nh, __u32 hash, int gue)
+{
+	__u32 add = sizeof(struct iphdr) + (gue ? sizeof(struct udphdr) : 0);
 	void *data, *data_end;
 	struct ethhdr *eth;
 	struct iphdr *iph;
@@ -79,15 +104,15 @@ XLB_INLINE int encap_ipv4(struct xdp_md *ctx, struct pkt *p, const struct backen
 	o.version = 4;
 	o.ihl = 5;
 	o.tos = p->tos;
-	o.tot_len = bpf_htons(p->ip_len + sizeof(o));
-	o.frag_off = p->df ? bpf_htons(XLB_IP_DF) : 0;
+	o.tot_len = bpf_htons(p->ip_len + add);
+	o.frag_off = (p->df || p->family == XLB_AF_INET6) ? bpf_htons(XLB_IP_DF) : 0;
 	o.ttl = XLB_IPIP_TTL;
-	o.protocol = IPPROTO_IPIP;
+	o.protocol = gue ? IPPROTO_UDP : inner_proto(p);
 	o.saddr = outer_src_v4;
 	o.daddr = b->addr[0];
 	o.check = ipv4_csum(&o);
 
-	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(o)))
+	if (bpf_xdp_adjust_head(ctx, -(int)add))
 		return encap_fail(p);
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
@@ -108,19 +133,29 @@ XLB_INLINE int encap_ipv4(struct xdp_md *ctx, struct pkt *p, const struct backen
 		write_eth(eth, nh, bpf_htons(ETH_P_IP));
 	}
 	__builtin_memcpy(iph, &o, sizeof(o));
+	if (gue) {
+		struct udphdr *uh = (void *)(iph + 1);
+
+		if ((void *)(uh + 1) > data_end)
+			return encap_fail(p);
+		write_gue(uh, p, hash);
+	}
 	return XLB_CONTINUE;
 }
 
-/* encap_ipv6 wraps an IPv6 packet in IPv6 (next header 41). The flow label
- * carries the flow hash so that ECMP on the way keeps a flow on one path. */
-XLB_INLINE int encap_ipv6(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
-			  const struct next_hop *nh, __u32 hash)
+/* encap_outer6 puts an outer IPv6 header (and, for GUE, a UDP header) in
+ * front of the packet, which is IPv6 (6-in-6) or IPv4 (4-in-6). The flow
+ * label carries the flow hash so that ECMP on the way keeps a flow on one
+ * path. */
+XLB_INLINE int encap_outer6(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
+			    const struct next_hop *nh, __u32 hash, int gue)
 {
+	__u32 add = sizeof(struct ipv6hdr) + (gue ? sizeof(struct udphdr) : 0);
 	void *data, *data_end;
 	struct ethhdr *eth;
 	struct ipv6hdr *ip6h;
 
-	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(*ip6h)))
+	if (bpf_xdp_adjust_head(ctx, -(int)add))
 		return encap_fail(p);
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
@@ -145,26 +180,36 @@ XLB_INLINE int encap_ipv6(struct xdp_md *ctx, struct pkt *p, const struct backen
 	ip6h->flow_lbl[0] = ((p->tos & 0xf) << 4) | ((hash >> 16) & 0xf);
 	ip6h->flow_lbl[1] = hash >> 8;
 	ip6h->flow_lbl[2] = hash;
-	ip6h->payload_len = bpf_htons(p->ip_len);
-	ip6h->nexthdr = IPPROTO_IPV6;
+	ip6h->payload_len = bpf_htons(p->ip_len + add - sizeof(*ip6h));
+	ip6h->nexthdr = gue ? IPPROTO_UDP : inner_proto(p);
 	ip6h->hop_limit = XLB_IPIP_TTL;
 #pragma unroll
 	for (int i = 0; i < 4; i++)
 		ip6h->saddr.in6_u.u6_addr32[i] = outer_src_v6[i];
 	__builtin_memcpy(&ip6h->daddr, b->addr, 16);
+	if (gue) {
+		struct udphdr *uh = (void *)(ip6h + 1);
+
+		if ((void *)(uh + 1) > data_end)
+			return encap_fail(p);
+		write_gue(uh, p, hash);
+	}
 	return XLB_CONTINUE;
 }
 
-/* encap picks the outer family from the packet's own; a backend of the other
- * family cannot take this packet in this version (4in6/6in4 come with the
- * breadth work) and counts as an encapsulation failure. */
-XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b, __u32 bid, __u32 hash)
+/* encap wraps the packet for its backend: the outer family is the
+ * backend's, the inner the client's (all four pairs), and the outer
+ * protocol IP-in-IP or, for a GUE VIP, UDP to gue_port. */
+XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b, __u32 bid, __u32 hash,
+		     __u32 flags)
 {
-	__u32 overhead = p->family == XLB_AF_INET ? XLB_IPV4_HDR_LEN : XLB_IPV6_HDR_LEN;
+	int gue = (flags & XLB_VIP_GUE) != 0;
+	__u32 overhead = (b->family == XLB_AF_INET ? XLB_IPV4_HDR_LEN : XLB_IPV6_HDR_LEN) +
+			 (gue ? XLB_UDP_HDR_LEN : 0);
 	struct next_hop nh;
 	int ret;
 
-	if (b->family != p->family)
+	if (gue && !gue_port)
 		return encap_fail(p);
 	if (mtu && p->ip_len + overhead > mtu)
 		return too_big(ctx, p, mtu, overhead);
@@ -176,9 +221,9 @@ XLB_INLINE int encap(struct xdp_md *ctx, struct pkt *p, const struct backend *b,
 			return ret;
 		p->oif = nh.oif;
 	}
-	if (p->family == XLB_AF_INET)
-		return encap_ipv4(ctx, p, b, &nh);
-	return encap_ipv6(ctx, p, b, &nh, hash);
+	if (b->family == XLB_AF_INET)
+		return encap_outer4(ctx, p, b, &nh, hash, gue);
+	return encap_outer6(ctx, p, b, &nh, hash, gue);
 }
 
 /* l2dsr forwards the packet as it is to an L7 host on this segment, which

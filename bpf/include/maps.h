@@ -10,14 +10,14 @@
 /* Load-time knobs, set by the Go loader with VariableSpec.Set. They live in
  * .rodata, so the verifier sees constants and prunes dead branches (dry_run). */
 volatile const __u32 table_size = XLB_TABLE_SIZE;   /* M, entries per ring */
-volatile const __u32 conn_mask = XLB_CONN_SETS - 1;  /* conn_map sets - 1 */
-volatile const __u32 nr_cpus = 1;                   /* possible CPUs */
+volatile const __u32 conn_sets = XLB_CONN_SETS;     /* conn_map sets */
 /* UDP idle timeout and refresh interval in jiffies: bpf_jiffies64 is
  * inlined by the verifier, a clock helper would cost a call per packet. The
  * loader converts from seconds with the kernel's HZ. */
 volatile const __u64 udp_timeout_jiffies = 30 * 250;
 volatile const __u64 udp_refresh_jiffies = 250;
 volatile const __u32 mtu = 0;                      /* 0: do not check */
+volatile const __u16 gue_port = 0;                 /* GUE VIPs' UDP destination port (host order); 0: none */
 volatile const __be32 outer_src_v4 = 0;            /* LB host address */
 volatile const __u32 outer_src_v6[4] = {};         /* LB host address */
 volatile const __u8 src_mac[ETH_ALEN] __attribute__((aligned(4))) = {};      /* this NIC's MAC */
@@ -29,6 +29,11 @@ volatile const __u8 fib_mode = 0;
  * ask for every packet. l4 also empties the cache when the kernel's
  * neighbour or route tables change. */
 volatile const __u64 next_hop_jiffies = 25;
+/* New flows per CPU per second that may write a connection entry; past it
+ * they are still forwarded by the Maglev table but not inserted, so a
+ * flood of new 5-tuples cannot evict established flows. 0: no limit. */
+volatile const __u32 new_flow_rate = 0;
+volatile const __u64 hz_jiffies = 250; /* one second in jiffies */
 /* dry_run: the same program, loaded a second time for Lookup, that neither
  * writes connection entries nor counts, so asking a question changes nothing. */
 volatile const __u8 dry_run = 0;
@@ -87,19 +92,20 @@ struct {
 	__uint(max_entries, XLB_MAX_BACKENDS);
 } backend_map SEC(".maps");
 
-/* Connection table: one partition of conn_mask + 1 sets per CPU in a plain
- * array (set = cpu * sets + hash & conn_mask); a CPU writes only its own
- * partition, so nothing is shared between cores on the hot path. A flow
- * stays on the CPU its NIC queue hashes it to; when it does not (RSS
- * rehash, veth, generic XDP) a miss reads the other CPUs' partitions, and a
- * SYN clears its 5-tuple there. Sets are XLB_CONN_WAYS-way associative with
- * LRU replacement inside a set.
+/* Connection table: conn_sets sets in a plain array shared by every CPU;
+ * a flow's one set is picked by its connection hash (conn_set_of). A flow
+ * that moves to another CPU (RSS rehash, veth, generic XDP) finds its entry
+ * there without a walk, and a SYN replaces its 5-tuple's entry with one
+ * write, whatever the CPU count: a new flow costs the same on 2 CPUs as on
+ * 128 (docs/l4-datapath.md has the measurements against per-CPU
+ * partitions). Sets are XLB_CONN_WAYS-way associative with LRU replacement
+ * inside a set.
  * Why not the kernel's LRU hash: on this class of machine (AMD, SRSO "safe
  * RET" mitigation) every kernel function call costs tens of ns; an LRU hash
  * lookup is one call and an update a dozen (locks, free lists), where an
  * array lookup is inlined by the verifier: a hit or an insert here costs no
  * call at all. The price: eviction picks the least recently used of 4 ways
- * rather than of the whole table — size it at twice the live flows per CPU. */
+ * rather than of the whole table — size it at twice the live flows. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
@@ -179,6 +185,15 @@ struct {
 	__type(value, struct xlb_stat);
 	__uint(max_entries, XLB_MAX_BACKENDS);
 } backend_stats_map SEC(".maps");
+
+/* This CPU's new-flow count in its current one-second window
+ * (new_flow_rate). Not pinned: a restart starts a new window. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct flow_rate);
+	__uint(max_entries, 1);
+} flow_rate_map SEC(".maps");
 
 /* Run-time knobs, one entry. */
 struct {

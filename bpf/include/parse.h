@@ -31,6 +31,7 @@ struct pkt {
 	__u8 vlan;            /* the frame carries one 802.1Q tag */
 	__be16 vlan_tci;      /* its TCI (priority, DEI, VLAN id), kept outward */
 	__u32 oif;            /* set by the next hop: redirect out of this interface */
+	__u8 icmp;            /* an ICMP error about a VIP flow: key is that flow's */
 };
 
 /* An 802.1Q tag after the MAC addresses. */
@@ -88,6 +89,81 @@ XLB_INLINE int parse_ports(struct pkt *p, void *data, void *data_end, __u32 l4_o
 	return XLB_CONTINUE;
 }
 
+/* An ICMP or ICMPv6 error's first 8 bytes: type, code, checksum and 4
+ * bytes the message defines; the offending packet's headers follow. */
+struct icmp_err_hdr {
+	__u8 type;
+	__u8 code;
+	__u16 checksum;
+	__u32 rest;
+};
+
+/* quoted_ports reads the ports of the quoted TCP or UDP header at off
+ * (8 bytes are quoted, at least the 4 with the ports) into the flow's key
+ * reversed: the quoted packet went from the VIP to the client. */
+XLB_INLINE int quoted_ports(struct pkt *p, void *data, void *data_end, __u32 off)
+{
+	__be16 *ports = data + off;
+
+	if ((void *)(ports + 2) > data_end)
+		return pass(p, XLB_CNT_OTHER_L4);
+	p->key.sport = ports[1];
+	p->key.dport = ports[0];
+	p->icmp = 1;
+	return XLB_CONTINUE;
+}
+
+/* parse_icmp4_err reads an ICMP "destination unreachable" (fragmentation
+ * needed among its codes) at l4 of a packet to dst: when it quotes a TCP
+ * or UDP packet from dst (the VIP, as the L7 host answered from it), the
+ * key becomes that flow's 5-tuple (client to VIP) and the packet goes to
+ * the flow's L7 host. Any other ICMP passes as other_l4. */
+XLB_INLINE int parse_icmp4_err(struct pkt *p, void *data, void *data_end, __u32 l4, __be32 dst)
+{
+	struct icmp_err_hdr *ih = data + l4;
+	struct iphdr *q;
+	__u32 qihl;
+
+	if ((void *)(ih + 1) > data_end || ih->type != XLB_ICMP_UNREACH)
+		return pass(p, XLB_CNT_OTHER_L4);
+	q = (void *)(ih + 1);
+	if ((void *)(q + 1) > data_end || q->version != 4 || q->ihl < 5 || q->saddr != dst ||
+	    (q->protocol != IPPROTO_TCP && q->protocol != IPPROTO_UDP) ||
+	    (q->frag_off & bpf_htons(XLB_IP_OFFSET)))
+		return pass(p, XLB_CNT_OTHER_L4);
+	qihl = ((__u32)q->ihl & 0xf) * 4;
+	p->key.proto = p->proto = q->protocol;
+	p->key.src[0] = q->daddr;
+	p->key.dst[0] = q->saddr;
+	return quoted_ports(p, data, data_end, l4 + sizeof(*ih) + qihl);
+}
+
+/* parse_icmp6_err is parse_icmp4_err for ICMPv6 "destination unreachable"
+ * and "packet too big"; the quoted IPv6 header must be followed by the TCP
+ * or UDP header itself (no extension headers). */
+XLB_INLINE int parse_icmp6_err(struct pkt *p, void *data, void *data_end, __u32 l4, const struct in6_addr *dst)
+{
+	struct icmp_err_hdr *ih = data + l4;
+	struct ipv6hdr *q;
+	__u32 diff = 0;
+
+	if ((void *)(ih + 1) > data_end || (ih->type != XLB_ICMPV6_UNREACH && ih->type != XLB_ICMPV6_TOO_BIG))
+		return pass(p, XLB_CNT_OTHER_L4);
+	q = (void *)(ih + 1);
+	if ((void *)(q + 1) > data_end || q->version != 6 ||
+	    (q->nexthdr != IPPROTO_TCP && q->nexthdr != IPPROTO_UDP))
+		return pass(p, XLB_CNT_OTHER_L4);
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		diff |= q->saddr.in6_u.u6_addr32[i] ^ dst->in6_u.u6_addr32[i];
+	if (diff)
+		return pass(p, XLB_CNT_OTHER_L4);
+	p->key.proto = p->proto = q->nexthdr;
+	__builtin_memcpy(p->key.src, &q->daddr, sizeof(p->key.src));
+	__builtin_memcpy(p->key.dst, &q->saddr, sizeof(p->key.dst));
+	return quoted_ports(p, data, data_end, l4 + sizeof(*ih) + sizeof(*q));
+}
+
 /* parse_ipv4 reads the IPv4 header at l3 (after the Ethernet header and
  * its tag, if any). Options are skipped: the ports are found past IHL*4
  * and the packet is forwarded with them. A TCP or UDP fragment carries no
@@ -105,6 +181,13 @@ XLB_INLINE int parse_ipv4(struct pkt *p, void *data, void *data_end, __u32 l3)
 	if (iph->version != 4 || ihl_len < sizeof(*iph) || tot_len < ihl_len ||
 	    data + l3 + tot_len > data_end)
 		return malformed(p);
+	if (iph->protocol == IPPROTO_ICMP && !(iph->frag_off & bpf_htons(XLB_IP_MF | XLB_IP_OFFSET))) {
+		p->key.family = p->family = XLB_AF_INET;
+		p->tos = iph->tos;
+		p->df = !!(iph->frag_off & bpf_htons(XLB_IP_DF));
+		p->ip_len = tot_len;
+		return parse_icmp4_err(p, data, data_end, l3 + (ihl_len & 0x3c), iph->daddr);
+	}
 	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
 		return pass(p, XLB_CNT_OTHER_L4);
 	p->key.family = p->family = XLB_AF_INET;
@@ -143,6 +226,12 @@ XLB_INLINE int parse_ipv6(struct pkt *p, void *data, void *data_end, __u32 l3)
 			return malformed(p);
 		nexthdr = fh->nexthdr;
 		p->frag = 1;
+	}
+	if (nexthdr == IPPROTO_ICMPV6 && !p->frag) {
+		p->key.family = p->family = XLB_AF_INET6;
+		p->tos = (ip6h->priority << 4) | (ip6h->flow_lbl[0] >> 4);
+		p->ip_len = sizeof(*ip6h) + plen;
+		return parse_icmp6_err(p, data, data_end, l3 + sizeof(*ip6h), &ip6h->daddr);
 	}
 	if (nexthdr != IPPROTO_TCP && nexthdr != IPPROTO_UDP)
 		return pass(p, XLB_CNT_OTHER_L4);

@@ -72,14 +72,16 @@ struct conn_entry {
 };
 
 /* conn_map value: a set of XLB_CONN_WAYS ways. The header line holds every
- * way's tag (the flow's connection hash with bit 0 set; 0 = empty way) and
- * LRU stamp, so a lookup reads one line before it reads the one entry that
- * matches. */
+ * way's tag (the flow's connection hash with bit 0 set; 0 = empty way), LRU
+ * stamp, check (conn_check of tag and value) and last writer's CPU, so a
+ * lookup reads one line before it reads the one entry that matches. */
 struct conn_set {
 	__u32 tag[XLB_CONN_WAYS];
 	__u32 stamp[XLB_CONN_WAYS];
+	__u32 check[XLB_CONN_WAYS];
+	__u8 owner[XLB_CONN_WAYS];
 	__u32 tick;
-	__u32 pad[7];
+	__u32 pad[2];
 	struct conn_entry e[XLB_CONN_WAYS];
 };
 
@@ -97,6 +99,12 @@ struct next_hop_entry {
 	__u32 pad2;
 	__u32 gen;           /* the backend's generation */
 	__u64 expires;       /* jiffies; 0: empty */
+};
+
+/* flow_rate_map value: this CPU's window of new_flow_rate. */
+struct flow_rate {
+	__u64 start; /* jiffies the window began at */
+	__u64 count; /* new flows in it so far */
 };
 
 /* stats_map and backend_stats_map value. */

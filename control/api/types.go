@@ -20,11 +20,12 @@ const (
 const (
 	ModeIPIP  = "ipip"  // IP-in-IP tunnel, decapsulated by xlb's program on the L7 host
 	ModeL2DSR = "l2dsr" // MAC rewrite; the L7 hosts share the edge host's L2 segment
+	ModeGUE   = "gue"   // GUE (IP in UDP to dataplane.gue_port), decapsulated by xlb's program on the L7 host
 )
 
 // Modes lists every forwarding mode. The CLI (flag and completion), the
 // API, the config file and the data path accept exactly these.
-func Modes() []string { return []string{ModeIPIP, ModeL2DSR} }
+func Modes() []string { return []string{ModeIPIP, ModeL2DSR, ModeGUE} }
 
 // Backend states as the data path sees them. A backend's State is derived
 // from its admin Drain flag and its health: draining wins over down, because

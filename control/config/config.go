@@ -95,6 +95,15 @@ type Dataplane struct {
 	// larger ones are dropped and counted (too_big). 0 (or unset) takes the
 	// smallest MTU of the interfaces when the daemon starts.
 	MTU int
+	// NewFlowRateLimit is how many new flows each CPU may write into the
+	// connection table per second (l4.Config.NewFlowRateLimit); past it
+	// new flows are forwarded but not inserted, so a SYN flood cannot
+	// evict established flows. 0 (or unset): no limit.
+	NewFlowRateLimit int
+	// GUEPort is the UDP destination port of GUE VIPs' packets: the L7
+	// hosts' `xlb decap --gue-port`. 0 (or unset): no VIP may forward with
+	// gue.
+	GUEPort uint16
 	// NextHopMAC, when set, is the destination MAC of every encapsulated
 	// frame (the router towards the L7 hosts): a fixed override. Unset,
 	// every frame's next hop comes from the kernel's FIB and neighbour
@@ -162,6 +171,8 @@ type fileConfig struct {
 		UDPIdleTimeout   *string `yaml:"udp_idle_timeout"`
 		TableSize        *int    `yaml:"table_size"`
 		MTU              *int    `yaml:"mtu"`
+		NewFlowRateLimit *int    `yaml:"new_flow_rate_limit"`
+		GUEPort          *int    `yaml:"gue_port"`
 		NextHopMAC       string  `yaml:"next_hop_mac"`
 		SrcMAC           string  `yaml:"src_mac"`
 	} `yaml:"dataplane"`
@@ -373,6 +384,8 @@ func (v *validator) config(fc *fileConfig) *Config {
 	if cfg.Dataplane.MTU != 0 && cfg.Dataplane.MTU < 1280 {
 		v.errorf(p("dataplane", "mtu"), "%d is below 1280 (IPv6's minimum); omit it to take the interfaces' MTU", cfg.Dataplane.MTU)
 	}
+	cfg.Dataplane.NewFlowRateLimit = v.intRange(p("dataplane", "new_flow_rate_limit"), d.NewFlowRateLimit, 0, 0, 1<<31-1)
+	cfg.Dataplane.GUEPort = uint16(v.intRange(p("dataplane", "gue_port"), d.GUEPort, 0, 0, 65535))
 	cfg.Dataplane.NextHopMAC = v.mac(p("dataplane", "next_hop_mac"), d.NextHopMAC)
 	cfg.Dataplane.SrcMAC = v.mac(p("dataplane", "src_mac"), d.SrcMAC)
 
@@ -443,6 +456,21 @@ func (v *validator) config(fc *fileConfig) *Config {
 	return cfg
 }
 
+// outerFor is the configured outer source of a's family.
+func outerFor(cfg *Config, a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return cfg.OuterSource.IPv4
+	}
+	return cfg.OuterSource.IPv6
+}
+
+func family(a netip.Addr) int {
+	if a.Is4() {
+		return 4
+	}
+	return 6
+}
+
 func (v *validator) vip(i int, fv *fileVIP, cfg *Config) (VIP, bool) {
 	nerr := len(v.errs)
 	vip := VIP{Proto: fv.Protocol, Forwarding: fv.Forwarding}
@@ -459,12 +487,6 @@ func (v *validator) vip(i int, fv *fileVIP, cfg *Config) (VIP, bool) {
 			v.errorf(p("vips", i, "address"), "%q cannot be a VIP", fv.Address)
 		default:
 			vip.Addr = a
-			if a.Is4() && !cfg.OuterSource.IPv4.IsValid() {
-				v.errorf(p("vips", i, "address"), "IPv4 VIP needs outer_source.ipv4 (the host's address for the IP-in-IP outer header)")
-			}
-			if a.Is6() && !cfg.OuterSource.IPv6.IsValid() {
-				v.errorf(p("vips", i, "address"), "IPv6 VIP needs outer_source.ipv6 (the host's address for the IP-in-IP outer header)")
-			}
 		}
 	}
 	if fv.Port == nil {
@@ -488,6 +510,9 @@ func (v *validator) vip(i int, fv *fileVIP, cfg *Config) (VIP, bool) {
 	}
 	if !slices.Contains(api.Modes(), vip.Forwarding) {
 		v.errorf(p("vips", i, "forwarding"), "unknown forwarding mode %q (want %s)", fv.Forwarding, strings.Join(api.Modes(), " or "))
+	}
+	if vip.Forwarding == api.ModeGUE && cfg.Dataplane.GUEPort == 0 {
+		v.errorf(p("vips", i, "forwarding"), "gue needs dataplane.gue_port (the port of the L7 hosts' xlb decap --gue-port)")
 	}
 	vip.TableSize = cfg.Dataplane.TableSize
 	if fv.TableSize != nil {
@@ -514,8 +539,11 @@ func (v *validator) vip(i int, fv *fileVIP, cfg *Config) (VIP, bool) {
 		case a.IsUnspecified() || a.IsMulticast() || a.Is4In6():
 			v.errorf(p("vips", i, "backends", j, "address"), "%q cannot be a backend", fb.Address)
 			continue
-		case vip.Addr.IsValid() && a.Is4() != vip.Addr.Is4():
-			v.errorf(p("vips", i, "backends", j, "address"), "%s and the VIP %s are of different IP families (IP-in-IP needs the same family)", a, vip.Addr)
+		case vip.Addr.IsValid() && a.Is4() != vip.Addr.Is4() && vip.Forwarding == api.ModeL2DSR:
+			v.errorf(p("vips", i, "backends", j, "address"), "%s and the VIP %s are of different IP families (l2dsr hands the client's packet on unchanged, which needs the same family)", a, vip.Addr)
+			continue
+		case vip.Addr.IsValid() && a.Is4() != vip.Addr.Is4() && !outerFor(cfg, a).IsValid():
+			v.errorf(p("vips", i, "backends", j, "address"), "%s is IPv%d, which needs outer_source.ipv%[2]d (the source of the outer header towards it)", a, family(a))
 			continue
 		}
 		b.Addr = a
@@ -542,6 +570,19 @@ func (v *validator) vip(i int, fv *fileVIP, cfg *Config) (VIP, bool) {
 	}
 	if len(vip.Backends) > int(vip.TableSize) {
 		v.errorf(p("vips", i, "backends"), "%d backends do not fit a table of %d slots", len(vip.Backends), vip.TableSize)
+	}
+
+	// The outer header towards an L7 host has the host's family: a VIP
+	// whose backends are all of the other family (4-in-6, 6-in-4) does not
+	// need an outer source of its own.
+	if vip.Addr.IsValid() && !outerFor(cfg, vip.Addr).IsValid() {
+		own := vip.Forwarding == api.ModeL2DSR || len(vip.Backends) == 0
+		for _, b := range vip.Backends {
+			own = own || b.Addr.Is4() == vip.Addr.Is4()
+		}
+		if own {
+			v.errorf(p("vips", i, "address"), "IPv%d VIP needs outer_source.ipv%[1]d (the host's address for the IP-in-IP outer header)", family(vip.Addr))
+		}
 	}
 	return vip, len(v.errs) == nerr
 }

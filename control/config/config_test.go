@@ -36,6 +36,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	assert.Equal(t, "udp", cfg.VIPs[2].Proto)
 	assert.Nil(t, cfg.Dataplane.NextHopMAC, "the example takes next hops from the FIB")
 	assert.Zero(t, cfg.Dataplane.MTU, "the example takes the interfaces' MTU")
+	assert.Equal(t, 200000, cfg.Dataplane.NewFlowRateLimit)
 }
 
 func TestDefaults(t *testing.T) {
@@ -89,6 +90,8 @@ func TestErrors(t *testing.T) {
 		{"table size not prime", minimal + "dataplane:\n  table_size: 100\n", "x.yaml:13: dataplane.table_size: 100 is not prime"},
 		{"mtu too small", minimal + "dataplane:\n  mtu: 500\n", "x.yaml:13: dataplane.mtu: 500 is below 1280"},
 		{"mtu range", minimal + "dataplane:\n  mtu: 70000\n", "x.yaml:13: dataplane.mtu: 70000 is out of range 0..65535"},
+		{"negative new-flow rate", minimal + "dataplane:\n  new_flow_rate_limit: -1\n", "x.yaml:13: dataplane.new_flow_rate_limit: -1 is out of range 0..2147483647"},
+		{"new-flow rate not a number", minimal + "dataplane:\n  new_flow_rate_limit: lots\n", "x.yaml:13: dataplane.new_flow_rate_limit"},
 		{"vip table differs", base("    table_size: 251\n", ""), "x.yaml:9: vips[0].table_size: 251 differs from dataplane.table_size 65537"},
 		{"bad outer v4", minimal + "  ipv6: 10.0.0.1\n", ""}, // duplicate key: caught by the YAML parser
 		{"outer v4 is v6", "interfaces:\n  - name: eth0\nouter_source:\n  ipv4: 2001:db8::1\n", `x.yaml:4: outer_source.ipv4: "2001:db8::1" is not a unicast IPv4 address`},
@@ -131,7 +134,10 @@ func TestErrors(t *testing.T) {
 		{"backend without address", base("", "      - weight: 2\n"), "x.yaml:11: vips[0].backends[1]: address is required"},
 		{"backend bad address", base("", "      - address: 10.0.1\n"), `x.yaml:11: vips[0].backends[1].address: "10.0.1" is not an IP address`},
 		{"backend unspecified", base("", "      - address: 0.0.0.0\n"), `x.yaml:11: vips[0].backends[1].address: "0.0.0.0" cannot be a backend`},
-		{"backend other family", base("", "      - address: 2001:db8::1\n"), "x.yaml:11: vips[0].backends[1].address: 2001:db8::1 and the VIP 203.0.113.10 are of different IP families"},
+		{"backend other family without its outer source", base("", "      - address: 2001:db8::1\n"), "x.yaml:11: vips[0].backends[1].address: 2001:db8::1 is IPv6, which needs outer_source.ipv6"},
+		{"l2dsr backend other family", base("    forwarding: l2dsr\n", "      - address: 2001:db8::1\n"), "x.yaml:12: vips[0].backends[1].address: 2001:db8::1 and the VIP 203.0.113.10 are of different IP families (l2dsr"},
+		{"gue without a port", base("    forwarding: gue\n", ""), "x.yaml:9: vips[0].forwarding: gue needs dataplane.gue_port"},
+		{"gue port range", minimal + "dataplane:\n  gue_port: 70000\n", "x.yaml:13: dataplane.gue_port: 70000 is out of range 0..65535"},
 		{"backend twice", base("", "      - address: 10.0.1.1\n"), "x.yaml:11: vips[0].backends[1].address: 10.0.1.1 is already backends[0] of this VIP"},
 		{"backend weight", base("", "        weight: 70000\n"), "x.yaml:11: vips[0].backends[0].weight: 70000 is out of range 0..65535"},
 		{"backend state", base("", "        state: down\n"), `x.yaml:11: vips[0].backends[0].state: unknown state "down" (want active or draining)`},
@@ -167,4 +173,33 @@ func TestZeroWeightAndDrainingAccepted(t *testing.T) {
 	cfg, err := Parse("x.yaml", []byte(in))
 	require.NoError(t, err)
 	assert.Equal(t, Backend{Addr: netip.MustParseAddr("10.0.1.1"), Weight: 0, State: "draining"}, cfg.VIPs[0].Backends[0])
+}
+
+// TestMixedFamilies: an IPv4 VIP may have IPv6 L7 hosts and the other way
+// round (4-in-6, 6-in-4) in ipip and gue, given the outer source of the
+// hosts' family; a VIP whose hosts are all of the other family needs no
+// outer source of its own.
+func TestMixedFamilies(t *testing.T) {
+	for _, mode := range []string{"ipip", "gue"} {
+		cfg, err := Parse("x.yaml", []byte(`
+interfaces:
+  - name: eth0
+outer_source:
+  ipv6: 2001:db8::1
+dataplane:
+  gue_port: 6080
+vips:
+  - address: 203.0.113.10
+    port: 80
+    protocol: tcp
+    forwarding: `+mode+`
+    backends:
+      - address: 2001:db8::11
+      - address: 2001:db8::12
+`))
+		require.NoError(t, err, mode)
+		assert.Equal(t, mode, cfg.VIPs[0].Forwarding)
+		assert.Equal(t, uint16(6080), cfg.Dataplane.GUEPort)
+		assert.Len(t, cfg.VIPs[0].Backends, 2)
+	}
 }

@@ -416,6 +416,8 @@ func l4Mode(m string) (l4.Mode, error) {
 		return l4.ModeIPIP, nil
 	case api.ModeL2DSR:
 		return l4.ModeL2DSR, nil
+	case api.ModeGUE:
+		return l4.ModeGUE, nil
 	}
 	return 0, fmt.Errorf("forwarding mode %q: %w", m, l4.ErrInvalid)
 }
@@ -538,6 +540,33 @@ func (d *Daemon) backendView() []metrics.BackendView {
 	return out
 }
 
+// checkOuter: the outer header towards an L7 host has the host's family
+// (4-in-6 and 6-in-4 included), so every backend's family needs its outer
+// source; a VIP without backends of another family needs its own
+// family's, as before (l2dsr keeps the same family: state refuses mixed).
+func checkOuter(v state.VIP, cfg *config.Config) error {
+	outer := func(a netip.Addr) (int, bool) {
+		if a.Is4() {
+			return 4, cfg.OuterSource.IPv4.IsValid()
+		}
+		return 6, cfg.OuterSource.IPv6.IsValid()
+	}
+	own := v.Mode == api.ModeL2DSR || len(v.Backends) == 0
+	for _, b := range v.Backends {
+		if b.Addr.Is4() == v.Key.Addr.Is4() {
+			own = true
+			continue
+		}
+		if family, ok := outer(b.Addr); !ok {
+			return api.Errorf(api.ErrInvalid, "vip %s: backend %s is IPv%d, which needs outer_source.ipv%[3]d in the config (the source of the outer header towards it)", v.Key, b.Addr, family)
+		}
+	}
+	if family, ok := outer(v.Key.Addr); own && !ok {
+		return api.Errorf(api.ErrInvalid, "vip %s: an IPv%d VIP needs outer_source.ipv%[2]d in the config (the host's address for the IP-in-IP outer header)", v.Key, family)
+	}
+	return nil
+}
+
 // checkDesired rejects what state.Desired cannot know is wrong: a table
 // size other than the data path's, a health check that has no port.
 func checkDesired(des state.Desired, cfg *config.Config) error {
@@ -545,12 +574,11 @@ func checkDesired(des state.Desired, cfg *config.Config) error {
 		if m := cfg.Dataplane.TableSize; v.TableSize != m {
 			return api.Errorf(api.ErrInvalid, "vip %s: table size %d differs from the data path's %d (dataplane.table_size applies to every VIP)", v.Key, v.TableSize, m)
 		}
-		family, outer := 4, cfg.OuterSource.IPv4
-		if v.Key.Addr.Is6() {
-			family, outer = 6, cfg.OuterSource.IPv6
+		if err := checkOuter(v, cfg); err != nil {
+			return err
 		}
-		if !outer.IsValid() {
-			return api.Errorf(api.ErrInvalid, "vip %s: an IPv%d VIP needs outer_source.ipv%[2]d in the config (the host's address for the IP-in-IP outer header)", v.Key, family)
+		if v.Mode == api.ModeGUE && cfg.Dataplane.GUEPort == 0 {
+			return api.Errorf(api.ErrInvalid, "vip %s: forwarding gue needs dataplane.gue_port in the config (the port of the L7 hosts' xlb decap --gue-port)", v.Key)
 		}
 		if v.Key.Port == 0 && cfg.Health.Port == 0 {
 			return api.Errorf(api.ErrInvalid, "vip %s: health.port 0 checks the VIP's port, which a port-wildcard VIP does not have: set health.port in the config", v.Key)
@@ -578,17 +606,19 @@ func attachMode(s string) l4.AttachMode {
 // counted (too_big) instead of vanishing at the next hop.
 func dataplaneConfig(cfg *config.Config, iface func(string) (*net.Interface, error)) l4.Config {
 	c := l4.Config{
-		MaxVIPs:     uint32(cfg.Dataplane.MaxVIPs),
-		MaxBackends: uint32(cfg.Dataplane.MaxBackends),
-		ConnEntries: uint32(cfg.Dataplane.ConntrackEntries),
-		TableSize:   cfg.Dataplane.TableSize,
-		UDPTimeout:  cfg.Dataplane.UDPIdleTimeout,
-		MTU:         uint32(cfg.Dataplane.MTU),
-		PinPath:     cfg.PinPath,
-		OuterSrcV4:  cfg.OuterSource.IPv4,
-		OuterSrcV6:  cfg.OuterSource.IPv6,
-		SrcMAC:      cfg.Dataplane.SrcMAC,
-		NextHopMAC:  cfg.Dataplane.NextHopMAC,
+		MaxVIPs:          uint32(cfg.Dataplane.MaxVIPs),
+		MaxBackends:      uint32(cfg.Dataplane.MaxBackends),
+		ConnEntries:      uint32(cfg.Dataplane.ConntrackEntries),
+		TableSize:        cfg.Dataplane.TableSize,
+		UDPTimeout:       cfg.Dataplane.UDPIdleTimeout,
+		MTU:              uint32(cfg.Dataplane.MTU),
+		NewFlowRateLimit: uint32(cfg.Dataplane.NewFlowRateLimit),
+		GUEPort:          cfg.Dataplane.GUEPort,
+		PinPath:          cfg.PinPath,
+		OuterSrcV4:       cfg.OuterSource.IPv4,
+		OuterSrcV6:       cfg.OuterSource.IPv6,
+		SrcMAC:           cfg.Dataplane.SrcMAC,
+		NextHopMAC:       cfg.Dataplane.NextHopMAC,
 	}
 	for i, it := range cfg.Interfaces {
 		ifc, err := iface(it.Name)

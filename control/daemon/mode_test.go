@@ -20,7 +20,7 @@ import (
 // completion are built from it; cmd/xlb tests them).
 func TestModesAgree(t *testing.T) {
 	key := api.VIPKey{Addr: mustAddr("203.0.113.10"), Port: 80, Proto: api.ProtoTCP}
-	for _, m := range append(api.Modes(), "gue", "dsr", "IPIP", "l2dsr ") {
+	for _, m := range append(api.Modes(), "gre", "dsr", "IPIP", "l2dsr ") {
 		t.Run(m, func(t *testing.T) {
 			want := slices.Contains(api.Modes(), m)
 			apiErr := api.VIPSpec{Key: key, Mode: m}.Validate()
@@ -31,6 +31,8 @@ interfaces:
   - name: eth0
 outer_source:
   ipv4: 192.0.2.10
+dataplane:
+  gue_port: 6080
 vips:
   - address: 203.0.113.10
     port: 80
@@ -71,3 +73,44 @@ func TestL2DSRVIPReachesTheDataPath(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestCheckOuterSources: a VIP's L7 hosts of the other family (4-in-6,
+// 6-in-4) need the outer source of their family, not the VIP's; gue needs
+// the GUE port.
+func TestCheckOuterSources(t *testing.T) {
+	v4 := api.VIPKey{Addr: mustAddr("203.0.113.10"), Port: 80, Proto: api.ProtoTCP}
+	host6 := state.Backend{Addr: mustAddr("2001:db8::11"), Weight: 1}
+	host4 := state.Backend{Addr: mustAddr("10.0.1.1"), Weight: 1}
+	only4 := &config.Config{OuterSource: config.OuterSource{IPv4: mustAddr("192.0.2.10")}}
+	only6 := &config.Config{OuterSource: config.OuterSource{IPv6: mustAddr("2001:db8::1")}}
+	gue6 := &config.Config{OuterSource: only6.OuterSource, Dataplane: config.Dataplane{GUEPort: 6080}}
+	for _, tt := range []struct {
+		name string
+		vip  state.VIP
+		cfg  *config.Config
+		want string // "" = accepted
+	}{
+		{"4-in-6 without outer ipv6", state.VIP{Key: v4, Mode: api.ModeIPIP, Backends: []state.Backend{host6}}, only4,
+			"vip 203.0.113.10:80/tcp: backend 2001:db8::11 is IPv6, which needs outer_source.ipv6 in the config"},
+		{"4-in-6 with outer ipv6 only", state.VIP{Key: v4, Mode: api.ModeIPIP, Backends: []state.Backend{host6}}, only6, ""},
+		{"mixed hosts need both", state.VIP{Key: v4, Mode: api.ModeIPIP, Backends: []state.Backend{host4, host6}}, only6,
+			"vip 203.0.113.10:80/tcp: an IPv4 VIP needs outer_source.ipv4"},
+		{"gue without a port", state.VIP{Key: v4, Mode: api.ModeGUE, Backends: []state.Backend{host6}}, only6,
+			"vip 203.0.113.10:80/tcp: forwarding gue needs dataplane.gue_port"},
+		{"gue 4-in-6", state.VIP{Key: v4, Mode: api.ModeGUE, Backends: []state.Backend{host6}}, gue6, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.vip.TableSize = 65537
+			tt.cfg.Dataplane.TableSize = 65537
+			tt.cfg.Health.Port = 80
+			err := checkDesired(state.Desired{VIPs: []state.VIP{tt.vip}}, tt.cfg)
+			if tt.want == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.ErrorIs(t, err, api.ErrInvalid)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}

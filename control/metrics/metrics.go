@@ -60,7 +60,7 @@ var (
 	actionBytes = prometheus.NewDesc("xlb_l4_xdp_action_bytes_total",
 		"Bytes by XDP verdict.", []string{"action"}, nil)
 	conntrack = prometheus.NewDesc("xlb_l4_conntrack_total",
-		"Connection table lookups by result (hit, miss_syn, miss_non_syn, expired).", []string{"result"}, nil)
+		"Connection table lookups by result (hit, hit_other_cpu, miss_syn, miss_non_syn, expired, insert_skipped: a new flow past dataplane.new_flow_rate_limit, forwarded without an entry).", []string{"result"}, nil)
 	backendUp = prometheus.NewDesc("xlb_backend_up",
 		"1 while the L7 host passes its health checks (its /ready says its pools can serve).", []string{"vip", "backend"}, nil)
 	backendState = prometheus.NewDesc("xlb_backend_state",

@@ -75,7 +75,7 @@ xlb_l4_attached{iface="eth2",mode="unknown"} 1
 # TYPE xlb_l4_backend_packets_total counter
 xlb_l4_backend_packets_total{backend="10.0.1.1"} 60
 xlb_l4_backend_packets_total{backend="10.0.1.2"} 40
-# HELP xlb_l4_conntrack_total Connection table lookups by result (hit, miss_syn, miss_non_syn, expired).
+# HELP xlb_l4_conntrack_total Connection table lookups by result (hit, hit_other_cpu, miss_syn, miss_non_syn, expired, insert_skipped: a new flow past dataplane.new_flow_rate_limit, forwarded without an entry).
 # TYPE xlb_l4_conntrack_total counter
 xlb_l4_conntrack_total{result="hit"} 90
 # HELP xlb_l4_reason_packets_total Packets by why the balancer passed or dropped them (not_vip, no_backend, malformed, encap_fail, too_big, fragment).

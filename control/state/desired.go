@@ -110,7 +110,7 @@ func (d *Desired) AddVIP(spec api.VIPSpec) error {
 		return api.Errorf(api.ErrInvalid, "vip %s: %d backends do not fit a table of %d slots", spec.Key, len(spec.Backends), v.TableSize)
 	}
 	for _, bs := range spec.Backends {
-		b, err := newBackend(v.Key, bs)
+		b, err := newBackend(v.Key, v.Mode, bs)
 		if err != nil {
 			return fmt.Errorf("vip %s: %w", spec.Key, err)
 		}
@@ -125,15 +125,18 @@ func (d *Desired) AddVIP(spec api.VIPSpec) error {
 	return nil
 }
 
-func newBackend(vip api.VIPKey, bs api.BackendSpec) (Backend, error) {
+// newBackend checks a backend of a VIP forwarding with mode. IP-in-IP and
+// GUE take an L7 host of either family (the outer header is the host's);
+// l2dsr hands the client's packet on unchanged, so only the VIP's own.
+func newBackend(vip api.VIPKey, mode string, bs api.BackendSpec) (Backend, error) {
 	if err := bs.Validate(); err != nil {
 		return Backend{}, api.Errorf(api.ErrInvalid, "%w", err)
 	}
 	if bs.Addr == vip.Addr {
 		return Backend{}, api.Errorf(api.ErrInvalid, "backend %s is the vip's own address: its packets would come straight back", bs.Addr)
 	}
-	if bs.Addr.Is4() != vip.Addr.Is4() {
-		return Backend{}, api.Errorf(api.ErrInvalid, "backend %s is not of the vip's IP family (IP-in-IP needs the same family)", bs.Addr)
+	if bs.Addr.Is4() != vip.Addr.Is4() && mode == api.ModeL2DSR {
+		return Backend{}, api.Errorf(api.ErrInvalid, "backend %s is not of the vip's IP family (l2dsr hands the client's packet on unchanged, which needs the same family)", bs.Addr)
 	}
 	w := bs.Weight
 	if w == 0 {
@@ -162,7 +165,7 @@ func (d *Desired) AddBackend(key api.VIPKey, bs api.BackendSpec) error {
 		return api.Errorf(api.ErrNotFound, "vip %s not found", key)
 	}
 	v := &d.VIPs[i]
-	b, err := newBackend(key, bs)
+	b, err := newBackend(key, v.Mode, bs)
 	if err != nil {
 		return fmt.Errorf("vip %s: %w", key, err)
 	}

@@ -42,11 +42,14 @@ func TestMutations(t *testing.T) {
 		{"add vip bad proto", func(d *Desired) error {
 			return d.AddVIP(api.VIPSpec{Key: api.VIPKey{Addr: b1, Port: 1, Proto: "sctp"}})
 		}, api.ErrInvalid, start()},
-		{"add vip unknown mode", func(d *Desired) error { return d.AddVIP(api.VIPSpec{Key: vip2, Mode: "gue"}) }, api.ErrInvalid, start()},
+		{"add vip unknown mode", func(d *Desired) error { return d.AddVIP(api.VIPSpec{Key: vip2, Mode: "gre"}) }, api.ErrInvalid, start()},
 		{"add vip table not prime", func(d *Desired) error { return d.AddVIP(api.VIPSpec{Key: vip2, TableSize: 1000}) }, api.ErrInvalid, start()},
-		{"add vip mixed family", func(d *Desired) error {
-			return d.AddVIP(api.VIPSpec{Key: vip6, Backends: []api.BackendSpec{{Addr: b1}}})
+		{"add l2dsr vip mixed family", func(d *Desired) error {
+			return d.AddVIP(api.VIPSpec{Key: vip6, Mode: api.ModeL2DSR, Backends: []api.BackendSpec{{Addr: b1}}})
 		}, api.ErrInvalid, start()},
+		{"add ipip vip mixed family (4-in-6)", func(d *Desired) error {
+			return d.AddVIP(api.VIPSpec{Key: vip6, Backends: []api.BackendSpec{{Addr: b1}}})
+		}, nil, Desired{VIPs: []VIP{vip(vip1, be(b1, 1, false), be(b2, 1, false)), vip(vip6, be(b1, 1, false))}}},
 		{"add vip too many backends", func(d *Desired) error {
 			return d.AddVIP(api.VIPSpec{Key: vip2, TableSize: 2, Backends: []api.BackendSpec{{Addr: b1}, {Addr: b2}, {Addr: b3}}})
 		}, api.ErrInvalid, start()},
@@ -57,9 +60,9 @@ func TestMutations(t *testing.T) {
 		{"add backend twice", func(d *Desired) error { return d.AddBackend(vip1, api.BackendSpec{Addr: b1}) }, api.ErrConflict, start()},
 		{"add backend unknown vip", func(d *Desired) error { return d.AddBackend(vip2, api.BackendSpec{Addr: b1}) }, api.ErrNotFound, start()},
 		{"add backend bad weight", func(d *Desired) error { return d.AddBackend(vip1, api.BackendSpec{Addr: b3, Weight: 70000}) }, api.ErrInvalid, start()},
-		{"add backend other family", func(d *Desired) error {
+		{"add backend other family (6-in-4)", func(d *Desired) error {
 			return d.AddBackend(vip1, api.BackendSpec{Addr: netip.MustParseAddr("2001:db8::1")})
-		}, api.ErrInvalid, start()},
+		}, nil, Desired{VIPs: []VIP{vip(vip1, be(b1, 1, false), be(b2, 1, false), be(netip.MustParseAddr("2001:db8::1"), 1, false))}}},
 		{"add backend invalid", func(d *Desired) error { return d.AddBackend(vip1, api.BackendSpec{}) }, api.ErrInvalid, start()},
 		{"delete backend", func(d *Desired) error { return d.DeleteBackend(vip1, b1) }, nil, Desired{VIPs: []VIP{vip(vip1, be(b2, 1, false))}}},
 		{"delete unknown backend", func(d *Desired) error { return d.DeleteBackend(vip1, b3) }, api.ErrNotFound, start()},
@@ -172,9 +175,9 @@ func TestErrorMessages(t *testing.T) {
 			"vip 203.0.113.10:80/tcp already exists (delete it first, or add backends to it)"},
 		{"table not prime", func(d *Desired) error { return d.AddVIP(api.VIPSpec{Key: vip2, TableSize: 1000}) },
 			"vip 203.0.113.11:*/udp: table size 1000 must be a prime up to 67108859 (default 65537)"},
-		{"vip with a backend of the other family", func(d *Desired) error {
-			return d.AddVIP(api.VIPSpec{Key: vip6, Backends: []api.BackendSpec{{Addr: b1}}})
-		}, "vip [2001:db8::10]:443/tcp: backend 10.0.1.1 is not of the vip's IP family (IP-in-IP needs the same family)"},
+		{"l2dsr vip with a backend of the other family", func(d *Desired) error {
+			return d.AddVIP(api.VIPSpec{Key: vip6, Mode: api.ModeL2DSR, Backends: []api.BackendSpec{{Addr: b1}}})
+		}, "vip [2001:db8::10]:443/tcp: backend 10.0.1.1 is not of the vip's IP family (l2dsr hands the client's packet on unchanged, which needs the same family)"},
 		{"backend exists", func(d *Desired) error { return d.AddBackend(vip1, api.BackendSpec{Addr: b1}) },
 			"vip 203.0.113.10:80/tcp: backend 10.0.1.1 already exists"},
 		{"backend weight", func(d *Desired) error { return d.AddBackend(vip1, api.BackendSpec{Addr: b3, Weight: 70000}) },

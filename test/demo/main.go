@@ -31,6 +31,7 @@ import (
 
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/l4"
+	"github.com/xlbproject/xlb/l7/admin"
 	"github.com/xlbproject/xlb/test/topo"
 )
 
@@ -237,7 +238,24 @@ func (d *demo) startL7(ctx context.Context, name string) error {
 		return err
 	}
 	fmt.Fprintf(d.out, "   %s: xlb decap --iface eth0; xlb proxy --config %s\n", name, filepath.Base(cfg))
-	return nil
+	// The proxy is ready as soon as it listens; a pool whose app servers
+	// were still starting at its first check answers 503 until the next
+	// check finds them. Wait for every pool, as an operator would with
+	// `xlb pool list`, so the demo's first requests find them all.
+	c := admin.NewClient(filepath.Join(d.dir, name+"-proxy.sock"), 5*time.Second)
+	defer c.Close()
+	return poll(ctx, 30*time.Second, name+"'s pools", func() error {
+		pools, err := c.Pools(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range pools {
+			if p.Available == 0 {
+				return fmt.Errorf("pool %s has no available server yet", p.Name)
+			}
+		}
+		return nil
+	})
 }
 
 func (d *demo) startDaemon(ctx context.Context) error {

@@ -50,6 +50,9 @@ type benchCase struct {
 	// vary, when set, rewrites the packet before each run (a new flow
 	// every time).
 	vary func(in []byte, i int)
+	// primeFlows, when set, primes that many flows first: prime rewritten
+	// by vary for each (the connections a case then cycles through).
+	primeFlows int
 	// dp is the balancer the case's counters are read from (nil: the
 	// one with the static next hop).
 	dp *l4.Dataplane
@@ -88,13 +91,15 @@ func run() error {
 	}
 	defer floor.Close()
 
-	d, err := l4.Open(l4.Config{
+	static := l4.Config{
 		ConnEntries: uint32(*conns),
 		OuterSrcV4:  netip.MustParseAddr("10.0.0.1"),
 		OuterSrcV6:  netip.MustParseAddr("fd00::1"),
 		SrcMAC:      net.HardwareAddr{2, 0, 0, 0, 0, 1},
 		NextHopMAC:  net.HardwareAddr{2, 0, 0, 0, 0, 2},
-	}, slog.New(slog.DiscardHandler))
+		GUEPort:     6080,
+	}
+	d, err := l4.Open(static, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -102,7 +107,24 @@ func run() error {
 	if err := setup(d); err != nil {
 		return err
 	}
+	if err := setupPairs(d); err != nil {
+		return err
+	}
 	prog := d.Program()
+
+	// The same balancer with the new-flow guard at 1 per second: past the
+	// first, every new flow is forwarded without a connection entry, as
+	// during a flood.
+	guarded := static
+	guarded.NewFlowRateLimit = 1
+	gd, err := l4.Open(guarded, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer gd.Close()
+	if err := setup(gd); err != nil {
+		return err
+	}
 
 	// The same balancer without a next-hop MAC: every forwarded packet asks
 	// bpf_fib_lookup, and an L2 DSR VIP (which always does).
@@ -122,13 +144,14 @@ func run() error {
 	if err := fd.UpsertVIP(l2vip, l4.WithMode(l4.ModeL2DSR)); err != nil {
 		return err
 	}
-	if err := fd.InstallTable(l2vip, fullTable(fd)); err != nil {
+	if err := fd.InstallTable(l2vip, fullTable(fd, true)); err != nil {
 		return err
 	}
 	fprog := fd.Program()
 
 	client := netip.MustParseAddr("198.51.100.1")
 	vip := netip.MustParseAddr("203.0.113.10")
+	client6 := netip.MustParseAddr("2001:db8:c::1")
 	cases := []benchCase{
 		{name: "floor", prog: floor, in: tcp(client, vip, 80, true), want: 3},
 		{name: "tcp_syn", prog: prog, in: tcp(client, vip, 80, true), want: 3},
@@ -141,12 +164,34 @@ func run() error {
 		{name: "tcp_syn_new_flow", prog: prog, in: tcp(client, vip, 80, true), want: 3, vary: newFlow},
 		{name: "tcp_hit_fib", prog: fprog, dp: fd, in: tcp(client, vip, 80, false), want: 3, prime: tcp(client, vip, 80, true)},
 		{name: "tcp_hit_l2dsr", prog: fprog, dp: fd, in: tcp(client, l2vip.Addr, 80, false), want: 3, prime: tcp(client, l2vip.Addr, 80, true)},
+		// The paths added with the encapsulation pairs, GUE and VLAN
+		// parsing, and the new-flow guard during a flood.
+		{name: "tcp_hit_v6", prog: prog, in: tcp(client6, vip6, 80, false), want: 3, prime: tcp(client6, vip6, 80, true)},
+		{name: "tcp_hit_4in6", prog: prog, in: tcp(client, vip4in6, 80, false), want: 3, prime: tcp(client, vip4in6, 80, true)},
+		{name: "tcp_hit_gue", prog: prog, in: tcp(client, vipGUE, 80, false), want: 3, prime: tcp(client, vipGUE, 80, true)},
+		{name: "tcp_hit_vlan", prog: prog, in: vlan(tcp(client, vip, 80, false), 100), want: 3, prime: vlan(tcp(client, vip, 80, true), 100)},
+		// Hits over as many established flows as tcp_syn_new_flow creates
+		// per round, each in a cold set: what a hit costs when the table
+		// is not in the cache, beside tcp_hit's one hot entry.
+		{name: "tcp_hit_many_flows", prog: prog, in: tcp(client, vip, 80, false), want: 3, vary: newFlow,
+			prime: tcp(client, vip, 80, true), primeFlows: *n / *rounds},
+		{name: "tcp_syn_new_flow_guarded", prog: gd.Program(), dp: gd, in: tcp(client, vip, 80, true), want: 3, vary: newFlow,
+			prime: tcp(netip.MustParseAddr("198.51.100.200"), vip, 80, true)},
 	}
 	for _, c := range cases {
 		if c.prime != nil {
 			if _, err := c.prog.Run(&ebpf.RunOptions{Data: c.prime, DataOut: make([]byte, len(c.prime)+64)}); err != nil {
 				return fmt.Errorf("prime %s: %w", c.name, err)
 			}
+		}
+		for i := range c.primeFlows {
+			c.vary(c.prime, i)
+			if _, err := c.prog.Run(&ebpf.RunOptions{Data: c.prime, DataOut: make([]byte, len(c.prime)+64)}); err != nil {
+				return fmt.Errorf("prime %s: %w", c.name, err)
+			}
+		}
+		if c.vary != nil {
+			c.vary(c.in, 0)
 		}
 		cd := c.dp
 		if cd == nil {
@@ -260,11 +305,46 @@ func fibNamespace() (netns.NsHandle, error) {
 	return ns, nil
 }
 
-// fullTable is a full-size table (M = 65537) over the ten backends.
-func fullTable(d *l4.Dataplane) []l4.BackendID {
-	ids := make([]l4.BackendID, 0, 10)
-	for id := range d.Backends() {
-		ids = append(ids, id)
+// The VIPs of the pair and GUE cases (setupPairs).
+var (
+	vip6    = netip.MustParseAddr("2001:db8::10")
+	vip4in6 = netip.MustParseAddr("203.0.113.12")
+	vipGUE  = netip.MustParseAddr("203.0.113.13")
+)
+
+// setupPairs adds four IPv6 backends, an IPv6 VIP (6-in-6) and an IPv4 VIP
+// (4-in-6) over them, and a GUE VIP over the IPv4 backends, each with a
+// full-size table.
+func setupPairs(d *l4.Dataplane) error {
+	for i := range 4 {
+		if _, err := d.UpsertBackend(netip.AddrFrom16([16]byte{0xfd, 1, 15: byte(i + 1)})); err != nil {
+			return err
+		}
+	}
+	for _, v := range []struct {
+		addr netip.Addr
+		mode l4.Mode
+		v4   bool
+	}{{vip6, l4.ModeIPIP, false}, {vip4in6, l4.ModeIPIP, false}, {vipGUE, l4.ModeGUE, true}} {
+		key := l4.VIP{Addr: v.addr, Port: 80, Proto: l4.TCP}
+		if err := d.UpsertVIP(key, l4.WithMode(v.mode)); err != nil {
+			return err
+		}
+		if err := d.InstallTable(key, fullTable(d, v.v4)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fullTable is a full-size table (M = 65537) over the backends of one
+// family.
+func fullTable(d *l4.Dataplane, v4 bool) []l4.BackendID {
+	var ids []l4.BackendID
+	for id, a := range d.Backends() {
+		if a.Is4() == v4 {
+			ids = append(ids, id)
+		}
 	}
 	slices.Sort(ids)
 	table := make([]l4.BackendID, d.Config().TableSize)
@@ -282,7 +362,7 @@ func setup(d *l4.Dataplane) error {
 			return err
 		}
 	}
-	table := fullTable(d)
+	table := fullTable(d, true)
 	for _, v := range []l4.VIP{
 		{Addr: netip.MustParseAddr("203.0.113.10"), Port: 80, Proto: l4.TCP},
 		{Addr: netip.MustParseAddr("203.0.113.10"), Port: 53, Proto: l4.UDP},
@@ -311,12 +391,26 @@ func ipv4(src, dst netip.Addr, proto layers.IPProtocol) (*layers.Ethernet, *laye
 	return eth, ip
 }
 
-// tcp is a 64-byte-payload TCP segment (SYN or ACK).
+// tcp is a 64-byte-payload TCP segment (SYN or ACK), IPv4 or IPv6.
 func tcp(src, dst netip.Addr, port uint16, syn bool) []byte {
-	eth, ip := ipv4(src, dst, layers.IPProtocolTCP)
 	t := &layers.TCP{SrcPort: 40001, DstPort: layers.TCPPort(port), SYN: syn, ACK: !syn, Window: 65535}
+	if src.Is6() {
+		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0xc, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, EthernetType: layers.EthernetTypeIPv6}
+		ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolTCP, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+		_ = t.SetNetworkLayerForChecksum(ip)
+		return serialize(eth, ip, t, gopacket.Payload(make([]byte, 64)))
+	}
+	eth, ip := ipv4(src, dst, layers.IPProtocolTCP)
 	_ = t.SetNetworkLayerForChecksum(ip)
 	return serialize(eth, ip, t, gopacket.Payload(make([]byte, 64)))
+}
+
+// vlan inserts an 802.1Q tag with VLAN id after the MAC addresses.
+func vlan(frame []byte, id uint16) []byte {
+	out := append([]byte(nil), frame[:12]...)
+	out = binary.BigEndian.AppendUint16(out, 0x8100)
+	out = binary.BigEndian.AppendUint16(out, id)
+	return append(out, frame[12:]...)
 }
 
 func udp(src, dst netip.Addr, port uint16) []byte {
