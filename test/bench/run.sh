@@ -8,9 +8,9 @@
 # reported as such and the others still run (the exit status is then 1).
 #
 # Environment:
-#   BENCH_QUICK=1  short mode (about 4 minutes on a 2-vCPU VM): fewer
+#   BENCH_QUICK=1  short mode (about 1 minute on a 2-vCPU VM): fewer
 #                  rounds and iterations, to check the drivers and the report;
-#                  its figures are noisy. The full run takes about 15 minutes.
+#                  its figures are noisy. The full run takes about 11 minutes.
 #   REPORT         where the report goes; default docs/benchmarks-latest.md
 #                  for a full run, test/bench/results/report-<stamp>.md for a
 #                  quick one (so that it never replaces the published figures).
