@@ -174,8 +174,14 @@ type ReloadResult struct {
 func (m *Manager) Reload() (ReloadResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	prev := m.file
 	res, err := m.reloadLocked()
-	m.reloads.Observe(err, time.Now())
+	applied := err
+	if m.file != prev {
+		// The file runs; only saving the runtime state failed.
+		applied = nil
+	}
+	m.reloads.Observe(applied, time.Now())
 	return res, err
 }
 

@@ -75,3 +75,28 @@ func TestReloadMetrics(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, problems)
 }
+
+// A reload whose file was applied but whose runtime state could not be
+// saved returns an error, yet counts as a good reload: the file runs.
+func TestReloadMetricsStateNotSaved(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	writeConfig(t, path, "")
+	f := open(t, path)
+	reg := prometheus.NewPedanticRegistry()
+	c, err := opsmetrics.Register(reg, "test", time.Now())
+	require.NoError(t, err)
+	f.m.RecordReloads(c)
+	require.NoError(t, f.m.SetWeight("checkout", "c2", 7))
+
+	// The file now sets c2's weight, so the override goes and the state
+	// must be saved, which cannot succeed under /dev/null.
+	f.m.statePath = "/dev/null/proxy.state.json"
+	writeConfig(t, path, ", weight: 3")
+	_, err = f.m.Reload()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "config reloaded, but")
+	assert.Equal(t, 3, servers(t, f, "checkout")["c2"].Weight, "the file runs")
+	assert.Equal(t, 1.0, gathered(t, reg, opsmetrics.Reloads, "ok"))
+	assert.Equal(t, 0.0, gathered(t, reg, opsmetrics.Reloads, "error"))
+	assert.Equal(t, 1.0, gathered(t, reg, opsmetrics.LastReloadSuccess, ""))
+}
