@@ -15,6 +15,7 @@ have_cmd ip         || need+=(iproute2)
 have_cmd ethtool    || need+=(ethtool)
 have_cmd wrk        || need+=(wrk)
 have_cmd haproxy    || need+=(haproxy)
+have_cmd h2load     || need+=(nghttp2-client)
 have_cmd nginx      || need+=(nginx)
 have_cmd curl       || need+=(curl)
 have_cmd nft        || need+=(nftables)
@@ -27,6 +28,8 @@ have_cmd chromium   || need+=(chromium)
 have_pkg fonts-dejavu-core || need+=(fonts-dejavu-core)
 # promtool runs the alert rules' unit tests (control/alerts).
 have_cmd promtool   || need+=(prometheus)
+# The edge-HA tests' router (bgpd + zebra in a namespace).
+[ -x /usr/lib/frr/bgpd ] || need+=(frr)
 
 if [ "${#need[@]}" -eq 0 ]; then
 	exit 0
@@ -45,6 +48,8 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$
 # The benchmark peers are run by hand, not as services; of the prometheus
 # package only promtool is used.
 for svc in haproxy nginx prometheus prometheus-node-exporter; do
+# The benchmark peers are run by hand, not as services.
+for svc in haproxy nginx frr; do
 	if have_cmd systemctl; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
 	if have_cmd service; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -36,7 +37,10 @@ health-check the L7 hosts, keep every VIP's Maglev table true to the desired
 state and health, serve the API on its unix socket and /metrics.
 
 SIGHUP re-reads the config (like ` + "`xlb reload`" + `). SIGINT/SIGTERM stop the
-daemon but NOT the data path: the program, links and maps stay pinned and
+daemon (with bgp: withdraw every route, keep forwarding for
+bgp.shutdown_drain, close the sessions); SIGUSR2 stops it for a restart
+(routes stay with graceful-restart routers, exit status 75). Neither stops
+the data path: the program, links and maps stay pinned and
 keep forwarding, and the next ` + "`xlb daemon`" + ` adopts them (hitless restart
 and upgrade). ` + "`xlb daemon --cleanup`" + ` removes the pins, which detaches
 the program once no daemon holds it. ` + "`xlb daemon --check`" + ` validates the
@@ -114,8 +118,24 @@ func (o *daemonOptions) run(parent context.Context, log *slog.Logger) error {
 	if parent == nil {
 		parent = context.Background()
 	}
-	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	// SIGTERM/SIGINT stop the host serving (BGP withdraws, drains, then
+	// closes); SIGUSR2 is a restart that keeps the routes (graceful
+	// restart) for the next daemon. Both leave the data path pinned.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	var restart atomic.Bool
+	go func() {
+		select {
+		case sig := <-sigs:
+			restart.Store(sig == syscall.SIGUSR2)
+			log.Info("signal received", "signal", sig.String(), "restart", restart.Load())
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	d, err := daemon.New(ctx, daemon.Options{ConfigPath: o.config, Log: log, Version: version})
 	if err != nil {
 		return err
@@ -142,6 +162,16 @@ func (o *daemonOptions) run(parent context.Context, log *slog.Logger) error {
 	if err := d.Run(ctx); err != nil {
 		return err
 	}
+	if err := d.Shutdown(restart.Load()); err != nil {
+		log.Error("bgp shutdown", "error", err)
+	}
 	log.Info("daemon stopped; the data path keeps forwarding (pinned)")
+	if restart.Load() {
+		return errRestart
+	}
 	return nil
 }
+
+// errRestart ends `xlb daemon` after SIGUSR2 with exitRestart, which the
+// systemd unit restarts on (RestartForceExitStatus).
+var errRestart = exitError{code: exitRestart, msg: "stopped for a restart (SIGUSR2): start the daemon again within bgp.restart_time"}

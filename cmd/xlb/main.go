@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -34,5 +35,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintln(stderr, "xlb:", err)
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
 	return 1
 }
+
+// exitRestart is the exit status of `xlb daemon` stopped for a restart
+// (SIGUSR2); EX_TEMPFAIL, "try again".
+const exitRestart = 75
+
+// exitError is an error that ends the process with its own status.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/xlbproject/xlb/internal/etcdstore"
 	"github.com/xlbproject/xlb/internal/opsmetrics"
 	"github.com/xlbproject/xlb/internal/statuspage"
 	"github.com/xlbproject/xlb/l7/admin"
@@ -118,6 +119,7 @@ func (o *proxyOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	defer m.Close()
 	cfg := m.Config()
 	dir, err := director.New(cfg, director.WithLogger(log))
 	if err != nil {
@@ -130,6 +132,9 @@ func (o *proxyOptions) run(cmd *cobra.Command) error {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if st := m.Store(); st != nil {
+		reg.MustRegister(etcdstore.NewCollector(st))
+	}
 	reloads, err := opsmetrics.Register(reg, version, time.Now())
 	if err != nil {
 		return fmt.Errorf("register metrics: %w", err)
@@ -164,6 +169,12 @@ func (o *proxyOptions) run(cmd *cobra.Command) error {
 	if err := dir.Start(ctx); err != nil {
 		return err
 	}
+
+	// Runtime pool changes made through any L7 host (store.etcd).
+	go func() {
+		defer recoverLog(log)
+		m.Follow(ctx)
+	}()
 
 	sock, err := admin.Listen(cfg.Admin.Socket, cfg.Admin.Group, m, log)
 	if err != nil {

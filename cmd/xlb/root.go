@@ -25,7 +25,7 @@ proxy routes each HTTP request to an app-server pool.`,
 	root.PersistentFlags().String(socketFlag, api.DefaultSocketPath, "path of the xlb daemon's API socket")
 	root.AddCommand(newVersionCmd())
 	root.AddCommand(newDaemonCmd())
-	root.AddCommand(newVIPCmd(), newBackendCmd(), newStatusCmd(), newStatsCmd(), newFlowCmd(), newReloadCmd())
+	root.AddCommand(newVIPCmd(), newBackendCmd(), newStatusCmd(), newStatsCmd(), newFlowCmd(), newReloadCmd(), newBGPCmd())
 	root.AddCommand(newProxyCmd(), newPoolCmd(), newDecapCmd())
 	rejectUnknownSubcommands(root)
 	return root

@@ -73,9 +73,16 @@ func printStatus(out io.Writer, st api.Status) error {
 	if st.StatePath != "" {
 		fmt.Fprintf(out, "State:       %s\n", st.StatePath)
 	}
+	printStore(out, now, st.Store)
 	fmt.Fprintln(out)
 	if err := printNextHops(out, st.NextHops); err != nil {
 		return err
+	}
+	if st.BGP != nil {
+		if err := printBGP(out, *st.BGP, now); err != nil {
+			return err
+		}
+		fmt.Fprintln(out)
 	}
 	if len(st.VIPs) == 0 {
 		_, err := fmt.Fprintln(out, "No VIPs. Add one with `xlb vip add VIP`.")

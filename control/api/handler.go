@@ -27,6 +27,7 @@ const (
 	pathStats   = "/v1/stats"
 	pathFlow    = "/v1/flow"
 	pathReload  = "/v1/reload"
+	pathBGP     = "/v1/bgp"
 )
 
 // errorBody is the JSON body of every non-2xx answer.
@@ -65,6 +66,7 @@ func NewHandler(svc Service, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET "+pathStats, h.stats)
 	mux.HandleFunc("POST "+pathFlow, h.flow)
 	mux.HandleFunc("POST "+pathReload, h.reload)
+	mux.HandleFunc("GET "+pathBGP, h.bgp)
 	// Anything else under / is an unknown path: answer in the API's error
 	// shape rather than the mux's plain-text 404.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -191,6 +193,15 @@ func (h *handler) setWeight(w http.ResponseWriter, r *http.Request) {
 func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	st, err := h.svc.Status(r.Context())
 	h.reply(w, r, http.StatusOK, st, err)
+}
+
+// bgp is the BGP part of the status on its own: `xlb bgp peers`.
+func (h *handler) bgp(w http.ResponseWriter, r *http.Request) {
+	st, err := h.svc.Status(r.Context())
+	if err == nil && st.BGP == nil {
+		err = Errorf(ErrNotFound, "bgp is not configured on this daemon (no bgp section in its config)")
+	}
+	h.reply(w, r, http.StatusOK, st.BGP, err)
 }
 
 func (h *handler) stats(w http.ResponseWriter, r *http.Request) {

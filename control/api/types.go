@@ -142,11 +142,13 @@ const (
 type Status struct {
 	// Time is when the daemon took this snapshot; the CLI shows ages
 	// ("2s ago") relative to it.
-	Time       time.Time   `json:"time,omitzero"`
-	Version    string      `json:"version"`
-	StartTime  time.Time   `json:"startTime,omitzero"`
-	ConfigPath string      `json:"configPath,omitempty"`
-	StatePath  string      `json:"statePath,omitempty"`
+	Time       time.Time `json:"time,omitzero"`
+	Version    string    `json:"version"`
+	StartTime  time.Time `json:"startTime,omitzero"`
+	ConfigPath string    `json:"configPath,omitempty"`
+	StatePath  string    `json:"statePath,omitempty"`
+	// Store says where desired state lives and whether it is reachable.
+	Store      StoreStatus `json:"store,omitzero"`
 	Interfaces []Interface `json:"interfaces"`
 	// NextHops is empty when the daemon predates next-hop reporting.
 	NextHops NextHops `json:"nextHops,omitzero"`
@@ -162,6 +164,8 @@ type Status struct {
 	LastReconcile      time.Time `json:"lastReconcile,omitzero"`
 	LastReconcileError string    `json:"lastReconcileError,omitempty"`
 	VIPs               []VIP     `json:"vips"`
+	// BGP is the speaker announcing the VIPs; nil when BGP is off.
+	BGP *BGPStatus `json:"bgp,omitempty"`
 }
 
 // Counter is a packets/bytes pair summed over all CPUs.

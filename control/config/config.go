@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/health"
+	"github.com/xlbproject/xlb/internal/etcdstore"
 	"github.com/xlbproject/xlb/internal/strictyaml"
 	"github.com/xlbproject/xlb/maglev"
 )
@@ -63,8 +63,14 @@ type Config struct {
 	API         API
 	Metrics     Metrics
 	StatePath   string
-	PinPath     string
-	VIPs        []VIP
+	// Store is where desired state lives: StoreFile (the state file) or
+	// StoreEtcd (a fleet's shared etcd, Etcd).
+	Store   string
+	Etcd    etcdstore.Config
+	PinPath string
+	VIPs    []VIP
+	// BGP is nil when the daemon does not speak BGP (bgp.go).
+	BGP *BGP
 }
 
 // Interface is a NIC the balancer's XDP program is attached to.
@@ -194,12 +200,15 @@ type fileConfig struct {
 		Listen *string `yaml:"listen"`
 	} `yaml:"metrics"`
 	State struct {
-		Path *string `yaml:"path"`
+		Path  *string             `yaml:"path"`
+		Store string              `yaml:"store"`
+		Etcd  *etcdstore.Settings `yaml:"etcd"`
 	} `yaml:"state"`
 	BPF struct {
 		PinPath *string `yaml:"pin_path"`
 	} `yaml:"bpf"`
 	VIPs []fileVIP `yaml:"vips"`
+	BGP  *fileBGP  `yaml:"bgp"`
 }
 
 type fileInterface struct {
@@ -255,8 +264,6 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
-var yamlLineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-
 // Parse validates a configuration; name is used in error messages. All
 // problems found are returned together (errors.Join of *Error), so one run
 // of `xlb daemon` or `xlb reload` lists everything to fix.
@@ -292,30 +299,12 @@ func Parse(name string, data []byte) (*Config, error) {
 	return cfg, nil
 }
 
-// yamlError turns the decoder's "line N: reason" messages into *Error
-// values (strictyaml has already reported unknown keys and wrong kinds).
+// yamlError turns the decoder's problems into *Error values (strictyaml
+// has already reported unknown keys and wrong kinds).
 func yamlError(file string, err error) error {
-	var msgs []string
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	} else {
-		msgs = []string{err.Error()}
-	}
 	var errs []error
-	for _, m := range msgs {
-		e := &Error{File: file, Reason: strings.TrimPrefix(m, "yaml: ")}
-		if sm := yamlLineRe.FindStringSubmatch(m); sm != nil {
-			e.Line, _ = strconv.Atoi(sm[1])
-			e.Reason = sm[2]
-		}
-		e.Reason = strictyaml.Explain(e.Reason)
-		if f, ok := strings.CutPrefix(e.Reason, "field "); ok {
-			if name, _, ok := strings.Cut(f, " not found in type"); ok {
-				e.Reason = fmt.Sprintf("unknown field %q", name)
-			}
-		}
-		errs = append(errs, e)
+	for _, p := range strictyaml.DecodeProblems(err) {
+		errs = append(errs, &Error{File: file, Line: p.Line, Reason: p.Reason})
 	}
 	return errors.Join(errs...)
 }
@@ -330,7 +319,7 @@ type validator struct {
 func (v *validator) errorf(path []any, format string, args ...any) {
 	v.errs = append(v.errs, &Error{
 		File:   v.file,
-		Line:   lineOf(v.root, path),
+		Line:   strictyaml.LineOf(v.root, path),
 		Field:  pathString(path),
 		Reason: fmt.Sprintf(format, args...),
 	})
@@ -429,6 +418,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 		}
 	}
 	cfg.StatePath = v.absPath(p("state", "path"), fc.State.Path, DefaultStatePath, "an absolute path")
+	v.store(fc, cfg)
 	cfg.PinPath = v.absPath(p("bpf", "pin_path"), fc.BPF.PinPath, DefaultPinPath, "an absolute path on a bpffs mount")
 
 	type key struct {
@@ -450,6 +440,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 		seen[k] = i
 		cfg.VIPs = append(cfg.VIPs, vip)
 	}
+	cfg.BGP = v.bgp(fc.BGP, cfg)
 	if len(cfg.VIPs) > cfg.Dataplane.MaxVIPs {
 		v.errorf(p("vips"), "%d VIPs exceed dataplane.max_vips %d", len(cfg.VIPs), cfg.Dataplane.MaxVIPs)
 	}
@@ -664,44 +655,6 @@ func (v *validator) duration(path []any, val *string, def, lo time.Duration) tim
 		return def
 	}
 	return d
-}
-
-// lineOf walks the YAML tree along path and returns the line of the deepest
-// node found, so that a missing field is reported at its parent.
-func lineOf(root *yaml.Node, path []any) int {
-	n := root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	line := n.Line
-	for _, elem := range path {
-		var next *yaml.Node
-		switch e := elem.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for k := 0; k+1 < len(n.Content); k += 2 {
-					if n.Content[k].Value == e {
-						next = n.Content[k+1]
-						// A null or empty value sits on the key's line.
-						if next.Line == 0 {
-							next.Line = n.Content[k].Line
-						}
-						break
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && e < len(n.Content) {
-				next = n.Content[e]
-			}
-		}
-		if next == nil {
-			break
-		}
-		n = next
-		line = n.Line
-	}
-	return line
 }
 
 func pathString(path []any) string {

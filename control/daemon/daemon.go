@@ -19,11 +19,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/xlbproject/xlb/control/api"
+	"github.com/xlbproject/xlb/control/bgp"
 	"github.com/xlbproject/xlb/control/config"
 	"github.com/xlbproject/xlb/control/health"
 	"github.com/xlbproject/xlb/control/metrics"
 	"github.com/xlbproject/xlb/control/reconcile"
 	"github.com/xlbproject/xlb/control/state"
+	"github.com/xlbproject/xlb/internal/etcdstore"
 	"github.com/xlbproject/xlb/internal/opsmetrics"
 	"github.com/xlbproject/xlb/internal/statuspage"
 	"github.com/xlbproject/xlb/l4"
@@ -80,6 +82,15 @@ type Daemon struct {
 	// the neighbour state last logged (FIB mode).
 	nextHopState map[netip.Addr]string
 
+	// fleet is the etcd store of desired state (state.store: etcd), nil
+	// with the state file.
+	fleet *fleet
+
+	// bgp announces the servable VIPs (bgp.go); nil without bgp config.
+	// stopping: Shutdown has withdrawn them for good.
+	bgp      *bgp.Speaker
+	stopping bool
+
 	apiSrv     *api.Server
 	metricsLn  net.Listener
 	metricsSrv *http.Server
@@ -121,6 +132,11 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if err := d.loadState(); err != nil {
 		return nil, err
 	}
+	if cfg.Store == config.StoreEtcd {
+		if err := d.openFleet(ctx); err != nil {
+			return nil, err
+		}
+	}
 
 	dpc := dataplaneConfig(cfg, net.InterfaceByName)
 	if err := checkNextHop(cfg, dpc, !opts.NoAttach, readProcSys, net.InterfaceByName); err != nil {
@@ -153,6 +169,11 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	d.metrics, err = metrics.New(d.reg, d.dp, d.backendView)
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	if d.fleet != nil {
+		if err := d.reg.Register(etcdstore.NewCollector(d.fleet.store)); err != nil {
+			return nil, fmt.Errorf("register store metrics: %w", err)
+		}
 	}
 	d.reloads, err = opsmetrics.Register(d.reg, d.version, d.start)
 	if err != nil {
@@ -192,6 +213,10 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	d.ensureNextHopsLocked()
 	d.mu.Unlock()
 
+	if err := d.startBGP(ctx); err != nil {
+		return nil, fmt.Errorf("start bgp: %w", err)
+	}
+
 	d.apiSrv, err = api.NewServer(d, api.ServerOptions{Path: cfg.API.Socket, Group: cfg.API.Group, Log: log.With("component", "api")})
 	if err != nil {
 		return nil, fmt.Errorf("open api socket: %w", err)
@@ -215,6 +240,9 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 func (d *Daemon) loadState() error {
 	if err := d.store.RemoveTemps(); err != nil {
 		d.log.Warn("remove leftover temporary state files", "error", err)
+	}
+	if d.cfg.Store == config.StoreEtcd {
+		return d.loadFleetCache()
 	}
 	base := state.FromConfig(d.cfg)
 	f, err := d.store.Load()
@@ -284,6 +312,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	if d.fleet != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.runFleet(ctx)
+		}()
+	}
 	// The API is already serving: read the state under the lock.
 	d.mu.Lock()
 	nvips := len(d.file.Desired.VIPs)
@@ -325,6 +360,11 @@ loop:
 // and maps are pinned, and the next daemon adopts them.
 func (d *Daemon) Close() error {
 	var errs []error
+	// Without Shutdown, closing is a restart: the data path stays and so
+	// do the routes (graceful restart).
+	if d.bgp != nil {
+		errs = append(errs, d.bgp.Stop(true))
+	}
 	if d.checker != nil {
 		errs = append(errs, d.checker.Close())
 	}
@@ -338,6 +378,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.dp != nil {
 		errs = append(errs, d.dp.Close())
+	}
+	if d.fleet != nil {
+		errs = append(errs, d.fleet.store.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -455,6 +498,8 @@ func (d *Daemon) syncModesLocked() error {
 
 // reconcileLocked runs one reconcile; d.mu must be held.
 func (d *Daemon) reconcileLocked() {
+	// What is servable may change with every reconcile (bgp.go).
+	defer d.announceLocked()
 	rep, err := d.rec.Reconcile(d.file.Desired, d.upLocked)
 	if err == nil {
 		err = d.syncModesLocked()

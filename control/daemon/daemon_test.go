@@ -166,11 +166,16 @@ func newEnv(t *testing.T, nhosts int) *env {
 
 func (e *env) start(t *testing.T) (*Daemon, context.CancelFunc) {
 	t.Helper()
+	return e.startWith(t, prometheus.NewPedanticRegistry())
+}
+
+func (e *env) startWith(t *testing.T, reg *prometheus.Registry) (*Daemon, context.CancelFunc) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	d, err := New(context.Background(), Options{ConfigPath: e.cfgPath, Log: log, Version: "test", NoAttach: true, Registry: prometheus.NewPedanticRegistry()})
+	d, err := New(context.Background(), Options{ConfigPath: e.cfgPath, Log: log, Version: "test", NoAttach: true, Registry: reg})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -25,20 +26,14 @@ func (d *Daemon) change(ctx context.Context, fn func(*state.Desired) error) erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if d.fleet != nil {
+		return d.fleetChange(ctx, fn)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	next := d.file.Desired.Clone()
-	if err := fn(&next); err != nil {
+	next, err := d.nextLocked(ctx, fn)
+	if err != nil {
 		return err
-	}
-	if err := checkDesired(next, d.cfg); err != nil {
-		return err
-	}
-	if risks := state.Risks(d.file.Desired, next, d.upLocked, hostAddr); len(risks) > 0 {
-		if !api.Forced(ctx) {
-			return api.Errorf(api.ErrConflict, "refused: %s (use --force to do it anyway)", strings.Join(risks, "; "))
-		}
-		d.log.Warn("forced change", "risks", strings.Join(risks, "; "))
 	}
 	f := state.File{Base: d.file.Base, Desired: next}
 	if err := d.store.Save(f); err != nil {
@@ -50,6 +45,26 @@ func (d *Daemon) change(ctx context.Context, fn func(*state.Desired) error) erro
 	// reported by Status and retried, not returned as a failed change.
 	d.reconcileLocked()
 	return nil
+}
+
+// nextLocked applies fn to a copy of the desired state and vets the
+// result: what the data path cannot do is invalid, what would cut traffic
+// is refused unless forced.
+func (d *Daemon) nextLocked(ctx context.Context, fn func(*state.Desired) error) (state.Desired, error) {
+	next := d.file.Desired.Clone()
+	if err := fn(&next); err != nil {
+		return state.Desired{}, err
+	}
+	if err := checkDesired(next, d.cfg); err != nil {
+		return state.Desired{}, err
+	}
+	if risks := state.Risks(d.file.Desired, next, d.upLocked, hostAddr); len(risks) > 0 {
+		if !api.Forced(ctx) {
+			return state.Desired{}, api.Errorf(api.ErrConflict, "refused: %s (use --force to do it anyway)", strings.Join(risks, "; "))
+		}
+		d.log.Warn("forced change", "risks", strings.Join(risks, "; "))
+	}
+	return next, nil
 }
 
 // hostAddr says whether a is an address of one of this host's interfaces
@@ -119,6 +134,9 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if d.fleet != nil {
+		return d.reloadFleet(ctx)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	err := d.reloadLocked()
@@ -173,11 +191,14 @@ func restartOnly(a, b *config.Config) []string {
 	if a.Metrics != b.Metrics {
 		out = append(out, "metrics")
 	}
-	if a.StatePath != b.StatePath {
+	if a.StatePath != b.StatePath || a.Store != b.Store || fmt.Sprint(a.Etcd) != fmt.Sprint(b.Etcd) {
 		out = append(out, "state")
 	}
 	if a.PinPath != b.PinPath {
 		out = append(out, "bpf")
+	}
+	if !reflect.DeepEqual(a.BGP, b.BGP) {
+		out = append(out, "bgp")
 	}
 	return out
 }
@@ -231,6 +252,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		StartTime:     d.start,
 		ConfigPath:    d.cfg.File,
 		StatePath:     d.store.Path(),
+		Store:         d.storeStatusLocked(),
 		Adopted:       d.adopted,
 		LastReconcile: d.lastReconcile,
 		VIPs:          d.vipsLocked(),
@@ -256,6 +278,7 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	}
 	st.NextHops = d.nextHopsLocked()
 	st.OuterSourceV4, st.OuterSourceV6 = d.cfg.OuterSource.IPv4, d.cfg.OuterSource.IPv6
+	st.BGP = d.bgpStatus()
 	return st, nil
 }
 

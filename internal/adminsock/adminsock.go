@@ -1,7 +1,9 @@
 // Package adminsock creates the unix sockets that xlb's daemon and proxy
 // serve their admin APIs on. File permissions are the access control: the
 // socket is 0660 in a directory that is 0750, so membership of the owning
-// group is what grants control.
+// group is what grants control. Client is the CLI's side of the same
+// sockets: JSON over HTTP, and errors that say what to do when the socket
+// does not answer.
 package adminsock
 
 import (

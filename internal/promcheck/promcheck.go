@@ -15,7 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xlbproject/xlb/control/bgp"
 	"github.com/xlbproject/xlb/control/metrics"
+	"github.com/xlbproject/xlb/internal/etcdstore"
 	"github.com/xlbproject/xlb/internal/opsmetrics"
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/director"
@@ -61,8 +63,10 @@ func (d *describer) MustRegister(cs ...prometheus.Collector) {
 
 func (d *describer) Unregister(prometheus.Collector) bool { return false }
 
-// Daemon is what the edge daemon registers: control/metrics and the build
-// and reload metrics (control/daemon registers both).
+// Daemon is what the edge daemon registers: control/metrics, the build and
+// reload metrics, and, when configured, the BGP speaker's and the etcd
+// store's collectors (control/daemon registers them all). Describing needs
+// no speaker or store.
 func Daemon() (Exported, error) {
 	d := &describer{labels: Exported{}}
 	if _, err := metrics.New(d, nil, nil); err != nil {
@@ -71,6 +75,7 @@ func Daemon() (Exported, error) {
 	if _, err := opsmetrics.Register(d, "test", time.Now()); err != nil {
 		return nil, err
 	}
+	d.MustRegister(bgp.Collector{}, etcdstore.NewCollector(nil))
 	return d.labels, nil
 }
 
@@ -89,9 +94,9 @@ pools:
       - {name: s1, addr: "127.0.0.1:9"}
 `
 
-// Proxy is what an L7 proxy registers: l7/proxy's collectors and the build
-// and reload metrics (the proxy command registers both). It builds a proxy
-// but opens no socket.
+// Proxy is what an L7 proxy registers: l7/proxy's collectors, the build
+// and reload metrics and, with store.etcd, the store's collector (the proxy
+// command registers them all). It builds a proxy but opens no socket.
 func Proxy() (Exported, error) {
 	cfg, err := config.Parse("proxy.yaml", []byte(proxyConfig))
 	if err != nil {
@@ -111,6 +116,7 @@ func Proxy() (Exported, error) {
 	if _, err := opsmetrics.Register(d, "test", time.Now()); err != nil {
 		return nil, err
 	}
+	d.MustRegister(etcdstore.NewCollector(nil))
 	return d.labels, nil
 }
 

@@ -18,7 +18,9 @@ func TestExported(t *testing.T) {
 	assert.Contains(t, p, "xlb_l7_sticky_total", "the sticky collector describes itself")
 	assert.Contains(t, p, "xlb_config_reloads_total")
 	u := Union(d, p)
-	assert.Len(t, u, len(d)+len(p)-4, "the four build and reload metrics are common")
+	assert.Contains(t, d, "xlb_bgp_peer_up")
+	assert.Equal(t, []string{"prefix"}, p["xlb_store_up"])
+	assert.Len(t, u, len(d)+len(p)-6, "the build, reload and store metrics are common")
 }
 
 func TestCheck(t *testing.T) {

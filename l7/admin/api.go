@@ -195,6 +195,8 @@ func (h *handler) fail(w http.ResponseWriter, err error) {
 		code = http.StatusBadRequest
 	case errors.Is(err, ErrConflict):
 		code = http.StatusConflict
+	case errors.Is(err, ErrUnavailable):
+		code = http.StatusServiceUnavailable
 	}
 	if code == http.StatusInternalServerError {
 		h.log.Error("admin request failed", "err", err)

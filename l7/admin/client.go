@@ -1,16 +1,11 @@
 package admin
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"syscall"
 	"time"
 
 	"github.com/xlbproject/xlb/internal/adminsock"
@@ -19,8 +14,8 @@ import (
 // ErrUnreachable is wrapped by client errors that mean nothing answered on
 // the socket; ErrPermission by those the socket's permissions caused.
 var (
-	ErrUnreachable = errors.New("proxy unreachable")
-	ErrPermission  = errors.New("permission denied")
+	ErrUnreachable = adminsock.ErrUnreachable
+	ErrPermission  = adminsock.ErrPermission
 )
 
 // StatusError is an error answer from the proxy; errors.Is matches the
@@ -41,95 +36,40 @@ func (e *StatusError) Unwrap() error {
 		return ErrInvalid
 	case http.StatusConflict:
 		return ErrConflict
+	case http.StatusServiceUnavailable:
+		return ErrUnavailable
 	}
 	return nil
+}
+
+// proxyPeer is how errors name the proxy when its socket does not answer.
+var proxyPeer = adminsock.Peer{
+	Name:       "xlb proxy",
+	NotRunning: "is `xlb proxy` running, and is this its admin.socket? (pass it with --proxy)",
 }
 
 // Client calls a proxy's admin API over its unix socket. It is safe for
 // concurrent use.
 type Client struct {
-	path string
-	hc   *http.Client
+	sc *adminsock.Client
 }
 
 // NewClient returns a client for the proxy listening on socketPath;
 // timeout bounds each call (0: only the context's).
 func NewClient(socketPath string, timeout time.Duration) *Client {
-	c := &Client{path: socketPath}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			conn, err := d.DialContext(ctx, "unix", socketPath)
-			if err != nil {
-				return nil, c.dialError(err)
-			}
-			return conn, nil
-		},
-		MaxIdleConns:    2,
-		IdleConnTimeout: 30 * time.Second,
-	}
-	c.hc = &http.Client{Transport: tr, Timeout: timeout}
-	return c
+	return &Client{sc: adminsock.NewClient(socketPath, timeout, proxyPeer)}
 }
 
 // Close releases idle connections.
-func (c *Client) Close() { c.hc.CloseIdleConnections() }
-
-func (c *Client) dialError(err error) error {
-	switch {
-	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
-		hint := "run the command with sudo or join the socket's group"
-		if g := adminsock.Group(c.path); g != "" && g != "root" && g != "0" {
-			hint += fmt.Sprintf(" (sudo usermod -aG %s $USER, then log in again)", g)
-		}
-		return kindError{err: fmt.Errorf("cannot connect to xlb proxy at %s: %s (%w)", c.path, hint, err), kind: ErrPermission}
-	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENOTDIR):
-		return kindError{err: fmt.Errorf("cannot reach xlb proxy at %s: is `xlb proxy` running, and is this its admin.socket? (pass it with --proxy) (%w)", c.path, err), kind: ErrUnreachable}
-	}
-	return fmt.Errorf("cannot reach xlb proxy at %s: %w", c.path, err)
-}
+func (c *Client) Close() { c.sc.Close() }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		body = bytes.NewReader(b)
+	err := c.sc.Do(ctx, method, path, in, out)
+	var se *adminsock.StatusError
+	if errors.As(err, &se) {
+		return &StatusError{Code: se.Code, Message: se.Message}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://xlb-proxy"+path, body)
-	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) && (errors.Is(err, ErrUnreachable) || errors.Is(err, ErrPermission)) {
-			return ue.Err
-		}
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		var eb errorBody
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
-		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
-			eb.Error = fmt.Sprintf("proxy answered %s: %s", resp.Status, bytes.TrimSpace(b))
-		}
-		return &StatusError{Code: resp.StatusCode, Message: eb.Error}
-	}
-	if out == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode answer to %s %s: %w", method, path, err)
-	}
-	return nil
+	return err
 }
 
 func serverPath(pool, server string) string {

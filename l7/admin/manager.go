@@ -25,6 +25,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrInvalid  = errors.New("invalid")
 	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: the fleet's store (etcd) cannot take a change now.
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // kindError tags an error with a sentinel without changing its message.
@@ -62,6 +64,9 @@ type Manager struct {
 	proxy *proxy.Proxy
 	// reloads, when set, records each Reload (xlb_config_reloads_total).
 	reloads *opsmetrics.Config
+	// fleet holds the runtime overlay in etcd (store.etcd), nil with the
+	// state file alone.
+	fleet *fleet
 }
 
 // Open loads the config file and the runtime state file and merges them.
@@ -89,6 +94,11 @@ func Open(configPath string, log *slog.Logger) (*Manager, error) {
 	m.run = run
 	if len(st.Overrides) > 0 {
 		log.Info("runtime pool changes restored", "state_file", m.statePath, "overrides", len(kept))
+	}
+	if file.Store.Etcd != nil {
+		if err := m.openFleet(st); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }
@@ -200,6 +210,15 @@ func (m *Manager) reloadLocked() (ReloadResult, error) {
 		return ReloadResult{}, kindError{err: err, kind: ErrInvalid}
 	}
 	m.file, m.run = file, run
+	if m.fleet != nil {
+		// etcd's overlay is shared: each host merges it with its own file
+		// and only a runtime change rewrites it.
+		if !storeEqual(m.fleet.settings, file.Store) {
+			applied.Restart = append(applied.Restart, "store")
+		}
+		m.logNotes(notes)
+		return ReloadResult{Restart: applied.Restart, Notes: notes, Overrides: len(kept)}, nil
+	}
 	changed := !slices.EqualFunc(kept, m.state.Overrides, overrideEqual)
 	m.state.Overrides = kept
 	m.logNotes(notes)
@@ -221,6 +240,9 @@ func overrideEqual(a, b Override) bool {
 // running config; the state is saved, then applied. A failed apply puts
 // the saved state back.
 func (m *Manager) change(what string, edit func(run *config.Config, st *State) error) error {
+	if m.fleet != nil {
+		return m.fleetChange(what, edit)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	next := State{Version: stateVersion, Overrides: slices.Clone(m.state.Overrides)}

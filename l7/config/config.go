@@ -20,6 +20,9 @@ type Config struct {
 	Shedding       Shedding   `yaml:"shedding"`
 	Routes         []Route    `yaml:"routes"`
 	Pools          []Pool     `yaml:"pools"`
+	// Store, when it names an etcd, keeps the runtime pool changes there,
+	// shared by every L7 host, instead of in admin.state_file.
+	Store Store `yaml:"store"`
 
 	// TrustedPrefixes is TrustedProxies parsed; filled by Parse.
 	TrustedPrefixes []netip.Prefix `yaml:"-"`
@@ -41,6 +44,9 @@ const (
 type Listener struct {
 	Name string `yaml:"name"`
 	Addr string `yaml:"addr"`
+	// TLS, when set, makes the listener speak TLS: HTTP/1.1 and, when ALPN
+	// offers it, HTTP/2.
+	TLS *TLS `yaml:"tls"`
 }
 
 // Admin is the listener for /ready, /healthz and /metrics, kept apart from
@@ -167,9 +173,23 @@ type Pool struct {
 	Servers   []Server      `yaml:"servers"`
 	Health    Health        `yaml:"health"`
 	Sticky    *Sticky       `yaml:"sticky"`
+	// UpstreamProtocol is how the proxy speaks to the pool's servers:
+	// UpstreamHTTP1 (the default) or UpstreamH2C.
+	UpstreamProtocol string `yaml:"upstream_protocol"`
 	// RetryBudget caps the retries of all routes using the pool.
 	RetryBudget RetryBudget `yaml:"retry_budget"`
 }
+
+// Upstream protocols accepted in Pool.UpstreamProtocol.
+const (
+	// UpstreamHTTP1: HTTP/1.1 with keep-alive, one request per connection
+	// at a time.
+	UpstreamHTTP1 = "http1"
+	// UpstreamH2C: HTTP/2 over cleartext TCP with prior knowledge, many
+	// requests multiplexed on one connection. App servers are internal, so
+	// no TLS; the server must accept h2c without an Upgrade.
+	UpstreamH2C = "h2c"
+)
 
 // Server is one app server of a pool. Name must be unique within the pool
 // and identical on every L7 host: sticky cookies name servers by a hash of

@@ -79,32 +79,18 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 	v := &validator{file: file, root: &root}
 	v.config(&cfg)
+	v.store(&cfg.Store)
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)
 	}
 	return &cfg, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-
-// yamlErrors turns yaml.v3's "line N: reason" messages into *Error values.
+// yamlErrors turns the decoder's problems into *Error values.
 func yamlErrors(file string, err error) error {
-	var msgs []string
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	} else {
-		msgs = []string{err.Error()}
-	}
-	errs := make([]error, 0, len(msgs))
-	for _, m := range msgs {
-		e := &Error{File: file, Reason: strings.TrimPrefix(m, "yaml: ")}
-		if sm := yamlLineRE.FindStringSubmatch(m); sm != nil {
-			e.Line, _ = strconv.Atoi(sm[1])
-			e.Reason = sm[2]
-		}
-		e.Reason = strictyaml.Explain(e.Reason)
-		errs = append(errs, e)
+	var errs []error
+	for _, p := range strictyaml.DecodeProblems(err) {
+		errs = append(errs, &Error{File: file, Line: p.Line, Reason: p.Reason})
 	}
 	return errors.Join(errs...)
 }
@@ -122,38 +108,7 @@ func (v *validator) errorf(at []any, format string, args ...any) {
 	v.errs = append(v.errs, &Error{File: v.file, Line: v.line(at), Reason: fmt.Sprintf(format, args...)})
 }
 
-func (v *validator) line(at []any) int {
-	n := v.root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	line := n.Line
-	for _, p := range at {
-		var next *yaml.Node
-		switch k := p.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == k {
-						next = n.Content[i+1]
-						line = n.Content[i].Line
-						break
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
-				next = n.Content[k]
-				line = next.Line
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n = next
-	}
-	return line
-}
+func (v *validator) line(at []any) int { return strictyaml.LineOf(v.root, at) }
 
 func at(p ...any) []any { return p }
 
@@ -174,6 +129,9 @@ func (v *validator) config(c *Config) {
 			v.errorf(at("listeners", i, "name"), "duplicate listener name %q", l.Name)
 		}
 		names[l.Name] = true
+		if l.TLS != nil {
+			v.tls(i, l.TLS)
+		}
 	}
 	if c.Admin.Addr != "" && !validHostPort(c.Admin.Addr) {
 		v.errorf(at("admin", "addr"), "admin addr %q is not host:port", c.Admin.Addr)
@@ -478,6 +436,13 @@ func (v *validator) pool(i int, p *Pool) {
 				v.errorf(base("hash_key"), "pool %q hash_key %q is not client_addr, path, header:<name> or cookie:<name>", p.Name, p.HashKey)
 			}
 		}
+	}
+	switch p.UpstreamProtocol {
+	case "":
+		p.UpstreamProtocol = UpstreamHTTP1
+	case UpstreamHTTP1, UpstreamH2C:
+	default:
+		v.errorf(base("upstream_protocol"), "pool %q upstream_protocol %q is not one of http1, h2c", p.Name, p.UpstreamProtocol)
 	}
 	if p.SlowStart < 0 {
 		v.errorf(base("slow_start"), "pool %q slow_start is negative", p.Name)

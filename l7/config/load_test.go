@@ -95,7 +95,7 @@ func TestParseErrors(t *testing.T) {
 		want string // "file:line: reason" substring
 	}{
 		{"empty", "", "x.yaml:1: empty config"},
-		{"unknown top-level field", minimal + "bogus: 1\n", `x.yaml:17: unknown key "bogus" (known keys: access_log, admin, limits, listeners, pools, readiness, routes, shedding, shutdown, sticky, trusted_proxies)`},
+		{"unknown top-level field", minimal + "bogus: 1\n", `x.yaml:17: unknown key "bogus" (known keys: access_log, admin, limits, listeners, pools, readiness, routes, shedding, shutdown, sticky, store, trusted_proxies)`},
 		{"unknown nested field", replace("      path_prefix: /checkout", "      path_prefx: /checkout"), `x.yaml:10: unknown key "path_prefx" in routes[0].match (did you mean "path_prefix"?)`},
 		{"typo in a listener", replace(`  - addr: ":8080"`, `  - adr: ":8080"`), `x.yaml:2: unknown key "adr" in listeners[0] (did you mean "addr"?)`},
 		{"bare number for a duration", minimal + "limits: {read_timeout: 30}\n", `x.yaml:17: limits.read_timeout: 30 is not a duration: give a unit, e.g. 30s or 30ms`},

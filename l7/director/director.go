@@ -148,6 +148,7 @@ type poolState struct {
 	hashKind hashKind
 	hashName string
 	health   *config.ActiveHealth
+	h2c      bool // the proxy speaks h2c to the pool's servers
 }
 
 // Director decides where requests go. It is safe for concurrent use.
@@ -192,7 +193,7 @@ func New(cfg *config.Config, opts ...Option) (*Director, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create director: %w", err)
 		}
-		ps := &poolState{pool: p, policy: pol, sticky: pc.Sticky, health: pc.Health.Active, stats: stats}
+		ps := &poolState{pool: p, policy: pol, sticky: pc.Sticky, health: pc.Health.Active, h2c: pc.UpstreamProtocol == config.UpstreamH2C, stats: stats}
 		ps.hashKind, ps.hashName = parseHashKey(pc.HashKey)
 		d.pools = append(d.pools, ps)
 		poolIdx[pc.Name] = i
@@ -486,7 +487,7 @@ func (d *Director) healthTargets() []health.Target {
 		for _, b := range ps.pool.Backends {
 			targets = append(targets, health.Target{
 				Name: serverName(b.Pool, b.Name), Addr: b.Addr, Path: a.Path, Host: a.Host,
-				Interval: a.Interval, Timeout: a.Timeout, Rise: a.Rise, Fall: a.Fall,
+				Interval: a.Interval, Timeout: a.Timeout, Rise: a.Rise, Fall: a.Fall, H2C: ps.h2c,
 			})
 		}
 	}

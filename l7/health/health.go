@@ -26,6 +26,10 @@ type Target struct {
 	Timeout  time.Duration
 	Rise     int
 	Fall     int
+	// H2C probes with HTTP/2 over cleartext (prior knowledge), for pools
+	// whose servers the proxy speaks h2c to: such a server may not speak
+	// HTTP/1.1 at all.
+	H2C bool
 }
 
 // Checker probes targets until Close or its context ends.
@@ -36,6 +40,7 @@ type Target struct {
 // succeeds on any 2xx or 3xx answer within Timeout.
 type Checker struct {
 	client *http.Client
+	h2c    *http.Client // for H2C targets
 	log    *slog.Logger
 
 	// setMu is held for reading while a probe reports, so that Update can
@@ -67,15 +72,27 @@ func New(setter StatusSetter, targets []Target, log *slog.Logger) *Checker {
 		targets: targets,
 		log:     log,
 		probes:  map[string]*probe{},
-		client: &http.Client{
-			// A fresh connection per probe: a server that stopped
-			// accepting must fail its check, not ride an old connection.
-			Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
+		// A fresh connection per probe: a server that stopped accepting
+		// must fail its check, not ride an old connection.
+		client: probeClient(&http.Transport{DisableKeepAlives: true, Proxy: nil}),
+		h2c:    probeClient(h2cTransport()),
+	}
+}
+
+func probeClient(tr *http.Transport) *http.Client {
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
 		},
 	}
+}
+
+func h2cTransport() *http.Transport {
+	tr := &http.Transport{DisableKeepAlives: true, Proxy: nil}
+	tr.Protocols = new(http.Protocols)
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	return tr
 }
 
 // Start launches one probing goroutine per target. It returns an error if
@@ -200,7 +217,11 @@ func (c *Checker) probe(ctx context.Context, t Target) error {
 		req.Host = t.Host
 	}
 	req.Header.Set("User-Agent", "xlb-health/1")
-	resp, err := c.client.Do(req)
+	client := c.client
+	if t.H2C {
+		client = c.h2c
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", t.Addr, err)
 	}

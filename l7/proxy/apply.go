@@ -62,7 +62,7 @@ func (p *Proxy) Apply(cfg *config.Config) (Applied, error) {
 // sockets were opened with.
 func restartOnly(boot, next *config.Config) []string {
 	var out []string
-	if !reflect.DeepEqual(boot.Listeners, next.Listeners) {
+	if !reflect.DeepEqual(listenerSockets(boot), listenerSockets(next)) {
 		out = append(out, "listeners")
 	}
 	if boot.Admin != next.Admin {
@@ -73,6 +73,22 @@ func restartOnly(boot, next *config.Config) []string {
 	a.ReadTimeout, b.ReadTimeout = 0, 0
 	if a != b {
 		out = append(out, "limits (except read_timeout)")
+	}
+	return out
+}
+
+// listenerSocket is what of a listener is bound to its socket: a TLS
+// listener's certificates and policy are read per handshake from the
+// running config, so they reload; turning TLS on or off does not.
+type listenerSocket struct {
+	name, addr string
+	tls        bool
+}
+
+func listenerSockets(c *config.Config) []listenerSocket {
+	out := make([]listenerSocket, len(c.Listeners))
+	for i, l := range c.Listeners {
+		out[i] = listenerSocket{l.Name, l.Addr, l.TLS != nil}
 	}
 	return out
 }

@@ -70,7 +70,8 @@ func BenchmarkServe(b *testing.B) {
 			p, err := New(cfg, dir, opts)
 			require.NoError(b, err)
 			defer p.Close()
-			for _, hc := range p.gen.Load().clients {
+			for _, c := range p.gen.Load().clients {
+				hc := c.(*fasthttp.HostClient)
 				hc.Dial = func(string) (net.Conn, error) { return ln.Dial() }
 				hc.DialTimeout = nil
 			}

@@ -115,6 +115,12 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	stripRequestHopByHop(hdr, seen)
 	st.buf = setForwarded(hdr, seen, client, ctx.Host(), ctx.IsTLS(), g.trusted.contains(client), st.buf)
+	if ctx.IsTLS() {
+		// The request arrived as https; it goes to the app server over
+		// plain HTTP, and a HostClient refuses a request whose scheme is
+		// not its own.
+		ctx.Request.URI().SetSchemeBytes(schemeHTTP)
+	}
 
 	if status, c := prepareBody(ctx, dec, st); status != 0 {
 		g.dir.Done(dec, director.Outcome{Skipped: true})
@@ -175,6 +181,8 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	p.observe(g, ctx, dec, res, time.Since(start))
 }
+
+var schemeHTTP = []byte("http")
 
 // retryAfterEmpty is the Retry-After of a 503 from an empty pool, in seconds.
 const retryAfterEmpty = "1"

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,8 @@ type Proxy struct {
 	gen     atomic.Pointer[generation]
 	log     *slog.Logger
 	srv     *fasthttp.Server
+	h2      *http.Server    // the h2 path of TLS listeners, see h2.go
+	h2ctx   sync.Pool       // *fasthttp.RequestCtx for h2 requests
 	metrics *requestMetrics // nil when request metrics are off
 	traffic *trafficMetrics // retries, shedding, tunnels: always counted
 	shed    shedder         // proxy-wide in-flight count for shedding
@@ -86,9 +89,19 @@ type Proxy struct {
 	// graceful stop has begun. Both feed Ready.
 	listening atomic.Bool
 	stopping  atomic.Bool
+	// tlsFailures counts client TLS handshakes that failed.
+	tlsFailures atomic.Uint64
+	// handshakes bounds the TLS handshakes in progress and h2Conns counts
+	// open h2 connections, both to limits.max_conns (fasthttp bounds the
+	// HTTP/1.1 ones itself); tlsRefused counts connections closed because
+	// of them.
+	handshakes chan struct{}
+	h2Conns    atomic.Int64
+	tlsRefused atomic.Uint64
 
 	mu     sync.Mutex
 	lns    []net.Listener // closed again at shutdown, see track
+	tlsLns []net.Listener // TLS listeners, closed first at shutdown
 	admin  *http.Server
 	closed bool
 }
@@ -99,9 +112,11 @@ type Proxy struct {
 type generation struct {
 	cfg     *config.Config
 	dir     *director.Director
-	clients []*fasthttp.HostClient // by pool.Backend.ID
+	clients []upstreamClient // by pool.Backend.ID
 	trusted trustedNets
-	metrics *genMetrics // nil when request metrics are off
+	tls     map[string]*tls.Config // by listener name, see tls.go
+	maxBody int64                  // the largest route body limit
+	metrics *genMetrics            // nil when request metrics are off
 	traffic *genTraffic
 	// series are the metric label sets resolved for this generation.
 	series seriesSet
@@ -130,6 +145,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		accessW: opts.AccessLog,
 	}
 	p.states.New = func() any { return new(reqState) }
+	p.h2ctx.New = func() any { return new(fasthttp.RequestCtx) }
 	p.traffic = newTrafficMetrics(p)
 	p.tunnels = newTunnels()
 
@@ -154,6 +170,8 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 	}
 	p.gen.Store(g)
 	p.srv = p.newServer()
+	p.h2 = p.newH2Server()
+	p.handshakes = make(chan struct{}, cfg.Limits.MaxConns)
 	return p, nil
 }
 
@@ -161,29 +179,38 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 // Upstream clients of prev are reused for servers with the same address and
 // dial timeout, so their keep-alive connections survive the swap.
 func (p *Proxy) newGeneration(cfg *config.Config, dir *director.Director, prev *generation) (*generation, error) {
-	g := &generation{cfg: cfg, dir: dir, trusted: trustedNets(cfg.TrustedPrefixes), series: seriesSet{}}
-	type clientKey struct {
-		addr string
-		dial time.Duration
+	g := &generation{cfg: cfg, dir: dir, trusted: trustedNets(cfg.TrustedPrefixes), tls: tlsConfigs(cfg), series: seriesSet{}}
+	g.maxBody = config.DefaultMaxBodyBytes
+	for _, r := range cfg.Routes {
+		g.maxBody = max(g.maxBody, r.MaxBodyBytes)
 	}
-	reuse := map[clientKey]*fasthttp.HostClient{}
+	type clientKey struct {
+		addr  string
+		dial  time.Duration
+		proto string
+	}
+	reuse := map[clientKey]upstreamClient{}
 	if prev != nil {
-		pdial := dialTimeouts(prev.cfg, prev.dir)
+		pdial, pproto := dialTimeouts(prev.cfg, prev.dir), upstreamProtocols(prev.cfg)
 		for _, b := range prev.dir.Backends() {
-			reuse[clientKey{b.Addr, pdial[b.Pool]}] = prev.clients[b.ID]
+			reuse[clientKey{b.Addr, pdial[b.Pool], pproto[b.Pool]}] = prev.clients[b.ID]
 		}
 	}
 	backends := dir.Backends()
-	dial := dialTimeouts(cfg, dir)
-	g.clients = make([]*fasthttp.HostClient, len(backends))
+	dial, proto := dialTimeouts(cfg, dir), upstreamProtocols(cfg)
+	g.clients = make([]upstreamClient, len(backends))
 	for i, b := range backends {
 		if b.ID != i {
 			return nil, fmt.Errorf("backend %q has id %d at position %d", b.Name, b.ID, i)
 		}
-		k := clientKey{b.Addr, dial[b.Pool]}
+		k := clientKey{b.Addr, dial[b.Pool], proto[b.Pool]}
 		hc := reuse[k]
 		if hc == nil {
-			hc = newHostClient(b.Addr, dial[b.Pool])
+			if k.proto == config.UpstreamH2C {
+				hc = newH2CClient(b.Addr, dial[b.Pool])
+			} else {
+				hc = newHostClient(b.Addr, dial[b.Pool])
+			}
 			reuse[k] = hc // two servers of one address share a client
 		}
 		g.clients[i] = hc
@@ -212,6 +239,15 @@ func dialTimeouts(cfg *config.Config, dir *director.Director) map[string]time.Du
 		if out[pc.Name] <= 0 {
 			out[pc.Name] = config.DefaultDialTimeout
 		}
+	}
+	return out
+}
+
+// upstreamProtocols is each pool's upstream_protocol.
+func upstreamProtocols(cfg *config.Config) map[string]string {
+	out := make(map[string]string, len(cfg.Pools))
+	for _, pc := range cfg.Pools {
+		out[pc.Name] = pc.UpstreamProtocol
 	}
 	return out
 }
@@ -432,12 +468,17 @@ func (p *Proxy) Run(ctx context.Context) error {
 
 	errc := make(chan error, len(lns)+1)
 	var wg sync.WaitGroup
-	for _, ln := range lns {
-		p.log.Info("listening", "addr", ln.Addr().String())
+	for i, ln := range lns {
+		l := p.boot.Listeners[i]
+		p.log.Info("listening", "addr", ln.Addr().String(), "tls", l.TLS != nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer recoverTo(p.log)
+			if l.TLS != nil {
+				errc <- p.ServeTLS(ln, l.Name)
+				return
+			}
 			errc <- p.Serve(ln)
 		}()
 	}
@@ -468,6 +509,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 // edge stops sending new flows before the listeners close.
 func (p *Proxy) drain() {
 	p.stopping.Store(true)
+	// h2 clients get GOAWAY on their next request instead of a
+	// Connection: close.
+	p.h2.SetKeepAlivesEnabled(false)
 	sh := p.gen.Load().cfg.Shutdown
 	p.log.Info("stopping: /ready fails, still serving for the drain delay", "drain_delay", sh.DrainDelay)
 	t := time.NewTimer(sh.DrainDelay)
@@ -494,14 +538,24 @@ func (p *Proxy) shutdown() error {
 	p.stopping.Store(true)
 	admin := p.admin
 	lns := p.lns
+	tlsLns := p.tlsLns
 	p.mu.Unlock()
 
 	g := p.gen.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Shutdown.Timeout)
 	defer cancel()
 	var errs []error
+	// TLS listeners first: nothing new reaches the engines behind them.
+	for _, ln := range tlsLns {
+		_ = ln.Close()
+	}
+	h2done := make(chan error, 1)
+	go func() { h2done <- p.h2.Shutdown(ctx) }()
 	if err := p.srv.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("shut down proxy server: %w", err))
+	}
+	if err := <-h2done; err != nil {
+		errs = append(errs, fmt.Errorf("shut down h2 server: %w", err))
 	}
 	for _, ln := range lns {
 		_ = ln.Close() // usually closed already by Shutdown

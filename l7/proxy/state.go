@@ -42,6 +42,12 @@ var (
 	readyDesc = prometheus.NewDesc("xlb_l7_ready",
 		"1 while /ready answers 200 (the host can serve), else 0.",
 		nil, nil)
+	tlsFailuresDesc = prometheus.NewDesc("xlb_l7_tls_handshake_failures_total",
+		"Client TLS handshakes that failed: no common version or cipher, timeout, not TLS at all.",
+		nil, nil)
+	tlsRefusedDesc = prometheus.NewDesc("xlb_l7_tls_connections_refused_total",
+		"Client TLS connections closed unserved because limits.max_conns handshakes or h2 connections were already open.",
+		nil, nil)
 	availableDesc = prometheus.NewDesc("xlb_l7_pool_available_servers",
 		"App servers of the pool that may take new clients (up, not ejected, not draining); 0 means the pool's routes answer 503.",
 		[]string{"pool"}, nil)
@@ -52,7 +58,7 @@ func newStateCollector(p *Proxy) *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{inflightDesc, ejectionsDesc, backendUpDesc, drainingDesc, stickyDesc, stickyRejectedDesc, readyDesc, availableDesc} {
+	for _, d := range []*prometheus.Desc{inflightDesc, ejectionsDesc, backendUpDesc, drainingDesc, stickyDesc, stickyRejectedDesc, readyDesc, availableDesc, tlsFailuresDesc, tlsRefusedDesc} {
 		ch <- d
 	}
 }
@@ -89,6 +95,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ready, _ := c.p.Ready()
 	ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, b2f(ready))
+	ch <- prometheus.MustNewConstMetric(tlsFailuresDesc, prometheus.CounterValue, float64(c.p.tlsFailures.Load()))
+	ch <- prometheus.MustNewConstMetric(tlsRefusedDesc, prometheus.CounterValue, float64(c.p.tlsRefused.Load()))
 }
 
 func b2f(b bool) float64 {

@@ -22,6 +22,15 @@
 # "xlb xlb-nometrics haproxy nginx"), XLB_B (a second xlb binary, run as
 # proxy "xlb-b" when PROXIES names it: an A/B of two builds in the same run,
 # e.g. PROXIES="xlb xlb-b haproxy" XLB_B=/tmp/xlb-new).
+#
+# SUITES (default "plain tls") picks the tables. "tls" runs xlb and HAProxy
+# with TLS on the same generated certificate (ECDSA P-256, made at the start
+# of the run in the temp dir) in front of the same backend, three ways:
+#   h1:  HTTP/1.1 keep-alive over TLS (wrk https, CONNS connections);
+#   hs:  a new TLS connection per request (wrk -H 'Connection: close'):
+#        full handshakes per second;
+#   h2:  HTTP/2 multiplexed (h2load, H2_CLIENTS connections × H2_STREAMS
+#        concurrent streams).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,8 +41,12 @@ CONFIGS=${CONFIGS:-"1w 2w"}
 XLB=${XLB:-$ROOT/bin/xlb}
 OUT=${OUT:-}
 read -r -a PROXIES <<<"${PROXIES:-xlb xlb-nometrics haproxy nginx}"
+SUITES=${SUITES:-"plain tls"}
+H2_CLIENTS=${H2_CLIENTS:-10}
+H2_STREAMS=${H2_STREAMS:-10}
+TLS_TESTS=${TLS_TESTS:-"h1 hs h2"}
 
-for tool in wrk haproxy nginx taskset go curl; do
+for tool in wrk haproxy nginx taskset go curl openssl h2load; do
 	command -v "$tool" >/dev/null 2>&1 || { echo "l7.sh: $tool is required" >&2; exit 1; }
 done
 [ "$(nproc)" -ge 2 ] || { echo "l7.sh: needs at least 2 CPUs" >&2; exit 1; }
@@ -51,19 +64,26 @@ trap 'exit 130' INT TERM
 
 # Ports: a random base in the dynamic range, checked to be free.
 BASE=$(( 20000 + RANDOM % 20000 ))
-for off in 0 1 2 3 4 5 6 7 8 9 10 11; do
+for off in $(seq 0 15); do
 	if ss -Htln "sport = :$((BASE + off))" | grep -q .; then
 		echo "l7.sh: port $((BASE + off)) busy, run again" >&2; exit 1
 	fi
 done
 B1=$((BASE)) B2=$((BASE + 1)) B3=$((BASE + 2)) B4=$((BASE + 3))
-declare -A PORT=([xlb]=$((BASE + 4)) [xlb-nometrics]=$((BASE + 5)) [haproxy]=$((BASE + 6)) [nginx]=$((BASE + 7)) [xlb-b]=$((BASE + 10)))
-ADMIN1=$((BASE + 8)) ADMIN2=$((BASE + 9)) ADMIN3=$((BASE + 11))
+declare -A PORT=([xlb]=$((BASE + 4)) [xlb-nometrics]=$((BASE + 5)) [haproxy]=$((BASE + 6)) [nginx]=$((BASE + 7)) [xlb-b]=$((BASE + 10))
+	[xlb-tls]=$((BASE + 12)) [haproxy-tls]=$((BASE + 13)))
+ADMIN1=$((BASE + 8)) ADMIN2=$((BASE + 9)) ADMIN3=$((BASE + 11)) ADMIN4=$((BASE + 14))
 case " ${PROXIES[*]} " in *" xlb-b "*) [ -x "${XLB_B:-}" ] || { echo "l7.sh: xlb-b needs XLB_B=<xlb binary>" >&2; exit 1; } ;; esac
 
 echo "building xlb and the backend..." >&2
 case " ${PROXIES[*]} " in *" xlb"*) [ -x "$XLB" ] || (cd "$ROOT" && go build -o "$XLB" ./cmd/xlb) ;; esac
 (cd "$ROOT" && go build -o "$TMP/l7backend" ./test/bench/l7backend)
+
+# One certificate for both proxies, made for this run only.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+	-keyout "$TMP/bench.key" -out "$TMP/bench.crt" -subj /CN=bench.local \
+	-addext "subjectAltName=DNS:bench.local,IP:127.0.0.1" 2>/dev/null
+cat "$TMP/bench.crt" "$TMP/bench.key" >"$TMP/bench.pem"
 
 # --- configs -----------------------------------------------------------------
 # All three proxies see the same shape: /checkout, /browse and /products, and
@@ -71,11 +91,17 @@ case " ${PROXIES[*]} " in *" xlb"*) [ -x "$XLB" ] || (cd "$ROOT" && go build -o 
 # proxy has one (nginx OSS has none); power of two choices where available;
 # all set the same four forwarding headers (X-Forwarded-For/-Proto/-Host,
 # Forwarded), so that each does the same header work.
-gen_xlb() { # $1 listen port, $2 admin port
+gen_xlb() { # $1 listen port, $2 admin port, $3 "tls" for a TLS listener
+	local tls=""
+	if [ "${3:-}" = tls ]; then
+		tls="
+    tls:
+      certificates: [{cert: $TMP/bench.crt, key: $TMP/bench.key}]"
+	fi
 	cat <<YAML
 listeners:
   - name: http
-    addr: 127.0.0.1:$1
+    addr: 127.0.0.1:$1$tls
 admin:
   addr: 127.0.0.1:$2
   socket: $TMP/xlb-proxy-$1.sock
@@ -120,7 +146,12 @@ pools:
 YAML
 }
 
-gen_haproxy() { # $1 threads
+gen_haproxy() { # $1 threads, $2 "tls" for a TLS frontend
+	local bind="127.0.0.1:${PORT[haproxy]}" proto=http secure=""
+	if [ "${2:-}" = tls ]; then
+		bind="127.0.0.1:${PORT[haproxy-tls]} ssl crt $TMP/bench.pem alpn h2,http/1.1"
+		proto=https secure=" secure"
+	fi
 	cat <<CFG
 global
     nbthread $1
@@ -134,11 +165,11 @@ defaults
     timeout server 30s
     timeout http-request 10s
 frontend fe
-    bind 127.0.0.1:${PORT[haproxy]}
+    bind $bind
     # The same four forwarding headers xlb sets (2.6 has no "option forwarded").
-    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Proto $proto
     http-request set-header X-Forwarded-Host %[req.hdr(host)]
-    http-request set-header Forwarded "for=%[src];proto=http;host=\\"%[req.hdr(host)]\\""
+    http-request set-header Forwarded "for=%[src];proto=$proto;host=\\"%[req.hdr(host)]\\""
     acl checkout path_beg /checkout
     acl browse path_beg /browse /products
     acl auth path_beg /auth
@@ -148,7 +179,7 @@ frontend fe
 backend checkout
     balance random(2)
     http-reuse always
-    cookie SRVID insert indirect nocache httponly
+    cookie SRVID insert indirect nocache httponly$secure
     server c1 127.0.0.1:$B1 cookie c1
     server c2 127.0.0.1:$B2 cookie c2
 backend browse
@@ -299,7 +330,10 @@ run_one() { # CONF NAME ROUND
 
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
+suite() { case " $SUITES " in *" $1 "*) return 0 ;; esac; return 1; }
+
 for conf in $CONFIGS; do
+	suite plain || break
 	if [ "$conf" = 1w ]; then
 		pcpu=0 bcpu=1 workers=1
 	else
@@ -347,6 +381,7 @@ done
 # CPU per request is the steadiest figure on a shared machine: req/s and p99
 # move with whatever else runs, CPU µs per request much less.
 table() {
+	suite plain || return 0
 	echo "| config | proxy | req/s | p50 µs | p99 µs | CPU µs/req | req/s ÷ HAProxy | p99 ÷ HAProxy | CPU ÷ HAProxy |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 	local conf n rps p50 p99 cpu hrps hp99 hcpu
@@ -375,4 +410,99 @@ table() {
 			'BEGIN { printf "metrics cost (%s): %+.1f %% CPU per request, %+.1f %% req/s lost\n", c, (mc - oc) / oc * 100, (o - m) / o * 100 }'
 	done
 }
-table | tee ${OUT:+"$OUT"}
+
+# --- TLS: xlb and HAProxy on the same certificate ----------------------------
+declare -A TRPS TP99 TCPU
+# run_tls CONF TEST NAME ROUND
+run_tls() {
+	local conf=$1 test=$2 name=$3 round=$4 port=${PORT[$3]} t0 t1 out pin=()
+	[ "$conf" = 1w ] && pin=(taskset -c 1)
+	local cookie="xlb_sticky=$XLBCOOKIE; SRVID=c1" rps reqs p99="" errs
+	local base="https://127.0.0.1:$port"
+	t0=$(cpu_ticks "${PID[$name]}")
+	case $test in
+	h1 | hs)
+		local close=()
+		[ "$test" = hs ] && close=(-H "Connection: close")
+		out=$(timeout $((secs + 20)) "${pin[@]}" wrk -t1 -c"$CONNS" -d"$DURATION" --latency \
+			-H "Cookie: $cookie" "${close[@]}" -s "$TMP/paths.lua" "$base/")
+		rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+		reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+		p99=$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+		errs=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
+		local sockerr
+		sockerr=$(grep -o 'Socket errors:.*' <<<"$out" || true)
+		[ -z "$sockerr" ] || echo "l7.sh: $name $test: $sockerr" >&2
+		;;
+	h2)
+		out=$(timeout $((secs + 20)) "${pin[@]}" h2load -t1 -c"$H2_CLIENTS" -m"$H2_STREAMS" -D"$secs" --warm-up-time=1 \
+			-H "cookie: $cookie" "$base/checkout/cart" "$base/browse/shoes" "$base/products/42" "$base/auth/session")
+		grep -q 'Application protocol: h2' <<<"$out" || { echo "l7.sh: $name did not negotiate h2" >&2; echo "$out" >&2; exit 1; }
+		rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' <<<"$out")
+		reqs=$(awk '/^requests:/ {print $8}' <<<"$out") # succeeded
+		errs=$(awk '/^requests:/ {if ($10 + $12 > 0) print $10 " failed, " $12 " errored"}' <<<"$out")
+		;;
+	esac
+	t1=$(cpu_ticks "${PID[$name]}")
+	if [ -n "${errs:-}" ]; then echo "l7.sh: $name $test: $errs non-2xx/failed responses" >&2; fi
+	local cpu
+	cpu=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+	TRPS[$conf,$test,$name]+="$rps "
+	TP99[$conf,$test,$name]+="${p99:-0} "
+	TCPU[$conf,$test,$name]+="$cpu "
+	printf '%s %s round %s %-12s %10s req/s  p99 %6s us  cpu %6s us/req\n' \
+		"$conf" "$test" "$round" "$name" "$rps" "${p99:--}" "$cpu" >&2
+}
+
+for conf in $CONFIGS; do
+	suite tls || break
+	if [ "$conf" = 1w ]; then
+		pcpu=0 bcpu=1 workers=1
+	else
+		pcpu="" bcpu="" workers=2
+	fi
+	gen_xlb "${PORT[xlb-tls]}" "$ADMIN4" tls >"$TMP/xlb-tls.yaml"
+	gen_haproxy "$workers" tls >"$TMP/haproxy-tls.cfg"
+	GOMAXPROCS=$workers start backend "$bcpu" "$TMP/l7backend" -addr "127.0.0.1:$B1,127.0.0.1:$B2,127.0.0.1:$B3,127.0.0.1:$B4"
+	for b in $B1 $B2 $B3 $B4; do wait_http "http://127.0.0.1:$b/"; done
+	GOMAXPROCS=$workers start xlb-tls "$pcpu" "$XLB" proxy --config "$TMP/xlb-tls.yaml"
+	start haproxy-tls "$pcpu" haproxy -db -f "$TMP/haproxy-tls.cfg"
+	for n in xlb-tls haproxy-tls; do wait_http "https://127.0.0.1:${PORT[$n]}/browse/warmup" "--cacert $TMP/bench.crt"; done
+	wait_http "http://127.0.0.1:$ADMIN4/ready" -f
+	XLBCOOKIE=$(curl -s --cacert "$TMP/bench.crt" -D - -o /dev/null "https://127.0.0.1:${PORT[xlb-tls]}/checkout/cart" |
+		awk -F'[=;]' 'tolower($0) ~ /^set-cookie: xlb_sticky=/ {print $2; exit}')
+	[ -n "$XLBCOOKIE" ] || { echo "l7.sh: xlb proxy set no sticky cookie over TLS" >&2; exit 1; }
+	for n in xlb-tls haproxy-tls; do
+		echo "$n: $(curl -s --http2 --cacert "$TMP/bench.crt" -o /dev/null -w '%{http_version}' "https://127.0.0.1:${PORT[$n]}/browse/x") over ALPN," \
+			"$(openssl s_client -connect "127.0.0.1:${PORT[$n]}" </dev/null 2>/dev/null | awk '/^New,/ {print $2, $NF}')" >&2
+		timeout 10 wrk -t1 -c"$CONNS" -d2s "https://127.0.0.1:${PORT[$n]}/browse/warmup" >/dev/null
+	done
+	for round in $(seq 1 "$ROUNDS"); do
+		for test in $TLS_TESTS; do
+			for n in xlb-tls haproxy-tls; do run_tls "$conf" "$test" "$n" "$round"; done
+		done
+	done
+	stop_all
+done
+
+tls_table() {
+	suite tls || return 0
+	echo
+	echo "| config | test | proxy | req/s | p99 µs | CPU µs/req | req/s ÷ HAProxy | CPU ÷ HAProxy |"
+	echo "|---|---|---|---:|---:|---:|---:|---:|"
+	local conf test n rps p99 cpu hrps hcpu
+	for conf in $CONFIGS; do
+		for test in $TLS_TESTS; do
+			hrps=$(median "${TRPS[$conf,$test,haproxy-tls]}")
+			hcpu=$(median "${TCPU[$conf,$test,haproxy-tls]}")
+			for n in xlb-tls haproxy-tls; do
+				rps=$(median "${TRPS[$conf,$test,$n]}")
+				p99=$(median "${TP99[$conf,$test,$n]}")
+				cpu=$(median "${TCPU[$conf,$test,$n]}")
+				awk -v c="$conf" -v t="$test" -v n="${n%-tls}" -v r="$rps" -v b="$p99" -v u="$cpu" -v hr="$hrps" -v hu="$hcpu" \
+					'BEGIN { printf "| %s | %s | %s | %.0f | %s | %.1f | %.2f | %.2f |\n", c, t, n, r, (b > 0 ? sprintf("%.0f", b) : "–"), u, r / hr, u / hu }'
+			done
+		done
+	done
+}
+{ table; tls_table; } | tee ${OUT:+"$OUT"}

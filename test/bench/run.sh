@@ -47,15 +47,17 @@ benches=(
 	"decap|decapsulator, ns per packet (BPF_PROG_TEST_RUN)|a trivial XDP_PASS program (floor)|decapbench|go test -run '^\$' -bench Decap -benchtime $(q 20000x 200000x) ./l4/decap"
 	"l4|XDP balancer: ns per packet, and packets per second on veth|MAC-swap XDP_TX floor; XDP_TX bounce and nftables DNAT on the same topology|^l4bench|^l4rate|^\\||N=$(q 20000 200000) ROUNDS=$(q 3 10) RATE_ROUNDS=$(q 1 9) RATE_THREADS=$(q 1 1,2) bash test/bench/l4.sh"
 	"l4-table|installing one VIP's Maglev table in the kernel|none (absolute)|^Benchmark|go test -run '^\$' -bench InstallTable -benchtime $(q 5x 20x) ./l4"
-	"l7|L7 proxy req/s, p50/p99 and CPU per request|HAProxy and nginx in front of the same app server|^\\||^metrics cost|DURATION=$(q 2s 10s) ROUNDS=$(q 1 3) CONFIGS='$(q 1w '1w 2w')' bash test/bench/l7.sh"
+	"l7|L7 proxy req/s, p50/p99 and CPU per request, plain and with TLS (HTTP/1.1, a handshake per request, h2)|HAProxy and nginx in front of the same app server (HAProxy with TLS)|^\\||^metrics cost|DURATION=$(q 2s 10s) ROUNDS=$(q 1 3) CONFIGS='$(q 1w '1w 2w')' bash test/bench/l7.sh"
 	"control|failover time and API change to live table|maglev.Build alone in the same run; targets p99 ≤ 1 s and ≤ 10 ms|^controlbench|^Benchmark|bash test/bench/control.sh"
+	"fleet|change propagation through three daemons sharing one etcd until the last kernel forwards accordingly|the same change on one daemon with the state file; target p99 ≤ 50 ms|^controlbench|bash test/bench/fleet.sh"
+	"edgeha|edge-host failure: a silent host until the BGP router stops using it (FRR)|the BGP hold time (3 s and 9 s)|edgehabench|^(ok|FAIL|---)|bash test/bench/edgeha.sh"
 	"control-api|CLI API round trip over the unix socket|none (absolute)|^Benchmark|go test -run '^\$' -bench API -benchtime $(q 300x 3000x) -count $(q 1 3) ./control/api"
 )
 # Drivers added later (test/bench/<name>.sh, e.g. TLS) run too, with their
 # figure lines picked by the usual markers.
 for f in test/bench/*.sh; do
 	n=$(basename "$f" .sh)
-	case $n in run | l4 | l7 | control) continue ;; esac
+	case $n in run | l4 | l7 | control | fleet | edgeha) continue ;; esac
 	benches+=("$n|$n (test/bench/$n.sh)|see the driver|^Benchmark|bench |ratio|^\\||bash $f")
 done
 

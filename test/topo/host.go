@@ -497,3 +497,43 @@ func (h *Host) netlink(fn func(*netlink.Handle) error) error {
 	defer nl.Close()
 	return fn(nl)
 }
+
+// Unplug deletes the host's veth pair: the host drops off the bridge as
+// when its cable is pulled (the other hosts see no link change, only
+// silence).
+func (h *Host) Unplug() error {
+	nl, err := netlink.NewHandleAt(h.topo.brNS)
+	if err != nil {
+		return fmt.Errorf("open netlink in bridge netns: %w", err)
+	}
+	defer nl.Close()
+	port, err := nl.LinkByName(h.Port)
+	if err != nil {
+		return fmt.Errorf("find port %s: %w", h.Port, err)
+	}
+	if err := nl.LinkDel(port); err != nil {
+		return fmt.Errorf("delete port %s: %w", h.Port, err)
+	}
+	return nil
+}
+
+// SetLink sets the host's interface up or down. Down, the host goes
+// silent: its bridge port loses carrier, but the other hosts' links stay
+// up and see nothing but silence.
+func (h *Host) SetLink(up bool) error {
+	return h.netlink(func(nl *netlink.Handle) error {
+		l, err := nl.LinkByIndex(h.Ifindex)
+		if err != nil {
+			return fmt.Errorf("find %s in %s: %w", h.Ifname, h.Name, err)
+		}
+		if up {
+			err = nl.LinkSetUp(l)
+		} else {
+			err = nl.LinkSetDown(l)
+		}
+		if err != nil {
+			return fmt.Errorf("set %s in %s up=%v: %w", h.Ifname, h.Name, up, err)
+		}
+		return nil
+	})
+}

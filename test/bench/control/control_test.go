@@ -147,6 +147,11 @@ outer_source:
 dataplane:
   max_backends: 256
   conntrack_entries: 4096
+  # The hosts are loopback addresses, which the FIB has no next hop for,
+  # and lo has no MAC: fixed MACs make the program forward, which is what
+  # is timed.
+  next_hop_mac: "02:00:00:00:00:01"
+  src_mac: "02:00:00:00:00:02"
 health:
   port: %d
 %sapi:

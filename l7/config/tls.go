@@ -1,0 +1,168 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// TLS is a listener's TLS policy. Certificates are read when the config is
+// loaded (and again on every reload), so that a missing, unreadable or
+// mismatched file is a config error and a renewed certificate is picked up
+// by a reload without restarting.
+type TLS struct {
+	// Certificates, chosen by the client's SNI name; the first is the
+	// default for clients that send no name or a name none covers.
+	Certificates []Certificate `yaml:"certificates"`
+	// MinVersion is "1.2" (the default) or "1.3".
+	MinVersion string `yaml:"min_version"`
+	// Ciphers are TLS 1.2 suite names (Go's names, e.g.
+	// TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256); empty means the modern
+	// defaults below. TLS 1.3 suites are fixed by Go.
+	Ciphers []string `yaml:"ciphers"`
+	// ALPN is the protocols offered, in preference order: "h2" and
+	// "http/1.1" (the default is both, h2 first).
+	ALPN []string `yaml:"alpn"`
+
+	// Filled by Parse.
+	MinVersionID uint16   `yaml:"-"`
+	CipherIDs    []uint16 `yaml:"-"`
+}
+
+// Certificate is one certificate chain and its key, PEM files. OCSP, when
+// set, is a DER OCSP response stapled to handshakes with this certificate
+// (refreshed by whatever renews it, then picked up on reload).
+type Certificate struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	OCSP string `yaml:"ocsp"`
+
+	// Loaded is the parsed chain, key and staple; filled by Parse.
+	Loaded *tls.Certificate `yaml:"-"`
+}
+
+// ALPN protocol names accepted in TLS.ALPN.
+const (
+	ALPNH2     = "h2"
+	ALPNHTTP11 = "http/1.1"
+)
+
+// DefaultALPN is what a TLS listener offers unless alpn says otherwise.
+var DefaultALPN = []string{ALPNH2, ALPNHTTP11}
+
+// DefaultCiphers are the TLS 1.2 suites offered unless ciphers says
+// otherwise: forward-secret AEAD suites only, ECDSA and RSA.
+var DefaultCiphers = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+func (v *validator) tls(li int, t *TLS) {
+	base := func(p ...any) []any { return append([]any{"listeners", li, "tls"}, p...) }
+	if len(t.Certificates) == 0 {
+		v.errorf(base("certificates"), "listener tls needs at least one certificate")
+	}
+	dir := filepath.Dir(v.file)
+	for i := range t.Certificates {
+		c := &t.Certificates[i]
+		at := base("certificates", i)
+		if c.Cert == "" || c.Key == "" {
+			v.errorf(at, "certificate needs both cert and key files")
+			continue
+		}
+		c.Cert, c.Key = relTo(dir, c.Cert), relTo(dir, c.Key)
+		kp, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+		if err != nil {
+			v.errorf(at, "certificate %s with key %s: %s", c.Cert, c.Key, certReason(err))
+			continue
+		}
+		if kp.Leaf == nil {
+			if kp.Leaf, err = x509.ParseCertificate(kp.Certificate[0]); err != nil {
+				v.errorf(append(at, "cert"), "certificate %s: %v", c.Cert, err)
+				continue
+			}
+		}
+		if c.OCSP != "" {
+			c.OCSP = relTo(dir, c.OCSP)
+			der, err := os.ReadFile(c.OCSP)
+			switch {
+			case err != nil:
+				v.errorf(append(at, "ocsp"), "ocsp staple: %v", err)
+			case len(der) == 0:
+				v.errorf(append(at, "ocsp"), "ocsp staple %s is empty", c.OCSP)
+			default:
+				kp.OCSPStaple = der
+			}
+		}
+		c.Loaded = &kp
+	}
+	switch t.MinVersion {
+	case "", "1.2":
+		t.MinVersion, t.MinVersionID = "1.2", tls.VersionTLS12
+	case "1.3":
+		t.MinVersionID = tls.VersionTLS13
+	default:
+		v.errorf(base("min_version"), "tls min_version %q is not 1.2 or 1.3 (older versions are not offered)", t.MinVersion)
+	}
+	if len(t.Ciphers) == 0 {
+		t.CipherIDs = DefaultCiphers
+	}
+	for i, name := range t.Ciphers {
+		id, ok := cipherByName(name)
+		if !ok {
+			v.errorf(base("ciphers", i), "tls cipher %q is not a secure TLS 1.2 suite Go knows (e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)", name)
+			continue
+		}
+		t.CipherIDs = append(t.CipherIDs, id)
+	}
+	if len(t.ALPN) == 0 {
+		t.ALPN = slices.Clone(DefaultALPN)
+	}
+	for i, p := range t.ALPN {
+		if p != ALPNH2 && p != ALPNHTTP11 {
+			v.errorf(base("alpn", i), "tls alpn %q is not one of h2, http/1.1", p)
+		}
+	}
+}
+
+// cipherByName finds a secure TLS 1.2 suite; TLS 1.3 suites cannot be
+// configured in Go and insecure ones are refused.
+func cipherByName(name string) (uint16, bool) {
+	for _, s := range tls.CipherSuites() {
+		if s.Name == name && slices.Contains(s.SupportedVersions, tls.VersionTLS12) {
+			return s.ID, true
+		}
+	}
+	return 0, false
+}
+
+func relTo(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// certReason words crypto/tls's key-pair errors for an operator.
+func certReason(err error) string {
+	msg := err.Error()
+	switch {
+	case os.IsNotExist(err):
+		return "file not found: " + msg
+	case strings.Contains(msg, "does not match"):
+		return "the key does not match the certificate"
+	case strings.Contains(msg, "failed to find any PEM data"):
+		return "not a PEM file: " + strings.TrimPrefix(msg, "tls: ")
+	}
+	return strings.TrimPrefix(msg, "tls: ")
+}
+
+// HasH2 reports whether the listener offers HTTP/2 by ALPN.
+func (t *TLS) HasH2() bool { return t != nil && slices.Contains(t.ALPN, ALPNH2) }

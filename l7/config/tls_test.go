@@ -1,0 +1,113 @@
+package config_test
+
+import (
+	"crypto/tls"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/internal/testcert"
+	"github.com/xlbproject/xlb/l7/config"
+)
+
+// tlsConfig is minimal with its listener's tls section replaced by tlsYAML
+// (indented under the listener).
+func tlsConfig(tlsYAML string) string {
+	return strings.Replace(minimal, `  - addr: ":8080"
+`, `  - addr: ":8443"
+    tls:
+`+tlsYAML, 1)
+}
+
+func TestParseTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testcert.NewCA()
+	require.NoError(t, err)
+	_, _, err = ca.Leaf(dir, "shop", "shop.example.com")
+	require.NoError(t, err)
+	_, _, err = ca.Leaf(dir, "api", "api.example.com")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "api.ocsp"), []byte{0x30, 0x03, 0x0a, 0x01, 0x00}, 0o600))
+
+	t.Run("defaults, relative paths, two certificates, a staple", func(t *testing.T) {
+		file := filepath.Join(dir, "proxy.yaml")
+		cfg, err := config.Parse(file, []byte(tlsConfig(`      certificates:
+        - {cert: shop.crt, key: shop.key}
+        - {cert: api.crt, key: api.key, ocsp: api.ocsp}
+`)))
+		require.NoError(t, err)
+		tc := cfg.Listeners[0].TLS
+		require.NotNil(t, tc)
+		assert.Equal(t, "1.2", tc.MinVersion)
+		assert.Equal(t, uint16(tls.VersionTLS12), tc.MinVersionID)
+		assert.Equal(t, config.DefaultCiphers, tc.CipherIDs)
+		assert.Equal(t, []string{"h2", "http/1.1"}, tc.ALPN)
+		require.Len(t, tc.Certificates, 2)
+		assert.Equal(t, filepath.Join(dir, "shop.crt"), tc.Certificates[0].Cert)
+		require.NotNil(t, tc.Certificates[0].Loaded)
+		assert.Equal(t, []string{"shop.example.com"}, tc.Certificates[0].Loaded.Leaf.DNSNames)
+		assert.Nil(t, tc.Certificates[0].Loaded.OCSPStaple)
+		assert.Equal(t, []byte{0x30, 0x03, 0x0a, 0x01, 0x00}, tc.Certificates[1].Loaded.OCSPStaple)
+	})
+
+	t.Run("policy", func(t *testing.T) {
+		cfg, err := config.Parse(filepath.Join(dir, "p.yaml"), []byte(tlsConfig(`      certificates: [{cert: shop.crt, key: shop.key}]
+      min_version: "1.3"
+      ciphers: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]
+      alpn: [http/1.1]
+`)))
+		require.NoError(t, err)
+		tc := cfg.Listeners[0].TLS
+		assert.Equal(t, uint16(tls.VersionTLS13), tc.MinVersionID)
+		assert.Equal(t, []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}, tc.CipherIDs)
+		assert.False(t, tc.HasH2())
+	})
+
+	cases := []struct{ name, yaml, want string }{
+		{"missing cert file", `      certificates: [{cert: nope.crt, key: shop.key}]
+`, "p.yaml:4: certificate " + filepath.Join(dir, "nope.crt") + " with key " + filepath.Join(dir, "shop.key") + ": file not found"},
+		{"key of another certificate", `      certificates:
+        - {cert: shop.crt, key: api.key}
+`, "p.yaml:5: certificate " + filepath.Join(dir, "shop.crt") + " with key " + filepath.Join(dir, "api.key") + ": the key does not match the certificate"},
+		{"not PEM", `      certificates: [{cert: api.ocsp, key: shop.key}]
+`, "not a PEM file"},
+		{"no key", `      certificates: [{cert: shop.crt}]
+`, "p.yaml:4: certificate needs both cert and key files"},
+		{"no certificates", `      min_version: "1.2"
+`, "p.yaml:3: listener tls needs at least one certificate"},
+		{"missing staple", `      certificates: [{cert: shop.crt, key: shop.key, ocsp: gone.ocsp}]
+`, "p.yaml:4: ocsp staple: open " + filepath.Join(dir, "gone.ocsp")},
+		{"old version", `      certificates: [{cert: shop.crt, key: shop.key}]
+      min_version: "1.1"
+`, `p.yaml:5: tls min_version "1.1" is not 1.2 or 1.3 (older versions are not offered)`},
+		{"weak cipher", `      certificates: [{cert: shop.crt, key: shop.key}]
+      ciphers: [TLS_RSA_WITH_RC4_128_SHA]
+`, `p.yaml:5: tls cipher "TLS_RSA_WITH_RC4_128_SHA" is not a secure TLS 1.2 suite`},
+		{"unknown alpn", `      certificates: [{cert: shop.crt, key: shop.key}]
+      alpn: [h3]
+`, `p.yaml:5: tls alpn "h3" is not one of h2, http/1.1`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := config.Parse(filepath.Join(dir, "p.yaml"), []byte(tlsConfig(c.yaml)))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), strings.ReplaceAll(c.want, "p.yaml", filepath.Join(dir, "p.yaml")))
+		})
+	}
+}
+
+func TestParseUpstreamProtocol(t *testing.T) {
+	cfg, err := config.Parse("x.yaml", []byte(minimal))
+	require.NoError(t, err)
+	assert.Equal(t, config.UpstreamHTTP1, cfg.Pools[0].UpstreamProtocol)
+	cfg, err = config.Parse("x.yaml", []byte(minimal+"    upstream_protocol: h2c\n"))
+	require.NoError(t, err)
+	assert.Equal(t, config.UpstreamH2C, cfg.Pools[0].UpstreamProtocol)
+	_, err = config.Parse("x.yaml", []byte(minimal+"    upstream_protocol: h2\n"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `x.yaml:17: pool "checkout" upstream_protocol "h2" is not one of http1, h2c`)
+}

@@ -1,0 +1,117 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// upstreamClient sends one request to one app server. *fasthttp.HostClient
+// is the HTTP/1.1 one; h2cClient speaks HTTP/2 to pools that ask for it.
+// Both report errors the way the proxy's HostClients do (a dialError for
+// anything that failed before the request was sent, fasthttp.ErrTimeout,
+// fasthttp.ErrBodyTooLarge), so classifyUpstream handles both.
+type upstreamClient interface {
+	DoTimeout(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration) error
+	CloseIdleConnections()
+}
+
+var (
+	_ upstreamClient = (*fasthttp.HostClient)(nil)
+	_ upstreamClient = (*h2cClient)(nil)
+)
+
+// h2cClient speaks HTTP/2 with prior knowledge over cleartext TCP to one
+// app server: all of the proxy's requests to it multiplex over few
+// connections. It converts between fasthttp's request and response and
+// net/http's, which costs allocations the HTTP/1.1 path does not have.
+type h2cClient struct {
+	addr string
+	tr   *http.Transport
+}
+
+func newH2CClient(addr string, dialTimeout time.Duration) *h2cClient {
+	d := &net.Dialer{Timeout: dialTimeout}
+	tr := &http.Transport{
+		DialContext:        d.DialContext,
+		IdleConnTimeout:    upstreamIdle,
+		DisableCompression: true, // bodies pass through as they are
+		// A bound on what one answer's headers may take; the response
+		// timeout bounds the rest.
+		MaxResponseHeaderBytes: 1 << 20,
+		// New connections open when the server's stream limit is reached;
+		// the same bound as an HTTP/1.1 server's connections.
+		MaxConnsPerHost: maxConnsPerBackend,
+	}
+	tr.Protocols = new(http.Protocols)
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	return &h2cClient{addr: addr, tr: tr}
+}
+
+func (c *h2cClient) CloseIdleConnections() { c.tr.CloseIdleConnections() }
+
+// DoTimeout sends req and reads the whole response into resp, within
+// timeout.
+func (c *h2cClient) DoTimeout(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	hreq := &http.Request{
+		Method: string(req.Header.Method()),
+		// Opaque keeps the path and query byte for byte as routing saw them.
+		URL:    &url.URL{Scheme: "http", Host: c.addr, Opaque: string(req.RequestURI())},
+		Host:   string(req.Header.Host()),
+		Header: make(http.Header, req.Header.Len()),
+	}
+	for k, v := range req.Header.All() {
+		switch string(k) {
+		case fasthttp.HeaderHost, fasthttp.HeaderContentLength, fasthttp.HeaderConnection, fasthttp.HeaderTransferEncoding:
+			continue
+		}
+		hreq.Header[string(k)] = append(hreq.Header[string(k)], string(v))
+	}
+	if body := req.Body(); len(body) > 0 {
+		hreq.Body = io.NopCloser(bytes.NewReader(body))
+		hreq.ContentLength = int64(len(body))
+	}
+	hresp, err := c.tr.RoundTrip(hreq.WithContext(ctx))
+	if err != nil {
+		return c.mapErr(ctx, err)
+	}
+	defer hresp.Body.Close()
+	resp.SetStatusCode(hresp.StatusCode)
+	for k, vs := range hresp.Header {
+		for _, v := range vs {
+			resp.Header.Add(k, v)
+		}
+	}
+	n, err := io.Copy(resp.BodyWriter(), io.LimitReader(hresp.Body, maxResponseBodyBytes+1))
+	switch {
+	case err != nil:
+		return c.mapErr(ctx, err)
+	case n > maxResponseBodyBytes:
+		return fasthttp.ErrBodyTooLarge
+	}
+	return nil
+}
+
+// mapErr words a net/http error as the HostClients do: a dial failure is a
+// dialError (never sent, so any method may be retried elsewhere), a
+// deadline is fasthttp.ErrTimeout.
+func (c *h2cClient) mapErr(ctx context.Context, err error) error {
+	var op *net.OpError
+	switch {
+	case errors.As(err, &op) && op.Op == "dial":
+		return &dialError{err: op}
+	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return fasthttp.ErrTimeout
+	}
+	return fmt.Errorf("h2c to %s: %w", c.addr, err)
+}

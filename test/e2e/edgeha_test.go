@@ -1,0 +1,706 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/control/api"
+	"github.com/xlbproject/xlb/l4"
+	"github.com/xlbproject/xlb/l4/decap"
+	"github.com/xlbproject/xlb/l4/xdplink"
+	"github.com/xlbproject/xlb/test/topo"
+)
+
+// Edge high availability: several edge hosts, each running the real
+// `xlb daemon` with XDP and a BGP session to an FRR router that spreads
+// the VIP's packets over them (ECMP, L4 hash). Clients reach the VIP
+// through the router; the L7 hosts answer them directly.
+//
+//	client ──► router (FRR: bgpd + zebra, ECMP) ──► lb1 | lb2 | lb3 (xlb daemon, XDP, BGP)
+//	   ▲                                                   │ IP-in-IP
+//	   └──────────── l7-1 | l7-2 | l7-3 (decap, VIP on lo) ◄┘
+//
+// All on one bridge; the router is one-armed.
+const (
+	haRouterASN = 65000
+	haEdgeASN   = 65001
+	haHold      = 3 * time.Second // the smallest RFC 4271 allows
+	haHTTPPort  = 80
+	haStreamPrt = 5001
+	haStreams   = 200
+)
+
+type haLB struct {
+	host                  *topo.Host
+	dir, cfg, pin, socket string
+	log                   string
+	api                   *api.Client
+	cmd                   *exec.Cmd
+	done                  chan error
+	exitCode              int
+	killed                bool
+}
+
+type haBed struct {
+	// t is the top-level test: edge hosts live until it ends, whichever
+	// subtest added them.
+	t      *testing.T
+	tp     *topo.Topology
+	router *topo.Host
+	frr    *topo.FRR
+	client *topo.Host
+	lbs    []*haLB
+	l7     []*ctlL7
+	vip    netip.Addr
+	// vip6 is an IPv6 VIP on the same hosts, announced over the same
+	// (IPv4) sessions with the hosts' IPv6 addresses as next hops.
+	vip6 netip.Addr
+	dir  string
+	bin  string
+	// hold and keepalive are both sides' BGP timers.
+	hold, keepalive time.Duration
+}
+
+func newHABed(t *testing.T, hold time.Duration) *haBed {
+	t.Helper()
+	if !topo.FRRAvailable() {
+		t.Skip("FRR is not installed (make deps installs Debian's frr)")
+	}
+	b := &haBed{t: t, tp: topo.NewT(t, topo.Options{}), vip: netip.MustParseAddr("198.51.100.30"), dir: t.TempDir(),
+		vip6: netip.MustParseAddr("2001:db8:100::30"),
+		hold: hold, keepalive: max(hold/3, time.Second)}
+	b.bin = ctlBuild(t, b.dir)
+	var err error
+	b.router, err = b.tp.AddHost(topo.HostConfig{Name: "router", Router: true, NoOffloads: true})
+	require.NoError(t, err)
+	b.frr = b.router.StartFRRT(t, topo.FRRConfig{
+		ASN: haRouterASN, RouterID: b.router.Addr4, Listen: b.router.Prefix4, PeerASN: haEdgeASN,
+		Keepalive: b.keepalive, HoldTime: b.hold,
+	})
+	b.client, err = b.tp.AddHost(topo.HostConfig{Name: "client", NoOffloads: true})
+	require.NoError(t, err)
+	require.NoError(t, b.client.AddRoute(netip.PrefixFrom(b.vip, 32), b.router.Addr4))
+	require.NoError(t, b.client.AddRoute(netip.PrefixFrom(b.vip6, 128), b.router.Addr6))
+	require.NoError(t, b.client.AddNeigh(b.router.Addr4, b.router.MAC))
+	require.NoError(t, b.client.AddNeigh(b.router.Addr6, b.router.MAC))
+	for i := 1; i <= 3; i++ {
+		b.addLB(t)
+	}
+	for i := 1; i <= 3; i++ {
+		h, err := b.tp.AddHost(topo.HostConfig{Name: fmt.Sprintf("l7-%d", i), MTU: topo.BridgeMTU,
+			VIPs: []netip.Addr{b.vip, b.vip6}, RPFilterOff: true})
+		require.NoError(t, err)
+		d, err := decap.Open(decap.Config{})
+		require.NoError(t, err)
+		t.Cleanup(func() { assert.NoError(t, d.Close()) })
+		require.NoError(t, d.SetAddrs([]netip.Addr{h.Addr4, h.Addr6}))
+		require.NoError(t, h.Do(func() error { return d.Attach(topo.HostIfname, xdplink.ModeNative) }))
+		l := &ctlL7{host: h, vip: b.vip}
+		l.ready.Store(true)
+		l.start(t)
+		t.Cleanup(l.stop)
+		for _, vip := range []netip.Addr{b.vip, b.vip6} {
+			ln, err := h.Listen("tcp", netip.AddrPortFrom(vip, haStreamPrt).String())
+			require.NoError(t, err)
+			serve(t, ln, h.Name)
+		}
+		// The IPv6 backends' /ready, on the host's IPv6 address.
+		ln, err := h.Listen("tcp", netip.AddrPortFrom(h.Addr6, ctlAdminPort).String())
+		require.NoError(t, err)
+		ready := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintln(w, "ready")
+		})}
+		go func() { _ = ready.Serve(ln) }()
+		t.Cleanup(func() { _ = ready.Close() })
+		require.NoError(t, h.AddNeigh(b.client.Addr4, b.client.MAC))
+		require.NoError(t, h.AddNeigh(b.client.Addr6, b.client.MAC))
+		b.l7 = append(b.l7, l)
+	}
+	for _, lb := range b.lbs {
+		b.wire(t, lb)
+	}
+	return b
+}
+
+// addLB makes an edge host namespace and its daemon's files; startLB runs
+// the daemon.
+func (b *haBed) addLB(t *testing.T) *haLB {
+	t.Helper()
+	name := fmt.Sprintf("lb%d", len(b.lbs)+1)
+	h, err := b.tp.AddHost(topo.HostConfig{Name: name, MTU: topo.BridgeMTU, PeerXDPPass: true, Router: true})
+	require.NoError(t, err)
+	lb := &haLB{host: h, dir: filepath.Join(b.dir, name), pin: "/sys/fs/bpf/" + b.tp.NetNSName(name)}
+	require.NoError(t, os.MkdirAll(lb.dir, 0o700))
+	lb.socket = filepath.Join(lb.dir, "xlb.sock")
+	lb.cfg = filepath.Join(lb.dir, "xlb.yaml")
+	lb.log = filepath.Join(lb.dir, "daemon.log")
+	lb.api = api.NewClient(lb.socket, 10*time.Second)
+	b.lbs = append(b.lbs, lb)
+	top := b.t
+	top.Cleanup(func() {
+		b.stopLB(top, lb, syscall.SIGKILL)
+		assert.NoError(top, l4.RemovePins(lb.pin))
+		if top.Failed() {
+			if out, err := os.ReadFile(lb.log); err == nil {
+				top.Logf("%s daemon log (tail):\n%s", name, tail(out, 40))
+			}
+		}
+	})
+	return lb
+}
+
+func tail(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// wire writes lb's config and static neighbours (the test measures BGP
+// and the data path, not ARP).
+func (b *haBed) wire(t *testing.T, lb *haLB) {
+	t.Helper()
+	require.NoError(t, b.router.AddNeigh(lb.host.Addr4, lb.host.MAC))
+	require.NoError(t, b.router.AddNeigh(lb.host.Addr6, lb.host.MAC))
+	require.NoError(t, lb.host.AddNeigh(b.router.Addr4, b.router.MAC))
+	var backends, backends6 strings.Builder
+	for _, l := range b.l7 {
+		require.NoError(t, lb.host.AddNeigh(l.host.Addr4, l.host.MAC))
+		require.NoError(t, lb.host.AddNeigh(l.host.Addr6, l.host.MAC))
+		require.NoError(t, l.host.AddNeigh(lb.host.Addr4, lb.host.MAC))
+		fmt.Fprintf(&backends, "      - address: %s\n", l.host.Addr4)
+		fmt.Fprintf(&backends6, "      - address: %s\n", l.host.Addr6)
+	}
+	var vips strings.Builder
+	for _, port := range []int{haHTTPPort, haStreamPrt} {
+		fmt.Fprintf(&vips, "  - address: %s\n    port: %d\n    protocol: tcp\n    backends:\n%s", b.vip, port, backends.String())
+	}
+	fmt.Fprintf(&vips, "  - address: %s\n    port: %d\n    protocol: tcp\n    backends:\n%s", b.vip6, haStreamPrt, backends6.String())
+	cfg := fmt.Sprintf(`interfaces:
+  - name: eth0
+    mode: native
+outer_source:
+  ipv4: %s
+  ipv6: %s
+dataplane:
+  max_vips: 8
+  max_backends: 64
+  conntrack_entries: 65536
+health:
+  port: %d
+api:
+  socket: %s
+metrics:
+  listen: 127.0.0.1:9724
+state:
+  path: %s
+bpf:
+  pin_path: %s
+vips:
+%sbgp:
+  asn: %d
+  shutdown_drain: 1s
+  restart_time: 30s
+  peers:
+    - address: %s
+      asn: %d
+      hold_time: %s
+      keepalive: %s
+`, lb.host.Addr4, lb.host.Addr6, ctlAdminPort, lb.socket, filepath.Join(lb.dir, "state.json"), lb.pin, vips.String(),
+		haEdgeASN, b.router.Addr4, haRouterASN, b.hold, b.keepalive)
+	require.NoError(t, os.WriteFile(lb.cfg, []byte(cfg), 0o600))
+}
+
+// startLB runs `xlb daemon` in lb's namespace and waits for its API.
+func (b *haBed) startLB(t *testing.T, lb *haLB) {
+	t.Helper()
+	logf, err := os.OpenFile(lb.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	require.NoError(t, err)
+	defer logf.Close()
+	cmd := lb.host.Command(context.Background(), b.bin, "daemon", "--config", lb.cfg)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	require.NoError(t, cmd.Start())
+	lb.cmd, lb.done = cmd, make(chan error, 1)
+	go func() { lb.done <- cmd.Wait() }()
+	require.Eventually(t, func() bool {
+		select {
+		case werr := <-lb.done:
+			lb.done <- werr
+			return true
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := lb.api.Status(ctx)
+		return err == nil
+	}, 30*time.Second, 20*time.Millisecond, "%s daemon API never came up", lb.host.Name)
+	select {
+	case werr := <-lb.done:
+		out, _ := os.ReadFile(lb.log)
+		t.Fatalf("%s daemon exited (%v):\n%s", lb.host.Name, werr, out)
+	default:
+	}
+}
+
+// stopLB signals lb's daemon and waits for it to exit.
+func (b *haBed) stopLB(t *testing.T, lb *haLB, sig syscall.Signal) {
+	t.Helper()
+	if lb.cmd == nil {
+		return
+	}
+	_ = lb.cmd.Process.Signal(sig)
+	select {
+	case err := <-lb.done:
+		lb.exitCode = 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			lb.exitCode = ee.ExitCode()
+		}
+	case <-time.After(30 * time.Second):
+		_ = lb.cmd.Process.Kill()
+		<-lb.done
+		t.Errorf("%s daemon did not stop on %v", lb.host.Name, sig)
+	}
+	lb.cmd = nil
+}
+
+// nextHops are the edge hosts the router sends the IPv4 VIP's packets to.
+func (b *haBed) nextHops(t *testing.T) []netip.Addr { return b.nextHopsOf(t, b.vip) }
+
+func (b *haBed) nextHopsOf(t *testing.T, vip netip.Addr) []netip.Addr {
+	t.Helper()
+	hops, err := b.frr.NextHops(netip.PrefixFrom(vip, vip.BitLen()))
+	require.NoError(t, err)
+	slices.SortFunc(hops, netip.Addr.Compare)
+	return hops
+}
+
+func (b *haBed) uses(t *testing.T, lb *haLB) bool {
+	return slices.Contains(b.nextHops(t), lb.host.Addr4)
+}
+
+func (b *haBed) live() []*haLB {
+	var out []*haLB
+	for _, lb := range b.lbs {
+		if !lb.killed {
+			out = append(out, lb)
+		}
+	}
+	return out
+}
+
+// waitRouterUses waits until the router spreads the VIP over exactly the
+// live edge hosts.
+func (b *haBed) waitRouterUses(t *testing.T, lbs []*haLB) {
+	t.Helper()
+	var want []netip.Addr
+	for _, lb := range lbs {
+		want = append(want, lb.host.Addr4)
+	}
+	slices.SortFunc(want, netip.Addr.Compare)
+	var got []netip.Addr
+	require.Eventually(t, func() bool {
+		got = b.nextHops(t)
+		return slices.Equal(got, want)
+	}, 30*time.Second, 20*time.Millisecond, "router next hops %v, want %v", &got, want)
+}
+
+// vipStats are one edge host's counters of the IPv4 VIP on port.
+func vipStats(t *testing.T, lb *haLB, port uint16) api.VIPStats {
+	return vipStatsOf(t, lb, netip.MustParseAddr("198.51.100.30"), port)
+}
+
+func vipStatsOf(t *testing.T, lb *haLB, vip netip.Addr, port uint16) api.VIPStats {
+	t.Helper()
+	st, err := lb.api.Stats(context.Background())
+	require.NoError(t, err)
+	for _, v := range st.VIPs {
+		if v.Key.Addr == vip && v.Key.Port == port {
+			return v
+		}
+	}
+	require.Failf(t, "no such vip", "port %d on %s", port, lb.host.Name)
+	return api.VIPStats{}
+}
+
+// streams are long-lived TCP connections through the VIP, each sending a
+// line every 100 ms and reading its echo; a connection that errs, times
+// out or is answered by another L7 host than its first is broken.
+type streams struct {
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	rounds atomic.Int64
+	broken atomic.Int64
+	mu     sync.Mutex
+	errs   []string
+	hosts  map[string]int
+}
+
+func (b *haBed) startStreams(t *testing.T, n int) *streams {
+	t.Helper()
+	s := &streams{stop: make(chan struct{}), hosts: map[string]int{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ready := sync.WaitGroup{}
+	for i := range n {
+		c, err := b.client.DialContext(ctx, "tcp", netip.AddrPortFrom(b.vip, haStreamPrt).String())
+		if err != nil {
+			close(s.stop)
+			s.wg.Wait()
+			require.NoError(t, err, "stream %d", i)
+		}
+		ready.Add(1)
+		s.wg.Add(1)
+		go s.run(c, i, &ready)
+	}
+	ready.Wait()
+	return s
+}
+
+func (s *streams) fail(i int, format string, args ...any) {
+	s.broken.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.errs) < 10 {
+		s.errs = append(s.errs, fmt.Sprintf("stream %d: ", i)+fmt.Sprintf(format, args...))
+	}
+}
+
+func (s *streams) run(c net.Conn, i int, ready *sync.WaitGroup) {
+	defer s.wg.Done()
+	defer c.Close()
+	r := bufio.NewReader(c)
+	first := ""
+	once := sync.OnceFunc(ready.Done)
+	defer once()
+	for seq := 0; ; seq++ {
+		msg := fmt.Sprintf("s%d-%d-%s", i, seq, strings.Repeat("p", 200))
+		// Bounded: an answer later than this is a broken connection
+		// (TCP would have retried through any re-route long before).
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := fmt.Fprintf(c, "%s\n", msg); err != nil {
+			s.fail(i, "write: %v", err)
+			return
+		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			s.fail(i, "read: %v", err)
+			return
+		}
+		f := strings.Fields(line)
+		if len(f) != 3 || f[2] != msg {
+			s.fail(i, "answer %q", line)
+			return
+		}
+		if first == "" {
+			first = f[0]
+			s.mu.Lock()
+			s.hosts[first]++
+			s.mu.Unlock()
+			once()
+		} else if f[0] != first {
+			s.fail(i, "answered by %s, then by %s", first, f[0])
+			return
+		}
+		s.rounds.Add(1)
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// finish stops the streams and returns the broken count.
+func (s *streams) finish(t *testing.T) int64 {
+	t.Helper()
+	close(s.stop)
+	s.wg.Wait()
+	for _, e := range s.errs {
+		t.Log(e)
+	}
+	return s.broken.Load()
+}
+
+// roundsDuring is how many round trips the streams made in d.
+func (s *streams) roundsDuring(d time.Duration) int64 {
+	before := s.rounds.Load()
+	time.Sleep(d)
+	return s.rounds.Load() - before
+}
+
+func TestEdgeHA(t *testing.T) {
+	b := newHABed(t, haHold)
+	for _, lb := range b.lbs {
+		b.startLB(t, lb)
+	}
+	b.waitRouterUses(t, b.lbs)
+	st, err := b.lbs[0].api.Status(context.Background())
+	require.NoError(t, err)
+	require.NotNil(t, st.BGP)
+	t.Logf("lb1 bgp: peers %+v, announced %v", st.BGP.Peers, st.BGP.Announced)
+
+	t.Run("1 new flows spread over every edge host and every L7 host", func(t *testing.T) {
+		before := map[*haLB]uint64{}
+		for _, lb := range b.lbs {
+			before[lb] = vipStats(t, lb, haHTTPPort).NewFlows
+		}
+		httpc := newHTTPClient(b.client)
+		answers := map[string]int{}
+		const n = 300
+		for range n {
+			host, err := httpGet(httpc, b.vip)
+			require.NoError(t, err)
+			answers[host]++
+		}
+		perLB := map[string]uint64{}
+		var total uint64
+		for _, lb := range b.lbs {
+			d := vipStats(t, lb, haHTTPPort).NewFlows - before[lb]
+			perLB[lb.host.Name] = d
+			total += d
+		}
+		t.Logf("%d new connections: new flows per edge host %v; answers per L7 host %v", n, perLB, answers)
+		for _, lb := range b.lbs {
+			assert.Positive(t, perLB[lb.host.Name], "edge host %s took new flows", lb.host.Name)
+		}
+		for _, l := range b.l7 {
+			assert.Positive(t, answers[l.host.Name], "L7 host %s answered", l.host.Name)
+		}
+		assert.Equal(t, n, answers[b.l7[0].host.Name]+answers[b.l7[1].host.Name]+answers[b.l7[2].host.Name])
+		assert.GreaterOrEqual(t, total, uint64(n), "every connection was a new flow on some edge host")
+	})
+
+	t.Run("1 ipv6: new flows spread over every edge host and every L7 host", func(t *testing.T) {
+		var want []netip.Addr
+		for _, lb := range b.lbs {
+			want = append(want, lb.host.Addr6)
+		}
+		slices.SortFunc(want, netip.Addr.Compare)
+		var got []netip.Addr
+		require.Eventually(t, func() bool {
+			got = b.nextHopsOf(t, b.vip6)
+			return slices.Equal(got, want)
+		}, 30*time.Second, 20*time.Millisecond, "router's IPv6 next hops %v, want %v", &got, want)
+		before := map[*haLB]uint64{}
+		for _, lb := range b.lbs {
+			before[lb] = vipStatsOf(t, lb, b.vip6, haStreamPrt).NewFlows
+		}
+		answers := map[string]int{}
+		const n = 150
+		for i := range n {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c, err := b.client.DialContext(ctx, "tcp", netip.AddrPortFrom(b.vip6, haStreamPrt).String())
+			cancel()
+			require.NoError(t, err)
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			_, err = fmt.Fprintf(c, "q%d\n", i)
+			require.NoError(t, err)
+			line, err := bufio.NewReader(c).ReadString('\n')
+			require.NoError(t, err)
+			_ = c.Close()
+			answers[strings.Fields(line)[0]]++
+		}
+		perLB := map[string]uint64{}
+		for _, lb := range b.lbs {
+			perLB[lb.host.Name] = vipStatsOf(t, lb, b.vip6, haStreamPrt).NewFlows - before[lb]
+		}
+		t.Logf("ipv6: router next hops %v; %d new connections: new flows per edge host %v; answers per L7 host %v", got, n, perLB, answers)
+		for _, lb := range b.lbs {
+			assert.Positive(t, perLB[lb.host.Name], "edge host %s took new IPv6 flows", lb.host.Name)
+		}
+		for _, l := range b.l7 {
+			assert.Positive(t, answers[l.host.Name], "L7 host %s answered over IPv6", l.host.Name)
+		}
+	})
+
+	t.Run("3 rolling restart of every edge daemon under load: no withdrawal, nothing broken", func(t *testing.T) {
+		s := b.startStreams(t, haStreams)
+		var fewest atomic.Int64
+		fewest.Store(int64(len(b.lbs)))
+		watch, watched := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(watched)
+			for {
+				hops, err := b.frr.NextHops(netip.PrefixFrom(b.vip, 32))
+				if err == nil && int64(len(hops)) < fewest.Load() {
+					fewest.Store(int64(len(hops)))
+				}
+				select {
+				case <-watch:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}()
+		for _, lb := range b.lbs {
+			b.stopLB(t, lb, syscall.SIGUSR2)
+			assert.Equal(t, 75, lb.exitCode, "%s: SIGUSR2 exits 75 (restart)", lb.host.Name)
+			b.startLB(t, lb)
+			require.Eventually(t, func() bool {
+				st, err := lb.api.Status(context.Background())
+				return err == nil && st.BGP != nil && len(st.BGP.Peers) == 1 && st.BGP.Peers[0].Up && len(st.BGP.Announced) == 2
+			}, 30*time.Second, 20*time.Millisecond, "%s: session back and both VIPs announced", lb.host.Name)
+			st, err := lb.api.Status(context.Background())
+			require.NoError(t, err)
+			assert.True(t, st.Adopted, "%s adopted its pinned data path", lb.host.Name)
+		}
+		moved := s.roundsDuring(time.Second)
+		close(watch)
+		<-watched
+		broken := s.finish(t)
+		t.Logf("rolling restart of %d daemons: %d streams, %d round trips, %d broken; fewest next hops seen at the router: %d",
+			len(b.lbs), haStreams, s.rounds.Load(), broken, fewest.Load())
+		assert.Zero(t, broken)
+		assert.Positive(t, moved, "streams still flowing after the restarts")
+		assert.Equal(t, int64(len(b.lbs)), fewest.Load(), "the router never stopped using a restarting host")
+	})
+
+	t.Run("4 a fourth edge host under load announces only once in sync", func(t *testing.T) {
+		s := b.startStreams(t, haStreams)
+		lb := b.addLB(t)
+		b.wire(t, lb)
+		require.False(t, b.uses(t, lb))
+		b.startLB(t, lb)
+		b.waitRouterUses(t, b.lbs)
+		st, err := lb.api.Status(context.Background())
+		require.NoError(t, err)
+		assert.False(t, st.LastReconcile.IsZero(), "reconciled before the router used it")
+		// Identical tables: the new host picks what the others pick.
+		key := api.VIPKey{Addr: b.vip, Port: haStreamPrt, Proto: api.ProtoTCP}
+		same := 0
+		for p := range 100 {
+			q := api.FlowQuery{Src: netip.AddrPortFrom(b.client.Addr4, uint16(40000+p)), VIP: key}
+			a1, err := b.lbs[0].api.Flow(context.Background(), q)
+			require.NoError(t, err)
+			a4, err := lb.api.Flow(context.Background(), q)
+			require.NoError(t, err)
+			if a1.Backend == a4.Backend && a4.Via == api.ViaMaglev {
+				same++
+			}
+		}
+		assert.Equal(t, 100, same, "the new edge host's table matches lb1's")
+		moved := s.roundsDuring(time.Second)
+		got := vipStats(t, lb, haStreamPrt).Packets
+		broken := s.finish(t)
+		t.Logf("fourth edge host: %d streams, %d round trips, %d broken; packets of the streams it took: %d; table agreement %d/100",
+			haStreams, s.rounds.Load(), broken, got, same)
+		assert.Zero(t, broken)
+		assert.Positive(t, moved)
+		assert.Positive(t, got, "the router sends the new host a share of the flows")
+	})
+
+	t.Run("2 an edge host dies under load: the router withdraws it, nothing broken", func(t *testing.T) {
+		s := b.startStreams(t, haStreams)
+		victim := b.lbs[1]
+		s.roundsDuring(500 * time.Millisecond)
+		before := vipStats(t, victim, haStreamPrt).Packets
+		s.roundsDuring(500 * time.Millisecond)
+		share := vipStats(t, victim, haStreamPrt).Packets - before
+		require.Positive(t, share, "the victim carries streams")
+		// The host dies: first its cable, then its daemon (SIGKILL), so
+		// the router hears nothing more from it and must notice by the
+		// hold timer.
+		start := time.Now()
+		require.NoError(t, victim.host.Unplug())
+		b.stopLB(t, victim, syscall.SIGKILL)
+		victim.killed = true
+		var gone time.Duration
+		require.Eventually(t, func() bool {
+			if b.uses(t, victim) {
+				return false
+			}
+			gone = time.Since(start)
+			return true
+		}, 30*time.Second, 5*time.Millisecond, "the router kept using the dead host")
+		b.waitRouterUses(t, b.live())
+		moved := s.roundsDuring(2 * time.Second)
+		broken := s.finish(t)
+		t.Logf("edge host %s killed (hold time %v): router stopped using it after %v; %d streams (%d packets/0.5 s on the victim before), %d round trips after, %d broken",
+			victim.host.Name, b.hold, gone.Round(time.Millisecond), haStreams, share, moved, broken)
+		assert.Zero(t, broken, "flows moved to the surviving hosts pick the same L7 host")
+		assert.Positive(t, moved)
+	})
+
+	t.Run("an edge host stopped under load withdraws before its session closes, nothing broken", func(t *testing.T) {
+		testEdgeStop(t, b)
+	})
+}
+
+// newHTTPClient makes every request on a new connection (a new flow)
+// from h.
+// A stopped edge host (SIGTERM) withdraws first and keeps forwarding
+// through the drain: the router moves its flows while the session is
+// still up, and nothing breaks.
+func testEdgeStop(t *testing.T, b *haBed) {
+	s := b.startStreams(t, haStreams)
+	victim := b.live()[len(b.live())-1]
+	sessions, err := b.frr.Established()
+	require.NoError(t, err)
+	start := time.Now()
+	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGTERM))
+	var withdrawn time.Duration
+	upAtWithdrawal := 0
+	require.Eventually(t, func() bool {
+		if b.uses(t, victim) {
+			return false
+		}
+		withdrawn = time.Since(start)
+		upAtWithdrawal, err = b.frr.Established()
+		require.NoError(t, err)
+		return true
+	}, 30*time.Second, 2*time.Millisecond, "the router kept using the stopping host")
+	b.stopLB(t, victim, syscall.SIGTERM)
+	stopped := time.Since(start)
+	victim.killed = true
+	moved := s.roundsDuring(time.Second)
+	broken := s.finish(t)
+	t.Logf("edge host %s stopped (SIGTERM, drain 1s): withdrawn after %v with %d of %d sessions still up; daemon gone after %v; %d streams, %d round trips after, %d broken",
+		victim.host.Name, withdrawn.Round(time.Millisecond), upAtWithdrawal, sessions, stopped.Round(time.Millisecond), haStreams, moved, broken)
+	assert.Equal(t, sessions, upAtWithdrawal, "the route went before the session")
+	assert.Zero(t, victim.exitCode, "SIGTERM exits 0")
+	assert.Zero(t, broken)
+	assert.Positive(t, moved)
+}
+
+func newHTTPClient(h *topo.Host) *http.Client {
+	return &http.Client{Timeout: 5 * time.Second,
+		Transport: &http.Transport{DialContext: h.Dialer(), DisableKeepAlives: true}}
+}
+
+// httpGet asks the VIP and returns the answering L7 host.
+func httpGet(c *http.Client, vip netip.Addr) (string, error) {
+	resp, err := c.Get("http://" + vip.String() + "/")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return string(body), nil
+}
