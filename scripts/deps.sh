@@ -29,6 +29,8 @@ have_pkg fonts-dejavu-core || need+=(fonts-dejavu-core)
 # The database-tier tests run real PostgreSQL clusters (initdb, pg_ctl,
 # pg_basebackup); Debian keeps them in /usr/lib/postgresql/<major>/bin.
 compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || have_cmd pg_ctl || need+=(postgresql)
+# promtool runs the alert rules' unit tests (control/alerts).
+have_cmd promtool   || need+=(prometheus)
 # The edge-HA tests' router (bgpd + zebra in a namespace).
 [ -x /usr/lib/frr/bgpd ] || need+=(frr)
 
@@ -46,8 +48,9 @@ fi
 echo "deps: installing ${need[*]}"
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# The benchmark peers are run by hand, not as services.
-for svc in haproxy nginx frr postgresql; do
+# The benchmark and test peers are run by hand, not as services; of the
+# prometheus package only promtool is used.
+for svc in haproxy nginx frr postgresql prometheus prometheus-node-exporter; do
 	if have_cmd systemctl; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
 	if have_cmd service; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done

@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/xlbproject/xlb/internal/etcdstore"
+	"github.com/xlbproject/xlb/internal/opsmetrics"
 	"github.com/xlbproject/xlb/internal/statuspage"
 	"github.com/xlbproject/xlb/l7/admin"
 	"github.com/xlbproject/xlb/l7/config"
@@ -133,6 +135,11 @@ func (o *proxyOptions) run(cmd *cobra.Command) error {
 	if st := m.Store(); st != nil {
 		reg.MustRegister(etcdstore.NewCollector(st))
 	}
+	reloads, err := opsmetrics.Register(reg, version, time.Now())
+	if err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	m.RecordReloads(reloads)
 	opts := proxy.Options{
 		Log:              log,
 		Registerer:       reg,

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -233,6 +234,21 @@ func TestProxyProcessSignals(t *testing.T) {
 	before = hitsB.Load()
 	require.Eventually(t, func() bool { return hitsB.Load() > before+50 }, 10*time.Second, 5*time.Millisecond)
 	assert.LessOrEqual(t, hitsA.Load()-afterA, int64(8), "a was removed by the reload; at most the requests in flight at the swap reach it")
+
+	// Two good reloads (SIGHUP, socket) and two rejected ones are counted;
+	// the server the last reload removed has no series left.
+	resp, err := c.Get("http://" + adminAddr + "/metrics")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.NoError(t, err)
+	exposition := string(body)
+	for _, line := range []string{`xlb_config_reloads_total{result="ok"} 2`, `xlb_config_reloads_total{result="error"} 2`,
+		"xlb_config_last_reload_successful 1", `xlb_build_info{goversion="` + runtime.Version() + `",version="`} {
+		assert.Contains(t, exposition, line)
+	}
+	assert.Contains(t, exposition, `server="b"`)
+	assert.NotContains(t, exposition, `server="a"`, "the removed server's series are gone")
 
 	assert.Equal(t, int64(4), load.dials.Load(), "client keep-alive connections stay open across reloads")
 

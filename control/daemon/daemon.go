@@ -26,6 +26,7 @@ import (
 	"github.com/xlbproject/xlb/control/reconcile"
 	"github.com/xlbproject/xlb/control/state"
 	"github.com/xlbproject/xlb/internal/etcdstore"
+	"github.com/xlbproject/xlb/internal/opsmetrics"
 	"github.com/xlbproject/xlb/internal/statuspage"
 	"github.com/xlbproject/xlb/l4"
 	"github.com/xlbproject/xlb/l4/xdplink"
@@ -60,6 +61,7 @@ type Daemon struct {
 	dp      *l4.Dataplane
 	checker *health.Checker
 	metrics *metrics.Metrics
+	reloads *opsmetrics.Config
 	reg     *prometheus.Registry
 	adopted bool
 	// attached: the daemon attached the interfaces itself (not NoAttach),
@@ -173,6 +175,10 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 			return nil, fmt.Errorf("register store metrics: %w", err)
 		}
 	}
+	d.reloads, err = opsmetrics.Register(d.reg, d.version, d.start)
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
 	d.checker = health.NewChecker(log.With("component", "health"), health.Options{
 		Observer: d.metrics,
 		OnChange: func(t health.Target, s health.Status) {
@@ -195,7 +201,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	// One round of checks before the first reconcile: a restarted daemon
 	// installs tables from real health, not from a guess.
 	d.mu.Lock()
-	d.checker.Set(d.targetsLocked())
+	d.setTargetsLocked()
 	d.mu.Unlock()
 	wctx, cancel := context.WithTimeout(ctx, cfg.Health.Timeout+cfg.Health.Interval/5+200*time.Millisecond)
 	if err := d.checker.WaitKnown(wctx); err != nil {
@@ -519,6 +525,22 @@ func (d *Daemon) targetLocked(vip api.VIPKey, addr netip.Addr) health.Target {
 		port = vip.Port
 	}
 	return health.Target{Addr: addr, Port: port, Spec: d.cfg.Health.Spec}
+}
+
+// setTargetsLocked points the health checker at the desired backends and
+// drops the metric series of VIPs and backends no longer there.
+func (d *Daemon) setTargetsLocked() {
+	ts := d.targetsLocked()
+	d.checker.Set(ts)
+	vips := make([]string, 0, len(d.file.Desired.VIPs))
+	for _, v := range d.file.Desired.VIPs {
+		vips = append(vips, v.Key.String())
+	}
+	backends := make([]string, 0, len(ts))
+	for _, t := range ts {
+		backends = append(backends, t.Addr.String())
+	}
+	d.metrics.Retain(vips, backends)
 }
 
 func (d *Daemon) targetsLocked() []health.Target {

@@ -301,13 +301,23 @@ func TestDaemonLifecycle(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, keysAndDrains(before), keysAndDrains(after))
 		require.NoError(t, os.WriteFile(e.cfgPath, good, 0o600))
+		assert.Equal(t, 2.0, gatheredValue(t, d.Registry(), "xlb_config_reloads_total", "result", "error"))
+		assert.Equal(t, 0.0, gatheredValue(t, d.Registry(), "xlb_config_reloads_total", "result", "ok"))
+		assert.Equal(t, 0.0, gatheredValue(t, d.Registry(), "xlb_config_last_reload_successful", "", ""))
 	})
 
 	t.Run("reload applies the file's difference and keeps api changes", func(t *testing.T) {
 		// The file drops h1 and sets h3's weight to 2; the API drain of
 		// h2 must survive.
+		require.NotEmpty(t, seriesOf(t, d.Registry(), "backend", h1.String()), "h1 has series before the reload")
+		loadedBefore := gatheredValue(t, d.Registry(), "xlb_config_last_reload_success_timestamp_seconds", "", "")
 		e.writeConfig(t, fmt.Sprintf("      - address: %s\n      - address: %s\n        weight: 2\n      - address: %s\n", h2, h3, "127.0.0.4"), "")
 		require.NoError(t, d.Reload(ctx))
+		assert.Empty(t, seriesOf(t, d.Registry(), "backend", h1.String()), "the deleted backend's series are gone")
+		assert.NotEmpty(t, seriesOf(t, d.Registry(), "backend", h2.String()))
+		assert.Equal(t, 1.0, gatheredValue(t, d.Registry(), "xlb_config_reloads_total", "result", "ok"))
+		assert.Equal(t, 1.0, gatheredValue(t, d.Registry(), "xlb_config_last_reload_successful", "", ""))
+		assert.GreaterOrEqual(t, gatheredValue(t, d.Registry(), "xlb_config_last_reload_success_timestamp_seconds", "", ""), loadedBefore)
 		v, err := d.GetVIP(ctx, vip)
 		require.NoError(t, err)
 		require.Len(t, v.Backends, 3)
@@ -462,4 +472,55 @@ func TestUDPWildcardAndIPv6VIPs(t *testing.T) {
 	assert.Contains(t, err.Error(), "outer_source.ipv6")
 	_, err = d.Flow(ctx, api.FlowQuery{Src: netip.MustParseAddrPort("[2001:db8::7]:1000"), VIP: v6})
 	assert.ErrorIs(t, err, api.ErrNotFound)
+
+	// A deleted VIP's series go with it.
+	require.NotEmpty(t, seriesOf(t, d.Registry(), "vip", udp.String()))
+	require.NoError(t, d.DeleteVIP(ctx, udp))
+	assert.Empty(t, seriesOf(t, d.Registry(), "vip", udp.String()))
+}
+
+// seriesOf lists the series (name and labels) that carry label=value.
+func seriesOf(t *testing.T, g prometheus.Gatherer, label, value string) []string {
+	t.Helper()
+	mfs, err := g.Gather()
+	require.NoError(t, err)
+	var out []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					out = append(out, mf.GetName()+fmt.Sprint(m.GetLabel()))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// gatheredValue is the value of the series of name whose label has value
+// (label "" for an unlabelled series).
+func gatheredValue(t *testing.T, g prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			match := label == ""
+			for _, l := range m.GetLabel() {
+				match = match || (l.GetName() == label && l.GetValue() == value)
+			}
+			if !match {
+				continue
+			}
+			if m.Counter != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no series %s{%s=%q}", name, label, value)
+	return 0
 }

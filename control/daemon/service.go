@@ -40,7 +40,7 @@ func (d *Daemon) change(ctx context.Context, fn func(*state.Desired) error) erro
 		return api.Errorf(api.ErrUnavailable, "persist state: %w", err)
 	}
 	d.file = f
-	d.checker.Set(d.targetsLocked())
+	d.setTargetsLocked()
 	// The change is acknowledged once persisted; a data path error is
 	// reported by Status and retried, not returned as a failed change.
 	d.reconcileLocked()
@@ -139,6 +139,12 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	err := d.reloadLocked()
+	d.reloads.Observe(err, time.Now())
+	return err
+}
+
+func (d *Daemon) reloadLocked() error {
 	path := d.cfg.File
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -160,7 +166,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		return api.Errorf(api.ErrUnavailable, "persist state: %w", err)
 	}
 	d.cfg, d.file = cfg, f
-	d.checker.Set(d.targetsLocked())
+	d.setTargetsLocked()
 	d.reconcileLocked()
 	d.log.Info("configuration reloaded", "config", path, "vips", len(next.VIPs), "rebuilt", d.lastReport.Rebuilds)
 	return nil

@@ -2,16 +2,12 @@ package dashboards
 
 import (
 	"encoding/json"
-	"regexp"
-	"slices"
-	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/xlbproject/xlb/control/metrics"
+	"github.com/xlbproject/xlb/internal/promcheck"
 )
 
 type target struct {
@@ -46,59 +42,24 @@ type dashboard struct {
 	} `json:"annotations"`
 }
 
-// describer is a prometheus.Registerer that only records what each
-// collector describes, so the test learns the daemon's metric names and
-// labels from control/metrics itself rather than from a copy.
-type describer struct {
-	labels map[string][]string // metric name → variable labels
-}
-
-var _ prometheus.Registerer = (*describer)(nil)
-
-var descRE = regexp.MustCompile(`fqName: "([a-z0-9_]+)".*variableLabels: \{([^}]*)\}`)
-
-func (d *describer) Register(c prometheus.Collector) error {
-	ch := make(chan *prometheus.Desc)
-	go func() {
-		c.Describe(ch)
-		close(ch)
-	}()
-	for desc := range ch {
-		m := descRE.FindStringSubmatch(desc.String())
-		if m == nil {
-			continue
-		}
-		var labels []string
-		if m[2] != "" {
-			labels = strings.Split(m[2], ",")
-		}
-		d.labels[m[1]] = labels
-	}
-	return nil
-}
-
-func (d *describer) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		_ = d.Register(c)
-	}
-}
-
-func (d *describer) Unregister(prometheus.Collector) bool { return false }
-
-func exported(t *testing.T) map[string][]string {
+func exported(t *testing.T) promcheck.Exported {
 	t.Helper()
-	d := &describer{labels: map[string][]string{}}
-	_, err := metrics.New(d, nil, nil)
+	e, err := promcheck.Daemon()
 	require.NoError(t, err)
-	require.NotEmpty(t, d.labels)
-	return d.labels
+	return e
 }
 
-func load(t *testing.T) dashboard {
+func exportedL7(t *testing.T) promcheck.Exported {
+	t.Helper()
+	e, err := promcheck.Proxy()
+	require.NoError(t, err)
+	return e
+}
+
+func load(t *testing.T, raw []byte) dashboard {
 	t.Helper()
 	var d dashboard
-	dec := json.NewDecoder(strings.NewReader(string(XLB)))
-	require.NoError(t, dec.Decode(&d))
+	require.NoError(t, json.Unmarshal(raw, &d))
 	return d
 }
 
@@ -121,45 +82,28 @@ func exprs(d dashboard) []string {
 	return out
 }
 
-var (
-	selectorRE = regexp.MustCompile(`(xlb_[a-z0-9_]+)(\{[^}]*\})?`)
-	matcherRE  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)`)
-)
-
-// baseName maps histogram series names to the histogram's name.
-func baseName(name string, known map[string][]string) string {
-	if _, ok := known[name]; ok {
-		return name
-	}
-	for _, suffix := range []string{"_bucket", "_count", "_sum"} {
-		if b, ok := strings.CutSuffix(name, suffix); ok {
-			if _, ok := known[b]; ok {
-				return b
-			}
-		}
-	}
-	return name
+func TestDashboardQueriesExportedMetrics(t *testing.T) {
+	checkQueries(t, load(t, XLB), exported(t), "the daemon")
 }
 
-func TestDashboardQueriesExportedMetrics(t *testing.T) {
-	known := exported(t)
-	d := load(t)
+func TestL7DashboardQueriesExportedMetrics(t *testing.T) {
+	known := exportedL7(t)
+	for _, name := range []string{"xlb_l7_requests_total", "xlb_l7_retries_total", "xlb_l7_server_up", "xlb_build_info"} {
+		require.Contains(t, known, name, "the describer saw every collector")
+	}
+	checkQueries(t, load(t, L7), known, "the proxy")
+}
+
+// checkQueries asserts that every metric and label d queries is in known,
+// and that every metric of known has a panel on d.
+func checkQueries(t *testing.T, d dashboard, known promcheck.Exported, who string) {
+	t.Helper()
 	used := map[string]bool{}
 	for _, e := range exprs(d) {
-		assert.Equal(t, strings.Count(e, "("), strings.Count(e, ")"), "unbalanced parentheses: %s", e)
-		assert.Equal(t, strings.Count(e, "{"), strings.Count(e, "}"), "unbalanced braces: %s", e)
-		for _, m := range selectorRE.FindAllStringSubmatch(e, -1) {
-			name := baseName(m[1], known)
-			labels, ok := known[name]
-			if !assert.True(t, ok, "%s is not exported by control/metrics (in %s)", m[1], e) {
-				continue
-			}
-			used[name] = true
-			// Histogram series carry le; scrape adds instance and job.
-			allowed := append(slices.Clone(labels), "instance", "job", "le")
-			for _, lm := range matcherRE.FindAllStringSubmatch(m[2], -1) {
-				assert.Contains(t, allowed, lm[1], "%s has no label %q (in %s)", name, lm[1], e)
-			}
+		names, problems := known.Check(e)
+		assert.Empty(t, problems, "%s: in %s", who, e)
+		for _, n := range names {
+			used[n] = true
 		}
 	}
 	for name := range known {
@@ -168,8 +112,18 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 }
 
 func TestDashboardLayout(t *testing.T) {
-	d := load(t)
-	assert.Equal(t, "xlb-l4-control", d.UID)
+	checkLayout(t, load(t, XLB), "xlb-l4-control", []string{"datasource", "instance", "vip", "backend"})
+}
+
+func TestL7DashboardLayout(t *testing.T) {
+	checkLayout(t, load(t, L7), "xlb-l7-proxy", []string{"datasource", "instance", "route", "pool", "server"})
+}
+
+// checkLayout asserts that d's panels tile the grid without overlap, all
+// query the data source variable, and that its variables are vars.
+func checkLayout(t *testing.T, d dashboard, uid string, vars []string) {
+	t.Helper()
+	assert.Equal(t, uid, d.UID)
 	assert.NotEmpty(t, d.Title)
 	ids := map[int]bool{}
 	type cell struct{ x, y int }
@@ -194,9 +148,9 @@ func TestDashboardLayout(t *testing.T) {
 		assert.Equal(t, "${datasource}", p.Datasource.UID, "panel %q must use the dashboard's data source variable", p.Title)
 		assert.NotEmpty(t, p.Targets, "panel %q has no query", p.Title)
 	}
-	var vars []string
+	var got []string
 	for _, v := range d.Templating.List {
-		vars = append(vars, v.Name)
+		got = append(got, v.Name)
 	}
-	assert.Equal(t, []string{"datasource", "instance", "vip", "backend"}, vars)
+	assert.Equal(t, vars, got)
 }

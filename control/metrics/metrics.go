@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -186,6 +187,13 @@ type Metrics struct {
 	rebuilds          *prometheus.CounterVec
 	rebuildDuration   prometheus.Histogram
 	lastReconcile     prometheus.Gauge
+
+	// The VIPs and backends that exist now (nil until Retain is first
+	// called): event-fed series of others are deleted, and a health check
+	// that was in flight when its backend went is not recorded.
+	mu       sync.Mutex
+	vips     map[string]bool
+	backends map[string]bool
 }
 
 // New registers every daemon metric on reg.
@@ -234,13 +242,52 @@ func New(reg prometheus.Registerer, src Source, view ViewFunc) (*Metrics, error)
 
 var _ health.Observer = (*Metrics)(nil)
 
+// Retain deletes the event-fed series (health checks, transitions, table
+// rebuilds) of every VIP and backend not in vips and backends, the daemon's
+// desired state now. The scrape-time series follow the state by
+// themselves.
+func (m *Metrics) Retain(vips, backends []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keepV, keepB := setOf(vips), setOf(backends)
+	for v := range m.vips {
+		if !keepV[v] {
+			m.rebuilds.DeletePartialMatch(prometheus.Labels{"vip": v})
+		}
+	}
+	for b := range m.backends {
+		if !keepB[b] {
+			m.checkDuration.DeletePartialMatch(prometheus.Labels{"backend": b})
+			m.healthTransitions.DeletePartialMatch(prometheus.Labels{"backend": b})
+		}
+	}
+	m.vips, m.backends = keepV, keepB
+}
+
+func setOf(ss []string) map[string]bool {
+	out := make(map[string]bool, len(ss))
+	for _, s := range ss {
+		out[s] = true
+	}
+	return out
+}
+
+// current says whether the series of a VIP or backend may be written.
+func (m *Metrics) current(set *map[string]bool, key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return *set == nil || (*set)[key]
+}
+
 // ObserveCheck records one health check.
 func (m *Metrics) ObserveCheck(t health.Target, d time.Duration, err error) {
 	result := "ok"
 	if err != nil {
 		result = "fail"
 	}
-	m.checkDuration.WithLabelValues(t.Addr.String(), result).Observe(d.Seconds())
+	if b := t.Addr.String(); m.current(&m.backends, b) {
+		m.checkDuration.WithLabelValues(b, result).Observe(d.Seconds())
+	}
 }
 
 // ObserveTransition records a health state change.
@@ -249,14 +296,16 @@ func (m *Metrics) ObserveTransition(backend netip.Addr, up bool) {
 	if up {
 		to = "up"
 	}
-	m.healthTransitions.WithLabelValues(backend.String(), to).Inc()
+	if b := backend.String(); m.current(&m.backends, b) {
+		m.healthTransitions.WithLabelValues(b, to).Inc()
+	}
 }
 
 // ObserveReconcile records one reconcile run finishing at now.
 func (m *Metrics) ObserveReconcile(rep reconcile.Report, err error, now time.Time) {
 	m.reconcileDuration.Observe(rep.Duration.Seconds())
 	for _, v := range rep.VIPs {
-		if v.Rebuilt {
+		if v.Rebuilt && m.current(&m.vips, v.Key.String()) {
 			m.rebuilds.WithLabelValues(v.Key.String()).Inc()
 			m.rebuildDuration.Observe(v.Duration.Seconds())
 		}

@@ -154,3 +154,43 @@ xlb_table_rebuilds_total{vip="203.0.113.10:80/tcp"} 1
 	require.NoError(t, err)
 	assert.Empty(t, problems)
 }
+
+// Deleting a VIP or a backend deletes its event-fed series; one that stays
+// keeps its own.
+func TestRetainDropsDeletedSeries(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m, err := New(reg, nil, nil)
+	require.NoError(t, err)
+	k1 := api.VIPKey{Addr: netip.MustParseAddr("203.0.113.10"), Port: 80, Proto: "tcp"}
+	k2 := api.VIPKey{Addr: netip.MustParseAddr("203.0.113.11"), Port: 80, Proto: "tcp"}
+	b1, b2 := netip.MustParseAddr("10.0.1.1"), netip.MustParseAddr("10.0.1.2")
+	m.Retain([]string{k1.String(), k2.String()}, []string{b1.String(), b2.String()})
+	for _, b := range []netip.Addr{b1, b2} {
+		m.ObserveCheck(health.Target{Addr: b, Port: 9901}, time.Millisecond, nil)
+		m.ObserveTransition(b, true)
+	}
+	m.ObserveReconcile(reconcile.Report{VIPs: []reconcile.VIPResult{{Key: k1, Rebuilt: true}, {Key: k2, Rebuilt: true}}}, nil, time.Now())
+	require.Equal(t, 2, testutil.CollectAndCount(m.checkDuration))
+	require.Equal(t, 2, testutil.CollectAndCount(m.healthTransitions))
+	require.Equal(t, 2, testutil.CollectAndCount(m.rebuilds))
+
+	m.Retain([]string{k1.String()}, []string{b1.String()})
+	want := `
+# HELP xlb_health_transitions_total Health state changes of L7 hosts, by new state (up or down).
+# TYPE xlb_health_transitions_total counter
+xlb_health_transitions_total{backend="10.0.1.1",to="up"} 1
+# HELP xlb_table_rebuilds_total Maglev tables built and installed, by VIP.
+# TYPE xlb_table_rebuilds_total counter
+xlb_table_rebuilds_total{vip="203.0.113.10:80/tcp"} 1
+`
+	assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "xlb_health_transitions_total", "xlb_table_rebuilds_total"))
+	assert.Equal(t, 1, testutil.CollectAndCount(m.checkDuration))
+
+	// A check of the deleted backend that was in flight is not recorded.
+	m.ObserveCheck(health.Target{Addr: b2, Port: 9901}, time.Millisecond, nil)
+	m.ObserveTransition(b2, false)
+	m.ObserveReconcile(reconcile.Report{VIPs: []reconcile.VIPResult{{Key: k2, Rebuilt: true}}}, nil, time.Now())
+	assert.Equal(t, 1, testutil.CollectAndCount(m.checkDuration))
+	assert.Equal(t, 1, testutil.CollectAndCount(m.healthTransitions))
+	assert.Equal(t, 1, testutil.CollectAndCount(m.rebuilds))
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/xlbproject/xlb/internal/atomicfile"
+	"github.com/xlbproject/xlb/internal/opsmetrics"
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/proxy"
 )
@@ -61,6 +62,8 @@ type Manager struct {
 	state State
 	run   *config.Config // file ⊕ state, what the proxy runs
 	proxy *proxy.Proxy
+	// reloads, when set, records each Reload (xlb_config_reloads_total).
+	reloads *opsmetrics.Config
 	// fleet holds the runtime overlay in etcd (store.etcd), nil with the
 	// state file alone.
 	fleet *fleet
@@ -115,6 +118,13 @@ func (m *Manager) Attach(p *proxy.Proxy) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.proxy = p
+}
+
+// RecordReloads makes every later Reload count in c.
+func (m *Manager) RecordReloads(c *opsmetrics.Config) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reloads = c
 }
 
 func (m *Manager) logNotes(notes []Note) {
@@ -174,6 +184,18 @@ type ReloadResult struct {
 func (m *Manager) Reload() (ReloadResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	prev := m.file
+	res, err := m.reloadLocked()
+	applied := err
+	if m.file != prev {
+		// The file runs; only saving the runtime state failed.
+		applied = nil
+	}
+	m.reloads.Observe(applied, time.Now())
+	return res, err
+}
+
+func (m *Manager) reloadLocked() (ReloadResult, error) {
 	file, err := config.Load(m.configPath)
 	if err != nil {
 		var ce *config.Error

@@ -38,6 +38,7 @@ func (p *Proxy) Apply(cfg *config.Config) (Applied, error) {
 	}
 	g.owned = true
 	p.gen.Store(g)
+	old.series.deleteMissing(g.series)
 	dir.TakeOver(old.dir)
 	if old.owned {
 		// Its checker moved to dir; this stops nothing still in use.

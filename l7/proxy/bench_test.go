@@ -119,7 +119,7 @@ func BenchmarkObserve(b *testing.B) {
 	require.NoError(b, err)
 	dir, err := director.New(cfg)
 	require.NoError(b, err)
-	m := newRequestMetrics().resolve(dir)
+	m := newRequestMetrics().resolve(dir, seriesSet{})
 	dec := director.Decision{Route: dir.Routes()[1], Backend: dir.Backends()[2]}
 	res := result{status: 200, answered: true, server: dir.Backends()[2]}
 	b.ReportAllocs()

@@ -74,13 +74,14 @@ func newRequestMetrics() *requestMetrics {
 	}
 }
 
-// resolve looks up every counter a request of dir's generation can touch.
-func (m *requestMetrics) resolve(dir *director.Director) *genMetrics {
+// resolve looks up every counter a request of dir's generation can touch,
+// remembering each label set in set.
+func (m *requestMetrics) resolve(dir *director.Director, set seriesSet) *genMetrics {
 	g := &genMetrics{}
 	resolve := func(route, pool, server string) classCounters {
 		var c classCounters
 		for i, cls := range codeClasses {
-			c[i] = m.requests.WithLabelValues(route, pool, server, cls)
+			c[i] = set.counter(m.requests, route, pool, server, cls)
 		}
 		return c
 	}
@@ -99,7 +100,7 @@ func (m *requestMetrics) resolve(dir *director.Director) *genMetrics {
 	g.unrouted = resolve("", "", "")
 	resolveTerm := func(route string) (c [numCauses]prometheus.Counter) {
 		for i := range c {
-			c[i] = m.terminations.WithLabelValues(route, cause(i).String())
+			c[i] = set.counter(m.terminations, route, cause(i).String())
 		}
 		return c
 	}
@@ -111,7 +112,7 @@ func (m *requestMetrics) resolve(dir *director.Director) *genMetrics {
 	backends := dir.Backends()
 	g.latency = make([]prometheus.Observer, len(backends))
 	for _, b := range backends {
-		g.latency[b.ID] = m.duration.WithLabelValues(b.Pool, b.Name)
+		g.latency[b.ID] = set.observer(m.duration, b.Pool, b.Name)
 	}
 	return g
 }

@@ -68,16 +68,16 @@ func newTrafficMetrics(p *Proxy) *trafficMetrics {
 	}
 }
 
-func (m *trafficMetrics) resolve(dir *director.Director) *genTraffic {
+func (m *trafficMetrics) resolve(dir *director.Director, set seriesSet) *genTraffic {
 	g := &genTraffic{}
 	for _, pl := range dir.Pools() {
-		g.retries = append(g.retries, m.retries.WithLabelValues(pl.Name))
-		g.exhausted = append(g.exhausted, m.exhausted.WithLabelValues(pl.Name))
+		g.retries = append(g.retries, set.counter(m.retries, pl.Name))
+		g.exhausted = append(g.exhausted, set.counter(m.exhausted, pl.Name))
 	}
 	for _, r := range dir.Routes() {
-		g.shed = append(g.shed, m.shed.WithLabelValues(r.Name, string(config.Priorities[r.Priority])))
-		g.upgrades = append(g.upgrades, m.upgrades.WithLabelValues(r.Name))
-		g.tunnels = append(g.tunnels, m.tunnels.WithLabelValues(r.Name))
+		g.shed = append(g.shed, set.counter(m.shed, r.Name, string(config.Priorities[r.Priority])))
+		g.upgrades = append(g.upgrades, set.counter(m.upgrades, r.Name))
+		g.tunnels = append(g.tunnels, set.gauge(m.tunnels, r.Name))
 	}
 	return g
 }

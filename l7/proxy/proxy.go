@@ -122,8 +122,10 @@ type generation struct {
 	maxBody int64                  // the largest route body limit
 	metrics *genMetrics            // nil when request metrics are off
 	traffic *genTraffic
-	shed    shedPolicy
-	access  *accessLog // nil when the access log is off
+	// series are the metric label sets resolved for this generation.
+	series seriesSet
+	shed   shedPolicy
+	access *accessLog // nil when the access log is off
 	// owned is true for directors Apply built: the proxy closes the last
 	// one. The first director belongs to New's caller.
 	owned bool
@@ -187,7 +189,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 // Upstream clients of prev are reused for servers with the same address and
 // dial timeout, so their keep-alive connections survive the swap.
 func (p *Proxy) newGeneration(cfg *config.Config, dir *director.Director, prev *generation) (*generation, error) {
-	g := &generation{cfg: cfg, dir: dir, trusted: trustedNets(cfg.TrustedPrefixes), tls: tlsConfigs(cfg)}
+	g := &generation{cfg: cfg, dir: dir, trusted: trustedNets(cfg.TrustedPrefixes), tls: tlsConfigs(cfg), series: seriesSet{}}
 	g.maxBody = config.DefaultMaxBodyBytes
 	for _, r := range cfg.Routes {
 		g.maxBody = max(g.maxBody, r.MaxBodyBytes)
@@ -224,9 +226,9 @@ func (p *Proxy) newGeneration(cfg *config.Config, dir *director.Director, prev *
 		g.clients[i] = hc
 	}
 	if p.metrics != nil {
-		g.metrics = p.metrics.resolve(dir)
+		g.metrics = p.metrics.resolve(dir, g.series)
 	}
-	g.traffic = p.traffic.resolve(dir)
+	g.traffic = p.traffic.resolve(dir, g.series)
 	g.shed = newShedPolicy(cfg.Shedding)
 	if p.accessW != nil && cfg.AccessLog.Enabled {
 		g.access = newAccessLog(p.accessW, cfg.AccessLog.Sample)

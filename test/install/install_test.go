@@ -80,6 +80,8 @@ var wantLayout = []string{
 	"/usr/share/bash-completion/completions/xlb",
 	"/usr/share/doc/xlb/README.md",
 	"/usr/share/fish/vendor_completions.d/xlb.fish",
+	"/usr/share/xlb/alerts/xlb-alerts.yaml",
+	"/usr/share/xlb/dashboards/xlb-l7.json",
 	"/usr/share/xlb/dashboards/xlb.json",
 	"/usr/share/zsh/vendor-completions/_xlb",
 }
