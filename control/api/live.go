@@ -28,6 +28,9 @@ type LiveStatus struct {
 	NextHops    NextHops      `json:"nextHops"`
 	Reasons     []LiveReason  `json:"reasons"`
 	Conntrack   LiveConntrack `json:"conntrack"`
+	// BGP is the speaker's sessions and announcements, as in `xlb bgp
+	// peers`; absent when BGP is off.
+	BGP *BGPStatus `json:"bgp,omitempty"`
 }
 
 // LiveDaemon is the daemon's own state, as in `xlb status`.
@@ -134,6 +137,7 @@ func BuildLiveStatus(st Status, rates StatsRates) LiveStatus {
 		Time:       st.Time,
 		Interfaces: st.Interfaces,
 		NextHops:   st.NextHops,
+		BGP:        st.BGP,
 		VIPs:       []LiveVIP{},
 		Reasons:    []LiveReason{},
 		Daemon: LiveDaemon{

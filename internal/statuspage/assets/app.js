@@ -264,6 +264,28 @@
         {key: "resolved", label: "Resolved", text: (r) => yes(r.resolved)},
       ],
     });
+    const bgp = s.bgp;
+    if (bgp) {
+      for (const p of bgp.peers || []) if (!p.up) problems.push("BGP session to " + p.addr + " is " + p.state + (p.lastError ? ": " + p.lastError : ""));
+      if (bgp.held) problems.push("Not announcing over BGP: " + bgp.held);
+      if (bgp.lastError) problems.push("BGP: " + bgp.lastError);
+      setProblems(problems);
+    }
+    view({
+      id: "bgp", title: "BGP peers", sortKey: "addr", rows: (bgp && bgp.peers) || [], hidden: !bgp,
+      note: bgp ? "AS " + bgp.asn + ", router id " + bgp.routerId + "; announcing " +
+        ((bgp.announced || []).join(", ") || "nothing") + "." : "",
+      empty: "no peers configured",
+      rowKey: (r) => "bgp:" + r.addr, rowState: (r) => (r.up ? "up" : "down"),
+      columns: [
+        {key: "addr", label: "Peer"},
+        {key: "asn", label: "AS", num: true},
+        {key: "state", label: "State"},
+        {key: "since", label: "Since", text: (r) => ago(now, r.since), value: (r) => r.since || ""},
+        {key: "flaps", label: "Flaps", num: true},
+        {key: "lastError", label: "Last error", cls: "err", text: (r) => r.lastError || "-"},
+      ],
+    });
     view({
       id: "reasons", title: "Packets by reason", sortKey: "reason", rows: s.reasons || [],
       note: "Drops, passes to the kernel and verdicts of the XDP program (xlb_l4_drops_total); reasons never seen are left out.",
