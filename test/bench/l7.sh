@@ -270,6 +270,10 @@ wait_http() { # URL [curl flags]: up to 10 s for an answer
 		sleep 0.1
 	done
 	echo "l7.sh: $1 did not come up" >&2
+	local log
+	for log in "$TMP"/*.log; do
+		[ -s "$log" ] && { echo "--- $(basename "$log") (last lines)" >&2; tail -5 "$log" >&2; }
+	done
 	return 1
 }
 
