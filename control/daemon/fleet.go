@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/config"
@@ -25,13 +24,13 @@ const fleetAttempts = 8
 // from it instead of from nothing.
 type fleet struct {
 	store *etcdstore.Store
-	// Under Daemon.mu: the snapshot last applied, the revisions of its
-	// keys (the compare-and-set of the next change), and a channel closed
-	// at the next apply.
+	// Under Daemon.mu: the snapshot last applied and the revisions of its
+	// keys (the compare-and-set of the next change).
 	snap    etcdstore.Snapshot
 	revs    map[string]int64
 	hasBase bool
-	applied chan struct{}
+	// applied is the snapshot's revision once it is live, for waitFleet.
+	applied *etcdstore.Applied
 }
 
 // loadFleetCache starts from the state file as the last fleet state this
@@ -59,7 +58,7 @@ func (d *Daemon) openFleet(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open desired-state store: %w", err)
 	}
-	d.fleet = &fleet{store: st, applied: make(chan struct{})}
+	d.fleet = &fleet{store: st, applied: etcdstore.NewApplied()}
 	gctx, cancel := context.WithTimeout(ctx, st.Timeouts())
 	defer cancel()
 	snap, err := d.seedFleet(gctx)
@@ -140,8 +139,7 @@ func (d *Daemon) takeFleetLocked(snap etcdstore.Snapshot) {
 	if err := d.store.Save(d.file); err != nil {
 		d.log.Warn("cache fleet state", "state", d.store.Path(), "error", err)
 	}
-	close(d.fleet.applied)
-	d.fleet.applied = make(chan struct{})
+	d.fleet.applied.Set(snap.Revision)
 }
 
 // applyFleet applies a snapshot from etcd to the data path. One older
@@ -221,23 +219,8 @@ func (d *Daemon) refreshFleet(ctx context.Context) error {
 // change is live on this host when the API acknowledges it. It gives up
 // after the store's timeouts (the change is committed either way).
 func (d *Daemon) waitFleet(ctx context.Context, rev int64) {
-	timer := time.NewTimer(d.fleet.store.Timeouts())
-	defer timer.Stop()
-	for {
-		d.mu.Lock()
-		done, ch := d.fleet.snap.Revision >= rev, d.fleet.applied
-		d.mu.Unlock()
-		if done {
-			return
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-			_ = d.refreshFleet(ctx)
-			return
-		}
+	if !d.fleet.applied.Wait(ctx, rev, d.fleet.store.Timeouts()) && ctx.Err() == nil {
+		_ = d.refreshFleet(ctx)
 	}
 }
 

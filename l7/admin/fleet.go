@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/xlbproject/xlb/internal/etcdstore"
 	"github.com/xlbproject/xlb/l7/config"
@@ -38,9 +37,10 @@ type fleet struct {
 	store    *etcdstore.Store
 	settings config.Store
 	// Under Manager.mu.
-	snap    etcdstore.Snapshot
-	revs    map[string]int64
-	applied chan struct{}
+	snap etcdstore.Snapshot
+	revs map[string]int64
+	// applied is the snapshot's revision once it runs, for waitApplied.
+	applied *etcdstore.Applied
 }
 
 func storeEqual(a, b config.Store) bool {
@@ -56,7 +56,7 @@ func (m *Manager) openFleet(cached State) error {
 	if err != nil {
 		return fmt.Errorf("open runtime pool store: %w", err)
 	}
-	m.fleet = &fleet{store: st, settings: m.file.Store, applied: make(chan struct{})}
+	m.fleet = &fleet{store: st, settings: m.file.Store, applied: etcdstore.NewApplied()}
 	ctx, cancel := context.WithTimeout(context.Background(), st.Timeouts())
 	defer cancel()
 	snap, err := st.Get(ctx)
@@ -159,8 +159,7 @@ func (m *Manager) takeLocked(snap etcdstore.Snapshot) {
 	if err := m.saveLocked(st); err != nil {
 		m.log.Warn("cache runtime pool changes", "state_file", m.statePath, "error", err)
 	}
-	close(m.fleet.applied)
-	m.fleet.applied = make(chan struct{})
+	m.fleet.applied.Set(snap.Revision)
 }
 
 func (m *Manager) applyFleet(snap etcdstore.Snapshot) {
@@ -244,24 +243,10 @@ func (m *Manager) fleetChange(what string, edit func(run *config.Config, st *Sta
 
 // waitApplied waits until this host has applied revision rev.
 func (m *Manager) waitApplied(ctx context.Context, rev int64) {
-	timer := time.NewTimer(m.fleet.store.Timeouts())
-	defer timer.Stop()
-	for {
-		m.mu.Lock()
-		done, ch := m.fleet.snap.Revision >= rev, m.fleet.applied
-		m.mu.Unlock()
-		if done {
-			return
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-			if snap, err := m.fleet.store.Get(ctx); err == nil {
-				m.applyFleet(snap)
-			}
-			return
-		}
+	if m.fleet.applied.Wait(ctx, rev, m.fleet.store.Timeouts()) || ctx.Err() != nil {
+		return
+	}
+	if snap, err := m.fleet.store.Get(ctx); err == nil {
+		m.applyFleet(snap)
 	}
 }
