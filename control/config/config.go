@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -277,18 +276,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	// Unknown keys (with the key a typo meant) and values of the wrong
 	// kind, all of them, before the decoder would stop at Go type names.
-	if probs := strictyaml.Check(&root, &fileConfig{}); len(probs) > 0 {
-		errs := make([]error, len(probs))
-		for i, pr := range probs {
-			errs[i] = &Error{File: name, Line: pr.Line, Reason: pr.Reason}
-		}
-		return nil, errors.Join(errs...)
-	}
 	var fc fileConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil {
-		return nil, yamlError(name, err)
+	if probs := strictyaml.Decode(data, &root, &fc); len(probs) > 0 {
+		return nil, problemsError(name, probs)
 	}
 	v := &validator{file: name, root: &root}
 	cfg := v.config(&fc)
@@ -299,12 +289,16 @@ func Parse(name string, data []byte) (*Config, error) {
 	return cfg, nil
 }
 
-// yamlError turns the decoder's problems into *Error values (strictyaml
-// has already reported unknown keys and wrong kinds).
+// yamlError turns the YAML parser's error into *Error values.
 func yamlError(file string, err error) error {
-	var errs []error
-	for _, p := range strictyaml.DecodeProblems(err) {
-		errs = append(errs, &Error{File: file, Line: p.Line, Reason: p.Reason})
+	return problemsError(file, strictyaml.DecodeProblems(err))
+}
+
+// problemsError joins problems as *Error values naming file.
+func problemsError(file string, probs []strictyaml.Problem) error {
+	errs := make([]error, len(probs))
+	for i, p := range probs {
+		errs[i] = &Error{File: file, Line: p.Line, Reason: p.Reason}
 	}
 	return errors.Join(errs...)
 }

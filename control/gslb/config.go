@@ -1,7 +1,6 @@
 package gslb
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -185,18 +184,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, &config.Error{File: name, Reason: "empty configuration"}
 	}
-	if probs := strictyaml.Check(&root, &fileConfig{}); len(probs) > 0 {
-		errs := make([]error, len(probs))
-		for i, pr := range probs {
-			errs[i] = &config.Error{File: name, Line: pr.Line, Reason: pr.Reason}
-		}
-		return nil, errors.Join(errs...)
-	}
 	var fc fileConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil {
-		return nil, yamlError(name, err)
+	if probs := strictyaml.Decode(data, &root, &fc); len(probs) > 0 {
+		return nil, problemsError(name, probs)
 	}
 	v := &validator{file: name, root: &root}
 	cfg := v.config(&fc)
@@ -207,10 +197,16 @@ func Parse(name string, data []byte) (*Config, error) {
 	return cfg, nil
 }
 
+// yamlError turns the YAML parser's error into *config.Error values.
 func yamlError(file string, err error) error {
-	var errs []error
-	for _, p := range strictyaml.DecodeProblems(err) {
-		errs = append(errs, &config.Error{File: file, Line: p.Line, Reason: p.Reason})
+	return problemsError(file, strictyaml.DecodeProblems(err))
+}
+
+// problemsError joins problems as *config.Error values naming file.
+func problemsError(file string, probs []strictyaml.Problem) error {
+	errs := make([]error, len(probs))
+	for i, p := range probs {
+		errs[i] = &config.Error{File: file, Line: p.Line, Reason: p.Reason}
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package strictyaml
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"regexp"
@@ -78,4 +79,20 @@ func LineOf(doc *yaml.Node, path []any) int {
 		n = next
 	}
 	return line
+}
+
+// Decode decodes a document, already parsed into root, into v (a
+// pointer) the strict way: every unknown key and value of the wrong kind
+// first, in the operator's words (Check), then the decoder with unknown
+// keys refused. It returns the problems; none means v holds the document.
+func Decode(data []byte, root *yaml.Node, v any) []Problem {
+	if probs := Check(root, v); len(probs) > 0 {
+		return probs
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		return DecodeProblems(err)
+	}
+	return nil
 }
