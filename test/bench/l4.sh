@@ -20,11 +20,21 @@
 #    then a markdown table. RATE_ROUNDS × 2 × 4 samples of about 1 s each
 #    (about 80 s), capped by `timeout`.
 #
+# A/B: with BASE=<git revision>, the packet part builds test/bench/l4 both
+# at that revision (from `git archive`, so the revision's committed BPF
+# object) and from the working tree, and runs the two builds alternately
+# (base new, new base, ...) AB_RUNS times (default 6), each run ROUNDS
+# interleaved rounds of N runs per case (defaults 5 and 100000 in this mode).
+# One line per case, over the floor, medians over the runs and the range of
+# the per-run differences (new minus base, each pair run back to back):
+#   l4ab case=<name> base=<ns> new=<ns> diff=<median> diff_min=<ns> diff_max=<ns>
+#
 # Everything the rate part creates (namespaces, veths, XDP programs, the nft
 # table inside its namespace) is removed when it exits, also on failure or
 # Ctrl-C; what a killed run left is removed by the next run and on exit here.
 #
-# Environment: PARTS ("packet rate"), N (200000), ROUNDS (10), CPU (0);
+# Environment: PARTS ("packet rate"), N (200000), ROUNDS (10), CPU (0),
+# BASE (unset), AB_RUNS (6);
 # RATE_ROUNDS (9), RATE_INTERVAL (500ms), RATE_THREADS ("1,2"),
 # RATE_CASES ("bounce,xlb,xlb-mac,nftables"; nftables needs the nft tool).
 set -euo pipefail
@@ -55,10 +65,62 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# ab_packet runs the packet part for BASE and the working tree alternately
+# and prints the l4ab lines (see the top).
+ab_packet() {
+	local runs=${AB_RUNS:-6} r b order
+	mkdir "$bin/base"
+	git archive "$BASE" | tar -x -C "$bin/base"
+	(cd "$bin/base" && go build -o "$bin/l4bench.base" ./test/bench/l4)
+	cp "$bin/l4bench" "$bin/l4bench.new"
+	echo "# A/B: base=$(git rev-parse --short "$BASE") new=working tree ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- bpf l4 test/bench || echo +changes)), $runs runs of each, alternating"
+	: >"$bin/ab"
+	for r in $(seq 1 "$runs"); do
+		order="base new"
+		[ $((r % 2)) = 0 ] && order="new base"
+		for b in $order; do
+			"$bin/l4bench.$b" -n "${N:-100000}" -rounds "${ROUNDS:-5}" -cpu "${CPU:-0}" >"$bin/out.$b.$r"
+			[ "$r" = 1 ] && grep '^# case=' "$bin/out.$b.$r" | sed "s/^# /# $b /"
+			awk -v r="$r" -v b="$b" '/^l4bench case=/ {
+				c = o = ""
+				for (i = 2; i <= NF; i++) {
+					split($i, kv, "=")
+					if (kv[1] == "case") c = kv[2]
+					if (kv[1] == "over_floor_ns") o = kv[2]
+				}
+				print r, b, c, o
+			}' "$bin/out.$b.$r" >>"$bin/ab"
+		done
+	done
+	awk -v runs="$runs" '
+	function med(a, n,   i, j, t) {
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	{ v[$1, $2, $3] = $4; if (!($3 in seen)) { seen[$3] = 1; cs[++nc] = $3 } }
+	END {
+		for (i = 1; i <= nc; i++) {
+			c = cs[i]; n = 0
+			for (r = 1; r <= runs; r++) {
+				if (!((r, "base", c) in v) || !((r, "new", c) in v)) continue
+				n++; a[n] = v[r, "base", c]; b[n] = v[r, "new", c]; d[n] = b[n] - a[n]
+				if (n == 1 || d[n] < lo) lo = d[n]
+				if (n == 1 || d[n] > hi) hi = d[n]
+			}
+			if (!n) continue
+			printf "l4ab case=%s base=%.1f new=%.1f diff=%.1f diff_min=%.1f diff_max=%.1f\n", c, med(a, n), med(b, n), med(d, n), lo, hi
+		}
+	}' "$bin/ab"
+}
+
 case " $PARTS " in *" packet "*)
 	go build -o "$bin/l4bench" ./test/bench/l4
-	echo "# targets on the reference machine (0.8x Katran, ns over floor): tcp_syn<=130 tcp_hit<=60 udp_hit<=78 non_vip<=20"
-	"$bin/l4bench" -n "${N:-200000}" -rounds "${ROUNDS:-10}" -cpu "${CPU:-0}"
+	if [ -n "${BASE:-}" ]; then
+		ab_packet
+	else
+		echo "# targets on the reference machine (0.8x Katran, ns over floor): tcp_syn<=130 tcp_hit<=60 udp_hit<=78 non_vip<=20"
+		"$bin/l4bench" -n "${N:-200000}" -rounds "${ROUNDS:-10}" -cpu "${CPU:-0}"
+	fi
 	;;
 esac
 
