@@ -35,11 +35,11 @@ XLB_INLINE int fragment(struct pkt *p)
 	struct vip_key k = {};
 
 	if (!vip_filter_hit(p))
-		return pass(p, XLB_CNT_NOT_VIP);
+		return not_vip(p);
 	__builtin_memcpy(k.addr, p->key.dst, sizeof(k.addr));
 	k.family = p->family;
 	if (!bpf_map_lookup_elem(&vip_addr_map, &k))
-		return pass(p, XLB_CNT_NOT_VIP);
+		return not_vip(p);
 	stat_add(XLB_CNT_FRAGMENT, p->len);
 	return XDP_DROP;
 }
@@ -235,7 +235,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	if (p->icmp)
 		return icmp_error(ctx, p);
 	if (!vip_filter_hit(p))
-		return pass(p, XLB_CNT_NOT_VIP);
+		return not_vip(p);
 
 	v6 = p->family == XLB_AF_INET6;
 	hash = flow_hash(p->key.src, ((__u32)p->key.dport << 16) | p->key.sport, p->proto, v6);
@@ -256,17 +256,23 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 			if (b) {
 				bid = c->backend_id;
 				vip_id = c->vip_id;
-				stat_add(conn_touch(set, w, cpu) ? XLB_CNT_CT_HIT_OTHER_CPU : XLB_CNT_CT_HIT, p->len);
+				if (conn_touch(set, w, cpu))
+					stat_add(XLB_CNT_CT_HIT_OTHER_CPU, p->len);
+				else
+					count_at_exit(p, XLB_PATH_CT_HIT_TX, XLB_CNT_CT_HIT);
 			}
 		}
 	}
 	if (!b) {
 		vip = lookup_vip(p);
 		if (!vip)
-			return pass(p, XLB_CNT_NOT_VIP);
+			return not_vip(p);
 		vip_id = vip->id;
 		flags = vip->flags;
-		stat_add(p->syn ? XLB_CNT_CT_MISS_SYN : XLB_CNT_CT_MISS_NON_SYN, p->len);
+		if (p->syn)
+			count_at_exit(p, XLB_PATH_CT_MISS_SYN_TX, XLB_CNT_CT_MISS_SYN);
+		else
+			count_at_exit(p, XLB_PATH_CT_MISS_NON_SYN_TX, XLB_CNT_CT_MISS_NON_SYN);
 		b = pick_backend(vip, hash, &bid);
 		if (!b) {
 			stat_add(XLB_CNT_NO_BACKEND, p->len);
@@ -302,6 +308,22 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	return forward(p);
 }
 
+/* count_verdict counts the verdict, with the reason count_at_exit left
+ * in one update when the verdict is the expected one. */
+XLB_INLINE void count_verdict(const struct pkt *p, int act)
+{
+	if (p->path) {
+		int want = p->path == XLB_PATH_NOT_VIP_PASS ? XDP_PASS : XDP_TX;
+
+		if (act == want) {
+			stat_path(p->path, p->len);
+			return;
+		}
+		stat_add(p->path_reason, p->len);
+	}
+	stat_add(XLB_CNT_XDP_ABORTED + act, p->len);
+}
+
 SEC("xdp")
 int xlb_ingress(struct xdp_md *ctx)
 {
@@ -310,6 +332,6 @@ int xlb_ingress(struct xdp_md *ctx)
 
 	if (act < XDP_ABORTED || act > XDP_REDIRECT)
 		act = XDP_ABORTED;
-	stat_add(XLB_CNT_XDP_ABORTED + act, p.len);
+	count_verdict(&p, act);
 	return act;
 }

@@ -132,6 +132,21 @@ var (
 	_ = [1]struct{}{}[Counter(abiXlbXdpActionXLB_ABI_XDP_ABORTED)]
 )
 
+// pathSlots names the two counters each slot of path_stats_map (enum
+// xlb_path in bpf/include/consts.h) stands for: the data path counts a
+// reason and its verdict in one update on its common paths, and Stats adds
+// the slot to both.
+var pathSlots = [...]struct{ reason, verdict Counter }{
+	xlbXlbPathXLB_PATH_CT_HIT_TX:          {CounterConnHit, CounterXDPTx},
+	xlbXlbPathXLB_PATH_CT_MISS_SYN_TX:     {CounterConnMissSYN, CounterXDPTx},
+	xlbXlbPathXLB_PATH_CT_MISS_NON_SYN_TX: {CounterConnMissNonSYN, CounterXDPTx},
+	xlbXlbPathXLB_PATH_NOT_VIP_PASS:       {CounterNotVIP, CounterXDPPass},
+}
+
+// The list above covers every slot: this stops the build when the C enum
+// grows and pathSlots does not.
+var _ = [1]struct{}{}[len(pathSlots)-int(xlbXlbPathXLB_PATH_MAX)]
+
 func (c Counter) info() (counterInfo, bool) {
 	if int(c) < len(counterInfos) && counterInfos[c].name != "" {
 		return counterInfos[c], true
@@ -221,6 +236,18 @@ func (d *Dataplane) Stats() (Stats, error) {
 			return Stats{}, fmt.Errorf("read counter %s: %w", c, err)
 		}
 		s.Counters[c] = n
+	}
+	for slot, p := range pathSlots {
+		if slot == int(xlbXlbPathXLB_PATH_NONE) { // never counted
+			continue
+		}
+		n, err := sumStat(d.objs.PathStatsMap, uint32(slot))
+		if err != nil {
+			return Stats{}, fmt.Errorf("read counters %s and %s: %w", p.reason, p.verdict, err)
+		}
+		for _, c := range []Counter{p.reason, p.verdict} {
+			s.Counters[c] = Count{s.Counters[c].Packets + n.Packets, s.Counters[c].Bytes + n.Bytes}
+		}
 	}
 	for v, id := range vips {
 		var per []xlbVipStat

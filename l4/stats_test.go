@@ -2,6 +2,7 @@ package l4
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -77,4 +78,71 @@ func TestCheckCPUs(t *testing.T) {
 		})
 	}
 	assert.Equal(t, 128, maxCPUs, "XLB_MAX_CPUS, read from the generated object")
+}
+
+// TestPathCountersSplitOnOtherVerdict: a connection hit or a new flow
+// forwarded with XDP_TX is counted in one path_stats_map slot, which Stats
+// adds to both counters it stands for; when such a packet ends otherwise
+// (here dropped as too big: IPv4 without DF), the reason and the verdict
+// are counted apart. Either way every counter gets exactly its packets.
+func TestPathCountersSplitOnOtherVerdict(t *testing.T) {
+	const mtu = 1400
+	d := openTest(t, func(c *Config) { c.MTU = mtu })
+	ids := upsertBackends(t, d, "192.168.1.1")
+	vip := VIP{netip.MustParseAddr("203.0.113.10"), 80, TCP}
+	require.NoError(t, d.UpsertVIP(vip))
+	require.NoError(t, d.InstallTable(vip, ring(ids, 0)))
+	prog := d.Program()
+
+	big := func(p pkt) pkt {
+		p.payload = make([]byte, mtu-20-20-20+1) // one byte over once wrapped, no DF
+		return p
+	}
+	syn := tcpSYN("198.51.100.1:40001", "203.0.113.10:80")
+	ack := tcpACK("198.51.100.1:40001", "203.0.113.10:80")
+	steps := []struct {
+		name    string
+		p       pkt
+		verdict uint32
+		want    []Counter // counters bumped by one packet each
+		path    xlbXlbPath
+	}{
+		{"syn forwarded", syn, xdpTx, []Counter{CounterConnMissSYN, CounterXDPTx}, xlbXlbPathXLB_PATH_CT_MISS_SYN_TX},
+		{"ack hit forwarded", ack, xdpTx, []Counter{CounterConnHit, CounterXDPTx}, xlbXlbPathXLB_PATH_CT_HIT_TX},
+		{"ack hit too big dropped", big(ack), xdpDrop, []Counter{CounterConnHit, CounterTooBig, CounterXDPDrop}, xlbXlbPathXLB_PATH_NONE},
+		{"syn too big dropped", big(syn), xdpDrop, []Counter{CounterConnMissSYN, CounterTooBig, CounterXDPDrop}, xlbXlbPathXLB_PATH_NONE},
+		{"non-vip passed", tcpACK("198.51.100.1:40001", "203.0.113.99:80"), xdpPass, []Counter{CounterNotVIP, CounterXDPPass}, xlbXlbPathXLB_PATH_NOT_VIP_PASS},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			before, err := d.Stats()
+			require.NoError(t, err)
+			slotBefore, err := sumStat(d.objs.PathStatsMap, uint32(st.path))
+			require.NoError(t, err)
+			in := st.p.build(t)
+			v, _ := runProg(t, prog, in)
+			require.Equal(t, verdictName(st.verdict), verdictName(v))
+			after, err := d.Stats()
+			require.NoError(t, err)
+			want := map[Counter]bool{}
+			for _, c := range st.want {
+				want[c] = true
+			}
+			for _, c := range AllCounters() {
+				got := Count{after.Counters[c].Packets - before.Counters[c].Packets, after.Counters[c].Bytes - before.Counters[c].Bytes}
+				if want[c] {
+					assert.Equal(t, Count{1, uint64(len(in))}, got, "counter %s", c)
+				} else {
+					assert.Zero(t, got, "counter %s", c)
+				}
+			}
+			slotAfter, err := sumStat(d.objs.PathStatsMap, uint32(st.path))
+			require.NoError(t, err)
+			if st.path == xlbXlbPathXLB_PATH_NONE {
+				assert.Zero(t, slotAfter, "the none slot is never counted")
+			} else {
+				assert.Equal(t, slotBefore.Packets+1, slotAfter.Packets, "counted in path slot %d", st.path)
+			}
+		})
+	}
 }

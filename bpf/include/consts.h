@@ -110,4 +110,21 @@ enum xlb_counter {
 	XLB_CNT_MAX,
 };
 
+/* Slots of path_stats_map. Each one stands for a reason counter and the
+ * verdict that nearly always follows it, counted together in one update at
+ * the exit: the common paths (a connection hit or a new flow forwarded with
+ * XDP_TX, a packet for no VIP passed) then cost one counter update instead
+ * of two. l4 adds every slot to both counters it names, so each counter
+ * keeps its exact total; a packet whose verdict turns out otherwise
+ * (an encapsulation failure after a hit) counts the two apart as before.
+ * Shared with Go via bpf2go -type; append only, never renumber. */
+enum xlb_path {
+	XLB_PATH_NONE = 0,        /* counted apart; the slot stays zero */
+	XLB_PATH_CT_HIT_TX,       /* ct_hit + xdp_tx */
+	XLB_PATH_CT_MISS_SYN_TX,  /* ct_miss_syn + xdp_tx */
+	XLB_PATH_CT_MISS_NON_SYN_TX, /* ct_miss_non_syn + xdp_tx */
+	XLB_PATH_NOT_VIP_PASS,    /* not_vip + xdp_pass */
+	XLB_PATH_MAX,
+};
+
 #endif /* XLB_CONSTS_H */

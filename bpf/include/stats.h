@@ -20,6 +20,20 @@ XLB_INLINE void stat_add(__u32 slot, __u64 len)
 	}
 }
 
+/* stat_path bumps one enum xlb_path slot: a reason and a verdict at once. */
+XLB_INLINE void stat_path(__u32 slot, __u64 len)
+{
+	struct xlb_stat *s;
+
+	if (dry_run)
+		return;
+	s = bpf_map_lookup_elem(&path_stats_map, &slot);
+	if (s) {
+		s->packets++;
+		s->bytes += len;
+	}
+}
+
 /* stat_forward counts a forwarded packet for its VIP and its backend;
  * new_flow says whether it also created a connection entry. */
 XLB_INLINE void stat_forward(__u32 vip_id, __u32 backend_id, __u64 len, int new_flow)
