@@ -25,6 +25,10 @@
 # object) and from the working tree, and runs the two builds alternately
 # (base new, new base, ...) AB_RUNS times (default 6), each run ROUNDS
 # interleaved rounds of N runs per case (defaults 5 and 100000 in this mode).
+# Both builds are measured by the working tree's driver (test/bench/l4 and
+# benchxdp are copied over the base's), so only the data path differs.
+# AB_STAT picks the figure: iqm (default; the interquartile mean of each
+# round's runs, which preemption by other processes does not move) or mean.
 # One line per case, over the floor, medians over the runs and the range of
 # the per-run differences (new minus base, each pair run back to back):
 #   l4ab case=<name> base=<ns> new=<ns> diff=<median> diff_min=<ns> diff_max=<ns>
@@ -34,7 +38,7 @@
 # Ctrl-C; what a killed run left is removed by the next run and on exit here.
 #
 # Environment: PARTS ("packet rate"), N (200000), ROUNDS (10), CPU (0),
-# BASE (unset), AB_RUNS (6);
+# BASE (unset), AB_RUNS (6), AB_STAT (iqm);
 # RATE_ROUNDS (9), RATE_INTERVAL (500ms), RATE_THREADS ("1,2"),
 # RATE_CASES ("bounce,xlb,xlb-mac,nftables"; nftables needs the nft tool).
 set -euo pipefail
@@ -68,12 +72,19 @@ trap 'exit 130' INT TERM
 # ab_packet runs the packet part for BASE and the working tree alternately
 # and prints the l4ab lines (see the top).
 ab_packet() {
-	local runs=${AB_RUNS:-6} r b order
+	local runs=${AB_RUNS:-6} key=over_floor_ns r b order
+	case ${AB_STAT:-iqm} in
+	iqm) key=over_floor_iqm_ns ;;
+	mean) ;;
+	*) echo "l4.sh: AB_STAT is iqm or mean, not ${AB_STAT}" >&2; exit 1 ;;
+	esac
 	mkdir "$bin/base"
 	git archive "$BASE" | tar -x -C "$bin/base"
+	rm -rf "$bin/base/test/bench/l4" "$bin/base/test/bench/benchxdp"
+	cp -r test/bench/l4 test/bench/benchxdp "$bin/base/test/bench/"
 	(cd "$bin/base" && go build -o "$bin/l4bench.base" ./test/bench/l4)
 	cp "$bin/l4bench" "$bin/l4bench.new"
-	echo "# A/B: base=$(git rev-parse --short "$BASE") new=working tree ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- bpf l4 test/bench || echo +changes)), $runs runs of each, alternating"
+	echo "# A/B ($key): base=$(git rev-parse --short "$BASE") new=working tree ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- bpf l4 test/bench || echo +changes)), $runs runs of each, alternating"
 	: >"$bin/ab"
 	for r in $(seq 1 "$runs"); do
 		order="base new"
@@ -81,12 +92,12 @@ ab_packet() {
 		for b in $order; do
 			"$bin/l4bench.$b" -n "${N:-100000}" -rounds "${ROUNDS:-5}" -cpu "${CPU:-0}" >"$bin/out.$b.$r"
 			[ "$r" = 1 ] && grep '^# case=' "$bin/out.$b.$r" | sed "s/^# /# $b /"
-			awk -v r="$r" -v b="$b" '/^l4bench case=/ {
+			awk -v r="$r" -v b="$b" -v key="$key" '/^l4bench case=/ {
 				c = o = ""
 				for (i = 2; i <= NF; i++) {
 					split($i, kv, "=")
 					if (kv[1] == "case") c = kv[2]
-					if (kv[1] == "over_floor_ns") o = kv[2]
+					if (kv[1] == key) o = kv[2]
 				}
 				print r, b, c, o
 			}' "$bin/out.$b.$r" >>"$bin/ab"

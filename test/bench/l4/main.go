@@ -5,9 +5,12 @@
 // the same pinned CPU and interleaved round by round, it measures a trivial
 // MAC-swap XDP_TX program as the floor and reports every case over it:
 //
-//	l4bench case=<name> ns=<median> floor_ns=<floor> over_floor_ns=<difference>
+//	l4bench case=<name> ns=<median> floor_ns=<floor> over_floor_ns=<difference> iqm_ns=<median> floor_iqm_ns=<floor> over_floor_iqm_ns=<difference>
 //
-// ns is the median over rounds of each round's mean. Needs root.
+// ns is the median over rounds of each round's mean; iqm_ns the same with
+// each round's interquartile mean (the mean of the middle half of its
+// runs), which a run preempted by another process on a busy machine does
+// not move. Needs root.
 package main
 
 import (
@@ -225,20 +228,23 @@ func run() error {
 
 	per := *n / *rounds
 	means := make([][]float64, len(cases))
+	iqms := make([][]float64, len(cases))
 	for range *rounds {
 		for i, c := range cases {
-			m, err := mean(c, per)
+			m, q, err := mean(c, per)
 			if err != nil {
 				return fmt.Errorf("measure %s: %w", c.name, err)
 			}
 			means[i] = append(means[i], m)
+			iqms[i] = append(iqms[i], q)
 		}
 	}
-	floorNS := median(means[0])
+	floorNS, floorIQM := median(means[0]), median(iqms[0])
 	fmt.Printf("# %d runs per case in %d interleaved rounds, repeat=1, cpu %d; floor = MAC-swap XDP_TX\n", per**rounds, *rounds, *cpu)
 	for i, c := range cases[1:] {
-		ns := median(means[i+1])
-		fmt.Printf("l4bench case=%s ns=%.1f floor_ns=%.1f over_floor_ns=%.1f\n", c.name, ns, floorNS, ns-floorNS)
+		ns, q := median(means[i+1]), median(iqms[i+1])
+		fmt.Printf("l4bench case=%s ns=%.1f floor_ns=%.1f over_floor_ns=%.1f iqm_ns=%.1f floor_iqm_ns=%.1f over_floor_iqm_ns=%.1f\n",
+			c.name, ns, floorNS, ns-floorNS, q, floorIQM, q-floorIQM)
 	}
 	return nil
 }
@@ -250,20 +256,27 @@ func newFlow(in []byte, i int) {
 }
 
 // mean runs the case count times with repeat = 1 and returns the mean of
-// the durations the kernel reported.
-func mean(c benchCase, count int) (float64, error) {
+// the durations the kernel reported, and their interquartile mean.
+func mean(c benchCase, count int) (float64, float64, error) {
 	var total int64
+	ds := make([]int64, count)
 	for i := range count {
 		if c.vary != nil {
 			c.vary(c.in, i)
 		}
 		_, d, err := c.prog.Benchmark(c.in, 1, nil)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		total += d.Nanoseconds()
+		ds[i] = d.Nanoseconds()
+		total += ds[i]
 	}
-	return float64(total) / float64(count), nil
+	slices.Sort(ds)
+	var mid int64
+	for _, d := range ds[count/4 : count-count/4] {
+		mid += d
+	}
+	return float64(total) / float64(count), float64(mid) / float64(count-2*(count/4)), nil
 }
 
 func median(xs []float64) float64 {
