@@ -16,11 +16,12 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* vip_filter_hit says whether the destination address may be a VIP's; a
- * clear bit proves it is not, with one inlined array lookup. */
-XLB_INLINE int vip_filter_hit(const struct pkt *p)
+/* vip_filter_hit says whether the destination address (folded: dst_fold)
+ * may be a VIP's; a clear bit proves it is not, with one inlined array
+ * lookup. */
+XLB_INLINE int vip_filter_hit(__u32 dst_fold)
 {
-	__u32 bit = filter_hash(p->key.dst);
+	__u32 bit = filter_hash(dst_fold);
 	__u32 word = bit >> 6;
 	__u64 *w = bpf_map_lookup_elem(&vip_filter_map, &word);
 
@@ -34,7 +35,7 @@ XLB_INLINE int fragment(struct pkt *p)
 {
 	struct vip_key k = {};
 
-	if (!vip_filter_hit(p))
+	if (!vip_filter_hit(addr_fold(p->key.dst)))
 		return not_vip(p);
 	__builtin_memcpy(k.addr, p->key.dst, sizeof(k.addr));
 	k.family = p->family;
@@ -172,13 +173,14 @@ XLB_INLINE int icmp_error(struct xdp_md *ctx, struct pkt *p)
 	struct vip_info *vip;
 	struct conn_set *set;
 	struct conn_entry *e;
-	__u32 hash, chash, bid = 0, vip_id = 0, flags = 0;
+	__u32 hash, chash, fold, bid = 0, vip_id = 0, flags = 0;
 	int v6 = p->family == XLB_AF_INET6, ret, w;
 
-	if (!vip_filter_hit(p))
+	fold = addr_fold(p->key.dst);
+	if (!vip_filter_hit(fold))
 		return pass(p, XLB_CNT_OTHER_L4);
 	hash = flow_hash(p->key.src, ((__u32)p->key.dport << 16) | p->key.sport, p->proto, v6);
-	chash = conn_hash(hash, p->key.dst, v6);
+	chash = conn_hash(hash, fold);
 	set = conn_set_of(chash);
 	if (set) {
 		w = conn_find(set, &p->key, conn_tag(chash));
@@ -222,7 +224,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	struct vip_info *vip;
 	struct backend *b = 0;
 	struct conn *c;
-	__u32 hash, chash, tag, cpu, bid = 0, vip_id = 0, flags = 0;
+	__u32 hash, chash, fold, tag, cpu, bid = 0, vip_id = 0, flags = 0;
 	int new_flow = 0, v6;
 	int ret;
 
@@ -234,12 +236,13 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 		return fragment(p);
 	if (p->icmp)
 		return icmp_error(ctx, p);
-	if (!vip_filter_hit(p))
+	fold = addr_fold(p->key.dst);
+	if (!vip_filter_hit(fold))
 		return not_vip(p);
 
 	v6 = p->family == XLB_AF_INET6;
 	hash = flow_hash(p->key.src, ((__u32)p->key.dport << 16) | p->key.sport, p->proto, v6);
-	chash = conn_hash(hash, p->key.dst, v6);
+	chash = conn_hash(hash, fold);
 	tag = conn_tag(chash);
 	cpu = bpf_get_smp_processor_id();
 	set = conn_set_of(chash);

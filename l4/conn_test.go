@@ -109,3 +109,50 @@ func TestConnTableUsesEverySet(t *testing.T) {
 		assert.Greater(t, used, int(float64(sets/2)*(1-pmf[0])*0.9), fmt.Sprintf("used sets of one parity: %d of %d", used, sets/2))
 	}
 }
+
+// TestConnHashMatchesKernel checks that connHash and connSet (Go) agree
+// with conn_hash and conn_set_of (BPF): after a flow's first packet its
+// entry is in the set and under the tag the Go mirror names, for both
+// families and protocols and for one client to two VIP addresses.
+func TestConnHashMatchesKernel(t *testing.T) {
+	d := openTest(t, nil)
+	ids4 := upsertBackends(t, d, "192.168.1.1", "192.168.1.2")
+	ids6 := upsertBackends(t, d, "fd01::1", "fd01::2")
+	vips := []struct {
+		vip VIP
+		ids []BackendID
+	}{
+		{VIP{netip.MustParseAddr("203.0.113.10"), 80, TCP}, ids4},
+		{VIP{netip.MustParseAddr("203.0.113.11"), 80, TCP}, ids4},
+		{VIP{netip.MustParseAddr("203.0.113.10"), 53, UDP}, ids4},
+		{VIP{netip.MustParseAddr("2001:db8::10"), 80, TCP}, ids6},
+		{VIP{netip.MustParseAddr("2001:db8::10"), 53, UDP}, ids6},
+	}
+	sets := d.objs.ConnMap.MaxEntries()
+	prog := d.Program()
+	for _, v := range vips {
+		require.NoError(t, d.UpsertVIP(v.vip))
+		require.NoError(t, d.InstallTable(v.vip, ring(v.ids, 0)))
+		for i := range 20 {
+			src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)}), uint16(40000+i))
+			if v.vip.Addr.Is6() {
+				src = netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0xd, 0xb8, 0xc, 15: byte(i + 1)}), uint16(40000+i))
+			}
+			p := pkt{src: src, dst: netip.AddrPortFrom(v.vip.Addr, v.vip.Port), proto: v.vip.Proto, syn: v.vip.Proto == TCP}
+			verdict, _ := runProg(t, prog, p.build(t))
+			require.Equal(t, "XDP_TX", verdictName(verdict))
+
+			h := connHash(FlowHash(src, v.vip.Port, v.vip.Proto), v.vip.Addr)
+			var s xlbConnSet
+			require.NoError(t, d.objs.ConnMap.Lookup(connSet(h, sets), &s))
+			found := false
+			for w, tag := range s.Tag {
+				k := s.E[w].Key
+				if tag == h|1 && k.Src == addrWords(src.Addr()) && k.Dst == addrWords(v.vip.Addr) {
+					found = true
+				}
+			}
+			assert.True(t, found, "flow %s -> %s not in set %d under tag %#x", src, v.vip, connSet(h, sets), h|1)
+		}
+	}
+}

@@ -6,6 +6,25 @@ import (
 	"net/netip"
 )
 
+// addrFold mirrors addr_fold in bpf/include/hash.h: an address's four
+// words (as the data path stores them) xor-folded into one.
+func addrFold(a netip.Addr) uint32 {
+	w := addrWords(a)
+	return w[0] ^ bits.RotateLeft32(w[1], 7) ^ bits.RotateLeft32(w[2], 13) ^ bits.RotateLeft32(w[3], 19)
+}
+
+// connHash mirrors conn_hash in bpf/include/hash.h: the hash that picks a
+// flow's connection-table set and tag, the flow hash extended with the
+// destination address.
+func connHash(flow uint32, dst netip.Addr) uint32 {
+	return (flow ^ addrFold(dst)) * 0x9e3779b1
+}
+
+// connSet mirrors conn_set_of: the set of sets connection hash h falls in.
+func connSet(h, sets uint32) uint32 {
+	return uint32((uint64(h) * uint64(sets)) >> 32)
+}
+
 const hashSeed = 0x786c6221 // "xlb!", as in bpf/include/hash.h
 
 func hashMix(h, k uint32) uint32 {

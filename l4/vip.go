@@ -3,7 +3,6 @@ package l4
 import (
 	"errors"
 	"fmt"
-	"math/bits"
 	"net/netip"
 
 	"github.com/cilium/ebpf"
@@ -246,9 +245,7 @@ func (d *Dataplane) writeVIPAddr(a netip.Addr) error {
 // filterBit mirrors filter_hash in bpf/include/hash.h: the bit of
 // vip_filter_map that an address sets.
 func filterBit(a netip.Addr) uint32 {
-	w := addrWords(a)
-	h := w[0] ^ bits.RotateLeft32(w[1], 7) ^ bits.RotateLeft32(w[2], 13) ^ bits.RotateLeft32(w[3], 19)
-	return (h * 0x9e3779b1) >> (32 - filterBits)
+	return (addrFold(a) * 0x9e3779b1) >> (32 - filterBits)
 }
 
 const filterBits = 16 // XLB_FILTER_BITS

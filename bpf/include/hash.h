@@ -59,27 +59,30 @@ XLB_INLINE __u32 flow_hash(const __u32 *src, __u32 ports, __u8 proto, int v6)
 	return hash_final(h, v6 ? 24 : 12);
 }
 
-/* conn_hash extends a flow hash with the destination address: it indexes
- * the connection table, whose entries must tell VIPs apart. */
-XLB_INLINE __u32 conn_hash(__u32 flow, const __u32 *dst, int v6)
+/* addr_fold xor-folds the four words of an address (IPv4: the first, the
+ * others zero) into one, for the two hashes below. */
+XLB_INLINE __u32 addr_fold(const __u32 *a)
 {
-	__u32 h = hash_mix(flow, dst[0]);
+	return a[0] ^ rotl32(a[1], 7) ^ rotl32(a[2], 13) ^ rotl32(a[3], 19);
+}
 
-	if (v6) {
-		h = hash_mix(h, dst[1]);
-		h = hash_mix(h, dst[2]);
-		h = hash_mix(h, dst[3]);
-	}
-	return hash_final(h, v6 ? 16 : 4);
+/* conn_hash extends a flow hash with the destination address (folded by
+ * addr_fold): it indexes the connection table, whose entries must tell VIPs
+ * apart. The flow hash is already MurmurHash3 of the rest of the 5-tuple,
+ * so one Fibonacci multiply of it xored with the destination does: for one
+ * destination it is a bijection of the flow hash, as uniform as that, and
+ * the set is taken from its high bits, which every input bit reaches
+ * (l4.connHash in Go). */
+XLB_INLINE __u32 conn_hash(__u32 flow, __u32 dst_fold)
+{
+	return (flow ^ dst_fold) * 0x9e3779b1;
 }
 
 /* filter_hash picks a destination address's bit in vip_filter_map:
- * Fibonacci hashing of the xor-folded address words (l4.filterBit in Go). */
-XLB_INLINE __u32 filter_hash(const __u32 *dst)
+ * Fibonacci hashing of its addr_fold (l4.filterBit in Go). */
+XLB_INLINE __u32 filter_hash(__u32 dst_fold)
 {
-	__u32 h = dst[0] ^ rotl32(dst[1], 7) ^ rotl32(dst[2], 13) ^ rotl32(dst[3], 19);
-
-	return (h * 0x9e3779b1) >> (32 - XLB_FILTER_BITS);
+	return (dst_fold * 0x9e3779b1) >> (32 - XLB_FILTER_BITS);
 }
 
 #endif /* XLB_HASH_H */
