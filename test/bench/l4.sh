@@ -22,7 +22,8 @@
 #
 # A/B: with BASE=<git revision>, the packet part builds test/bench/l4 both
 # at that revision (from `git archive`, so the revision's committed BPF
-# object) and from the working tree, and runs the two builds alternately
+# object) and from the working tree (or NEW=<git revision>), and runs the
+# two builds alternately
 # (base new, new base, ...) AB_RUNS times (default 6), each run ROUNDS
 # interleaved rounds of N runs per case (defaults 5 and 100000 in this mode).
 # Both builds are measured by the working tree's driver (test/bench/l4 and
@@ -38,7 +39,7 @@
 # Ctrl-C; what a killed run left is removed by the next run and on exit here.
 #
 # Environment: PARTS ("packet rate"), N (200000), ROUNDS (10), CPU (0),
-# BASE (unset), AB_RUNS (6), AB_STAT (iqm);
+# BASE and NEW (unset), AB_RUNS (6), AB_STAT (iqm);
 # RATE_ROUNDS (9), RATE_INTERVAL (500ms), RATE_THREADS ("1,2"),
 # RATE_CASES ("bounce,xlb,xlb-mac,nftables"; nftables needs the nft tool).
 set -euo pipefail
@@ -79,12 +80,24 @@ ab_packet() {
 	*) echo "l4.sh: AB_STAT is iqm or mean, not ${AB_STAT}" >&2; exit 1 ;;
 	esac
 	mkdir "$bin/base"
-	git archive "$BASE" | tar -x -C "$bin/base"
-	rm -rf "$bin/base/test/bench/l4" "$bin/base/test/bench/benchxdp"
-	cp -r test/bench/l4 test/bench/benchxdp "$bin/base/test/bench/"
-	(cd "$bin/base" && go build -o "$bin/l4bench.base" ./test/bench/l4)
-	cp "$bin/l4bench" "$bin/l4bench.new"
-	echo "# A/B ($key): base=$(git rev-parse --short "$BASE") new=working tree ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- bpf l4 test/bench || echo +changes)), $runs runs of each, alternating"
+	for b in base new; do
+		local rev=$BASE
+		if [ $b = new ]; then
+			rev=${NEW:-}
+			if [ -z "$rev" ]; then
+				cp "$bin/l4bench" "$bin/l4bench.new"
+				continue
+			fi
+		fi
+		mkdir "$bin/$b"
+		git archive "$rev" | tar -x -C "$bin/$b"
+		rm -rf "$bin/$b/test/bench/l4" "$bin/$b/test/bench/benchxdp"
+		cp -r test/bench/l4 test/bench/benchxdp "$bin/$b/test/bench/"
+		(cd "$bin/$b" && go build -o "$bin/l4bench.$b" ./test/bench/l4)
+	done
+	local new="working tree ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- bpf l4 test/bench || echo +changes))"
+	[ -n "${NEW:-}" ] && new=$(git rev-parse --short "$NEW")
+	echo "# A/B ($key): base=$(git rev-parse --short "$BASE") new=$new, $runs runs of each, alternating, cpu ${CPU:-0}"
 	: >"$bin/ab"
 	for r in $(seq 1 "$runs"); do
 		order="base new"
