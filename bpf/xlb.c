@@ -183,7 +183,7 @@ XLB_INLINE int icmp_error(struct xdp_md *ctx, struct pkt *p)
 	chash = conn_hash(hash, fold);
 	set = conn_set_of(chash);
 	if (set) {
-		w = conn_find(set, &p->key, conn_tag(chash));
+		w = conn_find(set, &p->key, conn_tag(chash), v6);
 		if (w >= 0) {
 			e = &set->e[w & (XLB_CONN_WAYS - 1)];
 			b = conn_valid(p, &e->val, 0, &flags);
@@ -251,7 +251,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	 * SYN always takes the current table: a reused client port must not
 	 * inherit the previous connection's host. */
 	if (!p->syn && set) {
-		int w = conn_find(set, &p->key, tag);
+		int w = conn_find(set, &p->key, tag, v6);
 
 		if (w >= 0) {
 			c = &set->e[w & (XLB_CONN_WAYS - 1)].val;
@@ -293,7 +293,7 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 
 			if (p->proto == IPPROTO_UDP)
 				nc.last_seen = bpf_jiffies64();
-			conn_insert(set, &p->key, tag, &nc, cpu);
+			conn_insert(set, &p->key, tag, &nc, cpu, v6);
 		}
 		new_flow = 1;
 	}

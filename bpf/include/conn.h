@@ -11,16 +11,24 @@
 
 #include "maps.h"
 
-/* conn_key_eq compares two keys word by word, without branches. */
-XLB_INLINE int conn_key_eq(const struct conn_key *a, const struct conn_key *b)
+/* conn_key_eq compares key a with b, the packet's (an IPv6 one if v6),
+ * word by word without branches. An IPv4 key's address words past the
+ * first are zero in every entry (keys are built zeroed, and only
+ * conn_insert writes entries), and the family is in the last word: for an
+ * IPv4 packet the other 6 words cannot differ in any entry that matches
+ * the 4 compared, so only those 4 of the 10 are read. */
+XLB_INLINE int conn_key_eq(const struct conn_key *a, const struct conn_key *b, int v6)
 {
 	const __u32 *x = (const __u32 *)a;
 	const __u32 *y = (const __u32 *)b;
-	__u32 diff = 0;
+	__u32 diff;
 
+	diff = (x[0] ^ y[0]) | (x[4] ^ y[4]) | (x[8] ^ y[8]) | (x[9] ^ y[9]);
+	if (v6) {
 #pragma unroll
-	for (int i = 0; i < sizeof(*a) / 4; i++)
-		diff |= x[i] ^ y[i];
+		for (int i = 1; i < 4; i++)
+			diff |= (x[i] ^ y[i]) | (x[4 + i] ^ y[4 + i]);
+	}
 	return diff == 0;
 }
 
@@ -54,11 +62,11 @@ XLB_INLINE struct conn_set *conn_set_of(__u32 hash)
 /* conn_find returns the way holding the flow in its set, or -1. A way whose
  * check does not match is being rewritten, or was torn by two writers:
  * a miss. */
-XLB_INLINE int conn_find(struct conn_set *s, const struct conn_key *k, __u32 tag)
+XLB_INLINE int conn_find(struct conn_set *s, const struct conn_key *k, __u32 tag, int v6)
 {
 #pragma unroll
 	for (int i = 0; i < XLB_CONN_WAYS; i++) {
-		if (s->tag[i] == tag && conn_key_eq(&s->e[i].key, k) &&
+		if (s->tag[i] == tag && conn_key_eq(&s->e[i].key, k, v6) &&
 		    s->check[i] == conn_check(tag, &s->e[i].val))
 			return i;
 	}
@@ -89,7 +97,8 @@ XLB_INLINE int conn_touch(struct conn_set *s, int i, __u32 cpu)
  * at once), else into an empty way, else over the least recently used way.
  * The tag is cleared first and written last, so a reader on another CPU
  * meanwhile misses rather than reading half an entry. */
-XLB_INLINE void conn_insert(struct conn_set *s, const struct conn_key *k, __u32 tag, const struct conn *c, __u32 cpu)
+XLB_INLINE void conn_insert(struct conn_set *s, const struct conn_key *k, __u32 tag, const struct conn *c, __u32 cpu,
+				int v6)
 {
 	__u32 victim = 0, oldest = 0;
 
@@ -97,7 +106,7 @@ XLB_INLINE void conn_insert(struct conn_set *s, const struct conn_key *k, __u32 
 	for (int i = 0; i < XLB_CONN_WAYS; i++) {
 		__u32 age;
 
-		if (!s->tag[i] || (s->tag[i] == tag && conn_key_eq(&s->e[i].key, k))) {
+		if (!s->tag[i] || (s->tag[i] == tag && conn_key_eq(&s->e[i].key, k, v6))) {
 			victim = i;
 			break;
 		}
