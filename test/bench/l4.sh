@@ -79,7 +79,6 @@ ab_packet() {
 	mean) ;;
 	*) echo "l4.sh: AB_STAT is iqm or mean, not ${AB_STAT}" >&2; exit 1 ;;
 	esac
-	mkdir "$bin/base"
 	for b in base new; do
 		local rev=$BASE
 		if [ $b = new ]; then
