@@ -59,10 +59,13 @@ XLB_INLINE __u32 flow_hash(const __u32 *src, __u32 ports, __u8 proto, int v6)
 	return hash_final(h, v6 ? 24 : 12);
 }
 
-/* addr_fold xor-folds the four words of an address (IPv4: the first, the
- * others zero) into one, for the two hashes below. */
-XLB_INLINE __u32 addr_fold(const __u32 *a)
+/* addr_fold xor-folds the four words of an address into one, for the two
+ * hashes below; an IPv4 address (not v6) has only its first word, the
+ * others being zero, which fold to nothing. */
+XLB_INLINE __u32 addr_fold(const __u32 *a, int v6)
 {
+	if (!v6)
+		return a[0];
 	return a[0] ^ rotl32(a[1], 7) ^ rotl32(a[2], 13) ^ rotl32(a[3], 19);
 }
 
