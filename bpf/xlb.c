@@ -179,8 +179,8 @@ XLB_INLINE int icmp_error(struct xdp_md *ctx, struct pkt *p)
 	fold = addr_fold(p->key.dst, v6);
 	if (!vip_filter_hit(fold))
 		return pass(p, XLB_CNT_OTHER_L4);
-	hash = flow_hash(p->key.src, ((__u32)p->key.dport << 16) | p->key.sport, p->proto, v6);
-	chash = conn_hash(hash, fold);
+	hash = key_flow_hash(&p->key, v6);
+	chash = conn_hash(&p->key, v6);
 	set = conn_set_of(chash);
 	if (set) {
 		w = conn_find(set, &p->key, conn_tag(chash), v6);
@@ -226,7 +226,7 @@ XLB_INLINE int forward_flow(struct xdp_md *ctx, struct pkt *p, int v6)
 	struct vip_info *vip;
 	struct backend *b = 0;
 	struct conn *c;
-	__u32 hash, chash, fold, tag, cpu, bid = 0, vip_id = 0, flags = 0;
+	__u32 hash = 0, chash, fold, tag, cpu, bid = 0, vip_id = 0, flags = 0;
 	int new_flow = 0;
 	int ret;
 
@@ -234,8 +234,7 @@ XLB_INLINE int forward_flow(struct xdp_md *ctx, struct pkt *p, int v6)
 	if (!vip_filter_hit(fold))
 		return not_vip(p);
 
-	hash = flow_hash(p->key.src, ((__u32)p->key.dport << 16) | p->key.sport, p->proto, v6);
-	chash = conn_hash(hash, fold);
+	chash = conn_hash(&p->key, v6);
 	tag = conn_tag(chash);
 	cpu = bpf_get_smp_processor_id();
 	set = conn_set_of(chash);
@@ -269,6 +268,7 @@ XLB_INLINE int forward_flow(struct xdp_md *ctx, struct pkt *p, int v6)
 			count_at_exit(p, XLB_PATH_CT_MISS_SYN_TX, XLB_CNT_CT_MISS_SYN);
 		else
 			count_at_exit(p, XLB_PATH_CT_MISS_NON_SYN_TX, XLB_CNT_CT_MISS_NON_SYN);
+		hash = key_flow_hash(&p->key, v6);
 		b = pick_backend(vip, hash, &bid);
 		if (!b) {
 			stat_add(XLB_CNT_NO_BACKEND, p->len);
@@ -289,6 +289,10 @@ XLB_INLINE int forward_flow(struct xdp_md *ctx, struct pkt *p, int v6)
 			conn_insert(set, &p->key, tag, &nc, cpu, v6);
 		}
 		new_flow = 1;
+	} else if ((flags & XLB_VIP_GUE) || b->family != XLB_AF_INET) {
+		/* A hit needs the flow hash only where the outer header carries
+		 * it: GUE's source port, IPv6's flow label. */
+		hash = key_flow_hash(&p->key, v6);
 	}
 
 	/* The dry-run twin (Lookup) wraps l2dsr packets too: the outer

@@ -142,7 +142,7 @@ func TestConnHashMatchesKernel(t *testing.T) {
 			verdict, _ := runProg(t, prog, p.build(t))
 			require.Equal(t, "XDP_TX", verdictName(verdict))
 
-			h := connHash(FlowHash(src, v.vip.Port, v.vip.Proto), v.vip.Addr)
+			h := connHash(src, netip.AddrPortFrom(v.vip.Addr, v.vip.Port), v.vip.Proto)
 			var s xlbConnSet
 			require.NoError(t, d.objs.ConnMap.Lookup(connSet(h, sets), &s))
 			found := false

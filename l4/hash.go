@@ -13,11 +13,31 @@ func addrFold(a netip.Addr) uint32 {
 	return w[0] ^ bits.RotateLeft32(w[1], 7) ^ bits.RotateLeft32(w[2], 13) ^ bits.RotateLeft32(w[3], 19)
 }
 
-// connHash mirrors conn_hash in bpf/include/hash.h: the hash that picks a
-// flow's connection-table set and tag, the flow hash extended with the
-// destination address.
-func connHash(flow uint32, dst netip.Addr) uint32 {
-	return (flow ^ addrFold(dst)) * 0x9e3779b1
+// connHash mirrors conn_hash in bpf/include/hash.h: the hash of a flow's
+// 5-tuple that picks its connection-table set and tag.
+func connHash(src, dst netip.AddrPort, proto Proto) uint32 {
+	const golden = 0x9e3779b97f4a7c15
+	s, d := addrWords(src.Addr()), addrWords(dst.Addr())
+	var ports [4]byte
+	binary.BigEndian.PutUint16(ports[0:], src.Port())
+	binary.BigEndian.PutUint16(ports[2:], dst.Port())
+	family := afInet
+	if !src.Addr().Unmap().Is4() {
+		family = afInet6
+	}
+	pair := func(hi, lo uint32) uint64 { return uint64(hi)<<32 | uint64(lo) }
+	x := pair(s[0], d[0]) ^ pair(binary.LittleEndian.Uint32(ports[:]), uint32(proto)|uint32(family)<<8)*golden
+	if family == afInet6 {
+		for i := 1; i < 4; i++ {
+			x = (x ^ pair(s[i], d[i])) * golden
+		}
+	}
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return uint32(x)
 }
 
 // connSet mirrors conn_set_of: the set of sets connection hash h falls in.

@@ -21,8 +21,8 @@ const ringsPerVIP = uint32(abiXlbAbiXLB_ABI_RINGS_PER_VIP)
 // mmapable tables of versioned slots per VIP id, and ring_live_map. 3:
 // vip_gen_map holds the VIP's flags beside its generation. 4: conn_map is
 // one table shared by all CPUs (a flow's set from its hash, not per-CPU
-// partitions), with a check and a writer CPU per way. 5: conn_hash is one
-// multiply of the flow hash and the folded destination (flows sit in other
+// partitions), with a check and a writer CPU per way. 5: conn_hash hashes the
+// 5-tuple itself instead of extending the flow hash (flows sit in other
 // sets); path_stats_map.
 const mapLayout = 5
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* hash.h — the flow hash that picks a Maglev slot. Pure arithmetic.
+/* hash.h — the flow hash that picks a Maglev slot, the connection table's
+ * hash and the VIP filter's. Pure arithmetic.
  *
+ * The flow hash:
  * Input, as 32-bit words read little-endian from packet memory: the source
  * address (1 word for IPv4, 4 for IPv6), then the port word (source port
  * bytes followed by destination port bytes, as on the wire), then the IP
@@ -14,6 +16,7 @@
 
 #include <linux/types.h>
 #include "consts.h"
+#include "types.h"
 
 #define XLB_HASH_SEED 0x786c6221 /* "xlb!" */
 
@@ -59,6 +62,13 @@ XLB_INLINE __u32 flow_hash(const __u32 *src, __u32 ports, __u8 proto, int v6)
 	return hash_final(h, v6 ? 24 : 12);
 }
 
+/* key_flow_hash is flow_hash of a connection key's 5-tuple (an IPv6 one
+ * if v6). */
+XLB_INLINE __u32 key_flow_hash(const struct conn_key *k, int v6)
+{
+	return flow_hash(k->src, ((__u32)k->dport << 16) | k->sport, k->proto, v6);
+}
+
 /* addr_fold xor-folds the four words of an address into one, for the two
  * hashes below; an IPv4 address (not v6) has only its first word, the
  * others being zero, which fold to nothing. */
@@ -69,16 +79,34 @@ XLB_INLINE __u32 addr_fold(const __u32 *a, int v6)
 	return a[0] ^ rotl32(a[1], 7) ^ rotl32(a[2], 13) ^ rotl32(a[3], 19);
 }
 
-/* conn_hash extends a flow hash with the destination address (folded by
- * addr_fold): it indexes the connection table, whose entries must tell VIPs
- * apart. The flow hash is already MurmurHash3 of the rest of the 5-tuple,
- * so one Fibonacci multiply of it xored with the destination does: for one
- * destination it is a bijection of the flow hash, as uniform as that, and
- * the set is taken from its high bits, which every input bit reaches
- * (l4.connHash in Go). */
-XLB_INLINE __u32 conn_hash(__u32 flow, __u32 dst_fold)
+#define XLB_GOLDEN64 0x9e3779b97f4a7c15ULL
+
+/* conn_hash indexes the connection table (set and tag): a hash of the
+ * whole key, the destination included (entries must tell VIPs apart). It
+ * is not chained after flow_hash: a connection hit needs no flow hash at
+ * all unless the outer header carries one (GUE, IPv6), so an IP-in-IP hit
+ * towards an IPv4 host skips MurmurHash3. The key's words, as 32-bit
+ * little-endian loads: source and destination address words paired into
+ * 64 bits, the port word and the protocol/family word paired likewise and
+ * multiplied in, then MurmurHash3's 64-bit finaliser, a bijection: two
+ * IPv4 keys with the same ports collide in no bit before the final
+ * truncation to 32 (l4.connHash in Go). */
+XLB_INLINE __u32 conn_hash(const struct conn_key *k, int v6)
 {
-	return (flow ^ dst_fold) * 0x9e3779b1;
+	const __u32 *w = (const __u32 *)k;
+	__u64 x = ((__u64)w[0] << 32 | w[4]) ^ ((__u64)w[8] << 32 | w[9]) * XLB_GOLDEN64;
+
+	if (v6) {
+#pragma unroll
+		for (int i = 1; i < 4; i++)
+			x = (x ^ ((__u64)w[i] << 32 | w[4 + i])) * XLB_GOLDEN64;
+	}
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return (__u32)x;
 }
 
 /* filter_hash picks a destination address's bit in vip_filter_map:
