@@ -31,8 +31,9 @@
 # AB_STAT picks the figure: iqm (default; the interquartile mean of each
 # round's runs, which preemption by other processes does not move) or mean.
 # One line per case, over the floor, medians over the runs and the range of
-# the per-run differences (new minus base, each pair run back to back):
-#   l4ab case=<name> base=<ns> new=<ns> diff=<median> diff_min=<ns> diff_max=<ns>
+# the per-run differences (new minus base, each pair run back to back), the
+# best (lowest) run of each build, and every run's difference:
+#   l4ab case=<name> base=<ns> new=<ns> diff=<median> diff_min=<ns> diff_max=<ns> base_best=<ns> new_best=<ns> diffs=<d1,d2,...>
 #
 # Everything the rate part creates (namespaces, veths, XDP programs, the nft
 # table inside its namespace) is removed when it exits, also on failure or
@@ -131,7 +132,13 @@ ab_packet() {
 				if (n == 1 || d[n] > hi) hi = d[n]
 			}
 			if (!n) continue
-			printf "l4ab case=%s base=%.1f new=%.1f diff=%.1f diff_min=%.1f diff_max=%.1f\n", c, med(a, n), med(b, n), med(d, n), lo, hi
+			ds = ""
+			for (j = 1; j <= n; j++) {
+				if (j == 1 || a[j] < amin) amin = a[j]
+				if (j == 1 || b[j] < bmin) bmin = b[j]
+				ds = ds (j > 1 ? "," : "") sprintf("%.1f", d[j])
+			}
+			printf "l4ab case=%s base=%.1f new=%.1f diff=%.1f diff_min=%.1f diff_max=%.1f base_best=%.1f new_best=%.1f diffs=%s\n", c, med(a, n), med(b, n), med(d, n), lo, hi, amin, bmin, ds
 		}
 	}' "$bin/ab"
 }
