@@ -3,7 +3,8 @@
  * parse -> VIP lookup -> connection table -> Maglev table on a miss ->
  * IP-in-IP of either family in either (or, per VIP, GUE or an L2 DSR MAC
  * rewrite) towards the chosen L7 host -> XDP_TX. Everything that is not for a
- * VIP passes untouched. The verdict is counted once, at the single exit. */
+ * VIP passes untouched. The verdict is counted once, at the single exit,
+ * in the same update as the packet's main reason (pair_stats_map). */
 #include "include/consts.h"
 #include "include/types.h"
 #include "include/maps.h"
@@ -254,7 +255,7 @@ XLB_INLINE int forward_flow(struct xdp_md *ctx, struct pkt *p, int v6)
 				if (conn_touch(set, w, cpu))
 					stat_add(XLB_CNT_CT_HIT_OTHER_CPU, p->len);
 				else
-					count_at_exit(p, XLB_PATH_CT_HIT_TX, XLB_CNT_CT_HIT);
+					count_at_exit(p, XLB_CNT_CT_HIT);
 			}
 		}
 	}
@@ -265,9 +266,9 @@ XLB_INLINE int forward_flow(struct xdp_md *ctx, struct pkt *p, int v6)
 		vip_id = vip->id;
 		flags = vip->flags;
 		if (p->syn)
-			count_at_exit(p, XLB_PATH_CT_MISS_SYN_TX, XLB_CNT_CT_MISS_SYN);
+			count_at_exit(p, XLB_CNT_CT_MISS_SYN);
 		else
-			count_at_exit(p, XLB_PATH_CT_MISS_NON_SYN_TX, XLB_CNT_CT_MISS_NON_SYN);
+			count_at_exit(p, XLB_CNT_CT_MISS_NON_SYN);
 		hash = key_flow_hash(&p->key, v6);
 		b = pick_backend(vip, hash, &bid);
 		if (!b) {
@@ -327,22 +328,6 @@ XLB_INLINE int process_packet(struct xdp_md *ctx, struct pkt *p)
 	return forward_flow(ctx, p, 0);
 }
 
-/* count_verdict counts the verdict, with the reason count_at_exit left
- * in one update when the verdict is the expected one. */
-XLB_INLINE void count_verdict(const struct pkt *p, int act)
-{
-	if (p->path) {
-		int want = p->path == XLB_PATH_NOT_VIP_PASS ? XDP_PASS : XDP_TX;
-
-		if (act == want) {
-			stat_path(p->path, p->len);
-			return;
-		}
-		stat_add(p->path_reason, p->len);
-	}
-	stat_add(XLB_CNT_XDP_ABORTED + act, p->len);
-}
-
 SEC("xdp")
 int xlb_ingress(struct xdp_md *ctx)
 {
@@ -351,6 +336,6 @@ int xlb_ingress(struct xdp_md *ctx)
 
 	if (act < XDP_ABORTED || act > XDP_REDIRECT)
 		act = XDP_ABORTED;
-	count_verdict(&p, act);
+	stat_pair(XLB_PAIR(p.reason, act), p.len);
 	return act;
 }

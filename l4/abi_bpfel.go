@@ -18,6 +18,8 @@ const (
 	abiXlbAbiXLB_ABI_CONN_WAYS     abiXlbAbi = 4
 	abiXlbAbiXLB_ABI_MAX_CPUS      abiXlbAbi = 128
 	abiXlbAbiXLB_ABI_RINGS_PER_VIP abiXlbAbi = 2
+	abiXlbAbiXLB_ABI_PAIR_ACTIONS  abiXlbAbi = 8
+	abiXlbAbiXLB_ABI_PAIR_ROWS     abiXlbAbi = 64
 )
 
 type abiXlbAf uint32

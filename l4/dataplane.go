@@ -167,7 +167,7 @@ type backendState struct {
 var sharedMaps = []string{
 	xlbMapVipMap, xlbMapRingMap, xlbMapBackendMap, xlbMapConnMap, xlbMapStatsMap,
 	xlbMapVipStatsMap, xlbMapBackendStatsMap, xlbMapCtlMap, xlbMapVipGenMap, xlbMapVipFilterMap, xlbMapVipAddrMap, xlbMapTxPortMap,
-	xlbMapRingLiveMap, xlbMapPathStatsMap,
+	xlbMapRingLiveMap, xlbMapPairStatsMap,
 }
 
 // connWays is XLB_CONN_WAYS: entries per connection-table set.
@@ -360,7 +360,7 @@ func (d *Dataplane) load() error {
 		xlbMapVipAddrMap:      d.objs.VipAddrMap,
 		xlbMapTxPortMap:       d.objs.TxPortMap,
 		xlbMapRingLiveMap:     d.objs.RingLiveMap,
-		xlbMapPathStatsMap:    d.objs.PathStatsMap,
+		xlbMapPairStatsMap:    d.objs.PairStatsMap,
 	}
 	dopts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{}}
 	for _, name := range sharedMaps {

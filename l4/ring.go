@@ -23,7 +23,7 @@ const ringsPerVIP = uint32(abiXlbAbiXLB_ABI_RINGS_PER_VIP)
 // one table shared by all CPUs (a flow's set from its hash, not per-CPU
 // partitions), with a check and a writer CPU per way. 5: conn_hash hashes the
 // 5-tuple itself instead of extending the flow hash (flows sit in other
-// sets); path_stats_map.
+// sets); pair_stats_map.
 const mapLayout = 5
 
 // slot packs a table slot or a ring_live_map value (XLB_SLOT_* in

@@ -132,20 +132,21 @@ var (
 	_ = [1]struct{}{}[Counter(abiXlbXdpActionXLB_ABI_XDP_ABORTED)]
 )
 
-// pathSlots names the two counters each slot of path_stats_map (enum
-// xlb_path in bpf/include/consts.h) stands for: the data path counts a
-// reason and its verdict in one update on its common paths, and Stats adds
-// the slot to both.
-var pathSlots = [...]struct{ reason, verdict Counter }{
-	xlbXlbPathXLB_PATH_CT_HIT_TX:          {CounterConnHit, CounterXDPTx},
-	xlbXlbPathXLB_PATH_CT_MISS_SYN_TX:     {CounterConnMissSYN, CounterXDPTx},
-	xlbXlbPathXLB_PATH_CT_MISS_NON_SYN_TX: {CounterConnMissNonSYN, CounterXDPTx},
-	xlbXlbPathXLB_PATH_NOT_VIP_PASS:       {CounterNotVIP, CounterXDPPass},
-}
+// pairActions and pairRows shape pair_stats_map (XLB_PAIR in
+// bpf/include/consts.h): slot row*pairActions+action counts packets whose
+// main reason was counter row-1 (row 0: none) and whose verdict was the
+// XDP action; Stats adds each slot to both counters.
+const (
+	pairActions = int(abiXlbAbiXLB_ABI_PAIR_ACTIONS)
+	pairRows    = int(abiXlbAbiXLB_ABI_PAIR_ROWS)
+)
 
-// The list above covers every slot: this stops the build when the C enum
-// grows and pathSlots does not.
-var _ = [1]struct{}{}[len(pathSlots)-int(xlbXlbPathXLB_PATH_MAX)]
+// Every counter has a row, and every verdict a column: a negative array
+// length stops the build otherwise.
+var (
+	_ [pairRows - 1 - numCounters]struct{}
+	_ [pairActions - 1 - int(CounterXDPRedirect-CounterXDPAborted)]struct{}
+)
 
 func (c Counter) info() (counterInfo, bool) {
 	if int(c) < len(counterInfos) && counterInfos[c].name != "" {
@@ -237,16 +238,23 @@ func (d *Dataplane) Stats() (Stats, error) {
 		}
 		s.Counters[c] = n
 	}
-	for slot, p := range pathSlots {
-		if slot == int(xlbXlbPathXLB_PATH_NONE) { // never counted
-			continue
-		}
-		n, err := sumStat(d.objs.PathStatsMap, uint32(slot))
-		if err != nil {
-			return Stats{}, fmt.Errorf("read counters %s and %s: %w", p.reason, p.verdict, err)
-		}
-		for _, c := range []Counter{p.reason, p.verdict} {
-			s.Counters[c] = Count{s.Counters[c].Packets + n.Packets, s.Counters[c].Bytes + n.Bytes}
+	// The pair slots of every counter row that exists and every verdict.
+	for row := 0; row <= numCounters; row++ {
+		for act := CounterXDPAborted; act <= CounterXDPRedirect; act++ {
+			n, err := sumStat(d.objs.PairStatsMap, uint32(row*pairActions+int(act-CounterXDPAborted)))
+			if err != nil {
+				return Stats{}, fmt.Errorf("read pair counters of row %d, %s: %w", row, act, err)
+			}
+			if n == (Count{}) {
+				continue
+			}
+			add := []Counter{act}
+			if row > 0 {
+				add = append(add, Counter(row-1))
+			}
+			for _, c := range add {
+				s.Counters[c] = Count{s.Counters[c].Packets + n.Packets, s.Counters[c].Bytes + n.Bytes}
+			}
 		}
 	}
 	for v, id := range vips {

@@ -80,12 +80,12 @@ func TestCheckCPUs(t *testing.T) {
 	assert.Equal(t, 128, maxCPUs, "XLB_MAX_CPUS, read from the generated object")
 }
 
-// TestPathCountersSplitOnOtherVerdict: a connection hit or a new flow
-// forwarded with XDP_TX is counted in one path_stats_map slot, which Stats
-// adds to both counters it stands for; when such a packet ends otherwise
-// (here dropped as too big: IPv4 without DF), the reason and the verdict
-// are counted apart. Either way every counter gets exactly its packets.
-func TestPathCountersSplitOnOtherVerdict(t *testing.T) {
+// TestPairCounters: a packet's main reason and its verdict are counted in
+// one pair_stats_map slot, which Stats adds to both counters, whatever the
+// verdict: a connection hit or a new flow dropped as too big (IPv4 without
+// DF) is its reason plus too_big plus xdp_drop, as forwarded it is its
+// reason plus xdp_tx. Every counter gets exactly its packets and bytes.
+func TestPairCounters(t *testing.T) {
 	const mtu = 1400
 	d := openTest(t, func(c *Config) { c.MTU = mtu })
 	ids := upsertBackends(t, d, "192.168.1.1")
@@ -103,23 +103,28 @@ func TestPathCountersSplitOnOtherVerdict(t *testing.T) {
 	steps := []struct {
 		name    string
 		p       pkt
+		raw     func([]byte) []byte
 		verdict uint32
-		want    []Counter // counters bumped by one packet each
-		path    xlbXlbPath
+		want    []Counter // counters bumped by one packet each; the first is the pair's reason
 	}{
-		{"syn forwarded", syn, xdpTx, []Counter{CounterConnMissSYN, CounterXDPTx}, xlbXlbPathXLB_PATH_CT_MISS_SYN_TX},
-		{"ack hit forwarded", ack, xdpTx, []Counter{CounterConnHit, CounterXDPTx}, xlbXlbPathXLB_PATH_CT_HIT_TX},
-		{"ack hit too big dropped", big(ack), xdpDrop, []Counter{CounterConnHit, CounterTooBig, CounterXDPDrop}, xlbXlbPathXLB_PATH_NONE},
-		{"syn too big dropped", big(syn), xdpDrop, []Counter{CounterConnMissSYN, CounterTooBig, CounterXDPDrop}, xlbXlbPathXLB_PATH_NONE},
-		{"non-vip passed", tcpACK("198.51.100.1:40001", "203.0.113.99:80"), xdpPass, []Counter{CounterNotVIP, CounterXDPPass}, xlbXlbPathXLB_PATH_NOT_VIP_PASS},
+		{"syn forwarded", syn, nil, xdpTx, []Counter{CounterConnMissSYN, CounterXDPTx}},
+		{"ack hit forwarded", ack, nil, xdpTx, []Counter{CounterConnHit, CounterXDPTx}},
+		{"ack hit too big dropped", big(ack), nil, xdpDrop, []Counter{CounterConnHit, CounterTooBig, CounterXDPDrop}},
+		{"syn too big dropped", big(syn), nil, xdpDrop, []Counter{CounterConnMissSYN, CounterTooBig, CounterXDPDrop}},
+		{"non-vip passed", tcpACK("198.51.100.1:40001", "203.0.113.99:80"), nil, xdpPass, []Counter{CounterNotVIP, CounterXDPPass}},
+		{"malformed dropped", ack, func(b []byte) []byte { return b[:14+10] }, xdpDrop, []Counter{CounterMalformed, CounterXDPDrop}},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
+			slot := uint32((int(st.want[0])+1)*pairActions + int(st.verdict))
 			before, err := d.Stats()
 			require.NoError(t, err)
-			slotBefore, err := sumStat(d.objs.PathStatsMap, uint32(st.path))
+			slotBefore, err := sumStat(d.objs.PairStatsMap, slot)
 			require.NoError(t, err)
 			in := st.p.build(t)
+			if st.raw != nil {
+				in = st.raw(in)
+			}
 			v, _ := runProg(t, prog, in)
 			require.Equal(t, verdictName(st.verdict), verdictName(v))
 			after, err := d.Stats()
@@ -136,13 +141,9 @@ func TestPathCountersSplitOnOtherVerdict(t *testing.T) {
 					assert.Zero(t, got, "counter %s", c)
 				}
 			}
-			slotAfter, err := sumStat(d.objs.PathStatsMap, uint32(st.path))
+			slotAfter, err := sumStat(d.objs.PairStatsMap, slot)
 			require.NoError(t, err)
-			if st.path == xlbXlbPathXLB_PATH_NONE {
-				assert.Zero(t, slotAfter, "the none slot is never counted")
-			} else {
-				assert.Equal(t, slotBefore.Packets+1, slotAfter.Packets, "counted in path slot %d", st.path)
-			}
+			assert.Equal(t, slotBefore.Packets+1, slotAfter.Packets, "counted in the pair slot of %s and verdict %s", st.want[0], verdictName(st.verdict))
 		})
 	}
 }

@@ -143,17 +143,6 @@ type xlbXlbCtl struct {
 	Layout       uint32
 }
 
-type xlbXlbPath uint32
-
-const (
-	xlbXlbPathXLB_PATH_NONE               xlbXlbPath = 0
-	xlbXlbPathXLB_PATH_CT_HIT_TX          xlbXlbPath = 1
-	xlbXlbPathXLB_PATH_CT_MISS_SYN_TX     xlbXlbPath = 2
-	xlbXlbPathXLB_PATH_CT_MISS_NON_SYN_TX xlbXlbPath = 3
-	xlbXlbPathXLB_PATH_NOT_VIP_PASS       xlbXlbPath = 4
-	xlbXlbPathXLB_PATH_MAX                xlbXlbPath = 5
-)
-
 type xlbXlbStat struct {
 	_       structs.HostLayout
 	Packets uint64
@@ -170,7 +159,7 @@ const (
 	xlbMapCtlMap            = "ctl_map"
 	xlbMapFlowRateMap       = "flow_rate_map"
 	xlbMapNextHopMap        = "next_hop_map"
-	xlbMapPathStatsMap      = "path_stats_map"
+	xlbMapPairStatsMap      = "pair_stats_map"
 	xlbMapRingLiveMap       = "ring_live_map"
 	xlbMapRingMap           = "ring_map"
 	xlbMapStatsMap          = "stats_map"
@@ -253,7 +242,7 @@ type xlbMapSpecs struct {
 	CtlMap          *ebpf.MapSpec `ebpf:"ctl_map"`
 	FlowRateMap     *ebpf.MapSpec `ebpf:"flow_rate_map"`
 	NextHopMap      *ebpf.MapSpec `ebpf:"next_hop_map"`
-	PathStatsMap    *ebpf.MapSpec `ebpf:"path_stats_map"`
+	PairStatsMap    *ebpf.MapSpec `ebpf:"pair_stats_map"`
 	RingLiveMap     *ebpf.MapSpec `ebpf:"ring_live_map"`
 	RingMap         *ebpf.MapSpec `ebpf:"ring_map"`
 	StatsMap        *ebpf.MapSpec `ebpf:"stats_map"`
@@ -312,7 +301,7 @@ type xlbMaps struct {
 	CtlMap          *ebpf.Map `ebpf:"ctl_map"`
 	FlowRateMap     *ebpf.Map `ebpf:"flow_rate_map"`
 	NextHopMap      *ebpf.Map `ebpf:"next_hop_map"`
-	PathStatsMap    *ebpf.Map `ebpf:"path_stats_map"`
+	PairStatsMap    *ebpf.Map `ebpf:"pair_stats_map"`
 	RingLiveMap     *ebpf.Map `ebpf:"ring_live_map"`
 	RingMap         *ebpf.Map `ebpf:"ring_map"`
 	StatsMap        *ebpf.Map `ebpf:"stats_map"`
@@ -332,7 +321,7 @@ func (m *xlbMaps) Close() error {
 		m.CtlMap,
 		m.FlowRateMap,
 		m.NextHopMap,
-		m.PathStatsMap,
+		m.PairStatsMap,
 		m.RingLiveMap,
 		m.RingMap,
 		m.StatsMap,

@@ -13,6 +13,8 @@ enum xlb_abi {
 	XLB_ABI_CONN_WAYS = XLB_CONN_WAYS,
 	XLB_ABI_MAX_CPUS = XLB_MAX_CPUS,
 	XLB_ABI_RINGS_PER_VIP = XLB_RINGS_PER_VIP,
+	XLB_ABI_PAIR_ACTIONS = XLB_PAIR_ACTIONS,
+	XLB_ABI_PAIR_ROWS = XLB_PAIR_ROWS,
 };
 
 /* Address families of struct backend.family and the connection key. */

@@ -110,21 +110,17 @@ enum xlb_counter {
 	XLB_CNT_MAX,
 };
 
-/* Slots of path_stats_map. Each one stands for a reason counter and the
- * verdict that nearly always follows it, counted together in one update at
- * the exit: the common paths (a connection hit or a new flow forwarded with
- * XDP_TX, a packet for no VIP passed) then cost one counter update instead
- * of two. l4 adds every slot to both counters it names, so each counter
- * keeps its exact total; a packet whose verdict turns out otherwise
- * (an encapsulation failure after a hit) counts the two apart as before.
- * Shared with Go via bpf2go -type; append only, never renumber. */
-enum xlb_path {
-	XLB_PATH_NONE = 0,        /* counted apart; the slot stays zero */
-	XLB_PATH_CT_HIT_TX,       /* ct_hit + xdp_tx */
-	XLB_PATH_CT_MISS_SYN_TX,  /* ct_miss_syn + xdp_tx */
-	XLB_PATH_CT_MISS_NON_SYN_TX, /* ct_miss_non_syn + xdp_tx */
-	XLB_PATH_NOT_VIP_PASS,    /* not_vip + xdp_pass */
-	XLB_PATH_MAX,
-};
+/* pair_stats_map: a packet's main reason (the first counter it is counted
+ * under, left to the exit by count_at_exit) and its verdict, counted
+ * together in one update at slot XLB_PAIR(reason + 1, action); row 0 is a
+ * verdict without a deferred reason. l4 adds every slot to both counters,
+ * so each keeps its exact total while a packet costs one counter update
+ * instead of two. 64 rows of 8 actions: counters can be appended without
+ * resizing the pinned map. Mirrored by l4 (abi.h). */
+#define XLB_PAIR_ACTIONS 8
+#define XLB_PAIR_ROWS 64
+#define XLB_PAIR(row, act) ((row) * XLB_PAIR_ACTIONS + (act))
+_Static_assert(XLB_CNT_MAX + 1 <= XLB_PAIR_ROWS, "pair_stats_map has a row per counter");
+_Static_assert(XDP_REDIRECT < XLB_PAIR_ACTIONS, "pair_stats_map has a column per XDP action");
 
 #endif /* XLB_CONSTS_H */

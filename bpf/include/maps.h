@@ -170,15 +170,15 @@ struct {
 	__uint(max_entries, XLB_CNT_MAX);
 } stats_map SEC(".maps");
 
-/* Reason and verdict counted together, indexed by enum xlb_path (see
- * there). A map of its own rather than more stats_map slots, so that
- * stats_map keeps the size pinned instances were made with. */
+/* Reason and verdict counted together, indexed by XLB_PAIR (consts.h). A
+ * map of its own rather than more stats_map slots, so that stats_map keeps
+ * the size pinned instances were made with. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, enum xlb_path);
+	__type(key, __u32);
 	__type(value, struct xlb_stat);
-	__uint(max_entries, XLB_PATH_MAX);
-} path_stats_map SEC(".maps");
+	__uint(max_entries, XLB_PAIR_ROWS * XLB_PAIR_ACTIONS);
+} pair_stats_map SEC(".maps");
 
 /* Per-VIP counters, indexed by VIP id. */
 struct {

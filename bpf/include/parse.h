@@ -32,8 +32,7 @@ struct pkt {
 	__be16 vlan_tci;      /* its TCI (priority, DEI, VLAN id), kept outward */
 	__u32 oif;            /* set by the next hop: redirect out of this interface */
 	__u8 icmp;            /* an ICMP error about a VIP flow: key is that flow's */
-	__u8 path;            /* enum xlb_path the exit counts, with ... */
-	__u8 path_reason;     /* ... this reason counted apart if the verdict differs */
+	__u8 reason;          /* the counter the exit counts with the verdict, + 1; 0: none */
 };
 
 /* An 802.1Q tag after the MAC addresses. */
@@ -50,32 +49,32 @@ struct ipv6_frag {
 	__be32 id;
 };
 
-/* count_at_exit leaves reason counter reason to the exit (xlb_ingress),
- * which counts it with the verdict in path_stats_map slot path when the
- * verdict is the one path names, else apart. */
-XLB_INLINE void count_at_exit(struct pkt *p, __u8 path, __u8 reason)
+/* count_at_exit leaves a packet's main reason, counter, to the exit
+ * (xlb_ingress), which counts it together with the verdict in one
+ * pair_stats_map update. Only the first reason of a packet is left so (the
+ * parser's, or the connection table's decision); later ones, which come on
+ * top of it, are counted at once with stat_add. */
+XLB_INLINE void count_at_exit(struct pkt *p, __u32 counter)
 {
-	p->path = path;
-	p->path_reason = reason;
-}
-
-/* not_vip passes a TCP or UDP packet that no VIP matches. */
-XLB_INLINE int not_vip(struct pkt *p)
-{
-	count_at_exit(p, XLB_PATH_NOT_VIP_PASS, XLB_CNT_NOT_VIP);
-	return XDP_PASS;
+	p->reason = counter + 1;
 }
 
 /* pass counts why a packet is not the balancer's and lets it through. */
 XLB_INLINE int pass(struct pkt *p, __u32 counter)
 {
-	stat_add(counter, p->len);
+	count_at_exit(p, counter);
 	return XDP_PASS;
+}
+
+/* not_vip passes a TCP or UDP packet that no VIP matches. */
+XLB_INLINE int not_vip(struct pkt *p)
+{
+	return pass(p, XLB_CNT_NOT_VIP);
 }
 
 XLB_INLINE int malformed(struct pkt *p)
 {
-	stat_add(XLB_CNT_MALFORMED, p->len);
+	count_at_exit(p, XLB_CNT_MALFORMED);
 	return XDP_DROP;
 }
 

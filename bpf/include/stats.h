@@ -20,14 +20,14 @@ XLB_INLINE void stat_add(__u32 slot, __u64 len)
 	}
 }
 
-/* stat_path bumps one enum xlb_path slot: a reason and a verdict at once. */
-XLB_INLINE void stat_path(__u32 slot, __u64 len)
+/* stat_pair bumps one XLB_PAIR slot: a reason and a verdict at once. */
+XLB_INLINE void stat_pair(__u32 slot, __u64 len)
 {
 	struct xlb_stat *s;
 
 	if (dry_run)
 		return;
-	s = bpf_map_lookup_elem(&path_stats_map, &slot);
+	s = bpf_map_lookup_elem(&pair_stats_map, &slot);
 	if (s) {
 		s->packets++;
 		s->bytes += len;
