@@ -41,6 +41,13 @@ func printStatus(out io.Writer, st api.Status) error {
 	}
 	fmt.Fprintf(out, "Daemon:      xlb %s, up %s\n", st.Version, uptime)
 	fmt.Fprintf(out, "Data path:   %s\n", dataPath)
+	if ct := st.Conntrack; ct.Capacity > 0 {
+		approx := "about "
+		if ct.Exact {
+			approx = ""
+		}
+		fmt.Fprintf(out, "Conntrack:   %s%d of %d entries in use (%.1f %%)\n", approx, ct.Entries, ct.Capacity, 100*float64(ct.Entries)/float64(ct.Capacity))
+	}
 	ifaces := make([]string, 0, len(st.Interfaces))
 	for _, i := range st.Interfaces {
 		mtu := ""

@@ -89,13 +89,16 @@ type LiveReason struct {
 	PerSecond float64 `json:"perSecond"`
 }
 
-// LiveConntrack is the connection table's lookup results. The number of
-// entries is not reported: counting them means walking the whole map.
+// LiveConntrack is the connection table's lookup results and occupancy
+// (Status.Conntrack: sampled in a large table).
 type LiveConntrack struct {
 	Hits            uint64  `json:"hits"`
 	Misses          uint64  `json:"misses"`
 	HitsPerSecond   float64 `json:"hitsPerSecond"`
 	MissesPerSecond float64 `json:"missesPerSecond"`
+	Entries         uint64  `json:"entries"`
+	Capacity        uint64  `json:"capacity"`
+	Exact           bool    `json:"exact"`
 }
 
 // LiveHandler serves GET /api/status from svc: one Status and one Stats per
@@ -209,6 +212,7 @@ func BuildLiveStatus(st Status, rates StatsRates) LiveStatus {
 	}
 	slices.SortFunc(out.Reasons, func(a, b LiveReason) int { return strings.Compare(a.Reason, b.Reason) })
 	out.Conntrack = LiveConntrack{Hits: cur.ConntrackHits, Misses: cur.ConntrackMisses,
-		HitsPerSecond: rates.ConntrackHitsPS, MissesPerSecond: rates.ConntrackMissesPS}
+		HitsPerSecond: rates.ConntrackHitsPS, MissesPerSecond: rates.ConntrackMissesPS,
+		Entries: st.Conntrack.Entries, Capacity: st.Conntrack.Capacity, Exact: st.Conntrack.Exact}
 	return out
 }

@@ -52,6 +52,7 @@ func liveFixture(t *testing.T) (*statsSequence, VIPKey) {
 			{Addr: b, Weight: 2, Drain: true, State: StateDraining, Healthy: true, LastCheck: checked},
 			{Addr: c, Weight: 1, State: StateDown, LastCheck: checked, LastError: "connect: connection refused"},
 		}}},
+		Conntrack: ConntrackUsage{Entries: 1200, Capacity: 262144, SampledSets: 1024},
 	}
 	snap := func(at time.Time, pkts, bytes, flows, hits uint64) Stats {
 		return Stats{Time: at, ConntrackHits: hits, ConntrackMisses: flows,
@@ -112,7 +113,7 @@ func TestLiveStatusJoinsStatusAndRates(t *testing.T) {
 	assert.Equal(t, "connect: connection refused", v.Backends[2].LastError)
 	assert.Equal(t, []LiveReason{{Reason: "no_backend", Packets: 300, PerSecond: 100}, {Reason: "tx", Packets: 3000, PerSecond: 1000}}, st.Reasons,
 		"reasons sorted, never-seen ones left out")
-	assert.Equal(t, LiveConntrack{Hits: 2970, Misses: 30, HitsPerSecond: 990, MissesPerSecond: 10}, st.Conntrack)
+	assert.Equal(t, LiveConntrack{Hits: 2970, Misses: 30, HitsPerSecond: 990, MissesPerSecond: 10, Entries: 1200, Capacity: 262144}, st.Conntrack)
 	assert.Len(t, st.Interfaces, 2)
 	assert.Equal(t, NextHopFIB, st.NextHops.Mode)
 }

@@ -166,6 +166,21 @@ type Status struct {
 	VIPs               []VIP     `json:"vips"`
 	// BGP is the speaker announcing the VIPs; nil when BGP is off.
 	BGP *BGPStatus `json:"bgp,omitempty"`
+	// Conntrack is the connection table's occupancy.
+	Conntrack ConntrackUsage `json:"conntrack,omitzero"`
+}
+
+// ConntrackUsage is how full the connection table is (l4.ConnTableUsage):
+// Entries ways hold a flow, of Capacity. Entries are replaced, never
+// removed, so ended flows count until replaced; a table near its capacity
+// replaces live flows' entries (size dataplane.conntrack_entries at twice
+// the live flows per CPU). Unless Exact, Entries is estimated from a sample
+// of SampledSets sets of 4 ways.
+type ConntrackUsage struct {
+	Entries     uint64 `json:"entries"`
+	Capacity    uint64 `json:"capacity"`
+	SampledSets uint32 `json:"sampledSets"`
+	Exact       bool   `json:"exact"`
 }
 
 // Counter is a packets/bytes pair summed over all CPUs.

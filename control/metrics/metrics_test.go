@@ -20,10 +20,14 @@ import (
 
 type fakeSource struct {
 	st  l4.Stats
+	ct  l4.ConnTableUsage
 	err error
 }
 
 func (f *fakeSource) Stats() (l4.Stats, error) { return f.st, f.err }
+func (f *fakeSource) ConnTableUsage() (l4.ConnTableUsage, error) {
+	return f.ct, f.err
+}
 func (f *fakeSource) Backends() map[l4.BackendID]netip.Addr {
 	return map[l4.BackendID]netip.Addr{1: netip.MustParseAddr("10.0.1.1"), 2: netip.MustParseAddr("10.0.1.2")}
 }
@@ -45,7 +49,7 @@ func source() *fakeSource {
 			{Addr: netip.MustParseAddr("2001:db8::10"), Port: 0, Proto: l4.UDP}:  {Packets: 1, Bytes: 80, NewFlows: 1},
 		},
 		Backends: map[l4.BackendID]l4.Count{1: {Packets: 60, Bytes: 3600}, 2: {Packets: 40, Bytes: 2400}, 9: {Packets: 5, Bytes: 300}},
-	}}
+	}, ct: l4.ConnTableUsage{Capacity: 262144, Entries: 1200, SampledSets: 1024}}
 }
 
 func view() []BackendView {
@@ -75,6 +79,12 @@ xlb_l4_attached{iface="eth2",mode="unknown"} 1
 # TYPE xlb_l4_backend_packets_total counter
 xlb_l4_backend_packets_total{backend="10.0.1.1"} 60
 xlb_l4_backend_packets_total{backend="10.0.1.2"} 40
+# HELP xlb_l4_conntrack_capacity Connection-table entries in all: conntrack_entries entries per CPU times the CPUs.
+# TYPE xlb_l4_conntrack_capacity gauge
+xlb_l4_conntrack_capacity 262144
+# HELP xlb_l4_conntrack_entries Connection-table ways holding a flow (estimated from a sample of 1024 sets in a larger table): entries are replaced, never removed, so ended flows count until replaced.
+# TYPE xlb_l4_conntrack_entries gauge
+xlb_l4_conntrack_entries 1200
 # HELP xlb_l4_conntrack_total Connection table lookups by result (hit, hit_other_cpu, miss_syn, miss_non_syn, expired, insert_skipped: a new flow past dataplane.new_flow_rate_limit, forwarded without an entry).
 # TYPE xlb_l4_conntrack_total counter
 xlb_l4_conntrack_total{result="hit"} 90
@@ -95,7 +105,7 @@ xlb_l4_vip_packets_total{vip="[2001:db8::10]:*/udp"} 1
 xlb_l4_xdp_actions_total{action="tx"} 100
 `
 	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want),
-		"xlb_backend_table_slots", "xlb_backend_up", "xlb_l4_attached", "xlb_l4_backend_packets_total", "xlb_l4_conntrack_total",
+		"xlb_backend_table_slots", "xlb_backend_up", "xlb_l4_attached", "xlb_l4_backend_packets_total", "xlb_l4_conntrack_total", "xlb_l4_conntrack_entries", "xlb_l4_conntrack_capacity",
 		"xlb_l4_reason_packets_total", "xlb_l4_vip_new_flows_total", "xlb_l4_vip_packets_total", "xlb_l4_xdp_actions_total"))
 	problems, err := testutil.CollectAndLint(c)
 	require.NoError(t, err)

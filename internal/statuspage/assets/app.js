@@ -199,7 +199,8 @@
         worst(v.active, v.draining, v.down), "vip:" + v.key));
     }
     const ct = s.conntrack || {};
-    list.push(card("Connection table", rate(ct.hitsPerSecond) + " hits · " + rate(ct.missesPerSecond) + " misses", "unknown", "conntrack"));
+    const used = ct.capacity ? (ct.exact ? "" : "≈ ") + ct.entries + " of " + ct.capacity + " entries · " : "";
+    list.push(card("Connection table", used + rate(ct.hitsPerSecond) + " hits · " + rate(ct.missesPerSecond) + " misses", "unknown", "conntrack"));
     cards.replaceChildren(...list);
 
     const backends = [];
