@@ -392,14 +392,12 @@ func TestControlPlane(t *testing.T) {
 		srcs := b.sourcesOf(t, victim.host.Addr4, 8)
 		start := time.Now()
 		victim.stop()
-		for b.chooses(t, srcs, victim.host.Addr4) {
-			require.Less(t, time.Since(start), 10*time.Second, "dead host never left the table")
-			time.Sleep(5 * time.Millisecond)
-		}
+		require.Eventually(t, func() bool { return !b.chooses(t, srcs, victim.host.Addr4) },
+			60*time.Second, 5*time.Millisecond, "dead host never left the table")
 		elapsed := time.Since(start)
 		// The ≤ 1 s target is measured over 20 trials by test/bench/control
-		// (p50/p99); a functional test only bounds it loosely above, so a
-		// loaded CI machine cannot make it flake.
+		// (p50/p99); a functional test reports the time and only waits for
+		// the state, so a loaded CI machine cannot make it flake.
 		t.Logf("failover: dead host out of the data path after %v (defaults: interval 200ms, timeout 150ms, fall 2)", elapsed)
 		got := b.spread(t, 60)
 		assert.Zero(t, got[victim.host.Name], "new connections avoid the dead host: %v", got)
