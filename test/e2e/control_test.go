@@ -590,12 +590,11 @@ func ctlSummary(vs []api.VIP) []string {
 // with a function that stops the process (also run at cleanup).
 func (b *ctlBed) startProxy(t *testing.T, l *ctlL7, readiness string) (stop func()) {
 	t.Helper()
-	cfg := filepath.Join(b.dir, l.host.Name+"-proxy.yaml")
 	extra := ""
 	if readiness != "" {
 		extra = "readiness: " + readiness + "\n"
 	}
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`listeners:
+	return runProxy(t, b.bin, b.dir, l, fmt.Sprintf(`listeners:
   - name: http
     addr: "%s:80"
 admin:
@@ -617,10 +616,27 @@ pools:
         timeout: 50ms
         rise: 1
         fall: 1
-%s`, b.vip, l.host.Addr4, ctlAdminPort, filepath.Join(b.dir, l.host.Name+"-proxy.sock"), extra)), 0o600))
-	logf, err := os.OpenFile(filepath.Join(b.dir, l.host.Name+"-proxy.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+%s`, b.vip, l.host.Addr4, ctlAdminPort, proxySocket(b.dir, l), extra))
+}
+
+// proxySocket is the admin socket of l's `xlb proxy` (what `xlb pool` and
+// `xlb proxy reload` talk to with --proxy).
+func proxySocket(dir string, l *ctlL7) string { return filepath.Join(dir, l.host.Name+"-proxy.sock") }
+
+// proxyConfig is the config file of l's `xlb proxy`.
+func proxyConfig(dir string, l *ctlL7) string { return filepath.Join(dir, l.host.Name+"-proxy.yaml") }
+
+// runProxy writes cfg as l's proxy config and runs `xlb proxy` on l's host
+// (its log in dir, shown when the test fails). It returns once the proxy's
+// /ready on the host's admin port answers 200, with a function that kills
+// the process (SIGKILL; also run at cleanup); l.termProxy stops it with
+// SIGTERM instead.
+func runProxy(t *testing.T, bin, dir string, l *ctlL7, cfg string) (stop func()) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(proxyConfig(dir, l), []byte(cfg), 0o600))
+	logf, err := os.OpenFile(filepath.Join(dir, l.host.Name+"-proxy.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	require.NoError(t, err)
-	cmd := l.host.Command(context.Background(), b.bin, "proxy", "--config", cfg)
+	cmd := l.host.Command(context.Background(), bin, "proxy", "--config", proxyConfig(dir, l))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	require.NoError(t, cmd.Start())
 	done := make(chan struct{})
@@ -639,7 +655,7 @@ pools:
 		stop()
 		if t.Failed() {
 			out, _ := os.ReadFile(logf.Name())
-			t.Logf("%s proxy log:\n%s", l.host.Name, out)
+			t.Logf("%s proxy log (tail):\n%s", l.host.Name, tail(out, 60))
 		}
 	})
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: l.host.Dialer()}}
@@ -651,7 +667,7 @@ pools:
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 20*time.Second, 20*time.Millisecond, "xlb proxy on %s never became ready", l.host.Name)
+	}, 30*time.Second, 20*time.Millisecond, "xlb proxy on %s never became ready", l.host.Name)
 	return stop
 }
 

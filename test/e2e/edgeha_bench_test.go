@@ -35,7 +35,7 @@ func TestBenchEdgeHostFailure(t *testing.T) {
 		require.NoError(t, err, "XLB_BENCH_HOLD")
 		hold = d
 	}
-	b := newHABed(t, hold)
+	b := newHABed(t, haOptions{hold: hold})
 	for _, lb := range b.lbs {
 		b.startLB(t, lb)
 	}

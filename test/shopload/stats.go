@@ -32,6 +32,11 @@ const (
 	CauseOther    = "other"    // anything else (the message is in the log)
 )
 
+// CauseOf names the cause of a failed HTTP exchange's transport error
+// (one of the Cause constants), for other load drivers that count failures
+// the way the summary does.
+func CauseOf(err error) string { return classify(err) }
+
 // classify names the cause of a transport error.
 func classify(err error) string {
 	var ne net.Error
