@@ -338,12 +338,13 @@ func TestShop(t *testing.T) {
 	t.Run("9 overload on slow browse servers: /browse is shed, /checkout keeps at least 99 % success", func(t *testing.T) {
 		// Per proxy: low (browse) is shed from 14 requests in flight,
 		// critical (checkout) only at 20. 80 browse clients on keep-alive
-		// connections over at most 4 L7 hosts put 20 on one of them; 4
-		// checkout clients add at most 4 to a host's 14.
+		// connections over at most 4 L7 hosts put 20 on one of them, each
+		// waiting a second for its answer; 4 checkout clients add at most
+		// 4 to a host's 14.
 		b.setShedding(t, 20)
 		defer b.setShedding(t, shopShedding)
 		for _, a := range b.pool("browse") {
-			a.delay.Store(int64(500 * time.Millisecond))
+			a.delay.Store(int64(time.Second))
 		}
 		defer func() {
 			for _, a := range b.pool("browse") {
@@ -463,8 +464,8 @@ func TestShop(t *testing.T) {
 		load.waitMore(t, 40)
 		// Requests in flight on every host at the moment of the failure:
 		// held by the app servers for longer than the test takes to kill.
-		holds := startLoad(t, loadSpec{host: b.client, target: b.target(), paths: []string{"/browse?delay=2s"}, rate: 100,
-			workers: len(held), src: held, timeout: 10 * time.Second})
+		holds := startLoad(t, loadSpec{host: b.client, target: b.target(), paths: []string{"/browse?delay=5s"}, rate: 100,
+			workers: len(held), src: held, timeout: 15 * time.Second})
 		require.Eventually(t, func() bool {
 			var n int64
 			for _, a := range b.apps {
