@@ -1,7 +1,11 @@
 package gslb
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/control/api"
 )
 
 const soa = `"@ IN SOA ns1 h 1 2 3 4 60"`
@@ -254,4 +260,50 @@ func TestReloadKeepsSiteHealth(t *testing.T) {
 
 	assert.Equal(t, []string{"192.0.2.80"}, addrs(ask(t, "udp", r.addr, "www.example.com", dns.TypeA)))
 	assert.Equal(t, []string{"192.0.2.10"}, addrs(ask(t, "udp", r.addr, "shop.example.com", dns.TypeA, withECS("198.51.100.0/24"))))
+}
+
+// The daemon's BGP section decides too: a host whose routers do not hear
+// the VIP (no established session, or the prefix not announced) does not
+// serve the site, however healthy its backends are.
+func TestDaemonBGPStateDecidesHostHealth(t *testing.T) {
+	vip := netip.MustParseAddr("192.0.2.10")
+	up := api.BGPPeer{Addr: netip.MustParseAddr("10.0.0.1"), ASN: 65000, State: "established", Up: true}
+	down := api.BGPPeer{Addr: netip.MustParseAddr("10.0.0.2"), ASN: 65000, State: "active"}
+	announced := []netip.Prefix{netip.PrefixFrom(vip, 32)}
+	tests := []struct {
+		name   string
+		mode   string // health.bgp
+		bgp    *api.BGPStatus
+		wantUp bool
+		reason string
+	}{
+		{name: "bgp off, auto", mode: BGPAuto, bgp: nil, wantUp: true},
+		{name: "bgp off, required", mode: BGPRequired, bgp: nil, reason: "does not run BGP"},
+		{name: "established and announced", mode: BGPAuto, bgp: &api.BGPStatus{Peers: []api.BGPPeer{down, up}, Announced: announced}, wantUp: true},
+		{name: "no session established", mode: BGPAuto, bgp: &api.BGPStatus{Peers: []api.BGPPeer{down}, Announced: announced}, reason: "no established BGP session"},
+		{name: "no peers", mode: BGPRequired, bgp: &api.BGPStatus{Announced: announced}, reason: "no established BGP session"},
+		{name: "vip withdrawn", mode: BGPAuto, bgp: &api.BGPStatus{Peers: []api.BGPPeer{up}, Announced: []netip.Prefix{netip.MustParsePrefix("192.0.2.11/32")}}, reason: "not announced"},
+		{name: "announcements held", mode: BGPAuto, bgp: &api.BGPStatus{Peers: []api.BGPPeer{up}, Held: "first reconcile not done"}, reason: "first reconcile not done"},
+		{name: "ignored", mode: BGPIgnore, bgp: &api.BGPStatus{Peers: []api.BGPPeer{down}}, wantUp: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDaemon(t, vip.String())
+			d.bgp.Store(tt.bgp)
+			cfg, err := Parse("test.yaml", []byte(fmt.Sprintf(`
+zones:
+  - name: example.com
+    records: [`+soa+`]
+sites:
+  - name: s
+    vips: [%s]
+    health: {daemons: ["%s"], bgp: %s}
+`, vip, d.srv.URL, tt.mode)))
+			require.NoError(t, err)
+			c := NewChecker(cfg.Sites, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+			ok, reason := c.check(context.Background(), cfg.Sites[0])
+			assert.Equal(t, tt.wantUp, ok, reason)
+			assert.Contains(t, reason, tt.reason)
+		})
+	}
 }

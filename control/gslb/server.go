@@ -338,15 +338,18 @@ func (s *Server) gslb(st *state, z *zoneData, m *dns.Msg, n *Name, qtype uint16,
 // label names the answer in metrics (a site name, or "all-down:" and the
 // last-resort answer); scope is the ECS scope prefix length (0 when the
 // answer does not depend on the client's address).
+//
+// Every policy first narrows the healthy sites to a group, then draws
+// one site of the group by weight: weighted's group is every healthy
+// site; failover's the healthy sites of the lowest priority; geo's the
+// nearest healthy site and those within nearby_km of it. So each policy
+// falls back by itself when its first group fails (the next tier, the
+// next nearest region) and shares load inside a group.
 func (s *Server) choose(st *state, n *Name, client netip.Addr) (sites []*Site, label string, scope int) {
-	var healthy []*Site
-	var weights []int
+	var healthy []int // indices into n.Sites
 	for i, name := range n.Sites {
 		if st.health == nil || st.health.Up(name) {
-			healthy = append(healthy, st.sites[name])
-			if n.Policy == PolicyWeighted {
-				weights = append(weights, n.Weights[i])
-			}
+			healthy = append(healthy, i)
 		}
 	}
 	if len(healthy) == 0 {
@@ -358,54 +361,86 @@ func (s *Server) choose(st *state, n *Name, client netip.Addr) (sites []*Site, l
 		}
 		return []*Site{st.sites[n.AllDown]}, "all-down:" + n.AllDown, 0
 	}
-	pick := healthy[0]
+	var group []int
 	switch n.Policy {
 	case PolicyWeighted:
-		total := 0
-		for _, w := range weights {
-			total += w
+		group = healthy
+	case PolicyFailover:
+		top := n.Priorities[healthy[0]]
+		for _, i := range healthy {
+			top = min(top, n.Priorities[i])
 		}
-		if total > 0 {
-			r := rand.IntN(total)
-			for i, w := range weights {
-				if r < w {
-					pick = healthy[i]
-					break
-				}
-				r -= w
+		for _, i := range healthy {
+			if n.Priorities[i] == top {
+				group = append(group, i)
 			}
 		}
 	case PolicyGeo:
-		pick, scope = s.nearest(st.geo, n, healthy, client)
+		group, scope = s.nearest(st, n, healthy, client)
 	}
+	pick := st.sites[n.Sites[drawByWeight(group, n.Weights)]]
 	return []*Site{pick}, pick.Name, scope
 }
 
-// nearest is the healthy site nearest to client, or the default site (if
-// healthy, else the first healthy one) when the client's location is
-// unknown.
-func (s *Server) nearest(geo *Locator, n *Name, healthy []*Site, client netip.Addr) (*Site, int) {
+// drawByWeight draws one of group (indices into weights) with
+// probability weight / sum; the first when every weight is 0.
+func drawByWeight(group []int, weights []int) int {
+	if len(group) == 1 {
+		return group[0]
+	}
+	total := 0
+	for _, i := range group {
+		total += weights[i]
+	}
+	if total == 0 {
+		return group[0]
+	}
+	r := rand.IntN(total)
+	for _, i := range group {
+		if r < weights[i] {
+			return i
+		}
+		r -= weights[i]
+	}
+	return group[0]
+}
+
+// nearest is the group of healthy sites nearest to client: the nearest
+// one (the first listed on a tie) and every other within n.NearbyKm of
+// it. When the client's location is unknown, the default site if
+// healthy, else the first healthy one.
+func (s *Server) nearest(st *state, n *Name, healthy []int, client netip.Addr) ([]int, int) {
 	var loc Location
 	var bits int
-	if client.IsValid() && geo != nil {
+	if client.IsValid() && st.geo != nil {
 		var err error
-		if loc, bits, err = geo.Lookup(client); err != nil {
+		if loc, bits, err = st.geo.Lookup(client); err != nil {
 			s.log.Warn("dns geoip lookup", "client", client.String(), "err", err)
 		}
 	}
 	if !loc.Known() {
-		for _, site := range healthy {
-			if site.Name == n.Default {
-				return site, bits
+		for _, i := range healthy {
+			if n.Sites[i] == n.Default {
+				return []int{i}, bits
 			}
 		}
-		return healthy[0], bits
+		return healthy[:1], bits
 	}
-	best, bestKm := healthy[0], distanceKm(loc, healthy[0].Location)
-	for _, site := range healthy[1:] {
-		if d := distanceKm(loc, site.Location); d < bestKm {
-			best, bestKm = site, d
+	dist := make([]float64, len(healthy))
+	best := 0
+	for k, i := range healthy {
+		dist[k] = distanceKm(loc, st.sites[n.Sites[i]].Location)
+		if dist[k] < dist[best] {
+			best = k
 		}
 	}
-	return best, bits
+	group := []int{healthy[best]}
+	if n.NearbyKm > 0 {
+		for k, i := range healthy {
+			if k != best && dist[k] <= dist[best]+n.NearbyKm {
+				group = append(group, i)
+			}
+		}
+	}
+	return group, bits
 }
