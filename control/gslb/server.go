@@ -117,12 +117,11 @@ func (st *state) zone(name string) *zoneData {
 	return best
 }
 
-// Serve answers on pc (UDP) and ln (TCP) until ctx ends.
+// Serve answers on pc (UDP) and ln (TCP) until ctx ends; it closes both.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) error {
-	udp := &dns.Server{PacketConn: pc, Handler: s, UDPSize: answerUDPSize}
 	tcp := &dns.Server{Listener: ln, Handler: s, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }}
 	errc := make(chan error, 2)
-	go func() { errc <- udp.ActivateAndServe() }()
+	go func() { errc <- s.serveUDP(pc) }()
 	go func() { errc <- tcp.ActivateAndServe() }()
 	var err error
 	select {
@@ -130,9 +129,9 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 	case err = <-errc:
 		err = fmt.Errorf("dns server: %w", err)
 	}
+	_ = pc.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = udp.ShutdownContext(sctx)
 	_ = tcp.ShutdownContext(sctx)
 	return err
 }
@@ -145,16 +144,29 @@ type query struct {
 	scope              int
 }
 
-// ServeDNS implements dns.Handler.
+// ServeDNS implements dns.Handler: the TCP server's queries.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	start := time.Now()
+	m := s.reply(r, w.RemoteAddr(), start)
+	if m == nil {
+		return
+	}
+	if err := w.WriteMsg(m); err != nil {
+		s.log.Debug("dns write", "client", w.RemoteAddr().String(), "err", err)
+	}
+	s.metrics.latency.Observe(time.Since(start).Seconds())
+}
+
+// reply is the answer to r from remote, nil when none is sent (held back
+// by the rate limit). Over UDP it is cut to the client's size.
+func (s *Server) reply(r *dns.Msg, remote net.Addr, start time.Time) *dns.Msg {
 	st := s.state.Load()
-	m, q := s.answer(st, r, w.RemoteAddr())
-	if ua, isUDP := w.RemoteAddr().(*net.UDPAddr); isUDP {
+	m, q := s.answer(st, r, remote)
+	if ua, isUDP := remote.(*net.UDPAddr); isUDP {
 		switch st.rrl.allow(ua.AddrPort().Addr().Unmap(), start) {
 		case rrlDrop:
 			s.metrics.limited.WithLabelValues("drop").Inc()
-			return
+			return nil
 		case rrlSlip:
 			s.metrics.limited.WithLabelValues("slip").Inc()
 			opt := m.IsEdns0()
@@ -173,10 +185,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	// Counted before the write, so that a client that has its answer
 	// sees it counted.
 	s.metrics.queries.WithLabelValues(q.name, q.policy, q.site, dns.RcodeToString[m.Rcode]).Inc()
-	if err := w.WriteMsg(m); err != nil {
-		s.log.Debug("dns write", "client", w.RemoteAddr().String(), "err", err)
-	}
-	s.metrics.latency.Observe(time.Since(start).Seconds())
+	return m
 }
 
 func (s *Server) answer(st *state, r *dns.Msg, remote net.Addr) (*dns.Msg, *query) {
