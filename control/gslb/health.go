@@ -37,6 +37,9 @@ type siteHealth struct {
 	up      bool
 	streak  int // consecutive rounds disagreeing with up
 	reason  string
+	last    string    // the latest round's result, whatever the state
+	since   time.Time // of the first round or the last change
+	flips   uint64    // changes since this checker (or the one it took over from) started
 }
 
 // NewChecker prepares checks for sites; Run starts them. A site that prev
@@ -51,7 +54,7 @@ func NewChecker(sites []Site, m *Metrics, log *slog.Logger, prev *Checker) *Chec
 	for _, s := range sites {
 		sh := &siteHealth{site: s, up: s.Health == nil, checked: s.Health == nil}
 		if old := prev.lookup(s.Name); old != nil && sameHealth(old.site.Health, s.Health) {
-			sh.checked, sh.up, sh.streak, sh.reason = old.checked, old.up, old.streak, old.reason
+			sh.checked, sh.up, sh.streak, sh.reason, sh.since, sh.flips = old.checked, old.up, old.streak, old.reason, old.since, old.flips
 		}
 		if !sh.checked {
 			c.pending++
@@ -113,6 +116,17 @@ func (c *Checker) Up(site string) bool {
 	return sh != nil && sh.up
 }
 
+// detail fills in what the checker knows of ss.Name beyond up or down.
+func (c *Checker) detail(ss *SiteState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sh := c.sites[ss.Name]
+	if sh == nil {
+		return
+	}
+	ss.Up, ss.Checked, ss.Reason, ss.LastRound, ss.Since, ss.Transitions = sh.up, sh.checked, sh.reason, sh.last, sh.since, sh.flips
+}
+
 // Run checks every site until ctx ends.
 func (c *Checker) Run(ctx context.Context) {
 	var wg sync.WaitGroup
@@ -148,8 +162,9 @@ func (c *Checker) record(site string, ok bool, reason string) {
 	defer c.mu.Unlock()
 	sh := c.sites[site]
 	h := sh.site.Health
+	sh.last = reason
 	if !sh.checked {
-		sh.checked, sh.up, sh.reason = true, ok, reason
+		sh.checked, sh.up, sh.reason, sh.since = true, ok, reason, time.Now()
 		c.log.Info("dns site health", "site", site, "up", ok, "reason", reason)
 		c.metrics.siteUp.WithLabelValues(site).Set(b2f(ok))
 		if c.pending--; c.pending == 0 {
@@ -169,7 +184,8 @@ func (c *Checker) record(site string, ok bool, reason string) {
 	if sh.streak < need {
 		return
 	}
-	sh.up, sh.streak, sh.reason = ok, 0, reason
+	sh.up, sh.streak, sh.reason, sh.since = ok, 0, reason, time.Now()
+	sh.flips++
 	to := "down"
 	if ok {
 		to = "up"

@@ -36,6 +36,7 @@ type Server struct {
 // state is everything one configuration answers from, swapped whole on
 // reload so a query sees one generation only.
 type state struct {
+	cfg    *Config
 	health HealthView
 	geo    *Locator
 	rrl    *limiter
@@ -70,7 +71,7 @@ func (s *Server) Reload(cfg *Config, health HealthView, geo *Locator) {
 }
 
 func buildState(cfg *Config, health HealthView, geo *Locator) *state {
-	st := &state{health: health, geo: geo, rrl: newLimiter(cfg.RateLimit), names: map[string]*Name{}, sites: map[string]*Site{}}
+	st := &state{cfg: cfg, health: health, geo: geo, rrl: newLimiter(cfg.RateLimit), names: map[string]*Name{}, sites: map[string]*Site{}}
 	for i := range cfg.Sites {
 		st.sites[cfg.Sites[i].Name] = &cfg.Sites[i]
 	}

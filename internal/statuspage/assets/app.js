@@ -1,6 +1,7 @@
 // xlb status page: polls /api/status every second and renders it. One
-// table renderer (sorting, filtering, row colours) serves both kinds of
-// document: "edge" from xlb daemon, "proxy" from xlb proxy. Read-only: the
+// table renderer (sorting, filtering, row colours) serves every kind of
+// document: "edge" from xlb daemon, "proxy" from xlb proxy, "dns" from
+// xlb dns. Read-only: the
 // only request this script makes is GET /api/status.
 "use strict";
 (function () {
@@ -379,6 +380,62 @@
     });
   }
 
+  // ---- dns (xlb dns) -----------------------------------------------------
+  function siteState(r) { return !r.checked ? "unknown" : r.up ? "up" : "down"; }
+
+  function renderDNS(s) {
+    const now = Date.parse(s.time) || Date.now();
+    document.getElementById("title").textContent = "xlb dns";
+    document.title = "xlb dns status";
+    document.getElementById("meta").textContent = [s.version ? "version " + s.version : "", "listen " + s.listen,
+      s.config || ""].filter(Boolean).join(" · ");
+    const sum = s.summary || {};
+    const problems = [];
+    for (const n of s.names) {
+      if (n.up === 0) problems.push("No site of " + n.name + " is up: it answers with " + (n.allDown === "all" ? "every site's VIPs" : "the sorry site " + n.allDown));
+    }
+    for (const x of s.sites) if (x.checked && !x.up) problems.push("Site " + x.name + " is down: " + (x.reason || "?"));
+    setProblems(problems);
+
+    const cards = document.getElementById("summary");
+    const list = [card("DNS: " + sum.sites + " sites, " + sum.names + " GSLB names",
+      parts([["up", sum.up, true], ["down", sum.down - sum.unchecked], ["not checked yet", sum.unchecked]]),
+      sum.sites ? worst(sum.up, 0, sum.down) : "unknown", "summary")];
+    for (const n of s.names) {
+      list.push(card(n.name, n.policy + " · " + n.up + " of " + n.sites.length + " sites up",
+        n.up === 0 ? "down" : n.up < n.sites.length ? "drain" : "up", "name:" + n.name));
+    }
+    cards.replaceChildren(...list);
+
+    view({
+      id: "sites", title: "Sites", rows: s.sites, empty: "no sites",
+      rowKey: (r) => "site:" + r.name, rowState: siteState,
+      columns: [
+        {key: "name", label: "Site"},
+        {key: "up", label: "State", text: (r) => (!r.checked ? "not checked yet" : r.up ? "up" : "down"), value: (r) => (r.checked ? (r.up ? 1 : 0) : -1)},
+        {key: "vips", label: "VIPs", text: (r) => (r.vips || []).join(", ") || "-"},
+        {key: "check", label: "Health from", text: (r) => r.check + (r.targets && r.targets.length ? ": " + r.targets.join(", ") : "")},
+        {key: "reason", label: "Why", text: (r) => r.reason || "-"},
+        {key: "lastRound", label: "Latest round", text: (r) => (r.lastRound && r.lastRound !== r.reason ? r.lastRound : "-")},
+        {key: "since", label: "Since", text: (r) => ago(now, r.since)},
+        {key: "transitions", label: "Changes", num: true},
+      ],
+    });
+    view({
+      id: "names", title: "GSLB names", sortKey: "name", rows: s.names, empty: "no GSLB names",
+      rowKey: (r) => "name:" + r.name,
+      rowState: (r) => (r.up === 0 ? "down" : r.up < r.sites.length ? "drain" : "up"),
+      columns: [
+        {key: "name", label: "Name"},
+        {key: "policy", label: "Policy"},
+        {key: "sites", label: "Sites", text: (r) => r.sites.join(", ")},
+        {key: "up", label: "Up", num: true, text: (r) => r.up + " / " + r.sites.length},
+        {key: "allDown", label: "All down", text: (r) => (r.allDown === "all" ? "every site" : r.allDown)},
+        {key: "ttl", label: "TTL", num: true, text: (r) => r.ttl + " s"},
+      ],
+    });
+  }
+
   // ---- polling -----------------------------------------------------------
   function setProblems(list, stale) {
     const b = document.getElementById("banner");
@@ -390,6 +447,7 @@
   function render(s) {
     if (s.kind === "edge") renderEdge(s);
     else if (s.kind === "proxy") renderProxy(s);
+    else if (s.kind === "dns") renderDNS(s);
     else throw new Error("unknown status kind " + JSON.stringify(s.kind));
     const t = new Date(s.time);
     document.getElementById("updated").textContent = "updated " + t.toLocaleTimeString();
