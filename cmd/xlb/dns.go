@@ -45,7 +45,8 @@ the site its policy picks among the healthy ones — failover (the first in
 order), geo (the nearest to the client, from a MaxMind-format database and
 the EDNS Client Subnet option) or weighted. Site health comes from the
 sites' xlb daemons (GET /api/status on their metrics listener) or an HTTP
-probe, with rise/fall. Metrics on metrics (/metrics).
+probe, with rise/fall. On the metrics address: /metrics, and the status
+page (/, its JSON at /api/status).
 
 SIGHUP reloads the config: validated completely and swapped in whole, or
 rejected with every problem while the running config stays (listen and
