@@ -153,8 +153,8 @@ zones:
   - name: example.com
     records: ["@ IN SOA ns1 hostmaster 1 7200 3600 1209600 60"]
 sites:
-  - {name: one, vips: [192.0.2.10], health: {probe: "%s/", interval: 100ms, rise: 1, fall: 1}}
-  - {name: two, vips: [192.0.2.20], health: {probe: "%s/", interval: 100ms, rise: 1, fall: 1}}
+  - {name: one, vips: [192.0.2.10], health: {probe: "%s/", interval: 100ms, timeout: 5s, rise: 1, fall: 1}}
+  - {name: two, vips: [192.0.2.20], health: {probe: "%s/", interval: 100ms, timeout: 5s, rise: 1, fall: 1}}
 names:
   - {name: shop.example.com, policy: failover, sites: [one, two]}
 `, listen, metrics, probe(&okA), probe(&okB))), 0o600))

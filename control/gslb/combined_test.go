@@ -19,11 +19,11 @@ zones:
   - name: example.com
     records: [` + soa + `]
 sites:
-  - {name: us-a, location: {lat: 39.0, lon: -77.5}, vips: [192.0.2.10], health: {daemons: ["%s"], interval: 20ms, rise: 1, fall: 1}}
-  - {name: us-b, location: {lat: 40.7, lon: -74.0}, vips: [192.0.2.11], health: {daemons: ["%s"], interval: 20ms, rise: 1, fall: 1}}
-  - {name: eu, location: {lat: 53.3, lon: -6.3}, vips: [198.51.100.10], health: {daemons: ["%s"], interval: 20ms, rise: 1, fall: 1}}
-  - {name: ap, location: {lat: 35.7, lon: 139.7}, vips: [203.0.113.10], health: {daemons: ["%s"], interval: 20ms, rise: 1, fall: 1}}
-  - {name: dr, vips: [192.0.2.99], health: {daemons: ["%s"], interval: 20ms, rise: 1, fall: 1}}
+  - {name: us-a, location: {lat: 39.0, lon: -77.5}, vips: [192.0.2.10], health: {daemons: ["%s"], interval: 20ms, timeout: 5s, rise: 1, fall: 1}}
+  - {name: us-b, location: {lat: 40.7, lon: -74.0}, vips: [192.0.2.11], health: {daemons: ["%s"], interval: 20ms, timeout: 5s, rise: 1, fall: 1}}
+  - {name: eu, location: {lat: 53.3, lon: -6.3}, vips: [198.51.100.10], health: {daemons: ["%s"], interval: 20ms, timeout: 5s, rise: 1, fall: 1}}
+  - {name: ap, location: {lat: 35.7, lon: 139.7}, vips: [203.0.113.10], health: {daemons: ["%s"], interval: 20ms, timeout: 5s, rise: 1, fall: 1}}
+  - {name: dr, vips: [192.0.2.99], health: {daemons: ["%s"], interval: 20ms, timeout: 5s, rise: 1, fall: 1}}
 names:
   - name: shop.example.com
     policy: geo

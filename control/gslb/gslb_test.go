@@ -31,15 +31,15 @@ sites:
   - name: us-east
     location: {lat: 39.0, lon: -77.5}
     vips: [192.0.2.10, "2001:db8:1::10"]
-    health: {daemons: ["%s"], interval: 20ms, timeout: 1s, rise: 2, fall: 3}
+    health: {daemons: ["%s"], interval: 20ms, timeout: 5s, rise: 2, fall: 3}
   - name: eu-west
     location: {lat: 53.3, lon: -6.3, country: IE, continent: EU}
     vips: [198.51.100.10]
-    health: {daemons: ["%s"], interval: 20ms, timeout: 1s, rise: 2, fall: 3}
+    health: {daemons: ["%s"], interval: 20ms, timeout: 5s, rise: 2, fall: 3}
   - name: ap
     location: {continent: AS, country: JP}
     vips: [203.0.113.10]
-    health: {daemons: ["%s"], interval: 20ms, timeout: 1s, rise: 2, fall: 3}
+    health: {daemons: ["%s"], interval: 20ms, timeout: 5s, rise: 2, fall: 3}
 names:
   - name: shop.example.com
     policy: geo
@@ -180,10 +180,10 @@ zones:
 sites:
   - name: two-of-three
     vips: [192.0.2.10]
-    health: {daemons: ["%s", "%s", "%s"], min_hosts: 2, interval: 20ms, rise: 1, fall: 1}
+    health: {daemons: ["%s", "%s", "%s"], min_hosts: 2, interval: 20ms, timeout: 5s, rise: 1, fall: 1}
   - name: probed
     vips: [192.0.2.20]
-    health: {probe: "%s/nosuch", interval: 20ms, rise: 1, fall: 1}
+    health: {probe: "%s/nosuch", interval: 20ms, timeout: 5s, rise: 1, fall: 1}
 names:
   - name: x.example.com
     sites: [two-of-three, probed]
@@ -297,7 +297,7 @@ zones:
 sites:
   - name: s
     vips: [%s]
-    health: {daemons: ["%s"], bgp: %s}
+    health: {daemons: ["%s"], timeout: 5s, bgp: %s}
 `, vip, d.srv.URL, tt.mode)))
 			require.NoError(t, err)
 			c := NewChecker(cfg.Sites, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)

@@ -20,8 +20,8 @@ zones:
   - name: example.com
     records: [`+soa+`]
 sites:
-  - {name: a, vips: [192.0.2.10], health: {daemons: ["%s"], interval: 20ms, rise: 1, fall: 1}}
-  - {name: b, vips: [198.51.100.10], health: {daemons: ["%s"], interval: 20ms, rise: 1, fall: 1}}
+  - {name: a, vips: [192.0.2.10], health: {daemons: ["%s"], interval: 20ms, timeout: 5s, rise: 1, fall: 1}}
+  - {name: b, vips: [198.51.100.10], health: {daemons: ["%s"], interval: 20ms, timeout: 5s, rise: 1, fall: 1}}
   - {name: c, vips: [203.0.113.10]}
 names:
   - {name: x.example.com, sites: [a, b]}
