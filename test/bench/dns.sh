@@ -22,7 +22,7 @@
 # higher is better; p99 ratio xlb ÷ other, lower is better).
 #
 # Bounded: ROUNDS × 3 servers × 2 runs × DURATION seconds plus start-up
-# (about 2 minutes at the defaults); each dnsperf and server runs under
+# (about 2.5 minutes at the defaults); each dnsperf and server runs under
 # `timeout`.
 #
 # Environment: DURATION (seconds, default 10), ROUNDS (default 2), RATE
