@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # DNS benchmark: `xlb dns` against gdnsd with its geoip plugin (the same
-# GeoIP database, the same sites' coordinates) and NSD (a static-only
+# GeoIP database, the same sites' coordinates), PowerDNS with a LUA
+# `pickclosest` record (the geoip backend on the same database, where each
+# VIP lies in its site's region) and NSD (a static-only
 # authoritative server: the same zone with the GSLB name as a plain A
 # record, the floor of what answering costs), on loopback, in one run,
 # interleaved round by round. Load from dnsperf (Debian's package).
 #
-# Each server gets one CPU (taskset -c 1; xlb dns with GOMAXPROCS=1, gdnsd
-# and NSD with one UDP worker) and dnsperf the other (taskset -c 0). Every
+# Each server gets one CPU (taskset -c 1; xlb dns with GOMAXPROCS=1, gdnsd,
+# PowerDNS and NSD with one UDP worker; PowerDNS keeps its packet cache, as
+# deployed) and dnsperf the other (taskset -c 0). Every
 # query carries an EDNS Client Subnet option for a Tokyo network, so the
 # geo servers place the client and echo the scope; the mix is half GSLB
 # name (geo: the nearest site's VIP) and half ordinary records (A, SOA, NS,
@@ -21,8 +24,8 @@
 # ratio` line per figure (the median over rounds; qps ratio xlb ÷ other,
 # higher is better; p99 ratio xlb ÷ other, lower is better).
 #
-# Bounded: ROUNDS × 3 servers × 2 runs × DURATION seconds plus start-up
-# (about 2.5 minutes at the defaults); each dnsperf and server runs under
+# Bounded: ROUNDS × 4 servers × 2 runs × DURATION seconds plus start-up
+# (about 3 minutes at the defaults); each dnsperf and server runs under
 # `timeout`.
 #
 # Environment: DURATION (seconds, default 10), ROUNDS (default 2), RATE
@@ -32,7 +35,7 @@ cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-2}
 RATE=${RATE:-5000}
-for c in dnsperf nsd gdnsd dig taskset; do
+for c in dnsperf nsd gdnsd pdns_server dig taskset; do
 	command -v "$c" >/dev/null || { echo "dns.sh: $c is missing (make deps installs it)" >&2; exit 1; }
 done
 
@@ -131,17 +134,49 @@ zone:
   zonefile: $ZONE.zone
 EOF
 
-bound=$((ROUNDS * 6 * (DURATION + 15) + 120))
+# PowerDNS on 5304: the zone from a BIND zone file, the GSLB name a LUA
+# record picking the VIP closest to the client (ECS, else its address).
+mkdir -p "$work/pdns"
+vips=""
+for s in "${sites[@]}"; do read -r n lat lon vip <<<"$s"; vips="$vips${vips:+,}'$vip'"; done
+{
+	echo "\$ORIGIN $ZONE."
+	for r in "${records[@]}"; do echo "$r"; done
+	echo "shop 30 IN LUA A \"pickclosest({$vips})\""
+} >"$work/pdns/$ZONE.zone"
+echo "zone \"$ZONE\" { type master; file \"$work/pdns/$ZONE.zone\"; };" >"$work/pdns/named.conf"
+echo "domains: []" >"$work/pdns/geo-zones.yaml"
+cat >"$work/pdns/pdns.conf" <<EOF
+launch=bind,geoip
+bind-config=$work/pdns/named.conf
+geoip-database-files=mmdb:$work/geo.mmdb
+geoip-zones-file=$work/pdns/geo-zones.yaml
+enable-lua-records=yes
+edns-subnet-processing=yes
+local-address=127.0.0.1:5304
+socket-dir=$work/pdns
+guardian=no
+daemon=no
+disable-syslog=yes
+write-pid=no
+receiver-threads=1
+distributor-threads=1
+EOF
+
+bound=$((ROUNDS * 8 * (DURATION + 15) + 120))
 GOMAXPROCS=1 timeout "$bound" "${srv_cpu[@]}" "$work/xlb" dns --config "$work/xlb-dns.yaml" --log-level warn >"$work/xlb-dns.log" 2>&1 &
 pids+=($!)
 timeout "$bound" "${srv_cpu[@]}" gdnsd -c "$work/gdnsd" start >"$work/gdnsd.log" 2>&1 &
 pids+=($!)
 timeout "$bound" "${srv_cpu[@]}" nsd -d -c "$work/nsd/nsd.conf" >"$work/nsd.log" 2>&1 &
 pids+=($!)
+timeout "$bound" "${srv_cpu[@]}" pdns_server --config-dir="$work/pdns" >"$work/pdns.log" 2>&1 &
+pids+=($!)
 
-declare -A port=([xlb]=5301 [gdnsd]=5302 [nsd]=5303)
-declare -A want=([xlb]=203.0.113.10 [gdnsd]=203.0.113.10 [nsd]=203.0.113.10)
-for s in xlb gdnsd nsd; do
+servers=(xlb gdnsd pdns nsd)
+declare -A port=([xlb]=5301 [gdnsd]=5302 [nsd]=5303 [pdns]=5304)
+declare -A want=([xlb]=203.0.113.10 [gdnsd]=203.0.113.10 [nsd]=203.0.113.10 [pdns]=203.0.113.10)
+for s in "${servers[@]}"; do
 	got=""
 	for _ in $(seq 1 100); do
 		got=$(dig @127.0.0.1 -p "${port[$s]}" +short +norecurse +time=1 +tries=1 +subnet=203.0.113.0/24 "shop.$ZONE" A 2>/dev/null || true)
@@ -194,18 +229,18 @@ results="$work/results.txt"
 : >"$results"
 for r in $(seq 1 "$ROUNDS"); do
 	# Interleaved, the order rotated per round.
-	order=(xlb gdnsd nsd)
-	case $((r % 3)) in 2) order=(gdnsd nsd xlb) ;; 0) order=(nsd xlb gdnsd) ;; esac
+	order=()
+	for i in 0 1 2 3; do order+=("${servers[$(((i + r - 1) % 4))]}"); done
 	for s in "${order[@]}"; do run "$s" "$r" | tee -a "$results"; done
 done
 
 # The median over rounds of each figure, and the ratios.
 median() { sort -g | awk '{a[NR] = $1} END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 fig() { grep "server=$1 " "$results" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}' | median; }
-for s in xlb gdnsd nsd; do
+for s in "${servers[@]}"; do
 	echo "dnsbench median server=$s qps=$(fig "$s" qps) p50_us=$(fig "$s" p50_us) p99_us=$(fig "$s" p99_us)"
 done
-for o in gdnsd nsd; do
+for o in gdnsd pdns nsd; do
 	awk -v o="$o" -v xq="$(fig xlb qps)" -v oq="$(fig "$o" qps)" -v xp="$(fig xlb p99_us)" -v op="$(fig "$o" p99_us)" 'BEGIN {
 		printf "dnsbench ratio xlb/%s qps=%.2f (higher is better) p99=%.2f (lower is better)\n", o, xq / oq, (op > 0 ? xp / op : 0) }'
 done
