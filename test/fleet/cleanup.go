@@ -21,28 +21,9 @@ func Cleanup(prefix string) error {
 		return fmt.Errorf("cleanup fleet: bad prefix %q", prefix)
 	}
 	var errs []error
-	netns, _ := filepath.Glob("/run/netns/" + prefix + "-*")
-	inodes := map[uint64]bool{}
-	for _, p := range netns {
-		var st syscall.Stat_t
-		if err := syscall.Stat(p, &st); err == nil {
-			inodes[st.Ino] = true
-		}
-	}
-	if len(inodes) > 0 {
-		procs, _ := filepath.Glob("/proc/[0-9]*/ns/net")
-		for _, p := range procs {
-			var st syscall.Stat_t
-			if syscall.Stat(p, &st) != nil || !inodes[st.Ino] {
-				continue
-			}
-			pid, err := strconv.Atoi(strings.Split(p, "/")[2])
-			if err != nil || pid == os.Getpid() {
-				continue
-			}
-			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-				errs = append(errs, fmt.Errorf("kill leftover process %d: %w", pid, err))
-			}
+	for _, pid := range procsIn(prefix) {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("kill leftover process %d: %w", pid, err))
 		}
 	}
 	pins, _ := filepath.Glob("/sys/fs/bpf/" + prefix + "-*")
@@ -56,3 +37,37 @@ func Cleanup(prefix string) error {
 	errs = append(errs, topo.Cleanup(prefix))
 	return errors.Join(errs...)
 }
+
+// procsIn lists the processes (other than this one) whose network
+// namespace is one of the prefix's.
+func procsIn(prefix string) []int {
+	netns, _ := filepath.Glob("/run/netns/" + prefix + "-*")
+	inodes := map[uint64]bool{}
+	for _, p := range netns {
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err == nil {
+			inodes[st.Ino] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return nil
+	}
+	var out []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/ns/net")
+	for _, p := range procs {
+		var st syscall.Stat_t
+		if syscall.Stat(p, &st) != nil || !inodes[st.Ino] {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.Split(p, "/")[2])
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		out = append(out, pid)
+	}
+	return out
+}
+
+// PIDs are the processes running in the fleet's namespaces: the ones it
+// started and FRR's.
+func (f *Fleet) PIDs() []int { return procsIn(f.Topo.Prefix()) }

@@ -142,4 +142,4 @@ store:
 
 // Consecutive5xx is the passive-health threshold of both pools: a server
 // that answers this many 5xx in a row is ejected by that proxy.
-const Consecutive5xx = 3
+const Consecutive5xx = 2
