@@ -53,6 +53,9 @@ func main() {
 	err := d.play(ctx, *limit, *keep)
 	if err != nil {
 		con.endProgress()
+		if ctx.Err() != nil {
+			err = fmt.Errorf("interrupted: %w", err)
+		}
 		con.printf("\ndemo stopped: %v", err)
 		if d.f != nil && !errors.Is(err, context.Canceled) {
 			d.dumpLogs(os.Stderr)
@@ -61,17 +64,25 @@ func main() {
 	if cerr := d.teardown(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
-	switch {
-	case err != nil:
-		os.Exit(1)
-	case len(con.failed) > 0:
-		con.printf("\n%d of %d checks failed:", len(con.failed), con.checks)
-		for _, f := range con.failed {
-			con.printf("  ✗ %s", f)
-		}
+	if err != nil {
 		os.Exit(1)
 	}
-	con.printf("\nAll %d checks passed in %s.", con.checks, time.Since(d.began).Round(time.Second))
+	if !d.verdict() {
+		os.Exit(1)
+	}
+}
+
+// verdict prints how the checks went and reports whether all passed.
+func (d *demo) verdict() bool {
+	if len(d.con.failed) > 0 {
+		d.con.printf("\n%d of %d checks failed:", len(d.con.failed), d.con.checks)
+		for _, f := range d.con.failed {
+			d.con.printf("  ✗ %s", f)
+		}
+		return false
+	}
+	d.con.printf("\nAll %d checks passed in %s.", d.con.checks, time.Since(d.began).Round(time.Second))
+	return true
 }
 
 type demo struct {
@@ -108,6 +119,9 @@ func (d *demo) play(ctx context.Context, limit time.Duration, keep bool) error {
 		return err
 	}
 	if keep {
+		if !d.verdict() {
+			return errors.New("a check failed: not keeping the site up")
+		}
 		return d.keep(ctx)
 	}
 	return nil
