@@ -30,7 +30,7 @@ const (
 	window     = 8 * time.Second  // steady-state measurement
 	settle     = 3 * time.Second  // load after a fault before counting it
 	edgeSettle = 8 * time.Second  // TCP retransmits outlive the BGP hold time
-	peakHold   = 12 * time.Second // the sale at full rate before the faults
+	peakHold   = 25 * time.Second // the sale at full rate before the faults
 	waitLimit  = 60 * time.Second
 	errTarget  = 0.003 // the shop's error rate after moving to xlb
 )
@@ -54,7 +54,7 @@ type figures struct {
 func (d *demo) loadConfig(peak, level float64, dur time.Duration, progress func(shopload.Snapshot)) shopload.Config {
 	return shopload.Config{
 		Target: "http://" + d.f.VIP.String(), Rate: peak, Level: level, Duration: dur, Grace: 15 * time.Second,
-		Pages: 8, Think: 200 * time.Millisecond, Reopen: 6, Timeout: 20 * time.Second,
+		Pages: 8, Think: 200 * time.Millisecond, Reopen: 6, Timeout: 60 * time.Second,
 		Dial: d.f.Client.DialContext, Progress: progress,
 	}
 }

@@ -50,7 +50,7 @@ health:
   interval: %[3]s
   timeout: %[4]s
   rise: 2
-  fall: 2
+  fall: 3
 api:
   socket: %[5]s
 metrics:
@@ -122,7 +122,7 @@ pools:
     policy: p2c
     servers:
 %[6]s    health:
-      active: {path: /healthz, interval: 1s, timeout: 800ms, rise: 2, fall: 2}
+      active: {path: /healthz, interval: 1s, timeout: 800ms, rise: 2, fall: 3}
       passive: {consecutive_5xx: %[9]d, consecutive_errors: 3, base_ejection: 30s, max_ejected_percent: 50}
     sticky: {cookie: %[10]s, max_age: 1h}
   - name: browse
@@ -130,7 +130,7 @@ pools:
     hash_key: path
     servers:
 %[7]s    health:
-      active: {path: /healthz, interval: 1s, timeout: 800ms, rise: 2, fall: 2}
+      active: {path: /healthz, interval: 1s, timeout: 800ms, rise: 2, fall: 3}
       passive: {consecutive_5xx: %[9]d, consecutive_errors: 3, base_ejection: 30s, max_ejected_percent: 50}
 store:
   etcd:

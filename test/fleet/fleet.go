@@ -64,7 +64,8 @@ type Options struct {
 	// VIP is the shop's address (port 80/tcp); default 198.51.100.10.
 	VIP netip.Addr
 	// HealthInterval is the daemons' health-check interval of the L7
-	// hosts (timeout 4/5 of it, rise 2, fall 2); default 250ms.
+	// hosts (timeout 4/5 of it, rise 2, fall 3: a stall of a busy machine
+	// that fails one check does not flap an L7 host); default 250ms.
 	HealthInterval time.Duration
 	// BGPHold is the BGP hold time (keepalive a third); default 3s, the
 	// smallest RFC 4271 allows: a lost edge host is noticed that fast.
