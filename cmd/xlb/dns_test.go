@@ -122,7 +122,7 @@ func TestDNSProcessReload(t *testing.T) {
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	assert.Contains(t, string(body), `xlb_dns_queries_total{name="shop.example.com.",policy="failover",rcode="NOERROR",site="one"} `)
+	assert.Contains(t, string(body), `xlb_dns_queries_total{name="shop.example.com.",policy="failover",rcode="NOERROR",site="one",type="A"} `)
 	assert.Contains(t, string(body), `xlb_dns_site_up{site="one"} 1`)
 }
 

@@ -120,7 +120,8 @@ func TestGeoNearestSiteByClientSubnet(t *testing.T) {
 	assert.Equal(t, dns.RcodeFormatError, m.Rcode)
 
 	// Virginia over UDP and TCP, and the AAAA query.
-	assert.Equal(t, 3.0, testutil.ToFloat64(r.metrics.queries.WithLabelValues("shop.example.com.", PolicyGeo, "us-east", "NOERROR")))
+	assert.Equal(t, 2.0, testutil.ToFloat64(r.metrics.queries.WithLabelValues("shop.example.com.", "A", PolicyGeo, "us-east", "NOERROR")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(r.metrics.queries.WithLabelValues("shop.example.com.", "AAAA", PolicyGeo, "us-east", "NOERROR")))
 }
 
 func TestSiteFailoverWithRiseAndFall(t *testing.T) {
@@ -165,7 +166,7 @@ func TestSiteFailoverWithRiseAndFall(t *testing.T) {
 	m := ask(t, "udp", r.addr, "shop.example.com", dns.TypeA, paris)
 	assert.Equal(t, dns.RcodeSuccess, m.Rcode)
 	assert.ElementsMatch(t, []string{"192.0.2.10", "198.51.100.10", "203.0.113.10"}, addrs(m))
-	assert.Equal(t, 1.0, testutil.ToFloat64(r.metrics.queries.WithLabelValues("shop.example.com.", PolicyGeo, "all-down:all", "NOERROR")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(r.metrics.queries.WithLabelValues("shop.example.com.", "A", PolicyGeo, "all-down:all", "NOERROR")))
 }
 
 func TestDaemonStatusDecidesHostHealth(t *testing.T) {

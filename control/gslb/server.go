@@ -185,7 +185,7 @@ func (s *Server) reply(r *dns.Msg, remote net.Addr, start time.Time) *dns.Msg {
 	}
 	// Counted before the write, so that a client that has its answer
 	// sees it counted.
-	s.metrics.queries.WithLabelValues(q.name, q.policy, q.site, dns.RcodeToString[m.Rcode]).Inc()
+	s.metrics.queries.WithLabelValues(q.name, typeLabel(r), q.policy, q.site, dns.RcodeToString[m.Rcode]).Inc()
 	return m
 }
 
