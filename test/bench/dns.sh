@@ -29,9 +29,14 @@
 # `timeout`.
 #
 # Environment: DURATION (seconds, default 10), ROUNDS (default 2), RATE
-# (default 5000), KEEP=1 keeps the work directory.
+# (default 5000), KEEP=1 keeps the work directory; BENCH_QUICK=1 (make
+# bench's short mode) defaults to one round of 3 s.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+	DURATION=${DURATION:-3}
+	ROUNDS=${ROUNDS:-1}
+fi
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-2}
 RATE=${RATE:-5000}
