@@ -51,7 +51,7 @@ page (/, its JSON at /api/status).
 SIGHUP reloads the config: validated completely and swapped in whole, or
 rejected with every problem while the running config stays (listen and
 metrics changes need a restart). ` + "`xlb dns --check --config FILE`" + ` validates
-the file and the GeoIP database and exits (0 valid, 1 not). See docs/dns.md.`,
+the file and the GeoIP database and exits (0 valid, 1 not). See docs/gslb.md.`,
 		Args: noSubcommandArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.config == "" {
