@@ -1,15 +1,19 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,11 +183,17 @@ type pgProxy struct {
 
 func startPGProxy(t *testing.T, root string, p1, p2 int) *pgProxy {
 	t.Helper()
+	return startPGProxyYAML(t, root, strings.NewReplacer("%P1%", strconv.Itoa(p1), "%P2%", strconv.Itoa(p2)).Replace(pgProxyYAML))
+}
+
+// startPGProxyYAML runs a proxy on config y, whose tcp listeners are
+// named write and read, with the health check's credentials in pg.cred.
+func startPGProxyYAML(t *testing.T, root, y string) *pgProxy {
+	t.Helper()
 	dir := filepath.Join(root, "proxy")
 	require.NoError(t, os.Mkdir(dir, 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "pg.cred"),
 		[]byte("user=postgres password="+pgPassword+" dbname=postgres sslmode=disable\n"), 0o600))
-	y := strings.NewReplacer("%P1%", strconv.Itoa(p1), "%P2%", strconv.Itoa(p2)).Replace(pgProxyYAML)
 	cfg, err := config.Parse(filepath.Join(dir, "proxy.yaml"), []byte(y))
 	require.NoError(t, err)
 	dir2, err := director.New(cfg)
@@ -361,4 +371,108 @@ func TestPostgresCheckFaults(t *testing.T) {
 	assert.Contains(t, d.Pool(0).ByName("pg1").DB().Err, "password authentication failed")
 	assert.NotContains(t, d.Pool(0).ByName("pg1").DB().Err, "wrong", "the reason never quotes the password")
 	assert.Empty(t, d.Pool(0).Available(time.Now()))
+}
+
+// pgProxyFront stands for a PROXY-aware frontend of PostgreSQL (a pooler
+// or HAProxy with accept-proxy): it demands a PROXY v2 header on every
+// connection, records it, and relays the rest to the server.
+type pgProxyFront struct {
+	ln      net.Listener
+	mu      sync.Mutex
+	local   int              // LOCAL headers: the proxy's health checks
+	clients []netip.AddrPort // sources of PROXY headers
+	refused int
+}
+
+func newPGProxyFront(t *testing.T, server string) *pgProxyFront {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	f := &pgProxyFront{ln: ln}
+	var wg sync.WaitGroup
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				h, err := readProxyV2(br)
+				_ = c.SetReadDeadline(time.Time{})
+				f.mu.Lock()
+				switch {
+				case err != nil:
+					f.refused++
+				case h.local:
+					f.local++
+				default:
+					f.clients = append(f.clients, h.src)
+				}
+				f.mu.Unlock()
+				if err != nil {
+					return
+				}
+				s, err := net.DialTimeout("tcp", server, 5*time.Second)
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				go func() { _, _ = io.Copy(s, br); _ = s.Close() }()
+				_, _ = io.Copy(c, s)
+			}()
+		}
+	}()
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	return f
+}
+
+// TestPostgresBehindProxyProtocol: with proxy_protocol: v2 the PostgreSQL
+// check still works in front of a frontend that demands the header (it
+// sends a LOCAL one), and a client's session goes through with its own
+// address in the header.
+func TestPostgresBehindProxyProtocol(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL clusters")
+	}
+	bin := pgBin(t)
+	root, as := pgRoot(t)
+	pg1 := newPrimary(t, bin, root, as)
+	front := newPGProxyFront(t, "127.0.0.1:"+strconv.Itoa(pg1.port))
+	y := `
+listeners:
+  - {name: write, addr: "127.0.0.1:0", mode: tcp, pool: primary, connect_timeout: 1s}
+pools:
+  - name: primary
+    role: primary
+    proxy_protocol: v2
+    servers:
+      - {name: pg1, addr: "` + front.ln.Addr().String() + `"}
+    health:
+      postgres: {credentials_file: pg.cred, interval: 200ms, timeout: 200ms, rise: 1, fall: 1}
+`
+	tp := startPGProxyYAML(t, root, y)
+	_, dir := tp.Running()
+	wpool := dir.Pool(0)
+	require.Eventually(t, func() bool { return len(wpool.Available(time.Now())) == 1 }, 20*time.Second, 50*time.Millisecond,
+		"the check through the PROXY-aware frontend finds the primary; pool: %s", wpool.Problem())
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	w, err := pgConnect(ctx, tp.write)
+	require.NoError(t, err)
+	defer w.Close(ctx)
+	assert.Equal(t, pg1.port, serverPort(t, ctx, w))
+	client := w.PgConn().Conn().LocalAddr().String()
+
+	front.mu.Lock()
+	defer front.mu.Unlock()
+	assert.Zero(t, front.refused, "every connection, checks included, carried a header")
+	assert.GreaterOrEqual(t, front.local, 1, "the checks send LOCAL headers")
+	require.Len(t, front.clients, 1)
+	assert.Equal(t, client, front.clients[0].String(), "the frontend sees the client's address")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/xlbproject/xlb/l7/balance"
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/pool"
+	"github.com/xlbproject/xlb/l7/proxyproto"
 )
 
 // TCP listeners (`mode: tcp`) forward whole connections to a pool without
@@ -276,6 +277,21 @@ func (p *Proxy) forwardTCP(client net.Conn, name string) {
 		p.log.Debug("tcp connect failed", "pool", pc.Name, "backend", b.Name, "error", err)
 		_ = client.Close()
 		return
+	}
+	if pc.ProxyProtocol == config.ProxyProtocolV2 {
+		// The client's address and the one it connected to, before any
+		// of its bytes; bounded like the dial.
+		_ = server.SetWriteDeadline(time.Now().Add(l.ConnectTimeout))
+		_, err := server.Write(proxyproto.Header(client.RemoteAddr(), client.LocalAddr()))
+		_ = server.SetWriteDeadline(time.Time{})
+		if err != nil {
+			pl.Report(b, true, 0, time.Now())
+			p.tcpMetrics.errors.WithLabelValues(pc.Name, b.Name, "connect").Inc()
+			p.log.Debug("tcp proxy protocol header not sent", "pool", pc.Name, "backend", b.Name, "error", err)
+			_ = server.Close()
+			_ = client.Close()
+			return
+		}
 	}
 	// A connection made counts as a success for passive health.
 	pl.Report(b, false, 200, time.Time{})
