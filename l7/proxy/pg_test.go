@@ -123,7 +123,13 @@ func newPrimary(t *testing.T, bin, root string, as []string) *pgCluster {
 // and starts it.
 func newReplica(t *testing.T, primary *pgCluster, root string) *pgCluster {
 	t.Helper()
-	c := &pgCluster{t: t, bin: primary.bin, dir: filepath.Join(root, "replica"), port: freePort(t), as: primary.as}
+	return newReplicaNamed(t, primary, root, "replica")
+}
+
+// newReplicaNamed is newReplica in the directory name under root.
+func newReplicaNamed(t *testing.T, primary *pgCluster, root, name string) *pgCluster {
+	t.Helper()
+	c := &pgCluster{t: t, bin: primary.bin, dir: filepath.Join(root, name), port: freePort(t), as: primary.as}
 	c.run([]string{"PGPASSWORD=" + pgPassword}, "pg_basebackup", "-h", "127.0.0.1", "-p", strconv.Itoa(primary.port),
 		"-U", "postgres", "-D", c.dir, "-R", "-X", "stream", "--no-sync")
 	c.start()
@@ -162,7 +168,7 @@ pools:
       - {name: pg1, addr: "127.0.0.1:%P1%"}
       - {name: pg2, addr: "127.0.0.1:%P2%"}
     health:
-      postgres: {credentials_file: pg.cred, interval: 200ms, timeout: 200ms, rise: 1, fall: 1}
+      postgres: {credentials_file: pg.cred, interval: 500ms, timeout: 500ms, rise: 1, fall: 3}
   - name: replicas
     role: replica
     replica_fallback: true
@@ -170,7 +176,7 @@ pools:
       - {name: pg1, addr: "127.0.0.1:%P1%"}
       - {name: pg2, addr: "127.0.0.1:%P2%"}
     health:
-      postgres: {credentials_file: pg.cred, interval: 200ms, timeout: 200ms, rise: 1, fall: 1, max_lag: 30s}
+      postgres: {credentials_file: pg.cred, interval: 500ms, timeout: 500ms, rise: 1, fall: 3, max_lag: 30s}
 `
 
 // pgProxy runs a proxy with the write and read endpoints, its health
@@ -293,7 +299,7 @@ func TestPostgresWriteReadEndpointsFollowFailover(t *testing.T) {
 		w2 = c
 		return true
 	}, 20*time.Second, 20*time.Millisecond, "write pool: %s", wpool.Problem())
-	t.Logf("write endpoint reached the promoted server %s after promote began (check interval 200ms)", time.Since(start))
+	t.Logf("write endpoint reached the promoted server %s after promote began (check interval 500ms)", time.Since(start))
 	assert.Equal(t, pg2.port, serverPort(t, ctx, w2))
 	assert.Error(t, w.Ping(ctx), "the session to the old primary is gone")
 
@@ -453,7 +459,7 @@ pools:
     servers:
       - {name: pg1, addr: "` + front.ln.Addr().String() + `"}
     health:
-      postgres: {credentials_file: pg.cred, interval: 200ms, timeout: 200ms, rise: 1, fall: 1}
+      postgres: {credentials_file: pg.cred, interval: 500ms, timeout: 500ms, rise: 1, fall: 3}
 `
 	tp := startPGProxyYAML(t, root, y)
 	_, dir := tp.Running()
@@ -475,4 +481,124 @@ pools:
 	assert.GreaterOrEqual(t, front.local, 1, "the checks send LOCAL headers")
 	require.Len(t, front.clients, 1)
 	assert.Equal(t, client, front.clients[0].String(), "the frontend sees the client's address")
+}
+
+const pgReplicasYAML = `
+listeners:
+  - {name: write, addr: "127.0.0.1:0", mode: tcp, pool: primary, connect_timeout: 1s}
+  - {name: read, addr: "127.0.0.1:0", mode: tcp, pool: replicas, connect_timeout: 1s}
+pools:
+  - name: primary
+    role: primary
+    servers: [{name: pg1, addr: "127.0.0.1:%P1%"}]
+    health:
+      postgres: {credentials_file: pg.cred, interval: 1s, timeout: 1s, rise: 1, fall: 2}
+  - name: replicas
+    role: replica
+    policy: least_conn
+    servers:
+      - {name: pg1, addr: "127.0.0.1:%P1%"}
+      - {name: pg2, addr: "127.0.0.1:%P2%"}
+      - {name: pg3, addr: "127.0.0.1:%P3%"}
+    health:
+      # Generous: a busy machine must not see a slow check as a stopped
+      # server (a stopped one refuses at once).
+      postgres: {credentials_file: pg.cred, interval: 1s, timeout: 1s, rise: 1, fall: 2, max_lag: 1h}
+`
+
+// TestPostgresStoppedReplicaGetsNoConnection runs a primary and two
+// streaming replicas behind the read endpoint (no fallback to the
+// primary), stops one replica and counts where new sessions go: none to
+// the stopped one, whose open sessions are closed; once both replicas are
+// stopped the read endpoint refuses and never sends a read to the primary.
+func TestPostgresStoppedReplicaGetsNoConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL clusters")
+	}
+	bin := pgBin(t)
+	root, as := pgRoot(t)
+	pg1 := newPrimary(t, bin, root, as)
+	pg2 := newReplicaNamed(t, pg1, root, "replica2")
+	pg3 := newReplicaNamed(t, pg1, root, "replica3")
+	y := strings.NewReplacer("%P1%", strconv.Itoa(pg1.port), "%P2%", strconv.Itoa(pg2.port), "%P3%", strconv.Itoa(pg3.port)).Replace(pgReplicasYAML)
+	tp := startPGProxyYAML(t, root, y)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, dir := tp.Running()
+	rpool := dir.Pool(1)
+	require.Eventually(t, func() bool { return len(rpool.Available(time.Now())) == 2 && rpool.Problem() == "" },
+		30*time.Second, 50*time.Millisecond, "read pool: %s", rpool.Problem())
+
+	byPort := map[int]string{pg1.port: "pg1", pg2.port: "pg2", pg3.port: "pg3"}
+	conns := func() map[string]float64 {
+		out := map[string]float64{}
+		for _, s := range []string{"pg1", "pg2", "pg3"} {
+			out[s] = counterOrZero(t, tp.reg, "xlb_l7_tcp_connections_total", map[string]string{"pool": "replicas", "server": s})
+		}
+		return out
+	}
+	// open connects n sessions through the read endpoint and counts the
+	// server each reached, as the server itself reports it.
+	open := func(n int) (map[string]int, []*pgx.Conn) {
+		got := map[string]int{}
+		var cs []*pgx.Conn
+		for range n {
+			c, err := pgConnect(ctx, tp.read)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = c.Close(context.Background()) })
+			got[byPort[serverPort(t, ctx, c)]]++
+			cs = append(cs, c)
+		}
+		return got, cs
+	}
+
+	held, sessions := open(6)
+	assert.Equal(t, map[string]int{"pg2": 3, "pg3": 3}, held, "least_conn spreads reads over both replicas, none to the primary")
+	onPG3 := []*pgx.Conn{}
+	for _, c := range sessions {
+		if serverPort(t, ctx, c) == pg3.port {
+			onPG3 = append(onPG3, c)
+		}
+	}
+	require.Len(t, onPG3, 3)
+
+	pg3.stop()
+	require.Eventually(t, func() bool {
+		av := rpool.Available(time.Now())
+		return len(av) == 1 && av[0].Name == "pg2"
+	}, 30*time.Second, 50*time.Millisecond, "the stopped replica leaves the read pool")
+	st := rpool.ByName("pg3").DB()
+	require.NotNil(t, st)
+	assert.False(t, st.Up)
+	assert.NotEmpty(t, st.Err, "the reason is kept")
+	before := conns()
+
+	got, _ := open(10)
+	assert.Equal(t, map[string]int{"pg2": 10}, got, "every new read goes to the remaining replica")
+	after := conns()
+	assert.Equal(t, before["pg3"], after["pg3"], "no new connection went to the stopped replica")
+	assert.Equal(t, before["pg1"], after["pg1"], "nor to the primary")
+	assert.Equal(t, before["pg2"]+10, after["pg2"])
+	assert.Equal(t, 0.0, after["pg1"], "no read ever reached the primary")
+	for _, c := range onPG3 {
+		assert.Error(t, c.Ping(ctx), "a session to the stopped replica is gone")
+	}
+
+	// Both replicas stopped, no fallback configured: the read endpoint
+	// refuses and says why; the primary still gets no read.
+	pg2.stop()
+	require.Eventually(t, func() bool { return len(rpool.Available(time.Now())) == 0 }, 30*time.Second, 50*time.Millisecond)
+	assert.Contains(t, rpool.Problem(), "no usable replica")
+	refusedBefore := counterOrZero(t, tp.reg, "xlb_l7_tcp_errors_total", map[string]string{"pool": "replicas", "kind": "no_server"})
+	for range 3 {
+		_, err := pgConnect(ctx, tp.read)
+		assert.Error(t, err, "no replica: the read endpoint refuses")
+	}
+	// At least one refusal per session attempt (a client may retry).
+	assert.GreaterOrEqual(t, counterOrZero(t, tp.reg, "xlb_l7_tcp_errors_total", map[string]string{"pool": "replicas", "kind": "no_server"}), refusedBefore+3)
+	assert.Equal(t, 0.0, conns()["pg1"], "without replica_fallback no read goes to the primary")
+	w, err := pgConnect(ctx, tp.write)
+	require.NoError(t, err, "the write endpoint is unaffected")
+	assert.Equal(t, pg1.port, serverPort(t, ctx, w))
+	_ = w.Close(ctx)
 }

@@ -309,16 +309,16 @@ func (p *Proxy) forwardTCP(client net.Conn, name string) {
 
 	var last atomic.Int64
 	last.Store(start.UnixNano())
-	done := make(chan struct{}, 2)
+	// One direction in a goroutine of its own, the other in this one: the
+	// first to end closes both sockets, which ends the other.
+	done := make(chan struct{})
 	go func() {
-		_ = idleCopy(server, client, client, l.IdleTimeout, &last, &c.toServer)
-		done <- struct{}{}
+		defer close(done)
+		defer c.close()
+		defer recoverTo(p.log)
+		_ = relay(server, client, l.IdleTimeout, &last, &c.toServer)
 	}()
-	go func() {
-		_ = idleCopy(client, server, server, l.IdleTimeout, &last, &c.toClient)
-		done <- struct{}{}
-	}()
-	<-done
+	_ = relay(client, server, l.IdleTimeout, &last, &c.toClient)
 	c.close()
 	<-done
 	c.flush(m)

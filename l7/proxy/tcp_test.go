@@ -392,3 +392,31 @@ pools:
 	_, cur := p.Running()
 	assert.Equal(t, "a", cur.Pool(0).Available(time.Now())[0].Name)
 }
+
+// counterOrZero is the counter of name with exactly these label values
+// among its labels, 0 while the series does not exist yet.
+func counterOrZero(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
