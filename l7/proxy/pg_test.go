@@ -510,7 +510,8 @@ pools:
 // streaming replicas behind the read endpoint (no fallback to the
 // primary), stops one replica and counts where new sessions go: none to
 // the stopped one, whose open sessions are closed; once both replicas are
-// stopped the read endpoint refuses and never sends a read to the primary.
+// stopped the read endpoint refuses and never sends a read to the primary,
+// until a reload turns replica_fallback on and the reads go there.
 func TestPostgresStoppedReplicaGetsNoConnection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL clusters")
@@ -601,4 +602,17 @@ func TestPostgresStoppedReplicaGetsNoConnection(t *testing.T) {
 	require.NoError(t, err, "the write endpoint is unaffected")
 	assert.Equal(t, pg1.port, serverPort(t, ctx, w))
 	_ = w.Close(ctx)
+
+	// Configured to fall back (a reload): reads now go to the primary.
+	cfg, err := config.Parse(filepath.Join(root, "proxy", "proxy.yaml"),
+		[]byte(strings.Replace(y, "    role: replica\n", "    role: replica\n    replica_fallback: true\n", 1)))
+	require.NoError(t, err)
+	_, err = tp.Apply(cfg)
+	require.NoError(t, err)
+	_, dir = tp.Running()
+	rpool = dir.Pool(1)
+	require.Eventually(t, func() bool { return strings.Contains(rpool.Problem(), "falling back to primary pg1") },
+		30*time.Second, 50*time.Millisecond, "read pool: %s", rpool.Problem())
+	got, _ = open(2)
+	assert.Equal(t, map[string]int{"pg1": 2}, got, "with replica_fallback the reads fall back to the primary")
 }
