@@ -21,6 +21,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+if [ "${BENCH_QUICK:-0}" = 1 ]; then # make bench's short mode
+	DURATION=${DURATION:-3} ROUNDS=${ROUNDS:-1}
+fi
 DURATION=${DURATION:-10}
 DURATION=${DURATION%s}
 ROUNDS=${ROUNDS:-3}
@@ -56,12 +59,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-BASE=$(( 20000 + RANDOM % 20000 ))
-for off in $(seq 0 5); do
-	if ss -Htln "sport = :$((BASE + off))" | grep -q .; then
-		echo "l7pg.sh: port $((BASE + off)) busy, run again" >&2; exit 1
-	fi
-done
+# Ports: 6 free ones outside the ephemeral range (see l7lib/ports.sh).
+. "$ROOT/test/bench/l7lib/ports.sh"
+pick_ports 6
 PGPORT=$BASE
 declare -A PORT=([direct]=$PGPORT [xlb]=$((BASE + 1)) [haproxy]=$((BASE + 2)) [xlb-b]=$((BASE + 3)))
 ADMIN=$((BASE + 4)) ADMIN_B=$((BASE + 5))
