@@ -89,7 +89,7 @@ func TestDNSProcessReload(t *testing.T) {
 		r, _, err := c.Exchange(m, listen)
 		return r, err
 	}
-	require.Eventually(t, func() bool { _, err := query("udp", "shop.example.com."); return err == nil }, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { _, err := query("udp", "shop.example.com."); return err == nil }, 30*time.Second, 50*time.Millisecond)
 	for _, network := range []string{"udp", "tcp"} {
 		r, err := query(network, "shop.example.com.")
 		require.NoError(t, err)
@@ -101,7 +101,7 @@ func TestDNSProcessReload(t *testing.T) {
 	// A bad file on SIGHUP: rejected, the old answers stay.
 	require.NoError(t, os.WriteFile(cfgPath, []byte("zones: [\n"), 0o600))
 	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
-	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "reload rejected") }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "reload rejected") }, 30*time.Second, 20*time.Millisecond)
 	r, err := query("udp", "ns1.example.com.")
 	require.NoError(t, err)
 	assert.Len(t, r.Answer, 1)
@@ -112,7 +112,7 @@ func TestDNSProcessReload(t *testing.T) {
 	require.Eventually(t, func() bool {
 		r, err := query("udp", "www.example.com.")
 		return err == nil && len(r.Answer) == 1
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 
 	resp, err := http.Get("http://" + metrics + "/metrics")
 	require.NoError(t, err)

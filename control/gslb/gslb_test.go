@@ -54,7 +54,7 @@ func startThree(t *testing.T) (*running, map[string]*fakeDaemon) {
 	}
 	r := start(t, fmt.Sprintf(threeSites, ds["us-east"].srv.URL, ds["eu-west"].srv.URL, ds["ap"].srv.URL))
 	for site := range ds {
-		require.Eventually(t, func() bool { return r.checker.Up(site) }, 5*time.Second, 10*time.Millisecond, site)
+		require.Eventually(t, func() bool { return r.checker.Up(site) }, 30*time.Second, 10*time.Millisecond, site)
 	}
 	return r, ds
 }
@@ -130,7 +130,7 @@ func TestSiteFailoverWithRiseAndFall(t *testing.T) {
 	failed := time.Now()
 	require.Eventually(t, func() bool {
 		return addrs(ask(t, "udp", r.addr, "shop.example.com", dns.TypeA, paris))[0] != "198.51.100.10"
-	}, 5*time.Second, time.Millisecond)
+	}, 30*time.Second, time.Millisecond)
 	t.Logf("detection: %v from the backend going down to answers from another site (interval 20ms, fall 3)", time.Since(failed))
 	assert.False(t, r.checker.Up("eu-west"))
 	assert.GreaterOrEqual(t, eu.badSeen.Load(), int64(3), "down only after fall rounds")
@@ -144,7 +144,7 @@ func TestSiteFailoverWithRiseAndFall(t *testing.T) {
 	// Back: up after rise (2) good rounds.
 	before := eu.requests.Load()
 	eu.healthy.Store(true)
-	require.Eventually(t, func() bool { return r.checker.Up("eu-west") }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return r.checker.Up("eu-west") }, 30*time.Second, 5*time.Millisecond)
 	assert.GreaterOrEqual(t, eu.requests.Load()-before, int64(2), "up only after rise rounds")
 	assert.Equal(t, []string{"198.51.100.10"}, addrs(ask(t, "udp", r.addr, "shop.example.com", dns.TypeA, paris)))
 	assert.Equal(t, 1.0, testutil.ToFloat64(r.metrics.siteFlip.WithLabelValues("eu-west", "up")))
@@ -154,7 +154,7 @@ func TestSiteFailoverWithRiseAndFall(t *testing.T) {
 		d.healthy.Store(false)
 	}
 	for site := range ds {
-		require.Eventually(t, func() bool { return !r.checker.Up(site) }, 5*time.Second, 5*time.Millisecond, site)
+		require.Eventually(t, func() bool { return !r.checker.Up(site) }, 30*time.Second, 5*time.Millisecond, site)
 	}
 	m := ask(t, "udp", r.addr, "shop.example.com", dns.TypeA, paris)
 	assert.Equal(t, dns.RcodeSuccess, m.Rcode)
@@ -184,17 +184,17 @@ names:
     all_down: probed
 `, up.srv.URL, down.srv.URL, other.srv.URL, up.srv.URL))
 	// Wait for both first rounds.
-	require.Eventually(t, func() bool { return down.requests.Load() > 0 && up.requests.Load() > 1 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return down.requests.Load() > 0 && up.requests.Load() > 1 }, 30*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool {
 		return testutil.ToFloat64(r.metrics.siteUp.WithLabelValues("two-of-three")) == 0 && up.requests.Load() > 3
-	}, 5*time.Second, 5*time.Millisecond)
+	}, 30*time.Second, 5*time.Millisecond)
 	assert.False(t, r.checker.Up("two-of-three"), "one of three daemons reports the VIP usable, two are needed")
 	assert.False(t, r.checker.Up("probed"), "the probe gets 404")
 	m := ask(t, "udp", r.addr, "x.example.com", dns.TypeA)
 	assert.Equal(t, []string{"192.0.2.20"}, addrs(m), "all down: the sorry site")
 
 	down.healthy.Store(true)
-	require.Eventually(t, func() bool { return r.checker.Up("two-of-three") }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return r.checker.Up("two-of-three") }, 30*time.Second, 5*time.Millisecond)
 	assert.Equal(t, []string{"192.0.2.10"}, addrs(ask(t, "tcp", r.addr, "x.example.com", dns.TypeA)))
 }
 
@@ -229,7 +229,7 @@ names:
 func TestReloadKeepsSiteHealth(t *testing.T) {
 	r, ds := startThree(t)
 	ds["eu-west"].healthy.Store(false)
-	require.Eventually(t, func() bool { return !r.checker.Up("eu-west") }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return !r.checker.Up("eu-west") }, 30*time.Second, 5*time.Millisecond)
 
 	text := fmt.Sprintf(threeSites, ds["us-east"].srv.URL, ds["eu-west"].srv.URL, ds["ap"].srv.URL)
 	text = strings.ReplaceAll(text, "records: ["+soa+"]", "records: ["+soa+`, "www IN A 192.0.2.80"]`)

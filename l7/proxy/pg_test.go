@@ -278,7 +278,7 @@ func TestPostgresWriteReadEndpointsFollowFailover(t *testing.T) {
 	require.Eventually(t, func() bool {
 		var n int
 		return r.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n) == nil && n == 1
-	}, 10*time.Second, 50*time.Millisecond)
+	}, 30*time.Second, 50*time.Millisecond)
 	_ = r.Close(ctx)
 
 	// Failover: stop the primary, promote the replica. The write endpoint
@@ -305,7 +305,7 @@ func TestPostgresWriteReadEndpointsFollowFailover(t *testing.T) {
 
 	// The read endpoint has no replica left and falls back to the primary.
 	require.Eventually(t, func() bool { return strings.Contains(rpool.Problem(), "falling back to primary pg2") },
-		10*time.Second, 20*time.Millisecond, "read pool: %s", rpool.Problem())
+		30*time.Second, 20*time.Millisecond, "read pool: %s", rpool.Problem())
 	r2, err := pgConnect(ctx, tp.read)
 	require.NoError(t, err)
 	assert.Equal(t, pg2.port, serverPort(t, ctx, r2))
@@ -314,14 +314,14 @@ func TestPostgresWriteReadEndpointsFollowFailover(t *testing.T) {
 	// Split brain: the old primary comes back, still a primary. The write
 	// pool refuses new connections and says why.
 	pg1.start()
-	require.Eventually(t, wpool.SplitBrain, 10*time.Second, 20*time.Millisecond, "write pool: %s", wpool.Problem())
+	require.Eventually(t, wpool.SplitBrain, 30*time.Second, 20*time.Millisecond, "write pool: %s", wpool.Problem())
 	assert.Contains(t, wpool.Problem(), "split brain: pg1, pg2")
 	assert.Empty(t, wpool.Available(time.Now()))
 	_, err = pgConnect(ctx, tp.write)
 	assert.Error(t, err, "no write reaches either primary during a split brain")
 	assert.Equal(t, 1.0, metricValue(t, tp.reg, "xlb_l7_pool_split_brain", map[string]string{"pool": "primary"}))
 	assert.GreaterOrEqual(t, metricValue(t, tp.reg, "xlb_l7_tcp_errors_total", map[string]string{"pool": "primary", "kind": "no_server"}), 1.0)
-	require.Eventually(t, func() bool { return w2.Ping(ctx) != nil }, 5*time.Second, 20*time.Millisecond,
+	require.Eventually(t, func() bool { return w2.Ping(ctx) != nil }, 30*time.Second, 20*time.Millisecond,
 		"sessions to a primary that lost its role are closed")
 }
 
@@ -354,9 +354,9 @@ func TestPostgresCheckFaults(t *testing.T) {
 	require.Eventually(t, func() bool {
 		st := wpool.ByName("pg2").DB()
 		return st != nil && !st.Up && st.Err != ""
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	assert.Contains(t, wpool.ByName("pg2").DB().Err, "connect")
-	require.Eventually(t, func() bool { return len(wpool.Available(time.Now())) == 1 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(wpool.Available(time.Now())) == 1 }, 30*time.Second, 20*time.Millisecond)
 	assert.Equal(t, "pg1", wpool.Available(time.Now())[0].Name)
 
 	// Wrong credentials: a config whose file has another password.
@@ -373,7 +373,7 @@ func TestPostgresCheckFaults(t *testing.T) {
 	require.Eventually(t, func() bool {
 		st := d.Pool(0).ByName("pg1").DB()
 		return st != nil && !st.Up
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	assert.Contains(t, d.Pool(0).ByName("pg1").DB().Err, "password authentication failed")
 	assert.NotContains(t, d.Pool(0).ByName("pg1").DB().Err, "wrong", "the reason never quotes the password")
 	assert.Empty(t, d.Pool(0).Available(time.Now()))

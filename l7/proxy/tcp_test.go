@@ -173,13 +173,13 @@ func TestTCPForwardsWithLeastConnAndCountsPerServer(t *testing.T) {
 	// The byte counters grow while connections are open: 2+3 bytes
 	// reached a, 4+5 b (least_conn alternates), and each got its echo.
 	require.Eventually(t, func() bool { return sumSeries(t, tp.reg, "xlb_l7_tcp_bytes_total", "direction", "to_server") == 14 },
-		5*time.Second, 10*time.Millisecond)
+		30*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 4.0, metricValue(t, tp.reg, "xlb_l7_tcp_active_connections", map[string]string{"pool": "pg", "server": "a"})+
 		metricValue(t, tp.reg, "xlb_l7_tcp_active_connections", map[string]string{"pool": "pg", "server": "b"}))
 	for _, c := range conns {
 		require.NoError(t, c.Close())
 	}
-	require.Eventually(t, func() bool { return tp.ActiveTCP() == 0 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return tp.ActiveTCP() == 0 }, 30*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_tcp_connections_total", map[string]string{"pool": "pg", "server": "a"}))
 	assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_tcp_connections_total", map[string]string{"pool": "pg", "server": "b"}))
 	// Each client sent i+1 bytes plus a newline: 2+3+4+5 = 14 to the servers.
@@ -305,7 +305,7 @@ pools:
 	require.Eventually(t, func() bool {
 		c, err = net.Dial("tcp", addr)
 		return err == nil
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 	defer c.Close()
 	br := bufio.NewReader(c)
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))

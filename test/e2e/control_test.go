@@ -358,7 +358,7 @@ func (b *ctlBed) waitState(t *testing.T, backend netip.Addr, want string) {
 			}
 		}
 		return false
-	}, 10*time.Second, 20*time.Millisecond, "backend %s never became %s: %+v", backend, want, &last)
+	}, 30*time.Second, 20*time.Millisecond, "backend %s never became %s: %+v", backend, want, &last)
 }
 
 // backend returns the daemon's view of one backend of the bed's VIP.
@@ -392,14 +392,12 @@ func TestControlPlane(t *testing.T) {
 		srcs := b.sourcesOf(t, victim.host.Addr4, 8)
 		start := time.Now()
 		victim.stop()
-		for b.chooses(t, srcs, victim.host.Addr4) {
-			require.Less(t, time.Since(start), 10*time.Second, "dead host never left the table")
-			time.Sleep(5 * time.Millisecond)
-		}
+		require.Eventually(t, func() bool { return !b.chooses(t, srcs, victim.host.Addr4) },
+			60*time.Second, 5*time.Millisecond, "dead host never left the table")
 		elapsed := time.Since(start)
 		// The ≤ 1 s target is measured over 20 trials by test/bench/control
-		// (p50/p99); a functional test only bounds it loosely above, so a
-		// loaded CI machine cannot make it flake.
+		// (p50/p99); a functional test reports the time and only waits for
+		// the state, so a loaded CI machine cannot make it flake.
 		t.Logf("failover: dead host out of the data path after %v (defaults: interval 200ms, timeout 150ms, fall 2)", elapsed)
 		got := b.spread(t, 60)
 		assert.Zero(t, got[victim.host.Name], "new connections avoid the dead host: %v", got)
@@ -686,13 +684,13 @@ func TestControlWithL7Proxy(t *testing.T) {
 		resp.Body.Close()
 		retryAfter = resp.Header.Get("Retry-After")
 		return resp.StatusCode == http.StatusServiceUnavailable
-	}, 10*time.Second, 20*time.Millisecond, "the proxy never answered 503 for its empty pool")
+	}, 30*time.Second, 20*time.Millisecond, "the proxy never answered 503 for its empty pool")
 	assert.NotEmpty(t, retryAfter, "503 for an empty pool carries Retry-After")
 	emptySince := time.Now()
 	// Let the daemon run several checks after that, then look.
 	require.Eventually(t, func() bool {
 		return b.backend(t, proxied.host.Addr4).LastCheck.After(emptySince.Add(500 * time.Millisecond))
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	be := b.backend(t, proxied.host.Addr4)
 	assert.Equal(t, api.StateActive, be.State, "an empty pool must not take the L7 host out: %+v", be)
 	assert.Positive(t, be.TableSlots)
