@@ -202,7 +202,7 @@ func TestStatusPageShowsTCPPoolProblemsInBrowser(t *testing.T) {
 
 	b := browsertest.Open(t, lt.adminURL+"/")
 	require.Eventually(t, func() bool { return b.RowState("pool:primary") == "up" && b.RowState("pool:replicas") == "up" },
-		10*time.Second, 100*time.Millisecond, "healthy role pools are green: %q / %q", b.RowText("pool:primary"), b.RowText("pool:replicas"))
+		30*time.Second, 100*time.Millisecond, "healthy role pools are green: %q / %q", b.RowText("pool:primary"), b.RowText("pool:replicas"))
 	assert.Contains(t, b.RowText("server:primary/pg1"), "primary")
 	assert.Contains(t, b.RowText("server:primary/pg2"), "standby, lag 0.00 s")
 	assert.Equal(t, "unknown", b.RowState("server:primary/pg2"), "a standby in the write pool is grey, not red")
@@ -211,14 +211,14 @@ func TestStatusPageShowsTCPPoolProblemsInBrowser(t *testing.T) {
 	b.Mark()
 
 	lt.pg("pg2", health.PostgresStatus{Up: true})
-	require.Eventually(t, func() bool { return b.RowState("pool:primary") == "down" }, 10*time.Second, 100*time.Millisecond,
+	require.Eventually(t, func() bool { return b.RowState("pool:primary") == "down" }, 30*time.Second, 100*time.Millisecond,
 		"a split brain turns the write pool red: %q", b.RowText("pool:primary"))
 	assert.Contains(t, b.RowText("pool:primary"), "split brain: pg1, pg2")
 	assert.Contains(t, b.Text("#banner"), "Pool primary (role primary): split brain: pg1, pg2")
 
 	lt.pg("pg2", health.PostgresStatus{Up: false, Err: "postgres probe: connect: connection refused"})
 	require.Eventually(t, func() bool { return b.RowState("pool:replicas") == "drain" && b.RowState("pool:primary") == "up" },
-		10*time.Second, 100*time.Millisecond, "the replica pool on its fallback is orange: %q", b.RowText("pool:replicas"))
+		30*time.Second, 100*time.Millisecond, "the replica pool on its fallback is orange: %q", b.RowText("pool:replicas"))
 	assert.Contains(t, b.Text("#banner"), "Pool replicas (role replica): no usable replica: falling back to primary pg1")
 	assert.NotContains(t, b.Text("#banner"), "split brain")
 	assert.Contains(t, b.RowText("server:replicas/pg2"), "check failed: postgres probe: connect: connection refused")

@@ -254,7 +254,7 @@ func TestPostgresWriteReadEndpointsFollowFailover(t *testing.T) {
 		// An empty problem: the read pool is not on its fallback either.
 		return len(wpool.Available(time.Now())) == 1 && len(rpool.Available(time.Now())) == 1 &&
 			wpool.Problem() == "" && rpool.Problem() == ""
-	}, 20*time.Second, 50*time.Millisecond, "write pool: %s; read pool: %s", wpool.Problem(), rpool.Problem())
+	}, 30*time.Second, 50*time.Millisecond, "write pool: %s; read pool: %s", wpool.Problem(), rpool.Problem())
 	assert.Equal(t, "pg1", wpool.Available(time.Now())[0].Name)
 	assert.Equal(t, "pg2", rpool.Available(time.Now())[0].Name)
 
@@ -298,7 +298,7 @@ func TestPostgresWriteReadEndpointsFollowFailover(t *testing.T) {
 		}
 		w2 = c
 		return true
-	}, 20*time.Second, 20*time.Millisecond, "write pool: %s", wpool.Problem())
+	}, 30*time.Second, 20*time.Millisecond, "write pool: %s", wpool.Problem())
 	t.Logf("write endpoint reached the promoted server %s after promote began (check interval 500ms)", time.Since(start))
 	assert.Equal(t, pg2.port, serverPort(t, ctx, w2))
 	assert.Error(t, w.Ping(ctx), "the session to the old primary is gone")
@@ -464,7 +464,7 @@ pools:
 	tp := startPGProxyYAML(t, root, y)
 	_, dir := tp.Running()
 	wpool := dir.Pool(0)
-	require.Eventually(t, func() bool { return len(wpool.Available(time.Now())) == 1 }, 20*time.Second, 50*time.Millisecond,
+	require.Eventually(t, func() bool { return len(wpool.Available(time.Now())) == 1 }, 30*time.Second, 50*time.Millisecond,
 		"the check through the PROXY-aware frontend finds the primary; pool: %s", wpool.Problem())
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
