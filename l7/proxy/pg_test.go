@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -55,8 +56,29 @@ type pgCluster struct {
 	as   []string // command prefix that drops root
 }
 
+// freePort finds a loopback port for a PostgreSQL instance, below the
+// kernel's ephemeral range when there is room: a port the kernel hands out
+// as an outgoing connection's source port (and keeps through TIME_WAIT)
+// cannot be bound, so one found free by listening on :0 could be taken
+// again before the server, started seconds later, binds it.
 func freePort(t *testing.T) int {
 	t.Helper()
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		_, _ = fmt.Sscan(string(b), &lo)
+	}
+	for range 100 {
+		if lo < 11000 {
+			break
+		}
+		p := 10000 + rand.IntN(lo-10000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		_ = ln.Close()
+		return p
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
