@@ -70,25 +70,21 @@ func spliceRelay(dst, src *net.TCPConn, idle time.Duration, last, count *atomic.
 	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		return errNoPipe
 	}
-	pr, pw := p[0], p[1]
-	defer unix.Close(pr)
-	defer unix.Close(pw)
+	sp := &splicer{pr: p[0], pw: p[1]}
+	defer unix.Close(sp.pr)
+	defer unix.Close(sp.pw)
+	// Method values made once: a closure per message would allocate.
+	drain, pump := sp.drain, sp.pump
 
 	slice := min(relaySlice, max(idle/4, time.Millisecond))
 	if err := src.SetReadDeadline(time.Now().Add(slice)); err != nil {
 		return err
 	}
 	moved := false // in this slice
-	var n int
-	var errno syscall.Errno
-	drain := func(fd uintptr) bool {
-		n, errno = rawSplice(int(fd), pw, maxSplice)
-		return errno != unix.EAGAIN
-	}
 	for {
 		err := srcRaw.Read(drain)
-		if err == nil && errno != 0 {
-			err = os.NewSyscallError("splice", errno)
+		if err == nil && sp.errno != 0 {
+			err = os.NewSyscallError("splice", sp.errno)
 		}
 		if err != nil {
 			var ne net.Error
@@ -107,38 +103,49 @@ func spliceRelay(dst, src *net.TCPConn, idle time.Duration, last, count *atomic.
 			}
 			continue
 		}
-		if n == 0 {
+		if sp.inPipe == 0 {
 			return nil // src ended
 		}
-		if err := pump(dstRaw, pr, n); err != nil {
-			return err
+		n := sp.inPipe
+		for sp.inPipe > 0 {
+			if err := dstRaw.Write(pump); err != nil {
+				return err
+			}
+			if sp.errno != 0 {
+				return os.NewSyscallError("splice", sp.errno)
+			}
 		}
 		count.Add(int64(n))
 		moved = true
 	}
 }
 
-// pump writes the n bytes waiting in the pipe read end pr to dst.
-func pump(dst syscall.RawConn, pr, n int) error {
+// splicer is one direction's pipe and the result of its last splice call,
+// read by spliceRelay after the poller has run drain or pump.
+type splicer struct {
+	pr, pw int // the pipe's read and write ends
+	inPipe int // bytes in the pipe
+	errno  syscall.Errno
+}
+
+// drain moves what the source socket fd has into the empty pipe; false
+// (EAGAIN) makes the poller wait until fd is readable.
+func (s *splicer) drain(fd uintptr) bool {
+	s.inPipe, s.errno = rawSplice(int(fd), s.pw, maxSplice)
+	return s.errno != unix.EAGAIN
+}
+
+// pump moves bytes from the pipe to the destination socket fd; false
+// (EAGAIN: its send buffer is full) makes the poller wait until fd is
+// writable.
+func (s *splicer) pump(fd uintptr) bool {
 	var m int
-	var errno syscall.Errno
-	write := func(fd uintptr) bool {
-		m, errno = rawSplice(pr, int(fd), n)
-		return errno != unix.EAGAIN
+	m, s.errno = rawSplice(s.pr, int(fd), s.inPipe)
+	if s.errno == 0 && m == 0 {
+		s.errno = unix.EPIPE // nothing moved from a pipe holding bytes: never retry forever
 	}
-	for n > 0 {
-		if err := dst.Write(write); err != nil {
-			return err
-		}
-		if errno != 0 {
-			return os.NewSyscallError("splice", errno)
-		}
-		if m == 0 {
-			return errors.New("splice wrote nothing")
-		}
-		n -= m
-	}
-	return nil
+	s.inPipe -= m
+	return s.errno != unix.EAGAIN
 }
 
 // rawSplice moves up to n bytes from in to out. EINTR is retried here;

@@ -122,3 +122,43 @@ func TestRelayIdle(t *testing.T) {
 	assert.GreaterOrEqual(t, time.Since(start), 200*time.Millisecond, "never closed before idle")
 	assert.Zero(t, count.Load())
 }
+
+// BenchmarkRelayMessage is one small message and its answer through
+// spliceRelay in each direction, as a database query costs.
+func BenchmarkRelayMessage(b *testing.B) {
+	pair := func() (*net.TCPConn, *net.TCPConn) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		ch := make(chan net.Conn, 1)
+		go func() { c, _ := ln.Accept(); ch <- c }()
+		a, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return a.(*net.TCPConn), (<-ch).(*net.TCPConn)
+	}
+	client, fromClient := pair()
+	toServer, server := pair()
+	defer client.Close()
+	defer server.Close()
+	var last, up, down atomic.Int64
+	last.Store(time.Now().UnixNano())
+	go func() { _ = spliceRelay(toServer, fromClient, time.Hour, &last, &up) }()
+	go func() { _ = spliceRelay(fromClient, toServer, time.Hour, &last, &down) }()
+	go func() { _, _ = io.Copy(server, server) }() // the server echoes
+	msg := make([]byte, 100)
+	buf := make([]byte, 100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := client.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
