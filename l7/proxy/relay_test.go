@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // tcpPair is a connected pair of loopback TCP sockets.
@@ -159,6 +160,30 @@ func BenchmarkRelayMessage(b *testing.B) {
 		}
 		if _, err := io.ReadFull(client, buf); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Both sockets of a forwarded connection send small messages at once
+// (TCP_NODELAY): a query must not wait for Nagle's timer.
+func TestTCPForwardedSocketsNoDelay(t *testing.T) {
+	servers := map[string]*tcpServer{"a": newTCPServer(t, "a"), "b": newTCPServer(t, "b")}
+	tp := startTCPProxy(t, tcpConfig("1h", "0"), servers)
+	c, br, name := dialGreeting(t, tp.addr)
+	require.NotEmpty(t, name)
+	echo(t, c, br, "ping")
+	tp.tcp.mu.Lock()
+	defer tp.tcp.mu.Unlock()
+	require.Len(t, tp.tcp.conns, 1)
+	for tc := range tp.tcp.conns {
+		for side, conn := range map[string]net.Conn{"client": tc.client, "server": tc.server} {
+			raw, err := conn.(*net.TCPConn).SyscallConn()
+			require.NoError(t, err)
+			var v int
+			var serr error
+			require.NoError(t, raw.Control(func(fd uintptr) { v, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY) }))
+			require.NoError(t, serr)
+			assert.Equal(t, 1, v, "TCP_NODELAY on the %s side", side)
 		}
 	}
 }
