@@ -1,4 +1,4 @@
-# Sourced by the L7 benchmark drivers (l7.sh, l7pg.sh): picks a base for
+# Sourced by the L7 benchmark drivers (l7.sh, l7pg.sh, shopload.sh): picks a base for
 # N consecutive loopback ports that no socket uses and that lie outside
 # the kernel's ephemeral range.
 #
