@@ -358,7 +358,7 @@ func (b *ctlBed) waitState(t *testing.T, backend netip.Addr, want string) {
 			}
 		}
 		return false
-	}, 10*time.Second, 20*time.Millisecond, "backend %s never became %s: %+v", backend, want, &last)
+	}, 30*time.Second, 20*time.Millisecond, "backend %s never became %s: %+v", backend, want, &last)
 }
 
 // backend returns the daemon's view of one backend of the bed's VIP.
@@ -700,13 +700,13 @@ func TestControlWithL7Proxy(t *testing.T) {
 		resp.Body.Close()
 		retryAfter = resp.Header.Get("Retry-After")
 		return resp.StatusCode == http.StatusServiceUnavailable
-	}, 10*time.Second, 20*time.Millisecond, "the proxy never answered 503 for its empty pool")
+	}, 30*time.Second, 20*time.Millisecond, "the proxy never answered 503 for its empty pool")
 	assert.NotEmpty(t, retryAfter, "503 for an empty pool carries Retry-After")
 	emptySince := time.Now()
 	// Let the daemon run several checks after that, then look.
 	require.Eventually(t, func() bool {
 		return b.backend(t, proxied.host.Addr4).LastCheck.After(emptySince.Add(500 * time.Millisecond))
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	be := b.backend(t, proxied.host.Addr4)
 	assert.Equal(t, api.StateActive, be.State, "an empty pool must not take the L7 host out: %+v", be)
 	assert.Positive(t, be.TableSlots)
