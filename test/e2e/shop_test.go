@@ -199,10 +199,8 @@ func TestShop(t *testing.T) {
 		// to a new server by a host that has it, and sent next to one
 		// that does not have it yet, is re-pinned there. No user pinned
 		// to a server every host knows may move.
-		for _, ex := range sum.Sticky.Examples {
-			_, moves, _ := strings.Cut(ex, ": ")
-			first, _, _ := strings.Cut(moves, " → ")
-			assert.True(t, newServers[first], "only users pinned to a new server during the change move: %s", ex)
+		for first, n := range sum.Sticky.MovedFrom {
+			assert.True(t, newServers[first], "only users pinned to a new server during the change move: %d from %s (%v)", n, first, sum.Sticky.Examples)
 		}
 		assert.Zero(t, tallyOf(pins, nil).failed())
 		assert.Positive(t, sumValues(pinnedNew), "new users are pinned to the new servers too")
