@@ -39,10 +39,13 @@ test-unit:
 bench: deps build
 	@bash test/bench/run.sh
 
+# The flash sale (docs/demo.md); KEEP=1 leaves the site up until Ctrl-C.
 demo: deps build
 	@bash scripts/bpffs.sh
 	$(GO) build -o bin/xlb-demo-app ./test/demo/app
-	$(GO) run ./test/demo --xlb $(BIN) --app bin/xlb-demo-app
+	$(GO) build -o bin/xlb-demo-etcd ./test/fleet/etcd
+	$(GO) build -o bin/xlb-demo ./test/demo
+	bin/xlb-demo --xlb $(BIN) --app bin/xlb-demo-app --etcd bin/xlb-demo-etcd $(if $(KEEP),--keep)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_bpfe[lb]\.go$$')); \

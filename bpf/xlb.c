@@ -84,8 +84,10 @@ XLB_INLINE struct backend *backend_of(__u32 id)
 
 /* conn_valid returns the backend of a connection entry while it is valid:
  * its VIP and backend still have the generations it recorded and, for UDP,
- * it is younger than the idle timeout (refresh: this CPU's own entry, whose
- * timestamp it may move forward). *flags gets the VIP's XLB_VIP_* flags. */
+ * it is younger than the idle timeout; for TCP, the client's FIN or RST is
+ * less than tcp_close_jiffies old (refresh: a packet of the flow, which may
+ * move the UDP timestamp forward or stamp the TCP close). *flags gets the
+ * VIP's XLB_VIP_* flags. */
 XLB_INLINE struct backend *conn_valid(struct pkt *p, struct conn *c, int refresh, __u32 *flags)
 {
 	__u32 vip_id = c->vip_id;
@@ -109,6 +111,20 @@ XLB_INLINE struct backend *conn_valid(struct pkt *p, struct conn *c, int refresh
 		 * not rewrite its entry on every packet. */
 		if (refresh && !dry_run && now - c->last_seen >= udp_refresh_jiffies)
 			c->last_seen = now;
+	} else if (c->last_seen) {
+		/* The client closed this connection: its entry serves the rest
+		 * of the close, then a 5-tuple reused by a connection that began
+		 * on another edge host takes the table. */
+		__u64 now = bpf_jiffies64();
+
+		if (now >= c->last_seen && now - c->last_seen >= tcp_close_jiffies) {
+			stat_add(XLB_CNT_CT_EXPIRED, p->len);
+			return 0;
+		}
+	} else if (refresh && !dry_run && p->fin) {
+		__u64 now = bpf_jiffies64();
+
+		c->last_seen = now ? now : 1; /* 0 means open */
 	}
 	return b;
 }

@@ -25,6 +25,12 @@ type Config struct {
 
 	// UDPTimeout is how long an idle UDP flow keeps its backend (default 30s).
 	UDPTimeout time.Duration
+	// TCPCloseTimeout is how long a TCP flow keeps its backend after the
+	// client's FIN or RST (default 10s): enough for the rest of the close,
+	// while a later connection on the same 5-tuple that began on another
+	// edge host (which this one never saw the SYN of) is not sent after
+	// the old connection's host when ECMP moves it here.
+	TCPCloseTimeout time.Duration
 	// NextHopTTL is how long each CPU keeps a backend's next hop from the
 	// FIB before asking again (default 100ms; negative: ask for every
 	// packet). FlushNextHops empties the cache at once, for a change of
@@ -72,7 +78,9 @@ const (
 	DefaultConnEntries = 131072
 	DefaultTableSize   = 65537
 	DefaultUDPTimeout  = 30 * time.Second
-	DefaultNextHopTTL  = 100 * time.Millisecond
+	// DefaultTCPCloseTimeout is Config.TCPCloseTimeout's default.
+	DefaultTCPCloseTimeout = 10 * time.Second
+	DefaultNextHopTTL      = 100 * time.Millisecond
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -94,8 +102,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.NextHopTTL == 0 {
 		c.NextHopTTL = DefaultNextHopTTL
 	}
+	if c.TCPCloseTimeout == 0 {
+		c.TCPCloseTimeout = DefaultTCPCloseTimeout
+	}
 	if c.UDPTimeout < 0 {
 		return c, fmt.Errorf("config: UDPTimeout %v is negative: %w", c.UDPTimeout, ErrInvalid)
+	}
+	if c.TCPCloseTimeout < 0 {
+		return c, fmt.Errorf("config: TCPCloseTimeout %v is negative: %w", c.TCPCloseTimeout, ErrInvalid)
 	}
 	if c.ConnEntries < connWays {
 		c.ConnEntries = connWays
@@ -312,6 +326,7 @@ func (d *Dataplane) spec(dryRun bool) (*ebpf.CollectionSpec, error) {
 		{s.ConnSets, c.ConnEntries / connWays * uint32(d.ncpu)},
 		{s.UdpTimeoutJiffies, jiffies(c.UDPTimeout, d.hz)},
 		{s.UdpRefreshJiffies, refresh},
+		{s.TcpCloseJiffies, jiffies(c.TCPCloseTimeout, d.hz)},
 		{s.NewFlowRate, c.NewFlowRateLimit},
 		{s.GuePort, c.GUEPort},
 		{s.HzJiffies, d.hz},

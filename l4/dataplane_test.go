@@ -55,6 +55,71 @@ func TestUDPEntryExpiry(t *testing.T) {
 	}
 }
 
+// TestTCPEntryAfterClose: a TCP flow keeps its connection entry's host
+// through the client's FIN or RST and for TCPCloseTimeout after it, then
+// takes the table. Without the expiry an entry outlived its connection: when
+// an edge host failed, ECMP moved to the survivors connections that had
+// begun on it, and one whose client port an earlier connection through a
+// survivor had used followed that connection's stale entry to another (in
+// TestShop, a dead) L7 host, and hung.
+func TestTCPEntryAfterClose(t *testing.T) {
+	tests := []struct {
+		name    string
+		timeout string
+		close   func(pkt) pkt // the client's closing packet, nil for none
+		table   bool          // the next packet takes the new table
+	}{
+		{"open connection keeps its host", "1ns", nil, false},
+		{"after FIN within the close timeout", "1h", func(p pkt) pkt { p.fin = true; return p }, false},
+		// A 1ns timeout makes the close stale by the next packet: the
+		// expiry path without sleeping in a test.
+		{"after FIN past the close timeout", "1ns", func(p pkt) pkt { p.fin = true; return p }, true},
+		{"after RST past the close timeout", "1ns", func(p pkt) pkt { p.rst, p.ack, p.payload = true, false, nil; return p }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			timeout := mustDuration(t, tt.timeout)
+			d := openTest(t, func(c *Config) { c.TCPCloseTimeout = timeout })
+			ids := upsertBackends(t, d, "192.168.1.1", "192.168.1.2")
+			addrs := d.Backends()
+			vip := VIP{netip.MustParseAddr("203.0.113.10"), 80, TCP}
+			require.NoError(t, d.UpsertVIP(vip))
+			require.NoError(t, d.InstallTable(vip, ring(ids, 0)))
+			syn := tcpSYN("198.51.100.1:40000", "203.0.113.10:80")
+			ack := tcpACK("198.51.100.1:40000", "203.0.113.10:80")
+			slot := FlowHash(syn.src, 80, TCP) % testM
+			first, next := addrs[ring(ids, 0)[slot]], addrs[ring(ids, 1)[slot]]
+			require.NotEqual(t, first, next)
+
+			in := syn.build(t)
+			v, out := runProg(t, d.Program(), in)
+			require.Equal(t, uint32(xdpTx), v)
+			require.Equal(t, encapped(t, syn, in, first), out)
+			// The table changes: from here on only the entry keeps the
+			// flow on its host.
+			require.NoError(t, d.InstallTable(vip, ring(ids, 1)))
+			if tt.close != nil {
+				c := tt.close(ack)
+				in := c.build(t)
+				v, out := runProg(t, d.Program(), in)
+				require.Equal(t, uint32(xdpTx), v)
+				assert.Equal(t, encapped(t, c, in, first), out, "the close itself goes to the connection's host")
+			}
+			in = ack.build(t)
+			v, out = runProg(t, d.Program(), in)
+			require.Equal(t, uint32(xdpTx), v)
+			want, expired := first, uint64(0)
+			if tt.table {
+				want, expired = next, 1
+			}
+			assert.Equal(t, encapped(t, ack, in, want), out)
+			s, err := d.Stats()
+			require.NoError(t, err)
+			assert.Equal(t, expired, s.Counters[CounterConnExpired].Packets)
+		})
+	}
+}
+
 func TestTooBig(t *testing.T) {
 	d := openTest(t, func(c *Config) { c.MTU = 100 })
 	ids := upsertBackends(t, d, "192.168.1.1")

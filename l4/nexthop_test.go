@@ -235,7 +235,7 @@ func TestFIBNextHop(t *testing.T) {
 					var nh NextHop
 					require.NoError(t, lb.Do(func() (err error) { nh, err = LookupNextHop(l7.Addr4); return err }))
 					return nh.Resolved() && nh.Managed
-				}, 5*time.Second, 20*time.Millisecond, "the kernel resolves a managed neighbour entry by itself")
+				}, 30*time.Second, 20*time.Millisecond, "the kernel resolves a managed neighbour entry by itself")
 			},
 			p: syn(l7.Addr4, 0), verdict: xdpTx, to: l7.Addr4, dst: l7.MAC, counter: CounterConnMissSYN},
 	}
@@ -317,9 +317,9 @@ func TestFIBNextHop(t *testing.T) {
 		require.Eventually(t, func() bool {
 			require.NoError(t, lb.AddNeigh(onLink, mac))
 			return slices.Equal(send(), want(mac))
-		}, 5*time.Second, 20*time.Millisecond, "a neighbour change empties the cache")
+		}, 30*time.Second, 20*time.Millisecond, "a neighbour change empties the cache")
 		require.NoError(t, lb.AddNeigh(onLink, movedMAC))
-		require.Eventually(t, func() bool { return slices.Equal(send(), want(movedMAC)) }, 5*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool { return slices.Equal(send(), want(movedMAC)) }, 30*time.Second, 10*time.Millisecond)
 	})
 
 	t.Run("without a cache every frame asks the FIB", func(t *testing.T) {

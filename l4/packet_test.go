@@ -26,6 +26,7 @@ type pkt struct {
 	src, dst netip.AddrPort
 	proto    Proto
 	syn, ack bool
+	fin, rst bool
 	tos      uint8
 	df       bool
 	payload  []byte
@@ -76,7 +77,7 @@ func (p pkt) build(t testing.TB) []byte {
 	switch p.proto {
 	case TCP:
 		tcp := &layers.TCP{SrcPort: layers.TCPPort(p.src.Port()), DstPort: layers.TCPPort(p.dst.Port()),
-			SYN: p.syn, ACK: p.ack, Seq: 1000, Window: 65535}
+			SYN: p.syn, ACK: p.ack, FIN: p.fin, RST: p.rst, Seq: 1000, Window: 65535}
 		require.NoError(t, tcp.SetNetworkLayerForChecksum(ip))
 		return serialize(t, eth, ipl, tcp, pl)
 	default:

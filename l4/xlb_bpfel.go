@@ -183,6 +183,7 @@ const (
 	xlbVarOuterSrcV6        = "outer_src_v6"
 	xlbVarSrcMac            = "src_mac"
 	xlbVarTableSize         = "table_size"
+	xlbVarTcpCloseJiffies   = "tcp_close_jiffies"
 	xlbVarUdpRefreshJiffies = "udp_refresh_jiffies"
 	xlbVarUdpTimeoutJiffies = "udp_timeout_jiffies"
 )
@@ -271,6 +272,7 @@ type xlbVariableSpecs struct {
 	OuterSrcV6        *ebpf.VariableSpec `ebpf:"outer_src_v6"`
 	SrcMac            *ebpf.VariableSpec `ebpf:"src_mac"`
 	TableSize         *ebpf.VariableSpec `ebpf:"table_size"`
+	TcpCloseJiffies   *ebpf.VariableSpec `ebpf:"tcp_close_jiffies"`
 	UdpRefreshJiffies *ebpf.VariableSpec `ebpf:"udp_refresh_jiffies"`
 	UdpTimeoutJiffies *ebpf.VariableSpec `ebpf:"udp_timeout_jiffies"`
 }
@@ -351,6 +353,7 @@ type xlbVariables struct {
 	OuterSrcV6        *ebpf.Variable `ebpf:"outer_src_v6"`
 	SrcMac            *ebpf.Variable `ebpf:"src_mac"`
 	TableSize         *ebpf.Variable `ebpf:"table_size"`
+	TcpCloseJiffies   *ebpf.Variable `ebpf:"tcp_close_jiffies"`
 	UdpRefreshJiffies *ebpf.Variable `ebpf:"udp_refresh_jiffies"`
 	UdpTimeoutJiffies *ebpf.Variable `ebpf:"udp_timeout_jiffies"`
 }

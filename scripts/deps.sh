@@ -33,6 +33,16 @@ compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || have_cmd pg_ctl || n
 have_cmd promtool   || need+=(prometheus)
 # The edge-HA tests' router (bgpd + zebra in a namespace).
 [ -x /usr/lib/frr/bgpd ] || need+=(frr)
+# xlb dns: dig as a real client in its end-to-end test; dnsperf, NSD,
+# gdnsd and PowerDNS with its geoip and BIND backends (the reference
+# authoritative servers) in test/bench/dns.sh.
+have_cmd dig        || need+=(dnsutils)
+have_cmd dnsperf    || need+=(dnsperf)
+have_cmd nsd        || need+=(nsd)
+have_cmd gdnsd      || need+=(gdnsd)
+have_cmd pdns_server || need+=(pdns-server)
+compgen -G '/usr/lib/*/pdns/libgeoipbackend.so' >/dev/null || need+=(pdns-backend-geoip)
+compgen -G '/usr/lib/*/pdns/libbindbackend.so' >/dev/null || need+=(pdns-backend-bind)
 
 if [ "${#need[@]}" -eq 0 ]; then
 	exit 0
@@ -50,7 +60,7 @@ apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # The benchmark and test peers are run by hand, not as services; of the
 # prometheus package only promtool is used.
-for svc in haproxy nginx frr postgresql prometheus prometheus-node-exporter; do
+for svc in haproxy nginx frr postgresql prometheus prometheus-node-exporter nsd gdnsd pdns; do
 	if have_cmd systemctl; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
 	if have_cmd service; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done

@@ -80,7 +80,7 @@ enum xlb_counter {
 	XLB_CNT_CT_HIT,            /* conntrack entry found and still valid */
 	XLB_CNT_CT_MISS_SYN,       /* TCP SYN: table path, entry (re)written */
 	XLB_CNT_CT_MISS_NON_SYN,   /* no valid entry on a non-SYN TCP or UDP packet */
-	XLB_CNT_CT_EXPIRED,        /* UDP entry older than the idle timeout */
+	XLB_CNT_CT_EXPIRED,        /* UDP entry older than the idle timeout, or TCP entry past its close */
 	XLB_CNT_CT_HIT_OTHER_CPU,  /* this CPU missed, another CPU's entry was copied */
 	XLB_CNT_ENCAP_FAIL,        /* dropped: headroom or family mismatch */
 	XLB_CNT_TOO_BIG,           /* encapsulated frame above the MTU: answered with ICMP (icmp_too_big) or dropped */

@@ -16,6 +16,12 @@ volatile const __u32 conn_sets = XLB_CONN_SETS;     /* conn_map sets */
  * loader converts from seconds with the kernel's HZ. */
 volatile const __u64 udp_timeout_jiffies = 30 * 250;
 volatile const __u64 udp_refresh_jiffies = 250;
+/* How long a TCP entry outlives the client's FIN or RST, in jiffies: long
+ * enough for the last ACKs of the close (and a half-closed response), short
+ * enough that a later connection on the same 5-tuple that begins on another
+ * edge host (its SYN never comes here) does not follow this one's host when
+ * ECMP moves it here. */
+volatile const __u64 tcp_close_jiffies = 10 * 250;
 volatile const __u32 mtu = 0;                      /* 0: do not check */
 volatile const __u16 gue_port = 0;                 /* GUE VIPs' UDP destination port (host order); 0: none */
 volatile const __be32 outer_src_v4 = 0;            /* LB host address */

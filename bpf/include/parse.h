@@ -25,6 +25,7 @@ struct pkt {
 	__u8 family;          /* XLB_AF_INET or XLB_AF_INET6 */
 	__u8 proto;           /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 syn;             /* TCP SYN without ACK: a new connection */
+	__u8 fin;             /* TCP FIN or RST: the client is closing */
 	__u8 tos;             /* IPv4 TOS / IPv6 traffic class, copied outward */
 	__u8 df;              /* IPv4 DF, copied outward */
 	__u8 frag;            /* an IP fragment: addresses only, no ports */
@@ -90,6 +91,7 @@ XLB_INLINE int parse_ports(struct pkt *p, void *data, void *data_end, __u32 l4_o
 		p->key.sport = th->source;
 		p->key.dport = th->dest;
 		p->syn = th->syn && !th->ack;
+		p->fin = th->fin || th->rst;
 		return XLB_CONTINUE;
 	}
 

@@ -62,7 +62,7 @@ struct conn {
 	__u32 backend_gen;
 	__u32 vip_id;
 	__u32 vip_gen;
-	__u64 last_seen;      /* UDP: jiffies of the last refresh */
+	__u64 last_seen;      /* UDP: jiffies of the last refresh; TCP: of the client's FIN or RST, 0 while open */
 };
 
 /* One way's entry: key and value fill one 64-byte cache line. */

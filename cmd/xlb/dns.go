@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xlbproject/xlb/control/gslb"
+	"github.com/xlbproject/xlb/internal/statuspage"
 )
 
 // dnsOptions are the flags of `xlb dns`.
@@ -43,12 +45,13 @@ the site its policy picks among the healthy ones — failover (the first in
 order), geo (the nearest to the client, from a MaxMind-format database and
 the EDNS Client Subnet option) or weighted. Site health comes from the
 sites' xlb daemons (GET /api/status on their metrics listener) or an HTTP
-probe, with rise/fall. Metrics on metrics (/metrics).
+probe, with rise/fall. On the metrics address: /metrics, and the status
+page (/, its JSON at /api/status).
 
 SIGHUP reloads the config: validated completely and swapped in whole, or
 rejected with every problem while the running config stays (listen and
 metrics changes need a restart). ` + "`xlb dns --check --config FILE`" + ` validates
-the file and the GeoIP database and exits (0 valid, 1 not). See docs/dns.md.`,
+the file and the GeoIP database and exits (0 valid, 1 not). See docs/gslb.md.`,
 		Args: noSubcommandArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.config == "" {
@@ -135,6 +138,7 @@ func (o *dnsOptions) run(cmd *cobra.Command, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	var serving atomic.Pointer[gslb.Server]
 	if cfg.Metrics != "" {
 		mln, err := net.Listen("tcp", cfg.Metrics)
 		if err != nil {
@@ -144,6 +148,15 @@ func (o *dnsOptions) run(cmd *cobra.Command, log *slog.Logger) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		// The status page, once the server answers (after the first
+		// health round).
+		statuspage.Mount(mux, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if s := serving.Load(); s != nil {
+				s.StatusHandler(version).ServeHTTP(w, r)
+				return
+			}
+			statuspage.WriteError(w, http.StatusServiceUnavailable, errors.New("starting: waiting for the first health round"))
+		}))
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = hs.Serve(mln) }()
 		defer hs.Close()
@@ -164,6 +177,7 @@ func (o *dnsOptions) run(cmd *cobra.Command, log *slog.Logger) error {
 	wait.Stop()
 
 	srv := gslb.NewServer(cfg, checker, geo, metrics, log)
+	serving.Store(srv)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, pc, ln) }()
 	log.Info("dns serving", "listen", cfg.Listen, "zones", len(cfg.Zones), "sites", len(cfg.Sites), "names", len(cfg.Names), "metrics", cfg.Metrics)

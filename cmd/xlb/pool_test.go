@@ -218,7 +218,7 @@ pools:
 	require.Eventually(t, func() bool {
 		s, err := client.Server(t.Context(), "checkout", "c1", 200*time.Millisecond)
 		return err == nil && s.State == "draining" && s.InFlight == 1 && !s.Empty
-	}, 10*time.Second, 5*time.Millisecond)
+	}, 30*time.Second, 5*time.Millisecond)
 	select {
 	case r := <-drained:
 		t.Fatalf("drain --wait returned with a request in flight: %+v", r)

@@ -207,7 +207,7 @@ func TestProxyProcessSignals(t *testing.T) {
 	// SIGHUP with a valid file: b joins.
 	write(fmt.Sprintf("      - {name: a, addr: %q}\n      - {name: b, addr: %q}\n", a, b))
 	pp.signal(t, syscall.SIGHUP)
-	require.Eventually(t, func() bool { return hitsB.Load() > 20 }, 10*time.Second, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return hitsB.Load() > 20 }, 30*time.Second, 5*time.Millisecond,
 		"b never got traffic after SIGHUP: %s", pp.stderr.String())
 	require.True(t, pp.alive(), "SIGHUP killed the proxy")
 
@@ -215,10 +215,10 @@ func TestProxyProcessSignals(t *testing.T) {
 	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(processConfig, listen, adminAddr, sock,
 		fmt.Sprintf("      - {name: a, adr: %q}\n", a))), 0o600))
 	pp.signal(t, syscall.SIGHUP)
-	require.Eventually(t, func() bool { return strings.Contains(pp.stderr.String(), "reload rejected") }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(pp.stderr.String(), "reload rejected") }, 30*time.Second, 5*time.Millisecond)
 	assert.Contains(t, pp.stderr.String(), `proxy.yaml:8: unknown key \"adr\" in pools[0].servers[0] (did you mean \"addr\"?)`)
 	before := hitsB.Load()
-	require.Eventually(t, func() bool { return hitsB.Load() > before+20 }, 10*time.Second, 5*time.Millisecond, "running config lost")
+	require.Eventually(t, func() bool { return hitsB.Load() > before+20 }, 30*time.Second, 5*time.Millisecond, "running config lost")
 	require.True(t, pp.alive())
 
 	// The same through the admin socket.
@@ -232,7 +232,7 @@ func TestProxyProcessSignals(t *testing.T) {
 	assert.Contains(t, string(out), "config reloaded")
 	afterA := hitsA.Load()
 	before = hitsB.Load()
-	require.Eventually(t, func() bool { return hitsB.Load() > before+50 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return hitsB.Load() > before+50 }, 30*time.Second, 5*time.Millisecond)
 	assert.LessOrEqual(t, hitsA.Load()-afterA, int64(8), "a was removed by the reload; at most the requests in flight at the swap reach it")
 
 	// Two good reloads (SIGHUP, socket) and two rejected ones are counted;
@@ -255,7 +255,7 @@ func TestProxyProcessSignals(t *testing.T) {
 	// SIGTERM: /ready fails while requests are still served.
 	pp.signal(t, syscall.SIGTERM)
 	require.Eventually(t, func() bool { return statusOf(c, "http://"+adminAddr+"/ready") == http.StatusServiceUnavailable },
-		2*time.Second, 5*time.Millisecond, "/ready must fail first")
+		30*time.Second, 5*time.Millisecond, "/ready must fail first")
 	atTerm := hitsB.Load()
 	time.Sleep(500 * time.Millisecond) // the edge notices within the drain delay
 	res := load.finish()

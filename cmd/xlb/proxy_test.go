@@ -97,7 +97,7 @@ pools: [{name: app, servers: [{name: a1, addr: %q}]}]
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 10*time.Second, 20*time.Millisecond, "proxy never became ready: %s", out.String())
+	}, 30*time.Second, 20*time.Millisecond, "proxy never became ready: %s", out.String())
 	resp, err := c.Get("http://" + listen + "/anything")
 	require.NoError(t, err)
 	resp.Body.Close()

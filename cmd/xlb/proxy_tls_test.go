@@ -94,7 +94,7 @@ func TestProxyProcessTLSReload(t *testing.T) {
 	pp.signal(t, syscall.SIGHUP)
 	var renewed string
 	require.Eventually(t, func() bool { renewed = serial(); return renewed != first && renewed[:4] != "dial" },
-		10*time.Second, 10*time.Millisecond, "new certificate never served: %s", pp.stderr.String())
+		30*time.Second, 10*time.Millisecond, "new certificate never served: %s", pp.stderr.String())
 	assert.Equal(t, http.StatusOK, get(), "the open connection keeps working")
 
 	// A key that does not match: rejected, by --check and by SIGHUP.
@@ -108,7 +108,7 @@ func TestProxyProcessTLSReload(t *testing.T) {
 	require.Error(t, err, "--check must fail: %s", out)
 	assert.Contains(t, string(out), cfgPath+":5: certificate "+filepath.Join(dir, "shop.crt")+" with key "+filepath.Join(dir, "shop.key")+": the key does not match the certificate")
 	pp.signal(t, syscall.SIGHUP)
-	require.Eventually(t, func() bool { return strings.Contains(pp.stderr.String(), "reload rejected") }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(pp.stderr.String(), "reload rejected") }, 30*time.Second, 10*time.Millisecond)
 	assert.Contains(t, pp.stderr.String(), "the key does not match the certificate")
 	assert.Equal(t, renewed, serial(), "the running certificate stays")
 	assert.Equal(t, http.StatusOK, get())

@@ -66,7 +66,7 @@ func TestStatusPageProxyInBrowser(t *testing.T) {
 	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(statusPageConfig, args...)), 0o600))
 	pp := startProxyProcess(t, cfgPath)
 	c := &http.Client{Timeout: 2 * time.Second}
-	require.Eventually(t, func() bool { return statusOf(c, "http://"+adminAddr+"/ready") == http.StatusOK }, 10*time.Second, 50*time.Millisecond,
+	require.Eventually(t, func() bool { return statusOf(c, "http://"+adminAddr+"/ready") == http.StatusOK }, 30*time.Second, 50*time.Millisecond,
 		"proxy never became ready: %s", pp.stderr.String())
 
 	// Steady traffic so the rates have something to show: about 100
@@ -95,7 +95,7 @@ func TestStatusPageProxyInBrowser(t *testing.T) {
 
 	b := browsertest.Open(t, "http://"+adminAddr+"/")
 	for _, s := range []string{"app-1", "app-2", "app-3"} {
-		require.Eventually(t, func() bool { return b.RowState("server:app/"+s) == "up" }, 5*time.Second, 100*time.Millisecond,
+		require.Eventually(t, func() bool { return b.RowState("server:app/"+s) == "up" }, 30*time.Second, 100*time.Millisecond,
 			"server %s is green on the page; row: %q", s, b.RowText("server:app/"+s))
 	}
 	assert.Equal(t, "up", b.RowState("server:assets/assets-1"))
@@ -105,7 +105,7 @@ func TestStatusPageProxyInBrowser(t *testing.T) {
 	assert.Contains(t, b.Text("#summary"), "Proxy: 2 pools, 4 servers")
 	assert.Contains(t, b.Text("#summary"), "4 up")
 	assert.Equal(t, "xlb proxy", b.Text("#title"))
-	require.Eventually(t, func() bool { return !strings.HasPrefix(b.RowText("route:api"), "api | app | 0 ") }, 5*time.Second, 100*time.Millisecond,
+	require.Eventually(t, func() bool { return !strings.HasPrefix(b.RowText("route:api"), "api | app | 0 ") }, 30*time.Second, 100*time.Millisecond,
 		"the api route shows its request rate: %q", b.RowText("route:api"))
 
 	// From here on the page must change by itself: a marker set in the
@@ -115,12 +115,12 @@ func TestStatusPageProxyInBrowser(t *testing.T) {
 
 	out, err := exec.Command(xlbBinary(t), "pool", "server", "drain", "app", "app-2", "--proxy", sock).CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	require.Eventually(t, func() bool { return b.RowState("server:app/app-2") == "drain" }, 5*time.Second, 100*time.Millisecond,
+	require.Eventually(t, func() bool { return b.RowState("server:app/app-2") == "drain" }, 30*time.Second, 100*time.Millisecond,
 		"the drained server turns orange; row: %q", b.RowText("server:app/app-2"))
 	assert.Contains(t, b.RowText("server:app/app-2"), "draining")
 
 	app3.Close()
-	require.Eventually(t, func() bool { return b.RowState("server:app/app-3") == "down" }, 5*time.Second, 100*time.Millisecond,
+	require.Eventually(t, func() bool { return b.RowState("server:app/app-3") == "down" }, 30*time.Second, 100*time.Millisecond,
 		"the stopped app server turns red; row: %q", b.RowText("server:app/app-3"))
 	assert.Equal(t, "drain", b.RowState("pool:app"), "a pool with servers out is orange")
 	assert.Contains(t, b.Text("#summary"), "2 up · 1 draining · 1 down")
@@ -141,7 +141,7 @@ func TestStatusPageProxyInBrowser(t *testing.T) {
 
 	// A proxy that is gone is said so on the page, which keeps its last data.
 	require.NoError(t, pp.cmd.Process.Kill())
-	require.Eventually(t, func() bool { return strings.Contains(b.Text("#banner"), "Cannot read /api/status") }, 5*time.Second, 100*time.Millisecond,
+	require.Eventually(t, func() bool { return strings.Contains(b.Text("#banner"), "Cannot read /api/status") }, 30*time.Second, 100*time.Millisecond,
 		"the banner says the page is stale: %q", b.Text("#banner"))
 	assert.Equal(t, "down", b.RowState("server:app/app-3"), "the last data stays on the page")
 }

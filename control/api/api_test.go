@@ -16,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/internal/adminsock"
 )
 
 var (
@@ -239,7 +241,7 @@ func TestErrorf(t *testing.T) {
 			for _, want := range tt.wantIs {
 				assert.ErrorIs(t, tt.err, want)
 			}
-			assert.Equal(t, http.StatusText(statusOf(tt.err)), http.StatusText(statusOf(tt.wantIs[0])))
+			assert.Equal(t, http.StatusText(adminsock.StatusOf(tt.err)), http.StatusText(adminsock.StatusOf(tt.wantIs[0])))
 		})
 	}
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/netip"
 	"time"
@@ -19,29 +18,9 @@ var ErrDaemonUnreachable = adminsock.ErrUnreachable
 var ErrPermission = adminsock.ErrPermission
 
 // StatusError is a non-2xx answer from the daemon. Its message is the
-// daemon's own; Unwrap yields the sentinel for the status code (ErrNotFound
+// daemon's own; it unwraps to the sentinel of its status code (ErrNotFound
 // for 404, ...) so callers test it with errors.Is.
-type StatusError struct {
-	Code    int
-	Message string
-}
-
-func (e *StatusError) Error() string { return e.Message }
-
-// Unwrap maps the status code back to the sentinel the daemon used.
-func (e *StatusError) Unwrap() error {
-	switch e.Code {
-	case http.StatusNotFound:
-		return ErrNotFound
-	case http.StatusBadRequest:
-		return ErrInvalid
-	case http.StatusConflict:
-		return ErrConflict
-	case http.StatusServiceUnavailable:
-		return ErrUnavailable
-	}
-	return nil
-}
+type StatusError = adminsock.StatusError
 
 // daemonPeer is how errors name the daemon when its socket does not answer.
 var daemonPeer = adminsock.Peer{
@@ -76,12 +55,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if Forced(ctx) {
 		path += "?" + forceParam + "=true"
 	}
-	err := c.sc.Do(ctx, method, path, in, out)
-	var se *adminsock.StatusError
-	if errors.As(err, &se) {
-		return &StatusError{Code: se.Code, Message: se.Message}
-	}
-	return err
+	return c.sc.Do(ctx, method, path, in, out)
 }
 
 func backendPath(k VIPKey, b netip.Addr) string {

@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/xlbproject/xlb/internal/adminsock"
 )
 
 // maxBodyBytes bounds a request body; the largest legitimate one is a VIPSpec
@@ -304,24 +306,8 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, code int, v any,
 	writeJSON(w, code, v)
 }
 
-// statusOf maps the sentinel errors to HTTP status codes.
-func statusOf(err error) int {
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, ErrInvalid):
-		return http.StatusBadRequest
-	case errors.Is(err, ErrConflict):
-		return http.StatusConflict
-	case errors.Is(err, ErrUnavailable):
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code := statusOf(err)
+	code := adminsock.StatusOf(err)
 	level := slog.LevelWarn
 	if code < http.StatusInternalServerError {
 		// A client mistake is not the daemon's problem; keep it out of warn.
@@ -341,4 +327,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // invalid tags a malformed request's error without changing its message,
 // so the operator reads "invalid IP address", not "...: invalid request".
-func invalid(err error) error { return kindError{err: err, kind: ErrInvalid} }
+func invalid(err error) error { return adminsock.Tag(err, ErrInvalid) }

@@ -2,9 +2,9 @@ package api
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/netip"
+
+	"github.com/xlbproject/xlb/internal/adminsock"
 )
 
 // Service is what the daemon offers its operators. The daemon implements it
@@ -42,10 +42,10 @@ type Service interface {
 // error with one through Errorf, which keeps the sentinel's text out of the
 // message: Errorf(ErrNotFound, "vip %s not found", key).
 var (
-	ErrNotFound    = errors.New("not found")
-	ErrInvalid     = errors.New("invalid request")
-	ErrConflict    = errors.New("conflict")
-	ErrUnavailable = errors.New("unavailable")
+	ErrNotFound    = adminsock.ErrNotFound
+	ErrInvalid     = adminsock.ErrInvalid
+	ErrConflict    = adminsock.ErrConflict
+	ErrUnavailable = adminsock.ErrUnavailable
 )
 
 // Errorf formats an error of the given kind (ErrNotFound, ErrInvalid, ...):
@@ -54,15 +54,5 @@ var (
 // backend 10.0.1.1 already exists", not "...: conflict: ...". %w wraps as in
 // fmt.Errorf.
 func Errorf(kind error, format string, a ...any) error {
-	return kindError{err: fmt.Errorf(format, a...), kind: kind}
+	return adminsock.Errorf(kind, format, a...)
 }
-
-// kindError tags an error with one of the sentinels without changing its
-// message.
-type kindError struct {
-	err  error
-	kind error
-}
-
-func (e kindError) Error() string   { return e.err.Error() }
-func (e kindError) Unwrap() []error { return []error{e.err, e.kind} }

@@ -26,28 +26,29 @@ import (
 // Fall × (Interval + jitter) + Timeout ≈ 2 × 220 ms + 150 ms ≈ 0.6 s, and the
 // reconcile that follows takes milliseconds.
 const (
-	DefaultHealthType       = "http"
-	DefaultHealthPort       = 9901
-	DefaultHealthPath       = "/ready"
-	DefaultHealthStatus     = 200
-	DefaultHealthInterval   = 200 * time.Millisecond
-	DefaultHealthTimeout    = 150 * time.Millisecond
-	DefaultHealthRise       = 2
-	DefaultHealthFall       = 2
-	DefaultSocket           = "/run/xlb/xlb.sock"
-	DefaultMetricsListen    = "127.0.0.1:9724"
-	DefaultStatePath        = "/var/lib/xlb/state.json"
-	DefaultPinPath          = "/sys/fs/bpf/xlb"
-	DefaultConntrackEntries = 262144
-	DefaultConntrackUDPIdle = 30 * time.Second
-	DefaultMaxVIPs          = 512
-	DefaultMaxBackends      = 4096
-	DefaultAttachMode       = "auto"
-	DefaultForwarding       = "ipip"
-	DefaultBackendWeight    = 1
-	maxBackendWeight        = 65535
-	minHealthInterval       = 10 * time.Millisecond
-	maxHealthRiseFall       = 100
+	DefaultHealthType        = "http"
+	DefaultHealthPort        = 9901
+	DefaultHealthPath        = "/ready"
+	DefaultHealthStatus      = 200
+	DefaultHealthInterval    = 200 * time.Millisecond
+	DefaultHealthTimeout     = 150 * time.Millisecond
+	DefaultHealthRise        = 2
+	DefaultHealthFall        = 2
+	DefaultSocket            = "/run/xlb/xlb.sock"
+	DefaultMetricsListen     = "127.0.0.1:9724"
+	DefaultStatePath         = "/var/lib/xlb/state.json"
+	DefaultPinPath           = "/sys/fs/bpf/xlb"
+	DefaultConntrackEntries  = 262144
+	DefaultConntrackUDPIdle  = 30 * time.Second
+	DefaultConntrackTCPClose = 10 * time.Second
+	DefaultMaxVIPs           = 512
+	DefaultMaxBackends       = 4096
+	DefaultAttachMode        = "auto"
+	DefaultForwarding        = "ipip"
+	DefaultBackendWeight     = 1
+	maxBackendWeight         = 65535
+	minHealthInterval        = 10 * time.Millisecond
+	maxHealthRiseFall        = 100
 )
 
 // Config is a validated daemon configuration.
@@ -94,6 +95,9 @@ type Dataplane struct {
 	MaxBackends      int
 	ConntrackEntries int
 	UDPIdleTimeout   time.Duration
+	// TCPCloseTimeout is how long a TCP flow keeps its backend after the
+	// client's FIN or RST.
+	TCPCloseTimeout time.Duration
 	// TableSize is M, the Maglev table size of every VIP (a prime).
 	TableSize uint32
 	// MTU is the largest encapsulated IP packet the egress link carries;
@@ -174,6 +178,7 @@ type fileConfig struct {
 		MaxBackends      *int    `yaml:"max_backends"`
 		ConntrackEntries *int    `yaml:"conntrack_entries"`
 		UDPIdleTimeout   *string `yaml:"udp_idle_timeout"`
+		TCPCloseTimeout  *string `yaml:"tcp_close_timeout"`
 		TableSize        *int    `yaml:"table_size"`
 		MTU              *int    `yaml:"mtu"`
 		NewFlowRateLimit *int    `yaml:"new_flow_rate_limit"`
@@ -357,6 +362,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 	cfg.Dataplane.MaxBackends = v.intRange(p("dataplane", "max_backends"), d.MaxBackends, DefaultMaxBackends, 1, 1<<20)
 	cfg.Dataplane.ConntrackEntries = v.intRange(p("dataplane", "conntrack_entries"), d.ConntrackEntries, DefaultConntrackEntries, 1024, 1<<26)
 	cfg.Dataplane.UDPIdleTimeout = v.duration(p("dataplane", "udp_idle_timeout"), d.UDPIdleTimeout, DefaultConntrackUDPIdle, time.Second)
+	cfg.Dataplane.TCPCloseTimeout = v.duration(p("dataplane", "tcp_close_timeout"), d.TCPCloseTimeout, DefaultConntrackTCPClose, time.Second)
 	cfg.Dataplane.TableSize = maglev.DefaultSize
 	if d.TableSize != nil {
 		if ts, ok := v.tableSize(p("dataplane", "table_size"), *d.TableSize); ok {

@@ -55,6 +55,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, DefaultPinPath, cfg.PinPath)
 	require.Len(t, cfg.VIPs, 1)
 	assert.Equal(t, uint32(65537), cfg.VIPs[0].TableSize)
+	assert.Equal(t, 10*time.Second, cfg.Dataplane.TCPCloseTimeout)
 	assert.Equal(t, "ipip", cfg.VIPs[0].Forwarding)
 	assert.Equal(t, []Backend{{Addr: netip.MustParseAddr("10.0.1.1"), Weight: 1, State: "active"}}, cfg.VIPs[0].Backends)
 	// The defaults must take a refused host out within the 1 s target.
@@ -101,6 +102,8 @@ func TestErrors(t *testing.T) {
 		{"conntrack range", minimal + "dataplane:\n  conntrack_entries: 10\n", "x.yaml:13: dataplane.conntrack_entries: 10 is out of range 1024..67108864"},
 		{"udp idle", minimal + "dataplane:\n  udp_idle_timeout: soon\n", `x.yaml:13: dataplane.udp_idle_timeout: "soon" is not a duration`},
 		{"udp idle short", minimal + "dataplane:\n  udp_idle_timeout: 1ms\n", "x.yaml:13: dataplane.udp_idle_timeout: 1ms is shorter than the minimum 1s"},
+		{"tcp close", minimal + "dataplane:\n  tcp_close_timeout: later\n", `x.yaml:13: dataplane.tcp_close_timeout: "later" is not a duration`},
+		{"tcp close short", minimal + "dataplane:\n  tcp_close_timeout: 10ms\n", "x.yaml:13: dataplane.tcp_close_timeout: 10ms is shorter than the minimum 1s"},
 		{"health type", minimal + "health:\n  type: icmp\n", `x.yaml:13: health.type: unknown check type "icmp"`},
 		{"health port", minimal + "health:\n  port: 70000\n", "x.yaml:13: health.port: 70000 is out of range 0..65535"},
 		{"health path", minimal + "health:\n  path: ready\n", `x.yaml:13: health.path: "ready" must start with /`},

@@ -50,7 +50,7 @@ func TestDaemonAnnouncesWhatItCanServe(t *testing.T) {
 			stop()
 		}
 	}()
-	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[vipPfx]) == 1 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[vipPfx]) == 1 }, 30*time.Second, 20*time.Millisecond)
 	var nh netip.Addr
 	for _, a := range r.Routes(bgp.RF_IPv4_UC)[vipPfx][0].Attrs {
 		if a, ok := a.(*bgp.PathAttributeNextHop); ok {
@@ -70,14 +70,14 @@ func TestDaemonAnnouncesWhatItCanServe(t *testing.T) {
 	// left to serve with, so the route goes.
 	require.NoError(t, d.SetBackendState(api.WithForce(ctx), vip, e.hosts[0].addr, true))
 	e.hosts[1].ready.Store(false)
-	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[vipPfx]) == 0 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[vipPfx]) == 0 }, 30*time.Second, 20*time.Millisecond)
 	st, err = d.Status(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, st.BGP.Announced)
 	assert.Equal(t, "no vip has a usable backend", st.BGP.Held)
 
 	e.hosts[1].ready.Store(true)
-	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[vipPfx]) == 1 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[vipPfx]) == 1 }, 30*time.Second, 20*time.Millisecond)
 	assert.NoError(t, testutil.GatherAndCompare(d.Registry(), strings.NewReader(`
 # HELP xlb_bgp_announced_routes VIP prefixes this host announces to its BGP peers.
 # TYPE xlb_bgp_announced_routes gauge
@@ -86,9 +86,9 @@ xlb_bgp_announced_routes 1
 
 	// xlb vip del withdraws.
 	require.NoError(t, d.DeleteVIP(api.WithForce(ctx), vip))
-	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[vipPfx]) == 0 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[vipPfx]) == 0 }, 30*time.Second, 20*time.Millisecond)
 	require.NoError(t, d.AddVIP(api.WithForce(ctx), api.VIPSpec{Key: vip, Backends: []api.BackendSpec{{Addr: e.hosts[1].addr}}}))
-	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[vipPfx]) == 1 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[vipPfx]) == 1 }, 30*time.Second, 20*time.Millisecond)
 
 	// A changed bgp section needs a restart; the running speaker stays.
 	e.writeConfig(t, backends, bgpSection(r, time.Second))
@@ -100,10 +100,10 @@ xlb_bgp_announced_routes 1
 	// withdrawal, not the session's end, took it away).
 	done := make(chan error, 1)
 	go func() { done <- d.Shutdown(false) }()
-	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[vipPfx]) == 0 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(r.Routes(bgp.RF_IPv4_UC)[vipPfx]) == 0 }, 30*time.Second, 5*time.Millisecond)
 	assert.True(t, r.Established(), "the route went only with the session: no drain")
 	require.NoError(t, <-done)
-	require.Eventually(t, func() bool { return !r.Established() }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return !r.Established() }, 30*time.Second, 20*time.Millisecond)
 	stop()
 	stopped = true
 }

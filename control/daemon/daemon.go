@@ -656,6 +656,7 @@ func dataplaneConfig(cfg *config.Config, iface func(string) (*net.Interface, err
 		ConnEntries:      uint32(cfg.Dataplane.ConntrackEntries),
 		TableSize:        cfg.Dataplane.TableSize,
 		UDPTimeout:       cfg.Dataplane.UDPIdleTimeout,
+		TCPCloseTimeout:  cfg.Dataplane.TCPCloseTimeout,
 		MTU:              uint32(cfg.Dataplane.MTU),
 		NewFlowRateLimit: uint32(cfg.Dataplane.NewFlowRateLimit),
 		GUEPort:          cfg.Dataplane.GUEPort,

@@ -209,7 +209,7 @@ func chosen(t *testing.T, d *Daemon, n int) map[netip.Addr]int {
 // eventually polls cond; the bound only keeps a broken test from hanging.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		require.True(t, time.Now().Before(deadline), "timed out waiting for: %s", what)
 		time.Sleep(10 * time.Millisecond)

@@ -25,6 +25,18 @@ const (
 	PolicyWeighted = "weighted" // a healthy site drawn by weight
 )
 
+// How a daemon's BGP state counts in its site's health.
+const (
+	// BGPAuto: a daemon that runs BGP must have an established session
+	// and announce the VIP; one without BGP (L2 sites) is judged on its
+	// VIP alone.
+	BGPAuto = "auto"
+	// BGPRequired: as auto, and a daemon without BGP is bad.
+	BGPRequired = "required"
+	// BGPIgnore: the BGP state is not looked at.
+	BGPIgnore = "ignore"
+)
+
 // AllDownAll is the all_down value that answers with every site's VIPs
 // when no site of a name is healthy (the default); any other value names
 // a sorry site.
@@ -87,7 +99,10 @@ type Health struct {
 	Daemons  []string   // base URLs of the daemons' metrics listeners
 	VIP      netip.Addr // the VIP the daemons must report usable (default: the site's first VIP)
 	MinHosts int        // daemons that must report it usable
-	Probe    string     // URL probed instead (sites not run by xlb)
+	// BGP is how a daemon's BGP state counts: BGPAuto, BGPRequired or
+	// BGPIgnore.
+	BGP      string
+	Probe    string // URL probed instead (sites not run by xlb)
 	Interval time.Duration
 	Timeout  time.Duration
 	Rise     int
@@ -96,13 +111,24 @@ type Health struct {
 
 // Name is one GSLB name and how its answers are chosen.
 type Name struct {
-	FQDN    string // lower case
-	Policy  string
-	Sites   []string
-	Weights []int // per Sites entry (weighted)
-	Default string
-	AllDown string
-	TTL     uint32
+	FQDN   string // lower case
+	Policy string
+	Sites  []string
+	// Weights are per Sites entry (default 1): the shares of the sites
+	// an answer is drawn among (all healthy sites for weighted, a tier
+	// for failover, the nearby sites for geo).
+	Weights []int
+	// Priorities are per Sites entry (failover; default the list
+	// position): the healthy sites of the lowest priority share the
+	// answers by weight.
+	Priorities []int
+	// NearbyKm (geo): the healthy sites within this distance of the
+	// nearest healthy one share the answers by weight; 0: the nearest
+	// alone.
+	NearbyKm float64
+	Default  string
+	AllDown  string
+	TTL      uint32
 }
 
 type fileConfig struct {
@@ -145,6 +171,7 @@ type fileHealth struct {
 	Daemons  []string      `yaml:"daemons"`
 	VIP      string        `yaml:"vip"`
 	MinHosts int           `yaml:"min_hosts"`
+	BGP      string        `yaml:"bgp"`
 	Probe    string        `yaml:"probe"`
 	Interval time.Duration `yaml:"interval"`
 	Timeout  time.Duration `yaml:"timeout"`
@@ -153,13 +180,15 @@ type fileHealth struct {
 }
 
 type fileName struct {
-	Name    string         `yaml:"name"`
-	Policy  string         `yaml:"policy"`
-	Sites   []string       `yaml:"sites"`
-	Weights map[string]int `yaml:"weights"`
-	Default string         `yaml:"default"`
-	AllDown string         `yaml:"all_down"`
-	TTL     time.Duration  `yaml:"ttl"`
+	Name       string         `yaml:"name"`
+	Policy     string         `yaml:"policy"`
+	Sites      []string       `yaml:"sites"`
+	Weights    map[string]int `yaml:"weights"`
+	Priorities map[string]int `yaml:"priorities"`
+	NearbyKm   *float64       `yaml:"nearby_km"`
+	Default    string         `yaml:"default"`
+	AllDown    string         `yaml:"all_down"`
+	TTL        time.Duration  `yaml:"ttl"`
 }
 
 // allowedTypes are the record types a zone may hold.
@@ -428,7 +457,7 @@ func (v *validator) site(i int, fs fileSite) Site {
 
 func (v *validator) health(i int, fh *fileHealth, vips []netip.Addr) *Health {
 	path := p("sites", i, "health")
-	h := &Health{MinHosts: fh.MinHosts, Probe: fh.Probe, Interval: fh.Interval, Timeout: fh.Timeout, Rise: fh.Rise, Fall: fh.Fall}
+	h := &Health{MinHosts: fh.MinHosts, BGP: fh.BGP, Probe: fh.Probe, Interval: fh.Interval, Timeout: fh.Timeout, Rise: fh.Rise, Fall: fh.Fall}
 	switch {
 	case len(fh.Daemons) > 0 && fh.Probe != "":
 		v.errorf(path, "give daemons or probe, not both")
@@ -466,6 +495,14 @@ func (v *validator) health(i int, fh *fileHealth, vips []netip.Addr) *Health {
 	}
 	if h.MinHosts == 0 {
 		h.MinHosts = 1
+	}
+	switch {
+	case h.BGP == "":
+		h.BGP = BGPAuto
+	case fh.Probe != "":
+		v.errorf(append(path, "bgp"), "bgp applies to daemons only")
+	case !slices.Contains([]string{BGPAuto, BGPRequired, BGPIgnore}, h.BGP):
+		v.errorf(append(path, "bgp"), "unknown value %q (want auto, required or ignore)", h.BGP)
 	}
 	if len(h.Daemons) > 0 && (h.MinHosts < 1 || h.MinHosts > len(h.Daemons)) {
 		v.errorf(append(path, "min_hosts"), "must be 1..%d (the number of daemons)", len(h.Daemons))
@@ -520,25 +557,43 @@ func (v *validator) name(i int, fn fileName, sites map[string]bool) Name {
 			v.errorf(p("names", i, "sites", j), "site %q is listed twice", s)
 		}
 	}
-	if n.Policy == PolicyWeighted {
-		for _, s := range n.Sites {
-			w, ok := fn.Weights[s]
-			if !ok {
-				w = 1
-			}
-			if w < 0 {
-				v.errorf(append(path, "weights", s), "weight must be 0 or more")
-			}
-			n.Weights = append(n.Weights, w)
+	for j, s := range n.Sites {
+		w, ok := fn.Weights[s]
+		if !ok {
+			w = 1
 		}
+		if w < 0 {
+			v.errorf(append(path, "weights", s), "weight must be 0 or more")
+		}
+		n.Weights = append(n.Weights, w)
+		pr, ok := fn.Priorities[s]
+		if !ok {
+			pr = j
+		}
+		n.Priorities = append(n.Priorities, pr)
 	}
 	for s := range fn.Weights {
-		if n.Policy != PolicyWeighted {
-			v.errorf(append(path, "weights"), "weights apply to policy weighted only")
+		if !slices.Contains(n.Sites, s) {
+			v.errorf(append(path, "weights", s), "site %q is not in sites", s)
+		}
+	}
+	for s := range fn.Priorities {
+		if n.Policy != PolicyFailover {
+			v.errorf(append(path, "priorities"), "priorities apply to policy failover only")
 			break
 		}
 		if !slices.Contains(n.Sites, s) {
-			v.errorf(append(path, "weights", s), "site %q is not in sites", s)
+			v.errorf(append(path, "priorities", s), "site %q is not in sites", s)
+		}
+	}
+	if fn.NearbyKm != nil {
+		switch {
+		case n.Policy != PolicyGeo:
+			v.errorf(append(path, "nearby_km"), "nearby_km applies to policy geo only")
+		case *fn.NearbyKm < 0:
+			v.errorf(append(path, "nearby_km"), "must be 0 or more")
+		default:
+			n.NearbyKm = *fn.NearbyKm
 		}
 	}
 	if n.Default != "" && !slices.Contains(n.Sites, n.Default) {

@@ -96,6 +96,28 @@ names:
 			"dns.yaml:15: names[1].default: default site \"c\" is not in sites",
 			"dns.yaml:16: names[1].all_down: want \"all\" or a site name, not \"sorry\"",
 		}},
+		{"combined policies and bgp", `zones:
+  - name: example.com
+    records: ["@ IN SOA ns1 h 1 2 3 4 60"]
+sites:
+  - {name: a, vips: [192.0.2.1], health: {daemons: ["10.0.0.1:9724"], bgp: always}}
+  - {name: b, vips: [192.0.2.2], health: {probe: "http://192.0.2.2/", bgp: required}}
+names:
+  - name: x.example.com
+    sites: [a, b]
+    nearby_km: 100
+    weights: {a: -1}
+  - name: y.example.com
+    policy: weighted
+    sites: [a, b]
+    priorities: {a: 1}
+`, []string{
+			`dns.yaml:5: sites[0].health.bgp: unknown value "always" (want auto, required or ignore)`,
+			"dns.yaml:6: sites[1].health.bgp: bgp applies to daemons only",
+			"dns.yaml:10: names[0].nearby_km: nearby_km applies to policy geo only",
+			"dns.yaml:11: names[0].weights.a: weight must be 0 or more",
+			"dns.yaml:15: names[1].priorities: priorities apply to policy failover only",
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("dns.yaml", []byte(tc.text))

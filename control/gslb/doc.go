@@ -5,5 +5,5 @@
 // database and the EDNS Client Subnet option), or a weighted share of the
 // healthy sites. A site's health comes from its own xlb daemons' status
 // JSON (GET /api/status) or an HTTP probe, with rise/fall. See
-// docs/dns.md.
+// docs/gslb.md.
 package gslb

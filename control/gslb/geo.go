@@ -18,7 +18,16 @@ import (
 type Locator struct {
 	mu sync.RWMutex
 	db *maxminddb.Reader // nil once closed
+	// cache holds decoded records by their offset in the database: many
+	// networks share one record, and decoding is most of a lookup.
+	cacheMu sync.Mutex
+	cache   map[uintptr]Location
 }
+
+// locatorCacheSize bounds the decoded records kept; the cache is emptied
+// when full (a City database has about a million networks, far fewer
+// distinct records).
+const locatorCacheSize = 1 << 16
 
 // OpenLocator opens the database at path.
 func OpenLocator(path string) (*Locator, error) {
@@ -26,7 +35,7 @@ func OpenLocator(path string) (*Locator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open geoip database %s: %w", path, err)
 	}
-	return &Locator{db: db}, nil
+	return &Locator{db: db, cache: map[uintptr]Location{}}, nil
 }
 
 // Close releases the database; later lookups find nothing.
@@ -74,14 +83,27 @@ func (l *Locator) Lookup(addr netip.Addr) (Location, int, error) {
 	if !res.Found() {
 		return Location{}, max(bits, 0), nil
 	}
+	off := res.Offset()
+	l.cacheMu.Lock()
+	loc, ok := l.cache[off]
+	l.cacheMu.Unlock()
+	if ok {
+		return loc, max(bits, 0), nil
+	}
 	var r geoRecord
 	if err := res.Decode(&r); err != nil {
 		return Location{}, 0, fmt.Errorf("geoip decode %s: %w", addr, err)
 	}
-	loc := Location{Country: strings.ToUpper(r.Country.ISOCode), Continent: strings.ToUpper(r.Continent.Code)}
+	loc = Location{Country: strings.ToUpper(r.Country.ISOCode), Continent: strings.ToUpper(r.Continent.Code)}
 	if r.Location.Latitude != nil && r.Location.Longitude != nil {
 		loc.HasCoords, loc.Lat, loc.Lon = true, *r.Location.Latitude, *r.Location.Longitude
 	}
+	l.cacheMu.Lock()
+	if len(l.cache) >= locatorCacheSize {
+		clear(l.cache)
+	}
+	l.cache[off] = loc
+	l.cacheMu.Unlock()
 	return loc, max(bits, 0), nil
 }
 

@@ -1,7 +1,11 @@
 package gslb
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/control/api"
 )
 
 const soa = `"@ IN SOA ns1 h 1 2 3 4 60"`
@@ -25,15 +31,15 @@ sites:
   - name: us-east
     location: {lat: 39.0, lon: -77.5}
     vips: [192.0.2.10, "2001:db8:1::10"]
-    health: {daemons: ["%s"], interval: 20ms, timeout: 1s, rise: 2, fall: 3}
+    health: {daemons: ["%s"], interval: 20ms, timeout: 5s, rise: 2, fall: 3}
   - name: eu-west
     location: {lat: 53.3, lon: -6.3, country: IE, continent: EU}
     vips: [198.51.100.10]
-    health: {daemons: ["%s"], interval: 20ms, timeout: 1s, rise: 2, fall: 3}
+    health: {daemons: ["%s"], interval: 20ms, timeout: 5s, rise: 2, fall: 3}
   - name: ap
     location: {continent: AS, country: JP}
     vips: [203.0.113.10]
-    health: {daemons: ["%s"], interval: 20ms, timeout: 1s, rise: 2, fall: 3}
+    health: {daemons: ["%s"], interval: 20ms, timeout: 5s, rise: 2, fall: 3}
 names:
   - name: shop.example.com
     policy: geo
@@ -54,7 +60,7 @@ func startThree(t *testing.T) (*running, map[string]*fakeDaemon) {
 	}
 	r := start(t, fmt.Sprintf(threeSites, ds["us-east"].srv.URL, ds["eu-west"].srv.URL, ds["ap"].srv.URL))
 	for site := range ds {
-		require.Eventually(t, func() bool { return r.checker.Up(site) }, 5*time.Second, 10*time.Millisecond, site)
+		require.Eventually(t, func() bool { return r.checker.Up(site) }, 30*time.Second, 10*time.Millisecond, site)
 	}
 	return r, ds
 }
@@ -114,7 +120,8 @@ func TestGeoNearestSiteByClientSubnet(t *testing.T) {
 	assert.Equal(t, dns.RcodeFormatError, m.Rcode)
 
 	// Virginia over UDP and TCP, and the AAAA query.
-	assert.Equal(t, 3.0, testutil.ToFloat64(r.metrics.queries.WithLabelValues("shop.example.com.", PolicyGeo, "us-east", "NOERROR")))
+	assert.Equal(t, 2.0, testutil.ToFloat64(r.metrics.queries.WithLabelValues("shop.example.com.", "A", PolicyGeo, "us-east", "NOERROR")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(r.metrics.queries.WithLabelValues("shop.example.com.", "AAAA", PolicyGeo, "us-east", "NOERROR")))
 }
 
 func TestSiteFailoverWithRiseAndFall(t *testing.T) {
@@ -130,7 +137,7 @@ func TestSiteFailoverWithRiseAndFall(t *testing.T) {
 	failed := time.Now()
 	require.Eventually(t, func() bool {
 		return addrs(ask(t, "udp", r.addr, "shop.example.com", dns.TypeA, paris))[0] != "198.51.100.10"
-	}, 5*time.Second, time.Millisecond)
+	}, 30*time.Second, time.Millisecond)
 	t.Logf("detection: %v from the backend going down to answers from another site (interval 20ms, fall 3)", time.Since(failed))
 	assert.False(t, r.checker.Up("eu-west"))
 	assert.GreaterOrEqual(t, eu.badSeen.Load(), int64(3), "down only after fall rounds")
@@ -144,7 +151,7 @@ func TestSiteFailoverWithRiseAndFall(t *testing.T) {
 	// Back: up after rise (2) good rounds.
 	before := eu.requests.Load()
 	eu.healthy.Store(true)
-	require.Eventually(t, func() bool { return r.checker.Up("eu-west") }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return r.checker.Up("eu-west") }, 30*time.Second, 5*time.Millisecond)
 	assert.GreaterOrEqual(t, eu.requests.Load()-before, int64(2), "up only after rise rounds")
 	assert.Equal(t, []string{"198.51.100.10"}, addrs(ask(t, "udp", r.addr, "shop.example.com", dns.TypeA, paris)))
 	assert.Equal(t, 1.0, testutil.ToFloat64(r.metrics.siteFlip.WithLabelValues("eu-west", "up")))
@@ -154,12 +161,12 @@ func TestSiteFailoverWithRiseAndFall(t *testing.T) {
 		d.healthy.Store(false)
 	}
 	for site := range ds {
-		require.Eventually(t, func() bool { return !r.checker.Up(site) }, 5*time.Second, 5*time.Millisecond, site)
+		require.Eventually(t, func() bool { return !r.checker.Up(site) }, 30*time.Second, 5*time.Millisecond, site)
 	}
 	m := ask(t, "udp", r.addr, "shop.example.com", dns.TypeA, paris)
 	assert.Equal(t, dns.RcodeSuccess, m.Rcode)
 	assert.ElementsMatch(t, []string{"192.0.2.10", "198.51.100.10", "203.0.113.10"}, addrs(m))
-	assert.Equal(t, 1.0, testutil.ToFloat64(r.metrics.queries.WithLabelValues("shop.example.com.", PolicyGeo, "all-down:all", "NOERROR")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(r.metrics.queries.WithLabelValues("shop.example.com.", "A", PolicyGeo, "all-down:all", "NOERROR")))
 }
 
 func TestDaemonStatusDecidesHostHealth(t *testing.T) {
@@ -174,27 +181,27 @@ zones:
 sites:
   - name: two-of-three
     vips: [192.0.2.10]
-    health: {daemons: ["%s", "%s", "%s"], min_hosts: 2, interval: 20ms, rise: 1, fall: 1}
+    health: {daemons: ["%s", "%s", "%s"], min_hosts: 2, interval: 20ms, timeout: 5s, rise: 1, fall: 1}
   - name: probed
     vips: [192.0.2.20]
-    health: {probe: "%s/nosuch", interval: 20ms, rise: 1, fall: 1}
+    health: {probe: "%s/nosuch", interval: 20ms, timeout: 5s, rise: 1, fall: 1}
 names:
   - name: x.example.com
     sites: [two-of-three, probed]
     all_down: probed
 `, up.srv.URL, down.srv.URL, other.srv.URL, up.srv.URL))
 	// Wait for both first rounds.
-	require.Eventually(t, func() bool { return down.requests.Load() > 0 && up.requests.Load() > 1 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return down.requests.Load() > 0 && up.requests.Load() > 1 }, 30*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool {
 		return testutil.ToFloat64(r.metrics.siteUp.WithLabelValues("two-of-three")) == 0 && up.requests.Load() > 3
-	}, 5*time.Second, 5*time.Millisecond)
+	}, 30*time.Second, 5*time.Millisecond)
 	assert.False(t, r.checker.Up("two-of-three"), "one of three daemons reports the VIP usable, two are needed")
 	assert.False(t, r.checker.Up("probed"), "the probe gets 404")
 	m := ask(t, "udp", r.addr, "x.example.com", dns.TypeA)
 	assert.Equal(t, []string{"192.0.2.20"}, addrs(m), "all down: the sorry site")
 
 	down.healthy.Store(true)
-	require.Eventually(t, func() bool { return r.checker.Up("two-of-three") }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return r.checker.Up("two-of-three") }, 30*time.Second, 5*time.Millisecond)
 	assert.Equal(t, []string{"192.0.2.10"}, addrs(ask(t, "tcp", r.addr, "x.example.com", dns.TypeA)))
 }
 
@@ -229,7 +236,7 @@ names:
 func TestReloadKeepsSiteHealth(t *testing.T) {
 	r, ds := startThree(t)
 	ds["eu-west"].healthy.Store(false)
-	require.Eventually(t, func() bool { return !r.checker.Up("eu-west") }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return !r.checker.Up("eu-west") }, 30*time.Second, 5*time.Millisecond)
 
 	text := fmt.Sprintf(threeSites, ds["us-east"].srv.URL, ds["eu-west"].srv.URL, ds["ap"].srv.URL)
 	text = strings.ReplaceAll(text, "records: ["+soa+"]", "records: ["+soa+`, "www IN A 192.0.2.80"]`)
@@ -254,4 +261,50 @@ func TestReloadKeepsSiteHealth(t *testing.T) {
 
 	assert.Equal(t, []string{"192.0.2.80"}, addrs(ask(t, "udp", r.addr, "www.example.com", dns.TypeA)))
 	assert.Equal(t, []string{"192.0.2.10"}, addrs(ask(t, "udp", r.addr, "shop.example.com", dns.TypeA, withECS("198.51.100.0/24"))))
+}
+
+// The daemon's BGP section decides too: a host whose routers do not hear
+// the VIP (no established session, or the prefix not announced) does not
+// serve the site, however healthy its backends are.
+func TestDaemonBGPStateDecidesHostHealth(t *testing.T) {
+	vip := netip.MustParseAddr("192.0.2.10")
+	up := api.BGPPeer{Addr: netip.MustParseAddr("10.0.0.1"), ASN: 65000, State: "established", Up: true}
+	down := api.BGPPeer{Addr: netip.MustParseAddr("10.0.0.2"), ASN: 65000, State: "active"}
+	announced := []netip.Prefix{netip.PrefixFrom(vip, 32)}
+	tests := []struct {
+		name   string
+		mode   string // health.bgp
+		bgp    *api.BGPStatus
+		wantUp bool
+		reason string
+	}{
+		{name: "bgp off, auto", mode: BGPAuto, bgp: nil, wantUp: true},
+		{name: "bgp off, required", mode: BGPRequired, bgp: nil, reason: "does not run BGP"},
+		{name: "established and announced", mode: BGPAuto, bgp: &api.BGPStatus{Peers: []api.BGPPeer{down, up}, Announced: announced}, wantUp: true},
+		{name: "no session established", mode: BGPAuto, bgp: &api.BGPStatus{Peers: []api.BGPPeer{down}, Announced: announced}, reason: "no established BGP session"},
+		{name: "no peers", mode: BGPRequired, bgp: &api.BGPStatus{Announced: announced}, reason: "no established BGP session"},
+		{name: "vip withdrawn", mode: BGPAuto, bgp: &api.BGPStatus{Peers: []api.BGPPeer{up}, Announced: []netip.Prefix{netip.MustParsePrefix("192.0.2.11/32")}}, reason: "not announced"},
+		{name: "announcements held", mode: BGPAuto, bgp: &api.BGPStatus{Peers: []api.BGPPeer{up}, Held: "first reconcile not done"}, reason: "first reconcile not done"},
+		{name: "ignored", mode: BGPIgnore, bgp: &api.BGPStatus{Peers: []api.BGPPeer{down}}, wantUp: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDaemon(t, vip.String())
+			d.bgp.Store(tt.bgp)
+			cfg, err := Parse("test.yaml", []byte(fmt.Sprintf(`
+zones:
+  - name: example.com
+    records: [`+soa+`]
+sites:
+  - name: s
+    vips: [%s]
+    health: {daemons: ["%s"], timeout: 5s, bgp: %s}
+`, vip, d.srv.URL, tt.mode)))
+			require.NoError(t, err)
+			c := NewChecker(cfg.Sites, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+			ok, reason := c.check(context.Background(), cfg.Sites[0])
+			assert.Equal(t, tt.wantUp, ok, reason)
+			assert.Contains(t, reason, tt.reason)
+		})
+	}
 }

@@ -3,10 +3,12 @@ package gslb
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -35,6 +37,9 @@ type siteHealth struct {
 	up      bool
 	streak  int // consecutive rounds disagreeing with up
 	reason  string
+	last    string    // the latest round's result, whatever the state
+	since   time.Time // of the first round or the last change
+	flips   uint64    // changes since this checker (or the one it took over from) started
 }
 
 // NewChecker prepares checks for sites; Run starts them. A site that prev
@@ -49,7 +54,7 @@ func NewChecker(sites []Site, m *Metrics, log *slog.Logger, prev *Checker) *Chec
 	for _, s := range sites {
 		sh := &siteHealth{site: s, up: s.Health == nil, checked: s.Health == nil}
 		if old := prev.lookup(s.Name); old != nil && sameHealth(old.site.Health, s.Health) {
-			sh.checked, sh.up, sh.streak, sh.reason = old.checked, old.up, old.streak, old.reason
+			sh.checked, sh.up, sh.streak, sh.reason, sh.since, sh.flips = old.checked, old.up, old.streak, old.reason, old.since, old.flips
 		}
 		if !sh.checked {
 			c.pending++
@@ -90,7 +95,7 @@ func sameHealth(a, b *Health) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return slices.Equal(a.Daemons, b.Daemons) && a.VIP == b.VIP && a.MinHosts == b.MinHosts && a.Probe == b.Probe
+	return slices.Equal(a.Daemons, b.Daemons) && a.VIP == b.VIP && a.MinHosts == b.MinHosts && a.BGP == b.BGP && a.Probe == b.Probe
 }
 
 // Ready is closed once every checked site has had its first round.
@@ -109,6 +114,17 @@ func (c *Checker) Up(site string) bool {
 	defer c.mu.Unlock()
 	sh := c.sites[site]
 	return sh != nil && sh.up
+}
+
+// detail fills in what the checker knows of ss.Name beyond up or down.
+func (c *Checker) detail(ss *SiteState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sh := c.sites[ss.Name]
+	if sh == nil {
+		return
+	}
+	ss.Up, ss.Checked, ss.Reason, ss.LastRound, ss.Since, ss.Transitions = sh.up, sh.checked, sh.reason, sh.last, sh.since, sh.flips
 }
 
 // Run checks every site until ctx ends.
@@ -146,8 +162,9 @@ func (c *Checker) record(site string, ok bool, reason string) {
 	defer c.mu.Unlock()
 	sh := c.sites[site]
 	h := sh.site.Health
+	sh.last = reason
 	if !sh.checked {
-		sh.checked, sh.up, sh.reason = true, ok, reason
+		sh.checked, sh.up, sh.reason, sh.since = true, ok, reason, time.Now()
 		c.log.Info("dns site health", "site", site, "up", ok, "reason", reason)
 		c.metrics.siteUp.WithLabelValues(site).Set(b2f(ok))
 		if c.pending--; c.pending == 0 {
@@ -167,7 +184,8 @@ func (c *Checker) record(site string, ok bool, reason string) {
 	if sh.streak < need {
 		return
 	}
-	sh.up, sh.streak, sh.reason = ok, 0, reason
+	sh.up, sh.streak, sh.reason, sh.since = ok, 0, reason, time.Now()
+	sh.flips++
 	to := "down"
 	if ok {
 		to = "up"
@@ -238,7 +256,10 @@ func (c *Checker) probe(ctx context.Context, url string, timeout time.Duration) 
 }
 
 // daemon asks one xlb daemon's status page whether it serves h.VIP with
-// at least one active backend.
+// at least one active backend and, when it speaks BGP, whether the
+// routers hear about it: a session established and the VIP's prefix
+// announced. A host whose routers do not send it the VIP's packets is
+// not serving it, however healthy its backends.
 func (c *Checker) daemon(ctx context.Context, base string, h *Health) error {
 	url := base + "/api/status"
 	resp, err := c.get(ctx, url, h.Timeout)
@@ -253,9 +274,21 @@ func (c *Checker) daemon(ctx context.Context, base string, h *Health) error {
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&st); err != nil {
 		return fmt.Errorf("%s: decode: %w", url, err)
 	}
+	if err := vipUsable(st.VIPs, h.VIP); err != nil {
+		return fmt.Errorf("%s: %w", base, err)
+	}
+	if err := bgpServes(st.BGP, h); err != nil {
+		return fmt.Errorf("%s: %w", base, err)
+	}
+	return nil
+}
+
+// vipUsable says why vip is not served with an active backend; nil when
+// it is.
+func vipUsable(vips []api.LiveVIP, vip netip.Addr) error {
 	found := false
-	for _, v := range st.VIPs {
-		if v.Key.Addr != h.VIP {
+	for _, v := range vips {
+		if v.Key.Addr != vip {
 			continue
 		}
 		found = true
@@ -264,7 +297,37 @@ func (c *Checker) daemon(ctx context.Context, base string, h *Health) error {
 		}
 	}
 	if !found {
-		return fmt.Errorf("%s: daemon does not serve VIP %s", base, h.VIP)
+		return fmt.Errorf("daemon does not serve VIP %s", vip)
 	}
-	return fmt.Errorf("%s: VIP %s has no active backend", base, h.VIP)
+	return fmt.Errorf("VIP %s has no active backend", vip)
+}
+
+// bgpServes says why a daemon's BGP speaker does not bring h.VIP's
+// packets to it; nil when it does, or when its BGP state does not count.
+func bgpServes(b *api.BGPStatus, h *Health) error {
+	switch {
+	case h.BGP == BGPIgnore:
+		return nil
+	case b == nil && h.BGP == BGPRequired:
+		return errors.New("daemon does not run BGP (bgp: required)")
+	case b == nil:
+		return nil
+	}
+	established := 0
+	for _, p := range b.Peers {
+		if p.Up {
+			established++
+		}
+	}
+	if established == 0 {
+		return fmt.Errorf("no established BGP session (%d peers)", len(b.Peers))
+	}
+	if !slices.Contains(b.Announced, netip.PrefixFrom(h.VIP, h.VIP.BitLen())) {
+		why := ""
+		if b.Held != "" {
+			why = " (" + b.Held + ")"
+		}
+		return fmt.Errorf("VIP %s is not announced over BGP%s", h.VIP, why)
+	}
+	return nil
 }

@@ -74,6 +74,7 @@ type fakeDaemon struct {
 	srv      *httptest.Server
 	vip      netip.Addr
 	healthy  atomic.Bool
+	bgp      atomic.Pointer[api.BGPStatus] // nil: BGP off
 	requests atomic.Int64
 	badSeen  atomic.Int64 // status requests answered while unhealthy
 }
@@ -96,7 +97,7 @@ func (s statusService) Status(context.Context) (api.Status, error) {
 		Key:  api.VIPKey{Addr: s.d.vip, Port: 80, Proto: api.ProtoTCP},
 		Mode: api.ModeIPIP, TableSize: 7,
 		Backends: []api.Backend{{Addr: netip.MustParseAddr("10.9.0.1"), Weight: 1, State: state, Healthy: state == api.StateActive}},
-	}}}, nil
+	}}, BGP: s.d.bgp.Load()}, nil
 }
 
 func (s statusService) Stats(context.Context) (api.Stats, error) {

@@ -36,6 +36,7 @@ type Server struct {
 // state is everything one configuration answers from, swapped whole on
 // reload so a query sees one generation only.
 type state struct {
+	cfg    *Config
 	health HealthView
 	geo    *Locator
 	rrl    *limiter
@@ -70,7 +71,7 @@ func (s *Server) Reload(cfg *Config, health HealthView, geo *Locator) {
 }
 
 func buildState(cfg *Config, health HealthView, geo *Locator) *state {
-	st := &state{health: health, geo: geo, rrl: newLimiter(cfg.RateLimit), names: map[string]*Name{}, sites: map[string]*Site{}}
+	st := &state{cfg: cfg, health: health, geo: geo, rrl: newLimiter(cfg.RateLimit), names: map[string]*Name{}, sites: map[string]*Site{}}
 	for i := range cfg.Sites {
 		st.sites[cfg.Sites[i].Name] = &cfg.Sites[i]
 	}
@@ -117,12 +118,11 @@ func (st *state) zone(name string) *zoneData {
 	return best
 }
 
-// Serve answers on pc (UDP) and ln (TCP) until ctx ends.
+// Serve answers on pc (UDP) and ln (TCP) until ctx ends; it closes both.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) error {
-	udp := &dns.Server{PacketConn: pc, Handler: s, UDPSize: answerUDPSize}
 	tcp := &dns.Server{Listener: ln, Handler: s, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }}
 	errc := make(chan error, 2)
-	go func() { errc <- udp.ActivateAndServe() }()
+	go func() { errc <- s.serveUDP(pc) }()
 	go func() { errc <- tcp.ActivateAndServe() }()
 	var err error
 	select {
@@ -130,9 +130,9 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, ln net.Listener) 
 	case err = <-errc:
 		err = fmt.Errorf("dns server: %w", err)
 	}
+	_ = pc.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = udp.ShutdownContext(sctx)
 	_ = tcp.ShutdownContext(sctx)
 	return err
 }
@@ -145,16 +145,29 @@ type query struct {
 	scope              int
 }
 
-// ServeDNS implements dns.Handler.
+// ServeDNS implements dns.Handler: the TCP server's queries.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	start := time.Now()
+	m := s.reply(r, w.RemoteAddr(), start)
+	if m == nil {
+		return
+	}
+	if err := w.WriteMsg(m); err != nil {
+		s.log.Debug("dns write", "client", w.RemoteAddr().String(), "err", err)
+	}
+	s.metrics.latency.Observe(time.Since(start).Seconds())
+}
+
+// reply is the answer to r from remote, nil when none is sent (held back
+// by the rate limit). Over UDP it is cut to the client's size.
+func (s *Server) reply(r *dns.Msg, remote net.Addr, start time.Time) *dns.Msg {
 	st := s.state.Load()
-	m, q := s.answer(st, r, w.RemoteAddr())
-	if ua, isUDP := w.RemoteAddr().(*net.UDPAddr); isUDP {
+	m, q := s.answer(st, r, remote)
+	if ua, isUDP := remote.(*net.UDPAddr); isUDP {
 		switch st.rrl.allow(ua.AddrPort().Addr().Unmap(), start) {
 		case rrlDrop:
 			s.metrics.limited.WithLabelValues("drop").Inc()
-			return
+			return nil
 		case rrlSlip:
 			s.metrics.limited.WithLabelValues("slip").Inc()
 			opt := m.IsEdns0()
@@ -172,11 +185,8 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 	// Counted before the write, so that a client that has its answer
 	// sees it counted.
-	s.metrics.queries.WithLabelValues(q.name, q.policy, q.site, dns.RcodeToString[m.Rcode]).Inc()
-	if err := w.WriteMsg(m); err != nil {
-		s.log.Debug("dns write", "client", w.RemoteAddr().String(), "err", err)
-	}
-	s.metrics.latency.Observe(time.Since(start).Seconds())
+	s.metrics.queries.WithLabelValues(q.name, typeLabel(r), q.policy, q.site, dns.RcodeToString[m.Rcode]).Inc()
+	return m
 }
 
 func (s *Server) answer(st *state, r *dns.Msg, remote net.Addr) (*dns.Msg, *query) {
@@ -338,15 +348,18 @@ func (s *Server) gslb(st *state, z *zoneData, m *dns.Msg, n *Name, qtype uint16,
 // label names the answer in metrics (a site name, or "all-down:" and the
 // last-resort answer); scope is the ECS scope prefix length (0 when the
 // answer does not depend on the client's address).
+//
+// Every policy first narrows the healthy sites to a group, then draws
+// one site of the group by weight: weighted's group is every healthy
+// site; failover's the healthy sites of the lowest priority; geo's the
+// nearest healthy site and those within nearby_km of it. So each policy
+// falls back by itself when its first group fails (the next tier, the
+// next nearest region) and shares load inside a group.
 func (s *Server) choose(st *state, n *Name, client netip.Addr) (sites []*Site, label string, scope int) {
-	var healthy []*Site
-	var weights []int
+	var healthy []int // indices into n.Sites
 	for i, name := range n.Sites {
 		if st.health == nil || st.health.Up(name) {
-			healthy = append(healthy, st.sites[name])
-			if n.Policy == PolicyWeighted {
-				weights = append(weights, n.Weights[i])
-			}
+			healthy = append(healthy, i)
 		}
 	}
 	if len(healthy) == 0 {
@@ -358,54 +371,86 @@ func (s *Server) choose(st *state, n *Name, client netip.Addr) (sites []*Site, l
 		}
 		return []*Site{st.sites[n.AllDown]}, "all-down:" + n.AllDown, 0
 	}
-	pick := healthy[0]
+	var group []int
 	switch n.Policy {
 	case PolicyWeighted:
-		total := 0
-		for _, w := range weights {
-			total += w
+		group = healthy
+	case PolicyFailover:
+		top := n.Priorities[healthy[0]]
+		for _, i := range healthy {
+			top = min(top, n.Priorities[i])
 		}
-		if total > 0 {
-			r := rand.IntN(total)
-			for i, w := range weights {
-				if r < w {
-					pick = healthy[i]
-					break
-				}
-				r -= w
+		for _, i := range healthy {
+			if n.Priorities[i] == top {
+				group = append(group, i)
 			}
 		}
 	case PolicyGeo:
-		pick, scope = s.nearest(st.geo, n, healthy, client)
+		group, scope = s.nearest(st, n, healthy, client)
 	}
+	pick := st.sites[n.Sites[drawByWeight(group, n.Weights)]]
 	return []*Site{pick}, pick.Name, scope
 }
 
-// nearest is the healthy site nearest to client, or the default site (if
-// healthy, else the first healthy one) when the client's location is
-// unknown.
-func (s *Server) nearest(geo *Locator, n *Name, healthy []*Site, client netip.Addr) (*Site, int) {
+// drawByWeight draws one of group (indices into weights) with
+// probability weight / sum; the first when every weight is 0.
+func drawByWeight(group []int, weights []int) int {
+	if len(group) == 1 {
+		return group[0]
+	}
+	total := 0
+	for _, i := range group {
+		total += weights[i]
+	}
+	if total == 0 {
+		return group[0]
+	}
+	r := rand.IntN(total)
+	for _, i := range group {
+		if r < weights[i] {
+			return i
+		}
+		r -= weights[i]
+	}
+	return group[0]
+}
+
+// nearest is the group of healthy sites nearest to client: the nearest
+// one (the first listed on a tie) and every other within n.NearbyKm of
+// it. When the client's location is unknown, the default site if
+// healthy, else the first healthy one.
+func (s *Server) nearest(st *state, n *Name, healthy []int, client netip.Addr) ([]int, int) {
 	var loc Location
 	var bits int
-	if client.IsValid() && geo != nil {
+	if client.IsValid() && st.geo != nil {
 		var err error
-		if loc, bits, err = geo.Lookup(client); err != nil {
+		if loc, bits, err = st.geo.Lookup(client); err != nil {
 			s.log.Warn("dns geoip lookup", "client", client.String(), "err", err)
 		}
 	}
 	if !loc.Known() {
-		for _, site := range healthy {
-			if site.Name == n.Default {
-				return site, bits
+		for _, i := range healthy {
+			if n.Sites[i] == n.Default {
+				return []int{i}, bits
 			}
 		}
-		return healthy[0], bits
+		return healthy[:1], bits
 	}
-	best, bestKm := healthy[0], distanceKm(loc, healthy[0].Location)
-	for _, site := range healthy[1:] {
-		if d := distanceKm(loc, site.Location); d < bestKm {
-			best, bestKm = site, d
+	dist := make([]float64, len(healthy))
+	best := 0
+	for k, i := range healthy {
+		dist[k] = distanceKm(loc, st.sites[n.Sites[i]].Location)
+		if dist[k] < dist[best] {
+			best = k
 		}
 	}
-	return best, bits
+	group := []int{healthy[best]}
+	if n.NearbyKm > 0 {
+		for k, i := range healthy {
+			if k != best && dist[k] <= dist[best]+n.NearbyKm {
+				group = append(group, i)
+			}
+		}
+	}
+	return group, bits
 }

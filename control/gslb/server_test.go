@@ -120,7 +120,7 @@ func TestZoneRecords(t *testing.T) {
 			assert.Equal(t, dns.RcodeBadVers, m.Rcode)
 		})
 	}
-	assert.Equal(t, 2.0, testutil.ToFloat64(r.metrics.queries.WithLabelValues("", "", "", "REFUSED")))
+	assert.Equal(t, 2.0, testutil.ToFloat64(r.metrics.queries.WithLabelValues("", "A", "", "", "REFUSED")))
 }
 
 func TestTruncatedAnswerFallsBackToTCP(t *testing.T) {
@@ -177,4 +177,17 @@ func TestGoResolver(t *testing.T) {
 	var dnsErr *net.DNSError
 	require.ErrorAs(t, err, &dnsErr)
 	assert.True(t, dnsErr.IsNotFound)
+}
+
+// The queries metric names the query type; a type outside the named set
+// is counted as "other", so arbitrary type numbers cannot grow the series.
+func TestQueriesCountedByType(t *testing.T) {
+	r := start(t, zoneConfig)
+	ask(t, "udp", r.addr, "www.example.com", dns.TypeAAAA)
+	ask(t, "udp", r.addr, "shop.example.com", dns.TypeA)
+	ask(t, "udp", r.addr, "www.example.com", dns.TypeNAPTR)
+	ask(t, "udp", r.addr, "www.example.com", 65000)
+	assert.Equal(t, 1.0, testutil.ToFloat64(r.metrics.queries.WithLabelValues("example.com.", "AAAA", "static", "", "NOERROR")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(r.metrics.queries.WithLabelValues("shop.example.com.", "A", PolicyFailover, "one", "NOERROR")))
+	assert.Equal(t, 2.0, testutil.ToFloat64(r.metrics.queries.WithLabelValues("example.com.", "other", "static", "", "NOERROR")))
 }

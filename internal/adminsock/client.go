@@ -22,6 +22,33 @@ var (
 	ErrPermission  = errors.New("permission denied")
 )
 
+// The sentinels of xlb's admin APIs. A server tags an error with one (the
+// message stays its own), StatusOf maps it to the HTTP status it answers
+// with, and the client's StatusError unwraps back to it, so callers on both
+// sides of the socket test errors with errors.Is.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrInvalid     = errors.New("invalid request")
+	ErrConflict    = errors.New("conflict")
+	ErrUnavailable = errors.New("unavailable")
+)
+
+// StatusOf is the HTTP status a server answers err with: the code of its
+// sentinel, 500 for an error that carries none.
+func StatusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
 // maxErrorBody bounds how much of an error answer is read.
 const maxErrorBody = 1 << 20
 
@@ -48,6 +75,21 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string { return e.Message }
+
+// Unwrap maps the status code back to the sentinel the server used.
+func (e *StatusError) Unwrap() error {
+	switch e.Code {
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusBadRequest:
+		return ErrInvalid
+	case http.StatusConflict:
+		return ErrConflict
+	case http.StatusServiceUnavailable:
+		return ErrUnavailable
+	}
+	return nil
+}
 
 // Client calls a JSON API served on a unix socket (the one Listen makes).
 // It is safe for concurrent use.
@@ -83,7 +125,16 @@ func (c *Client) Path() string { return c.path }
 // Close releases idle connections.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
-// kinded tags an error with a sentinel without changing its message.
+// Tag returns err tagged with the sentinel kind: errors.Is matches both,
+// and the message is err's alone. The operator reads "vip 10.0.0.1:80/tcp:
+// backend 10.0.1.1 already exists", not "...: conflict: ...".
+func Tag(err, kind error) error { return kinded{err: err, kind: kind} }
+
+// Errorf is Tag(fmt.Errorf(format, a...), kind); %w wraps as in fmt.Errorf.
+func Errorf(kind error, format string, a ...any) error {
+	return Tag(fmt.Errorf(format, a...), kind)
+}
+
 type kinded struct{ err, kind error }
 
 func (e kinded) Error() string   { return e.err.Error() }
@@ -104,9 +155,9 @@ func (c *Client) dialError(err error) error {
 		default:
 			hint += fmt.Sprintf(" (sudo usermod -aG %s $USER, then log in again)", g)
 		}
-		return kinded{fmt.Errorf("cannot connect to %s at %s: %s (%w)", c.peer.Name, c.path, hint, err), ErrPermission}
+		return Errorf(ErrPermission, "cannot connect to %s at %s: %s (%w)", c.peer.Name, c.path, hint, err)
 	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENOTDIR):
-		return kinded{fmt.Errorf("cannot reach %s at %s: %s (%w)", c.peer.Name, c.path, c.peer.NotRunning, err), ErrUnreachable}
+		return Errorf(ErrUnreachable, "cannot reach %s at %s: %s (%w)", c.peer.Name, c.path, c.peer.NotRunning, err)
 	}
 	return fmt.Errorf("cannot reach %s at %s: %w", c.peer.Name, c.path, err)
 }

@@ -3,6 +3,7 @@ package adminsock
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -67,4 +68,22 @@ func TestClientUnreachable(t *testing.T) {
 	assert.NotErrorIs(t, err, ErrPermission)
 	assert.Contains(t, err.Error(), "cannot reach xlb thing at "+path+": is `xlb thing` running?")
 	assert.NotContains(t, err.Error(), "http://")
+}
+
+// TestSentinelsRoundTrip: a server's tagged error answers with its
+// sentinel's status, keeps its own message, and the client's StatusError
+// for that status unwraps to the same sentinel.
+func TestSentinelsRoundTrip(t *testing.T) {
+	cause := errors.New("disk full")
+	for _, kind := range []error{ErrNotFound, ErrInvalid, ErrConflict, ErrUnavailable} {
+		err := Errorf(kind, "vip %s: %w", "10.0.0.1:80/tcp", cause)
+		assert.Equal(t, "vip 10.0.0.1:80/tcp: disk full", err.Error())
+		assert.ErrorIs(t, err, kind)
+		assert.ErrorIs(t, err, cause)
+		code := StatusOf(err)
+		assert.NotEqual(t, http.StatusInternalServerError, code, "%v", kind)
+		assert.ErrorIs(t, &StatusError{Code: code, Message: err.Error()}, kind)
+	}
+	assert.Equal(t, http.StatusInternalServerError, StatusOf(cause))
+	assert.NoError(t, errors.Unwrap(&StatusError{Code: http.StatusInternalServerError}))
 }

@@ -143,7 +143,7 @@ func TestSyncAppliesEveryChangeOnce(t *testing.T) {
 
 	r := &recorder{}
 	runSync(t, s, etcdstore.Snapshot{}, r)
-	require.Eventually(t, func() bool { return r.revision() >= seed }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return r.revision() >= seed }, 30*time.Second, 5*time.Millisecond)
 
 	writer := open(t, c.Endpoints(), "/t/")
 	want := map[string]int{fmt.Sprintf("seed@%d", seed): 1}
@@ -160,7 +160,7 @@ func TestSyncAppliesEveryChangeOnce(t *testing.T) {
 		}
 		want[fmt.Sprintf("%s@%d", k, last)] = 1
 	}
-	require.Eventually(t, func() bool { return r.revision() >= last }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return r.revision() >= last }, 30*time.Second, 5*time.Millisecond)
 	snap, err := s.Get(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, values(snap), r.values())
@@ -186,7 +186,7 @@ func TestSyncRelistsAfterCompaction(t *testing.T) {
 
 	r := &recorder{}
 	runSync(t, s, old, r)
-	require.Eventually(t, func() bool { return r.revision() >= rd }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return r.revision() >= rd }, 30*time.Second, 5*time.Millisecond)
 	assert.Equal(t, map[string]string{"a": "1", "b": "2", "d": "1"}, r.values())
 	per := r.perKey()
 	assert.Equal(t, 1, per[fmt.Sprintf("b@%d", rb2)])
@@ -196,7 +196,7 @@ func TestSyncRelistsAfterCompaction(t *testing.T) {
 
 	// And it keeps watching after the re-list.
 	re := put(t, s, "e", "1", 0)
-	require.Eventually(t, func() bool { return r.revision() >= re }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return r.revision() >= re }, 30*time.Second, 5*time.Millisecond)
 	assert.Equal(t, "1", r.values()["e"])
 }
 
@@ -214,11 +214,11 @@ func TestSyncCompactionDuringWatchAndLeaderLoss(t *testing.T) {
 
 	r := &recorder{}
 	runSync(t, s, etcdstore.Snapshot{}, r)
-	require.Eventually(t, func() bool { return r.revision() >= rb }, 10*time.Second, 5*time.Millisecond)
-	require.Eventually(t, func() bool { return s.Health().Up }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return r.revision() >= rb }, 30*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return s.Health().Up }, 30*time.Second, 5*time.Millisecond)
 
 	c.Stop(0)
-	require.Eventually(t, func() bool { return !s.Health().Up }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return !s.Health().Up }, 30*time.Second, 5*time.Millisecond)
 	down := s.Unavailable()
 	require.ErrorIs(t, down, etcdstore.ErrUnavailable)
 	assert.Contains(t, down.Error(), "desired-state store unreachable since ")
@@ -236,7 +236,7 @@ func TestSyncCompactionDuringWatchAndLeaderLoss(t *testing.T) {
 	assert.Equal(t, 1, per[fmt.Sprintf("a@%d", ra2)])
 	assert.Equal(t, 1, per[fmt.Sprintf("c@%d", rc)])
 	assert.Len(t, per, 5, "a, b at first; then a changed, b deleted, c added, each once: %v", per)
-	require.Eventually(t, func() bool { return s.Health().Up }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return s.Health().Up }, 30*time.Second, 5*time.Millisecond)
 
 	// Leader loss: member 0 runs, its peers do not.
 	c.Stop(1, 2)
@@ -252,7 +252,7 @@ func TestSyncCompactionDuringWatchAndLeaderLoss(t *testing.T) {
 	c.Restart(1, 2)
 	require.Eventually(t, func() bool { return s.Health().Up }, 20*time.Second, 5*time.Millisecond)
 	rx := put(t, s, "x", "1", 0)
-	require.Eventually(t, func() bool { return r.revision() >= rx }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return r.revision() >= rx }, 30*time.Second, 5*time.Millisecond)
 	before["x"] = "1"
 	assert.Equal(t, before, r.values())
 }

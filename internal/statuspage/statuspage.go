@@ -1,9 +1,10 @@
-// Package statuspage serves the live status page of xlb's daemon and proxy:
+// Package statuspage serves the live status page of xlb's daemon, proxy
+// and DNS server:
 // one HTML page, its stylesheet and script, embedded in the binary (edge
 // hosts have no internet, so nothing comes from a CDN), and the helpers
 // both status JSON endpoints share. The page polls /api/status once a
-// second and renders whichever kind of status it gets ("edge" or
-// "proxy"), so the look and the table code exist once.
+// second and renders whichever kind of status it gets ("edge", "proxy" or
+// "dns"), so the look and the table code exist once.
 //
 // The page is read-only: it only ever issues GET /api/status.
 package statuspage
@@ -25,6 +26,7 @@ var assets embed.FS
 const (
 	KindEdge  = "edge"
 	KindProxy = "proxy"
+	KindDNS   = "dns"
 )
 
 // APIPath is where the status JSON is served, next to the page at "/".

@@ -187,17 +187,7 @@ func (h *handler) ok(w http.ResponseWriter, v any) {
 }
 
 func (h *handler) fail(w http.ResponseWriter, err error) {
-	code := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, ErrNotFound):
-		code = http.StatusNotFound
-	case errors.Is(err, ErrInvalid):
-		code = http.StatusBadRequest
-	case errors.Is(err, ErrConflict):
-		code = http.StatusConflict
-	case errors.Is(err, ErrUnavailable):
-		code = http.StatusServiceUnavailable
-	}
+	code := adminsock.StatusOf(err)
 	if code == http.StatusInternalServerError {
 		h.log.Error("admin request failed", "err", err)
 	}

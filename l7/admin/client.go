@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -20,27 +19,7 @@ var (
 
 // StatusError is an error answer from the proxy; errors.Is matches the
 // sentinel of its status code.
-type StatusError struct {
-	Code    int
-	Message string
-}
-
-func (e *StatusError) Error() string { return e.Message }
-
-// Unwrap maps the status code back to the sentinel.
-func (e *StatusError) Unwrap() error {
-	switch e.Code {
-	case http.StatusNotFound:
-		return ErrNotFound
-	case http.StatusBadRequest:
-		return ErrInvalid
-	case http.StatusConflict:
-		return ErrConflict
-	case http.StatusServiceUnavailable:
-		return ErrUnavailable
-	}
-	return nil
-}
+type StatusError = adminsock.StatusError
 
 // proxyPeer is how errors name the proxy when its socket does not answer.
 var proxyPeer = adminsock.Peer{
@@ -64,12 +43,7 @@ func NewClient(socketPath string, timeout time.Duration) *Client {
 func (c *Client) Close() { c.sc.Close() }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	err := c.sc.Do(ctx, method, path, in, out)
-	var se *adminsock.StatusError
-	if errors.As(err, &se) {
-		return &StatusError{Code: se.Code, Message: se.Message}
-	}
-	return err
+	return c.sc.Do(ctx, method, path, in, out)
 }
 
 func serverPath(pool, server string) string {

@@ -22,6 +22,9 @@ type Pool struct {
 	// brain, no primary, no usable replica).
 	Role    string `json:"role,omitempty"`
 	Problem string `json:"problem,omitempty"`
+	// SplitBrain is set while several servers claim primary: the pool
+	// refuses new connections.
+	SplitBrain bool `json:"split_brain,omitempty"`
 }
 
 // Server is a server as the API shows it.
@@ -50,6 +53,9 @@ type Server struct {
 
 // DBCheck is what the PostgreSQL health check last learnt about a server.
 type DBCheck struct {
+	// Up is the check's rise/fall verdict: the server accepts a session
+	// and answers (whether the pool uses it depends on its role).
+	Up         bool    `json:"up"`
 	InRecovery bool    `json:"in_recovery"`
 	LagSeconds float64 `json:"lag_seconds"`
 	// Error is why the last check failed (bad credentials, timeout).
@@ -71,14 +77,15 @@ func describe(p *proxy.Proxy, st State, now time.Time, quiet time.Duration) []Po
 	for i, pl := range dir.Pools() {
 		pc := cfg.Pools[i]
 		dp := Pool{
-			Name:      pl.Name,
-			Policy:    pc.Policy,
-			Sticky:    pc.Sticky != nil,
-			Routes:    slices.Clone(routes[pl.Name]),
-			Available: len(pl.Available(now)),
-			Servers:   []Server{},
-			Role:      pl.Role(),
-			Problem:   pl.Problem(),
+			Name:       pl.Name,
+			Policy:     pc.Policy,
+			Sticky:     pc.Sticky != nil,
+			Routes:     slices.Clone(routes[pl.Name]),
+			Available:  len(pl.Available(now)),
+			Servers:    []Server{},
+			Role:       pl.Role(),
+			Problem:    pl.Problem(),
+			SplitBrain: pl.SplitBrain(),
 		}
 		if dp.Routes == nil {
 			dp.Routes = []string{}
@@ -90,7 +97,7 @@ func describe(p *proxy.Proxy, st State, now time.Time, quiet time.Duration) []Po
 				Runtime:  runtime[[2]string{pl.Name, b.Name}],
 			}
 			if db := b.DB(); db != nil {
-				s.DB = &DBCheck{InRecovery: db.InRecovery, LagSeconds: db.Lag.Seconds(), Error: db.Err}
+				s.DB = &DBCheck{Up: db.Up, InRecovery: db.InRecovery, LagSeconds: db.Lag.Seconds(), Error: db.Err}
 			}
 			draining, deadline := b.Draining()
 			switch {

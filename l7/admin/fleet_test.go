@@ -143,7 +143,7 @@ store:
 		require.Eventually(t, func() bool {
 			p, err := h.m.Pool("checkout", DefaultQuiet)
 			return err == nil && len(p.Servers) == 2 && p.Servers[0].State == "draining"
-		}, 10*time.Second, 5*time.Millisecond, "proxy %d applies both changes", i)
+		}, 30*time.Second, 5*time.Millisecond, "proxy %d applies both changes", i)
 		assert.Equal(t, map[string]int{"a9": 20}, answeredBy(t, h, 20), "proxy %d routes to the added server", i)
 	}
 
@@ -157,7 +157,7 @@ store:
 		require.Eventually(t, func() bool {
 			p, err := h.m.Pool("checkout", DefaultQuiet)
 			return err == nil && p.Servers[0].State != "draining"
-		}, 10*time.Second, 5*time.Millisecond, "proxy %d undrains", i)
+		}, 30*time.Second, 5*time.Millisecond, "proxy %d undrains", i)
 		got := map[string]int{}
 		for range 20 {
 			a, _ := get(t, h.url, cookie)
@@ -185,7 +185,7 @@ store:
 		require.Eventually(t, func() bool {
 			p, err := h.m.Pool("checkout", DefaultQuiet)
 			return err == nil && len(p.Servers) == 1
-		}, 10*time.Second, 5*time.Millisecond, "proxy %d converges", i)
+		}, 30*time.Second, 5*time.Millisecond, "proxy %d converges", i)
 		assert.Equal(t, map[string]int{"a1": 10}, answeredBy(t, h, 10), "proxy %d after", i)
 	}
 }

@@ -43,6 +43,7 @@ type LiveSummary struct {
 	Draining  int `json:"draining"`
 	Ejected   int `json:"ejected"`
 	Down      int `json:"down"`
+	OutOfRole int `json:"outOfRole"`
 	// PoolsEmpty have no available server: their routes answer 503.
 	PoolsEmpty int `json:"poolsEmpty"`
 }
@@ -77,6 +78,22 @@ type LivePool struct {
 	StickyNewPerSecond    float64 `json:"stickyNewPerSecond"`
 	StickyRepinsPerSecond float64 `json:"stickyRepinsPerSecond"`
 
+	// Role is the PostgreSQL role the pool wants (primary, replica), and
+	// Problem why it has no server for it or uses its fallback (split
+	// brain, no primary, no usable replica); SplitBrain is set while
+	// several servers claim primary and the pool refuses.
+	Role       string `json:"role,omitempty"`
+	Problem    string `json:"problem,omitempty"`
+	SplitBrain bool   `json:"splitBrain,omitempty"`
+	// Listeners are the TCP listeners forwarding to the pool; the
+	// connection figures are theirs: open now, forwarded per second, and
+	// refused per second (no server available, or the proxy at
+	// limits.max_conns).
+	Listeners            []string `json:"listeners"`
+	ActiveConnections    float64  `json:"activeConnections"`
+	ConnectionsPerSecond float64  `json:"connectionsPerSecond"`
+	RefusedPerSecond     float64  `json:"refusedPerSecond"`
+
 	Servers []LiveServer `json:"servers"`
 }
 
@@ -88,6 +105,10 @@ const (
 	LiveDraining  = "draining"
 	LiveEjected   = "ejected"
 	LiveDown      = "down"
+	// LiveOutOfRole is a server of a pool with a PostgreSQL role that
+	// answers its check but is not what the role wants: a standby in a
+	// primary pool, the primary in a replica pool, a standby over max_lag.
+	LiveOutOfRole = "out-of-role"
 )
 
 // LiveServer is one server: Server's fields plus rates and latency.
@@ -112,6 +133,22 @@ type LiveServer struct {
 	// interval, estimated from the histogram buckets; null when none was.
 	P50Ms *float64 `json:"p50Ms"`
 	P99Ms *float64 `json:"p99Ms"`
+
+	// ActiveConnections and ConnectionsPerSecond are the server's TCP
+	// connections (TCP listeners).
+	ActiveConnections    float64 `json:"activeConnections"`
+	ConnectionsPerSecond float64 `json:"connectionsPerSecond"`
+	// DB is the server's last PostgreSQL check, for pools with one.
+	DB *LiveDB `json:"db,omitempty"`
+}
+
+// LiveDB is what the PostgreSQL health check last learnt about a server.
+type LiveDB struct {
+	Up         bool    `json:"up"`
+	InRecovery bool    `json:"inRecovery"`
+	LagSeconds float64 `json:"lagSeconds"`
+	// Error is why the last check failed (bad credentials, timeout).
+	Error string `json:"error,omitempty"`
 }
 
 // LiveHandler serves GET /api/status. g is what the proxy's /metrics
@@ -186,9 +223,18 @@ func (h *liveHandler) build(now time.Time) (LiveStatus, error) {
 			Shed:              uint64(cur.shed[rt.Name]),
 		})
 	}
+	tcpListeners := map[string][]string{}
+	for _, l := range cfg.Listeners {
+		if l.Pool != "" {
+			tcpListeners[l.Pool] = append(tcpListeners[l.Pool], l.Name)
+		}
+	}
 	for _, pl := range describe(p, h.m.stateSnapshot(), now, DefaultQuiet) {
 		lp := LivePool{
-			Name: pl.Name, Policy: pl.Policy, Sticky: pl.Sticky, Routes: pl.Routes, Available: pl.Available,
+			Role: pl.Role, Problem: pl.Problem, SplitBrain: pl.SplitBrain,
+			Listeners:        append([]string{}, tcpListeners[pl.Name]...),
+			RefusedPerSecond: r.per(cur.tcpRefused[pl.Name], prev.tcpRefused[pl.Name]),
+			Name:             pl.Name, Policy: pl.Policy, Sticky: pl.Sticky, Routes: pl.Routes, Available: pl.Available,
 			RequestsPerSecond:     r.requests(func(k reqKey) bool { return k.pool == pl.Name }, false),
 			ErrorsPerSecond:       r.requests(func(k reqKey) bool { return k.pool == pl.Name }, true),
 			RetriesPerSecond:      r.per(cur.retries[pl.Name], prev.retries[pl.Name]),
@@ -208,6 +254,16 @@ func (h *liveHandler) build(now time.Time) (LiveStatus, error) {
 				RequestsPerSecond: r.requests(func(k reqKey) bool { return k.pool == pl.Name && k.server == s.Name }, false),
 				ErrorsPerSecond:   r.requests(func(k reqKey) bool { return k.pool == pl.Name && k.server == s.Name }, true),
 			}
+			if s.DB != nil {
+				ls.DB = &LiveDB{Up: s.DB.Up, InRecovery: s.DB.InRecovery, LagSeconds: s.DB.LagSeconds, Error: s.DB.Error}
+				if pl.Role != "" && ls.State == LiveDown && s.DB.Up {
+					ls.State = LiveOutOfRole
+				}
+			}
+			ls.ActiveConnections = cur.tcpActive[key]
+			ls.ConnectionsPerSecond = r.per(cur.tcpConns[key], prev.tcpConns[key])
+			lp.ActiveConnections += ls.ActiveConnections
+			lp.ConnectionsPerSecond += ls.ConnectionsPerSecond
 			if ls.State == LiveUp && e.eff < 1 {
 				ls.State = LiveSlowStart
 			}
@@ -225,6 +281,8 @@ func (h *liveHandler) build(now time.Time) (LiveStatus, error) {
 				out.Summary.Draining++
 			case LiveEjected:
 				out.Summary.Ejected++
+			case LiveOutOfRole:
+				out.Summary.OutOfRole++
 			default:
 				out.Summary.Down++
 			}
@@ -265,13 +323,19 @@ type counters struct {
 	retries map[string]float64  // pool
 	shed    map[string]float64  // route, all priorities
 	sticky  map[[2]string]float64
+	// TCP listeners: connections forwarded and open per pool and server,
+	// refused per pool.
+	tcpConns   map[[2]string]float64
+	tcpActive  map[[2]string]float64
+	tcpRefused map[string]float64
 }
 
 // gather reads the series by their exported names: the same numbers as
 // /metrics, so the page and Prometheus never disagree.
 func gather(g prometheus.Gatherer) counters {
 	c := counters{req: map[reqKey]float64{}, lat: map[[2]string]histo{}, retries: map[string]float64{},
-		shed: map[string]float64{}, sticky: map[[2]string]float64{}}
+		shed: map[string]float64{}, sticky: map[[2]string]float64{},
+		tcpConns: map[[2]string]float64{}, tcpActive: map[[2]string]float64{}, tcpRefused: map[string]float64{}}
 	if g == nil {
 		return c
 	}
@@ -297,6 +361,14 @@ func gather(g prometheus.Gatherer) counters {
 				c.retries[l["pool"]] += mt.GetCounter().GetValue()
 			case "xlb_l7_shed_total":
 				c.shed[l["route"]] += mt.GetCounter().GetValue()
+			case "xlb_l7_tcp_connections_total":
+				c.tcpConns[[2]string{l["pool"], l["server"]}] += mt.GetCounter().GetValue()
+			case "xlb_l7_tcp_active_connections":
+				c.tcpActive[[2]string{l["pool"], l["server"]}] += mt.GetGauge().GetValue()
+			case "xlb_l7_tcp_errors_total":
+				if k := l["kind"]; k == "no_server" || k == "limit" {
+					c.tcpRefused[l["pool"]] += mt.GetCounter().GetValue()
+				}
 			case "xlb_l7_sticky_total":
 				c.sticky[[2]string{l["pool"], l["result"]}] += mt.GetCounter().GetValue()
 			}

@@ -132,7 +132,7 @@ func serverByName(p LivePool, name string) LiveServer {
 // ejection, drain, health down) show up in the servers and the summary.
 func TestLiveStatusRatesFromRealTraffic(t *testing.T) {
 	lp := startLiveProxy(t)
-	require.Eventually(t, func() bool { return lp.get(t, "/api/x") == http.StatusOK }, 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return lp.get(t, "/api/x") == http.StatusOK }, 30*time.Second, 20*time.Millisecond)
 
 	first := lp.status(t)
 	assert.Equal(t, "proxy", first.Kind)

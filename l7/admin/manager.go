@@ -18,28 +18,21 @@ import (
 	"github.com/xlbproject/xlb/internal/opsmetrics"
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/proxy"
+
+	"github.com/xlbproject/xlb/internal/adminsock"
 )
 
 // Sentinels the API maps to status codes and the client maps back.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrInvalid  = errors.New("invalid")
-	ErrConflict = errors.New("conflict")
+	ErrNotFound = adminsock.ErrNotFound
+	ErrInvalid  = adminsock.ErrInvalid
+	ErrConflict = adminsock.ErrConflict
 	// ErrUnavailable: the fleet's store (etcd) cannot take a change now.
-	ErrUnavailable = errors.New("unavailable")
+	ErrUnavailable = adminsock.ErrUnavailable
 )
 
-// kindError tags an error with a sentinel without changing its message.
-type kindError struct {
-	err  error
-	kind error
-}
-
-func (e kindError) Error() string   { return e.err.Error() }
-func (e kindError) Unwrap() []error { return []error{e.err, e.kind} }
-
 func errorf(kind error, format string, a ...any) error {
-	return kindError{err: fmt.Errorf(format, a...), kind: kind}
+	return adminsock.Errorf(kind, format, a...)
 }
 
 // StatePathFor is the default state file of a config file: next to it,
@@ -200,14 +193,14 @@ func (m *Manager) reloadLocked() (ReloadResult, error) {
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {
-			return ReloadResult{}, kindError{err: err, kind: ErrInvalid}
+			return ReloadResult{}, adminsock.Tag(err, ErrInvalid)
 		}
 		return ReloadResult{}, err
 	}
 	run, kept, notes := Merge(file, m.state)
 	applied, err := m.proxy.Apply(run)
 	if err != nil {
-		return ReloadResult{}, kindError{err: err, kind: ErrInvalid}
+		return ReloadResult{}, adminsock.Tag(err, ErrInvalid)
 	}
 	m.file, m.run = file, run
 	if m.fleet != nil {

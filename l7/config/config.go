@@ -209,7 +209,16 @@ type Pool struct {
 	// role), so clients reconnect to one that is. Default true for pools
 	// with a role.
 	CloseOnDown *bool `yaml:"close_on_down"`
+	// ProxyProtocol, ProxyProtocolV2, sends a PROXY protocol header with
+	// the client's address at the start of every connection to a server
+	// (TCP listeners only), and a LOCAL one on the PostgreSQL health
+	// check's connections.
+	ProxyProtocol string `yaml:"proxy_protocol"`
 }
+
+// ProxyProtocolV2 is the PROXY protocol version xlb sends (the binary
+// one).
+const ProxyProtocolV2 = "v2"
 
 // PostgreSQL roles accepted in Pool.Role.
 const (

@@ -224,6 +224,9 @@ func (v *validator) config(c *Config) {
 		if r.Pool != "" && pools[r.Pool] == nil {
 			v.errorf(at("routes", i, "pool"), "route %q names unknown pool %q", r.Name, r.Pool)
 		}
+		if pl := pools[r.Pool]; pl != nil && pl.ProxyProtocol != "" {
+			v.errorf(at("routes", i, "pool"), "route %q uses pool %q, which sets proxy_protocol: the PROXY protocol is sent on tcp listeners only", r.Name, r.Pool)
+		}
 		// Two routes with the same match would make "most specific wins"
 		// depend on file order; make the operator choose.
 		key := r.Match.key()
@@ -567,6 +570,11 @@ func (v *validator) postgres(i int, p *Pool) {
 	}
 	if p.ReplicaFallback && p.Role != RoleReplica {
 		v.errorf(base("replica_fallback"), "pool %q sets replica_fallback but its role is not replica", p.Name)
+	}
+	switch p.ProxyProtocol {
+	case "", ProxyProtocolV2:
+	default:
+		v.errorf(base("proxy_protocol"), "pool %q proxy_protocol %q is not v2 (the only version xlb sends)", p.Name, p.ProxyProtocol)
 	}
 	if p.MaxConnsPerServer < 0 {
 		v.errorf(base("max_conns_per_server"), "pool %q max_conns_per_server %d is negative", p.Name, p.MaxConnsPerServer)

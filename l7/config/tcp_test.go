@@ -65,6 +65,7 @@ func TestParseTCPErrors(t *testing.T) {
 		{"bad role", "role: primary", "role: leader", 8, `role "leader" is not one of primary, replica`},
 		{"missing credentials", "credentials_file: pg.cred", "credentials_file: missing.cred", 14, "credentials_file"},
 		{"fallback on primary", "role: primary", "role: primary\n    replica_fallback: true", 9, "replica_fallback"},
+		{"proxy protocol v1", "role: primary", "role: primary\n    proxy_protocol: v1", 9, `proxy_protocol "v1" is not v2`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,6 +84,22 @@ func TestParseTCPErrors(t *testing.T) {
 			assert.True(t, found, "want line %d: %v", tc.line, err)
 		})
 	}
+}
+
+func TestParseProxyProtocol(t *testing.T) {
+	file := writeCred(t, "user=xlb password=x")
+	cfg, err := config.Parse(file, []byte(strings.Replace(tcpOnly, "role: primary", "role: primary\n    proxy_protocol: v2", 1)))
+	require.NoError(t, err)
+	assert.Equal(t, config.ProxyProtocolV2, cfg.Pools[0].ProxyProtocol)
+
+	// HTTP routes cannot use such a pool: the header would reach an HTTP
+	// server that does not expect it.
+	y := strings.Replace(tcpOnly, "    mode: tcp\n    pool: primary\n", "    mode: tcp\n    pool: primary\n  - {name: web, addr: \"127.0.0.1:8080\"}\n", 1)
+	y = strings.Replace(y, "role: primary", "role: primary\n    proxy_protocol: v2", 1)
+	y += "routes:\n  - {name: all, match: {path_prefix: /}, pool: primary}\n"
+	_, err = config.Parse(file, []byte(y))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `route "all" uses pool "primary", which sets proxy_protocol`)
 }
 
 func TestParseCredentialsMustNotNameHost(t *testing.T) {

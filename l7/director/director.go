@@ -150,6 +150,7 @@ type poolState struct {
 	health   *config.ActiveHealth
 	postgres *config.PostgresHealth
 	h2c      bool // the proxy speaks h2c to the pool's servers
+	proxyV2  bool // the pool's servers expect a PROXY protocol v2 header
 }
 
 // Director decides where requests go. It is safe for concurrent use.
@@ -195,7 +196,7 @@ func New(cfg *config.Config, opts ...Option) (*Director, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create director: %w", err)
 		}
-		ps := &poolState{pool: p, policy: pol, sticky: pc.Sticky, health: pc.Health.Active, postgres: pc.Health.Postgres, h2c: pc.UpstreamProtocol == config.UpstreamH2C, stats: stats}
+		ps := &poolState{pool: p, policy: pol, sticky: pc.Sticky, health: pc.Health.Active, postgres: pc.Health.Postgres, h2c: pc.UpstreamProtocol == config.UpstreamH2C, proxyV2: pc.ProxyProtocol == config.ProxyProtocolV2, stats: stats}
 		ps.hashKind, ps.hashName = parseHashKey(pc.HashKey)
 		d.pools = append(d.pools, ps)
 		poolIdx[pc.Name] = i
@@ -528,7 +529,7 @@ func (d *Director) healthTargets() []health.Target {
 			for _, b := range ps.pool.Backends {
 				targets = append(targets, health.Target{
 					Name: serverName(b.Pool, b.Name), Addr: b.Addr, Postgres: pg.Credentials,
-					Interval: pg.Interval, Timeout: pg.Timeout, Rise: pg.Rise, Fall: pg.Fall,
+					Interval: pg.Interval, Timeout: pg.Timeout, Rise: pg.Rise, Fall: pg.Fall, ProxyV2: ps.proxyV2,
 				})
 			}
 			continue

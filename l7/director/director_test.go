@@ -488,10 +488,10 @@ pools:
 	ready := func() bool { ok, _ := d.AllPoolsAvailable(); return ok }
 	require.True(t, ready())
 	healthy.Store(false)
-	require.Eventually(t, func() bool { return !ready() }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return !ready() }, 30*time.Second, 5*time.Millisecond)
 	assert.Equal(t, 503, decide(d, request("GET", "h", "/")).Status)
 	healthy.Store(true)
-	require.Eventually(t, ready, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, ready, 30*time.Second, 5*time.Millisecond)
 	assert.Equal(t, 0, decide(d, request("GET", "h", "/")).Status)
 }
 
@@ -523,16 +523,16 @@ pools:
 	d1 := newDirector(t, fmt.Sprintf(text, srv.Listener.Addr().String(), ""), clk)
 	require.NoError(t, d1.Start(t.Context()))
 	healthy.Store(false)
-	require.Eventually(t, func() bool { return len(d1.EmptyRoutes()) == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(d1.EmptyRoutes()) == 1 }, 30*time.Second, 5*time.Millisecond)
 
 	d2 := newDirector(t, fmt.Sprintf(text, srv.Listener.Addr().String(), fmt.Sprintf(", {name: a2, addr: %q}", deadAddr)), clk,
 		director.WithPrevious(d1))
 	d2.TakeOver(d1)
 	a1, a2 := d2.Pools()[0].ByName("a1"), d2.Pools()[0].ByName("a2")
 	assert.False(t, a1.Up(), "a1's down state carried over")
-	require.Eventually(t, func() bool { return !a2.Up() }, 10*time.Second, 5*time.Millisecond, "new server a2 is probed")
+	require.Eventually(t, func() bool { return !a2.Up() }, 30*time.Second, 5*time.Millisecond, "new server a2 is probed")
 	healthy.Store(true)
-	require.Eventually(t, a1.Up, 10*time.Second, 5*time.Millisecond, "transitions reach the new generation")
+	require.Eventually(t, a1.Up, 30*time.Second, 5*time.Millisecond, "transitions reach the new generation")
 	assert.Empty(t, d2.EmptyRoutes())
 	assert.NoError(t, d1.Close(), "the old generation has nothing left to stop")
 }

@@ -34,6 +34,10 @@ type Target struct {
 	// and port: the target is probed with a PostgreSQL session instead of
 	// HTTP (see probePostgres), and its status goes to SetPostgres.
 	Postgres string
+	// ProxyV2 starts each PostgreSQL probe's connection with a PROXY
+	// protocol v2 LOCAL header, for servers that demand the header on
+	// every connection (the pool sends it on forwarded ones).
+	ProxyV2 bool
 }
 
 // Checker probes targets until Close or its context ends.

@@ -195,7 +195,7 @@ func TestCloseStopsProbes(t *testing.T) {
 		{Name: "a", Addr: srv.Listener.Addr().String(), Path: "/", Interval: time.Millisecond, Timeout: time.Second, Rise: 1, Fall: 1},
 	}, nil)
 	require.NoError(t, c.Start(context.Background()))
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return probes > 2 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return probes > 2 }, 30*time.Second, time.Millisecond)
 	require.NoError(t, c.Close())
 	mu.Lock()
 	after := probes
@@ -242,19 +242,19 @@ func TestUpdateKeepsUnchangedProbes(t *testing.T) {
 	c := health.New(first, []health.Target{target("a"), target("b")}, nil)
 	require.NoError(t, c.Start(t.Context()))
 	t.Cleanup(func() { _ = c.Close() })
-	require.Eventually(t, func() bool { return len(first.names()) == 2 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(first.names()) == 2 }, 30*time.Second, 5*time.Millisecond)
 
 	second := &recorder{}
 	c.Update(second, []health.Target{target("a"), target("c")})
-	require.Eventually(t, func() bool { return second.names()["c"] }, 10*time.Second, 5*time.Millisecond, "new target c is probed")
+	require.Eventually(t, func() bool { return second.names()["c"] }, 30*time.Second, 5*time.Millisecond, "new target c is probed")
 	// A restarted probe of a would report at its first probe; a few more
 	// probes of a without a report show it kept its history.
 	n := count("/a")
-	require.Eventually(t, func() bool { return count("/a") > n+3 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return count("/a") > n+3 }, 30*time.Second, 5*time.Millisecond)
 	assert.False(t, second.names()["a"], "unchanged target a was restarted")
 	assert.Len(t, first.take(), 2, "nothing more reaches the old setter")
 	b := count("/b")
 	n = count("/a")
-	require.Eventually(t, func() bool { return count("/a") > n+3 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return count("/a") > n+3 }, 30*time.Second, 5*time.Millisecond)
 	assert.Equal(t, b, count("/b"), "removed target b is no longer probed")
 }

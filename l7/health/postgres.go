@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/xlbproject/xlb/l7/proxyproto"
 )
 
 // PostgresStatus is one PostgreSQL check's view of a server, reported
@@ -65,6 +67,24 @@ func probePostgres(ctx context.Context, t Target) (inRecovery bool, lag time.Dur
 		cfg.RuntimeParams = map[string]string{}
 	}
 	cfg.RuntimeParams["application_name"] = "xlb-health"
+	if t.ProxyV2 {
+		dial := cfg.DialFunc
+		cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			if dl, ok := ctx.Deadline(); ok {
+				_ = c.SetWriteDeadline(dl)
+			}
+			if _, err := c.Write(proxyproto.Local()); err != nil {
+				_ = c.Close()
+				return nil, fmt.Errorf("send proxy protocol header: %w", err)
+			}
+			_ = c.SetWriteDeadline(time.Time{})
+			return c, nil
+		}
+	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return false, 0, fmt.Errorf("postgres probe %s: connect: %w", t.Addr, err)

@@ -53,12 +53,12 @@ func TestApplyUnderLoad(t *testing.T) {
 	go func() { done <- runLoad(t, workers, 100000, tp.url+"/browse/x", stop, status200) }()
 	for i, text := range configs {
 		before := servers["b1"].hits()
-		require.Eventually(t, func() bool { return servers["b1"].hits() > before+20 }, 10*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return servers["b1"].hits() > before+20 }, 30*time.Second, time.Millisecond)
 		_, err := tp.Apply(parseShop(t, text, servers))
 		require.NoError(t, err, "apply %d", i)
 	}
 	b2 := servers["b2"].hits()
-	require.Eventually(t, func() bool { return servers["b2"].hits() > b2+20 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return servers["b2"].hits() > b2+20 }, 30*time.Second, time.Millisecond)
 	close(stop)
 	res := <-done
 	t.Logf("load across %d swaps: %s", len(configs), res)

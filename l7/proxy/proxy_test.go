@@ -587,7 +587,7 @@ func TestRunAndShutdown(t *testing.T) {
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 5*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	resp, _ := do(t, c, "GET", "http://"+cfg.Listeners[0].Addr+"/browse/x", nil, nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 

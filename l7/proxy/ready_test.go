@@ -36,7 +36,7 @@ func TestEmptyPoolFailsOnlyItsRoutes(t *testing.T) {
 	servers["b1"].srv.Close()
 	require.Eventually(t, func() bool {
 		return len(tp.dir.EmptyRoutes()) == 1
-	}, 10*time.Second, 10*time.Millisecond, "active health never saw b1 down")
+	}, 30*time.Second, 10*time.Millisecond, "active health never saw b1 down")
 
 	resp, body := do(t, c, "GET", tp.url+"/browse/x", nil, nil)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
@@ -78,7 +78,7 @@ func TestReadyNeedsAListenerAndNoStop(t *testing.T) {
 	assert.Equal(t, "no listener is serving yet", reason)
 
 	tp := startProxyConfig(t, cfg)
-	require.Eventually(t, func() bool { ok, _ := tp.Ready(); return ok }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { ok, _ := tp.Ready(); return ok }, 30*time.Second, 5*time.Millisecond)
 	tp.stopping.Store(true)
 	ok, reason = tp.Ready()
 	assert.False(t, ok)

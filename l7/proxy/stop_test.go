@@ -138,7 +138,7 @@ func TestGracefulStopUnderLoad(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	require.Eventually(t, func() bool { return ready() == http.StatusOK }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return ready() == http.StatusOK }, 30*time.Second, 10*time.Millisecond)
 
 	// An idle keep-alive connection opened before the stop.
 	idle, err := net.Dial("tcp", cfg.Listeners[0].Addr)
@@ -156,10 +156,10 @@ func TestGracefulStopUnderLoad(t *testing.T) {
 	stop := make(chan struct{})
 	loadDone := make(chan *loadResult, 1)
 	go func() { loadDone <- runLoad(t, 4, 200000, base+"/browse/x", stop, status200) }()
-	require.Eventually(t, func() bool { return servers["b1"].hits() > 50 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return servers["b1"].hits() > 50 }, 30*time.Second, 5*time.Millisecond)
 
 	cancel()
-	require.Eventually(t, func() bool { return ready() == http.StatusServiceUnavailable }, 2*time.Second, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return ready() == http.StatusServiceUnavailable }, 30*time.Second, 5*time.Millisecond,
 		"/ready must fail during the drain delay")
 	atStop := servers["b1"].hits()
 	resp, err = c.Get(base + "/browse/x")
@@ -190,7 +190,7 @@ func TestGracefulStopUnderLoad(t *testing.T) {
 		inflight <- resp
 	}()
 	<-arrived
-	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "no longer accepting") }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "no longer accepting") }, 30*time.Second, 5*time.Millisecond)
 	// The idle connection is closed by the proxy.
 	require.NoError(t, idle.SetReadDeadline(time.Now().Add(5*time.Second)))
 	_, err = idleR.ReadByte()

@@ -79,7 +79,7 @@ func TestServerSentEventsArriveBeforeTheResponseEnds(t *testing.T) {
 
 	require.Eventually(t, func() bool {
 		return countRecords(accessRecords(t, tp), map[string]any{"route": "events", "termination": "ok", "bytes": float64(22)}) == 1
-	}, 5*time.Second, 10*time.Millisecond, "the stream is accounted when it ends: %s", tp.logs.String())
+	}, 30*time.Second, 10*time.Millisecond, "the stream is accounted when it ends: %s", tp.logs.String())
 }
 
 // bigBody serves size bytes from a small buffer, so the app server itself
@@ -214,7 +214,7 @@ func TestLargeUploadStreamsToTheServer(t *testing.T) {
 		}
 		require.Eventually(t, func() bool {
 			return countRecords(accessRecords(t, tp), map[string]any{"route": "upload", "status": float64(413), "termination": "rejected"}) == 1
-		}, 5*time.Second, 10*time.Millisecond)
+		}, 30*time.Second, 10*time.Millisecond)
 	})
 }
 
@@ -228,7 +228,7 @@ func TestStreamClientAbort(t *testing.T) {
 	require.NoError(t, resp.Body.Close()) // the client goes away mid-body
 	require.Eventually(t, func() bool {
 		return countRecords(accessRecords(t, tp), map[string]any{"route": "files", "termination": "client_abort"}) == 1
-	}, 10*time.Second, 10*time.Millisecond, tp.logs.String())
+	}, 30*time.Second, 10*time.Millisecond, tp.logs.String())
 	assert.Equal(t, 1.0, metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "files", "cause": "client_abort"}))
 	assert.Zero(t, tp.dir.Pools()[0].Backends[0].InFlight())
 }

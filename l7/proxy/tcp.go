@@ -14,6 +14,7 @@ import (
 	"github.com/xlbproject/xlb/l7/balance"
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/pool"
+	"github.com/xlbproject/xlb/l7/proxyproto"
 )
 
 // TCP listeners (`mode: tcp`) forward whole connections to a pool without
@@ -277,6 +278,21 @@ func (p *Proxy) forwardTCP(client net.Conn, name string) {
 		_ = client.Close()
 		return
 	}
+	if pc.ProxyProtocol == config.ProxyProtocolV2 {
+		// The client's address and the one it connected to, before any
+		// of its bytes; bounded like the dial.
+		_ = server.SetWriteDeadline(time.Now().Add(l.ConnectTimeout))
+		_, err := server.Write(proxyproto.Header(client.RemoteAddr(), client.LocalAddr()))
+		_ = server.SetWriteDeadline(time.Time{})
+		if err != nil {
+			pl.Report(b, true, 0, time.Now())
+			p.tcpMetrics.errors.WithLabelValues(pc.Name, b.Name, "connect").Inc()
+			p.log.Debug("tcp proxy protocol header not sent", "pool", pc.Name, "backend", b.Name, "error", err)
+			_ = server.Close()
+			_ = client.Close()
+			return
+		}
+	}
 	// A connection made counts as a success for passive health.
 	pl.Report(b, false, 200, time.Time{})
 	c := &tcpConn{client: client, server: server, b: b, pool: pc.Name, closeOnDown: pc.CloseOnDown != nil && *pc.CloseOnDown}
@@ -293,16 +309,16 @@ func (p *Proxy) forwardTCP(client net.Conn, name string) {
 
 	var last atomic.Int64
 	last.Store(start.UnixNano())
-	done := make(chan struct{}, 2)
+	// One direction in a goroutine of its own, the other in this one: the
+	// first to end closes both sockets, which ends the other.
+	done := make(chan struct{})
 	go func() {
-		_ = idleCopy(server, client, client, l.IdleTimeout, &last, &c.toServer)
-		done <- struct{}{}
+		defer close(done)
+		defer c.close()
+		defer recoverTo(p.log)
+		_ = relay(server, client, l.IdleTimeout, &last, &c.toServer)
 	}()
-	go func() {
-		_ = idleCopy(client, server, server, l.IdleTimeout, &last, &c.toClient)
-		done <- struct{}{}
-	}()
-	<-done
+	_ = relay(client, server, l.IdleTimeout, &last, &c.toClient)
 	c.close()
 	<-done
 	c.flush(m)

@@ -173,13 +173,13 @@ func TestTCPForwardsWithLeastConnAndCountsPerServer(t *testing.T) {
 	// The byte counters grow while connections are open: 2+3 bytes
 	// reached a, 4+5 b (least_conn alternates), and each got its echo.
 	require.Eventually(t, func() bool { return sumSeries(t, tp.reg, "xlb_l7_tcp_bytes_total", "direction", "to_server") == 14 },
-		5*time.Second, 10*time.Millisecond)
+		30*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 4.0, metricValue(t, tp.reg, "xlb_l7_tcp_active_connections", map[string]string{"pool": "pg", "server": "a"})+
 		metricValue(t, tp.reg, "xlb_l7_tcp_active_connections", map[string]string{"pool": "pg", "server": "b"}))
 	for _, c := range conns {
 		require.NoError(t, c.Close())
 	}
-	require.Eventually(t, func() bool { return tp.ActiveTCP() == 0 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return tp.ActiveTCP() == 0 }, 30*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_tcp_connections_total", map[string]string{"pool": "pg", "server": "a"}))
 	assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_tcp_connections_total", map[string]string{"pool": "pg", "server": "b"}))
 	// Each client sent i+1 bytes plus a newline: 2+3+4+5 = 14 to the servers.
@@ -305,7 +305,7 @@ pools:
 	require.Eventually(t, func() bool {
 		c, err = net.Dial("tcp", addr)
 		return err == nil
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 	defer c.Close()
 	br := bufio.NewReader(c)
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
@@ -391,4 +391,86 @@ pools:
 	assert.Equal(t, 0.0, sumSeries(t, reg, "xlb_l7_tcp_errors_total", "kind", "closed_down"))
 	_, cur := p.Running()
 	assert.Equal(t, "a", cur.Pool(0).Available(time.Now())[0].Name)
+}
+
+// counterOrZero is the counter of name with exactly these label values
+// among its labels, 0 while the series does not exist yet.
+func counterOrZero(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue series
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+// TCP mode does not parse: bytes that are no protocol at all reach the
+// server unchanged; limits.max_conns bounds how many such clients the
+// proxy holds, refusing (closing) the next one and counting it.
+func TestTCPGarbageForwardedAndMaxConnsProtects(t *testing.T) {
+	servers := map[string]*tcpServer{"a": newTCPServer(t, "a"), "b": newTCPServer(t, "b")}
+	tp := startTCPProxy(t, tcpConfig("1h", "0")+"limits: {max_conns: 2}\n", servers)
+	garbage := []byte{0x00, 0xff, 0x16, 0x03, 0x01, 'G', 'E', 'T', 0x0d, 0x00, 0x80, 0x7f, '\n'}
+	var held []net.Conn
+	for range 2 {
+		c, br, name := dialGreeting(t, tp.addr)
+		require.NotEmpty(t, name)
+		_, err := c.Write(garbage)
+		require.NoError(t, err)
+		got := make([]byte, len(garbage))
+		_, err = io.ReadFull(br, got)
+		require.NoError(t, err)
+		assert.Equal(t, garbage, got, "forwarded byte for byte")
+		held = append(held, c)
+	}
+	_, _, name := dialGreeting(t, tp.addr)
+	assert.Empty(t, name, "a third client beyond limits.max_conns is closed")
+	assert.Equal(t, 1.0, metricValue(t, tp.reg, "xlb_l7_tcp_errors_total", map[string]string{"pool": "pg", "kind": "limit"}))
+
+	require.NoError(t, held[0].Close())
+	require.Eventually(t, func() bool { return tp.ActiveTCP() == 1 }, 30*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		c, err := net.DialTimeout("tcp", tp.addr, 2*time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		return err == nil && line != ""
+	}, 30*time.Second, 50*time.Millisecond, "a slot freed takes a new client")
+}
+
+// A connection whose dial finishes after the stop closed the others is
+// not tracked (and so closed by forwardTCP), instead of outliving the
+// proxy.
+func TestTCPConnsRefuseAfterCloseAll(t *testing.T) {
+	ts := newTCPConns(4)
+	a, b := tcpPair(t)
+	early := &tcpConn{client: a, server: b}
+	require.True(t, ts.add(early))
+	ts.closeAll()
+	_, err := a.Read(make([]byte, 1))
+	assert.Error(t, err, "closeAll closes what is tracked")
+	c, d := tcpPair(t)
+	assert.False(t, ts.add(&tcpConn{client: c, server: d}), "nothing is tracked after closeAll")
+	ts.remove(early)
+	assert.Equal(t, int64(0), ts.active.Load())
 }

@@ -169,7 +169,7 @@ func TestTLSMinVersion(t *testing.T) {
 	_, err := tls.Dial("tcp", tp.addr, old)
 	require.Error(t, err, "a TLS 1.1 client is refused")
 	assert.Contains(t, err.Error(), "protocol version")
-	require.Eventually(t, func() bool { return tp.tlsFailures.Load() == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return tp.tlsFailures.Load() == 1 }, 30*time.Second, 10*time.Millisecond)
 	assert.NoError(t, testutil.GatherAndCompare(tp.reg, strings.NewReader(`# HELP xlb_l7_tls_handshake_failures_total Client TLS handshakes that failed: no common version or cipher, timeout, not TLS at all.
 # TYPE xlb_l7_tls_handshake_failures_total counter
 xlb_l7_tls_handshake_failures_total 1
@@ -441,7 +441,7 @@ func TestH2GracefulStop(t *testing.T) {
 			_ = c.Close()
 		}
 		return err != nil
-	}, 5*time.Second, 10*time.Millisecond, "the TLS listener closes at once")
+	}, 30*time.Second, 10*time.Millisecond, "the TLS listener closes at once")
 	close(release)
 	a := <-got
 	require.NoError(t, a.err)
@@ -467,13 +467,13 @@ func TestH2MaxConns(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
 		require.Equal(t, 2, resp.ProtoMajor)
 	}
-	require.Eventually(t, func() bool { return tp.h2Conns.Load() == 2 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return tp.h2Conns.Load() == 2 }, 30*time.Second, 10*time.Millisecond)
 	_, err := clients[2].Get(tp.url + "/browse/x")
 	require.Error(t, err, "a third h2 connection is over max_conns")
 	assert.Equal(t, uint64(1), tp.tlsRefused.Load())
 
 	transports[0].CloseIdleConnections()
-	require.Eventually(t, func() bool { return tp.h2Conns.Load() == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return tp.h2Conns.Load() == 1 }, 30*time.Second, 10*time.Millisecond)
 	resp, body := do(t, clients[2], "GET", tp.url+"/browse/x", nil, nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode, body)
 }
@@ -489,14 +489,14 @@ func TestTLSHandshakeBound(t *testing.T) {
 		require.NoError(t, err)
 		defer c.Close()
 	}
-	require.Eventually(t, func() bool { return len(tp.handshakes) == 2 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(tp.handshakes) == 2 }, 30*time.Second, 5*time.Millisecond)
 	_, err := tls.Dial("tcp", tp.addr, f.clientTLS("shop.example.com"))
 	require.Error(t, err, "no handshake slot left")
 	assert.Equal(t, uint64(1), tp.tlsRefused.Load())
 
 	// The silent clients time out (read_header_timeout 300ms) and count as
 	// failed handshakes; then a client is served again.
-	require.Eventually(t, func() bool { return len(tp.handshakes) == 0 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(tp.handshakes) == 0 }, 30*time.Second, 10*time.Millisecond)
 	assert.Equal(t, uint64(2), tp.tlsFailures.Load())
 	resp, body := do(t, h1Client(t, f.clientTLS("shop.example.com")), "GET", tp.url+"/browse/x", nil, nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode, body)
@@ -530,7 +530,7 @@ func TestH2StreamsEvents(t *testing.T) {
 	rest, err := io.ReadAll(br)
 	require.NoError(t, err)
 	assert.Equal(t, "\ndata: 2\n\n", string(rest))
-	require.Eventually(t, func() bool { return requestCount(t, tp, "browse", "2xx") == 1 }, 5*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return requestCount(t, tp, "browse", "2xx") == 1 }, 30*time.Second, 10*time.Millisecond,
 		"counted when the stream ends")
 }
 

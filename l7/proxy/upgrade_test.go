@@ -111,7 +111,7 @@ func TestWebSocketPassesThrough(t *testing.T) {
 	assert.Equal(t, 0.0, metricValue(t, tp.reg, "xlb_l7_shed_inflight_requests", nil), "but not a shedding slot")
 
 	require.NoError(t, ws.Close())
-	require.Eventually(t, func() bool { return tp.ActiveTunnels() == 0 && w1.InFlight() == 0 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return tp.ActiveTunnels() == 0 && w1.InFlight() == 0 }, 30*time.Second, 10*time.Millisecond)
 	recs := accessRecords(t, tp)
 	require.Equal(t, 1, countRecords(recs, map[string]any{"route": "ws", "status": float64(101), "termination": "ok", "tries": float64(2), "backend": "w1"}), "%v", recs)
 	// bytes: the five echoes, each a 2-byte frame header and "echo: mN",
@@ -148,7 +148,7 @@ func TestWebSocketIdleTimeout(t *testing.T) {
 		require.Error(t, err)
 		require.Eventually(t, func() bool {
 			return countRecords(accessRecords(t, tp), map[string]any{"route": "quiet", "termination": "idle_timeout"}) == 1
-		}, 5*time.Second, 10*time.Millisecond, tp.logs.String())
+		}, 30*time.Second, 10*time.Millisecond, tp.logs.String())
 		assert.Equal(t, 1.0, metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "quiet", "cause": "idle_timeout"}))
 	})
 }
@@ -207,7 +207,7 @@ func TestWebSocketAcrossReload(t *testing.T) {
 
 	require.NoError(t, old.Close())
 	require.NoError(t, fresh.Close())
-	require.Eventually(t, func() bool { return tp.ActiveTunnels() == 0 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return tp.ActiveTunnels() == 0 }, 30*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 0.0, metricValue(t, tp.reg, "xlb_l7_upgraded_connections", map[string]string{"route": "ws"}))
 	assert.Equal(t, 0.0, metricValue(t, tp.reg, "xlb_l7_upgraded_connections", map[string]string{"route": "first"}))
 	assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_terminations_total", map[string]string{"route": "ws", "cause": "ok"}))

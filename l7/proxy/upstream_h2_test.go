@@ -93,7 +93,7 @@ func TestUpstreamH2C(t *testing.T) {
 			}
 		}
 		return n >= 4
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 	checkout := tp.director().Pools()[0]
 	require.Len(t, checkout.Available(time.Now()), 2, "both servers pass their h2c health checks")
 	app.reset()

@@ -62,13 +62,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Ports: a random base in the dynamic range, checked to be free.
-BASE=$(( 20000 + RANDOM % 20000 ))
-for off in $(seq 0 15); do
-	if ss -Htln "sport = :$((BASE + off))" | grep -q .; then
-		echo "l7.sh: port $((BASE + off)) busy, run again" >&2; exit 1
-	fi
-done
+# Ports: 16 free ones outside the ephemeral range (see l7lib/ports.sh).
+. "$ROOT/test/bench/l7lib/ports.sh"
+pick_ports 16
 B1=$((BASE)) B2=$((BASE + 1)) B3=$((BASE + 2)) B4=$((BASE + 3))
 declare -A PORT=([xlb]=$((BASE + 4)) [xlb-nometrics]=$((BASE + 5)) [haproxy]=$((BASE + 6)) [nginx]=$((BASE + 7)) [xlb-b]=$((BASE + 10))
 	[xlb-tls]=$((BASE + 12)) [haproxy-tls]=$((BASE + 13)))

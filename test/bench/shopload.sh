@@ -36,9 +36,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-PORT=$(( 20000 + RANDOM % 20000 ))
-if ss -Htln "sport = :$PORT" | grep -q .; then echo "shopload.sh: port $PORT busy, run again" >&2; exit 1; fi
-ADDR=127.0.0.1:$PORT
+. "$ROOT/test/bench/l7lib/ports.sh"
+pick_ports 1
+ADDR=127.0.0.1:$BASE
 
 echo "building the server and shopload..." >&2
 (cd "$ROOT" && go build -o "$TMP/l7backend" ./test/bench/l7backend && go build -o "$TMP/shopload" ./test/shopload/cmd/shopload)

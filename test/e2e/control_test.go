@@ -358,7 +358,7 @@ func (b *ctlBed) waitState(t *testing.T, backend netip.Addr, want string) {
 			}
 		}
 		return false
-	}, 10*time.Second, 20*time.Millisecond, "backend %s never became %s: %+v", backend, want, &last)
+	}, 30*time.Second, 20*time.Millisecond, "backend %s never became %s: %+v", backend, want, &last)
 }
 
 // backend returns the daemon's view of one backend of the bed's VIP.
@@ -392,14 +392,12 @@ func TestControlPlane(t *testing.T) {
 		srcs := b.sourcesOf(t, victim.host.Addr4, 8)
 		start := time.Now()
 		victim.stop()
-		for b.chooses(t, srcs, victim.host.Addr4) {
-			require.Less(t, time.Since(start), 10*time.Second, "dead host never left the table")
-			time.Sleep(5 * time.Millisecond)
-		}
+		require.Eventually(t, func() bool { return !b.chooses(t, srcs, victim.host.Addr4) },
+			60*time.Second, 5*time.Millisecond, "dead host never left the table")
 		elapsed := time.Since(start)
 		// The ≤ 1 s target is measured over 20 trials by test/bench/control
-		// (p50/p99); a functional test only bounds it loosely above, so a
-		// loaded CI machine cannot make it flake.
+		// (p50/p99); a functional test reports the time and only waits for
+		// the state, so a loaded CI machine cannot make it flake.
 		t.Logf("failover: dead host out of the data path after %v (defaults: interval 200ms, timeout 150ms, fall 2)", elapsed)
 		got := b.spread(t, 60)
 		assert.Zero(t, got[victim.host.Name], "new connections avoid the dead host: %v", got)
@@ -592,12 +590,11 @@ func ctlSummary(vs []api.VIP) []string {
 // with a function that stops the process (also run at cleanup).
 func (b *ctlBed) startProxy(t *testing.T, l *ctlL7, readiness string) (stop func()) {
 	t.Helper()
-	cfg := filepath.Join(b.dir, l.host.Name+"-proxy.yaml")
 	extra := ""
 	if readiness != "" {
 		extra = "readiness: " + readiness + "\n"
 	}
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`listeners:
+	return runProxy(t, b.bin, b.dir, l, fmt.Sprintf(`listeners:
   - name: http
     addr: "%s:80"
 admin:
@@ -619,10 +616,27 @@ pools:
         timeout: 50ms
         rise: 1
         fall: 1
-%s`, b.vip, l.host.Addr4, ctlAdminPort, filepath.Join(b.dir, l.host.Name+"-proxy.sock"), extra)), 0o600))
-	logf, err := os.OpenFile(filepath.Join(b.dir, l.host.Name+"-proxy.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+%s`, b.vip, l.host.Addr4, ctlAdminPort, proxySocket(b.dir, l), extra))
+}
+
+// proxySocket is the admin socket of l's `xlb proxy` (what `xlb pool` and
+// `xlb proxy reload` talk to with --proxy).
+func proxySocket(dir string, l *ctlL7) string { return filepath.Join(dir, l.host.Name+"-proxy.sock") }
+
+// proxyConfig is the config file of l's `xlb proxy`.
+func proxyConfig(dir string, l *ctlL7) string { return filepath.Join(dir, l.host.Name+"-proxy.yaml") }
+
+// runProxy writes cfg as l's proxy config and runs `xlb proxy` on l's host
+// (its log in dir, shown when the test fails). It returns once the proxy's
+// /ready on the host's admin port answers 200, with a function that kills
+// the process (SIGKILL; also run at cleanup); l.termProxy stops it with
+// SIGTERM instead.
+func runProxy(t *testing.T, bin, dir string, l *ctlL7, cfg string) (stop func()) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(proxyConfig(dir, l), []byte(cfg), 0o600))
+	logf, err := os.OpenFile(filepath.Join(dir, l.host.Name+"-proxy.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	require.NoError(t, err)
-	cmd := l.host.Command(context.Background(), b.bin, "proxy", "--config", cfg)
+	cmd := l.host.Command(context.Background(), bin, "proxy", "--config", proxyConfig(dir, l))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	require.NoError(t, cmd.Start())
 	done := make(chan struct{})
@@ -641,7 +655,7 @@ pools:
 		stop()
 		if t.Failed() {
 			out, _ := os.ReadFile(logf.Name())
-			t.Logf("%s proxy log:\n%s", l.host.Name, out)
+			t.Logf("%s proxy log (tail):\n%s", l.host.Name, tail(out, 60))
 		}
 	})
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: l.host.Dialer()}}
@@ -653,7 +667,7 @@ pools:
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 20*time.Second, 20*time.Millisecond, "xlb proxy on %s never became ready", l.host.Name)
+	}, 30*time.Second, 20*time.Millisecond, "xlb proxy on %s never became ready", l.host.Name)
 	return stop
 }
 
@@ -686,13 +700,13 @@ func TestControlWithL7Proxy(t *testing.T) {
 		resp.Body.Close()
 		retryAfter = resp.Header.Get("Retry-After")
 		return resp.StatusCode == http.StatusServiceUnavailable
-	}, 10*time.Second, 20*time.Millisecond, "the proxy never answered 503 for its empty pool")
+	}, 30*time.Second, 20*time.Millisecond, "the proxy never answered 503 for its empty pool")
 	assert.NotEmpty(t, retryAfter, "503 for an empty pool carries Retry-After")
 	emptySince := time.Now()
 	// Let the daemon run several checks after that, then look.
 	require.Eventually(t, func() bool {
 		return b.backend(t, proxied.host.Addr4).LastCheck.After(emptySince.Add(500 * time.Millisecond))
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	be := b.backend(t, proxied.host.Addr4)
 	assert.Equal(t, api.StateActive, be.State, "an empty pool must not take the L7 host out: %+v", be)
 	assert.Positive(t, be.TableSlots)

@@ -35,7 +35,7 @@ func TestBenchEdgeHostFailure(t *testing.T) {
 		require.NoError(t, err, "XLB_BENCH_HOLD")
 		hold = d
 	}
-	b := newHABed(t, hold)
+	b := newHABed(t, haOptions{hold: hold})
 	for _, lb := range b.lbs {
 		b.startLB(t, lb)
 	}
@@ -46,7 +46,7 @@ func TestBenchEdgeHostFailure(t *testing.T) {
 		start := time.Now()
 		require.NoError(t, victim.host.SetLink(false))
 		b.stopLB(t, victim, syscall.SIGKILL)
-		require.Eventually(t, func() bool { return !b.uses(t, victim) }, hold+10*time.Second, 2*time.Millisecond,
+		require.Eventually(t, func() bool { return !b.uses(t, victim) }, hold+30*time.Second, 2*time.Millisecond,
 			"trial %d: the router kept using %s", i, victim.host.Name)
 		took = append(took, time.Since(start))
 		// Back for the next trial: link up, daemon restarted (adopting

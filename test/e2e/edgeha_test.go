@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -78,16 +80,39 @@ type haBed struct {
 	bin  string
 	// hold and keepalive are both sides' BGP timers.
 	hold, keepalive time.Duration
+	opts            haOptions
 }
 
-func newHABed(t *testing.T, hold time.Duration) *haBed {
+// haOptions shape a haBed; the zero value of a field takes its default.
+type haOptions struct {
+	// hold is both sides' BGP hold time (keepalive a third of it, ≥ 1s).
+	hold time.Duration
+	// edges and l7s are how many edge hosts and L7 hosts (default 3, 3).
+	edges, l7s int
+	// inTable is how many of the L7 hosts, the first ones, the daemons'
+	// config file lists as backends (default all); the others can be
+	// added at run time.
+	inTable int
+	// health is extra YAML under the daemons' health: key (indented two
+	// spaces), e.g. "  interval: 300ms\n".
+	health string
+	// proxied L7 hosts serve VIP:80 and /ready with the real `xlb proxy`,
+	// which the caller starts; the test's servers then leave VIP:80 and
+	// the admin port to it.
+	proxied bool
+}
+
+func newHABed(t *testing.T, opts haOptions) *haBed {
 	t.Helper()
 	if !topo.FRRAvailable() {
 		t.Skip("FRR is not installed (make deps installs Debian's frr)")
 	}
+	opts.edges = cmp.Or(opts.edges, 3)
+	opts.l7s = cmp.Or(opts.l7s, 3)
+	opts.inTable = cmp.Or(opts.inTable, opts.l7s)
 	b := &haBed{t: t, tp: topo.NewT(t, topo.Options{}), vip: netip.MustParseAddr("198.51.100.30"), dir: t.TempDir(),
 		vip6: netip.MustParseAddr("2001:db8:100::30"),
-		hold: hold, keepalive: max(hold/3, time.Second)}
+		hold: opts.hold, keepalive: max(opts.hold/3, time.Second), opts: opts}
 	b.bin = ctlBuild(t, b.dir)
 	var err error
 	b.router, err = b.tp.AddHost(topo.HostConfig{Name: "router", Router: true, NoOffloads: true})
@@ -102,10 +127,10 @@ func newHABed(t *testing.T, hold time.Duration) *haBed {
 	require.NoError(t, b.client.AddRoute(netip.PrefixFrom(b.vip6, 128), b.router.Addr6))
 	require.NoError(t, b.client.AddNeigh(b.router.Addr4, b.router.MAC))
 	require.NoError(t, b.client.AddNeigh(b.router.Addr6, b.router.MAC))
-	for i := 1; i <= 3; i++ {
+	for range opts.edges {
 		b.addLB(t)
 	}
-	for i := 1; i <= 3; i++ {
+	for i := 1; i <= opts.l7s; i++ {
 		h, err := b.tp.AddHost(topo.HostConfig{Name: fmt.Sprintf("l7-%d", i), MTU: topo.BridgeMTU,
 			VIPs: []netip.Addr{b.vip, b.vip6}, RPFilterOff: true})
 		require.NoError(t, err)
@@ -114,7 +139,7 @@ func newHABed(t *testing.T, hold time.Duration) *haBed {
 		t.Cleanup(func() { assert.NoError(t, d.Close()) })
 		require.NoError(t, d.SetAddrs([]netip.Addr{h.Addr4, h.Addr6}))
 		require.NoError(t, h.Do(func() error { return d.Attach(topo.HostIfname, xdplink.ModeNative) }))
-		l := &ctlL7{host: h, vip: b.vip}
+		l := &ctlL7{host: h, vip: b.vip, proxied: opts.proxied}
 		l.ready.Store(true)
 		l.start(t)
 		t.Cleanup(l.stop)
@@ -184,10 +209,13 @@ func (b *haBed) wire(t *testing.T, lb *haLB) {
 	require.NoError(t, b.router.AddNeigh(lb.host.Addr6, lb.host.MAC))
 	require.NoError(t, lb.host.AddNeigh(b.router.Addr4, b.router.MAC))
 	var backends, backends6 strings.Builder
-	for _, l := range b.l7 {
+	for i, l := range b.l7 {
 		require.NoError(t, lb.host.AddNeigh(l.host.Addr4, l.host.MAC))
 		require.NoError(t, lb.host.AddNeigh(l.host.Addr6, l.host.MAC))
 		require.NoError(t, l.host.AddNeigh(lb.host.Addr4, lb.host.MAC))
+		if i >= b.opts.inTable {
+			continue
+		}
 		fmt.Fprintf(&backends, "      - address: %s\n", l.host.Addr4)
 		fmt.Fprintf(&backends6, "      - address: %s\n", l.host.Addr6)
 	}
@@ -208,7 +236,7 @@ dataplane:
   conntrack_entries: 65536
 health:
   port: %d
-api:
+%sapi:
   socket: %s
 metrics:
   listen: 127.0.0.1:9724
@@ -226,7 +254,7 @@ vips:
       asn: %d
       hold_time: %s
       keepalive: %s
-`, lb.host.Addr4, lb.host.Addr6, ctlAdminPort, lb.socket, filepath.Join(lb.dir, "state.json"), lb.pin, vips.String(),
+`, lb.host.Addr4, lb.host.Addr6, ctlAdminPort, b.opts.health, lb.socket, filepath.Join(lb.dir, "state.json"), lb.pin, vips.String(),
 		haEdgeASN, b.router.Addr4, haRouterASN, b.hold, b.keepalive)
 	require.NoError(t, os.WriteFile(lb.cfg, []byte(cfg), 0o600))
 }
@@ -282,6 +310,16 @@ func (b *haBed) stopLB(t *testing.T, lb *haLB, sig syscall.Signal) {
 		t.Errorf("%s daemon did not stop on %v", lb.host.Name, sig)
 	}
 	lb.cmd = nil
+}
+
+// waitAnnounced waits until lb's BGP session is up and it announces both
+// VIPs.
+func (b *haBed) waitAnnounced(t *testing.T, lb *haLB) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		st, err := lb.api.Status(context.Background())
+		return err == nil && st.BGP != nil && len(st.BGP.Peers) == 1 && st.BGP.Peers[0].Up && len(st.BGP.Announced) == 2
+	}, 30*time.Second, 20*time.Millisecond, "%s: session back and both VIPs announced", lb.host.Name)
 }
 
 // nextHops are the edge hosts the router sends the IPv4 VIP's packets to.
@@ -343,9 +381,9 @@ func vipStatsOf(t *testing.T, lb *haLB, vip netip.Addr, port uint16) api.VIPStat
 	return api.VIPStats{}
 }
 
-// streams are long-lived TCP connections through the VIP, each sending a
-// line every 100 ms and reading its echo; a connection that errs, times
-// out or is answered by another L7 host than its first is broken.
+// streams are long-lived connections through the VIP, each moving data in
+// rounds; a connection that errs, times out or is answered by another L7
+// host than its first is broken.
 type streams struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -356,14 +394,24 @@ type streams struct {
 	hosts  map[string]int
 }
 
-func (b *haBed) startStreams(t *testing.T, n int) *streams {
+// streamConn is one long-lived connection: round moves its next piece of
+// data, within a bound of its own, and names the L7 host that answered.
+type streamConn interface {
+	round(seq int) (host string, err error)
+	Close() error
+}
+
+// openStreams opens n connections with open and runs a round on each
+// every pause until finish; it returns once every connection has made its
+// first round (or failed).
+func openStreams(t *testing.T, n int, pause time.Duration, open func(ctx context.Context, i int) (streamConn, error)) *streams {
 	t.Helper()
 	s := &streams{stop: make(chan struct{}), hosts: map[string]int{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	ready := sync.WaitGroup{}
 	for i := range n {
-		c, err := b.client.DialContext(ctx, "tcp", netip.AddrPortFrom(b.vip, haStreamPrt).String())
+		c, err := open(ctx, i)
 		if err != nil {
 			close(s.stop)
 			s.wg.Wait()
@@ -371,10 +419,49 @@ func (b *haBed) startStreams(t *testing.T, n int) *streams {
 		}
 		ready.Add(1)
 		s.wg.Add(1)
-		go s.run(c, i, &ready)
+		go s.run(c, i, pause, &ready)
 	}
 	ready.Wait()
 	return s
+}
+
+// startStreams opens n connections to the stream port, each sending a
+// line every 100 ms and reading its echo (serve's line protocol).
+func (b *haBed) startStreams(t *testing.T, n int) *streams {
+	t.Helper()
+	return openStreams(t, n, 100*time.Millisecond, func(ctx context.Context, i int) (streamConn, error) {
+		c, err := b.client.DialContext(ctx, "tcp", netip.AddrPortFrom(b.vip, haStreamPrt).String())
+		if err != nil {
+			return nil, err
+		}
+		return &echoStream{Conn: c, r: bufio.NewReader(c), i: i}, nil
+	})
+}
+
+// echoStream is a connection to serve's line protocol.
+type echoStream struct {
+	net.Conn
+	r *bufio.Reader
+	i int
+}
+
+func (e *echoStream) round(seq int) (string, error) {
+	msg := fmt.Sprintf("s%d-%d-%s", e.i, seq, strings.Repeat("p", 200))
+	// Bounded: an answer later than this is a broken connection (TCP
+	// would have retried through any re-route long before).
+	_ = e.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := fmt.Fprintf(e, "%s\n", msg); err != nil {
+		return "", fmt.Errorf("write: %w", err)
+	}
+	line, err := e.r.ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("read: %w", err)
+	}
+	f := strings.Fields(line)
+	if len(f) != 3 || f[2] != msg {
+		return "", fmt.Errorf("answer %q", line)
+	}
+	return f[0], nil
 }
 
 func (s *streams) fail(i int, format string, args ...any) {
@@ -386,47 +473,35 @@ func (s *streams) fail(i int, format string, args ...any) {
 	}
 }
 
-func (s *streams) run(c net.Conn, i int, ready *sync.WaitGroup) {
+func (s *streams) run(c streamConn, i int, pause time.Duration, ready *sync.WaitGroup) {
 	defer s.wg.Done()
 	defer c.Close()
-	r := bufio.NewReader(c)
 	first := ""
 	once := sync.OnceFunc(ready.Done)
 	defer once()
+	last := time.Now()
 	for seq := 0; ; seq++ {
-		msg := fmt.Sprintf("s%d-%d-%s", i, seq, strings.Repeat("p", 200))
-		// Bounded: an answer later than this is a broken connection
-		// (TCP would have retried through any re-route long before).
-		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-		if _, err := fmt.Fprintf(c, "%s\n", msg); err != nil {
-			s.fail(i, "write: %v", err)
-			return
-		}
-		line, err := r.ReadString('\n')
+		host, err := c.round(seq)
 		if err != nil {
-			s.fail(i, "read: %v", err)
+			s.fail(i, "%v (L7 host %s, last answer %v before)", err, first, time.Since(last).Round(time.Millisecond))
 			return
 		}
-		f := strings.Fields(line)
-		if len(f) != 3 || f[2] != msg {
-			s.fail(i, "answer %q", line)
-			return
-		}
+		last = time.Now()
 		if first == "" {
-			first = f[0]
+			first = host
 			s.mu.Lock()
 			s.hosts[first]++
 			s.mu.Unlock()
 			once()
-		} else if f[0] != first {
-			s.fail(i, "answered by %s, then by %s", first, f[0])
+		} else if host != first {
+			s.fail(i, "answered by %s, then by %s", first, host)
 			return
 		}
 		s.rounds.Add(1)
 		select {
 		case <-s.stop:
 			return
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(pause):
 		}
 	}
 }
@@ -442,6 +517,13 @@ func (s *streams) finish(t *testing.T) int64 {
 	return s.broken.Load()
 }
 
+// hostCounts is how many streams each L7 host answered first.
+func (s *streams) hostCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.hosts)
+}
+
 // roundsDuring is how many round trips the streams made in d.
 func (s *streams) roundsDuring(d time.Duration) int64 {
 	before := s.rounds.Load()
@@ -450,7 +532,7 @@ func (s *streams) roundsDuring(d time.Duration) int64 {
 }
 
 func TestEdgeHA(t *testing.T) {
-	b := newHABed(t, haHold)
+	b := newHABed(t, haOptions{hold: haHold})
 	for _, lb := range b.lbs {
 		b.startLB(t, lb)
 	}
@@ -557,10 +639,7 @@ func TestEdgeHA(t *testing.T) {
 			b.stopLB(t, lb, syscall.SIGUSR2)
 			assert.Equal(t, 75, lb.exitCode, "%s: SIGUSR2 exits 75 (restart)", lb.host.Name)
 			b.startLB(t, lb)
-			require.Eventually(t, func() bool {
-				st, err := lb.api.Status(context.Background())
-				return err == nil && st.BGP != nil && len(st.BGP.Peers) == 1 && st.BGP.Peers[0].Up && len(st.BGP.Announced) == 2
-			}, 30*time.Second, 20*time.Millisecond, "%s: session back and both VIPs announced", lb.host.Name)
+			b.waitAnnounced(t, lb)
 			st, err := lb.api.Status(context.Background())
 			require.NoError(t, err)
 			assert.True(t, st.Adopted, "%s adopted its pinned data path", lb.host.Name)

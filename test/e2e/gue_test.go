@@ -191,7 +191,7 @@ func testVethGUE(t *testing.T, mode xdplink.Mode) {
 					return err
 				})
 				return !errors.Is(dialErr, unix.ENETUNREACH)
-			}, 10*time.Second, 50*time.Millisecond, "dial %s: %v", tc.vip, &dialErr)
+			}, 30*time.Second, 50*time.Millisecond, "dial %s: %v", tc.vip, &dialErr)
 			require.NoError(t, dialErr)
 			defer nc.Close()
 			require.NoError(t, nc.SetDeadline(time.Now().Add(time.Minute)))

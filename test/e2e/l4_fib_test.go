@@ -89,7 +89,7 @@ func TestVethFIBNextHops(t *testing.T) {
 				var nh l4.NextHop
 				require.NoError(t, lb.Do(func() (err error) { nh, err = l4.LookupNextHop(a); return err }))
 				return nh.Resolved() && nh.MAC.String() == l.host.MAC.String()
-			}, 10*time.Second, 20*time.Millisecond, "next hop of %s resolved to its MAC", a)
+			}, 30*time.Second, 20*time.Millisecond, "next hop of %s resolved to its MAC", a)
 		}
 	}
 	for _, v := range []struct {

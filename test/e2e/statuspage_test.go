@@ -61,7 +61,7 @@ func TestStatusPageEdgeInBrowser(t *testing.T) {
 	vip := "vip:" + b.key.String()
 	row := func(i int) string { return fmt.Sprintf("backend:%s/%s", b.key, b.l7[i].host.Addr4) }
 	for i := range b.l7 {
-		require.Eventually(t, func() bool { return br.RowState(row(i)) == "up" }, 5*time.Second, 100*time.Millisecond,
+		require.Eventually(t, func() bool { return br.RowState(row(i)) == "up" }, 30*time.Second, 100*time.Millisecond,
 			"backend %d is green; row: %q", i, br.RowText(row(i)))
 	}
 	assert.Equal(t, "up", br.RowState(vip))
@@ -72,18 +72,18 @@ func TestStatusPageEdgeInBrowser(t *testing.T) {
 	require.Eventually(t, func() bool {
 		r := br.RowText(vip)
 		return cell(r, 3) != "0 /s" && cell(r, 4) != "0 b/s" && cell(r, 5) != "0 /s"
-	}, 10*time.Second, 100*time.Millisecond, "the VIP shows its packet, bit and new-flow rates: %q", br.RowText(vip))
+	}, 30*time.Second, 100*time.Millisecond, "the VIP shows its packet, bit and new-flow rates: %q", br.RowText(vip))
 	br.Mark()
 	before := br.Updates()
 
 	drained := b.l7[0].host.Addr4
 	require.NoError(t, b.api.SetBackendState(context.Background(), b.key, drained, true))
-	require.Eventually(t, func() bool { return br.RowState(row(0)) == "drain" }, 5*time.Second, 100*time.Millisecond,
+	require.Eventually(t, func() bool { return br.RowState(row(0)) == "drain" }, 30*time.Second, 100*time.Millisecond,
 		"the drained backend turns orange; row: %q", br.RowText(row(0)))
 	assert.Contains(t, br.RowText(row(0)), "draining")
 
 	b.l7[2].ready.Store(false) // its /ready answers 503: health checks fail
-	require.Eventually(t, func() bool { return br.RowState(row(2)) == "down" }, 10*time.Second, 100*time.Millisecond,
+	require.Eventually(t, func() bool { return br.RowState(row(2)) == "down" }, 30*time.Second, 100*time.Millisecond,
 		"the backend failing its checks turns red; row: %q", br.RowText(row(2)))
 	assert.Contains(t, br.RowText(row(2)), "503", "the last check's error is shown")
 	assert.Equal(t, "drain", br.RowState(vip), "a VIP with backends out is orange")

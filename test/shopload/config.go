@@ -37,6 +37,10 @@ type Config struct {
 	// MaxActive caps users running at once in open loop; an arrival over
 	// the cap is dropped and counted, so the arrival rate stays honest.
 	MaxActive int
+	// Level is the share of Rate offered at the start (0 < Level ≤ 1;
+	// 0 means 1); Load.SetLevel moves it while the run goes, e.g. from a
+	// quarter of Rate to all of it when a sale starts.
+	Level float64
 	// RampUp and RampDown shape the open-loop rate linearly from 0 to Rate
 	// and back to 0 at the end of Duration.
 	RampUp, RampDown time.Duration
@@ -81,6 +85,9 @@ func (c *Config) setDefaults() {
 	if c.Flow == "" {
 		c.Flow = FlowShop
 	}
+	if c.Level == 0 {
+		c.Level = 1
+	}
 	if c.Path == "" {
 		c.Path = "/"
 	}
@@ -121,6 +128,9 @@ func (c *Config) validate() error {
 	}
 	if c.Flow != FlowShop && c.Flow != FlowGet {
 		return fmt.Errorf("flow %q: want %q or %q", c.Flow, FlowShop, FlowGet)
+	}
+	if c.Level < 0 || c.Level > 1 {
+		return fmt.Errorf("level %v: want a share of the rate in (0, 1]", c.Level)
 	}
 	if c.Rate < 0 || c.Concurrency < 0 || c.Users < 0 || c.Duration < 0 || c.Pages < 0 || c.Reopen < 0 {
 		return errors.New("rate, concurrency, users, duration, pages and reopen must not be negative")

@@ -60,7 +60,7 @@ func TestDemoAppHeaders(t *testing.T) {
 	addr := freeAddr(t)
 	start(t, app, "-listen", addr, "-name", "app-1")
 	target := "http://" + addr
-	require.Eventually(t, func() bool { return get(target+"/healthz") == nil }, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return get(target+"/healthz") == nil }, 30*time.Second, 50*time.Millisecond)
 
 	sum, err := Run(context.Background(), Config{Target: target, Concurrency: 4, Users: 20, Seed: 10})
 	require.NoError(t, err)

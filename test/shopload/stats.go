@@ -32,6 +32,11 @@ const (
 	CauseOther    = "other"    // anything else (the message is in the log)
 )
 
+// CauseOf names the cause of a failed HTTP exchange's transport error
+// (one of the Cause constants), for other load drivers that count failures
+// the way the summary does.
+func CauseOf(err error) string { return classify(err) }
+
 // classify names the cause of a transport error.
 func classify(err error) string {
 	var ne net.Error
@@ -83,7 +88,14 @@ type recorder struct {
 
 	stickyUsers, stickyBroken int
 	stickyExamples            []string
+	movedFrom                 map[string]int
+
+	start    time.Time
+	failures []Failure
 }
+
+// maxFailures bounds the failed requests a run remembers one by one.
+const maxFailures = 10000
 
 func newRecorder() *recorder {
 	return &recorder{
@@ -92,6 +104,7 @@ func newRecorder() *recorder {
 		apps:       map[string]int{},
 		l7s:        map[string]int{},
 		appByRoute: map[string]map[string]int{},
+		movedFrom:  map[string]int{},
 	}
 }
 
@@ -107,6 +120,7 @@ func (r *recorder) route(name string) *routeStats {
 // result is one request's outcome.
 type result struct {
 	route    string
+	start    time.Time
 	cause    string // "" on success
 	answered bool   // an HTTP status came back
 	lat      time.Duration
@@ -127,6 +141,10 @@ func (r *recorder) add(res result) {
 	if res.cause != "" {
 		rs.errs[res.cause]++
 		r.ivErrs[res.cause]++
+		if len(r.failures) < maxFailures {
+			r.failures = append(r.failures, Failure{Start: res.start, End: res.start.Add(res.lat),
+				Route: res.route, Cause: res.cause, App: res.app, L7: res.l7, Broken: res.broken})
+		}
 	}
 	if res.app != "" {
 		r.apps[res.app]++
@@ -187,6 +205,7 @@ func (r *recorder) userDone(id int, cut bool, sticky []string) {
 	r.stickyUsers++
 	if len(sticky) > 1 {
 		r.stickyBroken++
+		r.movedFrom[sticky[0]]++
 		if len(r.stickyExamples) < 5 {
 			r.stickyExamples = append(r.stickyExamples, userName(id)+": "+joinArrow(sticky))
 		}
@@ -274,4 +293,98 @@ func routeOrder[V any](m map[string]V) []string {
 	}
 	slices.SortStableFunc(keys, func(a, b string) int { return rank(a) - rank(b) })
 	return keys
+}
+
+// Totals are a run's counts so far (Load.Totals); Sub of two gives what
+// happened between them.
+type Totals struct {
+	// Elapsed is the time since the run started.
+	Elapsed  time.Duration
+	Requests int
+	// Errors counts failed requests by cause.
+	Errors map[string]int
+	// Opened and Broken count connections as Conns does.
+	Opened, Broken int
+	// Apps and L7s count answers per app server and per L7 host.
+	Apps, L7s map[string]int
+	// StickyUsers finished users that reached a sticky route; StickyMoved
+	// those of them answered by more than one server there, counted by
+	// the server they had first in MovedFrom.
+	StickyUsers, StickyMoved int
+	MovedFrom                map[string]int
+	// Failures are the failed requests one by one, in the order they
+	// ended (the first 10000 of the run).
+	Failures []Failure
+}
+
+// Failure is one failed request.
+type Failure struct {
+	Start, End time.Time
+	Route      string
+	Cause      string
+	// App and L7 name who answered, when someone did (a 5xx).
+	App, L7 string
+	// Broken: it failed on a connection that had been established.
+	Broken bool
+}
+
+// ErrorCount is the number of failed requests.
+func (t Totals) ErrorCount() int {
+	n := 0
+	for _, v := range t.Errors {
+		n += v
+	}
+	return n
+}
+
+// Sub is what happened between prev and t (prev taken earlier).
+func (t Totals) Sub(prev Totals) Totals {
+	d := Totals{
+		Elapsed: t.Elapsed - prev.Elapsed, Requests: t.Requests - prev.Requests,
+		Opened: t.Opened - prev.Opened, Broken: t.Broken - prev.Broken,
+		StickyUsers: t.StickyUsers - prev.StickyUsers, StickyMoved: t.StickyMoved - prev.StickyMoved,
+		Errors: subCounts(t.Errors, prev.Errors), Apps: subCounts(t.Apps, prev.Apps),
+		L7s: subCounts(t.L7s, prev.L7s), MovedFrom: subCounts(t.MovedFrom, prev.MovedFrom),
+	}
+	if len(t.Failures) > len(prev.Failures) {
+		d.Failures = t.Failures[len(prev.Failures):]
+	}
+	return d
+}
+
+// subCounts is a − b, keeping only keys whose difference is not zero.
+func subCounts(a, b map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range a {
+		if d := v - b[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+func copyCounts(m map[string]int) map[string]int {
+	out := make(map[string]int, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (r *recorder) totals() Totals {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := Totals{
+		Elapsed: time.Since(r.start), Opened: r.dials, Broken: r.broken, Errors: map[string]int{},
+		Apps: copyCounts(r.apps), L7s: copyCounts(r.l7s),
+		StickyUsers: r.stickyUsers, StickyMoved: r.stickyBroken, MovedFrom: copyCounts(r.movedFrom),
+		Failures: slices.Clone(r.failures),
+	}
+	for _, rs := range r.routes {
+		t.Requests += rs.reqs
+		for c, n := range rs.errs {
+			t.Errors[c] += n
+		}
+	}
+	return t
 }

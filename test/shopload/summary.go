@@ -64,6 +64,8 @@ type Sticky struct {
 	// few, with the servers in the order seen.
 	Moved    int      `json:"moved"`
 	Examples []string `json:"examples,omitempty"`
+	// MovedFrom counts the moved users by the server they had first.
+	MovedFrom map[string]int `json:"moved_from,omitempty"`
 }
 
 // Conns counts the connections the users opened, and how many of them
@@ -90,6 +92,9 @@ func (r *recorder) summary(total, arrivals time.Duration, cfg Config) *Summary {
 		Sticky: Sticky{Routes: cfg.StickyRoutes, Users: r.stickyUsers, Kept: r.stickyUsers - r.stickyBroken,
 			Moved: r.stickyBroken, Examples: r.stickyExamples},
 		Conns: Conns{Opened: r.dials, Broken: r.broken},
+	}
+	if len(r.movedFrom) > 0 {
+		s.Sticky.MovedFrom = copyCounts(r.movedFrom)
 	}
 	if cfg.Rate > 0 {
 		s.Mode, s.TargetRate = "open", cfg.Rate

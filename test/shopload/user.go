@@ -120,6 +120,7 @@ func (r *runner) do(ctx context.Context, client *http.Client, st step) result {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	start := time.Now()
+	res.start = start
 	resp, err := client.Do(req)
 	if err == nil {
 		_, err = io.Copy(io.Discard, resp.Body)

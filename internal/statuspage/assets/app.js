@@ -1,6 +1,7 @@
 // xlb status page: polls /api/status every second and renders it. One
-// table renderer (sorting, filtering, row colours) serves both kinds of
-// document: "edge" from xlb daemon, "proxy" from xlb proxy. Read-only: the
+// table renderer (sorting, filtering, row colours) serves every kind of
+// document: "edge" from xlb daemon, "proxy" from xlb proxy, "dns" from
+// xlb dns. Read-only: the
 // only request this script makes is GET /api/status.
 "use strict";
 (function () {
@@ -300,7 +301,25 @@
   }
 
   // ---- proxy (xlb proxy) -------------------------------------------------
-  const serverState = {up: "up", "slow-start": "slow", draining: "drain", ejected: "eject", down: "down"};
+  const serverState = {up: "up", "slow-start": "slow", draining: "drain", ejected: "eject", down: "down", "out-of-role": "unknown"};
+
+  // A pool is red when it has no server to give (split brain, no primary,
+  // all down), orange when some are out or it runs on its fallback.
+  function poolState(p) {
+    if (p.available === 0 || p.splitBrain) return "down";
+    if (p.problem) return "drain";
+    // A role pool uses only the servers in its role: the others being out
+    // is its normal state.
+    if (!p.role && p.available < p.servers.length) return "drain";
+    return "up";
+  }
+  // What the PostgreSQL check last learnt about a server.
+  function dbText(r) {
+    const d = r.db;
+    if (!d) return "-";
+    if (d.error) return "check failed: " + d.error;
+    return d.inRecovery ? "standby, lag " + (d.lagSeconds < 10 ? d.lagSeconds.toFixed(2) : d.lagSeconds.toFixed(0)) + " s" : "primary";
+  }
 
   function renderProxy(s) {
     const now = Date.parse(s.time) || Date.now();
@@ -311,16 +330,24 @@
     const sum = s.summary || {};
     const problems = [];
     if (!s.ready) problems.push("Not ready (/ready answers 503): " + (s.readyReason || "?"));
-    for (const p of s.pools) if (p.available === 0) problems.push("Pool " + p.name + " has no available server: its routes answer 503");
+    for (const p of s.pools) {
+      const tcp = (p.listeners || []).length > 0;
+      if (p.problem) problems.push("Pool " + p.name + (p.role ? " (role " + p.role + ")" : "") + ": " + p.problem);
+      else if (p.available === 0) problems.push("Pool " + p.name + " has no available server: " +
+        (tcp ? "its TCP listeners refuse new connections" : "its routes answer 503"));
+    }
     setProblems(problems);
 
     const cards = document.getElementById("summary");
     const list = [card("Proxy: " + sum.pools + " pools, " + sum.servers + " servers",
-      parts([["up", sum.up, true], ["slow start", sum.slowStart], ["draining", sum.draining], ["ejected", sum.ejected], ["down", sum.down]]),
+      parts([["up", sum.up, true], ["slow start", sum.slowStart], ["draining", sum.draining], ["ejected", sum.ejected], ["down", sum.down], ["out of role", sum.outOfRole]]),
       !s.ready ? "down" : sum.servers ? worst(sum.up + sum.slowStart, sum.draining + sum.ejected, sum.down) : "unknown", "summary")];
     for (const p of s.pools) {
-      list.push(card("Pool " + p.name, p.available + " of " + p.servers.length + " available · " + rate(p.requestsPerSecond) + " req",
-        p.available === 0 ? "down" : p.available < p.servers.length ? "drain" : "up", "pool:" + p.name));
+      const traffic = (p.listeners || []).length > 0 ? si(p.activeConnections, "") + " conns · " + rate(p.connectionsPerSecond) + " new"
+        : rate(p.requestsPerSecond) + " req";
+      list.push(card("Pool " + p.name + (p.role ? " (" + p.role + ")" : ""),
+        p.available + " of " + p.servers.length + " available · " + traffic + (p.problem ? " · " + p.problem : ""),
+        poolState(p), "pool:" + p.name));
     }
     cards.replaceChildren(...list);
 
@@ -344,11 +371,16 @@
     view({
       id: "pools", title: "Pools", sortKey: "name", rows: s.pools, empty: "no pools",
       rowKey: (r) => "pool:" + r.name,
-      rowState: (r) => (r.available === 0 ? "down" : r.available < r.servers.length ? "drain" : "up"),
+      rowState: poolState,
       columns: [
         {key: "name", label: "Pool"},
         {key: "policy", label: "Policy"},
+        {key: "role", label: "Role", text: (r) => r.role || "-"},
+        {key: "problem", label: "Problem", text: (r) => r.problem || "-"},
         {key: "available", label: "Available", num: true, text: (r) => r.available + " / " + r.servers.length},
+        {key: "activeConnections", label: "Conns", num: true, text: (r) => ((r.listeners || []).length ? si(r.activeConnections, "") : "-")},
+        {key: "connectionsPerSecond", label: "Conns/s", num: true, text: (r) => ((r.listeners || []).length ? rate(r.connectionsPerSecond) : "-")},
+        {key: "refusedPerSecond", label: "Refused/s", num: true, text: (r) => ((r.listeners || []).length ? rate(r.refusedPerSecond) : "-")},
         {key: "inFlight", label: "In flight", num: true},
         {key: "requestsPerSecond", label: "Req/s", num: true, text: (r) => rate(r.requestsPerSecond)},
         {key: "errorsPerSecond", label: "5xx/s", num: true, text: (r) => rate(r.errorsPerSecond)},
@@ -356,7 +388,7 @@
         {key: "retries", label: "Retries", num: true, text: (r) => si(r.retries, "")},
         {key: "sticky", label: "Sticky", text: (r) => (r.sticky ? rate(r.stickyHitsPerSecond) + " hits, " + rate(r.stickyNewPerSecond) + " new" : "off"),
           value: (r) => (r.sticky ? r.stickyHitsPerSecond : -1)},
-        {key: "routes", label: "Routes", text: (r) => (r.routes || []).join(", ") || "-"},
+        {key: "routes", label: "Routes", text: (r) => (r.routes || []).concat((r.listeners || []).map((l) => l + " (tcp)")).join(", ") || "-"},
       ],
     });
     view({
@@ -368,7 +400,9 @@
         {key: "addr", label: "Address"},
         {key: "state", label: "State", text: (r) => r.state + (r.state === "draining" && r.empty ? " (empty)" : "")},
         {key: "weight", label: "Weight", num: true, text: (r) => r.weight + (r.effectiveWeight < 1 ? " (" + pct(r.effectiveWeight) + ")" : "")},
+        {key: "db", label: "Database", text: dbText, value: (r) => dbText(r)},
         {key: "inFlight", label: "In flight", num: true},
+        {key: "activeConnections", label: "Conns", num: true, text: (r) => si(r.activeConnections, "")},
         {key: "requestsPerSecond", label: "Req/s", num: true, text: (r) => rate(r.requestsPerSecond)},
         {key: "errorsPerSecond", label: "5xx/s", num: true, text: (r) => rate(r.errorsPerSecond)},
         {key: "p50Ms", label: "p50", num: true, text: (r) => ms(r.p50Ms)},
@@ -376,6 +410,62 @@
         {key: "ejections", label: "Ejections", num: true},
         {key: "drainDeadline", label: "Drain deadline", text: (r) => (r.drainDeadline ? ago(now, r.drainDeadline) : "-")},
         {key: "stickySeen", label: "Sticky client seen", text: (r) => ago(now, r.stickySeen)},
+      ],
+    });
+  }
+
+  // ---- dns (xlb dns) -----------------------------------------------------
+  function siteState(r) { return !r.checked ? "unknown" : r.up ? "up" : "down"; }
+
+  function renderDNS(s) {
+    const now = Date.parse(s.time) || Date.now();
+    document.getElementById("title").textContent = "xlb dns";
+    document.title = "xlb dns status";
+    document.getElementById("meta").textContent = [s.version ? "version " + s.version : "", "listen " + s.listen,
+      s.config || ""].filter(Boolean).join(" · ");
+    const sum = s.summary || {};
+    const problems = [];
+    for (const n of s.names) {
+      if (n.up === 0) problems.push("No site of " + n.name + " is up: it answers with " + (n.allDown === "all" ? "every site's VIPs" : "the sorry site " + n.allDown));
+    }
+    for (const x of s.sites) if (x.checked && !x.up) problems.push("Site " + x.name + " is down: " + (x.reason || "?"));
+    setProblems(problems);
+
+    const cards = document.getElementById("summary");
+    const list = [card("DNS: " + sum.sites + " sites, " + sum.names + " GSLB names",
+      parts([["up", sum.up, true], ["down", sum.down - sum.unchecked], ["not checked yet", sum.unchecked]]),
+      sum.sites ? worst(sum.up, 0, sum.down) : "unknown", "summary")];
+    for (const n of s.names) {
+      list.push(card(n.name, n.policy + " · " + n.up + " of " + n.sites.length + " sites up",
+        n.up === 0 ? "down" : n.up < n.sites.length ? "drain" : "up", "name:" + n.name));
+    }
+    cards.replaceChildren(...list);
+
+    view({
+      id: "sites", title: "Sites", rows: s.sites, empty: "no sites",
+      rowKey: (r) => "site:" + r.name, rowState: siteState,
+      columns: [
+        {key: "name", label: "Site"},
+        {key: "up", label: "State", text: (r) => (!r.checked ? "not checked yet" : r.up ? "up" : "down"), value: (r) => (r.checked ? (r.up ? 1 : 0) : -1)},
+        {key: "vips", label: "VIPs", text: (r) => (r.vips || []).join(", ") || "-"},
+        {key: "check", label: "Health from", text: (r) => r.check + (r.targets && r.targets.length ? ": " + r.targets.join(", ") : "")},
+        {key: "reason", label: "Why", text: (r) => r.reason || "-"},
+        {key: "lastRound", label: "Latest round", text: (r) => (r.lastRound && r.lastRound !== r.reason ? r.lastRound : "-")},
+        {key: "since", label: "Since", text: (r) => ago(now, r.since)},
+        {key: "transitions", label: "Changes", num: true},
+      ],
+    });
+    view({
+      id: "names", title: "GSLB names", sortKey: "name", rows: s.names, empty: "no GSLB names",
+      rowKey: (r) => "name:" + r.name,
+      rowState: (r) => (r.up === 0 ? "down" : r.up < r.sites.length ? "drain" : "up"),
+      columns: [
+        {key: "name", label: "Name"},
+        {key: "policy", label: "Policy"},
+        {key: "sites", label: "Sites", text: (r) => r.sites.join(", ")},
+        {key: "up", label: "Up", num: true, text: (r) => r.up + " / " + r.sites.length},
+        {key: "allDown", label: "All down", text: (r) => (r.allDown === "all" ? "every site" : r.allDown)},
+        {key: "ttl", label: "TTL", num: true, text: (r) => r.ttl + " s"},
       ],
     });
   }
@@ -391,6 +481,7 @@
   function render(s) {
     if (s.kind === "edge") renderEdge(s);
     else if (s.kind === "proxy") renderProxy(s);
+    else if (s.kind === "dns") renderDNS(s);
     else throw new Error("unknown status kind " + JSON.stringify(s.kind));
     const t = new Date(s.time);
     document.getElementById("updated").textContent = "updated " + t.toLocaleTimeString();

@@ -73,7 +73,7 @@ func TestFramesArrive(t *testing.T) {
 			for i := 1; i <= batches; i++ {
 				require.NoError(t, b.sendOnce(batch))
 				if !assert.Eventually(t, func() bool { return arrived() >= uint64(i*batch) },
-					10*time.Second, time.Millisecond) {
+					30*time.Second, time.Millisecond) {
 					t.Fatalf("%s: batch %d of %d frames of class %s did not arrive at the sink (%d of %d did); balancer counters: %s",
 						k, i, batch, k.class(), arrived(), i*batch, counters(t, b.balancer(k)))
 				}

@@ -1,6 +1,8 @@
 // Command app is the demo's stand-in for the shop's app servers: it answers
 // every request with its own name, the path and the client address it saw,
-// so the demo can show which tier chose what.
+// so the demo can show which tier chose what. SIGUSR1 makes it fail: from
+// then on it answers 500 to everything, its health check included, as an
+// app server with a broken dependency does.
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -22,8 +25,22 @@ func main() {
 	name := flag.String("name", "app", "name reported in every answer")
 	flag.Parse()
 
+	var failing atomic.Bool
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			failing.Store(true)
+			slog.Warn("failing from now on: every answer is 500", "name", *name)
+		}
+	}()
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if failing.Load() {
+			http.Error(w, "failing", http.StatusInternalServerError)
+			return
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -33,6 +50,10 @@ func main() {
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
 		w.Header().Set("X-App", *name)
 		w.Header().Set("X-Via", host)
+		if failing.Load() {
+			http.Error(w, "app="+*name+" failing", http.StatusInternalServerError)
+			return
+		}
 		fmt.Fprintf(w, "app=%s path=%s via=%s xff=%s\n", *name, r.URL.Path, host, r.Header.Get("X-Forwarded-For"))
 	})
 	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -1,0 +1,189 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/rand"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// tcpPair is a connected pair of loopback TCP sockets.
+func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	b := <-accepted
+	require.NotNil(t, b)
+	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+	return a.(*net.TCPConn), b.(*net.TCPConn)
+}
+
+// wrapped hides the *net.TCPConn, as a TLS or counting wrapper would.
+type wrapped struct{ net.Conn }
+
+// TestRelayMovesEveryByte sends 4 MiB of random bytes from a client
+// through relay to a server and checks they arrive unchanged and counted,
+// over the splice path and over the copy a wrapped connection takes.
+func TestRelayMovesEveryByte(t *testing.T) {
+	payload := make([]byte, 4<<20)
+	_, err := rand.Read(payload)
+	require.NoError(t, err)
+	for _, tt := range []struct {
+		name string
+		wrap bool
+	}{{"splice", false}, {"wrapped connection", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			client, fromClient := tcpPair(t) // client writes, the relay reads fromClient
+			toServer, server := tcpPair(t)   // the relay writes toServer, server reads
+			var src, dst net.Conn = fromClient, toServer
+			if tt.wrap {
+				src, dst = wrapped{fromClient}, wrapped{toServer}
+			}
+			var last, count atomic.Int64
+			last.Store(time.Now().UnixNano())
+			done := make(chan error, 1)
+			go func() { done <- relay(dst, src, time.Minute, &last, &count) }()
+
+			got := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(server)
+				got <- b
+			}()
+			// Many writes of varied size, like a session's messages.
+			for off := 0; off < len(payload); {
+				n := min(1+off%9000, len(payload)-off)
+				_, err := client.Write(payload[off : off+n])
+				require.NoError(t, err)
+				off += n
+			}
+			require.NoError(t, client.CloseWrite())
+			select {
+			case err := <-done:
+				require.NoError(t, err, "the relay ends cleanly when its source ends")
+			case <-time.After(60 * time.Second):
+				t.Fatal("relay did not end after its source closed")
+			}
+			require.NoError(t, toServer.CloseWrite())
+			b := <-got
+			assert.True(t, bytes.Equal(payload, b), "bytes arrive unchanged (got %d of %d)", len(b), len(payload))
+			assert.Equal(t, int64(len(payload)), count.Load())
+		})
+	}
+}
+
+// TestSpliceRelayTakesUnwrappedSockets: between two plain TCP sockets the
+// zero-copy path handles the relay itself (it does not hand it to the
+// copy loop).
+func TestSpliceRelayTakesUnwrappedSockets(t *testing.T) {
+	client, fromClient := tcpPair(t)
+	toServer, server := tcpPair(t)
+	var last, count atomic.Int64
+	last.Store(time.Now().UnixNano())
+	done := make(chan error, 1)
+	go func() { done <- spliceRelay(toServer, fromClient, time.Minute, &last, &count) }()
+	_, err := client.Write([]byte("SELECT 1"))
+	require.NoError(t, err)
+	buf := make([]byte, 8)
+	require.NoError(t, server.SetReadDeadline(time.Now().Add(30*time.Second)))
+	_, err = io.ReadFull(server, buf)
+	require.NoError(t, err)
+	assert.Equal(t, "SELECT 1", string(buf))
+	require.NoError(t, client.CloseWrite())
+	require.NoError(t, <-done, "spliced until the source ended, not refused with errNoPipe")
+	assert.Equal(t, int64(8), count.Load())
+}
+
+// TestRelayIdle: a pair with no byte in either direction for idle ends
+// with a timeout, not before idle has passed.
+func TestRelayIdle(t *testing.T) {
+	_, fromClient := tcpPair(t)
+	toServer, _ := tcpPair(t)
+	var last, count atomic.Int64
+	start := time.Now()
+	last.Store(start.UnixNano())
+	err := relay(toServer, fromClient, 200*time.Millisecond, &last, &count)
+	var ne net.Error
+	require.ErrorAs(t, err, &ne)
+	assert.True(t, ne.Timeout())
+	assert.GreaterOrEqual(t, time.Since(start), 200*time.Millisecond, "never closed before idle")
+	assert.Zero(t, count.Load())
+}
+
+// BenchmarkRelayMessage is one small message and its answer through
+// spliceRelay in each direction, as a database query costs.
+func BenchmarkRelayMessage(b *testing.B) {
+	pair := func() (*net.TCPConn, *net.TCPConn) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		ch := make(chan net.Conn, 1)
+		go func() { c, _ := ln.Accept(); ch <- c }()
+		a, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return a.(*net.TCPConn), (<-ch).(*net.TCPConn)
+	}
+	client, fromClient := pair()
+	toServer, server := pair()
+	defer client.Close()
+	defer server.Close()
+	var last, up, down atomic.Int64
+	last.Store(time.Now().UnixNano())
+	go func() { _ = spliceRelay(toServer, fromClient, time.Hour, &last, &up) }()
+	go func() { _ = spliceRelay(fromClient, toServer, time.Hour, &last, &down) }()
+	go func() { _, _ = io.Copy(server, server) }() // the server echoes
+	msg := make([]byte, 100)
+	buf := make([]byte, 100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := client.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Both sockets of a forwarded connection send small messages at once
+// (TCP_NODELAY): a query must not wait for Nagle's timer.
+func TestTCPForwardedSocketsNoDelay(t *testing.T) {
+	servers := map[string]*tcpServer{"a": newTCPServer(t, "a"), "b": newTCPServer(t, "b")}
+	tp := startTCPProxy(t, tcpConfig("1h", "0"), servers)
+	c, br, name := dialGreeting(t, tp.addr)
+	require.NotEmpty(t, name)
+	echo(t, c, br, "ping")
+	tp.tcp.mu.Lock()
+	defer tp.tcp.mu.Unlock()
+	require.Len(t, tp.tcp.conns, 1)
+	for tc := range tp.tcp.conns {
+		for side, conn := range map[string]net.Conn{"client": tc.client, "server": tc.server} {
+			raw, err := conn.(*net.TCPConn).SyscallConn()
+			require.NoError(t, err)
+			var v int
+			var serr error
+			require.NoError(t, raw.Control(func(fd uintptr) { v, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY) }))
+			require.NoError(t, serr)
+			assert.Equal(t, 1, v, "TCP_NODELAY on the %s side", side)
+		}
+	}
+}
