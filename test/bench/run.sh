@@ -10,7 +10,7 @@
 # Environment:
 #   BENCH_QUICK=1  short mode (about 1 minute on a 2-vCPU VM): fewer
 #                  rounds and iterations, to check the drivers and the report;
-#                  its figures are noisy. The full run takes about 11 minutes.
+#                  its figures are noisy. The full run takes about 28 minutes.
 #   REPORT         where the report goes; default docs/benchmarks-latest.md
 #                  for a full run, test/bench/results/report-<stamp>.md for a
 #                  quick one (so that it never replaces the published figures).
