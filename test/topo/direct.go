@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,15 +62,17 @@ func (tp *Topology) Connect(a, b *Host, cfg DirectConfig) (*DirectLink, error) {
 		return nil, fmt.Errorf("connect %s to itself", a.Name)
 	}
 	err := a.netlink(func(nl *netlink.Handle) error {
-		veth := &netlink.Veth{
-			LinkAttrs:       netlink.LinkAttrs{Name: cfg.Name, MTU: cfg.MTU, NumTxQueues: cfg.Queues, NumRxQueues: cfg.Queues},
-			PeerName:        cfg.Name,
-			PeerMTU:         uint32(cfg.MTU),
-			PeerNumTxQueues: uint32(cfg.Queues),
-			PeerNumRxQueues: uint32(cfg.Queues),
-			PeerNamespace:   netlink.NsFd(int(b.ns)),
-		}
-		if err := nl.LinkAdd(veth); err != nil {
+		err := b.ns.use(func(peer netns.NsHandle) error {
+			return nl.LinkAdd(&netlink.Veth{
+				LinkAttrs:       netlink.LinkAttrs{Name: cfg.Name, MTU: cfg.MTU, NumTxQueues: cfg.Queues, NumRxQueues: cfg.Queues},
+				PeerName:        cfg.Name,
+				PeerMTU:         uint32(cfg.MTU),
+				PeerNumTxQueues: uint32(cfg.Queues),
+				PeerNumRxQueues: uint32(cfg.Queues),
+				PeerNamespace:   netlink.NsFd(int(peer)),
+			})
+		})
+		if err != nil {
 			return fmt.Errorf("create veth %s: %w", cfg.Name, err)
 		}
 		return nil

@@ -67,7 +67,7 @@ type Host struct {
 	Port      string
 	PortIndex int
 
-	ns   netns.NsHandle
+	ns   *nsHandle
 	topo *Topology
 }
 
@@ -142,23 +142,25 @@ func nthAddr(p netip.Prefix, n int) (netip.Addr, bool) {
 // wire creates the veth pair in the bridge namespace, moves the host end
 // into h's namespace and enslaves the port to the bridge.
 func (tp *Topology) wire(h *Host, cfg HostConfig) error {
-	nl, err := netlink.NewHandleAt(tp.brNS)
+	nl, err := tp.brNS.netlink()
 	if err != nil {
 		return fmt.Errorf("open netlink in bridge netns: %w", err)
 	}
 	defer nl.Close()
-	veth := &netlink.Veth{
-		LinkAttrs: netlink.LinkAttrs{
-			Name: h.Port, MTU: tp.mtu, MasterIndex: tp.brIndex,
-			NumTxQueues: cfg.Queues, NumRxQueues: cfg.Queues,
-		},
-		PeerName:        h.Ifname,
-		PeerMTU:         uint32(cfg.MTU),
-		PeerNumTxQueues: uint32(cfg.Queues),
-		PeerNumRxQueues: uint32(cfg.Queues),
-		PeerNamespace:   netlink.NsFd(int(h.ns)),
-	}
-	if err := nl.LinkAdd(veth); err != nil {
+	err = h.ns.use(func(peer netns.NsHandle) error {
+		return nl.LinkAdd(&netlink.Veth{
+			LinkAttrs: netlink.LinkAttrs{
+				Name: h.Port, MTU: tp.mtu, MasterIndex: tp.brIndex,
+				NumTxQueues: cfg.Queues, NumRxQueues: cfg.Queues,
+			},
+			PeerName:        h.Ifname,
+			PeerMTU:         uint32(cfg.MTU),
+			PeerNumTxQueues: uint32(cfg.Queues),
+			PeerNumRxQueues: uint32(cfg.Queues),
+			PeerNamespace:   netlink.NsFd(int(peer)),
+		})
+	})
+	if err != nil {
 		return fmt.Errorf("create veth %s: %w", h.Port, err)
 	}
 	port, err := nl.LinkByName(h.Port)
@@ -174,7 +176,7 @@ func (tp *Topology) wire(h *Host, cfg HostConfig) error {
 
 // configure sets addresses, routes and sysctls inside h's namespace.
 func (h *Host) configure(cfg HostConfig) error {
-	nl, err := netlink.NewHandleAt(h.ns)
+	nl, err := h.ns.netlink()
 	if err != nil {
 		return fmt.Errorf("open netlink in netns: %w", err)
 	}
@@ -447,7 +449,7 @@ func (h *Host) LinkStats() (host, port *netlink.LinkStatistics, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	nl, err := netlink.NewHandleAt(h.topo.brNS)
+	nl, err := h.topo.brNS.netlink()
 	if err != nil {
 		return nil, nil, fmt.Errorf("open netlink in bridge netns: %w", err)
 	}
@@ -490,7 +492,7 @@ func (tp *Topology) attachPassLocked(h *Host) error {
 }
 
 func (h *Host) netlink(fn func(*netlink.Handle) error) error {
-	nl, err := netlink.NewHandleAt(h.ns)
+	nl, err := h.ns.netlink()
 	if err != nil {
 		return fmt.Errorf("open netlink in %s: %w", h.Name, err)
 	}
@@ -502,7 +504,7 @@ func (h *Host) netlink(fn func(*netlink.Handle) error) error {
 // when its cable is pulled (the other hosts see no link change, only
 // silence).
 func (h *Host) Unplug() error {
-	nl, err := netlink.NewHandleAt(h.topo.brNS)
+	nl, err := h.topo.brNS.netlink()
 	if err != nil {
 		return fmt.Errorf("open netlink in bridge netns: %w", err)
 	}

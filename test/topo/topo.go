@@ -17,7 +17,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -61,7 +61,7 @@ type Topology struct {
 	sub6    netip.Prefix
 	mtu     int
 	log     *slog.Logger
-	brNS    netns.NsHandle
+	brNS    *nsHandle
 	brIndex int
 
 	mu     sync.Mutex
@@ -106,7 +106,6 @@ func New(opts Options) (_ *Topology, err error) {
 		sub6:   opts.Subnet6.Masked(),
 		mtu:    opts.BridgeMTU,
 		log:    opts.Logger.With("topo", opts.Prefix),
-		brNS:   netns.None(),
 		byName: map[string]*Host{},
 	}
 	// From here on, Close undoes whatever was made.
@@ -124,7 +123,7 @@ func New(opts Options) (_ *Topology, err error) {
 	if tp.brNS, err = newNamedNS(tp.NetNSName("br")); err != nil {
 		return nil, err
 	}
-	nl, err := netlink.NewHandleAt(tp.brNS)
+	nl, err := tp.brNS.netlink()
 	if err != nil {
 		return nil, fmt.Errorf("open netlink in bridge netns: %w", err)
 	}
@@ -215,11 +214,9 @@ func (tp *Topology) Close() error {
 		errs = append(errs, tp.pass.Close())
 	}
 	for _, h := range tp.hosts {
-		h.ns.Close()
+		h.ns.close()
 	}
-	if tp.brNS != netns.None() {
-		tp.brNS.Close()
-	}
+	tp.brNS.close()
 	// Remove by name, not by the handles: this also catches a namespace
 	// whose creation failed half-way.
 	errs = append(errs, Cleanup(tp.prefix))

@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
 )
 
 func requireRoot(t *testing.T) {
@@ -238,6 +240,39 @@ func TestTeardownAfterFailure(t *testing.T) {
 	assert.Empty(t, namespaces(t, tp.Prefix()))
 }
 
+// A host used while and after its topology closes gets an error, never a
+// stale descriptor: net/http finishes a dial it started for a request that
+// was cancelled meanwhile, and that dial can run after the test's cleanup
+// (run with -race: closing used to race with the dial's setns).
+func TestUseWhileClosing(t *testing.T) {
+	requireRoot(t)
+	tp, err := New(Options{})
+	require.NoError(t, err)
+	h, err := tp.AddHost(HostConfig{Name: "a"})
+	require.NoError(t, err)
+
+	var entered atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		for range 100_000 {
+			if err := h.Do(func() error { return nil }); err != nil {
+				done <- err
+				return
+			}
+			entered.Add(1)
+		}
+		done <- nil
+	}()
+	require.Eventually(t, func() bool { return entered.Load() > 0 }, 30*time.Second, time.Millisecond)
+	require.NoError(t, tp.Close())
+	assert.ErrorIs(t, <-done, errNSClosed, "the loop ends with the close, after %d entries", entered.Load())
+
+	assert.ErrorIs(t, h.Do(func() error { return nil }), errNSClosed)
+	_, err = h.DialContext(context.Background(), "tcp", "127.0.0.1:1")
+	assert.ErrorIs(t, err, errNSClosed)
+	assert.ErrorIs(t, h.netlink(func(*netlink.Handle) error { return nil }), errNSClosed)
+}
+
 // Leftovers of a run that died without Close are removed by CleanupStale;
 // a live topology is left alone.
 func TestCleanupStale(t *testing.T) {
@@ -255,9 +290,9 @@ func TestCleanupStale(t *testing.T) {
 	require.NoError(t, os.WriteFile(dead.ownerFile(), []byte(strconv.Itoa(cmd)), 0o644))
 	// Drop the handles without removing anything, as a crash would.
 	for _, h := range dead.Hosts() {
-		h.ns.Close()
+		h.ns.close()
 	}
-	dead.brNS.Close()
+	dead.brNS.close()
 
 	require.NoError(t, CleanupStale())
 	assert.Empty(t, namespaces(t, dead.Prefix()))
