@@ -235,29 +235,9 @@ type fileBackend struct {
 	State   string `yaml:"state"`
 }
 
-// Error is one problem found in a configuration file.
-type Error struct {
-	File   string
-	Line   int // 0 when the problem has no position (empty file)
-	Field  string
-	Reason string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteString(":")
-		b.WriteString(strconv.Itoa(e.Line))
-	}
-	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Reason)
-	return b.String()
-}
+// Error is one problem found in a configuration file ("file:line: field:
+// reason"); every problem Parse finds is one.
+type Error = strictyaml.Error
 
 // Load reads and validates the configuration file at path.
 func Load(path string) (*Config, error) {
@@ -272,40 +252,18 @@ func Load(path string) (*Config, error) {
 // problems found are returned together (errors.Join of *Error), so one run
 // of `xlb daemon` or `xlb reload` lists everything to fix.
 func Parse(name string, data []byte) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlError(name, err)
-	}
-	if root.Kind == 0 || len(root.Content) == 0 {
-		return nil, &Error{File: name, Reason: "empty configuration"}
-	}
-	// Unknown keys (with the key a typo meant) and values of the wrong
-	// kind, all of them, before the decoder would stop at Go type names.
 	var fc fileConfig
-	if probs := strictyaml.Decode(data, &root, &fc); len(probs) > 0 {
-		return nil, problemsError(name, probs)
+	root, err := strictyaml.DecodeFile(name, data, &fc)
+	if err != nil {
+		return nil, err
 	}
-	v := &validator{file: name, root: &root}
+	v := &validator{file: name, root: root}
 	cfg := v.config(&fc)
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)
 	}
 	cfg.File = name
 	return cfg, nil
-}
-
-// yamlError turns the YAML parser's error into *Error values.
-func yamlError(file string, err error) error {
-	return problemsError(file, strictyaml.DecodeProblems(err))
-}
-
-// problemsError joins problems as *Error values naming file.
-func problemsError(file string, probs []strictyaml.Problem) error {
-	errs := make([]error, len(probs))
-	for i, p := range probs {
-		errs[i] = &Error{File: file, Line: p.Line, Reason: p.Reason}
-	}
-	return errors.Join(errs...)
 }
 
 type validator struct {
@@ -316,12 +274,7 @@ type validator struct {
 
 // errorf records a problem at the YAML path (map keys and sequence indices).
 func (v *validator) errorf(path []any, format string, args ...any) {
-	v.errs = append(v.errs, &Error{
-		File:   v.file,
-		Line:   strictyaml.LineOf(v.root, path),
-		Field:  pathString(path),
-		Reason: fmt.Sprintf(format, args...),
-	})
+	v.errs = append(v.errs, strictyaml.Errorf(v.file, v.root, path, format, args...))
 }
 
 func p(elems ...any) []any { return elems }
@@ -655,20 +608,4 @@ func (v *validator) duration(path []any, val *string, def, lo time.Duration) tim
 		return def
 	}
 	return d
-}
-
-func pathString(path []any) string {
-	var b strings.Builder
-	for _, e := range path {
-		switch e := e.(type) {
-		case string:
-			if b.Len() > 0 {
-				b.WriteByte('.')
-			}
-			b.WriteString(e)
-		case int:
-			fmt.Fprintf(&b, "[%d]", e)
-		}
-	}
-	return b.String()
 }
