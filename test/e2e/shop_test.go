@@ -545,21 +545,7 @@ func TestShop(t *testing.T) {
 		s.roundsDuring(time.Second)
 		share := vipStats(t, victim, haHTTPPort).Packets - before
 		require.Positive(t, share, "the victim carries streams")
-		start := time.Now()
-		// Its cable first, then its daemon: the router hears nothing more
-		// and notices by the hold timer.
-		require.NoError(t, victim.host.Unplug())
-		b.stopLB(t, victim, syscall.SIGKILL)
-		victim.killed = true
-		var gone time.Duration
-		require.Eventually(t, func() bool {
-			if b.uses(t, victim) {
-				return false
-			}
-			gone = time.Since(start)
-			return true
-		}, 30*time.Second, 5*time.Millisecond, "the router kept using the lost edge host")
-		b.waitRouterUses(t, b.live())
+		gone := b.loseLB(t, victim)
 		moved := s.roundsDuring(2 * time.Second)
 		broken := s.finish(t)
 		tl := tallyOf(startLoad(t, loadSpec{host: b.client, target: b.target(), paths: shopPaths, rate: 100, max: 100}).wait(t), b.l7Name)
