@@ -43,6 +43,7 @@
 # Ctrl-C; what a killed run left is removed by the next run and on exit here.
 #
 # Environment: PARTS ("packet rate"), N (200000), ROUNDS (10), CPU (0),
+# CASES (the per-packet cases to run, comma-separated; default all),
 # BASE and NEW (unset), AB_RUNS (6), AB_STAT (iqm);
 # RATE_ROUNDS (9), RATE_INTERVAL (500ms), RATE_THREADS ("1,2"), RATE_FLOWSPLIT (rss),
 # RATE_CASES ("bounce,xlb,xlb-mac,nftables"; nftables needs the nft tool).
@@ -152,7 +153,7 @@ case " $PARTS " in *" packet "*)
 		ab_packet
 	else
 		echo "# targets on the reference machine (0.8x Katran, ns over floor): tcp_syn<=130 tcp_hit<=60 udp_hit<=78 non_vip<=20"
-		"$bin/l4bench" -n "${N:-200000}" -rounds "${ROUNDS:-10}" -cpu "${CPU:-0}"
+		"$bin/l4bench" -n "${N:-200000}" -rounds "${ROUNDS:-10}" -cpu "${CPU:-0}" -cases "${CASES:-}"
 	fi
 	;;
 esac
