@@ -136,10 +136,11 @@ type Health struct {
 	AllDown string
 }
 
-// What a VIP does when every backend fails its health checks. Failing
-// open is the default because the checks failing everywhere at once is
-// more often the checker's problem (a starved edge host, a firewall change
-// on the admin port) than every L7 host dying together, and when they
+// What a VIP does when every backend fails its health checks. Dropping
+// is the default: a table never names a host its checks call dead.
+// Failing open suits sites where the checks failing everywhere at once is
+// more likely the checker's problem (a starved edge host, a firewall
+// change on the admin port) than every L7 host dying together; when they
 // have all died, sending to them loses nothing that dropping would keep.
 const (
 	AllDownFailOpen = "fail_open"
@@ -372,7 +373,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 	}
 	cfg.Health.Rise = v.intRange(p("health", "rise"), h.Rise, DefaultHealthRise, 1, maxHealthRiseFall)
 	cfg.Health.Fall = v.intRange(p("health", "fall"), h.Fall, DefaultHealthFall, 1, maxHealthRiseFall)
-	cfg.Health.AllDown = AllDownFailOpen
+	cfg.Health.AllDown = AllDownDrop
 	if h.AllDown != nil {
 		cfg.Health.AllDown = *h.AllDown
 	}

@@ -47,7 +47,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, Health{
 		Spec: health.Spec{Type: "http", Path: "/ready", Status: 200,
 			Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 2, Fall: 2},
-		Port: 9901, AllDown: AllDownFailOpen,
+		Port: 9901, AllDown: AllDownDrop,
 	}, cfg.Health)
 	assert.Equal(t, DefaultSocket, cfg.API.Socket)
 	assert.Equal(t, DefaultMetricsListen, cfg.Metrics.Listen)

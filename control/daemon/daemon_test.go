@@ -368,11 +368,16 @@ func TestDaemonLifecycle(t *testing.T) {
 	})
 }
 
-// TestFailOpen: a VIP whose every backend that is not drained fails its
-// checks keeps sending new flows to those (health.all_down: fail_open, the
-// default); reloaded with all_down: drop, it drops them.
+// TestFailOpen: with health.all_down: fail_open, a VIP whose every backend
+// that is not drained fails its checks keeps sending new flows to those;
+// reloaded with the default (drop), it drops them.
 func TestFailOpen(t *testing.T) {
 	e := newEnv(t, 3)
+	plain, err := os.ReadFile(e.cfgPath)
+	require.NoError(t, err)
+	failOpen := strings.Replace(string(plain), "health:\n", "health:\n  all_down: fail_open\n", 1)
+	require.NotEqual(t, string(plain), failOpen)
+	require.NoError(t, os.WriteFile(e.cfgPath, []byte(failOpen), 0o600))
 	d, stop := e.start(t)
 	defer stop()
 	ctx := context.Background()
@@ -406,11 +411,7 @@ func TestFailOpen(t *testing.T) {
 	assert.Positive(t, spread[h3], "%v", spread)
 	assert.Equal(t, 1.0, gatheredValue(t, d.Registry(), "xlb_vip_failing_open", "vip", vipText))
 
-	good, err := os.ReadFile(e.cfgPath)
-	require.NoError(t, err)
-	drop := strings.Replace(string(good), "health:\n", "health:\n  all_down: drop\n", 1)
-	require.NotEqual(t, string(good), drop)
-	require.NoError(t, os.WriteFile(e.cfgPath, []byte(drop), 0o600))
+	require.NoError(t, os.WriteFile(e.cfgPath, plain, 0o600))
 	require.NoError(t, d.Reload(ctx))
 	got, err = d.GetVIP(ctx, vip)
 	require.NoError(t, err)
@@ -419,7 +420,7 @@ func TestFailOpen(t *testing.T) {
 	assert.Equal(t, 0.0, gatheredValue(t, d.Registry(), "xlb_vip_failing_open", "vip", vipText))
 
 	// Healthy again: an ordinary table, not failing open.
-	require.NoError(t, os.WriteFile(e.cfgPath, good, 0o600))
+	require.NoError(t, os.WriteFile(e.cfgPath, []byte(failOpen), 0o600))
 	require.NoError(t, d.Reload(ctx))
 	e.hosts[0].ready.Store(true)
 	eventually(t, "h1 active", func() bool { return states()[0] == api.StateActive })

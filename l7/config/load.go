@@ -480,6 +480,17 @@ func (v *validator) pool(i int, p *Pool) {
 	}
 	v.retryBudget(i, &p.RetryBudget)
 	v.postgres(i, p)
+	switch p.Health.AllDown {
+	case "":
+		p.Health.AllDown = AllDownRefuse
+	case AllDownRefuse:
+	case AllDownFailOpen:
+		if p.Health.Postgres != nil {
+			v.errorf(base("health", "all_down"), "pool %q cannot fail open with a postgres check: its checks pick the primary, and a guess could send writes to a replica", p.Name)
+		}
+	default:
+		v.errorf(base("health", "all_down"), "pool %q all_down %q is not one of fail_open, refuse", p.Name, p.Health.AllDown)
+	}
 	if s := p.Sticky; s != nil {
 		if s.Cookie == "" {
 			s.Cookie = "xlb_" + p.Name
