@@ -58,13 +58,12 @@ var errNoRaw = errors.New("no raw access to the sockets")
 // messages (a database session's queries and answers) as much as for
 // bulk:
 //
-//   - A message costs two system calls: one read and one write, the write
-//     made from inside the read's poller callback. A read that returns
-//     less than the buffer has emptied the socket's receive queue, so the
-//     direction waits on the poller at once instead of making a third
-//     call to learn EAGAIN. That is safe because the wait belongs to the
-//     same RawConn.Read as the read: readiness that arrives after the
-//     read is kept for it.
+//   - A message costs a read and a write, the write made from inside the
+//     read's poller callback, and the read that finds the socket empty
+//     (EAGAIN) before the direction waits on the poller. That last read
+//     cannot be skipped after a read that returned less than the buffer:
+//     a FIN (or RST) right behind the data is only seen by a further
+//     read, and the poller does not signal it again.
 //   - A direction whose reads keep filling the buffer (bulkAfter in a
 //     row) turns to splice(2) through a pipe of its own, opened then; a
 //     splice that moves less than copyBuf turns it back.
@@ -86,7 +85,7 @@ func sockRelay(dst, src *net.TCPConn, idle time.Duration, last, count *atomic.In
 	}
 	m := newMover(dstRaw, count)
 	defer m.closePipe()
-	return m.run(src, srcRaw, idle, last)
+	return m.run(src, srcRaw, idle, min(relaySlice, max(idle/4, time.Millisecond)), last)
 }
 
 func newMover(dst syscall.RawConn, count *atomic.Int64) *mover {
@@ -95,13 +94,12 @@ func newMover(dst syscall.RawConn, count *atomic.Int64) *mover {
 	return m
 }
 
-// run is sockRelay's loop over src.
-func (m *mover) run(src *net.TCPConn, srcRaw syscall.RawConn, idle time.Duration, last *atomic.Int64) error {
+// run is sockRelay's loop over src, with a read deadline every slice.
+func (m *mover) run(src *net.TCPConn, srcRaw syscall.RawConn, idle, slice time.Duration, last *atomic.Int64) error {
 	// Method values made once: a closure per message would allocate.
 	read, drain, write, pump := m.read, m.drain, m.write, m.pump
 	dstRaw := m.dst
 
-	slice := min(relaySlice, max(idle/4, time.Millisecond))
 	if err := src.SetReadDeadline(time.Now().Add(slice)); err != nil {
 		return err
 	}
@@ -197,7 +195,7 @@ func (m *mover) fail(op string, e syscall.Errno) bool {
 
 // read runs as src's RawConn.Read callback: it reads a message and
 // writes it to dst right away, until a read finds the socket empty
-// (false: the poller waits for more). It returns true to hand back to
+// (EAGAIN; false: the poller waits for more). It returns true to hand back to
 // sockRelay: src ended or failed, dst could not take everything without
 // waiting, or the direction turns to splice.
 func (m *mover) read(fd uintptr) bool {
@@ -225,7 +223,7 @@ func (m *mover) read(fd uintptr) bool {
 		}
 		if n < len(m.buf) {
 			m.full = 0
-			return false // the receive queue is empty
+			continue
 		}
 		if m.full++; m.full >= bulkAfter && m.openPipe() {
 			m.bulk = true

@@ -110,10 +110,9 @@ func TestSockRelayTakesUnwrappedSockets(t *testing.T) {
 }
 
 // TestSockRelayPicksCopyOrSplice: a session of small queries and answers
-// stays on read and write (no pipe is ever opened) and every answer comes
-// back without waiting for a later byte (a direction waits on the poller
-// right after a read that emptied the socket); a stream of large writes
-// turns the direction to splice. Both deliver every byte in order.
+// stays on read and write (no pipe is ever opened) and every message
+// arrives without waiting for a later byte; a stream of large writes turns
+// the direction to splice. Both deliver every byte in order.
 func TestSockRelayPicksCopyOrSplice(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
@@ -133,7 +132,9 @@ func TestSockRelayPicksCopyOrSplice(t *testing.T) {
 			m := newMover(raw, &count)
 			defer m.closePipe()
 			done := make(chan error, 1)
-			go func() { done <- m.run(fromClient, srcRaw, time.Minute, &last) }()
+			// No deadline within the test: a message left unread would
+			// wait for good, not until the next slice.
+			go func() { done <- m.run(fromClient, srcRaw, time.Hour, time.Hour, &last) }()
 
 			sent := make([]byte, 0, tt.msgs*tt.size)
 			got := make([]byte, tt.size)
@@ -145,8 +146,8 @@ func TestSockRelayPicksCopyOrSplice(t *testing.T) {
 				require.NoError(t, err)
 				// Each message is read whole at the server before the
 				// next is sent: a relay that waited on the poller with
-				// bytes still unread would stall here (until the test's
-				// deadline, a failure).
+				// bytes still unread would stall here until the test's
+				// deadline, a failure.
 				_, err = io.ReadFull(server, got)
 				require.NoError(t, err, "message %d", i)
 				require.Equal(t, msg, got, "message %d", i)
@@ -162,6 +163,52 @@ func TestSockRelayPicksCopyOrSplice(t *testing.T) {
 			assert.Equal(t, tt.wantPipe, m.pr >= 0, "pipe opened (splice in use)")
 		})
 	}
+}
+
+// TestSockRelaySeesFINBehindData: a client's last bytes and its FIN,
+// both in the socket when the relay reads (one wake-up of the poller for
+// both), end the relay: the FIN is found by the read after the data, not
+// at the next read deadline. The relay runs without a deadline within the
+// test, so a missed FIN fails it instead of costing a second.
+func TestSockRelaySeesFINBehindData(t *testing.T) {
+	client, fromClient := tcpPair(t)
+	toServer, server := tcpPair(t)
+	raw, err := toServer.SyscallConn()
+	require.NoError(t, err)
+	srcRaw, err := fromClient.SyscallConn()
+	require.NoError(t, err)
+	_, err = client.Write([]byte("Xbye"))
+	require.NoError(t, err)
+	require.NoError(t, client.CloseWrite())
+	// The FIN has arrived (the socket is in CLOSE_WAIT), behind the data.
+	require.Eventually(t, func() bool {
+		var st uint8
+		_ = srcRaw.Control(func(fd uintptr) {
+			if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+				st = info.State
+			}
+		})
+		return st == unix.BPF_TCP_CLOSE_WAIT
+	}, 30*time.Second, time.Millisecond)
+
+	var last, count atomic.Int64
+	last.Store(time.Now().UnixNano())
+	m := newMover(raw, &count)
+	defer m.closePipe()
+	done := make(chan error, 1)
+	go func() { done <- m.run(fromClient, srcRaw, time.Hour, time.Hour, &last) }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the relay missed the FIN behind the data")
+	}
+	assert.Equal(t, int64(4), count.Load())
+	buf := make([]byte, 4)
+	require.NoError(t, server.SetReadDeadline(time.Now().Add(30*time.Second)))
+	_, err = io.ReadFull(server, buf)
+	require.NoError(t, err)
+	assert.Equal(t, "Xbye", string(buf))
 }
 
 // TestRelayIdle: a pair with no byte in either direction for idle ends
