@@ -53,11 +53,11 @@ type liveProxy struct {
 
 func startLiveProxy(t *testing.T) *liveProxy {
 	t.Helper()
-	lp := &liveProxy{client: &http.Client{Timeout: 5 * time.Second}, appErrors: map[string]*bool{}}
+	appErrors := map[string]*bool{}
 	var addrs []any
 	for _, name := range []string{"a", "b", "c"} {
 		fail := new(bool)
-		lp.appErrors[name] = fail
+		appErrors[name] = fail
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			if *fail {
 				w.WriteHeader(http.StatusInternalServerError)
@@ -69,10 +69,22 @@ func startLiveProxy(t *testing.T) *liveProxy {
 	}
 	front, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	lp.front = front.Addr().String()
 	path := filepath.Join(t.TempDir(), "proxy.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(liveConfig, append([]any{lp.front}, addrs...)...)), 0o600))
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(liveConfig, append([]any{front.Addr().String()}, addrs...)...)), 0o600))
 
+	lp, _ := openLiveProxy(t, path)
+	lp.front, lp.appErrors = front.Addr().String(), appErrors
+	go func() { _ = lp.p.Serve(front) }()
+	return lp
+}
+
+// openLiveProxy opens the config at path as `xlb proxy` does: a Manager,
+// its director (returned too), and a proxy attached to the Manager with
+// the status page on its admin listener, which it serves on a loopback
+// port. The caller serves the traffic listeners; all is closed when the
+// test ends.
+func openLiveProxy(t *testing.T, path string) (*liveProxy, *director.Director) {
+	t.Helper()
 	m, err := Open(path, nil)
 	require.NoError(t, err)
 	dir, err := director.New(m.Config())
@@ -85,14 +97,12 @@ func startLiveProxy(t *testing.T) *liveProxy {
 	})
 	require.NoError(t, err)
 	m.Attach(p)
-	lp.m, lp.p = m, p
 	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	lp.adminURL = "http://" + adminLn.Addr().String()
-	go func() { _ = p.Serve(front) }()
+	lp := &liveProxy{m: m, p: p, client: &http.Client{Timeout: 5 * time.Second}, adminURL: "http://" + adminLn.Addr().String()}
 	go func() { _ = p.ServeAdmin(adminLn) }()
 	t.Cleanup(func() { _ = p.Close() })
-	return lp
+	return lp, dir
 }
 
 func (lp *liveProxy) status(t *testing.T) LiveStatus {
