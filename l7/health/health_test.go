@@ -203,7 +203,10 @@ func TestCloseStopsProbes(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
-	assert.Equal(t, after, probes, "no probe after Close returned")
+	// The probe in flight when Close was called may still reach the
+	// server's handler after Close returned (its request was on the
+	// wire); a probe loop still running would add one every millisecond.
+	assert.LessOrEqual(t, probes-after, 1, "no new probe after Close returned")
 }
 
 func (r *recorder) names() map[string]bool {

@@ -5,7 +5,7 @@
 # the same run. Runs are interleaved (direct xlb haproxy, direct xlb
 # haproxy, ... for ROUNDS rounds) so that noise from the shared machine hits
 # every path alike; the table shows each round's transactions per second and
-# average latency, the medians, and the ratios xlb ÷ HAProxy and
+# average latency, the medians, and the ratios (tps and latency) xlb ÷ HAProxy and
 # xlb ÷ direct per round and of the medians.
 #
 # Bounded: each pgbench runs DURATION seconds under `timeout`; the cluster,
@@ -186,24 +186,24 @@ table() {
 	echo
 	local hdr="| mode | round | direct tps | xlb tps | HAProxy tps |" sep="|---|---|---:|---:|---:|"
 	[ -n "$XLB_B" ] && { hdr+=" xlb-b tps |"; sep+="---:|"; }
-	echo "$hdr direct / xlb / HAProxy latency ms | xlb ÷ HAProxy | xlb ÷ direct |"
-	echo "$sep---|---:|---:|"
-	local mode r d x h b row
+	echo "$hdr direct / xlb / HAProxy latency ms | xlb ÷ HAProxy | xlb ÷ direct | latency xlb ÷ HAProxy | latency xlb ÷ direct |"
+	echo "$sep---|---:|---:|---:|---:|"
+	local mode r d x h b row ld lx lh
 	for mode in $MODES; do
 		for r in $(seq 1 "$ROUNDS") median; do
 			if [ "$r" = median ]; then
 				d=$(median "${TPS[$mode,direct]}") x=$(median "${TPS[$mode,xlb]}") h=$(median "${TPS[$mode,haproxy]}")
-				lat="$(median "${LAT[$mode,direct]}") / $(median "${LAT[$mode,xlb]}") / $(median "${LAT[$mode,haproxy]}")"
+				ld=$(median "${LAT[$mode,direct]}") lx=$(median "${LAT[$mode,xlb]}") lh=$(median "${LAT[$mode,haproxy]}")
 				b=$([ -n "$XLB_B" ] && median "${TPS[$mode,xlb-b]}" || true)
 			else
 				d=$(nth "${TPS[$mode,direct]}" "$r") x=$(nth "${TPS[$mode,xlb]}" "$r") h=$(nth "${TPS[$mode,haproxy]}" "$r")
-				lat="$(nth "${LAT[$mode,direct]}" "$r") / $(nth "${LAT[$mode,xlb]}" "$r") / $(nth "${LAT[$mode,haproxy]}" "$r")"
+				ld=$(nth "${LAT[$mode,direct]}" "$r") lx=$(nth "${LAT[$mode,xlb]}" "$r") lh=$(nth "${LAT[$mode,haproxy]}" "$r")
 				b=$([ -n "$XLB_B" ] && nth "${TPS[$mode,xlb-b]}" "$r" || true)
 			fi
 			row="| $mode | $r | $d | $x | $h |"
 			[ -n "$XLB_B" ] && row+=" $b |"
-			awk -v row="$row" -v lat="$lat" -v d="$d" -v x="$x" -v h="$h" \
-				'BEGIN { printf "%s %s | %.2f | %.2f |\n", row, lat, x / h, x / d }'
+			awk -v row="$row" -v d="$d" -v x="$x" -v h="$h" -v ld="$ld" -v lx="$lx" -v lh="$lh" \
+				'BEGIN { printf "%s %s / %s / %s | %.2f | %.2f | %.2f | %.2f |\n", row, ld, lx, lh, x / h, x / d, lx / lh, lx / ld }'
 		done
 	done
 }
