@@ -41,12 +41,13 @@ func buildXLB(t *testing.T) string {
 	return bin
 }
 
-// install runs scripts/install.sh with the given layout.
-func install(t *testing.T, bin, destdir, prefix, unitdir string) {
+// install runs scripts/install.sh with the given layout (and env, extra
+// VAR=value settings).
+func install(t *testing.T, bin, destdir, prefix, unitdir string, env ...string) {
 	t.Helper()
 	cmd := exec.Command("bash", "scripts/install.sh")
 	cmd.Dir = repoRoot(t)
-	cmd.Env = append(os.Environ(), "BIN="+bin, "DESTDIR="+destdir, "PREFIX="+prefix, "UNITDIR="+unitdir)
+	cmd.Env = append(append(os.Environ(), "BIN="+bin, "DESTDIR="+destdir, "PREFIX="+prefix, "UNITDIR="+unitdir), env...)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "install.sh: %s", out)
 }
@@ -114,6 +115,37 @@ func TestInstallLayout(t *testing.T) {
 	st, err := os.Stat(filepath.Join(dest, "usr/bin/xlb"))
 	require.NoError(t, err)
 	assert.Equal(t, fs.FileMode(0o755), st.Mode().Perm())
+}
+
+// TestInstallCreatesGroup: the install creates the xlb group that the CLI's
+// "permission denied" hint names and the xlb user the proxy's unit runs as
+// (a real install does it on the host; here CREATE_USERS=1 does it under
+// DESTDIR, the same systemd-sysusers call with --root), and running it
+// again changes nothing. A plain DESTDIR staging creates no users. The
+// install used to leave the group to a manual step.
+func TestInstallCreatesGroup(t *testing.T) {
+	if _, err := exec.LookPath("systemd-sysusers"); err != nil {
+		t.Skip("systemd-sysusers not installed")
+	}
+	bin := buildXLB(t)
+	dest := t.TempDir()
+	install(t, bin, dest, "/usr", "/lib/systemd/system", "CREATE_USERS=1")
+	group, err := os.ReadFile(filepath.Join(dest, "etc/group"))
+	require.NoError(t, err)
+	passwd, err := os.ReadFile(filepath.Join(dest, "etc/passwd"))
+	require.NoError(t, err)
+	assert.Regexp(t, `(?m)^xlb:x:\d+:$`, string(group))
+	assert.Regexp(t, `(?m)^xlb:x:\d+:\d+:[^:]*:/var/lib/xlb-proxy:/usr/sbin/nologin$`, string(passwd))
+
+	install(t, bin, dest, "/usr", "/lib/systemd/system", "CREATE_USERS=1")
+	again, err := os.ReadFile(filepath.Join(dest, "etc/group"))
+	require.NoError(t, err)
+	assert.Equal(t, string(group), string(again))
+
+	staged := t.TempDir()
+	install(t, bin, staged, "/usr", "/lib/systemd/system")
+	assert.NoFileExists(t, filepath.Join(staged, "etc/group"))
+	assert.NoFileExists(t, filepath.Join(staged, "etc/passwd"))
 }
 
 // TestPackage builds the .deb and reads it back with dpkg-deb: the same
