@@ -218,6 +218,57 @@ func TestUnitsVerify(t *testing.T) {
 	assert.Empty(t, string(out))
 }
 
+// TestUnitsCheckBeforeReload: each unit whose process reloads on SIGHUP
+// runs its binary's --check on the same file first, in ExecReload and
+// ExecStartPre, so `systemctl reload` (and a start) fails on a broken file
+// with its file:line instead of reporting success while the process keeps
+// its old config. The check lines are run here as systemd would run them,
+// with the built binary and a broken (and, for the proxy, the example)
+// config in place of /etc/xlb.
+func TestUnitsCheckBeforeReload(t *testing.T) {
+	bin := buildXLB(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("nosuchkey: 1\n"), 0o600))
+	for _, u := range []struct{ path, config, example string }{
+		{"control/xlb-daemon.service", "/etc/xlb/xlb.yaml", ""},
+		{"control/xlb-dns.service", "/etc/xlb/dns.yaml", ""},
+		{"l7/xlb-proxy.service", "/etc/xlb/proxy.yaml", "l7/example.yaml"},
+	} {
+		t.Run(filepath.Base(u.path), func(t *testing.T) {
+			unit := unitService(t, u.path)
+			reload := unit["ExecReload"]
+			require.Len(t, reload, 2, "ExecReload: the check, then the signal")
+			assert.Equal(t, "/bin/kill -HUP $MAINPID", reload[1])
+			check := reload[0]
+			assert.Contains(t, check, " --check --config "+u.config)
+			assert.Contains(t, unit["ExecStartPre"], check, "a start runs the same check")
+
+			run := func(config string) (int, string) {
+				args := strings.Fields(strings.ReplaceAll(check, u.config, config))
+				require.Equal(t, "/usr/bin/xlb", args[0])
+				cmd := exec.Command(bin, args[1:]...)
+				var stderr bytes.Buffer
+				cmd.Stderr = &stderr
+				err := cmd.Run()
+				if err == nil {
+					return 0, stderr.String()
+				}
+				var ee *exec.ExitError
+				require.ErrorAs(t, err, &ee)
+				return ee.ExitCode(), stderr.String()
+			}
+			code, stderr := run(bad)
+			assert.Equal(t, 1, code)
+			assert.Contains(t, stderr, bad+`:1: unknown key "nosuchkey"`)
+			if u.example != "" {
+				code, stderr := run(filepath.Join(repoRoot(t), u.example))
+				assert.Equal(t, 0, code, stderr)
+			}
+		})
+	}
+}
+
 // unitService reads the [Service] section of a unit file from the source
 // tree: key → values in order (a key may repeat).
 func unitService(t *testing.T, path string) map[string][]string {
