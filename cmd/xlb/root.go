@@ -52,8 +52,11 @@ func rejectUnknownSubcommands(cmd *cobra.Command) {
 	// parser fails before Args runs. The mistake is the word, not the flag
 	// (which belongs to the subcommand meant); the parser has collected the
 	// words it passed. Every group takes subcommands, never words.
+	group := cmd
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		if words := c.Flags().Args(); len(words) > 0 {
+		// Cobra hands a command's flag error func down to its subcommands;
+		// a leaf's words are its arguments, and its flag error stands.
+		if words := c.Flags().Args(); c == group && len(words) > 0 {
 			return noSubcommandArgs(c, words)
 		}
 		return err

@@ -99,6 +99,12 @@ func TestTyposFailEverywhere(t *testing.T) {
 			assert.Equal(t, 1, code)
 			assert.Contains(t, stderr, "unknown flag: --no-such-flag")
 			assert.Empty(t, stdout)
+			// After arguments too: the flag is the mistake, not the words.
+			code, stdout, stderr = runExit(append(args, "10.0.0.1:80/tcp", "10.0.1.1", "--no-such-flag")...)
+			assert.Equal(t, 1, code)
+			assert.Contains(t, stderr, "unknown flag: --no-such-flag")
+			assert.NotContains(t, stderr, "unknown command")
+			assert.Empty(t, stdout)
 		})
 	}
 }
