@@ -154,7 +154,21 @@ type Health struct {
 	// Port is the port probed on the backend; 0 means the VIP's own port
 	// (not allowed for port-wildcard VIPs).
 	Port uint16
+	// AllDown is what a VIP does when every backend not drained fails its
+	// checks: AllDownFailOpen keeps sending new flows to all of them,
+	// AllDownDrop installs an empty table.
+	AllDown string
 }
+
+// What a VIP does when every backend fails its health checks. Failing
+// open is the default because the checks failing everywhere at once is
+// more often the checker's problem (a starved edge host, a firewall change
+// on the admin port) than every L7 host dying together, and when they
+// have all died, sending to them loses nothing that dropping would keep.
+const (
+	AllDownFailOpen = "fail_open"
+	AllDownDrop     = "drop"
+)
 
 // API configures the unix socket the CLI talks to.
 type API struct {
@@ -219,6 +233,7 @@ type fileConfig struct {
 		Timeout  *string `yaml:"timeout"`
 		Rise     *int    `yaml:"rise"`
 		Fall     *int    `yaml:"fall"`
+		AllDown  *string `yaml:"all_down"`
 	} `yaml:"health"`
 	API struct {
 		Socket *string `yaml:"socket"`
@@ -429,6 +444,15 @@ func (v *validator) config(fc *fileConfig) *Config {
 	}
 	cfg.Health.Rise = v.intRange(p("health", "rise"), h.Rise, DefaultHealthRise, 1, maxHealthRiseFall)
 	cfg.Health.Fall = v.intRange(p("health", "fall"), h.Fall, DefaultHealthFall, 1, maxHealthRiseFall)
+	cfg.Health.AllDown = AllDownFailOpen
+	if h.AllDown != nil {
+		cfg.Health.AllDown = *h.AllDown
+	}
+	switch cfg.Health.AllDown {
+	case AllDownFailOpen, AllDownDrop:
+	default:
+		v.errorf(p("health", "all_down"), "unknown choice %q (want %s or %s)", cfg.Health.AllDown, AllDownFailOpen, AllDownDrop)
+	}
 
 	cfg.API.Socket = v.absPath(p("api", "socket"), fc.API.Socket, DefaultSocket, "an absolute path")
 	cfg.API.Group = fc.API.Group

@@ -562,7 +562,9 @@ func TestShop(t *testing.T) {
 		b.waitRouterUses(t, b.live())
 		moved := s.roundsDuring(2 * time.Second)
 		broken := s.finish(t)
-		tl := tallyOf(startLoad(t, loadSpec{host: b.client, target: b.target(), paths: shopPaths, rate: 100, max: 100}).wait(t), b.l7Name)
+		after := startLoad(t, loadSpec{host: b.client, target: b.target(), paths: shopPaths, rate: 100, max: 100}).wait(t)
+		tl := tallyOf(after, b.l7Name)
+		b.explainFailures(t, after)
 		t.Logf("edge host %s lost (hold time %v): the router stopped using it after %v; 100 streams (per L7 host %v; %d packets a second through the lost host before; edge tables agree on %d of 500 flows; streams the survivor would send to another L7 host: %v), %d lines in 2 s after, %d broken; new connections after: %s",
 			victim.host.Name, b.hold, gone.Round(time.Millisecond), s.hostCounts(), share, agree, elsewhere, moved, broken, tl)
 		assert.Equal(t, 500, agree, "every edge host sends a flow to the same L7 host")
