@@ -41,9 +41,9 @@ func textFile(p string) bool {
 }
 
 // tracker matches phrases that refer to the project's tracker or to how the
-// work was organised rather than to xlb: "issue 9", "this issue", "the
-// issue's cases", "the breadth issue", "this session". The words are split
-// so that this file does not match itself.
+// work was organised rather than to xlb: a numbered ticket, "this" ticket,
+// a ticket's cases or targets, a work session. The words are split so that
+// the expression does not match itself.
 var tracker = regexp.MustCompile(`(?i)\b(` + strings.Join([]string{
 	`iss` + `ue #?\d+`,
 	`(this|that|the|an earlier|a later|another) iss` + `ue('s)? (says|asks|lists|measured|wants|target|cases?|goals?)`,
@@ -55,7 +55,7 @@ var tracker = regexp.MustCompile(`(?i)\b(` + strings.Join([]string{
 }, "|") + `)`)
 
 // TestNoTrackerLanguage: documents, comments and messages speak of xlb and
-// its users; a phrase such as "the target of issue 9" means nothing to an
+// its users; a ticket's number or "what the ticket says" means nothing to an
 // operator reading the docs or the code.
 func TestNoTrackerLanguage(t *testing.T) {
 	root, paths := repoFiles(t)
