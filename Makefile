@@ -57,8 +57,10 @@ lint:
 # Installs the binary, systemd units, example configs, dashboards and shell
 # completion under $(DESTDIR)$(PREFIX) (units and sysusers under
 # $(DESTDIR)$(UNITDIR)/..; example configs under $(DESTDIR)/etc/xlb as
-# *.example, never over a config in use). scripts/package.sh builds the
-# Debian package from the same layout.
+# *.example, never over a config in use). Installing on this host (no
+# DESTDIR) also creates the xlb user and group; CREATE_USERS=1 does that
+# under DESTDIR too. scripts/package.sh builds the Debian package from the
+# same layout.
 PREFIX  ?= /usr/local
 UNITDIR ?= /lib/systemd/system
 install: build

@@ -5,6 +5,12 @@
 # suggested Prometheus alert rules and shell completion. `make install` and
 # scripts/package.sh both use it, so a package and a hand install are the
 # same files.
+#
+# A real install (no DESTDIR) also creates the xlb user and group: the units
+# run the proxy as xlb, and the CLI's "permission denied" hint tells
+# operators to join the group. CREATE_USERS=1 does that under DESTDIR too
+# (systemd-sysusers --root), CREATE_USERS=0 never; a package build stages
+# files only and leaves it to the package's postinst.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,4 +45,19 @@ cp -r docs "$share/doc/xlb/docs"
 "$BIN" completion bash >"$share/bash-completion/completions/xlb"
 "$BIN" completion zsh >"$share/zsh/vendor-completions/_xlb"
 "$BIN" completion fish >"$share/fish/vendor_completions.d/xlb.fish"
+create_users=${CREATE_USERS:-}
+if [ -z "$create_users" ]; then
+	if [ -z "$root" ]; then create_users=1; else create_users=0; fi
+fi
+if [ "$create_users" = 1 ]; then
+	if command -v systemd-sysusers >/dev/null 2>&1; then
+		systemd-sysusers ${root:+--root="$root"} "$sysusersdir/xlb.conf"
+	elif [ -z "$root" ]; then
+		getent group xlb >/dev/null || groupadd --system xlb
+		getent passwd xlb >/dev/null || useradd --system --gid xlb --home-dir /var/lib/xlb-proxy --no-create-home --shell /usr/sbin/nologin xlb
+	else
+		echo "install: CREATE_USERS=1 under DESTDIR needs systemd-sysusers" >&2
+		exit 1
+	fi
+fi
 echo "installed xlb under ${root:-/}"

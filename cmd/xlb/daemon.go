@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -79,14 +78,8 @@ func (o *daemonOptions) runCheck(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	var missing []string
-	for _, it := range cfg.Interfaces {
-		if _, err := net.InterfaceByName(it.Name); err != nil {
-			missing = append(missing, fmt.Sprintf("%s: interface %q does not exist on this host", cfg.File, it.Name))
-		}
-	}
-	if len(missing) > 0 {
-		return errors.New(strings.Join(missing, "\n"))
+	if err := cfg.CheckInterfaces(net.InterfaceByName); err != nil {
+		return err
 	}
 	backends := 0
 	for _, v := range cfg.VIPs {

@@ -72,7 +72,7 @@ func TestDaemonCheck(t *testing.T) {
 	assert.NoDirExists(t, pins)
 
 	tests := []struct{ name, body, want string }{
-		{"missing interface", "interfaces:\n  - name: xlbnosuch0\n" + base, `interface "xlbnosuch0" does not exist on this host`},
+		{"missing interface", "interfaces:\n  - name: xlbnosuch0\n" + base, `:2: interfaces[0].name: interface "xlbnosuch0" does not exist on this host`},
 		{"unknown key", "interfaces:\n  - name: lo\n    mdoe: native\n" + base, `:3: unknown key "mdoe" in interfaces[0] (did you mean "mode"?)`},
 		{"bad value", "interfaces:\n  - name: lo\n" + base + "vips:\n  - address: 203.0.113.10\n    port: 0\n", `vips[0].port`},
 	}

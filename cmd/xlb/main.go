@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 func main() {
@@ -27,7 +30,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	if f := cmd.Flags().Lookup("output"); f != nil && f.Value.String() == string(outputJSON) {
+	if wantsJSON(cmd, args) {
 		b, _ := json.Marshal(struct {
 			Error string `json:"error"`
 		}{err.Error()})
@@ -40,6 +43,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return ee.code
 	}
 	return 1
+}
+
+// wantsJSON tells whether the failed command line asked for -o json. When
+// cobra stopped before parsing the command's flags (an unknown subcommand,
+// a bad flag), the flag has no value yet, so the arguments are read as the
+// flag parser would: -o json, -ojson, --output json, --output=json.
+func wantsJSON(cmd *cobra.Command, args []string) bool {
+	if f := cmd.Flags().Lookup("output"); f != nil && f.Changed {
+		return f.Value.String() == string(outputJSON)
+	}
+	json := false
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		switch {
+		case a == "-o" || a == "--output":
+			json = i+1 < len(args) && args[i+1] == string(outputJSON)
+		case a == "-o"+string(outputJSON) || a == "--output="+string(outputJSON) || a == "-o="+string(outputJSON):
+			json = true
+		case strings.HasPrefix(a, "-o") && !strings.HasPrefix(a, "--") || strings.HasPrefix(a, "--output="):
+			json = false
+		}
+	}
+	return json
 }
 
 // exitRestart is the exit status of `xlb daemon` stopped for a restart

@@ -42,11 +42,27 @@ func rejectUnknownSubcommands(cmd *cobra.Command) {
 	for _, c := range cmd.Commands() {
 		rejectUnknownSubcommands(c)
 	}
-	if cmd == cmd.Root() || !cmd.HasSubCommands() || cmd.Runnable() {
+	if cmd == cmd.Root() || !cmd.HasSubCommands() {
 		return
 	}
 	if cmd.SuggestionsMinimumDistance <= 0 {
 		cmd.SuggestionsMinimumDistance = 2 // cobra's own default, which it only sets at the root
+	}
+	// `xlb backend drian x -o json`: the group has no -o, so its flag
+	// parser fails before Args runs. The mistake is the word, not the flag
+	// (which belongs to the subcommand meant); the parser has collected the
+	// words it passed. Every group takes subcommands, never words.
+	group := cmd
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		// Cobra hands a command's flag error func down to its subcommands;
+		// a leaf's words are its arguments, and its flag error stands.
+		if words := c.Flags().Args(); c == group && len(words) > 0 {
+			return noSubcommandArgs(c, words)
+		}
+		return err
+	})
+	if cmd.Runnable() {
+		return // `xlb proxy` runs itself and checks its arguments with noSubcommandArgs
 	}
 	cmd.Args = noSubcommandArgs
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }

@@ -99,6 +99,12 @@ func TestTyposFailEverywhere(t *testing.T) {
 			assert.Equal(t, 1, code)
 			assert.Contains(t, stderr, "unknown flag: --no-such-flag")
 			assert.Empty(t, stdout)
+			// After arguments too: the flag is the mistake, not the words.
+			code, stdout, stderr = runExit(append(args, "10.0.0.1:80/tcp", "10.0.1.1", "--no-such-flag")...)
+			assert.Equal(t, 1, code)
+			assert.Contains(t, stderr, "unknown flag: --no-such-flag")
+			assert.NotContains(t, stderr, "unknown command")
+			assert.Empty(t, stdout)
 		})
 	}
 }
@@ -143,4 +149,37 @@ func TestFlagUsageHasNoBackquotes(t *testing.T) {
 		}
 	}
 	walk(newRootCmd())
+}
+
+// TestJSONErrorsBeforeFlagParsing: a typo'd subcommand followed by the
+// flags of the subcommand meant fails as the unknown word (not as "unknown
+// shorthand flag: 'o'", the group's own flag parser's complaint), and under
+// -o json as one JSON object on stderr, at every group of the tree.
+func TestJSONErrorsBeforeFlagParsing(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "none.sock")
+	groups, _ := commandPaths(newRootCmd())
+	for _, g := range append([][]string{nil}, groups...) {
+		for _, out := range [][]string{{"-o", "json"}, {"-ojson"}, {"--output=json"}, {"--output", "json"}} {
+			args := append(append(append([]string{"--socket", socket}, g...), "nosuchcommand", "x"), out...)
+			t.Run(strings.Join(args[2:], " "), func(t *testing.T) {
+				code, stdout, stderr := runExit(args...)
+				assert.Equal(t, 1, code)
+				assert.Empty(t, stdout)
+				var e struct {
+					Error string `json:"error"`
+				}
+				require.NoError(t, json.Unmarshal([]byte(stderr), &e), "stderr: %s", stderr)
+				assert.Contains(t, e.Error, `unknown command "nosuchcommand" for "`+strings.Join(append([]string{"xlb"}, g...), " ")+`"`)
+			})
+		}
+	}
+	// Without -o json the same mistake is text, and -o table stays text.
+	code, _, stderr := runExit("--socket", socket, "backend", "drian", "x", "-o", "table")
+	assert.Equal(t, 1, code)
+	assert.True(t, strings.HasPrefix(stderr, `xlb: unknown command "drian" for "xlb backend"`), stderr)
+	assert.Contains(t, stderr, "Did you mean this?\n\tdrain")
+	// A bad flag on a command that has -o: the flag is named, as JSON.
+	code, _, stderr = runExit("--socket", socket, "stats", "-o", "json", "--no-such-flag")
+	assert.Equal(t, 1, code)
+	assert.JSONEq(t, `{"error":"unknown flag: --no-such-flag"}`, stderr)
 }

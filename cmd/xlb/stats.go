@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -80,7 +79,10 @@ func runStats(ctx context.Context, out io.Writer, svc api.Service, o statsOption
 		case <-t.C:
 		}
 		cur, err := svc.Stats(ctx)
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		if err != nil && ctx.Err() != nil {
+			// Interrupted (or past the caller's deadline) during a
+			// request: the same end of --watch, whatever error the cut
+			// request surfaced as.
 			return nil
 		}
 		if err != nil {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -132,4 +134,44 @@ func TestAgo(t *testing.T) {
 	}
 	assert.Equal(t, "never", ago(clock, time.Time{}))
 	assert.True(t, strings.HasPrefix(ago(clock, clock.Add(-72*time.Hour)), "2026-11-24T10:00:00Z"))
+}
+
+// cutStats answers Stats once, then blocks the next request until the
+// context ends and fails it with the context's error, as a request cut by
+// the deadline or by Ctrl-C does.
+type cutStats struct {
+	api.Service
+	calls int
+}
+
+func (c *cutStats) Stats(ctx context.Context) (api.Stats, error) {
+	c.calls++
+	if c.calls == 1 {
+		return statsSeq()[0], nil
+	}
+	<-ctx.Done()
+	return api.Stats{}, fmt.Errorf("get stats: %w", ctx.Err())
+}
+
+// TestStatsWatchEndsWithContext: --watch ends cleanly when its context ends
+// during a request, for a deadline as for a cancel. A deadline used to
+// surface as the command's error (and failed the --help examples' test on
+// a busy machine).
+func TestStatsWatchEndsWithContext(t *testing.T) {
+	for _, name := range []string{"deadline", "cancel"} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			if name == "cancel" {
+				ctx, cancel = context.WithCancel(context.Background())
+				time.AfterFunc(200*time.Millisecond, cancel)
+			}
+			svc := &cutStats{}
+			var out strings.Builder
+			err := runStats(ctx, &out, svc, statsOptions{interval: time.Millisecond, watch: true, output: outputJSON})
+			assert.NoError(t, err)
+			assert.Equal(t, 2, svc.calls)
+			assert.Empty(t, out.String())
+		})
+	}
 }

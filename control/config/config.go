@@ -71,6 +71,30 @@ type Config struct {
 	VIPs    []VIP
 	// BGP is nil when the daemon does not speak BGP (bgp.go).
 	BGP *BGP
+
+	// ifaceLines[i] is the line of Interfaces[i]'s name in File, for
+	// CheckInterfaces' messages.
+	ifaceLines []int
+}
+
+// CheckInterfaces reports every interface of the configuration that lookup
+// (net.InterfaceByName on the host) does not find, each with the file and
+// line that names it. The daemon runs it before it pins, attaches or writes
+// anything, and `xlb daemon --check` runs it as the host-dependent part of
+// validation.
+func (c *Config) CheckInterfaces(lookup func(string) (*net.Interface, error)) error {
+	var errs []error
+	for i, it := range c.Interfaces {
+		if _, err := lookup(it.Name); err != nil {
+			line := 0
+			if i < len(c.ifaceLines) {
+				line = c.ifaceLines[i]
+			}
+			errs = append(errs, &Error{File: c.File, Line: line, Field: pathString(p("interfaces", i, "name")),
+				Reason: fmt.Sprintf("interface %q does not exist on this host (see `ip link`)", it.Name)})
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Interface is a NIC the balancer's XDP program is attached to.
@@ -321,6 +345,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 			v.errorf(p("interfaces", i, "mode"), "unknown attach mode %q (want auto, native or generic)", fi.Mode)
 		}
 		cfg.Interfaces = append(cfg.Interfaces, it)
+		cfg.ifaceLines = append(cfg.ifaceLines, strictyaml.LineOf(v.root, p("interfaces", i, "name")))
 	}
 
 	cfg.OuterSource.IPv4 = v.addr(p("outer_source", "ipv4"), fc.OuterSource.IPv4, 4)

@@ -111,6 +111,13 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
 	}
+	// A missing interface fails here, before the state file is written or
+	// anything is pinned: attaching would find it only after both.
+	if !opts.NoAttach {
+		if err := cfg.CheckInterfaces(net.InterfaceByName); err != nil {
+			return nil, err
+		}
+	}
 	d := &Daemon{
 		log:     log,
 		version: opts.Version,

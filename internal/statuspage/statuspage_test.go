@@ -2,8 +2,11 @@ package statuspage
 
 import (
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,4 +65,46 @@ func TestMountLeavesOtherPathsAlone(t *testing.T) {
 			assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'self'", "%s: nothing from elsewhere", path)
 		}
 	}
+}
+
+// TestReadOnlyAndSelfContained: the page and its JSON answer only GET (and
+// HEAD): no method of the page's paths changes anything, and the embedded
+// assets name nothing outside the binary (no CDN, no other host), and the
+// script's only request is its GET of /api/status.
+func TestReadOnlyAndSelfContained(t *testing.T) {
+	mux := http.NewServeMux()
+	called := 0
+	Mount(mux, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		called++
+		WriteJSON(w, map[string]string{"kind": KindEdge})
+	}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for _, path := range []string{"/", "/api/status", "/static/app.js"} {
+		for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			req, err := http.NewRequest(method, srv.URL+path, strings.NewReader("{}"))
+			require.NoError(t, err)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, "%s %s", method, path)
+		}
+	}
+	assert.Zero(t, called, "no write reached the status handler")
+
+	external := regexp.MustCompile(`(?i)(https?:)?//[a-z0-9.-]+\.[a-z]{2,}|@import|<script[^>]+src="(https?:)?//`)
+	require.NoError(t, fs.WalkDir(assets, "assets", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := assets.ReadFile(p)
+		require.NoError(t, err)
+		assert.Empty(t, external.FindAllString(string(b), -1), "%s refers to something outside the binary", p)
+		if strings.HasSuffix(p, ".js") {
+			assert.Equal(t, 1, strings.Count(string(b), "fetch("), "%s: one request, the status poll", p)
+			assert.NotContains(t, string(b), "XMLHttpRequest", p)
+			assert.NotRegexp(t, `(?i)method\s*:`, string(b), "%s: the poll is a plain GET", p)
+		}
+		return nil
+	}))
 }

@@ -44,9 +44,9 @@ type l7Host struct {
 //
 // The client routes the VIPs via the LB. The LB's balancer wraps each
 // packet in IP-in-IP to the chosen L7 host and sends it (XDP_TX) to its
-// configured next hop, gw, a one-armed router (this balancer takes
-// one next-hop MAC from configuration; per-backend MACs come with FIB
-// lookups). The L7 host decapsulates, its server answers from the VIP
+// configured next hop, gw, a one-armed router (the balancer is given
+// one next-hop MAC in this test's configuration; without it, next hops come
+// from FIB lookups). The L7 host decapsulates, its server answers from the VIP
 // straight to the client.
 type bed struct {
 	tp     *topo.Topology

@@ -41,12 +41,13 @@ func buildXLB(t *testing.T) string {
 	return bin
 }
 
-// install runs scripts/install.sh with the given layout.
-func install(t *testing.T, bin, destdir, prefix, unitdir string) {
+// install runs scripts/install.sh with the given layout (and env, extra
+// VAR=value settings).
+func install(t *testing.T, bin, destdir, prefix, unitdir string, env ...string) {
 	t.Helper()
 	cmd := exec.Command("bash", "scripts/install.sh")
 	cmd.Dir = repoRoot(t)
-	cmd.Env = append(os.Environ(), "BIN="+bin, "DESTDIR="+destdir, "PREFIX="+prefix, "UNITDIR="+unitdir)
+	cmd.Env = append(append(os.Environ(), "BIN="+bin, "DESTDIR="+destdir, "PREFIX="+prefix, "UNITDIR="+unitdir), env...)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "install.sh: %s", out)
 }
@@ -114,6 +115,37 @@ func TestInstallLayout(t *testing.T) {
 	st, err := os.Stat(filepath.Join(dest, "usr/bin/xlb"))
 	require.NoError(t, err)
 	assert.Equal(t, fs.FileMode(0o755), st.Mode().Perm())
+}
+
+// TestInstallCreatesGroup: the install creates the xlb group that the CLI's
+// "permission denied" hint names and the xlb user the proxy's unit runs as
+// (a real install does it on the host; here CREATE_USERS=1 does it under
+// DESTDIR, the same systemd-sysusers call with --root), and running it
+// again changes nothing. A plain DESTDIR staging creates no users. The
+// install used to leave the group to a manual step.
+func TestInstallCreatesGroup(t *testing.T) {
+	if _, err := exec.LookPath("systemd-sysusers"); err != nil {
+		t.Skip("systemd-sysusers not installed")
+	}
+	bin := buildXLB(t)
+	dest := t.TempDir()
+	install(t, bin, dest, "/usr", "/lib/systemd/system", "CREATE_USERS=1")
+	group, err := os.ReadFile(filepath.Join(dest, "etc/group"))
+	require.NoError(t, err)
+	passwd, err := os.ReadFile(filepath.Join(dest, "etc/passwd"))
+	require.NoError(t, err)
+	assert.Regexp(t, `(?m)^xlb:x:\d+:$`, string(group))
+	assert.Regexp(t, `(?m)^xlb:x:\d+:\d+:[^:]*:/var/lib/xlb-proxy:/usr/sbin/nologin$`, string(passwd))
+
+	install(t, bin, dest, "/usr", "/lib/systemd/system", "CREATE_USERS=1")
+	again, err := os.ReadFile(filepath.Join(dest, "etc/group"))
+	require.NoError(t, err)
+	assert.Equal(t, string(group), string(again))
+
+	staged := t.TempDir()
+	install(t, bin, staged, "/usr", "/lib/systemd/system")
+	assert.NoFileExists(t, filepath.Join(staged, "etc/group"))
+	assert.NoFileExists(t, filepath.Join(staged, "etc/passwd"))
 }
 
 // TestPackage builds the .deb and reads it back with dpkg-deb: the same
@@ -184,6 +216,57 @@ func TestUnitsVerify(t *testing.T) {
 		filepath.Join(unitdir, "xlb-daemon.service"), filepath.Join(unitdir, "xlb-dns.service"), filepath.Join(unitdir, "xlb-proxy.service"), inst).CombinedOutput()
 	assert.NoError(t, err)
 	assert.Empty(t, string(out))
+}
+
+// TestUnitsCheckBeforeReload: each unit whose process reloads on SIGHUP
+// runs its binary's --check on the same file first, in ExecReload and
+// ExecStartPre, so `systemctl reload` (and a start) fails on a broken file
+// with its file:line instead of reporting success while the process keeps
+// its old config. The check lines are run here as systemd would run them,
+// with the built binary and a broken (and, for the proxy, the example)
+// config in place of /etc/xlb.
+func TestUnitsCheckBeforeReload(t *testing.T) {
+	bin := buildXLB(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("nosuchkey: 1\n"), 0o600))
+	for _, u := range []struct{ path, config, example string }{
+		{"control/xlb-daemon.service", "/etc/xlb/xlb.yaml", ""},
+		{"control/xlb-dns.service", "/etc/xlb/dns.yaml", ""},
+		{"l7/xlb-proxy.service", "/etc/xlb/proxy.yaml", "l7/example.yaml"},
+	} {
+		t.Run(filepath.Base(u.path), func(t *testing.T) {
+			unit := unitService(t, u.path)
+			reload := unit["ExecReload"]
+			require.Len(t, reload, 2, "ExecReload: the check, then the signal")
+			assert.Equal(t, "/bin/kill -HUP $MAINPID", reload[1])
+			check := reload[0]
+			assert.Contains(t, check, " --check --config "+u.config)
+			assert.Contains(t, unit["ExecStartPre"], check, "a start runs the same check")
+
+			run := func(config string) (int, string) {
+				args := strings.Fields(strings.ReplaceAll(check, u.config, config))
+				require.Equal(t, "/usr/bin/xlb", args[0])
+				cmd := exec.Command(bin, args[1:]...)
+				var stderr bytes.Buffer
+				cmd.Stderr = &stderr
+				err := cmd.Run()
+				if err == nil {
+					return 0, stderr.String()
+				}
+				var ee *exec.ExitError
+				require.ErrorAs(t, err, &ee)
+				return ee.ExitCode(), stderr.String()
+			}
+			code, stderr := run(bad)
+			assert.Equal(t, 1, code)
+			assert.Contains(t, stderr, bad+`:1: unknown key "nosuchkey"`)
+			if u.example != "" {
+				code, stderr := run(filepath.Join(repoRoot(t), u.example))
+				assert.Equal(t, 0, code, stderr)
+			}
+		})
+	}
 }
 
 // unitService reads the [Service] section of a unit file from the source

@@ -162,7 +162,7 @@ func run() error {
 		{name: "tcp_hit", prog: prog, in: tcp(client, vip, 80, false), want: 3, prime: tcp(client, vip, 80, true)},
 		{name: "udp_hit", prog: prog, in: udp(client, vip, 53), want: 3, prime: udp(client, vip, 53)},
 		{name: "non_vip", prog: prog, in: tcp(client, netip.MustParseAddr("203.0.113.99"), 80, false), want: 2},
-		// Not one of the cases: the same SYN path, but every run is a
+		// Not one of the documented target cases: the same SYN path, but every run is a
 		// flow never seen before (source port and address change), so the
 		// insert lands in a cold set instead of rewriting the same way.
 		{name: "tcp_syn_new_flow", prog: prog, in: tcp(client, vip, 80, true), want: 3, vary: newFlow},
