@@ -90,7 +90,7 @@ func (c *Config) CheckInterfaces(lookup func(string) (*net.Interface, error)) er
 			if i < len(c.ifaceLines) {
 				line = c.ifaceLines[i]
 			}
-			errs = append(errs, &Error{File: c.File, Line: line, Field: pathString(p("interfaces", i, "name")),
+			errs = append(errs, &Error{File: c.File, Line: line, Field: strictyaml.PathString(p("interfaces", i, "name")),
 				Reason: fmt.Sprintf("interface %q does not exist on this host (see `ip link`)", it.Name)})
 		}
 	}
