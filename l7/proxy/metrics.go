@@ -28,9 +28,10 @@ func (c *classCounters) inc(status int) {
 // requestMetrics are the registered vectors; they live as long as the
 // proxy, so counters keep counting across reloads.
 type requestMetrics struct {
-	requests     *prometheus.CounterVec
-	duration     *prometheus.HistogramVec
-	terminations *prometheus.CounterVec
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	routeDuration *prometheus.HistogramVec
+	terminations  *prometheus.CounterVec
 }
 
 // genMetrics are the counters of one generation, resolved from the vectors.
@@ -43,8 +44,9 @@ type genMetrics struct {
 	// unrouted: no route (404) or rejected before routing (400, 408, 413,
 	// 431 from the parser).
 	unrouted classCounters
-	// latency[backendID]
-	latency []prometheus.Observer
+	// latency[backendID]; routeLatency[routeIndex]
+	latency      []prometheus.Observer
+	routeLatency []prometheus.Observer
 	// term[routeIndex][cause]; termUnrouted for requests without a route.
 	term         [][numCauses]prometheus.Counter
 	termUnrouted [numCauses]prometheus.Counter
@@ -67,6 +69,11 @@ func newRequestMetrics() *requestMetrics {
 			Help:    "Time from the request reaching the handler to the app server's response being ready, per app server.",
 			Buckets: latencyBuckets,
 		}, []string{"pool", "server"}),
+		routeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "xlb_l7_route_request_duration_seconds",
+			Help:    "Time from the request reaching the handler to the app server's response being ready, per route (the same requests as xlb_l7_request_duration_seconds).",
+			Buckets: latencyBuckets,
+		}, []string{"route"}),
 		terminations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xlb_l7_terminations_total",
 			Help: "Requests by route and why they ended (ok, rejected, no_server, shed, connect_refused, connect_timeout, connect_error, response_timeout, upstream_reset, upstream_error, budget_exhausted, client_abort, idle_timeout).",
@@ -114,18 +121,24 @@ func (m *requestMetrics) resolve(dir *director.Director, set seriesSet) *genMetr
 	for _, b := range backends {
 		g.latency[b.ID] = set.observer(m.duration, b.Pool, b.Name)
 	}
+	g.routeLatency = make([]prometheus.Observer, len(routes))
+	for _, r := range routes {
+		g.routeLatency[r.Index] = set.observer(m.routeDuration, r.Name)
+	}
 	return g
 }
 
 func (m *requestMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.requests.Describe(ch)
 	m.duration.Describe(ch)
+	m.routeDuration.Describe(ch)
 	m.terminations.Describe(ch)
 }
 
 func (m *requestMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.requests.Collect(ch)
 	m.duration.Collect(ch)
+	m.routeDuration.Collect(ch)
 	m.terminations.Collect(ch)
 }
 
@@ -153,6 +166,7 @@ func (m *genMetrics) answered(dec *director.Decision, res result, d time.Duratio
 	case res.answered:
 		m.upstream[dec.Route.Index][res.server.Index].inc(res.status)
 		m.latency[res.server.ID].Observe(d.Seconds())
+		m.routeLatency[dec.Route.Index].Observe(d.Seconds())
 	default:
 		m.local[dec.Route.Index].inc(res.status)
 	}

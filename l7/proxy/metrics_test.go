@@ -96,10 +96,15 @@ xlb_l7_ready 1
 	mfs, err := tp.reg.Gather()
 	require.NoError(t, err)
 	for _, mf := range mfs {
-		if mf.GetName() == "xlb_l7_request_duration_seconds" {
-			assert.Equal(t, uint64(4), mf.GetMetric()[0].GetHistogram().GetSampleCount())
+		switch mf.GetName() {
+		case "xlb_l7_request_duration_seconds", "xlb_l7_route_request_duration_seconds":
+			require.Len(t, mf.GetMetric(), 1, "one histogram per server, one per route: %s", mf.GetName())
+			assert.Equal(t, uint64(4), mf.GetMetric()[0].GetHistogram().GetSampleCount(), "the four requests w1 answered: %s", mf.GetName())
 		}
 	}
+	n, err = testutil.GatherAndCount(tp.reg, "xlb_l7_route_request_duration_seconds")
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "one latency histogram per route")
 
 	problems, err := testutil.GatherAndLint(tp.reg)
 	require.NoError(t, err)

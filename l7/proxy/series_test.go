@@ -63,6 +63,7 @@ func TestRemovedSeriesDisappear(t *testing.T) {
 		require.Contains(t, labelled(t, tp.reg, "server", "w2"), want)
 	}
 	require.Contains(t, labelled(t, tp.reg, "route", "old"), "xlb_l7_terminations_total")
+	require.Contains(t, labelled(t, tp.reg, "route", "old"), "xlb_l7_route_request_duration_seconds")
 	require.Contains(t, labelled(t, tp.reg, "pool", "legacy"), "xlb_l7_retries_total")
 	w1Before := metricValue(t, tp.reg, "xlb_l7_requests_total", map[string]string{"route": "shop", "server": "w1", "code_class": "2xx"})
 	require.Equal(t, 2.0, w1Before)
