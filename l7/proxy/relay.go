@@ -30,8 +30,8 @@ const maxSplice = 64 << 10
 // with splice(2), never through user space (spliceRelay); anything else,
 // or a process out of file descriptors for the pipe, takes idleCopy.
 func relay(dst, src net.Conn, idle time.Duration, last, count *atomic.Int64) error {
-	d, dok := dst.(*net.TCPConn)
-	s, sok := src.(*net.TCPConn)
+	d, dok := unwrapYield(dst).(*net.TCPConn)
+	s, sok := unwrapYield(src).(*net.TCPConn)
 	if dok && sok {
 		if err := spliceRelay(d, s, idle, last, count); !errors.Is(err, errNoPipe) {
 			return err
