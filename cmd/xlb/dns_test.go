@@ -62,17 +62,13 @@ func TestDNSCheck(t *testing.T) {
 	assert.Contains(t, stderr, "--config is required")
 }
 
-// TestDNSProcessReload runs `xlb dns` as a process: it answers over UDP
-// and TCP, serves /metrics, keeps its config on a bad SIGHUP and takes a
-// good one.
-func TestDNSProcessReload(t *testing.T) {
-	dir := t.TempDir()
-	listen, metrics := freePort(t), freePort(t)
-	cfgPath := filepath.Join(dir, "dns.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(dnsConfig, listen, metrics, "")), 0o600))
-	var logs lockedBuffer
+// startDNSProcess runs `xlb dns --config cfgPath` until the test ends
+// (SIGTERM, then a kill after 10 s), its log shown if the test failed.
+func startDNSProcess(t *testing.T, cfgPath string) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
 	cmd := exec.Command(xlbBinary(t), "dns", "--config", cfgPath)
-	cmd.Stderr = &logs
+	cmd.Stderr = logs
 	require.NoError(t, cmd.Start())
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -84,7 +80,22 @@ func TestDNSProcessReload(t *testing.T) {
 			_ = cmd.Process.Kill()
 			<-done
 		}
+		if t.Failed() {
+			t.Logf("xlb dns log:\n%s", logs.String())
+		}
 	})
+	return cmd, logs
+}
+
+// TestDNSProcessReload runs `xlb dns` as a process: it answers over UDP
+// and TCP, serves /metrics, keeps its config on a bad SIGHUP and takes a
+// good one.
+func TestDNSProcessReload(t *testing.T) {
+	dir := t.TempDir()
+	listen, metrics := freePort(t), freePort(t)
+	cfgPath := filepath.Join(dir, "dns.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(dnsConfig, listen, metrics, "")), 0o600))
+	cmd, logs := startDNSProcess(t, cfgPath)
 
 	query := func(network, name string) (*dns.Msg, error) {
 		m := new(dns.Msg)
@@ -158,24 +169,7 @@ sites:
 names:
   - {name: shop.example.com, policy: failover, sites: [one, two]}
 `, listen, metrics, probe(&okA), probe(&okB))), 0o600))
-	var logs lockedBuffer
-	cmd := exec.Command(xlbBinary(t), "dns", "--config", cfgPath)
-	cmd.Stderr = &logs
-	require.NoError(t, cmd.Start())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("xlb dns log:\n%s", logs.String())
-		}
-	})
+	startDNSProcess(t, cfgPath)
 	c := &http.Client{Timeout: 2 * time.Second}
 	require.Eventually(t, func() bool { return statusOf(c, "http://"+metrics+"/api/status") == http.StatusOK }, 30*time.Second, 50*time.Millisecond)
 

@@ -69,7 +69,10 @@ func printPools(w io.Writer, pools []admin.Pool) error {
 	row(tw, "POOL", "POLICY", "STICKY", "ROUTES", "AVAILABLE", "SERVERS")
 	for _, p := range pools {
 		avail := strconv.Itoa(p.Available)
-		if p.Available == 0 {
+		switch {
+		case p.FailingOpen:
+			avail += " (FAIL-OPEN: sent to failing servers)"
+		case p.Available == 0:
 			avail += " (routes answer 503)"
 		}
 		row(tw, p.Name, p.Policy, p.Sticky, strings.Join(p.Routes, ","), avail, len(p.Servers))

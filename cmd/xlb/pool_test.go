@@ -304,3 +304,17 @@ pools:
 	resp.Body.Close()
 	assert.Equal(t, "w1", string(body))
 }
+
+// TestPrintPoolsFailingOpen: a pool failing open says so where an empty
+// one says its routes answer 503.
+func TestPrintPoolsFailingOpen(t *testing.T) {
+	var out strings.Builder
+	require.NoError(t, printPools(&out, []admin.Pool{
+		{Name: "web", Policy: "p2c", Routes: []string{"web"}, FailingOpen: true, Servers: make([]admin.Server, 2)},
+		{Name: "api", Policy: "p2c", Routes: []string{"api"}, Servers: make([]admin.Server, 1)},
+	}))
+	assert.Equal(t, ""+
+		"POOL  POLICY  STICKY  ROUTES  AVAILABLE                               SERVERS\n"+
+		"web   p2c     false   web     0 (FAIL-OPEN: sent to failing servers)  2\n"+
+		"api   p2c     false   api     0 (routes answer 503)                   1\n", out.String())
+}

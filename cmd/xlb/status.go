@@ -105,7 +105,7 @@ func printStatus(out io.Writer, st api.Status) error {
 		for i, b := range v.Backends {
 			vip := ""
 			if i == 0 {
-				vip = v.Key.String()
+				vip = vipLabel(v)
 			}
 			lastErr := b.LastError
 			if lastErr == "" {

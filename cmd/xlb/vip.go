@@ -123,9 +123,17 @@ func printVIPList(out io.Writer, vips []api.VIP) error {
 	row(w, "VIP", "MODE", "TABLE", "BACKENDS", "ACTIVE", "DRAINING", "DOWN")
 	for _, v := range vips {
 		n := countStates(v.Backends)
-		row(w, v.Key, v.Mode, v.TableSize, len(v.Backends), n[api.StateActive], n[api.StateDraining], n[api.StateDown])
+		row(w, vipLabel(v), v.Mode, v.TableSize, len(v.Backends), n[api.StateActive], n[api.StateDraining], n[api.StateDown])
 	}
 	return w.Flush()
+}
+
+// vipLabel names a VIP in tables, marked when it fails open.
+func vipLabel(v api.VIP) string {
+	if v.FailingOpen {
+		return v.Key.String() + " FAIL-OPEN"
+	}
+	return v.Key.String()
 }
 
 func countStates(bs []api.Backend) map[string]int {
@@ -169,6 +177,9 @@ func printVIP(out io.Writer, v api.VIP) error {
 	n := countStates(v.Backends)
 	fmt.Fprintf(out, "VIP:       %s\nMode:      %s\nTable:     %d entries\nBackends:  %d (%d active, %d draining, %d down)\n\n",
 		v.Key, v.Mode, v.TableSize, len(v.Backends), n[api.StateActive], n[api.StateDraining], n[api.StateDown])
+	if v.FailingOpen {
+		fmt.Fprintf(out, "FAIL-OPEN: every backend not drained fails its health checks; new flows go to all of them (health.all_down)\n\n")
+	}
 	return printBackends(out, v)
 }
 

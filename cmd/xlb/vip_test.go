@@ -140,6 +140,49 @@ func TestVIPCommands(t *testing.T) {
 	})
 }
 
+// TestVIPFailingOpen: a VIP whose every backend fails its checks and that
+// sends to all of them says so in every table the operator reads.
+func TestVIPFailingOpen(t *testing.T) {
+	vips := shopVIPs()[:1]
+	for i := range vips[0].Backends {
+		b := &vips[0].Backends[i]
+		b.Healthy, b.LastError = false, "connect: connection refused"
+		if !b.Drain {
+			b.State = api.StateDown
+		}
+	}
+	vips[0].FailingOpen = true
+	runCLICases(t, func() *fakeDaemon {
+		return &fakeDaemon{vips: vips, status: api.Status{Time: clock, StartTime: clock, VIPs: vips}}
+	}, []cliCase{
+		{
+			name:      "show",
+			args:      []string{"vip", "show", "10.0.0.1:80/tcp"},
+			wantCalls: []call{{"GetVIP", []any{vip4}}},
+			wantOut: "" +
+				"VIP:       10.0.0.1:80/tcp\n" +
+				"Mode:      ipip\n" +
+				"Table:     65537 entries\n" +
+				"Backends:  3 (0 active, 1 draining, 2 down)\n" +
+				"\n" +
+				"FAIL-OPEN: every backend not drained fails its health checks; new flows go to all of them (health.all_down)\n" +
+				"\n" +
+				"BACKEND    WEIGHT  STATE     HEALTH  TABLE SHARE    LAST ERROR\n" +
+				"10.0.1.11  1       down      down    50.0% (32769)  connect: connection refused\n" +
+				"10.0.1.12  1       draining  down    0.0% (0)       connect: connection refused\n" +
+				"10.0.1.13  1       down      down    50.0% (32768)  connect: connection refused\n",
+		},
+		{
+			name:      "list",
+			args:      []string{"vip", "list"},
+			wantCalls: []call{{"ListVIPs", nil}},
+			wantOut: "" +
+				"VIP                        MODE  TABLE  BACKENDS  ACTIVE  DRAINING  DOWN\n" +
+				"10.0.0.1:80/tcp FAIL-OPEN  ipip  65537  3         0       1         2\n",
+		},
+	})
+}
+
 // TestDaemonErrorsReachTheOperator checks that the daemon's own message for
 // a rejected change is what the operator reads, and that its kind survives.
 func TestDaemonErrorsReachTheOperator(t *testing.T) {

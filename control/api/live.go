@@ -51,8 +51,12 @@ type LiveSummary struct {
 	Active   int `json:"active"`
 	Draining int `json:"draining"`
 	Down     int `json:"down"`
-	// VIPsWithoutBackend have no active backend: their traffic is dropped.
+	// VIPsWithoutBackend have no active backend and do not fail open:
+	// their new flows are dropped.
 	VIPsWithoutBackend int `json:"vipsWithoutBackend"`
+	// VIPsFailingOpen have every backend failing its checks and send new
+	// flows to all of them (VIP.FailingOpen).
+	VIPsFailingOpen int `json:"vipsFailingOpen"`
 	// InterfacesDetached are interfaces the program is not attached to.
 	InterfacesDetached int `json:"interfacesDetached"`
 	// NextHopsUnresolved are L7 hosts whose frames cannot go out now.
@@ -65,11 +69,13 @@ type LiveVIP struct {
 	Mode      string `json:"mode"`
 	TableSize uint32 `json:"tableSize"`
 	Rate
-	NewFlowsPS float64       `json:"newFlowsPerSecond"`
-	Active     int           `json:"active"`
-	Draining   int           `json:"draining"`
-	Down       int           `json:"down"`
-	Backends   []LiveBackend `json:"backends"`
+	NewFlowsPS float64 `json:"newFlowsPerSecond"`
+	Active     int     `json:"active"`
+	Draining   int     `json:"draining"`
+	Down       int     `json:"down"`
+	// FailingOpen is VIP.FailingOpen.
+	FailingOpen bool          `json:"failingOpen"`
+	Backends    []LiveBackend `json:"backends"`
 }
 
 // LiveBackend is one backend of a VIP: its Backend fields, its share of
@@ -167,7 +173,8 @@ func BuildLiveStatus(st Status, rates StatsRates) LiveStatus {
 		for _, b := range vr.Backends {
 			beRates[b.Addr.String()] = b.Rate
 		}
-		lv := LiveVIP{Key: v.Key, Mode: v.Mode, TableSize: v.TableSize, Rate: vr.Rate, NewFlowsPS: vr.NewFlowsPS, Backends: []LiveBackend{}}
+		lv := LiveVIP{Key: v.Key, Mode: v.Mode, TableSize: v.TableSize, Rate: vr.Rate, NewFlowsPS: vr.NewFlowsPS,
+			FailingOpen: v.FailingOpen, Backends: []LiveBackend{}}
 		for _, b := range v.Backends {
 			lb := LiveBackend{Backend: b, Rate: beRates[b.Addr.String()]}
 			if v.TableSize > 0 {
@@ -187,7 +194,10 @@ func BuildLiveStatus(st Status, rates StatsRates) LiveStatus {
 		out.Summary.Draining += lv.Draining
 		out.Summary.Down += lv.Down
 		out.Summary.Backends += len(lv.Backends)
-		if lv.Active == 0 {
+		switch {
+		case lv.FailingOpen:
+			out.Summary.VIPsFailingOpen++
+		case lv.Active == 0:
 			out.Summary.VIPsWithoutBackend++
 		}
 		out.VIPs = append(out.VIPs, lv)

@@ -118,6 +118,25 @@ func TestLiveStatusJoinsStatusAndRates(t *testing.T) {
 	assert.Equal(t, NextHopFIB, st.NextHops.Mode)
 }
 
+// TestLiveStatusFailingOpen: a VIP failing open is counted as such, not as
+// one whose traffic is dropped.
+func TestLiveStatusFailingOpen(t *testing.T) {
+	svc, _ := liveFixture(t)
+	v := &svc.status.VIPs[0]
+	v.Backends[0].State, v.Backends[0].Healthy = StateDown, false
+	v.FailingOpen = true
+	code, st, body := getLive(t, LiveHandler(svc))
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Equal(t, 1, st.Summary.VIPsFailingOpen)
+	assert.Zero(t, st.Summary.VIPsWithoutBackend)
+	assert.True(t, st.VIPs[0].FailingOpen)
+
+	v.FailingOpen = false
+	_, st, _ = getLive(t, LiveHandler(svc))
+	assert.Zero(t, st.Summary.VIPsFailingOpen)
+	assert.Equal(t, 1, st.Summary.VIPsWithoutBackend)
+}
+
 // TestLiveStatusUnavailable checks that a daemon that cannot answer gives
 // the page a JSON error to show, not a half-filled document.
 func TestLiveStatusUnavailable(t *testing.T) {

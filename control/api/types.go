@@ -47,6 +47,10 @@ type VIP struct {
 	Mode      string    `json:"mode"`      // ModeIPIP or ModeL2DSR
 	TableSize uint32    `json:"tableSize"` // Maglev table size M (prime)
 	Backends  []Backend `json:"backends"`
+	// FailingOpen: every backend not drained fails its health checks, and
+	// the daemon sends new flows to all of them rather than dropping them
+	// (health.all_down: fail_open).
+	FailingOpen bool `json:"failingOpen,omitempty"`
 }
 
 // Backend is one L7 host of a VIP with its admin settings, health and share

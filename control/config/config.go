@@ -130,7 +130,22 @@ type Health struct {
 	// Port is the port probed on the backend; 0 means the VIP's own port
 	// (not allowed for port-wildcard VIPs).
 	Port uint16
+	// AllDown is what a VIP does when every backend not drained fails its
+	// checks: AllDownFailOpen keeps sending new flows to all of them,
+	// AllDownDrop installs an empty table.
+	AllDown string
 }
+
+// What a VIP does when every backend fails its health checks. Dropping
+// is the default: a table never names a host its checks call dead.
+// Failing open suits sites where the checks failing everywhere at once is
+// more likely the checker's problem (a starved edge host, a firewall
+// change on the admin port) than every L7 host dying together; when they
+// have all died, sending to them loses nothing that dropping would keep.
+const (
+	AllDownFailOpen = "fail_open"
+	AllDownDrop     = "drop"
+)
 
 // API configures the unix socket the CLI talks to.
 type API struct {
@@ -195,6 +210,7 @@ type fileConfig struct {
 		Timeout  *string `yaml:"timeout"`
 		Rise     *int    `yaml:"rise"`
 		Fall     *int    `yaml:"fall"`
+		AllDown  *string `yaml:"all_down"`
 	} `yaml:"health"`
 	API struct {
 		Socket *string `yaml:"socket"`
@@ -235,29 +251,9 @@ type fileBackend struct {
 	State   string `yaml:"state"`
 }
 
-// Error is one problem found in a configuration file.
-type Error struct {
-	File   string
-	Line   int // 0 when the problem has no position (empty file)
-	Field  string
-	Reason string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteString(":")
-		b.WriteString(strconv.Itoa(e.Line))
-	}
-	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Reason)
-	return b.String()
-}
+// Error is one problem found in a configuration file ("file:line: field:
+// reason"); every problem Parse finds is one.
+type Error = strictyaml.Error
 
 // Load reads and validates the configuration file at path.
 func Load(path string) (*Config, error) {
@@ -272,40 +268,18 @@ func Load(path string) (*Config, error) {
 // problems found are returned together (errors.Join of *Error), so one run
 // of `xlb daemon` or `xlb reload` lists everything to fix.
 func Parse(name string, data []byte) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlError(name, err)
-	}
-	if root.Kind == 0 || len(root.Content) == 0 {
-		return nil, &Error{File: name, Reason: "empty configuration"}
-	}
-	// Unknown keys (with the key a typo meant) and values of the wrong
-	// kind, all of them, before the decoder would stop at Go type names.
 	var fc fileConfig
-	if probs := strictyaml.Decode(data, &root, &fc); len(probs) > 0 {
-		return nil, problemsError(name, probs)
+	root, err := strictyaml.DecodeFile(name, data, &fc)
+	if err != nil {
+		return nil, err
 	}
-	v := &validator{file: name, root: &root}
+	v := &validator{file: name, root: root}
 	cfg := v.config(&fc)
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)
 	}
 	cfg.File = name
 	return cfg, nil
-}
-
-// yamlError turns the YAML parser's error into *Error values.
-func yamlError(file string, err error) error {
-	return problemsError(file, strictyaml.DecodeProblems(err))
-}
-
-// problemsError joins problems as *Error values naming file.
-func problemsError(file string, probs []strictyaml.Problem) error {
-	errs := make([]error, len(probs))
-	for i, p := range probs {
-		errs[i] = &Error{File: file, Line: p.Line, Reason: p.Reason}
-	}
-	return errors.Join(errs...)
 }
 
 type validator struct {
@@ -316,12 +290,7 @@ type validator struct {
 
 // errorf records a problem at the YAML path (map keys and sequence indices).
 func (v *validator) errorf(path []any, format string, args ...any) {
-	v.errs = append(v.errs, &Error{
-		File:   v.file,
-		Line:   strictyaml.LineOf(v.root, path),
-		Field:  pathString(path),
-		Reason: fmt.Sprintf(format, args...),
-	})
+	v.errs = append(v.errs, strictyaml.Errorf(v.file, v.root, path, format, args...))
 }
 
 func p(elems ...any) []any { return elems }
@@ -404,6 +373,15 @@ func (v *validator) config(fc *fileConfig) *Config {
 	}
 	cfg.Health.Rise = v.intRange(p("health", "rise"), h.Rise, DefaultHealthRise, 1, maxHealthRiseFall)
 	cfg.Health.Fall = v.intRange(p("health", "fall"), h.Fall, DefaultHealthFall, 1, maxHealthRiseFall)
+	cfg.Health.AllDown = AllDownDrop
+	if h.AllDown != nil {
+		cfg.Health.AllDown = *h.AllDown
+	}
+	switch cfg.Health.AllDown {
+	case AllDownFailOpen, AllDownDrop:
+	default:
+		v.errorf(p("health", "all_down"), "unknown choice %q (want %s or %s)", cfg.Health.AllDown, AllDownFailOpen, AllDownDrop)
+	}
 
 	cfg.API.Socket = v.absPath(p("api", "socket"), fc.API.Socket, DefaultSocket, "an absolute path")
 	cfg.API.Group = fc.API.Group
@@ -655,20 +633,4 @@ func (v *validator) duration(path []any, val *string, def, lo time.Duration) tim
 		return def
 	}
 	return d
-}
-
-func pathString(path []any) string {
-	var b strings.Builder
-	for _, e := range path {
-		switch e := e.(type) {
-		case string:
-			if b.Len() > 0 {
-				b.WriteByte('.')
-			}
-			b.WriteString(e)
-		case int:
-			fmt.Fprintf(&b, "[%d]", e)
-		}
-	}
-	return b.String()
 }

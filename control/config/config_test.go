@@ -47,7 +47,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, Health{
 		Spec: health.Spec{Type: "http", Path: "/ready", Status: 200,
 			Interval: 200 * time.Millisecond, Timeout: 150 * time.Millisecond, Rise: 2, Fall: 2},
-		Port: 9901,
+		Port: 9901, AllDown: AllDownDrop,
 	}, cfg.Health)
 	assert.Equal(t, DefaultSocket, cfg.API.Socket)
 	assert.Equal(t, DefaultMetricsListen, cfg.Metrics.Listen)
@@ -105,6 +105,7 @@ func TestErrors(t *testing.T) {
 		{"tcp close", minimal + "dataplane:\n  tcp_close_timeout: later\n", `x.yaml:13: dataplane.tcp_close_timeout: "later" is not a duration`},
 		{"tcp close short", minimal + "dataplane:\n  tcp_close_timeout: 10ms\n", "x.yaml:13: dataplane.tcp_close_timeout: 10ms is shorter than the minimum 1s"},
 		{"health type", minimal + "health:\n  type: icmp\n", `x.yaml:13: health.type: unknown check type "icmp"`},
+		{"health all_down", minimal + "health:\n  all_down: open\n", `x.yaml:13: health.all_down: unknown choice "open" (want fail_open or drop)`},
 		{"health port", minimal + "health:\n  port: 70000\n", "x.yaml:13: health.port: 70000 is out of range 0..65535"},
 		{"health path", minimal + "health:\n  path: ready\n", `x.yaml:13: health.path: "ready" must start with /`},
 		{"health status", minimal + "health:\n  expect_status: 42\n", "x.yaml:13: health.expect_status: 42 is out of range 100..599"},

@@ -500,6 +500,7 @@ func (d *Daemon) syncModesLocked() error {
 func (d *Daemon) reconcileLocked() {
 	// What is servable may change with every reconcile (bgp.go).
 	defer d.announceLocked()
+	d.rec.SetFailOpen(d.cfg.Health.AllDown == config.AllDownFailOpen)
 	rep, err := d.rec.Reconcile(d.file.Desired, d.upLocked)
 	if err == nil {
 		err = d.syncModesLocked()
@@ -573,7 +574,7 @@ func (d *Daemon) backendView() []metrics.BackendView {
 			up := d.upLocked(v.Key, b.Addr)
 			bv := metrics.BackendView{
 				VIP: v.Key.String(), Backend: b.Addr.String(), Up: up,
-				State: reconcile.BackendState(b, up), Slots: slots[b.Addr],
+				State: reconcile.BackendState(b, up), Slots: slots[b.Addr], VIPFailingOpen: d.rec.FailingOpen(v.Key),
 			}
 			// As of the last resync (ensureNextHopsLocked).
 			if st, ok := d.nextHopState[b.Addr]; ok {

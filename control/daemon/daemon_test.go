@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -365,6 +366,68 @@ func TestDaemonLifecycle(t *testing.T) {
 		assert.Equal(t, uint32(2), v.Backends[1].Weight)
 		assert.Equal(t, before, chosen(t, d2, 300), "the same flows go to the same hosts")
 	})
+}
+
+// TestFailOpen: with health.all_down: fail_open, a VIP whose every backend
+// that is not drained fails its checks keeps sending new flows to those;
+// reloaded with the default (drop), it drops them.
+func TestFailOpen(t *testing.T) {
+	e := newEnv(t, 3)
+	plain, err := os.ReadFile(e.cfgPath)
+	require.NoError(t, err)
+	failOpen := strings.Replace(string(plain), "health:\n", "health:\n  all_down: fail_open\n", 1)
+	require.NotEqual(t, string(plain), failOpen)
+	require.NoError(t, os.WriteFile(e.cfgPath, []byte(failOpen), 0o600))
+	d, stop := e.start(t)
+	defer stop()
+	ctx := context.Background()
+	vip, err := api.ParseVIPKey(vipText)
+	require.NoError(t, err)
+	h1, h2, h3 := e.hosts[0].addr, e.hosts[1].addr, e.hosts[2].addr
+	require.NoError(t, d.SetBackendState(ctx, vip, h2, true))
+	states := func() []string {
+		got, err := d.GetVIP(ctx, vip)
+		require.NoError(t, err)
+		var out []string
+		for _, b := range got.Backends {
+			out = append(out, b.State)
+		}
+		return out
+	}
+
+	for _, h := range e.hosts {
+		h.ready.Store(false)
+	}
+	eventually(t, "every backend down", func() bool {
+		return slices.Equal(states(), []string{api.StateDown, api.StateDraining, api.StateDown})
+	})
+	got, err := d.GetVIP(ctx, vip)
+	require.NoError(t, err)
+	assert.True(t, got.FailingOpen)
+	spread := chosen(t, d, 300)
+	assert.Zero(t, spread[netip.Addr{}], "no new flow is dropped: %v", spread)
+	assert.Zero(t, spread[h2], "the drained host stays out: %v", spread)
+	assert.Positive(t, spread[h1], "%v", spread)
+	assert.Positive(t, spread[h3], "%v", spread)
+	assert.Equal(t, 1.0, gatheredValue(t, d.Registry(), "xlb_vip_failing_open", "vip", vipText))
+
+	require.NoError(t, os.WriteFile(e.cfgPath, plain, 0o600))
+	require.NoError(t, d.Reload(ctx))
+	got, err = d.GetVIP(ctx, vip)
+	require.NoError(t, err)
+	assert.False(t, got.FailingOpen)
+	assert.Equal(t, map[netip.Addr]int{{}: 50}, chosen(t, d, 50), "every new flow is dropped")
+	assert.Equal(t, 0.0, gatheredValue(t, d.Registry(), "xlb_vip_failing_open", "vip", vipText))
+
+	// Healthy again: an ordinary table, not failing open.
+	require.NoError(t, os.WriteFile(e.cfgPath, []byte(failOpen), 0o600))
+	require.NoError(t, d.Reload(ctx))
+	e.hosts[0].ready.Store(true)
+	eventually(t, "h1 active", func() bool { return states()[0] == api.StateActive })
+	assert.Equal(t, map[netip.Addr]int{h1: 50}, chosen(t, d, 50))
+	got, err = d.GetVIP(ctx, vip)
+	require.NoError(t, err)
+	assert.False(t, got.FailingOpen)
 }
 
 func keysAndDrains(vs []api.VIP) []string {

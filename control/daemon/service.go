@@ -230,7 +230,8 @@ func (d *Daemon) GetVIP(ctx context.Context, key api.VIPKey) (api.VIP, error) {
 }
 
 func (d *Daemon) vipLocked(v state.VIP) api.VIP {
-	out := api.VIP{Key: v.Key, Mode: v.Mode, TableSize: v.TableSize, Backends: make([]api.Backend, 0, len(v.Backends))}
+	out := api.VIP{Key: v.Key, Mode: v.Mode, TableSize: v.TableSize, Backends: make([]api.Backend, 0, len(v.Backends)),
+		FailingOpen: d.rec.FailingOpen(v.Key)}
 	slots := d.rec.Slots(v.Key)
 	for _, b := range v.Backends {
 		hs := d.checker.Status(d.targetLocked(v.Key, b.Addr))

@@ -14,7 +14,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/xlbproject/xlb/control/api"
-	"github.com/xlbproject/xlb/control/config"
 	"github.com/xlbproject/xlb/internal/strictyaml"
 )
 
@@ -204,40 +203,21 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse validates a configuration; name is used in error messages. Every
-// problem is returned (errors.Join of *config.Error with file:line).
+// problem is returned (errors.Join of *strictyaml.Error with file:line,
+// the type control/config.Error names).
 func Parse(name string, data []byte) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlError(name, err)
-	}
-	if root.Kind == 0 || len(root.Content) == 0 {
-		return nil, &config.Error{File: name, Reason: "empty configuration"}
-	}
 	var fc fileConfig
-	if probs := strictyaml.Decode(data, &root, &fc); len(probs) > 0 {
-		return nil, problemsError(name, probs)
+	root, err := strictyaml.DecodeFile(name, data, &fc)
+	if err != nil {
+		return nil, err
 	}
-	v := &validator{file: name, root: &root}
+	v := &validator{file: name, root: root}
 	cfg := v.config(&fc)
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)
 	}
 	cfg.File = name
 	return cfg, nil
-}
-
-// yamlError turns the YAML parser's error into *config.Error values.
-func yamlError(file string, err error) error {
-	return problemsError(file, strictyaml.DecodeProblems(err))
-}
-
-// problemsError joins problems as *config.Error values naming file.
-func problemsError(file string, probs []strictyaml.Problem) error {
-	errs := make([]error, len(probs))
-	for i, p := range probs {
-		errs[i] = &config.Error{File: file, Line: p.Line, Reason: p.Reason}
-	}
-	return errors.Join(errs...)
 }
 
 type validator struct {
@@ -247,28 +227,7 @@ type validator struct {
 }
 
 func (v *validator) errorf(path []any, format string, args ...any) {
-	v.errs = append(v.errs, &config.Error{
-		File:   v.file,
-		Line:   strictyaml.LineOf(v.root, path),
-		Field:  pathString(path),
-		Reason: fmt.Sprintf(format, args...),
-	})
-}
-
-func pathString(path []any) string {
-	var b strings.Builder
-	for _, e := range path {
-		switch e := e.(type) {
-		case string:
-			if b.Len() > 0 {
-				b.WriteByte('.')
-			}
-			b.WriteString(e)
-		case int:
-			fmt.Fprintf(&b, "[%d]", e)
-		}
-	}
-	return b.String()
+	v.errs = append(v.errs, strictyaml.Errorf(v.file, v.root, path, format, args...))
 }
 
 func p(elems ...any) []any { return elems }

@@ -30,6 +30,9 @@ type BackendView struct {
 	Up      bool   // passes its health checks
 	State   string // effective state: active, draining, down
 	Slots   int    // Maglev table entries pointing at it
+	// VIPFailingOpen: the VIP sends new flows to its failing backends
+	// because every one fails (the same on each of its backends' views).
+	VIPFailingOpen bool
 	// NextHopKnown is set when next hops come from the kernel's FIB and
 	// the daemon looks after them; NextHopResolved then says whether the
 	// host's next hop has a usable neighbour entry (else its packets are
@@ -72,6 +75,8 @@ var (
 		"1 for the backend's effective state (active, draining or down), 0 for the others.", []string{"vip", "backend", "state"}, nil)
 	backendSlots = prometheus.NewDesc("xlb_backend_table_slots",
 		"Entries of the VIP's Maglev table pointing at the backend.", []string{"vip", "backend"}, nil)
+	vipFailingOpen = prometheus.NewDesc("xlb_vip_failing_open",
+		"1 while every backend of the VIP that is not drained fails its health checks and new flows go to all of them (health.all_down: fail_open); absent for a VIP without backends.", []string{"vip"}, nil)
 	nextHopResolved = prometheus.NewDesc("xlb_backend_next_hop_resolved",
 		"1 while the L7 host's next hop (from the kernel's FIB) is resolved, 0 while its packets are passed to the kernel instead; absent with a configured next-hop MAC.", []string{"vip", "backend"}, nil)
 	attached = prometheus.NewDesc("xlb_l4_attached",
@@ -97,7 +102,7 @@ func NewCollector(src Source, view ViewFunc) *Collector {
 // Describe sends every descriptor; the set never changes.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{vipPackets, vipBytes, vipNewFlows, backendPackets, backendBytes,
-		reasonPackets, actionPackets, actionBytes, conntrack, conntrackEntries, conntrackCapacity, backendUp, backendState, backendSlots, nextHopResolved, attached, scrapeErrors} {
+		reasonPackets, actionPackets, actionBytes, conntrack, conntrackEntries, conntrackCapacity, backendUp, backendState, backendSlots, vipFailingOpen, nextHopResolved, attached, scrapeErrors} {
 		ch <- d
 	}
 }
@@ -108,7 +113,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		c.collectL4(ch)
 	}
 	if c.view != nil {
+		seen := map[string]bool{}
 		for _, b := range c.view() {
+			if !seen[b.VIP] {
+				seen[b.VIP] = true
+				ch <- prometheus.MustNewConstMetric(vipFailingOpen, prometheus.GaugeValue, boolFloat(b.VIPFailingOpen), b.VIP)
+			}
 			ch <- prometheus.MustNewConstMetric(backendUp, prometheus.GaugeValue, boolFloat(b.Up), b.VIP, b.Backend)
 			for _, s := range states {
 				ch <- prometheus.MustNewConstMetric(backendState, prometheus.GaugeValue, boolFloat(b.State == s), b.VIP, b.Backend, s)

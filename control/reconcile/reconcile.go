@@ -48,6 +48,9 @@ type Reconciler struct {
 
 	vips     map[api.VIPKey]*installed
 	backends map[netip.Addr]BackendID
+	// failOpen: a VIP whose every backend not drained is down sends new
+	// flows to all of those instead of dropping them.
+	failOpen bool
 }
 
 type installed struct {
@@ -55,6 +58,9 @@ type installed struct {
 	size   uint32
 	ids    []BackendID // the installed table
 	counts map[netip.Addr]int
+	// failingOpen: the table holds backends that fail their checks,
+	// because every one does.
+	failingOpen bool
 	// ok is false when the last install failed; the next run retries.
 	ok bool
 }
@@ -65,6 +71,13 @@ type installed struct {
 func New(log *slog.Logger, dp Dataplane) *Reconciler {
 	return &Reconciler{log: log, dp: dp, now: time.Now, vips: map[api.VIPKey]*installed{}, backends: map[netip.Addr]BackendID{}}
 }
+
+// SetFailOpen chooses what the next runs do with a VIP whose every backend
+// that is not drained fails its checks: true sends new flows to all of
+// them (Envoy's panic routing; the checks failing everywhere at once is
+// more often the checker's fault than every host's), false installs an
+// empty table. Drained backends and weight 0 stay out either way.
+func (r *Reconciler) SetFailOpen(on bool) { r.failOpen = on }
 
 // Adopt tells the reconciler what an adopted (pinned) data path already
 // holds, so that the first run reuses those VIPs and backends and removes
@@ -90,6 +103,9 @@ type VIPResult struct {
 	Moved int
 	// Slots is the number of table entries per backend now installed.
 	Slots map[netip.Addr]int
+	// FailingOpen is set when the table holds down backends because every
+	// backend not drained is down (SetFailOpen).
+	FailingOpen bool
 	// States is each backend's effective state (api.StateActive, ...).
 	States map[netip.Addr]string
 	Err    error
@@ -202,19 +218,27 @@ func (r *Reconciler) inAnyTable(addr netip.Addr) bool {
 
 func (r *Reconciler) vip(v state.VIP, up HealthFunc) VIPResult {
 	res := VIPResult{Key: v.Key, States: map[netip.Addr]string{}}
-	var input []maglev.Backend
+	var input, down []maglev.Backend
 	for _, b := range v.Backends {
 		st := BackendState(b, up(v.Key, b.Addr))
 		res.States[b.Addr] = st
-		_, known := r.backends[b.Addr]
-		if st == api.StateActive && b.Weight > 0 && known {
-			input = append(input, maglev.Backend{Name: b.Addr.String(), Weight: b.Weight})
+		if _, known := r.backends[b.Addr]; !known || b.Weight == 0 {
+			continue
 		}
+		switch st {
+		case api.StateActive:
+			input = append(input, maglev.Backend{Name: b.Addr.String(), Weight: b.Weight})
+		case api.StateDown:
+			down = append(down, maglev.Backend{Name: b.Addr.String(), Weight: b.Weight})
+		}
+	}
+	if len(input) == 0 && len(down) > 0 && r.failOpen {
+		input, res.FailingOpen = down, true
 	}
 	slices.SortFunc(input, func(a, b maglev.Backend) int { return strings.Compare(a.Name, b.Name) })
 
 	cur, exists := r.vips[v.Key]
-	if exists && cur.ok && cur.size == v.TableSize && slices.Equal(cur.input, input) {
+	if exists && cur.ok && cur.size == v.TableSize && slices.Equal(cur.input, input) && cur.failingOpen == res.FailingOpen {
 		res.Slots = cur.counts
 		return res
 	}
@@ -257,7 +281,7 @@ func (r *Reconciler) vip(v state.VIP, up HealthFunc) VIPResult {
 			counts[netip.MustParseAddr(table.Names[i])] = c
 		}
 	}
-	*cur = installed{input: input, size: v.TableSize, ids: ids, counts: counts, ok: true}
+	*cur = installed{input: input, size: v.TableSize, ids: ids, counts: counts, failingOpen: res.FailingOpen, ok: true}
 	res.Slots = counts
 
 	inTable := make([]string, len(input))
@@ -265,12 +289,22 @@ func (r *Reconciler) vip(v state.VIP, up HealthFunc) VIPResult {
 		inTable[i] = b.Name
 	}
 	attrs := []any{"vip", v.Key.String(), "backends", inTable, "slots_moved", res.Moved, "duration", res.Duration}
-	if table.Empty() {
+	switch {
+	case table.Empty():
 		r.log.Warn("table installed empty: no usable backend, packets are dropped", attrs...)
-	} else {
+	case res.FailingOpen:
+		r.log.Warn("every backend fails its health checks: failing open, new flows go to all of them", attrs...)
+	default:
 		r.log.Info("table installed", attrs...)
 	}
 	return res
+}
+
+// FailingOpen reports whether the VIP's installed table holds backends
+// that fail their checks because every one does (SetFailOpen).
+func (r *Reconciler) FailingOpen(key api.VIPKey) bool {
+	in, ok := r.vips[key]
+	return ok && in.failingOpen
 }
 
 // Slots returns the installed per-backend slot counts of a VIP.

@@ -265,6 +265,61 @@ func TestTransitions(t *testing.T) {
 	}
 }
 
+// TestFailOpen: with SetFailOpen, a VIP whose every backend not drained
+// fails its checks sends new flows to all of those; drained backends and
+// an operator who drained everything still get what they asked for.
+func TestFailOpen(t *testing.T) {
+	dp := newRecorder(0)
+	r := New(quiet(), dp)
+	r.SetFailOpen(true)
+	_, err := r.Reconcile(three(false, 1), allUp)
+	require.NoError(t, err)
+	require.False(t, r.FailingOpen(vipA))
+
+	steps := []struct {
+		name      string
+		next      state.Desired
+		health    HealthFunc
+		failOpen  bool
+		wantSlots map[netip.Addr]int
+		wantOpen  bool
+	}{
+		{"every backend down: all of them stay in the table", three(false, 1), downSet(h1, h2, h3), true,
+			map[netip.Addr]int{h1: 21846, h2: 21846, h3: 21845}, true},
+		{"one comes back: only it", three(false, 1), downSet(h1, h3), true,
+			map[netip.Addr]int{h2: m}, false},
+		{"every one not drained is down: those, not the drained one", three(true, 1), downSet(h1, h2, h3), true,
+			map[netip.Addr]int{h1: 32769, h3: 32768}, true},
+		{"failing open off: an empty table", three(false, 1), downSet(h1, h2, h3), false,
+			map[netip.Addr]int{}, false},
+		{"on again", three(false, 1), downSet(h1, h2, h3), true,
+			map[netip.Addr]int{h1: 21846, h2: 21846, h3: 21845}, true},
+		{"all back up", three(false, 1), allUp, true,
+			map[netip.Addr]int{h1: 21846, h2: 21846, h3: 21845}, false},
+	}
+	for _, st := range steps {
+		r.SetFailOpen(st.failOpen)
+		rep, err := r.Reconcile(st.next, st.health)
+		require.NoError(t, err, st.name)
+		assert.Equal(t, st.wantSlots, dp.counts(vipA), st.name)
+		assert.Equal(t, st.wantOpen, r.FailingOpen(vipA), st.name)
+		require.Len(t, rep.VIPs, 2)
+		assert.Equal(t, st.wantOpen, rep.VIPs[0].FailingOpen, st.name)
+		assert.Equal(t, st.wantOpen, rep.VIPs[1].FailingOpen, "%s: vip B has the same two backends", st.name)
+		if st.wantOpen {
+			assert.Equal(t, api.StateDown, rep.VIPs[0].States[h1], "%s: a failing backend is still shown down", st.name)
+		}
+	}
+
+	// Every backend drained: the operator's choice, dropped whatever health says.
+	r.SetFailOpen(true)
+	all := desired(vipOf(vipA, be(h1, 1, true), be(h2, 1, true)))
+	_, err = r.Reconcile(all, downSet(h1, h2))
+	require.NoError(t, err)
+	assert.Empty(t, dp.tables[vipA])
+	assert.False(t, r.FailingOpen(vipA))
+}
+
 func TestRemovals(t *testing.T) {
 	dp := newRecorder(0)
 	r := New(quiet(), dp)

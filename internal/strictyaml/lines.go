@@ -86,13 +86,34 @@ func LineOf(doc *yaml.Node, path []any) int {
 // first, in the operator's words (Check), then the decoder with unknown
 // keys refused. It returns the problems; none means v holds the document.
 func Decode(data []byte, root *yaml.Node, v any) []Problem {
-	if probs := Check(root, v); len(probs) > 0 {
+	probs, _ := decode(data, root, v)
+	return probs
+}
+
+// DecodeOne is Decode for data that must hold one document: a second one,
+// which the decoder would silently ignore, is a problem.
+func DecodeOne(data []byte, root *yaml.Node, v any) []Problem {
+	probs, dec := decode(data, root, v)
+	if len(probs) > 0 {
 		return probs
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return []Problem{{Line: extra.Line, Reason: "more than one YAML document"}}
+	}
+	return nil
+}
+
+// decode is Decode, also returning the decoder (nil after a problem) so
+// that DecodeOne can read on.
+func decode(data []byte, root *yaml.Node, v any) ([]Problem, *yaml.Decoder) {
+	if probs := Check(root, v); len(probs) > 0 {
+		return probs, nil
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil {
-		return DecodeProblems(err)
+		return DecodeProblems(err), nil
 	}
-	return nil
+	return nil, dec
 }

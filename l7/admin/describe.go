@@ -13,10 +13,14 @@ type Pool struct {
 	Policy string   `json:"policy"`
 	Sticky bool     `json:"sticky"`
 	Routes []string `json:"routes"`
-	// Available is how many servers may take new clients; 0 means the
-	// pool's routes answer 503.
-	Available int      `json:"available"`
-	Servers   []Server `json:"servers"`
+	// Available is how many servers passing their checks may take new
+	// clients; at 0 the pool's routes answer 503, unless it fails open.
+	Available int `json:"available"`
+	// FailingOpen: every server not draining fails its active checks and
+	// new clients go to all of them (health.all_down: fail_open); Problem
+	// then says so.
+	FailingOpen bool     `json:"failing_open,omitempty"`
+	Servers     []Server `json:"servers"`
 	// Role is the PostgreSQL role the pool wants (primary, replica), and
 	// Problem why it has no server for it or uses its fallback (split
 	// brain, no primary, no usable replica).
@@ -77,18 +81,23 @@ func describe(p *proxy.Proxy, st State, now time.Time, quiet time.Duration) []Po
 	for i, pl := range dir.Pools() {
 		pc := cfg.Pools[i]
 		dp := Pool{
-			Name:       pl.Name,
-			Policy:     pc.Policy,
-			Sticky:     pc.Sticky != nil,
-			Routes:     slices.Clone(routes[pl.Name]),
-			Available:  len(pl.Available(now)),
-			Servers:    []Server{},
-			Role:       pl.Role(),
-			Problem:    pl.Problem(),
-			SplitBrain: pl.SplitBrain(),
+			Name:        pl.Name,
+			Policy:      pc.Policy,
+			Sticky:      pc.Sticky != nil,
+			Routes:      slices.Clone(routes[pl.Name]),
+			Available:   len(pl.Available(now)),
+			FailingOpen: pl.FailingOpen(now),
+			Servers:     []Server{},
+			Role:        pl.Role(),
+			Problem:     pl.Problem(),
+			SplitBrain:  pl.SplitBrain(),
 		}
 		if dp.Routes == nil {
 			dp.Routes = []string{}
+		}
+		if dp.FailingOpen {
+			dp.Available = 0
+			dp.Problem = "failing open: every server fails its health checks, new clients go to all of them"
 		}
 		for _, b := range pl.Backends {
 			s := Server{

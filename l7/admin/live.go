@@ -44,8 +44,12 @@ type LiveSummary struct {
 	Ejected   int `json:"ejected"`
 	Down      int `json:"down"`
 	OutOfRole int `json:"outOfRole"`
-	// PoolsEmpty have no available server: their routes answer 503.
+	// PoolsEmpty have no available server and do not fail open: their
+	// routes answer 503.
 	PoolsEmpty int `json:"poolsEmpty"`
+	// PoolsFailingOpen send new clients to servers that all fail their
+	// checks (health.all_down: fail_open).
+	PoolsFailingOpen int `json:"poolsFailingOpen"`
 }
 
 // LiveRoute is one route with its request rates (answers of its pool's
@@ -67,6 +71,8 @@ type LivePool struct {
 	Routes    []string `json:"routes"`
 	Available int      `json:"available"`
 	InFlight  int64    `json:"inFlight"`
+	// FailingOpen is Pool.FailingOpen: Problem says so too.
+	FailingOpen bool `json:"failingOpen,omitempty"`
 
 	RequestsPerSecond float64 `json:"requestsPerSecond"`
 	ErrorsPerSecond   float64 `json:"errorsPerSecond"`
@@ -231,7 +237,7 @@ func (h *liveHandler) build(now time.Time) (LiveStatus, error) {
 	}
 	for _, pl := range describe(p, h.m.stateSnapshot(), now, DefaultQuiet) {
 		lp := LivePool{
-			Role: pl.Role, Problem: pl.Problem, SplitBrain: pl.SplitBrain,
+			Role: pl.Role, Problem: pl.Problem, SplitBrain: pl.SplitBrain, FailingOpen: pl.FailingOpen,
 			Listeners:        append([]string{}, tcpListeners[pl.Name]...),
 			RefusedPerSecond: r.per(cur.tcpRefused[pl.Name], prev.tcpRefused[pl.Name]),
 			Name:             pl.Name, Policy: pl.Policy, Sticky: pl.Sticky, Routes: pl.Routes, Available: pl.Available,
@@ -288,7 +294,10 @@ func (h *liveHandler) build(now time.Time) (LiveStatus, error) {
 			}
 			lp.Servers = append(lp.Servers, ls)
 		}
-		if lp.Available == 0 {
+		switch {
+		case lp.FailingOpen:
+			out.Summary.PoolsFailingOpen++
+		case lp.Available == 0:
 			out.Summary.PoolsEmpty++
 		}
 		out.Summary.Servers += len(lp.Servers)

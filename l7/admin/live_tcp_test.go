@@ -4,22 +4,18 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/xlbproject/xlb/internal/statuspage"
 	"github.com/xlbproject/xlb/internal/statuspage/browsertest"
 	"github.com/xlbproject/xlb/l7/director"
 	"github.com/xlbproject/xlb/l7/health"
-	"github.com/xlbproject/xlb/l7/proxy"
 )
 
 const liveTCPConfig = `listeners:
@@ -70,19 +66,8 @@ func startLiveTCP(t *testing.T) *liveTCP {
 	path := filepath.Join(dir, "proxy.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(liveTCPConfig, addrs...)), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "pg.cred"), []byte("user=xlb password=x"), 0o600))
-	m, err := Open(path, nil)
-	require.NoError(t, err)
-	d, err := director.New(m.Config())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = d.Close() })
-	reg := prometheus.NewRegistry()
-	p, err := proxy.New(m.Config(), d, proxy.Options{
-		Registerer: reg, Gatherer: reg,
-		AdminMount: func(mux *http.ServeMux) { statuspage.Mount(mux, m.LiveHandler(reg, "test")) },
-	})
-	require.NoError(t, err)
-	m.Attach(p)
-	lt := &liveTCP{liveProxy: liveProxy{m: m, p: p, client: &http.Client{Timeout: 5 * time.Second}}, d: d}
+	lp, d := openLiveProxy(t, path)
+	lt := &liveTCP{liveProxy: *lp, d: d}
 	for _, name := range []string{"write", "read"} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
@@ -91,13 +76,8 @@ func startLiveTCP(t *testing.T) *liveTCP {
 		} else {
 			lt.read = ln.Addr().String()
 		}
-		go func() { _ = p.ServeTCP(ln, name) }()
+		go func() { _ = lt.p.ServeTCP(ln, name) }()
 	}
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	lt.adminURL = "http://" + adminLn.Addr().String()
-	go func() { _ = p.ServeAdmin(adminLn) }()
-	t.Cleanup(func() { _ = p.Close() })
 	return lt
 }
 

@@ -53,11 +53,11 @@ type liveProxy struct {
 
 func startLiveProxy(t *testing.T) *liveProxy {
 	t.Helper()
-	lp := &liveProxy{client: &http.Client{Timeout: 5 * time.Second}, appErrors: map[string]*bool{}}
+	appErrors := map[string]*bool{}
 	var addrs []any
 	for _, name := range []string{"a", "b", "c"} {
 		fail := new(bool)
-		lp.appErrors[name] = fail
+		appErrors[name] = fail
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			if *fail {
 				w.WriteHeader(http.StatusInternalServerError)
@@ -69,10 +69,22 @@ func startLiveProxy(t *testing.T) *liveProxy {
 	}
 	front, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	lp.front = front.Addr().String()
 	path := filepath.Join(t.TempDir(), "proxy.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(liveConfig, append([]any{lp.front}, addrs...)...)), 0o600))
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(liveConfig, append([]any{front.Addr().String()}, addrs...)...)), 0o600))
 
+	lp, _ := openLiveProxy(t, path)
+	lp.front, lp.appErrors = front.Addr().String(), appErrors
+	go func() { _ = lp.p.Serve(front) }()
+	return lp
+}
+
+// openLiveProxy opens the config at path as `xlb proxy` does: a Manager,
+// its director (returned too), and a proxy attached to the Manager with
+// the status page on its admin listener, which it serves on a loopback
+// port. The caller serves the traffic listeners; all is closed when the
+// test ends.
+func openLiveProxy(t *testing.T, path string) (*liveProxy, *director.Director) {
+	t.Helper()
 	m, err := Open(path, nil)
 	require.NoError(t, err)
 	dir, err := director.New(m.Config())
@@ -85,14 +97,12 @@ func startLiveProxy(t *testing.T) *liveProxy {
 	})
 	require.NoError(t, err)
 	m.Attach(p)
-	lp.m, lp.p = m, p
 	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	lp.adminURL = "http://" + adminLn.Addr().String()
-	go func() { _ = p.Serve(front) }()
+	lp := &liveProxy{m: m, p: p, client: &http.Client{Timeout: 5 * time.Second}, adminURL: "http://" + adminLn.Addr().String()}
 	go func() { _ = p.ServeAdmin(adminLn) }()
 	t.Cleanup(func() { _ = p.Close() })
-	return lp
+	return lp, dir
 }
 
 func (lp *liveProxy) status(t *testing.T) LiveStatus {
@@ -266,4 +276,53 @@ func TestHistogramQuantile(t *testing.T) {
 	d := h.minus(histo{count: 50, bounds: h.bounds, cum: []float64{40, 45, 50}})
 	assert.Equal(t, histo{count: 50, bounds: h.bounds, cum: []float64{10, 45, 50}}, d)
 	assert.Equal(t, histo{}, h.minus(histo{count: 200, bounds: h.bounds, cum: []float64{1, 2, 3}}), "a reset histogram gives nothing")
+}
+
+// TestLiveStatusFailingOpen: a real proxy whose pool fails open (every
+// server failing its checks, health.all_down: fail_open) keeps answering
+// from those servers; /api/status, the metrics and the pool listing say so,
+// and it is not counted as an empty pool.
+func TestLiveStatusFailingOpen(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "a") }))
+	t.Cleanup(app.Close)
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`listeners: [{addr: %q}]
+admin: {socket: /tmp/unused.sock}
+routes: [{name: web, match: {path_prefix: /}, pool: app}]
+pools:
+  - name: app
+    servers: [{name: a, addr: %q}]
+    health: {all_down: fail_open}
+`, front.Addr().String(), app.Listener.Addr().String())), 0o600))
+	lp, dir := openLiveProxy(t, path)
+	lp.front = front.Addr().String()
+	go func() { _ = lp.p.Serve(front) }()
+	require.Eventually(t, func() bool { return lp.get(t, "/") == http.StatusOK }, 30*time.Second, 20*time.Millisecond)
+
+	dir.SetStatus("app/a", false)
+	assert.Equal(t, http.StatusOK, lp.get(t, "/"), "the pool fails open to its one server")
+	st := lp.status(t)
+	require.Len(t, st.Pools, 1)
+	assert.True(t, st.Pools[0].FailingOpen)
+	assert.Zero(t, st.Pools[0].Available)
+	assert.Contains(t, st.Pools[0].Problem, "failing open")
+	assert.Equal(t, 1, st.Summary.PoolsFailingOpen)
+	assert.Zero(t, st.Summary.PoolsEmpty)
+	pools := lp.m.Pools(DefaultQuiet)
+	require.Len(t, pools, 1)
+	assert.True(t, pools[0].FailingOpen)
+	resp, err := lp.client.Get(lp.adminURL + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(metrics), `xlb_l7_pool_failing_open{pool="app"} 1`)
+	assert.Contains(t, string(metrics), `xlb_l7_pool_available_servers{pool="app"} 0`)
+
+	dir.SetStatus("app/a", true)
+	st = lp.status(t)
+	assert.False(t, st.Pools[0].FailingOpen)
+	assert.Equal(t, 1, st.Pools[0].Available)
+	assert.Empty(t, st.Pools[0].Problem)
 }

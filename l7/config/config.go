@@ -256,7 +256,23 @@ type Health struct {
 	// Postgres replaces the HTTP probe with a PostgreSQL session: connect,
 	// authenticate, SELECT pg_is_in_recovery() and the replay lag.
 	Postgres *PostgresHealth `yaml:"postgres"`
+	// AllDown is what the pool does when every server not draining fails
+	// its checks: AllDownRefuse (the default) answers 503,
+	// AllDownFailOpen sends new clients to all of them.
+	AllDown string `yaml:"all_down"`
 }
+
+// What a pool does when every server fails its checks. Refusing (503 with
+// Retry-After) is the default. Failing open suits pools where checks
+// failing on every server at once are more likely the prober's trouble (a
+// starved proxy host, a firewall change) than every app server's; when the
+// servers have all died, trying them costs the fast error the 503 would
+// have given. A PostgreSQL pool never fails open: its checks decide which
+// server is the primary, and a guess could send writes to a replica.
+const (
+	AllDownFailOpen = "fail_open"
+	AllDownRefuse   = "refuse"
+)
 
 // PostgresHealth is the PostgreSQL health check of a pool. The credentials
 // live in their own file, never in the proxy config.

@@ -1,11 +1,9 @@
 package config
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -22,19 +20,9 @@ import (
 	"github.com/xlbproject/xlb/internal/strictyaml"
 )
 
-// Error is one configuration problem, located in the file.
-type Error struct {
-	File   string
-	Line   int // 0 when the problem has no single line
-	Reason string
-}
-
-func (e *Error) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Reason)
-	}
-	return fmt.Sprintf("%s: %s", e.File, e.Reason)
-}
+// Error is one configuration problem, located in the file
+// ("file:line: reason").
+type Error = strictyaml.Error
 
 // Load reads and parses the config file at path.
 func Load(path string) (*Config, error) {
@@ -50,33 +38,17 @@ func Load(path string) (*Config, error) {
 func Parse(file string, data []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlErrors(file, err)
+		return nil, strictyaml.FileError(file, strictyaml.DecodeProblems(err))
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, &Error{File: file, Line: 1, Reason: "empty config"}
 	}
 	// Unknown keys and values of the wrong kind, all of them, in the
-	// operator's words; the decoder below would name Go types instead.
-	if probs := strictyaml.Check(&root, &Config{}); len(probs) > 0 {
-		errs := make([]error, len(probs))
-		for i, pr := range probs {
-			errs[i] = &Error{File: file, Line: pr.Line, Reason: pr.Reason}
-		}
-		return nil, errors.Join(errs...)
-	}
+	// operator's words, before the decoder would name Go types; a second
+	// document would be silently ignored, so it is refused too.
 	var cfg Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &Error{File: file, Line: 1, Reason: "empty config"}
-		}
-		return nil, yamlErrors(file, err)
-	}
-	// A second document would be silently ignored; refuse it instead.
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, &Error{File: file, Line: extra.Line, Reason: "more than one YAML document"}
+	if probs := strictyaml.DecodeOne(data, &root, &cfg); len(probs) > 0 {
+		return nil, strictyaml.FileError(file, probs)
 	}
 	v := &validator{file: file, root: &root}
 	v.config(&cfg)
@@ -85,15 +57,6 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, errors.Join(v.errs...)
 	}
 	return &cfg, nil
-}
-
-// yamlErrors turns the decoder's problems into *Error values.
-func yamlErrors(file string, err error) error {
-	var errs []error
-	for _, p := range strictyaml.DecodeProblems(err) {
-		errs = append(errs, &Error{File: file, Line: p.Line, Reason: p.Reason})
-	}
-	return errors.Join(errs...)
 }
 
 type validator struct {
@@ -517,6 +480,17 @@ func (v *validator) pool(i int, p *Pool) {
 	}
 	v.retryBudget(i, &p.RetryBudget)
 	v.postgres(i, p)
+	switch p.Health.AllDown {
+	case "":
+		p.Health.AllDown = AllDownRefuse
+	case AllDownRefuse:
+	case AllDownFailOpen:
+		if p.Health.Postgres != nil {
+			v.errorf(base("health", "all_down"), "pool %q cannot fail open with a postgres check: its checks pick the primary, and a guess could send writes to a replica", p.Name)
+		}
+	default:
+		v.errorf(base("health", "all_down"), "pool %q all_down %q is not one of fail_open, refuse", p.Name, p.Health.AllDown)
+	}
 	if s := p.Sticky; s != nil {
 		if s.Cookie == "" {
 			s.Cookie = "xlb_" + p.Name

@@ -51,6 +51,7 @@ func TestParseTCPListenerAndPostgresPool(t *testing.T) {
 	assert.Equal(t, "user=xlb password=s3cret dbname=postgres", p.Health.Postgres.Credentials)
 	require.NotNil(t, p.CloseOnDown)
 	assert.True(t, *p.CloseOnDown, "pools with a role close connections of servers that lose it by default")
+	assert.Equal(t, config.AllDownRefuse, p.Health.AllDown, "a PostgreSQL pool never fails open")
 }
 
 func TestParseTCPErrors(t *testing.T) {
@@ -66,6 +67,8 @@ func TestParseTCPErrors(t *testing.T) {
 		{"missing credentials", "credentials_file: pg.cred", "credentials_file: missing.cred", 14, "credentials_file"},
 		{"fallback on primary", "role: primary", "role: primary\n    replica_fallback: true", 9, "replica_fallback"},
 		{"proxy protocol v1", "role: primary", "role: primary\n    proxy_protocol: v1", 9, `proxy_protocol "v1" is not v2`},
+		{"fail open with postgres", "    health:\n", "    health:\n      all_down: fail_open\n", 13, "cannot fail open with a postgres check"},
+		{"unknown all_down", "    health:\n", "    health:\n      all_down: maybe\n", 13, `all_down "maybe" is not one of fail_open, refuse`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -355,7 +355,7 @@ func (d *Director) stickyBackend(ps *poolState, r *Request, now time.Time, dec *
 		ps.stats.Rejected[sticky.ReasonUnknownServer].Add(1)
 		return nil
 	}
-	if !b.StickyOK(now) {
+	if !b.StickyOK(now) && !ps.pool.FailOpenKeeps(b, now) {
 		dec.Sticky = StickyRepinned
 		return nil
 	}

@@ -171,6 +171,63 @@ func TestNoHealthyBackend(t *testing.T) {
 	assert.Equal(t, 503, dec.Status)
 	assert.Nil(t, dec.Backend)
 	assert.Equal(t, "auth", dec.Route.Name)
+	assert.Equal(t, []director.EmptyRoute{{Route: "auth", Pool: "auth"}}, d.EmptyRoutes())
+}
+
+// failOpenConfig is testConfig with the checkout and browse pools failing
+// open.
+var failOpenConfig = strings.NewReplacer(
+	"    sticky: {cookie: xlb_co", "      all_down: fail_open\n    sticky: {cookie: xlb_co",
+	"    policy: hash\n", "    policy: hash\n    health: {all_down: fail_open}\n").Replace(testConfig)
+
+// TestFailOpen: with all_down: fail_open, a pool whose every server not
+// draining fails its checks sends new clients to all of them, keeps sticky
+// clients where they are, and still reads as not healthy; a drained server
+// stays out, and one server back ends it.
+func TestFailOpen(t *testing.T) {
+	require.Equal(t, 2, strings.Count(failOpenConfig, "all_down: fail_open"))
+	clk := &clock{now: t0}
+	d := newDirector(t, failOpenConfig, clk)
+	idx, ok := d.PoolIndex("browse")
+	require.True(t, ok)
+	browse := d.Pools()[idx]
+	d.SetStatus("browse/b1", false)
+	d.SetStatus("browse/b2", false)
+	require.True(t, browse.FailingOpen(t0))
+	assert.False(t, browse.Healthy(t0))
+	assert.Contains(t, d.EmptyRoutes(), director.EmptyRoute{Route: "browse", Pool: "browse"}, "failing open is not healthy")
+	seen := map[string]int{}
+	for i := range 40 {
+		dec := decide(d, request("GET", "h", fmt.Sprintf("/browse/%d", i)))
+		require.Zero(t, dec.Status)
+		seen[dec.Backend.Name]++
+	}
+	assert.Len(t, seen, 2, "new clients go to every failing server: %v", seen)
+
+	require.NoError(t, d.Drain("browse", "b2", t0.Add(time.Hour)))
+	for i := range 10 {
+		dec := decide(d, request("GET", "h", fmt.Sprintf("/browse/%d", i)))
+		require.Zero(t, dec.Status)
+		assert.Equal(t, "b1", dec.Backend.Name, "a drained server stays out")
+	}
+	d.SetStatus("browse/b2", true) // up but draining: still failing open over b1
+	assert.True(t, browse.FailingOpen(t0))
+	d.SetStatus("browse/b1", true)
+	assert.False(t, browse.FailingOpen(t0))
+	assert.True(t, browse.Healthy(t0))
+
+	// A sticky client stays on its server while the pool fails open,
+	// instead of being re-pinned on every request.
+	server, cookie := pinned(t, d)
+	for _, s := range []string{"c1", "c2", "c3"} {
+		d.SetStatus("checkout/"+s, false)
+	}
+	for range 10 {
+		dec := decide(d, withCookie(request("GET", "shop.test", "/checkout/cart"), "xlb_co", cookie))
+		require.Zero(t, dec.Status)
+		assert.Equal(t, server, dec.Backend.Name)
+		assert.Equal(t, director.StickyHit, dec.Sticky)
+	}
 }
 
 func TestReadiness(t *testing.T) {
@@ -490,6 +547,7 @@ pools:
 	healthy.Store(false)
 	require.Eventually(t, func() bool { return !ready() }, 30*time.Second, 5*time.Millisecond)
 	assert.Equal(t, 503, decide(d, request("GET", "h", "/")).Status)
+	assert.False(t, d.Pools()[0].FailingOpen(time.Now()), "refusing is the default")
 	healthy.Store(true)
 	require.Eventually(t, ready, 30*time.Second, 5*time.Millisecond)
 	assert.Equal(t, 0, decide(d, request("GET", "h", "/")).Status)

@@ -3,6 +3,7 @@ package pool
 import (
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,9 +20,12 @@ type Pool struct {
 	Budget *Budget
 
 	passive config.Passive
-	log     *slog.Logger
-	byKey   map[uint64]*Backend
-	byName  map[string]*Backend
+	// failOpen: when every server not draining fails its active checks,
+	// new clients go to all of those (config.AllDownFailOpen).
+	failOpen bool
+	log      *slog.Logger
+	byKey    map[uint64]*Backend
+	byName   map[string]*Backend
 
 	mu   sync.Mutex // serialises state transitions and snapshot rebuilds
 	snap atomic.Pointer[snapshot]
@@ -34,6 +38,9 @@ type Pool struct {
 type snapshot struct {
 	avail   []*Backend
 	expires int64 // unix nanos of the earliest ejection end; 0 = none
+	// failingOpen: avail holds servers that fail their checks, because
+	// every server not draining does.
+	failingOpen bool
 }
 
 // ServerKey is the stable identity of a server used in sticky cookies and
@@ -65,14 +72,15 @@ func NewFrom(index int, cfg config.Pool, firstID int, log *slog.Logger, now time
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Pool{
-		Name:    cfg.Name,
-		Index:   index,
-		passive: cfg.Health.Passive,
-		log:     log.With("pool", cfg.Name),
-		byKey:   make(map[uint64]*Backend, len(cfg.Servers)),
-		byName:  make(map[string]*Backend, len(cfg.Servers)),
-		Budget:  NewBudgetFrom(cfg.RetryBudget, prevBudget(prev)),
-		roles:   newRoleConfig(cfg),
+		Name:     cfg.Name,
+		Index:    index,
+		passive:  cfg.Health.Passive,
+		failOpen: cfg.Health.AllDown == config.AllDownFailOpen && cfg.Health.Postgres == nil,
+		log:      log.With("pool", cfg.Name),
+		byKey:    make(map[uint64]*Backend, len(cfg.Servers)),
+		byName:   make(map[string]*Backend, len(cfg.Servers)),
+		Budget:   NewBudgetFrom(cfg.RetryBudget, prevBudget(prev)),
+		roles:    newRoleConfig(cfg),
 	}
 	for i, s := range cfg.Servers {
 		b := &Backend{
@@ -149,18 +157,37 @@ func (p *Pool) ByKey(key uint64) *Backend { return p.byKey[key] }
 // ByName returns the server with the given name, or nil.
 func (p *Pool) ByName(name string) *Backend { return p.byName[name] }
 
-// Available returns the servers that may take new clients at now. The slice
-// is shared and immutable: do not modify it.
-func (p *Pool) Available(now time.Time) []*Backend {
+// Available returns the servers that may take new clients at now: while
+// the pool fails open, the ones failing their checks. The slice is shared
+// and immutable: do not modify it.
+func (p *Pool) Available(now time.Time) []*Backend { return p.snapshotAt(now).avail }
+
+func (p *Pool) snapshotAt(now time.Time) *snapshot {
 	s := p.snap.Load()
 	if s.expires != 0 && now.UnixNano() >= s.expires {
 		s = p.refresh(now)
 	}
-	return s.avail
+	return s
 }
 
-// Healthy reports whether at least one server may take new clients.
-func (p *Pool) Healthy(now time.Time) bool { return len(p.Available(now)) > 0 }
+// Healthy reports whether at least one server passing its checks may take
+// new clients.
+func (p *Pool) Healthy(now time.Time) bool {
+	s := p.snapshotAt(now)
+	return len(s.avail) > 0 && !s.failingOpen
+}
+
+// FailingOpen reports whether every server not draining fails its checks
+// and new clients go to all of them.
+func (p *Pool) FailingOpen(now time.Time) bool { return p.snapshotAt(now).failingOpen }
+
+// FailOpenKeeps reports whether a client pinned to b may stay on it
+// although b fails its checks, because the pool fails open with b in it:
+// without this every request of a session would be re-pinned.
+func (p *Pool) FailOpenKeeps(b *Backend, now time.Time) bool {
+	s := p.snapshotAt(now)
+	return s.failingOpen && slices.Contains(s.avail, b)
+}
 
 func (p *Pool) refresh(now time.Time) *snapshot {
 	p.mu.Lock()
@@ -185,6 +212,23 @@ func (p *Pool) rebuildLocked(now time.Time) *snapshot {
 		}
 		if u := b.ejectedUntil.Load(); u > now.UnixNano() && (s.expires == 0 || u < s.expires) {
 			s.expires = u
+		}
+	}
+	if len(s.avail) == 0 && p.failOpen {
+		// Every server not draining fails its active checks or is
+		// ejected: fail open over all of those.
+		for _, b := range p.Backends {
+			if b.drainDeadline.Load() == 0 {
+				s.avail = append(s.avail, b)
+			}
+		}
+		s.failingOpen = len(s.avail) > 0
+	}
+	if prev := p.snap.Load(); prev != nil && prev.failingOpen != s.failingOpen {
+		if s.failingOpen {
+			p.log.Warn("every server fails its health checks: failing open, new clients go to all of them", "servers", len(s.avail))
+		} else {
+			p.log.Info("pool no longer failing open")
 		}
 	}
 	p.snap.Store(s)

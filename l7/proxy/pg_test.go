@@ -128,9 +128,16 @@ func (c *pgCluster) stop() {
 }
 
 // newPrimary initialises and starts a primary with SCRAM authentication
-// on TCP; it is stopped when the test ends.
-func newPrimary(t *testing.T, bin, root string, as []string) *pgCluster {
+// on TCP in a fresh root dir (pgRoot), which it returns for the replicas
+// and the proxy; it is stopped when the test ends. It skips the test in
+// -short runs and where PostgreSQL is not installed.
+func newPrimary(t *testing.T) (string, *pgCluster) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts PostgreSQL clusters")
+	}
+	bin := pgBin(t)
+	root, as := pgRoot(t)
 	c := &pgCluster{t: t, bin: bin, dir: filepath.Join(root, "primary"), port: freePort(t), as: as}
 	pw := filepath.Join(root, "pw")
 	require.NoError(t, os.WriteFile(pw, []byte(pgPassword+"\n"), 0o644))
@@ -138,7 +145,7 @@ func newPrimary(t *testing.T, bin, root string, as []string) *pgCluster {
 		"--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync")
 	c.start()
 	t.Cleanup(func() { c.stopQuietly() })
-	return c
+	return root, c
 }
 
 // newReplica clones primary with pg_basebackup -R (a streaming standby)
@@ -259,12 +266,7 @@ func startPGProxyYAML(t *testing.T, root, y string) *pgProxy {
 // streaming replica and checks the write and read endpoints through a
 // promotion and a split brain.
 func TestPostgresWriteReadEndpointsFollowFailover(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL clusters")
-	}
-	bin := pgBin(t)
-	root, as := pgRoot(t)
-	pg1 := newPrimary(t, bin, root, as)
+	root, pg1 := newPrimary(t)
 	pg2 := newReplica(t, pg1, root)
 	tp := startPGProxy(t, root, pg1.port, pg2.port)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -351,12 +353,7 @@ func TestPostgresWriteReadEndpointsFollowFailover(t *testing.T) {
 // marked down by the check's timeout; wrong credentials mark it down with
 // the reason.
 func TestPostgresCheckFaults(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL clusters")
-	}
-	bin := pgBin(t)
-	root, as := pgRoot(t)
-	pg1 := newPrimary(t, bin, root, as)
+	root, pg1 := newPrimary(t)
 
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -414,48 +411,27 @@ type pgProxyFront struct {
 
 func newPGProxyFront(t *testing.T, server string) *pgProxyFront {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	f := &pgProxyFront{ln: ln}
-	var wg sync.WaitGroup
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(c)
-				h, err := readProxyV2(br)
-				_ = c.SetReadDeadline(time.Time{})
-				f.mu.Lock()
-				switch {
-				case err != nil:
-					f.refused++
-				case h.local:
-					f.local++
-				default:
-					f.clients = append(f.clients, h.src)
-				}
-				f.mu.Unlock()
-				if err != nil {
-					return
-				}
-				s, err := net.DialTimeout("tcp", server, 5*time.Second)
-				if err != nil {
-					return
-				}
-				defer s.Close()
-				go func() { _, _ = io.Copy(s, br); _ = s.Close() }()
-				_, _ = io.Copy(c, s)
-			}()
+	f := &pgProxyFront{}
+	f.ln = serveProxyV2(t, func(h proxyHeader, err error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		switch {
+		case err != nil:
+			f.refused++
+		case h.local:
+			f.local++
+		default:
+			f.clients = append(f.clients, h.src)
 		}
-	}()
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	}, func(c net.Conn, br *bufio.Reader, _ proxyHeader) {
+		s, err := net.DialTimeout("tcp", server, 5*time.Second)
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		go func() { _, _ = io.Copy(s, br); _ = s.Close() }()
+		_, _ = io.Copy(c, s)
+	})
 	return f
 }
 
@@ -464,12 +440,7 @@ func newPGProxyFront(t *testing.T, server string) *pgProxyFront {
 // sends a LOCAL one), and a client's session goes through with its own
 // address in the header.
 func TestPostgresBehindProxyProtocol(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL clusters")
-	}
-	bin := pgBin(t)
-	root, as := pgRoot(t)
-	pg1 := newPrimary(t, bin, root, as)
+	root, pg1 := newPrimary(t)
 	front := newPGProxyFront(t, "127.0.0.1:"+strconv.Itoa(pg1.port))
 	y := `
 listeners:
@@ -535,12 +506,7 @@ pools:
 // stopped the read endpoint refuses and never sends a read to the primary,
 // until a reload turns replica_fallback on and the reads go there.
 func TestPostgresStoppedReplicaGetsNoConnection(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL clusters")
-	}
-	bin := pgBin(t)
-	root, as := pgRoot(t)
-	pg1 := newPrimary(t, bin, root, as)
+	root, pg1 := newPrimary(t)
 	pg2 := newReplicaNamed(t, pg1, root, "replica2")
 	pg3 := newReplicaNamed(t, pg1, root, "replica3")
 	y := strings.NewReplacer("%P1%", strconv.Itoa(pg1.port), "%P2%", strconv.Itoa(pg2.port), "%P3%", strconv.Itoa(pg3.port)).Replace(pgReplicasYAML)

@@ -83,9 +83,32 @@ type proxyV2Server struct {
 
 func newProxyV2Server(t *testing.T) *proxyV2Server {
 	t.Helper()
+	s := &proxyV2Server{}
+	s.ln = serveProxyV2(t, func(h proxyHeader, err error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err != nil {
+			s.refused++
+		} else {
+			s.headers = append(s.headers, h)
+		}
+	}, func(c net.Conn, br *bufio.Reader, h proxyHeader) {
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		_, _ = fmt.Fprintf(c, "%s %s\n", h.src, h.dst)
+		_, _ = io.Copy(c, br)
+	})
+	return s
+}
+
+// serveProxyV2 accepts on a loopback listener until the test ends, as a
+// server that demands a PROXY v2 header does: each connection's header
+// (read within 30 s) or the error that refuses it goes to seen; a refused
+// connection is closed, an accepted one is handed to serve with br, which
+// holds what followed the header, and closed when serve returns.
+func serveProxyV2(t *testing.T, seen func(proxyHeader, error), serve func(c net.Conn, br *bufio.Reader, h proxyHeader)) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	s := &proxyV2Server{ln: ln}
 	var wg sync.WaitGroup
 	go func() {
 		for {
@@ -97,26 +120,19 @@ func newProxyV2Server(t *testing.T) *proxyV2Server {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+				_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 				br := bufio.NewReader(c)
 				h, err := readProxyV2(br)
-				s.mu.Lock()
-				if err != nil {
-					s.refused++
-				} else {
-					s.headers = append(s.headers, h)
+				_ = c.SetReadDeadline(time.Time{})
+				seen(h, err)
+				if err == nil {
+					serve(c, br, h)
 				}
-				s.mu.Unlock()
-				if err != nil {
-					return
-				}
-				_, _ = fmt.Fprintf(c, "%s %s\n", h.src, h.dst)
-				_, _ = io.Copy(c, br)
 			}()
 		}
 	}()
 	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	return s
+	return ln
 }
 
 // TestTCPProxyProtocolV2 runs a pool with proxy_protocol: v2 in front of

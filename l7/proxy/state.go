@@ -49,7 +49,10 @@ var (
 		"Client TLS connections closed unserved because limits.max_conns handshakes or h2 connections were already open.",
 		nil, nil)
 	availableDesc = prometheus.NewDesc("xlb_l7_pool_available_servers",
-		"App servers of the pool that may take new clients (up, not ejected, not draining); 0 means the pool's routes answer 503.",
+		"App servers of the pool that pass their checks and may take new clients (up, not ejected, not draining); at 0 the pool's routes answer 503, or, while xlb_l7_pool_failing_open is 1, go to the failing servers.",
+		[]string{"pool"}, nil)
+	failingOpenDesc = prometheus.NewDesc("xlb_l7_pool_failing_open",
+		"1 while every server of the pool not draining fails its active checks and new clients go to all of them (health.all_down: fail_open).",
 		[]string{"pool"}, nil)
 )
 
@@ -58,7 +61,7 @@ func newStateCollector(p *Proxy) *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{inflightDesc, ejectionsDesc, backendUpDesc, drainingDesc, stickyDesc, stickyRejectedDesc, readyDesc, availableDesc, tlsFailuresDesc, tlsRefusedDesc} {
+	for _, d := range []*prometheus.Desc{inflightDesc, ejectionsDesc, backendUpDesc, drainingDesc, stickyDesc, stickyRejectedDesc, readyDesc, availableDesc, failingOpenDesc, tlsFailuresDesc, tlsRefusedDesc} {
 		ch <- d
 	}
 }
@@ -77,7 +80,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(drainingDesc, prometheus.GaugeValue, b2f(draining), p.Name, b.Name)
 		}
 		ch <- prometheus.MustNewConstMetric(inflightDesc, prometheus.GaugeValue, float64(inflight), p.Name)
-		ch <- prometheus.MustNewConstMetric(availableDesc, prometheus.GaugeValue, float64(len(p.Available(now))), p.Name)
+		available, failingOpen := len(p.Available(now)), p.FailingOpen(now)
+		if failingOpen {
+			available = 0
+		}
+		ch <- prometheus.MustNewConstMetric(availableDesc, prometheus.GaugeValue, float64(available), p.Name)
+		ch <- prometheus.MustNewConstMetric(failingOpenDesc, prometheus.GaugeValue, b2f(failingOpen), p.Name)
 		if !dir.Sticky(p.Index) {
 			continue
 		}

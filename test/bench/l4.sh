@@ -9,14 +9,17 @@
 #    N runs per case (default 200000), a few seconds in all.
 #
 # 2. Packet rate on veth (test/bench/l4rate): TCP ACK frames of 4096 flows
-#    generated with BPF_PROG_TEST_RUN live frames in one namespace, forwarded
+#    generated with BPF_PROG_TEST_RUN live frames in one namespace (with two
+#    generator threads each sends its own half of the flows, as a NIC's RSS
+#    receives each flow on one CPU; RATE_FLOWSPLIT=shared or rss,shared
+#    measures every thread sending every flow too), forwarded
 #    over a 2-queue veth pair by native XDP in another, counted by an XDP sink
 #    on the way back; the balancer (one VIP, 8 backends, Maglev, IP-in-IP;
 #    next hops from the FIB, and as xlb-mac with a configured next-hop MAC)
 #    side by side with a MAC-swap XDP_TX bounce and an nftables DNAT balancer
 #    to the same backends, for 1 and 2 generator threads, interleaved rounds:
-#      l4rate threads=<n> case=<bounce|xlb|xlb-mac|nftables> mpps=<median>
-#      l4rate threads=<n> xlb_over_bounce=<median> xlb_over_nftables=<median> ...
+#      l4rate threads=<n> flows=<rss|shared> case=<bounce|xlb|xlb-mac|nftables> mpps=<median> cpu_ns=<median>
+#      l4rate threads=<n> flows=<rss|shared> xlb_over_bounce=<median> xlb_over_nftables=<median> ...
 #    then a markdown table. RATE_ROUNDS × 2 × 4 samples of about 1 s each
 #    (about 80 s), capped by `timeout`.
 #
@@ -40,8 +43,9 @@
 # Ctrl-C; what a killed run left is removed by the next run and on exit here.
 #
 # Environment: PARTS ("packet rate"), N (200000), ROUNDS (10), CPU (0),
+# CASES (the per-packet cases to run, comma-separated; default all),
 # BASE and NEW (unset), AB_RUNS (6), AB_STAT (iqm);
-# RATE_ROUNDS (9), RATE_INTERVAL (500ms), RATE_THREADS ("1,2"),
+# RATE_ROUNDS (9), RATE_INTERVAL (500ms), RATE_THREADS ("1,2"), RATE_FLOWSPLIT (rss),
 # RATE_CASES ("bounce,xlb,xlb-mac,nftables"; nftables needs the nft tool).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -149,7 +153,7 @@ case " $PARTS " in *" packet "*)
 		ab_packet
 	else
 		echo "# targets on the reference machine (0.8x Katran, ns over floor): tcp_syn<=130 tcp_hit<=60 udp_hit<=78 non_vip<=20"
-		"$bin/l4bench" -n "${N:-200000}" -rounds "${ROUNDS:-10}" -cpu "${CPU:-0}"
+		"$bin/l4bench" -n "${N:-200000}" -rounds "${ROUNDS:-10}" -cpu "${CPU:-0}" -cases "${CASES:-}"
 	fi
 	;;
 esac
@@ -162,6 +166,6 @@ case " $PARTS " in *" rate "*)
 	# process group, where Ctrl-C reaches it.
 	timeout --foreground --signal=INT --kill-after=30 900 "$bin/l4rate" \
 		-rounds "${RATE_ROUNDS:-9}" -interval "${RATE_INTERVAL:-500ms}" \
-		-threads "${RATE_THREADS:-1,2}" -cases "$RATE_CASES"
+		-threads "${RATE_THREADS:-1,2}" -flowsplit "${RATE_FLOWSPLIT:-rss}" -cases "$RATE_CASES"
 	;;
 esac

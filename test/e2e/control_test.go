@@ -51,6 +51,30 @@ type ctlL7 struct {
 	ready     atomic.Bool
 }
 
+// addCtlL7 makes the L7 host name in tp with vips on its loopback (its
+// servers answer on the first), XDP decapsulating what is sent to its own
+// addresses (its IPv6 one too when a VIP is IPv6), and its servers
+// running, ready, until the test ends.
+func addCtlL7(t *testing.T, tp *topo.Topology, name string, proxied bool, vips ...netip.Addr) *ctlL7 {
+	t.Helper()
+	h, err := tp.AddHost(topo.HostConfig{Name: name, MTU: topo.BridgeMTU, VIPs: vips, RPFilterOff: true})
+	require.NoError(t, err)
+	d, err := decap.Open(decap.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, d.Close()) })
+	addrs := []netip.Addr{h.Addr4}
+	if slices.ContainsFunc(vips, netip.Addr.Is6) {
+		addrs = append(addrs, h.Addr6)
+	}
+	require.NoError(t, d.SetAddrs(addrs))
+	require.NoError(t, h.Do(func() error { return d.Attach(topo.HostIfname, xdplink.ModeNative) }))
+	l := &ctlL7{host: h, vip: vips[0], proxied: proxied}
+	l.ready.Store(true)
+	l.start(t)
+	t.Cleanup(l.stop)
+	return l
+}
+
 // ctlBed is the control-plane test bed: the veth topology of the L4 test
 // with the real `xlb daemon` (a separate process, so it can be killed with
 // SIGKILL) running in the LB namespace.
@@ -95,19 +119,8 @@ func newCtlBed(t *testing.T, proxied ...int) *ctlBed {
 	require.NoError(t, b.client.AddRoute(netip.PrefixFrom(b.vip, 32), b.lb.Addr4))
 
 	for i := 1; i <= 3; i++ {
-		h, err := b.tp.AddHost(topo.HostConfig{Name: fmt.Sprintf("l7-%d", i), MTU: topo.BridgeMTU,
-			VIPs: []netip.Addr{b.vip}, RPFilterOff: true})
-		require.NoError(t, err)
-		d, err := decap.Open(decap.Config{})
-		require.NoError(t, err)
-		t.Cleanup(func() { assert.NoError(t, d.Close()) })
-		require.NoError(t, d.SetAddrs([]netip.Addr{h.Addr4}))
-		require.NoError(t, h.Do(func() error { return d.Attach(topo.HostIfname, xdplink.ModeNative) }))
-		l := &ctlL7{host: h, vip: b.vip, proxied: slices.Contains(proxied, i-1)}
-		l.ready.Store(true)
+		l := addCtlL7(t, b.tp, fmt.Sprintf("l7-%d", i), slices.Contains(proxied, i-1), b.vip)
 		b.l7 = append(b.l7, l)
-		l.start(t)
-		t.Cleanup(l.stop)
 		if l.proxied {
 			l.stopProxy = b.startProxy(t, l, "")
 		}

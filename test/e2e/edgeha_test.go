@@ -27,8 +27,6 @@ import (
 
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/l4"
-	"github.com/xlbproject/xlb/l4/decap"
-	"github.com/xlbproject/xlb/l4/xdplink"
 	"github.com/xlbproject/xlb/test/topo"
 )
 
@@ -62,13 +60,42 @@ type haLB struct {
 	killed                bool
 }
 
-type haBed struct {
+// bgpBed is what the beds of edge hosts speaking BGP share: the
+// topology, xlb built in dir, and the one-armed router running FRR.
+type bgpBed struct {
 	// t is the top-level test: edge hosts live until it ends, whichever
 	// subtest added them.
 	t      *testing.T
 	tp     *topo.Topology
 	router *topo.Host
 	frr    *topo.FRR
+	dir    string
+	bin    string
+	// hold and keepalive are both sides' BGP timers.
+	hold, keepalive time.Duration
+}
+
+// newBGPBed skips where FRR is not installed, else builds xlb and starts
+// the router.
+func newBGPBed(t *testing.T, hold, keepalive time.Duration) bgpBed {
+	t.Helper()
+	if !topo.FRRAvailable() {
+		t.Skip("FRR is not installed (make deps installs Debian's frr)")
+	}
+	b := bgpBed{t: t, tp: topo.NewT(t, topo.Options{}), dir: t.TempDir(), hold: hold, keepalive: keepalive}
+	b.bin = ctlBuild(t, b.dir)
+	var err error
+	b.router, err = b.tp.AddHost(topo.HostConfig{Name: "router", Router: true, NoOffloads: true})
+	require.NoError(t, err)
+	b.frr = b.router.StartFRRT(t, topo.FRRConfig{
+		ASN: haRouterASN, RouterID: b.router.Addr4, Listen: b.router.Prefix4, PeerASN: haEdgeASN,
+		Keepalive: b.keepalive, HoldTime: b.hold,
+	})
+	return b
+}
+
+type haBed struct {
+	bgpBed
 	client *topo.Host
 	lbs    []*haLB
 	l7     []*ctlL7
@@ -76,11 +103,7 @@ type haBed struct {
 	// vip6 is an IPv6 VIP on the same hosts, announced over the same
 	// (IPv4) sessions with the hosts' IPv6 addresses as next hops.
 	vip6 netip.Addr
-	dir  string
-	bin  string
-	// hold and keepalive are both sides' BGP timers.
-	hold, keepalive time.Duration
-	opts            haOptions
+	opts haOptions
 }
 
 // haOptions shape a haBed; the zero value of a field takes its default.
@@ -104,23 +127,12 @@ type haOptions struct {
 
 func newHABed(t *testing.T, opts haOptions) *haBed {
 	t.Helper()
-	if !topo.FRRAvailable() {
-		t.Skip("FRR is not installed (make deps installs Debian's frr)")
-	}
 	opts.edges = cmp.Or(opts.edges, 3)
 	opts.l7s = cmp.Or(opts.l7s, 3)
 	opts.inTable = cmp.Or(opts.inTable, opts.l7s)
-	b := &haBed{t: t, tp: topo.NewT(t, topo.Options{}), vip: netip.MustParseAddr("198.51.100.30"), dir: t.TempDir(),
-		vip6: netip.MustParseAddr("2001:db8:100::30"),
-		hold: opts.hold, keepalive: max(opts.hold/3, time.Second), opts: opts}
-	b.bin = ctlBuild(t, b.dir)
+	b := &haBed{bgpBed: newBGPBed(t, opts.hold, max(opts.hold/3, time.Second)),
+		vip: netip.MustParseAddr("198.51.100.30"), vip6: netip.MustParseAddr("2001:db8:100::30"), opts: opts}
 	var err error
-	b.router, err = b.tp.AddHost(topo.HostConfig{Name: "router", Router: true, NoOffloads: true})
-	require.NoError(t, err)
-	b.frr = b.router.StartFRRT(t, topo.FRRConfig{
-		ASN: haRouterASN, RouterID: b.router.Addr4, Listen: b.router.Prefix4, PeerASN: haEdgeASN,
-		Keepalive: b.keepalive, HoldTime: b.hold,
-	})
 	b.client, err = b.tp.AddHost(topo.HostConfig{Name: "client", NoOffloads: true})
 	require.NoError(t, err)
 	require.NoError(t, b.client.AddRoute(netip.PrefixFrom(b.vip, 32), b.router.Addr4))
@@ -131,18 +143,8 @@ func newHABed(t *testing.T, opts haOptions) *haBed {
 		b.addLB(t)
 	}
 	for i := 1; i <= opts.l7s; i++ {
-		h, err := b.tp.AddHost(topo.HostConfig{Name: fmt.Sprintf("l7-%d", i), MTU: topo.BridgeMTU,
-			VIPs: []netip.Addr{b.vip, b.vip6}, RPFilterOff: true})
-		require.NoError(t, err)
-		d, err := decap.Open(decap.Config{})
-		require.NoError(t, err)
-		t.Cleanup(func() { assert.NoError(t, d.Close()) })
-		require.NoError(t, d.SetAddrs([]netip.Addr{h.Addr4, h.Addr6}))
-		require.NoError(t, h.Do(func() error { return d.Attach(topo.HostIfname, xdplink.ModeNative) }))
-		l := &ctlL7{host: h, vip: b.vip, proxied: opts.proxied}
-		l.ready.Store(true)
-		l.start(t)
-		t.Cleanup(l.stop)
+		l := addCtlL7(t, b.tp, fmt.Sprintf("l7-%d", i), opts.proxied, b.vip, b.vip6)
+		h := l.host
 		for _, vip := range []netip.Addr{b.vip, b.vip6} {
 			ln, err := h.Listen("tcp", netip.AddrPortFrom(vip, haStreamPrt).String())
 			require.NoError(t, err)
@@ -170,7 +172,16 @@ func newHABed(t *testing.T, opts haOptions) *haBed {
 // the daemon.
 func (b *haBed) addLB(t *testing.T) *haLB {
 	t.Helper()
-	name := fmt.Sprintf("lb%d", len(b.lbs)+1)
+	lb := b.newLB(t, fmt.Sprintf("lb%d", len(b.lbs)+1))
+	b.lbs = append(b.lbs, lb)
+	return lb
+}
+
+// newLB makes the edge host namespace name and its daemon's files. When
+// the top-level test ends the daemon is killed and its pins removed, and
+// the tail of its log shown if the test failed.
+func (b *bgpBed) newLB(t *testing.T, name string) *haLB {
+	t.Helper()
 	h, err := b.tp.AddHost(topo.HostConfig{Name: name, MTU: topo.BridgeMTU, PeerXDPPass: true, Router: true})
 	require.NoError(t, err)
 	lb := &haLB{host: h, dir: filepath.Join(b.dir, name), pin: "/sys/fs/bpf/" + b.tp.NetNSName(name)}
@@ -179,7 +190,6 @@ func (b *haBed) addLB(t *testing.T) *haLB {
 	lb.cfg = filepath.Join(lb.dir, "xlb.yaml")
 	lb.log = filepath.Join(lb.dir, "daemon.log")
 	lb.api = api.NewClient(lb.socket, 10*time.Second)
-	b.lbs = append(b.lbs, lb)
 	top := b.t
 	top.Cleanup(func() {
 		b.stopLB(top, lb, syscall.SIGKILL)
@@ -260,38 +270,72 @@ vips:
 }
 
 // startLB runs `xlb daemon` in lb's namespace and waits for its API.
-func (b *haBed) startLB(t *testing.T, lb *haLB) {
+func (b *bgpBed) startLB(t *testing.T, lb *haLB) {
 	t.Helper()
-	logf, err := os.OpenFile(lb.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	require.NoError(t, err)
-	defer logf.Close()
-	cmd := lb.host.Command(context.Background(), b.bin, "daemon", "--config", lb.cfg)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	require.NoError(t, cmd.Start())
-	lb.cmd, lb.done = cmd, make(chan error, 1)
-	go func() { lb.done <- cmd.Wait() }()
-	require.Eventually(t, func() bool {
-		select {
-		case werr := <-lb.done:
-			lb.done <- werr
-			return true
-		default:
-		}
+	lb.cmd, lb.done = startLogged(t, lb.host, lb.log, lb.host.Name+" daemon", 30*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, err := lb.api.Status(ctx)
 		return err == nil
-	}, 30*time.Second, 20*time.Millisecond, "%s daemon API never came up", lb.host.Name)
+	}, b.bin, "daemon", "--config", lb.cfg)
+}
+
+// startLogged runs argv in host, its output appended to the file log, and
+// waits up to timeout for ready; it fails the test, with the log, if the
+// process exits first. The returned channel has the process's Wait error.
+func startLogged(t *testing.T, host *topo.Host, log, what string, timeout time.Duration, ready func() bool, argv ...string) (*exec.Cmd, chan error) {
+	t.Helper()
+	logf, err := os.OpenFile(log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	require.NoError(t, err)
+	defer logf.Close()
+	cmd := host.Command(context.Background(), argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	require.Eventually(t, func() bool {
+		select {
+		case werr := <-done:
+			done <- werr
+			return true
+		default:
+		}
+		return ready()
+	}, timeout, 20*time.Millisecond, "%s never came up", what)
 	select {
-	case werr := <-lb.done:
-		out, _ := os.ReadFile(lb.log)
-		t.Fatalf("%s daemon exited (%v):\n%s", lb.host.Name, werr, out)
+	case werr := <-done:
+		out, _ := os.ReadFile(log)
+		t.Fatalf("%s exited (%v):\n%s", what, werr, out)
 	default:
 	}
+	return cmd, done
+}
+
+// loseLB takes lb off the network the hard way: its cable first, then
+// its daemon (SIGKILL), so that the router hears nothing more from it and
+// must notice by the hold timer. It waits until the router has stopped
+// using lb and uses the live edge hosts, and returns how long the router
+// took.
+func (b *haBed) loseLB(t *testing.T, lb *haLB) time.Duration {
+	t.Helper()
+	start := time.Now()
+	require.NoError(t, lb.host.Unplug())
+	b.stopLB(t, lb, syscall.SIGKILL)
+	lb.killed = true
+	var gone time.Duration
+	require.Eventually(t, func() bool {
+		if b.uses(t, lb) {
+			return false
+		}
+		gone = time.Since(start)
+		return true
+	}, 30*time.Second, 5*time.Millisecond, "the router kept using the lost edge host %s", lb.host.Name)
+	b.waitRouterUses(t, b.live())
+	return gone
 }
 
 // stopLB signals lb's daemon and waits for it to exit.
-func (b *haBed) stopLB(t *testing.T, lb *haLB, sig syscall.Signal) {
+func (b *bgpBed) stopLB(t *testing.T, lb *haLB, sig syscall.Signal) {
 	t.Helper()
 	if lb.cmd == nil {
 		return
@@ -697,22 +741,7 @@ func TestEdgeHA(t *testing.T) {
 		s.roundsDuring(500 * time.Millisecond)
 		share := vipStats(t, victim, haStreamPrt).Packets - before
 		require.Positive(t, share, "the victim carries streams")
-		// The host dies: first its cable, then its daemon (SIGKILL), so
-		// the router hears nothing more from it and must notice by the
-		// hold timer.
-		start := time.Now()
-		require.NoError(t, victim.host.Unplug())
-		b.stopLB(t, victim, syscall.SIGKILL)
-		victim.killed = true
-		var gone time.Duration
-		require.Eventually(t, func() bool {
-			if b.uses(t, victim) {
-				return false
-			}
-			gone = time.Since(start)
-			return true
-		}, 30*time.Second, 5*time.Millisecond, "the router kept using the dead host")
-		b.waitRouterUses(t, b.live())
+		gone := b.loseLB(t, victim)
 		moved := s.roundsDuring(2 * time.Second)
 		broken := s.finish(t)
 		t.Logf("edge host %s killed (hold time %v): router stopped using it after %v; %d streams (%d packets/0.5 s on the victim before), %d round trips after, %d broken",

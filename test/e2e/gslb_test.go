@@ -21,9 +21,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/control/api"
-	"github.com/xlbproject/xlb/l4"
-	"github.com/xlbproject/xlb/l4/decap"
-	"github.com/xlbproject/xlb/l4/xdplink"
 	"github.com/xlbproject/xlb/test/topo"
 )
 
@@ -57,37 +54,21 @@ type gslbSite struct {
 }
 
 type gslbBed struct {
-	t        *testing.T
-	tp       *topo.Topology
-	router   *topo.Host
-	frr      *topo.FRR
+	bgpBed
 	dnsHost  *topo.Host
 	cUS, cEU *topo.Host
 	sites    []*gslbSite
-	dir, bin string
 	dnsCfg   string
 	dnsLog   string
 	dnsCmd   *exec.Cmd
 	dnsDone  chan error
 	dnsAddr  string // host:port of xlb dns
-	// hold and keepalive are both sides' BGP timers.
-	hold, keepalive time.Duration
 }
 
 func newGSLBBed(t *testing.T) *gslbBed {
 	t.Helper()
-	if !topo.FRRAvailable() {
-		t.Skip("FRR is not installed (make deps installs Debian's frr)")
-	}
-	b := &gslbBed{t: t, tp: topo.NewT(t, topo.Options{}), dir: t.TempDir(), hold: haHold, keepalive: time.Second}
-	b.bin = ctlBuild(t, b.dir)
+	b := &gslbBed{bgpBed: newBGPBed(t, haHold, time.Second)}
 	var err error
-	b.router, err = b.tp.AddHost(topo.HostConfig{Name: "router", Router: true, NoOffloads: true})
-	require.NoError(t, err)
-	b.frr = b.router.StartFRRT(t, topo.FRRConfig{
-		ASN: haRouterASN, RouterID: b.router.Addr4, Listen: b.router.Prefix4, PeerASN: haEdgeASN,
-		Keepalive: b.keepalive, HoldTime: b.hold,
-	})
 	b.dnsHost, err = b.tp.AddHost(topo.HostConfig{Name: "dns"})
 	require.NoError(t, err)
 	b.cUS, err = b.tp.AddHost(topo.HostConfig{Name: "c-us", NoOffloads: true})
@@ -100,19 +81,8 @@ func newGSLBBed(t *testing.T) *gslbBed {
 		{name: "ap", lat: 35.7, lon: 139.7, vip: netip.MustParseAddr("198.51.100.43")},
 	}
 	for _, s := range b.sites {
-		s.lb = b.addLB(t, "lb-"+s.name)
-		h, err := b.tp.AddHost(topo.HostConfig{Name: "l7-" + s.name, MTU: topo.BridgeMTU,
-			VIPs: []netip.Addr{s.vip}, RPFilterOff: true})
-		require.NoError(t, err)
-		d, err := decap.Open(decap.Config{})
-		require.NoError(t, err)
-		t.Cleanup(func() { assert.NoError(t, d.Close()) })
-		require.NoError(t, d.SetAddrs([]netip.Addr{h.Addr4}))
-		require.NoError(t, h.Do(func() error { return d.Attach(topo.HostIfname, xdplink.ModeNative) }))
-		s.l7 = &ctlL7{host: h, vip: s.vip}
-		s.l7.ready.Store(true)
-		s.l7.start(t)
-		t.Cleanup(s.l7.stop)
+		s.lb = b.newLB(t, "lb-"+s.name)
+		s.l7 = addCtlL7(t, b.tp, "l7-"+s.name, false, s.vip)
 	}
 	// Static neighbours: the test measures health and DNS, not ARP.
 	for _, c := range []*topo.Host{b.cUS, b.cEU} {
@@ -147,30 +117,6 @@ func newGSLBBed(t *testing.T) *gslbBed {
 		}
 	})
 	return b
-}
-
-// addLB makes an edge host namespace and its daemon's files.
-func (b *gslbBed) addLB(t *testing.T, name string) *haLB {
-	t.Helper()
-	h, err := b.tp.AddHost(topo.HostConfig{Name: name, MTU: topo.BridgeMTU, PeerXDPPass: true, Router: true})
-	require.NoError(t, err)
-	lb := &haLB{host: h, dir: filepath.Join(b.dir, name), pin: "/sys/fs/bpf/" + b.tp.NetNSName(name)}
-	require.NoError(t, os.MkdirAll(lb.dir, 0o700))
-	lb.socket = filepath.Join(lb.dir, "xlb.sock")
-	lb.cfg = filepath.Join(lb.dir, "xlb.yaml")
-	lb.log = filepath.Join(lb.dir, "daemon.log")
-	lb.api = api.NewClient(lb.socket, 10*time.Second)
-	ha := &haBed{t: b.t, bin: b.bin}
-	t.Cleanup(func() {
-		ha.stopLB(t, lb, syscall.SIGKILL)
-		assert.NoError(t, l4.RemovePins(lb.pin))
-		if t.Failed() {
-			if out, err := os.ReadFile(lb.log); err == nil {
-				t.Logf("%s daemon log (tail):\n%s", name, tail(out, 40))
-			}
-		}
-	})
-	return lb
 }
 
 // writeLBConfig is a site's daemon config: its VIP on its one L7 host,
@@ -276,30 +222,10 @@ sites:
 // startDNS runs `xlb dns` in its namespace and waits until it answers.
 func (b *gslbBed) startDNS(t *testing.T) {
 	t.Helper()
-	logf, err := os.OpenFile(b.dnsLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	require.NoError(t, err)
-	defer logf.Close()
-	cmd := b.dnsHost.Command(context.Background(), b.bin, "dns", "--config", b.dnsCfg)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	require.NoError(t, cmd.Start())
-	b.dnsCmd, b.dnsDone = cmd, make(chan error, 1)
-	go func() { b.dnsDone <- cmd.Wait() }()
-	require.Eventually(t, func() bool {
-		select {
-		case werr := <-b.dnsDone:
-			b.dnsDone <- werr
-			return true
-		default:
-		}
+	b.dnsCmd, b.dnsDone = startLogged(t, b.dnsHost, b.dnsLog, "xlb dns", 60*time.Second, func() bool {
 		_, err := b.ask(b.cUS, "udp", "")
 		return err == nil
-	}, 60*time.Second, 50*time.Millisecond, "xlb dns never answered")
-	select {
-	case werr := <-b.dnsDone:
-		out, _ := os.ReadFile(b.dnsLog)
-		t.Fatalf("xlb dns exited (%v):\n%s", werr, out)
-	default:
-	}
+	}, b.bin, "dns", "--config", b.dnsCfg)
 }
 
 func (b *gslbBed) stopDNS() {
@@ -481,9 +407,8 @@ func TestGSLBSiteFailover(t *testing.T) {
 		t.Skip("nft is not installed (make deps installs nftables)")
 	}
 	b := newGSLBBed(t)
-	ha := &haBed{t: t, bin: b.bin}
 	for _, s := range b.sites {
-		ha.startLB(t, s.lb)
+		b.startLB(t, s.lb)
 	}
 	for _, s := range b.sites {
 		b.waitRoute(t, s.vip, s.lb, time.Now())

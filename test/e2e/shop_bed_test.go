@@ -552,3 +552,36 @@ func names(ls []*ctlL7) []string {
 	}
 	return slices.Sorted(slices.Values(out))
 }
+
+// explainFailures logs the first failed requests of res with where every
+// live edge host would send each one's connection now (its connection
+// entry or its Maglev slot), so that a failure can be told apart as the
+// edge's (hosts disagreeing, an entry held for a removed L7 host) or the
+// proxy's and app's (the times match their logs).
+func (b *shopBed) explainFailures(t *testing.T, res []reqResult) {
+	t.Helper()
+	key := api.VIPKey{Addr: b.vip, Port: haHTTPPort, Proto: api.ProtoTCP}
+	shown := 0
+	for _, r := range res {
+		if r.ok() {
+			continue
+		}
+		if shown++; shown > 10 {
+			return
+		}
+		line := fmt.Sprintf("failed: %s from %v at %s after %v: %s (%v)", r.path, r.src, r.start.Format("15:04:05.000"),
+			r.end.Sub(r.start).Round(time.Millisecond), r.cause(), r.err)
+		for _, lb := range b.live() {
+			if !r.src.IsValid() {
+				break // no connection was made
+			}
+			ans, err := lb.api.Flow(context.Background(), api.FlowQuery{Src: r.src, VIP: key})
+			if err != nil {
+				line += fmt.Sprintf("; %s: %v", lb.host.Name, err)
+				continue
+			}
+			line += fmt.Sprintf("; %s sends it to %s by %s", lb.host.Name, b.l7Name(ans.Backend.String()), ans.Via)
+		}
+		t.Log(line)
+	}
+}

@@ -545,24 +545,12 @@ func TestShop(t *testing.T) {
 		s.roundsDuring(time.Second)
 		share := vipStats(t, victim, haHTTPPort).Packets - before
 		require.Positive(t, share, "the victim carries streams")
-		start := time.Now()
-		// Its cable first, then its daemon: the router hears nothing more
-		// and notices by the hold timer.
-		require.NoError(t, victim.host.Unplug())
-		b.stopLB(t, victim, syscall.SIGKILL)
-		victim.killed = true
-		var gone time.Duration
-		require.Eventually(t, func() bool {
-			if b.uses(t, victim) {
-				return false
-			}
-			gone = time.Since(start)
-			return true
-		}, 30*time.Second, 5*time.Millisecond, "the router kept using the lost edge host")
-		b.waitRouterUses(t, b.live())
+		gone := b.loseLB(t, victim)
 		moved := s.roundsDuring(2 * time.Second)
 		broken := s.finish(t)
-		tl := tallyOf(startLoad(t, loadSpec{host: b.client, target: b.target(), paths: shopPaths, rate: 100, max: 100}).wait(t), b.l7Name)
+		after := startLoad(t, loadSpec{host: b.client, target: b.target(), paths: shopPaths, rate: 100, max: 100}).wait(t)
+		tl := tallyOf(after, b.l7Name)
+		b.explainFailures(t, after)
 		t.Logf("edge host %s lost (hold time %v): the router stopped using it after %v; 100 streams (per L7 host %v; %d packets a second through the lost host before; edge tables agree on %d of 500 flows; streams the survivor would send to another L7 host: %v), %d lines in 2 s after, %d broken; new connections after: %s",
 			victim.host.Name, b.hold, gone.Round(time.Millisecond), s.hostCounts(), share, agree, elsewhere, moved, broken, tl)
 		assert.Equal(t, 500, agree, "every edge host sends a flow to the same L7 host")

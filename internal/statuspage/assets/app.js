@@ -189,6 +189,7 @@
     if (sum.interfacesDetached) problems.push(sum.interfacesDetached + " interface(s) without the XDP program");
     if (sum.nextHopsUnresolved) problems.push(sum.nextHopsUnresolved + " L7 host(s) with an unresolved next hop: their packets are passed to the kernel");
     if (sum.vipsWithoutBackend) problems.push(sum.vipsWithoutBackend + " VIP(s) without an active backend: their traffic is dropped");
+    if (sum.vipsFailingOpen) problems.push(sum.vipsFailingOpen + " VIP(s) failing open: every backend fails its health checks, new flows go to all of them");
     setProblems(problems);
 
     const cards = document.getElementById("summary");
@@ -213,7 +214,7 @@
       columns: [
         {key: "key", label: "VIP"},
         {key: "mode", label: "Mode"},
-        {key: "backends", label: "Backends", text: (r) => r.active + " active / " + r.backends.length, value: (r) => r.active},
+        {key: "backends", label: "Backends", text: (r) => r.active + " active / " + r.backends.length + (r.failingOpen ? " · FAIL-OPEN" : ""), value: (r) => r.active},
         {key: "pps", label: "Packets/s", num: true, text: (r) => rate(r.pps)},
         {key: "bps", label: "Bits/s", num: true, text: (r) => bits(r.bps)},
         {key: "newFlowsPerSecond", label: "New flows/s", num: true, text: (r) => rate(r.newFlowsPerSecond)},

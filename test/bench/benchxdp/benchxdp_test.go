@@ -2,6 +2,7 @@ package benchxdp
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -29,14 +30,17 @@ var testFlows = Flows{
 	DstPort: 80, BasePort: 10000, Count: 4,
 }
 
-// pin keeps the test on one CPU, so the generator's per-CPU sequence is
+// pin keeps the test on CPU 0, so the generator's per-CPU sequence is
 // one sequence.
-func pin(t *testing.T) {
+func pin(t *testing.T) { pinTo(t, 0) }
+
+// pinTo keeps the test on CPU cpu until it ends.
+func pinTo(t *testing.T, cpu int) {
 	t.Helper()
 	runtime.LockOSThread()
 	var old, one unix.CPUSet
 	require.NoError(t, unix.SchedGetaffinity(0, &old))
-	one.Set(0)
+	one.Set(cpu)
 	require.NoError(t, unix.SchedSetaffinity(0, &one))
 	t.Cleanup(func() {
 		_ = unix.SchedSetaffinity(0, &old)
@@ -89,6 +93,65 @@ func TestGeneratorWritesWholeFrames(t *testing.T) {
 	v, err := g.Program().Run(&ebpf.RunOptions{Data: short})
 	require.NoError(t, err)
 	assert.EqualValues(t, xdpDrop, v, "a frame shorter than a whole header is dropped")
+}
+
+// genPorts runs the generator n times on the calling thread's CPU and
+// returns the source ports of the frames.
+func genPorts(t *testing.T, g *Generator, n int) []uint16 {
+	t.Helper()
+	var ports []uint16
+	for range n {
+		in := testFlows.Frame(1)
+		opts := &ebpf.RunOptions{Data: in, DataOut: make([]byte, FrameLen+64)}
+		v, err := g.Program().Run(opts)
+		require.NoError(t, err)
+		require.EqualValues(t, xdpTX, v)
+		p := binary.BigEndian.Uint16(opts.DataOut[offSrcPort:])
+		// The checksum is the one of that port's whole frame.
+		require.Equal(t, g.flows.Frame(p), opts.DataOut, "frame for port %d", p)
+		ports = append(ports, p)
+	}
+	return ports
+}
+
+// TestGeneratorSplit: after Split(2) each of two CPUs sends its own half
+// of the flows, every one of them in turn from the first, as a NIC's RSS
+// gives each flow one receive queue; after Split(1) each sends all.
+func TestGeneratorSplit(t *testing.T) {
+	requireRoot(t)
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two CPUs")
+	}
+	flows := testFlows
+	flows.Count = 8
+	g, err := NewGenerator(flows)
+	require.NoError(t, err)
+	defer g.Close()
+
+	assert.Error(t, g.Split(3), "3 does not divide 8 flows")
+	assert.Error(t, g.Split(0))
+
+	require.NoError(t, g.Split(2))
+	for cpu, want := range [][]uint16{
+		{10000, 10001, 10002, 10003, 10000, 10001},
+		{10004, 10005, 10006, 10007, 10004, 10005},
+	} {
+		t.Run(fmt.Sprintf("cpu%d", cpu), func(t *testing.T) {
+			pinTo(t, cpu)
+			assert.Equal(t, want, genPorts(t, g, len(want)))
+			first, n := flows.Ports(2, cpu)
+			assert.Equal(t, want[0], first)
+			assert.Equal(t, 4, n)
+		})
+	}
+	require.NoError(t, g.Split(1))
+	for cpu := range 2 {
+		t.Run(fmt.Sprintf("all_cpu%d", cpu), func(t *testing.T) {
+			pinTo(t, cpu)
+			assert.Equal(t, []uint16{10000, 10001, 10002, 10003, 10004, 10005, 10006, 10007, 10000},
+				genPorts(t, g, 9))
+		})
+	}
 }
 
 func TestFlowsValidate(t *testing.T) {

@@ -27,7 +27,8 @@ const (
 
 // Flows describes the frames a Generator sends: TCP ACKs (the steady state
 // of established connections) from Src to Dst:DstPort, the source port
-// running through Count values from BasePort, one step per frame.
+// running through Count values from BasePort, one step per frame (on each
+// CPU through its share of them: Generator.Split).
 type Flows struct {
 	SrcMAC, DstMAC net.HardwareAddr
 	Src, Dst       netip.Addr // IPv4
@@ -76,7 +77,15 @@ func (f Flows) Frame(sport uint16) []byte {
 type Generator struct {
 	flows Flows
 	prog  *ebpf.Program
-	seq   *ebpf.Map // per-CPU frame counter: which flow is next
+	seq   *ebpf.Map // per-CPU genState: which flow is next, and the CPU's share
+}
+
+// genState is the generator's per-CPU value: frames sent, and the CPU's
+// flows, source ports First..First+Span-1.
+type genState struct {
+	Seq   uint64
+	First uint32
+	Span  uint32
 }
 
 // NewGenerator loads the generator for flows.
@@ -84,7 +93,7 @@ func NewGenerator(flows Flows) (*Generator, error) {
 	if err := flows.validate(); err != nil {
 		return nil, err
 	}
-	seq, err := ebpf.NewMap(&ebpf.MapSpec{Name: "gen_seq", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+	seq, err := ebpf.NewMap(&ebpf.MapSpec{Name: "gen_seq", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 1})
 	if err != nil {
 		return nil, fmt.Errorf("create generator counter: %w", err)
 	}
@@ -103,8 +112,12 @@ func NewGenerator(flows Flows) (*Generator, error) {
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "drop"),
 		asm.LoadMem(asm.R8, asm.R0, 0, asm.DWord),
-		asm.Add.Imm(asm.R8, 1),
-		asm.StoreMem(asm.R0, 0, asm.R8, asm.DWord),
+		asm.Mov.Reg(asm.R1, asm.R8),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R7, asm.R0, 8, asm.Word),  // first port
+		asm.LoadMem(asm.R5, asm.R0, 12, asm.Word), // span
+		asm.JEq.Imm(asm.R5, 0, "drop"),
 		asm.LoadMem(asm.R2, asm.R6, 0, asm.Word), // data
 		asm.LoadMem(asm.R3, asm.R6, 4, asm.Word), // data_end
 		asm.Mov.Reg(asm.R4, asm.R2),
@@ -118,9 +131,10 @@ func NewGenerator(flows Flows) (*Generator, error) {
 	}
 	insns = append(insns,
 		asm.StoreImm(asm.R2, FrameLen/8*8, int64(binary.LittleEndian.Uint32(tmpl[FrameLen/8*8:])), asm.Word),
-		// port = BasePort + seq % Count
-		asm.And.Imm(asm.R8, int32(flows.Count-1)),
-		asm.Add.Imm(asm.R8, int32(flows.BasePort)),
+		// port = first + seq % span: the CPU's flows in turn, starting
+		// with its first (seq counts from 0).
+		asm.Mod.Reg(asm.R8, asm.R5),
+		asm.Add.Reg(asm.R8, asm.R7),
 		// sum = base + port, folded twice; checksum = ^sum
 		asm.Mov.Reg(asm.R9, asm.R8),
 		asm.Add.Imm(asm.R9, int32(base)),
@@ -147,7 +161,47 @@ func NewGenerator(flows Flows) (*Generator, error) {
 		seq.Close()
 		return nil, fmt.Errorf("load generator program: %w", err)
 	}
-	return &Generator{flows: flows, prog: prog, seq: seq}, nil
+	g := &Generator{flows: flows, prog: prog, seq: seq}
+	if err := g.Split(1); err != nil {
+		g.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// Split shares the flows out over the first n CPUs, the way a NIC's RSS
+// hashes each flow to one receive queue: CPU c sends only the c-th of n
+// equal, disjoint parts, so every flow is received on one CPU only. With
+// n = 1 every CPU sends every flow (which no NIC does: a flow's state is
+// then written from every sending CPU in turn). CPUs from n on send every
+// flow. Each CPU starts again at its first flow. n must divide Count.
+func (g *Generator) Split(n int) error {
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return fmt.Errorf("split flows: %w", err)
+	}
+	if n < 1 || n > cpus || g.flows.Count%n != 0 {
+		return fmt.Errorf("split %d flows over %d CPUs: need 1 <= n <= %d dividing the flow count", g.flows.Count, n, cpus)
+	}
+	vals := make([]genState, cpus)
+	for c := range vals {
+		first, count := g.flows.Ports(n, c)
+		vals[c] = genState{First: uint32(first), Span: uint32(count)}
+	}
+	if err := g.seq.Put(uint32(0), vals); err != nil {
+		return fmt.Errorf("split flows over %d CPUs: %w", n, err)
+	}
+	return nil
+}
+
+// Ports is the range of source ports CPU cpu sends after Split(n): the
+// first and how many.
+func (f Flows) Ports(n, cpu int) (first uint16, count int) {
+	if n < 1 || cpu >= n || f.Count%n != 0 {
+		return f.BasePort, f.Count
+	}
+	span := f.Count / n
+	return f.BasePort + uint16(cpu*span), span
 }
 
 // Close releases the program and its map.

@@ -66,6 +66,7 @@ func run() error {
 	rounds := flag.Int("rounds", 10, "interleaved rounds the runs are split into")
 	cpu := flag.Int("cpu", 0, "CPU to pin the measuring thread to")
 	conns := flag.Uint("conns", 0, "connection table entries (0: the l4 default)")
+	only := flag.String("cases", "", "comma-separated cases to measure (default all; the floor always runs), e.g. to profile one")
 	flag.Parse()
 	if *rounds < 1 || *n < *rounds {
 		return errors.New("need n >= rounds >= 1")
@@ -180,6 +181,19 @@ func run() error {
 			prime: tcp(client, vip, 80, true), primeFlows: *n / *rounds},
 		{name: "tcp_syn_new_flow_guarded", prog: gd.Program(), dp: gd, in: tcp(client, vip, 80, true), want: 3, vary: newFlow,
 			prime: tcp(netip.MustParseAddr("198.51.100.200"), vip, 80, true)},
+	}
+	if *only != "" {
+		want := strings.Split(*only, ",")
+		kept := cases[:1] // the floor
+		for _, c := range cases[1:] {
+			if slices.Contains(want, c.name) {
+				kept = append(kept, c)
+			}
+		}
+		if len(kept) != len(want)+1 {
+			return fmt.Errorf("unknown case in -cases %q", *only)
+		}
+		cases = kept
 	}
 	for _, c := range cases {
 		if c.prime != nil {

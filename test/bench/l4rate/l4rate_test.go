@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +106,71 @@ func TestFramesArrive(t *testing.T) {
 	}
 }
 
+// TestFlowSplit sends paced batches from both CPUs through the balancer
+// and reads its connection-table counters: with the flows split as RSS
+// would (each CPU its own half) no hit ever finds its entry last written
+// by the other CPU; with every CPU sending every flow, each flow moves
+// between the CPUs on every pass. Counts only, no timing.
+func TestFlowSplit(t *testing.T) {
+	requireRoot(t)
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two CPUs")
+	}
+	const (
+		flows = 256
+		batch = 64 // below a veth ring's 256 frames
+	)
+	b, err := newBench(benchConfig{Flows: flows, Backends: 4})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, b.Close()) })
+	detach, err := b.attach(xlb)
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, detach()) })
+
+	var sent uint64
+	start, err := b.counter.Read()
+	require.NoError(t, err)
+	// send sends frames from cpu in paced batches, each once the one
+	// before has arrived.
+	send := func(cpu, frames int) {
+		t.Helper()
+		for range frames / batch {
+			require.NoError(t, b.sendOn(cpu, batch))
+			sent += batch
+			require.Eventually(t, func() bool {
+				c, err := b.counter.Read()
+				require.NoError(t, err)
+				return c.Sub(start)[benchxdp.Tunnel] >= sent
+			}, 30*time.Second, time.Millisecond, "frames from cpu %d did not arrive; balancer counters: %s", cpu, counters(t, b.dp))
+		}
+	}
+	conn := func() (hit, other uint64) {
+		st, err := b.dp.Stats()
+		require.NoError(t, err)
+		return st.Counters[l4.CounterConnHit].Packets, st.Counters[l4.CounterConnHitOtherCPU].Packets
+	}
+
+	// Split as RSS would: two passes over each CPU's half, the first
+	// making the entries.
+	require.NoError(t, b.generator.Split(2))
+	send(0, flows/2)
+	send(1, flows/2)
+	hit0, other0 := conn()
+	send(0, flows/2)
+	send(1, flows/2)
+	hit1, other1 := conn()
+	assert.Equal(t, other0, other1, "rss split: hits whose entry the other CPU wrote")
+	assert.GreaterOrEqual(t, hit1-hit0, uint64(flows), "rss split: hits")
+
+	// Every CPU every flow: CPU 0 takes over CPU 1's half, then CPU 1
+	// takes over all of them.
+	require.NoError(t, b.generator.Split(1))
+	send(0, flows)
+	send(1, flows)
+	_, other2 := conn()
+	assert.GreaterOrEqual(t, other2-other1, uint64(flows/2+flows), "shared flows: hits whose entry the other CPU wrote")
+}
+
 // counters lists a balancer's non-zero counters, to tell on a failure
 // where the frames went; "" for the other forwarders.
 func counters(t *testing.T, dp *l4.Dataplane) string {
@@ -129,27 +197,49 @@ func TestRunReports(t *testing.T) {
 	if haveNFT() {
 		cases += ",nftables"
 	}
+	threads := "1"
+	if runtime.NumCPU() >= 2 {
+		threads = "1,2"
+	}
 	var out bytes.Buffer
 	err := run(context.Background(), &out, []string{
-		"-rounds", "1", "-interval", "50ms", "-warmup", "20ms", "-threads", "1",
-		"-cases", cases, "-flows", "256", "-chunk", "2048",
+		"-rounds", "1", "-interval", "50ms", "-warmup", "20ms", "-threads", threads,
+		"-flowsplit", "rss,shared", "-cases", cases, "-flows", "256", "-chunk", "2048",
 	})
 	require.NoError(t, err, out.String())
 	s := out.String()
 	for _, k := range strings.Split(cases, ",") {
-		assert.Contains(t, s, "l4rate threads=1 case="+k+" mpps=")
-		assert.NotContains(t, s, "case="+k+" mpps=0.00")
+		assert.Contains(t, s, "l4rate threads=1 flows=rss case="+k+" mpps=")
+		// Frames of every sample arrived. The 50 ms count may be 0 on a
+		// busy machine (the CPU taken away for the window), and at full
+		// rate a ring can overflow, but the whole sample is never empty.
+		assert.Regexp(t, `# round=1 threads=1 flows=rss case=`+k+` mpps=\S+ cpu_ns=\S+ delivered=(0\.0*[1-9]|[1-9])`, s)
+	}
+	// One thread sends every flow either way: measured once.
+	assert.NotContains(t, s, "threads=1 flows=shared")
+	if threads != "1" {
+		for _, sp := range []string{"rss", "shared"} {
+			assert.Contains(t, s, "l4rate threads=2 flows="+sp+" case=xlb mpps=")
+			assert.Contains(t, s, "l4rate threads=2 flows="+sp+" xlb_over_bounce=")
+		}
 	}
 	assert.Contains(t, s, "xlb_over_bounce=")
 	assert.Contains(t, s, "xlb-mac_over_bounce=")
 	assert.Contains(t, s, "xlb_over_bounce_cpu=")
-	assert.Contains(t, s, "| 1 | CPU ns/frame |")
+	assert.Contains(t, s, "| 1 | rss | CPU ns/frame |")
 	assert.Contains(t, s, "path=xdp_tx:")
 	assert.Contains(t, s, "| generator threads |")
+	// The benchmark's own namespaces are gone; another run on the machine
+	// (its topology owned by another process) may have its own.
 	entries, err := os.ReadDir("/run/netns")
 	if err == nil {
 		for _, e := range entries {
-			assert.NotContains(t, e.Name(), "-gen", "namespace left behind")
+			prefix, ok := strings.CutSuffix(e.Name(), "-gen")
+			if !ok {
+				continue
+			}
+			owner, _ := os.ReadFile(filepath.Join("/run/xlb-topo", prefix))
+			assert.NotEqual(t, strconv.Itoa(os.Getpid()), strings.TrimSpace(string(owner)), "namespace %s left behind", e.Name())
 		}
 	}
 }
@@ -160,6 +250,8 @@ func TestFlagErrors(t *testing.T) {
 		{"-threads", "0"},
 		{"-rounds", "0"},
 		{"extra"},
+		{"-flowsplit", "rs"},
+		{"-threads", "3", "-flows", "256"},
 	} {
 		err := run(context.Background(), &bytes.Buffer{}, args)
 		assert.Error(t, err, "%q", args)

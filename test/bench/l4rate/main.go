@@ -12,11 +12,20 @@
 //	nftables  the kernel's NAT balancer to the same backends: nft DNAT by
 //	          jhash of the client address and port, plus masquerade
 //
-// for each number of generator threads (one per CPU). Per sample it prints
-// a comment line, and at the end the medians:
+// for each number of generator threads (one per CPU) and way of sharing
+// the flows out over them:
 //
-//	l4rate threads=<n> case=<name> mpps=<median> cpu_ns=<median>
-//	l4rate threads=<n> xlb_over_bounce=<median> ... xlb_over_bounce_cpu=<median> ...
+//	rss       each thread sends its own disjoint part of the flows, as a
+//	          NIC's RSS receives each flow on one CPU (the default)
+//	shared    every thread sends every flow, so a flow's state is written
+//	          from both CPUs in turn (which no NIC does; it shows what
+//	          sharing cache lines between CPUs costs)
+//
+// With one thread the two are the same and measured once. Per sample it
+// prints a comment line, and at the end the medians:
+//
+//	l4rate threads=<n> flows=<rss|shared> case=<name> mpps=<median> cpu_ns=<median>
+//	l4rate threads=<n> flows=<rss|shared> xlb_over_bounce=<median> ... xlb_over_bounce_cpu=<median> ...
 //
 // followed by a markdown table. mpps counts delivered frames per second of
 // wall time; cpu_ns is the CPU time the whole loop (generator, veth, the
@@ -60,6 +69,7 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	interval := fs.Duration("interval", 500*time.Millisecond, "counting interval per sample")
 	warmup := fs.Duration("warmup", 300*time.Millisecond, "generation before counting starts, per sample")
 	threadsFlag := fs.String("threads", "1,2", "generator thread counts to measure (one CPU each)")
+	splitFlag := fs.String("flowsplit", "rss", "how the flows are shared out over generator threads: rss (each thread its own), shared (every thread all), or both")
 	casesFlag := fs.String("cases", "bounce,xlb,xlb-mac,nftables", "forwarders to measure (bounce, xlb, xlb-mac, nftables)")
 	flows := fs.Int("flows", 4096, "distinct flows (a power of two)")
 	backends := fs.Int("backends", 8, "backends behind the VIP")
@@ -89,6 +99,22 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 		}
 		threads = append(threads, n)
 	}
+	splits, err := parseSplits(*splitFlag)
+	if err != nil {
+		return err
+	}
+	var loads []load
+	for _, t := range threads {
+		if *flows%t != 0 {
+			return fmt.Errorf("%d threads do not divide %d flows", t, *flows)
+		}
+		for i, sp := range splits {
+			if t == 1 && i > 0 {
+				break // one thread sends every flow either way
+			}
+			loads = append(loads, load{threads: t, split: sp})
+		}
+	}
 	if os.Geteuid() != 0 {
 		return errors.New("needs root to create namespaces and load XDP programs")
 	}
@@ -105,18 +131,18 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	}
 	defer b.Close()
 	w := window{warmup: *warmup, interval: *interval, chunk: uint32(*chunk)}
-	fmt.Fprintf(out, "# %d-byte TCP ACK frames, %d flows, VIP %s:%d -> %d backends; veth pair with 2 queues, native XDP; %d rounds of %v (after %v warm-up) per sample\n",
+	fmt.Fprintf(out, "# %d-byte TCP ACK frames, %d flows (flows=rss: each generator thread its own part; shared: every thread all), VIP %s:%d -> %d backends; veth pair with 2 queues, native XDP; %d rounds of %v (after %v warm-up) per sample\n",
 		60, *flows, vipAddr, vipPort, *backends, *rounds, *interval, *warmup)
 
 	res := results{}
 	for r := 1; r <= *rounds; r++ {
-		for _, t := range threads {
+		for _, l := range loads {
 			for _, k := range cases {
-				s, err := b.measure(ctx, k, t, w)
+				s, err := b.measure(ctx, k, l, w)
 				if err != nil {
-					return fmt.Errorf("round %d, %s with %d threads: %w", r, k, t, err)
+					return fmt.Errorf("round %d, %s with %d threads (flows=%s): %w", r, k, l.threads, l.split, err)
 				}
-				line := fmt.Sprintf("# round=%d threads=%d case=%s mpps=%.2f cpu_ns=%.0f delivered=%.3f", r, t, k, s.pps/1e6, s.cpuNS, s.delivered)
+				line := fmt.Sprintf("# round=%d %s case=%s mpps=%.2f cpu_ns=%.0f delivered=%.3f", r, l, k, s.pps/1e6, s.cpuNS, s.delivered)
 				if s.path != "" && r == 1 {
 					line += " path=" + s.path
 				}
@@ -125,18 +151,49 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 			}
 		}
 	}
-	res.report(out, threads, cases)
+	res.report(out, loads, cases)
 	return nil
 }
 
-// results holds every sample by (threads, kind) in round order.
-type results map[int]map[kind][]sample
+// split is how the flows are shared out over the generator threads.
+type split string
+
+const (
+	rss    split = "rss"    // each thread its own part, as a NIC's RSS
+	shared split = "shared" // every thread every flow
+)
+
+func parseSplits(s string) ([]split, error) {
+	var out []split
+	for _, f := range strings.Split(s, ",") {
+		sp := split(strings.TrimSpace(f))
+		if sp != rss && sp != shared {
+			return nil, fmt.Errorf("unknown flow split %q (want rss, shared)", f)
+		}
+		if !slices.Contains(out, sp) {
+			out = append(out, sp)
+		}
+	}
+	return out, nil
+}
+
+// load is the traffic of a sample: how many generator threads, and how the
+// flows are shared out over them.
+type load struct {
+	threads int
+	split   split
+}
+
+func (l load) String() string { return fmt.Sprintf("threads=%d flows=%s", l.threads, l.split) }
+
+// results holds every sample by (load, kind) in round order.
+type results map[load]map[kind][]sample
 
 func (rs results) add(s sample) {
-	if rs[s.threads] == nil {
-		rs[s.threads] = map[kind][]sample{}
+	if rs[s.load] == nil {
+		rs[s.load] = map[kind][]sample{}
 	}
-	rs[s.threads][s.kind] = append(rs[s.threads][s.kind], s)
+	rs[s.load][s.kind] = append(rs[s.load][s.kind], s)
 }
 
 // metric picks one figure of a sample, oriented so that more is better.
@@ -152,7 +209,7 @@ func perCPU(s sample) float64 {
 	return 1e3 / s.cpuNS
 }
 
-func (rs results) median(t int, k kind, m metric) float64 {
+func (rs results) median(t load, k kind, m metric) float64 {
 	var xs []float64
 	for _, s := range rs[t][k] {
 		xs = append(xs, m(s))
@@ -162,7 +219,7 @@ func (rs results) median(t int, k kind, m metric) float64 {
 
 // ratios is m(a)/m(b) of each round: samples of the same round ran seconds
 // apart, so their ratio is the least noisy figure.
-func (rs results) ratios(t int, a, b kind, m metric) []float64 {
+func (rs results) ratios(t load, a, b kind, m metric) []float64 {
 	as, bs := rs[t][a], rs[t][b]
 	if len(as) != len(bs) {
 		return nil
@@ -178,7 +235,7 @@ func (rs results) ratios(t int, a, b kind, m metric) []float64 {
 
 type pair struct{ a, b kind }
 
-func (rs results) report(out io.Writer, threads []int, cases []kind) {
+func (rs results) report(out io.Writer, loads []load, cases []kind) {
 	var pairs []pair
 	for _, x := range []kind{xlb, xlbMAC} {
 		for _, base := range []kind{bounce, nftables} {
@@ -187,12 +244,12 @@ func (rs results) report(out io.Writer, threads []int, cases []kind) {
 			}
 		}
 	}
-	ratio := func(t int, p pair, m metric) float64 { return median(rs.ratios(t, p.a, p.b, m)) }
-	for _, t := range threads {
+	ratio := func(t load, p pair, m metric) float64 { return median(rs.ratios(t, p.a, p.b, m)) }
+	for _, t := range loads {
 		for _, k := range cases {
-			fmt.Fprintf(out, "l4rate threads=%d case=%s mpps=%.2f cpu_ns=%.0f\n", t, k, rs.median(t, k, mpps), 1e3/rs.median(t, k, perCPU))
+			fmt.Fprintf(out, "l4rate %s case=%s mpps=%.2f cpu_ns=%.0f\n", t, k, rs.median(t, k, mpps), 1e3/rs.median(t, k, perCPU))
 		}
-		line := fmt.Sprintf("l4rate threads=%d", t)
+		line := fmt.Sprintf("l4rate %s", t)
 		for _, p := range pairs {
 			line += fmt.Sprintf(" %s_over_%s=%.2f", p.a, p.b, ratio(t, p, mpps))
 		}
@@ -209,14 +266,14 @@ func (rs results) report(out io.Writer, threads []int, cases []kind) {
 				for _, r := range rs.ratios(t, p.a, p.b, m.f) {
 					each = append(each, fmt.Sprintf("%.2f", r))
 				}
-				fmt.Fprintf(out, "# threads=%d %s/%s (%s) by round: %s\n", t, p.a, p.b, m.name, strings.Join(each, " "))
+				fmt.Fprintf(out, "# %s %s/%s (%s) by round: %s\n", t, p.a, p.b, m.name, strings.Join(each, " "))
 			}
 		}
 		fmt.Fprintln(out, line)
 	}
 
 	fmt.Fprintln(out)
-	fmt.Fprint(out, "| generator threads | figure |")
+	fmt.Fprint(out, "| generator threads | flows | figure |")
 	for _, k := range cases {
 		fmt.Fprintf(out, " %s |", k)
 	}
@@ -224,13 +281,13 @@ func (rs results) report(out io.Writer, threads []int, cases []kind) {
 		fmt.Fprintf(out, " %s ÷ %s |", p.a, p.b)
 	}
 	fmt.Fprintln(out)
-	fmt.Fprint(out, "|---:|---|")
+	fmt.Fprint(out, "|---:|---|---|")
 	for range len(cases) + len(pairs) {
 		fmt.Fprint(out, "---:|")
 	}
 	fmt.Fprintln(out)
-	for _, t := range threads {
-		fmt.Fprintf(out, "| %d | Mpps |", t)
+	for _, t := range loads {
+		fmt.Fprintf(out, "| %d | %s | Mpps |", t.threads, t.split)
 		for _, k := range cases {
 			fmt.Fprintf(out, " %.2f |", rs.median(t, k, mpps))
 		}
@@ -238,7 +295,7 @@ func (rs results) report(out io.Writer, threads []int, cases []kind) {
 			fmt.Fprintf(out, " %.2f |", ratio(t, p, mpps))
 		}
 		fmt.Fprintln(out)
-		fmt.Fprintf(out, "| %d | CPU ns/frame |", t)
+		fmt.Fprintf(out, "| %d | %s | CPU ns/frame |", t.threads, t.split)
 		for _, k := range cases {
 			fmt.Fprintf(out, " %.0f |", 1e3/rs.median(t, k, perCPU))
 		}

@@ -12,8 +12,8 @@ import (
 
 // sample is one measurement of one forwarder.
 type sample struct {
-	kind    kind
-	threads int
+	kind kind
+	load load
 	// pps is frames of the kind's class the sink received per second over
 	// the measuring interval.
 	pps float64
@@ -32,11 +32,18 @@ type window struct {
 	chunk            uint32 // frames per live-frame run
 }
 
-// measure attaches k, runs the generator on threads CPUs, and counts what
-// arrives at the sink over w.interval after w.warmup; then stops the
-// generator and detaches k.
-func (b *bench) measure(ctx context.Context, k kind, threads int, w window) (s sample, err error) {
-	s = sample{kind: k, threads: threads}
+// measure attaches k, runs the generator on l.threads CPUs with the flows
+// shared out as l.split says, and counts what arrives at the sink over
+// w.interval after w.warmup; then stops the generator and detaches k.
+func (b *bench) measure(ctx context.Context, k kind, l load, w window) (s sample, err error) {
+	s = sample{kind: k, load: l}
+	parts := l.threads
+	if l.split == shared {
+		parts = 1
+	}
+	if err := b.generator.Split(parts); err != nil {
+		return s, err
+	}
 	detach, err := b.attach(k)
 	if err != nil {
 		return s, err
@@ -69,7 +76,7 @@ func (b *bench) measure(ctx context.Context, k kind, threads int, w window) (s s
 	done := make(chan genResult, 1)
 	started := make(chan struct{})
 	go func() {
-		n, cpu, err := b.generate(genCtx, threads, w.chunk, started)
+		n, cpu, err := b.generate(genCtx, l.threads, w.chunk, started)
 		done <- genResult{n, cpu, err}
 	}()
 	wait := func(d time.Duration) error {
@@ -141,8 +148,11 @@ func (b *bench) measure(ctx context.Context, k kind, threads int, w window) (s s
 
 // sendOnce sends exactly frames frames from one thread on CPU 0 (for
 // tests, which count what arrives: no timing).
-func (b *bench) sendOnce(frames uint32) error {
+func (b *bench) sendOnce(frames uint32) error { return b.sendOn(0, frames) }
+
+// sendOn sends exactly frames frames from one thread on CPU cpu.
+func (b *bench) sendOn(cpu int, frames uint32) error {
 	return b.gen.Do(func() error {
-		return pinned(0, func() error { return b.generator.Send(b.wire.A.Ifindex, frames) })
+		return pinned(cpu, func() error { return b.generator.Send(b.wire.A.Ifindex, frames) })
 	})
 }
