@@ -144,7 +144,8 @@ func (p *Proxy) acceptTLS(ln net.Listener, conf *tls.Config, h1, h2 *connQueue) 
 func (p *Proxy) handshakeTLS(c net.Conn, conf *tls.Config, h1, h2 *connQueue) {
 	defer recoverTo(p.log)
 	defer func() { <-p.handshakes }()
-	tc := tls.Server(c, conf)
+	bc := newBatchConn(c)
+	tc := tls.Server(bc, conf)
 	timeout := p.boot.Limits.ReadHeaderTimeout
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -161,6 +162,7 @@ func (p *Proxy) handshakeTLS(c net.Conn, conf *tls.Config, h1, h2 *connQueue) {
 			_ = tc.Close()
 			return
 		}
+		bc.startBatching()
 		h2.put(tc)
 		return
 	}

@@ -31,6 +31,8 @@
 #        full handshakes per second;
 #   h2:  HTTP/2 multiplexed (h2load, H2_CLIENTS connections × H2_STREAMS
 #        concurrent streams).
+# With XLB_B set and PROXIES naming xlb-b, the TLS suite runs that build too
+# (as xlb-b, interleaved with xlb and HAProxy): an A/B of two builds with TLS.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -64,12 +66,16 @@ trap 'exit 130' INT TERM
 
 # Ports: 16 free ones outside the ephemeral range (see l7lib/ports.sh).
 . "$ROOT/test/bench/l7lib/ports.sh"
-pick_ports 16
+pick_ports 17
 B1=$((BASE)) B2=$((BASE + 1)) B3=$((BASE + 2)) B4=$((BASE + 3))
 declare -A PORT=([xlb]=$((BASE + 4)) [xlb-nometrics]=$((BASE + 5)) [haproxy]=$((BASE + 6)) [nginx]=$((BASE + 7)) [xlb-b]=$((BASE + 10))
-	[xlb-tls]=$((BASE + 12)) [haproxy-tls]=$((BASE + 13)))
-ADMIN1=$((BASE + 8)) ADMIN2=$((BASE + 9)) ADMIN3=$((BASE + 11)) ADMIN4=$((BASE + 14))
-case " ${PROXIES[*]} " in *" xlb-b "*) [ -x "${XLB_B:-}" ] || { echo "l7.sh: xlb-b needs XLB_B=<xlb binary>" >&2; exit 1; } ;; esac
+	[xlb-tls]=$((BASE + 12)) [haproxy-tls]=$((BASE + 13)) [xlb-b-tls]=$((BASE + 15)))
+ADMIN1=$((BASE + 8)) ADMIN2=$((BASE + 9)) ADMIN3=$((BASE + 11)) ADMIN4=$((BASE + 14)) ADMIN5=$((BASE + 16))
+TLS_PROXIES=(xlb-tls haproxy-tls)
+case " ${PROXIES[*]} " in *" xlb-b "*)
+	[ -x "${XLB_B:-}" ] || { echo "l7.sh: xlb-b needs XLB_B=<xlb binary>" >&2; exit 1; }
+	TLS_PROXIES=(xlb-tls xlb-b-tls haproxy-tls) ;;
+esac
 
 echo "building xlb and the backend..." >&2
 case " ${PROXIES[*]} " in *" xlb"*) [ -x "$XLB" ] || (cd "$ROOT" && go build -o "$XLB" ./cmd/xlb) ;; esac
@@ -466,20 +472,24 @@ for conf in $CONFIGS; do
 	GOMAXPROCS=$workers start backend "$bcpu" "$TMP/l7backend" -addr "127.0.0.1:$B1,127.0.0.1:$B2,127.0.0.1:$B3,127.0.0.1:$B4"
 	for b in $B1 $B2 $B3 $B4; do wait_http "http://127.0.0.1:$b/"; done
 	GOMAXPROCS=$workers start xlb-tls "$pcpu" "$XLB" proxy --config "$TMP/xlb-tls.yaml"
+	if [ -n "${PORT[xlb-b-tls]:-}" ] && [[ " ${TLS_PROXIES[*]} " == *" xlb-b-tls "* ]]; then
+		gen_xlb "${PORT[xlb-b-tls]}" "$ADMIN5" tls >"$TMP/xlb-b-tls.yaml"
+		GOMAXPROCS=$workers start xlb-b-tls "$pcpu" "$XLB_B" proxy --config "$TMP/xlb-b-tls.yaml"
+	fi
 	start haproxy-tls "$pcpu" haproxy -db -f "$TMP/haproxy-tls.cfg"
-	for n in xlb-tls haproxy-tls; do wait_http "https://127.0.0.1:${PORT[$n]}/browse/warmup" "--cacert $TMP/bench.crt"; done
+	for n in "${TLS_PROXIES[@]}"; do wait_http "https://127.0.0.1:${PORT[$n]}/browse/warmup" "--cacert $TMP/bench.crt"; done
 	wait_http "http://127.0.0.1:$ADMIN4/ready" -f
 	XLBCOOKIE=$(curl -s --cacert "$TMP/bench.crt" -D - -o /dev/null "https://127.0.0.1:${PORT[xlb-tls]}/checkout/cart" |
 		awk -F'[=;]' 'tolower($0) ~ /^set-cookie: xlb_sticky=/ {print $2; exit}')
 	[ -n "$XLBCOOKIE" ] || { echo "l7.sh: xlb proxy set no sticky cookie over TLS" >&2; exit 1; }
-	for n in xlb-tls haproxy-tls; do
+	for n in "${TLS_PROXIES[@]}"; do
 		echo "$n: $(curl -s --http2 --cacert "$TMP/bench.crt" -o /dev/null -w '%{http_version}' "https://127.0.0.1:${PORT[$n]}/browse/x") over ALPN," \
 			"$(openssl s_client -connect "127.0.0.1:${PORT[$n]}" </dev/null 2>/dev/null | awk '/^New,/ {print $2, $NF}')" >&2
 		timeout 10 wrk -t1 -c"$CONNS" -d2s "https://127.0.0.1:${PORT[$n]}/browse/warmup" >/dev/null
 	done
 	for round in $(seq 1 "$ROUNDS"); do
 		for test in $TLS_TESTS; do
-			for n in xlb-tls haproxy-tls; do run_tls "$conf" "$test" "$n" "$round"; done
+			for n in "${TLS_PROXIES[@]}"; do run_tls "$conf" "$test" "$n" "$round"; done
 		done
 	done
 	stop_all
@@ -495,7 +505,7 @@ tls_table() {
 		for test in $TLS_TESTS; do
 			hrps=$(median "${TRPS[$conf,$test,haproxy-tls]}")
 			hcpu=$(median "${TCPU[$conf,$test,haproxy-tls]}")
-			for n in xlb-tls haproxy-tls; do
+			for n in "${TLS_PROXIES[@]}"; do
 				rps=$(median "${TRPS[$conf,$test,$n]}")
 				p99=$(median "${TP99[$conf,$test,$n]}")
 				cpu=$(median "${TCPU[$conf,$test,$n]}")
