@@ -111,20 +111,20 @@ XLB_INLINE struct backend *conn_valid(struct pkt *p, struct conn *c, int refresh
 		 * not rewrite its entry on every packet. */
 		if (refresh && !dry_run && now - c->last_seen >= udp_refresh_jiffies)
 			c->last_seen = now;
-	} else if (c->last_seen | p->fin) {
-		/* The client closed this connection (or closes it now): its
-		 * entry serves the rest of the close, then a 5-tuple reused by a
-		 * connection that began on another edge host takes the table.
-		 * An open flow's hit tests one word here and reads no clock. */
+	} else if (c->last_seen) {
+		/* The client closed this connection: its entry serves the rest
+		 * of the close, then a 5-tuple reused by a connection that began
+		 * on another edge host takes the table. */
 		__u64 now = bpf_jiffies64();
 
-		if (!c->last_seen) {
-			if (refresh && !dry_run)
-				c->last_seen = now ? now : 1; /* 0 means open */
-		} else if (now >= c->last_seen && now - c->last_seen >= tcp_close_jiffies) {
+		if (now >= c->last_seen && now - c->last_seen >= tcp_close_jiffies) {
 			stat_add(XLB_CNT_CT_EXPIRED, p->len);
 			return 0;
 		}
+	} else if (refresh && !dry_run && p->fin) {
+		__u64 now = bpf_jiffies64();
+
+		c->last_seen = now ? now : 1; /* 0 means open */
 	}
 	return b;
 }
