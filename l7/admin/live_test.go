@@ -319,6 +319,12 @@ pools:
 	resp.Body.Close()
 	assert.Contains(t, string(metrics), `xlb_l7_pool_failing_open{pool="app"} 1`)
 	assert.Contains(t, string(metrics), `xlb_l7_pool_available_servers{pool="app"} 0`)
+	resp, err = lp.client.Get(lp.adminURL + "/ready")
+	require.NoError(t, err)
+	ready, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "the host still serves")
+	assert.Contains(t, string(ready), "route web: pool app has no healthy server (failing open: sent to servers that fail their checks)")
 
 	dir.SetStatus("app/a", true)
 	st = lp.status(t)

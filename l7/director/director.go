@@ -414,11 +414,13 @@ func (d *Director) Done(dec *Decision, o Outcome) {
 	dec.Pool.Report(dec.Backend, o.ConnectErr, o.Status, now)
 }
 
-// EmptyRoute is a route whose pool has no server that may take new
-// clients: its requests are answered 503 until one comes back.
+// EmptyRoute is a route whose pool has no healthy server that may take
+// new clients: its requests are answered 503 until one comes back, or,
+// while FailingOpen, sent to the servers that fail their checks.
 type EmptyRoute struct {
-	Route string `json:"route"`
-	Pool  string `json:"pool"`
+	Route       string `json:"route"`
+	Pool        string `json:"pool"`
+	FailingOpen bool   `json:"failing_open,omitempty"`
 }
 
 // EmptyRoutes lists the routes whose pool has no available server, in
@@ -429,7 +431,7 @@ func (d *Director) EmptyRoutes() []EmptyRoute {
 	for _, r := range d.table.Routes() {
 		p := d.pools[r.PoolIndex].pool
 		if !p.Healthy(now) {
-			out = append(out, EmptyRoute{Route: r.Name, Pool: p.Name})
+			out = append(out, EmptyRoute{Route: r.Name, Pool: p.Name, FailingOpen: p.FailingOpen(now)})
 		}
 	}
 	return out

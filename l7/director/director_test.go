@@ -195,7 +195,7 @@ func TestFailOpen(t *testing.T) {
 	d.SetStatus("browse/b2", false)
 	require.True(t, browse.FailingOpen(t0))
 	assert.False(t, browse.Healthy(t0))
-	assert.Contains(t, d.EmptyRoutes(), director.EmptyRoute{Route: "browse", Pool: "browse"}, "failing open is not healthy")
+	assert.Contains(t, d.EmptyRoutes(), director.EmptyRoute{Route: "browse", Pool: "browse", FailingOpen: true}, "failing open is not healthy")
 	seen := map[string]int{}
 	for i := range 40 {
 		dec := decide(d, request("GET", "h", fmt.Sprintf("/browse/%d", i)))

@@ -36,6 +36,10 @@ func (p *Proxy) AdminHandler() http.Handler {
 			fmt.Fprintln(w, "ready")
 		}
 		for _, e := range p.director().EmptyRoutes() {
+			if e.FailingOpen {
+				fmt.Fprintf(w, "route %s: pool %s has no healthy server (failing open: sent to servers that fail their checks)\n", e.Route, e.Pool)
+				continue
+			}
 			fmt.Fprintf(w, "route %s: pool %s has no available server (answering 503)\n", e.Route, e.Pool)
 		}
 	})
