@@ -80,13 +80,14 @@ func describe(p *proxy.Proxy, st State, now time.Time, quiet time.Duration) []Po
 	var out []Pool
 	for i, pl := range dir.Pools() {
 		pc := cfg.Pools[i]
+		avail, failingOpen := pl.View(now)
 		dp := Pool{
 			Name:        pl.Name,
 			Policy:      pc.Policy,
 			Sticky:      pc.Sticky != nil,
 			Routes:      slices.Clone(routes[pl.Name]),
-			Available:   len(pl.Available(now)),
-			FailingOpen: pl.FailingOpen(now),
+			Available:   len(avail),
+			FailingOpen: failingOpen,
 			Servers:     []Server{},
 			Role:        pl.Role(),
 			Problem:     pl.Problem(),

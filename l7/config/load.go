@@ -487,6 +487,8 @@ func (v *validator) pool(i int, p *Pool) {
 	case AllDownFailOpen:
 		if p.Health.Postgres != nil {
 			v.errorf(base("health", "all_down"), "pool %q cannot fail open with a postgres check: its checks pick the primary, and a guess could send writes to a replica", p.Name)
+		} else if p.CloseOnDown != nil && *p.CloseOnDown {
+			v.errorf(base("health", "all_down"), "pool %q cannot fail open with close_on_down: it would close every connection it made to a failing server", p.Name)
 		}
 	default:
 		v.errorf(base("health", "all_down"), "pool %q all_down %q is not one of fail_open, refuse", p.Name, p.Health.AllDown)

@@ -132,3 +132,23 @@ func unwrapAll(err error) []*config.Error {
 	}
 	return out
 }
+
+// A TCP pool that closes a failing server's connections cannot fail open:
+// it would close every connection it made while failing open.
+func TestFailOpenWithCloseOnDownRefused(t *testing.T) {
+	y := `listeners:
+  - {name: db, addr: "127.0.0.1:6432", mode: tcp, pool: db}
+pools:
+  - name: db
+    close_on_down: true
+    servers: [{name: d1, addr: "127.0.0.1:6001"}]
+    health:
+      all_down: fail_open
+      active: {path: /, interval: 1s, timeout: 500ms}
+`
+	_, err := config.Parse("proxy.yaml", []byte(y))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `proxy.yaml:8: pool "db" cannot fail open with close_on_down`)
+	_, err = config.Parse("proxy.yaml", []byte(strings.Replace(y, "close_on_down: true", "close_on_down: false", 1)))
+	require.NoError(t, err)
+}

@@ -430,8 +430,8 @@ func (d *Director) EmptyRoutes() []EmptyRoute {
 	var out []EmptyRoute
 	for _, r := range d.table.Routes() {
 		p := d.pools[r.PoolIndex].pool
-		if !p.Healthy(now) {
-			out = append(out, EmptyRoute{Route: r.Name, Pool: p.Name, FailingOpen: p.FailingOpen(now)})
+		if avail, failingOpen := p.View(now); len(avail) == 0 || failingOpen {
+			out = append(out, EmptyRoute{Route: r.Name, Pool: p.Name, FailingOpen: failingOpen})
 		}
 	}
 	return out
@@ -442,6 +442,9 @@ func (d *Director) EmptyRoutes() []EmptyRoute {
 // strict readiness of `readiness: all_pools`.
 func (d *Director) AllPoolsAvailable() (ok bool, reason string) {
 	if e := d.EmptyRoutes(); len(e) > 0 {
+		if e[0].FailingOpen {
+			return false, fmt.Sprintf("route %s: pool %s has no healthy server (failing open)", e[0].Route, e[0].Pool)
+		}
 		return false, fmt.Sprintf("route %s: pool %s has no available server", e[0].Route, e[0].Pool)
 	}
 	return true, ""

@@ -181,6 +181,13 @@ func (p *Pool) Healthy(now time.Time) bool {
 // and new clients go to all of them.
 func (p *Pool) FailingOpen(now time.Time) bool { return p.snapshotAt(now).failingOpen }
 
+// View returns Available and FailingOpen from one snapshot, for readers
+// that report both (metrics, the admin API) and must not mix two.
+func (p *Pool) View(now time.Time) (avail []*Backend, failingOpen bool) {
+	s := p.snapshotAt(now)
+	return s.avail, s.failingOpen
+}
+
 // FailOpenKeeps reports whether a client pinned to b may stay on it
 // although b fails its checks, because the pool fails open with b in it:
 // without this every request of a session would be re-pinned.

@@ -80,7 +80,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(drainingDesc, prometheus.GaugeValue, b2f(draining), p.Name, b.Name)
 		}
 		ch <- prometheus.MustNewConstMetric(inflightDesc, prometheus.GaugeValue, float64(inflight), p.Name)
-		available, failingOpen := len(p.Available(now)), p.FailingOpen(now)
+		avail, failingOpen := p.View(now)
+		available := len(avail)
 		if failingOpen {
 			available = 0
 		}

@@ -254,7 +254,9 @@ func TestUseWhileClosing(t *testing.T) {
 	var entered atomic.Int64
 	done := make(chan error, 1)
 	go func() {
-		for range 100_000 {
+		// Bounded in time, not in count: the loop must still run when
+		// Close comes, however fast the machine.
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
 			if err := h.Do(func() error { return nil }); err != nil {
 				done <- err
 				return
