@@ -275,7 +275,7 @@ func newHostClient(addr string, dialTimeout time.Duration) *fasthttp.HostClient 
 			if err != nil {
 				return nil, &dialError{err: err}
 			}
-			return &yieldConn{Conn: c}, nil
+			return c, nil
 		},
 		MaxConns:            maxConnsPerBackend,
 		MaxConnWaitTimeout:  time.Second,
@@ -394,7 +394,7 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	if err := p.track(ln); err != nil {
 		return err
 	}
-	if err := p.srv.Serve(yieldListener{ln}); err != nil {
+	if err := p.srv.Serve(ln); err != nil {
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	}
 	return nil

@@ -39,8 +39,8 @@ const bulkAfter = 4
 // Between two unwrapped *net.TCPConn the bytes go through sockRelay's raw
 // non-blocking calls; anything else takes idleCopy.
 func relay(dst, src net.Conn, idle time.Duration, last, count *atomic.Int64) error {
-	d, dok := unwrapYield(dst).(*net.TCPConn)
-	s, sok := unwrapYield(src).(*net.TCPConn)
+	d, dok := dst.(*net.TCPConn)
+	s, sok := src.(*net.TCPConn)
 	if dok && sok {
 		if err := sockRelay(d, s, idle, last, count); !errors.Is(err, errNoRaw) {
 			return err
