@@ -80,14 +80,14 @@ func describe(p *proxy.Proxy, st State, now time.Time, quiet time.Duration) []Po
 	var out []Pool
 	for i, pl := range dir.Pools() {
 		pc := cfg.Pools[i]
-		avail, failingOpen := pl.View(now)
+		view := pl.View(now)
 		dp := Pool{
 			Name:        pl.Name,
 			Policy:      pc.Policy,
 			Sticky:      pc.Sticky != nil,
 			Routes:      slices.Clone(routes[pl.Name]),
-			Available:   len(avail),
-			FailingOpen: failingOpen,
+			Available:   view.Passing(),
+			FailingOpen: view.FailingOpen,
 			Servers:     []Server{},
 			Role:        pl.Role(),
 			Problem:     pl.Problem(),
@@ -97,7 +97,6 @@ func describe(p *proxy.Proxy, st State, now time.Time, quiet time.Duration) []Po
 			dp.Routes = []string{}
 		}
 		if dp.FailingOpen {
-			dp.Available = 0
 			dp.Problem = "failing open: every server fails its health checks, new clients go to all of them"
 		}
 		for _, b := range pl.Backends {

@@ -430,8 +430,8 @@ func (d *Director) EmptyRoutes() []EmptyRoute {
 	var out []EmptyRoute
 	for _, r := range d.table.Routes() {
 		p := d.pools[r.PoolIndex].pool
-		if avail, failingOpen := p.View(now); len(avail) == 0 || failingOpen {
-			out = append(out, EmptyRoute{Route: r.Name, Pool: p.Name, FailingOpen: failingOpen})
+		if view := p.View(now); !view.Healthy() {
+			out = append(out, EmptyRoute{Route: r.Name, Pool: p.Name, FailingOpen: view.FailingOpen})
 		}
 	}
 	return out

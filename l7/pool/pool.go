@@ -170,23 +170,40 @@ func (p *Pool) snapshotAt(now time.Time) *snapshot {
 	return s
 }
 
+// View is what a pool offers new clients at one instant, read from one
+// snapshot so that readers reporting several of its figures never mix two.
+type View struct {
+	// Avail is Available: while FailingOpen, the servers failing checks.
+	Avail []*Backend
+	// FailingOpen: every server not draining fails its checks and new
+	// clients go to all of them.
+	FailingOpen bool
+}
+
+// Passing is how many servers passing their checks may take new clients:
+// 0 while the pool fails open.
+func (v View) Passing() int {
+	if v.FailingOpen {
+		return 0
+	}
+	return len(v.Avail)
+}
+
 // Healthy reports whether at least one server passing its checks may take
 // new clients.
-func (p *Pool) Healthy(now time.Time) bool {
+func (v View) Healthy() bool { return v.Passing() > 0 }
+
+// View returns the pool's View at now.
+func (p *Pool) View(now time.Time) View {
 	s := p.snapshotAt(now)
-	return len(s.avail) > 0 && !s.failingOpen
+	return View{Avail: s.avail, FailingOpen: s.failingOpen}
 }
 
-// FailingOpen reports whether every server not draining fails its checks
-// and new clients go to all of them.
-func (p *Pool) FailingOpen(now time.Time) bool { return p.snapshotAt(now).failingOpen }
+// Healthy is View(now).Healthy().
+func (p *Pool) Healthy(now time.Time) bool { return p.View(now).Healthy() }
 
-// View returns Available and FailingOpen from one snapshot, for readers
-// that report both (metrics, the admin API) and must not mix two.
-func (p *Pool) View(now time.Time) (avail []*Backend, failingOpen bool) {
-	s := p.snapshotAt(now)
-	return s.avail, s.failingOpen
-}
+// FailingOpen is View(now).FailingOpen.
+func (p *Pool) FailingOpen(now time.Time) bool { return p.View(now).FailingOpen }
 
 // FailOpenKeeps reports whether a client pinned to b may stay on it
 // although b fails its checks, because the pool fails open with b in it:

@@ -80,13 +80,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(drainingDesc, prometheus.GaugeValue, b2f(draining), p.Name, b.Name)
 		}
 		ch <- prometheus.MustNewConstMetric(inflightDesc, prometheus.GaugeValue, float64(inflight), p.Name)
-		avail, failingOpen := p.View(now)
-		available := len(avail)
-		if failingOpen {
-			available = 0
-		}
-		ch <- prometheus.MustNewConstMetric(availableDesc, prometheus.GaugeValue, float64(available), p.Name)
-		ch <- prometheus.MustNewConstMetric(failingOpenDesc, prometheus.GaugeValue, b2f(failingOpen), p.Name)
+		view := p.View(now)
+		ch <- prometheus.MustNewConstMetric(availableDesc, prometheus.GaugeValue, float64(view.Passing()), p.Name)
+		ch <- prometheus.MustNewConstMetric(failingOpenDesc, prometheus.GaugeValue, b2f(view.FailingOpen), p.Name)
 		if !dir.Sticky(p.Index) {
 			continue
 		}
