@@ -77,6 +77,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{"empty", "", "x.yaml: empty configuration"},
 		{"syntax", "interfaces: [\n", "x.yaml:1: did not find expected node content"},
+		{"two documents", minimal + "---\ninterfaces: []\n", "x.yaml:12: more than one YAML document"},
 		{"unknown top field", minimal + "bogus: 1\n", `x.yaml:12: unknown key "bogus" (known keys: api, bgp, bpf,`},
 		{"unknown nested field", base("    weigth: 3\n", ""), `x.yaml:9: unknown key "weigth" in vips[0] (known keys:`},
 		{"wrong type", "interfaces: 3\n", "x.yaml:1: interfaces must be a list, not 3"},

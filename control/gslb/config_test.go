@@ -57,6 +57,7 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 		name, text string
 		want       []string
 	}{
+		{"two documents", "zones: []\n---\nsites: []\n", []string{"dns.yaml:2: more than one YAML document"}},
 		{"typo", "zones: []\nlisten: \"127.0.0.1:53\"\nsitez: []\n", []string{`dns.yaml:3: unknown key "sitez" (did you mean "sites"?)`}},
 		{"bad record", `zones:
   - name: example.com

@@ -45,8 +45,9 @@ func FileError(file string, probs []Problem) error {
 	return errors.Join(errs...)
 }
 
-// DecodeFile parses data, named file in errors, and decodes its document
-// into v the strict way (Decode). It returns the document node, which
+// DecodeFile parses data, named file in errors, and decodes its one
+// document into v the strict way (DecodeOne: a second document is refused,
+// not ignored). It returns the document node, which
 // locates what a validator finds later (Errorf), or every problem at once,
 // joined as *Error values; an empty file is one problem.
 func DecodeFile(file string, data []byte, v any) (*yaml.Node, error) {
@@ -59,7 +60,7 @@ func DecodeFile(file string, data []byte, v any) (*yaml.Node, error) {
 	}
 	// Unknown keys (with the key a typo meant) and values of the wrong
 	// kind, all of them, before the decoder would stop at Go type names.
-	if probs := Decode(data, &root, v); len(probs) > 0 {
+	if probs := DecodeOne(data, &root, v); len(probs) > 0 {
 		return nil, FileError(file, probs)
 	}
 	return &root, nil

@@ -35,13 +35,14 @@ func TestDecodeFile(t *testing.T) {
 			assert.True(t, errors.As(err, &fe), "%v is an *Error", err)
 		})
 	}
+	_, err = DecodeFile("a.yaml", []byte("name: x\n---\nname: y\n"), &target{})
+	assert.EqualError(t, err, "a.yaml:2: more than one YAML document", "a second document is refused, not ignored")
 	_, err = DecodeFile("a.yaml", []byte("nme: x\nprts: [1]\n"), &target{})
 	assert.Contains(t, err.Error(), "a.yaml:2: unknown key \"prts\"", "every problem, not just the first")
 }
 
 func TestDecodeOne(t *testing.T) {
 	doc := []byte("name: x\n---\nname: y\n")
-	assert.Empty(t, Decode(doc, mustParse(t, doc), &target{}), "Decode reads the first document only")
 	probs := DecodeOne(doc, mustParse(t, doc), &target{})
 	require.Len(t, probs, 1)
 	assert.Equal(t, Problem{Line: 2, Reason: "more than one YAML document"}, probs[0])

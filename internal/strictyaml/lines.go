@@ -81,17 +81,12 @@ func LineOf(doc *yaml.Node, path []any) int {
 	return line
 }
 
-// Decode decodes a document, already parsed into root, into v (a
-// pointer) the strict way: every unknown key and value of the wrong kind
-// first, in the operator's words (Check), then the decoder with unknown
-// keys refused. It returns the problems; none means v holds the document.
-func Decode(data []byte, root *yaml.Node, v any) []Problem {
-	probs, _ := decode(data, root, v)
-	return probs
-}
-
-// DecodeOne is Decode for data that must hold one document: a second one,
-// which the decoder would silently ignore, is a problem.
+// DecodeOne decodes data, already parsed into root, into v (a pointer)
+// the strict way: every unknown key and value of the wrong kind first, in
+// the operator's words (Check), then the decoder with unknown keys
+// refused. data must hold one document: a second one, which the decoder
+// would silently ignore, is a problem too. It returns the problems; none
+// means v holds the document.
 func DecodeOne(data []byte, root *yaml.Node, v any) []Problem {
 	probs, dec := decode(data, root, v)
 	if len(probs) > 0 {
@@ -104,8 +99,8 @@ func DecodeOne(data []byte, root *yaml.Node, v any) []Problem {
 	return nil
 }
 
-// decode is Decode, also returning the decoder (nil after a problem) so
-// that DecodeOne can read on.
+// decode is DecodeOne's first document, also returning the decoder (nil
+// after a problem) so that DecodeOne can read on.
 func decode(data []byte, root *yaml.Node, v any) ([]Problem, *yaml.Decoder) {
 	if probs := Check(root, v); len(probs) > 0 {
 		return probs, nil
