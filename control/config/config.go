@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/health"
 	"github.com/xlbproject/xlb/internal/etcdstore"
