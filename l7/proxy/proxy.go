@@ -204,6 +204,11 @@ func (p *Proxy) newGeneration(cfg *config.Config, dir *director.Director, prev *
 			reuse[pup[b.Pool].key(b.Addr)] = prev.clients[b.ID]
 		}
 	}
+	for _, pc := range cfg.Pools {
+		if pc.TLS != nil && pc.TLS.InsecureSkipVerify {
+			p.log.Warn("the pool's servers are spoken to over TLS without checking their certificates (tls.insecure_skip_verify)", "pool", pc.Name)
+		}
+	}
 	backends := dir.Backends()
 	up := upstreams(cfg, dir)
 	g.clients = make([]upstreamClient, len(backends))

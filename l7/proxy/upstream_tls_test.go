@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -161,6 +162,15 @@ func TestUpstreamTLSVerifyFails(t *testing.T) {
 	}
 	assert.Equal(t, int64(6), good.hits.Load(), "every request, POST included, ends on the server that verifies")
 	assert.Equal(t, int64(0), stranger.hits.Load(), "a certificate from another CA: no request reaches it")
+
+	// The same stranger without verification: reached, and loudly so.
+	var logs syncBuffer
+	sp := startProxyConfig(t, parseIn(t, dir, upstreamTLSConfig("    tls: {insecure_skip_verify: true}\n", stranger.addr())),
+		func(o *Options) { o.Log = slog.New(slog.NewJSONHandler(&logs, nil)) })
+	resp, body := do(t, c, "GET", sp.url+"/checkout/x", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.Equal(t, int64(1), stranger.hits.Load())
+	assert.Contains(t, logs.String(), `without checking their certificates (tls.insecure_skip_verify)","pool":"checkout"`)
 	_, _, plainHits := plain.lastRequest()
 	assert.Equal(t, 0, plainHits, "a server speaking plain HTTP: no request reaches it")
 	// Round robin starts two of the six on each server; the four that
@@ -176,7 +186,9 @@ func TestUpstreamTLSVerifyFails(t *testing.T) {
 		avail := pool.Available(time.Now())
 		return len(avail) == 1 && avail[0].Name == "s2"
 	}, 30*time.Second, 20*time.Millisecond, "the server that verifies is up, the other down")
-	assert.Positive(t, good.hits.Load()-6, "the checks reached the good server over TLS")
+	require.Eventually(t, func() bool { return good.hits.Load() > 7 }, 30*time.Second, 20*time.Millisecond,
+		"the checks reach the good server over TLS")
+	assert.Len(t, pool.Available(time.Now()), 1, "and keep the other down")
 }
 
 // upstream_protocol h2 speaks HTTP/2 over TLS by ALPN, health checks too;
