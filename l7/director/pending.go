@@ -38,15 +38,21 @@ func goneFrom(prev *poolState, p *pool.Pool, maxAge time.Duration, now time.Time
 		return nil
 	}
 	at := now.UnixNano()
-	gone := map[uint64]int64{}
+	var gone map[uint64]int64 // most reloads remove nothing: no map then
+	remember := func(k uint64, when int64) {
+		if gone == nil {
+			gone = map[uint64]int64{}
+		}
+		gone[k] = when
+	}
 	for k, when := range prev.gone {
 		if at-when < int64(maxAge) && p.ByKey(k) == nil {
-			gone[k] = when
+			remember(k, when)
 		}
 	}
 	for _, b := range prev.pool.Backends {
 		if p.ByKey(b.Key) == nil {
-			gone[b.Key] = at
+			remember(b.Key, at)
 		}
 	}
 	if over := len(gone) - maxGone; over > 0 {
@@ -58,9 +64,6 @@ func goneFrom(prev *poolState, p *pool.Pool, maxAge time.Duration, now time.Time
 		for _, k := range keys[:over] {
 			delete(gone, k)
 		}
-	}
-	if len(gone) == 0 {
-		return nil
 	}
 	return gone
 }
