@@ -37,7 +37,7 @@ func pinnedTo(t *testing.T, d *director.Director, server string) []byte {
 // its server once that host has it too.
 func TestStickyServerNotYetHere(t *testing.T) {
 	clk := &clock{now: t0}
-	a := newDirector(t, withC9, clk)    // has c9 already
+	a := newDirector(t, withC9, clk)     // has c9 already
 	b := newDirector(t, testConfig, clk) // gets it next
 	cookie := pinnedTo(t, a, "c9")
 	stats := b.StickyStats(0)
