@@ -328,6 +328,22 @@ type Sticky struct {
 	Cookie       string        `yaml:"cookie"`
 	MaxAge       time.Duration `yaml:"max_age"`
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// PropagationGrace is how long after a cookie was issued a server it
+	// names that this host does not know is taken for one still being
+	// added here (`xlb pool server add` reaches the L7 hosts one after the
+	// other): the request goes to a stand-in and the cookie is left as it
+	// is, so the client is back on its server once this host has it. A
+	// server this host deleted, or an older cookie, is re-pinned. 0s turns
+	// the grace off; nil after validation means the default.
+	PropagationGrace *time.Duration `yaml:"propagation_grace"`
+}
+
+// Grace is the propagation grace in effect: the default when unset.
+func (s *Sticky) Grace() time.Duration {
+	if s.PropagationGrace == nil {
+		return DefaultPropagationGrace
+	}
+	return *s.PropagationGrace
 }
 
 // Retries says when a request that failed on one app server is tried on
@@ -427,6 +443,8 @@ const (
 	DefaultMaxEjectedPercent = 50
 	DefaultStickyMaxAge      = 24 * time.Hour
 	DefaultDrainTimeout      = 5 * time.Minute
+	// DefaultPropagationGrace covers a rollout of one command per L7 host.
+	DefaultPropagationGrace  = time.Minute
 	DefaultRetries           = 2
 	DefaultBudgetPercent     = 20
 	DefaultBudgetMinPerSec   = 3

@@ -516,6 +516,15 @@ func (v *validator) pool(i int, p *Pool) {
 		}
 		v.duration(base("sticky", "max_age"), "sticky max_age", &s.MaxAge, DefaultStickyMaxAge)
 		v.duration(base("sticky", "drain_timeout"), "sticky drain_timeout", &s.DrainTimeout, DefaultDrainTimeout)
+		switch g := s.PropagationGrace; {
+		case g == nil:
+			def := DefaultPropagationGrace
+			s.PropagationGrace = &def
+		case *g < 0:
+			v.errorf(base("sticky", "propagation_grace"), "pool %q sticky propagation_grace %s is negative", p.Name, *g)
+		case *g > s.MaxAge:
+			v.errorf(base("sticky", "propagation_grace"), "pool %q sticky propagation_grace %s is longer than max_age %s: no cookie lives that long", p.Name, *g, s.MaxAge)
+		}
 	}
 }
 

@@ -355,7 +355,8 @@ func TestStickyRejectedCookies(t *testing.T) {
 	// A validly signed cookie for a server this pool does not have.
 	ring, err := sticky.NewRing([]sticky.Key{{ID: 1, Secret: []byte("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")}})
 	require.NoError(t, err)
-	ghost := ring.AppendValue(nil, 12345, t0)
+	// Issued before the propagation grace: not a server on its way here.
+	ghost := ring.AppendValue(nil, 12345, t0.Add(-config.DefaultPropagationGrace))
 
 	tests := []struct {
 		name   string

@@ -34,7 +34,7 @@ var (
 		"1 while the app server is draining (no new clients, sticky clients until the deadline).",
 		[]string{"pool", "server"}, nil)
 	stickyDesc = prometheus.NewDesc("xlb_l7_sticky_total",
-		"Sticky-session decisions: hit (cookie honoured), new (no usable cookie, pinned), repin (pinned server unusable, moved), rejected (tampered, expired or unknown cookie, treated as absent).",
+		"Sticky-session decisions: hit (cookie honoured), new (no usable cookie, pinned), repin (pinned server unusable, moved), pending (recent cookie naming a server this host does not have yet: served by a stand-in, cookie kept), rejected (tampered, expired or unknown cookie, treated as absent).",
 		[]string{"pool", "result"}, nil)
 	stickyRejectedDesc = prometheus.NewDesc("xlb_l7_sticky_rejected_total",
 		"Sticky cookies treated as absent, by reason.",
@@ -96,6 +96,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(s.Hits.Load()), p.Name, "hit")
 		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(s.Issued.Load()), p.Name, "new")
 		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(s.Repins.Load()), p.Name, "repin")
+		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(s.Pending.Load()), p.Name, "pending")
 		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(rejected), p.Name, "rejected")
 	}
 	ready, _ := c.p.Ready()
