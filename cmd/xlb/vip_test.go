@@ -166,7 +166,7 @@ func TestVIPFailingOpen(t *testing.T) {
 				"Table:     65537 entries\n" +
 				"Backends:  3 (0 active, 1 draining, 2 down)\n" +
 				"\n" +
-				"Fail open: while fewer than 50% of checked backends pass (health.fail_open_below); 0 of 2 pass now\n" +
+				"Fail open: while fewer than 50% of the checked backends pass (health.fail_open_below); 0 of 2 pass now\n" +
 				"\n" +
 				"FAIL-OPEN: too few backends pass their health checks; new flows go to every backend not drained (health.all_down)\n" +
 				"\n" +
