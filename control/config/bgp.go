@@ -88,11 +88,11 @@ type fileBGPVIP struct {
 func (v *validator) asn(path []any, val *int64) uint32 {
 	switch {
 	case val == nil:
-		v.errorf(path[:len(path)-1], "asn is required")
+		v.Errorf(path[:len(path)-1], "asn is required")
 	case *val < 1 || *val > 4294967294:
-		v.errorf(path, "%d is not an AS number 1..4294967294", *val)
+		v.Errorf(path, "%d is not an AS number 1..4294967294", *val)
 	case *val == 23456:
-		v.errorf(path, "23456 is AS_TRANS, which no speaker may use as its own")
+		v.Errorf(path, "23456 is AS_TRANS, which no speaker may use as its own")
 	default:
 		return uint32(*val)
 	}
@@ -109,25 +109,25 @@ func (v *validator) bgp(fb *fileBGP, cfg *Config) *BGP {
 	if fb.RouterID != "" {
 		b.RouterID = v.addr(p("bgp", "router_id"), fb.RouterID, 4)
 	} else if !b.RouterID.IsValid() {
-		v.errorf(p("bgp"), "router_id is required when outer_source.ipv4 is not set (a BGP identifier is an IPv4 address)")
+		v.Errorf(p("bgp"), "router_id is required when outer_source.ipv4 is not set (a BGP identifier is an IPv4 address)")
 	}
 	b.ListenPort = uint16(v.intRange(p("bgp", "listen_port"), fb.ListenPort, 0, 0, 65535))
 	b.ShutdownDrain = v.duration(p("bgp", "shutdown_drain"), fb.ShutdownDrain, DefaultShutdownDrain, 0)
 	if b.ShutdownDrain > maxShutdownDrain {
-		v.errorf(p("bgp", "shutdown_drain"), "%v is longer than %v", b.ShutdownDrain, maxShutdownDrain)
+		v.Errorf(p("bgp", "shutdown_drain"), "%v is longer than %v", b.ShutdownDrain, maxShutdownDrain)
 	}
 	b.RestartTime = v.duration(p("bgp", "restart_time"), fb.RestartTime, DefaultBGPRestartTime, 0)
 	if b.RestartTime > maxBGPRestartTime {
-		v.errorf(p("bgp", "restart_time"), "%v is longer than graceful restart's maximum %v", b.RestartTime, maxBGPRestartTime)
+		v.Errorf(p("bgp", "restart_time"), "%v is longer than graceful restart's maximum %v", b.RestartTime, maxBGPRestartTime)
 	}
 	if len(fb.Peers) == 0 {
-		v.errorf(p("bgp"), "at least one peer is required")
+		v.Errorf(p("bgp"), "at least one peer is required")
 	}
 	seen := map[netip.Addr]int{}
 	for i := range fb.Peers {
 		if pr, ok := v.bgpPeer(i, &fb.Peers[i], cfg); ok {
 			if j, dup := seen[pr.Addr]; dup {
-				v.errorf(p("bgp", "peers", i, "address"), "%s is already peers[%d]", pr.Addr, j)
+				v.Errorf(p("bgp", "peers", i, "address"), "%s is already peers[%d]", pr.Addr, j)
 				continue
 			}
 			seen[pr.Addr] = i
@@ -139,20 +139,20 @@ func (v *validator) bgp(fb *fileBGP, cfg *Config) *BGP {
 		bv := BGPVIP{}
 		a, err := netip.ParseAddr(fv.Address)
 		if err != nil || a.Zone() != "" {
-			v.errorf(append(path, "address"), "%q is not an IP address", fv.Address)
+			v.Errorf(append(path, "address"), "%q is not an IP address", fv.Address)
 		}
 		bv.Addr = a
 		for j, c := range fv.Communities {
 			n, ok := parseCommunity(c)
 			if !ok {
-				v.errorf(append(path, "communities", j), "%q is not a community ASN:VALUE (each 0..65535)", c)
+				v.Errorf(append(path, "communities", j), "%q is not a community ASN:VALUE (each 0..65535)", c)
 				continue
 			}
 			bv.Communities = append(bv.Communities, n)
 		}
 		if fv.LocalPref != nil {
 			if *fv.LocalPref < 0 || *fv.LocalPref > 4294967295 {
-				v.errorf(append(path, "local_pref"), "%d is out of range 0..4294967295", *fv.LocalPref)
+				v.Errorf(append(path, "local_pref"), "%d is out of range 0..4294967295", *fv.LocalPref)
 			} else {
 				bv.LocalPref = uint32(*fv.LocalPref)
 			}
@@ -163,20 +163,20 @@ func (v *validator) bgp(fb *fileBGP, cfg *Config) *BGP {
 }
 
 func (v *validator) bgpPeer(i int, fp *fileBGPPeer, cfg *Config) (BGPPeer, bool) {
-	nerr := len(v.errs)
+	nerr := v.Problems()
 	path := func(f string) []any { return p("bgp", "peers", i, f) }
 	pr := BGPPeer{Password: fp.Password}
 	if fp.Address == "" {
-		v.errorf(p("bgp", "peers", i), "address is required")
+		v.Errorf(p("bgp", "peers", i), "address is required")
 	} else if a, err := netip.ParseAddr(fp.Address); err != nil || a.Zone() != "" || a.IsUnspecified() || a.IsMulticast() {
-		v.errorf(path("address"), "%q is not a unicast IP address", fp.Address)
+		v.Errorf(path("address"), "%q is not a unicast IP address", fp.Address)
 	} else {
 		pr.Addr = a
 	}
 	pr.Port = uint16(v.intRange(path("port"), fp.Port, DefaultBGPPort, 1, 65535))
 	pr.ASN = v.asn(path("asn"), fp.ASN)
 	if len(fp.Password) > maxMD5KeyLen {
-		v.errorf(path("password"), "%d characters; TCP MD5 keys are at most %d", len(fp.Password), maxMD5KeyLen)
+		v.Errorf(path("password"), "%d characters; TCP MD5 keys are at most %d", len(fp.Password), maxMD5KeyLen)
 	}
 	pr.HoldTime = v.duration(path("hold_time"), fp.HoldTime, DefaultBGPHoldTime, minBGPHoldTime)
 	def := DefaultBGPKeepalive
@@ -185,10 +185,10 @@ func (v *validator) bgpPeer(i int, fp *fileBGPPeer, cfg *Config) (BGPPeer, bool)
 	}
 	pr.Keepalive = v.duration(path("keepalive"), fp.Keepalive, def, time.Second)
 	if pr.Keepalive >= pr.HoldTime {
-		v.errorf(path("keepalive"), "%v is not shorter than the hold time %v (a third of it is usual)", pr.Keepalive, pr.HoldTime)
+		v.Errorf(path("keepalive"), "%v is not shorter than the hold time %v (a third of it is usual)", pr.Keepalive, pr.HoldTime)
 	}
 	if pr.HoldTime%time.Second != 0 || pr.Keepalive%time.Second != 0 {
-		v.errorf(path("hold_time"), "BGP timers are whole seconds")
+		v.Errorf(path("hold_time"), "BGP timers are whole seconds")
 	}
 	pr.Families = fp.Families
 	if len(pr.Families) == 0 {
@@ -200,24 +200,24 @@ func (v *validator) bgpPeer(i int, fp *fileBGPPeer, cfg *Config) (BGPPeer, bool)
 			pr.Families = append(pr.Families, "ipv6")
 		}
 		if len(pr.Families) == 0 {
-			v.errorf(p("bgp", "peers", i), "no family to announce: set outer_source (the routes' next hop)")
+			v.Errorf(p("bgp", "peers", i), "no family to announce: set outer_source (the routes' next hop)")
 		}
 	}
 	seen := map[string]bool{}
 	for j, f := range pr.Families {
 		switch {
 		case f != "ipv4" && f != "ipv6":
-			v.errorf(p("bgp", "peers", i, "families", j), "unknown family %q (want ipv4 or ipv6)", f)
+			v.Errorf(p("bgp", "peers", i, "families", j), "unknown family %q (want ipv4 or ipv6)", f)
 		case seen[f]:
-			v.errorf(p("bgp", "peers", i, "families", j), "%s is listed twice", f)
+			v.Errorf(p("bgp", "peers", i, "families", j), "%s is listed twice", f)
 		case f == "ipv4" && !cfg.OuterSource.IPv4.IsValid():
-			v.errorf(p("bgp", "peers", i, "families", j), "ipv4 routes need outer_source.ipv4 (their next hop)")
+			v.Errorf(p("bgp", "peers", i, "families", j), "ipv4 routes need outer_source.ipv4 (their next hop)")
 		case f == "ipv6" && !cfg.OuterSource.IPv6.IsValid():
-			v.errorf(p("bgp", "peers", i, "families", j), "ipv6 routes need outer_source.ipv6 (their next hop)")
+			v.Errorf(p("bgp", "peers", i, "families", j), "ipv6 routes need outer_source.ipv6 (their next hop)")
 		}
 		seen[f] = true
 	}
-	return pr, len(v.errs) == nerr
+	return pr, v.Problems() == nerr
 }
 
 // parseCommunity reads an RFC 1997 community written ASN:VALUE.

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/health"
 	"github.com/xlbproject/xlb/internal/etcdstore"
@@ -306,47 +304,39 @@ func Load(path string) (*Config, error) {
 // of `xlb daemon` or `xlb reload` lists everything to fix.
 func Parse(name string, data []byte) (*Config, error) {
 	var fc fileConfig
-	root, err := strictyaml.DecodeFile(name, data, &fc)
+	doc, err := strictyaml.NewDoc(name, data, &fc)
 	if err != nil {
 		return nil, err
 	}
-	v := &validator{file: name, root: root}
+	v := &validator{doc}
 	cfg := v.config(&fc)
-	if len(v.errs) > 0 {
-		return nil, errors.Join(v.errs...)
+	if err := v.Err(); err != nil {
+		return nil, err
 	}
 	cfg.File = name
 	return cfg, nil
 }
 
-type validator struct {
-	file string
-	root *yaml.Node
-	errs []error
-}
-
-// errorf records a problem at the YAML path (map keys and sequence indices).
-func (v *validator) errorf(path []any, format string, args ...any) {
-	v.errs = append(v.errs, strictyaml.Errorf(v.file, v.root, path, format, args...))
-}
+// validator checks a decoded file; every problem goes to its Doc.
+type validator struct{ *strictyaml.Doc }
 
 func p(elems ...any) []any { return elems }
 
 func (v *validator) config(fc *fileConfig) *Config {
 	cfg := &Config{}
 	if len(fc.Interfaces) == 0 {
-		v.errorf(p("interfaces"), "at least one interface is required")
+		v.Errorf(p("interfaces"), "at least one interface is required")
 	}
 	seenIf := map[string]bool{}
 	for i, fi := range fc.Interfaces {
 		it := Interface(fi)
 		switch {
 		case fi.Name == "":
-			v.errorf(p("interfaces", i), "name is required")
+			v.Errorf(p("interfaces", i), "name is required")
 		case len(fi.Name) > 15 || strings.ContainsAny(fi.Name, "/ \t"):
-			v.errorf(p("interfaces", i, "name"), "%q is not a valid interface name", fi.Name)
+			v.Errorf(p("interfaces", i, "name"), "%q is not a valid interface name", fi.Name)
 		case seenIf[fi.Name]:
-			v.errorf(p("interfaces", i, "name"), "interface %q is listed twice", fi.Name)
+			v.Errorf(p("interfaces", i, "name"), "interface %q is listed twice", fi.Name)
 		}
 		seenIf[fi.Name] = true
 		if it.Mode == "" {
@@ -355,10 +345,10 @@ func (v *validator) config(fc *fileConfig) *Config {
 		switch it.Mode {
 		case "auto", "native", "generic":
 		default:
-			v.errorf(p("interfaces", i, "mode"), "unknown attach mode %q (want auto, native or generic)", fi.Mode)
+			v.Errorf(p("interfaces", i, "mode"), "unknown attach mode %q (want auto, native or generic)", fi.Mode)
 		}
 		cfg.Interfaces = append(cfg.Interfaces, it)
-		cfg.ifaceLines = append(cfg.ifaceLines, strictyaml.LineOf(v.root, p("interfaces", i, "name")))
+		cfg.ifaceLines = append(cfg.ifaceLines, strictyaml.LineOf(v.Root, p("interfaces", i, "name")))
 	}
 
 	cfg.OuterSource.IPv4 = v.addr(p("outer_source", "ipv4"), fc.OuterSource.IPv4, 4)
@@ -378,7 +368,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 	}
 	cfg.Dataplane.MTU = v.intRange(p("dataplane", "mtu"), d.MTU, 0, 0, 65535)
 	if cfg.Dataplane.MTU != 0 && cfg.Dataplane.MTU < 1280 {
-		v.errorf(p("dataplane", "mtu"), "%d is below 1280 (IPv6's minimum); omit it to take the interfaces' MTU", cfg.Dataplane.MTU)
+		v.Errorf(p("dataplane", "mtu"), "%d is below 1280 (IPv6's minimum); omit it to take the interfaces' MTU", cfg.Dataplane.MTU)
 	}
 	cfg.Dataplane.NewFlowRateLimit = v.intRange(p("dataplane", "new_flow_rate_limit"), d.NewFlowRateLimit, 0, 0, 1<<31-1)
 	cfg.Dataplane.GUEPort = uint16(v.intRange(p("dataplane", "gue_port"), d.GUEPort, 0, 0, 65535))
@@ -393,21 +383,21 @@ func (v *validator) config(fc *fileConfig) *Config {
 	switch cfg.Health.Type {
 	case "http", "tcp":
 	default:
-		v.errorf(p("health", "type"), "unknown check type %q (want http or tcp)", cfg.Health.Type)
+		v.Errorf(p("health", "type"), "unknown check type %q (want http or tcp)", cfg.Health.Type)
 	}
 	cfg.Health.Port = uint16(v.intRange(p("health", "port"), h.Port, DefaultHealthPort, 0, 65535))
 	cfg.Health.Path = DefaultHealthPath
 	if h.Path != nil {
 		cfg.Health.Path = *h.Path
 		if !strings.HasPrefix(*h.Path, "/") {
-			v.errorf(p("health", "path"), "%q must start with /", *h.Path)
+			v.Errorf(p("health", "path"), "%q must start with /", *h.Path)
 		}
 	}
 	cfg.Health.Status = v.intRange(p("health", "expect_status"), h.Status, DefaultHealthStatus, 100, 599)
 	cfg.Health.Interval = v.duration(p("health", "interval"), h.Interval, DefaultHealthInterval, minHealthInterval)
 	cfg.Health.Timeout = v.duration(p("health", "timeout"), h.Timeout, DefaultHealthTimeout, time.Millisecond)
 	if cfg.Health.Timeout > cfg.Health.Interval {
-		v.errorf(p("health", "timeout"), "timeout %v is longer than the interval %v: probes would overlap", cfg.Health.Timeout, cfg.Health.Interval)
+		v.Errorf(p("health", "timeout"), "timeout %v is longer than the interval %v: probes would overlap", cfg.Health.Timeout, cfg.Health.Interval)
 	}
 	cfg.Health.Rise = v.intRange(p("health", "rise"), h.Rise, DefaultHealthRise, 1, maxHealthRiseFall)
 	cfg.Health.Fall = v.intRange(p("health", "fall"), h.Fall, DefaultHealthFall, 1, maxHealthRiseFall)
@@ -418,15 +408,15 @@ func (v *validator) config(fc *fileConfig) *Config {
 	switch cfg.Health.AllDown {
 	case AllDownFailOpen, AllDownDrop:
 	default:
-		v.errorf(p("health", "all_down"), "unknown choice %q (want %s or %s)", cfg.Health.AllDown, AllDownFailOpen, AllDownDrop)
+		v.Errorf(p("health", "all_down"), "unknown choice %q (want %s or %s)", cfg.Health.AllDown, AllDownFailOpen, AllDownDrop)
 	}
 	if h.FailOpenBelow != nil {
 		n, err := strictyaml.ParsePercent(*h.FailOpenBelow, 1, 100)
 		switch {
 		case err != nil:
-			v.errorf(p("health", "fail_open_below"), "%v", err)
+			v.Errorf(p("health", "fail_open_below"), "%v", err)
 		case cfg.Health.AllDown != AllDownFailOpen:
-			v.errorf(p("health", "fail_open_below"), "needs all_down: %s (with %s, a VIP never fails open)", AllDownFailOpen, cfg.Health.AllDown)
+			v.Errorf(p("health", "fail_open_below"), "needs all_down: %s (with %s, a VIP never fails open)", AllDownFailOpen, cfg.Health.AllDown)
 		default:
 			cfg.Health.FailOpenBelow = n
 		}
@@ -440,7 +430,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 		cfg.Metrics.Listen = *fc.Metrics.Listen
 		if *fc.Metrics.Listen != "" {
 			if _, _, err := net.SplitHostPort(*fc.Metrics.Listen); err != nil {
-				v.errorf(p("metrics", "listen"), "%q is not host:port (use \"\" to disable metrics)", *fc.Metrics.Listen)
+				v.Errorf(p("metrics", "listen"), "%q is not host:port (use \"\" to disable metrics)", *fc.Metrics.Listen)
 			}
 		}
 	}
@@ -461,7 +451,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 		}
 		k := key{vip.Addr, vip.Port, vip.Proto}
 		if j, dup := seen[k]; dup {
-			v.errorf(p("vips", i), "duplicate of vips[%d] (same address, port and protocol)", j)
+			v.Errorf(p("vips", i), "duplicate of vips[%d] (same address, port and protocol)", j)
 			continue
 		}
 		seen[k] = i
@@ -469,7 +459,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 	}
 	cfg.BGP = v.bgp(fc.BGP, cfg)
 	if len(cfg.VIPs) > cfg.Dataplane.MaxVIPs {
-		v.errorf(p("vips"), "%d VIPs exceed dataplane.max_vips %d", len(cfg.VIPs), cfg.Dataplane.MaxVIPs)
+		v.Errorf(p("vips"), "%d VIPs exceed dataplane.max_vips %d", len(cfg.VIPs), cfg.Dataplane.MaxVIPs)
 	}
 	return cfg
 }
@@ -490,58 +480,58 @@ func family(a netip.Addr) int {
 }
 
 func (v *validator) vip(i int, fv *fileVIP, cfg *Config) (VIP, bool) {
-	nerr := len(v.errs)
+	nerr := v.Problems()
 	vip := VIP{Proto: fv.Protocol, Forwarding: fv.Forwarding}
 	if fv.Address == "" {
-		v.errorf(p("vips", i), "address is required")
+		v.Errorf(p("vips", i), "address is required")
 	} else {
 		a, err := netip.ParseAddr(fv.Address)
 		switch {
 		case err != nil || a.Zone() != "":
-			v.errorf(p("vips", i, "address"), "%q is not an IP address", fv.Address)
+			v.Errorf(p("vips", i, "address"), "%q is not an IP address", fv.Address)
 		case a.Is4In6():
-			v.errorf(p("vips", i, "address"), "%q is an IPv4-mapped IPv6 address: write the IPv4 form", fv.Address)
+			v.Errorf(p("vips", i, "address"), "%q is an IPv4-mapped IPv6 address: write the IPv4 form", fv.Address)
 		case a.IsUnspecified() || a.IsMulticast():
-			v.errorf(p("vips", i, "address"), "%q cannot be a VIP", fv.Address)
+			v.Errorf(p("vips", i, "address"), "%q cannot be a VIP", fv.Address)
 		default:
 			vip.Addr = a
 		}
 	}
 	if fv.Port == nil {
-		v.errorf(p("vips", i), "port is required (a number, or \"*\" for any port)")
+		v.Errorf(p("vips", i), "port is required (a number, or \"*\" for any port)")
 	} else if *fv.Port == "*" || *fv.Port == "any" {
 		vip.Port = 0
 	} else if n, err := strconv.Atoi(*fv.Port); err != nil || n < 1 || n > 65535 {
-		v.errorf(p("vips", i, "port"), "%q is not a port 1..65535 or \"*\"", *fv.Port)
+		v.Errorf(p("vips", i, "port"), "%q is not a port 1..65535 or \"*\"", *fv.Port)
 	} else {
 		vip.Port = uint16(n)
 	}
 	switch fv.Protocol {
 	case "tcp", "udp":
 	case "":
-		v.errorf(p("vips", i), "protocol is required (tcp or udp)")
+		v.Errorf(p("vips", i), "protocol is required (tcp or udp)")
 	default:
-		v.errorf(p("vips", i, "protocol"), "unknown protocol %q (want tcp or udp)", fv.Protocol)
+		v.Errorf(p("vips", i, "protocol"), "unknown protocol %q (want tcp or udp)", fv.Protocol)
 	}
 	if vip.Forwarding == "" {
 		vip.Forwarding = DefaultForwarding
 	}
 	if !slices.Contains(api.Modes(), vip.Forwarding) {
-		v.errorf(p("vips", i, "forwarding"), "unknown forwarding mode %q (want %s)", fv.Forwarding, strings.Join(api.Modes(), " or "))
+		v.Errorf(p("vips", i, "forwarding"), "unknown forwarding mode %q (want %s)", fv.Forwarding, strings.Join(api.Modes(), " or "))
 	}
 	if vip.Forwarding == api.ModeGUE && cfg.Dataplane.GUEPort == 0 {
-		v.errorf(p("vips", i, "forwarding"), "gue needs dataplane.gue_port (the port of the L7 hosts' xlb decap --gue-port)")
+		v.Errorf(p("vips", i, "forwarding"), "gue needs dataplane.gue_port (the port of the L7 hosts' xlb decap --gue-port)")
 	}
 	vip.TableSize = cfg.Dataplane.TableSize
 	if fv.TableSize != nil {
 		if ts, ok := v.tableSize(p("vips", i, "table_size"), *fv.TableSize); ok {
 			if ts != cfg.Dataplane.TableSize {
-				v.errorf(p("vips", i, "table_size"), "%d differs from dataplane.table_size %d (the data path uses one size for every VIP)", ts, cfg.Dataplane.TableSize)
+				v.Errorf(p("vips", i, "table_size"), "%d differs from dataplane.table_size %d (the data path uses one size for every VIP)", ts, cfg.Dataplane.TableSize)
 			}
 		}
 	}
 	if cfg.Health.Port == 0 && fv.Port != nil && vip.Port == 0 {
-		v.errorf(p("vips", i, "port"), "health.port 0 means \"the VIP's port\", which a port-wildcard VIP does not have: set health.port")
+		v.Errorf(p("vips", i, "port"), "health.port 0 means \"the VIP's port\", which a port-wildcard VIP does not have: set health.port")
 	}
 	seen := map[netip.Addr]int{}
 	for j, fb := range fv.Backends {
@@ -549,30 +539,30 @@ func (v *validator) vip(i int, fv *fileVIP, cfg *Config) (VIP, bool) {
 		a, err := netip.ParseAddr(fb.Address)
 		switch {
 		case fb.Address == "":
-			v.errorf(p("vips", i, "backends", j), "address is required")
+			v.Errorf(p("vips", i, "backends", j), "address is required")
 			continue
 		case err != nil || a.Zone() != "":
-			v.errorf(p("vips", i, "backends", j, "address"), "%q is not an IP address", fb.Address)
+			v.Errorf(p("vips", i, "backends", j, "address"), "%q is not an IP address", fb.Address)
 			continue
 		case a.IsUnspecified() || a.IsMulticast() || a.Is4In6():
-			v.errorf(p("vips", i, "backends", j, "address"), "%q cannot be a backend", fb.Address)
+			v.Errorf(p("vips", i, "backends", j, "address"), "%q cannot be a backend", fb.Address)
 			continue
 		case vip.Addr.IsValid() && a.Is4() != vip.Addr.Is4() && vip.Forwarding == api.ModeL2DSR:
-			v.errorf(p("vips", i, "backends", j, "address"), "%s and the VIP %s are of different IP families (l2dsr hands the client's packet on unchanged, which needs the same family)", a, vip.Addr)
+			v.Errorf(p("vips", i, "backends", j, "address"), "%s and the VIP %s are of different IP families (l2dsr hands the client's packet on unchanged, which needs the same family)", a, vip.Addr)
 			continue
 		case vip.Addr.IsValid() && a.Is4() != vip.Addr.Is4() && !outerFor(cfg, a).IsValid():
-			v.errorf(p("vips", i, "backends", j, "address"), "%s is IPv%d, which needs outer_source.ipv%[2]d (the source of the outer header towards it)", a, family(a))
+			v.Errorf(p("vips", i, "backends", j, "address"), "%s is IPv%d, which needs outer_source.ipv%[2]d (the source of the outer header towards it)", a, family(a))
 			continue
 		}
 		b.Addr = a
 		if k, dup := seen[a]; dup {
-			v.errorf(p("vips", i, "backends", j, "address"), "%s is already backends[%d] of this VIP", a, k)
+			v.Errorf(p("vips", i, "backends", j, "address"), "%s is already backends[%d] of this VIP", a, k)
 			continue
 		}
 		seen[a] = j
 		if fb.Weight != nil {
 			if *fb.Weight < 0 || *fb.Weight > maxBackendWeight {
-				v.errorf(p("vips", i, "backends", j, "weight"), "%d is out of range 0..%d", *fb.Weight, maxBackendWeight)
+				v.Errorf(p("vips", i, "backends", j, "weight"), "%d is out of range 0..%d", *fb.Weight, maxBackendWeight)
 			} else {
 				b.Weight = uint32(*fb.Weight)
 			}
@@ -582,12 +572,12 @@ func (v *validator) vip(i int, fv *fileVIP, cfg *Config) (VIP, bool) {
 			b.State = "active"
 		case "active", "draining":
 		default:
-			v.errorf(p("vips", i, "backends", j, "state"), "unknown state %q (want active or draining)", fb.State)
+			v.Errorf(p("vips", i, "backends", j, "state"), "unknown state %q (want active or draining)", fb.State)
 		}
 		vip.Backends = append(vip.Backends, b)
 	}
 	if len(vip.Backends) > int(vip.TableSize) {
-		v.errorf(p("vips", i, "backends"), "%d backends do not fit a table of %d slots", len(vip.Backends), vip.TableSize)
+		v.Errorf(p("vips", i, "backends"), "%d backends do not fit a table of %d slots", len(vip.Backends), vip.TableSize)
 	}
 
 	// The outer header towards an L7 host has the host's family: a VIP
@@ -599,18 +589,18 @@ func (v *validator) vip(i int, fv *fileVIP, cfg *Config) (VIP, bool) {
 			own = own || b.Addr.Is4() == vip.Addr.Is4()
 		}
 		if own {
-			v.errorf(p("vips", i, "address"), "IPv%d VIP needs outer_source.ipv%[1]d (the host's address for the IP-in-IP outer header)", family(vip.Addr))
+			v.Errorf(p("vips", i, "address"), "IPv%d VIP needs outer_source.ipv%[1]d (the host's address for the IP-in-IP outer header)", family(vip.Addr))
 		}
 	}
-	return vip, len(v.errs) == nerr
+	return vip, v.Problems() == nerr
 }
 
 func (v *validator) tableSize(path []any, n int) (uint32, bool) {
 	switch {
 	case n < 1 || n > maglev.MaxSize:
-		v.errorf(path, "%d is out of range 1..%d", n, maglev.MaxSize)
+		v.Errorf(path, "%d is out of range 1..%d", n, maglev.MaxSize)
 	case !maglev.IsPrime(n):
-		v.errorf(path, "%d is not prime (Maglev needs a prime; the default is %d)", n, maglev.DefaultSize)
+		v.Errorf(path, "%d is not prime (Maglev needs a prime; the default is %d)", n, maglev.DefaultSize)
 	default:
 		return uint32(n), true
 	}
@@ -623,11 +613,11 @@ func (v *validator) mac(path []any, s string) net.HardwareAddr {
 	}
 	mac, err := net.ParseMAC(s)
 	if err != nil || len(mac) != 6 {
-		v.errorf(path, "%q is not an Ethernet MAC address", s)
+		v.Errorf(path, "%q is not an Ethernet MAC address", s)
 		return nil
 	}
 	if slices.Equal(mac, make(net.HardwareAddr, 6)) {
-		v.errorf(path, "%q is the zero MAC, which no host has (without dataplane.next_hop_mac, next hops come from the kernel's FIB)", s)
+		v.Errorf(path, "%q is the zero MAC, which no host has (without dataplane.next_hop_mac, next hops come from the kernel's FIB)", s)
 		return nil
 	}
 	return mac
@@ -639,7 +629,7 @@ func (v *validator) addr(path []any, s string, family int) netip.Addr {
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" || (family == 4) != a.Is4() || a.IsUnspecified() {
-		v.errorf(path, "%q is not a unicast IPv%d address", s, family)
+		v.Errorf(path, "%q is not a unicast IPv%d address", s, family)
 		return netip.Addr{}
 	}
 	return a
@@ -650,7 +640,7 @@ func (v *validator) intRange(path []any, val *int, def, lo, hi int) int {
 		return def
 	}
 	if *val < lo || *val > hi {
-		v.errorf(path, "%d is out of range %d..%d", *val, lo, hi)
+		v.Errorf(path, "%d is out of range %d..%d", *val, lo, hi)
 		return def
 	}
 	return *val
@@ -663,7 +653,7 @@ func (v *validator) absPath(path []any, val *string, def, what string) string {
 		return def
 	}
 	if !strings.HasPrefix(*val, "/") {
-		v.errorf(path, "%q must be %s", *val, what)
+		v.Errorf(path, "%q must be %s", *val, what)
 	}
 	return *val
 }
@@ -674,11 +664,11 @@ func (v *validator) duration(path []any, val *string, def, lo time.Duration) tim
 	}
 	d, err := time.ParseDuration(*val)
 	if err != nil {
-		v.errorf(path, "%q is not a duration like 200ms or 1s", *val)
+		v.Errorf(path, "%q is not a duration like 200ms or 1s", *val)
 		return def
 	}
 	if d < lo {
-		v.errorf(path, "%v is shorter than the minimum %v", d, lo)
+		v.Errorf(path, "%v is shorter than the minimum %v", d, lo)
 		return def
 	}
 	return d

@@ -23,11 +23,11 @@ func (v *validator) store(fc *fileConfig, cfg *Config) {
 	switch cfg.Store {
 	case StoreFile:
 		if st.Etcd != nil {
-			v.errorf(p("state", "etcd"), "etcd settings are given but state.store is %q: set state.store: etcd to use them, or remove them", cfg.Store)
+			v.Errorf(p("state", "etcd"), "etcd settings are given but state.store is %q: set state.store: etcd to use them, or remove them", cfg.Store)
 		}
 	case StoreEtcd:
 		if st.Etcd == nil {
-			v.errorf(p("state", "store"), "state.store is etcd but state.etcd (endpoints, prefix, TLS files) is missing")
+			v.Errorf(p("state", "store"), "state.store is etcd but state.etcd (endpoints, prefix, TLS files) is missing")
 			return
 		}
 		ec, probs := st.Etcd.Check(DefaultEtcdPrefix)
@@ -36,10 +36,10 @@ func (v *validator) store(fc *fileConfig, cfg *Config) {
 			if pr.Index >= 0 {
 				path = append(path, pr.Index)
 			}
-			v.errorf(path, "%s", pr.Reason)
+			v.Errorf(path, "%s", pr.Reason)
 		}
 		cfg.Etcd = ec
 	default:
-		v.errorf(p("state", "store"), "unknown store %q (want file or etcd)", st.Store)
+		v.Errorf(p("state", "store"), "unknown store %q (want file or etcd)", st.Store)
 	}
 }

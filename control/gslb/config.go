@@ -1,7 +1,6 @@
 package gslb
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/internal/strictyaml"
@@ -207,28 +205,21 @@ func Load(path string) (*Config, error) {
 // the type control/config.Error names).
 func Parse(name string, data []byte) (*Config, error) {
 	var fc fileConfig
-	root, err := strictyaml.DecodeFile(name, data, &fc)
+	doc, err := strictyaml.NewDoc(name, data, &fc)
 	if err != nil {
 		return nil, err
 	}
-	v := &validator{file: name, root: root}
+	v := &validator{doc}
 	cfg := v.config(&fc)
-	if len(v.errs) > 0 {
-		return nil, errors.Join(v.errs...)
+	if err := v.Err(); err != nil {
+		return nil, err
 	}
 	cfg.File = name
 	return cfg, nil
 }
 
-type validator struct {
-	file string
-	root *yaml.Node
-	errs []error
-}
-
-func (v *validator) errorf(path []any, format string, args ...any) {
-	v.errs = append(v.errs, strictyaml.Errorf(v.file, v.root, path, format, args...))
-}
+// validator checks a decoded file; every problem goes to its Doc.
+type validator struct{ *strictyaml.Doc }
 
 func p(elems ...any) []any { return elems }
 
@@ -238,7 +229,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 		cfg.Listen = *fc.Listen
 	}
 	if _, _, err := splitListen(cfg.Listen); err != nil {
-		v.errorf(p("listen"), "%v", err)
+		v.Errorf(p("listen"), "%v", err)
 	}
 	if rl := fc.RateLimit; rl != nil {
 		cfg.RateLimit = RateLimit{Rate: rl.ResponsesPerSecond, Burst: int(2 * rl.ResponsesPerSecond), Slip: 2}
@@ -249,17 +240,17 @@ func (v *validator) config(fc *fileConfig) *Config {
 			cfg.RateLimit.Slip = *rl.Slip
 		}
 		if rl.ResponsesPerSecond <= 0 || cfg.RateLimit.Burst < 1 || cfg.RateLimit.Slip < 0 {
-			v.errorf(p("rate_limit"), "responses_per_second must be more than 0, burst at least 1 and slip 0 or more")
+			v.Errorf(p("rate_limit"), "responses_per_second must be more than 0, burst at least 1 and slip 0 or more")
 		}
 	}
 	if len(fc.Zones) == 0 {
-		v.errorf(p("zones"), "at least one zone is required")
+		v.Errorf(p("zones"), "at least one zone is required")
 	}
 	for i, fz := range fc.Zones {
 		if z, ok := v.zone(i, fz); ok {
 			for _, o := range cfg.Zones {
 				if o.Origin == z.Origin {
-					v.errorf(p("zones", i, "name"), "zone %s is given twice", z.Origin)
+					v.Errorf(p("zones", i, "name"), "zone %s is given twice", z.Origin)
 				}
 			}
 			cfg.Zones = append(cfg.Zones, z)
@@ -269,7 +260,7 @@ func (v *validator) config(fc *fileConfig) *Config {
 	for i, fs := range fc.Sites {
 		s := v.site(i, fs)
 		if sites[s.Name] {
-			v.errorf(p("sites", i, "name"), "site %q is given twice", s.Name)
+			v.Errorf(p("sites", i, "name"), "site %q is given twice", s.Name)
 		}
 		sites[s.Name] = true
 		cfg.Sites = append(cfg.Sites, s)
@@ -281,22 +272,22 @@ func (v *validator) config(fc *fileConfig) *Config {
 			continue
 		}
 		if seen[n.FQDN] {
-			v.errorf(p("names", i, "name"), "name %s is given twice", n.FQDN)
+			v.Errorf(p("names", i, "name"), "name %s is given twice", n.FQDN)
 		}
 		seen[n.FQDN] = true
 		if zoneOf(cfg.Zones, n.FQDN) == nil && len(cfg.Zones) > 0 {
-			v.errorf(p("names", i, "name"), "%s is in none of the zones", n.FQDN)
+			v.Errorf(p("names", i, "name"), "%s is in none of the zones", n.FQDN)
 		}
 		if z := zoneOf(cfg.Zones, n.FQDN); z != nil {
 			for _, rr := range z.Records {
 				if strings.EqualFold(rr.Header().Name, n.FQDN) {
-					v.errorf(p("names", i, "name"), "%s also has records in zone %s: a GSLB name has only its GSLB answers", n.FQDN, z.Origin)
+					v.Errorf(p("names", i, "name"), "%s also has records in zone %s: a GSLB name has only its GSLB answers", n.FQDN, z.Origin)
 					break
 				}
 			}
 		}
 		if n.Policy == PolicyGeo && cfg.GeoIP == "" {
-			v.errorf(p("names", i, "policy"), "policy geo needs geoip (a MaxMind-format database) at the top level")
+			v.Errorf(p("names", i, "policy"), "policy geo needs geoip (a MaxMind-format database) at the top level")
 		}
 		cfg.Names = append(cfg.Names, n)
 	}
@@ -305,12 +296,12 @@ func (v *validator) config(fc *fileConfig) *Config {
 
 func (v *validator) zone(i int, fz fileZone) (Zone, bool) {
 	if fz.Name == "" {
-		v.errorf(p("zones", i), "name is required")
+		v.Errorf(p("zones", i), "name is required")
 		return Zone{}, false
 	}
 	origin, ok := fqdn(fz.Name)
 	if !ok {
-		v.errorf(p("zones", i, "name"), "%q is not a domain name", fz.Name)
+		v.Errorf(p("zones", i, "name"), "%q is not a domain name", fz.Name)
 		return Zone{}, false
 	}
 	ttl := DefaultZoneTTL
@@ -318,7 +309,7 @@ func (v *validator) zone(i int, fz fileZone) (Zone, bool) {
 		ttl = fz.TTL
 	}
 	if ttl < time.Second {
-		v.errorf(p("zones", i, "ttl"), "must be at least 1s")
+		v.Errorf(p("zones", i, "ttl"), "must be at least 1s")
 	}
 	z := Zone{Origin: origin}
 	for j, text := range fz.Records {
@@ -327,33 +318,33 @@ func (v *validator) zone(i int, fz fileZone) (Zone, bool) {
 		zp.SetDefaultTTL(uint32(ttl / time.Second))
 		rr, ok := zp.Next()
 		if err := zp.Err(); err != nil {
-			v.errorf(path, "%q: %v", text, err)
+			v.Errorf(path, "%q: %v", text, err)
 			continue
 		}
 		if !ok || rr == nil {
-			v.errorf(path, "%q: no record (want zone-file syntax, e.g. \"www IN A 192.0.2.1\")", text)
+			v.Errorf(path, "%q: no record (want zone-file syntax, e.g. \"www IN A 192.0.2.1\")", text)
 			continue
 		}
 		if _, more := zp.Next(); more {
-			v.errorf(path, "%q: one record per entry", text)
+			v.Errorf(path, "%q: one record per entry", text)
 			continue
 		}
 		h := rr.Header()
 		h.Name = strings.ToLower(h.Name)
 		if !dns.IsSubDomain(origin, h.Name) {
-			v.errorf(path, "%s is outside zone %s", h.Name, origin)
+			v.Errorf(path, "%s is outside zone %s", h.Name, origin)
 			continue
 		}
 		if !slices.Contains(allowedTypes, h.Rrtype) {
-			v.errorf(path, "type %s is not served (SOA, NS, A, AAAA, CNAME, TXT, MX)", dns.TypeToString[h.Rrtype])
+			v.Errorf(path, "type %s is not served (SOA, NS, A, AAAA, CNAME, TXT, MX)", dns.TypeToString[h.Rrtype])
 			continue
 		}
 		if soa, ok := rr.(*dns.SOA); ok {
 			switch {
 			case h.Name != origin:
-				v.errorf(path, "the SOA must be at the zone apex %s", origin)
+				v.Errorf(path, "the SOA must be at the zone apex %s", origin)
 			case z.SOA != nil:
-				v.errorf(path, "zone %s has a second SOA", origin)
+				v.Errorf(path, "zone %s has a second SOA", origin)
 			default:
 				z.SOA = soa
 			}
@@ -361,7 +352,7 @@ func (v *validator) zone(i int, fz fileZone) (Zone, bool) {
 		z.Records = append(z.Records, rr)
 	}
 	if z.SOA == nil {
-		v.errorf(p("zones", i, "records"), "zone %s needs an SOA record, e.g. \"@ IN SOA ns1.%s hostmaster.%s 1 7200 3600 1209600 60\"", origin, origin, origin)
+		v.Errorf(p("zones", i, "records"), "zone %s needs an SOA record, e.g. \"@ IN SOA ns1.%s hostmaster.%s 1 7200 3600 1209600 60\"", origin, origin, origin)
 	}
 	v.cnames(i, z)
 	return z, true
@@ -375,7 +366,7 @@ func (v *validator) cnames(i int, z Zone) {
 	}
 	for name, types := range owners {
 		if slices.Contains(types, dns.TypeCNAME) && len(types) > 1 {
-			v.errorf(p("zones", i, "records"), "%s has a CNAME and other records: a CNAME must stand alone", name)
+			v.Errorf(p("zones", i, "records"), "%s has a CNAME and other records: a CNAME must stand alone", name)
 		}
 	}
 }
@@ -383,27 +374,27 @@ func (v *validator) cnames(i int, z Zone) {
 func (v *validator) site(i int, fs fileSite) Site {
 	s := Site{Name: fs.Name}
 	if fs.Name == "" {
-		v.errorf(p("sites", i), "name is required")
+		v.Errorf(p("sites", i), "name is required")
 	}
 	loc := fs.Location
 	if (loc.Lat == nil) != (loc.Lon == nil) {
-		v.errorf(p("sites", i, "location"), "give both lat and lon, or neither")
+		v.Errorf(p("sites", i, "location"), "give both lat and lon, or neither")
 	}
 	if loc.Lat != nil && loc.Lon != nil {
 		if *loc.Lat < -90 || *loc.Lat > 90 || *loc.Lon < -180 || *loc.Lon > 180 {
-			v.errorf(p("sites", i, "location"), "lat must be -90..90 and lon -180..180")
+			v.Errorf(p("sites", i, "location"), "lat must be -90..90 and lon -180..180")
 		}
 		s.Location.HasCoords, s.Location.Lat, s.Location.Lon = true, *loc.Lat, *loc.Lon
 	}
 	s.Location.Country = strings.ToUpper(loc.Country)
 	s.Location.Continent = strings.ToUpper(loc.Continent)
 	if len(fs.VIPs) == 0 {
-		v.errorf(p("sites", i, "vips"), "at least one VIP address is required")
+		v.Errorf(p("sites", i, "vips"), "at least one VIP address is required")
 	}
 	for j, a := range fs.VIPs {
 		addr, err := netip.ParseAddr(a)
 		if err != nil || addr.Zone() != "" {
-			v.errorf(p("sites", i, "vips", j), "%q is not an IP address", a)
+			v.Errorf(p("sites", i, "vips", j), "%q is not an IP address", a)
 			continue
 		}
 		s.VIPs = append(s.VIPs, addr.Unmap())
@@ -419,23 +410,23 @@ func (v *validator) health(i int, fh *fileHealth, vips []netip.Addr) *Health {
 	h := &Health{MinHosts: fh.MinHosts, BGP: fh.BGP, Probe: fh.Probe, Interval: fh.Interval, Timeout: fh.Timeout, Rise: fh.Rise, Fall: fh.Fall}
 	switch {
 	case len(fh.Daemons) > 0 && fh.Probe != "":
-		v.errorf(path, "give daemons or probe, not both")
+		v.Errorf(path, "give daemons or probe, not both")
 	case len(fh.Daemons) == 0 && fh.Probe == "":
-		v.errorf(path, "give daemons (the sites' xlb daemons' metrics listeners) or probe (a URL)")
+		v.Errorf(path, "give daemons (the sites' xlb daemons' metrics listeners) or probe (a URL)")
 	}
 	for j, d := range fh.Daemons {
 		if !strings.Contains(d, "://") {
 			d = "http://" + d
 		}
 		if u, err := url.Parse(d); err != nil || u.Host == "" {
-			v.errorf(append(path, "daemons", j), "%q is not a URL or host:port", fh.Daemons[j])
+			v.Errorf(append(path, "daemons", j), "%q is not a URL or host:port", fh.Daemons[j])
 			continue
 		}
 		h.Daemons = append(h.Daemons, strings.TrimSuffix(d, "/"))
 	}
 	if fh.Probe != "" {
 		if u, err := url.Parse(fh.Probe); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			v.errorf(append(path, "probe"), "%q is not an http(s) URL", fh.Probe)
+			v.Errorf(append(path, "probe"), "%q is not an http(s) URL", fh.Probe)
 		}
 	}
 	if fh.VIP != "" {
@@ -444,7 +435,7 @@ func (v *validator) health(i int, fh *fileHealth, vips []netip.Addr) *Health {
 			// Also accept the daemon's VIP key form, ADDR:PORT/PROTO.
 			k, kerr := api.ParseVIPKey(fh.VIP)
 			if kerr != nil {
-				v.errorf(append(path, "vip"), "%q is not an IP address", fh.VIP)
+				v.Errorf(append(path, "vip"), "%q is not an IP address", fh.VIP)
 			}
 			a = k.Addr
 		}
@@ -459,12 +450,12 @@ func (v *validator) health(i int, fh *fileHealth, vips []netip.Addr) *Health {
 	case h.BGP == "":
 		h.BGP = BGPAuto
 	case fh.Probe != "":
-		v.errorf(append(path, "bgp"), "bgp applies to daemons only")
+		v.Errorf(append(path, "bgp"), "bgp applies to daemons only")
 	case !slices.Contains([]string{BGPAuto, BGPRequired, BGPIgnore}, h.BGP):
-		v.errorf(append(path, "bgp"), "unknown value %q (want auto, required or ignore)", h.BGP)
+		v.Errorf(append(path, "bgp"), "unknown value %q (want auto, required or ignore)", h.BGP)
 	}
 	if len(h.Daemons) > 0 && (h.MinHosts < 1 || h.MinHosts > len(h.Daemons)) {
-		v.errorf(append(path, "min_hosts"), "must be 1..%d (the number of daemons)", len(h.Daemons))
+		v.Errorf(append(path, "min_hosts"), "must be 1..%d (the number of daemons)", len(h.Daemons))
 	}
 	if h.Interval == 0 {
 		h.Interval = DefaultInterval
@@ -475,7 +466,7 @@ func (v *validator) health(i int, fh *fileHealth, vips []netip.Addr) *Health {
 	// Rounds run one after the other: a timeout longer than the interval
 	// only delays the next round.
 	if h.Interval < 10*time.Millisecond || h.Timeout <= 0 {
-		v.errorf(path, "interval must be at least 10ms and timeout more than 0")
+		v.Errorf(path, "interval must be at least 10ms and timeout more than 0")
 	}
 	if h.Rise == 0 {
 		h.Rise = DefaultRise
@@ -484,7 +475,7 @@ func (v *validator) health(i int, fh *fileHealth, vips []netip.Addr) *Health {
 		h.Fall = DefaultFall
 	}
 	if h.Rise < 1 || h.Fall < 1 {
-		v.errorf(path, "rise and fall must be at least 1")
+		v.Errorf(path, "rise and fall must be at least 1")
 	}
 	return h
 }
@@ -493,27 +484,27 @@ func (v *validator) name(i int, fn fileName, sites map[string]bool) Name {
 	path := p("names", i)
 	n := Name{Policy: fn.Policy, Sites: fn.Sites, Default: fn.Default, AllDown: fn.AllDown, TTL: uint32(DefaultGSLBTTL / time.Second)}
 	if fn.Name == "" {
-		v.errorf(path, "name is required")
+		v.Errorf(path, "name is required")
 	} else if f, ok := fqdn(fn.Name); ok {
 		n.FQDN = f
 	} else {
-		v.errorf(append(path, "name"), "%q is not a domain name", fn.Name)
+		v.Errorf(append(path, "name"), "%q is not a domain name", fn.Name)
 	}
 	if n.Policy == "" {
 		n.Policy = PolicyFailover
 	}
 	if !slices.Contains([]string{PolicyFailover, PolicyGeo, PolicyWeighted}, n.Policy) {
-		v.errorf(append(path, "policy"), "unknown policy %q (want failover, geo or weighted)", fn.Policy)
+		v.Errorf(append(path, "policy"), "unknown policy %q (want failover, geo or weighted)", fn.Policy)
 	}
 	if len(n.Sites) == 0 {
-		v.errorf(append(path, "sites"), "at least one site is required")
+		v.Errorf(append(path, "sites"), "at least one site is required")
 	}
 	for j, s := range n.Sites {
 		if !sites[s] {
-			v.errorf(p("names", i, "sites", j), "unknown site %q", s)
+			v.Errorf(p("names", i, "sites", j), "unknown site %q", s)
 		}
 		if slices.Index(n.Sites, s) != j {
-			v.errorf(p("names", i, "sites", j), "site %q is listed twice", s)
+			v.Errorf(p("names", i, "sites", j), "site %q is listed twice", s)
 		}
 	}
 	for j, s := range n.Sites {
@@ -522,7 +513,7 @@ func (v *validator) name(i int, fn fileName, sites map[string]bool) Name {
 			w = 1
 		}
 		if w < 0 {
-			v.errorf(append(path, "weights", s), "weight must be 0 or more")
+			v.Errorf(append(path, "weights", s), "weight must be 0 or more")
 		}
 		n.Weights = append(n.Weights, w)
 		pr, ok := fn.Priorities[s]
@@ -533,30 +524,30 @@ func (v *validator) name(i int, fn fileName, sites map[string]bool) Name {
 	}
 	for s := range fn.Weights {
 		if !slices.Contains(n.Sites, s) {
-			v.errorf(append(path, "weights", s), "site %q is not in sites", s)
+			v.Errorf(append(path, "weights", s), "site %q is not in sites", s)
 		}
 	}
 	for s := range fn.Priorities {
 		if n.Policy != PolicyFailover {
-			v.errorf(append(path, "priorities"), "priorities apply to policy failover only")
+			v.Errorf(append(path, "priorities"), "priorities apply to policy failover only")
 			break
 		}
 		if !slices.Contains(n.Sites, s) {
-			v.errorf(append(path, "priorities", s), "site %q is not in sites", s)
+			v.Errorf(append(path, "priorities", s), "site %q is not in sites", s)
 		}
 	}
 	if fn.NearbyKm != nil {
 		switch {
 		case n.Policy != PolicyGeo:
-			v.errorf(append(path, "nearby_km"), "nearby_km applies to policy geo only")
+			v.Errorf(append(path, "nearby_km"), "nearby_km applies to policy geo only")
 		case *fn.NearbyKm < 0:
-			v.errorf(append(path, "nearby_km"), "must be 0 or more")
+			v.Errorf(append(path, "nearby_km"), "must be 0 or more")
 		default:
 			n.NearbyKm = *fn.NearbyKm
 		}
 	}
 	if n.Default != "" && !slices.Contains(n.Sites, n.Default) {
-		v.errorf(append(path, "default"), "default site %q is not in sites", n.Default)
+		v.Errorf(append(path, "default"), "default site %q is not in sites", n.Default)
 	}
 	if n.Default == "" && len(n.Sites) > 0 {
 		n.Default = n.Sites[0]
@@ -565,11 +556,11 @@ func (v *validator) name(i int, fn fileName, sites map[string]bool) Name {
 		n.AllDown = AllDownAll
 	}
 	if n.AllDown != AllDownAll && !sites[n.AllDown] {
-		v.errorf(append(path, "all_down"), "want %q or a site name, not %q", AllDownAll, n.AllDown)
+		v.Errorf(append(path, "all_down"), "want %q or a site name, not %q", AllDownAll, n.AllDown)
 	}
 	if fn.TTL != 0 {
 		if fn.TTL < time.Second {
-			v.errorf(append(path, "ttl"), "must be at least 1s")
+			v.Errorf(append(path, "ttl"), "must be at least 1s")
 		}
 		n.TTL = uint32(fn.TTL / time.Second)
 	}

@@ -93,3 +93,35 @@ func PathString(path []any) string {
 	}
 	return b.String()
 }
+
+// Doc is a configuration file under validation: its name, its document
+// (which locates a problem by its path) and the problems found so far.
+// A validator embeds it, records every problem with Errorf and ends with
+// Err, so that one run lists everything to fix.
+type Doc struct {
+	File string
+	Root *yaml.Node
+	errs []error
+}
+
+// NewDoc decodes data, named file, into v (DecodeFile) and returns the
+// document to validate it against.
+func NewDoc(file string, data []byte, v any) (*Doc, error) {
+	root, err := DecodeFile(file, data, v)
+	if err != nil {
+		return nil, err
+	}
+	return &Doc{File: file, Root: root}, nil
+}
+
+// Errorf records a problem at path (Errorf, the function).
+func (d *Doc) Errorf(path []any, format string, args ...any) {
+	d.errs = append(d.errs, Errorf(d.File, d.Root, path, format, args...))
+}
+
+// Problems counts the problems recorded so far: a part of a validator
+// compares it before and after to tell whether that part was valid.
+func (d *Doc) Problems() int { return len(d.errs) }
+
+// Err is every problem recorded, joined (nil for none).
+func (d *Doc) Err() error { return errors.Join(d.errs...) }

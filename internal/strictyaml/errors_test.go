@@ -68,3 +68,18 @@ func mustParse(t *testing.T, data []byte) *yaml.Node {
 	require.NoError(t, yaml.Unmarshal(data, &root))
 	return &root
 }
+
+func TestDoc(t *testing.T) {
+	var v target
+	doc, err := NewDoc("a.yaml", []byte("name: x\nports:\n  - 1\n"), &v)
+	require.NoError(t, err)
+	assert.Equal(t, "x", v.Name)
+	assert.NoError(t, doc.Err(), "no problem recorded yet")
+	doc.Errorf([]any{"ports", 0}, "port %d is taken", 1)
+	doc.Errorf([]any{"name"}, "bad")
+	assert.Equal(t, 2, doc.Problems())
+	assert.EqualError(t, doc.Err(), "a.yaml:3: ports[0]: port 1 is taken\na.yaml:1: name: bad")
+
+	_, err = NewDoc("a.yaml", []byte("nme: x\n"), &v)
+	assert.ErrorContains(t, err, `a.yaml:1: unknown key "nme"`, "decoding problems come before any validation")
+}
