@@ -73,8 +73,8 @@ type installed struct {
 	size   uint32
 	ids    []BackendID // the installed table
 	counts map[netip.Addr]int
-	// failingOpen: the table holds backends that fail their checks,
-	// because every one does.
+	// failingOpen: the table holds every backend not drained, failing
+	// ones included, because too few pass.
 	failingOpen bool
 	// passing and checked are VIPResult's, as of the last run.
 	passing, checked int

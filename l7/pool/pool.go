@@ -167,7 +167,7 @@ func (p *Pool) ByKey(key uint64) *Backend { return p.byKey[key] }
 func (p *Pool) ByName(name string) *Backend { return p.byName[name] }
 
 // Available returns the servers that may take new clients at now: while
-// the pool fails open, the ones failing their checks. The slice is shared
+// the pool fails open, every server not draining. The slice is shared
 // and immutable: do not modify it.
 func (p *Pool) Available(now time.Time) []*Backend { return p.snapshotAt(now).avail }
 
