@@ -426,6 +426,12 @@ pools:
 	assert.Contains(t, string(metrics), `xlb_l7_pool_failing_open{pool="app"} 1`)
 	assert.Contains(t, string(metrics), `xlb_l7_pool_available_servers{pool="app"} 1`)
 	assert.Equal(t, 1, logs.count(enter), "%s", logs.String())
+	resp, err = lp.client.Get(lp.adminURL + "/ready")
+	require.NoError(t, err)
+	ready, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "a server still passes: the host serves")
+	assert.Equal(t, "ready\nroute web: pool app is failing open: 1 of 4 servers pass their checks (sent to all of them)\n", string(ready))
 
 	healthy["b"].Store(true)
 	require.Eventually(t, func() bool { return available() == 2 }, 30*time.Second, 20*time.Millisecond)
@@ -436,6 +442,11 @@ pools:
 	assert.Equal(t, 40, got["b"]+got["d"], "only the two passing servers: %v", got)
 	assert.Equal(t, 1, logs.count(enter), "one warning for one episode:\n%s", logs.String())
 	assert.Equal(t, 1, logs.count(leave), "%s", logs.String())
+	resp, err = lp.client.Get(lp.adminURL + "/ready")
+	require.NoError(t, err)
+	ready, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, "ready\n", string(ready))
 }
 
 // logBuffer collects a log written from several goroutines.

@@ -252,6 +252,7 @@ func TestFailOpenBelow(t *testing.T) {
 	require.True(t, checkout.FailingOpen(t0), "1 of 3 passing is below 50%")
 	assert.Equal(t, 1, checkout.View(t0).Passing())
 	assert.Empty(t, d.EmptyRoutes(), "a server still passes: the route is not empty")
+	assert.Equal(t, []director.PartlyOpenRoute{{Route: "checkout", Pool: "checkout", Passing: 1, Servers: 3}}, d.PartlyOpenRoutes())
 	ok, _ = d.AllPoolsAvailable()
 	assert.True(t, ok)
 
@@ -272,6 +273,7 @@ func TestFailOpenBelow(t *testing.T) {
 	// 2 of 3 pass: the failing one is out again, its client re-pinned.
 	d.SetStatus("checkout/"+others[0], true)
 	require.False(t, checkout.FailingOpen(t0))
+	assert.Empty(t, d.PartlyOpenRoutes())
 	dec := decide(d, withCookie(request("GET", "shop.test", "/checkout/cart"), "xlb_co", cookie))
 	require.Zero(t, dec.Status)
 	assert.NotEqual(t, server, dec.Backend.Name)
