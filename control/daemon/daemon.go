@@ -212,7 +212,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	d.mu.Unlock()
 	wctx, cancel := context.WithTimeout(ctx, cfg.Health.Timeout+cfg.Health.Interval/5+200*time.Millisecond)
 	if err := d.checker.WaitKnown(wctx); err != nil {
-		log.Warn("not every backend answered its first health check in time; they count as down", "error", err)
+		log.Warn("not every backend answered its first health check in time; until they do they get no new flows and are not counted for failing open", "error", err)
 	}
 	cancel()
 	d.mu.Lock()
