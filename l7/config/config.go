@@ -3,6 +3,8 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"github.com/xlbproject/xlb/internal/failopen"
 )
 
 // Config is the whole proxy configuration after defaults and validation.
@@ -263,10 +265,24 @@ type Health struct {
 	// Postgres replaces the HTTP probe with a PostgreSQL session: connect,
 	// authenticate, SELECT pg_is_in_recovery() and the replay lag.
 	Postgres *PostgresHealth `yaml:"postgres"`
-	// AllDown is what the pool does when every server not draining fails
-	// its checks: AllDownRefuse (the default) answers 503,
-	// AllDownFailOpen sends new clients to all of them.
+	// AllDown is what the pool does when its servers fail their checks:
+	// AllDownRefuse (the default) answers 503 when none passes,
+	// AllDownFailOpen sends new clients to every server not draining
+	// while too few pass.
 	AllDown string `yaml:"all_down"`
+	// FailOpenBelow (with AllDownFailOpen) is the panic threshold, a
+	// percentage such as "50%": the pool fails open while fewer than this
+	// share of its servers not draining pass. Empty: only while none
+	// passes.
+	FailOpenBelow string `yaml:"fail_open_below"`
+	// FailOpenBelowPercent is FailOpenBelow as Load read it (0: empty).
+	FailOpenBelowPercent int `yaml:"-"`
+}
+
+// FailOpen is the pool's fail-open policy. A pool with a PostgreSQL check
+// never fails open (Load refuses the combination).
+func (h Health) FailOpen() failopen.Policy {
+	return failopen.Policy{On: h.AllDown == AllDownFailOpen && h.Postgres == nil, Below: h.FailOpenBelowPercent}
 }
 
 // What a pool does when every server fails its checks. Refusing (503 with

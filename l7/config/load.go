@@ -507,6 +507,17 @@ func (v *validator) pool(i int, p *Pool) {
 	default:
 		v.errorf(base("health", "all_down"), "pool %q all_down %q is not one of fail_open, refuse", p.Name, p.Health.AllDown)
 	}
+	if s := p.Health.FailOpenBelow; s != "" {
+		n, err := strictyaml.ParsePercent(s, 1, 100)
+		switch {
+		case err != nil:
+			v.errorf(base("health", "fail_open_below"), "pool %q fail_open_below: %v", p.Name, err)
+		case p.Health.AllDown != AllDownFailOpen:
+			v.errorf(base("health", "fail_open_below"), "pool %q fail_open_below needs all_down: %s (with %s, the pool never fails open)", p.Name, AllDownFailOpen, p.Health.AllDown)
+		default:
+			p.Health.FailOpenBelowPercent = n
+		}
+	}
 	if s := p.Sticky; s != nil {
 		if s.Cookie == "" {
 			s.Cookie = "xlb_" + p.Name

@@ -462,6 +462,30 @@ func (d *Director) EmptyRoutes() []EmptyRoute {
 	return out
 }
 
+// PartlyOpenRoute is a route whose pool fails open although some of its
+// servers pass (health.fail_open_below): it serves, from every server not
+// draining.
+type PartlyOpenRoute struct {
+	Route   string `json:"route"`
+	Pool    string `json:"pool"`
+	Passing int    `json:"passing"`
+	Servers int    `json:"servers"`
+}
+
+// PartlyOpenRoutes lists, in config order, the routes whose pool fails
+// open with some servers passing; EmptyRoutes lists those with none.
+func (d *Director) PartlyOpenRoutes() []PartlyOpenRoute {
+	now := d.opts.now()
+	var out []PartlyOpenRoute
+	for _, r := range d.table.Routes() {
+		p := d.pools[r.PoolIndex].pool
+		if view := p.View(now); view.FailingOpen && view.Healthy() {
+			out = append(out, PartlyOpenRoute{Route: r.Name, Pool: p.Name, Passing: view.Passing(), Servers: len(view.Avail)})
+		}
+	}
+	return out
+}
+
 // AllPoolsAvailable reports whether every route's pool has a server that
 // may take new clients; reason names the first that has none. It is the
 // strict readiness of `readiness: all_pools`.

@@ -52,7 +52,7 @@ var (
 		"App servers of the pool that pass their checks and may take new clients (up, not ejected, not draining); at 0 the pool's routes answer 503, or, while xlb_l7_pool_failing_open is 1, go to the failing servers.",
 		[]string{"pool"}, nil)
 	failingOpenDesc = prometheus.NewDesc("xlb_l7_pool_failing_open",
-		"1 while every server of the pool not draining fails its active checks and new clients go to all of them (health.all_down: fail_open).",
+		"1 while too few servers of the pool pass their checks (none, or fewer than health.fail_open_below) and new clients go to every server not draining (health.all_down: fail_open).",
 		[]string{"pool"}, nil)
 )
 
