@@ -605,7 +605,7 @@ func (d *Director) healthTargets() []health.Target {
 				if ps.h2 {
 					alpn = config.ALPNH2
 				}
-				t.TLS, t.TLSDigest = ps.tls.ClientConfig(b.Addr, alpn), ps.tls.Digest
+				t.TLS, t.TLSDigest = ps.tls.ClientConfig(b.Addr, alpn), ps.tls.Digest+" "+alpn
 			}
 			targets = append(targets, t)
 		}
