@@ -27,9 +27,38 @@ proxy routes each HTTP request to an app-server pool.`,
 	root.AddCommand(newDaemonCmd())
 	root.AddCommand(newVIPCmd(), newBackendCmd(), newStatusCmd(), newStatsCmd(), newFlowCmd(), newReloadCmd(), newBGPCmd())
 	root.AddCommand(newProxyCmd(), newPoolCmd(), newDecapCmd())
-	root.AddCommand(newDNSCmd())
+	root.AddCommand(newDNSCmd(), newCompletionCmd())
+	// Cobra adds `help` only when the command line runs; adding it now
+	// puts it under the same checks as every other command: `xlb help vip
+	// lst` fails like any typo instead of printing help and exiting 0.
+	root.InitDefaultHelpCmd()
+	strictHelp(root)
 	rejectUnknownSubcommands(root)
 	return root
+}
+
+// strictHelp makes `xlb help TOPIC` fail, with suggestions, on a topic that
+// names no command. Cobra's own help prints "Unknown help topic" and the
+// root's usage, or the help of the deepest command it found ignoring the
+// rest, and exits 0 either way.
+func strictHelp(root *cobra.Command) {
+	for _, help := range root.Commands() {
+		if help.Name() != "help" {
+			continue
+		}
+		help.Run = nil
+		help.RunE = func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil {
+				return err
+			}
+			if len(rest) > 0 {
+				return noSubcommandArgs(cmd, rest)
+			}
+			cmd.InitDefaultHelpFlag()
+			return cmd.Help()
+		}
+	}
 }
 
 // rejectUnknownSubcommands makes every command group (a command with

@@ -183,3 +183,35 @@ func TestJSONErrorsBeforeFlagParsing(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.JSONEq(t, `{"error":"unknown flag: --no-such-flag"}`, stderr)
 }
+
+// TestHelpAndCompletionTypos: cobra's own `help` and `completion` commands
+// fail on a word that names nothing, like every other command, instead of
+// printing help and exiting 0; a real topic still prints its help.
+func TestHelpAndCompletionTypos(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string // on stderr; "" for success
+	}{
+		{"help of a typo'd subcommand", []string{"help", "vip", "lst"}, "unknown command \"lst\" for \"xlb vip\"\n\nDid you mean this?\n\tlist"},
+		{"help of an unknown command", []string{"help", "bogus"}, `unknown command "bogus" for "xlb"`},
+		{"completion for an unknown shell", []string{"completion", "tcsh"}, `unknown command "tcsh" for "xlb completion"`},
+		{"help of a group", []string{"help", "vip"}, ""},
+		{"help of a leaf", []string{"help", "pool", "server", "drain"}, ""},
+		{"completion of a shell", []string{"completion", "bash"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runExit(tt.args...)
+			if tt.want == "" {
+				assert.Equal(t, 0, code, stderr)
+				assert.NotEmpty(t, stdout)
+				assert.Empty(t, stderr)
+				return
+			}
+			assert.Equal(t, 1, code)
+			assert.Empty(t, stdout)
+			assert.Contains(t, stderr, tt.want)
+		})
+	}
+}
