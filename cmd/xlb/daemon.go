@@ -66,7 +66,6 @@ the state file.`,
 	f.BoolVar(&o.cleanup, "cleanup", false, "remove everything the daemon pinned under bpffs (detaches the program) and exit")
 	f.StringVar(&o.logFormat, "log-format", o.logFormat, "log format. One of: text, json")
 	f.StringVar(&o.logLevel, "log-level", o.logLevel, "log level. One of: debug, info, warn, error")
-	cmd.MarkFlagsMutuallyExclusive("check", "cleanup")
 	return cmd
 }
 
@@ -91,6 +90,12 @@ func (o *daemonOptions) runCheck(cmd *cobra.Command) error {
 }
 
 func (o *daemonOptions) validate(cmd *cobra.Command) (*slog.Logger, error) {
+	// Said here rather than with cobra's flag groups, whose message
+	// ("if any flags in the group [check cleanup] are set none of the
+	// others can be") does not say why.
+	if o.check && o.cleanup {
+		return nil, errors.New("--check and --cleanup cannot be used together: --check changes nothing, --cleanup removes the pinned data path")
+	}
 	return newLogger(cmd.ErrOrStderr(), o.logFormat, o.logLevel)
 }
 

@@ -89,5 +89,5 @@ func TestDaemonCheck(t *testing.T) {
 	}
 	code, _, stderr = runExit("daemon", "--check", "--cleanup", "--config", good)
 	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, "none of the others can be")
+	assert.Contains(t, stderr, "xlb: --check and --cleanup cannot be used together")
 }
