@@ -81,11 +81,9 @@ func (o *dnsOptions) load() (*gslb.Config, *gslb.Locator, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var geo *gslb.Locator
-	if cfg.GeoIP != "" {
-		if geo, err = gslb.OpenLocator(cfg.GeoIP); err != nil {
-			return nil, nil, fmt.Errorf("%s: geoip: %w", o.config, err)
-		}
+	geo, err := cfg.OpenGeoIP()
+	if err != nil {
+		return nil, nil, err
 	}
 	return cfg, geo, nil
 }

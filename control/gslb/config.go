@@ -56,6 +56,8 @@ type Config struct {
 	Listen  string // UDP and TCP address
 	Metrics string // HTTP address of /metrics; "" = none
 	GeoIP   string // path of a MaxMind-format database; "" = geo names use their default site
+	// geoIPLine is the line of geoip in File, for OpenGeoIP's errors.
+	geoIPLine int
 	// RateLimit limits UDP answers per client network; zero Rate: off.
 	RateLimit RateLimit
 	Zones     []Zone
@@ -224,7 +226,7 @@ type validator struct{ *strictyaml.Doc }
 func p(elems ...any) []any { return elems }
 
 func (v *validator) config(fc *fileConfig) *Config {
-	cfg := &Config{Listen: DefaultListen, Metrics: fc.Metrics, GeoIP: fc.GeoIP}
+	cfg := &Config{Listen: DefaultListen, Metrics: fc.Metrics, GeoIP: fc.GeoIP, geoIPLine: strictyaml.LineOf(v.Root, p("geoip"))}
 	if fc.Listen != nil {
 		cfg.Listen = *fc.Listen
 	}
