@@ -1,6 +1,8 @@
 package gslb
 
 import (
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,4 +130,21 @@ names:
 			}
 		})
 	}
+}
+
+// TestDocsConfigParses: the configuration docs/gslb.md shows is one an
+// operator can start from: every name's sites exist, and no GSLB name
+// collides with the zone's records.
+func TestDocsConfigParses(t *testing.T) {
+	page, err := os.ReadFile("../../docs/gslb.md")
+	require.NoError(t, err)
+	before, rest, ok := strings.Cut(string(page), "## Config\n\n```yaml\n")
+	require.True(t, ok, "docs/gslb.md has no ## Config section opening with a yaml block")
+	block, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+	// Blank lines in place of the text above it: errors name the page's lines.
+	above := strings.Repeat("\n", strings.Count(before, "\n")+3)
+	cfg, err := Parse("docs/gslb.md", []byte(above+block))
+	require.NoError(t, err)
+	assert.NotEmpty(t, cfg.Names)
 }
