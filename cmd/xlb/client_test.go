@@ -199,6 +199,8 @@ func TestDaemonNotRunningCLI(t *testing.T) {
 			require.Error(t, err)
 			assert.ErrorIs(t, err, api.ErrDaemonUnreachable)
 			assert.Contains(t, err.Error(), "cannot reach xlb daemon at "+path+": is `xlb daemon` running?")
+			assert.Contains(t, err.Error(), "start it with `systemctl start xlb-daemon`", "how to start it")
+			assert.Contains(t, err.Error(), "--socket", "how to point at another socket")
 			assert.Empty(t, stdout)
 		})
 	}

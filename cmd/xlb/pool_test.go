@@ -295,6 +295,7 @@ pools:
 	code, _, stderr = runExit("pool", "list", "--proxy", filepath.Join(dir, "nothing.sock"))
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, "is `xlb proxy` running, and is this its admin.socket?")
+	assert.Contains(t, stderr, "start it with `systemctl start xlb-proxy`", "how to start it")
 
 	assert.Equal(t, "server w1 of pool web takes new clients (up)\n", cli(t, append([]string{"pool", "server", "undrain", "web", "w1"}, p...)...))
 	assert.Equal(t, "server w2 deleted from pool web; it has 1, 1 taking new clients\n", cli(t, append([]string{"pool", "server", "del", "web", "w2"}, p...)...))
