@@ -36,21 +36,15 @@ func Load(path string) (*Config, error) {
 // Parse decodes data (named file in errors), applies defaults and validates.
 // All problems found are returned together, joined, each as an *Error.
 func Parse(file string, data []byte) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, strictyaml.FileError(file, strictyaml.DecodeProblems(err))
-	}
-	if root.Kind == 0 || len(root.Content) == 0 {
-		return nil, &Error{File: file, Line: 1, Reason: "empty config"}
-	}
-	// Unknown keys and values of the wrong kind, all of them, in the
-	// operator's words, before the decoder would name Go types; a second
-	// document would be silently ignored, so it is refused too.
+	// Syntax, then unknown keys and values of the wrong kind, all of them,
+	// in the operator's words, before the decoder would name Go types; a
+	// second document would be silently ignored, so it is refused too.
 	var cfg Config
-	if probs := strictyaml.DecodeOne(data, &root, &cfg); len(probs) > 0 {
-		return nil, strictyaml.FileError(file, probs)
+	root, err := strictyaml.DecodeFile(file, data, &cfg)
+	if err != nil {
+		return nil, err
 	}
-	v := &validator{file: file, root: &root}
+	v := &validator{file: file, root: root}
 	v.config(&cfg)
 	v.store(&cfg.Store)
 	if len(v.errs) > 0 {
