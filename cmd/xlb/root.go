@@ -33,6 +33,7 @@ proxy routes each HTTP request to an app-server pool.`,
 	// lst` fails like any typo instead of printing help and exiting 0.
 	root.InitDefaultHelpCmd()
 	strictHelp(root)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return explainFlagError(err) })
 	rejectUnknownSubcommands(root)
 	return root
 }
@@ -88,7 +89,7 @@ func rejectUnknownSubcommands(cmd *cobra.Command) {
 		if words := c.Flags().Args(); c == group && len(words) > 0 {
 			return noSubcommandArgs(c, words)
 		}
-		return err
+		return explainFlagError(err)
 	})
 	if cmd.Runnable() {
 		return // `xlb proxy` runs itself and checks its arguments with noSubcommandArgs

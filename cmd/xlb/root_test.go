@@ -215,3 +215,30 @@ func TestHelpAndCompletionTypos(t *testing.T) {
 		})
 	}
 }
+
+// TestFlagValueErrors: a typed flag that refuses its value says what it
+// takes, not the Go parser's text, on commands at the root and in groups.
+func TestFlagValueErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"decap", "--iface", "lo", "--gue-port", "70000"}, `xlb: invalid --gue-port "70000": out of range (0..65535)`},
+		{[]string{"decap", "--iface", "lo", "--gue-port", "x"}, `xlb: invalid --gue-port "x": not a whole number (0..65535)`},
+		{[]string{"decap", "--iface", "lo", "--stats-interval", "5"}, `xlb: invalid --stats-interval "5": give a unit, e.g. 5s or 5ms`},
+		{[]string{"stats", "--interval", "soon"}, `xlb: invalid --interval "soon": not a duration such as 500ms, 30s or 5m`},
+		{[]string{"vip", "add", "10.0.0.1:80/tcp", "--table-size", "-5"}, `xlb: invalid --table-size "-5": not a whole number (0..4294967295)`},
+		{[]string{"pool", "server", "add", "web", "w1", "10.0.2.1:80", "--weight", "x"}, `xlb: invalid --weight "x": not a whole number`},
+		{[]string{"pool", "server", "drain", "web", "w1", "--wait", "--timeout", "10"}, `xlb: invalid --timeout "10": give a unit, e.g. 10s or 10ms`},
+		// A flag's own message stays.
+		{[]string{"vip", "list", "-o", "yaml"}, `xlb: invalid argument "yaml" for "-o, --output" flag: unknown output format "yaml": use table or json`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, stdout, stderr := runExit(append([]string{"--socket", filepath.Join(t.TempDir(), "none.sock")}, tt.args...)...)
+			assert.Equal(t, 1, code)
+			assert.Empty(t, stdout)
+			assert.Equal(t, tt.want+"\n", stderr)
+		})
+	}
+}
