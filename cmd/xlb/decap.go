@@ -103,7 +103,7 @@ func (o *decapOptions) complete() (xdplink.Mode, []netip.Addr, error) {
 	}
 	addrs, err := decap.InterfaceAddrs(o.iface)
 	if err != nil {
-		return 0, nil, fmt.Errorf("list addresses of %q: %w (check `ip addr`)", o.iface, err)
+		return 0, nil, err // it names the interface and what to check
 	}
 	if len(addrs) == 0 {
 		return 0, nil, fmt.Errorf("interface %q has no global address: pass --addr", o.iface)
