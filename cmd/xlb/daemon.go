@@ -64,8 +64,7 @@ the state file.`,
 	f.StringVarP(&o.config, "config", "c", o.config, "path of the daemon's YAML config")
 	f.BoolVar(&o.check, "check", false, "validate the config (syntax, values, interfaces present on this host) and exit; changes nothing")
 	f.BoolVar(&o.cleanup, "cleanup", false, "remove everything the daemon pinned under bpffs (detaches the program) and exit")
-	f.StringVar(&o.logFormat, "log-format", o.logFormat, "log format. One of: text, json")
-	f.StringVar(&o.logLevel, "log-level", o.logLevel, "log level. One of: debug, info, warn, error")
+	addLogFlags(cmd, &o.logLevel, &o.logFormat)
 	return cmd
 }
 

@@ -74,6 +74,8 @@ removes it.`,
 	f := cmd.Flags()
 	f.StringVar(&o.iface, "iface", "", "interface that receives the tunnelled packets (required)")
 	f.StringVar(&o.mode, "mode", o.mode, "XDP attach mode. One of: auto (native, falling back to generic), native, generic")
+	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions(
+		[]string{"auto", "native", "generic"}, cobra.ShellCompDirectiveNoFileComp))
 	f.Uint16Var(&o.guePort, "gue-port", 0, "UDP port of GUE tunnels (IP directly in UDP) to decapsulate as well; must match the balancer's (0: IP-in-IP only)")
 	f.StringArrayVar(&o.addrs, "addr", nil, "local tunnel endpoint address (repeatable; default: the interface's addresses)")
 	f.DurationVar(&o.interval, "stats-interval", o.interval, "how often to log the counters (0 disables)")

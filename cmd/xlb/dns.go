@@ -70,8 +70,7 @@ the file and the GeoIP database and exits (0 valid, 1 not). See docs/gslb.md.`,
 	f := cmd.Flags()
 	f.StringVarP(&o.config, "config", "c", "", "path to the DNS server's YAML config (required)")
 	f.BoolVar(&o.check, "check", false, "validate the config and the GeoIP database and exit; binds nothing")
-	f.StringVar(&o.logLevel, "log-level", o.logLevel, "log level. One of: debug, info, warn, error")
-	f.StringVar(&o.logFormat, "log-format", o.logFormat, "log format. One of: text, json")
+	addLogFlags(cmd, &o.logLevel, &o.logFormat)
 	return cmd
 }
 

@@ -69,7 +69,7 @@ to stdout.`,
 	f.StringVarP(&o.config, "config", "c", "", "path to the proxy's YAML config (required)")
 	f.BoolVar(&o.check, "check", false, "validate the config (and the runtime state file next to it) and exit; binds nothing")
 	f.BoolVar(&o.metrics, "metrics", o.metrics, "count every request in Prometheus metrics (false only to measure their cost)")
-	f.StringVar(&o.logLevel, "log-level", o.logLevel, "log level. One of: debug, info, warn, error")
+	addLogFlags(cmd, &o.logLevel, nil) // the proxy logs JSON
 	return cmd
 }
 
