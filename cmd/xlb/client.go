@@ -155,6 +155,19 @@ func ago(now, t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// count writes n of a regular noun: "1 VIP", "3 VIPs".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// printValid is the one line `--check` prints for a valid file.
+func printValid(cmd *cobra.Command, file string, counts ...string) {
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration is valid (%s)\n", file, strings.Join(counts, ", "))
+}
+
 // si formats a rate with an SI suffix (1.5k, 2.3M, 9.1G): stats tables are
 // read at a glance.
 func si(v float64) string {

@@ -83,8 +83,7 @@ func (o *daemonOptions) runCheck(cmd *cobra.Command) error {
 	for _, v := range cfg.VIPs {
 		backends += len(v.Backends)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration is valid (%d interfaces, %d VIPs, %d backends)\n",
-		cfg.File, len(cfg.Interfaces), len(cfg.VIPs), backends)
+	printValid(cmd, cfg.File, count(len(cfg.Interfaces), "interface"), count(len(cfg.VIPs), "VIP"), count(backends, "backend"))
 	return nil
 }
 

@@ -67,7 +67,7 @@ func TestDaemonCheck(t *testing.T) {
 		"vips:\n  - address: 203.0.113.10\n    port: 80\n    protocol: tcp\n    backends:\n      - address: 10.0.1.11\n      - address: 10.0.1.12\n")
 	code, stdout, stderr := runExit("daemon", "--check", "--config", good)
 	assert.Equal(t, 0, code, stderr)
-	assert.Equal(t, good+": configuration is valid (1 interfaces, 1 VIPs, 2 backends)\n", stdout)
+	assert.Equal(t, good+": configuration is valid (1 interface, 1 VIP, 2 backends)\n", stdout)
 	assert.NoFileExists(t, state)
 	assert.NoDirExists(t, pins)
 

@@ -99,8 +99,8 @@ func (o *dnsOptions) runCheck(cmd *cobra.Command) error {
 	for _, z := range cfg.Zones {
 		records += len(z.Records)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration is valid (%d zones, %d records, %d sites, %d GSLB names)\n",
-		o.config, len(cfg.Zones), records, len(cfg.Sites), len(cfg.Names))
+	printValid(cmd, o.config, count(len(cfg.Zones), "zone"), count(records, "record"),
+		count(len(cfg.Sites), "site"), count(len(cfg.Names), "GSLB name"))
 	return nil
 }
 

@@ -47,7 +47,7 @@ func TestDNSCheck(t *testing.T) {
 	require.NoError(t, os.WriteFile(good, []byte(fmt.Sprintf(dnsConfig, "127.0.0.1:1", "", "")), 0o600))
 	code, stdout, stderr := runExit("dns", "--check", "--config", good)
 	assert.Equal(t, 0, code, stderr)
-	assert.Equal(t, good+": configuration is valid (1 zones, 3 records, 2 sites, 1 GSLB names)\n", stdout)
+	assert.Equal(t, good+": configuration is valid (1 zone, 3 records, 2 sites, 1 GSLB name)\n", stdout)
 
 	bad := filepath.Join(dir, "bad.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte(strings.Replace(fmt.Sprintf(dnsConfig, "127.0.0.1:1", "", `      - "www IN A 192.0.2.300"`), "policy: failover", "policy: failovr", 1)), 0o600))

@@ -102,8 +102,8 @@ func (o *proxyOptions) runCheck(cmd *cobra.Command) error {
 	for _, p := range cfg.Pools {
 		servers += len(p.Servers)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration is valid (%d listeners, %d routes, %d pools, %d servers)\n",
-		o.config, len(cfg.Listeners), len(cfg.Routes), len(cfg.Pools), servers)
+	printValid(cmd, o.config, count(len(cfg.Listeners), "listener"), count(len(cfg.Routes), "route"),
+		count(len(cfg.Pools), "pool"), count(servers, "server"))
 	return nil
 }
 
