@@ -18,8 +18,8 @@ func TestDaemonFlags(t *testing.T) {
 	}{
 		{"bad log format", []string{"daemon", "--log-format", "yaml"}, `invalid --log-format "yaml": one of text, json`},
 		{"bad log level", []string{"daemon", "--log-level", "loud"}, `invalid --log-level "loud"`},
-		{"missing config", []string{"daemon", "--config", "/nonexistent/xlb.yaml"}, "load config: read config: "},
-		{"cleanup with missing config", []string{"daemon", "--cleanup", "--config", "/nonexistent/xlb.yaml"}, "read config: "},
+		{"missing config", []string{"daemon", "--config", "/nonexistent/xlb.yaml"}, "load config: config file /nonexistent/xlb.yaml does not exist"},
+		{"cleanup with missing config", []string{"daemon", "--cleanup", "--config", "/nonexistent/xlb.yaml"}, "config file /nonexistent/xlb.yaml does not exist"},
 		{"arguments", []string{"daemon", "extra"}, `unknown command "extra"`},
 	}
 	for _, tt := range tests {
