@@ -295,6 +295,30 @@ func (v *validator) config(fc *fileConfig) *Config {
 	return cfg
 }
 
+// recordWords put the zone parser's terse phrases in an operator's.
+var recordWords = []struct{ raw, words string }{
+	{"bad A A", "not an IPv4 address"},
+	{"bad AAAA AAAA", "not an IPv6 address"},
+	{"bad MX Pref", "not an MX preference (a number)"},
+	{"not a TTL", "not a TTL, class or record type (or the record's data is missing)"},
+}
+
+// recordProblem is the zone parser's error about one record without its
+// "dns: " prefix and its position in the one-line text ("at line: 1:18"),
+// which the entry's own file:line replaces.
+func recordProblem(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "dns: ")
+	if i := strings.LastIndex(msg, " at line: "); i >= 0 {
+		msg = msg[:i]
+	}
+	for _, w := range recordWords {
+		if rest, ok := strings.CutPrefix(msg, w.raw); ok {
+			return w.words + rest
+		}
+	}
+	return msg
+}
+
 func (v *validator) zone(i int, fz fileZone) (Zone, bool) {
 	if fz.Name == "" {
 		v.Errorf(p("zones", i), "name is required")
@@ -319,7 +343,7 @@ func (v *validator) zone(i int, fz fileZone) (Zone, bool) {
 		zp.SetDefaultTTL(uint32(ttl / time.Second))
 		rr, ok := zp.Next()
 		if err := zp.Err(); err != nil {
-			v.Errorf(path, "%q: %v", text, err)
+			v.Errorf(path, "%q: %s (zone-file syntax: NAME [TTL] [IN] TYPE DATA, e.g. \"www 300 IN A 192.0.2.1\")", text, recordProblem(err))
 			continue
 		}
 		if !ok || rr == nil {

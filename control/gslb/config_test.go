@@ -68,7 +68,7 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
       - "www IN A 300.1.1.1"
       - "www IN SRV 1 1 80 x"
       - "www.example.net. IN A 192.0.2.1"
-`, []string{"dns.yaml:5: zones[0].records[1]", "dns.yaml:6: zones[0].records[2]: type SRV is not served", "dns.yaml:7: zones[0].records[3]: www.example.net. is outside zone example.com."}},
+`, []string{`dns.yaml:5: zones[0].records[1]: "www IN A 300.1.1.1": not an IPv4 address: "300.1.1.1" (zone-file syntax: NAME [TTL] [IN] TYPE DATA, e.g. "www 300 IN A 192.0.2.1")`, "dns.yaml:6: zones[0].records[2]: type SRV is not served", "dns.yaml:7: zones[0].records[3]: www.example.net. is outside zone example.com."}},
 		{"no soa", "zones:\n  - name: example.com\n    records: [\"@ IN NS ns1\"]\n", []string{"dns.yaml:3: zones[0].records: zone example.com. needs an SOA"}},
 		{"cname with data", "zones:\n  - name: example.com\n    records:\n      - \"@ IN SOA ns1 h 1 2 3 4 60\"\n      - \"w IN CNAME x\"\n      - \"w IN A 192.0.2.1\"\n", []string{"w.example.com. has a CNAME and other records"}},
 		{"names", `zones:
