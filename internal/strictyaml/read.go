@@ -11,7 +11,11 @@ import (
 // wrong with the path in an operator's words ("config file /etc/xlb/x.yaml
 // does not exist", "… is a directory, not a config file") and unwrap to
 // the os error, so errors.Is(err, fs.ErrNotExist) still holds.
-func ReadFile(path string) ([]byte, error) {
+func ReadFile(path string) ([]byte, error) { return ReadNamed("config file", path) }
+
+// ReadNamed is ReadFile for a file a configuration names, called what
+// ("credentials file") in its errors.
+func ReadNamed(what, path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err == nil {
 		return data, nil
@@ -19,13 +23,13 @@ func ReadFile(path string) ([]byte, error) {
 	var msg string
 	switch fi, serr := os.Stat(path); {
 	case errors.Is(err, fs.ErrNotExist):
-		msg = fmt.Sprintf("config file %s does not exist", path)
+		msg = fmt.Sprintf("%s %s does not exist", what, path)
 	case serr == nil && fi.IsDir():
-		msg = fmt.Sprintf("%s is a directory, not a config file", path)
+		msg = fmt.Sprintf("%s is a directory, not a %s", path, what)
 	case errors.Is(err, fs.ErrPermission):
-		msg = fmt.Sprintf("cannot read config file %s: permission denied (run as root, or as the service's user)", path)
+		msg = fmt.Sprintf("cannot read %s %s: permission denied (run as root, or as the service's user)", what, path)
 	default:
-		msg = fmt.Sprintf("cannot read config file %s: %v", path, errors.Unwrap(err))
+		msg = fmt.Sprintf("cannot read %s %s: %v", what, path, errors.Unwrap(err))
 	}
 	return nil, readError{msg: msg, err: err}
 }

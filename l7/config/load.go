@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -573,9 +572,9 @@ func (v *validator) postgres(i int, p *Pool) {
 		v.errorf(base("health", "postgres"), "pool %q health.postgres needs credentials_file", p.Name)
 		return
 	}
-	data, err := os.ReadFile(relTo(filepath.Dir(v.file), pg.CredentialsFile))
+	data, err := strictyaml.ReadNamed("credentials file", relTo(filepath.Dir(v.file), pg.CredentialsFile))
 	if err != nil {
-		v.errorf(base("health", "postgres", "credentials_file"), "pool %q credentials_file: %v", p.Name, err)
+		v.errorf(base("health", "postgres", "credentials_file"), "pool %q: %v", p.Name, err)
 		return
 	}
 	pg.Credentials = strings.TrimSpace(string(data))
