@@ -19,6 +19,11 @@ var bareNumber = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 // missing unit in duration "5"`); this says what the flag takes. Other
 // errors are returned as they are.
 func explainFlagError(err error) error {
+	// `xlb backend weight VIP ADDR -1`: pflag reads -1 as flags -1.
+	var ne *pflag.NotExistError
+	if errors.As(err, &ne) && bareNumber.MatchString(ne.GetSpecifiedShortnames()) {
+		return fmt.Errorf("-%s: negative numbers are not accepted (weights, ports and counts are 0 or more)", ne.GetSpecifiedShortnames())
+	}
 	var ive *pflag.InvalidValueError
 	if !errors.As(err, &ive) {
 		return err
@@ -32,8 +37,8 @@ func explainFlagError(err error) error {
 	case typ == "duration":
 		return fmt.Errorf("invalid %s %q: not a duration such as 500ms, 30s or 5m", name, v)
 	}
-	var ne *strconv.NumError
-	if !errors.As(err, &ne) {
+	var num *strconv.NumError
+	if !errors.As(err, &num) {
 		return err
 	}
 	bits := 64
@@ -55,7 +60,7 @@ func explainFlagError(err error) error {
 	if bits == 64 {
 		bounds = "" // no one types 19 digits: the flag's help says what fits
 	}
-	if errors.Is(ne.Err, strconv.ErrRange) {
+	if errors.Is(num.Err, strconv.ErrRange) {
 		return fmt.Errorf("invalid %s %q: out of range%s", name, v, bounds)
 	}
 	return fmt.Errorf("invalid %s %q: not a whole number%s", name, v, bounds)

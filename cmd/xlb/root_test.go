@@ -230,6 +230,7 @@ func TestFlagValueErrors(t *testing.T) {
 		{[]string{"vip", "add", "10.0.0.1:80/tcp", "--table-size", "-5"}, `xlb: invalid --table-size "-5": not a whole number (0..4294967295)`},
 		{[]string{"pool", "server", "add", "web", "w1", "10.0.2.1:80", "--weight", "x"}, `xlb: invalid --weight "x": not a whole number`},
 		{[]string{"pool", "server", "drain", "web", "w1", "--wait", "--timeout", "10"}, `xlb: invalid --timeout "10": give a unit, e.g. 10s or 10ms`},
+		{[]string{"backend", "weight", "10.0.0.1:80/tcp", "10.0.1.1", "-1"}, "xlb: -1: negative numbers are not accepted (weights, ports and counts are 0 or more)"},
 		// A flag's own message stays.
 		{[]string{"vip", "list", "-o", "yaml"}, `xlb: invalid argument "yaml" for "-o, --output" flag: unknown output format "yaml": use table or json`},
 	}
