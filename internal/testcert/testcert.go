@@ -69,7 +69,8 @@ func (ca *CA) Leaf(dir, base string, names ...string) (certFile, keyFile string,
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		// Both uses: a leaf serves as a server's certificate and as a client's (mutual TLS).
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	if len(names) > 0 {
 		tmpl.Subject.CommonName = names[0]

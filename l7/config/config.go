@@ -190,8 +190,11 @@ type Pool struct {
 	Health    Health        `yaml:"health"`
 	Sticky    *Sticky       `yaml:"sticky"`
 	// UpstreamProtocol is how the proxy speaks to the pool's servers:
-	// UpstreamHTTP1 (the default) or UpstreamH2C.
+	// UpstreamHTTP1 (the default), UpstreamH2C, or UpstreamH2 (with TLS).
 	UpstreamProtocol string `yaml:"upstream_protocol"`
+	// TLS, when set, encrypts the proxy's connections to the pool's
+	// servers, health checks included (HTTP pools only).
+	TLS *UpstreamTLS `yaml:"tls"`
 	// RetryBudget caps the retries of all routes using the pool.
 	RetryBudget RetryBudget `yaml:"retry_budget"`
 	// MaxConnsPerServer caps the TCP connections to each server of the
@@ -232,9 +235,13 @@ const (
 	// at a time.
 	UpstreamHTTP1 = "http1"
 	// UpstreamH2C: HTTP/2 over cleartext TCP with prior knowledge, many
-	// requests multiplexed on one connection. App servers are internal, so
-	// no TLS; the server must accept h2c without an Upgrade.
+	// requests multiplexed on one connection; the server must accept h2c
+	// without an Upgrade. Not with tls.
 	UpstreamH2C = "h2c"
+	// UpstreamH2: HTTP/2 over TLS, negotiated by ALPN; needs tls. A server
+	// that answers the handshake without h2 is an error, not a silent
+	// fall back to HTTP/1.1.
+	UpstreamH2 = "h2"
 )
 
 // Server is one app server of a pool. Name must be unique within the pool

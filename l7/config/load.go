@@ -162,6 +162,9 @@ func (v *validator) config(c *Config) {
 		if l.Pool != "" && pools[l.Pool] == nil {
 			v.errorf(at("listeners", i, "pool"), "tcp listener %q names unknown pool %q", l.Name, l.Pool)
 		}
+		if pl := pools[l.Pool]; pl != nil && pl.TLS != nil {
+			v.errorf(at("listeners", i, "pool"), "tcp listener %q uses pool %q, which sets tls: a tcp listener forwards bytes as they are (a database speaks its own TLS)", l.Name, l.Pool)
+		}
 	}
 	if len(c.Routes) == 0 && httpListeners > 0 {
 		v.errorf(at("routes"), "at least one route is required")
@@ -412,9 +415,20 @@ func (v *validator) pool(i int, p *Pool) {
 	switch p.UpstreamProtocol {
 	case "":
 		p.UpstreamProtocol = UpstreamHTTP1
-	case UpstreamHTTP1, UpstreamH2C:
+	case UpstreamHTTP1:
+	case UpstreamH2C:
+		if p.TLS != nil {
+			v.errorf(base("upstream_protocol"), "pool %q upstream_protocol h2c is cleartext HTTP/2, but the pool sets tls: use upstream_protocol: h2", p.Name)
+		}
+	case UpstreamH2:
+		if p.TLS == nil {
+			v.errorf(base("upstream_protocol"), "pool %q upstream_protocol h2 is HTTP/2 over TLS and needs tls (h2c is the cleartext one)", p.Name)
+		}
 	default:
-		v.errorf(base("upstream_protocol"), "pool %q upstream_protocol %q is not one of http1, h2c", p.Name, p.UpstreamProtocol)
+		v.errorf(base("upstream_protocol"), "pool %q upstream_protocol %q is not one of http1, h2c, h2", p.Name, p.UpstreamProtocol)
+	}
+	if p.TLS != nil {
+		v.upstreamTLS(base("tls"), p.Name, p.TLS)
 	}
 	if p.SlowStart < 0 {
 		v.errorf(base("slow_start"), "pool %q slow_start is negative", p.Name)

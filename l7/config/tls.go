@@ -1,8 +1,12 @@
 package config
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -103,12 +107,8 @@ func (v *validator) tls(li int, t *TLS) {
 		}
 		c.Loaded = &kp
 	}
-	switch t.MinVersion {
-	case "", "1.2":
-		t.MinVersion, t.MinVersionID = "1.2", tls.VersionTLS12
-	case "1.3":
-		t.MinVersionID = tls.VersionTLS13
-	default:
+	var ok bool
+	if t.MinVersion, t.MinVersionID, ok = minVersion(t.MinVersion); !ok {
 		v.errorf(base("min_version"), "tls min_version %q is not 1.2 or 1.3 (older versions are not offered)", t.MinVersion)
 	}
 	if len(t.Ciphers) == 0 {
@@ -130,6 +130,17 @@ func (v *validator) tls(li int, t *TLS) {
 			v.errorf(base("alpn", i), "tls alpn %q is not one of h2, http/1.1", p)
 		}
 	}
+}
+
+// minVersion reads a min_version setting: "" is 1.2.
+func minVersion(s string) (string, uint16, bool) {
+	switch s {
+	case "", "1.2":
+		return "1.2", tls.VersionTLS12, true
+	case "1.3":
+		return s, tls.VersionTLS13, true
+	}
+	return s, 0, false
 }
 
 // cipherByName finds a secure TLS 1.2 suite; TLS 1.3 suites cannot be
@@ -166,3 +177,90 @@ func certReason(err error) string {
 
 // HasH2 reports whether the listener offers HTTP/2 by ALPN.
 func (t *TLS) HasH2() bool { return t != nil && slices.Contains(t.ALPN, ALPNH2) }
+
+// UpstreamTLS is how the proxy speaks TLS to a pool's servers: their
+// certificates verified against ca_file (or the system's roots), a client
+// certificate for servers that demand one (mutual TLS). The files are read
+// when the config is loaded and again on every reload.
+type UpstreamTLS struct {
+	// CAFile holds the PEM certificates a server's chain must lead to;
+	// empty means the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName is the name sent by SNI and required in every server's
+	// certificate; empty means each server's own host from its addr (an
+	// IP address is then checked against the certificate's IP names).
+	ServerName string `yaml:"server_name"`
+	// CertFile and KeyFile are the client certificate and key, PEM, for
+	// servers that ask for one.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// InsecureSkipVerify encrypts without checking who answers: for a
+	// test bed only; the proxy logs a warning for every pool that sets it.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// MinVersion is "1.2" (the default) or "1.3".
+	MinVersion string `yaml:"min_version"`
+
+	// Filled by Parse: the client configuration every server's is made
+	// from (ClientConfig), and a digest of everything it was built from, so
+	// that a reload keeps the open connections only while nothing changed.
+	Loaded *tls.Config `yaml:"-"`
+	Digest string      `yaml:"-"`
+}
+
+// ClientConfig is the TLS configuration for a connection to the server at
+// addr (host:port), alpn the protocols to offer.
+func (t *UpstreamTLS) ClientConfig(addr string, alpn ...string) *tls.Config {
+	c := t.Loaded.Clone()
+	if c.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		c.ServerName = host
+	}
+	c.NextProtos = alpn
+	return c
+}
+
+func (v *validator) upstreamTLS(at []any, pool string, t *UpstreamTLS) {
+	dir := filepath.Dir(v.file)
+	sum := sha256.New()
+	c := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+	var ok bool
+	if t.MinVersion, c.MinVersion, ok = minVersion(t.MinVersion); !ok {
+		v.errorf(append(at, "min_version"), "pool %q tls min_version %q is not 1.2 or 1.3 (older versions are not offered)", pool, t.MinVersion)
+	}
+	if t.CAFile != "" {
+		if t.InsecureSkipVerify {
+			v.errorf(append(at, "ca_file"), "pool %q tls sets ca_file and insecure_skip_verify: nothing would be verified against it", pool)
+		}
+		t.CAFile = relTo(dir, t.CAFile)
+		pem, err := os.ReadFile(t.CAFile)
+		c.RootCAs = x509.NewCertPool()
+		switch {
+		case err != nil:
+			v.errorf(append(at, "ca_file"), "pool %q tls ca_file: %v", pool, err)
+		case !c.RootCAs.AppendCertsFromPEM(pem):
+			v.errorf(append(at, "ca_file"), "pool %q tls ca_file %s holds no PEM certificate", pool, t.CAFile)
+		}
+		sum.Write(pem)
+	}
+	switch {
+	case t.CertFile == "" && t.KeyFile == "":
+	case t.CertFile == "" || t.KeyFile == "":
+		v.errorf(at, "pool %q tls needs both cert_file and key_file for a client certificate", pool)
+	default:
+		t.CertFile, t.KeyFile = relTo(dir, t.CertFile), relTo(dir, t.KeyFile)
+		kp, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			v.errorf(append(at, "cert_file"), "pool %q tls client certificate %s with key %s: %s", pool, t.CertFile, t.KeyFile, certReason(err))
+			break
+		}
+		c.Certificates = []tls.Certificate{kp}
+		for _, der := range kp.Certificate {
+			sum.Write(der)
+		}
+	}
+	fmt.Fprintf(sum, "\x00%s\x00%t\x00%d", t.ServerName, t.InsecureSkipVerify, c.MinVersion)
+	t.Loaded, t.Digest = c, hex.EncodeToString(sum.Sum(nil))
+}

@@ -107,7 +107,60 @@ func TestParseUpstreamProtocol(t *testing.T) {
 	cfg, err = config.Parse("x.yaml", []byte(minimal+"    upstream_protocol: h2c\n"))
 	require.NoError(t, err)
 	assert.Equal(t, config.UpstreamH2C, cfg.Pools[0].UpstreamProtocol)
-	_, err = config.Parse("x.yaml", []byte(minimal+"    upstream_protocol: h2\n"))
+	_, err = config.Parse("x.yaml", []byte(minimal+"    upstream_protocol: h3\n"))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `x.yaml:17: pool "checkout" upstream_protocol "h2" is not one of http1, h2c`)
+	assert.Contains(t, err.Error(), `x.yaml:17: pool "checkout" upstream_protocol "h3" is not one of http1, h2c, h2`)
+}
+
+func TestParseUpstreamTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testcert.NewCA()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600))
+	_, _, err = ca.Leaf(dir, "proxy", "proxy.internal")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "junk.pem"), []byte("not a certificate\n"), 0o600))
+	file := filepath.Join(dir, "p.yaml")
+
+	cfg, err := config.Parse(file, []byte(minimal+"    tls: {ca_file: ca.pem, cert_file: proxy.crt, key_file: proxy.key}\n"))
+	require.NoError(t, err)
+	ut := cfg.Pools[0].TLS
+	require.NotNil(t, ut)
+	assert.Equal(t, filepath.Join(dir, "ca.pem"), ut.CAFile, "relative to the config file")
+	assert.Equal(t, "1.2", ut.MinVersion)
+	require.NotNil(t, ut.Loaded)
+	assert.Len(t, ut.Loaded.Certificates, 1, "the client certificate")
+	assert.NotEmpty(t, ut.Digest)
+	cc := ut.ClientConfig("127.0.0.1:9001", "h2")
+	assert.Equal(t, "127.0.0.1", cc.ServerName, "each server's own host when server_name is not set")
+	assert.Equal(t, []string{"h2"}, cc.NextProtos)
+	assert.Empty(t, ut.Loaded.ServerName, "ClientConfig works on a copy")
+
+	named, err := config.Parse(file, []byte(minimal+"    upstream_protocol: h2\n    tls: {ca_file: ca.pem, server_name: app.internal, min_version: \"1.3\"}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "app.internal", named.Pools[0].TLS.ClientConfig("127.0.0.1:9001").ServerName)
+	assert.Equal(t, uint16(tls.VersionTLS13), named.Pools[0].TLS.Loaded.MinVersion)
+	assert.NotEqual(t, ut.Digest, named.Pools[0].TLS.Digest, "another setting, another digest")
+	again, err := config.Parse(file, []byte(minimal+"    tls: {ca_file: ca.pem, cert_file: proxy.crt, key_file: proxy.key}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, ut.Digest, again.Pools[0].TLS.Digest, "the same files, the same digest")
+
+	tcp := strings.Replace(minimal, "  - addr: \":8080\"\n", "  - addr: \":8080\"\n  - {addr: \":5432\", mode: tcp, pool: checkout}\n", 1)
+	for _, c := range []struct{ name, yaml, want string }{
+		{"missing ca", minimal + "    tls: {ca_file: nope.pem}\n", `p.yaml:17: pool "checkout" tls ca_file: open ` + filepath.Join(dir, "nope.pem") + ": no such file or directory"},
+		{"ca not pem", minimal + "    tls: {ca_file: junk.pem}\n", `p.yaml:17: pool "checkout" tls ca_file ` + filepath.Join(dir, "junk.pem") + " holds no PEM certificate"},
+		{"ca and skip verify", minimal + "    tls: {ca_file: ca.pem, insecure_skip_verify: true}\n", `pool "checkout" tls sets ca_file and insecure_skip_verify`},
+		{"cert without key", minimal + "    tls: {cert_file: proxy.crt}\n", `p.yaml:17: pool "checkout" tls needs both cert_file and key_file`},
+		{"key of another cert", minimal + "    tls: {cert_file: proxy.crt, key_file: junk.pem}\n", `pool "checkout" tls client certificate`},
+		{"old version", minimal + "    tls: {min_version: \"1.0\"}\n", `p.yaml:17: pool "checkout" tls min_version "1.0" is not 1.2 or 1.3`},
+		{"h2 without tls", minimal + "    upstream_protocol: h2\n", `p.yaml:17: pool "checkout" upstream_protocol h2 is HTTP/2 over TLS and needs tls`},
+		{"h2c with tls", minimal + "    upstream_protocol: h2c\n    tls: {}\n", `p.yaml:17: pool "checkout" upstream_protocol h2c is cleartext HTTP/2, but the pool sets tls`},
+		{"tcp listener", tcp + "    tls: {}\n", `tcp listener ":5432" uses pool "checkout", which sets tls`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := config.Parse(file, []byte(c.yaml))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), strings.ReplaceAll(c.want, "p.yaml", file))
+		})
+	}
 }

@@ -2,11 +2,13 @@ package health
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -38,6 +40,18 @@ type Target struct {
 	// protocol v2 LOCAL header, for servers that demand the header on
 	// every connection (the pool sends it on forwarded ones).
 	ProxyV2 bool
+	// TLS, when set, makes the probe HTTPS with this client configuration;
+	// its NextProtos name the one protocol to speak, "h2" or "http/1.1".
+	// TLSDigest stands for its content: a target whose TLS files did not
+	// change is the same target (Update keeps its history).
+	TLS       *tls.Config
+	TLSDigest string
+}
+
+// sameAs tells whether t probes what o probes, the same way.
+func (t Target) sameAs(o Target) bool {
+	t.TLS, o.TLS = nil, nil
+	return t == o
 }
 
 // Checker probes targets until Close or its context ends.
@@ -103,6 +117,19 @@ func h2cTransport() *http.Transport {
 	return tr
 }
 
+// tlsTransport probes over TLS with tc, a fresh connection (and full
+// handshake) per probe, in the one protocol tc's ALPN names.
+func tlsTransport(tc *tls.Config) *http.Transport {
+	tr := &http.Transport{DisableKeepAlives: true, Proxy: nil, TLSClientConfig: tc}
+	tr.Protocols = new(http.Protocols)
+	if slices.Contains(tc.NextProtos, "h2") {
+		tr.Protocols.SetHTTP2(true)
+	} else {
+		tr.Protocols.SetHTTP1(true)
+	}
+	return tr
+}
+
 // Start launches one probing goroutine per target. It returns an error if
 // the checker is already running.
 func (c *Checker) Start(ctx context.Context) error {
@@ -142,7 +169,7 @@ func (c *Checker) Update(setter StatusSetter, targets []Target) {
 	// checks its context under setMu, so none of them can report an old
 	// address's state to the new setter.
 	for name, p := range c.probes {
-		if t, ok := want[name]; !ok || t != p.t {
+		if t, ok := want[name]; !ok || !t.sameAs(p.t) {
 			p.cancel()
 			delete(c.probes, name)
 		}
@@ -181,6 +208,14 @@ func (c *Checker) run(ctx context.Context, t Target) {
 		}
 	}()
 	st := state{rise: max(t.Rise, 1), fall: max(t.Fall, 1)}
+	client := c.client
+	switch {
+	case t.TLS != nil:
+		client = probeClient(tlsTransport(t.TLS))
+		defer client.CloseIdleConnections()
+	case t.H2C:
+		client = c.h2c
+	}
 	ticker := time.NewTicker(t.Interval)
 	defer ticker.Stop()
 	for {
@@ -188,7 +223,7 @@ func (c *Checker) run(ctx context.Context, t Target) {
 			if !c.runPostgres(ctx, t, &st) {
 				return
 			}
-		} else if !c.runHTTP(ctx, t, &st) {
+		} else if !c.runHTTP(ctx, client, t, &st) {
 			return
 		}
 		select {
@@ -237,8 +272,8 @@ func (c *Checker) runPostgres(ctx context.Context, t Target, st *state) bool {
 
 // runHTTP probes an HTTP target once and reports a transition; it returns
 // false once the probe was stopped.
-func (c *Checker) runHTTP(ctx context.Context, t Target, st *state) bool {
-	err := c.probe(ctx, t)
+func (c *Checker) runHTTP(ctx context.Context, client *http.Client, t Target, st *state) bool {
+	err := probeHTTP(ctx, client, t)
 	if ctx.Err() != nil {
 		return false
 	}
@@ -263,10 +298,15 @@ func (c *Checker) report(ctx context.Context, name string, up bool) {
 	}
 }
 
-func (c *Checker) probe(ctx context.Context, t Target) error {
+// probeHTTP asks t once, with client.
+func probeHTTP(ctx context.Context, client *http.Client, t Target) error {
 	ctx, cancel := context.WithTimeout(ctx, t.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+t.Addr+t.Path, nil)
+	scheme := "http://"
+	if t.TLS != nil {
+		scheme = "https://"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+t.Addr+t.Path, nil)
 	if err != nil {
 		return fmt.Errorf("build probe request: %w", err)
 	}
@@ -274,10 +314,6 @@ func (c *Checker) probe(ctx context.Context, t Target) error {
 		req.Host = t.Host
 	}
 	req.Header.Set("User-Agent", "xlb-health/1")
-	client := c.client
-	if t.H2C {
-		client = c.h2c
-	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("probe %s: %w", t.Addr, err)

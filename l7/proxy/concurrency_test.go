@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestConcurrentRequests drives parallel clients through every route while
@@ -15,7 +16,11 @@ import (
 // 8 clients × 100 requests.
 func TestConcurrentRequests(t *testing.T) {
 	servers := shopServers(t, nil)
-	tp := startProxy(t, shopConfig, servers)
+	// The test is about shared state under contention, not about speed:
+	// the shop's 300 ms response timeout would turn a slow moment of a
+	// loaded machine (the race detector, other builds) into a 504.
+	require.Contains(t, shopConfig, "response: 300ms")
+	tp := startProxy(t, strings.ReplaceAll(shopConfig, "response: 300ms", "response: 30s"), servers)
 	paths := []string{"/checkout/cart", "/browse/shoes", "/auth/session", "/nowhere"}
 
 	stop := make(chan struct{})

@@ -115,11 +115,15 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	stripRequestHopByHop(hdr, seen)
 	st.buf = setForwarded(hdr, seen, client, ctx.Host(), ctx.IsTLS(), g.trusted.contains(client), st.buf)
-	if ctx.IsTLS() {
-		// The request arrived as https; it goes to the app server over
-		// plain HTTP, and a HostClient refuses a request whose scheme is
-		// not its own.
-		ctx.Request.URI().SetSchemeBytes(schemeHTTP)
+	if secure := g.upstreamTLS[dec.Backend.ID] != nil; secure != ctx.IsTLS() {
+		// A HostClient refuses a request whose scheme is not its own: the
+		// request's scheme is the listener's, the client's the pool's.
+		// (A retry stays in the pool, so on its scheme.)
+		if secure {
+			ctx.Request.URI().SetSchemeBytes(schemeHTTPS)
+		} else {
+			ctx.Request.URI().SetSchemeBytes(schemeHTTP)
+		}
 	}
 
 	if status, c := prepareBody(ctx, dec, st); status != 0 {
@@ -182,7 +186,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	p.observe(g, ctx, dec, res, time.Since(start))
 }
 
-var schemeHTTP = []byte("http")
+var (
+	schemeHTTP  = []byte("http")
+	schemeHTTPS = []byte("https")
+)
 
 // retryAfterEmpty is the Retry-After of a 503 from an empty pool, in seconds.
 const retryAfterEmpty = "1"

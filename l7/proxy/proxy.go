@@ -117,11 +117,14 @@ type generation struct {
 	cfg     *config.Config
 	dir     *director.Director
 	clients []upstreamClient // by pool.Backend.ID
-	trusted trustedNets
-	tls     map[string]*tls.Config // by listener name, see tls.go
-	maxBody int64                  // the largest route body limit
-	metrics *genMetrics            // nil when request metrics are off
-	traffic *genTraffic
+	// upstreamTLS, by pool.Backend.ID: the TLS client configuration the
+	// server is spoken to with, HTTP/1.1 offered (nil: cleartext).
+	upstreamTLS []*tls.Config
+	trusted     trustedNets
+	tls         map[string]*tls.Config // by listener name, see tls.go
+	maxBody     int64                  // the largest route body limit
+	metrics     *genMetrics            // nil when request metrics are off
+	traffic     *genTraffic
 	// series are the metric label sets resolved for this generation.
 	series seriesSet
 	shed   shedPolicy
@@ -194,36 +197,37 @@ func (p *Proxy) newGeneration(cfg *config.Config, dir *director.Director, prev *
 	for _, r := range cfg.Routes {
 		g.maxBody = max(g.maxBody, r.MaxBodyBytes)
 	}
-	type clientKey struct {
-		addr  string
-		dial  time.Duration
-		proto string
-	}
-	reuse := map[clientKey]upstreamClient{}
+	reuse := map[upstreamKey]upstreamClient{}
 	if prev != nil {
-		pdial, pproto := dialTimeouts(prev.cfg, prev.dir), upstreamProtocols(prev.cfg)
+		pup := upstreams(prev.cfg, prev.dir)
 		for _, b := range prev.dir.Backends() {
-			reuse[clientKey{b.Addr, pdial[b.Pool], pproto[b.Pool]}] = prev.clients[b.ID]
+			reuse[pup[b.Pool].key(b.Addr)] = prev.clients[b.ID]
+		}
+	}
+	for _, pc := range cfg.Pools {
+		if pc.TLS != nil && pc.TLS.InsecureSkipVerify {
+			p.log.Warn("the pool's servers are spoken to over TLS without checking their certificates (tls.insecure_skip_verify)", "pool", pc.Name)
 		}
 	}
 	backends := dir.Backends()
-	dial, proto := dialTimeouts(cfg, dir), upstreamProtocols(cfg)
+	up := upstreams(cfg, dir)
 	g.clients = make([]upstreamClient, len(backends))
+	g.upstreamTLS = make([]*tls.Config, len(backends))
 	for i, b := range backends {
 		if b.ID != i {
 			return nil, fmt.Errorf("backend %q has id %d at position %d", b.Name, b.ID, i)
 		}
-		k := clientKey{b.Addr, dial[b.Pool], proto[b.Pool]}
+		u := up[b.Pool]
+		k := u.key(b.Addr)
 		hc := reuse[k]
 		if hc == nil {
-			if k.proto == config.UpstreamH2C {
-				hc = newH2CClient(b.Addr, dial[b.Pool])
-			} else {
-				hc = newHostClient(b.Addr, dial[b.Pool])
-			}
+			hc = u.client(b.Addr)
 			reuse[k] = hc // two servers of one address share a client
 		}
 		g.clients[i] = hc
+		if u.tls != nil {
+			g.upstreamTLS[i] = u.tls.ClientConfig(b.Addr, config.ALPNHTTP11)
+		}
 	}
 	if p.metrics != nil {
 		g.metrics = p.metrics.resolve(dir, g.series)
@@ -236,34 +240,64 @@ func (p *Proxy) newGeneration(cfg *config.Config, dir *director.Director, prev *
 	return g, nil
 }
 
-// dialTimeouts picks one upstream dial timeout per pool: the longest of the
-// routes that use it, because a HostClient dials for every route of its pool.
-func dialTimeouts(cfg *config.Config, dir *director.Director) map[string]time.Duration {
-	out := make(map[string]time.Duration)
+// upstream is how the proxy connects to one pool's servers.
+type upstream struct {
+	// dial is the longest dial timeout of the routes that use the pool,
+	// because one client dials for every route of its pool.
+	dial  time.Duration
+	proto string
+	tls   *config.UpstreamTLS // nil: cleartext
+}
+
+// upstreamKey tells whether a client made for a server under one config
+// serves it unchanged under the next: then its open connections stay.
+type upstreamKey struct {
+	addr      string
+	dial      time.Duration
+	proto     string
+	tlsDigest string
+}
+
+func (u upstream) key(addr string) upstreamKey {
+	k := upstreamKey{addr: addr, dial: u.dial, proto: u.proto}
+	if u.tls != nil {
+		k.tlsDigest = u.tls.Digest
+	}
+	return k
+}
+
+// client makes the client for the server at addr.
+func (u upstream) client(addr string) upstreamClient {
+	switch u.proto {
+	case config.UpstreamH2C, config.UpstreamH2:
+		return newH2Client(addr, u.dial, u.tls)
+	}
+	return newHostClient(addr, u.dial, u.tls)
+}
+
+// upstreams resolves each pool's upstream.
+func upstreams(cfg *config.Config, dir *director.Director) map[string]upstream {
+	out := make(map[string]upstream, len(cfg.Pools))
+	for _, pc := range cfg.Pools {
+		out[pc.Name] = upstream{dial: config.DefaultDialTimeout, proto: pc.UpstreamProtocol, tls: pc.TLS}
+	}
+	longest := make(map[string]time.Duration)
 	for _, r := range dir.Routes() {
-		if r.DialTimeout > out[r.Pool] {
-			out[r.Pool] = r.DialTimeout
-		}
+		longest[r.Pool] = max(longest[r.Pool], r.DialTimeout)
 	}
-	for _, pc := range cfg.Pools {
-		if out[pc.Name] <= 0 {
-			out[pc.Name] = config.DefaultDialTimeout
+	for pool, d := range longest {
+		if u, ok := out[pool]; ok && d > 0 {
+			u.dial = d
+			out[pool] = u
 		}
 	}
 	return out
 }
 
-// upstreamProtocols is each pool's upstream_protocol.
-func upstreamProtocols(cfg *config.Config) map[string]string {
-	out := make(map[string]string, len(cfg.Pools))
-	for _, pc := range cfg.Pools {
-		out[pc.Name] = pc.UpstreamProtocol
-	}
-	return out
-}
-
-func newHostClient(addr string, dialTimeout time.Duration) *fasthttp.HostClient {
-	return &fasthttp.HostClient{
+// newHostClient is the HTTP/1.1 client for the server at addr; with ut it
+// speaks TLS (the handshake happens on the first write of a connection).
+func newHostClient(addr string, dialTimeout time.Duration, ut *config.UpstreamTLS) *fasthttp.HostClient {
+	hc := &fasthttp.HostClient{
 		// No Name: fasthttp would send it as User-Agent on requests that
 		// have none, and the proxy must not invent request headers.
 		Addr: addr,
@@ -291,6 +325,11 @@ func newHostClient(addr string, dialTimeout time.Duration) *fasthttp.HostClient 
 		ReadTimeout:               0, // per request, from the route (DoTimeout)
 		WriteTimeout:              0,
 	}
+	if ut != nil {
+		hc.IsTLS = true
+		hc.TLSConfig = ut.ClientConfig(addr, config.ALPNHTTP11)
+	}
+	return hc
 }
 
 func (p *Proxy) newServer() *fasthttp.Server {

@@ -106,8 +106,8 @@ func h1Client(t *testing.T, conf *tls.Config) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
-// h2Client speaks HTTP/2 over TLS only.
-func h2Client(t *testing.T, conf *tls.Config) *http.Client {
+// h2TestClient speaks HTTP/2 over TLS only.
+func h2TestClient(t *testing.T, conf *tls.Config) *http.Client {
 	t.Helper()
 	tr := &http.Transport{TLSClientConfig: conf.Clone(), ForceAttemptHTTP2: true, DisableCompression: true}
 	tr.Protocols = new(http.Protocols)
@@ -222,7 +222,7 @@ func TestTLSCertificateReload(t *testing.T) {
 	resp, body := rawHTTPS(t, old, br, "/browse/a")
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 
-	h2 := h2Client(t, f.clientTLS("shop.example.com"))
+	h2 := h2TestClient(t, f.clientTLS("shop.example.com"))
 	var h2Serials []string
 	h2get := func() {
 		t.Helper()
@@ -278,7 +278,7 @@ func TestH2ThroughProxy(t *testing.T) {
 	f := newTLSFixture(t)
 	servers := shopServers(t, nil)
 	tp := startTLSProxy(t, f.config(""), servers)
-	c := h2Client(t, f.clientTLS("shop.example.com"))
+	c := h2TestClient(t, f.clientTLS("shop.example.com"))
 
 	// Routing: each path prefix reaches its pool, over HTTP/2.
 	resp, body := do(t, c, "GET", tp.url+"/browse/shoes?size=42", nil, nil)
@@ -413,7 +413,7 @@ func TestH2GracefulStop(t *testing.T) {
 		fmt.Fprint(w, "finished")
 	}})
 	tp := startTLSProxy(t, f.config(""), servers)
-	c := h2Client(t, f.clientTLS("shop.example.com"))
+	c := h2TestClient(t, f.clientTLS("shop.example.com"))
 
 	type answer struct {
 		status int
@@ -458,7 +458,7 @@ func TestH2MaxConns(t *testing.T) {
 	var clients []*http.Client
 	var transports []*http.Transport
 	for range 3 {
-		c := h2Client(t, f.clientTLS("shop.example.com"))
+		c := h2TestClient(t, f.clientTLS("shop.example.com"))
 		clients = append(clients, c)
 		transports = append(transports, c.Transport.(*http.Transport))
 	}
@@ -518,7 +518,7 @@ func TestH2StreamsEvents(t *testing.T) {
 	req, err := http.NewRequest("GET", tp.url+"/browse/events", nil)
 	require.NoError(t, err)
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := h2Client(t, f.clientTLS("shop.example.com")).Do(req)
+	resp, err := h2TestClient(t, f.clientTLS("shop.example.com")).Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, 2, resp.ProtoMajor)
@@ -578,7 +578,7 @@ func TestH2ResponseHeaders(t *testing.T) {
 		fmt.Fprint(w, "<html></html")
 	}})
 	tp := startTLSProxy(t, f.config(""), servers)
-	c := h2Client(t, f.clientTLS("shop.example.com"))
+	c := h2TestClient(t, f.clientTLS("shop.example.com"))
 
 	resp, body := do(t, c, "GET", tp.url+"/browse/page", nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)

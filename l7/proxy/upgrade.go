@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -134,6 +136,25 @@ func (p *Proxy) upgrade(g *generation, ctx *fasthttp.RequestCtx, st *reqState, s
 // over the client connection.
 const hijackGrace = 10 * time.Second
 
+// dialUpstream connects to the server at addr, over TLS when tc is set:
+// the handshake is part of the dial, within the same timeout, so that its
+// failure counts as a connection that was never made.
+func dialUpstream(addr string, timeout time.Duration, tc *tls.Config) (net.Conn, error) {
+	deadline := time.Now().Add(timeout)
+	conn, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil || tc == nil {
+		return conn, err
+	}
+	tconn := tls.Client(conn, tc)
+	_ = tconn.SetDeadline(deadline)
+	if err := tconn.Handshake(); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
+	}
+	_ = tconn.SetDeadline(time.Time{})
+	return tconn, nil
+}
+
 // handshake dials a server and forwards the upgrade request, trying other
 // servers while the failure proves the request never reached one. It
 // returns the upstream connection once the server answered 101; otherwise
@@ -144,7 +165,7 @@ func (p *Proxy) handshake(g *generation, ctx *fasthttp.RequestCtx, st *reqState,
 	dec.Pool.Budget.Request(start)
 	for try := 1; ; try++ {
 		res := result{tries: try, server: dec.Backend}
-		conn, err := net.DialTimeout("tcp", dec.Backend.Addr, rt.DialTimeout)
+		conn, err := dialUpstream(dec.Backend.Addr, rt.DialTimeout, g.upstreamTLS[dec.Backend.ID])
 		if err != nil {
 			f := classifyUpstream(&dialError{err: err})
 			g.dir.Done(dec, director.Outcome{ConnectErr: true})

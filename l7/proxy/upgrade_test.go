@@ -36,6 +36,13 @@ pools:
 // until the connection ends.
 func wsServer(t *testing.T) *httptest.Server {
 	t.Helper()
+	s := httptest.NewServer(wsMux())
+	t.Cleanup(s.Close)
+	return s
+}
+
+// wsMux is wsServer's handler.
+func wsMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/ws/echo", websocket.Handler(func(ws *websocket.Conn) {
 		for {
@@ -61,9 +68,7 @@ func wsServer(t *testing.T) *httptest.Server {
 		for websocket.Message.Receive(ws, &msg) == nil {
 		}
 	}))
-	s := httptest.NewServer(mux)
-	t.Cleanup(s.Close)
-	return s
+	return mux
 }
 
 func startWS(t *testing.T) (*testProxy, *appServer) {

@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/xlbproject/xlb/l7/config"
 )
 
 // upstreamClient sends one request to one app server. *fasthttp.HostClient
-// is the HTTP/1.1 one; h2cClient speaks HTTP/2 to pools that ask for it.
+// is the HTTP/1.1 one; h2Client speaks HTTP/2 to pools that ask for it.
 // Both report errors the way the proxy's HostClients do (a dialError for
 // anything that failed before the request was sent, fasthttp.ErrTimeout,
 // fasthttp.ErrBodyTooLarge), so classifyUpstream handles both.
@@ -26,19 +28,23 @@ type upstreamClient interface {
 
 var (
 	_ upstreamClient = (*fasthttp.HostClient)(nil)
-	_ upstreamClient = (*h2cClient)(nil)
+	_ upstreamClient = (*h2Client)(nil)
 )
 
-// h2cClient speaks HTTP/2 with prior knowledge over cleartext TCP to one
-// app server: all of the proxy's requests to it multiplex over few
-// connections. It converts between fasthttp's request and response and
-// net/http's, which costs allocations the HTTP/1.1 path does not have.
-type h2cClient struct {
-	addr string
-	tr   *http.Transport
+// h2Client speaks HTTP/2 to one app server — with prior knowledge over
+// cleartext TCP (h2c), or over TLS negotiated by ALPN (h2) — so that all
+// of the proxy's requests to it multiplex over few connections. It
+// converts between fasthttp's request and response and net/http's, which
+// costs allocations the HTTP/1.1 path does not have.
+type h2Client struct {
+	addr   string
+	scheme string
+	tr     *http.Transport
 }
 
-func newH2CClient(addr string, dialTimeout time.Duration) *h2cClient {
+// newH2Client is the HTTP/2 client for the server at addr: over TLS with
+// ut, else h2c.
+func newH2Client(addr string, dialTimeout time.Duration, ut *config.UpstreamTLS) *h2Client {
 	d := &net.Dialer{Timeout: dialTimeout}
 	tr := &http.Transport{
 		DialContext:        d.DialContext,
@@ -52,21 +58,30 @@ func newH2CClient(addr string, dialTimeout time.Duration) *h2cClient {
 		MaxConnsPerHost: maxConnsPerBackend,
 	}
 	tr.Protocols = new(http.Protocols)
-	tr.Protocols.SetUnencryptedHTTP2(true)
-	return &h2cClient{addr: addr, tr: tr}
+	if ut == nil {
+		tr.Protocols.SetUnencryptedHTTP2(true)
+		return &h2Client{addr: addr, scheme: "http", tr: tr}
+	}
+	// HTTP/2 only: a server that does not select h2 by ALPN fails the
+	// request instead of being spoken to in HTTP/1.1 behind the
+	// operator's back.
+	tr.Protocols.SetHTTP2(true)
+	tr.TLSClientConfig = ut.ClientConfig(addr, config.ALPNH2)
+	tr.TLSHandshakeTimeout = dialTimeout
+	return &h2Client{addr: addr, scheme: "https", tr: tr}
 }
 
-func (c *h2cClient) CloseIdleConnections() { c.tr.CloseIdleConnections() }
+func (c *h2Client) CloseIdleConnections() { c.tr.CloseIdleConnections() }
 
 // DoTimeout sends req and reads the whole response into resp, within
 // timeout.
-func (c *h2cClient) DoTimeout(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration) error {
+func (c *h2Client) DoTimeout(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	hreq := &http.Request{
 		Method: string(req.Header.Method()),
 		// Opaque keeps the path and query byte for byte as routing saw them.
-		URL:    &url.URL{Scheme: "http", Host: c.addr, Opaque: string(req.RequestURI())},
+		URL:    &url.URL{Scheme: c.scheme, Host: c.addr, Opaque: string(req.RequestURI())},
 		Host:   string(req.Header.Host()),
 		Header: make(http.Header, req.Header.Len()),
 	}
@@ -105,7 +120,7 @@ func (c *h2cClient) DoTimeout(req *fasthttp.Request, resp *fasthttp.Response, ti
 // mapErr words a net/http error as the HostClients do: a dial failure is a
 // dialError (never sent, so any method may be retried elsewhere), a
 // deadline is fasthttp.ErrTimeout.
-func (c *h2cClient) mapErr(ctx context.Context, err error) error {
+func (c *h2Client) mapErr(ctx context.Context, err error) error {
 	var op *net.OpError
 	switch {
 	case errors.As(err, &op) && op.Op == "dial":
@@ -113,5 +128,5 @@ func (c *h2cClient) mapErr(ctx context.Context, err error) error {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return fasthttp.ErrTimeout
 	}
-	return fmt.Errorf("h2c to %s: %w", c.addr, err)
+	return fmt.Errorf("http/2 to %s: %w", c.addr, err)
 }

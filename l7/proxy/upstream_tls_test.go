@@ -1,0 +1,252 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/websocket"
+
+	"github.com/xlbproject/xlb/internal/testcert"
+	"github.com/xlbproject/xlb/l7/config"
+)
+
+// tlsApp is an HTTPS app server on loopback with a certificate for
+// 127.0.0.1 from its own CA, that may demand a client certificate from
+// clientCA. It counts the TLS connections it accepted and answers with the
+// protocol and the client certificate's name it saw.
+type tlsApp struct {
+	srv   *httptest.Server
+	conns atomic.Int64
+	hits  atomic.Int64
+}
+
+func newTLSApp(t *testing.T, ca *testcert.CA, clientCA *x509.CertPool, h2 bool) *tlsApp {
+	t.Helper()
+	dir := t.TempDir()
+	certFile, keyFile, err := ca.Leaf(dir, "app", "127.0.0.1")
+	require.NoError(t, err)
+	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+	require.NoError(t, err)
+	a := &tlsApp{}
+	a.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.hits.Add(1)
+		client := "-"
+		if len(r.TLS.PeerCertificates) > 0 {
+			client = r.TLS.PeerCertificates[0].Subject.CommonName
+		}
+		fmt.Fprintf(w, "%s client=%s path=%s", r.Proto, client, r.URL.Path)
+	}))
+	a.srv.TLS = &tls.Config{Certificates: []tls.Certificate{kp}}
+	if clientCA != nil {
+		a.srv.TLS.ClientCAs, a.srv.TLS.ClientAuth = clientCA, tls.RequireAndVerifyClientCert
+	}
+	a.srv.EnableHTTP2 = h2
+	a.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are the point
+	a.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			a.conns.Add(1)
+		}
+	}
+	a.srv.StartTLS()
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *tlsApp) addr() string { return strings.TrimPrefix(a.srv.URL, "https://") }
+
+// upstreamTLSConfig is a proxy config with one route to one pool whose
+// servers are addrs, with the pool's extra lines (tls and the rest).
+func upstreamTLSConfig(poolExtra string, addrs ...string) string {
+	var servers strings.Builder
+	for i, a := range addrs {
+		fmt.Fprintf(&servers, "      - {name: s%d, addr: %q}\n", i+1, a)
+	}
+	return `listeners:
+  - addr: "127.0.0.1:0"
+routes:
+  - name: checkout
+    match: {path_prefix: /checkout}
+    pool: checkout
+    retries: {max: 2}
+pools:
+  - name: checkout
+    policy: round_robin
+    servers:
+` + servers.String() + poolExtra
+}
+
+func parseIn(t *testing.T, dir, text string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse(filepath.Join(dir, "proxy.yaml"), []byte(text))
+	require.NoError(t, err)
+	return cfg
+}
+
+// A pool with tls is spoken to over TLS: the server's certificate checked
+// against ca_file, the proxy's client certificate presented, the request as
+// the client sent it; a reload with the same files keeps the connection.
+func TestUpstreamTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testcert.NewCA()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600))
+	_, _, err = ca.Leaf(dir, "proxy", "xlb-proxy")
+	require.NoError(t, err)
+	app := newTLSApp(t, ca, ca.Pool, false)
+
+	text := upstreamTLSConfig("    tls: {ca_file: ca.pem, cert_file: proxy.crt, key_file: proxy.key}\n", app.addr())
+	tp := startProxyConfig(t, parseIn(t, dir, text))
+	c := client(t)
+	for range 3 {
+		resp, body := do(t, c, "GET", tp.url+"/checkout/pay", nil, nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		assert.Equal(t, "HTTP/1.1 client=xlb-proxy path=/checkout/pay", body)
+	}
+	assert.Equal(t, int64(1), app.conns.Load(), "one kept-alive TLS connection for three requests")
+
+	// A reload with the same files: the connection stays.
+	_, err = tp.Apply(parseIn(t, dir, text))
+	require.NoError(t, err)
+	resp, body := do(t, c, "GET", tp.url+"/checkout/after", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.Equal(t, int64(1), app.conns.Load(), "the same TLS settings keep the open connection")
+
+	// A renewed client certificate: new connections, with the new one.
+	_, _, err = ca.Leaf(dir, "proxy", "xlb-proxy-renewed")
+	require.NoError(t, err)
+	_, err = tp.Apply(parseIn(t, dir, text))
+	require.NoError(t, err)
+	resp, body = do(t, c, "GET", tp.url+"/checkout/renewed", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.Equal(t, "HTTP/1.1 client=xlb-proxy-renewed path=/checkout/renewed", body)
+	assert.Equal(t, int64(2), app.conns.Load())
+}
+
+// A server whose certificate does not verify never sees a request: the
+// failed handshake is a connect error, retried on the next server for any
+// method, and logged with its cause; active checks speak TLS too, so they
+// mark that server down and the good one up.
+func TestUpstreamTLSVerifyFails(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testcert.NewCA()
+	require.NoError(t, err)
+	other, err := testcert.NewCA()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600))
+	good := newTLSApp(t, ca, nil, false)
+	stranger := newTLSApp(t, other, nil, false)
+	plain := newAppServer(t, "plain", nil)
+
+	text := upstreamTLSConfig("    tls: {ca_file: ca.pem}\n    health: {passive: {disabled: true}}\n", stranger.addr(), plain.addr(), good.addr())
+	tp := startProxyConfig(t, parseIn(t, dir, text))
+	c := client(t)
+	for i := range 6 {
+		resp, body := do(t, c, "POST", fmt.Sprintf("%s/checkout/%d", tp.url, i), strings.NewReader("order"), nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		assert.Equal(t, fmt.Sprintf("HTTP/1.1 client=- path=/checkout/%d", i), body)
+	}
+	assert.Equal(t, int64(6), good.hits.Load(), "every request, POST included, ends on the server that verifies")
+	assert.Equal(t, int64(0), stranger.hits.Load(), "a certificate from another CA: no request reaches it")
+
+	// The same stranger without verification: reached, and loudly so.
+	var logs syncBuffer
+	sp := startProxyConfig(t, parseIn(t, dir, upstreamTLSConfig("    tls: {insecure_skip_verify: true}\n", stranger.addr())),
+		func(o *Options) { o.Log = slog.New(slog.NewJSONHandler(&logs, nil)) })
+	resp, body := do(t, c, "GET", sp.url+"/checkout/x", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.Equal(t, int64(1), stranger.hits.Load())
+	assert.Contains(t, logs.String(), `without checking their certificates (tls.insecure_skip_verify)","pool":"checkout"`)
+	_, _, plainHits := plain.lastRequest()
+	assert.Equal(t, 0, plainHits, "a server speaking plain HTTP: no request reaches it")
+	// Round robin starts two of the six on each server; the four that
+	// start on a failing one are retried at least once.
+	assert.GreaterOrEqual(t, metricValue(t, tp.reg, "xlb_l7_retries_total", map[string]string{"pool": "checkout"}), 4.0)
+
+	// Active checks over TLS.
+	text = upstreamTLSConfig("    tls: {ca_file: ca.pem}\n    health: {passive: {disabled: true}, active: {path: /health, interval: 500ms, timeout: 500ms}}\n", stranger.addr(), good.addr())
+	hp := startProxyConfig(t, parseIn(t, dir, text))
+	require.NoError(t, hp.dir.Start(t.Context()))
+	pool := hp.director().Pools()[0]
+	require.Eventually(t, func() bool {
+		avail := pool.Available(time.Now())
+		return len(avail) == 1 && avail[0].Name == "s2"
+	}, 30*time.Second, 20*time.Millisecond, "the server that verifies is up, the other down")
+	require.Eventually(t, func() bool { return good.hits.Load() > 7 }, 30*time.Second, 20*time.Millisecond,
+		"the checks reach the good server over TLS")
+	assert.Len(t, pool.Available(time.Now()), 1, "and keep the other down")
+}
+
+// upstream_protocol h2 speaks HTTP/2 over TLS by ALPN, health checks too;
+// a server that does not offer h2 is an error, not HTTP/1.1.
+func TestUpstreamH2OverTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testcert.NewCA()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600))
+	h2app := newTLSApp(t, ca, nil, true)
+	h1app := newTLSApp(t, ca, nil, false)
+
+	text := upstreamTLSConfig("    upstream_protocol: h2\n    tls: {ca_file: ca.pem}\n    health: {passive: {disabled: true}, active: {path: /health, interval: 500ms, timeout: 500ms}}\n", h2app.addr())
+	tp := startProxyConfig(t, parseIn(t, dir, text))
+	require.NoError(t, tp.dir.Start(t.Context()))
+	pool := tp.director().Pools()[0]
+	require.Eventually(t, func() bool { return len(pool.Available(time.Now())) == 1 }, 30*time.Second, 20*time.Millisecond,
+		"the h2 health check passes")
+	c := client(t)
+	for range 3 {
+		resp, body := do(t, c, "GET", tp.url+"/checkout/cart", nil, nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		assert.Equal(t, "HTTP/2.0 client=- path=/checkout/cart", body)
+	}
+
+	text = upstreamTLSConfig("    upstream_protocol: h2\n    tls: {ca_file: ca.pem}\n    health: {passive: {disabled: true}}\n", h1app.addr())
+	np := startProxyConfig(t, parseIn(t, dir, text))
+	resp, body := do(t, client(t), "GET", np.url+"/checkout/cart", nil, nil)
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode, body)
+	assert.Equal(t, int64(0), h1app.hits.Load(), "no request in HTTP/1.1 behind the operator's back")
+}
+
+// A WebSocket to a pool with tls: the upgrade is dialled over TLS (the
+// handshake inside the dial's timeout) and the tunnel carries the frames.
+func TestUpstreamTLSWebSocket(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testcert.NewCA()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600))
+	certFile, keyFile, err := ca.Leaf(dir, "ws", "127.0.0.1")
+	require.NoError(t, err)
+	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+	require.NoError(t, err)
+	ws := httptest.NewUnstartedServer(wsMux())
+	ws.TLS = &tls.Config{Certificates: []tls.Certificate{kp}}
+	ws.StartTLS()
+	t.Cleanup(ws.Close)
+
+	text := strings.Replace(upstreamTLSConfig("    tls: {ca_file: ca.pem}\n", strings.TrimPrefix(ws.URL, "https://")),
+		"match: {path_prefix: /checkout}", "match: {path_prefix: /ws}", 1)
+	tp := startProxyConfig(t, parseIn(t, dir, text))
+	conn := dialWS(t, tp, "/ws/echo")
+	for i := range 3 {
+		require.NoError(t, websocket.Message.Send(conn, fmt.Sprintf("m%d", i)))
+		var got string
+		require.NoError(t, websocket.Message.Receive(conn, &got))
+		assert.Equal(t, fmt.Sprintf("echo: m%d", i), got)
+	}
+	require.NoError(t, conn.Close())
+	assert.Equal(t, 1.0, metricValue(t, tp.reg, "xlb_l7_upgrades_total", map[string]string{"route": "checkout"}))
+}
