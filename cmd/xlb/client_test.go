@@ -234,3 +234,13 @@ func TestOutputFlagValidated(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestCount: counts in messages are English, whatever the number.
+func TestCount(t *testing.T) {
+	for _, tt := range []struct {
+		n    int
+		want string
+	}{{0, "0 runtime changes"}, {1, "1 runtime change"}, {25, "25 runtime changes"}} {
+		assert.Equal(t, tt.want, count(tt.n, "runtime change"))
+	}
+}

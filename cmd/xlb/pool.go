@@ -189,8 +189,8 @@ func newPoolServerAddCmd() *cobra.Command {
 			if output == outputJSON {
 				return printJSON(cmd.OutOrStdout(), p)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d server(s) added to pool %s; it has %d, %d taking new clients\n",
-				len(servers), p.Name, len(p.Servers), p.Available)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s added to pool %s; it has %d, %d taking new clients\n",
+				count(len(servers), "server"), p.Name, len(p.Servers), p.Available)
 			return nil
 		},
 	}

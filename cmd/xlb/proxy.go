@@ -263,7 +263,7 @@ server since the runtime did, the file's change wins and the answer says so.`,
 				return printJSON(cmd.OutOrStdout(), res)
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "config reloaded (%d runtime changes in force)\n", res.Overrides)
+			fmt.Fprintf(out, "config reloaded (%s in force)\n", count(res.Overrides, "runtime change"))
 			for _, n := range res.Notes {
 				fmt.Fprintln(out, n.String())
 			}
