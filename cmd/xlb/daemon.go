@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -62,21 +61,21 @@ the state file.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.config, "config", "c", o.config, "path of the daemon's YAML config")
-	f.BoolVar(&o.check, "check", false, "validate the config (syntax, values, interfaces present on this host) and exit; changes nothing")
+	f.BoolVar(&o.check, "check", false, "validate the config (syntax, values, interfaces present on this host, a next hop for forwarded frames) and exit; changes nothing")
 	f.BoolVar(&o.cleanup, "cleanup", false, "remove everything the daemon pinned under bpffs (detaches the program) and exit")
 	addLogFlags(cmd, &o.logLevel, &o.logFormat)
 	return cmd
 }
 
 // runCheck is `xlb daemon --check`: everything a start would refuse before
-// it touches the kernel (the file, its values, the interfaces it names),
-// with nothing loaded, pinned or written.
+// it touches the kernel (the file, its values, the interfaces it names and
+// their next hops), with nothing loaded, pinned or written.
 func (o *daemonOptions) runCheck(cmd *cobra.Command) error {
 	cfg, err := config.Load(o.config)
 	if err != nil {
 		return err
 	}
-	if err := cfg.CheckInterfaces(net.InterfaceByName); err != nil {
+	if err := daemon.CheckHost(cfg); err != nil {
 		return err
 	}
 	backends := 0

@@ -63,7 +63,7 @@ func TestDaemonCheck(t *testing.T) {
 	}
 	base := fmt.Sprintf("state:\n  path: %s\nbpf:\n  pin_path: %s\n", state, pins)
 	good := write("good.yaml", "interfaces:\n  - name: lo\n"+base+
-		"outer_source:\n  ipv4: 192.0.2.10\ndataplane:\n  next_hop_mac: \"02:00:00:00:00:01\"\n"+
+		"outer_source:\n  ipv4: 192.0.2.10\ndataplane:\n  next_hop_mac: \"02:00:00:00:00:01\"\n  src_mac: \"02:00:00:00:00:02\"\n"+
 		"vips:\n  - address: 203.0.113.10\n    port: 80\n    protocol: tcp\n    backends:\n      - address: 10.0.1.11\n      - address: 10.0.1.12\n")
 	code, stdout, stderr := runExit("daemon", "--check", "--config", good)
 	assert.Equal(t, 0, code, stderr)
@@ -73,6 +73,11 @@ func TestDaemonCheck(t *testing.T) {
 
 	tests := []struct{ name, body, want string }{
 		{"missing interface", "interfaces:\n  - name: xlbnosuch0\n" + base, `:2: interfaces[0].name: interface "xlbnosuch0" does not exist on this host`},
+		// A start refuses these before it loads anything; so does --check.
+		{"no next hop from the FIB", "interfaces:\n  - name: lo\n" + base + "outer_source:\n  ipv4: 192.0.2.10\n",
+			"interface lo has no Ethernet address, so the kernel's FIB cannot give next hops on it"},
+		{"no source MAC", "interfaces:\n  - name: lo\n" + base + "outer_source:\n  ipv4: 192.0.2.10\ndataplane:\n  next_hop_mac: \"02:00:00:00:00:01\"\n",
+			"dataplane.next_hop_mac needs the source MAC of forwarded frames"},
 		{"unknown key", "interfaces:\n  - name: lo\n    mdoe: native\n" + base, `:3: unknown key "mdoe" in interfaces[0] (did you mean "mode"?)`},
 		{"bad value", "interfaces:\n  - name: lo\n" + base + "vips:\n  - address: 203.0.113.10\n    port: 0\n", `vips[0].port`},
 	}

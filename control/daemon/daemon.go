@@ -691,6 +691,21 @@ func dataplaneConfig(cfg *config.Config, iface func(string) (*net.Interface, err
 	return c
 }
 
+// CheckHost is what `xlb daemon --check` adds to the file's own checks:
+// that this host can run cfg as a start would find before it loads,
+// pins or writes anything — every interface exists, and forwarded frames
+// have a next hop (forwarding on where the kernel's FIB gives it).
+func CheckHost(cfg *config.Config) error {
+	if err := cfg.CheckInterfaces(net.InterfaceByName); err != nil {
+		return err
+	}
+	if err := checkNextHop(cfg, dataplaneConfig(cfg, net.InterfaceByName), true, readProcSys, net.InterfaceByName); err != nil {
+		// Named by the file it is about; its keys are in the reason.
+		return &config.Error{File: cfg.File, Reason: err.Error()}
+	}
+	return nil
+}
+
 // readProcSys reads a file under /proc/sys (path relative to it).
 func readProcSys(path string) (string, error) {
 	b, err := os.ReadFile(filepath.Join("/proc/sys", path))
