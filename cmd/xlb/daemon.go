@@ -61,7 +61,7 @@ the state file.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.config, "config", "c", o.config, "path of the daemon's YAML config")
-	f.BoolVar(&o.check, "check", false, "validate the config (syntax, values, interfaces present on this host, a next hop for forwarded frames) and exit; changes nothing")
+	f.BoolVar(&o.check, "check", false, "validate the config (syntax, values, interfaces present on this host, the pin path on bpffs, a next hop for forwarded frames) and exit; changes nothing")
 	f.BoolVar(&o.cleanup, "cleanup", false, "remove everything the daemon pinned under bpffs (detaches the program) and exit")
 	addLogFlags(cmd, &o.logLevel, &o.logFormat)
 	return cmd

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 func TestDaemonFlags(t *testing.T) {
@@ -53,9 +54,14 @@ func TestDaemonCleanup(t *testing.T) {
 // exits 0 and leaves no state file and no pins behind; a bad value, an
 // unknown key and a missing interface each fail with the file named.
 func TestDaemonCheck(t *testing.T) {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/bpf", &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
+		t.Skip("bpffs is not mounted at /sys/fs/bpf (bash scripts/bpffs.sh): a valid config needs its pin path there")
+	}
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state.json")
-	pins := filepath.Join(dir, "pins")
+	// On bpffs, as a start needs it; --check must not create it.
+	pins := filepath.Join("/sys/fs/bpf", "xlbt-check-"+filepath.Base(dir))
 	write := func(name, body string) string {
 		p := filepath.Join(dir, name)
 		require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
@@ -78,6 +84,8 @@ func TestDaemonCheck(t *testing.T) {
 			"interface lo has no Ethernet address, so the kernel's FIB cannot give next hops on it"},
 		{"no source MAC", "interfaces:\n  - name: lo\n" + base + "outer_source:\n  ipv4: 192.0.2.10\ndataplane:\n  next_hop_mac: \"02:00:00:00:00:01\"\n",
 			"dataplane.next_hop_mac needs the source MAC of forwarded frames"},
+		{"pin path not on bpffs", "interfaces:\n  - name: lo\n" + fmt.Sprintf("state:\n  path: %s\nbpf:\n  pin_path: %s\n", state, filepath.Join(dir, "pins")),
+			"bpf.pin_path: check pin path " + filepath.Join(dir, "pins") + ": pin path is not on bpffs"},
 		{"unknown key", "interfaces:\n  - name: lo\n    mdoe: native\n" + base, `:3: unknown key "mdoe" in interfaces[0] (did you mean "mode"?)`},
 		{"bad value", "interfaces:\n  - name: lo\n" + base + "vips:\n  - address: 203.0.113.10\n    port: 0\n", `vips[0].port`},
 	}

@@ -693,11 +693,15 @@ func dataplaneConfig(cfg *config.Config, iface func(string) (*net.Interface, err
 
 // CheckHost is what `xlb daemon --check` adds to the file's own checks:
 // that this host can run cfg as a start would find before it loads,
-// pins or writes anything — every interface exists, and forwarded frames
-// have a next hop (forwarding on where the kernel's FIB gives it).
+// pins or writes anything — every interface exists, bpf.pin_path is on
+// bpffs, and forwarded frames have a next hop (forwarding on where the
+// kernel's FIB gives it).
 func CheckHost(cfg *config.Config) error {
 	if err := cfg.CheckInterfaces(net.InterfaceByName); err != nil {
 		return err
+	}
+	if err := xdplink.CheckPinDir(cfg.PinPath); err != nil {
+		return &config.Error{File: cfg.File, Field: "bpf.pin_path", Reason: err.Error()}
 	}
 	if err := checkNextHop(cfg, dataplaneConfig(cfg, net.InterfaceByName), true, readProcSys, net.InterfaceByName); err != nil {
 		// Named by the file it is about; its keys are in the reason.
