@@ -50,12 +50,14 @@ func show[T any](cmd *cobra.Command, output outputFormat, get func(*api.Client, 
 	return print(cmd.OutOrStdout(), v)
 }
 
-// explain adds the next step to errors whose fix is another command.
+// explain adds the next step to errors whose fix is another command: a
+// VIP or backend that is not found (the daemon's message starts with the
+// VIP), not any not-found (`bgp is not configured`).
 func explain(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, api.ErrNotFound):
+	case errors.Is(err, api.ErrNotFound) && strings.HasPrefix(err.Error(), "vip "):
 		return fmt.Errorf("%w (list what exists with `xlb vip list` or `xlb backend list VIP`)", err)
 	}
 	return err
