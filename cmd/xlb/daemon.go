@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,6 +22,7 @@ import (
 type daemonOptions struct {
 	config    string
 	cleanup   bool
+	force     bool
 	check     bool
 	logFormat string
 	logLevel  string
@@ -62,7 +65,8 @@ the state file.`,
 	f := cmd.Flags()
 	f.StringVarP(&o.config, "config", "c", o.config, "path of the daemon's YAML config")
 	f.BoolVar(&o.check, "check", false, "validate the config (syntax, values, interfaces present on this host, the pin path on bpffs, a next hop for forwarded frames) and exit; changes nothing")
-	f.BoolVar(&o.cleanup, "cleanup", false, "remove everything the daemon pinned under bpffs (detaches the program) and exit")
+	f.BoolVar(&o.cleanup, "cleanup", false, "remove everything the daemon pinned under bpffs (detaches the program) and exit; refused while a daemon answers on the config's api.socket")
+	f.BoolVar(&o.force, "force", false, "with --cleanup: remove the pins even though a daemon is running")
 	addLogFlags(cmd, &o.logLevel, &o.logFormat)
 	return cmd
 }
@@ -93,6 +97,9 @@ func (o *daemonOptions) validate(cmd *cobra.Command) (*slog.Logger, error) {
 	if o.check && o.cleanup {
 		return nil, errors.New("--check and --cleanup cannot be used together: --check changes nothing, --cleanup removes the pinned data path")
 	}
+	if o.force && !o.cleanup {
+		return nil, errors.New("--force goes with --cleanup (to remove the pins while a daemon runs)")
+	}
 	return newLogger(cmd.ErrOrStderr(), o.logFormat, o.logLevel)
 }
 
@@ -100,6 +107,15 @@ func (o *daemonOptions) runCleanup(cmd *cobra.Command, log *slog.Logger) error {
 	cfg, err := config.Load(o.config)
 	if err != nil {
 		return err
+	}
+	// The running daemon would go on forwarding from its own handles with
+	// nothing pinned: a restart could no longer adopt the data path, and
+	// its exit would stop forwarding when nobody expects it.
+	if conn, err := net.DialTimeout("unix", cfg.API.Socket, time.Second); err == nil {
+		_ = conn.Close()
+		if !o.force {
+			return fmt.Errorf("a daemon is running on %s: --cleanup would leave it without pins, so a restart could not adopt the data path and its exit would stop forwarding; stop it first (systemctl stop xlb-daemon), or use --force", cfg.API.Socket)
+		}
 	}
 	if err := daemon.Cleanup(cfg); err != nil {
 		return err

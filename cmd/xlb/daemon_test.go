@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,8 +41,27 @@ func TestDaemonCleanup(t *testing.T) {
 	require.NoError(t, os.Mkdir(pins, 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(pins, "xlb_ingress"), nil, 0o600))
 	cfg := filepath.Join(dir, "xlb.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("interfaces:\n  - name: eth0\nbpf:\n  pin_path: %s\n", pins)), 0o600))
-	out, err := runCLI(t, "daemon", "--cleanup", "--config", cfg, "--log-format", "json")
+	socket := filepath.Join(dir, "xlb.sock")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("interfaces:\n  - name: eth0\nbpf:\n  pin_path: %s\napi:\n  socket: %s\n", pins, socket)), 0o600))
+
+	// A daemon answers on the config's socket: refused, nothing removed,
+	// unless --force.
+	ln, err := net.Listen("unix", socket)
+	require.NoError(t, err)
+	_, err = runCLI(t, "daemon", "--force", "--config", cfg)
+	require.ErrorContains(t, err, "--force goes with --cleanup")
+	_, err = runCLI(t, "daemon", "--cleanup", "--config", cfg)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "a daemon is running on "+socket+": --cleanup would leave it without pins")
+	assert.Contains(t, err.Error(), "stop it first (systemctl stop xlb-daemon), or use --force")
+	assert.FileExists(t, filepath.Join(pins, "xlb_ingress"))
+	out, err := runCLI(t, "daemon", "--cleanup", "--force", "--config", cfg, "--log-format", "json")
+	require.NoError(t, err)
+	assert.Contains(t, out, "removed "+pins)
+	require.NoError(t, ln.Close())
+
+	require.NoError(t, os.Mkdir(pins, 0o700))
+	out, err = runCLI(t, "daemon", "--cleanup", "--config", cfg, "--log-format", "json")
 	require.NoError(t, err)
 	assert.Contains(t, out, "removed "+pins)
 	_, err = os.Stat(pins)
