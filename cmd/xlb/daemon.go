@@ -117,6 +117,10 @@ func (o *daemonOptions) runCleanup(cmd *cobra.Command, log *slog.Logger) error {
 			return fmt.Errorf("a daemon is running on %s: --cleanup would leave it without pins, so a restart could not adopt the data path and its exit would stop forwarding; stop it first (systemctl stop xlb-daemon), or use --force", cfg.API.Socket)
 		}
 	}
+	if _, err := os.Stat(cfg.PinPath); errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(cmd.OutOrStdout(), "nothing pinned under %s: nothing to remove\n", cfg.PinPath)
+		return nil
+	}
 	if err := daemon.Cleanup(cfg); err != nil {
 		return err
 	}

@@ -68,6 +68,10 @@ func TestDaemonCleanup(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrNotExist)
 	_, err = os.Stat(cfg)
 	assert.NoError(t, err)
+	// Again: it says there was nothing, not that it removed something.
+	out, err = runCLI(t, "daemon", "--cleanup", "--config", cfg)
+	require.NoError(t, err)
+	assert.Equal(t, "nothing pinned under "+pins+": nothing to remove\n", out)
 }
 
 // TestDaemonCheck validates configs without touching anything: a valid one
