@@ -64,7 +64,7 @@ the state file.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.config, "config", "c", o.config, "path of the daemon's YAML config")
-	f.BoolVar(&o.check, "check", false, "validate the config (syntax, values, interfaces present on this host, the pin path on bpffs, a next hop for forwarded frames) and exit; changes nothing")
+	f.BoolVar(&o.check, "check", false, "validate the config (syntax, values, interfaces present on this host, the state file, the pin path on bpffs, a next hop for forwarded frames) and exit; changes nothing")
 	f.BoolVar(&o.cleanup, "cleanup", false, "remove everything the daemon pinned under bpffs (detaches the program) and exit; refused while a daemon answers on the config's api.socket")
 	f.BoolVar(&o.force, "force", false, "with --cleanup: remove the pins even though a daemon is running")
 	addLogFlags(cmd, &o.logLevel, &o.logFormat)
