@@ -96,9 +96,9 @@ func parseCommandLine(args []string, mention bool) error {
 		return err
 	}
 	cmd.InitDefaultHelpFlag()
-	if last := rest; mention && len(last) > 0 && strings.HasPrefix(last[len(last)-1], "-") {
-		if f := lookupFlag(cmd, last[len(last)-1]); f != nil && f.NoOptDefVal == "" {
-			rest = rest[:len(rest)-1] // `xlb decap --gue-port`: the flag, named
+	if n := len(rest); mention && n > 0 && strings.HasPrefix(rest[n-1], "-") {
+		if f := lookupFlag(cmd, rest[n-1]); f != nil && f.NoOptDefVal == "" {
+			rest = rest[:n-1] // `xlb decap --gue-port`: the flag, named
 		}
 	}
 	if err := cmd.ParseFlags(rest); err != nil {
