@@ -270,6 +270,22 @@ pools:
 
 	assert.Equal(t, "POOL  POLICY  STICKY  ROUTES  AVAILABLE  SERVERS\nweb   p2c     false   web     2          2\n",
 		cli(t, append([]string{"pool", "list"}, p...)...))
+
+	// Pools and servers complete from the running proxy, never as files.
+	for _, tt := range []struct {
+		proxy string
+		args  []string
+		want  string
+	}{
+		{sock, []string{"pool", "show"}, "web\n:4\n"},
+		{sock, []string{"pool", "server", "drain"}, "web\n:4\n"},
+		{sock, []string{"pool", "server", "weight", "web"}, "w1\nw2\n:4\n"},
+		{sock, []string{"pool", "server", "del", "web", "w1"}, ":4\n"},
+		{filepath.Join(dir, "none.sock"), []string{"pool", "show"}, ":4\n"},
+	} {
+		args := append(append(append([]string{"__complete"}, tt.args...), "--proxy", tt.proxy), "")
+		assert.Equal(t, tt.want, cli(t, args...), "%v", tt.args)
+	}
 	assert.Equal(t, "server w2 of pool web now has weight 3\n", cli(t, append([]string{"pool", "server", "weight", "web", "w2", "3"}, p...)...))
 	assert.Equal(t, "server w1 of pool web draining (0 in flight)\n", cli(t, append([]string{"pool", "server", "drain", "web", "w1"}, p...)...))
 	show := cli(t, append([]string{"pool", "show", "web"}, p...)...)
