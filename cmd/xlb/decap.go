@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os/signal"
 	"syscall"
@@ -73,6 +74,7 @@ removes it.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.iface, "iface", "", "interface that receives the tunnelled packets (required)")
+	_ = cmd.RegisterFlagCompletionFunc("iface", completeInterfaces)
 	f.StringVar(&o.mode, "mode", o.mode, "XDP attach mode. One of: auto (native, falling back to generic), native, generic")
 	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions(
 		[]string{"auto", "native", "generic"}, cobra.ShellCompDirectiveNoFileComp))
@@ -111,6 +113,20 @@ func (o *decapOptions) complete() (xdplink.Mode, []netip.Addr, error) {
 		return 0, nil, fmt.Errorf("interface %q has no global address: pass --addr", o.iface)
 	}
 	return mode, addrs, nil
+}
+
+// completeInterfaces offers this host's interfaces (of the shell's network
+// namespace).
+func completeInterfaces(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	names := make([]string, len(ifs))
+	for i, it := range ifs {
+		names[i] = it.Name
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
 }
 
 func (o *decapOptions) run(ctx context.Context, cmd *cobra.Command, log *slog.Logger, mode xdplink.Mode, addrs []netip.Addr) error {

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/xlbproject/xlb/control/api"
 )
@@ -35,7 +36,33 @@ proxy routes each HTTP request to an app-server pool.`,
 	strictHelp(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return explainFlagError(err) })
 	rejectUnknownSubcommands(root)
+	noFileCompletions(root)
 	return root
+}
+
+// pathFlags are the flags whose values are files: the shell completes
+// them as files, and nothing else.
+var pathFlags = map[string]bool{"config": true, "socket": true, "proxy": true, "pin-path": true}
+
+// noFileCompletions stops the shell from offering file names where xlb
+// takes none: cobra's default for an argument or a flag value without a
+// completion of its own (`xlb stats --interval <TAB>` listed the current
+// directory). No xlb argument is a file; only pathFlags' values are.
+func noFileCompletions(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		noFileCompletions(c)
+	}
+	if cmd.ValidArgsFunction == nil && len(cmd.ValidArgs) == 0 {
+		cmd.ValidArgsFunction = cobra.NoFileCompletions
+	}
+	cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
+		if pathFlags[f.Name] || f.NoOptDefVal != "" || f.Name == "help" {
+			return
+		}
+		if _, ok := cmd.GetFlagCompletionFunc(f.Name); !ok {
+			_ = cmd.RegisterFlagCompletionFunc(f.Name, cobra.NoFileCompletions)
+		}
+	})
 }
 
 // strictHelp makes `xlb help TOPIC` fail, with suggestions, on a topic that

@@ -243,3 +243,34 @@ func TestFlagValueErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestNoFileCompletions: the shell offers file names only for the flags
+// that take a path; every argument and every other flag value completes to
+// what xlb knows (or to nothing), at every command of the tree.
+func TestNoFileCompletions(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "none.sock")
+	directive := func(args ...string) string {
+		code, stdout, stderr := runExit(append([]string{"__complete", "--socket", socket}, args...)...)
+		require.Equal(t, 0, code, stderr)
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		return lines[len(lines)-1]
+	}
+	groups, leaves := commandPaths(newRootCmd())
+	root := newRootCmd()
+	for _, path := range append(groups, leaves...) {
+		cmd, _, err := root.Find(path)
+		require.NoError(t, err)
+		assert.NotEqual(t, ":0", directive(append(path, "")...), "xlb %s <TAB> offers files", strings.Join(path, " "))
+		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+			if f.NoOptDefVal != "" || f.Name == "help" {
+				return
+			}
+			d := directive(append(path, "--"+f.Name, "")...)
+			if pathFlags[f.Name] {
+				assert.Equal(t, ":0", d, "xlb %s --%s <TAB> takes a path", strings.Join(path, " "), f.Name)
+				return
+			}
+			assert.NotEqual(t, ":0", d, "xlb %s --%s <TAB> offers files", strings.Join(path, " "), f.Name)
+		})
+	}
+}
