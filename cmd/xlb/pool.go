@@ -207,7 +207,7 @@ func newPoolServerAddCmd() *cobra.Command {
 		output outputFormat
 	)
 	cmd := &cobra.Command{
-		Use:               "add POOL NAME ADDR | add POOL NAME=ADDR [NAME=ADDR...]",
+		Use:               "add POOL NAME ADDR | POOL NAME=ADDR [NAME=ADDR...]",
 		ValidArgsFunction: completePools,
 		Short:             "Add one or several servers to a pool (all or none)",
 		Example: `  xlb pool server add checkout c9 10.0.2.9:8080
