@@ -108,7 +108,7 @@ func printPools(w io.Writer, pools []admin.Pool) error {
 		avail := strconv.Itoa(p.Available)
 		switch {
 		case p.FailingOpen:
-			avail += " (FAIL-OPEN: sent to failing servers)"
+			avail += " (FAIL-OPEN: sent to every server not draining)"
 		case p.Available == 0:
 			avail += " (routes answer 503)"
 		}
@@ -144,6 +144,9 @@ func printPool(w io.Writer, p admin.Pool) error {
 		p.Name, p.Policy, p.Sticky, strings.Join(p.Routes, ","), p.Available, len(p.Servers))
 	if p.Role != "" {
 		fmt.Fprintf(w, "role %s\n", p.Role)
+	}
+	if p.FailOpen != nil {
+		fmt.Fprintf(w, "fail open %s\n", failOpenRule(p.FailOpen.Below, "servers not draining"))
 	}
 	if p.Problem != "" {
 		fmt.Fprintf(w, "PROBLEM: %s\n", p.Problem)

@@ -323,15 +323,24 @@ pools:
 }
 
 // TestPrintPoolsFailingOpen: a pool failing open says so where an empty
-// one says its routes answer 503.
+// one says its routes answer 503; pool show reads its rule.
 func TestPrintPoolsFailingOpen(t *testing.T) {
 	var out strings.Builder
 	require.NoError(t, printPools(&out, []admin.Pool{
-		{Name: "web", Policy: "p2c", Routes: []string{"web"}, FailingOpen: true, Servers: make([]admin.Server, 2)},
+		{Name: "web", Policy: "p2c", Routes: []string{"web"}, Available: 1, FailingOpen: true, Servers: make([]admin.Server, 3)},
 		{Name: "api", Policy: "p2c", Routes: []string{"api"}, Servers: make([]admin.Server, 1)},
 	}))
 	assert.Equal(t, ""+
-		"POOL  POLICY  STICKY  ROUTES  AVAILABLE                               SERVERS\n"+
-		"web   p2c     false   web     0 (FAIL-OPEN: sent to failing servers)  2\n"+
-		"api   p2c     false   api     0 (routes answer 503)                   1\n", out.String())
+		"POOL  POLICY  STICKY  ROUTES  AVAILABLE                                         SERVERS\n"+
+		"web   p2c     false   web     1 (FAIL-OPEN: sent to every server not draining)  3\n"+
+		"api   p2c     false   api     0 (routes answer 503)                             1\n", out.String())
+
+	out.Reset()
+	require.NoError(t, printPool(&out, admin.Pool{Name: "web", Policy: "p2c", Routes: []string{"web"}, Available: 1, FailingOpen: true,
+		FailOpen: &admin.FailOpen{Below: 50}, Problem: "failing open: 1 of 3 servers pass their health checks, new clients go to every server not draining"}))
+	assert.Equal(t, ""+
+		"pool web  policy p2c  sticky false  routes web  available 1 of 0\n"+
+		"fail open while fewer than 50% of the servers not draining pass (health.fail_open_below)\n"+
+		"PROBLEM: failing open: 1 of 3 servers pass their health checks, new clients go to every server not draining\n"+
+		"SERVER  ADDR  WEIGHT  STATE  IN-FLIGHT  SOURCE\n", out.String())
 }

@@ -212,7 +212,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	d.mu.Unlock()
 	wctx, cancel := context.WithTimeout(ctx, cfg.Health.Timeout+cfg.Health.Interval/5+200*time.Millisecond)
 	if err := d.checker.WaitKnown(wctx); err != nil {
-		log.Warn("not every backend answered its first health check in time; they count as down", "error", err)
+		log.Warn("not every backend answered its first health check in time; until they do they get no new flows and are not counted for failing open", "error", err)
 	}
 	cancel()
 	d.mu.Lock()
@@ -522,8 +522,8 @@ func (d *Daemon) syncModesLocked() error {
 func (d *Daemon) reconcileLocked() {
 	// What is servable may change with every reconcile (bgp.go).
 	defer d.announceLocked()
-	d.rec.SetFailOpen(d.cfg.Health.AllDown == config.AllDownFailOpen)
-	rep, err := d.rec.Reconcile(d.file.Desired, d.upLocked)
+	d.rec.SetFailOpen(d.cfg.Health.FailOpen())
+	rep, err := d.rec.Reconcile(d.file.Desired, d.healthLocked)
 	if err == nil {
 		err = d.syncModesLocked()
 	}
@@ -585,6 +585,23 @@ func (d *Daemon) upLocked(vip api.VIPKey, addr netip.Addr) bool {
 	return d.checker.Status(d.targetLocked(vip, addr)).Up
 }
 
+// healthLocked is what the reconciler needs: a backend whose check has
+// not answered yet is Unchecked, not Failing.
+func (d *Daemon) healthLocked(vip api.VIPKey, addr netip.Addr) reconcile.Health {
+	return healthOf(d.checker.Status(d.targetLocked(vip, addr)))
+}
+
+func healthOf(s health.Status) reconcile.Health {
+	switch {
+	case !s.Known:
+		return reconcile.Unchecked
+	case s.Up:
+		return reconcile.Passing
+	default:
+		return reconcile.Failing
+	}
+}
+
 // backendView feeds the metrics collector at scrape time.
 func (d *Daemon) backendView() []metrics.BackendView {
 	d.mu.Lock()
@@ -593,10 +610,10 @@ func (d *Daemon) backendView() []metrics.BackendView {
 	for _, v := range d.file.Desired.VIPs {
 		slots := d.rec.Slots(v.Key)
 		for _, b := range v.Backends {
-			up := d.upLocked(v.Key, b.Addr)
+			h := d.healthLocked(v.Key, b.Addr)
 			bv := metrics.BackendView{
-				VIP: v.Key.String(), Backend: b.Addr.String(), Up: up,
-				State: reconcile.BackendState(b, up), Slots: slots[b.Addr], VIPFailingOpen: d.rec.FailingOpen(v.Key),
+				VIP: v.Key.String(), Backend: b.Addr.String(), Up: h == reconcile.Passing,
+				State: reconcile.BackendState(b, h), Slots: slots[b.Addr], VIPFailingOpen: d.rec.FailingOpen(v.Key),
 			}
 			// As of the last resync (ensureNextHopsLocked).
 			if st, ok := d.nextHopState[b.Addr]; ok {

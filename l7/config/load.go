@@ -500,6 +500,17 @@ func (v *validator) pool(i int, p *Pool) {
 	default:
 		v.errorf(base("health", "all_down"), "pool %q all_down %q is not one of fail_open, refuse", p.Name, p.Health.AllDown)
 	}
+	if s := p.Health.FailOpenBelow; s != "" {
+		n, err := strictyaml.ParsePercent(s, 1, 100)
+		switch {
+		case err != nil:
+			v.errorf(base("health", "fail_open_below"), "pool %q fail_open_below: %v", p.Name, err)
+		case p.Health.AllDown != AllDownFailOpen:
+			v.errorf(base("health", "fail_open_below"), "pool %q fail_open_below needs all_down: %s (with %s, the pool never fails open)", p.Name, AllDownFailOpen, p.Health.AllDown)
+		default:
+			p.Health.FailOpenBelowPercent = n
+		}
+	}
 	if s := p.Sticky; s != nil {
 		if s.Cookie == "" {
 			s.Cookie = "xlb_" + p.Name
@@ -509,6 +520,15 @@ func (v *validator) pool(i int, p *Pool) {
 		}
 		v.duration(base("sticky", "max_age"), "sticky max_age", &s.MaxAge, DefaultStickyMaxAge)
 		v.duration(base("sticky", "drain_timeout"), "sticky drain_timeout", &s.DrainTimeout, DefaultDrainTimeout)
+		switch g := s.PropagationGrace; {
+		case g == nil:
+			def := DefaultPropagationGrace
+			s.PropagationGrace = &def
+		case *g < 0:
+			v.errorf(base("sticky", "propagation_grace"), "pool %q sticky propagation_grace %s is negative", p.Name, *g)
+		case *g > s.MaxAge:
+			v.errorf(base("sticky", "propagation_grace"), "pool %q sticky propagation_grace %s is longer than max_age %s: no cookie lives that long", p.Name, *g, s.MaxAge)
+		}
 	}
 }
 

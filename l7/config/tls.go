@@ -262,6 +262,12 @@ func (v *validator) upstreamTLS(at []any, pool string, t *UpstreamTLS) {
 			v.errorf(append(at, "cert_file"), "pool %q tls client certificate %s with key %s: %s", pool, t.CertFile, t.KeyFile, certReason(err))
 			break
 		}
+		if kp.Leaf == nil {
+			if kp.Leaf, err = x509.ParseCertificate(kp.Certificate[0]); err != nil {
+				v.errorf(append(at, "cert_file"), "pool %q tls client certificate %s: %v", pool, t.CertFile, err)
+				break
+			}
+		}
 		c.Certificates = []tls.Certificate{kp}
 		for _, der := range kp.Certificate {
 			sum.Write(der)

@@ -250,3 +250,28 @@ func TestUpstreamTLSWebSocket(t *testing.T) {
 	require.NoError(t, conn.Close())
 	assert.Equal(t, 1.0, metricValue(t, tp.reg, "xlb_l7_upgrades_total", map[string]string{"route": "checkout"}))
 }
+
+// Every certificate the proxy presents has its end in a metric, so an
+// alert can ask for renewal well before clients or servers refuse it.
+func TestCertificateExpiryMetric(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testcert.NewCA()
+	require.NoError(t, err)
+	shopCrt, _, err := ca.Leaf(dir, "shop", "shop.example.com")
+	require.NoError(t, err)
+	proxyCrt, _, err := ca.Leaf(dir, "proxy", "xlb-proxy")
+	require.NoError(t, err)
+	notAfter := func(file string) float64 {
+		kp, err := tls.LoadX509KeyPair(file, strings.TrimSuffix(file, ".crt")+".key")
+		require.NoError(t, err)
+		leaf, err := x509.ParseCertificate(kp.Certificate[0])
+		require.NoError(t, err)
+		return float64(leaf.NotAfter.Unix())
+	}
+	text := strings.Replace(upstreamTLSConfig("    tls: {cert_file: proxy.crt, key_file: proxy.key, insecure_skip_verify: true}\n", "127.0.0.1:1"),
+		"  - addr: \"127.0.0.1:0\"\n", "  - addr: \"127.0.0.1:0\"\n  - name: https\n    addr: \"127.0.0.1:0\"\n    tls: {certificates: [{cert: shop.crt, key: shop.key}]}\n", 1)
+	tp := startProxyConfig(t, parseIn(t, dir, text))
+	const name = "xlb_l7_tls_certificate_expiry_timestamp_seconds"
+	assert.Equal(t, notAfter(shopCrt), metricValue(t, tp.reg, name, map[string]string{"use": "server", "owner": "https", "subject": "shop.example.com"}))
+	assert.Equal(t, notAfter(proxyCrt), metricValue(t, tp.reg, name, map[string]string{"use": "client", "owner": "checkout", "subject": "xlb-proxy"}))
+}
