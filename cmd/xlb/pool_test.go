@@ -147,13 +147,13 @@ pools:
 	// One command per server for some, then one command for the rest.
 	for _, a := range apps[8:20] {
 		out := cli(t, "pool", "server", "add", "checkout", a.name, a.addr, "--proxy", sock)
-		assert.Contains(t, out, "1 server(s) added to pool checkout")
+		assert.Contains(t, out, "1 server added to pool checkout")
 	}
 	args := []string{"pool", "server", "add", "checkout", "--proxy", sock}
 	for _, a := range apps[20:] {
 		args = append(args, a.name+"="+a.addr)
 	}
-	assert.Contains(t, cli(t, args...), "12 server(s) added to pool checkout; it has 32, 32 taking new clients")
+	assert.Contains(t, cli(t, args...), "12 servers added to pool checkout; it has 32, 32 taking new clients")
 	for _, a := range apps[8:] {
 		require.Eventually(t, func() bool { return a.hits.Load() > 0 }, 20*time.Second, 5*time.Millisecond, "%s got no traffic", a.name)
 	}
@@ -270,6 +270,22 @@ pools:
 
 	assert.Equal(t, "POOL  POLICY  STICKY  ROUTES  AVAILABLE  SERVERS\nweb   p2c     false   web     2          2\n",
 		cli(t, append([]string{"pool", "list"}, p...)...))
+
+	// Pools and servers complete from the running proxy, never as files.
+	for _, tt := range []struct {
+		proxy string
+		args  []string
+		want  string
+	}{
+		{sock, []string{"pool", "show"}, "web\n:4\n"},
+		{sock, []string{"pool", "server", "drain"}, "web\n:4\n"},
+		{sock, []string{"pool", "server", "weight", "web"}, "w1\nw2\n:4\n"},
+		{sock, []string{"pool", "server", "del", "web", "w1"}, ":4\n"},
+		{filepath.Join(dir, "none.sock"), []string{"pool", "show"}, ":4\n"},
+	} {
+		args := append(append(append([]string{"__complete"}, tt.args...), "--proxy", tt.proxy), "")
+		assert.Equal(t, tt.want, cli(t, args...), "%v", tt.args)
+	}
 	assert.Equal(t, "server w2 of pool web now has weight 3\n", cli(t, append([]string{"pool", "server", "weight", "web", "w2", "3"}, p...)...))
 	assert.Equal(t, "server w1 of pool web draining (0 in flight)\n", cli(t, append([]string{"pool", "server", "drain", "web", "w1"}, p...)...))
 	show := cli(t, append([]string{"pool", "show", "web"}, p...)...)
@@ -295,6 +311,7 @@ pools:
 	code, _, stderr = runExit("pool", "list", "--proxy", filepath.Join(dir, "nothing.sock"))
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, "is `xlb proxy` running, and is this its admin.socket?")
+	assert.Contains(t, stderr, "start it with `systemctl start xlb-proxy`", "how to start it")
 
 	assert.Equal(t, "server w1 of pool web takes new clients (up)\n", cli(t, append([]string{"pool", "server", "undrain", "web", "w1"}, p...)...))
 	assert.Equal(t, "server w2 deleted from pool web; it has 1, 1 taking new clients\n", cli(t, append([]string{"pool", "server", "del", "web", "w2"}, p...)...))

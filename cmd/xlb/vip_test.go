@@ -231,6 +231,12 @@ func TestCompletion(t *testing.T) {
 		// (control/daemon TestModesAgree), nothing else.
 		{name: "mode", socket: path, args: []string{"vip", "add", "10.0.0.9:80/tcp", "--mode", ""}, want: api.Modes()},
 		{name: "no daemon", socket: path + ".missing", args: []string{"vip", "show", ""}, want: nil},
+		// Every flag with a fixed set of values offers them.
+		{name: "version output", socket: path, args: []string{"version", "-o", ""}, want: []string{"table", "json"}},
+		{name: "log level", socket: path, args: []string{"daemon", "--log-level", ""}, want: []string{"debug", "info", "warn", "error"}},
+		{name: "log format", socket: path, args: []string{"dns", "--log-format", ""}, want: []string{"text", "json"}},
+		{name: "proxy log level", socket: path, args: []string{"proxy", "--log-level", ""}, want: []string{"debug", "info", "warn", "error"}},
+		{name: "attach mode", socket: path, args: []string{"decap", "--mode", ""}, want: []string{"auto", "native", "generic"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -192,7 +192,7 @@ func TestAllErrorsReported(t *testing.T) {
 func TestLoadMissingFile(t *testing.T) {
 	_, err := Load("/nonexistent/xlb.yaml")
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "read config: ")
+	assert.EqualError(t, err, "config file /nonexistent/xlb.yaml does not exist")
 }
 
 func TestZeroWeightAndDrainingAccepted(t *testing.T) {

@@ -251,27 +251,42 @@ func (d *Daemon) loadState() error {
 	if d.cfg.Store == config.StoreEtcd {
 		return d.loadFleetCache()
 	}
-	base := state.FromConfig(d.cfg)
-	f, err := d.store.Load()
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		d.log.Info("no state file: starting from the configuration", "state", d.store.Path())
-		f = state.File{Base: base, Desired: base.Clone()}
-	case err != nil:
-		return fmt.Errorf("load state: %w", err)
-	default:
-		// The file may have been edited while the daemon was down.
-		f = state.File{Base: base, Desired: state.Rebase(f.Desired, f.Base, base)}
-		d.log.Info("state loaded", "state", d.store.Path(), "vips", len(f.Desired.VIPs))
+	f, found, err := desiredFromFile(d.cfg, d.store)
+	if err != nil {
+		return err
 	}
-	if err := checkDesired(f.Desired, d.cfg); err != nil {
-		return fmt.Errorf("load state: %w", err)
+	if found {
+		d.log.Info("state loaded", "state", d.store.Path(), "vips", len(f.Desired.VIPs))
+	} else {
+		d.log.Info("no state file: starting from the configuration", "state", d.store.Path())
 	}
 	if err := d.store.Save(f); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	d.file = f
 	return nil
+}
+
+// desiredFromFile is the state a start begins from with the file store:
+// the state file rebased on cfg, or cfg alone when there is no file yet
+// (found false). It only reads.
+func desiredFromFile(cfg *config.Config, store *state.Store) (f state.File, found bool, err error) {
+	base := state.FromConfig(cfg)
+	f, err = store.Load()
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		f = state.File{Base: base, Desired: base.Clone()}
+	case err != nil:
+		return state.File{}, false, fmt.Errorf("load state: %w", err)
+	default:
+		// The file may have been edited while the daemon was down.
+		f = state.File{Base: base, Desired: state.Rebase(f.Desired, f.Base, base)}
+		found = true
+	}
+	if err := checkDesired(f.Desired, cfg); err != nil {
+		return state.File{}, found, fmt.Errorf("load state: %w", err)
+	}
+	return f, found, nil
 }
 
 // Run serves the API and the metrics and reconciles on every health change
@@ -706,6 +721,31 @@ func dataplaneConfig(cfg *config.Config, iface func(string) (*net.Interface, err
 		}
 	}
 	return c
+}
+
+// CheckHost is what `xlb daemon --check` adds to the file's own checks:
+// that this host can run cfg as a start would find before it loads,
+// pins or writes anything — every interface exists, the state file (with
+// the file store) reads and fits the config, bpf.pin_path is on bpffs,
+// and forwarded frames have a next hop (forwarding on where the kernel's
+// FIB gives it).
+func CheckHost(cfg *config.Config) error {
+	if err := cfg.CheckInterfaces(net.InterfaceByName); err != nil {
+		return err
+	}
+	if cfg.Store != config.StoreEtcd {
+		if _, _, err := desiredFromFile(cfg, state.NewStore(cfg.StatePath)); err != nil {
+			return err
+		}
+	}
+	if err := xdplink.CheckPinDir(cfg.PinPath); err != nil {
+		return &config.Error{File: cfg.File, Field: "bpf.pin_path", Reason: err.Error()}
+	}
+	if err := checkNextHop(cfg, dataplaneConfig(cfg, net.InterfaceByName), true, readProcSys, net.InterfaceByName); err != nil {
+		// Named by the file it is about; its keys are in the reason.
+		return &config.Error{File: cfg.File, Reason: err.Error()}
+	}
+	return nil
 }
 
 // readProcSys reads a file under /proc/sys (path relative to it).

@@ -103,7 +103,8 @@ func TestParseErrors(t *testing.T) {
 		yaml string
 		want string // "file:line: reason" substring
 	}{
-		{"empty", "", "x.yaml:1: empty config"},
+		{"empty", "", "x.yaml: empty configuration"},
+		{"alias of nothing", replace("    pool: checkout", "    pool: *checkout"), "x.yaml:11: syntax error: a value that starts with * is read as a YAML alias"},
 		{"unknown top-level field", minimal + "bogus: 1\n", `x.yaml:17: unknown key "bogus" (known keys: access_log, admin, limits, listeners, pools, readiness, routes, shedding, shutdown, sticky, store, trusted_proxies)`},
 		{"unknown nested field", replace("      path_prefix: /checkout", "      path_prefx: /checkout"), `x.yaml:10: unknown key "path_prefx" in routes[0].match (did you mean "path_prefix"?)`},
 		{"typo in a listener", replace(`  - addr: ":8080"`, `  - adr: ":8080"`), `x.yaml:2: unknown key "adr" in listeners[0] (did you mean "addr"?)`},

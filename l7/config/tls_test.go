@@ -69,7 +69,7 @@ func TestParseTLS(t *testing.T) {
 
 	cases := []struct{ name, yaml, want string }{
 		{"missing cert file", `      certificates: [{cert: nope.crt, key: shop.key}]
-`, "p.yaml:4: certificate " + filepath.Join(dir, "nope.crt") + " with key " + filepath.Join(dir, "shop.key") + ": file not found"},
+`, "p.yaml:4: certificate " + filepath.Join(dir, "nope.crt") + " with key " + filepath.Join(dir, "shop.key") + ": " + filepath.Join(dir, "nope.crt") + " does not exist"},
 		{"key of another certificate", `      certificates:
         - {cert: shop.crt, key: api.key}
 `, "p.yaml:5: certificate " + filepath.Join(dir, "shop.crt") + " with key " + filepath.Join(dir, "api.key") + ": the key does not match the certificate"},
@@ -80,7 +80,7 @@ func TestParseTLS(t *testing.T) {
 		{"no certificates", `      min_version: "1.2"
 `, "p.yaml:3: listener tls needs at least one certificate"},
 		{"missing staple", `      certificates: [{cert: shop.crt, key: shop.key, ocsp: gone.ocsp}]
-`, "p.yaml:4: ocsp staple: open " + filepath.Join(dir, "gone.ocsp")},
+`, "p.yaml:4: OCSP staple " + filepath.Join(dir, "gone.ocsp") + " does not exist"},
 		{"old version", `      certificates: [{cert: shop.crt, key: shop.key}]
       min_version: "1.1"
 `, `p.yaml:5: tls min_version "1.1" is not 1.2 or 1.3 (older versions are not offered)`},
@@ -149,7 +149,7 @@ func TestParseUpstreamTLS(t *testing.T) {
 
 	tcp := strings.Replace(minimal, "  - addr: \":8080\"\n", "  - addr: \":8080\"\n  - {addr: \":5432\", mode: tcp, pool: checkout}\n", 1)
 	for _, c := range []struct{ name, yaml, want string }{
-		{"missing ca", minimal + "    tls: {ca_file: nope.pem}\n", `p.yaml:17: pool "checkout" tls ca_file: open ` + filepath.Join(dir, "nope.pem") + ": no such file or directory"},
+		{"missing ca", minimal + "    tls: {ca_file: nope.pem}\n", `p.yaml:17: pool "checkout" tls ca_file: CA file ` + filepath.Join(dir, "nope.pem") + " does not exist"},
 		{"ca not pem", minimal + "    tls: {ca_file: junk.pem}\n", `p.yaml:17: pool "checkout" tls ca_file ` + filepath.Join(dir, "junk.pem") + " holds no PEM certificate"},
 		{"ca and skip verify", minimal + "    tls: {ca_file: ca.pem, insecure_skip_verify: true}\n", `p.yaml:17: pool "checkout" tls sets ca_file and insecure_skip_verify`},
 		{"cert without key", minimal + "    tls: {cert_file: proxy.crt}\n", `p.yaml:17: pool "checkout" tls needs both cert_file and key_file`},
