@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/control/api"
@@ -51,4 +52,8 @@ func TestBGPPeersCommand(t *testing.T) {
 	runCLICases(t, func() *fakeDaemon { return &fakeDaemon{status: api.Status{Time: clock}} }, []cliCase{
 		{name: "not configured", args: []string{"bgp", "peers"}, wantCalls: []call{{Method: "Status"}}, wantErr: "bgp is not configured on this daemon"},
 	})
+	// Not found here is not a missing VIP: no hint to list VIPs.
+	_, _, err = runXLB(t, startDaemon(t, &fakeDaemon{status: api.Status{Time: clock}}), "bgp", "peers")
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "xlb vip list")
 }

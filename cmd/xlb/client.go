@@ -50,12 +50,14 @@ func show[T any](cmd *cobra.Command, output outputFormat, get func(*api.Client, 
 	return print(cmd.OutOrStdout(), v)
 }
 
-// explain adds the next step to errors whose fix is another command.
+// explain adds the next step to errors whose fix is another command: a
+// VIP or backend that is not found (the daemon's message starts with the
+// VIP), not any not-found (`bgp is not configured`).
 func explain(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, api.ErrNotFound):
+	case errors.Is(err, api.ErrNotFound) && strings.HasPrefix(err.Error(), "vip "):
 		return fmt.Errorf("%w (list what exists with `xlb vip list` or `xlb backend list VIP`)", err)
 	}
 	return err
@@ -153,6 +155,19 @@ func ago(now, t time.Time) string {
 		return fmt.Sprintf("%dh%02dm ago", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// count writes n of a regular noun: "1 VIP", "3 VIPs".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// printValid is the one line `--check` prints for a valid file.
+func printValid(cmd *cobra.Command, file string, counts ...string) {
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration is valid (%s)\n", file, strings.Join(counts, ", "))
 }
 
 // si formats a rate with an SI suffix (1.5k, 2.3M, 9.1G): stats tables are

@@ -199,6 +199,8 @@ func TestDaemonNotRunningCLI(t *testing.T) {
 			require.Error(t, err)
 			assert.ErrorIs(t, err, api.ErrDaemonUnreachable)
 			assert.Contains(t, err.Error(), "cannot reach xlb daemon at "+path+": is `xlb daemon` running?")
+			assert.Contains(t, err.Error(), "start it with `systemctl start xlb-daemon`", "how to start it")
+			assert.Contains(t, err.Error(), "--socket", "how to point at another socket")
 			assert.Empty(t, stdout)
 		})
 	}
@@ -232,3 +234,13 @@ func TestOutputFlagValidated(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestCount: counts in messages are English, whatever the number.
+func TestCount(t *testing.T) {
+	for _, tt := range []struct {
+		n    int
+		want string
+	}{{0, "0 runtime changes"}, {1, "1 runtime change"}, {25, "25 runtime changes"}} {
+		assert.Equal(t, tt.want, count(tt.n, "runtime change"))
+	}
+}

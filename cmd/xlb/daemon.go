@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +22,7 @@ import (
 type daemonOptions struct {
 	config    string
 	cleanup   bool
+	force     bool
 	check     bool
 	logFormat string
 	logLevel  string
@@ -62,35 +64,42 @@ the state file.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.config, "config", "c", o.config, "path of the daemon's YAML config")
-	f.BoolVar(&o.check, "check", false, "validate the config (syntax, values, interfaces present on this host) and exit; changes nothing")
-	f.BoolVar(&o.cleanup, "cleanup", false, "remove everything the daemon pinned under bpffs (detaches the program) and exit")
-	f.StringVar(&o.logFormat, "log-format", o.logFormat, "log format. One of: text, json")
-	f.StringVar(&o.logLevel, "log-level", o.logLevel, "log level. One of: debug, info, warn, error")
-	cmd.MarkFlagsMutuallyExclusive("check", "cleanup")
+	f.BoolVar(&o.check, "check", false, "validate the config (syntax, values, interfaces present on this host, the state file, the pin path on bpffs, a next hop for forwarded frames) and exit; changes nothing")
+	f.BoolVar(&o.cleanup, "cleanup", false, "remove everything the daemon pinned under bpffs (detaches the program) and exit; refused while a daemon answers on the config's api.socket")
+	f.BoolVar(&o.force, "force", false, "with --cleanup: remove the pins even though a daemon is running")
+	addLogFlags(cmd, &o.logLevel, &o.logFormat)
 	return cmd
 }
 
 // runCheck is `xlb daemon --check`: everything a start would refuse before
-// it touches the kernel (the file, its values, the interfaces it names),
-// with nothing loaded, pinned or written.
+// it touches the kernel (the file, its values, the interfaces it names and
+// their next hops), with nothing loaded, pinned or written.
 func (o *daemonOptions) runCheck(cmd *cobra.Command) error {
 	cfg, err := config.Load(o.config)
 	if err != nil {
 		return err
 	}
-	if err := cfg.CheckInterfaces(net.InterfaceByName); err != nil {
+	if err := daemon.CheckHost(cfg); err != nil {
 		return err
 	}
 	backends := 0
 	for _, v := range cfg.VIPs {
 		backends += len(v.Backends)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration is valid (%d interfaces, %d VIPs, %d backends)\n",
-		cfg.File, len(cfg.Interfaces), len(cfg.VIPs), backends)
+	printValid(cmd, cfg.File, count(len(cfg.Interfaces), "interface"), count(len(cfg.VIPs), "VIP"), count(backends, "backend"))
 	return nil
 }
 
 func (o *daemonOptions) validate(cmd *cobra.Command) (*slog.Logger, error) {
+	// Said here rather than with cobra's flag groups, whose message
+	// ("if any flags in the group [check cleanup] are set none of the
+	// others can be") does not say why.
+	if o.check && o.cleanup {
+		return nil, errors.New("--check and --cleanup cannot be used together: --check changes nothing, --cleanup removes the pinned data path")
+	}
+	if o.force && !o.cleanup {
+		return nil, errors.New("--force goes with --cleanup (to remove the pins while a daemon runs)")
+	}
 	return newLogger(cmd.ErrOrStderr(), o.logFormat, o.logLevel)
 }
 
@@ -98,6 +107,19 @@ func (o *daemonOptions) runCleanup(cmd *cobra.Command, log *slog.Logger) error {
 	cfg, err := config.Load(o.config)
 	if err != nil {
 		return err
+	}
+	// The running daemon would go on forwarding from its own handles with
+	// nothing pinned: a restart could no longer adopt the data path, and
+	// its exit would stop forwarding when nobody expects it.
+	if conn, err := net.DialTimeout("unix", cfg.API.Socket, time.Second); err == nil {
+		_ = conn.Close()
+		if !o.force {
+			return fmt.Errorf("a daemon is running on %s: --cleanup would leave it without pins, so a restart could not adopt the data path and its exit would stop forwarding; stop it first (systemctl stop xlb-daemon), or use --force", cfg.API.Socket)
+		}
+	}
+	if _, err := os.Stat(cfg.PinPath); errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(cmd.OutOrStdout(), "nothing pinned under %s: nothing to remove\n", cfg.PinPath)
+		return nil
 	}
 	if err := daemon.Cleanup(cfg); err != nil {
 		return err

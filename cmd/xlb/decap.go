@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os/signal"
 	"syscall"
@@ -73,7 +74,10 @@ removes it.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.iface, "iface", "", "interface that receives the tunnelled packets (required)")
+	_ = cmd.RegisterFlagCompletionFunc("iface", completeInterfaces)
 	f.StringVar(&o.mode, "mode", o.mode, "XDP attach mode. One of: auto (native, falling back to generic), native, generic")
+	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions(
+		[]string{"auto", "native", "generic"}, cobra.ShellCompDirectiveNoFileComp))
 	f.Uint16Var(&o.guePort, "gue-port", 0, "UDP port of GUE tunnels (IP directly in UDP) to decapsulate as well; must match the balancer's (0: IP-in-IP only)")
 	f.StringArrayVar(&o.addrs, "addr", nil, "local tunnel endpoint address (repeatable; default: the interface's addresses)")
 	f.DurationVar(&o.interval, "stats-interval", o.interval, "how often to log the counters (0 disables)")
@@ -103,12 +107,26 @@ func (o *decapOptions) complete() (xdplink.Mode, []netip.Addr, error) {
 	}
 	addrs, err := decap.InterfaceAddrs(o.iface)
 	if err != nil {
-		return 0, nil, fmt.Errorf("list addresses of %q: %w (check `ip addr`)", o.iface, err)
+		return 0, nil, err // it names the interface and what to check
 	}
 	if len(addrs) == 0 {
 		return 0, nil, fmt.Errorf("interface %q has no global address: pass --addr", o.iface)
 	}
 	return mode, addrs, nil
+}
+
+// completeInterfaces offers this host's interfaces (of the shell's network
+// namespace).
+func completeInterfaces(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	names := make([]string, len(ifs))
+	for i, it := range ifs {
+		names[i] = it.Name
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
 }
 
 func (o *decapOptions) run(ctx context.Context, cmd *cobra.Command, log *slog.Logger, mode xdplink.Mode, addrs []netip.Addr) error {

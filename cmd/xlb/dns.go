@@ -70,8 +70,7 @@ the file and the GeoIP database and exits (0 valid, 1 not). See docs/gslb.md.`,
 	f := cmd.Flags()
 	f.StringVarP(&o.config, "config", "c", "", "path to the DNS server's YAML config (required)")
 	f.BoolVar(&o.check, "check", false, "validate the config and the GeoIP database and exit; binds nothing")
-	f.StringVar(&o.logLevel, "log-level", o.logLevel, "log level. One of: debug, info, warn, error")
-	f.StringVar(&o.logFormat, "log-format", o.logFormat, "log format. One of: text, json")
+	addLogFlags(cmd, &o.logLevel, &o.logFormat)
 	return cmd
 }
 
@@ -81,11 +80,9 @@ func (o *dnsOptions) load() (*gslb.Config, *gslb.Locator, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var geo *gslb.Locator
-	if cfg.GeoIP != "" {
-		if geo, err = gslb.OpenLocator(cfg.GeoIP); err != nil {
-			return nil, nil, fmt.Errorf("%s: geoip: %w", o.config, err)
-		}
+	geo, err := cfg.OpenGeoIP()
+	if err != nil {
+		return nil, nil, err
 	}
 	return cfg, geo, nil
 }
@@ -102,8 +99,8 @@ func (o *dnsOptions) runCheck(cmd *cobra.Command) error {
 	for _, z := range cfg.Zones {
 		records += len(z.Records)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration is valid (%d zones, %d records, %d sites, %d GSLB names)\n",
-		o.config, len(cfg.Zones), records, len(cfg.Sites), len(cfg.Names))
+	printValid(cmd, o.config, count(len(cfg.Zones), "zone"), count(records, "record"),
+		count(len(cfg.Sites), "site"), count(len(cfg.Names), "GSLB name"))
 	return nil
 }
 

@@ -47,7 +47,7 @@ func TestDNSCheck(t *testing.T) {
 	require.NoError(t, os.WriteFile(good, []byte(fmt.Sprintf(dnsConfig, "127.0.0.1:1", "", "")), 0o600))
 	code, stdout, stderr := runExit("dns", "--check", "--config", good)
 	assert.Equal(t, 0, code, stderr)
-	assert.Equal(t, good+": configuration is valid (1 zones, 3 records, 2 sites, 1 GSLB names)\n", stdout)
+	assert.Equal(t, good+": configuration is valid (1 zone, 3 records, 2 sites, 1 GSLB name)\n", stdout)
 
 	bad := filepath.Join(dir, "bad.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte(strings.Replace(fmt.Sprintf(dnsConfig, "127.0.0.1:1", "", `      - "www IN A 192.0.2.300"`), "policy: failover", "policy: failovr", 1)), 0o600))
@@ -60,6 +60,26 @@ func TestDNSCheck(t *testing.T) {
 	code, _, stderr = runExit("dns", "--check")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, "--config is required")
+
+	// The GeoIP database is part of the file: one that is missing or is no
+	// database is reported at the geoip line, in words.
+	notDB := filepath.Join(dir, "not.mmdb")
+	require.NoError(t, os.WriteFile(notDB, []byte("not a database"), 0o600))
+	for _, tt := range []struct{ name, geoip, want string }{
+		{"missing", filepath.Join(dir, "GeoLite2-City.mmdb"), "GeoIP database " + filepath.Join(dir, "GeoLite2-City.mmdb") + " does not exist"},
+		{"not a database", notDB, "invalid MaxMind DB file"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, "geo.yaml")
+			require.NoError(t, os.WriteFile(p, []byte("geoip: "+tt.geoip+"\n"+fmt.Sprintf(dnsConfig, "127.0.0.1:1", "", "")), 0o600))
+			code, stdout, stderr := runExit("dns", "--check", "--config", p)
+			assert.Equal(t, 1, code)
+			assert.Empty(t, stdout)
+			assert.True(t, strings.HasPrefix(stderr, "xlb: "+p+":1: geoip: "), stderr)
+			assert.Contains(t, stderr, tt.want)
+			assert.Equal(t, 1, strings.Count(stderr, tt.geoip), "the path once: %s", stderr)
+		})
+	}
 }
 
 // startDNSProcess runs `xlb dns --config cfgPath` until the test ends

@@ -29,6 +29,12 @@ otherwise the VIP's Maglev table.
   xlb flow [2001:db8:ffff::7]:40000 [2001:db8::1]:443/tcp
   xlb flow 192.0.2.7:5353 10.0.0.2:*/udp --dport 53`,
 		Args: cobra.ExactArgs(2),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			if len(args) == 1 { // SRC:PORT is anyone's; the VIP is the daemon's
+				return completeVIPs(cmd, nil, toComplete)
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src, err := api.ParseFlowSource(args[0])
 			if err != nil {

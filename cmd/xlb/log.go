@@ -4,7 +4,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+
+	"github.com/spf13/cobra"
 )
+
+// addLogFlags registers --log-level on cmd, and --log-format when format
+// is not nil, with their values offered to shell completion.
+func addLogFlags(cmd *cobra.Command, level, format *string) {
+	f := cmd.Flags()
+	f.StringVar(level, "log-level", *level, "log level. One of: debug, info, warn, error")
+	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions(
+		[]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	if format == nil {
+		return
+	}
+	f.StringVar(format, "log-format", *format, "log format. One of: text, json")
+	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions(
+		[]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+}
 
 // newLogger builds the slog logger of a long-running subcommand from its
 // --log-format and --log-level flags, rejecting unknown values with the

@@ -31,6 +31,43 @@ whichever host they reach.`,
 	return cmd
 }
 
+// completePools offers the proxy's pools for a command's first argument;
+// without a proxy it offers nothing (and no file names).
+func completePools(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	pools, err := withProxy(cmd, func(ctx context.Context, c *admin.Client) ([]admin.Pool, error) { return c.Pools(ctx) })
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	names := make([]string, len(pools))
+	for i, p := range pools {
+		names[i] = p.Name
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeServers offers the pools, then the pool's servers.
+func completeServers(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	switch len(args) {
+	case 0:
+		return completePools(cmd, args, toComplete)
+	case 1:
+	default:
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	p, err := withProxy(cmd, func(ctx context.Context, c *admin.Client) (admin.Pool, error) { return c.Pool(ctx, args[0]) })
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	names := make([]string, len(p.Servers))
+	for i, s := range p.Servers {
+		names[i] = s.Name
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}
+
 // withProxy runs one call against the proxy named by --proxy.
 func withProxy[T any](cmd *cobra.Command, call func(context.Context, *admin.Client) (T, error)) (T, error) {
 	c, err := newProxyClient(cmd)
@@ -71,7 +108,7 @@ func printPools(w io.Writer, pools []admin.Pool) error {
 		avail := strconv.Itoa(p.Available)
 		switch {
 		case p.FailingOpen:
-			avail += " (FAIL-OPEN: sent to failing servers)"
+			avail += " (FAIL-OPEN: sent to every server not draining)"
 		case p.Available == 0:
 			avail += " (routes answer 503)"
 		}
@@ -83,9 +120,10 @@ func printPools(w io.Writer, pools []admin.Pool) error {
 func newPoolShowCmd() *cobra.Command {
 	var output outputFormat
 	cmd := &cobra.Command{
-		Use:   "show POOL",
-		Short: "Show a pool's servers: address, weight, state, requests in flight",
-		Args:  cobra.ExactArgs(1),
+		Use:               "show POOL",
+		ValidArgsFunction: completePools,
+		Short:             "Show a pool's servers: address, weight, state, requests in flight",
+		Args:              cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := withProxy(cmd, func(ctx context.Context, c *admin.Client) (admin.Pool, error) { return c.Pool(ctx, args[0]) })
 			if err != nil {
@@ -106,6 +144,9 @@ func printPool(w io.Writer, p admin.Pool) error {
 		p.Name, p.Policy, p.Sticky, strings.Join(p.Routes, ","), p.Available, len(p.Servers))
 	if p.Role != "" {
 		fmt.Fprintf(w, "role %s\n", p.Role)
+	}
+	if p.FailOpen != nil {
+		fmt.Fprintf(w, "fail open %s\n", failOpenRule(p.FailOpen.Below, "servers not draining"))
 	}
 	if p.Problem != "" {
 		fmt.Fprintf(w, "PROBLEM: %s\n", p.Problem)
@@ -169,8 +210,9 @@ func newPoolServerAddCmd() *cobra.Command {
 		output outputFormat
 	)
 	cmd := &cobra.Command{
-		Use:   "add POOL NAME ADDR | add POOL NAME=ADDR [NAME=ADDR...]",
-		Short: "Add one or several servers to a pool (all or none)",
+		Use:               "add POOL NAME ADDR | POOL NAME=ADDR [NAME=ADDR...]",
+		ValidArgsFunction: completePools,
+		Short:             "Add one or several servers to a pool (all or none)",
 		Example: `  xlb pool server add checkout c9 10.0.2.9:8080
   xlb pool server add checkout c9=10.0.2.9:8080 c10=10.0.2.10:8080 --weight 2
   xlb pool server add checkout $(for i in $(seq 9 32); do printf 'c%d=10.0.2.%d:8080 ' $i $i; done)`,
@@ -189,8 +231,8 @@ func newPoolServerAddCmd() *cobra.Command {
 			if output == outputJSON {
 				return printJSON(cmd.OutOrStdout(), p)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d server(s) added to pool %s; it has %d, %d taking new clients\n",
-				len(servers), p.Name, len(p.Servers), p.Available)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s added to pool %s; it has %d, %d taking new clients\n",
+				count(len(servers), "server"), p.Name, len(p.Servers), p.Available)
 			return nil
 		},
 	}
@@ -210,8 +252,9 @@ type drainOptions struct {
 func newPoolServerDrainCmd() *cobra.Command {
 	o := drainOptions{timeout: 10 * time.Minute, quiet: admin.DefaultQuiet}
 	cmd := &cobra.Command{
-		Use:   "drain POOL NAME",
-		Short: "Stop new clients to a server; its in-flight requests and sticky clients finish",
+		Use:               "drain POOL NAME",
+		ValidArgsFunction: completeServers,
+		Short:             "Stop new clients to a server; its in-flight requests and sticky clients finish",
 		Long: `Stop new clients to a server. Requests in flight finish; sticky clients pinned
 to it stay until the pool's sticky drain_timeout, then move. With --wait the
 command returns once the server is empty: nothing in flight and no pinned
@@ -263,9 +306,10 @@ server of a pool that takes new clients is refused unless --force.`,
 func newPoolServerUndrainCmd() *cobra.Command {
 	var output outputFormat
 	cmd := &cobra.Command{
-		Use:   "undrain POOL NAME",
-		Short: "Let a drained server take new clients again",
-		Args:  cobra.ExactArgs(2),
+		Use:               "undrain POOL NAME",
+		ValidArgsFunction: completeServers,
+		Short:             "Let a drained server take new clients again",
+		Args:              cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := withProxy(cmd, func(ctx context.Context, c *admin.Client) (admin.Server, error) {
 				return c.Undrain(ctx, args[0], args[1])
@@ -290,10 +334,11 @@ func newPoolServerDelCmd() *cobra.Command {
 		output outputFormat
 	)
 	cmd := &cobra.Command{
-		Use:     "del POOL NAME",
-		Aliases: []string{"delete", "rm"},
-		Short:   "Remove a server from a pool (drain it with --wait first to let its clients finish)",
-		Args:    cobra.ExactArgs(2),
+		Use:               "del POOL NAME",
+		ValidArgsFunction: completeServers,
+		Aliases:           []string{"delete", "rm"},
+		Short:             "Remove a server from a pool (drain it with --wait first to let its clients finish)",
+		Args:              cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := withProxy(cmd, func(ctx context.Context, c *admin.Client) (admin.Pool, error) {
 				return c.DeleteServer(ctx, args[0], args[1], force)
@@ -317,10 +362,11 @@ func newPoolServerDelCmd() *cobra.Command {
 func newPoolServerWeightCmd() *cobra.Command {
 	var output outputFormat
 	cmd := &cobra.Command{
-		Use:     "weight POOL NAME WEIGHT",
-		Short:   "Set a server's relative share of the pool's new clients (1..1000)",
-		Example: "  xlb pool server weight checkout c9 3",
-		Args:    cobra.ExactArgs(3),
+		Use:               "weight POOL NAME WEIGHT",
+		ValidArgsFunction: completeServers,
+		Short:             "Set a server's relative share of the pool's new clients (1..1000)",
+		Example:           "  xlb pool server weight checkout c9 3",
+		Args:              cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w, err := strconv.Atoi(args[2])
 			if err != nil {

@@ -147,13 +147,13 @@ pools:
 	// One command per server for some, then one command for the rest.
 	for _, a := range apps[8:20] {
 		out := cli(t, "pool", "server", "add", "checkout", a.name, a.addr, "--proxy", sock)
-		assert.Contains(t, out, "1 server(s) added to pool checkout")
+		assert.Contains(t, out, "1 server added to pool checkout")
 	}
 	args := []string{"pool", "server", "add", "checkout", "--proxy", sock}
 	for _, a := range apps[20:] {
 		args = append(args, a.name+"="+a.addr)
 	}
-	assert.Contains(t, cli(t, args...), "12 server(s) added to pool checkout; it has 32, 32 taking new clients")
+	assert.Contains(t, cli(t, args...), "12 servers added to pool checkout; it has 32, 32 taking new clients")
 	for _, a := range apps[8:] {
 		require.Eventually(t, func() bool { return a.hits.Load() > 0 }, 20*time.Second, 5*time.Millisecond, "%s got no traffic", a.name)
 	}
@@ -270,6 +270,22 @@ pools:
 
 	assert.Equal(t, "POOL  POLICY  STICKY  ROUTES  AVAILABLE  SERVERS\nweb   p2c     false   web     2          2\n",
 		cli(t, append([]string{"pool", "list"}, p...)...))
+
+	// Pools and servers complete from the running proxy, never as files.
+	for _, tt := range []struct {
+		proxy string
+		args  []string
+		want  string
+	}{
+		{sock, []string{"pool", "show"}, "web\n:4\n"},
+		{sock, []string{"pool", "server", "drain"}, "web\n:4\n"},
+		{sock, []string{"pool", "server", "weight", "web"}, "w1\nw2\n:4\n"},
+		{sock, []string{"pool", "server", "del", "web", "w1"}, ":4\n"},
+		{filepath.Join(dir, "none.sock"), []string{"pool", "show"}, ":4\n"},
+	} {
+		args := append(append(append([]string{"__complete"}, tt.args...), "--proxy", tt.proxy), "")
+		assert.Equal(t, tt.want, cli(t, args...), "%v", tt.args)
+	}
 	assert.Equal(t, "server w2 of pool web now has weight 3\n", cli(t, append([]string{"pool", "server", "weight", "web", "w2", "3"}, p...)...))
 	assert.Equal(t, "server w1 of pool web draining (0 in flight)\n", cli(t, append([]string{"pool", "server", "drain", "web", "w1"}, p...)...))
 	show := cli(t, append([]string{"pool", "show", "web"}, p...)...)
@@ -295,6 +311,7 @@ pools:
 	code, _, stderr = runExit("pool", "list", "--proxy", filepath.Join(dir, "nothing.sock"))
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, "is `xlb proxy` running, and is this its admin.socket?")
+	assert.Contains(t, stderr, "start it with `systemctl start xlb-proxy`", "how to start it")
 
 	assert.Equal(t, "server w1 of pool web takes new clients (up)\n", cli(t, append([]string{"pool", "server", "undrain", "web", "w1"}, p...)...))
 	assert.Equal(t, "server w2 deleted from pool web; it has 1, 1 taking new clients\n", cli(t, append([]string{"pool", "server", "del", "web", "w2"}, p...)...))
@@ -306,15 +323,24 @@ pools:
 }
 
 // TestPrintPoolsFailingOpen: a pool failing open says so where an empty
-// one says its routes answer 503.
+// one says its routes answer 503; pool show reads its rule.
 func TestPrintPoolsFailingOpen(t *testing.T) {
 	var out strings.Builder
 	require.NoError(t, printPools(&out, []admin.Pool{
-		{Name: "web", Policy: "p2c", Routes: []string{"web"}, FailingOpen: true, Servers: make([]admin.Server, 2)},
+		{Name: "web", Policy: "p2c", Routes: []string{"web"}, Available: 1, FailingOpen: true, Servers: make([]admin.Server, 3)},
 		{Name: "api", Policy: "p2c", Routes: []string{"api"}, Servers: make([]admin.Server, 1)},
 	}))
 	assert.Equal(t, ""+
-		"POOL  POLICY  STICKY  ROUTES  AVAILABLE                               SERVERS\n"+
-		"web   p2c     false   web     0 (FAIL-OPEN: sent to failing servers)  2\n"+
-		"api   p2c     false   api     0 (routes answer 503)                   1\n", out.String())
+		"POOL  POLICY  STICKY  ROUTES  AVAILABLE                                         SERVERS\n"+
+		"web   p2c     false   web     1 (FAIL-OPEN: sent to every server not draining)  3\n"+
+		"api   p2c     false   api     0 (routes answer 503)                             1\n", out.String())
+
+	out.Reset()
+	require.NoError(t, printPool(&out, admin.Pool{Name: "web", Policy: "p2c", Routes: []string{"web"}, Available: 1, FailingOpen: true,
+		FailOpen: &admin.FailOpen{Below: 50}, Problem: "failing open: 1 of 3 servers pass their health checks, new clients go to every server not draining"}))
+	assert.Equal(t, ""+
+		"pool web  policy p2c  sticky false  routes web  available 1 of 0\n"+
+		"fail open while fewer than 50% of the servers not draining pass (health.fail_open_below)\n"+
+		"PROBLEM: failing open: 1 of 3 servers pass their health checks, new clients go to every server not draining\n"+
+		"SERVER  ADDR  WEIGHT  STATE  IN-FLIGHT  SOURCE\n", out.String())
 }

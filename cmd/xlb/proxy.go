@@ -69,7 +69,7 @@ to stdout.`,
 	f.StringVarP(&o.config, "config", "c", "", "path to the proxy's YAML config (required)")
 	f.BoolVar(&o.check, "check", false, "validate the config (and the runtime state file next to it) and exit; binds nothing")
 	f.BoolVar(&o.metrics, "metrics", o.metrics, "count every request in Prometheus metrics (false only to measure their cost)")
-	f.StringVar(&o.logLevel, "log-level", o.logLevel, "log level. One of: debug, info, warn, error")
+	addLogFlags(cmd, &o.logLevel, nil) // the proxy logs JSON
 	return cmd
 }
 
@@ -102,8 +102,8 @@ func (o *proxyOptions) runCheck(cmd *cobra.Command) error {
 	for _, p := range cfg.Pools {
 		servers += len(p.Servers)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration is valid (%d listeners, %d routes, %d pools, %d servers)\n",
-		o.config, len(cfg.Listeners), len(cfg.Routes), len(cfg.Pools), servers)
+	printValid(cmd, o.config, count(len(cfg.Listeners), "listener"), count(len(cfg.Routes), "route"),
+		count(len(cfg.Pools), "pool"), count(servers, "server"))
 	return nil
 }
 
@@ -263,7 +263,7 @@ server since the runtime did, the file's change wins and the answer says so.`,
 				return printJSON(cmd.OutOrStdout(), res)
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "config reloaded (%d runtime changes in force)\n", res.Overrides)
+			fmt.Fprintf(out, "config reloaded (%s in force)\n", count(res.Overrides, "runtime change"))
 			for _, n := range res.Notes {
 				fmt.Fprintln(out, n.String())
 			}

@@ -284,7 +284,7 @@ func TestProxyCheck(t *testing.T) {
 
 	code, stdout, stderr := runExit("proxy", "--check", "--config", good)
 	assert.Equal(t, 0, code, stderr)
-	assert.Equal(t, good+": configuration is valid (1 listeners, 1 routes, 1 pools, 1 servers)\n", stdout)
+	assert.Equal(t, good+": configuration is valid (1 listener, 1 route, 1 pool, 1 server)\n", stdout)
 	assert.NoFileExists(t, filepath.Join(dir, "s.sock"), "--check binds nothing")
 
 	code, stdout, stderr = runExit("proxy", "--check", "--config", bad)

@@ -45,7 +45,7 @@ func TestProxyCmdValidation(t *testing.T) {
 	}{
 		{"config required", nil, "--config is required"},
 		{"bad log level", []string{"--config", bad, "--log-level", "loud"}, `invalid --log-level "loud"`},
-		{"missing file", []string{"--config", filepath.Join(t.TempDir(), "nope.yaml")}, "read config"},
+		{"missing file", []string{"--config", filepath.Join(t.TempDir(), "nope.yaml")}, "nope.yaml does not exist"},
 		{"config error names file and line", []string{"--config", bad}, bad + ":3:"},
 	}
 	for _, tt := range tests {

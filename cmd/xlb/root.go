@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/xlbproject/xlb/control/api"
 )
@@ -27,9 +28,65 @@ proxy routes each HTTP request to an app-server pool.`,
 	root.AddCommand(newDaemonCmd())
 	root.AddCommand(newVIPCmd(), newBackendCmd(), newStatusCmd(), newStatsCmd(), newFlowCmd(), newReloadCmd(), newBGPCmd())
 	root.AddCommand(newProxyCmd(), newPoolCmd(), newDecapCmd())
-	root.AddCommand(newDNSCmd())
+	root.AddCommand(newDNSCmd(), newCompletionCmd())
+	// Cobra adds `help` only when the command line runs; adding it now
+	// puts it under the same checks as every other command: `xlb help vip
+	// lst` fails like any typo instead of printing help and exiting 0.
+	root.InitDefaultHelpCmd()
+	strictHelp(root)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return explainFlagError(err) })
 	rejectUnknownSubcommands(root)
+	noFileCompletions(root)
 	return root
+}
+
+// pathFlags are the flags whose values are files: the shell completes
+// them as files, and nothing else.
+var pathFlags = map[string]bool{"config": true, "socket": true, "proxy": true, "pin-path": true}
+
+// noFileCompletions stops the shell from offering file names where xlb
+// takes none: cobra's default for an argument or a flag value without a
+// completion of its own (`xlb stats --interval <TAB>` listed the current
+// directory). No xlb argument is a file; only pathFlags' values are.
+func noFileCompletions(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		noFileCompletions(c)
+	}
+	if cmd.ValidArgsFunction == nil && len(cmd.ValidArgs) == 0 {
+		cmd.ValidArgsFunction = cobra.NoFileCompletions
+	}
+	cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
+		if pathFlags[f.Name] || f.NoOptDefVal != "" || f.Name == "help" {
+			return
+		}
+		if _, ok := cmd.GetFlagCompletionFunc(f.Name); !ok {
+			_ = cmd.RegisterFlagCompletionFunc(f.Name, cobra.NoFileCompletions)
+		}
+	})
+}
+
+// strictHelp makes `xlb help TOPIC` fail, with suggestions, on a topic that
+// names no command. Cobra's own help prints "Unknown help topic" and the
+// root's usage, or the help of the deepest command it found ignoring the
+// rest, and exits 0 either way.
+func strictHelp(root *cobra.Command) {
+	for _, help := range root.Commands() {
+		if help.Name() != "help" {
+			continue
+		}
+		help.Run = nil
+		help.RunE = func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil {
+				return err
+			}
+			if len(rest) > 0 {
+				return noSubcommandArgs(cmd, rest)
+			}
+			cmd.InitDefaultHelpFlag()
+			return cmd.Help()
+		}
+	}
 }
 
 // rejectUnknownSubcommands makes every command group (a command with
@@ -59,7 +116,7 @@ func rejectUnknownSubcommands(cmd *cobra.Command) {
 		if words := c.Flags().Args(); c == group && len(words) > 0 {
 			return noSubcommandArgs(c, words)
 		}
-		return err
+		return explainFlagError(err)
 	})
 	if cmd.Runnable() {
 		return // `xlb proxy` runs itself and checks its arguments with noSubcommandArgs

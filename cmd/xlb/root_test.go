@@ -183,3 +183,94 @@ func TestJSONErrorsBeforeFlagParsing(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.JSONEq(t, `{"error":"unknown flag: --no-such-flag"}`, stderr)
 }
+
+// TestHelpAndCompletionTypos: cobra's own `help` and `completion` commands
+// fail on a word that names nothing, like every other command, instead of
+// printing help and exiting 0; a real topic still prints its help.
+func TestHelpAndCompletionTypos(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string // on stderr; "" for success
+	}{
+		{"help of a typo'd subcommand", []string{"help", "vip", "lst"}, "unknown command \"lst\" for \"xlb vip\"\n\nDid you mean this?\n\tlist"},
+		{"help of an unknown command", []string{"help", "bogus"}, `unknown command "bogus" for "xlb"`},
+		{"completion for an unknown shell", []string{"completion", "tcsh"}, `unknown command "tcsh" for "xlb completion"`},
+		{"help of a group", []string{"help", "vip"}, ""},
+		{"help of a leaf", []string{"help", "pool", "server", "drain"}, ""},
+		{"completion of a shell", []string{"completion", "bash"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runExit(tt.args...)
+			if tt.want == "" {
+				assert.Equal(t, 0, code, stderr)
+				assert.NotEmpty(t, stdout)
+				assert.Empty(t, stderr)
+				return
+			}
+			assert.Equal(t, 1, code)
+			assert.Empty(t, stdout)
+			assert.Contains(t, stderr, tt.want)
+		})
+	}
+}
+
+// TestFlagValueErrors: a typed flag that refuses its value says what it
+// takes, not the Go parser's text, on commands at the root and in groups.
+func TestFlagValueErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"decap", "--iface", "lo", "--gue-port", "70000"}, `xlb: invalid --gue-port "70000": out of range (0..65535)`},
+		{[]string{"decap", "--iface", "lo", "--gue-port", "x"}, `xlb: invalid --gue-port "x": not a whole number (0..65535)`},
+		{[]string{"decap", "--iface", "lo", "--stats-interval", "5"}, `xlb: invalid --stats-interval "5": give a unit, e.g. 5s or 5ms`},
+		{[]string{"stats", "--interval", "soon"}, `xlb: invalid --interval "soon": not a duration such as 500ms, 30s or 5m`},
+		{[]string{"vip", "add", "10.0.0.1:80/tcp", "--table-size", "-5"}, `xlb: invalid --table-size "-5": not a whole number (0..4294967295)`},
+		{[]string{"pool", "server", "add", "web", "w1", "10.0.2.1:80", "--weight", "x"}, `xlb: invalid --weight "x": not a whole number`},
+		{[]string{"pool", "server", "drain", "web", "w1", "--wait", "--timeout", "10"}, `xlb: invalid --timeout "10": give a unit, e.g. 10s or 10ms`},
+		{[]string{"backend", "weight", "10.0.0.1:80/tcp", "10.0.1.1", "-1"}, "xlb: -1: negative numbers are not accepted (weights, ports and counts are 0 or more)"},
+		// A flag's own message stays.
+		{[]string{"vip", "list", "-o", "yaml"}, `xlb: invalid argument "yaml" for "-o, --output" flag: unknown output format "yaml": use table or json`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, stdout, stderr := runExit(append([]string{"--socket", filepath.Join(t.TempDir(), "none.sock")}, tt.args...)...)
+			assert.Equal(t, 1, code)
+			assert.Empty(t, stdout)
+			assert.Equal(t, tt.want+"\n", stderr)
+		})
+	}
+}
+
+// TestNoFileCompletions: the shell offers file names only for the flags
+// that take a path; every argument and every other flag value completes to
+// what xlb knows (or to nothing), at every command of the tree.
+func TestNoFileCompletions(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "none.sock")
+	directive := func(args ...string) string {
+		code, stdout, stderr := runExit(append([]string{"__complete", "--socket", socket}, args...)...)
+		require.Equal(t, 0, code, stderr)
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		return lines[len(lines)-1]
+	}
+	groups, leaves := commandPaths(newRootCmd())
+	root := newRootCmd()
+	for _, path := range append(groups, leaves...) {
+		cmd, _, err := root.Find(path)
+		require.NoError(t, err)
+		assert.NotEqual(t, ":0", directive(append(path, "")...), "xlb %s <TAB> offers files", strings.Join(path, " "))
+		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+			if f.NoOptDefVal != "" || f.Name == "help" {
+				return
+			}
+			d := directive(append(path, "--"+f.Name, "")...)
+			if pathFlags[f.Name] {
+				assert.Equal(t, ":0", d, "xlb %s --%s <TAB> takes a path", strings.Join(path, " "), f.Name)
+				return
+			}
+			assert.NotEqual(t, ":0", d, "xlb %s --%s <TAB> offers files", strings.Join(path, " "), f.Name)
+		})
+	}
+}

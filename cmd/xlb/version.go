@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -34,29 +33,20 @@ func currentVersion() versionInfo {
 }
 
 func newVersionCmd() *cobra.Command {
-	var output string
+	var output outputFormat
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the xlb version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := currentVersion()
-			switch output {
-			case "table":
-				_, err := fmt.Fprintf(cmd.OutOrStdout(), "xlb %s (%s, %s)\n", v.Version, v.GoVersion, v.Platform)
-				return err
-			case "json":
-				b, err := json.MarshalIndent(v, "", "  ")
-				if err != nil {
-					return fmt.Errorf("encode version: %w", err)
-				}
-				_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
-				return err
-			default:
-				return fmt.Errorf("unknown output format %q: use table or json", output)
+			if output == outputJSON {
+				return printJSON(cmd.OutOrStdout(), v)
 			}
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "xlb %s (%s, %s)\n", v.Version, v.GoVersion, v.Platform)
+			return err
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format. One of: table, json")
+	addOutputFlag(cmd, &output)
 	return cmd
 }

@@ -177,10 +177,22 @@ func printVIP(out io.Writer, v api.VIP) error {
 	n := countStates(v.Backends)
 	fmt.Fprintf(out, "VIP:       %s\nMode:      %s\nTable:     %d entries\nBackends:  %d (%d active, %d draining, %d down)\n\n",
 		v.Key, v.Mode, v.TableSize, len(v.Backends), n[api.StateActive], n[api.StateDraining], n[api.StateDown])
+	if f := v.FailOpen; f != nil {
+		fmt.Fprintf(out, "Fail open: %s; %d of %d pass now\n\n", failOpenRule(f.Below, "checked backends"), f.Passing, f.Checked)
+	}
 	if v.FailingOpen {
-		fmt.Fprintf(out, "FAIL-OPEN: every backend not drained fails its health checks; new flows go to all of them (health.all_down)\n\n")
+		fmt.Fprintf(out, "FAIL-OPEN: too few backends pass their health checks; new flows go to every backend not drained (health.all_down)\n\n")
 	}
 	return printBackends(out, v)
+}
+
+// failOpenRule says when a VIP or pool fails open, in the config's words;
+// counted names the members the rule counts ("checked backends").
+func failOpenRule(below int, counted string) string {
+	if below == 0 {
+		return fmt.Sprintf("while none of the %s passes (health.all_down: fail_open)", counted)
+	}
+	return fmt.Sprintf("while fewer than %d%% of the %s pass (health.fail_open_below)", below, counted)
 }
 
 // printBackends is the backend table of `vip show` and `backend list`.

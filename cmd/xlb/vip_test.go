@@ -152,6 +152,7 @@ func TestVIPFailingOpen(t *testing.T) {
 		}
 	}
 	vips[0].FailingOpen = true
+	vips[0].FailOpen = &api.FailOpen{Below: 50, Passing: 0, Checked: 2}
 	runCLICases(t, func() *fakeDaemon {
 		return &fakeDaemon{vips: vips, status: api.Status{Time: clock, StartTime: clock, VIPs: vips}}
 	}, []cliCase{
@@ -165,7 +166,9 @@ func TestVIPFailingOpen(t *testing.T) {
 				"Table:     65537 entries\n" +
 				"Backends:  3 (0 active, 1 draining, 2 down)\n" +
 				"\n" +
-				"FAIL-OPEN: every backend not drained fails its health checks; new flows go to all of them (health.all_down)\n" +
+				"Fail open: while fewer than 50% of the checked backends pass (health.fail_open_below); 0 of 2 pass now\n" +
+				"\n" +
+				"FAIL-OPEN: too few backends pass their health checks; new flows go to every backend not drained (health.all_down)\n" +
 				"\n" +
 				"BACKEND    WEIGHT  STATE     HEALTH  TABLE SHARE    LAST ERROR\n" +
 				"10.0.1.11  1       down      down    50.0% (32769)  connect: connection refused\n" +
@@ -228,6 +231,12 @@ func TestCompletion(t *testing.T) {
 		// (control/daemon TestModesAgree), nothing else.
 		{name: "mode", socket: path, args: []string{"vip", "add", "10.0.0.9:80/tcp", "--mode", ""}, want: api.Modes()},
 		{name: "no daemon", socket: path + ".missing", args: []string{"vip", "show", ""}, want: nil},
+		// Every flag with a fixed set of values offers them.
+		{name: "version output", socket: path, args: []string{"version", "-o", ""}, want: []string{"table", "json"}},
+		{name: "log level", socket: path, args: []string{"daemon", "--log-level", ""}, want: []string{"debug", "info", "warn", "error"}},
+		{name: "log format", socket: path, args: []string{"dns", "--log-format", ""}, want: []string{"text", "json"}},
+		{name: "proxy log level", socket: path, args: []string{"proxy", "--log-level", ""}, want: []string{"debug", "info", "warn", "error"}},
+		{name: "attach mode", socket: path, args: []string{"decap", "--mode", ""}, want: []string{"auto", "native", "generic"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,7 +25,7 @@ type StatusError = adminsock.StatusError
 // daemonPeer is how errors name the daemon when its socket does not answer.
 var daemonPeer = adminsock.Peer{
 	Name:       "xlb daemon",
-	NotRunning: "is `xlb daemon` running?",
+	NotRunning: "is `xlb daemon` running? start it with `systemctl start xlb-daemon` (or `xlb daemon --config FILE`), or name its socket with --socket",
 	// Joining root's group is not advice to give anyone.
 	RootGroup: "run the command with sudo, or set api.group in the daemon's config to an operators' group and join that",
 }

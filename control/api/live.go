@@ -54,8 +54,8 @@ type LiveSummary struct {
 	// VIPsWithoutBackend have no active backend and do not fail open:
 	// their new flows are dropped.
 	VIPsWithoutBackend int `json:"vipsWithoutBackend"`
-	// VIPsFailingOpen have every backend failing its checks and send new
-	// flows to all of them (VIP.FailingOpen).
+	// VIPsFailingOpen have too few backends passing their checks and send
+	// new flows to every backend not drained (VIP.FailingOpen).
 	VIPsFailingOpen int `json:"vipsFailingOpen"`
 	// InterfacesDetached are interfaces the program is not attached to.
 	InterfacesDetached int `json:"interfacesDetached"`

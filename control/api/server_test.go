@@ -66,7 +66,7 @@ func TestDaemonNotRunning(t *testing.T) {
 			require.Error(t, err)
 			assert.ErrorIs(t, err, ErrDaemonUnreachable)
 			assert.True(t, strings.HasPrefix(err.Error(),
-				"cannot reach xlb daemon at "+tt.path+": is `xlb daemon` running? ("), err.Error())
+				"cannot reach xlb daemon at "+tt.path+": is `xlb daemon` running? start it with `systemctl start xlb-daemon` (or `xlb daemon --config FILE`), or name its socket with --socket ("), err.Error())
 		})
 	}
 }

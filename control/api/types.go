@@ -47,10 +47,25 @@ type VIP struct {
 	Mode      string    `json:"mode"`      // ModeIPIP or ModeL2DSR
 	TableSize uint32    `json:"tableSize"` // Maglev table size M (prime)
 	Backends  []Backend `json:"backends"`
-	// FailingOpen: every backend not drained fails its health checks, and
-	// the daemon sends new flows to all of them rather than dropping them
+	// FailingOpen: too few backends pass their health checks (none, or
+	// fewer than health.fail_open_below), and the daemon sends new flows
+	// to every backend not drained rather than to those few or nowhere
 	// (health.all_down: fail_open).
 	FailingOpen bool `json:"failingOpen,omitempty"`
+	// FailOpen is the fail-open policy and the figures it decides on; nil
+	// with health.all_down: drop.
+	FailOpen *FailOpen `json:"failOpen,omitempty"`
+}
+
+// FailOpen is a VIP's health.all_down: fail_open policy at work.
+type FailOpen struct {
+	// Below is health.fail_open_below in percent; 0 fails open only while
+	// no backend passes.
+	Below int `json:"below,omitempty"`
+	// Checked counts the backends the decision counts: not drained, of
+	// weight above 0, checked at least once. Passing of them pass.
+	Passing int `json:"passing"`
+	Checked int `json:"checked"`
 }
 
 // Backend is one L7 host of a VIP with its admin settings, health and share

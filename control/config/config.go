@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/health"
 	"github.com/xlbproject/xlb/internal/etcdstore"
+	"github.com/xlbproject/xlb/internal/failopen"
 	"github.com/xlbproject/xlb/internal/strictyaml"
 	"github.com/xlbproject/xlb/maglev"
 )
@@ -156,6 +156,16 @@ type Health struct {
 	// checks: AllDownFailOpen keeps sending new flows to all of them,
 	// AllDownDrop installs an empty table.
 	AllDown string
+	// FailOpenBelow (fail_open_below, with all_down: fail_open) is the
+	// panic threshold in percent: a VIP fails open while fewer than this
+	// share of its backends that are checked, not drained and of weight
+	// above 0 pass. 0 (unset) fails open only while none passes.
+	FailOpenBelow int
+}
+
+// FailOpen is the policy the reconciler applies to every VIP.
+func (h Health) FailOpen() failopen.Policy {
+	return failopen.Policy{On: h.AllDown == AllDownFailOpen, Below: h.FailOpenBelow}
 }
 
 // What a VIP does when every backend fails its health checks. Dropping
@@ -233,6 +243,8 @@ type fileConfig struct {
 		Rise     *int    `yaml:"rise"`
 		Fall     *int    `yaml:"fall"`
 		AllDown  *string `yaml:"all_down"`
+		// FailOpenBelow is a percentage such as "50%".
+		FailOpenBelow *string `yaml:"fail_open_below"`
 	} `yaml:"health"`
 	API struct {
 		Socket *string `yaml:"socket"`
@@ -279,9 +291,9 @@ type Error = strictyaml.Error
 
 // Load reads and validates the configuration file at path.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := strictyaml.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
 	return Parse(path, data)
 }
@@ -396,6 +408,17 @@ func (v *validator) config(fc *fileConfig) *Config {
 	case AllDownFailOpen, AllDownDrop:
 	default:
 		v.Errorf(p("health", "all_down"), "unknown choice %q (want %s or %s)", cfg.Health.AllDown, AllDownFailOpen, AllDownDrop)
+	}
+	if h.FailOpenBelow != nil {
+		n, err := strictyaml.ParsePercent(*h.FailOpenBelow, 1, 100)
+		switch {
+		case err != nil:
+			v.Errorf(p("health", "fail_open_below"), "%v", err)
+		case cfg.Health.AllDown != AllDownFailOpen:
+			v.Errorf(p("health", "fail_open_below"), "needs all_down: %s (with %s, a VIP never fails open)", AllDownFailOpen, cfg.Health.AllDown)
+		default:
+			cfg.Health.FailOpenBelow = n
+		}
 	}
 
 	cfg.API.Socket = v.absPath(p("api", "socket"), fc.API.Socket, DefaultSocket, "an absolute path")

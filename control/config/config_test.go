@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/control/health"
+	"github.com/xlbproject/xlb/internal/failopen"
 )
 
 const minimal = `
@@ -107,6 +108,10 @@ func TestErrors(t *testing.T) {
 		{"tcp close short", minimal + "dataplane:\n  tcp_close_timeout: 10ms\n", "x.yaml:13: dataplane.tcp_close_timeout: 10ms is shorter than the minimum 1s"},
 		{"health type", minimal + "health:\n  type: icmp\n", `x.yaml:13: health.type: unknown check type "icmp"`},
 		{"health all_down", minimal + "health:\n  all_down: open\n", `x.yaml:13: health.all_down: unknown choice "open" (want fail_open or drop)`},
+		{"fail_open_below without fail_open", minimal + "health:\n  fail_open_below: 50%\n", "x.yaml:13: health.fail_open_below: needs all_down: fail_open (with drop, a VIP never fails open)"},
+		{"fail_open_below a count", minimal + "health:\n  all_down: fail_open\n  fail_open_below: 2\n", `x.yaml:14: health.fail_open_below: "2" is not a percentage such as 50%`},
+		{"fail_open_below 0%", minimal + "health:\n  all_down: fail_open\n  fail_open_below: 0%\n", "x.yaml:14: health.fail_open_below: 0% is not within 1%..100%"},
+		{"fail_open_below over 100%", minimal + "health:\n  all_down: fail_open\n  fail_open_below: 150%\n", "x.yaml:14: health.fail_open_below: 150% is not within 1%..100%"},
 		{"health port", minimal + "health:\n  port: 70000\n", "x.yaml:13: health.port: 70000 is out of range 0..65535"},
 		{"health path", minimal + "health:\n  path: ready\n", `x.yaml:13: health.path: "ready" must start with /`},
 		{"health status", minimal + "health:\n  expect_status: 42\n", "x.yaml:13: health.expect_status: 42 is out of range 100..599"},
@@ -159,6 +164,23 @@ func TestErrors(t *testing.T) {
 	}
 }
 
+// TestFailOpenBelow: the panic threshold is a percentage and only means
+// something with all_down: fail_open; unset, a VIP fails open only while
+// none of its backends passes.
+func TestFailOpenBelow(t *testing.T) {
+	cfg, err := Parse("x.yaml", []byte(minimal+"health:\n  all_down: fail_open\n  fail_open_below: 50%\n"))
+	require.NoError(t, err)
+	assert.Equal(t, failopen.Policy{On: true, Below: 50}, cfg.Health.FailOpen())
+
+	cfg, err = Parse("x.yaml", []byte(minimal+"health:\n  all_down: fail_open\n"))
+	require.NoError(t, err)
+	assert.Equal(t, failopen.Policy{On: true}, cfg.Health.FailOpen())
+
+	cfg, err = Parse("x.yaml", []byte(minimal))
+	require.NoError(t, err)
+	assert.Equal(t, failopen.Policy{}, cfg.Health.FailOpen())
+}
+
 func TestAllErrorsReported(t *testing.T) {
 	in := strings.NewReplacer("port: 80", "port: 0", "protocol: tcp", "protocol: sctp").Replace(minimal)
 	_, err := Parse("x.yaml", []byte(in))
@@ -170,7 +192,7 @@ func TestAllErrorsReported(t *testing.T) {
 func TestLoadMissingFile(t *testing.T) {
 	_, err := Load("/nonexistent/xlb.yaml")
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "read config: ")
+	assert.EqualError(t, err, "config file /nonexistent/xlb.yaml does not exist")
 }
 
 func TestZeroWeightAndDrainingAccepted(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/bgp"
 	"github.com/xlbproject/xlb/control/config"
+	"github.com/xlbproject/xlb/control/reconcile"
 )
 
 // bgpConfig is the speaker's configuration from the daemon's.
@@ -106,9 +107,20 @@ func (d *Daemon) usableLocked(k api.VIPKey) bool {
 	if !ok {
 		return false
 	}
+	slots := d.rec.Slots(k)
 	for _, b := range v.Backends {
-		if !b.Drain && b.Weight > 0 && d.upLocked(k, b.Addr) {
+		if b.Drain || b.Weight == 0 {
+			continue
+		}
+		// A host whose check starts over (its port changed) keeps its
+		// place in the table, and so the route.
+		switch d.healthLocked(k, b.Addr) {
+		case reconcile.Passing:
 			return true
+		case reconcile.Unchecked:
+			if slots[b.Addr] > 0 && !d.rec.FailingOpen(k) {
+				return true
+			}
 		}
 	}
 	return false

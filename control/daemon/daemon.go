@@ -212,7 +212,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 	d.mu.Unlock()
 	wctx, cancel := context.WithTimeout(ctx, cfg.Health.Timeout+cfg.Health.Interval/5+200*time.Millisecond)
 	if err := d.checker.WaitKnown(wctx); err != nil {
-		log.Warn("not every backend answered its first health check in time; they count as down", "error", err)
+		log.Warn("not every backend answered its first health check in time; until they do they get no new flows and are not counted for failing open", "error", err)
 	}
 	cancel()
 	d.mu.Lock()
@@ -251,27 +251,42 @@ func (d *Daemon) loadState() error {
 	if d.cfg.Store == config.StoreEtcd {
 		return d.loadFleetCache()
 	}
-	base := state.FromConfig(d.cfg)
-	f, err := d.store.Load()
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		d.log.Info("no state file: starting from the configuration", "state", d.store.Path())
-		f = state.File{Base: base, Desired: base.Clone()}
-	case err != nil:
-		return fmt.Errorf("load state: %w", err)
-	default:
-		// The file may have been edited while the daemon was down.
-		f = state.File{Base: base, Desired: state.Rebase(f.Desired, f.Base, base)}
-		d.log.Info("state loaded", "state", d.store.Path(), "vips", len(f.Desired.VIPs))
+	f, found, err := desiredFromFile(d.cfg, d.store)
+	if err != nil {
+		return err
 	}
-	if err := checkDesired(f.Desired, d.cfg); err != nil {
-		return fmt.Errorf("load state: %w", err)
+	if found {
+		d.log.Info("state loaded", "state", d.store.Path(), "vips", len(f.Desired.VIPs))
+	} else {
+		d.log.Info("no state file: starting from the configuration", "state", d.store.Path())
 	}
 	if err := d.store.Save(f); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	d.file = f
 	return nil
+}
+
+// desiredFromFile is the state a start begins from with the file store:
+// the state file rebased on cfg, or cfg alone when there is no file yet
+// (found false). It only reads.
+func desiredFromFile(cfg *config.Config, store *state.Store) (f state.File, found bool, err error) {
+	base := state.FromConfig(cfg)
+	f, err = store.Load()
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		f = state.File{Base: base, Desired: base.Clone()}
+	case err != nil:
+		return state.File{}, false, fmt.Errorf("load state: %w", err)
+	default:
+		// The file may have been edited while the daemon was down.
+		f = state.File{Base: base, Desired: state.Rebase(f.Desired, f.Base, base)}
+		found = true
+	}
+	if err := checkDesired(f.Desired, cfg); err != nil {
+		return state.File{}, found, fmt.Errorf("load state: %w", err)
+	}
+	return f, found, nil
 }
 
 // Run serves the API and the metrics and reconciles on every health change
@@ -507,8 +522,8 @@ func (d *Daemon) syncModesLocked() error {
 func (d *Daemon) reconcileLocked() {
 	// What is servable may change with every reconcile (bgp.go).
 	defer d.announceLocked()
-	d.rec.SetFailOpen(d.cfg.Health.AllDown == config.AllDownFailOpen)
-	rep, err := d.rec.Reconcile(d.file.Desired, d.upLocked)
+	d.rec.SetFailOpen(d.cfg.Health.FailOpen())
+	rep, err := d.rec.Reconcile(d.file.Desired, d.healthLocked)
 	if err == nil {
 		err = d.syncModesLocked()
 	}
@@ -570,6 +585,23 @@ func (d *Daemon) upLocked(vip api.VIPKey, addr netip.Addr) bool {
 	return d.checker.Status(d.targetLocked(vip, addr)).Up
 }
 
+// healthLocked is what the reconciler needs: a backend whose check has
+// not answered yet is Unchecked, not Failing.
+func (d *Daemon) healthLocked(vip api.VIPKey, addr netip.Addr) reconcile.Health {
+	return healthOf(d.checker.Status(d.targetLocked(vip, addr)))
+}
+
+func healthOf(s health.Status) reconcile.Health {
+	switch {
+	case !s.Known:
+		return reconcile.Unchecked
+	case s.Up:
+		return reconcile.Passing
+	default:
+		return reconcile.Failing
+	}
+}
+
 // backendView feeds the metrics collector at scrape time.
 func (d *Daemon) backendView() []metrics.BackendView {
 	d.mu.Lock()
@@ -578,10 +610,10 @@ func (d *Daemon) backendView() []metrics.BackendView {
 	for _, v := range d.file.Desired.VIPs {
 		slots := d.rec.Slots(v.Key)
 		for _, b := range v.Backends {
-			up := d.upLocked(v.Key, b.Addr)
+			h := d.healthLocked(v.Key, b.Addr)
 			bv := metrics.BackendView{
-				VIP: v.Key.String(), Backend: b.Addr.String(), Up: up,
-				State: reconcile.BackendState(b, up), Slots: slots[b.Addr], VIPFailingOpen: d.rec.FailingOpen(v.Key),
+				VIP: v.Key.String(), Backend: b.Addr.String(), Up: h == reconcile.Passing,
+				State: reconcile.BackendState(b, h), Slots: slots[b.Addr], VIPFailingOpen: d.rec.FailingOpen(v.Key),
 			}
 			// As of the last resync (ensureNextHopsLocked).
 			if st, ok := d.nextHopState[b.Addr]; ok {
@@ -689,6 +721,31 @@ func dataplaneConfig(cfg *config.Config, iface func(string) (*net.Interface, err
 		}
 	}
 	return c
+}
+
+// CheckHost is what `xlb daemon --check` adds to the file's own checks:
+// that this host can run cfg as a start would find before it loads,
+// pins or writes anything — every interface exists, the state file (with
+// the file store) reads and fits the config, bpf.pin_path is on bpffs,
+// and forwarded frames have a next hop (forwarding on where the kernel's
+// FIB gives it).
+func CheckHost(cfg *config.Config) error {
+	if err := cfg.CheckInterfaces(net.InterfaceByName); err != nil {
+		return err
+	}
+	if cfg.Store != config.StoreEtcd {
+		if _, _, err := desiredFromFile(cfg, state.NewStore(cfg.StatePath)); err != nil {
+			return err
+		}
+	}
+	if err := xdplink.CheckPinDir(cfg.PinPath); err != nil {
+		return &config.Error{File: cfg.File, Field: "bpf.pin_path", Reason: err.Error()}
+	}
+	if err := checkNextHop(cfg, dataplaneConfig(cfg, net.InterfaceByName), true, readProcSys, net.InterfaceByName); err != nil {
+		// Named by the file it is about; its keys are in the reason.
+		return &config.Error{File: cfg.File, Reason: err.Error()}
+	}
+	return nil
 }
 
 // readProcSys reads a file under /proc/sys (path relative to it).

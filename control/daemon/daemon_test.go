@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,7 +54,10 @@ func uniquePrefix(t *testing.T) string {
 type l7host struct {
 	addr  netip.Addr
 	ready atomic.Bool
-	srv   *http.Server
+	// hang: the readiness check gets no answer until it gives up, so the
+	// host stays unchecked for the check's whole timeout.
+	hang atomic.Bool
+	srv  *http.Server
 }
 
 // startHosts starts n readiness servers on 127.0.0.{1..n} sharing one port,
@@ -94,6 +98,10 @@ func tryStartHosts(n int) ([]*l7host, uint16, error) {
 		h := &l7host{addr: netip.AddrFrom4([4]byte{127, 0, 0, byte(i + 1)})}
 		h.ready.Store(true)
 		h.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if h.hang.Load() {
+				<-r.Context().Done()
+				return
+			}
 			if r.URL.Path == "/ready" && h.ready.Load() {
 				w.WriteHeader(http.StatusOK)
 				return
@@ -110,6 +118,34 @@ type env struct {
 	dir, cfgPath, pin, socket string
 	port                      uint16
 	hosts                     []*l7host
+	// logs, when set, receives the daemon's log instead of io.Discard.
+	logs *logBuffer
+}
+
+// logBuffer collects a daemon's log lines; the daemon logs from several
+// goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// count is how many lines carry msg as their message.
+func (l *logBuffer) count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), "msg=\""+msg+"\"")
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 const vipText = "10.200.0.10:80/tcp"
@@ -173,7 +209,9 @@ func (e *env) start(t *testing.T) (*Daemon, context.CancelFunc) {
 func (e *env) startWith(t *testing.T, reg *prometheus.Registry) (*Daemon, context.CancelFunc) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	if e.logs != nil {
+		log = slog.New(slog.NewTextHandler(e.logs, nil))
+	} else if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	d, err := New(context.Background(), Options{ConfigPath: e.cfgPath, Log: log, Version: "test", NoAttach: true, Registry: reg})
@@ -428,6 +466,133 @@ func TestFailOpen(t *testing.T) {
 	got, err = d.GetVIP(ctx, vip)
 	require.NoError(t, err)
 	assert.False(t, got.FailingOpen)
+}
+
+// withFailOpen rewrites e's config with health.all_down: fail_open and
+// extra health settings (each "  key: value\n").
+func withFailOpen(t *testing.T, e *env, extra string) string {
+	t.Helper()
+	plain, err := os.ReadFile(e.cfgPath)
+	require.NoError(t, err)
+	cfg := strings.Replace(string(plain), "health:\n", "health:\n  all_down: fail_open\n"+extra, 1)
+	require.NotEqual(t, string(plain), cfg)
+	require.NoError(t, os.WriteFile(e.cfgPath, []byte(cfg), 0o600))
+	return cfg
+}
+
+// TestFailOpenBelow: with health.fail_open_below, a VIP fails open while
+// fewer than that share of its backends pass, so the one host still
+// passing does not take every new flow; failing open starts and ends with
+// one log line each, and a reload that changes the policy says so.
+func TestFailOpenBelow(t *testing.T) {
+	e := newEnv(t, 3)
+	e.logs = &logBuffer{}
+	withFailOpen(t, e, "  fail_open_below: 50%\n")
+	d, stop := e.start(t)
+	defer stop()
+	ctx := context.Background()
+	vip, err := api.ParseVIPKey(vipText)
+	require.NoError(t, err)
+	h1, h2, h3 := e.hosts[0].addr, e.hosts[1].addr, e.hosts[2].addr
+	states := func() []string {
+		got, err := d.GetVIP(ctx, vip)
+		require.NoError(t, err)
+		var out []string
+		for _, b := range got.Backends {
+			out = append(out, b.State)
+		}
+		return out
+	}
+	vipOf := func() api.VIP {
+		got, err := d.GetVIP(ctx, vip)
+		require.NoError(t, err)
+		require.NotNil(t, got.FailOpen)
+		return got
+	}
+	const (
+		enter = "too few backends pass their health checks: failing open, new flows go to every backend not drained"
+		leave = "vip no longer failing open"
+	)
+
+	// 1 of 3 passes: below 50 %.
+	e.hosts[1].ready.Store(false)
+	e.hosts[2].ready.Store(false)
+	eventually(t, "h2 and h3 down", func() bool {
+		return slices.Equal(states(), []string{api.StateActive, api.StateDown, api.StateDown})
+	})
+	// The table follows the checks on the next reconcile.
+	eventually(t, "1 of 3 passing in the table's view", func() bool { return *vipOf().FailOpen == api.FailOpen{Below: 50, Passing: 1, Checked: 3} })
+	got := vipOf()
+	assert.True(t, got.FailingOpen, "one host of three must not take every new flow")
+	spread := chosen(t, d, 300)
+	assert.Zero(t, spread[netip.Addr{}], "no new flow is dropped: %v", spread)
+	for _, h := range []netip.Addr{h1, h2, h3} {
+		assert.Positive(t, spread[h], "every host gets new flows: %v", spread)
+	}
+	assert.Equal(t, 1.0, gatheredValue(t, d.Registry(), "xlb_vip_failing_open", "vip", vipText))
+	assert.Equal(t, 1, e.logs.count(enter), "%s", e.logs)
+
+	// 2 of 3 pass: an ordinary table of those two.
+	e.hosts[1].ready.Store(true)
+	eventually(t, "2 of 3 passing in the table's view", func() bool { return vipOf().FailOpen.Passing == 2 })
+	assert.False(t, vipOf().FailingOpen)
+	spread = chosen(t, d, 300)
+	assert.Zero(t, spread[h3], "the failing host is out again: %v", spread)
+	assert.Equal(t, 300, spread[h1]+spread[h2], "%v", spread)
+	assert.Equal(t, 0.0, gatheredValue(t, d.Registry(), "xlb_vip_failing_open", "vip", vipText))
+	assert.Equal(t, 1, e.logs.count(enter), "one warning for one episode:\n%s", e.logs)
+	assert.Equal(t, 1, e.logs.count(leave), "%s", e.logs)
+
+	// Reloaded without the threshold: the change of policy is logged.
+	plain, err := os.ReadFile(e.cfgPath)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(e.cfgPath, []byte(strings.Replace(string(plain), "  fail_open_below: 50%\n", "", 1)), 0o600))
+	require.NoError(t, d.Reload(ctx))
+	assert.Equal(t, 1, e.logs.count("fail-open policy changed"), "%s", e.logs)
+	assert.Equal(t, &api.FailOpen{Passing: 2, Checked: 3}, vipOf().FailOpen)
+}
+
+// TestFailOpenUnchecked: hosts added to a running VIP are not counted
+// until their first check answers, so adding many at once does not fail
+// the VIP open, and they get no new flows before they pass.
+func TestFailOpenUnchecked(t *testing.T) {
+	e := newEnv(t, 5)
+	h1, h2 := e.hosts[0].addr, e.hosts[1].addr
+	// The new hosts' first check hangs until its 9 s timeout: they stay
+	// unchecked far longer than the test takes to look.
+	slow := func(five string) string {
+		return strings.Replace(five, "interval: 200ms\n  timeout: 150ms\n", "interval: 10s\n  timeout: 9s\n", 1)
+	}
+	five := slow(withFailOpen(t, e, "  fail_open_below: 50%\n"))
+	var rest strings.Builder
+	for _, h := range e.hosts[2:] {
+		fmt.Fprintf(&rest, "      - address: %s\n", h.addr)
+	}
+	two := strings.Replace(five, rest.String(), "", 1)
+	require.NotEqual(t, five, two)
+	require.NoError(t, os.WriteFile(e.cfgPath, []byte(two), 0o600))
+	for _, h := range e.hosts[2:] {
+		h.hang.Store(true)
+	}
+	d, stop := e.start(t)
+	defer stop()
+	ctx := context.Background()
+	vip, err := api.ParseVIPKey(vipText)
+	require.NoError(t, err)
+	before := chosen(t, d, 300)
+	require.Equal(t, 300, before[h1]+before[h2], "%v", before)
+
+	require.NoError(t, os.WriteFile(e.cfgPath, []byte(five), 0o600))
+	require.NoError(t, d.Reload(ctx))
+	got, err := d.GetVIP(ctx, vip)
+	require.NoError(t, err)
+	require.Len(t, got.Backends, 5)
+	for _, b := range got.Backends[2:] {
+		require.True(t, b.LastCheck.IsZero(), "%s still unchecked when looked at", b.Addr)
+	}
+	assert.False(t, got.FailingOpen, "2 of 5 would be below 50%, but 3 are not checked yet")
+	assert.Equal(t, &api.FailOpen{Below: 50, Passing: 2, Checked: 2}, got.FailOpen)
+	assert.Equal(t, before, chosen(t, d, 300), "unchecked hosts get no new flows, the others keep theirs")
 }
 
 func keysAndDrains(vs []api.VIP) []string {

@@ -232,11 +232,15 @@ func (d *Daemon) GetVIP(ctx context.Context, key api.VIPKey) (api.VIP, error) {
 func (d *Daemon) vipLocked(v state.VIP) api.VIP {
 	out := api.VIP{Key: v.Key, Mode: v.Mode, TableSize: v.TableSize, Backends: make([]api.Backend, 0, len(v.Backends)),
 		FailingOpen: d.rec.FailingOpen(v.Key)}
+	if pol := d.cfg.Health.FailOpen(); pol.On {
+		passing, checked := d.rec.Passing(v.Key)
+		out.FailOpen = &api.FailOpen{Below: pol.Below, Passing: passing, Checked: checked}
+	}
 	slots := d.rec.Slots(v.Key)
 	for _, b := range v.Backends {
 		hs := d.checker.Status(d.targetLocked(v.Key, b.Addr))
 		out.Backends = append(out.Backends, api.Backend{
-			Addr: b.Addr, Weight: b.Weight, Drain: b.Drain, State: reconcile.BackendState(b, hs.Up), Healthy: hs.Up,
+			Addr: b.Addr, Weight: b.Weight, Drain: b.Drain, State: reconcile.BackendState(b, healthOf(hs)), Healthy: hs.Up,
 			TableSlots: slots[b.Addr], LastCheck: hs.LastCheck, LastError: hs.LastError, LastTransition: hs.LastTransition,
 		})
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -56,6 +55,8 @@ type Config struct {
 	Listen  string // UDP and TCP address
 	Metrics string // HTTP address of /metrics; "" = none
 	GeoIP   string // path of a MaxMind-format database; "" = geo names use their default site
+	// geoIPLine is the line of geoip in File, for OpenGeoIP's errors.
+	geoIPLine int
 	// RateLimit limits UDP answers per client network; zero Rate: off.
 	RateLimit RateLimit
 	Zones     []Zone
@@ -193,9 +194,9 @@ var allowedTypes = []uint16{dns.TypeSOA, dns.TypeNS, dns.TypeA, dns.TypeAAAA, dn
 
 // Load reads and validates the configuration at path.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := strictyaml.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read dns config: %w", err)
+		return nil, err
 	}
 	return Parse(path, data)
 }
@@ -224,7 +225,7 @@ type validator struct{ *strictyaml.Doc }
 func p(elems ...any) []any { return elems }
 
 func (v *validator) config(fc *fileConfig) *Config {
-	cfg := &Config{Listen: DefaultListen, Metrics: fc.Metrics, GeoIP: fc.GeoIP}
+	cfg := &Config{Listen: DefaultListen, Metrics: fc.Metrics, GeoIP: fc.GeoIP, geoIPLine: strictyaml.LineOf(v.Root, p("geoip"))}
 	if fc.Listen != nil {
 		cfg.Listen = *fc.Listen
 	}
@@ -294,6 +295,30 @@ func (v *validator) config(fc *fileConfig) *Config {
 	return cfg
 }
 
+// recordWords put the zone parser's terse phrases in an operator's.
+var recordWords = []struct{ raw, words string }{
+	{"bad A A", "not an IPv4 address"},
+	{"bad AAAA AAAA", "not an IPv6 address"},
+	{"bad MX Pref", "not an MX preference (a number)"},
+	{"not a TTL", "not a TTL, class or record type (or the record's data is missing)"},
+}
+
+// recordProblem is the zone parser's error about one record without its
+// "dns: " prefix and its position in the one-line text ("at line: 1:18"),
+// which the entry's own file:line replaces.
+func recordProblem(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "dns: ")
+	if i := strings.LastIndex(msg, " at line: "); i >= 0 {
+		msg = msg[:i]
+	}
+	for _, w := range recordWords {
+		if rest, ok := strings.CutPrefix(msg, w.raw); ok {
+			return w.words + rest
+		}
+	}
+	return msg
+}
+
 func (v *validator) zone(i int, fz fileZone) (Zone, bool) {
 	if fz.Name == "" {
 		v.Errorf(p("zones", i), "name is required")
@@ -318,7 +343,7 @@ func (v *validator) zone(i int, fz fileZone) (Zone, bool) {
 		zp.SetDefaultTTL(uint32(ttl / time.Second))
 		rr, ok := zp.Next()
 		if err := zp.Err(); err != nil {
-			v.Errorf(path, "%q: %v", text, err)
+			v.Errorf(path, "%q: %s (zone-file syntax: NAME [TTL] [IN] TYPE DATA, e.g. \"www 300 IN A 192.0.2.1\")", text, recordProblem(err))
 			continue
 		}
 		if !ok || rr == nil {

@@ -1,6 +1,8 @@
 package gslb
 
 import (
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,7 +68,7 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
       - "www IN A 300.1.1.1"
       - "www IN SRV 1 1 80 x"
       - "www.example.net. IN A 192.0.2.1"
-`, []string{"dns.yaml:5: zones[0].records[1]", "dns.yaml:6: zones[0].records[2]: type SRV is not served", "dns.yaml:7: zones[0].records[3]: www.example.net. is outside zone example.com."}},
+`, []string{`dns.yaml:5: zones[0].records[1]: "www IN A 300.1.1.1": not an IPv4 address: "300.1.1.1" (zone-file syntax: NAME [TTL] [IN] TYPE DATA, e.g. "www 300 IN A 192.0.2.1")`, "dns.yaml:6: zones[0].records[2]: type SRV is not served", "dns.yaml:7: zones[0].records[3]: www.example.net. is outside zone example.com."}},
 		{"no soa", "zones:\n  - name: example.com\n    records: [\"@ IN NS ns1\"]\n", []string{"dns.yaml:3: zones[0].records: zone example.com. needs an SOA"}},
 		{"cname with data", "zones:\n  - name: example.com\n    records:\n      - \"@ IN SOA ns1 h 1 2 3 4 60\"\n      - \"w IN CNAME x\"\n      - \"w IN A 192.0.2.1\"\n", []string{"w.example.com. has a CNAME and other records"}},
 		{"names", `zones:
@@ -128,4 +130,21 @@ names:
 			}
 		})
 	}
+}
+
+// TestDocsConfigParses: the configuration docs/gslb.md shows is one an
+// operator can start from: every name's sites exist, and no GSLB name
+// collides with the zone's records.
+func TestDocsConfigParses(t *testing.T) {
+	page, err := os.ReadFile("../../docs/gslb.md")
+	require.NoError(t, err)
+	before, rest, ok := strings.Cut(string(page), "## Config\n\n```yaml\n")
+	require.True(t, ok, "docs/gslb.md has no ## Config section opening with a yaml block")
+	block, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+	// Blank lines in place of the text above it: errors name the page's lines.
+	above := strings.Repeat("\n", strings.Count(before, "\n")+3)
+	cfg, err := Parse("docs/gslb.md", []byte(above+block))
+	require.NoError(t, err)
+	assert.NotEmpty(t, cfg.Names)
 }

@@ -1,13 +1,17 @@
 package gslb
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"net/netip"
 	"strings"
 	"sync"
 
 	"github.com/oschwald/maxminddb-golang/v2"
+
+	"github.com/xlbproject/xlb/internal/strictyaml"
 )
 
 // Locator finds a client's location in a MaxMind-format database (the
@@ -36,6 +40,24 @@ func OpenLocator(path string) (*Locator, error) {
 		return nil, fmt.Errorf("open geoip database %s: %w", path, err)
 	}
 	return &Locator{db: db, cache: map[uintptr]Location{}}, nil
+}
+
+// OpenGeoIP opens the configuration's GeoIP database (nil for none). A
+// database that cannot be opened is a problem of the file, reported like
+// the others: file:line: geoip: reason.
+func (c *Config) OpenGeoIP() (*Locator, error) {
+	if c.GeoIP == "" {
+		return nil, nil
+	}
+	l, err := OpenLocator(c.GeoIP)
+	if err == nil {
+		return l, nil
+	}
+	reason := err.Error()
+	if errors.Is(err, fs.ErrNotExist) {
+		reason = fmt.Sprintf("GeoIP database %s does not exist (a MaxMind-format .mmdb file, e.g. GeoLite2-City.mmdb)", c.GeoIP)
+	}
+	return nil, &strictyaml.Error{File: c.File, Line: c.geoIPLine, Field: "geoip", Reason: reason}
 }
 
 // Close releases the database; later lookups find nothing.

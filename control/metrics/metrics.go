@@ -30,8 +30,9 @@ type BackendView struct {
 	Up      bool   // passes its health checks
 	State   string // effective state: active, draining, down
 	Slots   int    // Maglev table entries pointing at it
-	// VIPFailingOpen: the VIP sends new flows to its failing backends
-	// because every one fails (the same on each of its backends' views).
+	// VIPFailingOpen: the VIP sends new flows to every backend not
+	// drained because too few pass (the same on each of its backends'
+	// views).
 	VIPFailingOpen bool
 	// NextHopKnown is set when next hops come from the kernel's FIB and
 	// the daemon looks after them; NextHopResolved then says whether the
@@ -76,7 +77,7 @@ var (
 	backendSlots = prometheus.NewDesc("xlb_backend_table_slots",
 		"Entries of the VIP's Maglev table pointing at the backend.", []string{"vip", "backend"}, nil)
 	vipFailingOpen = prometheus.NewDesc("xlb_vip_failing_open",
-		"1 while every backend of the VIP that is not drained fails its health checks and new flows go to all of them (health.all_down: fail_open); absent for a VIP without backends.", []string{"vip"}, nil)
+		"1 while too few backends of the VIP pass their health checks (none, or fewer than health.fail_open_below) and new flows go to every backend not drained (health.all_down: fail_open); absent for a VIP without backends.", []string{"vip"}, nil)
 	nextHopResolved = prometheus.NewDesc("xlb_backend_next_hop_resolved",
 		"1 while the L7 host's next hop (from the kernel's FIB) is resolved, 0 while its packets are passed to the kernel instead; absent with a configured next-hop MAC.", []string{"vip", "backend"}, nil)
 	attached = prometheus.NewDesc("xlb_l4_attached",

@@ -8,5 +8,8 @@
 // established flows), down (failed health, out of the table), removed
 // (deleted from the data path once no table names it). A VIP without a
 // usable backend gets an empty table, which the data path treats as "drop
-// and count" — never a stale table.
+// and count" — never a stale table, unless its fail-open policy
+// (internal/failopen, SetFailOpen) puts every backend not drained back in
+// it because too few pass. A backend no check has answered yet is neither
+// passing nor failing: it is not counted and keeps the place it had.
 package reconcile

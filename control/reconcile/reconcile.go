@@ -11,6 +11,7 @@ import (
 
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/state"
+	"github.com/xlbproject/xlb/internal/failopen"
 	"github.com/xlbproject/xlb/maglev"
 )
 
@@ -34,8 +35,21 @@ type Dataplane interface {
 	InstallTable(key api.VIPKey, table []BackendID) error
 }
 
-// HealthFunc reports whether a VIP's backend passes its health checks.
-type HealthFunc func(vip api.VIPKey, backend netip.Addr) bool
+// Health is what a VIP's backend's checks say about it.
+type Health uint8
+
+const (
+	// Unchecked: no check has finished yet (the backend was just added,
+	// or its check's port changed). It is neither passing nor failing: it
+	// keeps the place it had in the table, a new one gets no flows until
+	// its first result, and it never counts towards failing open.
+	Unchecked Health = iota
+	Passing
+	Failing
+)
+
+// HealthFunc reports what a VIP's backend's checks say.
+type HealthFunc func(vip api.VIPKey, backend netip.Addr) Health
 
 // Reconciler turns desired state × health into the data path's VIPs,
 // backends and Maglev tables. It remembers what it installed and rebuilds
@@ -48,9 +62,10 @@ type Reconciler struct {
 
 	vips     map[api.VIPKey]*installed
 	backends map[netip.Addr]BackendID
-	// failOpen: a VIP whose every backend not drained is down sends new
-	// flows to all of those instead of dropping them.
-	failOpen bool
+	// failOpen: when a VIP's backends fail their checks, whether and
+	// below which share of passing ones new flows go to all of them.
+	failOpen    failopen.Policy
+	failOpenSet bool
 }
 
 type installed struct {
@@ -58,9 +73,11 @@ type installed struct {
 	size   uint32
 	ids    []BackendID // the installed table
 	counts map[netip.Addr]int
-	// failingOpen: the table holds backends that fail their checks,
-	// because every one does.
+	// failingOpen: the table holds every backend not drained, failing
+	// ones included, because too few pass.
 	failingOpen bool
+	// passing and checked are VIPResult's, as of the last run.
+	passing, checked int
 	// ok is false when the last install failed; the next run retries.
 	ok bool
 }
@@ -72,12 +89,21 @@ func New(log *slog.Logger, dp Dataplane) *Reconciler {
 	return &Reconciler{log: log, dp: dp, now: time.Now, vips: map[api.VIPKey]*installed{}, backends: map[netip.Addr]BackendID{}}
 }
 
-// SetFailOpen chooses what the next runs do with a VIP whose every backend
-// that is not drained fails its checks: true sends new flows to all of
-// them (Envoy's panic routing; the checks failing everywhere at once is
-// more often the checker's fault than every host's), false installs an
-// empty table. Drained backends and weight 0 stay out either way.
-func (r *Reconciler) SetFailOpen(on bool) { r.failOpen = on }
+// SetFailOpen chooses what the next runs do with a VIP whose backends
+// fail their checks: while p.Open says so, new flows go to every backend
+// that is not drained, passing or not (Envoy's panic routing: the checks
+// failing nearly everywhere at once is more often the checker's fault
+// than every host's, and the few that pass would drown under everything).
+// Otherwise the table holds the passing ones, and is empty when none
+// passes. Drained backends and weight 0 stay out either way. A change of
+// policy is logged; the VIPs it moves in or out of failing open log that
+// on the next run.
+func (r *Reconciler) SetFailOpen(p failopen.Policy) {
+	if r.failOpenSet && p != r.failOpen {
+		r.log.Info("fail-open policy changed", "from", r.failOpen.String(), "to", p.String())
+	}
+	r.failOpen, r.failOpenSet = p, true
+}
 
 // Adopt tells the reconciler what an adopted (pinned) data path already
 // holds, so that the first run reuses those VIPs and backends and removes
@@ -103,9 +129,13 @@ type VIPResult struct {
 	Moved int
 	// Slots is the number of table entries per backend now installed.
 	Slots map[netip.Addr]int
-	// FailingOpen is set when the table holds down backends because every
-	// backend not drained is down (SetFailOpen).
+	// FailingOpen is set when the table holds every backend not drained,
+	// failing ones included, because too few pass (SetFailOpen).
 	FailingOpen bool
+	// Passing and Checked count the backends that take part in that
+	// decision (not drained, weight above 0, checked at least once) and,
+	// of those, the ones passing their checks.
+	Passing, Checked int
 	// States is each backend's effective state (api.StateActive, ...).
 	States map[netip.Addr]string
 	Err    error
@@ -122,11 +152,11 @@ type Report struct {
 // BackendState derives the effective state of a backend: draining wins over
 // down, because an operator who drained a host wants it out whatever its
 // health says.
-func BackendState(b state.Backend, up bool) string {
+func BackendState(b state.Backend, h Health) string {
 	switch {
 	case b.Drain:
 		return api.StateDraining
-	case !up:
+	case h != Passing:
 		return api.StateDown
 	default:
 		return api.StateActive
@@ -218,28 +248,46 @@ func (r *Reconciler) inAnyTable(addr netip.Addr) bool {
 
 func (r *Reconciler) vip(v state.VIP, up HealthFunc) VIPResult {
 	res := VIPResult{Key: v.Key, States: map[netip.Addr]string{}}
-	var input, down []maglev.Backend
+	cur, exists := r.vips[v.Key]
+	// An unchecked backend keeps its place in an ordinary table (a reload
+	// that moved the check's port must not empty the tables), and stays
+	// out of a failing-open one's successor until its first result.
+	kept := func(addr netip.Addr) bool {
+		return exists && !cur.failingOpen && cur.counts[addr] > 0
+	}
+	var input, failing, unchecked []maglev.Backend
 	for _, b := range v.Backends {
-		st := BackendState(b, up(v.Key, b.Addr))
+		h := up(v.Key, b.Addr)
+		st := BackendState(b, h)
 		res.States[b.Addr] = st
-		if _, known := r.backends[b.Addr]; !known || b.Weight == 0 {
+		if _, known := r.backends[b.Addr]; !known || b.Weight == 0 || b.Drain {
 			continue
 		}
-		switch st {
-		case api.StateActive:
-			input = append(input, maglev.Backend{Name: b.Addr.String(), Weight: b.Weight})
-		case api.StateDown:
-			down = append(down, maglev.Backend{Name: b.Addr.String(), Weight: b.Weight})
+		mb := maglev.Backend{Name: b.Addr.String(), Weight: b.Weight}
+		switch h {
+		case Passing:
+			input = append(input, mb)
+		case Failing:
+			failing = append(failing, mb)
+		default:
+			unchecked = append(unchecked, mb)
 		}
 	}
-	if len(input) == 0 && len(down) > 0 && r.failOpen {
-		input, res.FailingOpen = down, true
+	res.Passing, res.Checked = len(input), len(input)+len(failing)
+	if r.failOpen.Open(len(input), len(failing)) {
+		input, res.FailingOpen = slices.Concat(input, failing, unchecked), true
+	} else {
+		for _, b := range unchecked {
+			if kept(netip.MustParseAddr(b.Name)) {
+				input = append(input, b)
+			}
+		}
 	}
 	slices.SortFunc(input, func(a, b maglev.Backend) int { return strings.Compare(a.Name, b.Name) })
 
-	cur, exists := r.vips[v.Key]
 	if exists && cur.ok && cur.size == v.TableSize && slices.Equal(cur.input, input) && cur.failingOpen == res.FailingOpen {
 		res.Slots = cur.counts
+		cur.passing, cur.checked = res.Passing, res.Checked
 		return res
 	}
 	if !exists {
@@ -251,6 +299,7 @@ func (r *Reconciler) vip(v state.VIP, up HealthFunc) VIPResult {
 		r.vips[v.Key] = cur
 	}
 
+	wasOpen := cur.failingOpen
 	t0 := r.now()
 	table, err := maglev.Build(input, int(v.TableSize))
 	if err != nil {
@@ -281,7 +330,7 @@ func (r *Reconciler) vip(v state.VIP, up HealthFunc) VIPResult {
 			counts[netip.MustParseAddr(table.Names[i])] = c
 		}
 	}
-	*cur = installed{input: input, size: v.TableSize, ids: ids, counts: counts, failingOpen: res.FailingOpen, ok: true}
+	*cur = installed{input: input, size: v.TableSize, ids: ids, counts: counts, failingOpen: res.FailingOpen, passing: res.Passing, checked: res.Checked, ok: true}
 	res.Slots = counts
 
 	inTable := make([]string, len(input))
@@ -289,22 +338,37 @@ func (r *Reconciler) vip(v state.VIP, up HealthFunc) VIPResult {
 		inTable[i] = b.Name
 	}
 	attrs := []any{"vip", v.Key.String(), "backends", inTable, "slots_moved", res.Moved, "duration", res.Duration}
+	// Failing open is logged when it starts and when it ends: a table
+	// rebuilt meanwhile (a weight, a backend added) is an ordinary install.
+	open := []any{"vip", v.Key.String(), "passing", res.Passing, "checked", res.Checked, "fail_open", r.failOpen.String()}
+	switch {
+	case res.FailingOpen && !wasOpen:
+		r.log.Warn("too few backends pass their health checks: failing open, new flows go to every backend not drained", append(open, "backends", inTable)...)
+	case !res.FailingOpen && wasOpen:
+		r.log.Info("vip no longer failing open", open...)
+	}
 	switch {
 	case table.Empty():
 		r.log.Warn("table installed empty: no usable backend, packets are dropped", attrs...)
-	case res.FailingOpen:
-		r.log.Warn("every backend fails its health checks: failing open, new flows go to all of them", attrs...)
 	default:
-		r.log.Info("table installed", attrs...)
+		r.log.Info("table installed", append(attrs, "failing_open", res.FailingOpen)...)
 	}
 	return res
 }
 
-// FailingOpen reports whether the VIP's installed table holds backends
-// that fail their checks because every one does (SetFailOpen).
+// FailingOpen reports whether the VIP's installed table holds every
+// backend not drained because too few pass their checks (SetFailOpen).
 func (r *Reconciler) FailingOpen(key api.VIPKey) bool {
 	in, ok := r.vips[key]
 	return ok && in.failingOpen
+}
+
+// Passing returns VIPResult's Passing and Checked of the VIP's last run.
+func (r *Reconciler) Passing(key api.VIPKey) (passing, checked int) {
+	if in, ok := r.vips[key]; ok {
+		return in.passing, in.checked
+	}
+	return 0, 0
 }
 
 // Slots returns the installed per-backend slot counts of a VIP.

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/state"
+	"github.com/xlbproject/xlb/internal/failopen"
 )
 
 // recorder is a data path that keeps what it is told, checks the order
@@ -157,16 +160,22 @@ func be(a netip.Addr, w uint32, drain bool) state.Backend {
 	return state.Backend{Addr: a, Weight: w, Drain: drain}
 }
 
-func allUp(api.VIPKey, netip.Addr) bool { return true }
+func allUp(api.VIPKey, netip.Addr) Health { return Passing }
 
 func downSet(down ...netip.Addr) HealthFunc {
-	return func(_ api.VIPKey, a netip.Addr) bool {
-		for _, d := range down {
-			if d == a {
-				return false
-			}
+	return healthOf(nil, down)
+}
+
+// healthOf: unchecked ones first, then failing ones, everyone else passes.
+func healthOf(unchecked, failing []netip.Addr) HealthFunc {
+	return func(_ api.VIPKey, a netip.Addr) Health {
+		switch {
+		case slices.Contains(unchecked, a):
+			return Unchecked
+		case slices.Contains(failing, a):
+			return Failing
 		}
-		return true
+		return Passing
 	}
 }
 
@@ -271,7 +280,7 @@ func TestTransitions(t *testing.T) {
 func TestFailOpen(t *testing.T) {
 	dp := newRecorder(0)
 	r := New(quiet(), dp)
-	r.SetFailOpen(true)
+	r.SetFailOpen(failopen.Policy{On: true})
 	_, err := r.Reconcile(three(false, 1), allUp)
 	require.NoError(t, err)
 	require.False(t, r.FailingOpen(vipA))
@@ -298,7 +307,7 @@ func TestFailOpen(t *testing.T) {
 			map[netip.Addr]int{h1: 21846, h2: 21846, h3: 21845}, false},
 	}
 	for _, st := range steps {
-		r.SetFailOpen(st.failOpen)
+		r.SetFailOpen(failopen.Policy{On: st.failOpen})
 		rep, err := r.Reconcile(st.next, st.health)
 		require.NoError(t, err, st.name)
 		assert.Equal(t, st.wantSlots, dp.counts(vipA), st.name)
@@ -312,7 +321,7 @@ func TestFailOpen(t *testing.T) {
 	}
 
 	// Every backend drained: the operator's choice, dropped whatever health says.
-	r.SetFailOpen(true)
+	r.SetFailOpen(failopen.Policy{On: true})
 	all := desired(vipOf(vipA, be(h1, 1, true), be(h2, 1, true)))
 	_, err = r.Reconcile(all, downSet(h1, h2))
 	require.NoError(t, err)
@@ -479,4 +488,175 @@ func BenchmarkReconcile(b *testing.B) {
 			}
 		}
 	})
+}
+
+var (
+	h4 = netip.MustParseAddr("10.0.1.4")
+	h5 = netip.MustParseAddr("10.0.1.5")
+)
+
+// inTable lists the backends the installed table of k names, in order.
+func (r *recorder) inTable(k api.VIPKey) []netip.Addr {
+	var out []netip.Addr
+	for a := range r.counts(k) {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+func five(drained ...netip.Addr) state.Desired {
+	var bs []state.Backend
+	for _, a := range []netip.Addr{h1, h2, h3, h4, h5} {
+		bs = append(bs, be(a, 1, slices.Contains(drained, a)))
+	}
+	return desired(vipOf(vipA, bs...))
+}
+
+// TestFailOpenBelow: with a threshold, a VIP fails open while fewer than
+// that share of its counted backends pass, so the few that still pass do
+// not take every new flow; drained backends are not counted.
+func TestFailOpenBelow(t *testing.T) {
+	all := []netip.Addr{h1, h2, h3, h4, h5}
+	steps := []struct {
+		name        string
+		policy      failopen.Policy
+		next        state.Desired
+		failing     []netip.Addr
+		wantTable   []netip.Addr
+		wantOpen    bool
+		wantPassing int
+		wantChecked int
+		wantRebuilt bool
+	}{
+		{"all pass", failopen.Policy{On: true, Below: 50}, five(), nil, all, false, 5, 5, true},
+		{"3 of 5 pass: not below 50%", failopen.Policy{On: true, Below: 50}, five(), []netip.Addr{h4, h5}, []netip.Addr{h1, h2, h3}, false, 3, 5, true},
+		{"2 of 5 pass: below 50%, all of them", failopen.Policy{On: true, Below: 50}, five(), []netip.Addr{h3, h4, h5}, all, true, 2, 5, true},
+		{"1 of 5 passes: still all, nothing rebuilt", failopen.Policy{On: true, Below: 50}, five(), []netip.Addr{h2, h3, h4, h5}, all, true, 1, 5, false},
+		{"2 drained are not counted: 2 of 3 pass", failopen.Policy{On: true, Below: 50}, five(h4, h5), []netip.Addr{h3, h4, h5}, []netip.Addr{h1, h2}, false, 2, 3, true},
+		{"1 of 3 passes: all not drained", failopen.Policy{On: true, Below: 50}, five(h4, h5), []netip.Addr{h2, h3, h4, h5}, []netip.Addr{h1, h2, h3}, true, 1, 3, true},
+		{"unset threshold: only when none passes", failopen.Policy{On: true}, five(), []netip.Addr{h2, h3, h4, h5}, []netip.Addr{h1}, false, 1, 5, true},
+		{"unset threshold, none passes", failopen.Policy{On: true}, five(), all, all, true, 0, 5, true},
+		{"fail open off", failopen.Policy{Below: 50}, five(), []netip.Addr{h3, h4, h5}, []netip.Addr{h1, h2}, false, 2, 5, true},
+	}
+	dp := newRecorder(0)
+	r := New(quiet(), dp)
+	for _, st := range steps {
+		r.SetFailOpen(st.policy)
+		rep, err := r.Reconcile(st.next, healthOf(nil, st.failing))
+		require.NoError(t, err, st.name)
+		require.Len(t, rep.VIPs, 1)
+		res := rep.VIPs[0]
+		assert.Equal(t, st.wantTable, dp.inTable(vipA), st.name)
+		assert.Equal(t, st.wantOpen, res.FailingOpen, st.name)
+		assert.Equal(t, st.wantOpen, r.FailingOpen(vipA), st.name)
+		assert.Equal(t, st.wantPassing, res.Passing, st.name)
+		assert.Equal(t, st.wantChecked, res.Checked, st.name)
+		assert.Equal(t, st.wantRebuilt, res.Rebuilt, st.name)
+	}
+}
+
+// TestUncheckedBackends: a backend no check has answered yet neither
+// passes nor fails. Added to a VIP, it gets no flows and cannot tip the
+// VIP into failing open; a new VIP whose backends are all unchecked does
+// not fail open; a backend already in the table keeps its place while
+// its check starts over (a reload that moved the check's port).
+func TestUncheckedBackends(t *testing.T) {
+	dp := newRecorder(0)
+	r := New(quiet(), dp)
+	r.SetFailOpen(failopen.Policy{On: true, Below: 50})
+
+	rep, err := r.Reconcile(five(), healthOf([]netip.Addr{h1, h2, h3, h4, h5}, nil))
+	require.NoError(t, err)
+	assert.False(t, rep.VIPs[0].FailingOpen, "a new VIP that nothing checked yet does not fail open")
+	assert.Empty(t, dp.inTable(vipA), "nor does it send flows to hosts not checked yet")
+	assert.Zero(t, rep.VIPs[0].Checked)
+
+	two := desired(vipOf(vipA, be(h1, 1, false), be(h2, 1, false)))
+	_, err = r.Reconcile(two, allUp)
+	require.NoError(t, err)
+	require.Equal(t, []netip.Addr{h1, h2}, dp.inTable(vipA))
+
+	// Three hosts added: 2 of 5 would be below 50 %, but the new ones are
+	// not checked yet and are not counted.
+	rep, err = r.Reconcile(five(), healthOf([]netip.Addr{h3, h4, h5}, nil))
+	require.NoError(t, err)
+	assert.False(t, rep.VIPs[0].FailingOpen, "adding hosts does not fail the VIP open")
+	assert.Equal(t, []netip.Addr{h1, h2}, dp.inTable(vipA), "the new hosts wait for their first check")
+	assert.Equal(t, 2, rep.VIPs[0].Checked)
+
+	rep, err = r.Reconcile(five(), allUp)
+	require.NoError(t, err)
+	assert.Equal(t, []netip.Addr{h1, h2, h3, h4, h5}, dp.inTable(vipA))
+
+	// Every check starts over: the table stays as it is.
+	dp.calls = nil
+	rep, err = r.Reconcile(five(), healthOf([]netip.Addr{h1, h2, h3, h4, h5}, nil))
+	require.NoError(t, err)
+	assert.False(t, rep.VIPs[0].Rebuilt)
+	assert.Empty(t, dp.calls, "nothing installed")
+	assert.Equal(t, []netip.Addr{h1, h2, h3, h4, h5}, dp.inTable(vipA))
+
+	// Failing open (1 of 3 checked passes) includes the unchecked ones;
+	// once it ends, they wait for their check like new ones.
+	rep, err = r.Reconcile(five(), healthOf([]netip.Addr{h4, h5}, []netip.Addr{h2, h3}))
+	require.NoError(t, err)
+	assert.True(t, rep.VIPs[0].FailingOpen)
+	assert.Equal(t, []netip.Addr{h1, h2, h3, h4, h5}, dp.inTable(vipA))
+	rep, err = r.Reconcile(five(), healthOf([]netip.Addr{h4, h5}, nil))
+	require.NoError(t, err)
+	assert.False(t, rep.VIPs[0].FailingOpen)
+	assert.Equal(t, []netip.Addr{h1, h2, h3}, dp.inTable(vipA))
+}
+
+// TestFailOpenLogs: a VIP logs once at WARN when it starts failing open
+// and once when it stops, however often its table is rebuilt or its
+// backends' health changes meanwhile; a change of policy is logged.
+func TestFailOpenLogs(t *testing.T) {
+	var buf strings.Builder
+	dp := newRecorder(0)
+	r := New(slog.New(slog.NewTextHandler(&buf, nil)), dp)
+	count := func(msg string) int { return strings.Count(buf.String(), "msg=\""+msg+"\"") }
+	const (
+		enter  = "too few backends pass their health checks: failing open, new flows go to every backend not drained"
+		leave  = "vip no longer failing open"
+		policy = "fail-open policy changed"
+	)
+	r.SetFailOpen(failopen.Policy{On: true})
+	run := func(d state.Desired, h HealthFunc) {
+		t.Helper()
+		_, err := r.Reconcile(d, h)
+		require.NoError(t, err)
+	}
+	run(five(), allUp)
+	run(five(), healthOf(nil, []netip.Addr{h1, h2, h3, h4, h5}))
+	assert.Equal(t, 1, count(enter))
+	// Rebuilt while failing open: a drained host leaves the table.
+	run(five(h5), healthOf(nil, []netip.Addr{h1, h2, h3, h4, h5}))
+	run(five(h5), healthOf(nil, []netip.Addr{h1, h2, h3, h4, h5}))
+	assert.Equal(t, 1, count(enter), "one warning for one episode:\n%s", buf.String())
+	assert.Zero(t, count(leave))
+
+	// A threshold makes 1 of 4 passing too few: the policy change is
+	// logged, the VIP stays open (no new episode).
+	r.SetFailOpen(failopen.Policy{On: true, Below: 50})
+	r.SetFailOpen(failopen.Policy{On: true, Below: 50})
+	assert.Equal(t, 1, count(policy), "logged once, when it changes")
+	run(five(h5), healthOf(nil, []netip.Addr{h2, h3, h4}))
+	assert.Equal(t, 1, count(enter))
+	assert.Zero(t, count(leave))
+
+	run(five(h5), healthOf(nil, []netip.Addr{h4}))
+	assert.Equal(t, 1, count(leave))
+	run(five(h5), allUp)
+	assert.Equal(t, 1, count(leave))
+	assert.Equal(t, 1, count(enter))
+
+	// The policy turned off while failing open ends the episode too.
+	run(five(h5), healthOf(nil, []netip.Addr{h1, h2, h3, h4}))
+	assert.Equal(t, 2, count(enter))
+	r.SetFailOpen(failopen.Policy{})
+	run(five(h5), healthOf(nil, []netip.Addr{h1, h2, h3, h4}))
+	assert.Equal(t, 2, count(policy))
+	assert.Equal(t, 2, count(leave))
 }

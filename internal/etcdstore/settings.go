@@ -1,7 +1,9 @@
 package etcdstore
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"strings"
@@ -68,8 +70,13 @@ func (s Settings) Check(defaultPrefix string) (Config, []Problem) {
 		if f.path == "" {
 			continue
 		}
-		if _, err := os.Stat(f.path); err != nil {
-			bad(f.field, -1, "%v", err)
+		switch fi, err := os.Stat(f.path); {
+		case errors.Is(err, fs.ErrNotExist):
+			bad(f.field, -1, "%s does not exist", f.path)
+		case err != nil:
+			bad(f.field, -1, "cannot read %s: %v", f.path, errors.Unwrap(err))
+		case fi.IsDir():
+			bad(f.field, -1, "%s is a directory, not a PEM file", f.path)
 		}
 	}
 	for _, d := range []struct {

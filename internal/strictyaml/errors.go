@@ -3,6 +3,7 @@ package strictyaml
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -53,7 +54,13 @@ func FileError(file string, probs []Problem) error {
 func DecodeFile(file string, data []byte, v any) (*yaml.Node, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, FileError(file, DecodeProblems(err))
+		probs := DecodeProblems(err)
+		for i := range probs {
+			if probs[i].Line == 0 {
+				probs[i].Line = aliasLine(data, err)
+			}
+		}
+		return nil, FileError(file, probs)
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, &Error{File: file, Reason: "empty configuration"}
@@ -64,6 +71,24 @@ func DecodeFile(file string, data []byte, v any) (*yaml.Node, error) {
 		return nil, FileError(file, probs)
 	}
 	return &root, nil
+}
+
+var unknownAnchorRE = regexp.MustCompile(`unknown anchor '([^']*)' referenced`)
+
+// aliasLine finds the line of the alias an "unknown anchor" error is
+// about, which the YAML library reports without one: the first line with
+// *name on it (0 when err is another error or no line has it).
+func aliasLine(data []byte, err error) int {
+	m := unknownAnchorRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0
+	}
+	for i, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, "*"+m[1]) {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // Errorf is the problem a validator finds at path (map keys and sequence

@@ -26,6 +26,10 @@ func TestDecodeFile(t *testing.T) {
 		{"comments only", "# nothing\n", "a.yaml: empty configuration"},
 		{"syntax", "name: x\n\tports: 1\n", "a.yaml:2: "},
 		{"unknown keys, all", "nme: x\nprts: [1]\n", "a.yaml:1: unknown key \"nme\""},
+		// The YAML library's own words, each put in an operator's.
+		{"tab in the indentation", "name:\n  - x\n\tports: 1\n", "a.yaml:2: syntax error: a tab in the indentation: indent with spaces only"},
+		{"an & without a name", "ports: [1]\nname: &\n", "a.yaml:2: syntax error: a * or & without a name after it"},
+		{"an alias of nothing", "name: x\nports:\n  - *web\n", "a.yaml:3: syntax error: a value that starts with * is read as a YAML alias, and no &anchor of that name comes before it: quote the value (unknown anchor 'web' referenced)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := DecodeFile("a.yaml", []byte(tc.doc), &target{})

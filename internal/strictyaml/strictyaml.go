@@ -291,6 +291,9 @@ var syntaxWords = []struct{ raw, words string }{
 	{"did not find expected '-' indicator", "a list item without '-', or a key at the indentation of a list"},
 	{"found unexpected end of stream", "the file ends inside a quoted string or a bracket: close it"},
 	{"found unknown escape character", "an unknown \\ escape in a double-quoted string: use single quotes, or write \\\\"},
+	{"found a tab character", "a tab in the indentation: indent with spaces only"},
+	{"did not find expected alphabetic or numeric character", "a * or & without a name after it (YAML reads them as an alias and an anchor): quote a value that starts with * or &, and check that every quote before this line is closed"},
+	{"unknown anchor", "a value that starts with * is read as a YAML alias, and no &anchor of that name comes before it: quote the value"},
 }
 
 // Explain returns the YAML parser's message reason in an operator's words,

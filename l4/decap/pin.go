@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/xlbproject/xlb/l4/xdplink"
 )
@@ -77,7 +78,12 @@ func (d *Decap) Addrs() []netip.Addr {
 func InterfaceAddrs(ifname string) ([]netip.Addr, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
-		return nil, fmt.Errorf("list addresses of %q: no such interface in this network namespace (check 'ip link'): %w", ifname, err)
+		// net has no sentinel for this; its text ("route ip+net: no
+		// such network interface") is not an operator's.
+		if strings.Contains(err.Error(), "no such network interface") {
+			return nil, fmt.Errorf("no such interface %q in this network namespace (see `ip link`)", ifname)
+		}
+		return nil, fmt.Errorf("find interface %q: %w", ifname, err)
 	}
 	addrs, err := ifi.Addrs()
 	if err != nil {

@@ -16,6 +16,18 @@ import (
 // PreparePinDir makes sure dir is on a mounted bpffs (ErrNoBPFFS if not)
 // and creates it.
 func PreparePinDir(dir string) error {
+	if err := CheckPinDir(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create pin path %s: %w", dir, err)
+	}
+	return nil
+}
+
+// CheckPinDir tells whether dir is, or would be created, on a mounted
+// bpffs (ErrNoBPFFS if not), changing nothing.
+func CheckPinDir(dir string) error {
 	parent := dir
 	for {
 		if _, err := os.Stat(parent); err == nil {
@@ -33,9 +45,6 @@ func PreparePinDir(dir string) error {
 	}
 	if st.Type != unix.BPF_FS_MAGIC {
 		return fmt.Errorf("check pin path %s: %w", dir, ErrNoBPFFS)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create pin path %s: %w", dir, err)
 	}
 	return nil
 }

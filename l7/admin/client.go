@@ -24,7 +24,7 @@ type StatusError = adminsock.StatusError
 // proxyPeer is how errors name the proxy when its socket does not answer.
 var proxyPeer = adminsock.Peer{
 	Name:       "xlb proxy",
-	NotRunning: "is `xlb proxy` running, and is this its admin.socket? (pass it with --proxy)",
+	NotRunning: "is `xlb proxy` running, and is this its admin.socket? start it with `systemctl start xlb-proxy` (or `xlb proxy --config FILE`), or name its admin.socket with --proxy",
 }
 
 // Client calls a proxy's admin API over its unix socket. It is safe for

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -16,11 +17,15 @@ type Pool struct {
 	// Available is how many servers passing their checks may take new
 	// clients; at 0 the pool's routes answer 503, unless it fails open.
 	Available int `json:"available"`
-	// FailingOpen: every server not draining fails its active checks and
-	// new clients go to all of them (health.all_down: fail_open); Problem
-	// then says so.
-	FailingOpen bool     `json:"failing_open,omitempty"`
-	Servers     []Server `json:"servers"`
+	// FailingOpen: too few servers not draining pass their checks (none,
+	// or fewer than health.fail_open_below) and new clients go to every
+	// server not draining (health.all_down: fail_open); Problem then says
+	// so.
+	FailingOpen bool `json:"failing_open,omitempty"`
+	// FailOpen is the pool's fail-open policy; nil unless all_down is
+	// fail_open.
+	FailOpen *FailOpen `json:"fail_open,omitempty"`
+	Servers  []Server  `json:"servers"`
 	// Role is the PostgreSQL role the pool wants (primary, replica), and
 	// Problem why it has no server for it or uses its fallback (split
 	// brain, no primary, no usable replica).
@@ -29,6 +34,13 @@ type Pool struct {
 	// SplitBrain is set while several servers claim primary: the pool
 	// refuses new connections.
 	SplitBrain bool `json:"split_brain,omitempty"`
+}
+
+// FailOpen is a pool's health.all_down: fail_open policy.
+type FailOpen struct {
+	// Below is health.fail_open_below in percent; 0 fails open only while
+	// no server passes.
+	Below int `json:"below,omitempty"`
 }
 
 // Server is a server as the API shows it.
@@ -96,8 +108,11 @@ func describe(p *proxy.Proxy, st State, now time.Time, quiet time.Duration) []Po
 		if dp.Routes == nil {
 			dp.Routes = []string{}
 		}
+		if pol := pc.Health.FailOpen(); pol.On {
+			dp.FailOpen = &FailOpen{Below: pol.Below}
+		}
 		if dp.FailingOpen {
-			dp.Problem = "failing open: every server fails its health checks, new clients go to all of them"
+			dp.Problem = fmt.Sprintf("failing open: %d of %d servers pass their health checks, new clients go to every server not draining", view.Passing(), len(view.Avail))
 		}
 		for _, b := range pl.Backends {
 			s := Server{

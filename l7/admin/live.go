@@ -47,8 +47,9 @@ type LiveSummary struct {
 	// PoolsEmpty have no available server and do not fail open: their
 	// routes answer 503.
 	PoolsEmpty int `json:"poolsEmpty"`
-	// PoolsFailingOpen send new clients to servers that all fail their
-	// checks (health.all_down: fail_open).
+	// PoolsFailingOpen have too few servers passing their checks and send
+	// new clients to every server not draining (health.all_down:
+	// fail_open).
 	PoolsFailingOpen int `json:"poolsFailingOpen"`
 }
 

@@ -1,15 +1,19 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,11 +87,11 @@ func startLiveProxy(t *testing.T) *liveProxy {
 // the status page on its admin listener, which it serves on a loopback
 // port. The caller serves the traffic listeners; all is closed when the
 // test ends.
-func openLiveProxy(t *testing.T, path string) (*liveProxy, *director.Director) {
+func openLiveProxy(t *testing.T, path string, opts ...director.Option) (*liveProxy, *director.Director) {
 	t.Helper()
 	m, err := Open(path, nil)
 	require.NoError(t, err)
-	dir, err := director.New(m.Config())
+	dir, err := director.New(m.Config(), opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = dir.Close() })
 	reg := prometheus.NewRegistry()
@@ -331,4 +335,140 @@ pools:
 	assert.False(t, st.Pools[0].FailingOpen)
 	assert.Equal(t, 1, st.Pools[0].Available)
 	assert.Empty(t, st.Pools[0].Problem)
+}
+
+// TestLiveFailOpenBelow: a real proxy whose pool of four real app servers
+// has health.fail_open_below: 50% and whose active checks fail on three of
+// them fails open: requests go to all four instead of piling onto the one
+// left, and /api/status, the metrics and the pool listing say so. Failing
+// open starts and ends with one log line each; at 2 of 4 passing the pool
+// is ordinary again and only those two answer.
+func TestLiveFailOpenBelow(t *testing.T) {
+	names := []string{"a", "b", "c", "d"}
+	healthy := map[string]*atomic.Bool{}
+	var servers strings.Builder
+	for _, n := range names {
+		ok := &atomic.Bool{}
+		ok.Store(true)
+		healthy[n] = ok
+		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/health" && !ok.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprint(w, n)
+		}))
+		t.Cleanup(app.Close)
+		fmt.Fprintf(&servers, "{name: %s, addr: %q}, ", n, app.Listener.Addr().String())
+	}
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`listeners: [{addr: %q}]
+admin: {socket: /tmp/unused.sock}
+routes: [{name: web, match: {path_prefix: /}, pool: app}]
+pools:
+  - name: app
+    servers: [%s]
+    health:
+      active: {path: /health, interval: 50ms, timeout: 40ms, rise: 1, fall: 1}
+      all_down: fail_open
+      fail_open_below: 50%%
+`, front.Addr().String(), servers.String())), 0o600))
+	var logs logBuffer
+	lp, dir := openLiveProxy(t, path, director.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	lp.front = front.Addr().String()
+	go func() { _ = lp.p.Serve(front) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	require.NoError(t, dir.Start(ctx))
+	// answers sends n requests and counts which server answered each.
+	answers := func(n int) map[string]int {
+		got := map[string]int{}
+		for range n {
+			resp, err := lp.client.Get("http://" + lp.front + "/")
+			require.NoError(t, err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+			got[string(body)]++
+		}
+		return got
+	}
+	available := func() int { return lp.status(t).Pools[0].Available }
+	require.Eventually(t, func() bool { return available() == 4 }, 30*time.Second, 20*time.Millisecond)
+	const (
+		enter = "too few servers pass their health checks: failing open, new clients go to every server not draining"
+		leave = "pool no longer failing open"
+	)
+
+	for _, n := range []string{"a", "b", "c"} {
+		healthy[n].Store(false)
+	}
+	require.Eventually(t, func() bool { return available() == 1 }, 30*time.Second, 20*time.Millisecond)
+	st := lp.status(t)
+	require.Len(t, st.Pools, 1)
+	assert.True(t, st.Pools[0].FailingOpen, "1 of 4 passing is below 50%")
+	assert.Equal(t, "failing open: 1 of 4 servers pass their health checks, new clients go to every server not draining", st.Pools[0].Problem)
+	assert.Equal(t, 1, st.Summary.PoolsFailingOpen)
+	got := answers(80)
+	for _, n := range names {
+		assert.Positive(t, got[n], "every server answers, not only d: %v", got)
+	}
+	pools := lp.m.Pools(DefaultQuiet)
+	require.Len(t, pools, 1)
+	assert.True(t, pools[0].FailingOpen)
+	assert.Equal(t, &FailOpen{Below: 50}, pools[0].FailOpen)
+	resp, err := lp.client.Get(lp.adminURL + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(metrics), `xlb_l7_pool_failing_open{pool="app"} 1`)
+	assert.Contains(t, string(metrics), `xlb_l7_pool_available_servers{pool="app"} 1`)
+	assert.Equal(t, 1, logs.count(enter), "%s", logs.String())
+	resp, err = lp.client.Get(lp.adminURL + "/ready")
+	require.NoError(t, err)
+	ready, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "a server still passes: the host serves")
+	assert.Equal(t, "ready\nroute web: pool app is failing open: 1 of 4 servers pass their checks (sent to all of them)\n", string(ready))
+
+	healthy["b"].Store(true)
+	require.Eventually(t, func() bool { return available() == 2 }, 30*time.Second, 20*time.Millisecond)
+	st = lp.status(t)
+	assert.False(t, st.Pools[0].FailingOpen)
+	assert.Empty(t, st.Pools[0].Problem)
+	got = answers(40)
+	assert.Equal(t, 40, got["b"]+got["d"], "only the two passing servers: %v", got)
+	assert.Equal(t, 1, logs.count(enter), "one warning for one episode:\n%s", logs.String())
+	assert.Equal(t, 1, logs.count(leave), "%s", logs.String())
+	resp, err = lp.client.Get(lp.adminURL + "/ready")
+	require.NoError(t, err)
+	ready, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, "ready\n", string(ready))
+}
+
+// logBuffer collects a log written from several goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), `msg="`+msg+`"`)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -3,6 +3,8 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"github.com/xlbproject/xlb/internal/failopen"
 )
 
 // Config is the whole proxy configuration after defaults and validation.
@@ -263,10 +265,24 @@ type Health struct {
 	// Postgres replaces the HTTP probe with a PostgreSQL session: connect,
 	// authenticate, SELECT pg_is_in_recovery() and the replay lag.
 	Postgres *PostgresHealth `yaml:"postgres"`
-	// AllDown is what the pool does when every server not draining fails
-	// its checks: AllDownRefuse (the default) answers 503,
-	// AllDownFailOpen sends new clients to all of them.
+	// AllDown is what the pool does when its servers fail their checks:
+	// AllDownRefuse (the default) answers 503 when none passes,
+	// AllDownFailOpen sends new clients to every server not draining
+	// while too few pass.
 	AllDown string `yaml:"all_down"`
+	// FailOpenBelow (with AllDownFailOpen) is the panic threshold, a
+	// percentage such as "50%": the pool fails open while fewer than this
+	// share of its servers not draining pass. Empty: only while none
+	// passes.
+	FailOpenBelow string `yaml:"fail_open_below"`
+	// FailOpenBelowPercent is FailOpenBelow as Load read it (0: empty).
+	FailOpenBelowPercent int `yaml:"-"`
+}
+
+// FailOpen is the pool's fail-open policy. A pool with a PostgreSQL check
+// never fails open (Load refuses the combination).
+func (h Health) FailOpen() failopen.Policy {
+	return failopen.Policy{On: h.AllDown == AllDownFailOpen && h.Postgres == nil, Below: h.FailOpenBelowPercent}
 }
 
 // What a pool does when every server fails its checks. Refusing (503 with
@@ -328,6 +344,22 @@ type Sticky struct {
 	Cookie       string        `yaml:"cookie"`
 	MaxAge       time.Duration `yaml:"max_age"`
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// PropagationGrace is how long after a cookie was issued a server it
+	// names that this host does not know is taken for one still being
+	// added here (`xlb pool server add` reaches the L7 hosts one after the
+	// other): the request goes to a stand-in and the cookie is left as it
+	// is, so the client is back on its server once this host has it. A
+	// server this host deleted, or an older cookie, is re-pinned. 0s turns
+	// the grace off; nil after validation means the default.
+	PropagationGrace *time.Duration `yaml:"propagation_grace"`
+}
+
+// Grace is the propagation grace in effect: the default when unset.
+func (s *Sticky) Grace() time.Duration {
+	if s.PropagationGrace == nil {
+		return DefaultPropagationGrace
+	}
+	return *s.PropagationGrace
 }
 
 // Retries says when a request that failed on one app server is tried on
@@ -427,6 +459,8 @@ const (
 	DefaultMaxEjectedPercent = 50
 	DefaultStickyMaxAge      = 24 * time.Hour
 	DefaultDrainTimeout      = 5 * time.Minute
+	// DefaultPropagationGrace covers a rollout of one command per L7 host.
+	DefaultPropagationGrace  = time.Minute
 	DefaultRetries           = 2
 	DefaultBudgetPercent     = 20
 	DefaultBudgetMinPerSec   = 3

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -26,9 +25,9 @@ type Error = strictyaml.Error
 
 // Load reads and parses the config file at path.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := strictyaml.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
 	return Parse(path, data)
 }
@@ -36,21 +35,15 @@ func Load(path string) (*Config, error) {
 // Parse decodes data (named file in errors), applies defaults and validates.
 // All problems found are returned together, joined, each as an *Error.
 func Parse(file string, data []byte) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, strictyaml.FileError(file, strictyaml.DecodeProblems(err))
-	}
-	if root.Kind == 0 || len(root.Content) == 0 {
-		return nil, &Error{File: file, Line: 1, Reason: "empty config"}
-	}
-	// Unknown keys and values of the wrong kind, all of them, in the
-	// operator's words, before the decoder would name Go types; a second
-	// document would be silently ignored, so it is refused too.
+	// Syntax, then unknown keys and values of the wrong kind, all of them,
+	// in the operator's words, before the decoder would name Go types; a
+	// second document would be silently ignored, so it is refused too.
 	var cfg Config
-	if probs := strictyaml.DecodeOne(data, &root, &cfg); len(probs) > 0 {
-		return nil, strictyaml.FileError(file, probs)
+	root, err := strictyaml.DecodeFile(file, data, &cfg)
+	if err != nil {
+		return nil, err
 	}
-	v := &validator{file: file, root: &root}
+	v := &validator{file: file, root: root}
 	v.config(&cfg)
 	v.store(&cfg.Store)
 	if len(v.errs) > 0 {
@@ -507,6 +500,17 @@ func (v *validator) pool(i int, p *Pool) {
 	default:
 		v.errorf(base("health", "all_down"), "pool %q all_down %q is not one of fail_open, refuse", p.Name, p.Health.AllDown)
 	}
+	if s := p.Health.FailOpenBelow; s != "" {
+		n, err := strictyaml.ParsePercent(s, 1, 100)
+		switch {
+		case err != nil:
+			v.errorf(base("health", "fail_open_below"), "pool %q fail_open_below: %v", p.Name, err)
+		case p.Health.AllDown != AllDownFailOpen:
+			v.errorf(base("health", "fail_open_below"), "pool %q fail_open_below needs all_down: %s (with %s, the pool never fails open)", p.Name, AllDownFailOpen, p.Health.AllDown)
+		default:
+			p.Health.FailOpenBelowPercent = n
+		}
+	}
 	if s := p.Sticky; s != nil {
 		if s.Cookie == "" {
 			s.Cookie = "xlb_" + p.Name
@@ -516,6 +520,15 @@ func (v *validator) pool(i int, p *Pool) {
 		}
 		v.duration(base("sticky", "max_age"), "sticky max_age", &s.MaxAge, DefaultStickyMaxAge)
 		v.duration(base("sticky", "drain_timeout"), "sticky drain_timeout", &s.DrainTimeout, DefaultDrainTimeout)
+		switch g := s.PropagationGrace; {
+		case g == nil:
+			def := DefaultPropagationGrace
+			s.PropagationGrace = &def
+		case *g < 0:
+			v.errorf(base("sticky", "propagation_grace"), "pool %q sticky propagation_grace %s is negative", p.Name, *g)
+		case *g > s.MaxAge:
+			v.errorf(base("sticky", "propagation_grace"), "pool %q sticky propagation_grace %s is longer than max_age %s: no cookie lives that long", p.Name, *g, s.MaxAge)
+		}
 	}
 }
 
@@ -593,9 +606,9 @@ func (v *validator) postgres(i int, p *Pool) {
 		v.errorf(base("health", "postgres"), "pool %q health.postgres needs credentials_file", p.Name)
 		return
 	}
-	data, err := os.ReadFile(relTo(filepath.Dir(v.file), pg.CredentialsFile))
+	data, err := strictyaml.ReadNamed("credentials file", relTo(filepath.Dir(v.file), pg.CredentialsFile))
 	if err != nil {
-		v.errorf(base("health", "postgres", "credentials_file"), "pool %q credentials_file: %v", p.Name, err)
+		v.errorf(base("health", "postgres", "credentials_file"), "pool %q: %v", p.Name, err)
 		return
 	}
 	pg.Credentials = strings.TrimSpace(string(data))

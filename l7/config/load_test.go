@@ -48,6 +48,8 @@ func TestParseDefaults(t *testing.T) {
 	require.NotNil(t, p.Sticky)
 	assert.Equal(t, "xlb_checkout", p.Sticky.Cookie)
 	assert.Equal(t, config.DefaultStickyMaxAge, p.Sticky.MaxAge)
+	require.NotNil(t, p.Sticky.PropagationGrace)
+	assert.Equal(t, config.DefaultPropagationGrace, *p.Sticky.PropagationGrace)
 	r := cfg.Routes[0]
 	assert.Equal(t, config.DefaultDialTimeout, r.Timeouts.Dial)
 	assert.Equal(t, config.DefaultResponseTimeout, r.Timeouts.Response)
@@ -62,6 +64,13 @@ func TestParseDefaults(t *testing.T) {
 	assert.Equal(t, int64(config.DefaultStreamRequestBody), r.StreamRequestBodyBytes)
 	assert.Equal(t, config.RetryBudget{Percent: 20, MinPerSecond: 3, Window: 10 * time.Second}, p.RetryBudget)
 	assert.Equal(t, config.Shedding{MaxInFlight: config.DefaultMaxConns, Low: 70, Normal: 85, Critical: 100, RetryAfter: time.Second}, cfg.Shedding)
+}
+
+func TestStickyPropagationGraceOff(t *testing.T) {
+	cfg, err := config.Parse("x.yaml", []byte(strings.Replace(minimal, "    sticky: {}", "    sticky: {propagation_grace: 0s}", 1)))
+	require.NoError(t, err)
+	assert.Zero(t, cfg.Pools[0].Sticky.Grace(), "an explicit 0s turns the grace off")
+	assert.Equal(t, config.DefaultPropagationGrace, (&config.Sticky{}).Grace(), "unset means the default")
 }
 
 func TestParseValues(t *testing.T) {
@@ -94,7 +103,8 @@ func TestParseErrors(t *testing.T) {
 		yaml string
 		want string // "file:line: reason" substring
 	}{
-		{"empty", "", "x.yaml:1: empty config"},
+		{"empty", "", "x.yaml: empty configuration"},
+		{"alias of nothing", replace("    pool: checkout", "    pool: *checkout"), "x.yaml:11: syntax error: a value that starts with * is read as a YAML alias"},
 		{"unknown top-level field", minimal + "bogus: 1\n", `x.yaml:17: unknown key "bogus" (known keys: access_log, admin, limits, listeners, pools, readiness, routes, shedding, shutdown, sticky, store, trusted_proxies)`},
 		{"unknown nested field", replace("      path_prefix: /checkout", "      path_prefx: /checkout"), `x.yaml:10: unknown key "path_prefx" in routes[0].match (did you mean "path_prefix"?)`},
 		{"typo in a listener", replace(`  - addr: ":8080"`, `  - adr: ":8080"`), `x.yaml:2: unknown key "adr" in listeners[0] (did you mean "addr"?)`},
@@ -119,6 +129,8 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate server", replace(`      - addr: "127.0.0.1:9001"`, `      - addr: "127.0.0.1:9001"`+"\n      - addr: \"127.0.0.1:9001\""), `x.yaml:16: pool "checkout" has duplicate server name`},
 		{"short secret", replace(`"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"`, `"c2hvcnQ="`), "x.yaml:6: sticky key 1 secret is 5 bytes"},
 		{"bad key id", replace("    - id: 1", "    - id: 300"), "x.yaml:5: sticky key id 300 is not within 1..255"},
+		{"negative propagation grace", replace("    sticky: {}", "    sticky: {propagation_grace: -1s}"), `x.yaml:16: pool "checkout" sticky propagation_grace -1s is negative`},
+		{"propagation grace past max age", replace("    sticky: {}", "    sticky: {max_age: 1m, propagation_grace: 2m}"), `x.yaml:16: pool "checkout" sticky propagation_grace 2m0s is longer than max_age 1m0s: no cookie lives that long`},
 		{"sticky without keys", replace("    - id: 1\n      secret: \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3\"", "    []"), `x.yaml:15: pool "checkout" uses sticky sessions but sticky.keys is empty`},
 		{"timeout above interval", minimal + "    health:\n      active: {interval: 1s, timeout: 2s}\n", `x.yaml:18: pool "checkout" health timeout 2s exceeds interval 1s`},
 		{"bad trusted proxy", minimal + "trusted_proxies: [\"10.0.0.0/33\"]\n", `x.yaml:17: trusted proxy "10.0.0.0/33"`},

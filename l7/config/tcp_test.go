@@ -64,7 +64,7 @@ func TestParseTCPErrors(t *testing.T) {
 		{"unknown mode", "mode: tcp", "mode: udp", 4, `mode "udp" is not one of http, tcp`},
 		{"unknown pool", "pool: primary", "pool: nope", 5, `names unknown pool "nope"`},
 		{"bad role", "role: primary", "role: leader", 8, `role "leader" is not one of primary, replica`},
-		{"missing credentials", "credentials_file: pg.cred", "credentials_file: missing.cred", 14, "credentials_file"},
+		{"missing credentials", "credentials_file: pg.cred", "credentials_file: missing.cred", 14, "credentials file " + filepath.Join(filepath.Dir(file), "missing.cred") + " does not exist"},
 		{"fallback on primary", "role: primary", "role: primary\n    replica_fallback: true", 9, "replica_fallback"},
 		{"proxy protocol v1", "role: primary", "role: primary\n    proxy_protocol: v1", 9, `proxy_protocol "v1" is not v2`},
 		{"fail open with postgres", "    health:\n", "    health:\n      all_down: fail_open\n", 13, "cannot fail open with a postgres check"},

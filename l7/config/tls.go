@@ -5,12 +5,15 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/xlbproject/xlb/internal/strictyaml"
 )
 
 // TLS is a listener's TLS policy. Certificates are read when the config is
@@ -95,10 +98,10 @@ func (v *validator) tls(li int, t *TLS) {
 		}
 		if c.OCSP != "" {
 			c.OCSP = relTo(dir, c.OCSP)
-			der, err := os.ReadFile(c.OCSP)
+			der, err := strictyaml.ReadNamed("OCSP staple", c.OCSP)
 			switch {
 			case err != nil:
-				v.errorf(append(at, "ocsp"), "ocsp staple: %v", err)
+				v.errorf(append(at, "ocsp"), "%v", err)
 			case len(der) == 0:
 				v.errorf(append(at, "ocsp"), "ocsp staple %s is empty", c.OCSP)
 			default:
@@ -164,9 +167,12 @@ func relTo(dir, p string) string {
 // certReason words crypto/tls's key-pair errors for an operator.
 func certReason(err error) string {
 	msg := err.Error()
+	var pe *fs.PathError
 	switch {
-	case os.IsNotExist(err):
-		return "file not found: " + msg
+	case errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist):
+		return pe.Path + " does not exist"
+	case errors.As(err, &pe):
+		return fmt.Sprintf("cannot read %s: %v", pe.Path, pe.Err)
 	case strings.Contains(msg, "does not match"):
 		return "the key does not match the certificate"
 	case strings.Contains(msg, "failed to find any PEM data"):
@@ -235,7 +241,7 @@ func (v *validator) upstreamTLS(at []any, pool string, t *UpstreamTLS) {
 			v.errorf(append(at, "ca_file"), "pool %q tls sets ca_file and insecure_skip_verify: nothing would be verified against it", pool)
 		}
 		t.CAFile = relTo(dir, t.CAFile)
-		pem, err := os.ReadFile(t.CAFile)
+		pem, err := strictyaml.ReadNamed("CA file", t.CAFile)
 		c.RootCAs = x509.NewCertPool()
 		switch {
 		case err != nil:
@@ -255,6 +261,12 @@ func (v *validator) upstreamTLS(at []any, pool string, t *UpstreamTLS) {
 		if err != nil {
 			v.errorf(append(at, "cert_file"), "pool %q tls client certificate %s with key %s: %s", pool, t.CertFile, t.KeyFile, certReason(err))
 			break
+		}
+		if kp.Leaf == nil {
+			if kp.Leaf, err = x509.ParseCertificate(kp.Certificate[0]); err != nil {
+				v.errorf(append(at, "cert_file"), "pool %q tls client certificate %s: %v", pool, t.CertFile, err)
+				break
+			}
 		}
 		c.Certificates = []tls.Certificate{kp}
 		for _, der := range kp.Certificate {

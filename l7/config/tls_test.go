@@ -69,7 +69,7 @@ func TestParseTLS(t *testing.T) {
 
 	cases := []struct{ name, yaml, want string }{
 		{"missing cert file", `      certificates: [{cert: nope.crt, key: shop.key}]
-`, "p.yaml:4: certificate " + filepath.Join(dir, "nope.crt") + " with key " + filepath.Join(dir, "shop.key") + ": file not found"},
+`, "p.yaml:4: certificate " + filepath.Join(dir, "nope.crt") + " with key " + filepath.Join(dir, "shop.key") + ": " + filepath.Join(dir, "nope.crt") + " does not exist"},
 		{"key of another certificate", `      certificates:
         - {cert: shop.crt, key: api.key}
 `, "p.yaml:5: certificate " + filepath.Join(dir, "shop.crt") + " with key " + filepath.Join(dir, "api.key") + ": the key does not match the certificate"},
@@ -80,7 +80,7 @@ func TestParseTLS(t *testing.T) {
 		{"no certificates", `      min_version: "1.2"
 `, "p.yaml:3: listener tls needs at least one certificate"},
 		{"missing staple", `      certificates: [{cert: shop.crt, key: shop.key, ocsp: gone.ocsp}]
-`, "p.yaml:4: ocsp staple: open " + filepath.Join(dir, "gone.ocsp")},
+`, "p.yaml:4: OCSP staple " + filepath.Join(dir, "gone.ocsp") + " does not exist"},
 		{"old version", `      certificates: [{cert: shop.crt, key: shop.key}]
       min_version: "1.1"
 `, `p.yaml:5: tls min_version "1.1" is not 1.2 or 1.3 (older versions are not offered)`},
@@ -119,6 +119,8 @@ func TestParseUpstreamTLS(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600))
 	_, _, err = ca.Leaf(dir, "proxy", "proxy.internal")
 	require.NoError(t, err)
+	_, _, err = ca.Leaf(dir, "other", "other.internal")
+	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "junk.pem"), []byte("not a certificate\n"), 0o600))
 	file := filepath.Join(dir, "p.yaml")
 
@@ -147,15 +149,16 @@ func TestParseUpstreamTLS(t *testing.T) {
 
 	tcp := strings.Replace(minimal, "  - addr: \":8080\"\n", "  - addr: \":8080\"\n  - {addr: \":5432\", mode: tcp, pool: checkout}\n", 1)
 	for _, c := range []struct{ name, yaml, want string }{
-		{"missing ca", minimal + "    tls: {ca_file: nope.pem}\n", `p.yaml:17: pool "checkout" tls ca_file: open ` + filepath.Join(dir, "nope.pem") + ": no such file or directory"},
+		{"missing ca", minimal + "    tls: {ca_file: nope.pem}\n", `p.yaml:17: pool "checkout" tls ca_file: CA file ` + filepath.Join(dir, "nope.pem") + " does not exist"},
 		{"ca not pem", minimal + "    tls: {ca_file: junk.pem}\n", `p.yaml:17: pool "checkout" tls ca_file ` + filepath.Join(dir, "junk.pem") + " holds no PEM certificate"},
-		{"ca and skip verify", minimal + "    tls: {ca_file: ca.pem, insecure_skip_verify: true}\n", `pool "checkout" tls sets ca_file and insecure_skip_verify`},
+		{"ca and skip verify", minimal + "    tls: {ca_file: ca.pem, insecure_skip_verify: true}\n", `p.yaml:17: pool "checkout" tls sets ca_file and insecure_skip_verify`},
 		{"cert without key", minimal + "    tls: {cert_file: proxy.crt}\n", `p.yaml:17: pool "checkout" tls needs both cert_file and key_file`},
-		{"key of another cert", minimal + "    tls: {cert_file: proxy.crt, key_file: junk.pem}\n", `pool "checkout" tls client certificate`},
+		{"key of another cert", minimal + "    tls: {cert_file: proxy.crt, key_file: other.key}\n", `p.yaml:17: pool "checkout" tls client certificate ` + filepath.Join(dir, "proxy.crt") + ` with key ` + filepath.Join(dir, "other.key") + `: the key does not match the certificate`},
+		{"key not pem", minimal + "    tls: {cert_file: proxy.crt, key_file: junk.pem}\n", `p.yaml:17: pool "checkout" tls client certificate ` + filepath.Join(dir, "proxy.crt") + ` with key ` + filepath.Join(dir, "junk.pem") + `: not a PEM file`},
 		{"old version", minimal + "    tls: {min_version: \"1.0\"}\n", `p.yaml:17: pool "checkout" tls min_version "1.0" is not 1.2 or 1.3`},
 		{"h2 without tls", minimal + "    upstream_protocol: h2\n", `p.yaml:17: pool "checkout" upstream_protocol h2 is HTTP/2 over TLS and needs tls`},
 		{"h2c with tls", minimal + "    upstream_protocol: h2c\n    tls: {}\n", `p.yaml:17: pool "checkout" upstream_protocol h2c is cleartext HTTP/2, but the pool sets tls`},
-		{"tcp listener", tcp + "    tls: {}\n", `tcp listener ":5432" uses pool "checkout", which sets tls`},
+		{"tcp listener", tcp + "    tls: {}\n", `p.yaml:3: tcp listener ":5432" uses pool "checkout", which sets tls`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := config.Parse(file, []byte(c.yaml))

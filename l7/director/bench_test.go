@@ -19,6 +19,8 @@ import (
 
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/director"
+	"github.com/xlbproject/xlb/l7/pool"
+	"github.com/xlbproject/xlb/l7/sticky"
 )
 
 // fastPath builds the director from the shipped example config and a
@@ -218,6 +220,25 @@ func BenchmarkDecide(b *testing.B) {
 	b.Run("xlb-hash", variant("GET", "/browse/shoes"))
 	b.Run("xlb-least-conn", variant("POST", "/auth/login"))
 	b.Run("xlb-404", variant("GET", "/nowhere"))
+	// A client pinned to a server this host does not have yet: served by a
+	// stand-in, cookie kept.
+	b.Run("xlb-stand-in", func(b *testing.B) {
+		d, r := fastPath(b)
+		cfg, err := config.Load("../example.yaml")
+		require.NoError(b, err)
+		ring, err := sticky.NewRing([]sticky.Key{{ID: byte(cfg.Sticky.Keys[0].ID), Secret: cfg.Sticky.Keys[0].Bytes}})
+		require.NoError(b, err)
+		r.Headers.(*headers).cookies["xlb_checkout"] = ring.AppendValue(nil, pool.ServerKey("checkout", "not-here-yet"), time.Now())
+		var dec director.Decision
+		d.Decide(r, &dec)
+		require.Equal(b, director.StickyPending, dec.Sticky)
+		d.Done(&dec, director.Outcome{Status: 200})
+		b.ReportAllocs()
+		for b.Loop() {
+			d.Decide(r, &dec)
+			d.Done(&dec, director.Outcome{Status: 200})
+		}
+	})
 }
 
 // BenchmarkDecideVsNaive runs both in the same benchmark, interleaved in

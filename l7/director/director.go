@@ -80,6 +80,10 @@ const (
 	StickyHit                          // valid cookie honoured
 	StickyIssued                       // no usable cookie: new pin
 	StickyRepinned                     // valid cookie, server unusable: moved
+	// StickyPending: a recent cookie names a server this host does not
+	// know yet (it is being added one L7 host after the other). A stand-in
+	// serves the request and the cookie is left as it is.
+	StickyPending
 )
 
 // Outcome is what happened to a forwarded request.
@@ -97,9 +101,12 @@ type Outcome struct {
 
 // StickyStats are a pool's sticky-session counters.
 type StickyStats struct {
-	Hits     atomic.Uint64
-	Issued   atomic.Uint64
-	Repins   atomic.Uint64
+	Hits   atomic.Uint64
+	Issued atomic.Uint64
+	Repins atomic.Uint64
+	// Pending counts requests served by a stand-in for a server this host
+	// does not know yet, the cookie kept (StickyPending).
+	Pending  atomic.Uint64
 	Rejected [sticky.NumReasons]atomic.Uint64 // by sticky.Reason
 }
 
@@ -141,10 +148,17 @@ type member struct {
 }
 
 type poolState struct {
-	pool     *pool.Pool
-	policy   balance.Policy
-	sticky   *config.Sticky
-	stats    *StickyStats // shared with the pool's earlier generations
+	pool   *pool.Pool
+	policy balance.Policy
+	sticky *config.Sticky
+	stats  *StickyStats // shared with the pool's earlier generations
+	// grace is the sticky propagation grace (config.Sticky.Grace).
+	grace time.Duration
+	// gone holds the keys of servers this host removed from the pool, with
+	// when (unix nanos), for as long as a cookie naming one may still be
+	// valid: a cookie naming one of them is re-pinned at once, never taken
+	// for a server still on its way here. Read-only once built.
+	gone     map[uint64]int64
 	hashKind hashKind
 	hashName string
 	health   *config.ActiveHealth
@@ -200,6 +214,10 @@ func New(cfg *config.Config, opts ...Option) (*Director, error) {
 		}
 		ps := &poolState{pool: p, policy: pol, sticky: pc.Sticky, health: pc.Health.Active, postgres: pc.Health.Postgres, h2c: pc.UpstreamProtocol == config.UpstreamH2C, tls: pc.TLS, h2: pc.UpstreamProtocol == config.UpstreamH2, proxyV2: pc.ProxyProtocol == config.ProxyProtocolV2, stats: stats}
 		ps.hashKind, ps.hashName = parseHashKey(pc.HashKey)
+		if pc.Sticky != nil {
+			ps.grace = pc.Sticky.Grace()
+			ps.gone = goneFrom(prevPools[pc.Name], p, pc.Sticky.MaxAge, now)
+		}
 		d.pools = append(d.pools, ps)
 		poolIdx[pc.Name] = i
 		for _, b := range p.Backends {
@@ -354,6 +372,11 @@ func (d *Director) stickyBackend(ps *poolState, r *Request, now time.Time, dec *
 	}
 	b := ps.pool.ByKey(key)
 	if b == nil {
+		if stand := ps.standIn(key, issued, now); stand != nil {
+			dec.Sticky = StickyPending
+			ps.stats.Pending.Add(1)
+			return stand
+		}
 		ps.stats.Rejected[sticky.ReasonUnknownServer].Add(1)
 		return nil
 	}
@@ -434,6 +457,30 @@ func (d *Director) EmptyRoutes() []EmptyRoute {
 		p := d.pools[r.PoolIndex].pool
 		if view := p.View(now); !view.Healthy() {
 			out = append(out, EmptyRoute{Route: r.Name, Pool: p.Name, FailingOpen: view.FailingOpen})
+		}
+	}
+	return out
+}
+
+// PartlyOpenRoute is a route whose pool fails open although some of its
+// servers pass (health.fail_open_below): it serves, from every server not
+// draining.
+type PartlyOpenRoute struct {
+	Route   string `json:"route"`
+	Pool    string `json:"pool"`
+	Passing int    `json:"passing"`
+	Servers int    `json:"servers"`
+}
+
+// PartlyOpenRoutes lists, in config order, the routes whose pool fails
+// open with some servers passing; EmptyRoutes lists those with none.
+func (d *Director) PartlyOpenRoutes() []PartlyOpenRoute {
+	now := d.opts.now()
+	var out []PartlyOpenRoute
+	for _, r := range d.table.Routes() {
+		p := d.pools[r.PoolIndex].pool
+		if view := p.View(now); view.FailingOpen && view.Healthy() {
+			out = append(out, PartlyOpenRoute{Route: r.Name, Pool: p.Name, Passing: view.Passing(), Servers: len(view.Avail)})
 		}
 	}
 	return out
@@ -558,7 +605,7 @@ func (d *Director) healthTargets() []health.Target {
 				if ps.h2 {
 					alpn = config.ALPNH2
 				}
-				t.TLS, t.TLSDigest = ps.tls.ClientConfig(b.Addr, alpn), ps.tls.Digest
+				t.TLS, t.TLSDigest = ps.tls.ClientConfig(b.Addr, alpn), ps.tls.Digest+" "+alpn
 			}
 			targets = append(targets, t)
 		}

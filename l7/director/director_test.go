@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -230,6 +231,60 @@ func TestFailOpen(t *testing.T) {
 	}
 }
 
+// TestFailOpenBelow: with fail_open_below: 50%, the checkout pool with 1
+// of its 3 servers passing fails open: new clients go to all three rather
+// than all to the one left, a sticky client stays on its failing server
+// instead of joining everyone on the survivor, and the pool still serves
+// (it has a passing server). At 2 of 3 it is an ordinary pool again.
+func TestFailOpenBelow(t *testing.T) {
+	cfg := strings.Replace(testConfig, "    sticky: {cookie: xlb_co", "      all_down: fail_open\n      fail_open_below: 50%\n    sticky: {cookie: xlb_co", 1)
+	require.NotEqual(t, testConfig, cfg)
+	d := newDirector(t, cfg, &clock{now: t0})
+	idx, ok := d.PoolIndex("checkout")
+	require.True(t, ok)
+	checkout := d.Pools()[idx]
+
+	// A client pinned to a server that is about to fail.
+	server, cookie := pinned(t, d)
+	others := slices.DeleteFunc([]string{"c1", "c2", "c3"}, func(s string) bool { return s == server })
+	d.SetStatus("checkout/"+server, false)
+	d.SetStatus("checkout/"+others[0], false)
+	require.True(t, checkout.FailingOpen(t0), "1 of 3 passing is below 50%")
+	assert.Equal(t, 1, checkout.View(t0).Passing())
+	assert.Empty(t, d.EmptyRoutes(), "a server still passes: the route is not empty")
+	assert.Equal(t, []director.PartlyOpenRoute{{Route: "checkout", Pool: "checkout", Passing: 1, Servers: 3}}, d.PartlyOpenRoutes())
+	ok, _ = d.AllPoolsAvailable()
+	assert.True(t, ok)
+
+	seen := map[string]int{}
+	for range 60 {
+		dec := decide(d, request("GET", "shop.test", "/checkout"))
+		require.Zero(t, dec.Status)
+		seen[dec.Backend.Name]++
+	}
+	assert.Len(t, seen, 3, "new clients go to every server, not only the one passing: %v", seen)
+	for range 5 {
+		dec := decide(d, withCookie(request("GET", "shop.test", "/checkout/cart"), "xlb_co", cookie))
+		require.Zero(t, dec.Status)
+		assert.Equal(t, server, dec.Backend.Name, "the sticky client stays")
+		assert.Equal(t, director.StickyHit, dec.Sticky)
+	}
+
+	// 2 of 3 pass: the failing one is out again, its client re-pinned.
+	d.SetStatus("checkout/"+others[0], true)
+	require.False(t, checkout.FailingOpen(t0))
+	assert.Empty(t, d.PartlyOpenRoutes())
+	dec := decide(d, withCookie(request("GET", "shop.test", "/checkout/cart"), "xlb_co", cookie))
+	require.Zero(t, dec.Status)
+	assert.NotEqual(t, server, dec.Backend.Name)
+	assert.Equal(t, director.StickyRepinned, dec.Sticky)
+	for range 30 {
+		dec := decide(d, request("GET", "shop.test", "/checkout"))
+		require.Zero(t, dec.Status)
+		assert.NotEqual(t, server, dec.Backend.Name)
+	}
+}
+
 func TestReadiness(t *testing.T) {
 	d := newDirector(t, testConfig, &clock{now: t0})
 	ok, reason := d.AllPoolsAvailable()
@@ -355,7 +410,8 @@ func TestStickyRejectedCookies(t *testing.T) {
 	// A validly signed cookie for a server this pool does not have.
 	ring, err := sticky.NewRing([]sticky.Key{{ID: 1, Secret: []byte("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")}})
 	require.NoError(t, err)
-	ghost := ring.AppendValue(nil, 12345, t0)
+	// Issued before the propagation grace: not a server on its way here.
+	ghost := ring.AppendValue(nil, 12345, t0.Add(-config.DefaultPropagationGrace))
 
 	tests := []struct {
 		name   string

@@ -6,5 +6,6 @@
 // Both HTTP engines (fasthttp for HTTP/1.1, net/http for HTTP/2) share one
 // Director, so routing, balancing, stickiness and health behave the same
 // whatever the protocol. The fast path — route match, P2C pick, valid sticky
-// cookie — allocates nothing.
+// cookie, and the stand-in for a server not on this host yet — allocates
+// nothing.
 package director

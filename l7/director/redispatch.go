@@ -48,7 +48,7 @@ func (d *Director) Redispatch(r *Request, dec *Decision) bool {
 	if b == nil {
 		return false
 	}
-	if ps.sticky != nil {
+	if ps.sticky != nil && dec.Sticky != StickyPending {
 		dec.Sticky = StickyRepinned
 		ps.stats.Repins.Add(1)
 		d.setCookie(ps, b, r, now, dec)

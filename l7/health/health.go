@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/xlbproject/xlb/l7/tlsdial"
 )
 
 // StatusSetter receives state transitions. name is Target.Name.
@@ -42,8 +45,9 @@ type Target struct {
 	ProxyV2 bool
 	// TLS, when set, makes the probe HTTPS with this client configuration;
 	// its NextProtos name the one protocol to speak, "h2" or "http/1.1".
-	// TLSDigest stands for its content: a target whose TLS files did not
-	// change is the same target (Update keeps its history).
+	// TLSDigest stands for its content, that protocol included: a target
+	// whose TLS files and protocol did not change is the same target
+	// (Update keeps its history).
 	TLS       *tls.Config
 	TLSDigest string
 }
@@ -118,11 +122,24 @@ func h2cTransport() *http.Transport {
 }
 
 // tlsTransport probes over TLS with tc, a fresh connection (and full
-// handshake) per probe, in the one protocol tc's ALPN names.
-func tlsTransport(tc *tls.Config) *http.Transport {
-	tr := &http.Transport{DisableKeepAlives: true, Proxy: nil, TLSClientConfig: tc}
-	tr.Protocols = new(http.Protocols)
+// handshake) per probe, in the one protocol tc's ALPN names: the dial is
+// the proxy's own (tlsdial), so a server that the proxy could not speak h2
+// to fails its check the same way.
+func tlsTransport(tc *tls.Config, timeout time.Duration) *http.Transport {
+	require := ""
 	if slices.Contains(tc.NextProtos, "h2") {
+		require = "h2"
+	}
+	tr := &http.Transport{
+		DisableKeepAlives: true,
+		Proxy:             nil,
+		TLSClientConfig:   tc,
+		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return tlsdial.Dial(ctx, addr, tc, require, timeout)
+		},
+	}
+	tr.Protocols = new(http.Protocols)
+	if require == "h2" {
 		tr.Protocols.SetHTTP2(true)
 	} else {
 		tr.Protocols.SetHTTP1(true)
@@ -211,7 +228,7 @@ func (c *Checker) run(ctx context.Context, t Target) {
 	client := c.client
 	switch {
 	case t.TLS != nil:
-		client = probeClient(tlsTransport(t.TLS))
+		client = probeClient(tlsTransport(t.TLS, t.Timeout))
 		defer client.CloseIdleConnections()
 	case t.H2C:
 		client = c.h2c

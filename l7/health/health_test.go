@@ -2,16 +2,19 @@ package health_test
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/xlbproject/xlb/internal/testcert"
 	"github.com/xlbproject/xlb/l7/health"
 )
 
@@ -260,4 +263,45 @@ func TestUpdateKeepsUnchangedProbes(t *testing.T) {
 	n = count("/a")
 	require.Eventually(t, func() bool { return count("/a") > n+3 }, 30*time.Second, 5*time.Millisecond)
 	assert.Equal(t, b, count("/b"), "removed target b is no longer probed")
+}
+
+// A TLS target is the same target while its digest is: a reload builds a
+// new *tls.Config from unchanged files, and the probe keeps its history;
+// another digest (a renewed certificate, another protocol) starts afresh.
+// The probes speak TLS: the server sees a handshake for each.
+func TestUpdateKeepsTLSProbes(t *testing.T) {
+	ca, err := testcert.NewCA()
+	require.NoError(t, err)
+	certFile, keyFile, err := ca.Leaf(t.TempDir(), "app", "127.0.0.1")
+	require.NoError(t, err)
+	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+	require.NoError(t, err)
+	var probes atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil {
+			probes.Add(1)
+		}
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{kp}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	target := func(digest string) health.Target {
+		return health.Target{Name: "a", Addr: srv.Listener.Addr().String(), Path: "/", Interval: 10 * time.Millisecond, Timeout: 2 * time.Second, Rise: 1, Fall: 1,
+			TLS: &tls.Config{RootCAs: ca.Pool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}}, TLSDigest: digest}
+	}
+	first := &recorder{}
+	c := health.New(first, []health.Target{target("d1 http/1.1")}, nil)
+	require.NoError(t, c.Start(t.Context()))
+	t.Cleanup(func() { _ = c.Close() })
+	require.Eventually(t, func() bool { return first.names()["a"] }, 30*time.Second, 5*time.Millisecond, "the TLS probe passes")
+
+	same := &recorder{}
+	c.Update(same, []health.Target{target("d1 http/1.1")})
+	n := probes.Load()
+	require.Eventually(t, func() bool { return probes.Load() > n+3 }, 30*time.Second, 5*time.Millisecond)
+	assert.False(t, same.names()["a"], "a new *tls.Config with the same digest restarted the probe")
+
+	renewed := &recorder{}
+	c.Update(renewed, []health.Target{target("d2 http/1.1")})
+	require.Eventually(t, func() bool { return renewed.names()["a"] }, 30*time.Second, 5*time.Millisecond, "another digest starts afresh (its first probe reports)")
 }

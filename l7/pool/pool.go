@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xlbproject/xlb/internal/failopen"
 	"github.com/xlbproject/xlb/l7/config"
 )
 
@@ -20,9 +21,9 @@ type Pool struct {
 	Budget *Budget
 
 	passive config.Passive
-	// failOpen: when every server not draining fails its active checks,
-	// new clients go to all of those (config.AllDownFailOpen).
-	failOpen bool
+	// failOpen: when too few servers not draining pass their checks,
+	// new clients go to all of those (config.Health.FailOpen).
+	failOpen failopen.Policy
 	log      *slog.Logger
 	byKey    map[uint64]*Backend
 	byName   map[string]*Backend
@@ -38,9 +39,10 @@ type Pool struct {
 type snapshot struct {
 	avail   []*Backend
 	expires int64 // unix nanos of the earliest ejection end; 0 = none
-	// failingOpen: avail holds servers that fail their checks, because
-	// every server not draining does.
+	// failingOpen: avail holds every server not draining, failing ones
+	// included, because too few pass; passing is how many do.
 	failingOpen bool
+	passing     int
 }
 
 // ServerKey is the stable identity of a server used in sticky cookies and
@@ -75,7 +77,7 @@ func NewFrom(index int, cfg config.Pool, firstID int, log *slog.Logger, now time
 		Name:     cfg.Name,
 		Index:    index,
 		passive:  cfg.Health.Passive,
-		failOpen: cfg.Health.AllDown == config.AllDownFailOpen && cfg.Health.Postgres == nil,
+		failOpen: cfg.Health.FailOpen(),
 		log:      log.With("pool", cfg.Name),
 		byKey:    make(map[uint64]*Backend, len(cfg.Servers)),
 		byName:   make(map[string]*Backend, len(cfg.Servers)),
@@ -137,7 +139,14 @@ func NewFrom(index int, cfg config.Pool, firstID int, log *slog.Logger, now time
 			}
 		}
 	}
-	p.rebuildLocked(now)
+	var was *snapshot
+	if prev != nil {
+		was = prev.snap.Load()
+		if prev.failOpen != p.failOpen {
+			p.log.Info("fail-open policy changed", "from", prev.failOpen.String(), "to", p.failOpen.String())
+		}
+	}
+	p.rebuildFromLocked(now, was)
 	p.mu.Unlock()
 	return p
 }
@@ -158,7 +167,7 @@ func (p *Pool) ByKey(key uint64) *Backend { return p.byKey[key] }
 func (p *Pool) ByName(name string) *Backend { return p.byName[name] }
 
 // Available returns the servers that may take new clients at now: while
-// the pool fails open, the ones failing their checks. The slice is shared
+// the pool fails open, every server not draining. The slice is shared
 // and immutable: do not modify it.
 func (p *Pool) Available(now time.Time) []*Backend { return p.snapshotAt(now).avail }
 
@@ -173,21 +182,19 @@ func (p *Pool) snapshotAt(now time.Time) *snapshot {
 // View is what a pool offers new clients at one instant, read from one
 // snapshot so that readers reporting several of its figures never mix two.
 type View struct {
-	// Avail is Available: while FailingOpen, the servers failing checks.
+	// Avail is Available: while FailingOpen, every server not draining.
 	Avail []*Backend
-	// FailingOpen: every server not draining fails its checks and new
-	// clients go to all of them.
+	// FailingOpen: too few servers not draining pass their checks (none,
+	// or fewer than health.fail_open_below) and new clients go to all of
+	// them.
 	FailingOpen bool
+	// passing counts the servers in Avail that pass their checks.
+	passing int
 }
 
 // Passing is how many servers passing their checks may take new clients:
-// 0 while the pool fails open.
-func (v View) Passing() int {
-	if v.FailingOpen {
-		return 0
-	}
-	return len(v.Avail)
-}
+// while the pool fails open, fewer than Avail holds.
+func (v View) Passing() int { return v.passing }
 
 // Healthy reports whether at least one server passing its checks may take
 // new clients.
@@ -196,7 +203,7 @@ func (v View) Healthy() bool { return v.Passing() > 0 }
 // View returns the pool's View at now.
 func (p *Pool) View(now time.Time) View {
 	s := p.snapshotAt(now)
-	return View{Avail: s.avail, FailingOpen: s.failingOpen}
+	return View{Avail: s.avail, FailingOpen: s.failingOpen, passing: s.passing}
 }
 
 // Healthy is View(now).Healthy().
@@ -207,7 +214,8 @@ func (p *Pool) FailingOpen(now time.Time) bool { return p.View(now).FailingOpen 
 
 // FailOpenKeeps reports whether a client pinned to b may stay on it
 // although b fails its checks, because the pool fails open with b in it:
-// without this every request of a session would be re-pinned.
+// without this every request of a session would be re-pinned, and the
+// few servers still passing would collect every session.
 func (p *Pool) FailOpenKeeps(b *Backend, now time.Time) bool {
 	s := p.snapshotAt(now)
 	return s.failingOpen && slices.Contains(s.avail, b)
@@ -229,30 +237,43 @@ func (p *Pool) refresh(now time.Time) *snapshot {
 }
 
 func (p *Pool) rebuildLocked(now time.Time) *snapshot {
+	return p.rebuildFromLocked(now, p.snap.Load())
+}
+
+// rebuildFromLocked builds and stores the snapshot at now; was is the one
+// it follows (the previous generation's on a reload), against which
+// failing open starting or ending is logged, once each.
+func (p *Pool) rebuildFromLocked(now time.Time, was *snapshot) *snapshot {
 	s := &snapshot{avail: make([]*Backend, 0, len(p.Backends))}
+	failing := 0
 	for _, b := range p.Backends {
-		if b.Available(now) {
+		switch {
+		case b.Available(now):
 			s.avail = append(s.avail, b)
+		case b.drainDeadline.Load() == 0:
+			// Fails its active checks or is ejected.
+			failing++
 		}
 		if u := b.ejectedUntil.Load(); u > now.UnixNano() && (s.expires == 0 || u < s.expires) {
 			s.expires = u
 		}
 	}
-	if len(s.avail) == 0 && p.failOpen {
-		// Every server not draining fails its active checks or is
-		// ejected: fail open over all of those.
+	s.passing = len(s.avail)
+	if p.failOpen.Open(s.passing, failing) {
+		s.avail = s.avail[:0]
 		for _, b := range p.Backends {
 			if b.drainDeadline.Load() == 0 {
 				s.avail = append(s.avail, b)
 			}
 		}
-		s.failingOpen = len(s.avail) > 0
+		s.failingOpen = true
 	}
-	if prev := p.snap.Load(); prev != nil && prev.failingOpen != s.failingOpen {
+	if was != nil && was.failingOpen != s.failingOpen {
+		attrs := []any{"passing", s.passing, "servers", s.passing + failing, "fail_open", p.failOpen.String()}
 		if s.failingOpen {
-			p.log.Warn("every server fails its health checks: failing open, new clients go to all of them", "servers", len(s.avail))
+			p.log.Warn("too few servers pass their health checks: failing open, new clients go to every server not draining", attrs...)
 		} else {
-			p.log.Info("pool no longer failing open")
+			p.log.Info("pool no longer failing open", attrs...)
 		}
 	}
 	p.snap.Store(s)

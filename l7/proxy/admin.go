@@ -42,6 +42,9 @@ func (p *Proxy) AdminHandler() http.Handler {
 			}
 			fmt.Fprintf(w, "route %s: pool %s has no available server (answering 503)\n", e.Route, e.Pool)
 		}
+		for _, e := range p.director().PartlyOpenRoutes() {
+			fmt.Fprintf(w, "route %s: pool %s is failing open: %d of %d servers pass their checks (sent to all of them)\n", e.Route, e.Pool, e.Passing, e.Servers)
+		}
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

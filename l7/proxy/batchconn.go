@@ -26,15 +26,17 @@ import (
 // writes one response per write(2) and pipelining is rare.
 //
 // Back-pressure stays: once maxBatchPending bytes wait, Write blocks until
-// the flusher has written them, as a write to a full socket would. A write
-// error is kept and returned by every later Write.
+// the flusher takes them, as a write to a full socket would. A connection
+// thus holds at most two batches, the one in the flusher's write(2) and
+// the one waiting, each at most maxBatchPending plus the write that crossed
+// it. A write error is kept and returned by every later Write.
 type batchConn struct {
 	net.Conn
 
 	batching bool // set once, before the conn is shared (see startBatching)
 
 	mu      sync.Mutex
-	room    sync.Cond // signalled when the flusher took the pending bytes
+	room    sync.Cond // signalled when the flusher took the pending bytes, or failed
 	pending []byte
 	kicked  bool // the flusher has been woken and not yet taken pending
 	closing bool
@@ -108,17 +110,24 @@ func (c *batchConn) flushLoop() {
 		buf, c.pending = c.pending, buf[:0]
 		c.kicked = false
 		closing := c.closing
+		// The writers blocked on a full batch go on filling the next one
+		// while this one is written: waking them only after the write(2)
+		// left them asleep with nothing pending for as long as a full
+		// socket held it, and the batch was full or empty by chance.
+		c.room.Broadcast()
 		c.mu.Unlock()
 		var err error
 		if len(buf) > 0 {
 			_, err = c.Conn.Write(buf)
 		}
-		c.mu.Lock()
-		if err != nil && c.err == nil {
-			c.err = err
+		if err != nil {
+			c.mu.Lock()
+			if c.err == nil {
+				c.err = err
+			}
+			c.room.Broadcast()
+			c.mu.Unlock()
 		}
-		c.room.Broadcast()
-		c.mu.Unlock()
 		if closing {
 			return
 		}

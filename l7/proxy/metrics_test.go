@@ -76,10 +76,11 @@ xlb_l7_server_up{pool="web",server="w1"} 1
 # HELP xlb_l7_ejections_total Passive-health ejections of an app server (consecutive connect errors or 5xx).
 # TYPE xlb_l7_ejections_total counter
 xlb_l7_ejections_total{pool="web",server="w1"} 0
-# HELP xlb_l7_sticky_total Sticky-session decisions: hit (cookie honoured), new (no usable cookie, pinned), repin (pinned server unusable, moved), rejected (tampered, expired or unknown cookie, treated as absent).
+# HELP xlb_l7_sticky_total Sticky-session decisions: hit (cookie honoured), new (no usable cookie, pinned), repin (pinned server unusable, moved), pending (recent cookie naming a server this host does not have yet: served by a stand-in, cookie kept), rejected (tampered, expired or unknown cookie, treated as absent).
 # TYPE xlb_l7_sticky_total counter
 xlb_l7_sticky_total{pool="web",result="hit"} 2
 xlb_l7_sticky_total{pool="web",result="new"} 3
+xlb_l7_sticky_total{pool="web",result="pending"} 0
 xlb_l7_sticky_total{pool="web",result="rejected"} 1
 xlb_l7_sticky_total{pool="web",result="repin"} 0
 # HELP xlb_l7_ready 1 while /ready answers 200 (the host can serve), else 0.

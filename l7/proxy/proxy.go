@@ -18,6 +18,7 @@ import (
 
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/director"
+	"github.com/xlbproject/xlb/l7/tlsdial"
 )
 
 // Engine defaults that are not in the config because no operator should
@@ -314,9 +315,13 @@ func (c *h1Client) CloseIdleConnections() {
 }
 
 // newHostClient is the HTTP/1.1 client for the server at addr; with ut it
-// speaks TLS (the handshake happens on the first write of a connection);
-// writeBehind makes its connections writeBehindConns.
+// speaks TLS, the handshake part of the dial; writeBehind makes its
+// connections writeBehindConns (under the TLS layer, if any).
 func newHostClient(addr string, dialTimeout time.Duration, ut *config.UpstreamTLS, writeBehind bool) *fasthttp.HostClient {
+	var tc *tls.Config
+	if ut != nil {
+		tc = ut.ClientConfig(addr, config.ALPNHTTP11)
+	}
 	hc := &fasthttp.HostClient{
 		// No Name: fasthttp would send it as User-Agent on requests that
 		// have none, and the proxy must not invent request headers.
@@ -325,16 +330,31 @@ func newHostClient(addr string, dialTimeout time.Duration, ut *config.UpstreamTL
 			// fasthttp passes the request's remaining time; the route's dial
 			// timeout is usually the shorter bound. A dial error is marked
 			// so that forward knows the request was never sent.
-			c, err := fasthttp.DialTimeout(addr, min(timeout, dialTimeout))
+			d := min(timeout, dialTimeout)
+			c, err := fasthttp.DialTimeout(addr, d)
 			if err != nil {
 				return nil, &dialError{err: err}
 			}
-			if tc, ok := c.(*net.TCPConn); ok && writeBehind {
-				if wb, err := newWriteBehindConn(tc); err == nil {
-					return wb, nil
+			if tcp, ok := c.(*net.TCPConn); ok && writeBehind {
+				if wb, err := newWriteBehindConn(tcp); err == nil {
+					c = wb
 				}
 			}
-			return c, nil
+			if tc == nil {
+				return c, nil
+			}
+			// The handshake inside the dial, within its timeout: a server
+			// it fails with never saw the request. (fasthttp would do it
+			// on the first write, where a stalled handshake has only the
+			// response timeout and a failed one looks like a failed
+			// request.) A conn with Handshake is not wrapped again.
+			ctx, cancel := context.WithTimeout(context.Background(), d)
+			defer cancel()
+			tconn, err := tlsdial.Client(ctx, c, addr, tc, "")
+			if err != nil {
+				return nil, &dialError{err: err}
+			}
+			return tconn, nil
 		},
 		MaxConns:            maxConnsPerBackend,
 		MaxConnWaitTimeout:  time.Second,
@@ -350,10 +370,9 @@ func newHostClient(addr string, dialTimeout time.Duration, ut *config.UpstreamTL
 		ReadTimeout:               0, // per request, from the route (DoTimeout)
 		WriteTimeout:              0,
 	}
-	if ut != nil {
-		hc.IsTLS = true
-		hc.TLSConfig = ut.ClientConfig(addr, config.ALPNHTTP11)
-	}
+	// IsTLS makes the client take https requests (the scheme the handler
+	// gives requests to this pool); the dial above does the TLS.
+	hc.IsTLS = tc != nil
 	return hc
 }
 

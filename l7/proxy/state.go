@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"crypto/x509"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/sticky"
 )
 
@@ -34,7 +36,7 @@ var (
 		"1 while the app server is draining (no new clients, sticky clients until the deadline).",
 		[]string{"pool", "server"}, nil)
 	stickyDesc = prometheus.NewDesc("xlb_l7_sticky_total",
-		"Sticky-session decisions: hit (cookie honoured), new (no usable cookie, pinned), repin (pinned server unusable, moved), rejected (tampered, expired or unknown cookie, treated as absent).",
+		"Sticky-session decisions: hit (cookie honoured), new (no usable cookie, pinned), repin (pinned server unusable, moved), pending (recent cookie naming a server this host does not have yet: served by a stand-in, cookie kept), rejected (tampered, expired or unknown cookie, treated as absent).",
 		[]string{"pool", "result"}, nil)
 	stickyRejectedDesc = prometheus.NewDesc("xlb_l7_sticky_rejected_total",
 		"Sticky cookies treated as absent, by reason.",
@@ -51,8 +53,11 @@ var (
 	availableDesc = prometheus.NewDesc("xlb_l7_pool_available_servers",
 		"App servers of the pool that pass their checks and may take new clients (up, not ejected, not draining); at 0 the pool's routes answer 503, or, while xlb_l7_pool_failing_open is 1, go to the failing servers.",
 		[]string{"pool"}, nil)
+	certExpiryDesc = prometheus.NewDesc("xlb_l7_tls_certificate_expiry_timestamp_seconds",
+		"When a certificate the proxy presents stops being valid (its NotAfter, Unix time): use=server for a TLS listener's certificates (owner the listener, subject the certificate's first name), use=client for a pool's client certificate (owner the pool). Renewed files count from the reload that reads them.",
+		[]string{"use", "owner", "subject"}, nil)
 	failingOpenDesc = prometheus.NewDesc("xlb_l7_pool_failing_open",
-		"1 while every server of the pool not draining fails its active checks and new clients go to all of them (health.all_down: fail_open).",
+		"1 while too few servers of the pool pass their checks (none, or fewer than health.fail_open_below) and new clients go to every server not draining (health.all_down: fail_open).",
 		[]string{"pool"}, nil)
 )
 
@@ -61,7 +66,7 @@ func newStateCollector(p *Proxy) *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{inflightDesc, ejectionsDesc, backendUpDesc, drainingDesc, stickyDesc, stickyRejectedDesc, readyDesc, availableDesc, failingOpenDesc, tlsFailuresDesc, tlsRefusedDesc} {
+	for _, d := range []*prometheus.Desc{inflightDesc, ejectionsDesc, backendUpDesc, drainingDesc, stickyDesc, stickyRejectedDesc, readyDesc, availableDesc, failingOpenDesc, tlsFailuresDesc, tlsRefusedDesc, certExpiryDesc} {
 		ch <- d
 	}
 }
@@ -96,12 +101,68 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(s.Hits.Load()), p.Name, "hit")
 		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(s.Issued.Load()), p.Name, "new")
 		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(s.Repins.Load()), p.Name, "repin")
+		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(s.Pending.Load()), p.Name, "pending")
 		ch <- prometheus.MustNewConstMetric(stickyDesc, prometheus.CounterValue, float64(rejected), p.Name, "rejected")
 	}
 	ready, _ := c.p.Ready()
 	ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, b2f(ready))
 	ch <- prometheus.MustNewConstMetric(tlsFailuresDesc, prometheus.CounterValue, float64(c.p.tlsFailures.Load()))
 	ch <- prometheus.MustNewConstMetric(tlsRefusedDesc, prometheus.CounterValue, float64(c.p.tlsRefused.Load()))
+	cfg, _ := c.p.Running()
+	for k, notAfter := range certificateExpiries(cfg) {
+		ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(notAfter.Unix()), k.use, k.owner, k.subject)
+	}
+}
+
+type certKey struct{ use, owner, subject string }
+
+// certificateExpiries is the NotAfter of every certificate cfg makes the
+// proxy present; of two with the same key (the same name twice in one
+// listener) the one that ends first, which is the one to renew.
+func certificateExpiries(cfg *config.Config) map[certKey]time.Time {
+	out := map[certKey]time.Time{}
+	add := func(k certKey, leaf *x509.Certificate) {
+		if leaf == nil {
+			return
+		}
+		if t, ok := out[k]; !ok || leaf.NotAfter.Before(t) {
+			out[k] = leaf.NotAfter
+		}
+	}
+	for _, l := range cfg.Listeners {
+		if l.TLS == nil {
+			continue
+		}
+		for _, c := range l.TLS.Certificates {
+			if c.Loaded != nil {
+				add(certKey{"server", l.Name, certSubject(c.Loaded.Leaf)}, c.Loaded.Leaf)
+			}
+		}
+	}
+	for _, p := range cfg.Pools {
+		if p.TLS == nil || p.TLS.Loaded == nil || len(p.TLS.Loaded.Certificates) == 0 {
+			continue
+		}
+		leaf := p.TLS.Loaded.Certificates[0].Leaf
+		add(certKey{"client", p.Name, certSubject(leaf)}, leaf)
+	}
+	return out
+}
+
+// certSubject names a certificate as an operator looks for it: its first
+// DNS name, else its common name, else its first IP address.
+func certSubject(c *x509.Certificate) string {
+	switch {
+	case c == nil:
+		return ""
+	case len(c.DNSNames) > 0:
+		return c.DNSNames[0]
+	case c.Subject.CommonName != "":
+		return c.Subject.CommonName
+	case len(c.IPAddresses) > 0:
+		return c.IPAddresses[0].String()
+	}
+	return ""
 }
 
 func b2f(b bool) float64 {

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"crypto/tls"
 	"errors"
 	"net"
 	"os"
@@ -95,14 +94,6 @@ func classifyUpstream(err error) failure {
 		}
 		return f
 	}
-	// A failed TLS handshake to the server (fasthttp does it after the
-	// dial, for a HostClient with IsTLS) happens before any request byte.
-	var rec tls.RecordHeaderError
-	var alert tls.AlertError
-	var verify *tls.CertificateVerificationError
-	if errors.As(err, &rec) || errors.As(err, &alert) || errors.As(err, &verify) {
-		return failure{cause: causeConnectError, status: fasthttp.StatusBadGateway, neverSent: true, connectErr: true}
-	}
 	var opErr *net.OpError
 	switch {
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
@@ -117,6 +108,12 @@ func classifyUpstream(err error) failure {
 		return failure{cause: causeResponseTimeout, status: fasthttp.StatusGatewayTimeout}
 	case errors.Is(err, fasthttp.ErrConnectionClosed):
 		return failure{cause: causeUpstreamReset, status: fasthttp.StatusBadGateway, noResponse: true}
+	case errors.As(err, &opErr) && opErr.Op == "remote error":
+		// A TLS alert after the handshake (which is part of the dial, so
+		// a failed one is a dialError): with TLS 1.3 a server that refuses
+		// the proxy's client certificate says so only on the first read,
+		// after the request went out. No byte of a response came back.
+		return failure{cause: causeUpstreamError, status: fasthttp.StatusBadGateway, noResponse: true}
 	case errors.As(err, &opErr) && opErr.Op == "write":
 		// Reset or closed while the request was written: no response yet.
 		return failure{cause: causeUpstreamReset, status: fasthttp.StatusBadGateway, noResponse: true}

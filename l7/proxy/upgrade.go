@@ -2,9 +2,9 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/xlbproject/xlb/l7/director"
+	"github.com/xlbproject/xlb/l7/tlsdial"
 )
 
 // WebSockets. A request with "Upgrade: websocket" and "Connection:
@@ -136,23 +137,14 @@ func (p *Proxy) upgrade(g *generation, ctx *fasthttp.RequestCtx, st *reqState, s
 // over the client connection.
 const hijackGrace = 10 * time.Second
 
-// dialUpstream connects to the server at addr, over TLS when tc is set:
-// the handshake is part of the dial, within the same timeout, so that its
-// failure counts as a connection that was never made.
+// dialUpstream connects to the server at addr, over TLS when tc is set
+// (the handshake inside the dial's timeout, so that its failure counts as
+// a connection that was never made).
 func dialUpstream(addr string, timeout time.Duration, tc *tls.Config) (net.Conn, error) {
-	deadline := time.Now().Add(timeout)
-	conn, err := net.DialTimeout("tcp", addr, timeout)
-	if err != nil || tc == nil {
-		return conn, err
+	if tc == nil {
+		return net.DialTimeout("tcp", addr, timeout)
 	}
-	tconn := tls.Client(conn, tc)
-	_ = tconn.SetDeadline(deadline)
-	if err := tconn.Handshake(); err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
-	}
-	_ = tconn.SetDeadline(time.Time{})
-	return tconn, nil
+	return tlsdial.Dial(context.Background(), addr, tc, "", timeout)
 }
 
 // handshake dials a server and forwards the upgrade request, trying other

@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/xlbproject/xlb/l7/config"
+	"github.com/xlbproject/xlb/l7/tlsdial"
 )
 
 // upstreamClient sends one request to one app server. h1Client (over
@@ -67,8 +68,17 @@ func newH2Client(addr string, dialTimeout time.Duration, ut *config.UpstreamTLS)
 	// request instead of being spoken to in HTTP/1.1 behind the
 	// operator's back.
 	tr.Protocols.SetHTTP2(true)
-	tr.TLSClientConfig = ut.ClientConfig(addr, config.ALPNH2)
-	tr.TLSHandshakeTimeout = dialTimeout
+	tc := ut.ClientConfig(addr, config.ALPNH2)
+	tr.TLSClientConfig = tc
+	// Our own TLS dial: net/http would speak HTTP/1.1 to a server that
+	// negotiates no protocol by ALPN, whatever Protocols says.
+	tr.DialTLSContext = func(ctx context.Context, _, a string) (net.Conn, error) {
+		c, err := tlsdial.Dial(ctx, a, tc, config.ALPNH2, dialTimeout)
+		if err != nil {
+			return nil, &dialError{err: err}
+		}
+		return c, nil
+	}
 	return &h2Client{addr: addr, scheme: "https", tr: tr}
 }
 
@@ -123,7 +133,10 @@ func (c *h2Client) DoTimeout(req *fasthttp.Request, resp *fasthttp.Response, tim
 // deadline is fasthttp.ErrTimeout.
 func (c *h2Client) mapErr(ctx context.Context, err error) error {
 	var op *net.OpError
+	var de *dialError
 	switch {
+	case errors.As(err, &de):
+		return de
 	case errors.As(err, &op) && op.Op == "dial":
 		return &dialError{err: op}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):

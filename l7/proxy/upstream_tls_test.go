@@ -250,3 +250,93 @@ func TestUpstreamTLSWebSocket(t *testing.T) {
 	require.NoError(t, conn.Close())
 	assert.Equal(t, 1.0, metricValue(t, tp.reg, "xlb_l7_upgrades_total", map[string]string{"route": "checkout"}))
 }
+
+// Every certificate the proxy presents has its end in a metric, so an
+// alert can ask for renewal well before clients or servers refuse it.
+func TestCertificateExpiryMetric(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testcert.NewCA()
+	require.NoError(t, err)
+	shopCrt, _, err := ca.Leaf(dir, "shop", "shop.example.com")
+	require.NoError(t, err)
+	proxyCrt, _, err := ca.Leaf(dir, "proxy", "xlb-proxy")
+	require.NoError(t, err)
+	notAfter := func(file string) float64 {
+		kp, err := tls.LoadX509KeyPair(file, strings.TrimSuffix(file, ".crt")+".key")
+		require.NoError(t, err)
+		leaf, err := x509.ParseCertificate(kp.Certificate[0])
+		require.NoError(t, err)
+		return float64(leaf.NotAfter.Unix())
+	}
+	text := strings.Replace(upstreamTLSConfig("    tls: {cert_file: proxy.crt, key_file: proxy.key, insecure_skip_verify: true}\n", "127.0.0.1:1"),
+		"  - addr: \"127.0.0.1:0\"\n", "  - addr: \"127.0.0.1:0\"\n  - name: https\n    addr: \"127.0.0.1:0\"\n    tls: {certificates: [{cert: shop.crt, key: shop.key}]}\n", 1)
+	tp := startProxyConfig(t, parseIn(t, dir, text))
+	const name = "xlb_l7_tls_certificate_expiry_timestamp_seconds"
+	assert.Equal(t, notAfter(shopCrt), metricValue(t, tp.reg, name, map[string]string{"use": "server", "owner": "https", "subject": "shop.example.com"}))
+	assert.Equal(t, notAfter(proxyCrt), metricValue(t, tp.reg, name, map[string]string{"use": "client", "owner": "checkout", "subject": "xlb-proxy"}))
+}
+
+// The handshake is part of the dial: a server that accepts TCP and never
+// answers the ClientHello costs the dial timeout, not the response
+// timeout, and the request goes on to the next server; a server that
+// refuses the proxy for want of a client certificate (TLS 1.2, where the
+// refusal is part of the handshake) never sees a request either; and a
+// streamed body is not touched by a handshake that fails, so the next
+// server gets all of it.
+func TestUpstreamTLSHandshakeInDial(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testcert.NewCA()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600))
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = silent.Close() })
+	demanding := newTLSApp(t, ca, ca.Pool, false)
+	demanding.srv.TLS.MaxVersion = tls.VersionTLS12
+	var got atomic.Int64
+	good := newTLSApp(t, ca, nil, false)
+	good.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		got.Store(n)
+		fmt.Fprintf(w, "%d bytes", n)
+	})
+
+	text := upstreamTLSConfig("    tls: {ca_file: ca.pem}\n    health: {passive: {disabled: true}}\n", silent.Addr().String(), demanding.addr(), good.addr())
+	text = strings.Replace(text, "    retries: {max: 2}\n", "    retries: {max: 2}\n    timeouts: {dial: 300ms, response: 20s}\n    stream_request_body_bytes: 1024\n", 1)
+	tp := startProxyConfig(t, parseIn(t, dir, text))
+	c := client(t)
+	body := strings.Repeat("o", 256<<10)
+	for i := range 3 {
+		resp, answer := do(t, c, "POST", fmt.Sprintf("%s/checkout/%d", tp.url, i), strings.NewReader(body), nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, answer)
+		assert.Equal(t, fmt.Sprintf("%d bytes", len(body)), answer, "the whole streamed body, after failed handshakes")
+	}
+	assert.Equal(t, int64(len(body)), got.Load())
+	assert.Equal(t, int64(0), demanding.hits.Load(), "no request reaches a server that refused the handshake")
+	assert.GreaterOrEqual(t, metricValue(t, tp.reg, "xlb_l7_retries_total", map[string]string{"pool": "checkout"}), 2.0)
+}
+
+// A pool that asks for h2 is never spoken to in HTTP/1.1, also by a TLS
+// server that negotiates no protocol at all by ALPN.
+func TestUpstreamH2NeedsALPN(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testcert.NewCA()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600))
+	certFile, keyFile, err := ca.Leaf(dir, "app", "127.0.0.1")
+	require.NoError(t, err)
+	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+	require.NoError(t, err)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{kp}}) // no NextProtos: no ALPN
+	require.NoError(t, err)
+	var hits atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }), ErrorLog: log.New(io.Discard, "", 0)}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	text := upstreamTLSConfig("    upstream_protocol: h2\n    tls: {ca_file: ca.pem}\n    health: {passive: {disabled: true}}\n", ln.Addr().String())
+	tp := startProxyConfig(t, parseIn(t, dir, text))
+	resp, body := do(t, client(t), "GET", tp.url+"/checkout/cart", nil, nil)
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode, body)
+	assert.Equal(t, int64(0), hits.Load(), "no request in HTTP/1.1 behind the operator's back")
+}

@@ -189,7 +189,7 @@
     if (sum.interfacesDetached) problems.push(sum.interfacesDetached + " interface(s) without the XDP program");
     if (sum.nextHopsUnresolved) problems.push(sum.nextHopsUnresolved + " L7 host(s) with an unresolved next hop: their packets are passed to the kernel");
     if (sum.vipsWithoutBackend) problems.push(sum.vipsWithoutBackend + " VIP(s) without an active backend: their traffic is dropped");
-    if (sum.vipsFailingOpen) problems.push(sum.vipsFailingOpen + " VIP(s) failing open: every backend fails its health checks, new flows go to all of them");
+    if (sum.vipsFailingOpen) problems.push(sum.vipsFailingOpen + " VIP(s) failing open: too few backends pass their health checks, new flows go to every backend not drained");
     setProblems(problems);
 
     const cards = document.getElementById("summary");
