@@ -111,6 +111,16 @@ func (c *writeBehindConn) Read(b []byte) (int, error) {
 			return 0, err
 		}
 		return c.TCPConn.Read(b)
+	case c.errno != 0 && c.n == 0 && (c.op == "write" || c.errno == unix.ECONNRESET || c.errno == unix.EPIPE):
+		// The server was gone before a byte of its answer: it had closed
+		// this kept-alive connection while it was idle (the FIN's wake-up
+		// came before this read armed its wait, so only the reset that the
+		// late write draws wakes it). For the client that is the end of the
+		// connection before a response — io.EOF, which fasthttp retries
+		// once on a new connection for an idempotent request — as it is
+		// when the read finds the FIN.
+		c.pending = nil
+		return 0, io.EOF
 	case c.errno != 0:
 		c.pending = nil
 		return c.n, c.opError(c.op, os.NewSyscallError(c.op, c.errno))
