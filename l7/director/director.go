@@ -158,7 +158,10 @@ type poolState struct {
 	// when (unix nanos), for as long as a cookie naming one may still be
 	// valid: a cookie naming one of them is re-pinned at once, never taken
 	// for a server still on its way here. Read-only once built.
-	gone     map[uint64]int64
+	gone map[uint64]int64
+	// standIns picks the stand-in for a cookie naming a server not here
+	// yet (standIn).
+	standIns balance.Hash
 	hashKind hashKind
 	hashName string
 	health   *config.ActiveHealth

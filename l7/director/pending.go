@@ -79,33 +79,11 @@ func (ps *poolState) standIn(key uint64, issued, now time.Time) *pool.Backend {
 	if _, removed := ps.gone[key]; removed {
 		return nil
 	}
-	return rendezvous(ps.pool.Available(now), key)
-}
-
-// rendezvous picks the candidate with the highest hash of (key, server):
-// the same stand-in for every request of the client, on every host with
-// the same servers, so what the client does meanwhile lands on one server
-// rather than on whichever the policy would pick each time. It ignores
-// load: it only serves the clients of servers still being added, spread
-// over the others by the hash, and only for the grace at most.
-func rendezvous(cands []*pool.Backend, key uint64) *pool.Backend {
-	var best *pool.Backend
-	var top uint64
-	for _, b := range cands {
-		if s := mix64(key ^ b.Key); best == nil || s > top {
-			best, top = b, s
-		}
-	}
-	return best
-}
-
-// mix64 is SplitMix64's finaliser: every input bit moves every output bit,
-// so servers with close keys still rank independently.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
+	// The hash policy's consistent hashing on the cookie's server key: the
+	// same stand-in for every request of the client, on every host with
+	// the same servers, so what the client does meanwhile lands on one
+	// server rather than on whichever the pool's policy would pick each
+	// time. It ignores load: it only serves the clients of servers still
+	// being added, and only for the grace at most.
+	return ps.standIns.Pick(ps.pool.Available(now), key, now)
 }
