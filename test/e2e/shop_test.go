@@ -132,7 +132,15 @@ func TestShop(t *testing.T) {
 		assert.Equal(t, users*each, tl.ok)
 		assert.Equal(t, users, kept, "every user kept its checkout server")
 		assert.Positive(t, crossed, "users were moved between L7 hosts")
-		assert.Len(t, ports, users*each, "every request on a new connection with a new source port")
+		// Every request on a new connection: each is a new flow at the
+		// edge (a retransmitted SYN may count twice). Distinct source
+		// ports would undercount: the client may reuse a port at once
+		// where the other side closed first.
+		var newFlows uint64
+		for _, n := range flows {
+			newFlows += n
+		}
+		assert.GreaterOrEqual(t, newFlows, uint64(users*each), "every request on a new connection")
 		for _, lb := range b.live() {
 			assert.Positive(t, flows[lb.host.Name], "edge host %s carried some of the connections", lb.host.Name)
 		}
@@ -171,7 +179,7 @@ func TestShop(t *testing.T) {
 		start := time.Now()
 		for _, l := range b.liveL7() {
 			out := b.cli(t, append([]string{"pool", "server", "add", "checkout"}, append(added, "--proxy", proxySocket(b.dir, l))...)...)
-			assert.Contains(t, out, "24 server(s) added to pool checkout", "%s", out)
+			assert.Contains(t, out, "24 servers added to pool checkout", "%s", out)
 		}
 		took := time.Since(start)
 		for _, l := range b.liveL7() {
