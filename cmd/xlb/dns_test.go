@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/xlbproject/xlb/internal/logbuf"
 	"github.com/xlbproject/xlb/internal/statuspage/browsertest"
 )
 
@@ -84,9 +85,9 @@ func TestDNSCheck(t *testing.T) {
 
 // startDNSProcess runs `xlb dns --config cfgPath` until the test ends
 // (SIGTERM, then a kill after 10 s), its log shown if the test failed.
-func startDNSProcess(t *testing.T, cfgPath string) (*exec.Cmd, *lockedBuffer) {
+func startDNSProcess(t *testing.T, cfgPath string) (*exec.Cmd, *logbuf.Buffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	cmd := exec.Command(xlbBinary(t), "dns", "--config", cfgPath)
 	cmd.Stderr = logs
 	require.NoError(t, cmd.Start())

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/xlbproject/xlb/internal/logbuf"
 	"github.com/xlbproject/xlb/l7/admin"
 )
 
@@ -51,7 +52,7 @@ func runProxyCmd(t *testing.T, cfgPath, adminAddr string) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := newProxyCmd()
-	var out lockedBuffer
+	var out logbuf.Buffer
 	cmd.SetOut(io.Discard)
 	cmd.SetErr(&out)
 	cmd.SetArgs([]string{"--config", cfgPath})

@@ -20,6 +20,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/internal/logbuf"
 )
 
 // The real-process tests build the xlb binary once per test run.
@@ -61,13 +63,13 @@ func namedApp(t *testing.T, name string, hits *atomic.Int64) string {
 // proxyProcess is a running `xlb proxy` child process.
 type proxyProcess struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *logbuf.Buffer
 	done   chan error
 }
 
 func startProxyProcess(t *testing.T, cfgPath string) *proxyProcess {
 	t.Helper()
-	pp := &proxyProcess{stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	pp := &proxyProcess{stderr: &logbuf.Buffer{}, done: make(chan error, 1)}
 	pp.cmd = exec.Command(xlbBinary(t), "proxy", "--config", cfgPath)
 	pp.cmd.Stderr = pp.stderr
 	pp.cmd.Stdout = io.Discard

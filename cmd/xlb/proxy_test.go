@@ -8,31 +8,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/xlbproject/xlb/internal/logbuf"
 )
-
-// lockedBuffer collects the command's output while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestProxyCmdValidation(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
@@ -82,7 +65,7 @@ pools: [{name: app, servers: [{name: a1, addr: %q}]}]
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cmd := newProxyCmd()
-	var out lockedBuffer
+	var out logbuf.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
 	cmd.SetArgs([]string{"--config", cfgPath})

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/xlbproject/xlb/control/api"
 	"github.com/xlbproject/xlb/control/state"
+	"github.com/xlbproject/xlb/internal/logbuf"
 )
 
 // requireKernel skips unless the test can load BPF programs and pin them.
@@ -119,33 +119,7 @@ type env struct {
 	port                      uint16
 	hosts                     []*l7host
 	// logs, when set, receives the daemon's log instead of io.Discard.
-	logs *logBuffer
-}
-
-// logBuffer collects a daemon's log lines; the daemon logs from several
-// goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// count is how many lines carry msg as their message.
-func (l *logBuffer) count(msg string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), "msg=\""+msg+"\"")
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs *logbuf.Buffer
 }
 
 const vipText = "10.200.0.10:80/tcp"
@@ -486,7 +460,7 @@ func withFailOpen(t *testing.T, e *env, extra string) string {
 // one log line each, and a reload that changes the policy says so.
 func TestFailOpenBelow(t *testing.T) {
 	e := newEnv(t, 3)
-	e.logs = &logBuffer{}
+	e.logs = &logbuf.Buffer{}
 	withFailOpen(t, e, "  fail_open_below: 50%\n")
 	d, stop := e.start(t)
 	defer stop()
@@ -530,7 +504,7 @@ func TestFailOpenBelow(t *testing.T) {
 		assert.Positive(t, spread[h], "every host gets new flows: %v", spread)
 	}
 	assert.Equal(t, 1.0, gatheredValue(t, d.Registry(), "xlb_vip_failing_open", "vip", vipText))
-	assert.Equal(t, 1, e.logs.count(enter), "%s", e.logs)
+	assert.Equal(t, 1, e.logs.Count(enter), "%s", e.logs)
 
 	// 2 of 3 pass: an ordinary table of those two.
 	e.hosts[1].ready.Store(true)
@@ -540,15 +514,15 @@ func TestFailOpenBelow(t *testing.T) {
 	assert.Zero(t, spread[h3], "the failing host is out again: %v", spread)
 	assert.Equal(t, 300, spread[h1]+spread[h2], "%v", spread)
 	assert.Equal(t, 0.0, gatheredValue(t, d.Registry(), "xlb_vip_failing_open", "vip", vipText))
-	assert.Equal(t, 1, e.logs.count(enter), "one warning for one episode:\n%s", e.logs)
-	assert.Equal(t, 1, e.logs.count(leave), "%s", e.logs)
+	assert.Equal(t, 1, e.logs.Count(enter), "one warning for one episode:\n%s", e.logs)
+	assert.Equal(t, 1, e.logs.Count(leave), "%s", e.logs)
 
 	// Reloaded without the threshold: the change of policy is logged.
 	plain, err := os.ReadFile(e.cfgPath)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(e.cfgPath, []byte(strings.Replace(string(plain), "  fail_open_below: 50%\n", "", 1)), 0o600))
 	require.NoError(t, d.Reload(ctx))
-	assert.Equal(t, 1, e.logs.count("fail-open policy changed"), "%s", e.logs)
+	assert.Equal(t, 1, e.logs.Count("fail-open policy changed"), "%s", e.logs)
 	assert.Equal(t, &api.FailOpen{Passing: 2, Checked: 3}, vipOf().FailOpen)
 }
 

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/xlbproject/xlb/internal/logbuf"
 	"github.com/xlbproject/xlb/internal/statuspage"
 	"github.com/xlbproject/xlb/l7/director"
 	"github.com/xlbproject/xlb/l7/proxy"
@@ -375,7 +375,7 @@ pools:
       all_down: fail_open
       fail_open_below: 50%%
 `, front.Addr().String(), servers.String())), 0o600))
-	var logs logBuffer
+	var logs logbuf.Buffer
 	lp, dir := openLiveProxy(t, path, director.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	lp.front = front.Addr().String()
 	go func() { _ = lp.p.Serve(front) }()
@@ -425,7 +425,7 @@ pools:
 	resp.Body.Close()
 	assert.Contains(t, string(metrics), `xlb_l7_pool_failing_open{pool="app"} 1`)
 	assert.Contains(t, string(metrics), `xlb_l7_pool_available_servers{pool="app"} 1`)
-	assert.Equal(t, 1, logs.count(enter), "%s", logs.String())
+	assert.Equal(t, 1, logs.Count(enter), "%s", logs.String())
 	resp, err = lp.client.Get(lp.adminURL + "/ready")
 	require.NoError(t, err)
 	ready, _ := io.ReadAll(resp.Body)
@@ -440,35 +440,11 @@ pools:
 	assert.Empty(t, st.Pools[0].Problem)
 	got = answers(40)
 	assert.Equal(t, 40, got["b"]+got["d"], "only the two passing servers: %v", got)
-	assert.Equal(t, 1, logs.count(enter), "one warning for one episode:\n%s", logs.String())
-	assert.Equal(t, 1, logs.count(leave), "%s", logs.String())
+	assert.Equal(t, 1, logs.Count(enter), "one warning for one episode:\n%s", logs.String())
+	assert.Equal(t, 1, logs.Count(leave), "%s", logs.String())
 	resp, err = lp.client.Get(lp.adminURL + "/ready")
 	require.NoError(t, err)
 	ready, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	assert.Equal(t, "ready\n", string(ready))
-}
-
-// logBuffer collects a log written from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) count(msg string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), `msg="`+msg+`"`)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -2,14 +2,13 @@ package pool_test
 
 import (
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/xlbproject/xlb/internal/logbuf"
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/pool"
 )
@@ -19,25 +18,6 @@ func withBelow(cfg config.Pool, pct int) config.Pool {
 	cfg.Health.AllDown = config.AllDownFailOpen
 	cfg.Health.FailOpenBelowPercent = pct
 	return cfg
-}
-
-// logLines collects a pool's log; SetUp may log from several goroutines
-// in the proxy, so it locks like the real handler's writer.
-type logLines struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logLines) count(msg string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), `msg="`+msg+`"`)
 }
 
 // TestFailOpenBelow: with a threshold the pool fails open while fewer
@@ -86,7 +66,7 @@ func TestFailOpenBelow(t *testing.T) {
 // reload that changes the policy logs the change and, if it moves the
 // pool in or out of failing open, that too.
 func TestFailOpenLogs(t *testing.T) {
-	var logs logLines
+	var logs logbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	const (
 		enter  = "too few servers pass their health checks: failing open, new clients go to every server not draining"
@@ -102,28 +82,28 @@ func TestFailOpenLogs(t *testing.T) {
 	p.SetUp(d, false, t0)
 	p.SetUp(c, true, t0)
 	p.Drain(c, t0.Add(time.Hour), t0)
-	assert.Equal(t, 1, logs.count(enter), "one warning for one episode:\n%s", logs.b.String())
-	assert.Zero(t, logs.count(leave))
+	assert.Equal(t, 1, logs.Count(enter), "one warning for one episode:\n%s", logs.String())
+	assert.Zero(t, logs.Count(leave))
 
 	// Reloaded with the same policy: nothing new.
 	p2 := pool.NewFrom(0, withBelow(poolConfig(4), 50), 0, log, t0, p)
 	require.True(t, p2.FailingOpen(t0))
-	assert.Equal(t, 1, logs.count(enter))
-	assert.Zero(t, logs.count(policy))
+	assert.Equal(t, 1, logs.Count(enter))
+	assert.Zero(t, logs.Count(policy))
 
 	// Reloaded to refuse: the policy change and the end are logged once.
 	p3 := pool.NewFrom(0, poolConfig(4), 0, log, t0, p2)
 	require.False(t, p3.FailingOpen(t0))
-	assert.Equal(t, 1, logs.count(policy))
-	assert.Equal(t, 1, logs.count(leave))
+	assert.Equal(t, 1, logs.Count(policy))
+	assert.Equal(t, 1, logs.Count(leave))
 
 	// And back to fail_open: a new episode.
 	p4 := pool.NewFrom(0, withBelow(poolConfig(4), 50), 0, log, t0, p3)
 	require.True(t, p4.FailingOpen(t0))
-	assert.Equal(t, 2, logs.count(policy))
-	assert.Equal(t, 2, logs.count(enter))
+	assert.Equal(t, 2, logs.Count(policy))
+	assert.Equal(t, 2, logs.Count(enter))
 	p4.SetUp(p4.ByName("a"), true, t0)
 	p4.SetUp(p4.ByName("b"), true, t0)
 	assert.False(t, p4.FailingOpen(t0))
-	assert.Equal(t, 2, logs.count(leave))
+	assert.Equal(t, 2, logs.Count(leave))
 }

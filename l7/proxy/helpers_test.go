@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/xlbproject/xlb/internal/logbuf"
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/director"
 )
@@ -70,24 +71,7 @@ type testProxy struct {
 	reg  *prometheus.Registry
 	addr string
 	url  string
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *logbuf.Buffer
 }
 
 // startProxy parses yamlText (after expanding {name} to app servers'
@@ -109,7 +93,7 @@ func startProxyConfig(t *testing.T, cfg *config.Config, opts ...func(*Options)) 
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = dir.Close() })
 
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	reg := prometheus.NewPedanticRegistry()
 	o := Options{
 		Registerer: reg,

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/xlbproject/xlb/internal/logbuf"
 	"github.com/xlbproject/xlb/l7/config"
 )
 
@@ -121,7 +122,7 @@ func TestGracefulStopUnderLoad(t *testing.T) {
 	require.NoError(t, err)
 	cfg.Listeners[0].Addr = freeAddr(t)
 	cfg.Admin.Addr = freeAddr(t)
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	tp := startProxyConfig(t, cfg, func(o *Options) { o.Log = slog.New(slog.NewTextHandler(logs, nil)) })
 
 	ctx, cancel := context.WithCancel(context.Background())

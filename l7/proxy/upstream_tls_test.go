@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/websocket"
 
+	"github.com/xlbproject/xlb/internal/logbuf"
 	"github.com/xlbproject/xlb/internal/testcert"
 	"github.com/xlbproject/xlb/l7/config"
 )
@@ -164,7 +165,7 @@ func TestUpstreamTLSVerifyFails(t *testing.T) {
 	assert.Equal(t, int64(0), stranger.hits.Load(), "a certificate from another CA: no request reaches it")
 
 	// The same stranger without verification: reached, and loudly so.
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	sp := startProxyConfig(t, parseIn(t, dir, upstreamTLSConfig("    tls: {insecure_skip_verify: true}\n", stranger.addr())),
 		func(o *Options) { o.Log = slog.New(slog.NewJSONHandler(&logs, nil)) })
 	resp, body := do(t, c, "GET", sp.url+"/checkout/x", nil, nil)
