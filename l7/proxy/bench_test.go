@@ -71,10 +71,9 @@ func BenchmarkServe(b *testing.B) {
 			require.NoError(b, err)
 			defer p.Close()
 			for _, c := range p.gen.Load().clients {
-				for _, hc := range []*fasthttp.HostClient{c.(*h1Client).buffered, c.(*h1Client).streamed} {
-					hc.Dial = func(string) (net.Conn, error) { return ln.Dial() }
-					hc.DialTimeout = nil
-				}
+				hc := c.(*fasthttp.HostClient)
+				hc.Dial = func(string) (net.Conn, error) { return ln.Dial() }
+				hc.DialTimeout = nil
 			}
 
 			var ctx fasthttp.RequestCtx

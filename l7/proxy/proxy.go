@@ -273,7 +273,7 @@ func (u upstream) client(addr string) upstreamClient {
 	case config.UpstreamH2C, config.UpstreamH2:
 		return newH2Client(addr, u.dial, u.tls)
 	}
-	return &h1Client{buffered: newHostClient(addr, u.dial, u.tls, true), streamed: newHostClient(addr, u.dial, u.tls, false)}
+	return newHostClient(addr, u.dial, u.tls)
 }
 
 // upstreams resolves each pool's upstream.
@@ -295,29 +295,9 @@ func upstreams(cfg *config.Config, dir *director.Director) map[string]upstream {
 	return out
 }
 
-// h1Client is the HTTP/1.1 client for one server. A request whose body is
-// in hand goes over connections that hold its write until the read of the
-// answer (writeBehindConn); a streamed one over ordinary connections,
-// where every write goes out at once (its body may trickle in for as long
-// as the client takes).
-type h1Client struct{ buffered, streamed *fasthttp.HostClient }
-
-func (c *h1Client) DoTimeout(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration) error {
-	if req.IsBodyStream() {
-		return c.streamed.DoTimeout(req, resp, timeout)
-	}
-	return c.buffered.DoTimeout(req, resp, timeout)
-}
-
-func (c *h1Client) CloseIdleConnections() {
-	c.buffered.CloseIdleConnections()
-	c.streamed.CloseIdleConnections()
-}
-
 // newHostClient is the HTTP/1.1 client for the server at addr; with ut it
-// speaks TLS, the handshake part of the dial; writeBehind makes its
-// connections writeBehindConns (under the TLS layer, if any).
-func newHostClient(addr string, dialTimeout time.Duration, ut *config.UpstreamTLS, writeBehind bool) *fasthttp.HostClient {
+// speaks TLS, the handshake part of the dial.
+func newHostClient(addr string, dialTimeout time.Duration, ut *config.UpstreamTLS) *fasthttp.HostClient {
 	var tc *tls.Config
 	if ut != nil {
 		tc = ut.ClientConfig(addr, config.ALPNHTTP11)
@@ -334,11 +314,6 @@ func newHostClient(addr string, dialTimeout time.Duration, ut *config.UpstreamTL
 			c, err := fasthttp.DialTimeout(addr, d)
 			if err != nil {
 				return nil, &dialError{err: err}
-			}
-			if tcp, ok := c.(*net.TCPConn); ok && writeBehind {
-				if wb, err := newWriteBehindConn(tcp); err == nil {
-					c = wb
-				}
 			}
 			if tc == nil {
 				return c, nil

@@ -96,8 +96,8 @@ func startTLSProxy(t *testing.T, yamlText string, servers map[string]*appServer)
 	return &testProxy{Proxy: p, dir: dir, reg: reg, addr: addr, url: "https://" + addr}
 }
 
-// h1TestClient speaks HTTP/1.1 over TLS only.
-func h1TestClient(t *testing.T, conf *tls.Config) *http.Client {
+// h1Client speaks HTTP/1.1 over TLS only.
+func h1Client(t *testing.T, conf *tls.Config) *http.Client {
 	t.Helper()
 	conf = conf.Clone()
 	conf.NextProtos = []string{"http/1.1"}
@@ -148,7 +148,7 @@ func TestTLSCertificateBySNI(t *testing.T) {
 
 	// HTTP/1.1 over TLS: the fasthttp path, which tells the app server the
 	// client came over https and marks the sticky cookie Secure.
-	resp, body := do(t, h1TestClient(t, f.clientTLS("shop.example.com")), "GET", tp.url+"/checkout/cart", nil, nil)
+	resp, body := do(t, h1Client(t, f.clientTLS("shop.example.com")), "GET", tp.url+"/checkout/cart", nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	assert.Equal(t, 1, resp.ProtoMajor)
 	srv := resp.Header.Get("X-Server")
@@ -498,7 +498,7 @@ func TestTLSHandshakeBound(t *testing.T) {
 	// failed handshakes; then a client is served again.
 	require.Eventually(t, func() bool { return len(tp.handshakes) == 0 }, 30*time.Second, 10*time.Millisecond)
 	assert.Equal(t, uint64(2), tp.tlsFailures.Load())
-	resp, body := do(t, h1TestClient(t, f.clientTLS("shop.example.com")), "GET", tp.url+"/browse/x", nil, nil)
+	resp, body := do(t, h1Client(t, f.clientTLS("shop.example.com")), "GET", tp.url+"/browse/x", nil, nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode, body)
 }
 

@@ -17,9 +17,8 @@ import (
 	"github.com/xlbproject/xlb/l7/tlsdial"
 )
 
-// upstreamClient sends one request to one app server. h1Client (over
-// fasthttp.HostClients) is the HTTP/1.1 one; h2Client speaks HTTP/2 to
-// pools that ask for it.
+// upstreamClient sends one request to one app server. *fasthttp.HostClient
+// is the HTTP/1.1 one; h2Client speaks HTTP/2 to pools that ask for it.
 // Both report errors the way the proxy's HostClients do (a dialError for
 // anything that failed before the request was sent, fasthttp.ErrTimeout,
 // fasthttp.ErrBodyTooLarge), so classifyUpstream handles both.
@@ -29,7 +28,7 @@ type upstreamClient interface {
 }
 
 var (
-	_ upstreamClient = (*h1Client)(nil)
+	_ upstreamClient = (*fasthttp.HostClient)(nil)
 	_ upstreamClient = (*h2Client)(nil)
 )
 

@@ -101,7 +101,7 @@ func TestUpstreamH2C(t *testing.T) {
 	app.reset()
 
 	// HTTP/1.1 and h2 clients both reach the app server over h2c.
-	for _, c := range []*http.Client{h1TestClient(t, f.clientTLS("shop.example.com")), h2TestClient(t, f.clientTLS("shop.example.com"))} {
+	for _, c := range []*http.Client{h1Client(t, f.clientTLS("shop.example.com")), h2TestClient(t, f.clientTLS("shop.example.com"))} {
 		resp, body := do(t, c, "POST", tp.url+"/checkout/pay?x=1&y=%2F", strings.NewReader("card=4242"), map[string]string{"Host": "shop.example.com"})
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
 		assert.Equal(t, "hello over h2c", body)
@@ -115,7 +115,7 @@ func TestUpstreamH2C(t *testing.T) {
 	}, app.requests("/checkout/"))
 
 	// The response timeout holds (the route's is 300ms): 504.
-	resp, _ := do(t, h1TestClient(t, f.clientTLS("shop.example.com")), "GET", tp.url+"/checkout/slow", nil, nil)
+	resp, _ := do(t, h1Client(t, f.clientTLS("shop.example.com")), "GET", tp.url+"/checkout/slow", nil, nil)
 	assert.Equal(t, http.StatusGatewayTimeout, resp.StatusCode)
 }
 
