@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -410,12 +411,16 @@ func TestFailOpen(t *testing.T) {
 	for _, h := range e.hosts {
 		h.ready.Store(false)
 	}
-	eventually(t, "every backend down", func() bool {
-		return slices.Equal(states(), []string{api.StateDown, api.StateDraining, api.StateDown})
+	// The states change with the health checks, the table with the
+	// reconcile that follows them: wait for both.
+	failingOpen := func() bool {
+		got, err := d.GetVIP(ctx, vip)
+		require.NoError(t, err)
+		return got.FailingOpen
+	}
+	eventually(t, "every backend down and the VIP failing open", func() bool {
+		return slices.Equal(states(), []string{api.StateDown, api.StateDraining, api.StateDown}) && failingOpen()
 	})
-	got, err := d.GetVIP(ctx, vip)
-	require.NoError(t, err)
-	assert.True(t, got.FailingOpen)
 	spread := chosen(t, d, 300)
 	assert.Zero(t, spread[netip.Addr{}], "no new flow is dropped: %v", spread)
 	assert.Zero(t, spread[h2], "the drained host stays out: %v", spread)
@@ -425,7 +430,7 @@ func TestFailOpen(t *testing.T) {
 
 	require.NoError(t, os.WriteFile(e.cfgPath, plain, 0o600))
 	require.NoError(t, d.Reload(ctx))
-	got, err = d.GetVIP(ctx, vip)
+	got, err := d.GetVIP(ctx, vip)
 	require.NoError(t, err)
 	assert.False(t, got.FailingOpen)
 	assert.Equal(t, map[netip.Addr]int{{}: 50}, chosen(t, d, 50), "every new flow is dropped")
@@ -435,11 +440,9 @@ func TestFailOpen(t *testing.T) {
 	require.NoError(t, os.WriteFile(e.cfgPath, []byte(failOpen), 0o600))
 	require.NoError(t, d.Reload(ctx))
 	e.hosts[0].ready.Store(true)
-	eventually(t, "h1 active", func() bool { return states()[0] == api.StateActive })
-	assert.Equal(t, map[netip.Addr]int{h1: 50}, chosen(t, d, 50))
-	got, err = d.GetVIP(ctx, vip)
-	require.NoError(t, err)
-	assert.False(t, got.FailingOpen)
+	eventually(t, "h1 active, and the table following it", func() bool {
+		return states()[0] == api.StateActive && !failingOpen() && maps.Equal(chosen(t, d, 50), map[netip.Addr]int{h1: 50})
+	})
 }
 
 // withFailOpen rewrites e's config with health.all_down: fail_open and
