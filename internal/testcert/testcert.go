@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -99,6 +100,20 @@ func (ca *CA) Leaf(dir, base string, names ...string) (certFile, keyFile string,
 		return "", "", fmt.Errorf("write key: %w", err)
 	}
 	return certFile, keyFile, nil
+}
+
+// KeyPair is Leaf, loaded: the certificate and key as a server or client
+// presents them (its Leaf parsed), the files staying in dir.
+func (ca *CA) KeyPair(dir, base string, names ...string) (tls.Certificate, error) {
+	certFile, keyFile, err := ca.Leaf(dir, base, names...)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("load %s: %w", certFile, err)
+	}
+	return kp, nil
 }
 
 func serial() *big.Int {

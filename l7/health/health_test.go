@@ -272,9 +272,7 @@ func TestUpdateKeepsUnchangedProbes(t *testing.T) {
 func TestUpdateKeepsTLSProbes(t *testing.T) {
 	ca, err := testcert.NewCA()
 	require.NoError(t, err)
-	certFile, keyFile, err := ca.Leaf(t.TempDir(), "app", "127.0.0.1")
-	require.NoError(t, err)
-	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+	kp, err := ca.KeyPair(t.TempDir(), "app", "127.0.0.1")
 	require.NoError(t, err)
 	var probes atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -38,10 +38,7 @@ type tlsApp struct {
 
 func newTLSApp(t *testing.T, ca *testcert.CA, clientCA *x509.CertPool, h2 bool) *tlsApp {
 	t.Helper()
-	dir := t.TempDir()
-	certFile, keyFile, err := ca.Leaf(dir, "app", "127.0.0.1")
-	require.NoError(t, err)
-	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+	kp, err := ca.KeyPair(t.TempDir(), "app", "127.0.0.1")
 	require.NoError(t, err)
 	a := &tlsApp{}
 	a.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -66,6 +63,17 @@ func newTLSApp(t *testing.T, ca *testcert.CA, clientCA *x509.CertPool, h2 bool) 
 	a.srv.StartTLS()
 	t.Cleanup(a.srv.Close)
 	return a
+}
+
+// caDir is a test's config directory holding ca.pem, the certificate of
+// a new CA (a pool's tls.ca_file), and that CA.
+func caDir(t *testing.T) (string, *testcert.CA) {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := testcert.NewCA()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600))
+	return dir, ca
 }
 
 func (a *tlsApp) addr() string { return strings.TrimPrefix(a.srv.URL, "https://") }
@@ -102,11 +110,8 @@ func parseIn(t *testing.T, dir, text string) *config.Config {
 // against ca_file, the proxy's client certificate presented, the request as
 // the client sent it; a reload with the same files keeps the connection.
 func TestUpstreamTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := testcert.NewCA()
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600))
-	_, _, err = ca.Leaf(dir, "proxy", "xlb-proxy")
+	dir, ca := caDir(t)
+	_, _, err := ca.Leaf(dir, "proxy", "xlb-proxy")
 	require.NoError(t, err)
 	app := newTLSApp(t, ca, ca.Pool, false)
 
@@ -143,12 +148,9 @@ func TestUpstreamTLS(t *testing.T) {
 // method, and logged with its cause; active checks speak TLS too, so they
 // mark that server down and the good one up.
 func TestUpstreamTLSVerifyFails(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := testcert.NewCA()
-	require.NoError(t, err)
+	dir, ca := caDir(t)
 	other, err := testcert.NewCA()
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600))
 	good := newTLSApp(t, ca, nil, false)
 	stranger := newTLSApp(t, other, nil, false)
 	plain := newAppServer(t, "plain", nil)
@@ -195,10 +197,7 @@ func TestUpstreamTLSVerifyFails(t *testing.T) {
 // upstream_protocol h2 speaks HTTP/2 over TLS by ALPN, health checks too;
 // a server that does not offer h2 is an error, not HTTP/1.1.
 func TestUpstreamH2OverTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := testcert.NewCA()
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600))
+	dir, ca := caDir(t)
 	h2app := newTLSApp(t, ca, nil, true)
 	h1app := newTLSApp(t, ca, nil, false)
 
@@ -225,13 +224,8 @@ func TestUpstreamH2OverTLS(t *testing.T) {
 // A WebSocket to a pool with tls: the upgrade is dialled over TLS (the
 // handshake inside the dial's timeout) and the tunnel carries the frames.
 func TestUpstreamTLSWebSocket(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := testcert.NewCA()
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600))
-	certFile, keyFile, err := ca.Leaf(dir, "ws", "127.0.0.1")
-	require.NoError(t, err)
-	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+	dir, ca := caDir(t)
+	kp, err := ca.KeyPair(dir, "ws", "127.0.0.1")
 	require.NoError(t, err)
 	ws := httptest.NewUnstartedServer(wsMux())
 	ws.TLS = &tls.Config{Certificates: []tls.Certificate{kp}}
@@ -258,23 +252,17 @@ func TestCertificateExpiryMetric(t *testing.T) {
 	dir := t.TempDir()
 	ca, err := testcert.NewCA()
 	require.NoError(t, err)
-	shopCrt, _, err := ca.Leaf(dir, "shop", "shop.example.com")
+	shop, err := ca.KeyPair(dir, "shop", "shop.example.com")
 	require.NoError(t, err)
-	proxyCrt, _, err := ca.Leaf(dir, "proxy", "xlb-proxy")
+	proxyCert, err := ca.KeyPair(dir, "proxy", "xlb-proxy")
 	require.NoError(t, err)
-	notAfter := func(file string) float64 {
-		kp, err := tls.LoadX509KeyPair(file, strings.TrimSuffix(file, ".crt")+".key")
-		require.NoError(t, err)
-		leaf, err := x509.ParseCertificate(kp.Certificate[0])
-		require.NoError(t, err)
-		return float64(leaf.NotAfter.Unix())
-	}
+	notAfter := func(kp tls.Certificate) float64 { return float64(kp.Leaf.NotAfter.Unix()) }
 	text := strings.Replace(upstreamTLSConfig("    tls: {cert_file: proxy.crt, key_file: proxy.key, insecure_skip_verify: true}\n", "127.0.0.1:1"),
 		"  - addr: \"127.0.0.1:0\"\n", "  - addr: \"127.0.0.1:0\"\n  - name: https\n    addr: \"127.0.0.1:0\"\n    tls: {certificates: [{cert: shop.crt, key: shop.key}]}\n", 1)
 	tp := startProxyConfig(t, parseIn(t, dir, text))
 	const name = "xlb_l7_tls_certificate_expiry_timestamp_seconds"
-	assert.Equal(t, notAfter(shopCrt), metricValue(t, tp.reg, name, map[string]string{"use": "server", "owner": "https", "subject": "shop.example.com"}))
-	assert.Equal(t, notAfter(proxyCrt), metricValue(t, tp.reg, name, map[string]string{"use": "client", "owner": "checkout", "subject": "xlb-proxy"}))
+	assert.Equal(t, notAfter(shop), metricValue(t, tp.reg, name, map[string]string{"use": "server", "owner": "https", "subject": "shop.example.com"}))
+	assert.Equal(t, notAfter(proxyCert), metricValue(t, tp.reg, name, map[string]string{"use": "client", "owner": "checkout", "subject": "xlb-proxy"}))
 }
 
 // The handshake is part of the dial: a server that accepts TCP and never
@@ -285,10 +273,7 @@ func TestCertificateExpiryMetric(t *testing.T) {
 // streamed body is not touched by a handshake that fails, so the next
 // server gets all of it.
 func TestUpstreamTLSHandshakeInDial(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := testcert.NewCA()
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600))
+	dir, ca := caDir(t)
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = silent.Close() })
@@ -320,13 +305,8 @@ func TestUpstreamTLSHandshakeInDial(t *testing.T) {
 // A pool that asks for h2 is never spoken to in HTTP/1.1, also by a TLS
 // server that negotiates no protocol at all by ALPN.
 func TestUpstreamH2NeedsALPN(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := testcert.NewCA()
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600))
-	certFile, keyFile, err := ca.Leaf(dir, "app", "127.0.0.1")
-	require.NoError(t, err)
-	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+	dir, ca := caDir(t)
+	kp, err := ca.KeyPair(dir, "app", "127.0.0.1")
 	require.NoError(t, err)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{kp}}) // no NextProtos: no ALPN
 	require.NoError(t, err)

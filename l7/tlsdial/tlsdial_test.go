@@ -17,9 +17,7 @@ import (
 // for 127.0.0.1 from ca; every accepted connection completes its handshake.
 func server(t *testing.T, ca *testcert.CA, alpn ...string) string {
 	t.Helper()
-	certFile, keyFile, err := ca.Leaf(t.TempDir(), "s", "127.0.0.1")
-	require.NoError(t, err)
-	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+	kp, err := ca.KeyPair(t.TempDir(), "s", "127.0.0.1")
 	require.NoError(t, err)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{kp}, NextProtos: alpn})
 	require.NoError(t, err)
