@@ -398,15 +398,7 @@ func TestFailOpen(t *testing.T) {
 	require.NoError(t, err)
 	h1, h2, h3 := e.hosts[0].addr, e.hosts[1].addr, e.hosts[2].addr
 	require.NoError(t, d.SetBackendState(ctx, vip, h2, true))
-	states := func() []string {
-		got, err := d.GetVIP(ctx, vip)
-		require.NoError(t, err)
-		var out []string
-		for _, b := range got.Backends {
-			out = append(out, b.State)
-		}
-		return out
-	}
+	states := func() []string { return backendStates(t, d, vip) }
 
 	for _, h := range e.hosts {
 		h.ready.Store(false)
@@ -445,6 +437,18 @@ func TestFailOpen(t *testing.T) {
 	})
 }
 
+// backendStates is the state of each backend of vip, in d's order.
+func backendStates(t *testing.T, d *Daemon, vip api.VIPKey) []string {
+	t.Helper()
+	got, err := d.GetVIP(context.Background(), vip)
+	require.NoError(t, err)
+	var out []string
+	for _, b := range got.Backends {
+		out = append(out, b.State)
+	}
+	return out
+}
+
 // withFailOpen rewrites e's config with health.all_down: fail_open and
 // extra health settings (each "  key: value\n").
 func withFailOpen(t *testing.T, e *env, extra string) string {
@@ -471,15 +475,7 @@ func TestFailOpenBelow(t *testing.T) {
 	vip, err := api.ParseVIPKey(vipText)
 	require.NoError(t, err)
 	h1, h2, h3 := e.hosts[0].addr, e.hosts[1].addr, e.hosts[2].addr
-	states := func() []string {
-		got, err := d.GetVIP(ctx, vip)
-		require.NoError(t, err)
-		var out []string
-		for _, b := range got.Backends {
-			out = append(out, b.State)
-		}
-		return out
-	}
+	states := func() []string { return backendStates(t, d, vip) }
 	vipOf := func() api.VIP {
 		got, err := d.GetVIP(ctx, vip)
 		require.NoError(t, err)
