@@ -71,15 +71,24 @@ func startLiveProxy(t *testing.T) *liveProxy {
 		t.Cleanup(srv.Close)
 		addrs = append(addrs, srv.Listener.Addr().String())
 	}
+	lp, _ := serveLiveProxy(t, liveConfig, addrs)
+	lp.appErrors = appErrors
+	return lp
+}
+
+// serveLiveProxy writes config — a format whose first verb is the
+// client-facing address, args the rest — to a file, opens it with
+// openLiveProxy and serves client traffic on a loopback port.
+func serveLiveProxy(t *testing.T, config string, args []any, opts ...director.Option) (*liveProxy, *director.Director) {
+	t.Helper()
 	front, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), "proxy.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(liveConfig, append([]any{front.Addr().String()}, addrs...)...)), 0o600))
-
-	lp, _ := openLiveProxy(t, path)
-	lp.front, lp.appErrors = front.Addr().String(), appErrors
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(config, append([]any{front.Addr().String()}, args...)...)), 0o600))
+	lp, dir := openLiveProxy(t, path, opts...)
+	lp.front = front.Addr().String()
 	go func() { _ = lp.p.Serve(front) }()
-	return lp
+	return lp, dir
 }
 
 // openLiveProxy opens the config at path as `xlb proxy` does: a Manager,
@@ -289,20 +298,14 @@ func TestHistogramQuantile(t *testing.T) {
 func TestLiveStatusFailingOpen(t *testing.T) {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "a") }))
 	t.Cleanup(app.Close)
-	front, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), "proxy.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`listeners: [{addr: %q}]
+	lp, dir := serveLiveProxy(t, `listeners: [{addr: %q}]
 admin: {socket: /tmp/unused.sock}
 routes: [{name: web, match: {path_prefix: /}, pool: app}]
 pools:
   - name: app
     servers: [{name: a, addr: %q}]
     health: {all_down: fail_open}
-`, front.Addr().String(), app.Listener.Addr().String())), 0o600))
-	lp, dir := openLiveProxy(t, path)
-	lp.front = front.Addr().String()
-	go func() { _ = lp.p.Serve(front) }()
+`, []any{app.Listener.Addr().String()})
 	require.Eventually(t, func() bool { return lp.get(t, "/") == http.StatusOK }, 30*time.Second, 20*time.Millisecond)
 
 	dir.SetStatus("app/a", false)
@@ -361,10 +364,8 @@ func TestLiveFailOpenBelow(t *testing.T) {
 		t.Cleanup(app.Close)
 		fmt.Fprintf(&servers, "{name: %s, addr: %q}, ", n, app.Listener.Addr().String())
 	}
-	front, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), "proxy.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`listeners: [{addr: %q}]
+	var logs logbuf.Buffer
+	lp, dir := serveLiveProxy(t, `listeners: [{addr: %q}]
 admin: {socket: /tmp/unused.sock}
 routes: [{name: web, match: {path_prefix: /}, pool: app}]
 pools:
@@ -374,11 +375,7 @@ pools:
       active: {path: /health, interval: 50ms, timeout: 40ms, rise: 1, fall: 1}
       all_down: fail_open
       fail_open_below: 50%%
-`, front.Addr().String(), servers.String())), 0o600))
-	var logs logbuf.Buffer
-	lp, dir := openLiveProxy(t, path, director.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	lp.front = front.Addr().String()
-	go func() { _ = lp.p.Serve(front) }()
+`, []any{servers.String()}, director.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	require.NoError(t, dir.Start(ctx))
