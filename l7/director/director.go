@@ -166,9 +166,11 @@ type poolState struct {
 	hashName string
 	health   *config.ActiveHealth
 	postgres *config.PostgresHealth
-	h2c      bool                // the proxy speaks h2c to the pool's servers
-	tls      *config.UpstreamTLS // nil: the servers are spoken to in cleartext
-	h2       bool                // with tls: HTTP/2 by ALPN
+	// protocol and tls are how the proxy speaks to the pool's servers
+	// (config.Pool's upstream_protocol and tls); its health checks speak
+	// the same.
+	protocol string
+	tls      *config.UpstreamTLS // nil: cleartext
 	proxyV2  bool                // the pool's servers expect a PROXY protocol v2 header
 }
 
@@ -215,7 +217,7 @@ func New(cfg *config.Config, opts ...Option) (*Director, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create director: %w", err)
 		}
-		ps := &poolState{pool: p, policy: pol, sticky: pc.Sticky, health: pc.Health.Active, postgres: pc.Health.Postgres, h2c: pc.UpstreamProtocol == config.UpstreamH2C, tls: pc.TLS, h2: pc.UpstreamProtocol == config.UpstreamH2, proxyV2: pc.ProxyProtocol == config.ProxyProtocolV2, stats: stats}
+		ps := &poolState{pool: p, policy: pol, sticky: pc.Sticky, health: pc.Health.Active, postgres: pc.Health.Postgres, protocol: pc.UpstreamProtocol, tls: pc.TLS, proxyV2: pc.ProxyProtocol == config.ProxyProtocolV2, stats: stats}
 		ps.hashKind, ps.hashName = parseHashKey(pc.HashKey)
 		if pc.Sticky != nil {
 			ps.grace = pc.Sticky.Grace()
@@ -598,14 +600,14 @@ func (d *Director) healthTargets() []health.Target {
 		for _, b := range ps.pool.Backends {
 			t := health.Target{
 				Name: serverName(b.Pool, b.Name), Addr: b.Addr, Path: a.Path, Host: a.Host,
-				Interval: a.Interval, Timeout: a.Timeout, Rise: a.Rise, Fall: a.Fall, H2C: ps.h2c,
+				Interval: a.Interval, Timeout: a.Timeout, Rise: a.Rise, Fall: a.Fall, H2C: ps.protocol == config.UpstreamH2C,
 			}
 			if ps.tls != nil {
 				// Probed the way requests go: the same TLS settings and
 				// protocol, so a server whose certificate the proxy
 				// refuses is down, not up and failing every request.
 				alpn := config.ALPNHTTP11
-				if ps.h2 {
+				if ps.protocol == config.UpstreamH2 {
 					alpn = config.ALPNH2
 				}
 				t.TLS, t.TLSDigest = ps.tls.ClientConfig(b.Addr, alpn), ps.tls.Digest+" "+alpn
