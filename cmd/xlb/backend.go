@@ -27,6 +27,7 @@ puts it back. Deleting is a drain followed by forgetting the backend.
 	}
 	cmd.AddCommand(newBackendAddCmd(), newBackendDelCmd(), newBackendDrainCmd(true), newBackendDrainCmd(false),
 		newBackendWeightCmd(), newBackendListCmd())
+	addSocketFlag(cmd)
 	return cmd
 }
 

@@ -30,6 +30,7 @@ func newBGPCmd() *cobra.Command {
 	}
 	addOutputFlag(peers, &output)
 	cmd.AddCommand(peers)
+	addSocketFlag(cmd)
 	return cmd
 }
 

@@ -15,8 +15,19 @@ import (
 	"github.com/xlbproject/xlb/control/api"
 )
 
-// socketFlag is the root's persistent flag naming the daemon's API socket.
+// socketFlag names the daemon's API socket, on every command that talks
+// to the daemon.
 const socketFlag = "socket"
+
+// addSocketFlag registers --socket on cmd, and on its subcommands for a
+// group of daemon commands.
+func addSocketFlag(cmd *cobra.Command) {
+	f := cmd.Flags()
+	if cmd.HasSubCommands() {
+		f = cmd.PersistentFlags()
+	}
+	f.String(socketFlag, api.DefaultSocketPath, "path of the xlb daemon's API socket (its api.socket)")
+}
 
 // apiTimeout bounds one API call: a reload or a VIP with many backends takes
 // milliseconds, so anything near this is a hung daemon.

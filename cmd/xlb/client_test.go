@@ -151,8 +151,27 @@ func startDaemon(t *testing.T, svc api.Service) string {
 func runXLB(t *testing.T, socket string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err = execute(append([]string{"--socket", socket}, args...), &out, &errb)
+	err = execute(withSocket(socket, args), &out, &errb)
 	return out.String(), errb.String(), err
+}
+
+// withSocket adds --socket to a command line whose command takes it (the
+// daemon's commands; the flag is unknown to the others), also when the
+// line asks for completions (__complete).
+func withSocket(socket string, args []string) []string {
+	line := args
+	if len(args) > 0 && args[0] == "__complete" {
+		line = args[1:]
+	}
+	cmd, _, err := newRootCmd().Find(line)
+	if err != nil || cmd.Flag(socketFlag) == nil {
+		return args
+	}
+	flag := []string{"--" + socketFlag, socket}
+	if len(line) < len(args) {
+		return append(append([]string{"__complete"}, flag...), line...)
+	}
+	return append(flag, args...)
 }
 
 // execute runs a fresh command tree with args, writing to stdout and stderr.

@@ -33,6 +33,7 @@ type docCommand struct {
 // with the error each must give.
 var docMistakes = map[string]string{
 	"backend drian VIP HOST -o json": `unknown command "drian" for "xlb backend"`,
+	"version --socket X":             "unknown flag: --socket",
 }
 
 // TestDocCommandsParse checks every xlb command line of README.md and

@@ -92,7 +92,7 @@ func TestHelpExamplesRun(t *testing.T) {
 				var out, errb bytes.Buffer
 				root.SetOut(&out)
 				root.SetErr(&errb)
-				root.SetArgs(append([]string{"--socket", socket}, args...))
+				root.SetArgs(withSocket(socket, args))
 				err := root.ExecuteContext(ctx) // `stats --watch` ends with the context
 				if err == nil {
 					return

@@ -58,6 +58,7 @@ otherwise the VIP's Maglev table.
 	}
 	cmd.Flags().Uint16Var(&o.dport, "dport", 0, "destination port, for a VIP that listens on every port (ADDR:*/PROTO)")
 	addOutputFlag(cmd, &o.output)
+	addSocketFlag(cmd)
 	return cmd
 }
 

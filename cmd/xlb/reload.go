@@ -42,5 +42,6 @@ is rejected as a whole and the running state stays as it was.`,
 		},
 	}
 	addOutputFlag(cmd, &output)
+	addSocketFlag(cmd)
 	return cmd
 }

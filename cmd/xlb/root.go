@@ -6,8 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-
-	"github.com/xlbproject/xlb/control/api"
 )
 
 // newRootCmd builds the whole command tree. Each command group lives in its
@@ -22,8 +20,10 @@ proxy routes each HTTP request to an app-server pool.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	// Every operator command talks to the daemon through this socket.
-	root.PersistentFlags().String(socketFlag, api.DefaultSocketPath, "path of the xlb daemon's API socket")
+	// --socket, --proxy and -o are on the commands that use them
+	// (addSocketFlag, addProxyFlag, addOutputFlag), not on the root: a
+	// flag that `xlb version --help` lists but the command ignores tells
+	// the operator it pointed somewhere it did not.
 	root.AddCommand(newVersionCmd())
 	root.AddCommand(newDaemonCmd())
 	root.AddCommand(newVIPCmd(), newBackendCmd(), newStatusCmd(), newStatsCmd(), newFlowCmd(), newReloadCmd(), newBGPCmd())

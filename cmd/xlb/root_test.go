@@ -63,14 +63,14 @@ func TestTyposFailEverywhere(t *testing.T) {
 	require.NotEmpty(t, leaves)
 	socket := filepath.Join(t.TempDir(), "none.sock") // nothing may reach a daemon
 
-	code, _, stderr := runExit("--socket", socket, "nosuchcommand")
+	code, _, stderr := runExit("nosuchcommand")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, `unknown command "nosuchcommand" for "xlb"`)
 
 	root := newRootCmd()
 	for _, g := range groups {
 		t.Run(strings.Join(g, " ")+" unknown", func(t *testing.T) {
-			args := append([]string{"--socket", socket}, g...)
+			args := withSocket(socket, g)
 			code, stdout, stderr := runExit(append(args, "nosuchcommand", "x")...)
 			assert.Equal(t, 1, code)
 			assert.Contains(t, stderr, `unknown command "nosuchcommand" for "xlb `+strings.Join(g, " ")+`"`)
@@ -83,7 +83,7 @@ func TestTyposFailEverywhere(t *testing.T) {
 			continue
 		}
 		t.Run(strings.Join(g, " ")+" typo", func(t *testing.T) {
-			args := append([]string{"--socket", socket}, g...)
+			args := withSocket(socket, g)
 			code, _, stderr := runExit(append(args, typo(first))...)
 			assert.Equal(t, 1, code)
 			assert.Contains(t, stderr, "Did you mean this?\n\t"+first)
@@ -94,7 +94,7 @@ func TestTyposFailEverywhere(t *testing.T) {
 			continue // cobra's own, with cobra's own flag handling
 		}
 		t.Run(strings.Join(l, " ")+" unknown flag", func(t *testing.T) {
-			args := append([]string{"--socket", socket}, l...)
+			args := withSocket(socket, l)
 			code, stdout, stderr := runExit(append(args, "--no-such-flag")...)
 			assert.Equal(t, 1, code)
 			assert.Contains(t, stderr, "unknown flag: --no-such-flag")
@@ -160,8 +160,9 @@ func TestJSONErrorsBeforeFlagParsing(t *testing.T) {
 	groups, _ := commandPaths(newRootCmd())
 	for _, g := range append([][]string{nil}, groups...) {
 		for _, out := range [][]string{{"-o", "json"}, {"-ojson"}, {"--output=json"}, {"--output", "json"}} {
-			args := append(append(append([]string{"--socket", socket}, g...), "nosuchcommand", "x"), out...)
-			t.Run(strings.Join(args[2:], " "), func(t *testing.T) {
+			line := append(append(append([]string(nil), g...), "nosuchcommand", "x"), out...)
+			args := append(withSocket(socket, g), line[len(g):]...)
+			t.Run(strings.Join(line, " "), func(t *testing.T) {
 				code, stdout, stderr := runExit(args...)
 				assert.Equal(t, 1, code)
 				assert.Empty(t, stdout)
@@ -236,7 +237,7 @@ func TestFlagValueErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			code, stdout, stderr := runExit(append([]string{"--socket", filepath.Join(t.TempDir(), "none.sock")}, tt.args...)...)
+			code, stdout, stderr := runExit(withSocket(filepath.Join(t.TempDir(), "none.sock"), tt.args)...)
 			assert.Equal(t, 1, code)
 			assert.Empty(t, stdout)
 			assert.Equal(t, tt.want+"\n", stderr)
@@ -250,7 +251,7 @@ func TestFlagValueErrors(t *testing.T) {
 func TestNoFileCompletions(t *testing.T) {
 	socket := filepath.Join(t.TempDir(), "none.sock")
 	directive := func(args ...string) string {
-		code, stdout, stderr := runExit(append([]string{"__complete", "--socket", socket}, args...)...)
+		code, stdout, stderr := runExit(withSocket(socket, append([]string{"__complete"}, args...))...)
 		require.Equal(t, 0, code, stderr)
 		lines := strings.Split(strings.TrimSpace(stdout), "\n")
 		return lines[len(lines)-1]

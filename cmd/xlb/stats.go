@@ -61,6 +61,7 @@ interrupted or --count reports were printed.`,
 	cmd.Flags().DurationVar(&o.interval, "interval", time.Second, "time between the two snapshots of a report")
 	cmd.Flags().IntVar(&o.count, "count", 0, "stop after this many reports (default 1, or unlimited with --watch)")
 	addOutputFlag(cmd, &o.output)
+	addSocketFlag(cmd)
 	return cmd
 }
 

@@ -23,6 +23,7 @@ func newStatusCmd() *cobra.Command {
 		},
 	}
 	addOutputFlag(cmd, &output)
+	addSocketFlag(cmd)
 	return cmd
 }
 

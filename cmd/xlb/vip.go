@@ -22,6 +22,7 @@ func newVIPCmd() *cobra.Command {
 		Long:  "A VIP is an address, port and protocol the edge host balances over L7 hosts.\n\n" + vipArgHelp,
 	}
 	cmd.AddCommand(newVIPAddCmd(), newVIPDelCmd(), newVIPListCmd(), newVIPShowCmd())
+	addSocketFlag(cmd)
 	return cmd
 }
 
