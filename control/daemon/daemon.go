@@ -789,6 +789,10 @@ func checkNextHop(cfg *config.Config, c l4.Config, attaching bool, sysctl func(s
 	if !attaching {
 		return nil
 	}
+	// Every interface and family is read before answering, so that one
+	// command fixes them all rather than one per attempt.
+	var off, fix []string
+	v6 := ""
 	for _, it := range cfg.Interfaces {
 		ifc, err := iface(it.Name)
 		if err != nil {
@@ -810,12 +814,29 @@ func checkNextHop(cfg *config.Config, c l4.Config, attaching bool, sysctl func(s
 				return fmt.Errorf("read %s: %w", filepath.Join("/proc/sys", path), err)
 			}
 			if v != "1" {
-				return fmt.Errorf("%s, which answers only with forwarding on: net.%s.conf.%s.forwarding is %s "+
-					"(set it to 1, or set dataplane.next_hop_mac to a fixed next hop)", why, fam.dir, it.Name, v)
+				key := fmt.Sprintf("net.%s.conf.%s.forwarding", fam.dir, it.Name)
+				off = append(off, key+" is "+v)
+				fix = append(fix, key+"=1")
+				if fam.dir == "ipv6" && v6 == "" {
+					v6 = it.Name
+				}
 			}
 		}
 	}
-	return nil
+	if len(off) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("%s, and the kernel answers a FIB lookup (bpf_fib_lookup) only on an interface that forwards: %s, "+
+		"so every packet for a VIP would be passed to this host's own stack instead of forwarded (counted as fib_fwd_disabled). "+
+		"Run `sysctl -w %s` and keep the setting in /etc/sysctl.d/ (docs/deploy.md), or set dataplane.next_hop_mac to send every frame to one fixed router",
+		why, strings.Join(off, ", "), strings.Join(fix, " "))
+	if v6 != "" {
+		// Linux ignores router advertisements on an interface that
+		// forwards IPv6: a host that takes its default route from them
+		// would lose it.
+		msg += fmt.Sprintf("; with IPv6 forwarding on, %s ignores router advertisements unless net.ipv6.conf.%s.accept_ra=2", v6, v6)
+	}
+	return errors.New(msg)
 }
 
 // dataplaneAdapter lets the reconciler drive *l4.Dataplane.

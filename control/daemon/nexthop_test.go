@@ -56,9 +56,18 @@ func TestCheckNextHop(t *testing.T) {
 	}{
 		{name: "fib, forwarding on", cfg: cfg("eth0", true), attaching: true, sysctl: sysctls("1", "1")},
 		{name: "fib, ipv4 forwarding off", cfg: cfg("eth0", false), attaching: true, sysctl: sysctls("0", "1"),
-			wantErr: "dataplane.next_hop_mac is not set, so next hops come from the kernel's FIB, which answers only with forwarding on: net.ipv4.conf.eth0.forwarding is 0"},
+			wantErr: "dataplane.next_hop_mac is not set, so next hops come from the kernel's FIB, and the kernel answers a FIB lookup (bpf_fib_lookup) " +
+				"only on an interface that forwards: net.ipv4.conf.eth0.forwarding is 0, so every packet for a VIP would be passed to this host's own stack " +
+				"instead of forwarded (counted as fib_fwd_disabled). Run `sysctl -w net.ipv4.conf.eth0.forwarding=1` and keep the setting in /etc/sysctl.d/ " +
+				"(docs/deploy.md), or set dataplane.next_hop_mac to send every frame to one fixed router"},
 		{name: "fib, ipv6 forwarding off for an ipv6 outer source", cfg: cfg("eth0", true), attaching: true, sysctl: sysctls("1", "0"),
-			wantErr: "net.ipv6.conf.eth0.forwarding is 0"},
+			wantErr: "net.ipv6.conf.eth0.forwarding is 0, so every packet"},
+		// One command for everything that is off, and what IPv6
+		// forwarding does to router advertisements.
+		{name: "fib, both families off", cfg: cfg("eth0", true), attaching: true, sysctl: sysctls("0", "0"),
+			wantErr: "Run `sysctl -w net.ipv4.conf.eth0.forwarding=1 net.ipv6.conf.eth0.forwarding=1` and keep the setting in /etc/sysctl.d/ " +
+				"(docs/deploy.md), or set dataplane.next_hop_mac to send every frame to one fixed router; " +
+				"with IPv6 forwarding on, eth0 ignores router advertisements unless net.ipv6.conf.eth0.accept_ra=2"},
 		{name: "fib, ipv6 forwarding off without ipv6", cfg: cfg("eth0", false), attaching: true, sysctl: sysctls("1", "0")},
 		{name: "fib on an interface without a mac", cfg: cfg("lo", false), attaching: true, sysctl: sysctls("1", "1"),
 			wantErr: "interface lo has no Ethernet address, so the kernel's FIB cannot give next hops on it: set dataplane.next_hop_mac and dataplane.src_mac"},
@@ -69,7 +78,7 @@ func TestCheckNextHop(t *testing.T) {
 			c.VIPs = []config.VIP{{Addr: netip.MustParseAddr("203.0.113.10"), Port: 80, Proto: "tcp", Forwarding: api.ModeL2DSR}}
 			return c
 		}(), dp: l4.Config{NextHopMAC: mac, SrcMAC: mac}, attaching: true, sysctl: sysctls("0", "1"),
-			wantErr: "vip 203.0.113.10:80/tcp forwards with l2dsr, which takes the L7 hosts' MACs from the kernel's FIB, which answers only with forwarding on: net.ipv4.conf.eth0.forwarding is 0"},
+			wantErr: "vip 203.0.113.10:80/tcp forwards with l2dsr, which takes the L7 hosts' MACs from the kernel's FIB, and the kernel answers a FIB lookup (bpf_fib_lookup) only on an interface that forwards: net.ipv4.conf.eth0.forwarding is 0"},
 		{name: "override without a source mac", cfg: cfg("lo", false), dp: l4.Config{NextHopMAC: mac}, sysctl: sysctls("1", "1"),
 			wantErr: "dataplane.next_hop_mac needs the source MAC of forwarded frames: interface lo has no Ethernet address, set dataplane.src_mac"},
 	}
