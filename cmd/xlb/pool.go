@@ -218,6 +218,11 @@ func newPoolServerAddCmd() *cobra.Command {
   xlb pool server add checkout $(for i in $(seq 9 32); do printf 'c%d=10.0.2.%d:8080 ' $i $i; done)`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The API reads weight 0 as "not given" (1): --weight 0
+			// would add servers that take clients at once.
+			if weight < 1 || weight > 1000 {
+				return fmt.Errorf("invalid --weight %d: a pool server's weight is 1..1000; to add a server that takes no new clients, add it and drain it (xlb pool server drain POOL NAME)", weight)
+			}
 			servers, err := parseServerArgs(args[1:], weight)
 			if err != nil {
 				return err

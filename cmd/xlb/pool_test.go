@@ -345,3 +345,19 @@ func TestPrintPoolsFailingOpen(t *testing.T) {
 		"PROBLEM: failing open: 1 of 3 servers pass their health checks, new clients go to every server not draining\n"+
 		"SERVER  ADDR  WEIGHT  STATE  IN-FLIGHT  SOURCE\n", out.String())
 }
+
+// TestPoolServerAddWeightRange: --weight outside 1..1000 is refused before
+// the proxy is asked; 0 used to reach the API as "not given" and add the
+// servers at weight 1, taking clients, with exit status 0.
+func TestPoolServerAddWeightRange(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	for _, w := range []string{"0", "-1", "1001"} {
+		t.Run(w, func(t *testing.T) {
+			code, stdout, stderr := runExit("pool", "server", "add", "checkout", "c9", "10.0.2.9:8080", "--weight", w, "--proxy", sock)
+			assert.Equal(t, 1, code)
+			assert.Empty(t, stdout)
+			assert.Contains(t, stderr, "invalid --weight "+w+": a pool server's weight is 1..1000")
+			assert.NotContains(t, stderr, sock, "refused before the proxy is dialled")
+		})
+	}
+}
