@@ -80,9 +80,14 @@ type deletedVIP struct {
 func newVIPDelCmd() *cobra.Command {
 	var output outputFormat
 	cmd := &cobra.Command{
-		Use:               "del VIP",
-		Aliases:           []string{"delete", "rm"},
-		Short:             "Delete a VIP and all its backends",
+		Use:     "del VIP",
+		Aliases: []string{"delete", "rm"},
+		Short:   "Delete a VIP and all its backends",
+		Long: `Delete a VIP and all its backends. Its packets stop being forwarded at once,
+established connections included, so a VIP with an active backend is
+refused unless --force: to retire it without breaking connections, drain
+its backends first (the last one with --force) and delete it once their
+flows have ended.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeVIPs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -92,7 +97,7 @@ func newVIPDelCmd() *cobra.Command {
 			}
 			return show(cmd, output,
 				func(c *api.Client, ctx context.Context) (deletedVIP, error) {
-					return deletedVIP{Deleted: key}, c.DeleteVIP(ctx, key)
+					return deletedVIP{Deleted: key}, c.DeleteVIP(withForce(cmd, ctx), key)
 				},
 				func(out io.Writer, d deletedVIP) error {
 					_, err := fmt.Fprintf(out, "vip %s deleted\n", d.Deleted)
@@ -101,6 +106,7 @@ func newVIPDelCmd() *cobra.Command {
 		},
 	}
 	addOutputFlag(cmd, &output)
+	addForceFlag(cmd)
 	return cmd
 }
 
@@ -233,11 +239,7 @@ func change(cmd *cobra.Command, output outputFormat, key api.VIPKey, msg string,
 		return err
 	}
 	defer c.Close()
-	ctx := cmd.Context()
-	if f := cmd.Flags().Lookup(forceFlag); f != nil && f.Value.String() == "true" {
-		ctx = api.WithForce(ctx)
-	}
-	if err := do(ctx, c); err != nil {
+	if err := do(withForce(cmd, cmd.Context()), c); err != nil {
 		return explain(err)
 	}
 	if output == outputJSON {
@@ -255,9 +257,17 @@ func change(cmd *cobra.Command, output outputFormat, key api.VIPKey, msg string,
 // as dangerous (api.Service).
 const forceFlag = "force"
 
+// withForce marks ctx as forced when the command line gave --force.
+func withForce(cmd *cobra.Command, ctx context.Context) context.Context {
+	if f := cmd.Flags().Lookup(forceFlag); f != nil && f.Value.String() == "true" {
+		return api.WithForce(ctx)
+	}
+	return ctx
+}
+
 func addForceFlag(cmd *cobra.Command) {
 	cmd.Flags().Bool(forceFlag, false, "do it even though it cuts traffic (a VIP on one of the host's own addresses, "+
-		"a loopback backend, or leaving a VIP without an active backend); the daemon says what would happen")
+		"a loopback backend, leaving a VIP without an active backend, or deleting a VIP that has one); the daemon says what would happen")
 }
 
 // completeVIPs offers the daemon's VIPs for the first argument.

@@ -90,6 +90,12 @@ func TestVIPCommands(t *testing.T) {
 			wantOut:   "vip [2001:db8::1]:443/tcp deleted\n",
 		},
 		{
+			name:      "del forced",
+			args:      []string{"vip", "del", "[2001:db8::1]:443/tcp", "--force"},
+			wantCalls: []call{{"DeleteVIP+force", []any{vip6}}},
+			wantOut:   "vip [2001:db8::1]:443/tcp deleted\n",
+		},
+		{
 			name:      "del json",
 			args:      []string{"vip", "rm", "10.0.0.1:80", "-o", "json"},
 			wantCalls: []call{{"DeleteVIP", []any{vip4}}},

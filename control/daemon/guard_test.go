@@ -73,4 +73,16 @@ func TestGuardRails(t *testing.T) {
 		require.NoError(t, d.SetBackendWeight(ctx, vip, h2, 1), "giving a backend back its weight is always fine")
 		require.NoError(t, d.SetBackendState(ctx, vip, h1, false))
 	})
+
+	// Deleting a VIP takes its packets out of the data path, established
+	// connections included: refused while a backend is active.
+	t.Run("a vip with active backends", func(t *testing.T) {
+		err := d.DeleteVIP(ctx, vip)
+		require.ErrorIs(t, err, api.ErrConflict)
+		assert.Contains(t, err.Error(), "deleting it stops forwarding its traffic at once, established connections included")
+		assert.Contains(t, err.Error(), "use --force")
+		v, err := d.GetVIP(ctx, vip)
+		require.NoError(t, err, "a refused delete changes nothing")
+		assert.Len(t, v.Backends, 2)
+	})
 }

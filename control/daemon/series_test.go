@@ -54,7 +54,7 @@ func TestDeletedSeriesDisappearFromDaemon(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond, "series of the deleted backend stay: %v", seriesWith(t, d.Registry(), "backend", gone))
 	assert.NotEmpty(t, seriesWith(t, d.Registry(), "backend", e.hosts[0].addr.String()), "the remaining backend keeps its series")
 
-	require.NoError(t, d.DeleteVIP(ctx, vip))
+	require.NoError(t, d.DeleteVIP(api.WithForce(ctx), vip), "the VIP still has an active backend")
 	require.Eventually(t, func() bool {
 		return len(seriesWith(t, d.Registry(), "vip", vip.String())) == 0
 	}, 30*time.Second, 50*time.Millisecond, "series of the deleted VIP stay: %v", seriesWith(t, d.Registry(), "vip", vip.String()))

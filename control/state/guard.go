@@ -16,7 +16,10 @@ import (
 //     that port (SSH on :22) would go to the L7 hosts instead;
 //   - a new loopback backend: no other host is reached there;
 //   - a VIP left without an active backend (by a drain, a delete or a
-//     weight of 0): every new flow of the VIP would be dropped.
+//     weight of 0): every new flow of the VIP would be dropped;
+//   - a VIP deleted while it has an active backend: its packets are no
+//     longer a VIP's, so established connections break too, which a drain
+//     would have let finish.
 //
 // up says whether a backend of a VIP passes its health checks: a backend
 // counts as active when it is up, not drained and of weight above 0.
@@ -44,7 +47,24 @@ func Risks(cur, next Desired, up func(api.VIPKey, netip.Addr) bool, local func(n
 				nv.Key, strings.Join(addrStrings(before), ", "), wasWere(len(before))))
 		}
 	}
+	for _, cv := range cur.VIPs {
+		if _, kept := next.VIP(cv.Key); kept {
+			continue
+		}
+		if active := activeBackends(cv, up); len(active) > 0 {
+			out = append(out, fmt.Sprintf("vip %s: deleting it stops forwarding its traffic at once, established connections included (%s %s active); "+
+				"to retire it without breaking them, drain its backends first (the last one with --force) and delete it once their flows have ended",
+				cv.Key, strings.Join(addrStrings(active), ", "), isAre(len(active))))
+		}
+	}
 	return out
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
 }
 
 func activeBackends(v VIP, up func(api.VIPKey, netip.Addr) bool) []netip.Addr {

@@ -48,7 +48,9 @@ func TestRisks(t *testing.T) {
 			}
 			return d.SetWeight(web, b2, 0)
 		}, want: []string{"vip 203.0.113.10:80/tcp: this leaves it without an active backend (10.0.1.1, 10.0.1.2 were the last): every new flow to it would be dropped; established flows keep their host"}},
-		{name: "delete the vip itself", change: func(d *Desired) error { return d.DeleteVIP(web) }},
+		{name: "delete the vip while it has active backends", change: func(d *Desired) error { return d.DeleteVIP(web) },
+			want: []string{"vip 203.0.113.10:80/tcp: deleting it stops forwarding its traffic at once, established connections included (10.0.1.1, 10.0.1.2 are active); " +
+				"to retire it without breaking them, drain its backends first (the last one with --force) and delete it once their flows have ended"}},
 		{name: "vip on the host's own address", change: func(d *Desired) error { return d.AddVIP(api.VIPSpec{Key: ssh}) },
 			want: []string{"vip 192.0.2.1:22/tcp: 192.0.2.1 is an address of this host (on eth0): this host's own traffic to tcp port 22 would go to the L7 hosts instead"}},
 		{name: "port-wildcard vip on the host's own address", change: func(d *Desired) error { return d.AddVIP(api.VIPSpec{Key: anyPort}) },
@@ -65,6 +67,20 @@ func TestRisks(t *testing.T) {
 			assert.Equal(t, tt.want, Risks(cur, next, up, local))
 		})
 	}
+}
+
+// TestRisksDeleteDrainedVIP: a VIP whose backends are drained (or down)
+// carries no connection a delete could break: no risk, no --force.
+func TestRisksDeleteDrainedVIP(t *testing.T) {
+	web := api.VIPKey{Addr: netip.MustParseAddr("203.0.113.10"), Port: 80, Proto: api.ProtoTCP}
+	b1, b2 := netip.MustParseAddr("10.0.1.1"), netip.MustParseAddr("10.0.1.2")
+	var cur Desired
+	require.NoError(t, cur.AddVIP(api.VIPSpec{Key: web, Backends: []api.BackendSpec{{Addr: b1}, {Addr: b2, Drain: true}}}))
+	down := func(_ api.VIPKey, a netip.Addr) bool { return a != b1 }
+	none := func(netip.Addr) (string, bool) { return "", false }
+	next := cur.Clone()
+	require.NoError(t, next.DeleteVIP(web))
+	assert.Empty(t, Risks(cur, next, down, none), "b1 is down, b2 drained")
 }
 
 // TestBackendAddressRefused: backends that can never be an L7 host are
