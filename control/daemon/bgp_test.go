@@ -94,7 +94,7 @@ xlb_bgp_announced_routes 1
 	e.writeConfig(t, backends, bgpSection(r, time.Second))
 	err = d.Reload(ctx)
 	require.ErrorIs(t, err, api.ErrInvalid)
-	assert.Contains(t, err.Error(), "bgp changed, which needs a restart")
+	assert.Contains(t, err.Error(), "bgp changed, which only a start of the daemon applies")
 
 	// Shutdown: the route is gone while the session is still up (the
 	// withdrawal, not the session's end, took it away).

@@ -295,8 +295,9 @@ func (d *Daemon) reloadFleet(ctx context.Context) error {
 		d.log.Warn("reload rejected: running state unchanged", "config", running.File, "error", err)
 		return api.Errorf(api.ErrInvalid, "%w", err)
 	}
-	if diff := restartOnly(running, cfg); len(diff) > 0 {
-		return api.Errorf(api.ErrInvalid, "%s: %s changed, which needs a restart of the daemon", running.File, strings.Join(diff, ", "))
+	if err := restartNeeded(running, cfg); err != nil {
+		d.log.Warn("reload rejected: running state unchanged", "config", running.File, "error", err)
+		return err
 	}
 	base := state.FromConfig(cfg)
 	err = d.commitFleet(ctx, func() ([]etcdstore.Op, error) {

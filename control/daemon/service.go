@@ -151,8 +151,7 @@ func (d *Daemon) reloadLocked() error {
 		d.log.Warn("reload rejected: running state unchanged", "config", path, "error", err)
 		return api.Errorf(api.ErrInvalid, "%w", err)
 	}
-	if diff := restartOnly(d.cfg, cfg); len(diff) > 0 {
-		err := api.Errorf(api.ErrInvalid, "%s: %s changed, which needs a restart of the daemon (map sizes also `xlb daemon --cleanup`)", path, strings.Join(diff, ", "))
+	if err := restartNeeded(d.cfg, cfg); err != nil {
 		d.log.Warn("reload rejected: running state unchanged", "config", path, "error", err)
 		return err
 	}
@@ -172,6 +171,73 @@ func (d *Daemon) reloadLocked() error {
 	return nil
 }
 
+// restartNeeded refuses a reload from running to next that changes a
+// setting only a start applies, naming each one and what the operator does:
+// a restart (the data path forwards through it), and for a map size also
+// `xlb daemon --cleanup` first, since the pinned maps keep their sizes.
+func restartNeeded(running, next *config.Config) error {
+	diff := restartOnly(running, next)
+	if len(diff) == 0 {
+		return nil
+	}
+	var sized []string
+	for _, k := range diff {
+		if pinnedSizes[k] {
+			sized = append(sized, k)
+		}
+	}
+	msg := fmt.Sprintf("%s: %s changed, which only a start of the daemon applies: restart it (systemctl restart xlb-daemon; "+
+		"forwarding continues through a restart)", running.File, strings.Join(diff, ", "))
+	if len(sized) > 0 {
+		msg += fmt.Sprintf("; %s %s the size of a pinned map, so stop the daemon and run `xlb daemon --cleanup --config %s` before the start, "+
+			"which stops forwarding until then", strings.Join(sized, ", "), sizeVerb(len(sized)), running.File)
+	}
+	return api.Errorf(api.ErrInvalid, "%s", msg)
+}
+
+func sizeVerb(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
+
+// pinnedSizes are the dataplane keys that size a pinned map: a daemon
+// cannot adopt maps of other sizes (l4.ErrIncompatiblePins).
+var pinnedSizes = map[string]bool{
+	"dataplane.max_vips": true, "dataplane.max_backends": true,
+	"dataplane.conntrack_entries": true, "dataplane.table_size": true,
+}
+
+// dataplaneKeys names each dataplane setting by its key in the file.
+func dataplaneKeys(a, b config.Dataplane) []string {
+	var out []string
+	for _, f := range []struct {
+		key     string
+		changed bool
+	}{
+		{"max_vips", a.MaxVIPs != b.MaxVIPs},
+		{"max_backends", a.MaxBackends != b.MaxBackends},
+		{"conntrack_entries", a.ConntrackEntries != b.ConntrackEntries},
+		{"udp_idle_timeout", a.UDPIdleTimeout != b.UDPIdleTimeout},
+		{"tcp_close_timeout", a.TCPCloseTimeout != b.TCPCloseTimeout},
+		{"table_size", a.TableSize != b.TableSize},
+		{"mtu", a.MTU != b.MTU},
+		{"new_flow_rate_limit", a.NewFlowRateLimit != b.NewFlowRateLimit},
+		{"gue_port", a.GUEPort != b.GUEPort},
+		{"next_hop_mac", a.NextHopMAC.String() != b.NextHopMAC.String()},
+		{"src_mac", a.SrcMAC.String() != b.SrcMAC.String()},
+	} {
+		if f.changed {
+			out = append(out, "dataplane."+f.key)
+		}
+	}
+	if len(out) == 0 && fmt.Sprint(a) != fmt.Sprint(b) {
+		out = append(out, "dataplane") // a setting this list does not name yet
+	}
+	return out
+}
+
 // restartOnly lists the settings that differ between a and b and cannot
 // change while running.
 func restartOnly(a, b *config.Config) []string {
@@ -182,9 +248,7 @@ func restartOnly(a, b *config.Config) []string {
 	if a.OuterSource != b.OuterSource {
 		out = append(out, "outer_source")
 	}
-	if fmt.Sprint(a.Dataplane) != fmt.Sprint(b.Dataplane) {
-		out = append(out, "dataplane")
-	}
+	out = append(out, dataplaneKeys(a.Dataplane, b.Dataplane)...)
 	if a.API != b.API {
 		out = append(out, "api")
 	}
