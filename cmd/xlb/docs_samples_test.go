@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -12,13 +13,36 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/control/api"
+	"github.com/xlbproject/xlb/control/state"
 )
 
 // docSample is one command of a console block in the docs whose output
 // the block shows, with the daemon state that output comes from.
 type docSample struct {
 	line   string      // the command line as the page shows it, after "$ "
-	daemon *fakeDaemon // the state the page's output shows
+	daemon api.Service // the state the page's output shows
+}
+
+// desiredDaemon changes its desired state with the daemon's own rules
+// (control/state), so that the pages' refusals are the daemon's words.
+type desiredDaemon struct {
+	fakeDaemon
+	d state.Desired
+}
+
+func (s *desiredDaemon) AddBackend(_ context.Context, k api.VIPKey, b api.BackendSpec) error {
+	return s.d.AddBackend(k, b)
+}
+
+// cliErrorState is the desired state of docs/cli.md's error examples: the
+// worked example's VIP, and one that forwards with l2dsr.
+func cliErrorState(t *testing.T) *desiredDaemon {
+	var d state.Desired
+	require.NoError(t, d.AddVIP(api.VIPSpec{Key: api.VIPKey{Addr: netip.MustParseAddr("203.0.113.10"), Port: 80, Proto: api.ProtoTCP},
+		Backends: []api.BackendSpec{{Addr: netip.MustParseAddr("10.0.1.11")}}}))
+	require.NoError(t, d.AddVIP(api.VIPSpec{Key: api.VIPKey{Addr: netip.MustParseAddr("203.0.113.20"), Port: 80, Proto: api.ProtoTCP},
+		Mode: api.ModeL2DSR}))
+	return &desiredDaemon{d: d}
 }
 
 // cliExampleState is the state of docs/cli.md's worked example: one VIP,
@@ -68,6 +92,12 @@ func TestDocSamplesMatchOutput(t *testing.T) {
 		{"xlb vip show 203.0.113.10:80/tcp", &fakeDaemon{vips: after.VIPs}},
 		{"xlb flow 198.51.100.7:40000 203.0.113.10:80/tcp", &fakeDaemon{flow: api.FlowAnswer{
 			Backend: netip.MustParseAddr("10.0.1.11"), Via: api.ViaMaglev, Slot: 11363, Hash: 0xca67f6ca}}},
+		// "Errors say what to do": the page shows stderr.
+		{"xlb vip show 203.0.113.99:80/tcp", &fakeDaemon{}},
+		{"xlb vip add 2001:db8::1:443/tcp", &fakeDaemon{}},
+		{"xlb backend add 203.0.113.20:80/tcp 2001:db8::1", cliErrorState(t)},
+		{"xlb backend add 203.0.113.10:80/tcp 10.0.1.11", cliErrorState(t)},
+		{"xlb vip list -o yaml", &fakeDaemon{}},
 	}
 	b, err := os.ReadFile("../../docs/cli.md")
 	require.NoError(t, err)
@@ -77,8 +107,13 @@ func TestDocSamplesMatchOutput(t *testing.T) {
 			want, ok := shown[s.line]
 			require.True(t, ok, "docs/cli.md shows no output of `$ %s` in a console block", s.line)
 			args := strings.Fields(strings.TrimPrefix(s.line, "xlb "))
-			stdout, stderr, err := runXLB(t, startDaemon(t, s.daemon), args...)
-			require.NoError(t, err, stderr)
+			code, stdout, stderr := runExit(withSocket(startDaemon(t, s.daemon), args)...)
+			if strings.HasPrefix(want, "xlb: ") {
+				assert.Equal(t, 1, code)
+				assert.Equal(t, want, stderr, "docs/cli.md's error of `%s` is not what the command says: update the page", s.line)
+				return
+			}
+			require.Equal(t, 0, code, stderr)
 			assert.Equal(t, want, stdout, "docs/cli.md's output of `%s` is not what the command prints: update the page", s.line)
 		})
 	}
