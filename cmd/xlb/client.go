@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -174,6 +176,18 @@ func count(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// configExists says, when the config file a long-running command names is
+// missing, where its example is: installed, the first step of every
+// deployment guide is writing it from there.
+func configExists(path, installed, source string) error {
+	_, err := os.Stat(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil // a file, or a problem the loader words (permissions, a directory)
+	}
+	return fmt.Errorf("config file %s does not exist: write it from the example (%s once xlb is installed, %s in the source) "+
+		"or name another with --config", path, installed, source)
 }
 
 // printValid is the one line `--check` prints for a valid file.

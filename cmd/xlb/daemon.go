@@ -53,6 +53,9 @@ the state file.`,
 			if err != nil {
 				return err
 			}
+			if err := configExists(o.config, "/etc/xlb/xlb.yaml.example", "control/example.yaml"); err != nil {
+				return err
+			}
 			if o.check {
 				return o.runCheck(cmd)
 			}

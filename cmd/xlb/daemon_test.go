@@ -21,8 +21,10 @@ func TestDaemonFlags(t *testing.T) {
 	}{
 		{"bad log format", []string{"daemon", "--log-format", "yaml"}, `invalid --log-format "yaml": one of text, json`},
 		{"bad log level", []string{"daemon", "--log-level", "loud"}, `invalid --log-level "loud"`},
-		{"missing config", []string{"daemon", "--config", "/nonexistent/xlb.yaml"}, "load config: config file /nonexistent/xlb.yaml does not exist"},
-		{"cleanup with missing config", []string{"daemon", "--cleanup", "--config", "/nonexistent/xlb.yaml"}, "config file /nonexistent/xlb.yaml does not exist"},
+		// A missing config says where the example is, whatever the mode.
+		{"missing config", []string{"daemon", "--config", "/nonexistent/xlb.yaml"}, "config file /nonexistent/xlb.yaml does not exist: write it from the example (/etc/xlb/xlb.yaml.example once xlb is installed, control/example.yaml in the source) or name another with --config"},
+		{"check with missing config", []string{"daemon", "--check", "--config", "/nonexistent/xlb.yaml"}, "config file /nonexistent/xlb.yaml does not exist: write it from the example (/etc/xlb/xlb.yaml.example once xlb is installed, control/example.yaml in the source) or name another with --config"},
+		{"cleanup with missing config", []string{"daemon", "--cleanup", "--config", "/nonexistent/xlb.yaml"}, "config file /nonexistent/xlb.yaml does not exist: write it from the example (/etc/xlb/xlb.yaml.example once xlb is installed, control/example.yaml in the source) or name another with --config"},
 		{"arguments", []string{"daemon", "extra"}, `unknown command "extra"`},
 	}
 	for _, tt := range tests {

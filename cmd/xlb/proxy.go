@@ -77,6 +77,9 @@ func (o *proxyOptions) validate(cmd *cobra.Command) error {
 	if o.config == "" {
 		return errors.New("--config is required")
 	}
+	if err := configExists(o.config, "/etc/xlb/proxy.yaml.example", "l7/example.yaml"); err != nil {
+		return err
+	}
 	log, err := newLogger(cmd.ErrOrStderr(), "json", o.logLevel)
 	if err != nil {
 		return err

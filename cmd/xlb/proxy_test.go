@@ -28,7 +28,9 @@ func TestProxyCmdValidation(t *testing.T) {
 	}{
 		{"config required", nil, "--config is required"},
 		{"bad log level", []string{"--config", bad, "--log-level", "loud"}, `invalid --log-level "loud"`},
-		{"missing file", []string{"--config", filepath.Join(t.TempDir(), "nope.yaml")}, "nope.yaml does not exist"},
+		{"missing file", []string{"--config", filepath.Join(t.TempDir(), "nope.yaml")},
+			"nope.yaml does not exist: write it from the example (/etc/xlb/proxy.yaml.example once xlb is installed, l7/example.yaml in the source) or name another with --config"},
+		{"check of a missing file", []string{"--check", "--config", filepath.Join(t.TempDir(), "nope.yaml")}, "l7/example.yaml in the source"},
 		{"config error names file and line", []string{"--config", bad}, bad + ":3:"},
 	}
 	for _, tt := range tests {
