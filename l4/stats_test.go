@@ -3,6 +3,9 @@ package l4
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -145,5 +148,26 @@ func TestPairCounters(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, slotBefore.Packets+1, slotAfter.Packets, "counted in the pair slot of %s and verdict %s", st.want[0], verdictName(st.verdict))
 		})
+	}
+}
+
+// TestCountersDocumented: docs/datapath.md's counter table names every
+// counter the program keeps, so a new reason is documented where operators
+// look up what a label means.
+func TestCountersDocumented(t *testing.T) {
+	b, err := os.ReadFile("../docs/datapath.md")
+	require.NoError(t, err)
+	rows := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		first, _, _ := strings.Cut(strings.TrimPrefix(line, "| "), " | ")
+		for _, m := range regexp.MustCompile("`([a-z0-9_]+)`").FindAllStringSubmatch(first, -1) {
+			rows[m[1]] = true
+		}
+	}
+	for _, c := range AllCounters() {
+		assert.True(t, rows[c.String()], "docs/datapath.md's counter table has no row for %s", c)
 	}
 }
