@@ -268,6 +268,14 @@ server of a pool that takes new clients is refused unless --force.`,
 		Example: `  xlb pool server drain checkout c3 --wait --timeout 5m && systemctl stop app@c3`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Without --wait the command returns at once: a timeout
+			// given alone would read as "drain for 5m" and do nothing.
+			for _, f := range []string{"timeout", "quiet"} {
+				if cmd.Flags().Changed(f) && !o.wait {
+					return fmt.Errorf("--%s goes with --wait (the drain itself has no deadline of its own: "+
+						"the pool's sticky.drain_timeout moves its sticky clients); add --wait to wait for the server to empty", f)
+				}
+			}
 			pool, name := args[0], args[1]
 			c, err := newProxyClient(cmd)
 			if err != nil {

@@ -361,3 +361,18 @@ func TestPoolServerAddWeightRange(t *testing.T) {
 		})
 	}
 }
+
+// TestPoolServerDrainWaitFlags: --timeout and --quiet shape --wait; given
+// without it they were ignored and the drain exited 0 at once.
+func TestPoolServerDrainWaitFlags(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	for _, flag := range []string{"--timeout", "--quiet"} {
+		t.Run(flag, func(t *testing.T) {
+			code, stdout, stderr := runExit("pool", "server", "drain", "checkout", "c3", flag, "5s", "--proxy", sock)
+			assert.Equal(t, 1, code)
+			assert.Empty(t, stdout)
+			assert.Contains(t, stderr, flag+" goes with --wait")
+			assert.NotContains(t, stderr, sock, "refused before the proxy is dialled")
+		})
+	}
+}
