@@ -41,7 +41,7 @@ func newVIPAddCmd() *cobra.Command {
 		Long:  "Add a VIP. Backends can be given now (--backend, repeatable) or later with `xlb backend add`.\n\n" + vipArgHelp,
 		Example: `  xlb vip add 10.0.0.1:80/tcp
   xlb vip add [2001:db8::1]:443/tcp --backend 2001:db8::11 --backend 2001:db8::12
-  xlb vip add 10.0.0.2:*/udp --mode l2dsr --table-size 251`,
+  xlb vip add 10.0.0.2:*/udp --mode l2dsr`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := parseVIPArg(args[0])
@@ -64,7 +64,9 @@ func newVIPAddCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&o.mode, "mode", "", "forwarding mode: "+strings.Join(api.Modes(), " or ")+" (default "+api.ModeIPIP+")")
-	cmd.Flags().Uint32Var(&o.tableSize, "table-size", 0, fmt.Sprintf("Maglev table size, a prime (default %d)", api.DefaultTableSize))
+	// Every VIP's table has the size of the data path's maps: the flag
+	// can only restate it (a script asserting the size it was written for).
+	cmd.Flags().Uint32Var(&o.tableSize, "table-size", 0, "Maglev table size; must equal the daemon's dataplane.table_size, which it defaults to")
 	cmd.Flags().StringArrayVar(&o.backends, "backend", nil, "backend (L7 host) address; repeat for more")
 	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions(api.Modes(), cobra.ShellCompDirectiveNoFileComp))
 	addOutputFlag(cmd, &o.output)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -256,5 +257,22 @@ func TestCompletion(t *testing.T) {
 			}
 			assert.Equal(t, tt.want, got)
 		})
+	}
+}
+
+// TestVIPAddTableSizeHelp: --table-size can only restate the daemon's
+// dataplane.table_size; its help said "a prime (default 65537)" and an
+// example gave 251, which every daemon of the default config refuses.
+func TestVIPAddTableSizeHelp(t *testing.T) {
+	cmd, _, err := newRootCmd().Find([]string{"vip", "add"})
+	require.NoError(t, err)
+	assert.Contains(t, cmd.Flag("table-size").Usage, "must equal the daemon's dataplane.table_size")
+	for _, line := range strings.Split(cmd.Example, "\n") {
+		fields := strings.Fields(line)
+		for i, f := range fields {
+			if f == "--table-size" && i+1 < len(fields) {
+				assert.Equal(t, strconv.Itoa(api.DefaultTableSize), fields[i+1], "example %q: the default config's daemon refuses any other size", line)
+			}
+		}
 	}
 }
