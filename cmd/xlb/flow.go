@@ -50,6 +50,11 @@ otherwise the VIP's Maglev table.
 			if key.Port == 0 && o.dport == 0 {
 				return fmt.Errorf("vip %s listens on every port: say which with --dport", key)
 			}
+			// The daemon answers for the VIP's own port: another
+			// --dport would be answered as if it were that one.
+			if key.Port != 0 && o.dport != 0 && o.dport != key.Port {
+				return fmt.Errorf("vip %s listens on port %d only, so a packet to port %d is not its own; --dport is for a VIP of every port (ADDR:*/PROTO)", key, key.Port, o.dport)
+			}
 			q := api.FlowQuery{Src: src, VIP: key, DstPort: o.dport}
 			return show(cmd, o.output,
 				func(c *api.Client, ctx context.Context) (api.FlowAnswer, error) { return c.Flow(ctx, q) },

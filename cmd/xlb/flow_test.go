@@ -31,6 +31,14 @@ func TestFlowCommand(t *testing.T) {
 			args:      []string{"flow", "192.0.2.7:40000", "10.0.0.2:*/udp", "--dport", "53"},
 			wantCalls: []call{{"Flow", []any{api.FlowQuery{Src: src, VIP: anyUDP, DstPort: 53}}}},
 		},
+		// Ignored on a VIP of one port, where it answered for that port.
+		{name: "another --dport on a one-port vip", args: []string{"flow", "192.0.2.7:40000", "10.0.0.1:80/tcp", "--dport", "53"},
+			wantErr: "vip 10.0.0.1:80/tcp listens on port 80 only, so a packet to port 53 is not its own; --dport is for a VIP of every port (ADDR:*/PROTO)"},
+		{
+			name:      "--dport restating a one-port vip's port",
+			args:      []string{"flow", "192.0.2.7:40000", "10.0.0.1:80/tcp", "--dport", "80"},
+			wantCalls: []call{{"Flow", []any{api.FlowQuery{Src: src, VIP: vip4, DstPort: 80}}}},
+		},
 		{name: "any-port vip without --dport", args: []string{"flow", "192.0.2.7:40000", "10.0.0.2:*/udp"}, wantErr: "vip 10.0.0.2:*/udp listens on every port: say which with --dport"},
 		{name: "bad source", args: []string{"flow", "192.0.2.7", "10.0.0.1:80/tcp"}, wantErr: `invalid SRC:PORT argument: parse source "192.0.2.7": missing :PORT`},
 		{name: "family mismatch", args: []string{"flow", "[2001:db8::7]:1", "10.0.0.1:80/tcp"}, wantErr: "source [2001:db8::7]:1 and vip 10.0.0.1:80/tcp are of different address families"},
