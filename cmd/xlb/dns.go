@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -19,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xlbproject/xlb/control/gslb"
+	"github.com/xlbproject/xlb/internal/listen"
 	"github.com/xlbproject/xlb/internal/statuspage"
 )
 
@@ -114,14 +113,14 @@ func (o *dnsOptions) run(cmd *cobra.Command, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	pc, err := net.ListenPacket("udp", cfg.Listen)
+	pc, err := listen.UDP(cfg.Listen, "listen")
 	if err != nil {
-		return fmt.Errorf("listen udp %s: %w", cfg.Listen, err)
+		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := listen.TCP(cfg.Listen, "listen")
 	if err != nil {
 		_ = pc.Close()
-		return fmt.Errorf("listen tcp %s: %w", cfg.Listen, err)
+		return err
 	}
 
 	reg := prometheus.NewRegistry()
@@ -137,11 +136,11 @@ func (o *dnsOptions) run(cmd *cobra.Command, log *slog.Logger) error {
 
 	var serving atomic.Pointer[gslb.Server]
 	if cfg.Metrics != "" {
-		mln, err := net.Listen("tcp", cfg.Metrics)
+		mln, err := listen.TCP(cfg.Metrics, "metrics")
 		if err != nil {
 			_ = pc.Close()
 			_ = ln.Close()
-			return fmt.Errorf("listen metrics %s: %w", cfg.Metrics, err)
+			return err
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

@@ -109,3 +109,41 @@ func freePort(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// TestProxyListenErrors: a listener the proxy cannot open is named by its
+// config key with the next step: a port another process holds, and the
+// VIP's address before it is on loopback (an L7 host's first setup step).
+// 192.0.2.0/24 is documentation space: the bind fails locally.
+func TestProxyListenErrors(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer held.Close()
+	tests := []struct {
+		name, listen, admin, want string
+	}{
+		{"port in use", held.Addr().String(), freePort(t), "listen on tcp " + held.Addr().String() + " (listeners[0].addr): another process already listens there"},
+		{"admin port in use", freePort(t), held.Addr().String(), "(admin.addr): another process already listens there"},
+		{"vip not on loopback", "192.0.2.123:18080", freePort(t), "192.0.2.123 is not an address of this host (`ip addr` lists them); a VIP goes on loopback first (ip addr add 192.0.2.123/32 dev lo"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfgPath := filepath.Join(t.TempDir(), "proxy.yaml")
+			require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+listeners: [{name: http, addr: %q}]
+admin: {addr: %q, socket: %q}
+routes: [{name: all, match: {path_prefix: /}, pool: app}]
+pools: [{name: app, servers: [{name: a1, addr: "127.0.0.1:9"}]}]
+`, tt.listen, tt.admin, filepath.Join(t.TempDir(), "proxy.sock"))), 0o600))
+			cmd := newProxyCmd()
+			var out logbuf.Buffer
+			cmd.SetOut(&out)
+			cmd.SetErr(&out)
+			cmd.SetArgs([]string{"--config", cfgPath})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := cmd.ExecuteContext(ctx)
+			require.Error(t, err, out.String())
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/xlbproject/xlb/control/reconcile"
 	"github.com/xlbproject/xlb/control/state"
 	"github.com/xlbproject/xlb/internal/etcdstore"
+	"github.com/xlbproject/xlb/internal/listen"
 	"github.com/xlbproject/xlb/internal/opsmetrics"
 	"github.com/xlbproject/xlb/internal/statuspage"
 	"github.com/xlbproject/xlb/l4"
@@ -229,9 +230,9 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("open api socket: %w", err)
 	}
 	if cfg.Metrics.Listen != "" {
-		d.metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen)
+		d.metricsLn, err = listen.TCP(cfg.Metrics.Listen, "metrics.listen")
 		if err != nil {
-			return nil, fmt.Errorf("listen for metrics on %s: %w", cfg.Metrics.Listen, err)
+			return nil, err
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))

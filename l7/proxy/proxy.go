@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/xlbproject/xlb/internal/listen"
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/director"
 	"github.com/xlbproject/xlb/l7/tlsdial"
@@ -516,20 +517,20 @@ func (p *Proxy) Run(ctx context.Context) error {
 			_ = ln.Close()
 		}
 	}
-	for _, l := range p.boot.Listeners {
-		ln, err := net.Listen("tcp", l.Addr)
+	for i, l := range p.boot.Listeners {
+		ln, err := listen.TCP(l.Addr, fmt.Sprintf("listeners[%d].addr", i))
 		if err != nil {
 			closeAll()
-			return fmt.Errorf("listen on %q: %w", l.Addr, err)
+			return err
 		}
 		lns = append(lns, ln)
 	}
 	var adminLn net.Listener
 	if p.boot.Admin.Addr != "" {
-		ln, err := net.Listen("tcp", p.boot.Admin.Addr)
+		ln, err := listen.TCP(p.boot.Admin.Addr, "admin.addr")
 		if err != nil {
 			closeAll()
-			return fmt.Errorf("listen on admin %q: %w", p.boot.Admin.Addr, err)
+			return err
 		}
 		adminLn = ln
 	}
