@@ -62,6 +62,12 @@ func TestDNSCheck(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, "--config is required")
 
+	// No example is installed for xlb dns: a missing file points to the
+	// page that has one.
+	code, _, stderr = runExit("dns", "--check", "--config", filepath.Join(dir, "none.yaml"))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "none.yaml does not exist: write it from the example (the Config section of share/doc/xlb/docs/gslb.md once xlb is installed, docs/gslb.md in the source)")
+
 	// The GeoIP database is part of the file: one that is missing or is no
 	// database is reported at the geoip line, in words.
 	notDB := filepath.Join(dir, "not.mmdb")
