@@ -146,6 +146,12 @@ func parseVIPArg(s string) (api.VIPKey, error) {
 	if err != nil {
 		return api.VIPKey{}, fmt.Errorf("invalid VIP argument: %w", err)
 	}
+	// The API takes port 0 for "every port"; on a command line it is
+	// more likely a slip (":0" for ":80"), and `xlb vip add` would take
+	// every port of the address.
+	if k.Port == 0 && !strings.Contains(s, "*") {
+		return api.VIPKey{}, fmt.Errorf("invalid VIP argument %q: port 0 is no port; a VIP of every port is written with * (%s)", s, k)
+	}
 	return k, nil
 }
 

@@ -84,6 +84,10 @@ func TestVIPCommands(t *testing.T) {
 		{name: "add bad mode", args: []string{"vip", "add", "10.0.0.1:80/tcp", "--mode", "gre"}, wantErr: `forwarding mode "gre": use ipip or l2dsr`},
 		{name: "add bad backend", args: []string{"vip", "add", "10.0.0.1:80/tcp", "--backend", "l7-1"}, wantErr: `invalid --backend: parse backend: invalid IP address "l7-1"`},
 		{name: "add without vip", args: []string{"vip", "add"}, wantErr: "accepts 1 arg(s), received 0"},
+		// Port 0 took every port of the address; * says so on purpose.
+		{name: "add port 0", args: []string{"vip", "add", "10.0.0.1:0/tcp"},
+			wantErr: `invalid VIP argument "10.0.0.1:0/tcp": port 0 is no port; a VIP of every port is written with * (10.0.0.1:*/tcp)`},
+		{name: "drain on port 0", args: []string{"backend", "drain", "[2001:db8::1]:0", "10.0.1.11"}, wantErr: "port 0 is no port"},
 		{
 			name:      "del",
 			args:      []string{"vip", "del", "[2001:db8::1]:443/tcp"},
