@@ -77,7 +77,7 @@ func TestErrors(t *testing.T) {
 		want string // expected error text, including "x.yaml:LINE: "
 	}{
 		{"empty", "", "x.yaml: empty configuration"},
-		{"syntax", "interfaces: [\n", "x.yaml:1: did not find expected node content"},
+		{"syntax", "interfaces: [\n", "x.yaml:1: syntax error: a value is missing where one must come: a '[' or '{' that is not closed, or a ',' with nothing after it (did not find expected node content)"},
 		{"two documents", minimal + "---\ninterfaces: []\n", "x.yaml:12: more than one YAML document"},
 		{"unknown top field", minimal + "bogus: 1\n", `x.yaml:12: unknown key "bogus" (known keys: api, bgp, bpf,`},
 		{"unknown nested field", base("    weigth: 3\n", ""), `x.yaml:9: unknown key "weigth" in vips[0] (known keys:`},

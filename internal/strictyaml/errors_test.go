@@ -29,6 +29,7 @@ func TestDecodeFile(t *testing.T) {
 		// The YAML library's own words, each put in an operator's.
 		{"tab in the indentation", "name:\n  - x\n\tports: 1\n", "a.yaml:2: syntax error: a tab in the indentation: indent with spaces only"},
 		{"an & without a name", "ports: [1]\nname: &\n", "a.yaml:2: syntax error: a * or & without a name after it"},
+		{"a list opened at the end", "name: x\nports: [\n", "a.yaml:2: syntax error: a value is missing where one must come: a '[' or '{' that is not closed, or a ',' with nothing after it (did not find expected node content)"},
 		{"an alias of nothing", "name: x\nports:\n  - *web\n", "a.yaml:3: syntax error: a value that starts with * is read as a YAML alias, and no &anchor of that name comes before it: quote the value (unknown anchor 'web' referenced)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -290,6 +290,7 @@ var syntaxWords = []struct{ raw, words string }{
 	{"did not find expected ',' or '}'", "a mapping in { } is not closed with '}'"},
 	{"did not find expected '-' indicator", "a list item without '-', or a key at the indentation of a list"},
 	{"found unexpected end of stream", "the file ends inside a quoted string or a bracket: close it"},
+	{"did not find expected node content", "a value is missing where one must come: a '[' or '{' that is not closed, or a ',' with nothing after it"},
 	{"found unknown escape character", "an unknown \\ escape in a double-quoted string: use single quotes, or write \\\\"},
 	{"found a tab character", "a tab in the indentation: indent with spaces only"},
 	{"did not find expected alphabetic or numeric character", "a * or & without a name after it (YAML reads them as an alias and an anchor): quote a value that starts with * or &, and check that every quote before this line is closed"},
