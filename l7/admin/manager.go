@@ -191,11 +191,10 @@ func (m *Manager) Reload() (ReloadResult, error) {
 func (m *Manager) reloadLocked() (ReloadResult, error) {
 	file, err := config.Load(m.configPath)
 	if err != nil {
-		var ce *config.Error
-		if errors.As(err, &ce) {
-			return ReloadResult{}, adminsock.Tag(err, ErrInvalid)
-		}
-		return ReloadResult{}, err
+		// A file that does not parse, or that cannot be read (moved
+		// away, its permissions changed), is rejected alike: nothing
+		// was applied, and the CLI says the running config stays.
+		return ReloadResult{}, adminsock.Tag(err, ErrInvalid)
 	}
 	run, kept, notes := Merge(file, m.state)
 	applied, err := m.proxy.Apply(run)

@@ -113,6 +113,14 @@ func TestRuntimeChangesAndReload(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalid)
 	assert.Contains(t, err.Error(), `proxy.yaml:1: unknown key "adr" in listeners[0] (did you mean "addr"?)`)
 	assert.Equal(t, got, servers(t, f, "checkout"))
+	// So does a file that is gone: rejected the same way, not an
+	// internal error.
+	require.NoError(t, os.Rename(path, path+".moved"))
+	_, err = f.m.Reload()
+	require.ErrorIs(t, err, ErrInvalid)
+	assert.Contains(t, err.Error(), "proxy.yaml does not exist")
+	assert.Equal(t, got, servers(t, f, "checkout"))
+	require.NoError(t, os.Rename(path+".moved", path))
 
 	// A restart restores the runtime changes from the state file.
 	writeConfig(t, path, ", weight: 3")
