@@ -137,6 +137,12 @@ store:
 	// then sends every new client to c9.
 	_, err := hosts[0].client.AddServers(ctx, "checkout", []NewServer{{Name: "c9", Addr: a9}})
 	require.NoError(t, err)
+	// Proxy 1 refuses to drain what it still takes for the pool's last
+	// server: the drain waits until c9 has reached it through etcd.
+	require.Eventually(t, func() bool {
+		p, err := hosts[1].m.Pool("checkout", DefaultQuiet)
+		return err == nil && p.Available == 2
+	}, 30*time.Second, 10*time.Millisecond, "proxy 1 never saw c9 take clients")
 	_, err = hosts[1].client.Drain(ctx, "checkout", "c1", false)
 	require.NoError(t, err)
 	for i, h := range hosts {
