@@ -201,3 +201,19 @@ func isJSON(out string) bool {
 	}
 	return true
 }
+
+// TestSocketsMixedUp: a daemon command pointed at a proxy's admin socket,
+// or a proxy command at the daemon's, says which socket it reached and
+// which flag names the other.
+func TestSocketsMixedUp(t *testing.T) {
+	daemonSock := startDaemon(t, &fakeDaemon{})
+	proxySock := proxyForProbes(t)
+	code, _, stderr := runExit("status", "--socket", proxySock)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "no such API path GET /v1/status: this socket is an xlb proxy's admin API (/v1/pools, /v1/reload); "+
+		"the xlb daemon's API socket (its api.socket) is named with --socket")
+	code, _, stderr = runExit("pool", "list", "--proxy", daemonSock)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "no such API path GET /v1/pools: this socket is the xlb daemon's API")
+	assert.Contains(t, stderr, "an xlb proxy's admin socket (its admin.socket) is named with --proxy")
+}

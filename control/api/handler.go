@@ -72,7 +72,10 @@ func NewHandler(svc Service, log *slog.Logger) http.Handler {
 	// Anything else under / is an unknown path: answer in the API's error
 	// shape rather than the mux's plain-text 404.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.writeError(w, r, Errorf(ErrNotFound, "no such API path %s %s", r.Method, r.URL.Path))
+		// Most often a command for the proxy pointed at this socket.
+		h.writeError(w, r, Errorf(ErrNotFound, "no such API path %s %s: this socket is the xlb daemon's API "+
+			"(/v1/vips, /v1/status, /v1/stats, /v1/flow, /v1/reload, /v1/bgp); an xlb proxy's admin socket (its admin.socket) "+
+			"is named with --proxy", r.Method, r.URL.Path))
 	})
 	return withForceFromQuery(mux)
 }

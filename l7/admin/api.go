@@ -136,7 +136,9 @@ func Handler(m *Manager, log *slog.Logger) http.Handler {
 		h.reply(w)(m.Reload())
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.fail(w, errorf(ErrNotFound, "no such API path %s %s (this proxy serves /v1/pools and /v1/reload)", r.Method, r.URL.Path))
+		// Most often a command for the daemon pointed at this socket.
+		h.fail(w, errorf(ErrNotFound, "no such API path %s %s: this socket is an xlb proxy's admin API (/v1/pools, /v1/reload); "+
+			"the xlb daemon's API socket (its api.socket) is named with --socket", r.Method, r.URL.Path))
 	})
 	return mux
 }
