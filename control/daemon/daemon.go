@@ -137,6 +137,21 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		}
 	}()
 
+	// The sockets first: a second `xlb daemon` started by mistake beside
+	// a running one stops here, before it writes the state file, takes
+	// over the pinned links, reconciles or opens BGP sessions of its own.
+	// Both are served only in Run.
+	d.apiSrv, err = api.NewServer(d, api.ServerOptions{Path: cfg.API.Socket, Group: cfg.API.Group, Log: log.With("component", "api")})
+	if err != nil {
+		return nil, fmt.Errorf("open api socket: %w", err)
+	}
+	if cfg.Metrics.Listen != "" {
+		d.metricsLn, err = listen.TCP(cfg.Metrics.Listen, "metrics.listen")
+		if err != nil {
+			return nil, err
+		}
+	}
+
 	if err := d.loadState(); err != nil {
 		return nil, err
 	}
@@ -225,15 +240,7 @@ func New(ctx context.Context, opts Options) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("start bgp: %w", err)
 	}
 
-	d.apiSrv, err = api.NewServer(d, api.ServerOptions{Path: cfg.API.Socket, Group: cfg.API.Group, Log: log.With("component", "api")})
-	if err != nil {
-		return nil, fmt.Errorf("open api socket: %w", err)
-	}
-	if cfg.Metrics.Listen != "" {
-		d.metricsLn, err = listen.TCP(cfg.Metrics.Listen, "metrics.listen")
-		if err != nil {
-			return nil, err
-		}
+	if d.metricsLn != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 		// The read-only status page and its JSON (docs/status-page.md).
