@@ -284,7 +284,10 @@ func (m *Manager) AddServers(poolName string, servers []NewServer) error {
 			if err := checkServer(s); err != nil {
 				return fmt.Errorf("add to pool %s: %w", poolName, err)
 			}
-			if seen[s.Name] || slices.ContainsFunc(p.Servers, func(x config.Server) bool { return x.Name == s.Name }) {
+			if seen[s.Name] {
+				return errorf(ErrInvalid, "add to pool %s: server %s is given twice (each server once, with its own name)", poolName, s.Name)
+			}
+			if slices.ContainsFunc(p.Servers, func(x config.Server) bool { return x.Name == s.Name }) {
 				return errorf(ErrConflict, "add to pool %s: server %s already exists (change it with `xlb pool server weight`, or delete it first)", poolName, s.Name)
 			}
 			seen[s.Name] = true

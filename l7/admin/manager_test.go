@@ -144,7 +144,7 @@ func TestRuntimeChangeRefusals(t *testing.T) {
 		{"duplicate", func() error { return f.m.AddServers("checkout", []NewServer{{Name: "c2", Addr: "127.0.0.1:1"}}) }, ErrConflict, "server c2 already exists"},
 		{"duplicate in one call", func() error {
 			return f.m.AddServers("checkout", []NewServer{{Name: "c5", Addr: "127.0.0.1:1"}, {Name: "c5", Addr: "127.0.0.1:2"}})
-		}, ErrConflict, "server c5 already exists"},
+		}, ErrInvalid, "add to pool checkout: server c5 is given twice (each server once, with its own name)"},
 		{"bad addr", func() error { return f.m.AddServers("checkout", []NewServer{{Name: "c5", Addr: "10.0.0.5"}}) }, ErrInvalid, `addr "10.0.0.5" is not host:port`},
 		{"weight 0", func() error { return f.m.SetWeight("checkout", "c1", 0) }, ErrInvalid, "to stop new clients, drain the server"},
 		{"last server drain", func() error { return f.m.SetDrain("browse", "b1", true, false) }, ErrConflict, "last server of pool browse that takes new clients"},
