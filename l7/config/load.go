@@ -433,6 +433,12 @@ func (v *validator) pool(i int, p *Pool) {
 	if p.SlowStart < 0 {
 		v.errorf(base("slow_start"), "pool %q slow_start is negative", p.Name)
 	}
+	switch {
+	case p.KeepaliveTimeout == 0:
+		p.KeepaliveTimeout = DefaultKeepaliveTimeout
+	case p.KeepaliveTimeout < MinKeepaliveTimeout:
+		v.errorf(base("keepalive_timeout"), "pool %q keepalive_timeout %s is below %s", p.Name, p.KeepaliveTimeout, MinKeepaliveTimeout)
+	}
 	if len(p.Servers) == 0 {
 		v.errorf(base("servers"), "pool %q has no servers", p.Name)
 	}

@@ -57,7 +57,15 @@ func (c cause) String() string {
 // dialError marks an error from dialling an app server, so that the
 // classification below knows the request was never sent, whatever the
 // underlying error is (refused, timeout, unreachable, TLS handshake).
-type dialError struct{ err error }
+type dialError struct {
+	err error
+	// late: the connection failed once the request had begun to be
+	// written, which is when fasthttp has read the start of a streamed
+	// body (a kept-alive connection found closed and replaced by one that
+	// could not be made). No server has seen the request, but a streamed
+	// body cannot be sent again.
+	late bool
+}
 
 func (e *dialError) Error() string { return "dial upstream: " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
@@ -69,6 +77,9 @@ type failure struct {
 	// neverSent: no byte of the request reached a server, so any method
 	// may be retried on another one.
 	neverSent bool
+	// late: neverSent, but a streamed body has been read from (see
+	// dialError), so such a request may not be retried.
+	late bool
 	// noResponse: the request may have reached the server but no byte of
 	// a response came back; an idempotent method may be retried.
 	noResponse bool
@@ -84,7 +95,7 @@ type failure struct {
 func classifyUpstream(err error) failure {
 	var de *dialError
 	if errors.As(err, &de) {
-		f := failure{cause: causeConnectError, status: fasthttp.StatusBadGateway, neverSent: true, connectErr: true}
+		f := failure{cause: causeConnectError, status: fasthttp.StatusBadGateway, neverSent: true, late: de.late, connectErr: true}
 		var ne net.Error
 		switch {
 		case errors.Is(err, fasthttp.ErrDialTimeout), errors.As(err, &ne) && ne.Timeout():
