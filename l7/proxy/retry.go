@@ -62,7 +62,7 @@ func (p *Proxy) forward(g *generation, ctx *fasthttp.RequestCtx, st *reqState, s
 			g.dir.Done(dec, director.Outcome{Status: resp.StatusCode()})
 			return result{status: resp.StatusCode(), cause: causeOK, answered: true, tries: try, server: dec.Backend}
 		}
-		f := classifyUpstream(err)
+		f := classifyUpstream(upstreamError(resp.LocalAddr(), err))
 		resp.Reset()
 		g.dir.Done(dec, director.Outcome{ConnectErr: f.connectErr, Status: 0})
 		res := result{status: f.status, cause: f.cause, tries: try, server: dec.Backend}

@@ -61,9 +61,10 @@ type dialError struct {
 	err error
 	// late: the connection failed once the request had begun to be
 	// written, which is when fasthttp has read the start of a streamed
-	// body (a kept-alive connection found closed and replaced by one that
-	// could not be made). No server has seen the request, but a streamed
-	// body cannot be sent again.
+	// body (a server that refused the handshake in its first answer, or a
+	// kept-alive connection found closed and replaced by one that could
+	// not be made). No server has seen the request, but a streamed body
+	// cannot be sent again.
 	late bool
 }
 
@@ -120,10 +121,11 @@ func classifyUpstream(err error) failure {
 	case errors.Is(err, fasthttp.ErrConnectionClosed):
 		return failure{cause: causeUpstreamReset, status: fasthttp.StatusBadGateway, noResponse: true}
 	case errors.As(err, &opErr) && opErr.Op == "remote error":
-		// A TLS alert after the handshake (which is part of the dial, so
-		// a failed one is a dialError): with TLS 1.3 a server that refuses
-		// the proxy's client certificate says so only on the first read,
-		// after the request went out. No byte of a response came back.
+		// A TLS alert from the HTTP/2 client, which reads the server's
+		// first frames before any response: with TLS 1.3, a server that
+		// refuses the proxy's client certificate says so there. (On an
+		// HTTP/1.1 connection such an alert is a refused handshake, which
+		// upstreamError has turned into a dialError.)
 		return failure{cause: causeUpstreamError, status: fasthttp.StatusBadGateway, noResponse: true}
 	case errors.As(err, &opErr) && opErr.Op == "write":
 		// Reset or closed while the request was written: no response yet.

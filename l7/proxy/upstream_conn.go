@@ -17,12 +17,18 @@ import (
 )
 
 // The HTTP/1.1 connections to an app server are upstreamConns, made by
-// the HostClient's dial. Wrapping them is how the proxy learns what
-// fasthttp cannot tell it: that a kept-alive connection was ended (or
-// written to) by the server while it sat idle in the pool. A
-// non-idempotent request is not written on such a connection but on a new
-// one (ensureOpen), because nothing could send it again once it had gone
-// out on a connection that then fails.
+// the HostClient's dial. Wrapping them is how the proxy learns two things
+// about a request that fasthttp cannot tell it, both of which prove that
+// the request never reached the server's application:
+//
+//   - a kept-alive connection that the server ended (or wrote to) while it
+//     sat idle in the pool: a non-idempotent request is not written on it
+//     but on a new connection (ensureOpen), because nothing could send it
+//     again once it had gone out on a connection that then fails;
+//   - a server that refuses the TLS handshake only in its first answer:
+//     with TLS 1.3 the client's side of the handshake ends before the
+//     server has checked the client certificate, so its alert arrives on
+//     the first read, after the request went out (refusal).
 
 // upstreamDialer opens the connections to one app server: TCP, then TLS
 // when the pool has it, the handshake inside the dial.
@@ -36,6 +42,7 @@ type upstreamDialer struct {
 // remaining time; the route's dial timeout is usually the shorter bound.
 func (d *upstreamDialer) dial(_ string, timeout time.Duration) (net.Conn, error) {
 	c := &upstreamConn{dialer: d}
+	c.addr.c = c
 	c.peekFn = c.peekSocket
 	if err := c.open(min(timeout, d.timeout)); err != nil {
 		return nil, err
@@ -87,9 +94,16 @@ type upstreamConn struct {
 	net.Conn                 // what requests go on: the TCP connection, or TLS over it
 	raw      syscall.RawConn // the TCP socket under it
 	dialer   *upstreamDialer
+	addr     connAddr // LocalAddr
 	// reused: a response has arrived since the last request was written,
 	// so the next write begins a request on a kept-alive connection.
 	reused bool
+	// answered: a response byte has arrived on this connection, so its
+	// first request is over.
+	answered bool
+	// refused, once set, is the handshake the server refused in its first
+	// answer; the connection is closed by fasthttp after that answer.
+	refused *dialError
 	// The deadlines fasthttp set, for a connection opened in their place.
 	readDeadline, writeDeadline time.Time
 	// peekFn is peekSocket, made once: a method value passed to
@@ -99,6 +113,16 @@ type upstreamConn struct {
 	peekErr error
 }
 
+// connAddr is an upstream connection's local address, and the way back to
+// the connection: fasthttp folds every error before the first byte of a
+// response into io.EOF, but it keeps the connection's LocalAddr in the
+// response (Response.LocalAddr), so upstreamError can ask the connection
+// what it learnt.
+type connAddr struct {
+	net.Addr
+	c *upstreamConn
+}
+
 // open makes c's connection, within timeout.
 func (c *upstreamConn) open(timeout time.Duration) error {
 	conn, raw, err := c.dialer.connect(timeout)
@@ -106,14 +130,17 @@ func (c *upstreamConn) open(timeout time.Duration) error {
 		return err
 	}
 	c.Conn, c.raw = conn, raw
-	c.reused = false
+	c.addr.Addr = conn.LocalAddr()
+	c.reused, c.answered = false, false
 	return nil
 }
 
 func (c *upstreamConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
-		c.reused = true
+		c.reused, c.answered = true, true
+	} else if err != nil && !c.answered && c.dialer.tls != nil && c.refused == nil {
+		c.refused = refusal(c.dialer.addr, err)
 	}
 	return n, err
 }
@@ -133,7 +160,9 @@ func (c *upstreamConn) Write(b []byte) (int, error) {
 			}
 		}
 	}
-	return c.Conn.Write(b)
+	n, err := c.Conn.Write(b)
+	c.wrote(err)
+	return n, err
 }
 
 // ReadFrom is how fasthttp's buffered writer copies a streamed body once
@@ -149,14 +178,27 @@ func (c *upstreamConn) ReadFrom(r io.Reader) (int64, error) {
 			return 0, err
 		}
 	}
+	var n int64
+	var err error
 	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(writerOnly{c.Conn}, r)
 	}
-	return io.Copy(writerOnly{c.Conn}, r)
+	c.wrote(err)
+	return n, err
 }
 
 // writerOnly hides a writer's ReadFrom from io.Copy.
 type writerOnly struct{ io.Writer }
+
+// wrote looks at the result of a write: a failed write of a TLS
+// connection's first request may be explained by a refused handshake.
+func (c *upstreamConn) wrote(err error) {
+	if err != nil && !c.answered && c.dialer.tls != nil && c.refused == nil {
+		c.refusedBeforeWrite(err)
+	}
+}
 
 // ensureOpen replaces c's connection with a new one when the server ended
 // it, or sent on it, while it sat idle: the request then goes out on the
@@ -211,6 +253,41 @@ func (c *upstreamConn) peekSocket(fd uintptr) bool {
 	return true // done: RawConn.Read must not wait for readability
 }
 
+// refusedBeforeWrite looks, after a failed write of a TLS connection's
+// first request, for the alert that explains it: a server that refused
+// the handshake and closed may have reset the connection before the
+// request was written, and the alert it sent first is still queued.
+func (c *upstreamConn) refusedBeforeWrite(err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return
+	}
+	// The alert, if any, is already in the receive queue: the bound only
+	// matters for a connection that has none.
+	if c.Conn.SetReadDeadline(time.Now().Add(alertWait)) != nil {
+		return
+	}
+	_, rerr := c.Conn.Read(c.peekBuf[:])
+	c.refused = refusal(c.dialer.addr, rerr)
+}
+
+// alertWait bounds the read for an alert after a failed first write.
+const alertWait = 50 * time.Millisecond
+
+// refusal is the failed handshake that err shows — a TLS alert from the
+// server, received before any byte of its first answer — or nil. A server
+// that refuses the handshake has not handed the request to its
+// application.
+func refusal(addr string, err error) *dialError {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "remote error" {
+		return &dialError{err: fmt.Errorf("tls handshake with %s: refused by the server after the client's side ended: %w", addr, err), late: true}
+	}
+	return nil
+}
+
+func (c *upstreamConn) LocalAddr() net.Addr { return &c.addr }
+
 func (c *upstreamConn) SetDeadline(t time.Time) error {
 	c.readDeadline, c.writeDeadline = t, t
 	return c.Conn.SetDeadline(t)
@@ -231,6 +308,16 @@ func (c *upstreamConn) SetWriteDeadline(t time.Time) error {
 // it in TLS again. It is never called on a cleartext connection, which
 // such a client never gets.
 func (c *upstreamConn) Handshake() error { return nil }
+
+// upstreamError is err, the error of a request, or what the connection it
+// last went on (local, the response's LocalAddr) knows better: that the
+// server refused the handshake.
+func upstreamError(local net.Addr, err error) error {
+	if a, ok := local.(*connAddr); ok && a.c.refused != nil {
+		return a.c.refused
+	}
+	return err
+}
 
 // idempotentStart reports whether b, the start of a request as written,
 // begins with an idempotent method (RFC 9110 §9.2.2).
