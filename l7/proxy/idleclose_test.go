@@ -123,6 +123,7 @@ func TestPostAfterServerClosedIdleConnection(t *testing.T) {
 					assert.Equal(t, "ok POST /checkout/pay/"+strconv.Itoa(i)+" order", body)
 				}
 				assert.Equal(t, map[string]int{"GET": 1, "POST": 2}, app.answered(), "every request answered once")
+				assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_upstream_connections_replaced_total", nil))
 			})
 		}
 	}

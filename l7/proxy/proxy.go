@@ -101,6 +101,11 @@ type Proxy struct {
 	handshakes chan struct{}
 	h2Conns    atomic.Int64
 	tlsRefused atomic.Uint64
+	// upstreamReplaced counts kept-alive upstream connections replaced
+	// before a write (see upstreamConn.ensureOpen), across generations:
+	// one HostClient may serve servers of several pools, so the count is
+	// the proxy's.
+	upstreamReplaced atomic.Uint64
 
 	mu     sync.Mutex
 	lns    []net.Listener // closed again at shutdown, see track
@@ -220,7 +225,7 @@ func (p *Proxy) newGeneration(cfg *config.Config, dir *director.Director, prev *
 		k := u.key(b.Addr)
 		hc := reuse[k]
 		if hc == nil {
-			hc = u.client(b.Addr)
+			hc = u.client(b.Addr, &p.upstreamReplaced)
 			reuse[k] = hc // two servers of one address share a client
 		}
 		g.clients[i] = hc
@@ -267,13 +272,14 @@ func (u upstream) key(addr string) upstreamKey {
 	return k
 }
 
-// client makes the client for the server at addr.
-func (u upstream) client(addr string) upstreamClient {
+// client makes the client for the server at addr; an HTTP/1.1 client
+// counts the kept-alive connections it replaces in replaced.
+func (u upstream) client(addr string, replaced *atomic.Uint64) upstreamClient {
 	switch u.proto {
 	case config.UpstreamH2C, config.UpstreamH2:
 		return newH2Client(addr, u.dial, u.idle, u.tls)
 	}
-	return newHostClient(addr, u.dial, u.idle, u.tls)
+	return newHostClient(addr, u.dial, u.idle, u.tls, replaced)
 }
 
 // upstreams resolves each pool's upstream.
@@ -297,9 +303,10 @@ func upstreams(cfg *config.Config, dir *director.Director) map[string]upstream {
 
 // newHostClient is the HTTP/1.1 client for the server at addr; with ut it
 // speaks TLS, the handshake part of the dial. Idle keep-alive connections
-// are closed after idle.
-func newHostClient(addr string, dialTimeout, idle time.Duration, ut *config.UpstreamTLS) *fasthttp.HostClient {
-	d := &upstreamDialer{addr: addr, timeout: dialTimeout}
+// are closed after idle; the kept-alive ones replaced before a write are
+// counted in replaced.
+func newHostClient(addr string, dialTimeout, idle time.Duration, ut *config.UpstreamTLS, replaced *atomic.Uint64) *fasthttp.HostClient {
+	d := &upstreamDialer{addr: addr, timeout: dialTimeout, replaced: replaced}
 	if ut != nil {
 		d.tls = ut.ClientConfig(addr, config.ALPNHTTP11)
 	}

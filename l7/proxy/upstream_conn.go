@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,9 +34,10 @@ import (
 // upstreamDialer opens the connections to one app server: TCP, then TLS
 // when the pool has it, the handshake inside the dial.
 type upstreamDialer struct {
-	addr    string
-	timeout time.Duration // the route's dial timeout
-	tls     *tls.Config   // nil: cleartext
+	addr     string
+	timeout  time.Duration  // the route's dial timeout
+	tls      *tls.Config    // nil: cleartext
+	replaced *atomic.Uint64 // kept-alive connections replaced (nil: not counted)
 }
 
 // dial is the HostClient's DialTimeout. fasthttp passes the request's
@@ -211,6 +213,9 @@ func (c *upstreamConn) wrote(err error) {
 func (c *upstreamConn) ensureOpen() error {
 	if c.peerQuiet() {
 		return nil
+	}
+	if c.dialer.replaced != nil {
+		c.dialer.replaced.Add(1)
 	}
 	_ = c.Conn.Close()
 	timeout := c.dialer.timeout
