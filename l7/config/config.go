@@ -482,5 +482,11 @@ const (
 	DefaultShedCritical      = 100
 	DefaultRetryAfter        = time.Second
 	DefaultStreamRequestBody = 64 << 10
-	DefaultTunnelIdle        = time.Hour
+	// MinStreamRequestBody is the least stream_request_body_bytes: the
+	// size of the proxy's writes to app servers, so that a streamed body's
+	// first write is a whole one. The proxy checks a kept-alive connection
+	// before a write of that size, as it cannot send a streamed body twice;
+	// a smaller first write would go out unchecked.
+	MinStreamRequestBody = 4096
+	DefaultTunnelIdle    = time.Hour
 )

@@ -300,8 +300,9 @@ func (v *validator) route(i int, r *Route) {
 	if r.MaxBodyBytes == 0 {
 		r.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if r.StreamRequestBodyBytes < 0 {
-		v.errorf(base("stream_request_body_bytes"), "route %q stream_request_body_bytes is negative", r.Name)
+	if r.StreamRequestBodyBytes < 0 || (r.StreamRequestBodyBytes > 0 && r.StreamRequestBodyBytes < MinStreamRequestBody) {
+		v.errorf(base("stream_request_body_bytes"), "route %q stream_request_body_bytes is %d, must be at least %d (4 KiB: a streamed body goes out in writes of that size, the first of which checks that a kept-alive connection is still open)",
+			r.Name, r.StreamRequestBodyBytes, MinStreamRequestBody)
 	}
 	if r.StreamRequestBodyBytes == 0 {
 		r.StreamRequestBodyBytes = DefaultStreamRequestBody

@@ -135,19 +135,38 @@ func TestPostAfterServerClosedIdleConnection(t *testing.T) {
 // connection, but not with a body it has begun to read.
 func TestStreamedBodyAfterServerClosedIdleConnection(t *testing.T) {
 	app := newIdleClosingApp(t, nil, endFullClose)
-	text := strings.Replace(upstreamTLSConfig("", app.addr), "    retries: {max: 2}\n", "    retries: {max: 2}\n    stream_request_body_bytes: 1024\n", 1)
+	text := strings.Replace(upstreamTLSConfig("", app.addr), "    retries: {max: 2}\n", "    retries: {max: 2}\n    stream_request_body_bytes: 4096\n", 1)
 	tp := startProxyConfig(t, parseIn(t, t.TempDir(), text))
 	c := client(t)
 	resp, body := do(t, c, "GET", tp.url+"/checkout/cart", nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	upload := strings.Repeat("o", 20000)
-	for _, method := range []string{"PUT", "POST"} {
-		requireUpstreamReadable(t, app.addr)
-		resp, body = do(t, c, method, tp.url+"/checkout/upload", strings.NewReader(upload), nil)
-		require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %.100s", method, body)
-		assert.Equal(t, "ok "+method+" /checkout/upload "+upload, body, "the whole streamed body")
+	// Idempotent or not, with a length or chunked (a reader of unknown
+	// length), just over the threshold or well over it: a streamed body is
+	// never sent twice, so each is checked before its first write.
+	cases := []struct {
+		method  string
+		body    string
+		chunked bool
+	}{
+		{"PUT", upload, false},
+		{"POST", upload, false},
+		{"PUT", upload, true},
+		{"DELETE", strings.Repeat("d", 4097), false},
+		{"PATCH", strings.Repeat("p", 4097), true},
 	}
-	assert.Equal(t, map[string]int{"GET": 1, "PUT": 1, "POST": 1}, app.answered())
+	for _, tc := range cases {
+		requireUpstreamReadable(t, app.addr)
+		var r io.Reader = strings.NewReader(tc.body)
+		if tc.chunked {
+			r = struct{ io.Reader }{r} // hides the length: chunked
+		}
+		resp, body = do(t, c, tc.method, tp.url+"/checkout/upload", r, nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s chunked=%v: %.100s", tc.method, tc.chunked, body)
+		assert.Equal(t, "ok "+tc.method+" /checkout/upload "+tc.body, body, "the whole streamed body")
+	}
+	assert.Equal(t, map[string]int{"GET": 1, "PUT": 2, "POST": 1, "DELETE": 1, "PATCH": 1}, app.answered())
+	assert.Equal(t, float64(len(cases)), metricValue(t, tp.reg, "xlb_l7_upstream_connections_replaced_total", nil))
 }
 
 // When the connection that replaces a closed kept-alive one cannot be
@@ -170,7 +189,7 @@ func TestReplacementConnectionFails(t *testing.T) {
 			app := newIdleClosingApp(t, nil, endFullClose)
 			good := newAppServer(t, "good", nil)
 			text := strings.Replace(upstreamTLSConfig("    health: {passive: {disabled: true}}\n", app.addr, good.addr()),
-				"    retries: {max: 2}\n", "    retries: {max: 2}\n    stream_request_body_bytes: 1024\n", 1)
+				"    retries: {max: 2}\n", "    retries: {max: 2}\n    stream_request_body_bytes: 4096\n", 1)
 			tp := startProxyConfig(t, parseIn(t, t.TempDir(), "access_log: {enabled: true, sample: 1}\n"+text))
 			c := client(t)
 			// Round robin: s1 (the closing app), s2, s1.

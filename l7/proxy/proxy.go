@@ -32,7 +32,7 @@ const (
 	// upstreamWriteBuffer is the HostClient's write buffer (fasthttp's
 	// default size): a request's first write is shorter unless the request
 	// does not fit, see upstreamConn.Write.
-	upstreamWriteBuffer = 4096
+	upstreamWriteBuffer = config.MinStreamRequestBody
 )
 
 // Options are the dependencies of a Proxy. The zero value works: no
@@ -320,10 +320,12 @@ func newHostClient(addr string, dialTimeout, idle time.Duration, ut *config.Upst
 		MaxIdleConnDuration: idle,
 		MaxResponseBodySize: maxResponseBodyBytes,
 		WriteBufferSize:     upstreamWriteBuffer,
-		// One reconnect to the same server, only for idempotent requests and
-		// only when the connection closed before a response byte: it covers
-		// a keep-alive connection the app server closed while idle (the
-		// others are checked before they are written, see upstreamConn).
+		// One reconnect to the same server, only for idempotent requests
+		// with a buffered body and only when the connection closed before
+		// a response byte: it covers a keep-alive connection the app server
+		// closed while idle. fasthttp never sends a streamed body again, so
+		// those, like non-idempotent requests, are checked before they are
+		// written instead (see upstreamConn).
 		// Everything else is forward's to retry, on another server.
 		MaxIdemponentCallAttempts: 2,
 		RetryIfErr:                reconnectIf,

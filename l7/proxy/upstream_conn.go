@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -38,6 +40,17 @@ type upstreamDialer struct {
 	timeout  time.Duration  // the route's dial timeout
 	tls      *tls.Config    // nil: cleartext
 	replaced *atomic.Uint64 // kept-alive connections replaced (nil: not counted)
+	copyBuf  sync.Pool      // *[]byte of upstreamWriteBuffer bytes, for ReadFrom over TLS
+}
+
+// copyBuffer takes a buffer for a body copy from d's pool; put it back
+// with d.copyBuf.Put.
+func (d *upstreamDialer) copyBuffer() *[]byte {
+	if b, ok := d.copyBuf.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, upstreamWriteBuffer)
+	return &b
 }
 
 // dial is the HostClient's DialTimeout. fasthttp passes the request's
@@ -168,9 +181,10 @@ func (c *upstreamConn) Write(b []byte) (int, error) {
 }
 
 // ReadFrom is how fasthttp's buffered writer copies a streamed body once
-// its buffer is empty: through the TCP connection's own ReadFrom (splice),
-// which writes each piece as it arrives rather than holding up to a
-// buffer of it until more comes.
+// its buffer is empty: each piece is written as it arrives rather than
+// held until a buffer of it has come. A TCP connection has its own
+// ReadFrom; a TLS one is copied through a pooled 4 KiB buffer (io.Copy
+// would allocate 32 KiB per body).
 func (c *upstreamConn) ReadFrom(r io.Reader) (int64, error) {
 	if c.reused {
 		// Never the first write of a request (its header goes first, as a
@@ -185,7 +199,9 @@ func (c *upstreamConn) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := c.Conn.(io.ReaderFrom); ok {
 		n, err = rf.ReadFrom(r)
 	} else {
-		n, err = io.Copy(writerOnly{c.Conn}, r)
+		buf := c.dialer.copyBuffer()
+		n, err = io.CopyBuffer(writerOnly{c.Conn}, r, *buf)
+		c.dialer.copyBuf.Put(buf)
 	}
 	c.wrote(err)
 	return n, err
@@ -230,14 +246,15 @@ func (c *upstreamConn) ensureOpen() error {
 		return err
 	}
 	// fasthttp set this request's deadlines on the connection just closed.
+	// Failing that, the request has still not gone out anywhere.
 	if !c.writeDeadline.IsZero() {
 		if err := c.Conn.SetWriteDeadline(c.writeDeadline); err != nil {
-			return fmt.Errorf("set write deadline: %w", err)
+			return &dialError{err: fmt.Errorf("set write deadline: %w", err), late: true}
 		}
 	}
 	if !c.readDeadline.IsZero() {
 		if err := c.Conn.SetReadDeadline(c.readDeadline); err != nil {
-			return fmt.Errorf("set read deadline: %w", err)
+			return &dialError{err: fmt.Errorf("set read deadline: %w", err), late: true}
 		}
 	}
 	return nil
@@ -280,15 +297,31 @@ func (c *upstreamConn) refusedBeforeWrite(err error) {
 const alertWait = 50 * time.Millisecond
 
 // refusal is the failed handshake that err shows — a TLS alert from the
-// server, received before any byte of its first answer — or nil. A server
-// that refuses the handshake has not handed the request to its
-// application.
+// server that refuses the proxy's certificate or access, received before
+// any byte of its first answer — or nil. A server that refuses the
+// handshake has not handed the request to its application. Other alerts
+// (internal_error, say) may come from a server that did process the
+// request, so they stay failures after sending.
 func refusal(addr string, err error) *dialError {
 	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "remote error" {
+	if errors.As(err, &opErr) && opErr.Op == "remote error" && handshakeRefusal(opErr.Err) {
 		return &dialError{err: fmt.Errorf("tls handshake with %s: refused by the server after the client's side ended: %w", addr, err), late: true}
 	}
 	return nil
+}
+
+// handshakeRefusal reports whether err, a received TLS alert, is one of
+// those a server sends when it refuses the client's certificate or access
+// (RFC 8446 §6.2): bad_certificate (42) to access_denied (49), and
+// certificate_required (116). crypto/tls does not export its alert type,
+// an integer kind, so its value is read by reflection.
+func handshakeRefusal(err error) bool {
+	v := reflect.ValueOf(err)
+	if v.Kind() != reflect.Uint8 {
+		return false
+	}
+	a := v.Uint()
+	return (a >= 42 && a <= 49 && a != 47) || a == 116 // 47: illegal_parameter
 }
 
 func (c *upstreamConn) LocalAddr() net.Addr { return &c.addr }

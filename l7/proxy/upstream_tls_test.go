@@ -288,7 +288,7 @@ func TestUpstreamTLSHandshakeInDial(t *testing.T) {
 	})
 
 	text := upstreamTLSConfig("    tls: {ca_file: ca.pem}\n    health: {passive: {disabled: true}}\n", silent.Addr().String(), demanding.addr(), good.addr())
-	text = strings.Replace(text, "    retries: {max: 2}\n", "    retries: {max: 2}\n    timeouts: {dial: 300ms, response: 20s}\n    stream_request_body_bytes: 1024\n", 1)
+	text = strings.Replace(text, "    retries: {max: 2}\n", "    retries: {max: 2}\n    timeouts: {dial: 300ms, response: 20s}\n    stream_request_body_bytes: 4096\n", 1)
 	tp := startProxyConfig(t, parseIn(t, dir, text))
 	c := client(t)
 	body := strings.Repeat("o", 256<<10)
@@ -378,7 +378,7 @@ func TestUpstreamTLS13ClientCertRefused(t *testing.T) {
 	// request is not sent again (the next server would get a truncated
 	// one).
 	text = logged(upstreamTLSConfig(poolTLS+"    health: {passive: {disabled: true}}\n", refusing.addr(), accepting.addr()))
-	text = strings.Replace(text, "    retries: {max: 2}\n", "    retries: {max: 2}\n    stream_request_body_bytes: 1024\n", 1)
+	text = strings.Replace(text, "    retries: {max: 2}\n", "    retries: {max: 2}\n    stream_request_body_bytes: 4096\n", 1)
 	before := accepting.hits.Load()
 	stp := startProxyConfig(t, parseIn(t, dir, text))
 	resp, body = do(t, c, "POST", stp.url+"/checkout/upload", strings.NewReader(strings.Repeat("o", 20000)), nil)
