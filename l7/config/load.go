@@ -300,8 +300,9 @@ func (v *validator) route(i int, r *Route) {
 	if r.MaxBodyBytes == 0 {
 		r.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if r.StreamRequestBodyBytes < 0 {
-		v.errorf(base("stream_request_body_bytes"), "route %q stream_request_body_bytes is negative", r.Name)
+	if r.StreamRequestBodyBytes < 0 || (r.StreamRequestBodyBytes > 0 && r.StreamRequestBodyBytes < MinStreamRequestBody) {
+		v.errorf(base("stream_request_body_bytes"), "route %q stream_request_body_bytes is %d, must be at least %d (4 KiB: a streamed body goes out in writes of that size, the first of which checks that a kept-alive connection is still open)",
+			r.Name, r.StreamRequestBodyBytes, MinStreamRequestBody)
 	}
 	if r.StreamRequestBodyBytes == 0 {
 		r.StreamRequestBodyBytes = DefaultStreamRequestBody
@@ -432,6 +433,12 @@ func (v *validator) pool(i int, p *Pool) {
 	}
 	if p.SlowStart < 0 {
 		v.errorf(base("slow_start"), "pool %q slow_start is negative", p.Name)
+	}
+	switch {
+	case p.KeepaliveTimeout == 0:
+		p.KeepaliveTimeout = DefaultKeepaliveTimeout
+	case p.KeepaliveTimeout < MinKeepaliveTimeout:
+		v.errorf(base("keepalive_timeout"), "pool %q keepalive_timeout %s is below %s", p.Name, p.KeepaliveTimeout, MinKeepaliveTimeout)
 	}
 	if len(p.Servers) == 0 {
 		v.errorf(base("servers"), "pool %q has no servers", p.Name)

@@ -45,6 +45,7 @@ func TestParseDefaults(t *testing.T) {
 	assert.Equal(t, config.DefaultConsecutiveErrors, p.Health.Passive.ConsecutiveErrors)
 	assert.Equal(t, config.DefaultMaxEjectedPercent, p.Health.Passive.MaxEjectedPercent)
 	assert.Nil(t, p.Health.Active)
+	assert.Equal(t, config.DefaultKeepaliveTimeout, p.KeepaliveTimeout)
 	require.NotNil(t, p.Sticky)
 	assert.Equal(t, "xlb_checkout", p.Sticky.Cookie)
 	assert.Equal(t, config.DefaultStickyMaxAge, p.Sticky.MaxAge)
@@ -74,13 +75,15 @@ func TestStickyPropagationGraceOff(t *testing.T) {
 }
 
 func TestParseValues(t *testing.T) {
-	cfg, err := config.Parse("x.yaml", []byte(minimal+`    health:
+	cfg, err := config.Parse("x.yaml", []byte(minimal+`    keepalive_timeout: 1500ms
+    health:
       active: {path: /hc, interval: 3s, timeout: 250ms, rise: 4, fall: 1}
 trusted_proxies: ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"]
 `))
 	require.NoError(t, err)
 	a := cfg.Pools[0].Health.Active
 	require.NotNil(t, a)
+	assert.Equal(t, 1500*time.Millisecond, cfg.Pools[0].KeepaliveTimeout)
 	assert.Equal(t, 3*time.Second, a.Interval)
 	assert.Equal(t, 250*time.Millisecond, a.Timeout)
 	assert.Equal(t, 4, a.Rise)
@@ -139,7 +142,10 @@ func TestParseErrors(t *testing.T) {
 		{"bad priority", routeExtra("    priority: urgent"), `x.yaml:12: route "checkout" priority "urgent" is not one of critical, normal, low`},
 		{"too many retries", routeExtra("    retries: {max: 11}"), `x.yaml:12: route "checkout" retries max 11 is not within 0..10`},
 		{"per-try above response", routeExtra("    timeouts: {response: 1s}\n    retries: {per_try_timeout: 2s}"), `x.yaml:13: route "checkout" per_try_timeout 2s exceeds the response timeout 1s`},
-		{"negative stream threshold", routeExtra("    stream_request_body_bytes: -1"), `x.yaml:12: route "checkout" stream_request_body_bytes is negative`},
+		{"negative stream threshold", routeExtra("    stream_request_body_bytes: -1"), `x.yaml:12: route "checkout" stream_request_body_bytes is -1, must be at least 4096`},
+		{"stream threshold under one write", routeExtra("    stream_request_body_bytes: 1024"), `x.yaml:12: route "checkout" stream_request_body_bytes is 1024, must be at least 4096`},
+		{"keepalive timeout too short", minimal + "    keepalive_timeout: 10ms\n", `x.yaml:17: pool "checkout" keepalive_timeout 10ms is below 100ms`},
+		{"negative keepalive timeout", minimal + "    keepalive_timeout: -2s\n", `x.yaml:17: pool "checkout" keepalive_timeout -2s is below 100ms`},
 		{"budget percent", minimal + "    retry_budget: {percent: 150}\n", `x.yaml:17: retry_budget percent 150 is not within 1..100`},
 		{"budget window", minimal + "    retry_budget: {window: 100ms}\n", `x.yaml:17: retry_budget window 100ms is shorter than 1s`},
 		{"shedding inverted", minimal + "shedding: {low: 90, normal: 80}\n", `x.yaml:17: shedding thresholds must rise with priority`},

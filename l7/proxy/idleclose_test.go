@@ -2,17 +2,25 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/valyala/fasthttp"
+
+	"github.com/xlbproject/xlb/internal/testcert"
 )
 
 // An app server that closes an idle keep-alive connection costs a GET
@@ -39,36 +47,8 @@ func TestServerClosedIdleConnection(t *testing.T) {
 		idleClosedGets(t, srv.Listener.Addr().String(), &closed)
 	})
 	t.Run("half close, draining", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = ln.Close() })
-		var closed atomic.Int64
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					br := bufio.NewReader(c)
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_ = req.Body.Close()
-					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-					// Idle: half-close after a moment, then drain and
-					// discard whatever comes, never answering it.
-					time.Sleep(20 * time.Millisecond)
-					_ = c.(*net.TCPConn).CloseWrite()
-					closed.Add(1)
-					_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-					_, _ = io.Copy(io.Discard, br)
-				}()
-			}
-		}()
-		idleClosedGets(t, ln.Addr().String(), &closed)
+		app := newIdleClosingApp(t, nil, endHalfClose)
+		idleClosedGets(t, app.addr, &app.ended)
 	})
 }
 
@@ -88,4 +68,320 @@ func idleClosedGets(t *testing.T, addr string, closed *atomic.Int64) {
 		require.Equal(t, http.StatusOK, resp.StatusCode, "request %d: %s", i, body)
 		require.Eventually(t, func() bool { return closed.Load() > n }, 30*time.Second, 5*time.Millisecond, "the server ended the idle connection")
 	}
+}
+
+// A POST cannot be sent again once it may have reached a server, so it
+// must not go out on a kept-alive connection that the server has already
+// ended while it sat idle: the proxy checks such a connection before it
+// writes a non-idempotent request on it, and sends the request on a new
+// one instead. The server sees every POST exactly once and answers it;
+// nothing is retried on another server (there is none). Each way a server
+// ends an idle connection, in cleartext and over TLS: a full close, a
+// half-close that keeps draining (and never answers what it drains), and
+// an unsolicited response (a 408 some servers send before they give up on
+// an idle connection), which must not be taken for the POST's answer.
+func TestPostAfterServerClosedIdleConnection(t *testing.T) {
+	ends := []struct {
+		name string
+		end  idleEnd
+	}{
+		{"full close", endFullClose},
+		{"half close, draining", endHalfClose},
+		{"unsolicited 408", endUnsolicited},
+	}
+	for _, secure := range []bool{false, true} {
+		for _, e := range ends {
+			name := "cleartext/" + e.name
+			if secure {
+				name = "tls/" + e.name
+			}
+			t.Run(name, func(t *testing.T) {
+				dir := t.TempDir()
+				var ca *testcert.CA
+				var tc *tls.Config
+				poolExtra := ""
+				if secure {
+					dir, ca = caDir(t)
+					kp, err := ca.KeyPair(dir, "app", "127.0.0.1")
+					require.NoError(t, err)
+					tc = &tls.Config{Certificates: []tls.Certificate{kp}}
+					poolExtra = "    tls: {ca_file: ca.pem}\n"
+				}
+				app := newIdleClosingApp(t, tc, e.end)
+				text := upstreamTLSConfig(poolExtra, app.addr)
+				tp := startProxyConfig(t, parseIn(t, dir, text))
+				c := client(t)
+
+				resp, body := do(t, c, "GET", tp.url+"/checkout/cart", nil, nil)
+				require.Equal(t, http.StatusOK, resp.StatusCode, body)
+				for i := range 2 {
+					// The server's end of the idle connection has reached
+					// the proxy's socket before the POST is sent.
+					requireUpstreamReadable(t, app.addr)
+					resp, body = do(t, c, "POST", fmt.Sprintf("%s/checkout/pay/%d", tp.url, i), strings.NewReader("order"), nil)
+					require.Equal(t, http.StatusOK, resp.StatusCode, "POST %d: %s", i, body)
+					assert.Equal(t, "ok POST /checkout/pay/"+strconv.Itoa(i)+" order", body)
+				}
+				assert.Equal(t, map[string]int{"GET": 1, "POST": 2}, app.answered(), "every request answered once")
+				assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_upstream_connections_replaced_total", nil))
+			})
+		}
+	}
+}
+
+// A streamed body is never sent twice, so a request with one is checked
+// before it goes out on a kept-alive connection whatever its method: a PUT
+// upload too, which fasthttp would otherwise send again on a new
+// connection, but not with a body it has begun to read.
+func TestStreamedBodyAfterServerClosedIdleConnection(t *testing.T) {
+	app := newIdleClosingApp(t, nil, endFullClose)
+	text := strings.Replace(upstreamTLSConfig("", app.addr), "    retries: {max: 2}\n", "    retries: {max: 2}\n    stream_request_body_bytes: 4096\n", 1)
+	tp := startProxyConfig(t, parseIn(t, t.TempDir(), text))
+	c := client(t)
+	resp, body := do(t, c, "GET", tp.url+"/checkout/cart", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	upload := strings.Repeat("o", 20000)
+	// Idempotent or not, with a length or chunked (a reader of unknown
+	// length), just over the threshold or well over it: a streamed body is
+	// never sent twice, so each is checked before its first write.
+	cases := []struct {
+		method  string
+		body    string
+		chunked bool
+	}{
+		{"PUT", upload, false},
+		{"POST", upload, false},
+		{"PUT", upload, true},
+		{"DELETE", strings.Repeat("d", 4097), false},
+		{"PATCH", strings.Repeat("p", 4097), true},
+	}
+	for _, tc := range cases {
+		requireUpstreamReadable(t, app.addr)
+		var r io.Reader = strings.NewReader(tc.body)
+		if tc.chunked {
+			r = struct{ io.Reader }{r} // hides the length: chunked
+		}
+		resp, body = do(t, c, tc.method, tp.url+"/checkout/upload", r, nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s chunked=%v: %.100s", tc.method, tc.chunked, body)
+		assert.Equal(t, "ok "+tc.method+" /checkout/upload "+tc.body, body, "the whole streamed body")
+	}
+	assert.Equal(t, map[string]int{"GET": 1, "PUT": 2, "POST": 1, "DELETE": 1, "PATCH": 1}, app.answered())
+	assert.Equal(t, float64(len(cases)), metricValue(t, tp.reg, "xlb_l7_upstream_connections_replaced_total", nil))
+}
+
+// When the connection that replaces a closed kept-alive one cannot be
+// made, the request never reached a server: a buffered POST goes on to
+// the next one, but a streamed one has had the start of its body read
+// and ends with the connect error.
+func TestReplacementConnectionFails(t *testing.T) {
+	tests := []struct {
+		name       string
+		body       string
+		wantStatus int
+		wantCause  string
+		wantGood   int // requests the good server answered, the GET included
+	}{
+		{"buffered POST goes to the next server", "order", http.StatusOK, "ok", 2},
+		{"streamed POST is not sent again", strings.Repeat("o", 20000), http.StatusBadGateway, "connect_refused", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := newIdleClosingApp(t, nil, endFullClose)
+			good := newAppServer(t, "good", nil)
+			text := strings.Replace(upstreamTLSConfig("    health: {passive: {disabled: true}}\n", app.addr, good.addr()),
+				"    retries: {max: 2}\n", "    retries: {max: 2}\n    stream_request_body_bytes: 4096\n", 1)
+			tp := startProxyConfig(t, parseIn(t, t.TempDir(), "access_log: {enabled: true, sample: 1}\n"+text))
+			c := client(t)
+			// Round robin: s1 (the closing app), s2, s1.
+			resp, body := do(t, c, "GET", tp.url+"/checkout/cart", nil, nil)
+			require.Equal(t, "ok GET /checkout/cart ", body, resp.Status)
+			app.stopListening()
+			resp, body = do(t, c, "GET", tp.url+"/checkout/cart", nil, nil)
+			require.Equal(t, "hello from good", body, resp.Status)
+			requireUpstreamReadable(t, app.addr)
+
+			resp, body = do(t, c, "POST", tp.url+"/checkout/pay", strings.NewReader(tt.body), nil)
+			assert.Equal(t, tt.wantStatus, resp.StatusCode, "%.100s", body)
+			assert.Equal(t, tt.wantGood, good.hits(), "requests that reached the good server")
+			recs := accessRecords(t, tp)
+			assert.Equal(t, 1, countRecords(recs, map[string]any{"method": "POST", "termination": tt.wantCause}), "%v", recs)
+			assert.Equal(t, map[string]int{"GET": 1}, app.answered())
+		})
+	}
+}
+
+// idleEnd is how idleClosingApp ends a connection once it is idle.
+type idleEnd int
+
+const (
+	endFullClose   idleEnd = iota // close
+	endHalfClose                  // shut down writing, then read and discard whatever comes (Apache's lingering close)
+	endUnsolicited                // send a 408 nobody asked for, then read and discard whatever comes
+)
+
+// idleClosingApp is an HTTP/1.1 app server on a raw loopback listener
+// (TLS when tc is set) that answers the first request of each connection
+// with keep-alive, then lets the connection sit idle for a moment and ends
+// it as end says. It counts the requests it answered, by method, and the
+// connections it ended.
+type idleClosingApp struct {
+	addr  string
+	ln    net.Listener
+	ended atomic.Int64
+
+	mu      sync.Mutex
+	methods map[string]int
+}
+
+func newIdleClosingApp(t *testing.T, tc *tls.Config, end idleEnd) *idleClosingApp {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	a := &idleClosingApp{addr: ln.Addr().String(), ln: ln, methods: map[string]int{}}
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	var conns sync.Map
+	t.Cleanup(func() {
+		conns.Range(func(k, _ any) bool { _ = k.(net.Conn).Close(); return true })
+	})
+	go func() {
+		for {
+			tcp, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Store(tcp, nil)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer tcp.Close()
+				a.serve(tcp, tc, end)
+			}()
+		}
+	}()
+	return a
+}
+
+func (a *idleClosingApp) serve(tcp net.Conn, tc *tls.Config, end idleEnd) {
+	c := tcp
+	if tc != nil {
+		c = tls.Server(tcp, tc)
+	}
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return
+	}
+	body, _ := io.ReadAll(req.Body)
+	a.mu.Lock()
+	a.methods[req.Method]++
+	a.mu.Unlock()
+	answer := fmt.Sprintf("ok %s %s %s", req.Method, req.URL.Path, body)
+	if _, err := fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer); err != nil {
+		return
+	}
+	time.Sleep(20 * time.Millisecond) // idle
+	switch end {
+	case endFullClose:
+		_ = c.Close()
+		a.ended.Add(1)
+		return
+	case endHalfClose:
+		if t, ok := c.(*tls.Conn); ok {
+			_ = t.CloseWrite() // close_notify
+		}
+		_ = tcp.(*net.TCPConn).CloseWrite()
+	case endUnsolicited:
+		_, _ = io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+	}
+	a.ended.Add(1)
+	_, _ = io.Copy(io.Discard, br)
+}
+
+// stopListening makes new connections to the server fail (refused), while
+// the open ones go on as before.
+func (a *idleClosingApp) stopListening() { _ = a.ln.Close() }
+
+func (a *idleClosingApp) answered() map[string]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]int, len(a.methods))
+	for m, n := range a.methods {
+		out[m] = n
+	}
+	return out
+}
+
+// requireUpstreamReadable waits until a connection of this process to
+// addr (an IPv4 loopback server) has something to read that no request
+// asked for: the server's FIN (the socket is in CLOSE_WAIT) or bytes in
+// its receive queue. It reads /proc/net/tcp, so it sees the kernel's
+// state, not the proxy's.
+func requireUpstreamReadable(t *testing.T, addr string) {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	p, err := strconv.Atoi(port)
+	require.NoError(t, err)
+	remote := fmt.Sprintf("0100007F:%04X", p)
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile("/proc/net/tcp")
+		if err != nil {
+			return false
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 5 || f[2] != remote {
+				continue
+			}
+			const closeWait = "08"
+			_, rx, _ := strings.Cut(f[4], ":")
+			if f[3] == closeWait || strings.Trim(rx, "0") != "" {
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 5*time.Millisecond, "the server's end of the idle connection reached the proxy")
+}
+
+// pools[].keepalive_timeout is how long the proxy keeps an idle
+// connection to a server: with one shorter than the server's own idle
+// timeout, the proxy is the one that ends it.
+func TestPoolKeepaliveTimeout(t *testing.T) {
+	var opened, closed atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv.Config.IdleTimeout = 10 * time.Minute
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			opened.Add(1)
+		case http.StateClosed:
+			closed.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	dir := t.TempDir()
+	text := upstreamTLSConfig("    keepalive_timeout: 200ms\n", srv.Listener.Addr().String())
+	tp := startProxyConfig(t, parseIn(t, dir, text))
+	idle := func() time.Duration { return tp.gen.Load().clients[0].(*fasthttp.HostClient).MaxIdleConnDuration }
+	require.Equal(t, 200*time.Millisecond, idle())
+	c := client(t)
+	for i := range 2 {
+		resp, body := do(t, c, "GET", tp.url+"/checkout/cart", nil, nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+		require.Eventually(t, func() bool { return closed.Load() == int64(i+1) }, 30*time.Second, 5*time.Millisecond,
+			"the proxy closed the idle connection")
+	}
+	assert.Equal(t, int64(2), opened.Load(), "each request after an idle spell on a new connection")
+
+	// A reload that changes it makes a client with the new value.
+	_, err := tp.Apply(parseIn(t, dir, strings.Replace(text, "200ms", "90s", 1)))
+	require.NoError(t, err)
+	assert.Equal(t, 90*time.Second, idle())
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/xlbproject/xlb/internal/listen"
 	"github.com/xlbproject/xlb/l7/config"
 	"github.com/xlbproject/xlb/l7/director"
-	"github.com/xlbproject/xlb/l7/tlsdial"
 )
 
 // Engine defaults that are not in the config because no operator should
@@ -31,11 +30,10 @@ const (
 	// maxConnsPerBackend bounds the upstream connections to one app server;
 	// requests beyond it wait up to the response timeout for a free one.
 	maxConnsPerBackend = 1024
-	// upstreamIdle is how long an idle upstream keep-alive connection is
-	// kept: shorter than common app-server keep-alive timeouts (Node.js 5 s,
-	// nginx 75 s), so the proxy rarely writes into a socket the server is
-	// closing.
-	upstreamIdle = 4 * time.Second
+	// upstreamWriteBuffer is the HostClient's write buffer (fasthttp's
+	// default size): a request's first write is shorter unless the request
+	// does not fit, see upstreamConn.Write.
+	upstreamWriteBuffer = config.MinStreamRequestBody
 )
 
 // Options are the dependencies of a Proxy. The zero value works: no
@@ -104,6 +102,11 @@ type Proxy struct {
 	handshakes chan struct{}
 	h2Conns    atomic.Int64
 	tlsRefused atomic.Uint64
+	// upstreamReplaced counts kept-alive upstream connections replaced
+	// before a write (see upstreamConn.ensureOpen), across generations:
+	// one HostClient may serve servers of several pools, so the count is
+	// the proxy's.
+	upstreamReplaced atomic.Uint64
 
 	mu     sync.Mutex
 	lns    []net.Listener // closed again at shutdown, see track
@@ -192,7 +195,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 
 // newGeneration resolves everything per-request code needs for cfg and dir.
 // Upstream clients of prev are reused for servers with the same address and
-// dial timeout, so their keep-alive connections survive the swap.
+// connection settings, so their keep-alive connections survive the swap.
 func (p *Proxy) newGeneration(cfg *config.Config, dir *director.Director, prev *generation) (*generation, error) {
 	g := &generation{cfg: cfg, dir: dir, trusted: trustedNets(cfg.TrustedPrefixes), tls: tlsConfigs(cfg), series: seriesSet{}}
 	g.maxBody = config.DefaultMaxBodyBytes
@@ -223,7 +226,7 @@ func (p *Proxy) newGeneration(cfg *config.Config, dir *director.Director, prev *
 		k := u.key(b.Addr)
 		hc := reuse[k]
 		if hc == nil {
-			hc = u.client(b.Addr)
+			hc = u.client(b.Addr, &p.upstreamReplaced)
 			reuse[k] = hc // two servers of one address share a client
 		}
 		g.clients[i] = hc
@@ -247,6 +250,7 @@ type upstream struct {
 	// dial is the longest dial timeout of the routes that use the pool,
 	// because one client dials for every route of its pool.
 	dial  time.Duration
+	idle  time.Duration // pools[].keepalive_timeout
 	proto string
 	tls   *config.UpstreamTLS // nil: cleartext
 }
@@ -256,32 +260,34 @@ type upstream struct {
 type upstreamKey struct {
 	addr      string
 	dial      time.Duration
+	idle      time.Duration
 	proto     string
 	tlsDigest string
 }
 
 func (u upstream) key(addr string) upstreamKey {
-	k := upstreamKey{addr: addr, dial: u.dial, proto: u.proto}
+	k := upstreamKey{addr: addr, dial: u.dial, idle: u.idle, proto: u.proto}
 	if u.tls != nil {
 		k.tlsDigest = u.tls.Digest
 	}
 	return k
 }
 
-// client makes the client for the server at addr.
-func (u upstream) client(addr string) upstreamClient {
+// client makes the client for the server at addr; an HTTP/1.1 client
+// counts the kept-alive connections it replaces in replaced.
+func (u upstream) client(addr string, replaced *atomic.Uint64) upstreamClient {
 	switch u.proto {
 	case config.UpstreamH2C, config.UpstreamH2:
-		return newH2Client(addr, u.dial, u.tls)
+		return newH2Client(addr, u.dial, u.idle, u.tls)
 	}
-	return newHostClient(addr, u.dial, u.tls)
+	return newHostClient(addr, u.dial, u.idle, u.tls, replaced)
 }
 
 // upstreams resolves each pool's upstream.
 func upstreams(cfg *config.Config, dir *director.Director) map[string]upstream {
 	out := make(map[string]upstream, len(cfg.Pools))
 	for _, pc := range cfg.Pools {
-		out[pc.Name] = upstream{dial: config.DefaultDialTimeout, proto: pc.UpstreamProtocol, tls: pc.TLS}
+		out[pc.Name] = upstream{dial: config.DefaultDialTimeout, idle: pc.KeepaliveTimeout, proto: pc.UpstreamProtocol, tls: pc.TLS}
 	}
 	longest := make(map[string]time.Duration)
 	for _, r := range dir.Routes() {
@@ -297,48 +303,30 @@ func upstreams(cfg *config.Config, dir *director.Director) map[string]upstream {
 }
 
 // newHostClient is the HTTP/1.1 client for the server at addr; with ut it
-// speaks TLS, the handshake part of the dial.
-func newHostClient(addr string, dialTimeout time.Duration, ut *config.UpstreamTLS) *fasthttp.HostClient {
-	var tc *tls.Config
+// speaks TLS, the handshake part of the dial. Idle keep-alive connections
+// are closed after idle; the kept-alive ones replaced before a write are
+// counted in replaced.
+func newHostClient(addr string, dialTimeout, idle time.Duration, ut *config.UpstreamTLS, replaced *atomic.Uint64) *fasthttp.HostClient {
+	d := &upstreamDialer{addr: addr, timeout: dialTimeout, replaced: replaced}
 	if ut != nil {
-		tc = ut.ClientConfig(addr, config.ALPNHTTP11)
+		d.tls = ut.ClientConfig(addr, config.ALPNHTTP11)
 	}
 	hc := &fasthttp.HostClient{
 		// No Name: fasthttp would send it as User-Agent on requests that
 		// have none, and the proxy must not invent request headers.
-		Addr: addr,
-		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
-			// fasthttp passes the request's remaining time; the route's dial
-			// timeout is usually the shorter bound. A dial error is marked
-			// so that forward knows the request was never sent.
-			d := min(timeout, dialTimeout)
-			c, err := fasthttp.DialTimeout(addr, d)
-			if err != nil {
-				return nil, &dialError{err: err}
-			}
-			if tc == nil {
-				return c, nil
-			}
-			// The handshake inside the dial, within its timeout: a server
-			// it fails with never saw the request. (fasthttp would do it
-			// on the first write, where a stalled handshake has only the
-			// response timeout and a failed one looks like a failed
-			// request.) A conn with Handshake is not wrapped again.
-			ctx, cancel := context.WithTimeout(context.Background(), d)
-			defer cancel()
-			tconn, err := tlsdial.Client(ctx, c, addr, tc, "")
-			if err != nil {
-				return nil, &dialError{err: err}
-			}
-			return tconn, nil
-		},
+		Addr:                addr,
+		DialTimeout:         d.dial,
 		MaxConns:            maxConnsPerBackend,
 		MaxConnWaitTimeout:  time.Second,
-		MaxIdleConnDuration: upstreamIdle,
+		MaxIdleConnDuration: idle,
 		MaxResponseBodySize: maxResponseBodyBytes,
-		// One reconnect to the same server, only for idempotent requests and
-		// only when the connection closed before a response byte: it covers
-		// a keep-alive connection the app server closed while idle.
+		WriteBufferSize:     upstreamWriteBuffer,
+		// One reconnect to the same server, only for idempotent requests
+		// with a buffered body and only when the connection closed before
+		// a response byte: it covers a keep-alive connection the app server
+		// closed while idle. fasthttp never sends a streamed body again, so
+		// those, like non-idempotent requests, are checked before they are
+		// written instead (see upstreamConn).
 		// Everything else is forward's to retry, on another server.
 		MaxIdemponentCallAttempts: 2,
 		RetryIfErr:                reconnectIf,
@@ -348,7 +336,7 @@ func newHostClient(addr string, dialTimeout time.Duration, ut *config.UpstreamTL
 	}
 	// IsTLS makes the client take https requests (the scheme the handler
 	// gives requests to this pool); the dial above does the TLS.
-	hc.IsTLS = tc != nil
+	hc.IsTLS = d.tls != nil
 	return hc
 }
 

@@ -62,12 +62,13 @@ func (p *Proxy) forward(g *generation, ctx *fasthttp.RequestCtx, st *reqState, s
 			g.dir.Done(dec, director.Outcome{Status: resp.StatusCode()})
 			return result{status: resp.StatusCode(), cause: causeOK, answered: true, tries: try, server: dec.Backend}
 		}
-		f := classifyUpstream(err)
+		f := classifyUpstream(upstreamError(resp.LocalAddr(), err))
 		resp.Reset()
 		g.dir.Done(dec, director.Outcome{ConnectErr: f.connectErr, Status: 0})
 		res := result{status: f.status, cause: f.cause, tries: try, server: dec.Backend}
 
-		safe := f.neverSent || (f.noResponse && pol.Idempotent && !streamed && idempotent(ctx.Method()))
+		neverSent := f.neverSent && !(streamed && f.late)
+		safe := neverSent || (f.noResponse && pol.Idempotent && !streamed && idempotent(ctx.Method()))
 		if !safe || try > pol.Max || time.Since(start) >= total {
 			return res
 		}

@@ -50,6 +50,9 @@ var (
 	tlsRefusedDesc = prometheus.NewDesc("xlb_l7_tls_connections_refused_total",
 		"Client TLS connections closed unserved because limits.max_conns handshakes or h2 connections were already open.",
 		nil, nil)
+	upstreamReplacedDesc = prometheus.NewDesc("xlb_l7_upstream_connections_replaced_total",
+		"Kept-alive connections to app servers found ended by the server (or with bytes nobody asked for) before a request that could not be sent again was written on them, and replaced by a new connection. A steady rise means the servers close idle connections before the proxy does: lower the pool's keepalive_timeout.",
+		nil, nil)
 	availableDesc = prometheus.NewDesc("xlb_l7_pool_available_servers",
 		"App servers of the pool that pass their checks and may take new clients (up, not ejected, not draining); at 0 the pool's routes answer 503, or, while xlb_l7_pool_failing_open is 1, go to the failing servers.",
 		[]string{"pool"}, nil)
@@ -66,7 +69,7 @@ func newStateCollector(p *Proxy) *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{inflightDesc, ejectionsDesc, backendUpDesc, drainingDesc, stickyDesc, stickyRejectedDesc, readyDesc, availableDesc, failingOpenDesc, tlsFailuresDesc, tlsRefusedDesc, certExpiryDesc} {
+	for _, d := range []*prometheus.Desc{inflightDesc, ejectionsDesc, backendUpDesc, drainingDesc, stickyDesc, stickyRejectedDesc, readyDesc, availableDesc, failingOpenDesc, tlsFailuresDesc, tlsRefusedDesc, upstreamReplacedDesc, certExpiryDesc} {
 		ch <- d
 	}
 }
@@ -108,6 +111,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, b2f(ready))
 	ch <- prometheus.MustNewConstMetric(tlsFailuresDesc, prometheus.CounterValue, float64(c.p.tlsFailures.Load()))
 	ch <- prometheus.MustNewConstMetric(tlsRefusedDesc, prometheus.CounterValue, float64(c.p.tlsRefused.Load()))
+	ch <- prometheus.MustNewConstMetric(upstreamReplacedDesc, prometheus.CounterValue, float64(c.p.upstreamReplaced.Load()))
 	cfg, _ := c.p.Running()
 	for k, notAfter := range certificateExpiries(cfg) {
 		ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(notAfter.Unix()), k.use, k.owner, k.subject)

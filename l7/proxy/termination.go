@@ -57,7 +57,16 @@ func (c cause) String() string {
 // dialError marks an error from dialling an app server, so that the
 // classification below knows the request was never sent, whatever the
 // underlying error is (refused, timeout, unreachable, TLS handshake).
-type dialError struct{ err error }
+type dialError struct {
+	err error
+	// late: the connection failed once the request had begun to be
+	// written, which is when fasthttp has read the start of a streamed
+	// body (a server that refused the handshake in its first answer, or a
+	// kept-alive connection found closed and replaced by one that could
+	// not be made). No server has seen the request, but a streamed body
+	// cannot be sent again.
+	late bool
+}
 
 func (e *dialError) Error() string { return "dial upstream: " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
@@ -69,6 +78,9 @@ type failure struct {
 	// neverSent: no byte of the request reached a server, so any method
 	// may be retried on another one.
 	neverSent bool
+	// late: neverSent, but a streamed body has been read from (see
+	// dialError), so such a request may not be retried.
+	late bool
 	// noResponse: the request may have reached the server but no byte of
 	// a response came back; an idempotent method may be retried.
 	noResponse bool
@@ -84,7 +96,7 @@ type failure struct {
 func classifyUpstream(err error) failure {
 	var de *dialError
 	if errors.As(err, &de) {
-		f := failure{cause: causeConnectError, status: fasthttp.StatusBadGateway, neverSent: true, connectErr: true}
+		f := failure{cause: causeConnectError, status: fasthttp.StatusBadGateway, neverSent: true, late: de.late, connectErr: true}
 		var ne net.Error
 		switch {
 		case errors.Is(err, fasthttp.ErrDialTimeout), errors.As(err, &ne) && ne.Timeout():
@@ -109,10 +121,11 @@ func classifyUpstream(err error) failure {
 	case errors.Is(err, fasthttp.ErrConnectionClosed):
 		return failure{cause: causeUpstreamReset, status: fasthttp.StatusBadGateway, noResponse: true}
 	case errors.As(err, &opErr) && opErr.Op == "remote error":
-		// A TLS alert after the handshake (which is part of the dial, so
-		// a failed one is a dialError): with TLS 1.3 a server that refuses
-		// the proxy's client certificate says so only on the first read,
-		// after the request went out. No byte of a response came back.
+		// A TLS alert from the HTTP/2 client, which reads the server's
+		// first frames before any response: with TLS 1.3, a server that
+		// refuses the proxy's client certificate says so there. (On an
+		// HTTP/1.1 connection such an alert is a refused handshake, which
+		// upstreamError has turned into a dialError.)
 		return failure{cause: causeUpstreamError, status: fasthttp.StatusBadGateway, noResponse: true}
 	case errors.As(err, &opErr) && opErr.Op == "write":
 		// Reset or closed while the request was written: no response yet.

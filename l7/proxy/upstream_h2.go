@@ -44,12 +44,12 @@ type h2Client struct {
 }
 
 // newH2Client is the HTTP/2 client for the server at addr: over TLS with
-// ut, else h2c.
-func newH2Client(addr string, dialTimeout time.Duration, ut *config.UpstreamTLS) *h2Client {
+// ut, else h2c. Idle connections are closed after idle.
+func newH2Client(addr string, dialTimeout, idle time.Duration, ut *config.UpstreamTLS) *h2Client {
 	d := &net.Dialer{Timeout: dialTimeout}
 	tr := &http.Transport{
 		DialContext:        d.DialContext,
-		IdleConnTimeout:    upstreamIdle,
+		IdleConnTimeout:    idle,
 		DisableCompression: true, // bodies pass through as they are
 		// A bound on what one answer's headers may take; the response
 		// timeout bounds the rest.

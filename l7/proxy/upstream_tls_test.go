@@ -288,7 +288,7 @@ func TestUpstreamTLSHandshakeInDial(t *testing.T) {
 	})
 
 	text := upstreamTLSConfig("    tls: {ca_file: ca.pem}\n    health: {passive: {disabled: true}}\n", silent.Addr().String(), demanding.addr(), good.addr())
-	text = strings.Replace(text, "    retries: {max: 2}\n", "    retries: {max: 2}\n    timeouts: {dial: 300ms, response: 20s}\n    stream_request_body_bytes: 1024\n", 1)
+	text = strings.Replace(text, "    retries: {max: 2}\n", "    retries: {max: 2}\n    timeouts: {dial: 300ms, response: 20s}\n    stream_request_body_bytes: 4096\n", 1)
 	tp := startProxyConfig(t, parseIn(t, dir, text))
 	c := client(t)
 	body := strings.Repeat("o", 256<<10)
@@ -320,4 +320,70 @@ func TestUpstreamH2NeedsALPN(t *testing.T) {
 	resp, body := do(t, client(t), "GET", tp.url+"/checkout/cart", nil, nil)
 	assert.Equal(t, http.StatusBadGateway, resp.StatusCode, body)
 	assert.Equal(t, int64(0), hits.Load(), "no request in HTTP/1.1 behind the operator's back")
+}
+
+// With TLS 1.3 the proxy's side of the handshake is over before the
+// server has checked the proxy's client certificate: a server that refuses
+// it says so with an alert on the first read, after the request went out.
+// It never handed the request to its application, so the refusal is a
+// failed handshake like any other: a POST goes on to the next server,
+// passive health counts connect errors (two eject the refusing server,
+// where 5xx would need a hundred), and with no other server the answer is
+// 502 connect_error, not a reset. Only a streamed body, already read, is
+// not sent again.
+func TestUpstreamTLS13ClientCertRefused(t *testing.T) {
+	dir, ca := caDir(t)
+	other, err := testcert.NewCA()
+	require.NoError(t, err)
+	// The proxy's client certificate is signed by a CA the refusing server
+	// does not trust and the accepting one does.
+	_, _, err = other.Leaf(dir, "proxy", "xlb-proxy")
+	require.NoError(t, err)
+	refusing := newTLSApp(t, ca, ca.Pool, false)
+	accepting := newTLSApp(t, ca, other.Pool, false)
+	for _, a := range []*tlsApp{refusing, accepting} {
+		a.srv.TLS.MinVersion = tls.VersionTLS13
+	}
+	const poolTLS = "    tls: {ca_file: ca.pem, cert_file: proxy.crt, key_file: proxy.key}\n"
+	logged := func(text string) string {
+		return "access_log: {enabled: true, sample: 1}\n" + text
+	}
+
+	text := logged(upstreamTLSConfig(poolTLS+"    health: {passive: {consecutive_errors: 2, consecutive_5xx: 100, max_ejected_percent: 50}}\n",
+		refusing.addr(), accepting.addr()))
+	tp := startProxyConfig(t, parseIn(t, dir, text))
+	c := client(t)
+	for i := range 4 {
+		resp, body := do(t, c, "POST", fmt.Sprintf("%s/checkout/%d", tp.url, i), strings.NewReader("order"), nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "POST %d: %s", i, body)
+		assert.Equal(t, fmt.Sprintf("HTTP/1.1 client=xlb-proxy path=/checkout/%d", i), body)
+	}
+	assert.Equal(t, int64(4), accepting.hits.Load(), "every POST ends on the server that accepts the certificate")
+	assert.Equal(t, int64(0), refusing.hits.Load(), "the refusing server's application sees none")
+	assert.Equal(t, 1.0, metricValue(t, tp.reg, "xlb_l7_ejections_total", map[string]string{"pool": "checkout", "server": "s1"}),
+		"two refused handshakes eject the server as connect errors")
+	recs := accessRecords(t, tp)
+	assert.Equal(t, 2, countRecords(recs, map[string]any{"termination": "ok", "tries": float64(2), "backend": "s2"}), "%v", recs)
+
+	text = logged(upstreamTLSConfig(poolTLS+"    health: {passive: {disabled: true}}\n", refusing.addr()))
+	sp := startProxyConfig(t, parseIn(t, dir, text))
+	resp, body := do(t, c, "POST", sp.url+"/checkout/alone", strings.NewReader("order"), nil)
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode, body)
+	recs = accessRecords(t, sp)
+	assert.Equal(t, 1, countRecords(recs, map[string]any{"path": "/checkout/alone", "status": float64(502), "termination": "connect_error"}), "%v", recs)
+	assert.Equal(t, 1.0, metricValue(t, sp.reg, "xlb_l7_terminations_total", map[string]string{"route": "checkout", "cause": "connect_error"}))
+	assert.Equal(t, int64(0), refusing.hits.Load())
+
+	// A streamed body has gone out by the time the refusal is read: the
+	// request is not sent again (the next server would get a truncated
+	// one).
+	text = logged(upstreamTLSConfig(poolTLS+"    health: {passive: {disabled: true}}\n", refusing.addr(), accepting.addr()))
+	text = strings.Replace(text, "    retries: {max: 2}\n", "    retries: {max: 2}\n    stream_request_body_bytes: 4096\n", 1)
+	before := accepting.hits.Load()
+	stp := startProxyConfig(t, parseIn(t, dir, text))
+	resp, body = do(t, c, "POST", stp.url+"/checkout/upload", strings.NewReader(strings.Repeat("o", 20000)), nil)
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode, body)
+	assert.Equal(t, before, accepting.hits.Load(), "no retry with what is left of the body")
+	recs = accessRecords(t, stp)
+	assert.Equal(t, 1, countRecords(recs, map[string]any{"path": "/checkout/upload", "termination": "connect_error", "tries": float64(1)}), "%v", recs)
 }
