@@ -387,3 +387,34 @@ func TestUpstreamTLS13ClientCertRefused(t *testing.T) {
 	recs = accessRecords(t, stp)
 	assert.Equal(t, 1, countRecords(recs, map[string]any{"path": "/checkout/upload", "termination": "connect_error", "tries": float64(1)}), "%v", recs)
 }
+
+// The same refusal on an h2 pool: the HTTP/2 client reads the alert with
+// the server's first frames, after it sent the request's HEADERS. A
+// server that refused the handshake processed nothing, so a POST goes on
+// to the next server.
+func TestUpstreamH2TLS13ClientCertRefused(t *testing.T) {
+	dir, ca := caDir(t)
+	other, err := testcert.NewCA()
+	require.NoError(t, err)
+	_, _, err = other.Leaf(dir, "proxy", "xlb-proxy")
+	require.NoError(t, err)
+	refusing := newTLSApp(t, ca, ca.Pool, true)
+	accepting := newTLSApp(t, ca, other.Pool, true)
+	for _, a := range []*tlsApp{refusing, accepting} {
+		a.srv.TLS.MinVersion = tls.VersionTLS13
+	}
+	text := "access_log: {enabled: true, sample: 1}\n" + upstreamTLSConfig(
+		"    upstream_protocol: h2\n    tls: {ca_file: ca.pem, cert_file: proxy.crt, key_file: proxy.key}\n    health: {passive: {disabled: true}}\n",
+		refusing.addr(), accepting.addr())
+	tp := startProxyConfig(t, parseIn(t, dir, text))
+	c := client(t)
+	for i := range 4 {
+		resp, body := do(t, c, "POST", fmt.Sprintf("%s/checkout/%d", tp.url, i), strings.NewReader("order"), nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "POST %d: %s", i, body)
+		assert.Equal(t, fmt.Sprintf("HTTP/2.0 client=xlb-proxy path=/checkout/%d", i), body)
+	}
+	assert.Equal(t, int64(4), accepting.hits.Load(), "every POST ends on the server that accepts the certificate")
+	assert.Equal(t, int64(0), refusing.hits.Load(), "the refusing server's application sees none")
+	recs := accessRecords(t, tp)
+	assert.Equal(t, 2, countRecords(recs, map[string]any{"termination": "ok", "tries": float64(2), "backend": "s2"}), "%v", recs)
+}
