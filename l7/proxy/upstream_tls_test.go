@@ -38,6 +38,16 @@ type tlsApp struct {
 
 func newTLSApp(t *testing.T, ca *testcert.CA, clientCA *x509.CertPool, h2 bool) *tlsApp {
 	t.Helper()
+	a := newUnstartedTLSApp(t, ca, clientCA, h2)
+	a.srv.StartTLS()
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+// newUnstartedTLSApp is newTLSApp before its StartTLS (and the cleanup
+// that closes it), for a test that changes its listener first.
+func newUnstartedTLSApp(t *testing.T, ca *testcert.CA, clientCA *x509.CertPool, h2 bool) *tlsApp {
+	t.Helper()
 	kp, err := ca.KeyPair(t.TempDir(), "app", "127.0.0.1")
 	require.NoError(t, err)
 	a := &tlsApp{}
@@ -60,9 +70,29 @@ func newTLSApp(t *testing.T, ca *testcert.CA, clientCA *x509.CertPool, h2 bool) 
 			a.conns.Add(1)
 		}
 	}
-	a.srv.StartTLS()
-	t.Cleanup(a.srv.Close)
 	return a
+}
+
+// lingerListener's connections end with a FIN and wait a little for the
+// peer's data before they close, where a plain close with unread data
+// resets the connection.
+type lingerListener struct{ net.Listener }
+
+func (l lingerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return lingerConn{c.(*net.TCPConn)}, nil
+}
+
+type lingerConn struct{ *net.TCPConn }
+
+func (c lingerConn) Close() error {
+	_ = c.CloseWrite()
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.Copy(io.Discard, c.TCPConn)
+	return c.TCPConn.Close()
 }
 
 // caDir is a test's config directory holding ca.pem, the certificate of
@@ -398,11 +428,17 @@ func TestUpstreamH2TLS13ClientCertRefused(t *testing.T) {
 	require.NoError(t, err)
 	_, _, err = other.Leaf(dir, "proxy", "xlb-proxy")
 	require.NoError(t, err)
-	refusing := newTLSApp(t, ca, ca.Pool, true)
+	// The refusing server ends its connections with a FIN after the alert:
+	// one that resets them at once may fail the client's write of the
+	// request before the alert is read, and that write error (which says
+	// nothing of a refusal) stays a failure after sending.
+	refusing := newUnstartedTLSApp(t, ca, ca.Pool, true)
+	refusing.srv.Listener = lingerListener{refusing.srv.Listener}
+	refusing.srv.TLS.MinVersion = tls.VersionTLS13
+	refusing.srv.StartTLS()
+	t.Cleanup(refusing.srv.Close)
 	accepting := newTLSApp(t, ca, other.Pool, true)
-	for _, a := range []*tlsApp{refusing, accepting} {
-		a.srv.TLS.MinVersion = tls.VersionTLS13
-	}
+	accepting.srv.TLS.MinVersion = tls.VersionTLS13
 	text := "access_log: {enabled: true, sample: 1}\n" + upstreamTLSConfig(
 		"    upstream_protocol: h2\n    tls: {ca_file: ca.pem, cert_file: proxy.crt, key_file: proxy.key}\n    health: {passive: {disabled: true}}\n",
 		refusing.addr(), accepting.addr())
