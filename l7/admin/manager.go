@@ -72,6 +72,16 @@ func Open(configPath string, log *slog.Logger) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	return OpenConfig(configPath, file, log)
+}
+
+// OpenConfig is Open with the config file at configPath already loaded
+// (file): a process that opens its admin socket first, before the state
+// file and the store are touched, has read the file for the socket's path.
+func OpenConfig(configPath string, file *config.Config, log *slog.Logger) (*Manager, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	m := &Manager{configPath: configPath, log: log, file: file}
 	m.statePath = file.Admin.StateFile
 	if m.statePath == "" {
