@@ -542,13 +542,14 @@ func (p *Proxy) Ready() (ok bool, reason string) {
 }
 
 // Run serves every configured listener and the admin address (opening them
-// unless Listen did) until ctx is done. Then it stops gracefully: /ready fails at once
-// while everything else keeps serving for the config's drain delay (the
-// edge's health checks take the host out meanwhile; answers close their
-// connections so keep-alive clients reconnect elsewhere), then the listeners
-// close, in-flight requests get up to the shutdown timeout to finish (their
-// responses carry Connection: close) and idle keep-alive connections are
-// closed. It returns the first serving error.
+// unless Options.Listeners has them) until ctx is done. Then it stops
+// gracefully: /ready fails at once while everything else keeps serving for
+// the config's drain delay (the edge's health checks take the host out
+// meanwhile; answers close their connections so keep-alive clients
+// reconnect elsewhere), then the listeners close, in-flight requests get up
+// to the shutdown timeout to finish (their responses carry Connection:
+// close) and idle keep-alive connections are closed. It returns the first
+// serving error.
 func (p *Proxy) Run(ctx context.Context) error {
 	p.mu.Lock()
 	o := p.opened
