@@ -123,9 +123,13 @@ func classifyUpstream(err error) failure {
 	case errors.As(err, &opErr) && opErr.Op == "remote error":
 		// A TLS alert from the HTTP/2 client, which reads the server's
 		// first frames before any response: with TLS 1.3, a server that
-		// refuses the proxy's client certificate says so there. (On an
-		// HTTP/1.1 connection such an alert is a refused handshake, which
-		// upstreamError has turned into a dialError.)
+		// refuses the proxy's client certificate says so there, and has
+		// processed nothing — a failed handshake, as on HTTP/1.1 (where
+		// upstreamError has turned it into a dialError already). Any other
+		// alert may follow a request the server did process.
+		if handshakeRefusal(opErr.Err) {
+			return failure{cause: causeConnectError, status: fasthttp.StatusBadGateway, neverSent: true, late: true, connectErr: true}
+		}
 		return failure{cause: causeUpstreamError, status: fasthttp.StatusBadGateway, noResponse: true}
 	case errors.As(err, &opErr) && opErr.Op == "write":
 		// Reset or closed while the request was written: no response yet.

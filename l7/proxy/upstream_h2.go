@@ -140,6 +140,16 @@ func (c *h2Client) mapErr(ctx context.Context, err error) error {
 		return &dialError{err: op}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return fasthttp.ErrTimeout
+	case err.Error() == h2NotEstablished:
+		// The connection this first request was to open had failed
+		// before the request got a stream (a server that refused the
+		// handshake and closed, say): nothing was sent.
+		return &dialError{err: fmt.Errorf("http/2 to %s: %w", c.addr, err)}
 	}
 	return fmt.Errorf("http/2 to %s: %w", c.addr, err)
 }
+
+// h2NotEstablished is the HTTP/2 client's error for a request that was to
+// be the first of a connection that closed before the request had a
+// stream. The error value is not exported, so it is known by its text.
+const h2NotEstablished = "http2: client conn could not be established"

@@ -38,6 +38,16 @@ type tlsApp struct {
 
 func newTLSApp(t *testing.T, ca *testcert.CA, clientCA *x509.CertPool, h2 bool) *tlsApp {
 	t.Helper()
+	a := newUnstartedTLSApp(t, ca, clientCA, h2)
+	a.srv.StartTLS()
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+// newUnstartedTLSApp is newTLSApp before its StartTLS (and the cleanup
+// that closes it), for a test that changes its listener first.
+func newUnstartedTLSApp(t *testing.T, ca *testcert.CA, clientCA *x509.CertPool, h2 bool) *tlsApp {
+	t.Helper()
 	kp, err := ca.KeyPair(t.TempDir(), "app", "127.0.0.1")
 	require.NoError(t, err)
 	a := &tlsApp{}
@@ -60,9 +70,29 @@ func newTLSApp(t *testing.T, ca *testcert.CA, clientCA *x509.CertPool, h2 bool) 
 			a.conns.Add(1)
 		}
 	}
-	a.srv.StartTLS()
-	t.Cleanup(a.srv.Close)
 	return a
+}
+
+// lingerListener's connections end with a FIN and wait a little for the
+// peer's data before they close, where a plain close with unread data
+// resets the connection.
+type lingerListener struct{ net.Listener }
+
+func (l lingerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return lingerConn{c.(*net.TCPConn)}, nil
+}
+
+type lingerConn struct{ *net.TCPConn }
+
+func (c lingerConn) Close() error {
+	_ = c.CloseWrite()
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	_, _ = io.Copy(io.Discard, c.TCPConn)
+	return c.TCPConn.Close()
 }
 
 // caDir is a test's config directory holding ca.pem, the certificate of
@@ -386,4 +416,41 @@ func TestUpstreamTLS13ClientCertRefused(t *testing.T) {
 	assert.Equal(t, before, accepting.hits.Load(), "no retry with what is left of the body")
 	recs = accessRecords(t, stp)
 	assert.Equal(t, 1, countRecords(recs, map[string]any{"path": "/checkout/upload", "termination": "connect_error", "tries": float64(1)}), "%v", recs)
+}
+
+// The same refusal on an h2 pool: the HTTP/2 client reads the alert with
+// the server's first frames, after it sent the request's HEADERS. A
+// server that refused the handshake processed nothing, so a POST goes on
+// to the next server.
+func TestUpstreamH2TLS13ClientCertRefused(t *testing.T) {
+	dir, ca := caDir(t)
+	other, err := testcert.NewCA()
+	require.NoError(t, err)
+	_, _, err = other.Leaf(dir, "proxy", "xlb-proxy")
+	require.NoError(t, err)
+	// The refusing server ends its connections with a FIN after the alert:
+	// one that resets them at once may fail the client's write of the
+	// request before the alert is read, and that write error (which says
+	// nothing of a refusal) stays a failure after sending.
+	refusing := newUnstartedTLSApp(t, ca, ca.Pool, true)
+	refusing.srv.Listener = lingerListener{refusing.srv.Listener}
+	refusing.srv.TLS.MinVersion = tls.VersionTLS13
+	refusing.srv.StartTLS()
+	t.Cleanup(refusing.srv.Close)
+	accepting := newTLSApp(t, ca, other.Pool, true)
+	accepting.srv.TLS.MinVersion = tls.VersionTLS13
+	text := "access_log: {enabled: true, sample: 1}\n" + upstreamTLSConfig(
+		"    upstream_protocol: h2\n    tls: {ca_file: ca.pem, cert_file: proxy.crt, key_file: proxy.key}\n    health: {passive: {disabled: true}}\n",
+		refusing.addr(), accepting.addr())
+	tp := startProxyConfig(t, parseIn(t, dir, text))
+	c := client(t)
+	for i := range 4 {
+		resp, body := do(t, c, "POST", fmt.Sprintf("%s/checkout/%d", tp.url, i), strings.NewReader("order"), nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "POST %d: %s", i, body)
+		assert.Equal(t, fmt.Sprintf("HTTP/2.0 client=xlb-proxy path=/checkout/%d", i), body)
+	}
+	assert.Equal(t, int64(4), accepting.hits.Load(), "every POST ends on the server that accepts the certificate")
+	assert.Equal(t, int64(0), refusing.hits.Load(), "the refusing server's application sees none")
+	recs := accessRecords(t, tp)
+	assert.Equal(t, 2, countRecords(recs, map[string]any{"termination": "ok", "tries": float64(2), "backend": "s2"}), "%v", recs)
 }
