@@ -37,6 +37,7 @@ install -m 0644 control/xlb.sysusers "$sysusersdir/xlb.conf"
 
 install -m 0644 control/example.yaml "$root/etc/xlb/xlb.yaml.example"
 install -m 0644 l7/example.yaml "$root/etc/xlb/proxy.yaml.example"
+install -m 0644 control/gslb/example.yaml "$root/etc/xlb/dns.yaml.example"
 install -m 0644 control/dashboards/*.json "$share/xlb/dashboards/"
 install -m 0644 control/alerts/xlb-alerts.yaml "$share/xlb/alerts/"
 install -m 0644 README.md "$share/doc/xlb/README.md"

@@ -45,12 +45,12 @@ func printBGP(out io.Writer, st api.BGPStatus, now time.Time) error {
 	if a == "" {
 		a = "nothing"
 	}
-	fmt.Fprintf(out, "BGP:         AS %d, router id %s; announcing %s\n", st.ASN, st.RouterID, a)
+	statusLine(out, "BGP", "AS %d, router id %s; announcing %s", st.ASN, st.RouterID, a)
 	if st.Held != "" {
-		fmt.Fprintf(out, "BGP held:    %s\n", st.Held)
+		statusLine(out, "BGP held", "%s", st.Held)
 	}
 	if st.LastError != "" {
-		fmt.Fprintf(out, "BGP error:   %s\n", st.LastError)
+		statusLine(out, "BGP error", "%s", st.LastError)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PEER\tASN\tSTATE\tSINCE\tFLAPS\tLAST ERROR")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,7 +44,9 @@ balancer sends to one of this host's addresses and passes the inner packet
 (client address → VIP) up to the stack, where xlb proxy listens on the VIP
 (put the VIP on lo with arp_ignore=1, arp_announce=2).
 
-Without --addr, the interface's own global addresses are used.
+Without --addr, the interface's own addresses are used, loopback and
+link-local ones skipped (no edge host can tunnel to them); an interface
+with no other address, such as lo, is refused.
 
 Without --pin-path the decapsulator is detached when the command exits. With
 --pin-path it stays attached (tunnelled traffic keeps flowing while the
@@ -101,18 +104,41 @@ func (o *decapOptions) complete() (xdplink.Mode, []netip.Addr, error) {
 			if err != nil {
 				return 0, nil, fmt.Errorf("invalid --addr %q: want an IPv4 or IPv6 address", s)
 			}
-			addrs = append(addrs, a.Unmap())
+			a = a.Unmap()
+			if a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsUnspecified() {
+				return 0, nil, fmt.Errorf("invalid --addr %q: %s", s, notEndpoint)
+			}
+			addrs = append(addrs, a)
 		}
 		return mode, addrs, nil
 	}
-	addrs, err := decap.InterfaceAddrs(o.iface)
+	addrs, skipped, err := decap.InterfaceAddrs(o.iface)
 	if err != nil {
 		return 0, nil, err // it names the interface and what to check
 	}
 	if len(addrs) == 0 {
-		return 0, nil, fmt.Errorf("interface %q has no global address: pass --addr", o.iface)
+		had := "no address at all"
+		if len(skipped) > 0 {
+			had = "only " + joinAddrs(skipped)
+		}
+		return 0, nil, fmt.Errorf("interface %q has no address an edge host can tunnel to (it has %s; %s): "+
+			"give the interface the edge hosts reach this host through (e.g. --iface eth0), "+
+			"or --addr with this host's IPv4 and IPv6 addresses as the daemon's backends name them", o.iface, had, notEndpoint)
 	}
 	return mode, addrs, nil
+}
+
+// notEndpoint says why an address is never a tunnel endpoint: the edge
+// hosts' balancer sends to the L7 host's routable address, and a loopback
+// or link-local one is nowhere it can route to.
+const notEndpoint = "a loopback or link-local address is never the outer destination of the edge hosts' IP-in-IP or GUE packets"
+
+func joinAddrs(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // completeInterfaces offers this host's interfaces (of the shell's network

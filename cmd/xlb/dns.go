@@ -56,7 +56,7 @@ the file and the GeoIP database and exits (0 valid, 1 not). See docs/gslb.md.`,
 			if o.config == "" {
 				return errors.New("--config is required")
 			}
-			if err := configExists(o.config, "the Config section of share/doc/xlb/docs/gslb.md", "docs/gslb.md"); err != nil {
+			if err := configExists(o.config, "/etc/xlb/dns.yaml.example", "control/gslb/example.yaml"); err != nil {
 				return err
 			}
 			log, err := newLogger(cmd.ErrOrStderr(), o.logFormat, o.logLevel)

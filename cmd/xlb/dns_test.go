@@ -62,11 +62,15 @@ func TestDNSCheck(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, "--config is required")
 
-	// No example is installed for xlb dns: a missing file points to the
-	// page that has one.
+	// A missing file points to the installed example, as the daemon's and
+	// the proxy's do.
 	code, _, stderr = runExit("dns", "--check", "--config", filepath.Join(dir, "none.yaml"))
 	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, "none.yaml does not exist: write it from the example (the Config section of share/doc/xlb/docs/gslb.md once xlb is installed, docs/gslb.md in the source)")
+	assert.Contains(t, stderr, "none.yaml does not exist: write it from the example (/etc/xlb/dns.yaml.example once xlb is installed, control/gslb/example.yaml in the source) or name another with --config")
+	// And that example is valid as shipped.
+	code, stdout, stderr = runExit("dns", "--check", "--config", "../../control/gslb/example.yaml")
+	assert.Equal(t, 0, code, stderr)
+	assert.Equal(t, "../../control/gslb/example.yaml: configuration is valid (1 zone, 5 records, 3 sites, 2 GSLB names)\n", stdout)
 
 	// The GeoIP database is part of the file: one that is missing or is no
 	// database is reported at the geoip line, in words.

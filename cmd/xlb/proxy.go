@@ -118,7 +118,25 @@ func (o *proxyOptions) run(cmd *cobra.Command) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	m, err := admin.Open(o.config, log)
+	// The admin socket, then the listeners, before anything with an
+	// effect outside this process: a second proxy started beside a
+	// running one (same admin.socket, same ports) stops at them, having
+	// written no state file, joined no store and probed no app server.
+	file, err := config.Load(o.config)
+	if err != nil {
+		return err
+	}
+	sock, err := admin.Listen(file.Admin.Socket, file.Admin.Group, log)
+	if err != nil {
+		return err
+	}
+	defer sock.Close()
+	lns, err := proxy.Listen(file)
+	if err != nil {
+		return err
+	}
+	defer lns.Close() // Run's once it runs; closing again does nothing
+	m, err := admin.OpenConfig(o.config, file, log)
 	if err != nil {
 		return err
 	}
@@ -150,6 +168,7 @@ func (o *proxyOptions) run(cmd *cobra.Command) error {
 		NoRequestMetrics: !o.metrics,
 		// The read-only status page (docs/status-page.md).
 		AdminMount: func(mux *http.ServeMux) { statuspage.Mount(mux, m.LiveHandler(reg, version)) },
+		Listeners:  lns,
 	}
 	// The access log writer exists even when the file has it off, so that
 	// a reload can switch it on.
@@ -179,14 +198,9 @@ func (o *proxyOptions) run(cmd *cobra.Command) error {
 		m.Follow(ctx)
 	}()
 
-	sock, err := admin.Listen(cfg.Admin.Socket, cfg.Admin.Group, m, log)
-	if err != nil {
-		return err
-	}
-	defer sock.Close()
 	go func() {
 		defer recoverLog(log)
-		if err := sock.Serve(ctx); err != nil {
+		if err := sock.Serve(ctx, m); err != nil {
 			log.Error("admin socket stopped", "err", err)
 		}
 	}()

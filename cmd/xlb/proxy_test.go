@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,11 +116,15 @@ func freePort(t *testing.T) string {
 // TestProxyListenErrors: a listener the proxy cannot open is named by its
 // config key with the next step: a port another process holds, and the
 // VIP's address before it is on loopback (an L7 host's first setup step).
-// 192.0.2.0/24 is documentation space: the bind fails locally.
+// 192.0.2.0/24 is documentation space: the bind fails locally. The
+// listeners are opened before the health checks start: the pool's app
+// server sees no probe from a proxy that could not start.
 func TestProxyListenErrors(t *testing.T) {
 	held, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer held.Close()
+	var probes atomic.Int64
+	app := namedApp(t, "a1", &probes)
 	tests := []struct {
 		name, listen, admin, want string
 	}{
@@ -132,8 +139,8 @@ func TestProxyListenErrors(t *testing.T) {
 listeners: [{name: http, addr: %q}]
 admin: {addr: %q, socket: %q}
 routes: [{name: all, match: {path_prefix: /}, pool: app}]
-pools: [{name: app, servers: [{name: a1, addr: "127.0.0.1:9"}]}]
-`, tt.listen, tt.admin, filepath.Join(t.TempDir(), "proxy.sock"))), 0o600))
+pools: [{name: app, health: {active: {path: /health, interval: 1s, timeout: 500ms}}, servers: [{name: a1, addr: %q}]}]
+`, tt.listen, tt.admin, filepath.Join(t.TempDir(), "proxy.sock"), app)), 0o600))
 			cmd := newProxyCmd()
 			var out logbuf.Buffer
 			cmd.SetOut(&out)
@@ -144,6 +151,63 @@ pools: [{name: app, servers: [{name: a1, addr: "127.0.0.1:9"}]}]
 			err := cmd.ExecuteContext(ctx)
 			require.Error(t, err, out.String())
 			assert.Contains(t, err.Error(), tt.want)
+			assert.Zero(t, probes.Load(), "health probes of a proxy that could not listen")
 		})
 	}
+}
+
+// TestSecondProxySameSocket: a second xlb proxy started with the admin
+// socket of a running one stops at the socket, saying so, before it
+// starts anything: its pool's app server sees no health probe. It used to
+// start its health checks first.
+func TestSecondProxySameSocket(t *testing.T) {
+	var firstHits, secondConns atomic.Int64
+	firstApp := namedApp(t, "a1", &firstHits)
+	// The second proxy's app servers count connections, not requests: a
+	// probe that got as far as connecting counts too.
+	var second []string
+	for i := range 8 {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				secondConns.Add(1)
+			}
+		}
+		srv.Start()
+		t.Cleanup(srv.Close)
+		second = append(second, fmt.Sprintf("{name: b%d, addr: %q}", i, srv.Listener.Addr().String()))
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "run", "proxy.sock")
+	write := func(name, servers string) (path, adminAddr string) {
+		path, adminAddr = filepath.Join(dir, name+".yaml"), freePort(t)
+		require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`
+listeners: [{name: http, addr: %q}]
+admin: {addr: %q, socket: %q, state_file: %q}
+shutdown: {drain_delay: 100ms}
+routes: [{name: all, match: {path_prefix: /}, pool: app}]
+pools: [{name: app, health: {active: {path: /health, interval: 1s, timeout: 500ms}}, servers: [%s]}]
+`, freePort(t), adminAddr, sock, filepath.Join(dir, name+".state.json"), servers)), 0o600))
+		return path, adminAddr
+	}
+	firstCfg, firstAdmin := write("first", fmt.Sprintf("{name: a1, addr: %q}", firstApp))
+	runProxyCmd(t, firstCfg, firstAdmin)
+	secondCfg, _ := write("second", strings.Join(second, ", "))
+
+	cmd := newProxyCmd()
+	var out logbuf.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs([]string{"--config", secondCfg})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := cmd.ExecuteContext(ctx)
+	require.Error(t, err, out.String())
+	assert.Equal(t, "admin socket "+sock+": another xlb proxy is already listening on it (set admin.socket to run a second one)", err.Error())
+	assert.Zero(t, secondConns.Load(), "health probes of the second proxy")
+	assert.NotContains(t, out.String(), "health", "the second proxy's log")
+	// The first one still answers on the socket.
+	assert.Contains(t, cli(t, "pool", "list", "--proxy", sock), "app ")
+	require.Eventually(t, func() bool { return firstHits.Load() > 0 }, 30*time.Second, 10*time.Millisecond,
+		"the first proxy probes its own app server: the counting works")
 }

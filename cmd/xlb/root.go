@@ -25,6 +25,7 @@ proxy routes each HTTP request to an app-server pool.`,
 	// flag that `xlb version --help` lists but the command ignores tells
 	// the operator it pointed somewhere it did not.
 	root.AddCommand(newVersionCmd())
+	setVersionFlag(root)
 	root.AddCommand(newDaemonCmd())
 	root.AddCommand(newVIPCmd(), newBackendCmd(), newStatusCmd(), newStatsCmd(), newFlowCmd(), newReloadCmd(), newBGPCmd())
 	root.AddCommand(newProxyCmd(), newPoolCmd(), newDecapCmd())

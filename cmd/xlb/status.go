@@ -27,6 +27,18 @@ func newStatusCmd() *cobra.Command {
 	return cmd
 }
 
+// statusLabelWidth is the column at which the values of the lines above
+// `xlb status`'s tables start: room for the longest label and its colon
+// ("Interfaces:", "Outer src:") and a space. A label is at most 12
+// characters with its colon, so that every value lines up.
+const statusLabelWidth = 13
+
+// statusLine prints one "Label:  value" line of `xlb status`.
+func statusLine(out io.Writer, label, format string, args ...any) {
+	fmt.Fprintf(out, "%-*s", statusLabelWidth, label+":")
+	fmt.Fprintf(out, format+"\n", args...)
+}
+
 func printStatus(out io.Writer, st api.Status) error {
 	now := st.Time
 	if now.IsZero() {
@@ -40,14 +52,14 @@ func printStatus(out io.Writer, st api.Status) error {
 	if st.Adopted {
 		dataPath = "adopted from the previous daemon"
 	}
-	fmt.Fprintf(out, "Daemon:      xlb %s, up %s\n", st.Version, uptime)
-	fmt.Fprintf(out, "Data path:   %s\n", dataPath)
+	statusLine(out, "Daemon", "xlb %s, up %s", st.Version, uptime)
+	statusLine(out, "Data path", "%s", dataPath)
 	if ct := st.Conntrack; ct.Capacity > 0 {
 		approx := "about "
 		if ct.Exact {
 			approx = ""
 		}
-		fmt.Fprintf(out, "Conntrack:   %s%d of %d entries in use (%.1f %%)\n", approx, ct.Entries, ct.Capacity, 100*float64(ct.Entries)/float64(ct.Capacity))
+		statusLine(out, "Conntrack", "%s%d of %d entries in use (%.1f %%)", approx, ct.Entries, ct.Capacity, 100*float64(ct.Entries)/float64(ct.Capacity))
 	}
 	ifaces := make([]string, 0, len(st.Interfaces))
 	for _, i := range st.Interfaces {
@@ -60,7 +72,7 @@ func printStatus(out io.Writer, st api.Status) error {
 	if len(ifaces) == 0 {
 		ifaces = append(ifaces, "none")
 	}
-	fmt.Fprintf(out, "Interfaces:  %s\n", strings.Join(ifaces, ", "))
+	statusLine(out, "Interfaces", "%s", strings.Join(ifaces, ", "))
 	printNextHopMode(out, st.NextHops)
 	var srcs []string
 	for _, a := range []netip.Addr{st.OuterSourceV4, st.OuterSourceV6} {
@@ -69,17 +81,17 @@ func printStatus(out io.Writer, st api.Status) error {
 		}
 	}
 	if len(srcs) > 0 {
-		fmt.Fprintf(out, "Outer source: %s\n", strings.Join(srcs, ", "))
+		statusLine(out, "Outer src", "%s", strings.Join(srcs, ", "))
 	}
-	fmt.Fprintf(out, "Reconciled:  %s\n", ago(now, st.LastReconcile))
+	statusLine(out, "Reconciled", "%s", ago(now, st.LastReconcile))
 	if st.LastReconcileError != "" {
-		fmt.Fprintf(out, "Reconcile error: %s\n", st.LastReconcileError)
+		statusLine(out, "Reconcile", "FAILED: %s", st.LastReconcileError)
 	}
 	if st.ConfigPath != "" {
-		fmt.Fprintf(out, "Config:      %s\n", st.ConfigPath)
+		statusLine(out, "Config", "%s", st.ConfigPath)
 	}
 	if st.StatePath != "" {
-		fmt.Fprintf(out, "State:       %s\n", st.StatePath)
+		statusLine(out, "State", "%s", st.StatePath)
 	}
 	printStore(out, now, st.Store)
 	fmt.Fprintln(out)
@@ -123,7 +135,7 @@ func printStatus(out io.Writer, st api.Status) error {
 func printNextHopMode(out io.Writer, nh api.NextHops) {
 	switch nh.Mode {
 	case api.NextHopStatic:
-		fmt.Fprintf(out, "Next hop:    %s for every frame (dataplane.next_hop_mac)\n", nh.MAC)
+		statusLine(out, "Next hop", "%s for every frame (dataplane.next_hop_mac)", nh.MAC)
 	case api.NextHopFIB:
 		unresolved := 0
 		for _, h := range nh.Hosts {
@@ -135,7 +147,7 @@ func printNextHopMode(out io.Writer, nh api.NextHops) {
 		if unresolved > 0 {
 			msg = fmt.Sprintf("%d of %d UNRESOLVED: their packets are passed to the kernel, not forwarded", unresolved, len(nh.Hosts))
 		}
-		fmt.Fprintf(out, "Next hops:   kernel FIB per frame; %s\n", msg)
+		statusLine(out, "Next hops", "kernel FIB per frame; %s", msg)
 	}
 }
 

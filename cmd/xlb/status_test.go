@@ -3,9 +3,11 @@ package main
 import (
 	"encoding/json"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/xlbproject/xlb/control/api"
@@ -82,7 +84,7 @@ func TestStatusCommand(t *testing.T) {
 				"Data path:   loaded fresh\n" +
 				"Interfaces:  eth0 (native, mtu 1500)\n" +
 				"Next hops:   kernel FIB per frame; 2 of 3 UNRESOLVED: their packets are passed to the kernel, not forwarded\n" +
-				"Outer source: 192.0.2.10, 2001:db8::10\n" +
+				"Outer src:   192.0.2.10, 2001:db8::10\n" +
 				"Reconciled:  0ms ago\n" +
 				"\n" +
 				"BACKEND    INTERFACE  VIA         MAC                NEXT HOP\n" +
@@ -118,9 +120,42 @@ func TestStatusCommand(t *testing.T) {
 				"Data path:   loaded fresh\n" +
 				"Interfaces:  none\n" +
 				"Reconciled:  never\n" +
-				"Reconcile error: install table: no such map\n" +
+				"Reconcile:   FAILED: install table: no such map\n" +
 				"\n" +
 				"No VIPs. Add one with `xlb vip add VIP`.\n",
 		},
 	})
+}
+
+// TestStatusLabelsAlign: every line above the tables starts its value in
+// the same column, whichever of them a status has. "Outer source:" and
+// "Reconcile error:" used to be one and four columns wider than the rest.
+func TestStatusLabelsAlign(t *testing.T) {
+	clock := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	st := api.Status{Time: clock, Version: "v0.1.0", StartTime: clock, LastReconcile: clock,
+		LastReconcileError: "install table: no such map", ConfigPath: "/etc/xlb/xlb.yaml", StatePath: "/var/lib/xlb/state.json",
+		OuterSourceV4: netip.MustParseAddr("192.0.2.10"),
+		Conntrack:     api.ConntrackUsage{Entries: 1, Capacity: 100},
+		Interfaces:    []api.Interface{{Name: "eth0", Mode: "native", ConfiguredMode: "auto", Attached: true}},
+		NextHops:      api.NextHops{Mode: api.NextHopFIB},
+		Store:         api.StoreStatus{Kind: "etcd", Endpoints: []string{"10.0.0.5:2379"}, Prefix: "/xlb/", Up: true},
+		BGP:           &api.BGPStatus{ASN: 64512, RouterID: netip.MustParseAddr("192.0.2.10"), Held: "no VIP is usable", LastError: "peer down"},
+	}
+	var out strings.Builder
+	require.NoError(t, printStatus(&out, st))
+	var labels []string
+	for _, para := range strings.Split(out.String(), "\n\n") {
+		for _, l := range strings.Split(para, "\n") {
+			label, _, ok := strings.Cut(l, ":")
+			if !ok || strings.Contains(label, "  ") {
+				break // a table
+			}
+			labels = append(labels, label)
+			value := strings.TrimLeft(l[len(label)+1:], " ")
+			assert.Equal(t, statusLabelWidth, len(l)-len(value), "value of %q starts in another column", l)
+		}
+	}
+	assert.Equal(t, []string{"Daemon", "Data path", "Conntrack", "Interfaces", "Next hops", "Outer src", "Reconciled", "Reconcile", "Config", "State", "Store",
+		"BGP", "BGP held", "BGP error"}, labels,
+		"every optional line is shown")
 }

@@ -17,9 +17,9 @@ func printStore(out io.Writer, now time.Time, s api.StoreStatus) {
 	}
 	where := fmt.Sprintf("etcd %s prefix %s", strings.Join(s.Endpoints, ","), s.Prefix)
 	if s.Up {
-		fmt.Fprintf(out, "Store:       %s, up (revision %d)\n", where, s.Revision)
+		statusLine(out, "Store", "%s, up (revision %d)", where, s.Revision)
 		return
 	}
-	fmt.Fprintf(out, "Store:       %s, UNREACHABLE since %s (%s): changes are refused, the data path keeps its last state (revision %d): %s\n",
+	statusLine(out, "Store", "%s, UNREACHABLE since %s (%s): changes are refused, the data path keeps its last state (revision %d): %s",
 		where, s.Since.UTC().Format(time.RFC3339), ago(now, s.Since), s.Revision, s.Error)
 }

@@ -32,6 +32,24 @@ func currentVersion() versionInfo {
 	return v
 }
 
+// String is the line `xlb version` and `xlb --version` print.
+func (v versionInfo) String() string {
+	return fmt.Sprintf("xlb %s (%s, %s)", v.Version, v.GoVersion, v.Platform)
+}
+
+// setVersionFlag gives root cobra's --version, printing what `xlb version`
+// does: operators try the flag first, and it was an unknown flag.
+func setVersionFlag(root *cobra.Command) {
+	v := currentVersion()
+	root.Version = v.Version
+	// The template is the line itself, as a quoted template constant, so
+	// that nothing in a version string is read as template syntax.
+	root.SetVersionTemplate(fmt.Sprintf("{{%q}}\n", v.String()))
+	// Now rather than when the command line runs, as for help: the flag
+	// is then under every check of the tree (completion, the docs' tests).
+	root.InitDefaultVersionFlag()
+}
+
 func newVersionCmd() *cobra.Command {
 	var output outputFormat
 	cmd := &cobra.Command{
@@ -43,7 +61,7 @@ func newVersionCmd() *cobra.Command {
 			if output == outputJSON {
 				return printJSON(cmd.OutOrStdout(), v)
 			}
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "xlb %s (%s, %s)\n", v.Version, v.GoVersion, v.Platform)
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), v)
 			return err
 		},
 	}

@@ -31,3 +31,15 @@ func TestVersion(t *testing.T) {
 	_, err = runCLI(t, "version", "-o", "yaml")
 	assert.ErrorContains(t, err, `unknown output format "yaml"`)
 }
+
+// TestVersionFlag: `xlb --version` prints what `xlb version` does; it was
+// an unknown flag.
+func TestVersionFlag(t *testing.T) {
+	want, err := runCLI(t, "version")
+	require.NoError(t, err)
+	code, stdout, stderr := runExit("--version")
+	assert.Equal(t, 0, code, stderr)
+	assert.Equal(t, want, stdout)
+	assert.Empty(t, stderr)
+	assert.Regexp(t, `^xlb dev \(go[^,]+, [a-z0-9]+/[a-z0-9]+\)\n$`, stdout)
+}

@@ -148,3 +148,19 @@ func TestDocsConfigParses(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEmpty(t, cfg.Names)
 }
+
+// TestLoadExample: the example installed as /etc/xlb/dns.yaml.example
+// loads as shipped, needing no GeoIP database.
+func TestLoadExample(t *testing.T) {
+	cfg, err := Load("example.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, "0.0.0.0:53", cfg.Listen)
+	assert.Empty(t, cfg.GeoIP, "the example's names need no database")
+	require.Len(t, cfg.Zones, 1)
+	assert.Equal(t, "gslb.example.com.", cfg.Zones[0].Origin)
+	require.Len(t, cfg.Sites, 3)
+	assert.Nil(t, cfg.Sites[2].Health.Daemons, "partner is probed over HTTP")
+	require.Len(t, cfg.Names, 2)
+	assert.Equal(t, "shop.gslb.example.com.", cfg.Names[0].FQDN)
+	assert.Equal(t, []int{3, 1}, cfg.Names[1].Weights)
+}

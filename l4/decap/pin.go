@@ -72,24 +72,26 @@ func (d *Decap) Addrs() []netip.Addr {
 }
 
 // InterfaceAddrs returns the unicast addresses of the interface named
-// ifname (in the calling thread's network namespace), link-local ones
-// excluded: the usual argument of SetAddrs, since the balancer tunnels to
-// the address it knows the host by.
-func InterfaceAddrs(ifname string) ([]netip.Addr, error) {
+// ifname (in the calling thread's network namespace) that can be a
+// tunnel's outer destination: the usual argument of SetAddrs, since the
+// balancer tunnels to the address it knows the host by. Loopback and
+// link-local addresses never can (no edge host reaches them); they are
+// returned as skipped, so that a caller left with none can say what the
+// interface had.
+func InterfaceAddrs(ifname string) (use, skipped []netip.Addr, err error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		// net has no sentinel for this; its text ("route ip+net: no
 		// such network interface") is not an operator's.
 		if strings.Contains(err.Error(), "no such network interface") {
-			return nil, fmt.Errorf("no such interface %q in this network namespace (see `ip link`)", ifname)
+			return nil, nil, fmt.Errorf("no such interface %q in this network namespace (see `ip link`)", ifname)
 		}
-		return nil, fmt.Errorf("find interface %q: %w", ifname, err)
+		return nil, nil, fmt.Errorf("find interface %q: %w", ifname, err)
 	}
 	addrs, err := ifi.Addrs()
 	if err != nil {
-		return nil, fmt.Errorf("list addresses of %q: %w", ifname, err)
+		return nil, nil, fmt.Errorf("list addresses of %q: %w", ifname, err)
 	}
-	var out []netip.Addr
 	for _, a := range addrs {
 		ipn, ok := a.(*net.IPNet)
 		if !ok {
@@ -100,10 +102,13 @@ func InterfaceAddrs(ifname string) ([]netip.Addr, error) {
 			continue
 		}
 		ip = ip.Unmap()
-		if ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() {
-			continue
+		switch {
+		case ip.IsMulticast() || ip.IsUnspecified():
+		case ip.IsLoopback() || ip.IsLinkLocalUnicast():
+			skipped = append(skipped, ip)
+		default:
+			use = append(use, ip)
 		}
-		out = append(out, ip)
 	}
-	return out, nil
+	return use, skipped, nil
 }

@@ -138,12 +138,21 @@ func TestInterfaceAddrs(t *testing.T) {
 	tp := topo.NewT(t, topo.Options{})
 	h, err := tp.AddHost(topo.HostConfig{Name: "l7"})
 	require.NoError(t, err)
-	var got []netip.Addr
+	var got, skipped, loUse, loSkipped []netip.Addr
 	require.NoError(t, h.Do(func() (err error) {
-		got, err = InterfaceAddrs(h.Ifname)
+		if got, skipped, err = InterfaceAddrs(h.Ifname); err != nil {
+			return err
+		}
+		loUse, loSkipped, err = InterfaceAddrs("lo")
 		return err
 	}))
 	assert.ElementsMatch(t, []netip.Addr{h.Addr4, h.Addr6}, got, "no link-local address")
-	_, err = InterfaceAddrs("xlbt-none")
+	for _, a := range skipped {
+		assert.True(t, a.IsLinkLocalUnicast(), "%s skipped", a)
+	}
+	// 127.0.0.1 and ::1 are never a tunnel's outer destination.
+	assert.Empty(t, loUse)
+	assert.Contains(t, loSkipped, netip.MustParseAddr("127.0.0.1"))
+	_, _, err = InterfaceAddrs("xlbt-none")
 	assert.ErrorContains(t, err, "no such interface")
 }

@@ -202,11 +202,14 @@ func (h *handler) fail(w http.ResponseWriter, err error) {
 type SocketServer struct {
 	sock *adminsock.Socket
 	srv  *http.Server
+	log  *slog.Logger
 }
 
 // Listen creates the admin socket at path (0660 in a 0750 directory,
 // owned by group when set). It fails when another proxy answers on it.
-func Listen(path, group string, m *Manager, log *slog.Logger) (*SocketServer, error) {
+// It needs no Manager: a proxy opens its socket first of all, so that a
+// second one started beside it stops before it does anything.
+func Listen(path, group string, log *slog.Logger) (*SocketServer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -217,8 +220,7 @@ func Listen(path, group string, m *Manager, log *slog.Logger) (*SocketServer, er
 	if err != nil {
 		return nil, err
 	}
-	return &SocketServer{sock: sock, srv: &http.Server{
-		Handler:           Handler(m, log),
+	return &SocketServer{sock: sock, log: log, srv: &http.Server{
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}}, nil
@@ -227,8 +229,10 @@ func Listen(path, group string, m *Manager, log *slog.Logger) (*SocketServer, er
 // Path is the socket's path.
 func (s *SocketServer) Path() string { return s.sock.Path() }
 
-// Serve answers until ctx is done, then shuts down (in-flight calls get 5 s).
-func (s *SocketServer) Serve(ctx context.Context) error {
+// Serve answers for m until ctx is done, then shuts down (in-flight calls
+// get 5 s). Connections made before Serve wait in the socket's backlog.
+func (s *SocketServer) Serve(ctx context.Context, m *Manager) error {
+	s.srv.Handler = Handler(m, s.log)
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

@@ -51,10 +51,10 @@ func startL7Host(t *testing.T, cfgText string) *l7host {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = p.Serve(ln) }()
-	ss, err := Listen(sock, "", m, nil)
+	ss, err := Listen(sock, "", nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ss.Close() })
-	go func() { _ = ss.Serve(ctx) }()
+	go func() { _ = ss.Serve(ctx, m) }()
 	return &l7host{m: m, url: "http://" + ln.Addr().String() + "/", client: NewClient(sock, 5*time.Second)}
 }
 

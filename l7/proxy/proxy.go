@@ -56,6 +56,10 @@ type Options struct {
 	// AdminMount, when set, adds handlers to the admin listener's mux next
 	// to /ready, /healthz and /metrics (the status page).
 	AdminMount func(*http.ServeMux)
+	// Listeners, when set, are the sockets Run serves, opened by Listen
+	// from the same config's listeners and admin address; without them,
+	// Run opens its own.
+	Listeners *Listeners
 }
 
 // Proxy is the HTTP/1.1 engine: client-facing fasthttp servers, one
@@ -113,6 +117,51 @@ type Proxy struct {
 	tlsLns []net.Listener // TLS listeners, closed first at shutdown
 	admin  *http.Server
 	closed bool
+	// opened are Options.Listeners, until Run serves them or Close
+	// closes them.
+	opened *Listeners
+}
+
+// Listeners are the sockets of a config's listeners (in config order) and
+// of its admin address (nil when it has none), opened by Listen.
+type Listeners struct {
+	lns   []net.Listener
+	admin net.Listener
+}
+
+// Close closes them all; Run and Proxy.Close do it for those they got.
+func (o *Listeners) Close() {
+	for _, ln := range o.lns {
+		_ = ln.Close()
+	}
+	if o.admin != nil {
+		_ = o.admin.Close()
+	}
+}
+
+// Listen opens cfg's listeners and admin address, for Options.Listeners.
+// A process opens them before anything with an effect outside it (the
+// store, health checks): one that cannot have its ports, another proxy
+// holding them, then stops having touched nothing.
+func Listen(cfg *config.Config) (*Listeners, error) {
+	o := &Listeners{}
+	for i, l := range cfg.Listeners {
+		ln, err := listen.TCP(l.Addr, fmt.Sprintf("listeners[%d].addr", i))
+		if err != nil {
+			o.Close()
+			return nil, err
+		}
+		o.lns = append(o.lns, ln)
+	}
+	if cfg.Admin.Addr != "" {
+		ln, err := listen.TCP(cfg.Admin.Addr, "admin.addr")
+		if err != nil {
+			o.Close()
+			return nil, err
+		}
+		o.admin = ln
+	}
+	return o, nil
 }
 
 // generation is one running config: the director and the upstream clients
@@ -140,7 +189,8 @@ type generation struct {
 }
 
 // New builds a proxy for cfg around a director built from the same config.
-// It opens no sockets: Run or Serve does.
+// It opens no sockets: Run or Serve does (or Listen, before, for
+// Options.Listeners).
 func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, error) {
 	if cfg == nil || dir == nil {
 		return nil, errors.New("new proxy: config and director are required")
@@ -155,6 +205,7 @@ func New(cfg *config.Config, dir *director.Director, opts Options) (*Proxy, erro
 		gather:  opts.Gatherer,
 		mount:   opts.AdminMount,
 		accessW: opts.AccessLog,
+		opened:  opts.Listeners,
 	}
 	p.states.New = func() any { return new(reqState) }
 	p.h2ctx.New = func() any { return new(fasthttp.RequestCtx) }
@@ -490,38 +541,27 @@ func (p *Proxy) Ready() (ok bool, reason string) {
 	return true, ""
 }
 
-// Run listens on every configured listener and on the admin address and
-// serves until ctx is done. Then it stops gracefully: /ready fails at once
-// while everything else keeps serving for the config's drain delay (the
-// edge's health checks take the host out meanwhile; answers close their
-// connections so keep-alive clients reconnect elsewhere), then the listeners
-// close, in-flight requests get up to the shutdown timeout to finish (their
-// responses carry Connection: close) and idle keep-alive connections are
-// closed. It returns the first serving error.
+// Run serves every configured listener and the admin address (opening them
+// unless Options.Listeners has them) until ctx is done. Then it stops
+// gracefully: /ready fails at once while everything else keeps serving for
+// the config's drain delay (the edge's health checks take the host out
+// meanwhile; answers close their connections so keep-alive clients
+// reconnect elsewhere), then the listeners close, in-flight requests get up
+// to the shutdown timeout to finish (their responses carry Connection:
+// close) and idle keep-alive connections are closed. It returns the first
+// serving error.
 func (p *Proxy) Run(ctx context.Context) error {
-	var lns []net.Listener
-	closeAll := func() {
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
-	}
-	for i, l := range p.boot.Listeners {
-		ln, err := listen.TCP(l.Addr, fmt.Sprintf("listeners[%d].addr", i))
-		if err != nil {
-			closeAll()
+	p.mu.Lock()
+	o := p.opened
+	p.opened = nil
+	p.mu.Unlock()
+	if o == nil {
+		var err error
+		if o, err = Listen(p.boot); err != nil {
 			return err
 		}
-		lns = append(lns, ln)
 	}
-	var adminLn net.Listener
-	if p.boot.Admin.Addr != "" {
-		ln, err := listen.TCP(p.boot.Admin.Addr, "admin.addr")
-		if err != nil {
-			closeAll()
-			return err
-		}
-		adminLn = ln
-	}
+	lns, adminLn := o.lns, o.admin
 
 	errc := make(chan error, len(lns)+1)
 	var wg sync.WaitGroup
@@ -600,6 +640,10 @@ func (p *Proxy) shutdown() error {
 	admin := p.admin
 	lns := p.lns
 	tlsLns := p.tlsLns
+	if p.opened != nil {
+		p.opened.Close() // given, never served
+		p.opened = nil
+	}
 	p.mu.Unlock()
 
 	g := p.gen.Load()

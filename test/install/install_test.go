@@ -70,6 +70,7 @@ func files(t *testing.T, dir string) []string {
 
 // wantLayout is what an installation under PREFIX=/usr holds, docs aside.
 var wantLayout = []string{
+	"/etc/xlb/dns.yaml.example",
 	"/etc/xlb/proxy.yaml.example",
 	"/etc/xlb/xlb.yaml.example",
 	"/lib/systemd/system/xlb-daemon.service",
@@ -232,7 +233,7 @@ func TestUnitsCheckBeforeReload(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, []byte("nosuchkey: 1\n"), 0o600))
 	for _, u := range []struct{ path, config, example string }{
 		{"control/xlb-daemon.service", "/etc/xlb/xlb.yaml", ""},
-		{"control/xlb-dns.service", "/etc/xlb/dns.yaml", ""},
+		{"control/xlb-dns.service", "/etc/xlb/dns.yaml", "control/gslb/example.yaml"},
 		{"l7/xlb-proxy.service", "/etc/xlb/proxy.yaml", "l7/example.yaml"},
 	} {
 		t.Run(filepath.Base(u.path), func(t *testing.T) {
