@@ -58,7 +58,7 @@ func BenchmarkServe(b *testing.B) {
 			go func() { _ = app.Serve(ln) }()
 			defer app.Shutdown()
 
-			text := strings.ReplaceAll(benchConfig, "{app}", "127.0.0.1:1")
+			text := strings.NewReplacer("{app}", "127.0.0.1:1", "{app2}", "127.0.0.1:2").Replace(benchConfig)
 			cfg, err := config.Parse("bench.yaml", []byte(text))
 			require.NoError(b, err)
 			dir, err := director.New(cfg)
@@ -94,7 +94,13 @@ func BenchmarkServeUpstreamConn(b *testing.B) {
 	go func() { _ = app.Serve(ln) }()
 	defer app.Shutdown()
 
-	text := strings.ReplaceAll(benchConfig, "{app}", ln.Addr().String())
+	// Two app servers: a pool holds an address once.
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(b, err)
+	app2 := &fasthttp.Server{Handler: app.Handler}
+	go func() { _ = app2.Serve(ln2) }()
+	defer app2.Shutdown()
+	text := strings.NewReplacer("{app}", ln.Addr().String(), "{app2}", ln2.Addr().String()).Replace(benchConfig)
 	cfg, err := config.Parse("bench.yaml", []byte(text))
 	require.NoError(b, err)
 	dir, err := director.New(cfg)
@@ -127,9 +133,9 @@ routes:
 pools:
   - name: checkout
     sticky: {cookie: xlb_checkout}
-    servers: [{name: c1, addr: "{app}"}, {name: c2, addr: "{app}"}]
+    servers: [{name: c1, addr: "{app}"}, {name: c2, addr: "{app2}"}]
   - name: browse
-    servers: [{name: b1, addr: "{app}"}, {name: b2, addr: "{app}"}]
+    servers: [{name: b1, addr: "{app}"}, {name: b2, addr: "{app2}"}]
   - name: auth
     servers: [{name: a1, addr: "{app}"}]
 `
@@ -137,7 +143,7 @@ pools:
 // BenchmarkObserve is the per-request metrics work: one counter and one
 // histogram observation, both resolved at load.
 func BenchmarkObserve(b *testing.B) {
-	text := strings.ReplaceAll(benchConfig, "{app}", "127.0.0.1:1")
+	text := strings.NewReplacer("{app}", "127.0.0.1:1", "{app2}", "127.0.0.1:2").Replace(benchConfig)
 	cfg, err := config.Parse("bench.yaml", []byte(text))
 	require.NoError(b, err)
 	dir, err := director.New(cfg)
