@@ -309,24 +309,3 @@ pools:
 	assert.True(t, c1(seen.Add(6*time.Second)).Empty, "none for the quiet period")
 	assert.True(t, c1(deadline.Add(time.Millisecond)).Empty, "deadline passed: pinned clients move")
 }
-
-// TestReloadSameAddrAsRuntimeServer: a config file that now has a server
-// at the address of one added at runtime is the one that stays; the pool
-// never holds the app server twice.
-func TestReloadSameAddrAsRuntimeServer(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "proxy.yaml")
-	writeConfig(t, path, "")
-	f := open(t, path)
-	require.NoError(t, f.m.AddServers("checkout", []NewServer{{Name: "c9", Addr: "127.0.0.1:9009"}}))
-	file := strings.Replace(fmt.Sprintf(baseConfig, ""), `      - {name: c2, addr: "127.0.0.1:9002"}`,
-		`      - {name: c2, addr: "127.0.0.1:9002"}`+"\n"+`      - {name: c5, addr: "127.0.0.1:9009"}`, 1)
-	require.NoError(t, os.WriteFile(path, []byte(file), 0o600))
-	res, err := f.m.Reload()
-	require.NoError(t, err)
-	require.Len(t, res.Notes, 1)
-	assert.Equal(t, "pool checkout server c9: file wins: server c5 has its addr 127.0.0.1:9009; the runtime-added server is dropped (each app server once per pool)", res.Notes[0].String())
-	got := servers(t, f, "checkout")
-	assert.Len(t, got, 3)
-	assert.Contains(t, got, "c5")
-	assert.NotContains(t, got, "c9")
-}
