@@ -141,15 +141,7 @@ admin: {addr: %q, socket: %q}
 routes: [{name: all, match: {path_prefix: /}, pool: app}]
 pools: [{name: app, health: {active: {path: /health, interval: 1s, timeout: 500ms}}, servers: [{name: a1, addr: %q}]}]
 `, tt.listen, tt.admin, filepath.Join(t.TempDir(), "proxy.sock"), app)), 0o600))
-			cmd := newProxyCmd()
-			var out logbuf.Buffer
-			cmd.SetOut(&out)
-			cmd.SetErr(&out)
-			cmd.SetArgs([]string{"--config", cfgPath})
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			err := cmd.ExecuteContext(ctx)
-			require.Error(t, err, out.String())
+			_, err := proxyCmdFails(t, cfgPath)
 			assert.Contains(t, err.Error(), tt.want)
 			assert.Zero(t, probes.Load(), "health probes of a proxy that could not listen")
 		})
@@ -194,20 +186,28 @@ pools: [{name: app, health: {active: {path: /health, interval: 1s, timeout: 500m
 	runProxyCmd(t, firstCfg, firstAdmin)
 	secondCfg, _ := write("second", strings.Join(second, ", "))
 
-	cmd := newProxyCmd()
-	var out logbuf.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs([]string{"--config", secondCfg})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := cmd.ExecuteContext(ctx)
-	require.Error(t, err, out.String())
+	out, err := proxyCmdFails(t, secondCfg)
 	assert.Equal(t, "admin socket "+sock+": another xlb proxy is already listening on it (set admin.socket to run a second one)", err.Error())
 	assert.Zero(t, secondConns.Load(), "health probes of the second proxy")
-	assert.NotContains(t, out.String(), "health", "the second proxy's log")
+	assert.NotContains(t, out, "health", "the second proxy's log")
 	// The first one still answers on the socket.
 	assert.Contains(t, cli(t, "pool", "list", "--proxy", sock), "app ")
 	require.Eventually(t, func() bool { return firstHits.Load() > 0 }, 30*time.Second, 10*time.Millisecond,
 		"the first proxy probes its own app server: the counting works")
+}
+
+// proxyCmdFails runs xlb proxy --config cfgPath, which must fail (within
+// 30 s), and returns what it printed and its error.
+func proxyCmdFails(t *testing.T, cfgPath string) (string, error) {
+	t.Helper()
+	cmd := newProxyCmd()
+	var out logbuf.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs([]string{"--config", cfgPath})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := cmd.ExecuteContext(ctx)
+	require.Error(t, err, out.String())
+	return out.String(), err
 }

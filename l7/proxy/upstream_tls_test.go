@@ -362,18 +362,7 @@ func TestUpstreamH2NeedsALPN(t *testing.T) {
 // 502 connect_error, not a reset. Only a streamed body, already read, is
 // not sent again.
 func TestUpstreamTLS13ClientCertRefused(t *testing.T) {
-	dir, ca := caDir(t)
-	other, err := testcert.NewCA()
-	require.NoError(t, err)
-	// The proxy's client certificate is signed by a CA the refusing server
-	// does not trust and the accepting one does.
-	_, _, err = other.Leaf(dir, "proxy", "xlb-proxy")
-	require.NoError(t, err)
-	refusing := newTLSApp(t, ca, ca.Pool, false)
-	accepting := newTLSApp(t, ca, other.Pool, false)
-	for _, a := range []*tlsApp{refusing, accepting} {
-		a.srv.TLS.MinVersion = tls.VersionTLS13
-	}
+	dir, refusing, accepting := certRefusalApps(t, false, nil)
 	const poolTLS = "    tls: {ca_file: ca.pem, cert_file: proxy.crt, key_file: proxy.key}\n"
 	logged := func(text string) string {
 		return "access_log: {enabled: true, sample: 1}\n" + text
@@ -423,22 +412,11 @@ func TestUpstreamTLS13ClientCertRefused(t *testing.T) {
 // server that refused the handshake processed nothing, so a POST goes on
 // to the next server.
 func TestUpstreamH2TLS13ClientCertRefused(t *testing.T) {
-	dir, ca := caDir(t)
-	other, err := testcert.NewCA()
-	require.NoError(t, err)
-	_, _, err = other.Leaf(dir, "proxy", "xlb-proxy")
-	require.NoError(t, err)
 	// The refusing server ends its connections with a FIN after the alert:
 	// one that resets them at once may fail the client's write of the
 	// request before the alert is read, and that write error (which says
 	// nothing of a refusal) stays a failure after sending.
-	refusing := newUnstartedTLSApp(t, ca, ca.Pool, true)
-	refusing.srv.Listener = lingerListener{refusing.srv.Listener}
-	refusing.srv.TLS.MinVersion = tls.VersionTLS13
-	refusing.srv.StartTLS()
-	t.Cleanup(refusing.srv.Close)
-	accepting := newTLSApp(t, ca, other.Pool, true)
-	accepting.srv.TLS.MinVersion = tls.VersionTLS13
+	dir, refusing, accepting := certRefusalApps(t, true, func(l net.Listener) net.Listener { return lingerListener{l} })
 	text := "access_log: {enabled: true, sample: 1}\n" + upstreamTLSConfig(
 		"    upstream_protocol: h2\n    tls: {ca_file: ca.pem, cert_file: proxy.crt, key_file: proxy.key}\n    health: {passive: {disabled: true}}\n",
 		refusing.addr(), accepting.addr())
@@ -453,4 +431,28 @@ func TestUpstreamH2TLS13ClientCertRefused(t *testing.T) {
 	assert.Equal(t, int64(0), refusing.hits.Load(), "the refusing server's application sees none")
 	recs := accessRecords(t, tp)
 	assert.Equal(t, 2, countRecords(recs, map[string]any{"termination": "ok", "tries": float64(2), "backend": "s2"}), "%v", recs)
+}
+
+// certRefusalApps starts two TLS 1.3 app servers (HTTP/2 too if h2) and
+// writes the proxy's client certificate into dir (proxy.crt, proxy.key,
+// with ca.pem): signed by a CA that refusing does not trust and accepting
+// does. wrap, if not nil, wraps the refusing server's listener.
+func certRefusalApps(t *testing.T, h2 bool, wrap func(net.Listener) net.Listener) (dir string, refusing, accepting *tlsApp) {
+	t.Helper()
+	dir, ca := caDir(t)
+	other, err := testcert.NewCA()
+	require.NoError(t, err)
+	_, _, err = other.Leaf(dir, "proxy", "xlb-proxy")
+	require.NoError(t, err)
+	start := func(clientCA *x509.CertPool, wrap func(net.Listener) net.Listener) *tlsApp {
+		a := newUnstartedTLSApp(t, ca, clientCA, h2)
+		if wrap != nil {
+			a.srv.Listener = wrap(a.srv.Listener)
+		}
+		a.srv.TLS.MinVersion = tls.VersionTLS13
+		a.srv.StartTLS()
+		t.Cleanup(a.srv.Close)
+		return a
+	}
+	return dir, start(ca.Pool, wrap), start(other.Pool, nil)
 }
