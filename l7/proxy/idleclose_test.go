@@ -129,6 +129,68 @@ func TestPostAfterServerClosedIdleConnection(t *testing.T) {
 	}
 }
 
+// A GET written on a kept-alive connection over which the server has
+// already sent its unsolicited 408 (Request Timeout) for the idle
+// connection reads that 408 first. It is not the GET's answer: the
+// connection is dropped and the GET sent again on a new one, so the
+// client gets the server's real answer, in cleartext and over TLS.
+func TestGetAfterUnsolicited408(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		name := "cleartext"
+		if secure {
+			name = "tls"
+		}
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			var tc *tls.Config
+			poolExtra := ""
+			if secure {
+				var ca *testcert.CA
+				dir, ca = caDir(t)
+				kp, err := ca.KeyPair(dir, "app", "127.0.0.1")
+				require.NoError(t, err)
+				tc = &tls.Config{Certificates: []tls.Certificate{kp}}
+				poolExtra = "    tls: {ca_file: ca.pem}\n"
+			}
+			app := newIdleClosingApp(t, tc, endUnsolicited)
+			tp := startProxyConfig(t, parseIn(t, dir, upstreamTLSConfig(poolExtra, app.addr)))
+			c := client(t)
+			resp, body := do(t, c, "GET", tp.url+"/checkout/cart", nil, nil)
+			require.Equal(t, http.StatusOK, resp.StatusCode, body)
+			for i := range 2 {
+				requireUpstreamReadable(t, app.addr) // the 408 is queued
+				path := fmt.Sprintf("/checkout/cart/%d", i)
+				resp, body = do(t, c, "GET", tp.url+path, nil, nil)
+				require.Equal(t, http.StatusOK, resp.StatusCode, "GET %d: %s", i, body)
+				assert.Equal(t, "ok GET "+path+" ", body)
+			}
+			assert.Equal(t, map[string]int{"GET": 3}, app.answered(), "every GET answered once")
+			assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_upstream_connections_replaced_total", nil))
+		})
+	}
+}
+
+// A 408 that a server gives as its answer, on a fresh connection, reaches
+// the client: a request is sent again at most once for a 408, and only
+// when it went out on a kept-alive connection.
+func TestServer408IsPassedOn(t *testing.T) {
+	var seen atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		seen.Add(1)
+		w.WriteHeader(http.StatusRequestTimeout) // and keeps the connection
+	}))
+	t.Cleanup(srv.Close)
+	tp := startProxyConfig(t, parseIn(t, t.TempDir(), upstreamTLSConfig("", srv.Listener.Addr().String())))
+	c := client(t)
+	for i := range 2 {
+		resp, body := do(t, c, "GET", tp.url+"/checkout/cart", nil, nil)
+		assert.Equal(t, http.StatusRequestTimeout, resp.StatusCode, "GET %d: %s", i, body)
+	}
+	// The first GET on a new connection; the second on the kept-alive
+	// one, then once more on a new one.
+	assert.Equal(t, int64(3), seen.Load())
+}
+
 // A streamed body is never sent twice, so a request with one is checked
 // before it goes out on a kept-alive connection whatever its method: a PUT
 // upload too, which fasthttp would otherwise send again on a new

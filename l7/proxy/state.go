@@ -51,7 +51,7 @@ var (
 		"Client TLS connections closed unserved because limits.max_conns handshakes or h2 connections were already open.",
 		nil, nil)
 	upstreamReplacedDesc = prometheus.NewDesc("xlb_l7_upstream_connections_replaced_total",
-		"Kept-alive connections to app servers found ended by the server (or with bytes nobody asked for) before a request that could not be sent again was written on them, and replaced by a new connection. A steady rise means the servers close idle connections before the proxy does: lower the pool's keepalive_timeout.",
+		"Kept-alive connections to app servers found ended by the server (or with bytes nobody asked for) before a request that could not be sent again was written on them, or whose first answer to one that could was a 408 the server sent for the idle connection, and replaced by a new connection. A steady rise means the servers close idle connections before the proxy does: lower the pool's keepalive_timeout.",
 		nil, nil)
 	availableDesc = prometheus.NewDesc("xlb_l7_pool_available_servers",
 		"App servers of the pool that pass their checks and may take new clients (up, not ejected, not draining); at 0 the pool's routes answer 503, or, while xlb_l7_pool_failing_open is 1, go to the failing servers.",

@@ -116,6 +116,11 @@ type upstreamConn struct {
 	// answered: a response byte has arrived on this connection, so its
 	// first request is over.
 	answered bool
+	// resendable: the request just written went out, unchecked, on a
+	// kept-alive connection, and fasthttp sends it again on a new one if
+	// this one ends before its answer's first byte (reconnectIf). Cleared
+	// by that first byte.
+	resendable bool
 	// refused, once set, is the handshake the server refused in its first
 	// answer; the connection is closed by fasthttp after that answer.
 	refused *dialError
@@ -146,13 +151,19 @@ func (c *upstreamConn) open(timeout time.Duration) error {
 	}
 	c.Conn, c.raw = conn, raw
 	c.addr.Addr = conn.LocalAddr()
-	c.reused, c.answered = false, false
+	c.reused, c.answered, c.resendable = false, false, false
 	return nil
 }
 
 func (c *upstreamConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
+		if c.resendable {
+			c.resendable = false
+			if isTimeout408(b[:n]) {
+				return 0, c.dropStale()
+			}
+		}
 		c.reused, c.answered = true, true
 	} else if err != nil && !c.answered && c.dialer.tls != nil && c.refused == nil {
 		c.refused = refusal(c.dialer.addr, err)
@@ -173,6 +184,8 @@ func (c *upstreamConn) Write(b []byte) (int, error) {
 			if err := c.ensureOpen(); err != nil {
 				return 0, err
 			}
+		} else {
+			c.resendable = true
 		}
 	}
 	n, err := c.Conn.Write(b)
@@ -258,6 +271,31 @@ func (c *upstreamConn) ensureOpen() error {
 		}
 	}
 	return nil
+}
+
+// isTimeout408 says whether b, the first bytes read for a request, begin
+// a 408 (Request Timeout) status line.
+func isTimeout408(b []byte) bool {
+	const line = len("HTTP/1.1 408")
+	return len(b) >= line && bytes.HasPrefix(b, []byte("HTTP/1.")) && (b[7] == '0' || b[7] == '1') &&
+		string(b[8:line]) == " 408" && (len(b) == line || b[line] == ' ' || b[line] == '\r')
+}
+
+// dropStale ends a kept-alive connection whose answer to an idempotent
+// request written on it, unchecked, is a 408: the server's own
+// "Request Timeout" for the idle connection, sent before the request
+// reached it (Node.js, Apache's mod_reqtimeout and others do so, then
+// close), not an answer to the request, which it had whole. fasthttp sees
+// a connection that ended before a response byte (io.EOF) and sends the
+// request once more on a new connection, as browsers do with a 408 on a
+// reused connection; a 408 on that fresh connection is the server's
+// answer and passes.
+func (c *upstreamConn) dropStale() error {
+	if c.dialer.replaced != nil {
+		c.dialer.replaced.Add(1)
+	}
+	_ = c.Conn.Close()
+	return io.EOF
 }
 
 // peerQuiet reports whether the socket has nothing to read — no byte, no
