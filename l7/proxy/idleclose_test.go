@@ -170,6 +170,30 @@ func TestGetAfterUnsolicited408(t *testing.T) {
 	}
 }
 
+// A TLS server that sends its close_notify right behind an answer has
+// both read by the proxy's TLS layer at once: the socket holds nothing
+// more, but the connection is over all the same. A POST is not written
+// on it: it goes on a new connection and is answered once.
+func TestPostAfterCloseNotifyWithAnswer(t *testing.T) {
+	dir, ca := caDir(t)
+	kp, err := ca.KeyPair(dir, "app", "127.0.0.1")
+	require.NoError(t, err)
+	app := newIdleClosingApp(t, &tls.Config{Certificates: []tls.Certificate{kp}}, endNotifyWithAnswer)
+	tp := startProxyConfig(t, parseIn(t, dir, "access_log: {enabled: true, sample: 1}\n"+upstreamTLSConfig("    tls: {ca_file: ca.pem}\n", app.addr)))
+	c := client(t)
+	resp, body := do(t, c, "GET", tp.url+"/checkout/cart", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s %s", body, tp.logs.String())
+	require.Eventually(t, func() bool { return app.ended.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
+	for i := range 2 {
+		path := fmt.Sprintf("/checkout/pay/%d", i)
+		resp, body = do(t, c, "POST", tp.url+path, strings.NewReader("order"), nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "POST %d: %s", i, body)
+		assert.Equal(t, "ok POST "+path+" order", body)
+	}
+	assert.Equal(t, map[string]int{"GET": 1, "POST": 2}, app.answered(), "every request answered once")
+	assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_upstream_connections_replaced_total", nil))
+}
+
 // A 408 that a server gives as its answer, on a fresh connection, reaches
 // the client: a request is sent again at most once for a 408, and only
 // when it went out on a kept-alive connection.
@@ -279,7 +303,38 @@ const (
 	endFullClose   idleEnd = iota // close
 	endHalfClose                  // shut down writing, then read and discard whatever comes (Apache's lingering close)
 	endUnsolicited                // send a 408 nobody asked for, then read and discard whatever comes
+	// TLS only: the answer and a close_notify in one TCP segment, so the
+	// client's TLS layer reads both at once; then read and discard
+	// whatever comes (no FIN).
+	endNotifyWithAnswer
 )
+
+// heldConn holds what is written to it while hold is set, so that several
+// TLS records leave in one write.
+type heldConn struct {
+	net.Conn
+	hold bool
+	buf  []byte
+}
+
+func (h *heldConn) Write(b []byte) (int, error) {
+	if h.hold {
+		h.buf = append(h.buf, b...)
+		return len(b), nil
+	}
+	return h.Conn.Write(b)
+}
+
+// release writes what was held, at once. (tls.Conn.CloseWrite ends with
+// the write deadline set to now.)
+func (h *heldConn) release() error {
+	h.hold = false
+	if err := h.Conn.SetWriteDeadline(time.Time{}); err != nil {
+		return err
+	}
+	_, err := h.Conn.Write(h.buf)
+	return err
+}
 
 // idleClosingApp is an HTTP/1.1 app server on a raw loopback listener
 // (TLS when tc is set) that answers the first request of each connection
@@ -327,8 +382,9 @@ func newIdleClosingApp(t *testing.T, tc *tls.Config, end idleEnd) *idleClosingAp
 
 func (a *idleClosingApp) serve(tcp net.Conn, tc *tls.Config, end idleEnd) {
 	c := tcp
+	held := &heldConn{Conn: tcp}
 	if tc != nil {
-		c = tls.Server(tcp, tc)
+		c = tls.Server(held, tc)
 	}
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	br := bufio.NewReader(c)
@@ -341,7 +397,19 @@ func (a *idleClosingApp) serve(tcp net.Conn, tc *tls.Config, end idleEnd) {
 	a.methods[req.Method]++
 	a.mu.Unlock()
 	answer := fmt.Sprintf("ok %s %s %s", req.Method, req.URL.Path, body)
+	held.hold = end == endNotifyWithAnswer
 	if _, err := fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer); err != nil {
+		return
+	}
+	if held.hold {
+		if t, ok := c.(*tls.Conn); ok {
+			_ = t.CloseWrite() // close_notify, behind the answer
+		}
+		if held.release() != nil {
+			return
+		}
+		a.ended.Add(1)
+		_, _ = io.Copy(io.Discard, br)
 		return
 	}
 	time.Sleep(20 * time.Millisecond) // idle

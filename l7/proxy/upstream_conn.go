@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -305,7 +306,32 @@ func (c *upstreamConn) peerQuiet() bool {
 	if err := c.raw.Read(c.peekFn); err != nil {
 		return false
 	}
-	return errors.Is(c.peekErr, syscall.EAGAIN)
+	if !errors.Is(c.peekErr, syscall.EAGAIN) {
+		return false
+	}
+	if tc, ok := c.Conn.(*tls.Conn); ok {
+		return c.tlsQuiet(tc)
+	}
+	return true
+}
+
+// tlsQuiet reports whether tc holds nothing read from the socket yet
+// unprocessed: a server that sends its close_notify right behind its last
+// answer has both read from the socket together, so the socket looks
+// quiet while the TLS layer holds the alert. A read with a deadline
+// already past processes whole records so held (an alert ends in io.EOF,
+// data is returned) and returns at once, without a system call, when
+// there are none; such a timeout leaves the connection usable. The
+// deadline fasthttp set is put back.
+func (c *upstreamConn) tlsQuiet(tc *tls.Conn) bool {
+	if tc.SetReadDeadline(time.Unix(1, 0)) != nil {
+		return false
+	}
+	n, err := tc.Read(c.peekBuf[:])
+	if tc.SetReadDeadline(c.readDeadline) != nil {
+		return false
+	}
+	return n == 0 && errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 func (c *upstreamConn) peekSocket(fd uintptr) bool {
