@@ -53,7 +53,7 @@ var flagProbes = []flagProbe{
 	{"xlb proxy reload", nil},
 	{"xlb pool list", nil},
 	{"xlb pool show", []string{"checkout"}},
-	{"xlb pool server add", []string{"checkout", "p{n}", "127.0.0.1:1"}},
+	{"xlb pool server add", []string{"checkout", "p{n}", "127.0.0.1:1{n}"}},
 	{"xlb pool server del", []string{"checkout", "p{n}"}},
 	{"xlb pool server drain", []string{"checkout", "c1"}},
 	{"xlb pool server undrain", []string{"checkout", "c1"}},

@@ -306,6 +306,15 @@ pools:
 	code, _, stderr = runExit(append([]string{"pool", "server", "add", "web", "w3"}, p...)...)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, stderr, `invalid server "w3": give NAME ADDR for one server, or NAME=ADDR for each of several`)
+	// The same app server under a second name is refused: it would double
+	// its share of the pool's traffic.
+	code, stdout, stderr := runExit(append([]string{"pool", "server", "add", "web", "w3", a.addr}, p...)...)
+	assert.Equal(t, 1, code)
+	assert.Empty(t, stdout)
+	assert.Contains(t, stderr, "add to pool web: server w1 already has addr "+a.addr)
+	code, _, stderr = runExit(append([]string{"pool", "server", "add", "web", "w3=" + a.addr, "w4=" + a.addr}, p...)...)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "add to pool web: server w1 already has addr "+a.addr)
 	code, _, stderr = runExit(append([]string{"pool", "show", "nope", "-o", "json"}, p...)...)
 	assert.Equal(t, 1, code)
 	assert.JSONEq(t, `{"error": "pool nope does not exist (list pools with `+"`xlb pool list`"+`)"}`, stderr)

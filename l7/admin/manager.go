@@ -290,6 +290,10 @@ func (m *Manager) AddServers(poolName string, servers []NewServer) error {
 			return err
 		}
 		seen := map[string]bool{}
+		addrs := map[string]string{} // config.AddrKey -> the server with it
+		for _, x := range p.Servers {
+			addrs[config.AddrKey(x.Addr)] = x.Name
+		}
 		for _, s := range servers {
 			if err := checkServer(s); err != nil {
 				return fmt.Errorf("add to pool %s: %w", poolName, err)
@@ -300,7 +304,17 @@ func (m *Manager) AddServers(poolName string, servers []NewServer) error {
 			if slices.ContainsFunc(p.Servers, func(x config.Server) bool { return x.Name == s.Name }) {
 				return errorf(ErrConflict, "add to pool %s: server %s already exists (change it with `xlb pool server weight`, or delete it first)", poolName, s.Name)
 			}
+			// The same app server under a second name would double its
+			// share and split its health and ejection state in two.
+			k := config.AddrKey(s.Addr)
+			if other, ok := addrs[k]; ok {
+				if seen[other] {
+					return errorf(ErrInvalid, "add to pool %s: servers %s and %s have the same addr %s (each app server once per pool)", poolName, other, s.Name, s.Addr)
+				}
+				return errorf(ErrConflict, "add to pool %s: server %s already has addr %s (each app server once per pool; give it a larger share with `xlb pool server weight %s %s N`)", poolName, other, s.Addr, poolName, other)
+			}
 			seen[s.Name] = true
+			addrs[k] = s.Name
 			w := s.Weight
 			if w == 0 {
 				w = 1

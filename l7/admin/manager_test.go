@@ -145,6 +145,11 @@ func TestRuntimeChangeRefusals(t *testing.T) {
 		{"duplicate in one call", func() error {
 			return f.m.AddServers("checkout", []NewServer{{Name: "c5", Addr: "127.0.0.1:1"}, {Name: "c5", Addr: "127.0.0.1:2"}})
 		}, ErrInvalid, "add to pool checkout: server c5 is given twice (each server once, with its own name)"},
+		{"same addr as a server", func() error { return f.m.AddServers("checkout", []NewServer{{Name: "c5", Addr: "127.0.0.1:9002"}}) },
+			ErrConflict, "add to pool checkout: server c2 already has addr 127.0.0.1:9002 (each app server once per pool; give it a larger share with `xlb pool server weight checkout c2 N`)"},
+		{"same addr in one call", func() error {
+			return f.m.AddServers("checkout", []NewServer{{Name: "c5", Addr: "127.0.0.1:9005"}, {Name: "c6", Addr: "127.0.0.1:9005"}})
+		}, ErrInvalid, "add to pool checkout: servers c5 and c6 have the same addr 127.0.0.1:9005 (each app server once per pool)"},
 		{"bad addr", func() error { return f.m.AddServers("checkout", []NewServer{{Name: "c5", Addr: "10.0.0.5"}}) }, ErrInvalid, `addr "10.0.0.5" is not host:port`},
 		{"weight 0", func() error { return f.m.SetWeight("checkout", "c1", 0) }, ErrInvalid, "to stop new clients, drain the server"},
 		{"last server drain", func() error { return f.m.SetDrain("browse", "b1", true, false) }, ErrConflict, "last server of pool browse that takes new clients"},
@@ -169,6 +174,9 @@ func TestRuntimeChangeRefusals(t *testing.T) {
 	b, err := os.ReadFile(f.m.StatePath())
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"version": 1, "overrides": []}`, string(b), "undrain returns to the file: no override left")
+
+	// One app server may serve several pools: the address is unique per pool.
+	require.NoError(t, f.m.AddServers("browse", []NewServer{{Name: "b2", Addr: "127.0.0.1:9002"}}))
 }
 
 // TestDrainEmpty: a draining server is empty once nothing is in flight and
@@ -300,4 +308,25 @@ pools:
 	assert.False(t, c1(seen.Add(time.Second)).Empty, "a pinned client came 1s ago")
 	assert.True(t, c1(seen.Add(6*time.Second)).Empty, "none for the quiet period")
 	assert.True(t, c1(deadline.Add(time.Millisecond)).Empty, "deadline passed: pinned clients move")
+}
+
+// TestReloadSameAddrAsRuntimeServer: a config file that now has a server
+// at the address of one added at runtime is the one that stays; the pool
+// never holds the app server twice.
+func TestReloadSameAddrAsRuntimeServer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	writeConfig(t, path, "")
+	f := open(t, path)
+	require.NoError(t, f.m.AddServers("checkout", []NewServer{{Name: "c9", Addr: "127.0.0.1:9009"}}))
+	file := strings.Replace(fmt.Sprintf(baseConfig, ""), `      - {name: c2, addr: "127.0.0.1:9002"}`,
+		`      - {name: c2, addr: "127.0.0.1:9002"}`+"\n"+`      - {name: c5, addr: "127.0.0.1:9009"}`, 1)
+	require.NoError(t, os.WriteFile(path, []byte(file), 0o600))
+	res, err := f.m.Reload()
+	require.NoError(t, err)
+	require.Len(t, res.Notes, 1)
+	assert.Equal(t, "pool checkout server c9: file wins: server c5 has its addr 127.0.0.1:9009; the runtime-added server is dropped (each app server once per pool)", res.Notes[0].String())
+	got := servers(t, f, "checkout")
+	assert.Len(t, got, 3)
+	assert.Contains(t, got, "c5")
+	assert.NotContains(t, got, "c9")
 }

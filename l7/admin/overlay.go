@@ -115,7 +115,42 @@ func Merge(file *config.Config, st State) (*config.Config, []Override, []Note) {
 			p.Servers = append(p.Servers, config.Server{Name: o.Name, Addr: want.Addr, Weight: want.Weight, Drain: want.Drain})
 		}
 	}
+	for i := range out.Pools {
+		kept, notes = dropSameAddr(&out.Pools[i], fileServers[out.Pools[i].Name], kept, notes)
+	}
 	return out, kept, notes
+}
+
+// dropSameAddr leaves out of p a server the runtime added whose address
+// another server of p has: the file's server when the file now has one
+// there (the file wins), else the one added first. AddServers refuses such
+// a server, but the file may have gained one since.
+func dropSameAddr(p *config.Pool, inFile map[string]config.Server, kept []Override, notes []Note) ([]Override, []Note) {
+	owner := map[string]string{} // config.AddrKey -> server name
+	for _, s := range p.Servers {
+		if _, ok := inFile[s.Name]; ok {
+			owner[config.AddrKey(s.Addr)] = s.Name
+		}
+	}
+	p.Servers = slices.DeleteFunc(p.Servers, func(s config.Server) bool {
+		if _, ok := inFile[s.Name]; ok {
+			return false
+		}
+		k := config.AddrKey(s.Addr)
+		other, taken := owner[k]
+		if !taken {
+			owner[k] = s.Name
+			return false
+		}
+		wins := "runtime"
+		if _, ok := inFile[other]; ok {
+			wins = "file"
+		}
+		notes = append(notes, Note{p.Name, s.Name, wins, fmt.Sprintf("server %s has its addr %s; the runtime-added server is dropped (each app server once per pool)", other, s.Addr)})
+		kept = slices.DeleteFunc(kept, func(o Override) bool { return o.Pool == p.Name && o.Name == s.Name })
+		return true
+	})
+	return kept, notes
 }
 
 // rebase resolves override o against the file's current entry cur: what

@@ -72,6 +72,31 @@ func TestMerge(t *testing.T) {
 				Reason: "the config file changed it since the runtime did: the file's weight 3 over the runtime's 5; the runtime's other changes stay"}},
 		},
 		{
+			name: "file now has a server at a runtime-added server's addr: the runtime's is dropped",
+			file: fileWith(c1, srv("c5", "10.0.0.9:80", 1, false)),
+			overrides: []Override{
+				{Pool: "checkout", Name: "c9", Server: spec("10.0.0.9:80", 2, false)},
+				{Pool: "checkout", Name: "c3", Server: spec("10.0.0.3:80", 1, false)},
+			},
+			want: []config.Server{c1, srv("c5", "10.0.0.9:80", 1, false), srv("c3", "10.0.0.3:80", 1, false)},
+			kept: []Override{{Pool: "checkout", Name: "c3", Server: spec("10.0.0.3:80", 1, false)}},
+			notes: []Note{{Pool: "checkout", Server: "c9", Wins: "file",
+				Reason: "server c5 has its addr 10.0.0.9:80; the runtime-added server is dropped (each app server once per pool)"}},
+		},
+		{
+			name: "runtime replaced a file server by one at its addr: both changes stay",
+			file: fileWith(c1, c2),
+			overrides: []Override{
+				{Pool: "checkout", Name: "c9", Server: spec("10.0.0.2:80", 1, false)},
+				{Pool: "checkout", Name: "c2", Base: spec("10.0.0.2:80", 1, false)},
+			},
+			want: []config.Server{c1, srv("c9", "10.0.0.2:80", 1, false)},
+			kept: []Override{
+				{Pool: "checkout", Name: "c9", Server: spec("10.0.0.2:80", 1, false)},
+				{Pool: "checkout", Name: "c2", Base: spec("10.0.0.2:80", 1, false)},
+			},
+		},
+		{
 			name:      "file now has the runtime-added server: the file's entry",
 			file:      fileWith(c1, srv("c9", "10.0.0.9:8080", 1, false)),
 			overrides: []Override{{Pool: "checkout", Name: "c9", Server: spec("10.0.0.9:80", 2, false)}},

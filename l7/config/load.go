@@ -444,6 +444,7 @@ func (v *validator) pool(i int, p *Pool) {
 		v.errorf(base("servers"), "pool %q has no servers", p.Name)
 	}
 	names := map[string]bool{}
+	addrs := map[string]string{} // SameAddr key -> first server with it
 	for j := range p.Servers {
 		s := &p.Servers[j]
 		if s.Name == "" {
@@ -452,8 +453,15 @@ func (v *validator) pool(i int, p *Pool) {
 		if !validHostPort(s.Addr) {
 			v.errorf(base("servers", j, "addr"), "pool %q server addr %q is not host:port", p.Name, s.Addr)
 		}
-		if names[s.Name] {
+		k := AddrKey(s.Addr)
+		first, sameAddr := addrs[k]
+		switch {
+		case names[s.Name]:
 			v.errorf(base("servers", j, "name"), "pool %q has duplicate server name %q", p.Name, s.Name)
+		case k != "" && sameAddr:
+			v.errorf(base("servers", j, "addr"), "pool %q servers %q and %q have the same addr %s: each app server once per pool (a weight gives it a larger share)", p.Name, first, s.Name, s.Addr)
+		case k != "":
+			addrs[k] = s.Name
 		}
 		names[s.Name] = true
 		if s.Weight < 0 || s.Weight > 1000 {
@@ -642,6 +650,26 @@ func (v *validator) positive(where []any, name string, n *int, def int) {
 	if *n == 0 {
 		*n = def
 	}
+}
+
+// AddrKey is the form of a server's host:port under which two spellings of
+// one address compare equal ([::1]:80 and [0::1]:80, 127.0.0.1:80 and
+// ::ffff:127.0.0.1:80, a host name in any case), "" when addr is not
+// host:port. A pool holds each key once: a second entry would double that
+// server's share and split its health state between two names.
+func AddrKey(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return ""
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return netip.AddrPortFrom(ip.Unmap(), uint16(n)).String()
+	}
+	return net.JoinHostPort(strings.ToLower(strings.TrimSuffix(host, ".")), strconv.FormatUint(n, 10))
 }
 
 func validHostPort(s string) bool {

@@ -82,6 +82,7 @@ func TestApplyKeepsServerState(t *testing.T) {
 		},
 	})
 	servers["a2"] = newAppServer(t, "a2", nil)
+	servers["c3"] = newAppServer(t, "c3", nil) // a pool holds each address once
 	tp := startProxyConfig(t, parseShop(t, shopConfig, servers))
 	c := client(t)
 
@@ -104,7 +105,7 @@ func TestApplyKeepsServerState(t *testing.T) {
 
 	next := strings.Replace(shopConfig, `{name: a1, addr: "{a1}"}`, `{name: a2, addr: "{a2}"}`, 1)
 	next = strings.Replace(next, `{name: c2, addr: "{c2}"}`, `{name: c2, addr: "{c2}"}
-      - {name: c3, addr: "{c2}"}`, 1)
+      - {name: c3, addr: "{c3}"}`, 1)
 	_, err := tp.Apply(parseShop(t, next, servers))
 	require.NoError(t, err)
 

@@ -33,40 +33,45 @@ import (
 func TestServerClosedIdleConnection(t *testing.T) {
 	t.Run("full close", func(t *testing.T) {
 		var closed atomic.Int64
-		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.WriteString(w, "ok")
-		}))
-		srv.Config.IdleTimeout = 20 * time.Millisecond
-		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-			if s == http.StateClosed {
-				closed.Add(1)
+		var addrs [2]string
+		for i := range addrs {
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.WriteString(w, "ok")
+			}))
+			srv.Config.IdleTimeout = 20 * time.Millisecond
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateClosed {
+					closed.Add(1)
+				}
 			}
+			srv.Start()
+			t.Cleanup(srv.Close)
+			addrs[i] = srv.Listener.Addr().String()
 		}
-		srv.Start()
-		t.Cleanup(srv.Close)
-		idleClosedGets(t, srv.Listener.Addr().String(), &closed)
+		idleClosedGets(t, closed.Load, addrs)
 	})
 	t.Run("half close, draining", func(t *testing.T) {
-		app := newIdleClosingApp(t, nil, endHalfClose)
-		idleClosedGets(t, app.addr, &app.ended)
+		a, b := newIdleClosingApp(t, nil, endHalfClose), newIdleClosingApp(t, nil, endHalfClose)
+		idleClosedGets(t, func() int64 { return a.ended.Load() + b.ended.Load() }, [2]string{a.addr, b.addr})
 	})
 }
 
-// idleClosedGets sends GETs through a proxy to addr, each after the server
-// ended the previous one's connection, and requires every one to succeed
+// idleClosedGets sends GETs through a proxy to the two servers at addrs
+// (the checkout pool's), each after a server ended the previous one's
+// connection (closed counts the connections both ended), and requires every one to succeed
 // well within the route's response timeout (30 s: a hang would be a 504
 // after it, not a slow success).
-func idleClosedGets(t *testing.T, addr string, closed *atomic.Int64) {
+func idleClosedGets(t *testing.T, closed func() int64, addrs [2]string) {
 	t.Helper()
-	text := strings.NewReplacer("{c1}", addr, "{c2}", addr, "response: 300ms", "response: 30s").Replace(shopConfig)
+	text := strings.NewReplacer("{c1}", addrs[0], "{c2}", addrs[1], "response: 300ms", "response: 30s").Replace(shopConfig)
 	tp := startProxy(t, text, shopServers(t, nil))
 	c := client(t)
 	c.Timeout = 20 * time.Second
 	for i := range 4 {
-		n := closed.Load()
+		n := closed()
 		resp, body := do(t, c, "GET", fmt.Sprintf("%s/checkout/%d", tp.url, i), nil, nil)
 		require.Equal(t, http.StatusOK, resp.StatusCode, "request %d: %s", i, body)
-		require.Eventually(t, func() bool { return closed.Load() > n }, 30*time.Second, 5*time.Millisecond, "the server ended the idle connection")
+		require.Eventually(t, func() bool { return closed() > n }, 30*time.Second, 5*time.Millisecond, "the server ended the idle connection")
 	}
 }
 

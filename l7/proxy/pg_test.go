@@ -382,7 +382,8 @@ func TestPostgresCheckFaults(t *testing.T) {
 	bad := filepath.Join(root, "bad")
 	require.NoError(t, os.Mkdir(bad, 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(bad, "pg.cred"), []byte("user=postgres password=wrong dbname=postgres sslmode=disable"), 0o600))
-	y := strings.NewReplacer("%P1%", strconv.Itoa(pg1.port), "%P2%", strconv.Itoa(pg1.port)).Replace(pgProxyYAML)
+	// pg2 is the silent server: a pool holds an address once.
+	y := strings.NewReplacer("%P1%", strconv.Itoa(pg1.port), "%P2%", strconv.Itoa(silent.Addr().(*net.TCPAddr).Port)).Replace(pgProxyYAML)
 	cfg, err := config.Parse(filepath.Join(bad, "proxy.yaml"), []byte(y))
 	require.NoError(t, err)
 	d, err := director.New(cfg)

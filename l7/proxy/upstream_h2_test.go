@@ -69,7 +69,8 @@ func (a *h2cApp) reset() {
 }
 
 func TestUpstreamH2C(t *testing.T) {
-	app := newH2CApp(t)
+	app, app2 := newH2CApp(t), newH2CApp(t) // a pool holds an address once
+	requests := func(prefix ...string) []string { return append(app.requests(prefix...), app2.requests(prefix...)...) }
 	servers := shopServers(t, nil)
 	f := newTLSFixture(t)
 	text := strings.Replace(f.config(""), `  - name: checkout
@@ -78,7 +79,7 @@ func TestUpstreamH2C(t *testing.T) {
     upstream_protocol: h2c
     sticky: {cookie: xlb_checkout, max_age: 1h}
     health: {passive: {disabled: true}, active: {path: /healthz, interval: 200ms, timeout: 200ms}}`, 1)
-	text = strings.Replace(text, `{name: c2, addr: "{c2}"}`, `{name: c2, addr: "`+app.addr+`"}`, 1)
+	text = strings.Replace(text, `{name: c2, addr: "{c2}"}`, `{name: c2, addr: "`+app2.addr+`"}`, 1)
 	text = strings.Replace(text, `{name: c1, addr: "{c1}"}`, `{name: c1, addr: "`+app.addr+`"}`, 1)
 	tp := startTLSProxy(t, text, servers)
 	require.NoError(t, tp.dir.Start(t.Context()))
@@ -87,7 +88,7 @@ func TestUpstreamH2C(t *testing.T) {
 	// would find this server down).
 	require.Eventually(t, func() bool {
 		n := 0
-		for _, r := range app.requests() {
+		for _, r := range requests() {
 			if strings.HasPrefix(r, "HTTP/2.0 GET /healthz ") {
 				n++
 			}
@@ -99,6 +100,7 @@ func TestUpstreamH2C(t *testing.T) {
 	require.Eventually(t, func() bool { return len(checkout.Available(time.Now())) == 2 }, 30*time.Second, 10*time.Millisecond,
 		"both servers pass their h2c health checks")
 	app.reset()
+	app2.reset()
 
 	// HTTP/1.1 and h2 clients both reach the app server over h2c.
 	for _, c := range []*http.Client{h1Client(t, f.clientTLS("shop.example.com")), h2TestClient(t, f.clientTLS("shop.example.com"))} {
@@ -112,7 +114,7 @@ func TestUpstreamH2C(t *testing.T) {
 	assert.Equal(t, []string{
 		"HTTP/2.0 POST /checkout/pay?x=1&y=%2F shop.example.com card=4242 xfp=https",
 		"HTTP/2.0 POST /checkout/pay?x=1&y=%2F shop.example.com card=4242 xfp=https",
-	}, app.requests("/checkout/"))
+	}, requests("/checkout/"))
 
 	// The response timeout holds (the route's is 300ms): 504.
 	resp, _ := do(t, h1Client(t, f.clientTLS("shop.example.com")), "GET", tp.url+"/checkout/slow", nil, nil)
