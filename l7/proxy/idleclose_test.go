@@ -199,6 +199,52 @@ func TestPostAfterCloseNotifyWithAnswer(t *testing.T) {
 	assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_upstream_connections_replaced_total", nil))
 }
 
+// A server times its idle connections out together: with two kept-alive
+// connections each holding its 408, the GET's first try reads one, and the
+// one resend fasthttp makes takes the other, oldest idle connection. That
+// one is checked first, found ended and replaced by a new connection: the
+// GET is answered, and each stale connection is counted once.
+func TestGetAfterUnsolicited408OnEveryIdleConnection(t *testing.T) {
+	app := newIdleClosingApp(t, nil, endUnsolicited)
+	app.pair() // the first two connections answer together
+	tp := startProxyConfig(t, parseIn(t, t.TempDir(), upstreamTLSConfig("", app.addr)))
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			resp, body := do(t, client(t), "GET", fmt.Sprintf("%s/checkout/open/%d", tp.url, i), nil, nil)
+			assert.Equal(t, http.StatusOK, resp.StatusCode, body)
+		})
+	}
+	wg.Wait()
+	requireUpstreamsReadable(t, app.addr, 2) // both 408s are queued
+	resp, body := do(t, client(t), "GET", tp.url+"/checkout/cart", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.Equal(t, "ok GET /checkout/cart ", body)
+	assert.Equal(t, map[string]int{"GET": 3}, app.answered())
+	assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_upstream_connections_replaced_total", nil))
+}
+
+// The check before a POST works on a connection that sat idle for longer
+// than the route's response timeout, whose read deadline has passed: a
+// server that keeps it open gets the POST on it, and nothing is replaced.
+func TestPostAfterIdleLongerThanResponseTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	text := strings.Replace(upstreamTLSConfig("", srv.Listener.Addr().String()),
+		"    retries: {max: 2}\n", "    retries: {max: 2}\n    timeouts: {response: 100ms}\n", 1)
+	tp := startProxyConfig(t, parseIn(t, t.TempDir(), text))
+	c := client(t)
+	resp, body := do(t, c, "GET", tp.url+"/checkout/cart", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	time.Sleep(300 * time.Millisecond) // past the GET's read deadline
+	resp, body = do(t, c, "POST", tp.url+"/checkout/pay", strings.NewReader("order"), nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.Equal(t, 0.0, metricValue(t, tp.reg, "xlb_l7_upstream_connections_replaced_total", nil))
+}
+
 // A 408 that a server gives as its answer, on a fresh connection, reaches
 // the client: a request is sent again at most once for a 408, and only
 // when it went out on a kept-alive connection.
@@ -351,8 +397,19 @@ type idleClosingApp struct {
 	ln    net.Listener
 	ended atomic.Int64
 
-	mu      sync.Mutex
-	methods map[string]int
+	mu       sync.Mutex
+	methods  map[string]int
+	together int            // requests still to be held for each other (pair)
+	held     sync.WaitGroup // them
+}
+
+// pair holds the next two requests until both have arrived, so that they
+// come on two connections, answered together.
+func (a *idleClosingApp) pair() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.together = 2
+	a.held.Add(2)
 }
 
 func newIdleClosingApp(t *testing.T, tc *tls.Config, end idleEnd) *idleClosingApp {
@@ -400,7 +457,15 @@ func (a *idleClosingApp) serve(tcp net.Conn, tc *tls.Config, end idleEnd) {
 	body, _ := io.ReadAll(req.Body)
 	a.mu.Lock()
 	a.methods[req.Method]++
+	wait := a.together > 0
+	if wait {
+		a.together--
+	}
 	a.mu.Unlock()
+	if wait {
+		a.held.Done()
+		a.held.Wait()
+	}
 	answer := fmt.Sprintf("ok %s %s %s", req.Method, req.URL.Path, body)
 	held.hold = end == endNotifyWithAnswer
 	if _, err := fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer); err != nil {
@@ -456,6 +521,12 @@ func (a *idleClosingApp) answered() map[string]int {
 // state, not the proxy's.
 func requireUpstreamReadable(t *testing.T, addr string) {
 	t.Helper()
+	requireUpstreamsReadable(t, addr, 1)
+}
+
+// requireUpstreamsReadable is requireUpstreamReadable for n connections.
+func requireUpstreamsReadable(t *testing.T, addr string, n int) {
+	t.Helper()
 	_, port, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
 	p, err := strconv.Atoi(port)
@@ -466,6 +537,7 @@ func requireUpstreamReadable(t *testing.T, addr string) {
 		if err != nil {
 			return false
 		}
+		readable := 0
 		for _, line := range strings.Split(string(b), "\n")[1:] {
 			f := strings.Fields(line)
 			if len(f) < 5 || f[2] != remote {
@@ -474,10 +546,10 @@ func requireUpstreamReadable(t *testing.T, addr string) {
 			const closeWait = "08"
 			_, rx, _ := strings.Cut(f[4], ":")
 			if f[3] == closeWait || strings.Trim(rx, "0") != "" {
-				return true
+				readable++
 			}
 		}
-		return false
+		return readable >= n
 	}, 30*time.Second, 5*time.Millisecond, "the server's end of the idle connection reached the proxy")
 }
 

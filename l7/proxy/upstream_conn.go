@@ -41,7 +41,11 @@ type upstreamDialer struct {
 	timeout  time.Duration  // the route's dial timeout
 	tls      *tls.Config    // nil: cleartext
 	replaced *atomic.Uint64 // kept-alive connections replaced (nil: not counted)
-	copyBuf  sync.Pool      // *[]byte of upstreamWriteBuffer bytes, for ReadFrom over TLS
+	// stale counts the kept-alive connections to this server dropped for
+	// a 408 (dropStale). The server times its idle connections out
+	// together, so the others idle since then are checked before use.
+	stale   atomic.Uint64
+	copyBuf sync.Pool // *[]byte of upstreamWriteBuffer bytes, for ReadFrom over TLS
 }
 
 // copyBuffer takes a buffer for a body copy from d's pool; put it back
@@ -122,14 +126,17 @@ type upstreamConn struct {
 	// this one ends before its answer's first byte (reconnectIf). Cleared
 	// by that first byte.
 	resendable bool
+	// staleSeen is dialer.stale when a response last arrived here: a
+	// connection idle since a later drop may hold its own 408.
+	staleSeen uint64
 	// refused, once set, is the handshake the server refused in its first
 	// answer; the connection is closed by fasthttp after that answer.
 	refused *dialError
 	// The deadlines fasthttp set, for a connection opened in their place.
 	readDeadline, writeDeadline time.Time
 	// peekFn is peekSocket, made once: a method value passed to
-	// RawConn.Read would be allocated on every call.
-	peekFn  func(fd uintptr) bool
+	// RawConn.Control would be allocated on every call.
+	peekFn  func(fd uintptr)
 	peekBuf [1]byte
 	peekErr error
 }
@@ -153,6 +160,7 @@ func (c *upstreamConn) open(timeout time.Duration) error {
 	c.Conn, c.raw = conn, raw
 	c.addr.Addr = conn.LocalAddr()
 	c.reused, c.answered, c.resendable = false, false, false
+	c.staleSeen = c.dialer.stale.Load()
 	return nil
 }
 
@@ -166,6 +174,7 @@ func (c *upstreamConn) Read(b []byte) (int, error) {
 			}
 		}
 		c.reused, c.answered = true, true
+		c.staleSeen = c.dialer.stale.Load()
 	} else if err != nil && !c.answered && c.dialer.tls != nil && c.refused == nil {
 		c.refused = refusal(c.dialer.addr, err)
 	}
@@ -181,7 +190,7 @@ func (c *upstreamConn) Write(b []byte) (int, error) {
 		// that do not fit in one buffer, which is how a streamed body
 		// (never sent again) begins.
 		c.reused = false
-		if !idempotentStart(b) || len(b) >= upstreamWriteBuffer {
+		if !idempotentStart(b) || len(b) >= upstreamWriteBuffer || c.staleSeen != c.dialer.stale.Load() {
 			if err := c.ensureOpen(); err != nil {
 				return 0, err
 			}
@@ -288,13 +297,16 @@ func isTimeout408(b []byte) bool {
 // reached it (Node.js, Apache's mod_reqtimeout and others do so, then
 // close), not an answer to the request, which it had whole. fasthttp sees
 // a connection that ended before a response byte (io.EOF) and sends the
-// request once more on a new connection, as browsers do with a 408 on a
-// reused connection; a 408 on that fresh connection is the server's
-// answer and passes.
+// request once more, as browsers do with a 408 on a reused connection.
+// It takes the oldest idle connection, which the server has most likely
+// timed out too; stale makes that one checked first (ensureOpen), and
+// replaced by a new one if its 408 is there. A 408 on a checked or a new
+// connection is the server's answer and passes.
 func (c *upstreamConn) dropStale() error {
 	if c.dialer.replaced != nil {
 		c.dialer.replaced.Add(1)
 	}
+	c.dialer.stale.Add(1)
 	_ = c.Conn.Close()
 	return io.EOF
 }
@@ -303,7 +315,10 @@ func (c *upstreamConn) dropStale() error {
 // FIN, no reset — as far as the kernel knows: one non-blocking
 // recv(MSG_PEEK) that never waits and consumes nothing.
 func (c *upstreamConn) peerQuiet() bool {
-	if err := c.raw.Read(c.peekFn); err != nil {
+	// Control, not Read: RawConn.Read fails at once when the last
+	// request's read deadline has passed, as it has on a connection idle
+	// for longer than the route's response timeout.
+	if err := c.raw.Control(c.peekFn); err != nil {
 		return false
 	}
 	if !errors.Is(c.peekErr, syscall.EAGAIN) {
@@ -315,8 +330,9 @@ func (c *upstreamConn) peerQuiet() bool {
 	return true
 }
 
-// tlsQuiet reports whether tc holds nothing read from the socket yet
-// unprocessed: a server that sends its close_notify right behind its last
+// tlsQuiet reports whether tc holds no whole record read from the socket
+// yet unprocessed (a partial one, the rest still on its way, is not seen):
+// a server that sends its close_notify right behind its last
 // answer has both read from the socket together, so the socket looks
 // quiet while the TLS layer holds the alert. A read with a deadline
 // already past processes whole records so held (an alert ends in io.EOF,
@@ -334,9 +350,8 @@ func (c *upstreamConn) tlsQuiet(tc *tls.Conn) bool {
 	return n == 0 && errors.Is(err, os.ErrDeadlineExceeded)
 }
 
-func (c *upstreamConn) peekSocket(fd uintptr) bool {
+func (c *upstreamConn) peekSocket(fd uintptr) {
 	_, _, c.peekErr = syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return true // done: RawConn.Read must not wait for readability
 }
 
 // refusedBeforeWrite looks, after a failed write of a TLS connection's
