@@ -199,29 +199,64 @@ func TestPostAfterCloseNotifyWithAnswer(t *testing.T) {
 	assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_upstream_connections_replaced_total", nil))
 }
 
-// A server times its idle connections out together: with two kept-alive
-// connections each holding its 408, the GET's first try reads one, and the
+// A server times its idle connections out together. With two kept-alive
+// connections both ended — each holding a 408, or closed (fully, or
+// half-closed and draining) — the GET's first try finds one ended, and the
 // one resend fasthttp makes takes the other, oldest idle connection. That
 // one is checked first, found ended and replaced by a new connection: the
-// GET is answered, and each stale connection is counted once.
-func TestGetAfterUnsolicited408OnEveryIdleConnection(t *testing.T) {
-	app := newIdleClosingApp(t, nil, endUnsolicited)
-	app.pair() // the first two connections answer together
-	tp := startProxyConfig(t, parseIn(t, t.TempDir(), upstreamTLSConfig("", app.addr)))
-	var wg sync.WaitGroup
-	for i := range 2 {
-		wg.Go(func() {
-			resp, body := do(t, client(t), "GET", fmt.Sprintf("%s/checkout/open/%d", tp.url, i), nil, nil)
-			assert.Equal(t, http.StatusOK, resp.StatusCode, body)
-		})
+// GET is answered, in cleartext and over TLS.
+func TestGetAfterEveryIdleConnectionEnded(t *testing.T) {
+	ends := []struct {
+		name     string
+		end      idleEnd
+		replaced float64 // a 408 drop counts too; a close is seen as the close
+	}{
+		{"unsolicited 408", endUnsolicited, 2},
+		{"full close", endFullClose, 1},
+		{"half close, draining", endHalfClose, 1},
 	}
-	wg.Wait()
-	requireUpstreamsReadable(t, app.addr, 2) // both 408s are queued
-	resp, body := do(t, client(t), "GET", tp.url+"/checkout/cart", nil, nil)
-	require.Equal(t, http.StatusOK, resp.StatusCode, body)
-	assert.Equal(t, "ok GET /checkout/cart ", body)
-	assert.Equal(t, map[string]int{"GET": 3}, app.answered())
-	assert.Equal(t, 2.0, metricValue(t, tp.reg, "xlb_l7_upstream_connections_replaced_total", nil))
+	for _, secure := range []bool{false, true} {
+		for _, e := range ends {
+			name := "cleartext/" + e.name
+			if secure {
+				name = "tls/" + e.name
+			}
+			t.Run(name, func(t *testing.T) {
+				dir := t.TempDir()
+				var tc *tls.Config
+				poolExtra := ""
+				if secure {
+					var ca *testcert.CA
+					dir, ca = caDir(t)
+					kp, err := ca.KeyPair(dir, "app", "127.0.0.1")
+					require.NoError(t, err)
+					tc = &tls.Config{Certificates: []tls.Certificate{kp}}
+					poolExtra = "    tls: {ca_file: ca.pem}\n"
+				}
+				app := newIdleClosingApp(t, tc, e.end)
+				app.pair() // the first two requests come on two connections
+				tp := startProxyConfig(t, parseIn(t, dir, upstreamTLSConfig(poolExtra, app.addr)))
+				var wg sync.WaitGroup
+				for i := range 2 {
+					wg.Go(func() {
+						resp, err := client(t).Get(fmt.Sprintf("%s/checkout/open/%d", tp.url, i))
+						if assert.NoError(t, err) {
+							_ = resp.Body.Close()
+							assert.Equal(t, http.StatusOK, resp.StatusCode)
+						}
+					})
+				}
+				wg.Wait()
+				require.Eventually(t, func() bool { return app.ended.Load() == 2 }, 30*time.Second, 5*time.Millisecond)
+				requireUpstreamsReadable(t, app.addr, 2) // both ends have reached the proxy
+				resp, body := do(t, client(t), "GET", tp.url+"/checkout/cart", nil, nil)
+				require.Equal(t, http.StatusOK, resp.StatusCode, body)
+				assert.Equal(t, "ok GET /checkout/cart ", body)
+				assert.Equal(t, map[string]int{"GET": 3}, app.answered())
+				assert.Equal(t, e.replaced, metricValue(t, tp.reg, "xlb_l7_upstream_connections_replaced_total", nil))
+			})
+		}
+	}
 }
 
 // The check before a POST works on a connection that sat idle for longer
@@ -234,12 +269,12 @@ func TestPostAfterIdleLongerThanResponseTimeout(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	text := strings.Replace(upstreamTLSConfig("", srv.Listener.Addr().String()),
-		"    retries: {max: 2}\n", "    retries: {max: 2}\n    timeouts: {response: 100ms}\n", 1)
+		"    retries: {max: 2}\n", "    retries: {max: 2}\n    timeouts: {response: 300ms}\n", 1)
 	tp := startProxyConfig(t, parseIn(t, t.TempDir(), text))
 	c := client(t)
 	resp, body := do(t, c, "GET", tp.url+"/checkout/cart", nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
-	time.Sleep(300 * time.Millisecond) // past the GET's read deadline
+	time.Sleep(700 * time.Millisecond) // past the GET's read deadline
 	resp, body = do(t, c, "POST", tp.url+"/checkout/pay", strings.NewReader("order"), nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	assert.Equal(t, 0.0, metricValue(t, tp.reg, "xlb_l7_upstream_connections_replaced_total", nil))
@@ -399,17 +434,17 @@ type idleClosingApp struct {
 
 	mu       sync.Mutex
 	methods  map[string]int
-	together int            // requests still to be held for each other (pair)
-	held     sync.WaitGroup // them
+	together int           // requests still to be held for each other (pair)
+	both     chan struct{} // closed when both have arrived
 }
 
-// pair holds the next two requests until both have arrived, so that they
-// come on two connections, answered together.
+// pair holds the next two requests until both have arrived (10 s at
+// most), so that they come on two connections, answered together.
 func (a *idleClosingApp) pair() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.together = 2
-	a.held.Add(2)
+	a.both = make(chan struct{})
 }
 
 func newIdleClosingApp(t *testing.T, tc *tls.Config, end idleEnd) *idleClosingApp {
@@ -457,14 +492,19 @@ func (a *idleClosingApp) serve(tcp net.Conn, tc *tls.Config, end idleEnd) {
 	body, _ := io.ReadAll(req.Body)
 	a.mu.Lock()
 	a.methods[req.Method]++
-	wait := a.together > 0
+	wait, both := a.together > 0, a.both
 	if wait {
 		a.together--
+		if a.together == 0 {
+			close(both)
+		}
 	}
 	a.mu.Unlock()
 	if wait {
-		a.held.Done()
-		a.held.Wait()
+		select {
+		case <-both:
+		case <-time.After(10 * time.Second):
+		}
 	}
 	answer := fmt.Sprintf("ok %s %s %s", req.Method, req.URL.Path, body)
 	held.hold = end == endNotifyWithAnswer

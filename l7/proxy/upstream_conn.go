@@ -41,9 +41,11 @@ type upstreamDialer struct {
 	timeout  time.Duration  // the route's dial timeout
 	tls      *tls.Config    // nil: cleartext
 	replaced *atomic.Uint64 // kept-alive connections replaced (nil: not counted)
-	// stale counts the kept-alive connections to this server dropped for
-	// a 408 (dropStale). The server times its idle connections out
-	// together, so the others idle since then are checked before use.
+	// stale counts the kept-alive connections to this server that an
+	// unchecked idempotent request found ended: dropped for a 408
+	// (dropStale), or closed before the answer's first byte. The server
+	// times its idle connections out together, so the others idle since
+	// then are checked before use.
 	stale   atomic.Uint64
 	copyBuf sync.Pool // *[]byte of upstreamWriteBuffer bytes, for ReadFrom over TLS
 }
@@ -126,8 +128,9 @@ type upstreamConn struct {
 	// this one ends before its answer's first byte (reconnectIf). Cleared
 	// by that first byte.
 	resendable bool
-	// staleSeen is dialer.stale when a response last arrived here: a
-	// connection idle since a later drop may hold its own 408.
+	// staleSeen is dialer.stale when the connection opened or a response
+	// last arrived on it: one idle since a later drop or close may have
+	// been ended by the server too.
 	staleSeen uint64
 	// refused, once set, is the handshake the server refused in its first
 	// answer; the connection is closed by fasthttp after that answer.
@@ -175,8 +178,16 @@ func (c *upstreamConn) Read(b []byte) (int, error) {
 		}
 		c.reused, c.answered = true, true
 		c.staleSeen = c.dialer.stale.Load()
-	} else if err != nil && !c.answered && c.dialer.tls != nil && c.refused == nil {
-		c.refused = refusal(c.dialer.addr, err)
+	} else if err != nil {
+		if c.resendable && !errors.Is(err, os.ErrDeadlineExceeded) {
+			// Ended before its answer's first byte: the server closed it
+			// while idle, and likely its other idle connections with it.
+			c.resendable = false
+			c.dialer.stale.Add(1)
+		}
+		if !c.answered && c.dialer.tls != nil && c.refused == nil {
+			c.refused = refusal(c.dialer.addr, err)
+		}
 	}
 	return n, err
 }
