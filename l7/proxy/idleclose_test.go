@@ -19,8 +19,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/valyala/fasthttp"
-
-	"github.com/xlbproject/xlb/internal/testcert"
 )
 
 // An app server that closes an idle keep-alive connection costs a GET
@@ -96,22 +94,8 @@ func TestPostAfterServerClosedIdleConnection(t *testing.T) {
 	}
 	for _, secure := range []bool{false, true} {
 		for _, e := range ends {
-			name := "cleartext/" + e.name
-			if secure {
-				name = "tls/" + e.name
-			}
-			t.Run(name, func(t *testing.T) {
-				dir := t.TempDir()
-				var ca *testcert.CA
-				var tc *tls.Config
-				poolExtra := ""
-				if secure {
-					dir, ca = caDir(t)
-					kp, err := ca.KeyPair(dir, "app", "127.0.0.1")
-					require.NoError(t, err)
-					tc = &tls.Config{Certificates: []tls.Certificate{kp}}
-					poolExtra = "    tls: {ca_file: ca.pem}\n"
-				}
+			t.Run(transport(secure)+"/"+e.name, func(t *testing.T) {
+				dir, tc, poolExtra := idleAppTLS(t, secure)
 				app := newIdleClosingApp(t, tc, e.end)
 				text := upstreamTLSConfig(poolExtra, app.addr)
 				tp := startProxyConfig(t, parseIn(t, dir, text))
@@ -141,22 +125,8 @@ func TestPostAfterServerClosedIdleConnection(t *testing.T) {
 // client gets the server's real answer, in cleartext and over TLS.
 func TestGetAfterUnsolicited408(t *testing.T) {
 	for _, secure := range []bool{false, true} {
-		name := "cleartext"
-		if secure {
-			name = "tls"
-		}
-		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			var tc *tls.Config
-			poolExtra := ""
-			if secure {
-				var ca *testcert.CA
-				dir, ca = caDir(t)
-				kp, err := ca.KeyPair(dir, "app", "127.0.0.1")
-				require.NoError(t, err)
-				tc = &tls.Config{Certificates: []tls.Certificate{kp}}
-				poolExtra = "    tls: {ca_file: ca.pem}\n"
-			}
+		t.Run(transport(secure), func(t *testing.T) {
+			dir, tc, poolExtra := idleAppTLS(t, secure)
 			app := newIdleClosingApp(t, tc, endUnsolicited)
 			tp := startProxyConfig(t, parseIn(t, dir, upstreamTLSConfig(poolExtra, app.addr)))
 			c := client(t)
@@ -217,22 +187,8 @@ func TestGetAfterEveryIdleConnectionEnded(t *testing.T) {
 	}
 	for _, secure := range []bool{false, true} {
 		for _, e := range ends {
-			name := "cleartext/" + e.name
-			if secure {
-				name = "tls/" + e.name
-			}
-			t.Run(name, func(t *testing.T) {
-				dir := t.TempDir()
-				var tc *tls.Config
-				poolExtra := ""
-				if secure {
-					var ca *testcert.CA
-					dir, ca = caDir(t)
-					kp, err := ca.KeyPair(dir, "app", "127.0.0.1")
-					require.NoError(t, err)
-					tc = &tls.Config{Certificates: []tls.Certificate{kp}}
-					poolExtra = "    tls: {ca_file: ca.pem}\n"
-				}
+			t.Run(transport(secure)+"/"+e.name, func(t *testing.T) {
+				dir, tc, poolExtra := idleAppTLS(t, secure)
 				app := newIdleClosingApp(t, tc, e.end)
 				app.pair() // the first two requests come on two connections
 				tp := startProxyConfig(t, parseIn(t, dir, upstreamTLSConfig(poolExtra, app.addr)))
@@ -380,6 +336,29 @@ func TestReplacementConnectionFails(t *testing.T) {
 			assert.Equal(t, map[string]int{"GET": 1}, app.answered())
 		})
 	}
+}
+
+// transport names a subtest's transport.
+func transport(secure bool) string {
+	if secure {
+		return "tls"
+	}
+	return "cleartext"
+}
+
+// idleAppTLS is what a test of idleClosingApp needs to run it over TLS
+// when secure: the config directory (with the CA the pool trusts), the
+// app's server config and the pool's tls line. Cleartext: a fresh
+// directory, nil and "".
+func idleAppTLS(t *testing.T, secure bool) (dir string, tc *tls.Config, poolExtra string) {
+	t.Helper()
+	if !secure {
+		return t.TempDir(), nil, ""
+	}
+	dir, ca := caDir(t)
+	kp, err := ca.KeyPair(dir, "app", "127.0.0.1")
+	require.NoError(t, err)
+	return dir, &tls.Config{Certificates: []tls.Certificate{kp}}, "    tls: {ca_file: ca.pem}\n"
 }
 
 // idleEnd is how idleClosingApp ends a connection once it is idle.
