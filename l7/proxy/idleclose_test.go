@@ -56,9 +56,9 @@ func TestServerClosedIdleConnection(t *testing.T) {
 
 // idleClosedGets sends GETs through a proxy to the two servers at addrs
 // (the checkout pool's), each after a server ended the previous one's
-// connection (closed counts the connections both ended), and requires every one to succeed
-// well within the route's response timeout (30 s: a hang would be a 504
-// after it, not a slow success).
+// connection (closed counts the connections both ended), and requires
+// every one to succeed well within the route's response timeout (30 s: a
+// hang would be a 504 after it, not a slow success).
 func idleClosedGets(t *testing.T, closed func() int64, addrs [2]string) {
 	t.Helper()
 	text := strings.NewReplacer("{c1}", addrs[0], "{c2}", addrs[1], "response: 300ms", "response: 30s").Replace(shopConfig)
@@ -150,11 +150,9 @@ func TestGetAfterUnsolicited408(t *testing.T) {
 // more, but the connection is over all the same. A POST is not written
 // on it: it goes on a new connection and is answered once.
 func TestPostAfterCloseNotifyWithAnswer(t *testing.T) {
-	dir, ca := caDir(t)
-	kp, err := ca.KeyPair(dir, "app", "127.0.0.1")
-	require.NoError(t, err)
-	app := newIdleClosingApp(t, &tls.Config{Certificates: []tls.Certificate{kp}}, endNotifyWithAnswer)
-	tp := startProxyConfig(t, parseIn(t, dir, "access_log: {enabled: true, sample: 1}\n"+upstreamTLSConfig("    tls: {ca_file: ca.pem}\n", app.addr)))
+	dir, tc, poolExtra := idleAppTLS(t, true)
+	app := newIdleClosingApp(t, tc, endNotifyWithAnswer)
+	tp := startProxyConfig(t, parseIn(t, dir, "access_log: {enabled: true, sample: 1}\n"+upstreamTLSConfig(poolExtra, app.addr)))
 	c := client(t)
 	resp, body := do(t, c, "GET", tp.url+"/checkout/cart", nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s %s", body, tp.logs.String())

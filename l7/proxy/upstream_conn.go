@@ -197,9 +197,11 @@ func (c *upstreamConn) Write(b []byte) (int, error) {
 		// The first write of a request on a kept-alive connection. fasthttp
 		// sends an idempotent request once more on a new connection when
 		// this one fails before a response byte (reconnectIf), so only the
-		// others pay for the check: non-idempotent methods, and requests
-		// that do not fit in one buffer, which is how a streamed body
-		// (never sent again) begins.
+		// others pay for the check: non-idempotent methods, requests that
+		// do not fit in one buffer, which is how a streamed body (never
+		// sent again) begins, and any request on a connection idle since
+		// another one to this server was found ended (stale). The rest
+		// go out unchecked, resendable.
 		c.reused = false
 		if !idempotentStart(b) || len(b) >= upstreamWriteBuffer || c.staleSeen != c.dialer.stale.Load() {
 			if err := c.ensureOpen(); err != nil {
